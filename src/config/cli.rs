@@ -1,0 +1,191 @@
+//! Turns the command line into raw values, using clap built from the flag
+//! table, with upstream's (Go pflag) syntax: `--flag=value`, `--flag value`,
+//! bare booleans and `--flag=true|false`, `-v 6`.
+
+use std::collections::HashMap;
+
+use clap::{Arg, ArgAction, Command};
+
+use super::flags::{Flag, Kind, FLAGS};
+
+/// Prefix of the hidden flags that set an env-only option:
+/// `--__env__GITSYNC_PASSWORD=secret`.
+const ENV_FLAG_PREFIX: &str = "--__env__";
+
+/// Values as the user wrote them, before any validation.
+#[derive(Debug, Default, Clone)]
+pub struct RawArgs {
+    /// Flags given on the command line, by long name.
+    pub flags: HashMap<String, Vec<String>>,
+    /// Environment values set through `--__env__NAME=value`.
+    pub env_overrides: HashMap<String, String>,
+}
+
+fn arg_for(flag: &Flag) -> Arg {
+    let mut arg = Arg::new(flag.name).long(flag.name).help(flag.doc);
+    if let Some(c) = flag.short {
+        arg = arg.short(c);
+    }
+    match flag.kind {
+        Kind::Bool => arg
+            .num_args(0..=1)
+            .require_equals(true)
+            .default_missing_value("true")
+            .action(ArgAction::Set)
+            .value_name("BOOL"),
+        Kind::List => arg
+            .num_args(1)
+            .allow_hyphen_values(true)
+            .action(ArgAction::Append)
+            .value_name(flag.value_name),
+        Kind::Int | Kind::Duration | Kind::Text => arg
+            .num_args(1)
+            .allow_hyphen_values(true)
+            .action(ArgAction::Set)
+            .value_name(flag.value_name),
+    }
+}
+
+/// The clap command, built from the flag table.
+pub fn command() -> Command {
+    let mut cmd = Command::new("git-sync")
+        .about("Keep a directory in sync with a git repository, publishing each commit atomically.")
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .disable_help_subcommand(true)
+        .dont_collapse_args_in_usage(true);
+    for f in FLAGS {
+        cmd = cmd.arg(arg_for(f));
+    }
+    cmd
+}
+
+/// Parse argv (without the program name) into raw values.
+/// The error is one line naming the offending flag.
+pub fn parse(args: &[String]) -> Result<RawArgs, String> {
+    let mut raw = RawArgs::default();
+    let mut rest = vec!["git-sync".to_string()];
+    for a in args {
+        if let Some(kv) = a.strip_prefix(ENV_FLAG_PREFIX) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("flag {a}: expected {ENV_FLAG_PREFIX}NAME=value"))?;
+            raw.env_overrides.insert(k.to_string(), v.to_string());
+        } else {
+            rest.push(a.clone());
+        }
+    }
+    let matches = command().try_get_matches_from(rest).map_err(|e| {
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or("invalid arguments").trim();
+        first.strip_prefix("error: ").unwrap_or(first).to_string()
+    })?;
+    for f in FLAGS {
+        if matches.value_source(f.name) == Some(clap::parser::ValueSource::CommandLine) {
+            let values: Vec<String> = matches
+                .get_many::<String>(f.name)
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default();
+            raw.flags.insert(f.name.to_string(), values);
+        }
+    }
+    Ok(raw)
+}
+
+/// The full manual, generated from the flag table.
+pub fn manual() -> String {
+    let mut out = String::from(
+        "GIT-SYNC(1)\n\nNAME\n    git-sync - keep a directory in sync with a git repository\n\n\
+         SYNOPSIS\n    git-sync --repo=<url> --root=<dir> [OPTIONS]\n\n\
+         DESCRIPTION\n    git-sync polls a remote git repository, fetches only the commit the \
+         target ref points at,\n    checks it out into <root>/.worktrees/<hash> and publishes it by \
+         atomically swapping the\n    relative symlink <root>/<link>. Readers never see a \
+         half-updated tree.\n\n\
+         OPTIONS\n    Every flag may also be set through the environment variable \
+         GITSYNC_<NAME> (upper case,\n    dashes as underscores), or the deprecated GIT_SYNC_<NAME>. \
+         The command line wins.\n\n",
+    );
+    for f in FLAGS {
+        let short = f.short.map(|c| format!("-{c}, ")).unwrap_or_default();
+        let value = match f.kind {
+            Kind::Bool => String::new(),
+            _ => format!(" <{}>", f.value_name),
+        };
+        out.push_str(&format!("    {short}--{}{value}\n", f.name));
+        if f.env {
+            out.push_str(&format!(
+                "        env: {}\n",
+                super::flags::env_name("GITSYNC_", f.name)
+            ));
+        }
+        if !f.default.is_empty() && f.kind != Kind::Bool {
+            out.push_str(&format!("        default: {}\n", f.default));
+        }
+        for line in wrap(f.doc, 72) {
+            out.push_str(&format!("        {line}\n"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let last = lines.last_mut().expect("lines is never empty");
+        if !last.is_empty() && last.len() + 1 + word.len() > width {
+            lines.push(word.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<RawArgs, String> {
+        parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn pflag_syntax() {
+        let r = p(&[
+            "--repo",
+            "x",
+            "--root=/r",
+            "--one-time",
+            "-v",
+            "6",
+            "--max-failures",
+            "-1",
+        ])
+        .unwrap();
+        assert_eq!(r.flags["repo"], vec!["x"]);
+        assert_eq!(r.flags["root"], vec!["/r"]);
+        assert_eq!(r.flags["one-time"], vec!["true"]);
+        assert_eq!(r.flags["verbose"], vec!["6"]);
+        assert_eq!(r.flags["max-failures"], vec!["-1"]);
+        let r = p(&["--one-time=false", "-v=3"]).unwrap();
+        assert_eq!(r.flags["one-time"], vec!["false"]);
+        assert_eq!(r.flags["verbose"], vec!["3"]);
+    }
+
+    #[test]
+    fn unknown_flag_is_one_line_naming_it() {
+        let e = p(&["--no-such-flag"]).unwrap_err();
+        assert!(e.contains("--no-such-flag"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn env_flags() {
+        let r = p(&["--__env__GITSYNC_PASSWORD=s3cret"]).unwrap();
+        assert_eq!(r.env_overrides["GITSYNC_PASSWORD"], "s3cret");
+    }
+}

@@ -1,0 +1,260 @@
+//! The one table of flags. Every flag is defined here once: its name, the
+//! environment variables that may set it, its default and its documentation.
+//! The clap parser, `--help`, `--man` and the README's flag reference are all
+//! generated from this table.
+
+/// What kind of value a flag takes; decides how it is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `--flag`, `--flag=true|false`.
+    Bool,
+    /// A signed integer.
+    Int,
+    /// A Go-style duration (`10s`, `1m30s`, `250ms`).
+    Duration,
+    /// Free text.
+    Text,
+    /// Free text, may be given more than once; values accumulate.
+    List,
+}
+
+/// One flag of the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Flag {
+    /// Long name, without the leading dashes.
+    pub name: &'static str,
+    /// Optional one-letter short name.
+    pub short: Option<char>,
+    pub kind: Kind,
+    /// Default value as the user would write it ("" when there is none).
+    pub default: &'static str,
+    /// Whether `GITSYNC_<NAME>` / `GIT_SYNC_<NAME>` may set it.
+    pub env: bool,
+    /// Value placeholder shown in help.
+    pub value_name: &'static str,
+    pub doc: &'static str,
+}
+
+const fn flag(
+    name: &'static str,
+    kind: Kind,
+    default: &'static str,
+    value_name: &'static str,
+    doc: &'static str,
+) -> Flag {
+    Flag {
+        name,
+        short: None,
+        kind,
+        default,
+        env: true,
+        value_name,
+        doc,
+    }
+}
+
+use Kind::*;
+
+/// All flags, in the order `--help` shows them.
+pub const FLAGS: &[Flag] = &[
+    flag(
+        "repo",
+        Text,
+        "",
+        "URL",
+        "The git repository to sync. Required.",
+    ),
+    flag(
+        "ref",
+        Text,
+        "HEAD",
+        "REF",
+        "The git revision to sync: a branch name, a tag (annotated tags are peeled to their \
+         commit), a full commit hash, or HEAD (the remote's default branch).",
+    ),
+    flag(
+        "root",
+        Text,
+        "",
+        "DIR",
+        "The root directory for git-sync operations, under which --link will be created. \
+         Required. It is created if missing; if it holds something that is not ours, it is \
+         emptied.",
+    ),
+    flag(
+        "link",
+        Text,
+        "",
+        "PATH",
+        "The path (absolute, or relative to --root) of the symlink that points at the \
+         current checkout. Defaults to the last path element of --repo, without .git.",
+    ),
+    flag(
+        "period",
+        Duration,
+        "10s",
+        "DURATION",
+        "How long to wait between sync attempts. Must be at least 10ms.",
+    ),
+    flag(
+        "period-jitter",
+        Duration,
+        "0s",
+        "DURATION",
+        "Add a random delay of up to this much to each wait, so that many replicas do not \
+         poll the git server in lockstep.",
+    ),
+    flag(
+        "init-period",
+        Duration,
+        "",
+        "DURATION",
+        "How long to wait between attempts until the first successful sync. Defaults to \
+         --period.",
+    ),
+    flag(
+        "sync-timeout",
+        Duration,
+        "120s",
+        "DURATION",
+        "The total time allowed for one complete sync, including network transfers. Must be \
+         at least 10ms.",
+    ),
+    flag(
+        "one-time",
+        Bool,
+        "false",
+        "",
+        "Exit after the first successful sync (status 0), or after the allowed failures \
+         (status 1).",
+    ),
+    flag(
+        "max-failures",
+        Int,
+        "0",
+        "INT",
+        "The number of consecutive failures allowed before aborting (exit 1). Negative: \
+         retry forever.",
+    ),
+    flag(
+        "init-max-failures",
+        Int,
+        "",
+        "INT",
+        "Like --max-failures, but applies only until the first successful sync. Defaults \
+         to --max-failures.",
+    ),
+    flag(
+        "depth",
+        Int,
+        "1",
+        "INT",
+        "Create a shallow clone with history truncated to this many commits. 0 means the \
+         full history.",
+    ),
+    flag(
+        "touch-file",
+        Text,
+        "",
+        "PATH",
+        "A file (absolute, or relative to --root) to touch whenever the link changes.",
+    ),
+    flag(
+        "error-file",
+        Text,
+        "",
+        "PATH",
+        "A file (absolute, or relative to --root) into which the last sync error is written \
+         as JSON; removed after the next success.",
+    ),
+    flag(
+        "stale-worktree-timeout",
+        Duration,
+        "0s",
+        "DURATION",
+        "How long to keep a worktree after it stopped being current. Worktrees are never \
+         removed before --stale-worktree-grace has passed.",
+    ),
+    flag(
+        "stale-worktree-grace",
+        Duration,
+        "5s",
+        "DURATION",
+        "The least time the previous worktree is kept after a swap, so that readers that \
+         resolved the link just before it can finish (not in upstream git-sync).",
+    ),
+    flag(
+        "git-gc",
+        Text,
+        "auto",
+        "auto|always|aggressive|off",
+        "When to drop unreachable git objects: auto (when enough garbage has built up), \
+         always (after every update), aggressive (after every update, also rewriting the \
+         retained objects with the best compression), off.",
+    ),
+    flag(
+        "git-config",
+        Text,
+        "",
+        "KEY:VAL,...",
+        "Git config to set before syncing, as comma-separated key:value pairs (values may \
+         be double-quoted). Keys libgit2 does not use (e.g. safe.directory) are accepted \
+         and recorded.",
+    ),
+    flag(
+        "git-config-add",
+        List,
+        "",
+        "KEY:VAL",
+        "Like --git-config, one pair per use; may be repeated.",
+    ),
+    flag(
+        "git",
+        Text,
+        "git",
+        "PATH",
+        "Accepted for compatibility and ignored: git-sync does all git work in process \
+         (libgit2) and needs no git binary.",
+    ),
+    Flag {
+        short: Some('v'),
+        ..flag(
+            "verbose",
+            Int,
+            "0",
+            "INT",
+            "Log verbosity: 0 logs one line per update and errors, 1-5 add debug detail, 6 \
+             and more add libgit2 tracing.",
+        )
+    },
+    flag(
+        "log-format",
+        Text,
+        "",
+        "json|text",
+        "Log line format. Default: json when stderr is not a terminal, text otherwise.",
+    ),
+    Flag {
+        env: false,
+        ..flag("man", Bool, "false", "", "Print the full manual and exit.")
+    },
+    Flag {
+        env: false,
+        ..flag("version", Bool, "false", "", "Print the version and exit.")
+    },
+    Flag {
+        short: Some('h'),
+        env: false,
+        ..flag("help", Bool, "false", "", "Print help and exit.")
+    },
+];
+
+/// Look up a flag definition by its long name.
+pub fn find(name: &str) -> Option<&'static Flag> {
+    FLAGS.iter().find(|f| f.name == name)
+}
+
+/// `GITSYNC_SYNC_TIMEOUT` for `sync-timeout`.
+pub fn env_name(prefix: &str, flag_name: &str) -> String {
+    format!("{prefix}{}", flag_name.to_uppercase().replace('-', "_"))
+}

@@ -1,0 +1,436 @@
+//! Configuration: flags, environment layering and validation. Yields a plain
+//! [`Config`]; nothing outside this module sees clap.
+//!
+//! Sources, highest first: command-line flag, `GITSYNC_<NAME>`, the deprecated
+//! `GIT_SYNC_<NAME>`, the default from the flag table.
+
+mod cli;
+pub mod flags;
+pub mod values;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flags::{Flag, Kind};
+
+/// Invalid configuration. Displays as one line that names the flag.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("invalid value for --{flag} ({source_name}): {reason}")]
+    Invalid {
+        flag: String,
+        source_name: String,
+        reason: String,
+    },
+    #[error("--{0} is required")]
+    Missing(&'static str),
+}
+
+/// When unreachable git objects are dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcMode {
+    Auto,
+    Always,
+    Aggressive,
+    Off,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// What the program should do.
+#[derive(Debug)]
+pub enum Action {
+    Run(Box<Config>),
+    /// Print this text to stdout and exit 0 (help, version, manual).
+    Print(String),
+}
+
+/// The validated configuration the program runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub repo: String,
+    pub git_ref: String,
+    /// Absolute path of the root directory.
+    pub root: PathBuf,
+    /// Absolute path of the published symlink.
+    pub link: PathBuf,
+    pub period: Duration,
+    pub period_jitter: Duration,
+    pub init_period: Duration,
+    pub sync_timeout: Duration,
+    pub one_time: bool,
+    /// Negative: retry forever.
+    pub max_failures: i64,
+    pub init_max_failures: i64,
+    /// 0: full history.
+    pub depth: u32,
+    pub touch_file: Option<PathBuf>,
+    pub error_file: Option<PathBuf>,
+    pub stale_worktree_timeout: Duration,
+    pub stale_worktree_grace: Duration,
+    pub git_gc: GcMode,
+    pub git_config: Vec<(String, String)>,
+    pub verbosity: u8,
+    pub log_format: Option<LogFormat>,
+    /// Set when `--git` was given: it is accepted and ignored.
+    pub git_binary_ignored: Option<String>,
+}
+
+/// Where a value came from, for error messages.
+struct Found {
+    values: Vec<String>,
+    source_name: String,
+}
+
+struct Sources<'a> {
+    raw: cli::RawArgs,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Sources<'_> {
+    fn env(&self, name: &str) -> Option<String> {
+        self.raw
+            .env_overrides
+            .get(name)
+            .cloned()
+            .or_else(|| (self.env)(name))
+    }
+
+    fn lookup(&self, flag: &Flag) -> Option<Found> {
+        if let Some(v) = self.raw.flags.get(flag.name) {
+            return Some(Found {
+                values: v.clone(),
+                source_name: "flag".into(),
+            });
+        }
+        if !flag.env {
+            return None;
+        }
+        for prefix in ["GITSYNC_", "GIT_SYNC_"] {
+            let name = flags::env_name(prefix, flag.name);
+            if let Some(v) = self.env(&name) {
+                let values = if flag.kind == Kind::List {
+                    v.split(',').map(str::to_string).collect()
+                } else {
+                    vec![v]
+                };
+                return Some(Found {
+                    values,
+                    source_name: format!("env {name}"),
+                });
+            }
+        }
+        None
+    }
+
+    /// The effective single value of a flag, parsed by `parse`, or its default.
+    fn get<T>(
+        &self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        let flag = flags::find(name).expect("every flag read by config is in the table");
+        let (value, source_name) = match self.lookup(flag) {
+            Some(found) => (
+                found.values.last().cloned().unwrap_or_default(),
+                found.source_name,
+            ),
+            None if flag.default.is_empty() => return Ok(None),
+            None => (flag.default.to_string(), "default".to_string()),
+        };
+        parse(&value)
+            .map(Some)
+            .map_err(|reason| ConfigError::Invalid {
+                flag: name.to_string(),
+                source_name,
+                reason,
+            })
+    }
+
+    fn text(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        Ok(self
+            .get(name, |s| Ok(s.to_string()))?
+            .filter(|s| !s.is_empty()))
+    }
+
+    fn bool(&self, name: &'static str) -> Result<bool, ConfigError> {
+        Ok(self.get(name, values::parse_bool)?.unwrap_or(false))
+    }
+
+    fn int(&self, name: &'static str) -> Result<Option<i64>, ConfigError> {
+        self.get(name, values::parse_int)
+    }
+
+    fn duration(&self, name: &'static str) -> Result<Option<Duration>, ConfigError> {
+        self.get(name, values::parse_duration)
+    }
+
+    fn list(&self, name: &'static str) -> Vec<String> {
+        let flag = flags::find(name).expect("every flag read by config is in the table");
+        self.lookup(flag).map(|f| f.values).unwrap_or_default()
+    }
+}
+
+fn invalid(flag: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        flag: flag.to_string(),
+        source_name: "value".into(),
+        reason: reason.into(),
+    }
+}
+
+/// Parse the process's arguments and environment.
+pub fn from_env_and_args(args: &[String]) -> Result<Action, ConfigError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    parse(args, &env, &cwd)
+}
+
+/// Parse `args` (without the program name) with `env` as the environment.
+pub fn parse(
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Result<Action, ConfigError> {
+    let raw = cli::parse(args).map_err(ConfigError::Usage)?;
+    let src = Sources { raw, env };
+
+    if src.bool("help")? {
+        return Ok(Action::Print(cli::command().render_help().to_string()));
+    }
+    if src.bool("version")? {
+        return Ok(Action::Print(format!(
+            "git-sync {}\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    if src.bool("man")? {
+        return Ok(Action::Print(cli::manual()));
+    }
+
+    let repo = src.text("repo")?.ok_or(ConfigError::Missing("repo"))?;
+    let root_text = src.text("root")?.ok_or(ConfigError::Missing("root"))?;
+    let root = absolute(cwd, Path::new(&root_text));
+
+    let link_text = match src.text("link")? {
+        Some(l) => l,
+        None => default_link_name(&repo).ok_or_else(|| {
+            invalid(
+                "link",
+                format!("cannot derive a name from --repo {repo:?}; set --link"),
+            )
+        })?,
+    };
+    let link = absolute(&root, Path::new(&link_text));
+    if link == root || root.starts_with(&link) {
+        return Err(invalid("link", "must not be --root or one of its parents"));
+    }
+
+    let min = Duration::from_millis(10);
+    let period = src.duration("period")?.unwrap_or(Duration::from_secs(10));
+    if period < min {
+        return Err(invalid("period", "must be at least 10ms"));
+    }
+    let sync_timeout = src
+        .duration("sync-timeout")?
+        .unwrap_or(Duration::from_secs(120));
+    if sync_timeout < min {
+        return Err(invalid("sync-timeout", "must be at least 10ms"));
+    }
+    let init_period = src.duration("init-period")?.unwrap_or(period);
+    if init_period < min {
+        return Err(invalid("init-period", "must be at least 10ms"));
+    }
+    let max_failures = src.int("max-failures")?.unwrap_or(0);
+    let init_max_failures = src.int("init-max-failures")?.unwrap_or(max_failures);
+    let depth = src.int("depth")?.unwrap_or(1);
+    let depth = u32::try_from(depth).map_err(|_| invalid("depth", "must be 0 or more"))?;
+    let verbosity = src.int("verbose")?.unwrap_or(0);
+    let verbosity =
+        u8::try_from(verbosity.min(255)).map_err(|_| invalid("verbose", "must be 0 or more"))?;
+
+    let git_gc = match src.text("git-gc")?.as_deref() {
+        None | Some("auto") => GcMode::Auto,
+        Some("always") => GcMode::Always,
+        Some("aggressive") => GcMode::Aggressive,
+        Some("off") => GcMode::Off,
+        Some(other) => {
+            return Err(invalid(
+                "git-gc",
+                format!("{other:?} is not one of auto, always, aggressive, off"),
+            ))
+        }
+    };
+    let log_format = match src.text("log-format")?.as_deref() {
+        None => None,
+        Some("json") => Some(LogFormat::Json),
+        Some("text") => Some(LogFormat::Text),
+        Some(other) => {
+            return Err(invalid(
+                "log-format",
+                format!("{other:?} is not json or text"),
+            ))
+        }
+    };
+
+    let mut git_config = Vec::new();
+    if let Some(s) = src.text("git-config")? {
+        git_config = values::parse_git_config(&s).map_err(|e| invalid("git-config", e))?;
+    }
+    for s in src.list("git-config-add") {
+        git_config.extend(values::parse_git_config(&s).map_err(|e| invalid("git-config-add", e))?);
+    }
+
+    let git_binary_ignored = src
+        .lookup(flags::find("git").expect("flag git is in the table"))
+        .and_then(|f| f.values.last().cloned());
+
+    Ok(Action::Run(Box::new(Config {
+        repo,
+        git_ref: src.text("ref")?.unwrap_or_else(|| "HEAD".into()),
+        link,
+        touch_file: src
+            .text("touch-file")?
+            .map(|p| absolute(&root, Path::new(&p))),
+        error_file: src
+            .text("error-file")?
+            .map(|p| absolute(&root, Path::new(&p))),
+        root,
+        period,
+        period_jitter: src.duration("period-jitter")?.unwrap_or_default(),
+        init_period,
+        sync_timeout,
+        one_time: src.bool("one-time")?,
+        max_failures,
+        init_max_failures,
+        depth,
+        stale_worktree_timeout: src.duration("stale-worktree-timeout")?.unwrap_or_default(),
+        stale_worktree_grace: src
+            .duration("stale-worktree-grace")?
+            .unwrap_or(Duration::from_secs(5)),
+        git_gc,
+        git_config,
+        verbosity,
+        log_format,
+        git_binary_ignored,
+    })))
+}
+
+/// `base/p` unless `p` is absolute; `.` and `..` resolved lexically.
+fn absolute(base: &Path, p: &Path) -> PathBuf {
+    let joined = base.join(p);
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The last path element of a repository URL, without `.git`:
+/// `https://host/org/site.git` gives `site`.
+pub fn default_link_name(repo: &str) -> Option<String> {
+    let trimmed = repo.trim_end_matches('/');
+    let last = trimmed.rsplit(['/', ':']).next()?;
+    let name = last.strip_suffix(".git").unwrap_or(last);
+    (!name.is_empty() && name != "." && name != "..").then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |k: &str| env.get(k).cloned();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match parse(&args, &lookup, Path::new("/cwd"))? {
+            Action::Run(c) => Ok(*c),
+            Action::Print(_) => panic!("expected a config"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_link_name() {
+        let c = run(&["--repo=https://h/org/site.git", "--root=r"], &[]).unwrap();
+        assert_eq!(c.root, PathBuf::from("/cwd/r"));
+        assert_eq!(c.link, PathBuf::from("/cwd/r/site"));
+        assert_eq!(c.git_ref, "HEAD");
+        assert_eq!(c.period, Duration::from_secs(10));
+        assert_eq!(c.sync_timeout, Duration::from_secs(120));
+        assert_eq!(c.depth, 1);
+        assert_eq!(c.max_failures, 0);
+        assert_eq!(c.init_max_failures, 0);
+        assert_eq!(c.git_gc, GcMode::Auto);
+    }
+
+    #[test]
+    fn flag_beats_new_env_beats_old_env() {
+        let env = [
+            ("GITSYNC_PERIOD", "2s"),
+            ("GIT_SYNC_PERIOD", "3s"),
+            ("GIT_SYNC_DEPTH", "5"),
+        ];
+        let c = run(&["--repo=x", "--root=/r", "--period=1s"], &env).unwrap();
+        assert_eq!(c.period, Duration::from_secs(1));
+        assert_eq!(c.depth, 5);
+        let c = run(&["--repo=x", "--root=/r"], &env).unwrap();
+        assert_eq!(c.period, Duration::from_secs(2));
+        let c = run(&[], &[("GITSYNC_REPO", "x"), ("GITSYNC_ROOT", "/r")]).unwrap();
+        assert_eq!(c.repo, "x");
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let e = run(&["--repo=x", "--root=/r", "--period=5ms"], &[]).unwrap_err();
+        assert!(e.to_string().contains("--period"), "{e}");
+        let e = run(&["--repo=x", "--root=/r"], &[("GITSYNC_DEPTH", "-2")]).unwrap_err();
+        assert!(e.to_string().contains("--depth"), "{e}");
+        let e = run(&["--repo=x", "--root=/r", "--git-gc=sometimes"], &[]).unwrap_err();
+        assert!(e.to_string().contains("--git-gc"), "{e}");
+        let e = run(&["--root=/r"], &[]).unwrap_err();
+        assert!(e.to_string().contains("--repo"), "{e}");
+    }
+
+    #[test]
+    fn link_and_files_relative_to_root() {
+        let c = run(
+            &[
+                "--repo=x",
+                "--root=/r",
+                "--link=../out/l",
+                "--error-file=e/err.json",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.link, PathBuf::from("/out/l"));
+        assert_eq!(c.error_file, Some(PathBuf::from("/r/e/err.json")));
+    }
+
+    #[test]
+    fn link_names() {
+        assert_eq!(
+            default_link_name("git@host:org/repo.git").as_deref(),
+            Some("repo")
+        );
+        assert_eq!(default_link_name("/srv/repo/").as_deref(), Some("repo"));
+        assert_eq!(default_link_name("file:///tmp/a.git").as_deref(), Some("a"));
+    }
+}

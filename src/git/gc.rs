@@ -1,0 +1,164 @@
+//! Dropping unreachable objects. libgit2 has no `git gc`, so we do what it
+//! amounts to for us: write one new pack holding exactly the commits we keep
+//! (each `depth` deep) with their trees, delete every other pack and loose
+//! object, and rewrite `.git/shallow` to the new history boundary.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::fs;
+use std::path::Path;
+
+use super::{GitError, GitRepo, Hash};
+use crate::config::GcMode;
+
+/// Pack files beyond which `--git-gc=auto` repacks.
+const AUTO_MAX_PACKS: usize = 4;
+/// Loose objects beyond which `--git-gc=auto` repacks.
+const AUTO_MAX_LOOSE: usize = 256;
+
+/// What a garbage collection did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GcStats {
+    pub packs_removed: usize,
+    pub loose_removed: usize,
+    pub objects_kept: usize,
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Pack base names (`pack-<hash>`) in `pack_dir`, and stray temporary files.
+fn list_packs(pack_dir: &Path) -> (Vec<String>, Vec<String>) {
+    let mut packs = BTreeSet::new();
+    let mut temps = Vec::new();
+    if let Ok(rd) = fs::read_dir(pack_dir) {
+        for e in rd.flatten() {
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            if let Some(base) = name.strip_suffix(".pack") {
+                packs.insert(base.to_string());
+            } else if name.starts_with("pack_git2_") || name.starts_with("tmp_") {
+                temps.push(name);
+            }
+        }
+    }
+    (packs.into_iter().collect(), temps)
+}
+
+/// Loose object directories (`objects/ab`) and how many objects they hold.
+fn loose_dirs(objects: &Path) -> (Vec<std::path::PathBuf>, usize) {
+    let mut dirs = Vec::new();
+    let mut count = 0;
+    if let Ok(rd) = fs::read_dir(objects) {
+        for e in rd.flatten() {
+            let name = e.file_name();
+            if is_hex(&name.to_string_lossy(), 2) {
+                count += fs::read_dir(e.path()).map(|r| r.count()).unwrap_or(0);
+                dirs.push(e.path());
+            }
+        }
+    }
+    (dirs, count)
+}
+
+impl GitRepo {
+    /// Drop objects not needed by `keep` (each kept `depth` commits deep,
+    /// 0 = all history present), if `mode` says it is time.
+    pub fn gc(
+        &mut self,
+        mode: GcMode,
+        keep: &[Hash],
+        depth: u32,
+    ) -> Result<Option<GcStats>, GitError> {
+        let objects = self.gitdir.join("objects");
+        let pack_dir = objects.join("pack");
+        let (packs, temps) = list_packs(&pack_dir);
+        let (loose, loose_count) = loose_dirs(&objects);
+        for t in temps {
+            let _ = fs::remove_file(pack_dir.join(t));
+        }
+        let due = match mode {
+            GcMode::Off => false,
+            GcMode::Always | GcMode::Aggressive => packs.len() + loose_count > 0,
+            GcMode::Auto => packs.len() > AUTO_MAX_PACKS || loose_count > AUTO_MAX_LOOSE,
+        };
+        if !due || keep.is_empty() {
+            return Ok(None);
+        }
+
+        // The commits to keep, walked `depth` deep; `boundary` are those whose
+        // parents are not kept: the new shallow list.
+        let mut kept: HashSet<Hash> = HashSet::new();
+        let mut boundary: BTreeSet<Hash> = BTreeSet::new();
+        let mut queue: VecDeque<(Hash, u32)> = keep.iter().map(|h| (*h, 1)).collect();
+        let mut pb = self
+            .repo
+            .packbuilder()
+            .map_err(|e| GitError::local("gc: start pack", e))?;
+        pb.set_threads(0);
+        while let Some((hash, level)) = queue.pop_front() {
+            if !kept.insert(hash) {
+                continue;
+            }
+            let commit = self
+                .repo
+                .find_commit(hash)
+                .map_err(|e| GitError::local(format!("gc: read commit {hash}"), e))?;
+            pb.insert_commit(hash)
+                .map_err(|e| GitError::local(format!("gc: pack commit {hash}"), e))?;
+            let mut cut = false;
+            for parent in commit.parent_ids() {
+                let within = depth == 0 || level < depth;
+                if within && self.repo.find_commit(parent).is_ok() {
+                    queue.push_back((parent, level + 1));
+                } else {
+                    cut = true;
+                }
+            }
+            if cut {
+                boundary.insert(hash);
+            }
+        }
+        let objects_kept = pb.object_count();
+        pb.write(&pack_dir, 0)
+            .map_err(|e| GitError::local("gc: write pack", e))?;
+        let new_pack = pb
+            .name()
+            .ok()
+            .flatten()
+            .map(|n| format!("pack-{n}"))
+            .ok_or_else(|| GitError::Local {
+                op: "gc: write pack".into(),
+                message: "libgit2 did not name the new pack".into(),
+            })?;
+        drop(pb);
+
+        // The new pack is complete on disk: only now delete the old ones.
+        let mut stats = GcStats {
+            objects_kept,
+            loose_removed: loose_count,
+            ..GcStats::default()
+        };
+        for p in packs.iter().filter(|p| **p != new_pack) {
+            for ext in ["pack", "idx", "rev", "keep", "bitmap", "mtimes", "promisor"] {
+                let _ = fs::remove_file(pack_dir.join(format!("{p}.{ext}")));
+            }
+            stats.packs_removed += 1;
+        }
+        for d in loose {
+            fs::remove_dir_all(&d).map_err(|e| GitError::io("gc: remove", &d, e))?;
+        }
+        let shallow = self.gitdir.join("shallow");
+        let text: String = boundary.iter().map(|h| format!("{h}\n")).collect();
+        if text.is_empty() {
+            let _ = fs::remove_file(&shallow);
+        } else {
+            let tmp = self.gitdir.join("shallow.git-sync.tmp");
+            fs::write(&tmp, text).map_err(|e| GitError::io("write", &tmp, e))?;
+            fs::rename(&tmp, &shallow).map_err(|e| GitError::io("rename", &shallow, e))?;
+        }
+        self.reopen()?;
+        Ok(Some(stats))
+    }
+}

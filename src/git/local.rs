@@ -1,0 +1,214 @@
+//! Fetching from a repository on this machine (`file://` URLs and paths).
+//!
+//! libgit2's local transport refuses shallow fetches, so for local sources
+//! we do the transfer ourselves, in process: open the source repository,
+//! walk the target commit `depth` deep, pack exactly the objects we do not
+//! have, and index that pack into our object database. The boundary of the
+//! copied history goes into `.git/shallow`, as a shallow fetch would write.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::io::Write;
+use std::path::PathBuf;
+
+use git2::{ObjectType, Oid, Repository};
+
+use super::{GitError, GitRepo, Hash, Target};
+use crate::redact::redact;
+
+/// The path of a local repository URL, or `None` for a network URL.
+pub fn local_path(url: &str) -> Option<PathBuf> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        return Some(PathBuf::from(rest));
+    }
+    if url.contains("://") {
+        return None;
+    }
+    // scp-like `host:path` / `user@host:path` is SSH, unless the part
+    // before the colon looks like a path.
+    match url.split_once(':') {
+        Some((host, _)) if !host.contains('/') => None,
+        _ => Some(PathBuf::from(url)),
+    }
+}
+
+fn open_source(url: &str, path: &std::path::Path) -> Result<Repository, GitError> {
+    Repository::open_ext(
+        path,
+        git2::RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&std::ffi::OsStr>(),
+    )
+    .map_err(|e| GitError::Remote {
+        op: "open",
+        url: redact(url),
+        message: e.message().to_string(),
+    })
+}
+
+fn read_shallow(repo: &GitRepo) -> BTreeSet<Oid> {
+    std::fs::read_to_string(repo.gitdir.join("shallow"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+impl GitRepo {
+    /// Resolve `git_ref` in a local repository (no transport needed).
+    pub(super) fn resolve_local(
+        &self,
+        url: &str,
+        path: &std::path::Path,
+        git_ref: &str,
+    ) -> Result<Target, GitError> {
+        let src = open_source(url, path)?;
+        let candidates: Vec<String> = if git_ref == "HEAD" || git_ref.starts_with("refs/") {
+            vec![git_ref.to_string()]
+        } else {
+            vec![
+                format!("refs/tags/{git_ref}"),
+                format!("refs/heads/{git_ref}"),
+            ]
+        };
+        for name in candidates {
+            let Ok(reference) = src.find_reference(&name) else {
+                continue;
+            };
+            let commit = reference.peel_to_commit().map_err(|e| GitError::Remote {
+                op: "resolve",
+                url: redact(url),
+                message: format!("{name}: {}", e.message()),
+            })?;
+            return Ok(Target {
+                hash: commit.id(),
+                remote_ref: Some(name),
+            });
+        }
+        Err(GitError::RefNotFound {
+            git_ref: git_ref.to_string(),
+            url: redact(url),
+        })
+    }
+
+    /// Copy `hash`, `depth` commits deep (0: all), from a local repository.
+    pub(super) fn fetch_local(
+        &mut self,
+        url: &str,
+        path: &std::path::Path,
+        hash: Hash,
+        depth: u32,
+    ) -> Result<(), GitError> {
+        let src = open_source(url, path)?;
+        let remote_err = |e: git2::Error| GitError::Remote {
+            op: "fetch",
+            url: redact(url),
+            message: e.message().to_string(),
+        };
+        let ours = self
+            .repo
+            .odb()
+            .map_err(|e| GitError::local("open object database", e))?;
+        let mut shallow = read_shallow(self);
+
+        let mut wanted: Vec<Oid> = Vec::new();
+        let mut seen: HashSet<Oid> = HashSet::new();
+        let mut queue: VecDeque<(Oid, u32)> = VecDeque::from([(hash, 1)]);
+        while let Some((id, level)) = queue.pop_front() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let have = ours.exists(id);
+            if have && !shallow.contains(&id) && depth == 0 {
+                continue; // complete history below it is already here
+            }
+            let commit = src.find_commit(id).map_err(remote_err)?;
+            if !have {
+                wanted.push(id);
+                collect_tree(&src, &ours, commit.tree_id(), &mut wanted, &mut seen)
+                    .map_err(remote_err)?;
+            }
+            let parents: Vec<Oid> = commit.parent_ids().collect();
+            if depth != 0 && level >= depth {
+                if !parents.is_empty() {
+                    shallow.insert(id);
+                }
+                continue;
+            }
+            shallow.remove(&id);
+            queue.extend(parents.into_iter().map(|p| (p, level + 1)));
+        }
+
+        if !wanted.is_empty() {
+            let mut pb = src.packbuilder().map_err(remote_err)?;
+            for id in &wanted {
+                pb.insert_object(*id, None).map_err(remote_err)?;
+            }
+            let mut buf = git2::Buf::new();
+            pb.write_buf(&mut buf).map_err(remote_err)?;
+            let mut writer = ours
+                .packwriter()
+                .map_err(|e| GitError::local("write fetched pack", e))?;
+            writer
+                .write_all(&buf)
+                .map_err(|e| GitError::io("write fetched pack", &self.gitdir, e))?;
+            writer
+                .commit()
+                .map_err(|e| GitError::local("index fetched pack", e))?;
+        }
+        drop(ours);
+        let shallow_file = self.gitdir.join("shallow");
+        if shallow.is_empty() {
+            let _ = std::fs::remove_file(&shallow_file);
+        } else {
+            let text: String = shallow.iter().map(|h| format!("{h}\n")).collect();
+            let tmp = self.gitdir.join("shallow.git-sync.tmp");
+            std::fs::write(&tmp, text).map_err(|e| GitError::io("write", &tmp, e))?;
+            std::fs::rename(&tmp, &shallow_file)
+                .map_err(|e| GitError::io("rename", &shallow_file, e))?;
+        }
+        self.reopen()
+    }
+}
+
+/// Add the objects of `tree` that `ours` lacks. A tree we have is complete.
+fn collect_tree(
+    src: &Repository,
+    ours: &git2::Odb<'_>,
+    tree_id: Oid,
+    wanted: &mut Vec<Oid>,
+    seen: &mut HashSet<Oid>,
+) -> Result<(), git2::Error> {
+    if !seen.insert(tree_id) || ours.exists(tree_id) {
+        return Ok(());
+    }
+    wanted.push(tree_id);
+    let tree = src.find_tree(tree_id)?;
+    for entry in tree.iter() {
+        match entry.kind() {
+            Some(ObjectType::Tree) => collect_tree(src, ours, entry.id(), wanted, seen)?,
+            Some(ObjectType::Blob) if seen.insert(entry.id()) && !ours.exists(entry.id()) => {
+                wanted.push(entry.id());
+            }
+            // Submodule commits live in other repositories.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+    use std::path::PathBuf;
+
+    #[test]
+    fn which_urls_are_local() {
+        assert_eq!(
+            local_path("file:///srv/r.git"),
+            Some(PathBuf::from("/srv/r.git"))
+        );
+        assert_eq!(local_path("/srv/r"), Some(PathBuf::from("/srv/r")));
+        assert_eq!(local_path("./r"), Some(PathBuf::from("./r")));
+        assert_eq!(local_path("https://h/r"), None);
+        assert_eq!(local_path("git@host:org/r.git"), None);
+    }
+}

@@ -1,0 +1,194 @@
+//! Every libgit2 call lives here, behind a small interface that speaks the
+//! domain: ask the remote what a ref points at, fetch one commit, materialise
+//! it as a worktree, drop what is no longer reachable.
+
+mod gc;
+mod local;
+mod remote;
+mod worktree;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
+
+pub use gc::GcStats;
+pub use remote::Target;
+
+/// A commit hash.
+pub type Hash = git2::Oid;
+
+/// Name of the local branch our repository's HEAD is on.
+pub const SYNC_BRANCH: &str = "git-sync";
+
+/// Errors of the git layer. URLs in messages are redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{op} {url} failed: {message}")]
+    Remote {
+        op: &'static str,
+        url: String,
+        message: String,
+    },
+    #[error("ref {git_ref:?} not found in {url}")]
+    RefNotFound { git_ref: String, url: String },
+    #[error("{op} failed: {message}")]
+    Local { op: String, message: String },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl GitError {
+    fn local(op: impl Into<String>, e: git2::Error) -> Self {
+        GitError::Local {
+            op: op.into(),
+            message: crate::redact::redact(e.message()),
+        }
+    }
+    fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        GitError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// A flag that asks a running git operation to stop. Checked by libgit2's
+/// progress callbacks, so it also ends a transfer in flight.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Process-wide libgit2 settings. `network_timeout_ms` bounds a connect and
+/// any single network read, so a hung server cannot outlive --sync-timeout.
+pub fn init_globals(network_timeout_ms: i32) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: these libgit2 options are set once, before any other
+        // libgit2 call of this process, from a single thread.
+        unsafe {
+            // We run as arbitrary UIDs over volumes owned by someone else.
+            let _ = git2::opts::set_verify_owner_validation(false);
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(network_timeout_ms);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(network_timeout_ms);
+        }
+    });
+}
+
+/// Our git repository at `<root>/.git`.
+pub struct GitRepo {
+    repo: git2::Repository,
+    gitdir: PathBuf,
+}
+
+impl GitRepo {
+    /// Open the repository at `root/.git`, if it is one we made.
+    pub fn open(root: &Path) -> Result<Self, GitError> {
+        let gitdir = root.join(".git");
+        let repo = git2::Repository::open_ext(
+            &gitdir,
+            git2::RepositoryOpenFlags::NO_SEARCH,
+            std::iter::empty::<&std::ffi::OsStr>(),
+        )
+        .map_err(|e| GitError::local(format!("open {}", gitdir.display()), e))?;
+        if repo.is_bare() {
+            return Err(GitError::Local {
+                op: format!("open {}", gitdir.display()),
+                message: "not a git-sync repository".into(),
+            });
+        }
+        // Our repository's HEAD is always on refs/heads/git-sync (maybe unborn).
+        let expected = format!("refs/heads/{SYNC_BRANCH}");
+        let on_branch = repo
+            .find_reference("HEAD")
+            .ok()
+            .and_then(|h| h.symbolic_target().ok().flatten().map(|t| t == expected))
+            .unwrap_or(false);
+        if !on_branch {
+            return Err(GitError::Local {
+                op: format!("open {}", gitdir.display()),
+                message: "HEAD is not on the git-sync branch".into(),
+            });
+        }
+        Ok(GitRepo { repo, gitdir })
+    }
+
+    /// Create a new repository at `root/.git`, HEAD on the git-sync branch.
+    pub fn init(root: &Path) -> Result<Self, GitError> {
+        let mut opts = git2::RepositoryInitOptions::new();
+        opts.initial_head(SYNC_BRANCH).no_reinit(true).mkpath(true);
+        git2::Repository::init_opts(root, &opts)
+            .map_err(|e| GitError::local(format!("init {}", root.display()), e))?;
+        Self::open(root)
+    }
+
+    pub fn gitdir(&self) -> &Path {
+        &self.gitdir
+    }
+
+    /// Write `--git-config` pairs into the repository's config. Keys libgit2
+    /// does not use are stored all the same (harmless, and visible to a git
+    /// binary in hooks).
+    pub fn apply_config(&self, pairs: &[(String, String)]) -> Result<(), GitError> {
+        let mut cfg = self
+            .repo
+            .config()
+            .and_then(|c| c.open_level(git2::ConfigLevel::Local))
+            .map_err(|e| GitError::local("open repository config", e))?;
+        for (k, v) in pairs {
+            cfg.set_str(k, v)
+                .map_err(|e| GitError::local(format!("set git config {k}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the commit is in our object database.
+    pub fn has_commit(&self, hash: Hash) -> bool {
+        self.repo.find_commit(hash).is_ok()
+    }
+
+    /// Point our branch (HEAD) at `hash`, so `git -C root log` shows it.
+    pub fn set_sync_branch(&self, hash: Hash) -> Result<(), GitError> {
+        self.repo
+            .reference(
+                &format!("refs/heads/{SYNC_BRANCH}"),
+                hash,
+                true,
+                "git-sync: publish",
+            )
+            .map(|_| ())
+            .map_err(|e| GitError::local("update branch git-sync", e))
+    }
+
+    /// Re-open the repository, dropping libgit2's caches of packs and refs.
+    fn reopen(&mut self) -> Result<(), GitError> {
+        self.repo = git2::Repository::open(&self.gitdir)
+            .map_err(|e| GitError::local(format!("open {}", self.gitdir.display()), e))?;
+        Ok(())
+    }
+}
+
+/// Parse a full 40-hex commit hash.
+pub fn parse_full_hash(s: &str) -> Option<Hash> {
+    (s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| s.parse::<Hash>().ok())
+        .flatten()
+}

@@ -1,0 +1,148 @@
+//! Talking to the remote: what does the target ref point at, and fetch it.
+
+use git2::{AutotagOption, Direction, FetchOptions, RemoteCallbacks};
+
+use super::local::local_path;
+use super::{Cancel, GitError, GitRepo, Hash};
+use crate::redact::redact;
+
+/// Temporary ref a fetch writes to; deleted right after.
+const FETCH_REF: &str = "refs/git-sync/fetch";
+
+/// What the target ref resolved to on the remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The commit to publish.
+    pub hash: Hash,
+    /// The remote ref to fetch it by (`refs/heads/main`, `HEAD`, ...), or
+    /// `None` for a commit named by its hash.
+    pub remote_ref: Option<String>,
+}
+
+fn callbacks(cancel: &Cancel) -> RemoteCallbacks<'_> {
+    let mut cb = RemoteCallbacks::new();
+    cb.transfer_progress(move |_| !cancel.is_cancelled());
+    cb.sideband_progress(move |_| !cancel.is_cancelled());
+    cb
+}
+
+impl GitRepo {
+    fn remote_error(
+        &self,
+        op: &'static str,
+        url: &str,
+        e: git2::Error,
+        cancel: &Cancel,
+    ) -> GitError {
+        if cancel.is_cancelled() {
+            return GitError::Cancelled;
+        }
+        GitError::Remote {
+            op,
+            url: redact(url),
+            message: redact(e.message()),
+        }
+    }
+
+    /// Ask the remote what `git_ref` points at: one round trip.
+    /// `git_ref` is `HEAD`, a branch, a tag or a full ref name; annotated
+    /// tags are peeled to their commit.
+    pub fn resolve_remote(
+        &self,
+        url: &str,
+        git_ref: &str,
+        cancel: &Cancel,
+    ) -> Result<Target, GitError> {
+        if let Some(path) = local_path(url) {
+            return self.resolve_local(url, &path, git_ref);
+        }
+        let mut remote = self
+            .repo
+            .remote_anonymous(url)
+            .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?;
+        let conn = remote
+            .connect_auth(Direction::Fetch, Some(callbacks(cancel)), None)
+            .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?;
+        let heads: Vec<(String, Hash)> = conn
+            .list()
+            .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?
+            .iter()
+            .map(|h| (h.name().to_string(), h.oid()))
+            .collect();
+        drop(conn);
+
+        let candidates: Vec<String> = if git_ref == "HEAD" || git_ref.starts_with("refs/") {
+            vec![git_ref.to_string()]
+        } else {
+            // git's own precedence: tags before branches.
+            vec![
+                format!("refs/tags/{git_ref}"),
+                format!("refs/heads/{git_ref}"),
+            ]
+        };
+        for name in &candidates {
+            let peeled = format!("{name}^{{}}");
+            let direct = heads.iter().find(|(n, _)| n == name);
+            let peeled_hit = heads.iter().find(|(n, _)| *n == peeled);
+            match (direct, peeled_hit) {
+                (Some(_), Some((_, hash))) | (Some((_, hash)), None) => {
+                    return Ok(Target {
+                        hash: *hash,
+                        remote_ref: Some(name.clone()),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Err(GitError::RefNotFound {
+            git_ref: git_ref.to_string(),
+            url: redact(url),
+        })
+    }
+
+    /// Fetch the target commit, `depth` commits deep (0: all history).
+    pub fn fetch(
+        &mut self,
+        url: &str,
+        target: &Target,
+        depth: u32,
+        cancel: &Cancel,
+    ) -> Result<(), GitError> {
+        if let Some(path) = local_path(url) {
+            return self.fetch_local(url, &path, target.hash, depth);
+        }
+        let refspec = match &target.remote_ref {
+            Some(r) => format!("+{r}:{FETCH_REF}"),
+            None => format!("+{}:{FETCH_REF}", target.hash),
+        };
+        let result = {
+            let mut remote = self
+                .repo
+                .remote_anonymous(url)
+                .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
+            let mut opts = FetchOptions::new();
+            opts.remote_callbacks(callbacks(cancel))
+                .download_tags(AutotagOption::None)
+                .update_fetchhead(false);
+            if depth > 0 {
+                opts.depth(i32::try_from(depth).unwrap_or(i32::MAX));
+            }
+            remote.fetch(&[refspec.as_str()], Some(&mut opts), None)
+        };
+        // The temporary ref only carried the objects in; it is not kept.
+        if let Ok(mut r) = self.repo.find_reference(FETCH_REF) {
+            let _ = r.delete();
+        }
+        result.map_err(|e| self.remote_error("fetch", url, e, cancel))?;
+        if !self.has_commit(target.hash) {
+            // The ref moved between ls-remote and fetch, or the tag is not a
+            // commit: either way we do not have what we were asked for.
+            return Err(GitError::Remote {
+                op: "fetch",
+                url: redact(url),
+                message: format!("commit {} was not received", target.hash),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! The on-disk layout under `--root`:
+//!
+//! ```text
+//! R/.git/                  our git state
+//! R/.worktrees/<hash>/     one checked-out commit per published hash
+//! R/<link> -> .worktrees/<hash>
+//! ```
+//!
+//! This module prepares R at start (creating it, adopting an earlier run's
+//! state, or emptying a directory that is not ours) and removes worktrees
+//! that are no longer needed.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::git::{GitError, GitRepo, Hash};
+
+/// Errors preparing or tidying the root.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> LayoutError + 'a {
+    move |source| LayoutError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Paths under the root.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+    pub worktrees: PathBuf,
+}
+
+/// Whether `name` is a full 40-hex commit hash.
+pub fn is_hash_name(name: &str) -> bool {
+    name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Remove a file, a symlink or a whole directory tree; missing is fine.
+pub fn remove_any(path: &Path) -> io::Result<()> {
+    let result = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Delete stale `*.lock` files under `dir` left by a killed process: we are
+/// the only writer of this repository, so any lock at start is stale.
+fn remove_stale_locks(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let path = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            // objects/ holds no locks and is large: skip it.
+            if e.file_name() != "objects" {
+                remove_stale_locks(&path);
+            }
+        } else if path.extension().is_some_and(|x| x == "lock") {
+            tracing::info!(path = %path.display(), "removing stale lock file");
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Self {
+        Layout {
+            root: root.to_path_buf(),
+            worktrees: root.join(".worktrees"),
+        }
+    }
+
+    pub fn worktree(&self, hash: Hash) -> PathBuf {
+        self.worktrees.join(hash.to_string())
+    }
+
+    /// Make the root ready and open our repository in it. `keep` are paths
+    /// under the root that must survive emptying (the link, the error file).
+    pub fn prepare(&self, keep: &[PathBuf]) -> Result<GitRepo, LayoutError> {
+        fs::create_dir_all(&self.root).map_err(io_err("create", &self.root))?;
+        let gitdir = self.root.join(".git");
+        if gitdir.exists() {
+            remove_stale_locks(&gitdir);
+            match GitRepo::open(&self.root) {
+                Ok(repo) => {
+                    self.remove_v3_leftovers()?;
+                    fs::create_dir_all(&self.worktrees)
+                        .map_err(io_err("create", &self.worktrees))?;
+                    return Ok(repo);
+                }
+                Err(e) => {
+                    tracing::warn!(root = %self.root.display(), error = %e,
+                        "repository in root is unusable; starting again from an empty root");
+                }
+            }
+        }
+        self.empty_root(keep)?;
+        let repo = GitRepo::init(&self.root)?;
+        fs::create_dir_all(&self.worktrees).map_err(io_err("create", &self.worktrees))?;
+        Ok(repo)
+    }
+
+    /// Remove every entry of the root, but never the root itself: it may be
+    /// a mount point.
+    fn empty_root(&self, keep: &[PathBuf]) -> Result<(), LayoutError> {
+        let entries: Vec<_> = fs::read_dir(&self.root)
+            .map_err(io_err("read", &self.root))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| !keep.contains(p))
+            .collect();
+        if !entries.is_empty() {
+            tracing::warn!(root = %self.root.display(), entries = entries.len(),
+                "root is not empty and not ours; emptying it");
+        }
+        for p in entries {
+            remove_any(&p).map_err(io_err("remove", &p))?;
+        }
+        Ok(())
+    }
+
+    /// git-sync v3 kept worktrees as `R/<hash>`: drop them on upgrade.
+    fn remove_v3_leftovers(&self) -> Result<(), LayoutError> {
+        for e in fs::read_dir(&self.root)
+            .map_err(io_err("read", &self.root))?
+            .flatten()
+        {
+            let name = e.file_name();
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if is_dir && is_hash_name(&name.to_string_lossy()) {
+                let p = e.path();
+                tracing::info!(path = %p.display(), "removing v3-era worktree");
+                remove_any(&p).map_err(io_err("remove", &p))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Mark a worktree as no longer current: its age for
+    /// `--stale-worktree-timeout` counts from now (and survives restarts).
+    pub fn mark_retired(&self, hash: Hash) {
+        let p = self.worktree(hash);
+        if let Ok(f) = fs::File::open(&p) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
+    /// Remove worktrees other than `current` that stopped being current more
+    /// than `keep_for` ago, anything else found in `.worktrees`, and admin
+    /// entries of worktrees that are gone. Returns the hashes still kept
+    /// (current first) and the earliest time a kept one becomes removable.
+    pub fn clean_worktrees(
+        &self,
+        repo: &GitRepo,
+        current: Option<Hash>,
+        keep_for: Duration,
+    ) -> Result<(Vec<Hash>, Option<Duration>), LayoutError> {
+        let mut kept: Vec<Hash> = current.into_iter().collect();
+        let mut next_due: Option<Duration> = None;
+        let now = SystemTime::now();
+        let rd = match fs::read_dir(&self.worktrees) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((kept, None)),
+            Err(e) => return Err(io_err("read", &self.worktrees)(e)),
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            let hash = is_hash_name(&name)
+                .then(|| name.parse::<Hash>().ok())
+                .flatten()
+                .filter(|_| is_dir);
+            let Some(hash) = hash else {
+                tracing::info!(path = %path.display(), "removing unexpected entry in .worktrees");
+                remove_any(&path).map_err(io_err("remove", &path))?;
+                continue;
+            };
+            if Some(hash) == current {
+                continue;
+            }
+            let age = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or(Duration::MAX);
+            if age < keep_for {
+                kept.push(hash);
+                let left = keep_for - age;
+                next_due = Some(next_due.map_or(left, |d: Duration| d.min(left)));
+                continue;
+            }
+            tracing::debug!(hash = %hash, "removing stale worktree");
+            remove_any(&path).map_err(io_err("remove", &path))?;
+            repo.forget_worktree(&name)?;
+        }
+        for name in repo.worktree_names() {
+            if !self.worktrees.join(&name).is_dir() {
+                repo.forget_worktree(&name)?;
+            }
+        }
+        Ok((kept, next_due))
+    }
+}

@@ -1,0 +1,20 @@
+//! git-sync: keep a directory in sync with a git repository and publish each
+//! new commit atomically. See `../shared/design.md` for the contract.
+//!
+//! Modules, one per responsibility:
+//! - [`config`]: flags, environment, validation → [`config::Config`]
+//! - [`git`]: every libgit2 call (remote query, fetch, worktrees, gc)
+//! - [`layout`]: the directories under `--root`
+//! - [`publish`]: making a worktree visible (the atomic symlink)
+//! - [`sync`]: one sync pass
+//! - [`daemon`]: the loop and its failure policy
+
+pub mod config;
+pub mod daemon;
+pub mod git;
+pub mod layout;
+pub mod logging;
+pub mod publish;
+pub mod redact;
+pub mod status_files;
+pub mod sync;

@@ -1,0 +1,32 @@
+//! Log setup: `tracing` to stderr, JSON lines or text, `-v` levels.
+
+use std::io::IsTerminal;
+
+use tracing::level_filters::LevelFilter;
+
+use crate::config::LogFormat;
+
+/// Install the global subscriber. Verbosity 0 logs updates and errors,
+/// 1-5 add debug detail, 6 and more everything.
+pub fn init(verbosity: u8, format: Option<LogFormat>) {
+    let level = match verbosity {
+        0 => LevelFilter::INFO,
+        1..=5 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let result = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    // A subscriber already installed (tests) is fine.
+    let _ = result;
+}

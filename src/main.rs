@@ -1,0 +1,36 @@
+//! The `git-sync` binary: parse the configuration, run the loop.
+
+use std::process::ExitCode;
+
+use gitsync::config::{self, Action};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match config::from_env_and_args(&args) {
+        Ok(Action::Run(cfg)) => *cfg,
+        Ok(Action::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // The user-facing answer to a bad command line: one line.
+            eprintln!("git-sync: error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    gitsync::logging::init(cfg.verbosity, cfg.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(gitsync::daemon::run(cfg));
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

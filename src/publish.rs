@@ -1,0 +1,127 @@
+//! Publishing a worktree: the relative symlink `--link`, swapped atomically.
+//!
+//! A new symlink is made beside the link under a temporary name and renamed
+//! over it (`rename(2)` is atomic), then the directory is fsynced. Readers
+//! see the old tree or the new one, never a mix, and `basename(readlink)` is
+//! the published hash.
+
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use crate::git::Hash;
+use crate::layout::is_hash_name;
+
+/// Errors while publishing.
+#[derive(Debug, thiserror::Error)]
+#[error("publish {path}: {source}")]
+pub struct PublishError {
+    path: PathBuf,
+    #[source]
+    source: io::Error,
+}
+
+fn err(path: &Path) -> impl FnOnce(io::Error) -> PublishError + '_ {
+    move |source| PublishError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Something that makes a checked-out commit visible to readers.
+pub trait Publisher {
+    /// The hash readers currently see, if any.
+    fn current(&self) -> Option<Hash>;
+    /// Make the worktree at `worktree` (holding `hash`) the visible one.
+    fn publish(&self, hash: Hash, worktree: &Path) -> Result<(), PublishError>;
+}
+
+/// Link mode: `--link` is a relative symlink to `.worktrees/<hash>`.
+#[derive(Debug, Clone)]
+pub struct LinkPublisher {
+    link: PathBuf,
+}
+
+impl LinkPublisher {
+    pub fn new(link: &Path) -> Self {
+        LinkPublisher {
+            link: link.to_path_buf(),
+        }
+    }
+
+    fn tmp_link(&self) -> PathBuf {
+        let name = self
+            .link
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.link.with_file_name(format!(".{name}.git-sync.tmp"))
+    }
+}
+
+/// The path of `to` relative to the directory `from`; both absolute and
+/// free of symlinks.
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<Component> = from.components().collect();
+    let to: Vec<Component> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to[common..] {
+        out.push(c);
+    }
+    out
+}
+
+impl Publisher for LinkPublisher {
+    fn current(&self) -> Option<Hash> {
+        let target = fs::read_link(&self.link).ok()?;
+        let name = target.file_name()?.to_str()?;
+        is_hash_name(name).then(|| name.parse().ok()).flatten()
+    }
+
+    fn publish(&self, _hash: Hash, worktree: &Path) -> Result<(), PublishError> {
+        let dir = self
+            .link
+            .parent()
+            .ok_or_else(|| err(&self.link)(io::Error::other("link has no parent directory")))?;
+        fs::create_dir_all(dir).map_err(err(dir))?;
+        // Resolve symlinks in both directories, so the relative path is right
+        // wherever the volume is mounted.
+        let real_dir = fs::canonicalize(dir).map_err(err(dir))?;
+        let real_wt = fs::canonicalize(worktree).map_err(err(worktree))?;
+        let target = relative_path(&real_dir, &real_wt);
+
+        let tmp = self.tmp_link();
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(err(&tmp)(e)),
+            _ => {}
+        }
+        std::os::unix::fs::symlink(&target, &tmp).map_err(err(&tmp))?;
+        fs::rename(&tmp, &self.link).map_err(err(&self.link))?;
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err(dir))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_path;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative_path(Path::new("/r"), Path::new("/r/.worktrees/abc")),
+            PathBuf::from(".worktrees/abc")
+        );
+        assert_eq!(
+            relative_path(Path::new("/a/b/other"), Path::new("/r/.worktrees/abc")),
+            PathBuf::from("../../../r/.worktrees/abc")
+        );
+    }
+}

@@ -1,0 +1,48 @@
+//! `--touch-file` and `--error-file`: how a sync tells other containers what
+//! happened, through the filesystem.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// Touch `path` (create it, or update its mtime), creating parent dirs.
+pub fn touch(path: &Path) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.set_modified(SystemTime::now())
+}
+
+/// Write the last error as `{"Msg": ..., "Err": ..., "Args": {...}}`,
+/// atomically (temp file then rename), creating parent dirs.
+pub fn write_error(path: &Path, msg: &str, err: &str, args: &[(&str, String)]) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let args: serde_json::Map<String, serde_json::Value> = args
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+        .collect();
+    let doc = serde_json::json!({ "Msg": msg, "Err": err, "Args": args });
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    fs::write(&tmp, format!("{doc}\n"))?;
+    fs::rename(&tmp, path)
+}
+
+/// Remove the error file after a success; missing is fine.
+pub fn clear_error(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,166 @@
+//! One sync pass, as the design's section 3 lists its steps:
+//! ask the remote, skip if already published, fetch, materialise, publish,
+//! then (separately) clean up.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::git::{parse_full_hash, Cancel, GitError, GitRepo, Hash, Target};
+use crate::layout::{remove_any, Layout, LayoutError};
+use crate::publish::{LinkPublisher, PublishError, Publisher};
+use crate::status_files;
+
+/// Why a pass failed. The published tree is untouched by every one of them.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sync cancelled")]
+    Cancelled,
+}
+
+/// What a successful pass did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The target was already published.
+    Unchanged { hash: Hash },
+    /// A new commit was published.
+    Updated {
+        hash: Hash,
+        previous: Option<Hash>,
+        fetched: bool,
+    },
+}
+
+/// Runs passes against one root. Owns the repository handle.
+pub struct Syncer {
+    cfg: Config,
+    layout: Layout,
+    git: GitRepo,
+    publisher: Box<dyn Publisher + Send>,
+    pinned: Option<Hash>,
+}
+
+fn check(cancel: &Cancel) -> Result<(), SyncError> {
+    if cancel.is_cancelled() {
+        Err(SyncError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+impl Syncer {
+    /// Prepare the root (create, adopt or reset it) and open the repository.
+    pub fn new(cfg: Config) -> Result<Self, SyncError> {
+        let layout = Layout::new(&cfg.root);
+        let git = layout.prepare(&[])?;
+        git.apply_config(&cfg.git_config)?;
+        let publisher = Box::new(LinkPublisher::new(&cfg.link));
+        Ok(Syncer {
+            pinned: parse_full_hash(&cfg.git_ref),
+            cfg,
+            layout,
+            git,
+            publisher,
+        })
+    }
+
+    /// The hash readers currently see.
+    pub fn published(&self) -> Option<Hash> {
+        self.publisher.current()
+    }
+
+    /// One pass: make the published tree the commit `--ref` names.
+    pub fn pass(&mut self, cancel: &Cancel) -> Result<Outcome, SyncError> {
+        // 1. What should be published? A full hash needs no question.
+        let target = match self.pinned {
+            Some(hash) => Target {
+                hash,
+                remote_ref: None,
+            },
+            None => self
+                .git
+                .resolve_remote(&self.cfg.repo, &self.cfg.git_ref, cancel)?,
+        };
+        let hash = target.hash;
+        let worktree = self.layout.worktree(hash);
+
+        // 2. Already published and intact: nothing to do.
+        let current = self.publisher.current();
+        if current == Some(hash) && self.git.worktree_head(&worktree) == Some(hash) {
+            return Ok(Outcome::Unchanged { hash });
+        }
+        check(cancel)?;
+
+        // 3. Fetch only what we do not have.
+        let fetched = !self.git.has_commit(hash);
+        if fetched {
+            tracing::debug!(%hash, git_ref = %self.cfg.git_ref, "fetching");
+            self.git
+                .fetch(&self.cfg.repo, &target, self.cfg.depth, cancel)?;
+        }
+        check(cancel)?;
+
+        // 4. Materialise into a fresh directory. Anything already there is not
+        // what readers see (or is broken): start it again.
+        remove_any(&worktree).map_err(|source| SyncError::Io {
+            op: "remove",
+            path: worktree.clone(),
+            source,
+        })?;
+        self.git
+            .create_worktree(hash, &worktree, &hash.to_string())?;
+        check(cancel)?;
+
+        // 5. Publish atomically, then tell the world.
+        self.publisher.publish(hash, &worktree)?;
+        if let Some(prev) = current.filter(|p| *p != hash) {
+            self.layout.mark_retired(prev);
+        }
+        self.git.set_sync_branch(hash)?;
+        if let Some(touch) = &self.cfg.touch_file {
+            status_files::touch(touch).map_err(|source| SyncError::Io {
+                op: "touch",
+                path: touch.clone(),
+                source,
+            })?;
+        }
+        Ok(Outcome::Updated {
+            hash,
+            previous: current,
+            fetched,
+        })
+    }
+
+    /// Step 7: remove stale worktrees and unreachable objects. Returns how
+    /// long until a kept worktree becomes removable, if any is waiting.
+    pub fn clean(&mut self) -> Result<Option<Duration>, SyncError> {
+        let keep_for = self
+            .cfg
+            .stale_worktree_timeout
+            .max(self.cfg.stale_worktree_grace);
+        let current = self.publisher.current();
+        let (kept, next_due) = self.layout.clean_worktrees(&self.git, current, keep_for)?;
+        if let Some(stats) = self.git.gc(self.cfg.git_gc, &kept, self.cfg.depth)? {
+            tracing::debug!(
+                packs_removed = stats.packs_removed,
+                loose_removed = stats.loose_removed,
+                objects_kept = stats.objects_kept,
+                "git gc done"
+            );
+        }
+        Ok(next_due)
+    }
+}
