@@ -53,6 +53,8 @@ pub fn command() -> Command {
         .disable_help_flag(true)
         .disable_version_flag(true)
         .disable_help_subcommand(true)
+        // As pflag: a repeated flag is not an error, the last one wins.
+        .args_override_self(true)
         .dont_collapse_args_in_usage(true);
     for f in FLAGS {
         cmd = cmd.arg(arg_for(f));
@@ -171,7 +173,8 @@ mod tests {
         assert_eq!(r.flags["one-time"], vec!["true"]);
         assert_eq!(r.flags["verbose"], vec!["6"]);
         assert_eq!(r.flags["max-failures"], vec!["-1"]);
-        let r = p(&["--one-time=false", "-v=3"]).unwrap();
+        let r = p(&["--one-time=false", "-v=3", "--period=1s", "--period=2s"]).unwrap();
+        assert_eq!(r.flags["period"], vec!["2s"]);
         assert_eq!(r.flags["one-time"], vec!["false"]);
         assert_eq!(r.flags["verbose"], vec!["3"]);
     }

@@ -89,6 +89,13 @@ impl GitRepo {
 
         // The commits to keep, walked `depth` deep; `boundary` are those whose
         // parents are not kept: the new shallow list.
+        // libgit2 applies `.git/shallow` to `parent_ids()`: a shallow commit
+        // shows no parents, yet it is a boundary and must stay listed.
+        let was_shallow: HashSet<Hash> = fs::read_to_string(self.gitdir.join("shallow"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
         let mut kept: HashSet<Hash> = HashSet::new();
         let mut boundary: BTreeSet<Hash> = BTreeSet::new();
         let mut queue: VecDeque<(Hash, u32)> = keep.iter().map(|h| (*h, 1)).collect();
@@ -107,7 +114,7 @@ impl GitRepo {
                 .map_err(|e| GitError::local(format!("gc: read commit {hash}"), e))?;
             pb.insert_commit(hash)
                 .map_err(|e| GitError::local(format!("gc: pack commit {hash}"), e))?;
-            let mut cut = false;
+            let mut cut = was_shallow.contains(&hash);
             for parent in commit.parent_ids() {
                 let within = depth == 0 || level < depth;
                 if within && self.repo.find_commit(parent).is_ok() {
@@ -149,6 +156,8 @@ impl GitRepo {
         for d in loose {
             fs::remove_dir_all(&d).map_err(|e| GitError::io("gc: remove", &d, e))?;
         }
+        // Reflogs (none are written by us) would name dropped commits.
+        let _ = fs::remove_dir_all(self.gitdir.join("logs"));
         let shallow = self.gitdir.join("shallow");
         let text: String = boundary.iter().map(|h| format!("{h}\n")).collect();
         if text.is_empty() {

@@ -135,8 +135,12 @@ impl GitRepo {
     pub fn init(root: &Path) -> Result<Self, GitError> {
         let mut opts = git2::RepositoryInitOptions::new();
         opts.initial_head(SYNC_BRANCH).no_reinit(true).mkpath(true);
-        git2::Repository::init_opts(root, &opts)
+        let repo = git2::Repository::init_opts(root, &opts)
             .map_err(|e| GitError::local(format!("init {}", root.display()), e))?;
+        // No reflogs: they would grow forever and name commits gc dropped.
+        repo.config()
+            .and_then(|mut c| c.set_bool("core.logAllRefUpdates", false))
+            .map_err(|e| GitError::local("configure new repository", e))?;
         Self::open(root)
     }
 

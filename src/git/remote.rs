@@ -100,21 +100,14 @@ impl GitRepo {
         })
     }
 
-    /// Fetch the target commit, `depth` commits deep (0: all history).
-    pub fn fetch(
-        &mut self,
+    /// Run one fetch of `refspecs` into temporary refs, then drop the refs.
+    fn fetch_refspecs(
+        &self,
         url: &str,
-        target: &Target,
+        refspecs: &[String],
         depth: u32,
         cancel: &Cancel,
     ) -> Result<(), GitError> {
-        if let Some(path) = local_path(url) {
-            return self.fetch_local(url, &path, target.hash, depth);
-        }
-        let refspec = match &target.remote_ref {
-            Some(r) => format!("+{r}:{FETCH_REF}"),
-            None => format!("+{}:{FETCH_REF}", target.hash),
-        };
         let result = {
             let mut remote = self
                 .repo
@@ -127,13 +120,54 @@ impl GitRepo {
             if depth > 0 {
                 opts.depth(i32::try_from(depth).unwrap_or(i32::MAX));
             }
-            remote.fetch(&[refspec.as_str()], Some(&mut opts), None)
+            remote.fetch(refspecs, Some(&mut opts), None)
         };
-        // The temporary ref only carried the objects in; it is not kept.
-        if let Ok(mut r) = self.repo.find_reference(FETCH_REF) {
-            let _ = r.delete();
+        // The temporary refs only carried the objects in; they are not kept.
+        if let Ok(refs) = self.repo.references_glob(&format!("{FETCH_REF}*")) {
+            let names: Vec<String> = refs
+                .flatten()
+                .filter_map(|r| r.name().ok().map(str::to_string))
+                .collect();
+            for name in names {
+                if let Ok(mut r) = self.repo.find_reference(&name) {
+                    let _ = r.delete();
+                }
+            }
         }
-        result.map_err(|e| self.remote_error("fetch", url, e, cancel))?;
+        result.map_err(|e| self.remote_error("fetch", url, e, cancel))
+    }
+
+    /// Fetch the target commit, `depth` commits deep (0: all history).
+    pub fn fetch(
+        &mut self,
+        url: &str,
+        target: &Target,
+        depth: u32,
+        cancel: &Cancel,
+    ) -> Result<(), GitError> {
+        if let Some(path) = local_path(url) {
+            return self.fetch_local(url, &path, target.hash, depth);
+        }
+        let refspecs: Vec<String> = match &target.remote_ref {
+            Some(r) => vec![format!("+{r}:{FETCH_REF}")],
+            None => vec![format!("+{}:{FETCH_REF}", target.hash)],
+        };
+        let result = self.fetch_refspecs(url, &refspecs, depth, cancel);
+        let result = match result {
+            // Servers speaking protocol v0 without uploadpack.allowAnySHA1InWant
+            // refuse a hash nobody advertises: fetch every branch and tag with
+            // full history instead, and look for the commit there.
+            Err(GitError::Remote { .. }) if target.remote_ref.is_none() => {
+                tracing::info!(hash = %target.hash, "the server refused a fetch by hash; fetching all branches and tags");
+                let all = vec![
+                    format!("+refs/heads/*:{FETCH_REF}/heads/*"),
+                    format!("+refs/tags/*:{FETCH_REF}/tags/*"),
+                ];
+                self.fetch_refspecs(url, &all, 0, cancel)
+            }
+            other => other,
+        };
+        result?;
         if !self.has_commit(target.hash) {
             // The ref moved between ls-remote and fetch, or the tag is not a
             // commit: either way we do not have what we were asked for.

@@ -1,0 +1,385 @@
+//! Shared helpers for the integration tests: real git repositories in temp
+//! dirs, a real smart-HTTP server (nginx + fcgiwrap + git http-backend) on a
+//! free loopback port, the real git-sync binary, and waiting with deadlines.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use tempfile::TempDir;
+
+/// The git-sync binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_git-sync"))
+}
+
+/// Wait until `cond` holds, or panic with `what` after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Run the git CLI (the tests' tool for making repositories; git-sync itself
+/// never uses it).
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A source repository with a working tree, on branch `main`.
+pub struct SourceRepo {
+    pub dir: PathBuf,
+}
+
+impl SourceRepo {
+    pub fn new(parent: &Path, name: &str) -> Self {
+        let dir = parent.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        git(&dir, &["init", "-q", "-b", "main"]);
+        // Let a hash be fetched over HTTP even if no ref points at it.
+        git(&dir, &["config", "uploadpack.allowAnySHA1InWant", "true"]);
+        SourceRepo { dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("file://{}", self.dir.display())
+    }
+
+    /// Write files (path, content) and commit them; returns the new hash.
+    pub fn commit(&self, files: &[(&str, &str)], msg: &str) -> String {
+        for (path, content) in files {
+            let p = self.dir.join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        }
+        git(&self.dir, &["add", "-A"]);
+        git(&self.dir, &["commit", "-q", "--allow-empty", "-m", msg]);
+        self.head()
+    }
+
+    pub fn head(&self) -> String {
+        git(&self.dir, &["rev-parse", "HEAD"])
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        git(&self.dir, args)
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Everything it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Wait for exit (with a deadline); returns the exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "process did not exit within {limit:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Wait until `cond` holds while the process keeps running; panics with
+    /// its log if it exits or the deadline passes.
+    pub fn wait_for(&mut self, limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if cond() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "process exited ({status}) while waiting for {what}; log:\n{}",
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {limit:?} waiting for {what}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Like [`Proc::wait_for`], with a condition on the log so far.
+    pub fn wait_log(&mut self, limit: Duration, what: &str, cond: impl Fn(&str) -> bool) {
+        let stderr = self.stderr.clone();
+        self.wait_for(limit, what, || cond(&stderr.lock().unwrap()))
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let buf = Arc::new(Mutex::new(String::new()));
+    if let Some(stderr) = child.stderr.take() {
+        let b = buf.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut g = b.lock().unwrap();
+                g.push_str(&line);
+                g.push('\n');
+            }
+        });
+    }
+    buf
+}
+
+/// A git-sync command with JSON logs, ready for more args.
+pub fn git_sync(args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .arg("--log-format=json")
+        .env_remove("GITSYNC_REPO")
+        .env_remove("GITSYNC_ROOT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Run git-sync to completion (with a deadline).
+pub fn run_git_sync(args: &[&str]) -> Output {
+    let mut p = spawn(git_sync(args));
+    let code = p.wait_exit(Duration::from_secs(120));
+    let stderr = p.log();
+    let mut stdout = String::new();
+    if let Some(mut out) = p.child.stdout.take() {
+        use std::io::Read;
+        let _ = out.read_to_string(&mut stdout);
+    }
+    Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw((code & 0xff) << 8),
+        stdout: stdout.into_bytes(),
+        stderr: stderr.into_bytes(),
+    }
+}
+
+/// Start a command, capturing stderr.
+pub fn spawn(mut cmd: Command) -> Proc {
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = capture_stderr(&mut child);
+    Proc { child, stderr }
+}
+
+/// The hash the link points at (basename of its target), if any.
+pub fn published(link: &Path) -> Option<String> {
+    let t = fs::read_link(link).ok()?;
+    Some(t.file_name()?.to_string_lossy().into_owned())
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A smart-HTTP git server: nginx + fcgiwrap + git http-backend, serving
+/// every repository under `project_root` at `http://127.0.0.1:PORT/<name>`.
+pub struct HttpServer {
+    pub port: u16,
+    _nginx: Proc,
+    _fcgiwrap: Proc,
+    _dir: TempDir,
+}
+
+impl HttpServer {
+    pub fn start(project_root: &Path) -> Self {
+        Self::start_with(project_root, "")
+    }
+
+    /// `extra` is inserted into the server block (auth, locations...).
+    pub fn start_with(project_root: &Path, extra: &str) -> Self {
+        let dir = TempDir::new().unwrap();
+        let sock = dir.path().join("fcgiwrap.sock");
+        let fcgiwrap = spawn({
+            let mut c = Command::new("/usr/sbin/fcgiwrap");
+            c.arg("-c")
+                .arg("4")
+                .arg("-s")
+                .arg(format!("unix:{}", sock.display()));
+            c.stdout(Stdio::null()).stderr(Stdio::piped());
+            c
+        });
+        wait_until(Duration::from_secs(10), "fcgiwrap socket", || sock.exists());
+        let user = if is_root() { "user root root;" } else { "" };
+        let d = dir.path().display();
+        for t in ["body", "fastcgi", "proxy", "uwsgi", "scgi"] {
+            fs::create_dir_all(dir.path().join(t)).unwrap();
+        }
+        let mut last_err = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let conf = format!(
+                r#"{user}
+daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    fastcgi_temp_path {d}/fastcgi;
+    proxy_temp_path {d}/proxy;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        {extra}
+        location / {{
+            client_max_body_size 0;
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+            fastcgi_param GIT_PROJECT_ROOT {root};
+            fastcgi_param GIT_HTTP_EXPORT_ALL "";
+            fastcgi_param PATH_INFO $uri;
+            fastcgi_param REMOTE_USER $remote_user;
+            fastcgi_pass unix:{sock};
+        }}
+    }}
+}}
+"#,
+                root = project_root.display(),
+                sock = sock.display(),
+            );
+            let conf_path = dir.path().join("nginx.conf");
+            fs::write(&conf_path, conf).unwrap();
+            let mut nginx = spawn({
+                let mut c = Command::new("/usr/sbin/nginx");
+                c.arg("-c").arg(&conf_path).arg("-p").arg(dir.path());
+                c.stdout(Stdio::null()).stderr(Stdio::piped());
+                c
+            });
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return HttpServer {
+                        port,
+                        _nginx: nginx,
+                        _fcgiwrap: fcgiwrap,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(_)) = nginx.child.try_wait() {
+                    break; // port taken meanwhile, or bad config: retry
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            last_err = format!(
+                "{}\n{}",
+                nginx.log(),
+                fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            );
+        }
+        panic!("nginx did not start: {last_err}");
+    }
+
+    /// URL of the repository directory `name` under the project root.
+    pub fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+/// Count files (not directories) under `dir`, skipping `.git`.
+pub fn count_files(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name() == ".git" {
+            continue;
+        }
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            n += count_files(&e.path());
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Total size in bytes of the files under `dir`.
+pub fn disk_usage(dir: &Path) -> u64 {
+    let mut n = 0;
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                n += disk_usage(&e.path());
+            } else if ft.is_file() {
+                n += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    n
+}
+
+/// Lines of a JSON log whose message is `msg`.
+pub fn log_lines_with(log: &str, msg: &str) -> usize {
+    let needle = format!("\"message\":\"{msg}\"");
+    log.lines().filter(|l| l.contains(&needle)).count()
+}

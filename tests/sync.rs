@@ -1,0 +1,646 @@
+//! The sync contract, scenario by scenario, with the real binary against
+//! real repositories over file:// and smart HTTP.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use support::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// The two transports every target test runs over.
+enum Transport {
+    File,
+    Http,
+}
+
+struct Fixture {
+    tmp: TempDir,
+    repo: SourceRepo,
+    server: Option<HttpServer>,
+}
+
+impl Fixture {
+    fn new(t: Transport) -> Self {
+        let tmp = TempDir::new().unwrap();
+        fs::create_dir_all(tmp.path().join("srv")).unwrap();
+        let repo = SourceRepo::new(&tmp.path().join("srv"), "site");
+        let server = match t {
+            Transport::File => None,
+            Transport::Http => Some(HttpServer::start(&tmp.path().join("srv"))),
+        };
+        Fixture { tmp, repo, server }
+    }
+
+    fn url(&self) -> String {
+        match &self.server {
+            Some(s) => s.url("site"),
+            None => self.repo.url(),
+        }
+    }
+
+    fn root(&self) -> std::path::PathBuf {
+        self.tmp.path().join("root")
+    }
+
+    fn link(&self) -> std::path::PathBuf {
+        self.root().join("site")
+    }
+
+    /// `--one-time` sync with extra args; asserts exit status 0.
+    fn sync_once(&self, extra: &[&str]) -> String {
+        let url = self.url();
+        let root = self.root();
+        let mut args = vec![
+            format!("--repo={url}"),
+            format!("--root={}", root.display()),
+            "--one-time".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_git_sync(&args);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "git-sync failed:\n{log}");
+        log
+    }
+
+    /// A long-running git-sync with a short period.
+    fn daemon(&self, extra: &[&str]) -> Proc {
+        let mut cmd = git_sync(&[
+            &format!("--repo={}", self.url()),
+            &format!("--root={}", self.root().display()),
+            "--period=50ms",
+            "--max-failures=-1",
+        ]);
+        cmd.args(extra);
+        spawn(cmd)
+    }
+
+    fn read(&self, file: &str) -> String {
+        fs::read_to_string(self.link().join(file)).unwrap()
+    }
+}
+
+fn assert_published(f: &Fixture, hash: &str) {
+    assert_eq!(published(&f.link()).as_deref(), Some(hash));
+    let target = fs::read_link(f.link()).unwrap();
+    assert!(target.is_relative(), "link must be relative: {target:?}");
+    assert_eq!(target, Path::new(".worktrees").join(hash));
+}
+
+// ---- first sync, targets -------------------------------------------------
+
+fn first_sync(t: Transport) {
+    let f = Fixture::new(t);
+    let h = f
+        .repo
+        .commit(&[("index.html", "hello 1"), ("a/b/c.txt", "deep")], "one");
+    f.sync_once(&[]);
+    assert_published(&f, &h);
+    assert_eq!(f.read("index.html"), "hello 1");
+    assert_eq!(f.read("a/b/c.txt"), "deep");
+    // A real linked worktree: git works in it.
+    assert_eq!(git(&f.link(), &["rev-parse", "HEAD"]), h);
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+    assert_eq!(
+        git(&f.root(), &["rev-parse", "--abbrev-ref", "HEAD"]),
+        "git-sync"
+    );
+}
+
+#[test]
+fn first_sync_file() {
+    first_sync(Transport::File);
+}
+
+#[test]
+fn first_sync_http() {
+    first_sync(Transport::Http);
+}
+
+fn targets(t: Transport) {
+    let f = Fixture::new(t);
+    let c1 = f.repo.commit(&[("f", "1")], "c1");
+    f.repo.git(&["tag", "light"]);
+    f.repo
+        .git(&["tag", "-a", "annotated", "-m", "an annotated tag"]);
+    let c2 = f.repo.commit(&[("f", "2")], "c2");
+    f.repo.git(&["checkout", "-q", "-b", "other"]);
+    let c3 = f.repo.commit(&[("f", "3")], "c3");
+    f.repo.git(&["checkout", "-q", "main"]);
+    let c4 = f.repo.commit(&[("f", "4")], "c4");
+
+    f.sync_once(&["--ref=light"]);
+    assert_published(&f, &c1);
+    f.sync_once(&["--ref=annotated"]);
+    assert_published(&f, &c1);
+    f.sync_once(&["--ref=other"]);
+    assert_published(&f, &c3);
+    assert_eq!(f.read("f"), "3");
+    f.sync_once(&["--ref=HEAD"]);
+    assert_published(&f, &c4);
+    f.sync_once(&["--ref=refs/heads/main"]);
+    assert_published(&f, &c4);
+    f.sync_once(&[&format!("--ref={c2}")]);
+    assert_published(&f, &c2);
+    assert_eq!(f.read("f"), "2");
+    // The default ref is HEAD (the remote's default branch).
+    f.sync_once(&[]);
+    assert_published(&f, &c4);
+}
+
+#[test]
+fn targets_file() {
+    targets(Transport::File);
+}
+
+#[test]
+fn targets_http() {
+    targets(Transport::Http);
+}
+
+#[test]
+fn unknown_ref_fails_and_says_so() {
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("f", "1")], "c1");
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", f.root().display()),
+        "--one-time",
+        "--ref=nope",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+// ---- updates, no-ops, history rewrites ---------------------------------
+
+fn update_and_noop(t: Transport) {
+    let f = Fixture::new(t);
+    let h1 = f
+        .repo
+        .commit(&[("index.html", "v1"), ("gone.txt", "x")], "one");
+    let touch = f.tmp.path().join("touched");
+    let mut d = f.daemon(&["-v=1", &format!("--touch-file={}", touch.display())]);
+    d.wait_for(LONG, "first publish and touch", || {
+        published(&f.link()).as_deref() == Some(&h1) && touch.exists()
+    });
+    let touched_at = fs::metadata(&touch).unwrap().modified().unwrap();
+
+    // No-op polls: nothing is fetched or touched.
+    wait_until(LONG, "several no-op polls", || {
+        log_lines_with(&d.log(), "no change") >= 5
+    });
+    assert_eq!(
+        fs::metadata(&touch).unwrap().modified().unwrap(),
+        touched_at
+    );
+    assert_eq!(log_lines_with(&d.log(), "updated"), 1);
+
+    fs::remove_file(f.repo.dir.join("gone.txt")).unwrap();
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    d.wait_for(LONG, "update", || {
+        published(&f.link()).as_deref() == Some(&h2)
+    });
+    assert_eq!(f.read("index.html"), "v2");
+    assert!(!f.link().join("gone.txt").exists());
+    assert!(fs::metadata(&touch).unwrap().modified().unwrap() >= touched_at);
+    d.wait_log(LONG, "the update's log line", |l| {
+        log_lines_with(l, "updated") == 2
+    });
+    let noops = log_lines_with(&d.log(), "no change");
+    d.wait_log(LONG, "more no-op polls", |l| {
+        log_lines_with(l, "no change") >= noops + 3
+    });
+    assert_eq!(log_lines_with(&d.log(), "updated"), 2, "{}", d.log());
+    d.kill9();
+}
+
+#[test]
+fn update_and_noop_file() {
+    update_and_noop(Transport::File);
+}
+
+#[test]
+fn update_and_noop_http() {
+    update_and_noop(Transport::Http);
+}
+
+fn force_push_and_backwards(t: Transport) {
+    let f = Fixture::new(t);
+    let a = f.repo.commit(&[("f", "a")], "a");
+    let b = f.repo.commit(&[("f", "b")], "b");
+    let mut d = f.daemon(&[]);
+    d.wait_for(LONG, "b", || published(&f.link()).as_deref() == Some(&b));
+    // Rewrite history: b disappears, c replaces it.
+    f.repo.git(&["reset", "-q", "--hard", &a]);
+    let c = f.repo.commit(&[("f", "c")], "c (force-pushed)");
+    f.repo.git(&["reflog", "expire", "--expire=now", "--all"]);
+    f.repo.git(&["gc", "-q", "--prune=now"]);
+    d.wait_for(LONG, "c", || published(&f.link()).as_deref() == Some(&c));
+    assert_eq!(f.read("f"), "c");
+    // The ref moves backwards.
+    f.repo.git(&["reset", "-q", "--hard", &a]);
+    d.wait_for(LONG, "a", || published(&f.link()).as_deref() == Some(&a));
+    assert_eq!(f.read("f"), "a");
+    d.kill9();
+}
+
+#[test]
+fn force_push_and_backwards_file() {
+    force_push_and_backwards(Transport::File);
+}
+
+#[test]
+fn force_push_and_backwards_http() {
+    force_push_and_backwards(Transport::Http);
+}
+
+#[test]
+fn ref_changes_to_another_branch_on_restart() {
+    let f = Fixture::new(Transport::Http);
+    let m = f.repo.commit(&[("f", "main")], "m");
+    f.repo.git(&["checkout", "-q", "-b", "feature"]);
+    let x = f.repo.commit(&[("f", "feature")], "x");
+    f.sync_once(&["--ref=main"]);
+    assert_published(&f, &m);
+    f.sync_once(&["--ref=feature"]);
+    assert_published(&f, &x);
+    assert_eq!(f.read("f"), "feature");
+}
+
+// ---- failures ------------------------------------------------------------
+
+#[test]
+fn unreachable_remote_writes_error_keeps_link_and_exits_after_max_failures() {
+    let f = Fixture::new(Transport::Http);
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    f.sync_once(&["--link=site"]);
+    assert_published(&f, &h);
+
+    let dead = format!("http://127.0.0.1:{}/site", free_port());
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={dead}"),
+        &format!("--root={}", f.root().display()),
+        "--link=site",
+        "--period=20ms",
+        "--max-failures=2",
+        "--error-file=status/error.json",
+    ]));
+    assert_eq!(p.wait_exit(LONG), 1);
+    assert_eq!(log_lines_with(&p.log(), "sync failed"), 3, "{}", p.log());
+    assert_published(&f, &h);
+    assert_eq!(f.read("f"), "1");
+    let err = fs::read_to_string(f.root().join("status/error.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&err).unwrap();
+    assert!(v["Err"].as_str().unwrap().contains("127.0.0.1"), "{err}");
+    assert!(v["Msg"].is_string() && v["Args"].is_object(), "{err}");
+
+    // The next success removes the error file.
+    f.sync_once(&["--link=site", "--error-file=status/error.json"]);
+    assert!(!f.root().join("status/error.json").exists());
+}
+
+#[test]
+fn one_time_exit_status() {
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("f", "1")], "c1");
+    f.sync_once(&[]);
+    let out = run_git_sync(&[
+        &format!("--repo=file://{}/nothing-here", f.tmp.path().display()),
+        &format!("--root={}", f.tmp.path().join("root2").display()),
+        "--one-time",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    // Retries up to --max-failures, then still fails.
+    let out = run_git_sync(&[
+        &format!("--repo=file://{}/nothing-here", f.tmp.path().display()),
+        &format!("--root={}", f.tmp.path().join("root2").display()),
+        "--one-time",
+        "--max-failures=2",
+        "--period=10ms",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(log_lines_with(&log, "sync failed"), 3, "{log}");
+}
+
+#[test]
+fn init_max_failures_applies_before_first_success() {
+    let f = Fixture::new(Transport::File);
+    // The repository appears only after a few attempts.
+    let repo_dir = f.tmp.path().join("later");
+    let mut p = spawn(git_sync(&[
+        &format!("--repo=file://{}", repo_dir.display()),
+        &format!("--root={}", f.root().display()),
+        "--one-time",
+        "--init-max-failures=-1",
+        "--period=20ms",
+    ]));
+    wait_until(LONG, "a few failures", || {
+        log_lines_with(&p.log(), "sync failed") >= 3
+    });
+    let later = SourceRepo::new(f.tmp.path(), "later");
+    let h = later.commit(&[("f", "x")], "x");
+    assert_eq!(p.wait_exit(LONG), 0);
+    assert_eq!(
+        published(&f.root().join("later")).as_deref(),
+        Some(h.as_str())
+    );
+}
+
+// ---- the root ------------------------------------------------------------
+
+#[test]
+fn non_empty_root_not_ours_is_emptied() {
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    fs::create_dir_all(f.root().join("junk/dir")).unwrap();
+    fs::write(f.root().join("junk/dir/file"), "x").unwrap();
+    fs::write(f.root().join("stray.txt"), "x").unwrap();
+    f.sync_once(&[]);
+    assert_published(&f, &h);
+    assert!(!f.root().join("junk").exists());
+    assert!(!f.root().join("stray.txt").exists());
+}
+
+#[test]
+fn root_left_by_an_earlier_run_is_reused() {
+    let f = Fixture::new(Transport::Http);
+    let h1 = f.repo.commit(&[("f", "1")], "c1");
+    f.sync_once(&[]);
+    let wt = f.root().join(".worktrees").join(&h1);
+    let ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&wt).unwrap());
+    // Restart with nothing new: a no-op, nothing fetched, same worktree.
+    let log = f.sync_once(&["-v=1"]);
+    assert_eq!(log_lines_with(&log, "no change"), 1, "{log}");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&fs::metadata(&wt).unwrap()),
+        ino
+    );
+    // Junk in .worktrees and v3-era hash dirs are cleaned; a deleted
+    // worktree is recreated.
+    fs::write(f.root().join(".worktrees/junk"), "x").unwrap();
+    fs::create_dir_all(f.root().join("0123456789012345678901234567890123456789")).unwrap();
+    fs::remove_dir_all(&wt).unwrap();
+    let h2 = f.repo.commit(&[("f", "2")], "c2");
+    f.sync_once(&[&format!("--ref={h1}")]);
+    assert_published(&f, &h1);
+    assert_eq!(f.read("f"), "1");
+    assert!(!f.root().join(".worktrees/junk").exists());
+    assert!(!f
+        .root()
+        .join("0123456789012345678901234567890123456789")
+        .exists());
+    f.sync_once(&[]);
+    assert_published(&f, &h2);
+}
+
+#[test]
+fn corrupt_root_is_reset() {
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    f.sync_once(&[]);
+    fs::write(f.root().join(".git/HEAD"), "garbage").unwrap();
+    f.sync_once(&[]);
+    assert_published(&f, &h);
+    assert_eq!(f.read("f"), "1");
+}
+
+// ---- depth ---------------------------------------------------------------
+
+fn depth(t: Transport) {
+    let f = Fixture::new(t);
+    for i in 0..5 {
+        f.repo.commit(&[("f", &i.to_string())], &format!("c{i}"));
+    }
+    f.sync_once(&["--depth=1"]);
+    assert_eq!(git(&f.link(), &["rev-list", "--count", "HEAD"]), "1");
+    assert!(f.root().join(".git/shallow").exists());
+    let h = f.repo.commit(&[("f", "5")], "c5");
+    f.sync_once(&["--depth=2"]);
+    assert_published(&f, &h);
+    assert_eq!(git(&f.link(), &["rev-list", "--count", "HEAD"]), "2");
+
+    let g = Fixture::new(match f.server {
+        Some(_) => Transport::Http,
+        None => Transport::File,
+    });
+    for i in 0..5 {
+        g.repo.commit(&[("f", &i.to_string())], &format!("c{i}"));
+    }
+    g.sync_once(&["--depth=0"]);
+    assert_eq!(git(&g.link(), &["rev-list", "--count", "HEAD"]), "5");
+    assert!(!g.root().join(".git/shallow").exists());
+}
+
+#[test]
+fn depth_file() {
+    depth(Transport::File);
+}
+
+#[test]
+fn depth_http() {
+    depth(Transport::Http);
+}
+
+// ---- no git binary -------------------------------------------------------
+
+#[test]
+fn syncs_without_any_git_binary_on_path() {
+    let f = Fixture::new(Transport::Http);
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    let empty = f.tmp.path().join("empty-bin");
+    fs::create_dir_all(&empty).unwrap();
+    for url in [f.url(), f.repo.url()] {
+        let root = f.tmp.path().join(format!("root-{}", url.len()));
+        let mut cmd = git_sync(&[
+            &format!("--repo={url}"),
+            &format!("--root={}", root.display()),
+            "--one-time",
+        ]);
+        cmd.env_clear().env("PATH", &empty);
+        let mut p = spawn(cmd);
+        assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
+        assert_eq!(published(&root.join("site")).as_deref(), Some(h.as_str()));
+    }
+}
+
+// ---- configuration errors ------------------------------------------------
+
+#[test]
+fn bad_flags_exit_1_with_one_line_naming_the_flag() {
+    for (args, needle) in [
+        (vec!["--no-such-flag"], "--no-such-flag"),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--period=ten"],
+            "--period",
+        ),
+        (vec!["--repo=x", "--root=/tmp/x", "--depth=-1"], "--depth"),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--one-time=maybe"],
+            "one-time",
+        ),
+        (vec!["--root=/tmp/x"], "--repo"),
+    ] {
+        let out = git_sync(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let out = git_sync(&["--repo=x", "--root=/tmp/x"])
+        .env("GITSYNC_SYNC_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("--sync-timeout") && err.contains("GITSYNC_SYNC_TIMEOUT"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_version_and_man() {
+    for flag in ["--help", "-h", "--version", "--man"] {
+        let out = git_sync(&[flag]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert!(!out.stdout.is_empty(), "{flag}");
+    }
+    let man = git_sync(&["--man"]).output().unwrap();
+    let man = String::from_utf8_lossy(&man.stdout);
+    for name in [
+        "--repo",
+        "--stale-worktree-timeout",
+        "GITSYNC_PERIOD",
+        "--git-gc",
+    ] {
+        assert!(man.contains(name), "manual lacks {name}");
+    }
+}
+
+#[test]
+fn hash_ref_from_a_server_that_refuses_unadvertised_wants() {
+    let f = Fixture::new(Transport::Http);
+    f.repo
+        .git(&["config", "uploadpack.allowAnySHA1InWant", "false"]);
+    let c1 = f.repo.commit(&[("f", "1")], "c1");
+    f.repo.commit(&[("f", "2")], "c2");
+    let log = f.sync_once(&[&format!("--ref={c1}")]);
+    assert!(
+        log.contains("refused a fetch by hash"),
+        "fallback not taken:\n{log}"
+    );
+    assert_published(&f, &c1);
+    assert_eq!(f.read("f"), "1");
+    // Once synced, a pinned hash needs nothing from the remote at all.
+    let log = f.sync_once(&[&format!("--ref={c1}"), "-v=1"]);
+    assert_eq!(log_lines_with(&log, "no change"), 1, "{log}");
+}
+
+// ---- crash safety and disk use ------------------------------------------
+
+/// Commit `n` files all holding `version`, plus `version.txt`.
+fn commit_version(repo: &SourceRepo, n: usize, version: usize) -> String {
+    let content = format!("version {version}\n");
+    let files: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("d{}/f{i}.txt", i % 20), content.clone()))
+        .chain([("version.txt".to_string(), content.clone())])
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    repo.commit(&refs, &format!("version {version}"))
+}
+
+/// The published tree, if any, is complete and of one version.
+fn assert_link_complete(link: &Path, n: usize) {
+    if fs::symlink_metadata(link).is_err() {
+        return; // nothing published yet
+    }
+    let version =
+        fs::read_to_string(link.join("version.txt")).expect("published tree lacks version.txt");
+    assert_eq!(count_files(link), n + 1, "published tree is incomplete");
+    for i in (0..n).step_by(97) {
+        let c = fs::read_to_string(link.join(format!("d{}/f{i}.txt", i % 20))).unwrap();
+        assert_eq!(c, version, "published tree mixes versions");
+    }
+}
+
+#[test]
+fn kill_9_at_any_moment_then_restart_converges() {
+    let f = Fixture::new(Transport::Http);
+    const N: usize = 2000;
+    let mut head = commit_version(&f.repo, N, 0);
+    for (round, delay_ms) in [3u64, 10, 25, 40, 60, 90, 130, 200].into_iter().enumerate() {
+        let mut d = f.daemon(&[]);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        d.kill9();
+        assert_link_complete(&f.link(), N);
+        head = commit_version(&f.repo, N, round + 1);
+    }
+    f.sync_once(&["--stale-worktree-grace=0s"]);
+    assert_published(&f, &head);
+    assert_link_complete(&f.link(), N);
+    // Nothing half-made is left behind.
+    let worktrees: Vec<_> = fs::read_dir(f.root().join(".worktrees")).unwrap().collect();
+    assert_eq!(worktrees.len(), 1, "{worktrees:?}");
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+}
+
+/// Incompressible-ish content that changes with `seed`.
+fn noise(seed: u64, len: usize) -> String {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 90) as u8)
+        })
+        .collect()
+}
+
+#[test]
+fn disk_use_stays_flat_over_50_updates() {
+    let f = Fixture::new(Transport::Http);
+    let mut d = f.daemon(&["--stale-worktree-grace=0s", "--period=20ms"]);
+    let mut sizes = Vec::new();
+    for i in 0..50u64 {
+        let h = f.repo.commit(
+            &[("big.bin", &noise(i, 100_000)), ("n", &i.to_string())],
+            "update",
+        );
+        d.wait_for(LONG, &format!("publish {i}"), || {
+            published(&f.link()).as_deref() == Some(&h)
+        });
+        sizes.push(disk_usage(&f.root()));
+    }
+    // Let the last cleanup run.
+    d.wait_for(LONG, "old worktrees removed", || {
+        fs::read_dir(f.root().join(".worktrees")).unwrap().count() == 1
+    });
+    d.kill9();
+    let early = sizes[..10].iter().max().copied().unwrap();
+    let late = disk_usage(&f.root());
+    // Without cleanup, 50 versions of 100 kB would take ~5 MB.
+    assert!(
+        late < early + 200_000,
+        "disk grew: {early} then {late} bytes"
+    );
+    assert!(late < 1_500_000, "root holds {late} bytes after 50 updates");
+    let admin = fs::read_dir(f.root().join(".git/worktrees"))
+        .unwrap()
+        .count();
+    assert_eq!(admin, 1, "stale worktree admin entries left");
+    // What is left is a sound repository, as git itself sees it.
+    git(&f.root(), &["fsck", "--no-progress"]);
+    assert_eq!(git(&f.link(), &["rev-list", "--count", "HEAD"]), "1");
+}
