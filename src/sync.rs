@@ -107,9 +107,10 @@ impl Syncer {
         // 3. Fetch only what we do not have.
         let fetched = !self.git.has_commit(hash);
         if fetched {
-            tracing::debug!(%hash, git_ref = %self.cfg.git_ref, "fetching");
+            let t = std::time::Instant::now();
             self.git
                 .fetch(&self.cfg.repo, &target, self.cfg.depth, cancel)?;
+            tracing::debug!(%hash, git_ref = %self.cfg.git_ref, ms = t.elapsed().as_millis() as u64, "fetched");
         }
         check(cancel)?;
 
@@ -120,8 +121,10 @@ impl Syncer {
             path: worktree.clone(),
             source,
         })?;
+        let t = std::time::Instant::now();
         self.git
             .create_worktree(hash, &worktree, &hash.to_string())?;
+        tracing::debug!(%hash, ms = t.elapsed().as_millis() as u64, "checked out");
         check(cancel)?;
 
         // 5. Publish atomically, then tell the world.

@@ -644,3 +644,46 @@ fn disk_use_stays_flat_over_50_updates() {
     git(&f.root(), &["fsck", "--no-progress"]);
     assert_eq!(git(&f.link(), &["rev-list", "--count", "HEAD"]), "1");
 }
+
+#[test]
+fn gitattributes_filters_apply_as_git_would() {
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(
+        &[
+            ("sub/.gitattributes", "*.txt text eol=crlf\n"),
+            ("sub/a.txt", "one\ntwo\n"),
+            ("plain.txt", "one\ntwo\n"),
+        ],
+        "attrs",
+    );
+    f.sync_once(&[]);
+    assert_eq!(f.read("sub/a.txt"), "one\r\ntwo\r\n");
+    assert_eq!(f.read("plain.txt"), "one\ntwo\n");
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn sync_timeout_bounds_a_hung_server() {
+    let tmp = TempDir::new().unwrap();
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = run_git_sync(&[
+        &format!("--repo=http://127.0.0.1:{port}/site"),
+        &format!("--root={}", tmp.path().join("root").display()),
+        "--one-time",
+        "--sync-timeout=1s",
+        "--error-file=err.json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    let err = fs::read_to_string(tmp.path().join("root/err.json")).unwrap();
+    assert!(err.contains("timed out"), "{err}");
+}

@@ -5,6 +5,7 @@
 mod gc;
 mod local;
 mod remote;
+mod stream;
 mod worktree;
 
 use std::path::{Path, PathBuf};
@@ -82,6 +83,10 @@ impl Cancel {
 pub fn init_globals(network_timeout_ms: i32) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        let timeout = std::time::Duration::from_millis(network_timeout_ms.max(0) as u64);
+        if let Err(e) = stream::register(timeout) {
+            tracing::warn!(error = %e, "using libgit2's own sockets (slower HTTP fetches)");
+        }
         // SAFETY: these libgit2 options are set once, before any other
         // libgit2 call of this process, from a single thread.
         unsafe {

@@ -1,0 +1,238 @@
+//! git-sync next to the plain git CLI doing the same work, on the same run,
+//! over the same local smart-HTTP server (nginx + git http-backend):
+//!
+//! - first sync of a generated repository of 5,000 files
+//!   (vs `git clone --depth 1`): wall time, CPU time, peak RSS;
+//! - CPU time per idle poll of a running git-sync (vs one `git ls-remote`
+//!   process), and the daemon's peak RSS.
+//!
+//! Run: `cargo bench --bench sync_vs_git` (needs scripts/install-test-deps).
+//! CPU and RSS include every subprocess a command starts (git spawns
+//! git-remote-http and index-pack): each measured command runs under a small
+//! helper (this binary re-executed with `--measure`) that reports
+//! `getrusage(RUSAGE_CHILDREN)`.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const FILES: usize = 5000;
+const RUNS: usize = 5;
+const POLLS_MS: u64 = 100;
+const IDLE_SECS: u64 = 10;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_kb: i64,
+}
+
+fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+/// Helper mode: run the command, then print wall, CPU and peak RSS of it
+/// and all its descendants.
+fn measure_child(cmd: &[String]) -> ! {
+    let start = Instant::now();
+    let status = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run measured command");
+    let wall = start.elapsed();
+    // SAFETY: getrusage only writes into the zeroed struct we pass.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let cpu = tv(ru.ru_utime) + tv(ru.ru_stime);
+    println!(
+        "{} {} {} {}",
+        status.success(),
+        wall.as_nanos(),
+        cpu.as_nanos(),
+        ru.ru_maxrss
+    );
+    std::process::exit(0)
+}
+
+fn measure(cmd: &[&str]) -> Usage {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .arg("--measure")
+        .args(cmd)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(f.first(), Some(&"true"), "command failed: {cmd:?}");
+    Usage {
+        wall: Duration::from_nanos(f[1].parse().unwrap()),
+        cpu: Duration::from_nanos(f[2].parse().unwrap()),
+        max_rss_kb: f[3].parse().unwrap(),
+    }
+}
+
+fn median(mut v: Vec<Usage>) -> Usage {
+    v.sort_by_key(|u| u.wall);
+    let mut m = v[v.len() / 2];
+    m.cpu = {
+        let mut c: Vec<Duration> = v.iter().map(|u| u.cpu).collect();
+        c.sort();
+        c[c.len() / 2]
+    };
+    m.max_rss_kb = v.iter().map(|u| u.max_rss_kb).max().unwrap();
+    m
+}
+
+fn generate(repo: &SourceRepo) {
+    for i in 0..FILES {
+        let p = repo
+            .dir
+            .join(format!("dir{:02}/sub{}/file{i}.html", i % 50, i % 7));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let body: String = (0..20)
+            .map(|l| format!("<p>file {i} line {l}</p>\n"))
+            .collect();
+        fs::write(p, body).unwrap();
+    }
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "generated"]);
+    repo.git(&["gc", "-q"]);
+}
+
+/// utime + stime of a process, from /proc.
+fn proc_cpu(pid: u32) -> Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    Duration::from_secs_f64(ticks / hz)
+}
+
+fn proc_hwm_kb(pid: u32) -> i64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--measure") {
+        measure_child(&args[1..]);
+    }
+    let tmp = TempDir::new().unwrap();
+    let srv = tmp.path().join("srv");
+    fs::create_dir_all(&srv).unwrap();
+    let repo = SourceRepo::new(&srv, "site");
+    generate(&repo);
+    let server = HttpServer::start(&srv);
+    let url = server.url("site");
+    let bin = bin();
+    let bin = bin.to_str().unwrap();
+
+    // --- first sync --------------------------------------------------------
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for run in 0..RUNS {
+        let root = tmp.path().join(format!("root{run}"));
+        ours.push(measure(&[
+            bin,
+            &format!("--repo={url}"),
+            &format!("--root={}", root.display()),
+            "--one-time",
+        ]));
+        assert_eq!(count_files(&root.join("site")), FILES);
+        let dest = tmp.path().join(format!("clone{run}"));
+        theirs.push(measure(&[
+            "git",
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            "--no-tags",
+            &url,
+            dest.to_str().unwrap(),
+        ]));
+    }
+    let (o, t) = (median(ours), median(theirs));
+
+    // --- idle polls --------------------------------------------------------
+    let root = tmp.path().join("root0");
+    let mut cmd = git_sync(&[
+        &format!("--repo={url}"),
+        &format!("--root={}", root.display()),
+        &format!("--period={POLLS_MS}ms"),
+        "-v=1",
+    ]);
+    cmd.stdout(std::process::Stdio::null());
+    let mut daemon = spawn(cmd);
+    let pid = daemon.child.id();
+    daemon.wait_log(Duration::from_secs(60), "first no-op poll", |l| {
+        log_lines_with(l, "no change") >= 1
+    });
+    let (cpu0, polls0) = (proc_cpu(pid), log_lines_with(&daemon.log(), "no change"));
+    std::thread::sleep(Duration::from_secs(IDLE_SECS));
+    let (cpu1, polls1) = (proc_cpu(pid), log_lines_with(&daemon.log(), "no change"));
+    let daemon_hwm = proc_hwm_kb(pid);
+    daemon.kill9();
+    let polls = (polls1 - polls0).max(1);
+    let per_poll = (cpu1 - cpu0) / polls as u32;
+    let ls: Vec<Usage> = (0..20)
+        .map(|_| measure(&["git", "ls-remote", &url, "HEAD"]))
+        .collect();
+    let ls = median(ls);
+
+    let mb = |kb: i64| format!("{:.1} MiB", kb as f64 / 1024.0);
+    println!();
+    println!("git-sync vs git CLI, {FILES} files over local smart HTTP (median of {RUNS} runs)");
+    println!(
+        "{:<38} {:>14} {:>14} {:>8}",
+        "", "git-sync", "git CLI", "ratio"
+    );
+    let row = |name: &str, a: Duration, b: Duration| {
+        println!(
+            "{name:<38} {:>14} {:>14} {:>7.2}x",
+            ms(a),
+            ms(b),
+            a.as_secs_f64() / b.as_secs_f64()
+        );
+    };
+    row("first sync, wall (vs clone --depth 1)", o.wall, t.wall);
+    row("first sync, CPU", o.cpu, t.cpu);
+    println!(
+        "{:<38} {:>14} {:>14}",
+        "first sync, peak RSS",
+        mb(o.max_rss_kb),
+        mb(t.max_rss_kb)
+    );
+    row("idle poll CPU (vs one git ls-remote)", per_poll, ls.cpu);
+    println!(
+        "{:<38} {:>14} {:>14}",
+        "idle daemon peak RSS (VmHWM)",
+        mb(daemon_hwm),
+        "-"
+    );
+    println!(
+        "({polls} idle polls measured over {IDLE_SECS}s; ls-remote wall {})",
+        ms(ls.wall)
+    );
+}
