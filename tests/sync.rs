@@ -683,7 +683,11 @@ fn sync_timeout_bounds_a_hung_server() {
         "--error-file=err.json",
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
     let err = fs::read_to_string(tmp.path().join("root/err.json")).unwrap();
     assert!(err.contains("timed out"), "{err}");
 }
