@@ -37,6 +37,18 @@ fn log_config(cfg: &Config) {
         "starting git-sync {}",
         env!("CARGO_PKG_VERSION")
     );
+    if let Some(dest) = &cfg.dest {
+        tracing::info!(
+            dest = %dest.display(),
+            state_dir = %cfg.root.display(),
+            "dest mode: the served directory is updated file by file (each file atomically, \
+             the tree as a whole not). For whole-tree atomic updates switch to link mode with \
+             two lines: replace GIT_SYNC_DEST={d} by GITSYNC_ROOT={d} and GITSYNC_LINK=html, \
+             and mount the volume in nginx one level up (e.g. /usr/share/nginx, serving \
+             /usr/share/nginx/html)",
+            d = dest.display()
+        );
+    }
     if let Some(g) = &cfg.git_binary_ignored {
         tracing::info!(git = %g, "--git is ignored: all git work is done in process, no git binary is used");
     }

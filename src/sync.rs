@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::git::{parse_full_hash, Cancel, GitError, GitRepo, Hash, Target};
 use crate::layout::{remove_any, Layout, LayoutError};
-use crate::publish::{LinkPublisher, PublishError, Publisher};
+use crate::publish::{DestPublisher, LinkPublisher, PublishError, Publisher};
 use crate::status_files;
 
 /// Why a pass failed. The published tree is untouched by every one of them.
@@ -27,6 +27,8 @@ pub enum SyncError {
         #[source]
         source: std::io::Error,
     },
+    #[error("credentials: {0}")]
+    Credentials(std::io::Error),
     #[error("sync cancelled")]
     Cancelled,
 }
@@ -67,7 +69,10 @@ impl Syncer {
         let layout = Layout::new(&cfg.root);
         let git = layout.prepare(&[])?;
         git.apply_config(&cfg.git_config)?;
-        let publisher = Box::new(LinkPublisher::new(&cfg.link));
+        let publisher: Box<dyn Publisher + Send> = match &cfg.dest {
+            Some(dest) => Box::new(DestPublisher::new(dest, &cfg.root)),
+            None => Box::new(LinkPublisher::new(&cfg.link)),
+        };
         Ok(Syncer {
             pinned: parse_full_hash(&cfg.git_ref),
             cfg,
@@ -84,6 +89,10 @@ impl Syncer {
 
     /// One pass: make the published tree the commit `--ref` names.
     pub fn pass(&mut self, cancel: &Cancel) -> Result<Outcome, SyncError> {
+        if let Some(auth) = &self.cfg.auth {
+            let creds = auth.resolve().map_err(SyncError::Credentials)?;
+            self.git.set_credentials(Some(creds));
+        }
         // 1. What should be published? A full hash needs no question.
         let target = match self.pinned {
             Some(hash) => Target {

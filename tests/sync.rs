@@ -691,3 +691,32 @@ fn sync_timeout_bounds_a_hung_server() {
     let err = fs::read_to_string(tmp.path().join("root/err.json")).unwrap();
     assert!(err.contains("timed out"), "{err}");
 }
+
+#[test]
+fn v3_names_errors_are_one_line_exit_1() {
+    for (env, needle) in [
+        (
+            vec![("GIT_SYNC_BRANCH", "a"), ("GIT_SYNC_REV", "v1")],
+            "--rev",
+        ),
+        (
+            vec![("GIT_SYNC_PERMISSIONS", "0755")],
+            "--change-permissions",
+        ),
+        (vec![("GIT_SYNC_WAIT", "soon")], "--wait"),
+        (
+            vec![("GIT_SYNC_BRANCH", "a"), ("GITSYNC_REF", "b")],
+            "--ref",
+        ),
+    ] {
+        let mut cmd = git_sync(&["--repo=x", "--root=/tmp/x"]);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{env:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{env:?}: {err}");
+        assert!(err.contains(needle), "{env:?}: {err}");
+    }
+}

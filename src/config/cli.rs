@@ -22,7 +22,10 @@ pub struct RawArgs {
 }
 
 fn arg_for(flag: &Flag) -> Arg {
-    let mut arg = Arg::new(flag.name).long(flag.name).help(flag.doc);
+    let mut arg = Arg::new(flag.name)
+        .long(flag.name)
+        .help(flag.doc)
+        .hide(flag.deprecated.is_some());
     if let Some(c) = flag.short {
         arg = arg.short(c);
     }
@@ -107,7 +110,7 @@ pub fn manual() -> String {
          GITSYNC_<NAME> (upper case,\n    dashes as underscores), or the deprecated GIT_SYNC_<NAME>. \
          The command line wins.\n\n",
     );
-    for f in FLAGS {
+    for f in FLAGS.iter().filter(|f| f.deprecated.is_none()) {
         let short = f.short.map(|c| format!("-{c}, ")).unwrap_or_default();
         let value = match f.kind {
             Kind::Bool => String::new(),
@@ -127,6 +130,16 @@ pub fn manual() -> String {
             out.push_str(&format!("        {line}\n"));
         }
         out.push('\n');
+    }
+    out.push_str("DEPRECATED v3 FLAGS (still accepted)\n");
+    for f in FLAGS.iter().filter(|f| f.deprecated.is_some()) {
+        let env: Vec<&str> = f.extra_env.to_vec();
+        let env = if env.is_empty() {
+            String::new()
+        } else {
+            format!(" (env {})", env.join(", "))
+        };
+        out.push_str(&format!("    --{}{env}: {}\n", f.name, f.doc));
     }
     out
 }

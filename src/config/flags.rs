@@ -30,6 +30,11 @@ pub struct Flag {
     pub default: &'static str,
     /// Whether `GITSYNC_<NAME>` / `GIT_SYNC_<NAME>` may set it.
     pub env: bool,
+    /// Further environment variables that set it, lowest precedence last
+    /// (v3 names such as `GIT_SYNC_DEST`).
+    pub extra_env: &'static [&'static str],
+    /// Deprecated v3 flags: accepted, not shown in `--help`.
+    pub deprecated: Option<&'static str>,
     /// Value placeholder shown in help.
     pub value_name: &'static str,
     pub doc: &'static str,
@@ -48,8 +53,30 @@ const fn flag(
         kind,
         default,
         env: true,
+        extra_env: &[],
+        deprecated: None,
         value_name,
         doc,
+    }
+}
+
+/// A deprecated v3 flag, set only by its own env names.
+const fn legacy(
+    name: &'static str,
+    kind: Kind,
+    env: &'static [&'static str],
+    instead: &'static str,
+) -> Flag {
+    Flag {
+        name,
+        short: None,
+        kind,
+        default: "",
+        env: false,
+        extra_env: env,
+        deprecated: Some(instead),
+        value_name: "VALUE",
+        doc: instead,
     }
 }
 
@@ -186,7 +213,7 @@ pub const FLAGS: &[Flag] = &[
     flag(
         "git-gc",
         Text,
-        "auto",
+        "always",
         "auto|always|aggressive|off",
         "When to drop unreachable git objects: auto (when enough garbage has built up), \
          always (after every update), aggressive (after every update, also rewriting the \
@@ -207,6 +234,31 @@ pub const FLAGS: &[Flag] = &[
         "",
         "KEY:VAL",
         "Like --git-config, one pair per use; may be repeated.",
+    ),
+    flag(
+        "username",
+        Text,
+        "",
+        "NAME",
+        "The username for HTTP(S) authentication. Needs a password: GITSYNC_PASSWORD \
+         or --password-file.",
+    ),
+    flag(
+        "password",
+        Text,
+        "",
+        "SECRET",
+        "The password or access token for HTTP(S) authentication. Prefer the environment \
+         variable GITSYNC_PASSWORD or --password-file: a flag is visible to every user of \
+         the machine in the process list.",
+    ),
+    flag(
+        "password-file",
+        Text,
+        "",
+        "PATH",
+        "A file holding the password or access token; read again before every sync, so a \
+         rotated token is picked up without a restart.",
     ),
     flag(
         "git",
@@ -234,10 +286,52 @@ pub const FLAGS: &[Flag] = &[
         "json|text",
         "Log line format. Default: json when stderr is not a terminal, text otherwise.",
     ),
+    flag(
+        "state-dir",
+        Text,
+        "",
+        "DIR",
+        "Dest mode only (--dest without --root): where the git state is kept, never \
+         inside the served directory. Default: <system temp dir>/git-sync/<dest path>.",
+    ),
     Flag {
         env: false,
         ..flag("man", Bool, "false", "", "Print the full manual and exit.")
     },
+    // Deprecated v3 names, mapped as upstream v4 maps them.
+    legacy("branch", Text, &["GIT_SYNC_BRANCH"], "use --ref instead"),
+    legacy("rev", Text, &["GIT_SYNC_REV"], "use --ref instead"),
+    legacy(
+        "dest",
+        Text,
+        &["GIT_SYNC_DEST"],
+        "use --link instead (without --root: the directory to serve, see dest mode)",
+    ),
+    legacy(
+        "wait",
+        Text,
+        &["GIT_SYNC_WAIT"],
+        "use --period instead (seconds, may be fractional)",
+    ),
+    legacy(
+        "timeout",
+        Int,
+        &["GIT_SYNC_TIMEOUT"],
+        "use --sync-timeout instead (seconds)",
+    ),
+    legacy(
+        "max-sync-failures",
+        Int,
+        &["GIT_SYNC_MAX_SYNC_FAILURES"],
+        "use --max-failures instead",
+    ),
+    legacy("v", Int, &[], "use -v or --verbose instead"),
+    legacy(
+        "change-permissions",
+        Int,
+        &["GIT_SYNC_PERMISSIONS"],
+        "no longer supported; use --group-write",
+    ),
     Flag {
         env: false,
         ..flag("version", Bool, "false", "", "Print the version and exit.")

@@ -6,6 +6,7 @@
 
 mod cli;
 pub mod flags;
+mod legacy;
 pub mod values;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,9 @@ pub struct Config {
     pub root: PathBuf,
     /// Absolute path of the published symlink.
     pub link: PathBuf,
+    /// Dest mode: the directory readers serve, mirrored file by file. The
+    /// git state then lives in `root` (the private state directory).
+    pub dest: Option<PathBuf>,
     pub period: Duration,
     pub period_jitter: Duration,
     pub init_period: Duration,
@@ -79,6 +83,8 @@ pub struct Config {
     pub git_config: Vec<(String, String)>,
     pub verbosity: u8,
     pub log_format: Option<LogFormat>,
+    /// HTTP(S) credentials, if any.
+    pub auth: Option<crate::git::Auth>,
     /// Set when `--git` was given: it is accepted and ignored.
     pub git_binary_ignored: Option<String>,
 }
@@ -110,12 +116,17 @@ impl Sources<'_> {
                 source_name: "flag".into(),
             });
         }
-        if !flag.env {
-            return None;
-        }
-        for prefix in ["GITSYNC_", "GIT_SYNC_"] {
-            let name = flags::env_name(prefix, flag.name);
-            if let Some(v) = self.env(&name) {
+        let standard = [
+            flags::env_name("GITSYNC_", flag.name),
+            flags::env_name("GIT_SYNC_", flag.name),
+        ];
+        let names = standard
+            .iter()
+            .filter(|_| flag.env)
+            .map(String::as_str)
+            .chain(flag.extra_env.iter().copied());
+        for name in names {
+            if let Some(v) = self.env(name) {
                 let values = if flag.kind == Kind::List {
                     v.split(',').map(str::to_string).collect()
                 } else {
@@ -128,6 +139,12 @@ impl Sources<'_> {
             }
         }
         None
+    }
+
+    /// Whether the flag was given at all (command line or environment).
+    fn given(&self, name: &'static str) -> bool {
+        let flag = flags::find(name).expect("every flag read by config is in the table");
+        self.lookup(flag).is_some()
     }
 
     /// The effective single value of a flag, parsed by `parse`, or its default.
@@ -216,31 +233,15 @@ pub fn parse(
     }
 
     let repo = src.text("repo")?.ok_or(ConfigError::Missing("repo"))?;
-    let root_text = src.text("root")?.ok_or(ConfigError::Missing("root"))?;
-    let root = absolute(cwd, Path::new(&root_text));
-
-    let link_text = match src.text("link")? {
-        Some(l) => l,
-        None => default_link_name(&repo).ok_or_else(|| {
-            invalid(
-                "link",
-                format!("cannot derive a name from --repo {repo:?}; set --link"),
-            )
-        })?,
-    };
-    let link = absolute(&root, Path::new(&link_text));
-    if link == root || root.starts_with(&link) {
-        return Err(invalid("link", "must not be --root or one of its parents"));
-    }
+    legacy::check_removed(&src)?;
+    let place = placement(&src, &repo, cwd)?;
 
     let min = Duration::from_millis(10);
-    let period = src.duration("period")?.unwrap_or(Duration::from_secs(10));
+    let period = legacy::period(&src)?;
     if period < min {
         return Err(invalid("period", "must be at least 10ms"));
     }
-    let sync_timeout = src
-        .duration("sync-timeout")?
-        .unwrap_or(Duration::from_secs(120));
+    let sync_timeout = legacy::sync_timeout(&src)?;
     if sync_timeout < min {
         return Err(invalid("sync-timeout", "must be at least 10ms"));
     }
@@ -248,17 +249,17 @@ pub fn parse(
     if init_period < min {
         return Err(invalid("init-period", "must be at least 10ms"));
     }
-    let max_failures = src.int("max-failures")?.unwrap_or(0);
+    let max_failures = legacy::max_failures(&src)?;
     let init_max_failures = src.int("init-max-failures")?.unwrap_or(max_failures);
     let depth = src.int("depth")?.unwrap_or(1);
     let depth = u32::try_from(depth).map_err(|_| invalid("depth", "must be 0 or more"))?;
-    let verbosity = src.int("verbose")?.unwrap_or(0);
+    let verbosity = legacy::verbosity(&src)?;
     let verbosity =
         u8::try_from(verbosity.min(255)).map_err(|_| invalid("verbose", "must be 0 or more"))?;
 
     let git_gc = match src.text("git-gc")?.as_deref() {
-        None | Some("auto") => GcMode::Auto,
-        Some("always") => GcMode::Always,
+        Some("auto") => GcMode::Auto,
+        None | Some("always") => GcMode::Always,
         Some("aggressive") => GcMode::Aggressive,
         Some("off") => GcMode::Off,
         Some(other) => {
@@ -288,21 +289,23 @@ pub fn parse(
         git_config.extend(values::parse_git_config(&s).map_err(|e| invalid("git-config-add", e))?);
     }
 
+    let auth = auth(&src)?;
     let git_binary_ignored = src
         .lookup(flags::find("git").expect("flag git is in the table"))
         .and_then(|f| f.values.last().cloned());
 
     Ok(Action::Run(Box::new(Config {
         repo,
-        git_ref: src.text("ref")?.unwrap_or_else(|| "HEAD".into()),
-        link,
+        git_ref: legacy::target_ref(&src)?,
         touch_file: src
             .text("touch-file")?
-            .map(|p| absolute(&root, Path::new(&p))),
+            .map(|p| absolute(&place.root, Path::new(&p))),
         error_file: src
             .text("error-file")?
-            .map(|p| absolute(&root, Path::new(&p))),
-        root,
+            .map(|p| absolute(&place.root, Path::new(&p))),
+        link: place.link,
+        root: place.root,
+        dest: place.dest,
         period,
         period_jitter: src.duration("period-jitter")?.unwrap_or_default(),
         init_period,
@@ -319,8 +322,102 @@ pub fn parse(
         git_config,
         verbosity,
         log_format,
+        auth,
         git_binary_ignored,
     })))
+}
+
+/// `--username` with a password from `--password`/`GITSYNC_PASSWORD` or
+/// `--password-file`, checked as upstream checks them.
+fn auth(src: &Sources<'_>) -> Result<Option<crate::git::Auth>, ConfigError> {
+    use crate::git::{Auth, Password};
+    let username = src.text("username")?;
+    let password = src.text("password")?;
+    let password_file = src.text("password-file")?;
+    let password = match (password, password_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "password-file",
+                "only one of --password (GITSYNC_PASSWORD) and --password-file may be set",
+            ))
+        }
+        (Some(p), None) => Some(Password::Value(p)),
+        (None, Some(f)) => Some(Password::File(PathBuf::from(f))),
+        (None, None) => None,
+    };
+    match (username, password) {
+        (Some(username), Some(password)) => Ok(Some(Auth { username, password })),
+        (Some(_), None) => Err(invalid(
+            "username",
+            "needs a password: set GITSYNC_PASSWORD or --password-file",
+        )),
+        (None, Some(_)) => Err(invalid("username", "must be set when a password is given")),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Where things go on disk.
+struct Placement {
+    root: PathBuf,
+    link: PathBuf,
+    dest: Option<PathBuf>,
+}
+
+/// Link mode (`--root`, `--link` or v3's `--dest` as the link name), or dest
+/// mode (`--dest` without any root: the 2015 git-sync's contract).
+fn placement(src: &Sources<'_>, repo: &str, cwd: &Path) -> Result<Placement, ConfigError> {
+    let dest = src.text("dest")?;
+    let Some(root_text) = src.text("root")? else {
+        let Some(dest) = dest else {
+            return Err(ConfigError::Missing("root"));
+        };
+        let dest = absolute(cwd, Path::new(&dest));
+        let state = match src.text("state-dir")? {
+            Some(s) => absolute(cwd, Path::new(&s)),
+            None => {
+                let name = dest.to_string_lossy().trim_matches('/').replace('/', "_");
+                std::env::temp_dir()
+                    .join("git-sync")
+                    .join(if name.is_empty() { "root".into() } else { name })
+            }
+        };
+        if state.starts_with(&dest) || dest.starts_with(&state) {
+            return Err(invalid(
+                "state-dir",
+                "must be outside the served --dest directory (and not contain it)",
+            ));
+        }
+        return Ok(Placement {
+            link: state.join("current"),
+            root: state,
+            dest: Some(dest),
+        });
+    };
+    let root = absolute(cwd, Path::new(&root_text));
+    let link_text = match (src.text("link")?, dest) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "dest",
+                "cannot be combined with --link (it is its old name)",
+            ))
+        }
+        (Some(l), None) | (None, Some(l)) => l,
+        (None, None) => default_link_name(repo).ok_or_else(|| {
+            invalid(
+                "link",
+                format!("cannot derive a name from --repo {repo:?}; set --link"),
+            )
+        })?,
+    };
+    let link = absolute(&root, Path::new(&link_text));
+    if link == root || root.starts_with(&link) {
+        return Err(invalid("link", "must not be --root or one of its parents"));
+    }
+    Ok(Placement {
+        root,
+        link,
+        dest: None,
+    })
 }
 
 /// `base/p` unless `p` is absolute; `.` and `..` resolved lexically.
@@ -377,7 +474,8 @@ mod tests {
         assert_eq!(c.depth, 1);
         assert_eq!(c.max_failures, 0);
         assert_eq!(c.init_max_failures, 0);
-        assert_eq!(c.git_gc, GcMode::Auto);
+        assert_eq!(c.git_gc, GcMode::Always);
+        assert_eq!(c.dest, None);
     }
 
     #[test]
@@ -432,5 +530,113 @@ mod tests {
         );
         assert_eq!(default_link_name("/srv/repo/").as_deref(), Some("repo"));
         assert_eq!(default_link_name("file:///tmp/a.git").as_deref(), Some("a"));
+    }
+
+    fn err(args: &[&str], env: &[(&str, &str)]) -> String {
+        run(args, env).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn v3_branch_and_rev_fold_into_ref() {
+        let base = ["--repo=x", "--root=/r"];
+        let with = |env: &[(&str, &str)]| run(&base, env).unwrap().git_ref;
+        assert_eq!(with(&[]), "HEAD");
+        assert_eq!(with(&[("GIT_SYNC_BRANCH", "dev")]), "dev");
+        assert_eq!(
+            with(&[("GIT_SYNC_BRANCH", "dev"), ("GIT_SYNC_REV", "HEAD")]),
+            "dev"
+        );
+        assert_eq!(with(&[("GIT_SYNC_REV", "v1.0")]), "v1.0");
+        // Beyond upstream: the 2015 manifest's FETCH_HEAD means the branch tip.
+        assert_eq!(
+            with(&[
+                ("GIT_SYNC_BRANCH", "master"),
+                ("GIT_SYNC_REV", "FETCH_HEAD")
+            ]),
+            "master"
+        );
+        assert_eq!(with(&[("GIT_SYNC_REV", "FETCH_HEAD")]), "HEAD");
+        let c = run(&["--repo=x", "--root=/r", "--branch=b", "--rev=HEAD"], &[]).unwrap();
+        assert_eq!(c.git_ref, "b");
+        // Errors: both with another rev; --ref with either.
+        let e = err(
+            &base,
+            &[("GIT_SYNC_BRANCH", "dev"), ("GIT_SYNC_REV", "v1.0")],
+        );
+        assert!(e.contains("--rev"), "{e}");
+        let e = err(
+            &["--repo=x", "--root=/r", "--ref=main", "--branch=dev"],
+            &[],
+        );
+        assert!(e.contains("--ref"), "{e}");
+        let e = err(
+            &["--repo=x", "--root=/r", "--rev=v1"],
+            &[("GITSYNC_REF", "main")],
+        );
+        assert!(e.contains("--ref"), "{e}");
+    }
+
+    #[test]
+    fn v3_wait_timeout_failures_and_v() {
+        let base = ["--repo=x", "--root=/r"];
+        let c = run(&base, &[("GIT_SYNC_WAIT", "0.25")]).unwrap();
+        assert_eq!(c.period, Duration::from_millis(250));
+        let c = run(&["--repo=x", "--root=/r", "--wait=10"], &[]).unwrap();
+        assert_eq!(c.period, Duration::from_secs(10));
+        assert!(err(&base, &[("GIT_SYNC_WAIT", "ten")]).contains("--wait"));
+        assert!(err(&base, &[("GIT_SYNC_WAIT", "0.001")]).contains("--period"));
+        assert!(
+            err(&["--repo=x", "--root=/r", "--wait=1", "--period=2s"], &[]).contains("--period")
+        );
+
+        let c = run(&base, &[("GIT_SYNC_TIMEOUT", "30")]).unwrap();
+        assert_eq!(c.sync_timeout, Duration::from_secs(30));
+        assert!(err(&["--repo=x", "--root=/r", "--timeout=-3"], &[]).contains("--timeout"));
+
+        let c = run(&base, &[("GIT_SYNC_MAX_SYNC_FAILURES", "-1")]).unwrap();
+        assert_eq!(c.max_failures, -1);
+        assert_eq!(c.init_max_failures, -1);
+
+        let c = run(&["--repo=x", "--root=/r", "--v=4"], &[]).unwrap();
+        assert_eq!(c.verbosity, 4);
+        let c = run(&["--repo=x", "--root=/r", "--v=-1", "-v=2"], &[]).unwrap();
+        assert_eq!(c.verbosity, 2);
+    }
+
+    #[test]
+    fn v3_change_permissions_is_refused_unless_zero() {
+        let base = ["--repo=x", "--root=/r"];
+        assert!(run(&base, &[("GIT_SYNC_PERMISSIONS", "0")]).is_ok());
+        let e = err(&base, &[("GIT_SYNC_PERMISSIONS", "0775")]);
+        assert!(
+            e.contains("--change-permissions") && e.contains("no longer supported"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn dest_with_root_is_the_link_dest_without_root_is_served() {
+        // v3 mode: --dest names the link under --root.
+        let c = run(&["--repo=x", "--root=/r", "--dest=site"], &[]).unwrap();
+        assert_eq!(c.link, PathBuf::from("/r/site"));
+        assert_eq!(c.dest, None);
+        let e = err(&["--repo=x", "--root=/r", "--dest=a", "--link=b"], &[]);
+        assert!(e.contains("--dest"), "{e}");
+        // Dest mode: the 2015 manifest.
+        let env = [
+            ("GIT_SYNC_REPO", "https://h/test.git"),
+            ("GIT_SYNC_DEST", "/git"),
+            ("GIT_SYNC_BRANCH", "master"),
+            ("GIT_SYNC_REV", "FETCH_HEAD"),
+            ("GIT_SYNC_WAIT", "10"),
+        ];
+        let c = run(&[], &env).unwrap();
+        assert_eq!(c.dest, Some(PathBuf::from("/git")));
+        assert!(!c.root.starts_with("/git"), "{:?}", c.root);
+        assert_eq!(c.git_ref, "master");
+        assert_eq!(c.period, Duration::from_secs(10));
+        // Git state never inside the served directory.
+        let e = err(&["--state-dir=/git/.state"], &env);
+        assert!(e.contains("--state-dir"), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 //! domain: ask the remote what a ref points at, fetch one commit, materialise
 //! it as a worktree, drop what is no longer reachable.
 
+mod auth;
 mod gc;
 mod local;
 mod remote;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 
+pub use auth::{Auth, Credentials, Password};
 pub use gc::GcStats;
 pub use remote::Target;
 
@@ -102,6 +104,8 @@ pub fn init_globals(network_timeout_ms: i32) {
 pub struct GitRepo {
     repo: git2::Repository,
     gitdir: PathBuf,
+    /// Credentials for the current pass, if the remote needs any.
+    credentials: Option<Credentials>,
 }
 
 impl GitRepo {
@@ -133,7 +137,11 @@ impl GitRepo {
                 message: "HEAD is not on the git-sync branch".into(),
             });
         }
-        Ok(GitRepo { repo, gitdir })
+        Ok(GitRepo {
+            repo,
+            gitdir,
+            credentials: None,
+        })
     }
 
     /// Create a new repository at `root/.git`, HEAD on the git-sync branch.
@@ -147,6 +155,11 @@ impl GitRepo {
             .and_then(|mut c| c.set_bool("core.logAllRefUpdates", false))
             .map_err(|e| GitError::local("configure new repository", e))?;
         Self::open(root)
+    }
+
+    /// Use these credentials for the remote from now on.
+    pub fn set_credentials(&mut self, credentials: Option<Credentials>) {
+        self.credentials = credentials;
     }
 
     pub fn gitdir(&self) -> &Path {

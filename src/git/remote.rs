@@ -3,7 +3,7 @@
 use git2::{AutotagOption, Direction, FetchOptions, RemoteCallbacks};
 
 use super::local::local_path;
-use super::{Cancel, GitError, GitRepo, Hash};
+use super::{Cancel, Credentials, GitError, GitRepo, Hash};
 use crate::redact::redact;
 
 /// Temporary ref a fetch writes to; deleted right after.
@@ -19,10 +19,33 @@ pub struct Target {
     pub remote_ref: Option<String>,
 }
 
-fn callbacks(cancel: &Cancel) -> RemoteCallbacks<'_> {
+fn callbacks<'a>(cancel: &'a Cancel, credentials: Option<&'a Credentials>) -> RemoteCallbacks<'a> {
     let mut cb = RemoteCallbacks::new();
     cb.transfer_progress(move |_| !cancel.is_cancelled());
     cb.sideband_progress(move |_| !cancel.is_cancelled());
+    // libgit2 asks again after a rejection: answer once, then give up with
+    // a message that says which (and never what) credentials failed.
+    let mut asked = false;
+    cb.credentials(move |_url, _user, allowed| {
+        let Some(c) = credentials else {
+            return Err(git2::Error::from_str(
+                "the server requires authentication and none is configured (--username)",
+            ));
+        };
+        if asked {
+            return Err(git2::Error::from_str(&format!(
+                "authentication as {:?} was rejected",
+                c.username
+            )));
+        }
+        asked = true;
+        if !allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
+            return Err(git2::Error::from_str(
+                "the server does not accept username/password authentication",
+            ));
+        }
+        git2::Cred::userpass_plaintext(&c.username, &c.password)
+    });
     cb
 }
 
@@ -61,7 +84,11 @@ impl GitRepo {
             .remote_anonymous(url)
             .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?;
         let conn = remote
-            .connect_auth(Direction::Fetch, Some(callbacks(cancel)), None)
+            .connect_auth(
+                Direction::Fetch,
+                Some(callbacks(cancel, self.credentials.as_ref())),
+                None,
+            )
             .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?;
         let heads: Vec<(String, Hash)> = conn
             .list()
@@ -114,7 +141,7 @@ impl GitRepo {
                 .remote_anonymous(url)
                 .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
             let mut opts = FetchOptions::new();
-            opts.remote_callbacks(callbacks(cancel))
+            opts.remote_callbacks(callbacks(cancel, self.credentials.as_ref()))
                 .download_tags(AutotagOption::None)
                 .update_fetchhead(false);
             if depth > 0 {

@@ -61,9 +61,13 @@ pub struct SourceRepo {
 
 impl SourceRepo {
     pub fn new(parent: &Path, name: &str) -> Self {
+        Self::on_branch(parent, name, "main")
+    }
+
+    pub fn on_branch(parent: &Path, name: &str, branch: &str) -> Self {
         let dir = parent.join(name);
         fs::create_dir_all(&dir).unwrap();
-        git(&dir, &["init", "-q", "-b", "main"]);
+        git(&dir, &["init", "-q", "-b", branch]);
         // Let a hash be fetched over HTTP even if no ref points at it.
         git(&dir, &["config", "uploadpack.allowAnySHA1InWant", "true"]);
         SourceRepo { dir }
@@ -238,35 +242,58 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A smart-HTTP git server: nginx + fcgiwrap + git http-backend, serving
-/// every repository under `project_root` at `http://127.0.0.1:PORT/<name>`.
-pub struct HttpServer {
+/// An nginx on a free loopback port, stopped when dropped; with fcgiwrap
+/// when it serves git.
+pub struct Nginx {
     pub port: u16,
     _nginx: Proc,
-    _fcgiwrap: Proc,
+    _fcgiwrap: Option<Proc>,
     _dir: TempDir,
 }
 
-impl HttpServer {
-    pub fn start(project_root: &Path) -> Self {
-        Self::start_with(project_root, "")
-    }
+/// Smart HTTP for every repository under `project_root` (git http-backend).
+pub fn git_location(project_root: &Path, sock: &Path) -> String {
+    format!(
+        r#"location / {{
+            client_max_body_size 0;
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+            fastcgi_param GIT_PROJECT_ROOT {root};
+            fastcgi_param GIT_HTTP_EXPORT_ALL "";
+            fastcgi_param PATH_INFO $uri;
+            fastcgi_param REMOTE_USER $remote_user;
+            fastcgi_pass unix:{sock};
+        }}"#,
+        root = project_root.display(),
+        sock = sock.display(),
+    )
+}
 
-    /// `extra` is inserted into the server block (auth, locations...).
-    pub fn start_with(project_root: &Path, extra: &str) -> Self {
+impl Nginx {
+    /// Start nginx with `server_body` (use `{sock}` for the fcgiwrap socket,
+    /// which is started when present). `user` is the worker user when root.
+    pub fn start(server_body: &str, user: &str) -> Self {
         let dir = TempDir::new().unwrap();
         let sock = dir.path().join("fcgiwrap.sock");
-        let fcgiwrap = spawn({
-            let mut c = Command::new("/usr/sbin/fcgiwrap");
-            c.arg("-c")
-                .arg("4")
-                .arg("-s")
-                .arg(format!("unix:{}", sock.display()));
-            c.stdout(Stdio::null()).stderr(Stdio::piped());
-            c
+        let fcgiwrap = server_body.contains("{sock}").then(|| {
+            let p = spawn({
+                let mut c = Command::new("/usr/sbin/fcgiwrap");
+                c.arg("-c")
+                    .arg("4")
+                    .arg("-s")
+                    .arg(format!("unix:{}", sock.display()));
+                c.stdout(Stdio::null()).stderr(Stdio::piped());
+                c
+            });
+            wait_until(Duration::from_secs(10), "fcgiwrap socket", || sock.exists());
+            p
         });
-        wait_until(Duration::from_secs(10), "fcgiwrap socket", || sock.exists());
-        let user = if is_root() { "user root root;" } else { "" };
+        let body = server_body.replace("{sock}", &sock.display().to_string());
+        let user = if is_root() {
+            format!("user {user};")
+        } else {
+            String::new()
+        };
         let d = dir.path().display();
         for t in ["body", "fastcgi", "proxy", "uwsgi", "scgi"] {
             fs::create_dir_all(dir.path().join(t)).unwrap();
@@ -280,9 +307,10 @@ daemon off;
 master_process off;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
-events {{ worker_connections 256; }}
+events {{ worker_connections 1024; }}
 http {{
     access_log off;
+    include /etc/nginx/mime.types;
     client_body_temp_path {d}/body;
     fastcgi_temp_path {d}/fastcgi;
     proxy_temp_path {d}/proxy;
@@ -290,22 +318,10 @@ http {{
     scgi_temp_path {d}/scgi;
     server {{
         listen 127.0.0.1:{port};
-        {extra}
-        location / {{
-            client_max_body_size 0;
-            include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
-            fastcgi_param GIT_PROJECT_ROOT {root};
-            fastcgi_param GIT_HTTP_EXPORT_ALL "";
-            fastcgi_param PATH_INFO $uri;
-            fastcgi_param REMOTE_USER $remote_user;
-            fastcgi_pass unix:{sock};
-        }}
+        {body}
     }}
 }}
-"#,
-                root = project_root.display(),
-                sock = sock.display(),
+"#
             );
             let conf_path = dir.path().join("nginx.conf");
             fs::write(&conf_path, conf).unwrap();
@@ -318,7 +334,7 @@ http {{
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return HttpServer {
+                    return Nginx {
                         port,
                         _nginx: nginx,
                         _fcgiwrap: fcgiwrap,
@@ -338,10 +354,84 @@ http {{
         }
         panic!("nginx did not start: {last_err}");
     }
+}
+
+/// A smart-HTTP git server: nginx + fcgiwrap + git http-backend, serving
+/// every repository under `project_root` at `http://127.0.0.1:PORT/<name>`.
+pub struct HttpServer {
+    pub port: u16,
+    _nginx: Nginx,
+}
+
+impl HttpServer {
+    pub fn start(project_root: &Path) -> Self {
+        Self::start_with(project_root, "")
+    }
+
+    /// `extra` is inserted into the server block (auth, locations...).
+    pub fn start_with(project_root: &Path, extra: &str) -> Self {
+        let body = format!(
+            "{extra}\n{}",
+            git_location(project_root, Path::new("{sock}"))
+        );
+        let nginx = Nginx::start(&body, "root root");
+        HttpServer {
+            port: nginx.port,
+            _nginx: nginx,
+        }
+    }
 
     /// URL of the repository directory `name` under the project root.
     pub fn url(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+/// nginx serving `docroot` as static files, as the nginx container of a Pod
+/// does, with its own unprivileged worker user.
+pub fn static_server(docroot: &Path) -> Nginx {
+    let body = format!(
+        "root {};\n        location / {{ try_files $uri $uri/ =404; }}",
+        docroot.display()
+    );
+    Nginx::start(&body, "www-data www-data")
+}
+
+/// One HTTP/1.0 GET on loopback: (status, body).
+pub fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP response without header end");
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("HTTP status");
+    (status, buf[split + 4..].to_vec())
+}
+
+/// Let other users (nginx's worker) traverse `dir` and its parents up to /.
+pub fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut p = Some(dir);
+    while let Some(d) = p {
+        if d == Path::new("/") {
+            break;
+        }
+        let mut perm = fs::metadata(d).unwrap().permissions();
+        if perm.mode() & 0o005 != 0o005 {
+            perm.set_mode(perm.mode() | 0o755);
+            fs::set_permissions(d, perm).unwrap();
+        }
+        p = d.parent();
     }
 }
 

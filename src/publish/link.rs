@@ -1,4 +1,4 @@
-//! Publishing a worktree: the relative symlink `--link`, swapped atomically.
+//! Link mode: `--link` is a relative symlink to `.worktrees/<hash>`.
 //!
 //! A new symlink is made beside the link under a temporary name and renamed
 //! over it (`rename(2)` is atomic), then the directory is fsynced. Readers
@@ -9,32 +9,9 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use super::{err, PublishError, Publisher};
 use crate::git::Hash;
 use crate::layout::is_hash_name;
-
-/// Errors while publishing.
-#[derive(Debug, thiserror::Error)]
-#[error("publish {path}: {source}")]
-pub struct PublishError {
-    path: PathBuf,
-    #[source]
-    source: io::Error,
-}
-
-fn err(path: &Path) -> impl FnOnce(io::Error) -> PublishError + '_ {
-    move |source| PublishError {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Something that makes a checked-out commit visible to readers.
-pub trait Publisher {
-    /// The hash readers currently see, if any.
-    fn current(&self) -> Option<Hash>;
-    /// Make the worktree at `worktree` (holding `hash`) the visible one.
-    fn publish(&self, hash: Hash, worktree: &Path) -> Result<(), PublishError>;
-}
 
 /// Link mode: `--link` is a relative symlink to `.worktrees/<hash>`.
 #[derive(Debug, Clone)]
@@ -82,7 +59,7 @@ impl Publisher for LinkPublisher {
         is_hash_name(name).then(|| name.parse().ok()).flatten()
     }
 
-    fn publish(&self, _hash: Hash, worktree: &Path) -> Result<(), PublishError> {
+    fn publish(&mut self, _hash: Hash, worktree: &Path) -> Result<(), PublishError> {
         let dir = self
             .link
             .parent()

@@ -1,0 +1,13 @@
+#!/bin/sh
+# The standalone local sync daemon: a plain binary, no container.
+# Keeps ~/www/site pointing at the newest commit of a repository on this
+# machine (any URL works the same way), checking every 5 seconds.
+# Serve ~/www/site with any web server; it always sees one whole commit.
+exec git-sync \
+    --repo="file://$HOME/src/site" \
+    --ref=main \
+    --root="$HOME/www" \
+    --link=site \
+    --period=5s \
+    --max-failures=-1 \
+    --log-format=text

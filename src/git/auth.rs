@@ -1,0 +1,64 @@
+//! Credentials for HTTP(S) remotes, handed to libgit2 through its
+//! credential callback. Secrets never reach a log line or an error message.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where the password comes from.
+#[derive(Clone)]
+pub enum Password {
+    Value(String),
+    /// Read again before every pass: rotated tokens need no restart.
+    File(PathBuf),
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Password::Value(_) => f.write_str("Value(***)"),
+            Password::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
+}
+
+/// Username and password (or access token).
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub username: String,
+    pub password: Password,
+}
+
+/// Credentials resolved for one pass.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credentials({}, ***)", self.username)
+    }
+}
+
+impl Auth {
+    /// The credentials to use now (reads the password file).
+    pub fn resolve(&self) -> std::io::Result<Credentials> {
+        let password = match &self.password {
+            Password::Value(v) => v.clone(),
+            Password::File(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("read password file {}: {e}", p.display()),
+                    )
+                })?;
+                text.trim_end_matches(['\n', '\r']).to_string()
+            }
+        };
+        Ok(Credentials {
+            username: self.username.clone(),
+            password,
+        })
+    }
+}

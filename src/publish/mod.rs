@@ -1,0 +1,41 @@
+//! Publishing a checked-out commit to readers, in one of two ways behind
+//! one trait:
+//! - [`LinkPublisher`] (link mode, the default): a relative symlink swapped
+//!   atomically; readers see one whole tree or the other.
+//! - [`DestPublisher`] (dest mode, the 2015 contract): the served directory
+//!   itself is updated file by file, each file atomically.
+
+mod dest;
+mod link;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use dest::DestPublisher;
+pub use link::LinkPublisher;
+
+use crate::git::Hash;
+
+/// Errors while publishing.
+#[derive(Debug, thiserror::Error)]
+#[error("publish {path}: {source}")]
+pub struct PublishError {
+    path: PathBuf,
+    #[source]
+    source: io::Error,
+}
+
+fn err(path: &Path) -> impl FnOnce(io::Error) -> PublishError + '_ {
+    move |source| PublishError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Something that makes a checked-out commit visible to readers.
+pub trait Publisher {
+    /// The hash readers currently see, if known.
+    fn current(&self) -> Option<Hash>;
+    /// Make the worktree at `worktree` (holding `hash`) the visible one.
+    fn publish(&mut self, hash: Hash, worktree: &Path) -> Result<(), PublishError>;
+}

@@ -1,0 +1,73 @@
+//! What users deploy is checked: the example manifests against the
+//! Kubernetes schema, the Dockerfile with a linter, the shell example's
+//! syntax, and the 2015 manifest still saying what it said.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+fn examples() -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?} (scripts/install-test-deps installs it): {e}")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn manifests_are_valid_kubernetes() {
+    let manifests: Vec<_> = examples()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    assert!(manifests.len() >= 3, "{manifests:?}");
+    run(Command::new("kubernetes-validate")
+        .arg("--strict")
+        .args(&manifests));
+}
+
+#[test]
+fn dockerfile_passes_hadolint() {
+    run(Command::new("hadolint").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")));
+}
+
+#[test]
+fn shell_example_parses() {
+    for p in examples()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+    {
+        run(Command::new("sh").arg("-n").arg(&p));
+    }
+}
+
+#[test]
+fn the_2015_manifest_keeps_its_environment() {
+    let text =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx-git.yml"))
+            .unwrap();
+    for line in [
+        r#"- {name: GIT_SYNC_REPO, value: "https://github.com/jasonGeng88/test.git"}"#,
+        r#"- {name: GIT_SYNC_DEST, value: "/git"}"#,
+        r#"- {name: GIT_SYNC_BRANCH, value: "master"}"#,
+        r#"- {name: GIT_SYNC_REV, value: "FETCH_HEAD"}"#,
+        r#"- {name: GIT_SYNC_WAIT, value: "10"}"#,
+        "volumeMounts: [{mountPath: /usr/share/nginx/html, name: git-volume}]",
+        "volumeMounts: [{mountPath: /git, name: git-volume}]",
+    ] {
+        assert!(text.contains(line), "examples/nginx-git.yml lacks {line}");
+    }
+}

@@ -1,0 +1,322 @@
+//! The Pod story: git-sync and a real nginx sharing a directory, as the
+//! example manifests deploy them, and what a reader of that nginx sees.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+struct Pod {
+    tmp: TempDir,
+    repo: SourceRepo,
+    git_server: HttpServer,
+}
+
+impl Pod {
+    /// A repository on branch `master` holding index.html, served over HTTP.
+    fn new() -> Self {
+        let tmp = TempDir::new().unwrap();
+        open_up(tmp.path());
+        let srv = tmp.path().join("srv");
+        fs::create_dir_all(&srv).unwrap();
+        let repo = SourceRepo::on_branch(&srv, "test", "master");
+        repo.commit(&[("index.html", "hello world 1!")], "one");
+        let git_server = HttpServer::start(&srv);
+        Pod {
+            tmp,
+            repo,
+            git_server,
+        }
+    }
+
+    fn volume(&self) -> PathBuf {
+        let v = self.tmp.path().join("volume");
+        fs::create_dir_all(&v).unwrap();
+        v
+    }
+}
+
+fn body(port: u16, path: &str) -> (u16, String) {
+    let (status, b) = http_get(port, path);
+    (status, String::from_utf8_lossy(&b).into_owned())
+}
+
+fn wait_served(p: &mut Proc, port: u16, path: &str, want: &str, limit: Duration) {
+    p.wait_for(limit, &format!("{path} to serve {want:?}"), || {
+        body(port, path) == (200, want.to_string())
+    });
+}
+
+/// git-sync started with exactly the environment of the 2015 manifest
+/// (`nginx-git.yml`), the repository URL pointing at our local server.
+fn manifest_2015(pod: &Pod, dest: &Path, tmpdir: &Path) -> Proc {
+    let mut cmd = Command::new(bin());
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("TMPDIR", tmpdir)
+        .env("GIT_SYNC_REPO", pod.git_server.url("test"))
+        .env("GIT_SYNC_DEST", dest)
+        .env("GIT_SYNC_BRANCH", "master")
+        .env("GIT_SYNC_REV", "FETCH_HEAD")
+        .env("GIT_SYNC_WAIT", "10")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    spawn(cmd)
+}
+
+#[test]
+fn the_2015_manifest_runs_unchanged() {
+    let pod = Pod::new();
+    let git_volume = pod.volume(); // mounted at /git and at nginx's docroot
+    let nginx = static_server(&git_volume);
+    let container_tmp = pod.tmp.path().join("container-tmp");
+    fs::create_dir_all(&container_tmp).unwrap();
+    let mut sync = manifest_2015(&pod, &git_volume, &container_tmp);
+
+    wait_served(&mut sync, nginx.port, "/", "hello world 1!", LONG);
+    assert_eq!(body(nginx.port, "/.git/config").0, 404);
+    assert_eq!(body(nginx.port, "/.git").0, 404);
+    assert!(sync.log().contains("switch to link mode"), "{}", sync.log());
+
+    pod.repo.commit(&[("index.html", "hello world 2!")], "two");
+    let pushed = Instant::now();
+    wait_served(
+        &mut sync,
+        nginx.port,
+        "/",
+        "hello world 2!",
+        Duration::from_secs(13),
+    );
+    assert!(pushed.elapsed() <= Duration::from_secs(13));
+
+    // A restarted container (fresh private state) repairs the volume.
+    sync.kill9();
+    fs::remove_file(git_volume.join("index.html")).unwrap();
+    fs::write(git_volume.join("junk.html"), "junk").unwrap();
+    fs::create_dir_all(git_volume.join(".git")).unwrap();
+    fs::write(git_volume.join(".git/config"), "[core]").unwrap();
+    let fresh_tmp = pod.tmp.path().join("container-tmp-2");
+    fs::create_dir_all(&fresh_tmp).unwrap();
+    let mut sync = manifest_2015(&pod, &git_volume, &fresh_tmp);
+    wait_served(&mut sync, nginx.port, "/", "hello world 2!", LONG);
+    sync.wait_for(LONG, "junk and .git removed", || {
+        !git_volume.join("junk.html").exists() && !git_volume.join(".git").exists()
+    });
+    assert_eq!(body(nginx.port, "/.git/config").0, 404);
+}
+
+#[test]
+fn the_link_mode_example_serves_the_link() {
+    let pod = Pod::new();
+    // The volume is mounted at /usr/share/nginx; nginx serves .../html.
+    let volume = pod.volume();
+    let nginx = static_server(&volume.join("html"));
+    let mut sync = spawn(git_sync(&[
+        &format!("--repo={}", pod.git_server.url("test")),
+        "--ref=master",
+        &format!("--root={}", volume.display()),
+        "--link=html",
+        "--period=1s",
+    ]));
+    wait_served(&mut sync, nginx.port, "/", "hello world 1!", LONG);
+    assert_eq!(body(nginx.port, "/.git/config").0, 404);
+    pod.repo.commit(&[("index.html", "hello world 2!")], "two");
+    wait_served(
+        &mut sync,
+        nginx.port,
+        "/",
+        "hello world 2!",
+        Duration::from_secs(5),
+    );
+}
+
+// ---- torn reads -------------------------------------------------------------
+
+const FILES: usize = 10;
+const LINES: usize = 5000;
+
+fn version_files(n: usize) -> Vec<(String, String)> {
+    let content = format!("commit {n:04}\n").repeat(LINES);
+    (0..FILES)
+        .map(|i| (format!("f{i}.txt"), content.clone()))
+        .collect()
+}
+
+fn commit_version(repo: &SourceRepo, n: usize) -> String {
+    let files = version_files(n);
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    repo.commit(&refs, &format!("v{n}"))
+}
+
+/// The version a file holds, if it is one complete committed version.
+fn check_file(bytes: &[u8]) -> Result<usize, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+    let first = text.lines().next().ok_or("empty file")?;
+    let n: usize = first
+        .strip_prefix("commit ")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("bad first line {first:?}"))?;
+    if text != format!("commit {n:04}\n").repeat(LINES) {
+        return Err(format!(
+            "file mixes versions or is truncated ({} bytes)",
+            text.len()
+        ));
+    }
+    Ok(n)
+}
+
+/// Read every file through nginx in a loop until `stop`; collect problems.
+fn http_reader(
+    port: u16,
+    stop: Arc<AtomicBool>,
+    problems: Arc<Mutex<Vec<String>>>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut reads = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let i = reads % FILES;
+            let (status, b) = http_get(port, &format!("/f{i}.txt"));
+            reads += 1;
+            let problem = match status {
+                200 => check_file(&b).err(),
+                s => Some(format!("status {s}")),
+            };
+            if let Some(p) = problem {
+                problems.lock().unwrap().push(format!("GET /f{i}.txt: {p}"));
+            }
+        }
+        reads
+    })
+}
+
+/// Publish 100 commits back to back; `published(n)` says when version n is out.
+fn publish_100(repo: &SourceRepo, sync: &mut Proc, published: impl Fn(usize, &str) -> bool) {
+    for n in 1..=100 {
+        let h = commit_version(repo, n);
+        sync.wait_for(LONG, &format!("version {n} published"), || published(n, &h));
+    }
+}
+
+#[test]
+fn dest_mode_readers_never_see_a_torn_or_missing_file() {
+    let pod = Pod::new();
+    commit_version(&pod.repo, 0);
+    let dest = pod.volume();
+    let nginx = static_server(&dest);
+    let mut sync = spawn(git_sync(&[
+        &format!("--repo={}", pod.git_server.url("test")),
+        &format!("--dest={}", dest.display()),
+        &format!("--state-dir={}", pod.tmp.path().join("state").display()),
+        "--period=10ms",
+    ]));
+    sync.wait_for(LONG, "version 0", || {
+        fs::read(dest.join(format!("f{}.txt", FILES - 1))).is_ok_and(|b| check_file(&b) == Ok(0))
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let problems = Arc::new(Mutex::new(Vec::new()));
+    let readers: Vec<_> = (0..2)
+        .map(|_| http_reader(nginx.port, stop.clone(), problems.clone()))
+        .collect();
+    publish_100(&pod.repo, &mut sync, |n, _| {
+        (0..FILES).all(|i| {
+            fs::read(dest.join(format!("f{i}.txt"))).is_ok_and(|b| check_file(&b) == Ok(n))
+        })
+    });
+    stop.store(true, Ordering::SeqCst);
+    let reads: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    let problems = problems.lock().unwrap();
+    assert!(
+        problems.is_empty(),
+        "{} bad reads of {reads}: {:?}",
+        problems.len(),
+        &problems[..problems.len().min(5)]
+    );
+    assert!(reads > 200, "only {reads} reads");
+}
+
+#[test]
+fn link_mode_readers_see_whole_commits() {
+    let pod = Pod::new();
+    commit_version(&pod.repo, 0);
+    let root = pod.volume();
+    let link = root.join("html");
+    let nginx = static_server(&link);
+    let mut sync = spawn(git_sync(&[
+        &format!("--repo={}", pod.git_server.url("test")),
+        &format!("--root={}", root.display()),
+        "--link=html",
+        "--period=10ms",
+    ]));
+    sync.wait_for(LONG, "version 0", || published(&link).is_some());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let problems = Arc::new(Mutex::new(Vec::new()));
+    let http = http_reader(nginx.port, stop.clone(), problems.clone());
+    // A reader that resolves the link once, then reads every file of that tree.
+    let fs_reader = {
+        let (stop, problems, root, link) =
+            (stop.clone(), problems.clone(), root.clone(), link.clone());
+        std::thread::spawn(move || {
+            let mut snapshots = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let Ok(target) = fs::read_link(&link) else {
+                    problems.lock().unwrap().push("link missing".into());
+                    continue;
+                };
+                let tree = root.join(target);
+                let versions: Result<Vec<usize>, String> = (0..FILES)
+                    .map(|i| {
+                        // A reader takes its time (think of a slow client).
+                        std::thread::sleep(Duration::from_millis(1));
+                        fs::read(tree.join(format!("f{i}.txt")))
+                            .map_err(|e| format!("f{i}.txt: {e}"))
+                            .and_then(|b| check_file(&b))
+                    })
+                    .collect();
+                snapshots += 1;
+                match versions {
+                    Ok(v) if v.iter().all(|x| *x == v[0]) => {}
+                    Ok(v) => problems
+                        .lock()
+                        .unwrap()
+                        .push(format!("snapshot mixes commits: {v:?}")),
+                    Err(e) => problems
+                        .lock()
+                        .unwrap()
+                        .push(format!("snapshot of {}: {e}", tree.display())),
+                }
+            }
+            snapshots
+        })
+    };
+    publish_100(&pod.repo, &mut sync, |_, h| {
+        published(&link).as_deref() == Some(h)
+    });
+    stop.store(true, Ordering::SeqCst);
+    let reads = http.join().unwrap();
+    let snapshots = fs_reader.join().unwrap();
+    let problems = problems.lock().unwrap();
+    assert!(
+        problems.is_empty(),
+        "{} problems in {reads} reads and {snapshots} snapshots: {:?}",
+        problems.len(),
+        &problems[..problems.len().min(5)]
+    );
+    assert!(
+        reads > 100 && snapshots > 100,
+        "{reads} reads, {snapshots} snapshots"
+    );
+}
