@@ -1,16 +1,24 @@
-//! The loop: run a pass, apply the failure policy, wait, repeat.
+//! The loop: run a pass, apply the failure policy, feed hooks and metrics,
+//! wait for the timer or a trigger, repeat; stop cleanly on SIGTERM/SIGINT.
 //! libgit2 work runs on blocking threads; this side only coordinates.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{watch, Notify};
 use tokio::time::{sleep_until, timeout};
 
 use crate::config::Config;
 use crate::git::{self, Cancel};
+use crate::hooks::{ExecHook, HookRunner, Webhook};
+use crate::http::{self, HttpState};
+use crate::layout::Layout;
+use crate::metrics::{Metrics, SyncStatus};
 use crate::redact::redact;
 use crate::status_files;
 use crate::sync::{Outcome, SyncError, Syncer};
+use crate::triggers;
 
 /// A random fraction in [0, 1), from std's randomly keyed hasher.
 fn random_fraction() -> f64 {
@@ -34,6 +42,10 @@ fn log_config(cfg: &Config) {
         max_failures = cfg.max_failures,
         git_gc = ?cfg.git_gc,
         git_config_keys = ?keys,
+        username = ?cfg.auth.as_ref().map(|a| a.username.as_str()),
+        exechook = ?cfg.ops.exechook.as_ref().map(|h| h.command.as_str()),
+        webhook = ?cfg.ops.webhook.as_ref().map(|w| redact(&w.url)),
+        http_bind = ?cfg.ops.http.as_ref().map(|h| h.bind.as_str()),
         "starting git-sync {}",
         env!("CARGO_PKG_VERSION")
     );
@@ -52,14 +64,77 @@ fn log_config(cfg: &Config) {
     if let Some(g) = &cfg.git_binary_ignored {
         tracing::info!(git = %g, "--git is ignored: all git work is done in process, no git binary is used");
     }
+    if cfg.ops.http.as_ref().is_some_and(|h| h.pprof) {
+        tracing::info!("--http-pprof: /debug/pprof/ answers 200 with a pointer to perf; Go's pprof has no Rust equivalent here");
+    }
 }
 
-/// Run until `--one-time` is satisfied or failures exceed the limit.
-/// Returns the process exit status.
+/// The post-publish hooks.
+fn start_hooks(cfg: &Config) -> Vec<HookRunner> {
+    let mut hooks = Vec::new();
+    if let Some(h) = &cfg.ops.exechook {
+        let layout = Layout::new(&cfg.root);
+        let hook = ExecHook::new("exechook", &h.command, h.timeout, move |hash| {
+            layout.worktree_named(hash)
+        });
+        hooks.push(HookRunner::start(Arc::new(hook), h.backoff, cfg.one_time));
+    }
+    if let Some(w) = &cfg.ops.webhook {
+        hooks.push(HookRunner::start(
+            Arc::new(Webhook::new(w.clone())),
+            w.backoff,
+            cfg.one_time,
+        ));
+    }
+    hooks
+}
+
+/// Run until `--one-time` is satisfied, failures exceed the limit, or a stop
+/// signal arrives. Returns the process exit status.
 pub async fn run(cfg: Config) -> i32 {
     log_config(&cfg);
     let timeout_ms = i32::try_from(cfg.sync_timeout.as_millis()).unwrap_or(i32::MAX);
     git::init_globals(timeout_ms);
+
+    let metrics = Arc::new(Metrics::new());
+    let sync_now = Arc::new(Notify::new());
+    let mut shutdown = match triggers::install_signals(cfg.ops.sync_on_signal, sync_now.clone()) {
+        Ok(rx) => rx,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return 1;
+        }
+    };
+    let http_state = match &cfg.ops.http {
+        None => None,
+        Some(h) => match http::bind(&h.bind).await {
+            Ok(listener) => {
+                let state = Arc::new(HttpState::new(h, metrics.clone(), sync_now.clone()));
+                tracing::info!(bind = %h.bind, metrics = h.metrics, trigger = h.trigger_secret_file.is_some(), "serving HTTP");
+                tokio::spawn(http::serve(listener, state.clone()));
+                Some(state)
+            }
+            Err(e) => {
+                tracing::error!(bind = %h.bind, error = %e, "cannot bind the HTTP endpoint");
+                return 1;
+            }
+        },
+    };
+    let _watcher = cfg
+        .ops
+        .watch_local
+        .then(|| git::local_refs_dir(&cfg.repo))
+        .flatten()
+        .and_then(|dir| match triggers::watch_local_repo(dir.clone(), sync_now.clone()) {
+            Ok(w) => {
+                tracing::info!(refs = %dir.display(), "watching the local repository for changes");
+                Some(w)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the local repository; polling only");
+                None
+            }
+        });
 
     let setup_cfg = cfg.clone();
     let syncer = match tokio::task::spawn_blocking(move || Syncer::new(setup_cfg)).await {
@@ -73,45 +148,88 @@ pub async fn run(cfg: Config) -> i32 {
             return 1;
         }
     };
+    let hooks = start_hooks(&cfg);
 
     let mut failures: i64 = 0;
     let mut ever_succeeded = false;
     let mut clean_due: Option<Instant> = Some(Instant::now());
     loop {
+        if *shutdown.borrow() {
+            return 0;
+        }
         let started = Instant::now();
-        match run_pass(&syncer, cfg.sync_timeout).await {
+        let result = match run_pass(&syncer, cfg.sync_timeout, &mut shutdown).await {
+            Some(r) => r,
+            None => {
+                tracing::info!("stopped");
+                return 0;
+            }
+        };
+        let took = started.elapsed();
+        match result {
             Ok(outcome) => {
                 failures = 0;
+                let first = !ever_succeeded;
                 ever_succeeded = true;
-                match outcome {
+                if let Some(s) = &http_state {
+                    s.ready.store(true, Ordering::SeqCst);
+                }
+                let (hash, updated, pre_publish_error) = match outcome {
                     Outcome::Updated {
                         hash,
                         previous,
                         fetched,
+                        pre_publish_error,
                     } => {
+                        metrics.sync(SyncStatus::Success, took);
+                        if fetched {
+                            metrics.fetch();
+                        }
                         tracing::info!(
                             %hash,
                             git_ref = %cfg.git_ref,
                             previous = %previous.map(|p| p.to_string()).unwrap_or_default(),
                             fetched,
-                            duration_ms = started.elapsed().as_millis() as u64,
+                            duration_ms = took.as_millis() as u64,
                             "updated"
                         );
                         clean_due = Some(Instant::now());
+                        (hash, true, pre_publish_error)
                     }
                     Outcome::Unchanged { hash } => {
-                        tracing::debug!(%hash, duration_ms = started.elapsed().as_millis() as u64, "no change");
+                        metrics.sync(SyncStatus::Noop, took);
+                        tracing::debug!(%hash, duration_ms = took.as_millis() as u64, "no change");
+                        (hash, false, None)
                     }
-                }
+                };
                 if let Some(p) = &cfg.error_file {
                     if let Err(e) = status_files::clear_error(p) {
                         tracing::warn!(path = %p.display(), error = %e, "cannot remove error file");
                     }
                 }
+                // Hooks run for every new hash, and once after a (re)start
+                // even when nothing changed: hooks must be idempotent.
+                let hash = hash.to_string();
+                if updated || first {
+                    for h in &hooks {
+                        h.trigger(&hash);
+                    }
+                }
+                if cfg.one_time {
+                    if clean_due.is_some() {
+                        run_clean(&syncer).await;
+                    }
+                    let mut ok = pre_publish_error.is_none();
+                    for h in &hooks {
+                        ok &= h.outcome_for(&hash).await.result.is_ok();
+                    }
+                    return if ok { 0 } else { 1 };
+                }
             }
             Err(e) => {
+                metrics.sync(SyncStatus::Error, took);
                 failures += 1;
-                report_failure(&cfg, &e.to_string(), failures);
+                report_failure(&cfg, &e, failures);
                 let limit = if ever_succeeded {
                     cfg.max_failures
                 } else {
@@ -126,9 +244,6 @@ pub async fn run(cfg: Config) -> i32 {
         if clean_due.is_some_and(|t| t <= Instant::now()) {
             clean_due = run_clean(&syncer).await;
         }
-        if cfg.one_time && ever_succeeded {
-            return 0;
-        }
 
         let base = if ever_succeeded {
             cfg.period
@@ -136,40 +251,66 @@ pub async fn run(cfg: Config) -> i32 {
             cfg.init_period
         };
         let next_pass = Instant::now() + base + cfg.period_jitter.mul_f64(random_fraction());
-        while let Some(due) = clean_due.filter(|t| *t < next_pass) {
-            sleep_until(due.into()).await;
-            clean_due = run_clean(&syncer).await;
+        loop {
+            let wake = clean_due.filter(|c| *c < next_pass).unwrap_or(next_pass);
+            tokio::select! {
+                _ = sleep_until(wake.into()) => {
+                    if wake >= next_pass {
+                        break;
+                    }
+                    clean_due = run_clean(&syncer).await;
+                }
+                _ = sync_now.notified() => {
+                    tracing::debug!("sync triggered");
+                    break;
+                }
+                _ = shutdown.changed() => {
+                    tracing::info!("stopped");
+                    return 0;
+                }
+            }
         }
-        sleep_until(next_pass.into()).await;
     }
 }
 
-/// Run one pass on a blocking thread, bounded by `limit`: past it the pass
-/// is cancelled through libgit2's callbacks and awaited, so it never
-/// publishes after we gave up on it.
-async fn run_pass(syncer: &Arc<Mutex<Syncer>>, limit: Duration) -> Result<Outcome, String> {
+/// Run one pass on a blocking thread, bounded by `limit`. Past the limit,
+/// or on a stop signal, the pass is cancelled through libgit2's callbacks
+/// and awaited, so it never publishes after we gave up on it. `None` means
+/// stopped by a signal.
+async fn run_pass(
+    syncer: &Arc<Mutex<Syncer>>,
+    limit: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Result<Outcome, String>> {
     let cancel = Cancel::new();
     let (s, c) = (syncer.clone(), cancel.clone());
     let mut task = tokio::task::spawn_blocking(move || {
         let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
         s.pass(&c)
     });
-    let joined = match timeout(limit, &mut task).await {
-        Ok(j) => j,
-        Err(_) => {
+    let joined = tokio::select! {
+        j = timeout(limit, &mut task) => match j {
+            Ok(j) => j,
+            Err(_) => {
+                cancel.cancel();
+                let _ = task.await;
+                return Some(Err(format!("sync timed out after {limit:?}")));
+            }
+        },
+        _ = shutdown.changed() => {
             cancel.cancel();
             let _ = task.await;
-            return Err(format!("sync timed out after {limit:?}"));
+            return None;
         }
     };
-    match joined {
+    Some(match joined {
         Ok(Ok(o)) => Ok(o),
         Ok(Err(SyncError::Git(git::GitError::Cancelled))) | Ok(Err(SyncError::Cancelled)) => {
             Err("sync cancelled".into())
         }
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(format!("sync panicked: {e}")),
-    }
+    })
 }
 
 /// Clean up on a blocking thread; returns when to clean again, if needed.

@@ -95,6 +95,11 @@ impl Layout {
         self.worktrees.join(hash.to_string())
     }
 
+    /// The worktree of a hash given as text.
+    pub fn worktree_named(&self, hash: &str) -> PathBuf {
+        self.worktrees.join(hash)
+    }
+
     /// Make the root ready and open our repository in it. `keep` are paths
     /// under the root that must survive emptying (the link, the error file).
     pub fn prepare(&self, keep: &[PathBuf]) -> Result<GitRepo, LayoutError> {

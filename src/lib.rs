@@ -12,9 +12,13 @@
 pub mod config;
 pub mod daemon;
 pub mod git;
+pub mod hooks;
+pub mod http;
 pub mod layout;
 pub mod logging;
+pub mod metrics;
 pub mod publish;
 pub mod redact;
 pub mod status_files;
 pub mod sync;
+pub mod triggers;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::git::{parse_full_hash, Cancel, GitError, GitRepo, Hash, Target};
+use crate::hooks::ExecHook;
 use crate::layout::{remove_any, Layout, LayoutError};
 use crate::publish::{DestPublisher, LinkPublisher, PublishError, Publisher};
 use crate::status_files;
@@ -43,6 +44,8 @@ pub enum Outcome {
         hash: Hash,
         previous: Option<Hash>,
         fetched: bool,
+        /// The pre-publish hook failed (the commit was published anyway).
+        pre_publish_error: Option<String>,
     },
 }
 
@@ -53,6 +56,7 @@ pub struct Syncer {
     git: GitRepo,
     publisher: Box<dyn Publisher + Send>,
     pinned: Option<Hash>,
+    pre_publish: Option<ExecHook>,
 }
 
 fn check(cancel: &Cancel) -> Result<(), SyncError> {
@@ -73,7 +77,14 @@ impl Syncer {
             Some(dest) => Box::new(DestPublisher::new(dest, &cfg.root)),
             None => Box::new(LinkPublisher::new(&cfg.link)),
         };
+        let pre_publish = cfg.ops.pre_publish_hook.as_ref().map(|h| {
+            let l = layout.clone();
+            ExecHook::new("pre-publish-exechook", &h.command, h.timeout, move |hash| {
+                l.worktree_named(hash)
+            })
+        });
         Ok(Syncer {
+            pre_publish,
             pinned: parse_full_hash(&cfg.git_ref),
             cfg,
             layout,
@@ -85,6 +96,11 @@ impl Syncer {
     /// The hash readers currently see.
     pub fn published(&self) -> Option<Hash> {
         self.publisher.current()
+    }
+
+    /// The worktree of `hash`, where hooks run.
+    pub fn worktree(&self, hash: &str) -> std::path::PathBuf {
+        self.layout.worktree_named(hash)
     }
 
     /// One pass: make the published tree the commit `--ref` names.
@@ -116,6 +132,7 @@ impl Syncer {
         // 3. Fetch only what we do not have.
         let fetched = !self.git.has_commit(hash);
         if fetched {
+            tracing::debug!(%hash, git_ref = %self.cfg.git_ref, "fetching");
             let t = std::time::Instant::now();
             self.git
                 .fetch(&self.cfg.repo, &target, self.cfg.depth, cancel)?;
@@ -136,6 +153,17 @@ impl Syncer {
         tracing::debug!(%hash, ms = t.elapsed().as_millis() as u64, "checked out");
         check(cancel)?;
 
+        // The pre-publish hook runs in the new tree, told the hash published
+        // until now. As upstream, its failure does not stop the publish.
+        let pre_publish_error = self.pre_publish.as_ref().and_then(|hook| {
+            let previous = current.map(|h| h.to_string()).unwrap_or_default();
+            hook.run_in(&hash.to_string(), &previous).err()
+        });
+        if let Some(e) = &pre_publish_error {
+            tracing::error!(hook = "pre-publish-exechook", %hash, error = %e, "hook failed");
+        }
+        check(cancel)?;
+
         // 5. Publish atomically, then tell the world.
         self.publisher.publish(hash, &worktree)?;
         if let Some(prev) = current.filter(|p| *p != hash) {
@@ -153,6 +181,7 @@ impl Syncer {
             hash,
             previous: current,
             fetched,
+            pre_publish_error,
         })
     }
 

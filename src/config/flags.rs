@@ -236,6 +236,136 @@ pub const FLAGS: &[Flag] = &[
         "Like --git-config, one pair per use; may be repeated.",
     ),
     flag(
+        "exechook-command",
+        Text,
+        "",
+        "PATH",
+        "A command (no arguments, no shell) run after each new commit is published, in \
+         its worktree, with GITSYNC_HASH set. Asynchronous: retried every \
+         --exechook-backoff until it succeeds; a newer hash replaces a pending one.",
+    ),
+    flag(
+        "exechook-timeout",
+        Duration,
+        "30s",
+        "DURATION",
+        "Time limit for one run of --exechook-command.",
+    ),
+    flag(
+        "exechook-backoff",
+        Duration,
+        "3s",
+        "DURATION",
+        "Time between retries of a failed --exechook-command.",
+    ),
+    flag(
+        "pre-publish-exechook-command",
+        Text,
+        "",
+        "PATH",
+        "A command run in the new worktree before it is published, with GITSYNC_HASH set \
+         to the hash published until then. As upstream, its failure is logged and does \
+         not stop the publish (in --one-time mode it makes the exit status 1).",
+    ),
+    flag(
+        "pre-publish-exechook-timeout",
+        Duration,
+        "30s",
+        "DURATION",
+        "Time limit for one run of --pre-publish-exechook-command.",
+    ),
+    flag(
+        "pre-publish-exechook-backoff",
+        Duration,
+        "3s",
+        "DURATION",
+        "Accepted for upstream compatibility: the pre-publish hook runs once per publish.",
+    ),
+    flag(
+        "webhook-url",
+        Text,
+        "",
+        "URL",
+        "A URL called after each new commit is published, with header Gitsync-Hash. \
+         Asynchronous, retried every --webhook-backoff until it succeeds; a newer hash \
+         replaces a pending one.",
+    ),
+    flag(
+        "webhook-method",
+        Text,
+        "POST",
+        "METHOD",
+        "The HTTP method of the webhook.",
+    ),
+    flag(
+        "webhook-success-status",
+        Int,
+        "200",
+        "INT",
+        "The HTTP status that means success; 0 (or -1) sends and does not check.",
+    ),
+    flag(
+        "webhook-timeout",
+        Duration,
+        "1s",
+        "DURATION",
+        "Time limit for one webhook call.",
+    ),
+    flag(
+        "webhook-backoff",
+        Duration,
+        "3s",
+        "DURATION",
+        "Time between retries of a failed webhook.",
+    ),
+    flag(
+        "http-bind",
+        Text,
+        "",
+        "ADDR:PORT",
+        "Serve HTTP here: / answers 503 until the first successful sync and 200 after \
+         (for Kubernetes probes).",
+    ),
+    flag(
+        "http-metrics",
+        Bool,
+        "false",
+        "",
+        "Serve Prometheus metrics at /metrics (needs --http-bind).",
+    ),
+    flag(
+        "http-pprof",
+        Bool,
+        "false",
+        "",
+        "Accepted for upstream compatibility: /debug/pprof/ answers 200 with a pointer to \
+         Linux profilers (Go's pprof does not exist in a Rust program).",
+    ),
+    flag(
+        "sync-on-signal",
+        Text,
+        "",
+        "SIGNAL",
+        "A signal (name like SIGHUP or HUP, or number) that triggers a sync at once.",
+    ),
+    flag(
+        "sync-trigger-secret-file",
+        Text,
+        "",
+        "PATH",
+        "Enable POST /sync on --http-bind: a request that proves this secret starts a sync \
+         at once. Accepted proofs: GitHub's X-Hub-Signature-256, GitLab's X-Gitlab-Token, \
+         or Authorization: Bearer <secret>. Others get 401. (Not in upstream git-sync.)",
+    ),
+    flag(
+        "watch-local",
+        Bool,
+        "true",
+        "",
+        "For a local repository (file:// or a path), watch its refs and sync within \
+         milliseconds of a change; polling stays as the safety net. (Not in upstream.)",
+    ),
+    flag(
         "username",
         Text,
         "",
@@ -326,6 +456,12 @@ pub const FLAGS: &[Flag] = &[
         "use --max-failures instead",
     ),
     legacy("v", Int, &[], "use -v or --verbose instead"),
+    legacy(
+        "sync-hook-command",
+        Text,
+        &["GIT_SYNC_HOOK_COMMAND"],
+        "use --exechook-command instead",
+    ),
     legacy(
         "change-permissions",
         Int,

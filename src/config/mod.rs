@@ -7,6 +7,7 @@
 mod cli;
 pub mod flags;
 mod legacy;
+pub mod ops;
 pub mod values;
 
 use std::path::{Path, PathBuf};
@@ -83,6 +84,8 @@ pub struct Config {
     pub git_config: Vec<(String, String)>,
     pub verbosity: u8,
     pub log_format: Option<LogFormat>,
+    /// Hooks, HTTP endpoint and triggers.
+    pub ops: ops::Ops,
     /// HTTP(S) credentials, if any.
     pub auth: Option<crate::git::Auth>,
     /// Set when `--git` was given: it is accepted and ignored.
@@ -290,6 +293,7 @@ pub fn parse(
     }
 
     let auth = auth(&src)?;
+    let ops = ops::parse(&src)?;
     let git_binary_ignored = src
         .lookup(flags::find("git").expect("flag git is in the table"))
         .and_then(|f| f.values.last().cloned());
@@ -323,6 +327,7 @@ pub fn parse(
         verbosity,
         log_format,
         auth,
+        ops,
         git_binary_ignored,
     })))
 }

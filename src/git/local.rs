@@ -31,6 +31,19 @@ pub fn local_path(url: &str) -> Option<PathBuf> {
     }
 }
 
+/// The git directory holding the refs of a local repository URL, for
+/// watching; `None` for network URLs or what is not a repository.
+pub fn local_refs_dir(url: &str) -> Option<PathBuf> {
+    let path = local_path(url)?;
+    let repo = Repository::open_ext(
+        &path,
+        git2::RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&std::ffi::OsStr>(),
+    )
+    .ok()?;
+    Some(repo.commondir().to_path_buf())
+}
+
 fn open_source(url: &str, path: &std::path::Path) -> Result<Repository, GitError> {
     Repository::open_ext(
         path,

@@ -15,6 +15,7 @@ use std::sync::{Arc, Once};
 
 pub use auth::{Auth, Credentials, Password};
 pub use gc::GcStats;
+pub use local::local_refs_dir;
 pub use remote::Target;
 
 /// A commit hash.

@@ -1,0 +1,238 @@
+//! Configuration of what operators wire around the sync: hooks, the HTTP
+//! endpoint, and what triggers a sync besides the timer.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{invalid, ConfigError, Sources};
+
+/// An exec hook: a program run in the worktree.
+#[derive(Debug, Clone)]
+pub struct ExecHookConfig {
+    pub command: String,
+    pub timeout: Duration,
+    pub backoff: Duration,
+}
+
+/// The webhook.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub method: String,
+    /// `None`: fire and forget.
+    pub success_status: Option<u16>,
+    pub timeout: Duration,
+    pub backoff: Duration,
+}
+
+/// The HTTP endpoint.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub bind: String,
+    pub metrics: bool,
+    pub pprof: bool,
+    /// Enables `POST /sync`.
+    pub trigger_secret_file: Option<PathBuf>,
+}
+
+/// Everything of this module, validated.
+#[derive(Debug, Clone, Default)]
+pub struct Ops {
+    pub exechook: Option<ExecHookConfig>,
+    pub pre_publish_hook: Option<ExecHookConfig>,
+    pub webhook: Option<WebhookConfig>,
+    pub http: Option<HttpConfig>,
+    pub sync_on_signal: Option<i32>,
+    pub watch_local: bool,
+}
+
+fn at_least_1s(
+    src: &Sources<'_>,
+    name: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    let d = src.duration(name)?.unwrap_or(Duration::from_secs(default));
+    if d < Duration::from_secs(1) {
+        return Err(invalid(name, "must be at least 1s"));
+    }
+    Ok(d)
+}
+
+fn exec_hook(
+    src: &Sources<'_>,
+    prefix: &'static str,
+    command: Option<String>,
+) -> Result<Option<ExecHookConfig>, ConfigError> {
+    let Some(command) = command else {
+        return Ok(None);
+    };
+    let (timeout, backoff) = match prefix {
+        "pre-publish-" => (
+            at_least_1s(src, "pre-publish-exechook-timeout", 30)?,
+            at_least_1s(src, "pre-publish-exechook-backoff", 3)?,
+        ),
+        _ => (
+            at_least_1s(src, "exechook-timeout", 30)?,
+            at_least_1s(src, "exechook-backoff", 3)?,
+        ),
+    };
+    Ok(Some(ExecHookConfig {
+        command,
+        timeout,
+        backoff,
+    }))
+}
+
+/// A signal by number (`1`, `0x1`) or name (`SIGHUP`, `HUP`).
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    let s = s.trim();
+    let number = if let Some(hex) = s.strip_prefix("0x") {
+        i32::from_str_radix(hex, 16).ok()
+    } else {
+        s.parse().ok()
+    };
+    let n = match number {
+        Some(n) => n,
+        None => {
+            let name = s.to_ascii_uppercase();
+            let name = name.strip_prefix("SIG").unwrap_or(&name).to_string();
+            let known = [
+                ("HUP", libc::SIGHUP),
+                ("INT", libc::SIGINT),
+                ("QUIT", libc::SIGQUIT),
+                ("USR1", libc::SIGUSR1),
+                ("USR2", libc::SIGUSR2),
+                ("TERM", libc::SIGTERM),
+                ("ALRM", libc::SIGALRM),
+                ("CONT", libc::SIGCONT),
+                ("WINCH", libc::SIGWINCH),
+                ("PIPE", libc::SIGPIPE),
+            ];
+            known
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| format!("{s:?} is not a signal name or number"))?
+        }
+    };
+    if n <= 0 || n >= 65 {
+        return Err(format!("{s:?} is not a valid signal number"));
+    }
+    if [libc::SIGKILL, libc::SIGSTOP, libc::SIGTERM, libc::SIGINT].contains(&n) {
+        return Err(format!(
+            "{s:?} cannot be used: it is reserved (KILL, STOP) or stops git-sync (TERM, INT)"
+        ));
+    }
+    Ok(n)
+}
+
+pub(super) fn parse(src: &Sources<'_>) -> Result<Ops, ConfigError> {
+    // v3's --sync-hook-command is the old name of --exechook-command.
+    let command = match (
+        src.text("exechook-command")?,
+        src.text("sync-hook-command")?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "sync-hook-command",
+                "cannot be combined with --exechook-command (it is its old name)",
+            ))
+        }
+        (a, b) => a.or(b),
+    };
+    let exechook = exec_hook(src, "", command)?;
+    let pre_publish_hook = exec_hook(
+        src,
+        "pre-publish-",
+        src.text("pre-publish-exechook-command")?,
+    )?;
+
+    let webhook = match src.text("webhook-url")? {
+        None => None,
+        Some(url) => {
+            let status = src.int("webhook-success-status")?.unwrap_or(200);
+            let success_status = match status {
+                -1 | 0 => None,
+                s => Some(
+                    u16::try_from(s)
+                        .ok()
+                        .filter(|s| (100..600).contains(s))
+                        .ok_or_else(|| {
+                            invalid(
+                                "webhook-success-status",
+                                "must be an HTTP status code, or 0 for fire and forget",
+                            )
+                        })?,
+                ),
+            };
+            let method = src
+                .text("webhook-method")?
+                .unwrap_or_else(|| "POST".into())
+                .to_ascii_uppercase();
+            if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(invalid(
+                    "webhook-method",
+                    format!("{method:?} is not an HTTP method"),
+                ));
+            }
+            Some(WebhookConfig {
+                url,
+                method,
+                success_status,
+                timeout: at_least_1s(src, "webhook-timeout", 1)?,
+                backoff: at_least_1s(src, "webhook-backoff", 3)?,
+            })
+        }
+    };
+
+    let metrics = src.bool("http-metrics")?;
+    let pprof = src.bool("http-pprof")?;
+    let trigger_secret_file = src.text("sync-trigger-secret-file")?.map(PathBuf::from);
+    let http = match src.text("http-bind")? {
+        Some(bind) => Some(HttpConfig {
+            bind,
+            metrics,
+            pprof,
+            trigger_secret_file,
+        }),
+        None => {
+            for (set, name) in [
+                (metrics, "http-metrics"),
+                (pprof, "http-pprof"),
+                (trigger_secret_file.is_some(), "sync-trigger-secret-file"),
+            ] {
+                if set {
+                    return Err(invalid(name, "needs --http-bind"));
+                }
+            }
+            None
+        }
+    };
+    let sync_on_signal = src.get("sync-on-signal", parse_signal)?;
+    Ok(Ops {
+        exechook,
+        pre_publish_hook,
+        webhook,
+        http,
+        sync_on_signal,
+        watch_local: src
+            .get("watch-local", super::values::parse_bool)?
+            .unwrap_or(true),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_signal;
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(parse_signal("SIGHUP"), Ok(libc::SIGHUP));
+        assert_eq!(parse_signal("HUP"), Ok(libc::SIGHUP));
+        assert_eq!(parse_signal("1"), Ok(1));
+        assert_eq!(parse_signal("usr1"), Ok(libc::SIGUSR1));
+        assert!(parse_signal("SIGKILL").is_err());
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! The webhook: an HTTP request with the header `Gitsync-Hash`.
+
+use super::Hook;
+use crate::config::ops::WebhookConfig;
+use crate::redact::redact;
+
+pub struct Webhook {
+    cfg: WebhookConfig,
+    agent: ureq::Agent,
+}
+
+impl Webhook {
+    pub fn new(cfg: WebhookConfig) -> Self {
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::NativeTls)
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(cfg.timeout))
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .build()
+            .new_agent();
+        Webhook { cfg, agent }
+    }
+}
+
+impl Hook for Webhook {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn run(&self, hash: &str) -> Result<(), String> {
+        let url = redact(&self.cfg.url);
+        let request = ureq::http::Request::builder()
+            .method(self.cfg.method.as_str())
+            .uri(&self.cfg.url)
+            .header("Gitsync-Hash", hash)
+            .body(())
+            .map_err(|e| format!("webhook {url}: {e}"))?;
+        let response = self.agent.run(request);
+        let Some(want) = self.cfg.success_status else {
+            // Fire and forget.
+            if let Err(e) = response {
+                tracing::debug!(%url, error = %redact(&e.to_string()), "fire-and-forget webhook failed");
+            }
+            return Ok(());
+        };
+        let response =
+            response.map_err(|e| format!("webhook {url}: {}", redact(&e.to_string())))?;
+        let got = response.status().as_u16();
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("webhook {url} answered {got}, expected {want}"))
+        }
+    }
+}

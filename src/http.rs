@@ -1,0 +1,207 @@
+//! The HTTP endpoint: `/` for Kubernetes probes (503 until the first
+//! successful sync, 200 after), `/metrics` (Prometheus), `/debug/pprof/`
+//! (accepted for compatibility), and `POST /sync`, which starts a sync at
+//! once for a caller that proves the shared secret.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::config::ops::HttpConfig;
+use crate::metrics::Metrics;
+
+/// Largest request body read (webhook payloads are small).
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// What the endpoint serves from.
+pub struct HttpState {
+    /// Set after the first successful sync.
+    pub ready: AtomicBool,
+    pub metrics: Arc<Metrics>,
+    pub sync_now: Arc<Notify>,
+    pub serve_metrics: bool,
+    pub serve_pprof: bool,
+    pub trigger_secret_file: Option<PathBuf>,
+}
+
+impl HttpState {
+    pub fn new(cfg: &HttpConfig, metrics: Arc<Metrics>, sync_now: Arc<Notify>) -> Self {
+        HttpState {
+            ready: AtomicBool::new(false),
+            metrics,
+            sync_now,
+            serve_metrics: cfg.metrics,
+            serve_pprof: cfg.pprof,
+            trigger_secret_file: cfg.trigger_secret_file.clone(),
+        }
+    }
+}
+
+/// Bind the endpoint (fails at start, not later, on a bad address).
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    // Go's ":8080" means all interfaces.
+    let addr = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    };
+    TcpListener::bind(addr).await
+}
+
+/// Serve until the process ends.
+pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<HttpState>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    Ok(match (method, path.as_str()) {
+        (Method::GET | Method::HEAD, "/") => {
+            if state.ready.load(Ordering::SeqCst) {
+                reply(StatusCode::OK, "ok\n")
+            } else {
+                reply(StatusCode::SERVICE_UNAVAILABLE, "repo is not ready\n")
+            }
+        }
+        (Method::GET, "/metrics") if state.serve_metrics => {
+            let mut r = reply(StatusCode::OK, state.metrics.render());
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
+        (Method::GET, p) if state.serve_pprof && p.starts_with("/debug/pprof") => reply(
+            StatusCode::OK,
+            "git-sync is not a Go program: there is no pprof here.\n\
+             Profile it with Linux tools instead, e.g. perf record -p <pid>.\n",
+        ),
+        (Method::POST, "/sync") if state.trigger_secret_file.is_some() => {
+            trigger(req, &state).await
+        }
+        _ => reply(StatusCode::NOT_FOUND, "not found\n"),
+    })
+}
+
+async fn trigger(req: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
+    let Some(secret_file) = &state.trigger_secret_file else {
+        return reply(StatusCode::NOT_FOUND, "not found\n");
+    };
+    // Read per request: a rotated secret needs no restart.
+    let secret = match tokio::fs::read(secret_file).await {
+        Ok(s) => trim_newline(s),
+        Err(e) => {
+            tracing::error!(path = %secret_file.display(), error = %e, "cannot read the sync trigger secret");
+            return reply(StatusCode::INTERNAL_SERVER_ERROR, "secret unavailable\n");
+        }
+    };
+    let headers = req.headers().clone();
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // An empty secret proves nothing.
+    let proven = !secret.is_empty()
+        && (header("x-hub-signature-256")
+            .is_some_and(|sig| github_signature_ok(&secret, &body, sig))
+            || header("x-gitlab-token").is_some_and(|t| constant_eq(t.as_bytes(), &secret))
+            || header("authorization")
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .is_some_and(|t| constant_eq(t.trim().as_bytes(), &secret)));
+    if !proven {
+        tracing::warn!("sync trigger refused: no valid secret");
+        return reply(StatusCode::UNAUTHORIZED, "unauthorized\n");
+    }
+    tracing::info!("sync triggered over HTTP");
+    state.sync_now.notify_one();
+    reply(StatusCode::ACCEPTED, "sync triggered\n")
+}
+
+fn trim_newline(mut s: Vec<u8>) -> Vec<u8> {
+    while s.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+        s.pop();
+    }
+    s
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && openssl::memcmp::eq(a, b)
+}
+
+/// GitHub: `X-Hub-Signature-256: sha256=<hex of HMAC-SHA256(secret, body)>`.
+fn github_signature_ok(secret: &[u8], body: &[u8], header: &str) -> bool {
+    let Some(hex) = header.strip_prefix("sha256=") else {
+        return false;
+    };
+    let Some(mac) = hmac_sha256(secret, body) else {
+        return false;
+    };
+    let expected: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+    constant_eq(hex.to_ascii_lowercase().as_bytes(), expected.as_bytes())
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+    let key = openssl::pkey::PKey::hmac(key).ok()?;
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).ok()?;
+    signer.update(data).ok()?;
+    signer.sign_to_vec().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_signatures() {
+        // HMAC-SHA256("It's a Secret to Everybody", "Hello, World!"), from
+        // GitHub's documentation of webhook signatures.
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(github_signature_ok(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            sig
+        ));
+        assert!(!github_signature_ok(b"wrong", b"Hello, World!", sig));
+        assert!(!github_signature_ok(
+            b"It's a Secret to Everybody",
+            b"Hello, World?",
+            sig
+        ));
+        assert!(!github_signature_ok(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            "sha1=abc"
+        ));
+    }
+}

@@ -1,0 +1,215 @@
+//! Prometheus metrics, with upstream git-sync's names and labels so that
+//! dashboards keep working, plus the usual process metrics.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Outcome labels of `git_sync_count_total` / `git_sync_duration_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    Success,
+    Error,
+    Noop,
+}
+
+impl SyncStatus {
+    const ALL: [SyncStatus; 3] = [SyncStatus::Success, SyncStatus::Error, SyncStatus::Noop];
+    fn label(self) -> &'static str {
+        match self {
+            SyncStatus::Success => "success",
+            SyncStatus::Error => "error",
+            SyncStatus::Noop => "noop",
+        }
+    }
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// All counters; shared by the loop, the hooks and the HTTP endpoint.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    sync_count: [AtomicU64; 3],
+    /// Sum of durations in microseconds, per status.
+    sync_micros: [AtomicU64; 3],
+    fetch_count: AtomicU64,
+    askpass_success: AtomicU64,
+    askpass_error: AtomicU64,
+    started: Mutex<Option<SystemTime>>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let m = Metrics::default();
+        if let Ok(mut s) = m.started.lock() {
+            *s = Some(SystemTime::now());
+        }
+        m
+    }
+
+    /// One sync attempt finished.
+    pub fn sync(&self, status: SyncStatus, took: Duration) {
+        self.sync_count[status.index()].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.sync_micros[status.index()].fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// A fetch from the remote happened.
+    pub fn fetch(&self) {
+        self.fetch_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An askpass URL was queried.
+    pub fn askpass(&self, ok: bool) {
+        let c = if ok {
+            &self.askpass_success
+        } else {
+            &self.askpass_error
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP git_sync_count_total How many git syncs completed, partitioned by state (success, error, noop)");
+        let _ = writeln!(out, "# TYPE git_sync_count_total counter");
+        for s in SyncStatus::ALL {
+            let _ = writeln!(
+                out,
+                "git_sync_count_total{{status=\"{}\"}} {}",
+                s.label(),
+                self.sync_count[s.index()].load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP git_sync_duration_seconds Summary of git_sync durations"
+        );
+        let _ = writeln!(out, "# TYPE git_sync_duration_seconds summary");
+        for s in SyncStatus::ALL {
+            let sum = self.sync_micros[s.index()].load(Ordering::Relaxed) as f64 / 1e6;
+            let n = self.sync_count[s.index()].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "git_sync_duration_seconds_sum{{status=\"{}\"}} {sum}",
+                s.label()
+            );
+            let _ = writeln!(
+                out,
+                "git_sync_duration_seconds_count{{status=\"{}\"}} {n}",
+                s.label()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP git_fetch_count_total How many git fetches were run"
+        );
+        let _ = writeln!(out, "# TYPE git_fetch_count_total counter");
+        let _ = writeln!(
+            out,
+            "git_fetch_count_total {}",
+            self.fetch_count.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# HELP git_sync_askpass_calls How many git askpass calls completed, partitioned by state (success, error)");
+        let _ = writeln!(out, "# TYPE git_sync_askpass_calls counter");
+        let _ = writeln!(
+            out,
+            "git_sync_askpass_calls{{status=\"success\"}} {}",
+            self.askpass_success.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "git_sync_askpass_calls{{status=\"error\"}} {}",
+            self.askpass_error.load(Ordering::Relaxed)
+        );
+        self.render_process(&mut out);
+        out
+    }
+
+    fn render_process(&self, out: &mut String) {
+        // SAFETY: sysconf has no preconditions.
+        let (ticks, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            // Fields after the command name, which may contain spaces.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            let num = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            // utime and stime are fields 14 and 15 of stat: 11 and 12 here.
+            let cpu = (num(11) + num(12)) / ticks.max(1) as f64;
+            let _ = writeln!(
+                out,
+                "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds."
+            );
+            let _ = writeln!(out, "# TYPE process_cpu_seconds_total counter");
+            let _ = writeln!(out, "process_cpu_seconds_total {cpu}");
+            let _ = writeln!(
+                out,
+                "# HELP process_virtual_memory_bytes Virtual memory size in bytes."
+            );
+            let _ = writeln!(out, "# TYPE process_virtual_memory_bytes gauge");
+            let _ = writeln!(out, "process_virtual_memory_bytes {}", num(20));
+            let _ = writeln!(
+                out,
+                "# HELP process_resident_memory_bytes Resident memory size in bytes."
+            );
+            let _ = writeln!(out, "# TYPE process_resident_memory_bytes gauge");
+            let _ = writeln!(
+                out,
+                "process_resident_memory_bytes {}",
+                num(21) * page as f64
+            );
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            let _ = writeln!(
+                out,
+                "# HELP process_open_fds Number of open file descriptors."
+            );
+            let _ = writeln!(out, "# TYPE process_open_fds gauge");
+            let _ = writeln!(out, "process_open_fds {}", fds.count());
+        }
+        let started = self.started.lock().ok().and_then(|s| *s);
+        if let Some(t) = started.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
+            let _ = writeln!(out, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.");
+            let _ = writeln!(out, "# TYPE process_start_time_seconds gauge");
+            let _ = writeln!(out, "process_start_time_seconds {}", t.as_secs_f64());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_upstream_names() {
+        let m = Metrics::new();
+        m.sync(SyncStatus::Success, Duration::from_millis(1500));
+        m.sync(SyncStatus::Noop, Duration::from_millis(1));
+        m.fetch();
+        let text = m.render();
+        assert!(
+            text.contains("git_sync_count_total{status=\"success\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("git_sync_count_total{status=\"error\"} 0"));
+        assert!(text.contains("git_sync_duration_seconds_sum{status=\"success\"} 1.5"));
+        assert!(text.contains("git_fetch_count_total 1"));
+        assert!(text.contains("git_sync_askpass_calls{status=\"success\"} 0"));
+        assert!(text.contains("process_resident_memory_bytes"));
+    }
+}

@@ -1,0 +1,90 @@
+//! What starts a sync besides the timer, and what stops git-sync: signals
+//! (SIGTERM/SIGINT stop, `--sync-on-signal` syncs) and a watcher on a local
+//! source repository's refs. Triggers coalesce: a burst starts one sync.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use notify::{RecursiveMode, Watcher};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use tokio::sync::{watch, Notify};
+
+/// Listen for signals on a thread. Returns the shutdown flag: it turns true
+/// at the first SIGTERM or SIGINT; a second one exits at once.
+pub fn install_signals(
+    sync_signal: Option<i32>,
+    sync_now: Arc<Notify>,
+) -> std::io::Result<watch::Receiver<bool>> {
+    let mut wanted = vec![SIGTERM, SIGINT];
+    wanted.extend(sync_signal);
+    let mut signals = signal_hook::iterator::Signals::new(&wanted)?;
+    let (tx, rx) = watch::channel(false);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if sig == SIGTERM || sig == SIGINT {
+                    if *tx.borrow() {
+                        tracing::warn!(signal = sig, "second stop signal: exiting now");
+                        std::process::exit(1);
+                    }
+                    tracing::info!(signal = sig, "stop signal: finishing");
+                    let _ = tx.send(true);
+                } else {
+                    tracing::info!(signal = sig, "sync signal received");
+                    sync_now.notify_one();
+                }
+            }
+        })?;
+    Ok(rx)
+}
+
+/// Whether an event path is about refs (a branch, tag or HEAD moved).
+fn is_ref_change(gitdir: &Path, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(gitdir) else {
+        return false;
+    };
+    let first = rel
+        .components()
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+    matches!(first.as_deref(), Some("refs" | "HEAD" | "packed-refs"))
+}
+
+/// Watch `gitdir` (a local source repository's git directory) and wake a
+/// sync whenever its refs change. The watcher lives as long as the value.
+pub fn watch_local_repo(
+    gitdir: PathBuf,
+    sync_now: Arc<Notify>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    let root = gitdir.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            if event.paths.iter().any(|p| is_ref_change(&root, p)) {
+                sync_now.notify_one();
+            }
+        }
+    })?;
+    watcher.watch(&gitdir, RecursiveMode::NonRecursive)?;
+    let refs = gitdir.join("refs");
+    if refs.is_dir() {
+        watcher.watch(&refs, RecursiveMode::Recursive)?;
+    }
+    Ok(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ref_change;
+    use std::path::Path;
+
+    #[test]
+    fn only_refs_wake_a_sync() {
+        let g = Path::new("/r/.git");
+        assert!(is_ref_change(g, Path::new("/r/.git/refs/heads/main.lock")));
+        assert!(is_ref_change(g, Path::new("/r/.git/HEAD")));
+        assert!(is_ref_change(g, Path::new("/r/.git/packed-refs")));
+        assert!(!is_ref_change(g, Path::new("/r/.git/objects/ab/cd")));
+        assert!(!is_ref_change(g, Path::new("/r/.git/index")));
+    }
+}
