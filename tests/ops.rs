@@ -1,0 +1,556 @@
+//! What operators wire around git-sync, with real processes: hooks,
+//! webhooks, the HTTP endpoint and metrics, signals, and instant triggers.
+
+mod support;
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+struct Fixture {
+    tmp: TempDir,
+    repo: SourceRepo,
+    server: Option<HttpServer>,
+}
+
+impl Fixture {
+    fn http() -> Self {
+        let f = Self::local();
+        let server = HttpServer::start(&f.tmp.path().join("srv"));
+        Fixture {
+            server: Some(server),
+            ..f
+        }
+    }
+
+    fn local() -> Self {
+        let tmp = TempDir::new().unwrap();
+        let srv = tmp.path().join("srv");
+        fs::create_dir_all(&srv).unwrap();
+        let repo = SourceRepo::new(&srv, "site");
+        repo.commit(&[("index.html", "v1")], "one");
+        Fixture {
+            tmp,
+            repo,
+            server: None,
+        }
+    }
+
+    fn url(&self) -> String {
+        match &self.server {
+            Some(s) => s.url("site"),
+            None => self.repo.url(),
+        }
+    }
+
+    fn link(&self) -> PathBuf {
+        self.tmp.path().join("root/site")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn start(&self, extra: &[&str]) -> Proc {
+        let mut cmd = git_sync(&[
+            &format!("--repo={}", self.url()),
+            &format!("--root={}", self.tmp.path().join("root").display()),
+        ]);
+        cmd.args(extra);
+        spawn(cmd)
+    }
+
+    fn published_is(&self, h: &str) -> bool {
+        published(&self.link()).as_deref() == Some(h)
+    }
+}
+
+/// A hook script appending "<GITSYNC_HASH> <pwd>" to `log`; it fails while
+/// `fail_marker` exists.
+fn recording_hook(f: &Fixture, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let (hook, log, marker) = (
+        f.path(name),
+        f.path(&format!("{name}.log")),
+        f.path(&format!("{name}.fail")),
+    );
+    script(
+        &hook,
+        &format!(
+            "if [ -e {m} ]; then echo failing >&2; exit 3; fi\necho \"$GITSYNC_HASH $(pwd -P)\" >> {l}",
+            m = marker.display(),
+            l = log.display()
+        ),
+    );
+    (hook, log, marker)
+}
+
+fn lines(p: &PathBuf) -> Vec<String> {
+    fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+// ---- exec hooks -------------------------------------------------------------
+
+#[test]
+fn exechook_runs_in_the_worktree_for_each_new_hash_and_after_restart() {
+    let f = Fixture::local();
+    let (hook, log, _) = recording_hook(&f, "hook");
+    let args = [
+        &format!("--exechook-command={}", hook.display()),
+        "--period=50ms",
+    ];
+    let mut p = f.start(&args);
+    let h1 = f.repo.head();
+    p.wait_for(LONG, "hook for h1", || lines(&log).len() == 1);
+    let wt = fs::canonicalize(f.tmp.path().join("root/.worktrees").join(&h1)).unwrap();
+    assert_eq!(lines(&log)[0], format!("{h1} {}", wt.display()));
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    p.wait_for(LONG, "hook for h2", || lines(&log).len() == 2);
+    assert!(lines(&log)[1].starts_with(&h2));
+    // No-op polls do not run it again.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lines(&log).len(), 2);
+    p.kill9();
+    // After a restart with nothing new, it runs again (hooks are idempotent).
+    let mut p = f.start(&args);
+    p.wait_for(LONG, "hook after restart", || lines(&log).len() == 3);
+    assert!(lines(&log)[2].starts_with(&h2));
+}
+
+#[test]
+fn failing_exechook_is_retried_and_the_newest_hash_wins() {
+    let f = Fixture::local();
+    let (hook, log, marker) = recording_hook(&f, "hook");
+    fs::write(&marker, "").unwrap();
+    let mut p = f.start(&[
+        &format!("--exechook-command={}", hook.display()),
+        "--exechook-backoff=1s",
+        "--period=50ms",
+    ]);
+    p.wait_log(LONG, "two failed attempts", |l| {
+        log_lines_with(l, "hook failed") >= 2
+    });
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    p.wait_for(LONG, "h2", || f.published_is(&h2));
+    let h3 = f.repo.commit(&[("index.html", "v3")], "three");
+    p.wait_for(LONG, "h3", || f.published_is(&h3));
+    fs::remove_file(&marker).unwrap();
+    p.wait_for(LONG, "a successful run", || !lines(&log).is_empty());
+    std::thread::sleep(Duration::from_millis(1500));
+    let runs = lines(&log);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(
+        runs[0].starts_with(&h3),
+        "the newest hash must win: {runs:?}"
+    );
+}
+
+#[test]
+fn one_time_runs_each_hook_once_and_fails_with_it() {
+    let f = Fixture::local();
+    let (hook, log, marker) = recording_hook(&f, "hook");
+    let root = f.tmp.path().join("root");
+    let run = |extra: &str| {
+        run_git_sync(&[
+            &format!("--repo={}", f.url()),
+            &format!("--root={}", root.display()),
+            "--one-time",
+            &format!("--exechook-command={}", hook.display()),
+            extra,
+        ])
+    };
+    assert_eq!(run("-v=0").status.code(), Some(0));
+    assert_eq!(lines(&log).len(), 1);
+    fs::write(&marker, "").unwrap();
+    let out = run("--exechook-backoff=1s");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        log_lines_with(&String::from_utf8_lossy(&out.stderr), "hook failed"),
+        1
+    );
+    // The pre-publish hook, told the previous hash, also decides the status.
+    fs::remove_file(&marker).unwrap();
+    let (pre, pre_log, pre_marker) = recording_hook(&f, "pre");
+    fs::write(&pre_marker, "").unwrap();
+    let old = f.repo.head();
+    let new = f.repo.commit(&[("index.html", "v2")], "two");
+    let out = run(&format!("--pre-publish-exechook-command={}", pre.display()));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        published(&f.link()).as_deref(),
+        Some(new.as_str()),
+        "published anyway, as upstream"
+    );
+    fs::remove_file(&pre_marker).unwrap();
+    let newer = f.repo.commit(&[("index.html", "v3")], "three");
+    assert_eq!(
+        run(&format!("--pre-publish-exechook-command={}", pre.display()))
+            .status
+            .code(),
+        Some(0)
+    );
+    let wt = fs::canonicalize(root.join(".worktrees").join(&newer)).unwrap();
+    assert_eq!(lines(&pre_log), vec![format!("{new} {}", wt.display())]);
+    let _ = old;
+}
+
+// ---- webhooks ---------------------------------------------------------------
+
+#[test]
+fn webhook_gets_the_hash_is_retried_and_the_newest_hash_wins() {
+    let f = Fixture::local();
+    let rx = WebhookReceiver::start();
+    rx.status.store(500, std::sync::atomic::Ordering::SeqCst);
+    let mut p = f.start(&[
+        &format!("--webhook-url=http://127.0.0.1:{}/reload", rx.port),
+        "--webhook-method=PUT",
+        "--webhook-backoff=1s",
+        "--period=50ms",
+    ]);
+    p.wait_for(LONG, "two failing calls", || rx.calls().len() >= 2);
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    p.wait_for(LONG, "h2", || f.published_is(&h2));
+    rx.status.store(200, std::sync::atomic::Ordering::SeqCst);
+    p.wait_for(LONG, "a successful call", || {
+        rx.calls().iter().any(|c| c.status == 200)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let calls = rx.calls();
+    let ok: Vec<_> = calls.iter().filter(|c| c.status == 200).collect();
+    assert_eq!(ok.len(), 1, "{calls:?}");
+    assert_eq!(ok[0].hash, h2);
+    assert!(calls.iter().all(|c| c.method == "PUT"), "{calls:?}");
+    // Backoff: failed calls are at least a second apart.
+    assert!(calls.len() <= 4, "retried without backoff: {calls:?}");
+}
+
+#[test]
+fn one_time_webhook_failure_exits_1() {
+    let f = Fixture::local();
+    let rx = WebhookReceiver::start();
+    rx.status.store(503, std::sync::atomic::Ordering::SeqCst);
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", f.tmp.path().join("root").display()),
+        "--one-time",
+        &format!("--webhook-url=http://127.0.0.1:{}/", rx.port),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(rx.calls().len(), 1);
+    // Fire and forget: the status is not checked.
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", f.tmp.path().join("root").display()),
+        "--one-time",
+        &format!("--webhook-url=http://127.0.0.1:{}/", rx.port),
+        "--webhook-success-status=0",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(rx.calls().len(), 2);
+}
+
+// ---- HTTP endpoint and metrics ------------------------------------------------
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+#[test]
+fn probes_and_metrics() {
+    let f = Fixture::http();
+    // The repository is missing at first: / is 503 until the first success.
+    fs::rename(f.repo.dir.clone(), f.path("away")).unwrap();
+    let port = free_port();
+    let mut p = f.start(&[
+        &format!("--http-bind=127.0.0.1:{port}"),
+        "--http-metrics",
+        "--http-pprof",
+        "--period=50ms",
+        "--max-failures=-1",
+        "-v=1",
+    ]);
+    p.wait_for(LONG, "the endpoint", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    p.wait_log(LONG, "a failure", |l| log_lines_with(l, "sync failed") >= 2);
+    assert_eq!(http_get(port, "/").0, 503);
+    fs::rename(f.path("away"), &f.repo.dir).unwrap();
+    p.wait_for(LONG, "ready", || http_get(port, "/").0 == 200);
+
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    p.wait_for(LONG, "h2", || f.published_is(&h2));
+    let h3 = f.repo.commit(&[("index.html", "v3")], "three");
+    p.wait_for(LONG, "h3", || f.published_is(&h3));
+    p.wait_log(LONG, "no-op polls", |l| log_lines_with(l, "no change") >= 3);
+    let (status, body) = http_get(port, "/metrics");
+    let m = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200);
+    assert_eq!(
+        metric(&m, "git_sync_count_total{status=\"success\"}"),
+        3.0,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "git_fetch_count_total"), 3.0);
+    assert!(metric(&m, "git_sync_count_total{status=\"noop\"}") >= 3.0);
+    assert!(metric(&m, "git_sync_count_total{status=\"error\"}") >= 2.0);
+    assert!(metric(&m, "git_sync_duration_seconds_count{status=\"success\"}") == 3.0);
+    assert_eq!(
+        metric(&m, "git_sync_askpass_calls{status=\"success\"}"),
+        0.0
+    );
+    assert!(metric(&m, "process_resident_memory_bytes") > 0.0);
+    assert_eq!(http_get(port, "/debug/pprof/").0, 200);
+    assert_eq!(http_get(port, "/nothing").0, 404);
+}
+
+// ---- signals ----------------------------------------------------------------
+
+#[test]
+fn sigterm_during_a_slow_fetch_exits_0_and_keeps_a_valid_link() {
+    let f = Fixture::http();
+    let port = slow_proxy(f.server.as_ref().unwrap().port, Duration::from_millis(5));
+    let url = format!("http://127.0.0.1:{port}/site");
+    let root = f.tmp.path().join("root");
+    let mut cmd = git_sync(&[
+        &format!("--repo={url}"),
+        &format!("--root={}", root.display()),
+        "--period=50ms",
+        "-v=1",
+    ]);
+    cmd.env("GITSYNC_SYNC_TIMEOUT", "5m");
+    let mut p = spawn(cmd);
+    let h1 = f.repo.head();
+    p.wait_for(LONG, "h1", || f.published_is(&h1));
+    // A big, incompressible commit: at ~200 KB/s its fetch takes seconds.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let big: String = (0..3_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    f.repo
+        .commit(&[("big.txt", &big), ("index.html", "v2")], "big");
+    p.wait_log(LONG, "the fetch to start", |l| {
+        log_lines_with(l, "fetching") >= 2
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = Instant::now();
+    signal(&p.child, libc::SIGTERM);
+    assert_eq!(p.wait_exit(Duration::from_secs(20)), 0, "{}", p.log());
+    assert!(stopped.elapsed() < Duration::from_secs(10));
+    assert!(
+        f.published_is(&h1),
+        "the link must still be on the old commit: {}",
+        p.log()
+    );
+    assert_eq!(
+        fs::read_to_string(f.link().join("index.html")).unwrap(),
+        "v1"
+    );
+}
+
+#[test]
+fn sync_on_signal_syncs_at_once() {
+    let f = Fixture::http();
+    let mut p = f.start(&["--period=60s", "--sync-on-signal=SIGHUP"]);
+    let h1 = f.repo.head();
+    p.wait_for(LONG, "h1", || f.published_is(&h1));
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    let sent = Instant::now();
+    signal(&p.child, libc::SIGHUP);
+    p.wait_for(Duration::from_secs(5), "h2 after SIGHUP", || {
+        f.published_is(&h2)
+    });
+    assert!(sent.elapsed() < Duration::from_secs(5));
+    // Also by number, as upstream accepts.
+    p.kill9();
+    let mut p = f.start(&["--period=60s", "--sync-on-signal=1", "-v=1"]);
+    // Handlers are installed before the first pass.
+    p.wait_log(LONG, "the first pass", |l| {
+        log_lines_with(l, "no change") == 1
+    });
+    let h3 = f.repo.commit(&[("index.html", "v3")], "three");
+    signal(&p.child, libc::SIGHUP);
+    p.wait_for(Duration::from_secs(5), "h3 after signal 1", || {
+        f.published_is(&h3)
+    });
+}
+
+// ---- instant triggers -----------------------------------------------------------
+
+fn hmac_hex(key: &[u8], body: &[u8]) -> String {
+    let key = openssl::pkey::PKey::hmac(key).unwrap();
+    let mut s = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+    s.update(body).unwrap();
+    s.sign_to_vec()
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn trigger_endpoint_needs_a_valid_secret() {
+    let f = Fixture::http();
+    let secret_file = f.path("trigger-secret");
+    fs::write(&secret_file, "tr1gger-S3CRET\n").unwrap();
+    let port = free_port();
+    let mut p = f.start(&[
+        "--period=60s",
+        "-v=1",
+        &format!("--http-bind=127.0.0.1:{port}"),
+        &format!("--sync-trigger-secret-file={}", secret_file.display()),
+    ]);
+    let h1 = f.repo.head();
+    p.wait_for(LONG, "h1", || f.published_is(&h1));
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer wrong")],
+        vec![("X-Gitlab-Token", "wrong")],
+        vec![("X-Hub-Signature-256", "sha256=0000")],
+    ] {
+        let (status, _) = http_request(port, "POST", "/sync", &headers, body);
+        assert_eq!(status, 401, "{headers:?}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(f.published_is(&h1), "an unauthorized request must not sync");
+
+    let sig = format!("sha256={}", hmac_hex(b"tr1gger-S3CRET", body));
+    assert_eq!(
+        http_request(
+            port,
+            "POST",
+            "/sync",
+            &[("X-Hub-Signature-256", &sig)],
+            body
+        )
+        .0,
+        202
+    );
+    p.wait_for(Duration::from_secs(5), "h2 after GitHub trigger", || {
+        f.published_is(&h2)
+    });
+    let h3 = f.repo.commit(&[("index.html", "v3")], "three");
+    assert_eq!(
+        http_request(
+            port,
+            "POST",
+            "/sync",
+            &[("X-Gitlab-Token", "tr1gger-S3CRET")],
+            b"{}"
+        )
+        .0,
+        202
+    );
+    p.wait_for(Duration::from_secs(5), "h3 after GitLab trigger", || {
+        f.published_is(&h3)
+    });
+    let h4 = f.repo.commit(&[("index.html", "v4")], "four");
+    assert_eq!(
+        http_request(
+            port,
+            "POST",
+            "/sync",
+            &[("Authorization", "Bearer tr1gger-S3CRET")],
+            b""
+        )
+        .0,
+        202
+    );
+    p.wait_for(Duration::from_secs(5), "h4 after bearer trigger", || {
+        f.published_is(&h4)
+    });
+
+    // A burst coalesces into a pass or two, not twenty.
+    p.wait_log(LONG, "h4 logged", |l| log_lines_with(l, "updated") == 4);
+    let before = log_lines_with(&p.log(), "no change");
+    for _ in 0..20 {
+        assert_eq!(
+            http_request(
+                port,
+                "POST",
+                "/sync",
+                &[("Authorization", "Bearer tr1gger-S3CRET")],
+                b""
+            )
+            .0,
+            202
+        );
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    let passes = log_lines_with(&p.log(), "no change") - before;
+    assert!(
+        (1..=4).contains(&passes),
+        "{passes} passes for a burst of 20"
+    );
+    assert!(!p.log().contains("tr1gger-S3CRET"));
+}
+
+#[test]
+fn local_watcher_publishes_a_commit_in_well_under_the_period() {
+    let f = Fixture::local();
+    let mut p = f.start(&["--period=60s"]);
+    let h1 = f.repo.head();
+    p.wait_for(LONG, "h1", || f.published_is(&h1));
+    p.wait_log(LONG, "watching", |l| {
+        l.contains("watching the local repository")
+    });
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    let committed = Instant::now();
+    p.wait_for(Duration::from_secs(5), "h2", || f.published_is(&h2));
+    let took = committed.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "took {took:?} with a 60s period"
+    );
+}
+
+// ---- logs ---------------------------------------------------------------------
+
+#[test]
+fn log_formats() {
+    let f = Fixture::local();
+    let root = f.tmp.path().join("root");
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", root.display()),
+        "--one-time",
+    ]);
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["message"].is_string() && v["level"].is_string(), "{line}");
+    }
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args([
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", root.display()),
+        "--one-time",
+        "--log-format=text",
+    ]);
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("INFO") && !text.trim_start().starts_with('{'),
+        "{text}"
+    );
+}
