@@ -395,6 +395,9 @@ fn sync_on_signal_syncs_at_once() {
 
 // ---- instant triggers -----------------------------------------------------------
 
+/// Who proves the secret, with which headers, for which body.
+type Proof<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [u8]);
+
 fn hmac_hex(key: &[u8], body: &[u8]) -> String {
     let key = openssl::pkey::PKey::hmac(key).unwrap();
     let mut s = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
@@ -435,7 +438,7 @@ fn trigger_endpoint_needs_a_valid_secret() {
     assert!(f.published_is(&h1), "an unauthorized request must not sync");
 
     let sig = format!("sha256={}", hmac_hex(b"tr1gger-S3CRET", body));
-    let proofs: [(&str, &[(&str, &str)], &[u8]); 3] = [
+    let proofs: [Proof; 3] = [
         ("GitHub", &[("X-Hub-Signature-256", &sig)], body),
         ("GitLab", &[("X-Gitlab-Token", "tr1gger-S3CRET")], b"{}"),
         ("bearer", &[("Authorization", "Bearer tr1gger-S3CRET")], b""),
