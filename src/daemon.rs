@@ -10,6 +10,7 @@ use tokio::sync::{watch, Notify};
 use tokio::time::{sleep_until, timeout};
 
 use crate::config::Config;
+use crate::credentials::Resolver;
 use crate::git::{self, Cancel};
 use crate::hooks::{ExecHook, HookRunner, Webhook};
 use crate::http::{self, HttpState};
@@ -42,7 +43,10 @@ fn log_config(cfg: &Config) {
         max_failures = cfg.max_failures,
         git_gc = ?cfg.git_gc,
         git_config_keys = ?keys,
-        username = ?cfg.auth.as_ref().map(|a| a.username.as_str()),
+        username = ?cfg.auth.basic.as_ref().map(|a| a.username.as_str()),
+        askpass_url = ?cfg.auth.askpass_url.as_deref().map(redact),
+        credentials_for = ?cfg.auth.credentials.iter().map(|c| redact(&c.url)).collect::<Vec<_>>(),
+        github_app = ?cfg.auth.github_app.as_ref().map(|a| a.installation_id),
         exechook = ?cfg.ops.exechook.as_ref().map(|h| h.command.as_str()),
         webhook = ?cfg.ops.webhook.as_ref().map(|w| redact(&w.url)),
         http_bind = ?cfg.ops.http.as_ref().map(|h| h.bind.as_str()),
@@ -149,6 +153,7 @@ pub async fn run(cfg: Config) -> i32 {
         }
     };
     let hooks = start_hooks(&cfg);
+    let resolver = Arc::new(Mutex::new(Resolver::new(cfg.auth.clone())));
 
     let mut failures: i64 = 0;
     let mut ever_succeeded = false;
@@ -158,7 +163,15 @@ pub async fn run(cfg: Config) -> i32 {
             return 0;
         }
         let started = Instant::now();
-        let result = match run_pass(&syncer, cfg.sync_timeout, &mut shutdown).await {
+        let result = match run_pass(
+            &syncer,
+            &resolver,
+            &metrics,
+            cfg.sync_timeout,
+            &mut shutdown,
+        )
+        .await
+        {
             Some(r) => r,
             None => {
                 tracing::info!("stopped");
@@ -279,14 +292,23 @@ pub async fn run(cfg: Config) -> i32 {
 /// stopped by a signal.
 async fn run_pass(
     syncer: &Arc<Mutex<Syncer>>,
+    resolver: &Arc<Mutex<Resolver>>,
+    metrics: &Arc<Metrics>,
     limit: Duration,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Result<Outcome, String>> {
     let cancel = Cancel::new();
-    let (s, c) = (syncer.clone(), cancel.clone());
+    let (s, c, r, m) = (
+        syncer.clone(),
+        cancel.clone(),
+        resolver.clone(),
+        metrics.clone(),
+    );
     let mut task = tokio::task::spawn_blocking(move || {
+        let creds = r.lock().unwrap_or_else(|p| p.into_inner()).resolve(&m);
         let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
-        s.pass(&c)
+        s.set_credentials(creds.map_err(PassError::Credentials)?);
+        s.pass(&c).map_err(PassError::Sync)
     });
     let joined = tokio::select! {
         j = timeout(limit, &mut task) => match j {
@@ -305,12 +327,18 @@ async fn run_pass(
     };
     Some(match joined {
         Ok(Ok(o)) => Ok(o),
-        Ok(Err(SyncError::Git(git::GitError::Cancelled))) | Ok(Err(SyncError::Cancelled)) => {
-            Err("sync cancelled".into())
-        }
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(PassError::Sync(SyncError::Git(git::GitError::Cancelled))))
+        | Ok(Err(PassError::Sync(SyncError::Cancelled))) => Err("sync cancelled".into()),
+        Ok(Err(PassError::Sync(e))) => Err(e.to_string()),
+        Ok(Err(PassError::Credentials(e))) => Err(format!("credentials: {e}")),
         Err(e) => Err(format!("sync panicked: {e}")),
     })
+}
+
+/// Why a pass failed: before it started, or in it.
+enum PassError {
+    Credentials(String),
+    Sync(SyncError),
 }
 
 /// Clean up on a blocking thread; returns when to clean again, if needed.

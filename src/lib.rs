@@ -10,6 +10,7 @@
 //! - [`daemon`]: the loop and its failure policy
 
 pub mod config;
+pub mod credentials;
 pub mod daemon;
 pub mod git;
 pub mod hooks;

@@ -28,8 +28,6 @@ pub enum SyncError {
         #[source]
         source: std::io::Error,
     },
-    #[error("credentials: {0}")]
-    Credentials(std::io::Error),
     #[error("sync cancelled")]
     Cancelled,
 }
@@ -93,6 +91,11 @@ impl Syncer {
         })
     }
 
+    /// Use these credentials from the next remote operation on.
+    pub fn set_credentials(&mut self, credentials: crate::git::CredentialSet) {
+        self.git.set_credentials(credentials);
+    }
+
     /// The hash readers currently see.
     pub fn published(&self) -> Option<Hash> {
         self.publisher.current()
@@ -105,10 +108,6 @@ impl Syncer {
 
     /// One pass: make the published tree the commit `--ref` names.
     pub fn pass(&mut self, cancel: &Cancel) -> Result<Outcome, SyncError> {
-        if let Some(auth) = &self.cfg.auth {
-            let creds = auth.resolve().map_err(SyncError::Credentials)?;
-            self.git.set_credentials(Some(creds));
-        }
         // 1. What should be published? A full hash needs no question.
         let target = match self.pinned {
             Some(hash) => Target {

@@ -391,6 +391,144 @@ pub const FLAGS: &[Flag] = &[
          rotated token is picked up without a restart.",
     ),
     flag(
+        "askpass-url",
+        Text,
+        "",
+        "URL",
+        "A URL queried before every sync for credentials: the answer holds username=<u> \
+         and password=<p> lines. Counted in git_sync_askpass_calls.",
+    ),
+    flag(
+        "credential",
+        List,
+        "",
+        "JSON",
+        "Credentials for URLs starting with a prefix, as a JSON object {\"url\": ..., \
+         \"username\": ..., \"password\": ... or \"password-file\": ...} or a list of \
+         them; may be repeated. The longest matching prefix wins (submodules too).",
+    ),
+    flag(
+        "github-app-private-key-file",
+        Text,
+        "",
+        "PATH",
+        "GitHub App auth: the app's private key (PEM).",
+    ),
+    flag(
+        "github-app-private-key",
+        Text,
+        "",
+        "PEM",
+        "GitHub App auth: the private key itself (prefer GITSYNC_GITHUB_APP_PRIVATE_KEY).",
+    ),
+    flag(
+        "github-app-application-id",
+        Int,
+        "",
+        "INT",
+        "GitHub App auth: the app's ID (JWT issuer).",
+    ),
+    flag(
+        "github-app-client-id",
+        Text,
+        "",
+        "ID",
+        "GitHub App auth: the app's client ID (JWT issuer, instead of the app ID).",
+    ),
+    flag(
+        "github-app-installation-id",
+        Int,
+        "",
+        "INT",
+        "GitHub App auth: the installation to get tokens for.",
+    ),
+    flag(
+        "github-base-url",
+        Text,
+        "https://api.github.com/",
+        "URL",
+        "GitHub App auth: the API base URL (GitHub Enterprise: https://HOST/api/v3/).",
+    ),
+    Flag {
+        extra_env: &["GIT_SSH_KEY_FILE"],
+        ..flag(
+            "ssh-key-file",
+            List,
+            "/etc/git-secret/ssh",
+            "PATH",
+            "SSH private key(s) to try, in order; may be repeated (env: colon-separated).",
+        )
+    },
+    Flag {
+        extra_env: &["GIT_SYNC_KNOWN_HOSTS", "GIT_KNOWN_HOSTS"],
+        ..flag(
+            "ssh-known-hosts",
+            Bool,
+            "true",
+            "",
+            "Verify the SSH server's host key against --ssh-known-hosts-file.",
+        )
+    },
+    Flag {
+        extra_env: &["GIT_SSH_KNOWN_HOSTS_FILE"],
+        ..flag(
+            "ssh-known-hosts-file",
+            Text,
+            "/etc/git-secret/known_hosts",
+            "PATH",
+            "The known_hosts file (OpenSSH format; hashed host names are understood).",
+        )
+    },
+    Flag {
+        extra_env: &["GIT_COOKIE_FILE"],
+        ..flag(
+            "cookie-file",
+            Bool,
+            "false",
+            "",
+            "Accepted for upstream compatibility; not supported yet (logged at start).",
+        )
+    },
+    flag(
+        "submodules",
+        Text,
+        "recursive",
+        "recursive|shallow|off",
+        "Submodules: all levels, only the first level, or none. They are fetched at the \
+         recorded commit with the same credentials.",
+    ),
+    flag(
+        "sparse-checkout-file",
+        Text,
+        "",
+        "PATH",
+        "Check out only the paths its patterns select (git's sparse-checkout syntax; cone \
+         files work too).",
+    ),
+    flag(
+        "group-write",
+        Bool,
+        "false",
+        "",
+        "Make files, directories and the link group-writable.",
+    ),
+    flag(
+        "add-user",
+        Bool,
+        "false",
+        "",
+        "Append an /etc/passwd entry for the running UID if it has none and the file is \
+         writable (some SSH setups need a user name).",
+    ),
+    flag(
+        "filter",
+        Text,
+        "",
+        "SPEC",
+        "Partial clone filter (e.g. blob:none). libgit2 cannot do partial clones: accepted, \
+         logged, and a normal fetch is made.",
+    ),
+    flag(
         "git",
         Text,
         "git",
@@ -456,6 +594,12 @@ pub const FLAGS: &[Flag] = &[
         "use --max-failures instead",
     ),
     legacy("v", Int, &[], "use -v or --verbose instead"),
+    legacy(
+        "ssh",
+        Bool,
+        &["GITSYNC_SSH", "GIT_SYNC_SSH"],
+        "not needed: SSH is used for ssh:// and user@host:path URLs",
+    ),
     legacy(
         "sync-hook-command",
         Text,

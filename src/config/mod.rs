@@ -4,6 +4,7 @@
 //! Sources, highest first: command-line flag, `GITSYNC_<NAME>`, the deprecated
 //! `GIT_SYNC_<NAME>`, the default from the flag table.
 
+pub mod auth;
 mod cli;
 pub mod flags;
 mod legacy;
@@ -86,8 +87,10 @@ pub struct Config {
     pub log_format: Option<LogFormat>,
     /// Hooks, HTTP endpoint and triggers.
     pub ops: ops::Ops,
-    /// HTTP(S) credentials, if any.
-    pub auth: Option<crate::git::Auth>,
+    /// Every way of authenticating to the remote.
+    pub auth: auth::AuthConfig,
+    /// What is checked out, and how.
+    pub checkout: auth::CheckoutConfig,
     /// Set when `--git` was given: it is accepted and ignored.
     pub git_binary_ignored: Option<String>,
 }
@@ -130,10 +133,11 @@ impl Sources<'_> {
             .chain(flag.extra_env.iter().copied());
         for name in names {
             if let Some(v) = self.env(name) {
-                let values = if flag.kind == Kind::List {
-                    v.split(',').map(str::to_string).collect()
-                } else {
-                    vec![v]
+                let values = match (flag.kind, flag.name) {
+                    (Kind::List, "credential") => vec![v],
+                    (Kind::List, "ssh-key-file") => v.split(':').map(str::to_string).collect(),
+                    (Kind::List, _) => v.split(',').map(str::to_string).collect(),
+                    _ => vec![v],
                 };
                 return Some(Found {
                     values,
@@ -292,7 +296,8 @@ pub fn parse(
         git_config.extend(values::parse_git_config(&s).map_err(|e| invalid("git-config-add", e))?);
     }
 
-    let auth = auth(&src)?;
+    let auth = auth::parse(&src)?;
+    let checkout = auth::parse_checkout(&src)?;
     let ops = ops::parse(&src)?;
     let git_binary_ignored = src
         .lookup(flags::find("git").expect("flag git is in the table"))
@@ -327,38 +332,10 @@ pub fn parse(
         verbosity,
         log_format,
         auth,
+        checkout,
         ops,
         git_binary_ignored,
     })))
-}
-
-/// `--username` with a password from `--password`/`GITSYNC_PASSWORD` or
-/// `--password-file`, checked as upstream checks them.
-fn auth(src: &Sources<'_>) -> Result<Option<crate::git::Auth>, ConfigError> {
-    use crate::git::{Auth, Password};
-    let username = src.text("username")?;
-    let password = src.text("password")?;
-    let password_file = src.text("password-file")?;
-    let password = match (password, password_file) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "password-file",
-                "only one of --password (GITSYNC_PASSWORD) and --password-file may be set",
-            ))
-        }
-        (Some(p), None) => Some(Password::Value(p)),
-        (None, Some(f)) => Some(Password::File(PathBuf::from(f))),
-        (None, None) => None,
-    };
-    match (username, password) {
-        (Some(username), Some(password)) => Ok(Some(Auth { username, password })),
-        (Some(_), None) => Err(invalid(
-            "username",
-            "needs a password: set GITSYNC_PASSWORD or --password-file",
-        )),
-        (None, Some(_)) => Err(invalid("username", "must be set when a password is given")),
-        (None, None) => Ok(None),
-    }
 }
 
 /// Where things go on disk.

@@ -62,3 +62,34 @@ impl Auth {
         })
     }
 }
+
+/// SSH authentication and host verification.
+#[derive(Debug, Clone)]
+pub struct SshAuth {
+    /// Private keys, tried in order.
+    pub key_files: Vec<PathBuf>,
+    /// `None`: do not verify host keys.
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// Everything a remote operation may need, resolved for one pass.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialSet {
+    /// For any URL without a more specific entry.
+    pub default: Option<Credentials>,
+    /// (URL prefix, credentials): the longest matching prefix wins.
+    pub by_url: Vec<(String, Credentials)>,
+    pub ssh: Option<SshAuth>,
+}
+
+impl CredentialSet {
+    /// The username/password for `url`.
+    pub fn for_url(&self, url: &str) -> Option<&Credentials> {
+        self.by_url
+            .iter()
+            .filter(|(prefix, _)| url.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, c)| c)
+            .or(self.default.as_ref())
+    }
+}

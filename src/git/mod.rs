@@ -4,6 +4,7 @@
 
 mod auth;
 mod gc;
+mod known_hosts;
 mod local;
 mod remote;
 mod stream;
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 
-pub use auth::{Auth, Credentials, Password};
+pub use auth::{Auth, CredentialSet, Credentials, Password, SshAuth};
 pub use gc::GcStats;
 pub use local::local_refs_dir;
 pub use remote::Target;
@@ -105,8 +106,8 @@ pub fn init_globals(network_timeout_ms: i32) {
 pub struct GitRepo {
     repo: git2::Repository,
     gitdir: PathBuf,
-    /// Credentials for the current pass, if the remote needs any.
-    credentials: Option<Credentials>,
+    /// Credentials for the current pass.
+    credentials: CredentialSet,
 }
 
 impl GitRepo {
@@ -141,7 +142,7 @@ impl GitRepo {
         Ok(GitRepo {
             repo,
             gitdir,
-            credentials: None,
+            credentials: CredentialSet::default(),
         })
     }
 
@@ -159,7 +160,7 @@ impl GitRepo {
     }
 
     /// Use these credentials for the remote from now on.
-    pub fn set_credentials(&mut self, credentials: Option<Credentials>) {
+    pub fn set_credentials(&mut self, credentials: CredentialSet) {
         self.credentials = credentials;
     }
 

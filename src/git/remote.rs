@@ -3,7 +3,7 @@
 use git2::{AutotagOption, Direction, FetchOptions, RemoteCallbacks};
 
 use super::local::local_path;
-use super::{Cancel, Credentials, GitError, GitRepo, Hash};
+use super::{known_hosts, Cancel, CredentialSet, GitError, GitRepo, Hash};
 use crate::redact::redact;
 
 /// Temporary ref a fetch writes to; deleted right after.
@@ -19,32 +19,83 @@ pub struct Target {
     pub remote_ref: Option<String>,
 }
 
-fn callbacks<'a>(cancel: &'a Cancel, credentials: Option<&'a Credentials>) -> RemoteCallbacks<'a> {
+/// The port an SSH URL connects to (22 unless `ssh://host:port/`).
+fn ssh_port(url: &str) -> u16 {
+    url.strip_prefix("ssh://")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|authority| {
+            authority
+                .rsplit_once('@')
+                .map_or(Some(authority), |(_, h)| Some(h))
+        })
+        .and_then(|host| host.rsplit_once(':'))
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(22)
+}
+
+fn callbacks<'a>(
+    cancel: &'a Cancel,
+    creds: &'a CredentialSet,
+    url: &'a str,
+) -> RemoteCallbacks<'a> {
     let mut cb = RemoteCallbacks::new();
     cb.transfer_progress(move |_| !cancel.is_cancelled());
     cb.sideband_progress(move |_| !cancel.is_cancelled());
-    // libgit2 asks again after a rejection: answer once, then give up with
-    // a message that says which (and never what) credentials failed.
-    let mut asked = false;
-    cb.credentials(move |_url, _user, allowed| {
-        let Some(c) = credentials else {
-            return Err(git2::Error::from_str(
-                "the server requires authentication and none is configured (--username)",
-            ));
-        };
-        if asked {
+    // libgit2 asks again after each rejection: answer each way once (each
+    // SSH key once), then give up with a message that names which, never
+    // what, credentials failed.
+    let mut asked_password = false;
+    let mut next_key = 0usize;
+    cb.credentials(move |request_url, user_from_url, allowed| {
+        let user = user_from_url.unwrap_or("git");
+        if allowed.contains(git2::CredentialType::SSH_KEY) {
+            let keys = creds.ssh.as_ref().map(|s| s.key_files.as_slice()).unwrap_or_default();
+            while let Some(key) = keys.get(next_key) {
+                next_key += 1;
+                if key.exists() {
+                    return git2::Cred::ssh_key(user, None, key, None);
+                }
+                tracing::debug!(key = %key.display(), "SSH key file not found, skipped");
+            }
             return Err(git2::Error::from_str(&format!(
-                "authentication as {:?} was rejected",
-                c.username
+                "SSH authentication as {user:?} failed with every key of --ssh-key-file ({} tried)",
+                keys.len()
             )));
         }
-        asked = true;
-        if !allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
+        if allowed.contains(git2::CredentialType::USERNAME) {
+            return git2::Cred::username(user);
+        }
+        let Some(c) = creds.for_url(request_url) else {
             return Err(git2::Error::from_str(
-                "the server does not accept username/password authentication",
+                "the server requires authentication and none is configured (--username, --credential, --askpass-url)",
             ));
+        };
+        if asked_password {
+            return Err(git2::Error::from_str(&format!("authentication as {:?} was rejected", c.username)));
+        }
+        asked_password = true;
+        if !allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
+            return Err(git2::Error::from_str("the server does not accept username/password authentication"));
         }
         git2::Cred::userpass_plaintext(&c.username, &c.password)
+    });
+    let port = ssh_port(url);
+    cb.certificate_check(move |cert, host| {
+        let Some(hostkey) = cert.as_hostkey() else {
+            // TLS: libgit2 verifies the certificate chain itself.
+            return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
+        };
+        let Some(file) = creds.ssh.as_ref().and_then(|s| s.known_hosts.as_ref()) else {
+            return Ok(git2::CertificateCheckStatus::CertificateOk);
+        };
+        let Some(key) = hostkey.hostkey() else {
+            return Err(git2::Error::from_str(
+                "the SSH server's host key is not available to check",
+            ));
+        };
+        known_hosts::verify(file, host, port, key)
+            .map(|()| git2::CertificateCheckStatus::CertificateOk)
+            .map_err(|e| git2::Error::from_str(&e.to_string()))
     });
     cb
 }
@@ -86,7 +137,7 @@ impl GitRepo {
         let conn = remote
             .connect_auth(
                 Direction::Fetch,
-                Some(callbacks(cancel, self.credentials.as_ref())),
+                Some(callbacks(cancel, &self.credentials, url)),
                 None,
             )
             .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?;
@@ -141,7 +192,7 @@ impl GitRepo {
                 .remote_anonymous(url)
                 .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
             let mut opts = FetchOptions::new();
-            opts.remote_callbacks(callbacks(cancel, self.credentials.as_ref()))
+            opts.remote_callbacks(callbacks(cancel, &self.credentials, url))
                 .download_tags(AutotagOption::None)
                 .update_fetchhead(false);
             if depth > 0 {

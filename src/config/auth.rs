@@ -1,0 +1,260 @@
+//! Configuration of authentication (basic, askpass, per-URL credentials,
+//! GitHub App, SSH) and of what is checked out (submodules, sparse
+//! checkout, permissions).
+
+use std::path::PathBuf;
+
+use super::{invalid, ConfigError, Sources};
+use crate::git::{Auth, Password};
+
+/// A credential for URLs starting with `url`.
+#[derive(Debug, Clone)]
+pub struct UrlCredential {
+    pub url: String,
+    pub auth: Auth,
+}
+
+/// GitHub App authentication.
+#[derive(Debug, Clone)]
+pub struct GithubApp {
+    /// PEM text or a file holding it.
+    pub private_key: Password,
+    /// The JWT issuer: the app ID or the client ID.
+    pub issuer: String,
+    pub installation_id: u64,
+    pub base_url: String,
+}
+
+/// SSH settings.
+#[derive(Debug, Clone)]
+pub struct SshConfig {
+    pub key_files: Vec<PathBuf>,
+    pub known_hosts: bool,
+    pub known_hosts_file: PathBuf,
+}
+
+/// Every way of authenticating.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub basic: Option<Auth>,
+    pub askpass_url: Option<String>,
+    pub credentials: Vec<UrlCredential>,
+    pub github_app: Option<GithubApp>,
+    pub ssh: SshConfig,
+    pub cookie_file: bool,
+}
+
+/// Submodule handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submodules {
+    Recursive,
+    Shallow,
+    Off,
+}
+
+/// What is checked out, and how.
+#[derive(Debug, Clone)]
+pub struct CheckoutConfig {
+    pub submodules: Submodules,
+    pub sparse_checkout_file: Option<PathBuf>,
+    pub group_write: bool,
+    pub add_user: bool,
+    pub filter: Option<String>,
+}
+
+fn basic(src: &Sources<'_>) -> Result<Option<Auth>, ConfigError> {
+    let username = src.text("username")?;
+    let password = src.text("password")?;
+    let password_file = src.text("password-file")?;
+    let password = match (password, password_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "password-file",
+                "only one of --password (GITSYNC_PASSWORD) and --password-file may be set",
+            ))
+        }
+        (Some(p), None) => Some(Password::Value(p)),
+        (None, Some(f)) => Some(Password::File(PathBuf::from(f))),
+        (None, None) => None,
+    };
+    match (username, password) {
+        (Some(username), Some(password)) => Ok(Some(Auth { username, password })),
+        (Some(_), None) => Err(invalid(
+            "username",
+            "needs a password: set GITSYNC_PASSWORD or --password-file",
+        )),
+        (None, Some(_)) => Err(invalid("username", "must be set when a password is given")),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `{"url": ..., "username": ..., "password": ... | "password-file": ...}`
+/// or a list of them.
+fn parse_credentials(text: &str) -> Result<Vec<UrlCredential>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        object @ serde_json::Value::Object(_) => vec![object],
+        _ => return Err("expected a JSON object or a list of objects".into()),
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            let field = |k: &str| item.get(k).and_then(|v| v.as_str()).map(str::to_string);
+            let url = field("url").ok_or("each credential needs \"url\"")?;
+            let username = field("username")
+                .ok_or_else(|| format!("credential for {url} needs \"username\""))?;
+            let password = match (field("password"), field("password-file")) {
+                (Some(p), None) => Password::Value(p),
+                (None, Some(f)) => Password::File(PathBuf::from(f)),
+                _ => {
+                    return Err(format!(
+                        "credential for {url} needs one of \"password\" or \"password-file\""
+                    ))
+                }
+            };
+            Ok(UrlCredential {
+                url,
+                auth: Auth { username, password },
+            })
+        })
+        .collect()
+}
+
+fn github_app(src: &Sources<'_>) -> Result<Option<GithubApp>, ConfigError> {
+    let key = match (
+        src.text("github-app-private-key")?,
+        src.text("github-app-private-key-file")?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "github-app-private-key-file",
+                "only one of it and GITSYNC_GITHUB_APP_PRIVATE_KEY may be set",
+            ))
+        }
+        (Some(k), None) => Some(Password::Value(k)),
+        (None, Some(f)) => Some(Password::File(PathBuf::from(f))),
+        (None, None) => None,
+    };
+    let app_id = src.int("github-app-application-id")?;
+    let client_id = src.text("github-app-client-id")?;
+    let installation = src.int("github-app-installation-id")?;
+    let Some(private_key) = key else {
+        if app_id.is_some() || client_id.is_some() || installation.is_some() {
+            return Err(invalid(
+                "github-app-private-key-file",
+                "GitHub App auth needs the app's private key",
+            ));
+        }
+        return Ok(None);
+    };
+    let issuer = match (app_id, client_id) {
+        (Some(id), None) => id.to_string(),
+        (None, Some(c)) => c,
+        _ => {
+            return Err(invalid(
+                "github-app-application-id",
+                "GitHub App auth needs exactly one of --github-app-application-id and --github-app-client-id",
+            ))
+        }
+    };
+    let installation_id = installation
+        .and_then(|i| u64::try_from(i).ok())
+        .ok_or_else(|| {
+            invalid(
+                "github-app-installation-id",
+                "GitHub App auth needs the installation ID",
+            )
+        })?;
+    let mut base_url = src
+        .text("github-base-url")?
+        .unwrap_or_else(|| "https://api.github.com/".into());
+    if !base_url.ends_with('/') {
+        base_url.push('/');
+    }
+    Ok(Some(GithubApp {
+        private_key,
+        issuer,
+        installation_id,
+        base_url,
+    }))
+}
+
+pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
+    let mut credentials = Vec::new();
+    for text in src.list("credential") {
+        credentials.extend(parse_credentials(&text).map_err(|e| invalid("credential", e))?);
+    }
+    let mut key_files: Vec<PathBuf> = src
+        .list("ssh-key-file")
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if key_files.is_empty() {
+        key_files.push(PathBuf::from("/etc/git-secret/ssh"));
+    }
+    Ok(AuthConfig {
+        basic: basic(src)?,
+        askpass_url: src.text("askpass-url")?,
+        credentials,
+        github_app: github_app(src)?,
+        ssh: SshConfig {
+            key_files,
+            known_hosts: src
+                .get("ssh-known-hosts", super::values::parse_bool)?
+                .unwrap_or(true),
+            known_hosts_file: PathBuf::from(
+                src.text("ssh-known-hosts-file")?
+                    .unwrap_or_else(|| "/etc/git-secret/known_hosts".into()),
+            ),
+        },
+        cookie_file: src.bool("cookie-file")?,
+    })
+}
+
+pub(super) fn parse_checkout(src: &Sources<'_>) -> Result<CheckoutConfig, ConfigError> {
+    let submodules = match src.text("submodules")?.as_deref() {
+        None | Some("recursive") => Submodules::Recursive,
+        Some("shallow") => Submodules::Shallow,
+        Some("off") => Submodules::Off,
+        Some(other) => {
+            return Err(invalid(
+                "submodules",
+                format!("{other:?} is not one of recursive, shallow, off"),
+            ))
+        }
+    };
+    Ok(CheckoutConfig {
+        submodules,
+        sparse_checkout_file: src.text("sparse-checkout-file")?.map(PathBuf::from),
+        group_write: src.bool("group-write")?,
+        add_user: src.bool("add-user")?,
+        filter: src.text("filter")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_credentials;
+
+    #[test]
+    fn credential_json() {
+        let one =
+            parse_credentials(r#"{"url":"https://h/org","username":"u","password":"p"}"#).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].url, "https://h/org");
+        let two = parse_credentials(
+            r#"[{"url":"https://a","username":"u","password-file":"/f"},{"url":"https://b","username":"v","password":"q"}]"#,
+        )
+        .unwrap();
+        assert_eq!(two.len(), 2);
+        assert!(parse_credentials(r#"{"url":"x","username":"u"}"#).is_err());
+        assert!(parse_credentials(r#"{"username":"u","password":"p"}"#).is_err());
+        assert!(parse_credentials("nope").is_err());
+        // Secrets never in the message.
+        let e = parse_credentials(r#"{"url":"x","password":"s3cret"}"#).unwrap_err();
+        assert!(!e.contains("s3cret"));
+    }
+}

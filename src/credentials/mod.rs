@@ -1,0 +1,112 @@
+//! Resolving credentials before each pass: the password (or its file, read
+//! again every time), the askpass URL, per-URL `--credential` entries, a
+//! GitHub App installation token (refreshed before it expires), and the SSH
+//! settings. Nothing here logs a secret.
+
+mod askpass;
+mod github_app;
+
+use std::time::{Duration, SystemTime};
+
+use crate::config::auth::AuthConfig;
+use crate::git::{CredentialSet, Credentials, SshAuth};
+use crate::metrics::Metrics;
+
+/// A cached GitHub App installation token.
+struct Token {
+    credentials: Credentials,
+    refresh_at: SystemTime,
+}
+
+/// Resolves a [`CredentialSet`] for each pass.
+pub struct Resolver {
+    cfg: AuthConfig,
+    agent: ureq::Agent,
+    github_token: Option<Token>,
+}
+
+/// A blocking HTTP client with a time limit, TLS through OpenSSL.
+pub fn http_agent(timeout: Duration) -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::NativeTls)
+        .build();
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .build()
+        .new_agent()
+}
+
+impl Resolver {
+    pub fn new(cfg: AuthConfig) -> Self {
+        Resolver {
+            cfg,
+            agent: http_agent(Duration::from_secs(30)),
+            github_token: None,
+        }
+    }
+
+    /// The credentials for this pass.
+    pub fn resolve(&mut self, metrics: &Metrics) -> Result<CredentialSet, String> {
+        let default = if let Some(app) = self.cfg.github_app.clone() {
+            Some(self.github_credentials(&app)?)
+        } else if let Some(url) = &self.cfg.askpass_url {
+            let result = askpass::query(&self.agent, url);
+            metrics.askpass(result.is_ok());
+            Some(result?)
+        } else if let Some(basic) = &self.cfg.basic {
+            Some(basic.resolve().map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let mut by_url = Vec::new();
+        for c in &self.cfg.credentials {
+            let creds = c
+                .auth
+                .resolve()
+                .map_err(|e| format!("credential for {}: {e}", c.url))?;
+            by_url.push((c.url.clone(), creds));
+        }
+        let ssh = &self.cfg.ssh;
+        Ok(CredentialSet {
+            default,
+            by_url,
+            ssh: Some(SshAuth {
+                key_files: ssh.key_files.clone(),
+                known_hosts: ssh.known_hosts.then(|| ssh.known_hosts_file.clone()),
+            }),
+        })
+    }
+
+    fn github_credentials(
+        &mut self,
+        app: &crate::config::auth::GithubApp,
+    ) -> Result<Credentials, String> {
+        if let Some(t) = self
+            .github_token
+            .as_ref()
+            .filter(|t| SystemTime::now() < t.refresh_at)
+        {
+            return Ok(t.credentials.clone());
+        }
+        let (token, expires_at) = github_app::installation_token(&self.agent, app)?;
+        // Refresh five minutes before it expires (tokens last an hour).
+        let refresh_at = expires_at
+            .checked_sub(Duration::from_secs(300))
+            .unwrap_or_else(SystemTime::now);
+        tracing::info!(
+            installation = app.installation_id,
+            "got a GitHub App installation token"
+        );
+        let credentials = Credentials {
+            username: "x-access-token".into(),
+            password: token,
+        };
+        self.github_token = Some(Token {
+            credentials: credentials.clone(),
+            refresh_at,
+        });
+        Ok(credentials)
+    }
+}

@@ -1,0 +1,156 @@
+//! Checking an SSH server's host key against an OpenSSH known_hosts file
+//! (plain and hashed host names, `[host]:port` for other ports).
+
+use std::path::Path;
+
+use openssl::base64::decode_block;
+
+/// Why a host key was not accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HostKeyError {
+    /// The file has the host, with other keys: possibly an attack.
+    Mismatch(String),
+    /// The host is not in the file.
+    Unknown(String),
+    Unreadable(String),
+}
+
+impl std::fmt::Display for HostKeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostKeyError::Mismatch(m) | HostKeyError::Unknown(m) | HostKeyError::Unreadable(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+fn hashed_match(pattern: &str, name: &str) -> bool {
+    // |1|base64(salt)|base64(HMAC-SHA1(salt, name))
+    let mut parts = pattern.trim_start_matches("|1|").splitn(2, '|');
+    let (Some(salt), Some(hash)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (decode_block(salt), decode_block(hash)) else {
+        return false;
+    };
+    let Ok(key) = openssl::pkey::PKey::hmac(&salt) else {
+        return false;
+    };
+    let Ok(mut signer) = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha1(), &key)
+    else {
+        return false;
+    };
+    if signer.update(name.as_bytes()).is_err() {
+        return false;
+    }
+    signer
+        .sign_to_vec()
+        .is_ok_and(|mac| mac.len() == hash.len() && openssl::memcmp::eq(&mac, &hash))
+}
+
+fn host_matches(patterns: &str, name: &str) -> bool {
+    patterns.split(',').any(|p| {
+        if p.starts_with("|1|") {
+            hashed_match(p, name)
+        } else {
+            p.eq_ignore_ascii_case(name)
+        }
+    })
+}
+
+/// Check `key` (the raw SSH public key blob) of `host:port` against `file`.
+pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), HostKeyError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        HostKeyError::Unreadable(format!(
+            "cannot read known_hosts file {}: {e}",
+            file.display()
+        ))
+    })?;
+    let name = if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    };
+    let mut seen_host = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let mut first = fields.next().unwrap_or("");
+        let revoked = first == "@revoked";
+        if first.starts_with('@') {
+            first = fields.next().unwrap_or("");
+        }
+        let (_kind, blob) = (fields.next(), fields.next());
+        if !host_matches(first, &name) {
+            continue;
+        }
+        let Some(Ok(blob)) = blob.map(decode_block) else {
+            continue;
+        };
+        if blob == key {
+            if revoked {
+                return Err(HostKeyError::Mismatch(format!(
+                    "the host key of {name} is revoked in {}",
+                    file.display()
+                )));
+            }
+            return Ok(());
+        }
+        seen_host = true;
+    }
+    if seen_host {
+        Err(HostKeyError::Mismatch(format!(
+            "the host key of {name} does not match {}: refusing to connect (the server may be an impostor)",
+            file.display()
+        )))
+    } else {
+        Err(HostKeyError::Unknown(format!(
+            "host {name} is not in the known_hosts file {}",
+            file.display()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_hashed_and_ported_names() {
+        let t = tempfile::TempDir::new().unwrap();
+        let f = t.path().join("known_hosts");
+        let key = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20abcdefghijklmnopqrstuvwxyz012345";
+        let b64 = openssl::base64::encode_block(key);
+        // Hashed entry for "example.org", salt "0123456789abcdefghij".
+        let salt = b"0123456789abcdefghij";
+        let pkey = openssl::pkey::PKey::hmac(salt).unwrap();
+        let mut s =
+            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha1(), &pkey).unwrap();
+        s.update(b"example.org").unwrap();
+        let mac = s.sign_to_vec().unwrap();
+        let hashed = format!(
+            "|1|{}|{}",
+            openssl::base64::encode_block(salt),
+            openssl::base64::encode_block(&mac)
+        );
+        std::fs::write(
+            &f,
+            format!("# comment\n[127.0.0.1]:2222 ssh-ed25519 {b64}\n{hashed} ssh-ed25519 {b64}\nother ssh-ed25519 {b64}\n"),
+        )
+        .unwrap();
+        assert_eq!(verify(&f, "127.0.0.1", 2222, key), Ok(()));
+        assert_eq!(verify(&f, "example.org", 22, key), Ok(()));
+        assert!(matches!(
+            verify(&f, "127.0.0.1", 22, key),
+            Err(HostKeyError::Unknown(_))
+        ));
+        assert!(matches!(
+            verify(&f, "127.0.0.1", 2222, b"other key"),
+            Err(HostKeyError::Mismatch(_))
+        ));
+    }
+}
