@@ -68,6 +68,12 @@ fn log_config(cfg: &Config) {
     if let Some(g) = &cfg.git_binary_ignored {
         tracing::info!(git = %g, "--git is ignored: all git work is done in process, no git binary is used");
     }
+    if let Some(filter) = &cfg.checkout.filter {
+        tracing::info!(%filter, "--filter: libgit2 cannot make partial clones; fetching whole objects, limited by --depth only");
+    }
+    if cfg.auth.cookie_file {
+        tracing::warn!("--cookie-file is not supported yet: no cookies are sent");
+    }
     if cfg.ops.http.as_ref().is_some_and(|h| h.pprof) {
         tracing::info!("--http-pprof: /debug/pprof/ answers 200 with a pointer to perf; Go's pprof has no Rust equivalent here");
     }
@@ -98,7 +104,7 @@ fn start_hooks(cfg: &Config) -> Vec<HookRunner> {
 pub async fn run(cfg: Config) -> i32 {
     log_config(&cfg);
     let timeout_ms = i32::try_from(cfg.sync_timeout.as_millis()).unwrap_or(i32::MAX);
-    git::init_globals(timeout_ms);
+    git::init_globals(timeout_ms, &cfg.git_config);
 
     let metrics = Arc::new(Metrics::new());
     let sync_now = Arc::new(Notify::new());

@@ -23,3 +23,4 @@ pub mod redact;
 pub mod status_files;
 pub mod sync;
 pub mod triggers;
+pub mod user;

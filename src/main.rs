@@ -19,6 +19,12 @@ fn main() -> ExitCode {
         }
     };
     gitsync::logging::init(cfg.verbosity, cfg.log_format);
+    if cfg.checkout.group_write {
+        gitsync::user::set_group_write_umask();
+    }
+    if cfg.checkout.add_user {
+        gitsync::user::add_user(&cfg.root);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .max_blocking_threads(4)

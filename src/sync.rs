@@ -149,6 +149,13 @@ impl Syncer {
         let t = std::time::Instant::now();
         self.git
             .create_worktree(hash, &worktree, &hash.to_string())?;
+        if self.cfg.checkout.group_write {
+            crate::user::add_group_write(&worktree).map_err(|source| SyncError::Io {
+                op: "make group-writable",
+                path: worktree.clone(),
+                source,
+            })?;
+        }
         tracing::debug!(%hash, ms = t.elapsed().as_millis() as u64, "checked out");
         check(cancel)?;
 

@@ -144,3 +144,347 @@ fn username_without_password_is_a_config_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--password-file"));
 }
+
+/// Every secret of these tests, for the leak checks.
+const SECRETS: &[&str] = &[
+    "right-S3CRET",
+    "wrong-S3CRET",
+    "first-S3CRET",
+    "second-S3CRET",
+    "askpass-S3CRET",
+    "cred-S3CRET",
+    "ghs_T0KEN-S3CRET",
+];
+
+fn assert_no_secret(what: &str, text: &str) {
+    for s in SECRETS {
+        assert!(!text.contains(s), "secret {s:?} leaked into {what}: {text}");
+    }
+}
+
+fn one_time(args: &[String], env: &[(&str, &str)]) -> (i32, String) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = git_sync(&args);
+    cmd.arg("--one-time");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut p = spawn(cmd);
+    let code = p.wait_exit(LONG);
+    let log = p.log();
+    assert_no_secret("the log", &log);
+    (code, log)
+}
+
+#[test]
+fn https_with_a_private_ca_given_by_git_config() {
+    let tmp = TempDir::new().unwrap();
+    let srv = tmp.path().join("srv");
+    fs::create_dir_all(&srv).unwrap();
+    let repo = SourceRepo::new(&srv, "site");
+    let h = repo.commit(&[("f", "tls")], "one");
+    let (ca, cert, key) = test_certificates(tmp.path());
+    let server = HttpServer::start_tls(&srv, "", Some((&cert, &key)));
+    let url = format!("https://127.0.0.1:{}/site", server.port);
+    let root = tmp.path().join("root");
+    let base = vec![
+        format!("--repo={url}"),
+        format!("--root={}", root.display()),
+    ];
+    // Unknown CA: refused.
+    let (code, log) = one_time(&base, &[]);
+    assert_eq!(code, 1);
+    assert!(log.to_lowercase().contains("certificate"), "{log}");
+    // With the CA: synced.
+    let mut args = base.clone();
+    args.push(format!("--git-config=http.sslCAInfo:{}", ca.display()));
+    let (code, log) = one_time(&args, &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(published(&root.join("site")).as_deref(), Some(h.as_str()));
+}
+
+#[test]
+fn askpass_url_is_queried_and_counted() {
+    let f = Fixture::new("askpass-S3CRET");
+    let (askpass_port, calls) = fixed_server(
+        200,
+        "username=bot\npassword=askpass-S3CRET\n".into(),
+        |_| true,
+    );
+    let http_port = free_port();
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={}", f.server.url("private")),
+        &format!("--root={}", f.tmp.path().join("root").display()),
+        &format!("--askpass-url=http://127.0.0.1:{askpass_port}/creds"),
+        &format!("--http-bind=127.0.0.1:{http_port}"),
+        "--http-metrics",
+        "--period=100ms",
+    ]));
+    let link = f.tmp.path().join("root/private");
+    let h = f.repo.head();
+    p.wait_for(LONG, "sync with askpass credentials", || {
+        published(&link).as_deref() == Some(&h)
+    });
+    p.wait_for(LONG, "a few askpass calls", || *calls.lock().unwrap() >= 2);
+    let (_, body) = http_get(http_port, "/metrics");
+    let metrics = String::from_utf8_lossy(&body).into_owned();
+    assert!(
+        !metrics.contains("git_sync_askpass_calls{status=\"success\"} 0"),
+        "{metrics}"
+    );
+    assert_no_secret("metrics", &metrics);
+    assert_no_secret("the log", &p.log());
+}
+
+#[test]
+fn credential_json_applies_by_url_prefix() {
+    let f = Fixture::new("cred-S3CRET");
+    let cred_file = f.tmp.path().join("cred-password");
+    fs::write(&cred_file, "cred-S3CRET\n").unwrap();
+    let prefix = format!("http://127.0.0.1:{}/", f.server.port);
+    let mut args = vec![
+        format!("--repo={}", f.server.url("private")),
+        format!("--root={}", f.tmp.path().join("root").display()),
+        "--error-file=error.json".to_string(),
+    ];
+    // A credential for another host does not apply.
+    args.push(
+        r#"--credential={"url":"http://elsewhere/","username":"bot","password":"wrong-S3CRET"}"#
+            .into(),
+    );
+    let (code, _) = one_time(&args, &[]);
+    assert_eq!(code, 1);
+    let err = fs::read_to_string(f.tmp.path().join("root/error.json")).unwrap();
+    assert_no_secret("the error file", &err);
+    args.push(format!(
+        r#"--credential=[{{"url":"{prefix}","username":"bot","password-file":"{}"}}]"#,
+        cred_file.display()
+    ));
+    let (code, log) = one_time(&args, &[]);
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn github_app_token_is_exchanged_with_a_signed_jwt() {
+    let f = Fixture::new("ghs_T0KEN-S3CRET");
+    fs::write(&f.htpasswd, "x-access-token:{PLAIN}ghs_T0KEN-S3CRET\n").unwrap();
+    let key = f.tmp.path().join("app.pem");
+    run_ok(
+        std::process::Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&key)
+            .arg("2048"),
+    );
+    let public_pem = run_ok(
+        std::process::Command::new("openssl")
+            .args(["rsa", "-pubout", "-in"])
+            .arg(&key),
+    );
+    // The token endpoint checks the JWT's signature with the public key.
+    let check = move |head: &str| -> bool {
+        let Some(jwt) = head.lines().find_map(|l| {
+            l.strip_prefix("Authorization: Bearer ")
+                .or_else(|| l.strip_prefix("authorization: Bearer "))
+        }) else {
+            return false;
+        };
+        if !head.starts_with("POST /app/installations/42/access_tokens ") {
+            return false;
+        }
+        let parts: Vec<&str> = jwt.trim().split('.').collect();
+        let decode = |s: &str| {
+            let mut b = s.replace('-', "+").replace('_', "/");
+            while b.len() % 4 != 0 {
+                b.push('=');
+            }
+            openssl::base64::decode_block(&b).unwrap_or_default()
+        };
+        let public = openssl::pkey::PKey::public_key_from_pem(public_pem.as_bytes()).unwrap();
+        let mut v =
+            openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha256(), &public).unwrap();
+        v.update(format!("{}.{}", parts[0], parts[1]).as_bytes())
+            .unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&decode(parts[1])).unwrap_or_default();
+        parts.len() == 3 && v.verify(&decode(parts[2])).unwrap_or(false) && claims["iss"] == "12345"
+    };
+    let (api_port, calls) = fixed_server(
+        201,
+        r#"{"token":"ghs_T0KEN-S3CRET","expires_at":"2099-01-01T00:00:00Z"}"#.into(),
+        check,
+    );
+    let mut args = vec![
+        format!("--repo={}", f.server.url("private")),
+        format!("--root={}", f.tmp.path().join("root").display()),
+        format!("--github-app-private-key-file={}", key.display()),
+        "--github-app-application-id=12345".into(),
+        "--github-app-installation-id=42".into(),
+        format!("--github-base-url=http://127.0.0.1:{api_port}"),
+    ];
+    let (code, log) = one_time(&args, &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(*calls.lock().unwrap(), 1);
+    // A JWT signed with another key is refused by the API.
+    let other = f.tmp.path().join("other.pem");
+    run_ok(
+        std::process::Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&other)
+            .arg("2048"),
+    );
+    args[2] = format!("--github-app-private-key-file={}", other.display());
+    args[1] = format!("--root={}", f.tmp.path().join("root2").display());
+    let (code, log) = one_time(&args, &[]);
+    assert_eq!(code, 1);
+    assert!(log.contains("401"), "{log}");
+}
+
+#[test]
+fn ssh_with_known_hosts_match_mismatch_and_absent() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    let h = repo.commit(&[("f", "over ssh")], "one");
+    let sshd = Sshd::start();
+    let known = tmp.path().join("known_hosts");
+    let run = |known_hosts: &str, extra: &[&str], root: &str| {
+        fs::write(&known, known_hosts).unwrap();
+        let mut args = vec![
+            format!("--repo={}", sshd.url(&repo.dir)),
+            format!("--root={}", tmp.path().join(root).display()),
+            format!("--ssh-key-file={}", sshd.client_key.display()),
+            format!("--ssh-known-hosts-file={}", known.display()),
+            "--link=site".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        one_time(&args, &[])
+    };
+    let (code, log) = run(&format!("{}\n", sshd.known_hosts_line), &[], "r1");
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        published(&tmp.path().join("r1/site")).as_deref(),
+        Some(h.as_str())
+    );
+
+    let other_key = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+    let (code, log) = run(
+        &format!("[127.0.0.1]:{} ssh-ed25519 {other_key}\n", sshd.port),
+        &[],
+        "r2",
+    );
+    assert_eq!(code, 1);
+    assert!(log.contains("does not match"), "{log}");
+
+    let (code, log) = run("", &[], "r3");
+    assert_eq!(code, 1);
+    assert!(log.contains("not in the known_hosts"), "{log}");
+
+    // Verification off: the empty file does not matter.
+    let (code, log) = run("", &["--ssh-known-hosts=false"], "r4");
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn https_through_a_proxy_from_git_config_or_env() {
+    // libgit2 tunnels HTTPS through a proxy (CONNECT); plain http:// it
+    // does not proxy (README: compatibility).
+    let tmp = TempDir::new().unwrap();
+    let srv = tmp.path().join("srv");
+    fs::create_dir_all(&srv).unwrap();
+    let repo = SourceRepo::new(&srv, "site");
+    repo.commit(&[("f", "proxied")], "one");
+    let (ca, cert, key) = test_certificates(tmp.path());
+    let server = HttpServer::start_tls(&srv, "", Some((&cert, &key)));
+    let (proxy_port, carried) = forward_proxy();
+    let base = vec![
+        format!("--repo=https://127.0.0.1:{}/site", server.port),
+        format!("--root={}", tmp.path().join("r1").display()),
+        format!(
+            "--git-config=http.sslCAInfo:{},http.proxy:http://127.0.0.1:{proxy_port}",
+            ca.display()
+        ),
+    ];
+    let (code, log) = one_time(&base, &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        *carried.lock().unwrap(),
+        2,
+        "ls-remote and fetch go through the proxy"
+    );
+    let env_args = vec![
+        format!("--repo=https://127.0.0.1:{}/site", server.port),
+        format!("--root={}", tmp.path().join("r2").display()),
+        format!("--git-config=http.sslCAInfo:{}", ca.display()),
+    ];
+    let proxy = format!("http://127.0.0.1:{proxy_port}");
+    let (code, log) = one_time(&env_args, &[("https_proxy", proxy.as_str())]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(*carried.lock().unwrap(), 4);
+}
+
+/// Extra arguments and environment of one run.
+type Scenario<'a> = (Vec<String>, Vec<(&'a str, &'a str)>);
+
+#[test]
+fn no_secret_in_logs_error_files_or_metrics() {
+    let f = Fixture::new("right-S3CRET");
+    let http_port = free_port();
+    let pwfile = f.tmp.path().join("pw");
+    fs::write(&pwfile, "wrong-S3CRET").unwrap();
+    // Failing in every way a secret could travel: a wrong password in the
+    // URL, in the environment, in a file, in a credential, from askpass.
+    let (askpass_port, _) = fixed_server(
+        200,
+        "username=bot\npassword=askpass-S3CRET\n".into(),
+        |_| true,
+    );
+    let url_with_password = format!(
+        "http://bot:wrong-S3CRET@127.0.0.1:{}/private",
+        f.server.port
+    );
+    let scenarios: Vec<Scenario> = vec![
+        (vec![format!("--repo={url_with_password}")], vec![]),
+        (vec!["--username=bot".into()], vec![("GITSYNC_PASSWORD", "wrong-S3CRET")]),
+        (vec!["--username=bot".into(), format!("--password-file={}", pwfile.display())], vec![]),
+        (
+            vec![r#"--credential={"url":"http://127.0.0.1","username":"bot","password":"cred-S3CRET"}"#.into()],
+            vec![],
+        ),
+        (vec![format!("--askpass-url=http://127.0.0.1:{askpass_port}/")], vec![]),
+    ];
+    for (i, (extra, env)) in scenarios.into_iter().enumerate() {
+        let root = f.tmp.path().join(format!("root{i}"));
+        let mut cmd = git_sync(&[
+            &format!("--root={}", root.display()),
+            "--error-file=error.json",
+            &format!("--http-bind=127.0.0.1:{http_port}"),
+            "--http-metrics",
+            "--max-failures=-1",
+            "--period=100ms",
+            "-v=6",
+        ]);
+        if !extra.iter().any(|a| a.starts_with("--repo=")) {
+            cmd.arg(format!("--repo={}", f.server.url("private")));
+        }
+        cmd.args(&extra);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut p = spawn(cmd);
+        let err_file = root.join("error.json");
+        p.wait_for(LONG, "an error file", || err_file.exists());
+        p.wait_for(LONG, "the endpoint", || {
+            std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()
+        });
+        let (_, metrics) = http_get(http_port, "/metrics");
+        p.kill9();
+        assert_no_secret(&format!("scenario {i} log"), &p.log());
+        assert_no_secret(
+            &format!("scenario {i} error file"),
+            &fs::read_to_string(&err_file).unwrap(),
+        );
+        assert_no_secret(
+            &format!("scenario {i} metrics"),
+            &String::from_utf8_lossy(&metrics),
+        );
+    }
+}

@@ -82,9 +82,18 @@ impl Cancel {
     }
 }
 
+static TLS_VERIFY: AtomicBool = AtomicBool::new(true);
+
+/// Whether TLS certificates are verified (`http.sslVerify`).
+pub(crate) fn tls_verify() -> bool {
+    TLS_VERIFY.load(Ordering::Relaxed)
+}
+
 /// Process-wide libgit2 settings. `network_timeout_ms` bounds a connect and
 /// any single network read, so a hung server cannot outlive --sync-timeout.
-pub fn init_globals(network_timeout_ms: i32) {
+/// The TLS keys of `git_config` (`http.sslCAInfo`, `http.sslCAPath`,
+/// `http.sslVerify`) are process-wide in libgit2, so they are applied here.
+pub fn init_globals(network_timeout_ms: i32, git_config: &[(String, String)]) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let timeout = std::time::Duration::from_millis(network_timeout_ms.max(0) as u64);
@@ -98,6 +107,27 @@ pub fn init_globals(network_timeout_ms: i32) {
             let _ = git2::opts::set_verify_owner_validation(false);
             let _ = git2::opts::set_server_connect_timeout_in_milliseconds(network_timeout_ms);
             let _ = git2::opts::set_server_timeout_in_milliseconds(network_timeout_ms);
+            for (k, v) in git_config {
+                let result = match k.to_ascii_lowercase().as_str() {
+                    "http.sslcainfo" => git2::opts::set_ssl_cert_file(v),
+                    "http.sslcapath" => git2::opts::set_ssl_cert_dir(v),
+                    _ => Ok(()),
+                };
+                if let Err(e) = result {
+                    tracing::warn!(key = %k, error = %e.message(), "cannot apply git config");
+                }
+            }
+        }
+        let no_verify = git_config.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("http.sslVerify")
+                && matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "false" | "0" | "no" | "off"
+                )
+        });
+        if no_verify {
+            tracing::warn!("http.sslVerify=false: TLS certificates are not verified");
+            TLS_VERIFY.store(false, Ordering::Relaxed);
         }
     });
 }
@@ -108,6 +138,8 @@ pub struct GitRepo {
     gitdir: PathBuf,
     /// Credentials for the current pass.
     credentials: CredentialSet,
+    /// Why the last SSH host key was refused (libgit2 loses the message).
+    hostkey_error: std::cell::RefCell<Option<String>>,
 }
 
 impl GitRepo {
@@ -143,6 +175,7 @@ impl GitRepo {
             repo,
             gitdir,
             credentials: CredentialSet::default(),
+            hostkey_error: std::cell::RefCell::new(None),
         })
     }
 

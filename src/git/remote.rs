@@ -1,5 +1,7 @@
 //! Talking to the remote: what does the target ref point at, and fetch it.
 
+use std::cell::RefCell;
+
 use git2::{AutotagOption, Direction, FetchOptions, RemoteCallbacks};
 
 use super::local::local_path;
@@ -17,6 +19,14 @@ pub struct Target {
     /// The remote ref to fetch it by (`refs/heads/main`, `HEAD`, ...), or
     /// `None` for a commit named by its hash.
     pub remote_ref: Option<String>,
+}
+
+/// Proxy settings as git finds them: `http.proxy` (from --git-config) and
+/// the `http_proxy`/`https_proxy`/`no_proxy` environment variables.
+fn proxy() -> git2::ProxyOptions<'static> {
+    let mut p = git2::ProxyOptions::new();
+    p.auto();
+    p
 }
 
 /// The port an SSH URL connects to (22 unless `ssh://host:port/`).
@@ -37,6 +47,7 @@ fn callbacks<'a>(
     cancel: &'a Cancel,
     creds: &'a CredentialSet,
     url: &'a str,
+    hostkey_error: &'a RefCell<Option<String>>,
 ) -> RemoteCallbacks<'a> {
     let mut cb = RemoteCallbacks::new();
     cb.transfer_progress(move |_| !cancel.is_cancelled());
@@ -82,8 +93,13 @@ fn callbacks<'a>(
     let port = ssh_port(url);
     cb.certificate_check(move |cert, host| {
         let Some(hostkey) = cert.as_hostkey() else {
-            // TLS: libgit2 verifies the certificate chain itself.
-            return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
+            // TLS: libgit2 verifies the certificate chain itself, unless
+            // http.sslVerify=false was configured.
+            return Ok(if super::tls_verify() {
+                git2::CertificateCheckStatus::CertificatePassthrough
+            } else {
+                git2::CertificateCheckStatus::CertificateOk
+            });
         };
         let Some(file) = creds.ssh.as_ref().and_then(|s| s.known_hosts.as_ref()) else {
             return Ok(git2::CertificateCheckStatus::CertificateOk);
@@ -95,7 +111,11 @@ fn callbacks<'a>(
         };
         known_hosts::verify(file, host, port, key)
             .map(|()| git2::CertificateCheckStatus::CertificateOk)
-            .map_err(|e| git2::Error::from_str(&e.to_string()))
+            .map_err(|e| {
+                // libgit2 replaces this message by a generic one: keep ours.
+                *hostkey_error.borrow_mut() = Some(e.to_string());
+                git2::Error::from_str(&e.to_string())
+            })
     });
     cb
 }
@@ -110,6 +130,13 @@ impl GitRepo {
     ) -> GitError {
         if cancel.is_cancelled() {
             return GitError::Cancelled;
+        }
+        if let Some(message) = self.hostkey_error.borrow_mut().take() {
+            return GitError::Remote {
+                op,
+                url: redact(url),
+                message,
+            };
         }
         GitError::Remote {
             op,
@@ -137,8 +164,13 @@ impl GitRepo {
         let conn = remote
             .connect_auth(
                 Direction::Fetch,
-                Some(callbacks(cancel, &self.credentials, url)),
-                None,
+                Some(callbacks(
+                    cancel,
+                    &self.credentials,
+                    url,
+                    &self.hostkey_error,
+                )),
+                Some(proxy()),
             )
             .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?;
         let heads: Vec<(String, Hash)> = conn
@@ -192,9 +224,15 @@ impl GitRepo {
                 .remote_anonymous(url)
                 .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
             let mut opts = FetchOptions::new();
-            opts.remote_callbacks(callbacks(cancel, &self.credentials, url))
-                .download_tags(AutotagOption::None)
-                .update_fetchhead(false);
+            opts.remote_callbacks(callbacks(
+                cancel,
+                &self.credentials,
+                url,
+                &self.hostkey_error,
+            ))
+            .download_tags(AutotagOption::None)
+            .update_fetchhead(false)
+            .proxy_options(proxy());
             if depth > 0 {
                 opts.depth(i32::try_from(depth).unwrap_or(i32::MAX));
             }

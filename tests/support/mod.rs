@@ -273,7 +273,23 @@ impl Nginx {
     /// Start nginx with `server_body` (use `{sock}` for the fcgiwrap socket,
     /// which is started when present). `user` is the worker user when root.
     pub fn start(server_body: &str, user: &str) -> Self {
+        Self::start_tls(server_body, user, None)
+    }
+
+    /// Like [`Nginx::start`], with TLS when `tls` is (certificate, key).
+    pub fn start_tls(server_body: &str, user: &str, tls: Option<(&Path, &Path)>) -> Self {
         let dir = TempDir::new().unwrap();
+        let (listen_opts, tls_conf) = match tls {
+            Some((cert, key)) => (
+                " ssl",
+                format!(
+                    "ssl_certificate {};\n        ssl_certificate_key {};",
+                    cert.display(),
+                    key.display()
+                ),
+            ),
+            None => ("", String::new()),
+        };
         let sock = dir.path().join("fcgiwrap.sock");
         let fcgiwrap = server_body.contains("{sock}").then(|| {
             let p = spawn({
@@ -299,6 +315,7 @@ impl Nginx {
             fs::create_dir_all(dir.path().join(t)).unwrap();
         }
         let mut last_err = String::new();
+        let mut last_log;
         for _attempt in 0..5 {
             let port = free_port();
             let conf = format!(
@@ -317,7 +334,8 @@ http {{
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen_opts};
+        {tls_conf}
         {body}
     }}
 }}
@@ -325,30 +343,28 @@ http {{
             );
             let conf_path = dir.path().join("nginx.conf");
             fs::write(&conf_path, conf).unwrap();
-            let mut nginx = spawn({
-                let mut c = Command::new("/usr/sbin/nginx");
-                c.arg("-c").arg(&conf_path).arg("-p").arg(dir.path());
-                c.stdout(Stdio::null()).stderr(Stdio::piped());
-                c
-            });
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let nginx = spawn_listening(
+                {
+                    let mut c = Command::new("/usr/sbin/nginx");
+                    c.arg("-c").arg(&conf_path).arg("-p").arg(dir.path());
+                    c.stdout(Stdio::null()).stderr(Stdio::piped());
+                    c
+                },
+                port,
+            );
+            match nginx {
+                Ok(nginx) => {
                     return Nginx {
                         port,
                         _nginx: nginx,
                         _fcgiwrap: fcgiwrap,
                         _dir: dir,
-                    };
+                    }
                 }
-                if let Ok(Some(_)) = nginx.child.try_wait() {
-                    break; // port taken meanwhile, or bad config: retry
-                }
-                std::thread::sleep(Duration::from_millis(10));
+                Err(failed) => last_log = failed.log(),
             }
             last_err = format!(
-                "{}\n{}",
-                nginx.log(),
+                "{last_log}\n{}",
                 fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
             );
         }
@@ -370,11 +386,16 @@ impl HttpServer {
 
     /// `extra` is inserted into the server block (auth, locations...).
     pub fn start_with(project_root: &Path, extra: &str) -> Self {
+        Self::start_tls(project_root, extra, None)
+    }
+
+    /// Over HTTPS when `tls` is (certificate, key).
+    pub fn start_tls(project_root: &Path, extra: &str, tls: Option<(&Path, &Path)>) -> Self {
         let body = format!(
             "{extra}\n{}",
             git_location(project_root, Path::new("{sock}"))
         );
-        let nginx = Nginx::start(&body, "root root");
+        let nginx = Nginx::start_tls(&body, "root root", tls);
         HttpServer {
             port: nginx.port,
             _nginx: nginx,
@@ -527,7 +548,7 @@ pub struct WebhookReceiver {
 
 impl WebhookReceiver {
     pub fn start() -> Self {
-        use std::io::{Read, Write};
+        use std::io::Write;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let calls = Arc::new(Mutex::new(Vec::new()));
@@ -537,14 +558,7 @@ impl WebhookReceiver {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut chunk) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
+                let buf = read_head(&mut conn);
                 let head = String::from_utf8_lossy(&buf).into_owned();
                 let method = head.split_whitespace().next().unwrap_or("").to_string();
                 let hash = head
@@ -624,4 +638,261 @@ pub fn signal(child: &Child, sig: i32) {
     unsafe {
         libc::kill(child.id() as i32, sig);
     }
+}
+
+/// Run a command, asserting success.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it:
+/// (ca.crt, server.crt, server.key).
+pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n);
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=git-sync test CA",
+            ])
+            .arg("-keyout")
+            .arg(p("ca.key"))
+            .arg("-out")
+            .arg(p("ca.crt")),
+    );
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(p("server.key"))
+            .arg("-out")
+            .arg(p("server.csr")),
+    );
+    fs::write(
+        p("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run_ok(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+            .arg("-in")
+            .arg(p("server.csr"))
+            .arg("-CA")
+            .arg(p("ca.crt"))
+            .arg("-CAkey")
+            .arg(p("ca.key"))
+            .arg("-out")
+            .arg(p("server.crt"))
+            .arg("-extfile")
+            .arg(p("ext")),
+    );
+    (p("ca.crt"), p("server.crt"), p("server.key"))
+}
+
+/// An OpenSSH server on a loopback port, key-only, for the current user.
+pub struct Sshd {
+    pub port: u16,
+    pub client_key: PathBuf,
+    /// A known_hosts line for this server.
+    pub known_hosts_line: String,
+    pub user: String,
+    _proc: Proc,
+    _dir: TempDir,
+}
+
+impl Sshd {
+    pub fn start() -> Self {
+        let dir = TempDir::new().unwrap();
+        let d = dir.path();
+        for key in ["host_key", "client_key"] {
+            run_ok(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
+                    .arg(d.join(key)),
+            );
+        }
+        fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        if is_root() {
+            fs::create_dir_all("/run/sshd").unwrap();
+        }
+        let user = std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| run_ok(Command::new("id").arg("-un")).trim().to_string());
+        let host_pub = fs::read_to_string(d.join("host_key.pub")).unwrap();
+        let mut fields = host_pub.split_whitespace();
+        let (kind, b64) = (
+            fields.next().unwrap().to_string(),
+            fields.next().unwrap().to_string(),
+        );
+        for _attempt in 0..5 {
+            let port = free_port();
+            let conf = format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\nLogLevel ERROR\n",
+                d = d.display()
+            );
+            fs::write(d.join("sshd_config"), conf).unwrap();
+            let proc = spawn_listening(
+                {
+                    let mut c = Command::new("/usr/sbin/sshd");
+                    c.args(["-D", "-e", "-f"]).arg(d.join("sshd_config"));
+                    c.stdout(Stdio::null()).stderr(Stdio::piped());
+                    c
+                },
+                port,
+            );
+            if let Ok(proc) = proc {
+                return Sshd {
+                    port,
+                    client_key: d.join("client_key"),
+                    known_hosts_line: format!("[127.0.0.1]:{port} {kind} {b64}"),
+                    user,
+                    _proc: proc,
+                    _dir: dir,
+                };
+            }
+        }
+        panic!("sshd did not start");
+    }
+
+    pub fn url(&self, path: &Path) -> String {
+        format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            self.user,
+            self.port,
+            path.display()
+        )
+    }
+}
+
+/// An HTTP server answering every request with `status` and `body`,
+/// counting requests; `check` may veto a request (answering 401).
+pub fn fixed_server(
+    status: u16,
+    body: String,
+    check: impl Fn(&str) -> bool + Send + 'static,
+) -> (u16, Arc<Mutex<usize>>) {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(Mutex::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let buf = read_head(&mut conn);
+            *c.lock().unwrap() += 1;
+            let head = String::from_utf8_lossy(&buf).into_owned();
+            let (code, text) = if check(&head) {
+                (status, body.as_str())
+            } else {
+                (401, "")
+            };
+            let _ = write!(conn, "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len());
+        }
+    });
+    (port, count)
+}
+
+/// An HTTP forward proxy (CONNECT and absolute-form requests), counting
+/// the connections it carried.
+pub fn forward_proxy() -> (u16, Arc<Mutex<usize>>) {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(Mutex::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut client) = conn else { continue };
+            let buf = read_head(&mut client);
+            let head = String::from_utf8_lossy(&buf).into_owned();
+            let mut words = head.split_whitespace();
+            let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let authority = if method == "CONNECT" {
+                target.to_string()
+            } else {
+                target
+                    .trim_start_matches("http://")
+                    .split('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let Ok(mut server) = TcpStream::connect(&authority) else {
+                continue;
+            };
+            *c.lock().unwrap() += 1;
+            if method == "CONNECT" {
+                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            } else {
+                let _ = server.write_all(&buf);
+            }
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut s2);
+                let _ = s2.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut server, &mut client);
+                let _ = client.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    (port, count)
+}
+
+/// Read an HTTP request head (through the blank line).
+pub fn read_head(conn: &mut TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    buf
+}
+
+/// Start `cmd` and wait until it listens on `port`; the process back if it
+/// exits first (port taken meanwhile, bad config), for its log.
+pub fn spawn_listening(cmd: Command, port: u16) -> Result<Proc, Proc> {
+    let mut proc = spawn(cmd);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(proc);
+        }
+        if let Ok(Some(_)) = proc.child.try_wait() {
+            return Err(proc);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(proc)
 }
