@@ -20,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod publish;
 pub mod redact;
+pub mod sparse;
 pub mod status_files;
 pub mod sync;
 pub mod triggers;

@@ -10,6 +10,7 @@ use crate::git::{parse_full_hash, Cancel, GitError, GitRepo, Hash, Target};
 use crate::hooks::ExecHook;
 use crate::layout::{remove_any, Layout, LayoutError};
 use crate::publish::{DestPublisher, LinkPublisher, PublishError, Publisher};
+use crate::sparse::SparsePatterns;
 use crate::status_files;
 
 /// Why a pass failed. The published tree is untouched by every one of them.
@@ -71,6 +72,10 @@ impl Syncer {
         let layout = Layout::new(&cfg.root);
         let git = layout.prepare(&[])?;
         git.apply_config(&cfg.git_config)?;
+        if cfg.checkout.sparse_checkout_file.is_some() {
+            // Tells a git binary (in hooks) that worktrees are sparse.
+            git.apply_config(&[("core.sparseCheckout".into(), "true".into())])?;
+        }
         let publisher: Box<dyn Publisher + Send> = match &cfg.dest {
             Some(dest) => Box::new(DestPublisher::new(dest, &cfg.root)),
             None => Box::new(LinkPublisher::new(&cfg.link)),
@@ -99,6 +104,19 @@ impl Syncer {
     /// The hash readers currently see.
     pub fn published(&self) -> Option<Hash> {
         self.publisher.current()
+    }
+
+    /// The sparse-checkout patterns, read again for every checkout.
+    fn sparse_patterns(&self) -> Result<Option<(SparsePatterns, String)>, SyncError> {
+        let Some(file) = &self.cfg.checkout.sparse_checkout_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(file).map_err(|source| SyncError::Io {
+            op: "read sparse-checkout file",
+            path: file.clone(),
+            source,
+        })?;
+        Ok(Some((SparsePatterns::parse(&text), text)))
     }
 
     /// The worktree of `hash`, where hooks run.
@@ -147,8 +165,10 @@ impl Syncer {
             source,
         })?;
         let t = std::time::Instant::now();
+        let sparse = self.sparse_patterns()?;
+        let sparse = sparse.as_ref().map(|(p, text)| (p, text.as_str()));
         self.git
-            .create_worktree(hash, &worktree, &hash.to_string())?;
+            .create_worktree(hash, &worktree, &hash.to_string(), sparse)?;
         if self.cfg.checkout.group_write {
             crate::user::add_group_write(&worktree).map_err(|source| SyncError::Io {
                 op: "make group-writable",

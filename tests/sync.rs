@@ -720,3 +720,39 @@ fn v3_names_errors_are_one_line_exit_1() {
         assert!(err.contains(needle), "{env:?}: {err}");
     }
 }
+
+// ---- sparse checkout ---------------------------------------------------------
+
+#[test]
+fn sparse_checkout_in_both_pattern_modes() {
+    let f = Fixture::new(Transport::Http);
+    f.repo.commit(
+        &[
+            ("README.md", "r"),
+            ("docs/index.md", "i"),
+            ("docs/api/x.md", "x"),
+            ("docs/guide/y.md", "y"),
+            ("src/main.rs", "m"),
+            ("src/keep.keep", "k"),
+        ],
+        "tree",
+    );
+    let patterns = f.tmp.path().join("sparse");
+    let present = |p: &str| f.link().join(p).exists();
+
+    // Non-cone: gitignore-style patterns.
+    fs::write(&patterns, "/docs/\n!/docs/guide/\n*.keep\n").unwrap();
+    f.sync_once(&[&format!("--sparse-checkout-file={}", patterns.display())]);
+    assert!(present("docs/index.md") && present("docs/api/x.md") && present("src/keep.keep"));
+    assert!(!present("docs/guide/y.md") && !present("src/main.rs") && !present("README.md"));
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+
+    // Cone mode, as `git sparse-checkout set --cone docs/api` writes it.
+    fs::write(&patterns, "/*\n!/*/\n/docs/\n!/docs/*/\n/docs/api/\n").unwrap();
+    let h = f.repo.commit(&[("README.md", "r2")], "next");
+    f.sync_once(&[&format!("--sparse-checkout-file={}", patterns.display())]);
+    assert_published(&f, &h);
+    assert!(present("README.md") && present("docs/index.md") && present("docs/api/x.md"));
+    assert!(!present("docs/guide/y.md") && !present("src/main.rs") && !present("src/keep.keep"));
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+}

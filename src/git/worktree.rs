@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use git2::build::CheckoutBuilder;
 
 use super::{GitError, GitRepo, Hash};
+use crate::sparse::SparsePatterns;
 
 impl GitRepo {
     fn admin_dir(&self, name: &str) -> PathBuf {
@@ -20,8 +21,14 @@ impl GitRepo {
     }
 
     /// Check `hash` out into a new worktree at `path` (which must not exist),
-    /// registered under `name`.
-    pub fn create_worktree(&self, hash: Hash, path: &Path, name: &str) -> Result<(), GitError> {
+    /// registered under `name`; with `sparse`, only the paths it selects.
+    pub fn create_worktree(
+        &self,
+        hash: Hash,
+        path: &Path,
+        name: &str,
+        sparse: Option<(&SparsePatterns, &str)>,
+    ) -> Result<(), GitError> {
         let admin = self.admin_dir(name);
         if admin.exists() {
             fs::remove_dir_all(&admin).map_err(|e| GitError::io("remove", &admin, e))?;
@@ -52,8 +59,33 @@ impl GitRepo {
         if !needs_filters(&wt, &commit) {
             checkout.disable_filters(true);
         }
-        wt.checkout_tree(commit.as_object(), Some(&mut checkout))
-            .map_err(|e| GitError::local(format!("checkout {hash}"), e))?;
+        let skipped = match sparse {
+            None => {
+                wt.checkout_tree(commit.as_object(), Some(&mut checkout))
+                    .map_err(|e| GitError::local(format!("checkout {hash}"), e))?;
+                Vec::new()
+            }
+            Some((patterns, text)) => {
+                let files = tree_files(&commit)?;
+                let (selected, skipped): (Vec<_>, Vec<_>) =
+                    files.into_iter().partition(|f| patterns.includes(&f.path));
+                if !selected.is_empty() {
+                    checkout.disable_pathspec_match(true);
+                    for f in &selected {
+                        checkout.path(&f.path);
+                    }
+                    wt.checkout_tree(commit.as_object(), Some(&mut checkout))
+                        .map_err(|e| GitError::local(format!("checkout {hash}"), e))?;
+                }
+                let info = admin.join("info");
+                fs::create_dir_all(&info).map_err(|e| GitError::io("create", &info, e))?;
+                write(info.join("sparse-checkout"), text.to_string())?;
+                skipped
+            }
+        };
+        if !skipped.is_empty() {
+            mark_skip_worktree(&wt, &skipped)?;
+        }
         wt.set_head_detached(hash)
             .map_err(|e| GitError::local(format!("set HEAD of worktree to {hash}"), e))?;
         Ok(())
@@ -96,6 +128,61 @@ impl GitRepo {
             })
             .unwrap_or_default()
     }
+}
+
+/// A file of a tree.
+struct TreeFile {
+    path: String,
+    id: git2::Oid,
+    mode: u32,
+}
+
+/// Every blob (file or symlink) of the commit's tree.
+fn tree_files(commit: &git2::Commit<'_>) -> Result<Vec<TreeFile>, GitError> {
+    let tree = commit.tree().map_err(|e| GitError::local("read tree", e))?;
+    let mut files = Vec::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob) {
+            files.push(TreeFile {
+                path: format!("{dir}{}", entry.name().unwrap_or_default()),
+                id: entry.id(),
+                mode: entry.filemode() as u32,
+            });
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .map_err(|e| GitError::local("walk tree", e))?;
+    Ok(files)
+}
+
+/// Record the files a sparse checkout left out in the index, flagged
+/// skip-worktree, as git does: `git status` is then clean.
+fn mark_skip_worktree(wt: &git2::Repository, skipped: &[TreeFile]) -> Result<(), GitError> {
+    /// `GIT_INDEX_ENTRY_EXTENDED` in `flags`, `GIT_INDEX_ENTRY_SKIP_WORKTREE`
+    /// in `flags_extended` (libgit2's index.h).
+    const EXTENDED: u16 = 0x4000;
+    const SKIP_WORKTREE: u16 = 1 << 14;
+    let mut index = wt.index().map_err(|e| GitError::local("open index", e))?;
+    for f in skipped {
+        let entry = git2::IndexEntry {
+            ctime: git2::IndexTime::new(0, 0),
+            mtime: git2::IndexTime::new(0, 0),
+            dev: 0,
+            ino: 0,
+            mode: f.mode,
+            uid: 0,
+            gid: 0,
+            file_size: 0,
+            id: f.id,
+            flags: EXTENDED | (f.path.len().min(0xfff) as u16),
+            flags_extended: SKIP_WORKTREE,
+            path: f.path.clone().into_bytes(),
+        };
+        index
+            .add(&entry)
+            .map_err(|e| GitError::local(format!("index {}", f.path), e))?;
+    }
+    index.write().map_err(|e| GitError::local("write index", e))
 }
 
 /// Whether checking out `commit` may need content filters: the tree has a
