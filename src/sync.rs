@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::auth::Submodules;
 use crate::config::Config;
 use crate::git::{parse_full_hash, Cancel, GitError, GitRepo, Hash, Target};
 use crate::hooks::ExecHook;
@@ -169,6 +170,17 @@ impl Syncer {
         let sparse = sparse.as_ref().map(|(p, text)| (p, text.as_str()));
         self.git
             .create_worktree(hash, &worktree, &hash.to_string(), sparse)?;
+        if self.cfg.checkout.submodules != Submodules::Off {
+            let recursive = self.cfg.checkout.submodules == Submodules::Recursive;
+            self.git.checkout_submodules(
+                &worktree,
+                hash,
+                &self.cfg.repo,
+                recursive,
+                self.cfg.depth,
+                cancel,
+            )?;
+        }
         if self.cfg.checkout.group_write {
             crate::user::add_group_write(&worktree).map_err(|source| SyncError::Io {
                 op: "make group-writable",
@@ -228,6 +240,8 @@ impl Syncer {
                 "git gc done"
             );
         }
+        self.git
+            .gc_submodules(self.cfg.git_gc, &kept, self.cfg.depth)?;
         Ok(next_due)
     }
 }

@@ -756,3 +756,83 @@ fn sparse_checkout_in_both_pattern_modes() {
     assert!(!present("docs/guide/y.md") && !present("src/main.rs") && !present("src/keep.keep"));
     assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
 }
+
+// ---- submodules ----------------------------------------------------------------
+
+#[test]
+fn nested_submodules_recursive_shallow_and_off() {
+    let f = Fixture::new(Transport::Http);
+    let srv = f.tmp.path().join("srv");
+    let nested = SourceRepo::new(&srv, "nested");
+    nested.commit(&[("n.txt", "nested")], "nested");
+    let sub = SourceRepo::new(&srv, "sub");
+    sub.commit(&[("s.txt", "sub")], "sub");
+    let server = f.server.as_ref().unwrap();
+    let add = |repo: &SourceRepo, url: String, path: &str| {
+        repo.git(&[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &url,
+            path,
+        ]);
+        repo.git(&["commit", "-q", "-m", &format!("add {path}")]);
+    };
+    add(&sub, server.url("nested"), "nested");
+    f.repo.commit(&[("top.txt", "top")], "top");
+    // A relative URL, resolved against the parent's, as git does.
+    add(&f.repo, "../sub".to_string(), "libs/sub");
+
+    f.sync_once(&["--submodules=recursive"]);
+    assert_eq!(f.read("libs/sub/s.txt"), "sub");
+    assert_eq!(f.read("libs/sub/nested/n.txt"), "nested");
+
+    // The submodule moves on; the parent records the new commit.
+    sub.commit(&[("s.txt", "sub v2")], "sub v2");
+    f.repo.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "update",
+        "-q",
+        "--remote",
+        "libs/sub",
+    ]);
+    f.repo.git(&["commit", "-q", "-am", "bump sub"]);
+    f.sync_once(&["--submodules=recursive"]);
+    assert_eq!(f.read("libs/sub/s.txt"), "sub v2");
+    assert_eq!(f.read("libs/sub/nested/n.txt"), "nested");
+
+    let h = f.repo.commit(&[("top.txt", "top2")], "shallow");
+    f.sync_once(&["--submodules=shallow"]);
+    assert_published(&f, &h);
+    assert_eq!(f.read("libs/sub/s.txt"), "sub v2");
+    assert!(!f.link().join("libs/sub/nested/n.txt").exists());
+
+    let h = f.repo.commit(&[("top.txt", "top3")], "off");
+    f.sync_once(&["--submodules=off"]);
+    assert_published(&f, &h);
+    assert!(!f.link().join("libs/sub/s.txt").exists());
+    assert_eq!(f.read("top.txt"), "top3");
+
+    // Garbage collection reaches the submodule stores: the old submodule
+    // commit is gone, and a store no kept commit records is removed.
+    let store = f.root().join(".git/modules/libs_sub");
+    let packs = |dir: &std::path::Path| {
+        std::fs::read_dir(dir.join("objects/pack"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert!(store.is_dir(), "no submodule store at {}", store.display());
+    assert_eq!(packs(&store), 1);
+    f.repo.git(&["rm", "-q", "libs/sub"]);
+    f.repo.git(&["commit", "-q", "-m", "drop sub"]);
+    f.sync_once(&["--submodules=recursive", "--stale-worktree-grace=0s"]);
+    assert!(!store.exists(), "store of a dropped submodule kept");
+}

@@ -8,6 +8,7 @@ mod known_hosts;
 mod local;
 mod remote;
 mod stream;
+mod submodules;
 mod worktree;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,242 @@
+//! Submodules: each gitlink of a checked-out commit is fetched at its
+//! recorded commit (same depth and credentials) into a private object store
+//! under `.git/modules/`, and its files are checked out at its path in the
+//! worktree; nested ones too when recursive.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use git2::build::CheckoutBuilder;
+
+use super::{Cancel, GitError, GitRepo, Hash, Target};
+use crate::config::GcMode;
+
+/// One `[submodule "name"]` of `.gitmodules`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Declared {
+    name: String,
+    path: String,
+    url: String,
+}
+
+/// Parse `.gitmodules` (git config syntax, the keys we need).
+fn parse_gitmodules(text: &str) -> Vec<Declared> {
+    let mut out: Vec<Declared> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line
+            .strip_prefix("[submodule")
+            .and_then(|r| r.trim().strip_suffix(']'))
+        {
+            out.push(Declared {
+                name: name.trim().trim_matches('"').to_string(),
+                path: String::new(),
+                url: String::new(),
+            });
+        } else if let (Some(last), Some((k, v))) = (out.last_mut(), line.split_once('=')) {
+            let v = v.trim().trim_matches('"').to_string();
+            match k.trim() {
+                "path" => last.path = v,
+                "url" => last.url = v,
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// A submodule URL relative to its parent's (`../x.git`, `./x`).
+pub fn resolve_url(parent: &str, url: &str) -> String {
+    if !(url.starts_with("../") || url.starts_with("./")) {
+        return url.to_string();
+    }
+    let mut base = parent.trim_end_matches('/').to_string();
+    let mut rest = url;
+    loop {
+        if let Some(r) = rest.strip_prefix("./") {
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("../") {
+            rest = r;
+            if let Some(i) = base.rfind('/') {
+                base.truncate(i);
+            }
+        } else {
+            break;
+        }
+    }
+    format!("{base}/{rest}")
+}
+
+/// A file-system-safe name for a submodule's object store.
+fn store_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl GitRepo {
+    /// A bare object store for submodule `name`, under our git directory.
+    fn submodule_store(&self, name: &str) -> Result<GitRepo, GitError> {
+        let path = self.gitdir.join("modules").join(store_name(name));
+        let repo = match git2::Repository::open_bare(&path) {
+            Ok(r) => r,
+            Err(_) => git2::Repository::init_bare(&path)
+                .map_err(|e| GitError::local(format!("init {}", path.display()), e))?,
+        };
+        Ok(GitRepo {
+            repo,
+            gitdir: path,
+            credentials: self.credentials.clone(),
+            hostkey_error: std::cell::RefCell::new(None),
+        })
+    }
+
+    /// The submodules recorded in `commit`: each declared one whose path
+    /// holds a gitlink, with the commit it records.
+    fn gitlinks(&self, commit: Hash) -> Result<Vec<(Declared, Hash)>, GitError> {
+        let tree = self
+            .repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(|e| GitError::local(format!("read tree of {commit}"), e))?;
+        let Ok(entry) = tree.get_path(Path::new(".gitmodules")) else {
+            return Ok(Vec::new());
+        };
+        let text = self
+            .repo
+            .find_blob(entry.id())
+            .map(|b| String::from_utf8_lossy(b.content()).into_owned())
+            .map_err(|e| GitError::local("read .gitmodules", e))?;
+        Ok(parse_gitmodules(&text)
+            .into_iter()
+            .filter_map(|sub| {
+                let link = tree.get_path(Path::new(&sub.path)).ok()?;
+                (link.kind() == Some(git2::ObjectType::Commit)).then(|| (sub, link.id()))
+            })
+            .collect())
+    }
+
+    /// Check out the submodules of `commit` (from `url`) into `dir`.
+    pub fn checkout_submodules(
+        &mut self,
+        dir: &Path,
+        commit: Hash,
+        url: &str,
+        recursive: bool,
+        depth: u32,
+        cancel: &Cancel,
+    ) -> Result<(), GitError> {
+        for (sub, hash) in self.gitlinks(commit)? {
+            if cancel.is_cancelled() {
+                return Err(GitError::Cancelled);
+            }
+            let sub_url = resolve_url(url, &sub.url);
+            let mut store = self.submodule_store(&sub.name)?;
+            if !store.has_commit(hash) {
+                tracing::debug!(submodule = %sub.name, %hash, "fetching submodule");
+                let target = Target {
+                    hash,
+                    remote_ref: None,
+                };
+                store.fetch(&sub_url, &target, depth, cancel)?;
+            }
+            let dest: PathBuf = dir.join(&sub.path);
+            std::fs::create_dir_all(&dest).map_err(|e| GitError::io("create", &dest, e))?;
+            {
+                let sub_commit = store
+                    .repo
+                    .find_commit(hash)
+                    .map_err(|e| GitError::local(format!("find submodule commit {hash}"), e))?;
+                // A bare store cannot check out a tree holding gitlinks: lend
+                // it the destination as its working directory.
+                store
+                    .repo
+                    .set_workdir(&dest, false)
+                    .map_err(|e| GitError::local(format!("checkout submodule {}", sub.name), e))?;
+                let mut checkout = CheckoutBuilder::new();
+                checkout.force().update_index(false);
+                store
+                    .repo
+                    .checkout_tree(sub_commit.as_object(), Some(&mut checkout))
+                    .map_err(|e| GitError::local(format!("checkout submodule {}", sub.name), e))?;
+            }
+            if recursive {
+                store.checkout_submodules(&dest, hash, &sub_url, true, depth, cancel)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Garbage-collect the submodule stores: keep in each only what the
+    /// `kept` commits record (recursively); drop stores none of them uses.
+    pub fn gc_submodules(
+        &mut self,
+        mode: GcMode,
+        kept: &[Hash],
+        depth: u32,
+    ) -> Result<(), GitError> {
+        let modules = self.gitdir.join("modules");
+        let Ok(entries) = std::fs::read_dir(&modules) else {
+            return Ok(());
+        };
+        let mut wanted: BTreeMap<String, Vec<Hash>> = BTreeMap::new();
+        for commit in kept {
+            for (sub, hash) in self.gitlinks(*commit)? {
+                wanted.entry(store_name(&sub.name)).or_default().push(hash);
+            }
+        }
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let present = match wanted.get(&name) {
+                Some(hashes) => {
+                    let mut store = self.submodule_store(&name)?;
+                    let present: Vec<Hash> = hashes
+                        .iter()
+                        .copied()
+                        .filter(|h| store.has_commit(*h))
+                        .collect();
+                    store.gc_submodules(mode, &present, depth)?;
+                    store.gc(mode, &present, depth)?;
+                    !present.is_empty()
+                }
+                None => false,
+            };
+            if !present && mode != GcMode::Off {
+                let path = entry.path();
+                std::fs::remove_dir_all(&path).map_err(|e| GitError::io("remove", &path, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gitmodules_and_relative_urls() {
+        let subs = parse_gitmodules(
+            "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = ../lib.git\n[submodule \"x\"]\n\tpath = x\n\turl = https://h/x\n",
+        );
+        assert_eq!(subs.len(), 2);
+        assert_eq!(subs[0].path, "vendor/lib");
+        assert_eq!(
+            resolve_url("https://h/org/main.git", &subs[0].url),
+            "https://h/org/lib.git"
+        );
+        assert_eq!(
+            resolve_url("https://h/org/main", "./sub"),
+            "https://h/org/main/sub"
+        );
+        assert_eq!(
+            resolve_url("https://h/org/main", "https://o/x"),
+            "https://o/x"
+        );
+    }
+}
