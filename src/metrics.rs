@@ -28,6 +28,29 @@ impl SyncStatus {
     }
 }
 
+/// A counter partitioned by `status` (success, error).
+#[derive(Debug, Default)]
+struct Outcomes {
+    success: AtomicU64,
+    error: AtomicU64,
+}
+
+impl Outcomes {
+    fn record(&self, ok: bool) {
+        let c = if ok { &self.success } else { &self.error };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (label, c) in [("success", &self.success), ("error", &self.error)] {
+            let n = c.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{status=\"{label}\"}} {n}");
+        }
+    }
+}
+
 /// All counters; shared by the loop, the hooks and the HTTP endpoint.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -35,8 +58,8 @@ pub struct Metrics {
     /// Sum of durations in microseconds, per status.
     sync_micros: [AtomicU64; 3],
     fetch_count: AtomicU64,
-    askpass_success: AtomicU64,
-    askpass_error: AtomicU64,
+    askpass: Outcomes,
+    github_token: Outcomes,
     started: Mutex<Option<SystemTime>>,
 }
 
@@ -63,12 +86,12 @@ impl Metrics {
 
     /// An askpass URL was queried.
     pub fn askpass(&self, ok: bool) {
-        let c = if ok {
-            &self.askpass_success
-        } else {
-            &self.askpass_error
-        };
-        c.fetch_add(1, Ordering::Relaxed);
+        self.askpass.record(ok);
+    }
+
+    /// A GitHub App installation token was requested.
+    pub fn github_token(&self, ok: bool) {
+        self.github_token.record(ok);
     }
 
     /// The Prometheus text exposition.
@@ -113,17 +136,15 @@ impl Metrics {
             "git_fetch_count_total {}",
             self.fetch_count.load(Ordering::Relaxed)
         );
-        let _ = writeln!(out, "# HELP git_sync_askpass_calls How many git askpass calls completed, partitioned by state (success, error)");
-        let _ = writeln!(out, "# TYPE git_sync_askpass_calls counter");
-        let _ = writeln!(
-            out,
-            "git_sync_askpass_calls{{status=\"success\"}} {}",
-            self.askpass_success.load(Ordering::Relaxed)
+        self.askpass.render(
+            &mut out,
+            "git_sync_askpass_calls",
+            "How many git askpass calls completed, partitioned by state (success, error)",
         );
-        let _ = writeln!(
-            out,
-            "git_sync_askpass_calls{{status=\"error\"}} {}",
-            self.askpass_error.load(Ordering::Relaxed)
+        self.github_token.render(
+            &mut out,
+            "git_sync_refresh_github_app_token_count",
+            "How many times the GitHub app token was refreshed, partitioned by state (success, error)",
         );
         self.render_process(&mut out);
         out
@@ -201,6 +222,7 @@ mod tests {
         m.sync(SyncStatus::Success, Duration::from_millis(1500));
         m.sync(SyncStatus::Noop, Duration::from_millis(1));
         m.fetch();
+        m.github_token(false);
         let text = m.render();
         assert!(
             text.contains("git_sync_count_total{status=\"success\"} 1"),
@@ -210,6 +232,7 @@ mod tests {
         assert!(text.contains("git_sync_duration_seconds_sum{status=\"success\"} 1.5"));
         assert!(text.contains("git_fetch_count_total 1"));
         assert!(text.contains("git_sync_askpass_calls{status=\"success\"} 0"));
+        assert!(text.contains("git_sync_refresh_github_app_token_count{status=\"error\"} 1"));
         assert!(text.contains("process_resident_memory_bytes"));
     }
 }
