@@ -71,8 +71,8 @@ fn log_config(cfg: &Config) {
     if let Some(filter) = &cfg.checkout.filter {
         tracing::info!(%filter, "--filter: libgit2 cannot make partial clones; fetching whole objects, limited by --depth only");
     }
-    if cfg.auth.cookie_file {
-        tracing::warn!("--cookie-file is not supported yet: no cookies are sent");
+    if let Some(file) = &cfg.auth.cookie_file {
+        tracing::info!(file = %file.display(), "cookies from this file go with matching HTTP requests");
     }
     if cfg.ops.http.as_ref().is_some_and(|h| h.pprof) {
         tracing::info!("--http-pprof: /debug/pprof/ answers 200 with a pointer to perf; Go's pprof has no Rust equivalent here");

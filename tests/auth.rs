@@ -154,6 +154,8 @@ const SECRETS: &[&str] = &[
     "askpass-S3CRET",
     "cred-S3CRET",
     "ghs_T0KEN-S3CRET",
+    "cookie-S3CRET",
+    "stale-cookie-S3CRET",
 ];
 
 fn assert_no_secret(what: &str, text: &str) {
@@ -384,6 +386,66 @@ fn ssh_with_known_hosts_match_mismatch_and_absent() {
 }
 
 #[test]
+fn cookie_file_is_sent_where_it_matches_and_reread_each_pass() {
+    let tmp = TempDir::new().unwrap();
+    let srv = tmp.path().join("srv");
+    fs::create_dir_all(&srv).unwrap();
+    let repo = SourceRepo::new(&srv, "site");
+    repo.commit(&[("f", "behind a cookie")], "one");
+    // The whole server answers 403 without the right session cookie.
+    let server = HttpServer::start_with(
+        &srv,
+        r#"if ($cookie_session != "cookie-S3CRET") { return 403; }"#,
+    );
+    let jar = tmp.path().join("cookies.txt");
+    let cookie_line = |domain: &str, path: &str, value: &str| {
+        format!(
+            "# Netscape HTTP Cookie File\n{domain}\tFALSE\t{path}\tFALSE\t0\tsession\t{value}\n"
+        )
+    };
+    let args = |root: &str| {
+        vec![
+            format!("--repo={}", server.url("site")),
+            format!("--root={}", tmp.path().join(root).display()),
+            format!("--git-config=http.cookieFile:{}", jar.display()),
+            "--error-file=error.json".into(),
+        ]
+    };
+
+    // A cookie for another host or another path is not sent.
+    fs::write(&jar, cookie_line("example.com", "/", "cookie-S3CRET")).unwrap();
+    let (code, log) = one_time(&args("r1"), &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("403"), "{log}");
+    fs::write(&jar, cookie_line("127.0.0.1", "/other", "cookie-S3CRET")).unwrap();
+    let (code, log) = one_time(&args("r2"), &[]);
+    assert_eq!(code, 1, "{log}");
+
+    // A daemon with a stale cookie fails, then picks up the renewed file.
+    fs::write(&jar, cookie_line("127.0.0.1", "/", "stale-cookie-S3CRET")).unwrap();
+    let mut a = args("r3");
+    a.extend(["--period=50ms".into(), "--max-failures=-1".into()]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut p = spawn(git_sync(&a));
+    let err_file = tmp.path().join("r3/error.json");
+    p.wait_for(LONG, "a refused sync", || err_file.exists());
+    let error = fs::read_to_string(&err_file).unwrap();
+    assert_no_secret("the error file", &error);
+    fs::write(&jar, cookie_line("127.0.0.1", "/", "cookie-S3CRET")).unwrap();
+    let link = tmp.path().join("r3/site");
+    let head = repo.head();
+    p.wait_for(LONG, "a sync with the renewed cookie", || {
+        published(&link).as_deref() == Some(&head)
+    });
+    assert_eq!(
+        fs::read_to_string(link.join("f")).unwrap(),
+        "behind a cookie"
+    );
+    p.kill9();
+    assert_no_secret("the log", &p.log());
+}
+
+#[test]
 fn https_through_a_proxy_from_git_config_or_env() {
     // libgit2 tunnels HTTPS through a proxy (CONNECT); plain http:// it
     // does not proxy (README: compatibility).
@@ -430,8 +492,15 @@ fn no_secret_in_logs_error_files_or_metrics() {
     let http_port = free_port();
     let pwfile = f.tmp.path().join("pw");
     fs::write(&pwfile, "wrong-S3CRET").unwrap();
+    let jar = f.tmp.path().join("cookies.txt");
+    fs::write(
+        &jar,
+        "127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tcookie-S3CRET\n",
+    )
+    .unwrap();
     // Failing in every way a secret could travel: a wrong password in the
-    // URL, in the environment, in a file, in a credential, from askpass.
+    // URL, in the environment, in a file, in a credential, from askpass, in
+    // a cookie.
     let (askpass_port, _) = fixed_server(
         200,
         "username=bot\npassword=askpass-S3CRET\n".into(),
@@ -450,6 +519,7 @@ fn no_secret_in_logs_error_files_or_metrics() {
             vec![],
         ),
         (vec![format!("--askpass-url=http://127.0.0.1:{askpass_port}/")], vec![]),
+        (vec![format!("--git-config=http.cookieFile:{}", jar.display())], vec![]),
     ];
     for (i, (extra, env)) in scenarios.into_iter().enumerate() {
         let root = f.tmp.path().join(format!("root{i}"));

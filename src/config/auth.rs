@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use super::{invalid, ConfigError, Sources};
 use crate::git::{Auth, Password};
 
+/// Where upstream (and so its Secrets) put the cookie file.
+pub const DEFAULT_COOKIE_FILE: &str = "/etc/git-secret/cookie_file";
+
 /// A credential for URLs starting with `url`.
 #[derive(Debug, Clone)]
 pub struct UrlCredential {
@@ -41,7 +44,9 @@ pub struct AuthConfig {
     pub credentials: Vec<UrlCredential>,
     pub github_app: Option<GithubApp>,
     pub ssh: SshConfig,
-    pub cookie_file: bool,
+    /// A Netscape cookie file whose matching cookies go with each HTTP
+    /// request (`--cookie-file`, or `http.cookieFile` in --git-config).
+    pub cookie_file: Option<PathBuf>,
 }
 
 /// Submodule handling.
@@ -210,7 +215,9 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
                     .unwrap_or_else(|| "/etc/git-secret/known_hosts".into()),
             ),
         },
-        cookie_file: src.bool("cookie-file")?,
+        cookie_file: src
+            .bool("cookie-file")?
+            .then(|| PathBuf::from(DEFAULT_COOKIE_FILE)),
     })
 }
 

@@ -390,14 +390,17 @@ pub const FLAGS: &[Flag] = &[
         "A file holding the password or access token; read again before every sync, so a \
          rotated token is picked up without a restart.",
     ),
-    flag(
-        "askpass-url",
-        Text,
-        "",
-        "URL",
-        "A URL queried before every sync for credentials: the answer holds username=<u> \
-         and password=<p> lines. Counted in git_sync_askpass_calls.",
-    ),
+    Flag {
+        extra_env: &["GIT_ASKPASS_URL"],
+        ..flag(
+            "askpass-url",
+            Text,
+            "",
+            "URL",
+            "A URL queried before every sync for credentials: the answer holds username=<u> \
+             and password=<p> lines. Counted in git_sync_askpass_calls.",
+        )
+    },
     flag(
         "credential",
         List,
@@ -486,7 +489,9 @@ pub const FLAGS: &[Flag] = &[
             Bool,
             "false",
             "",
-            "Accepted for upstream compatibility; not supported yet (logged at start).",
+            "Send the cookies of /etc/git-secret/cookie_file (Netscape format) with the HTTP \
+             requests they match; re-read before every pass. `--git-config \
+             http.cookieFile:PATH` names another file.",
         )
     },
     flag(

@@ -296,7 +296,15 @@ pub fn parse(
         git_config.extend(values::parse_git_config(&s).map_err(|e| invalid("git-config-add", e))?);
     }
 
-    let auth = auth::parse(&src)?;
+    let mut auth = auth::parse(&src)?;
+    // As with git, `http.cookieFile` names the cookie file (and turns it on).
+    if let Some((_, path)) = git_config
+        .iter()
+        .rev()
+        .find(|(k, _)| k.eq_ignore_ascii_case("http.cookiefile"))
+    {
+        auth.cookie_file = Some(PathBuf::from(path));
+    }
     let checkout = auth::parse_checkout(&src)?;
     let ops = ops::parse(&src)?;
     let git_binary_ignored = src
@@ -486,6 +494,27 @@ mod tests {
         assert!(e.to_string().contains("--git-gc"), "{e}");
         let e = run(&["--root=/r"], &[]).unwrap_err();
         assert!(e.to_string().contains("--repo"), "{e}");
+    }
+
+    #[test]
+    fn cookie_file_from_flag_env_or_git_config() {
+        let base = ["--repo=x", "--root=/r"];
+        assert_eq!(run(&base, &[]).unwrap().auth.cookie_file, None);
+        let upstream = Some(PathBuf::from(auth::DEFAULT_COOKIE_FILE));
+        let c = run(&[&base[..], &["--cookie-file"]].concat(), &[]).unwrap();
+        assert_eq!(c.auth.cookie_file, upstream);
+        let c = run(&base, &[("GIT_COOKIE_FILE", "true")]).unwrap();
+        assert_eq!(c.auth.cookie_file, upstream);
+        let c = run(
+            &[
+                &base[..],
+                &["--cookie-file", "--git-config=http.cookiefile:/s/jar"],
+            ]
+            .concat(),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.auth.cookie_file, Some(PathBuf::from("/s/jar")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! settings. Nothing here logs a secret.
 
 mod askpass;
+pub mod cookies;
 mod github_app;
 
 use std::time::{Duration, SystemTime};
@@ -50,7 +51,8 @@ impl Resolver {
     /// The credentials for this pass.
     pub fn resolve(&mut self, metrics: &Metrics) -> Result<CredentialSet, String> {
         let default = if let Some(app) = self.cfg.github_app.clone() {
-            Some(self.github_credentials(&app)?)
+            let result = self.github_credentials(&app, metrics);
+            Some(result?)
         } else if let Some(url) = &self.cfg.askpass_url {
             let result = askpass::query(&self.agent, url);
             metrics.askpass(result.is_ok());
@@ -68,8 +70,13 @@ impl Resolver {
                 .map_err(|e| format!("credential for {}: {e}", c.url))?;
             by_url.push((c.url.clone(), creds));
         }
+        let cookies = match &self.cfg.cookie_file {
+            Some(file) => cookies::CookieJar::read(file)?,
+            None => cookies::CookieJar::default(),
+        };
         let ssh = &self.cfg.ssh;
         Ok(CredentialSet {
+            cookies,
             default,
             by_url,
             ssh: Some(SshAuth {
@@ -82,6 +89,7 @@ impl Resolver {
     fn github_credentials(
         &mut self,
         app: &crate::config::auth::GithubApp,
+        metrics: &Metrics,
     ) -> Result<Credentials, String> {
         if let Some(t) = self
             .github_token
@@ -90,7 +98,9 @@ impl Resolver {
         {
             return Ok(t.credentials.clone());
         }
-        let (token, expires_at) = github_app::installation_token(&self.agent, app)?;
+        let exchanged = github_app::installation_token(&self.agent, app);
+        metrics.github_token(exchanged.is_ok());
+        let (token, expires_at) = exchanged?;
         // Refresh five minutes before it expires (tokens last an hour).
         let refresh_at = expires_at
             .checked_sub(Duration::from_secs(300))

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::credentials::cookies::CookieJar;
+
 /// Where the password comes from.
 #[derive(Clone)]
 pub enum Password {
@@ -80,6 +82,8 @@ pub struct CredentialSet {
     /// (URL prefix, credentials): the longest matching prefix wins.
     pub by_url: Vec<(String, Credentials)>,
     pub ssh: Option<SshAuth>,
+    /// Cookies sent with HTTP requests they match.
+    pub cookies: CookieJar,
 }
 
 impl CredentialSet {

@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use git2::{AutotagOption, Direction, FetchOptions, RemoteCallbacks};
+use git2::{AutotagOption, FetchOptions, RemoteCallbacks};
 
 use super::local::local_path;
 use super::{known_hosts, Cancel, CredentialSet, GitError, GitRepo, Hash};
@@ -10,6 +10,9 @@ use crate::redact::redact;
 
 /// Temporary ref a fetch writes to; deleted right after.
 const FETCH_REF: &str = "refs/git-sync/fetch";
+
+/// A ref no remote advertises: downloading it only lists the remote's refs.
+const LIST_ONLY_REF: &str = "refs/git-sync/list-only";
 
 /// What the target ref resolved to on the remote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +124,25 @@ fn callbacks<'a>(
 }
 
 impl GitRepo {
+    /// Options for any operation on `url`: callbacks (credentials, host
+    /// checks, cancellation), proxy, cookies; no tags, no FETCH_HEAD.
+    fn fetch_options<'a>(&'a self, url: &'a str, cancel: &'a Cancel) -> FetchOptions<'a> {
+        let mut opts = FetchOptions::new();
+        opts.remote_callbacks(callbacks(
+            cancel,
+            &self.credentials,
+            url,
+            &self.hostkey_error,
+        ))
+        .download_tags(AutotagOption::None)
+        .update_fetchhead(false)
+        .proxy_options(proxy());
+        if let Some(cookie) = self.credentials.cookies.header_for(url) {
+            opts.custom_headers(&[&cookie]);
+        }
+        opts
+    }
+
     fn remote_error(
         &self,
         op: &'static str,
@@ -161,25 +183,21 @@ impl GitRepo {
             .repo
             .remote_anonymous(url)
             .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?;
-        let conn = remote
-            .connect_auth(
-                Direction::Fetch,
-                Some(callbacks(
-                    cancel,
-                    &self.credentials,
-                    url,
-                    &self.hostkey_error,
-                )),
-                Some(proxy()),
-            )
+        // A download of a ref no server has wants nothing: it connects,
+        // lists the refs and stops, i.e. one `ls-remote` round trip. Unlike
+        // a bare connect it sends our custom headers (cookies). (Without a
+        // refspec libgit2 would want the remote's HEAD.)
+        let mut opts = self.fetch_options(url, cancel);
+        remote
+            .download(&[LIST_ONLY_REF], Some(&mut opts))
             .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?;
-        let heads: Vec<(String, Hash)> = conn
+        let heads: Vec<(String, Hash)> = remote
             .list()
             .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?
             .iter()
             .map(|h| (h.name().to_string(), h.oid()))
             .collect();
-        drop(conn);
+        drop(remote);
 
         let candidates: Vec<String> = if git_ref == "HEAD" || git_ref.starts_with("refs/") {
             vec![git_ref.to_string()]
@@ -223,16 +241,7 @@ impl GitRepo {
                 .repo
                 .remote_anonymous(url)
                 .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
-            let mut opts = FetchOptions::new();
-            opts.remote_callbacks(callbacks(
-                cancel,
-                &self.credentials,
-                url,
-                &self.hostkey_error,
-            ))
-            .download_tags(AutotagOption::None)
-            .update_fetchhead(false)
-            .proxy_options(proxy());
+            let mut opts = self.fetch_options(url, cancel);
             if depth > 0 {
                 opts.depth(i32::try_from(depth).unwrap_or(i32::MAX));
             }
