@@ -102,6 +102,8 @@ impl SourceRepo {
 pub struct Proc {
     pub child: Child,
     pub stderr: Arc<Mutex<String>>,
+    /// Leads its own process group, killed as a whole (its forked workers).
+    group: bool,
 }
 
 impl Proc {
@@ -165,6 +167,10 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if self.group {
+            // SAFETY: kill(2) on our own child's process group.
+            unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -219,7 +225,21 @@ pub fn run_git_sync(args: &[&str]) -> Output {
 pub fn spawn(mut cmd: Command) -> Proc {
     let mut child = cmd.spawn().expect("spawn");
     let stderr = capture_stderr(&mut child);
-    Proc { child, stderr }
+    Proc {
+        child,
+        stderr,
+        group: false,
+    }
+}
+
+/// Like [`spawn`], for a server that forks workers: it leads a new process
+/// group, and dropping it kills the whole group.
+pub fn spawn_group(mut cmd: Command) -> Proc {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    let mut p = spawn(cmd);
+    p.group = true;
+    p
 }
 
 /// The hash the link points at (basename of its target), if any.
@@ -292,7 +312,8 @@ impl Nginx {
         };
         let sock = dir.path().join("fcgiwrap.sock");
         let fcgiwrap = server_body.contains("{sock}").then(|| {
-            let p = spawn({
+            // `-c 4` forks four workers: kill them with it.
+            let p = spawn_group({
                 let mut c = Command::new("/usr/sbin/fcgiwrap");
                 c.arg("-c")
                     .arg("4")
