@@ -76,6 +76,9 @@ pub fn parse(args: &[String]) -> Result<RawArgs, String> {
                 .split_once('=')
                 .ok_or_else(|| format!("flag {a}: expected {ENV_FLAG_PREFIX}NAME=value"))?;
             raw.env_overrides.insert(k.to_string(), v.to_string());
+        } else if a == "-?" {
+            // Upstream's alias of -h.
+            rest.push("-h".to_string());
         } else {
             rest.push(a.clone());
         }
@@ -190,6 +193,7 @@ mod tests {
         assert_eq!(r.flags["period"], vec!["2s"]);
         assert_eq!(r.flags["one-time"], vec!["false"]);
         assert_eq!(r.flags["verbose"], vec!["3"]);
+        assert_eq!(p(&["-?"]).unwrap().flags["help"], vec!["true"]);
     }
 
     #[test]
