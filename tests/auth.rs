@@ -267,6 +267,60 @@ fn credential_json_applies_by_url_prefix() {
 }
 
 #[test]
+fn submodule_on_a_private_server_uses_the_credential_for_its_url() {
+    // The parent is public; its submodule lives behind basic auth elsewhere.
+    let f = Fixture::new("cred-S3CRET");
+    let public = f.tmp.path().join("public");
+    fs::create_dir_all(&public).unwrap();
+    let parent = SourceRepo::new(&public, "site");
+    parent.commit(&[("index.html", "parent")], "one");
+    let private_dir = f.tmp.path().join("srv/private");
+    parent.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        private_dir.to_str().unwrap(),
+        "vendor/private",
+    ]);
+    let sub_url = f.server.url("private");
+    parent.git(&[
+        "config",
+        "-f",
+        ".gitmodules",
+        "submodule.vendor/private.url",
+        &sub_url,
+    ]);
+    parent.git(&["commit", "-q", "-am", "add a private submodule"]);
+    let public_server = HttpServer::start(&public);
+    let args = |root: &str, credential: &str| {
+        vec![
+            format!("--repo={}", public_server.url("site")),
+            format!("--root={}", f.tmp.path().join(root).display()),
+            format!(
+                r#"--credential={{"url":"http://127.0.0.1:{}/","username":"bot","password":"{credential}"}}"#,
+                f.server.port
+            ),
+        ]
+    };
+    let (code, log) = one_time(&args("r1", "wrong-S3CRET"), &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("rejected"), "{log}");
+    let (code, log) = one_time(&args("r2", "cred-S3CRET"), &[]);
+    assert_eq!(code, 0, "{log}");
+    let link = f.tmp.path().join("r2/site");
+    assert_eq!(
+        fs::read_to_string(link.join("vendor/private/f")).unwrap(),
+        "1"
+    );
+    assert_eq!(
+        fs::read_to_string(link.join("index.html")).unwrap(),
+        "parent"
+    );
+}
+
+#[test]
 fn github_app_token_is_exchanged_with_a_signed_jwt() {
     let f = Fixture::new("ghs_T0KEN-S3CRET");
     fs::write(&f.htpasswd, "x-access-token:{PLAIN}ghs_T0KEN-S3CRET\n").unwrap();
