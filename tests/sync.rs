@@ -93,6 +93,26 @@ fn assert_published(f: &Fixture, hash: &str) {
 
 // ---- first sync, targets -------------------------------------------------
 
+#[test]
+fn git_protocol_first_sync_and_update() {
+    let f = Fixture::new(Transport::File);
+    let daemon = GitDaemon::start(&f.tmp.path().join("srv"));
+    let args = [
+        format!("--repo={}", daemon.url("site")),
+        format!("--root={}", f.root().display()),
+        "--one-time".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    for text in ["over git:// 1", "over git:// 2"] {
+        let h = f.repo.commit(&[("index.html", text)], text);
+        let out = run_git_sync(&args);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        assert_published(&f, &h);
+        assert_eq!(f.read("index.html"), text);
+    }
+}
+
 fn first_sync(t: Transport) {
     let f = Fixture::new(t);
     let h = f

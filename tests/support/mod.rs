@@ -917,3 +917,42 @@ pub fn spawn_listening(cmd: Command, port: u16) -> Result<Proc, Proc> {
     }
     Err(proc)
 }
+
+/// `git daemon` serving every repository under `base` over git:// on a
+/// free loopback port; stopped (with its forked children) when dropped.
+pub struct GitDaemon {
+    pub port: u16,
+    _proc: Proc,
+}
+
+impl GitDaemon {
+    pub fn start(base: &Path) -> Self {
+        use std::os::unix::process::CommandExt;
+        let mut last = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new("git");
+            cmd.arg("daemon")
+                .arg("--listen=127.0.0.1")
+                .arg(format!("--port={port}"))
+                .arg(format!("--base-path={}", base.display()))
+                .args(["--export-all", "--reuseaddr", "--informative-errors"])
+                .arg(base)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            cmd.process_group(0);
+            match spawn_listening(cmd, port) {
+                Ok(mut p) => {
+                    p.group = true;
+                    return GitDaemon { port, _proc: p };
+                }
+                Err(p) => last = p.log(),
+            }
+        }
+        panic!("git daemon did not start: {last}");
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
+    }
+}
