@@ -500,9 +500,8 @@ fn cookie_file_is_sent_where_it_matches_and_reread_each_pass() {
 }
 
 #[test]
-fn https_through_a_proxy_from_git_config_or_env() {
-    // libgit2 tunnels HTTPS through a proxy (CONNECT); plain http:// it
-    // does not proxy (README: compatibility).
+fn through_a_proxy_from_git_config_or_env() {
+    // HTTPS is tunnelled (CONNECT), plain http:// sent in absolute form.
     let tmp = TempDir::new().unwrap();
     let srv = tmp.path().join("srv");
     fs::create_dir_all(&srv).unwrap();
@@ -535,6 +534,40 @@ fn https_through_a_proxy_from_git_config_or_env() {
     let (code, log) = one_time(&env_args, &[("https_proxy", proxy.as_str())]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(*carried.lock().unwrap(), 4);
+
+    let plain = HttpServer::start(&srv);
+    let plain_args = |root: &str| {
+        vec![
+            format!("--repo=http://127.0.0.1:{}/site", plain.port),
+            format!("--root={}", tmp.path().join(root).display()),
+        ]
+    };
+    let (code, log) = one_time(&plain_args("r3"), &[("http_proxy", proxy.as_str())]);
+    assert_eq!(code, 0, "{log}");
+    let after_plain = *carried.lock().unwrap();
+    assert!(after_plain > 4, "plain http:// went around the proxy");
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("r3/site/f")).unwrap(),
+        "proxied"
+    );
+    // no_proxy naming the host: straight to the server.
+    let (code, log) = one_time(
+        &plain_args("r4"),
+        &[
+            ("http_proxy", proxy.as_str()),
+            ("no_proxy", "localhost,127.0.0.1"),
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        *carried.lock().unwrap(),
+        after_plain,
+        "no_proxy was ignored"
+    );
+    // A proxy that is down fails the sync: the requests really go there.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (code, _) = one_time(&plain_args("r5"), &[("http_proxy", dead.as_str())]);
+    assert_eq!(code, 1);
 }
 
 /// Extra arguments and environment of one run.

@@ -6,6 +6,7 @@ mod auth;
 mod gc;
 mod known_hosts;
 mod local;
+mod proxy;
 mod remote;
 mod stream;
 mod submodules;

@@ -2,10 +2,10 @@
 
 use std::cell::RefCell;
 
-use git2::{AutotagOption, FetchOptions, RemoteCallbacks};
+use git2::{AutotagOption, FetchOptions, ProxyOptions, RemoteCallbacks};
 
 use super::local::local_path;
-use super::{known_hosts, Cancel, CredentialSet, GitError, GitRepo, Hash};
+use super::{known_hosts, proxy, stream, Cancel, CredentialSet, GitError, GitRepo, Hash};
 use crate::redact::redact;
 
 /// Temporary ref a fetch writes to; deleted right after.
@@ -22,14 +22,6 @@ pub struct Target {
     /// The remote ref to fetch it by (`refs/heads/main`, `HEAD`, ...), or
     /// `None` for a commit named by its hash.
     pub remote_ref: Option<String>,
-}
-
-/// Proxy settings as git finds them: `http.proxy` (from --git-config) and
-/// the `http_proxy`/`https_proxy`/`no_proxy` environment variables.
-fn proxy() -> git2::ProxyOptions<'static> {
-    let mut p = git2::ProxyOptions::new();
-    p.auto();
-    p
 }
 
 /// The port an SSH URL connects to (22 unless `ssh://host:port/`).
@@ -136,9 +128,47 @@ impl GitRepo {
         ))
         .download_tags(AutotagOption::None)
         .update_fetchhead(false)
-        .proxy_options(proxy());
+        .proxy_options(self.proxy_options(url));
         if let Some(cookie) = self.credentials.cookies.header_for(url) {
             opts.custom_headers(&[&cookie]);
+        }
+        opts
+    }
+
+    /// The proxy for `url` as git would pick it (see [`super::proxy`]),
+    /// with the stream routed through it for plain `http://`.
+    fn proxy_options(&self, url: &str) -> ProxyOptions<'static> {
+        let mut opts = ProxyOptions::new();
+        let Some((scheme, host, port)) = proxy::http_origin(url) else {
+            return opts;
+        };
+        let config = self.repo.config().ok();
+        let get = |key: &str| config.as_ref()?.get_string(key).ok();
+        let url_keys = || -> Vec<(String, String)> {
+            let Some(cfg) = config.as_ref() else {
+                return Vec::new();
+            };
+            let mut out = Vec::new();
+            let Ok(mut entries) = cfg.entries(Some(r"^http\..+\.proxy$")) else {
+                return out;
+            };
+            while let Some(Ok(e)) = entries.next() {
+                if let (Ok(k), Ok(v)) = (e.name(), e.value()) {
+                    out.push((k.to_string(), v.to_string()));
+                }
+            }
+            out
+        };
+        let chosen = proxy::for_url(url, get, url_keys, |k| std::env::var(k).ok());
+        if scheme == "http" {
+            stream::route(
+                (host, port),
+                chosen.as_ref().and_then(|p| p.plain_http_address()),
+            );
+        }
+        if let Some(p) = &chosen {
+            tracing::debug!(proxy = %redact(&p.url), "through a proxy");
+            opts.url(&p.url);
         }
         opts
     }

@@ -20,6 +20,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// `GIT_STREAM_VERSION`.
@@ -31,6 +32,34 @@ const GIT_TIMEOUT: isize = -37;
 
 /// Read/write/connect timeout in ms; 0 means none.
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Plain-HTTP origins reached through a proxy, as `(origin, proxy)`
+/// host/port pairs. libgit2 1.9 words a proxied `http://` request for the
+/// proxy (absolute URL, `Proxy-Authorization`) but opens the connection to
+/// the origin server; [`connect`] opens it to the proxy instead.
+static ROUTES: Mutex<Vec<(HostPort, HostPort)>> = Mutex::new(Vec::new());
+
+type HostPort = (String, u16);
+
+/// Send connections to the plain-HTTP `origin` through `proxy`, or
+/// straight to it again when `None`.
+pub(crate) fn route(origin: HostPort, proxy: Option<HostPort>) {
+    let mut routes = ROUTES.lock().unwrap_or_else(|e| e.into_inner());
+    routes.retain(|(o, _)| *o != origin);
+    if let Some(p) = proxy {
+        routes.push((origin, p));
+    }
+}
+
+/// Where a connection to `host:port` really goes.
+fn destination(host: String, port: u16) -> HostPort {
+    let routes = ROUTES.lock().unwrap_or_else(|e| e.into_inner());
+    let key = (host.to_ascii_lowercase(), port);
+    routes
+        .iter()
+        .find(|(o, _)| *o == key)
+        .map_or((host, port), |(_, p)| p.clone())
+}
 
 /// `git_stream` from `git2/sys/stream.h`.
 #[repr(C)]
@@ -113,6 +142,7 @@ unsafe extern "C" fn connect(stream: *mut RawStream) -> c_int {
             return -1;
         }
     };
+    let (host, port) = destination(host, port);
     let addrs = match (host.as_str(), port).to_socket_addrs() {
         Ok(a) => a,
         Err(e) => {

@@ -201,6 +201,11 @@ pub fn git_sync(args: &[&str]) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Loopback servers only: a proxy of the machine running the tests
+    // must not see their requests. Tests about proxies set their own.
+    for var in ["http_proxy", "https_proxy", "all_proxy", "no_proxy"] {
+        cmd.env_remove(var).env_remove(var.to_ascii_uppercase());
+    }
     cmd
 }
 
