@@ -440,6 +440,41 @@ fn ssh_with_known_hosts_match_mismatch_and_absent() {
 }
 
 #[test]
+fn ssh_scp_like_url_on_port_22() {
+    // `user@host:path` has no port: the server listens on port 22 of a
+    // spare loopback address, which needs root (as in CI).
+    let Some(sshd) = Sshd::start_on_port_22() else {
+        assert!(
+            !is_root(),
+            "port 22 is taken on every 127.x address tried (a system sshd on 0.0.0.0:22?)"
+        );
+        eprintln!("skipped: binding port 22 needs root");
+        return;
+    };
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    let h = repo.commit(&[("f", "scp-like")], "one");
+    let known = tmp.path().join("known_hosts");
+    // Port 22 hosts are written without brackets or port.
+    assert!(sshd
+        .known_hosts_line
+        .starts_with(&format!("{} ", sshd.addr)));
+    fs::write(&known, format!("{}\n", sshd.known_hosts_line)).unwrap();
+    let args = vec![
+        format!("--repo={}", sshd.scp_url(&repo.dir)),
+        format!("--root={}", tmp.path().join("root").display()),
+        format!("--ssh-key-file={}", sshd.client_key.display()),
+        format!("--ssh-known-hosts-file={}", known.display()),
+    ];
+    let (code, log) = one_time(&args, &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        published(&tmp.path().join("root/site")).as_deref(),
+        Some(h.as_str())
+    );
+}
+
+#[test]
 fn cookie_file_is_sent_where_it_matches_and_reread_each_pass() {
     let tmp = TempDir::new().unwrap();
     let srv = tmp.path().join("srv");

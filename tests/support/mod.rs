@@ -262,7 +262,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
@@ -738,6 +738,7 @@ pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 /// An OpenSSH server on a loopback port, key-only, for the current user.
 pub struct Sshd {
+    pub addr: String,
     pub port: u16,
     pub client_key: PathBuf,
     /// A known_hosts line for this server.
@@ -748,7 +749,30 @@ pub struct Sshd {
 }
 
 impl Sshd {
+    /// On 127.0.0.1, a free port.
     pub fn start() -> Self {
+        Self::start_at(|| Some(("127.0.0.1".to_string(), free_port()))).expect("sshd did not start")
+    }
+
+    /// On the standard port 22 of some 127.x.y.z address (scp-like URLs
+    /// have no port). `None` when port 22 cannot be bound (not root).
+    pub fn start_on_port_22() -> Option<Self> {
+        let mut n = std::process::id();
+        Self::start_at(move || {
+            n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let addr = format!(
+                "127.{}.{}.{}",
+                (n >> 8) % 250 + 2,
+                (n >> 16) % 250 + 1,
+                (n >> 24) % 250 + 1
+            );
+            TcpListener::bind((addr.as_str(), 22))
+                .ok()
+                .map(|_| (addr, 22))
+        })
+    }
+
+    fn start_at(mut choose: impl FnMut() -> Option<(String, u16)>) -> Option<Self> {
         let dir = TempDir::new().unwrap();
         let d = dir.path();
         for key in ["host_key", "client_key"] {
@@ -773,44 +797,60 @@ impl Sshd {
             fields.next().unwrap().to_string(),
         );
         for _attempt in 0..5 {
-            let port = free_port();
+            let Some((addr, port)) = choose() else {
+                continue;
+            };
             let conf = format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                "Port {port}\nListenAddress {addr}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
                  PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\nLogLevel ERROR\n",
                 d = d.display()
             );
             fs::write(d.join("sshd_config"), conf).unwrap();
-            let proc = spawn_listening(
+            let proc = spawn_listening_at(
                 {
                     let mut c = Command::new("/usr/sbin/sshd");
                     c.args(["-D", "-e", "-f"]).arg(d.join("sshd_config"));
                     c.stdout(Stdio::null()).stderr(Stdio::piped());
                     c
                 },
+                &addr,
                 port,
             );
             if let Ok(proc) = proc {
-                return Sshd {
+                let host = if port == 22 {
+                    addr.clone()
+                } else {
+                    format!("[{addr}]:{port}")
+                };
+                return Some(Sshd {
+                    known_hosts_line: format!("{host} {kind} {b64}"),
+                    addr,
                     port,
                     client_key: d.join("client_key"),
-                    known_hosts_line: format!("[127.0.0.1]:{port} {kind} {b64}"),
                     user,
                     _proc: proc,
                     _dir: dir,
-                };
+                });
             }
         }
-        panic!("sshd did not start");
+        None
     }
 
     pub fn url(&self, path: &Path) -> String {
         format!(
-            "ssh://{}@127.0.0.1:{}{}",
+            "ssh://{}@{}:{}{}",
             self.user,
+            self.addr,
             self.port,
             path.display()
         )
+    }
+
+    /// The scp-like `user@host:path` form (port 22 only).
+    pub fn scp_url(&self, path: &Path) -> String {
+        assert_eq!(self.port, 22, "scp-like URLs have no port");
+        format!("{}@{}:{}", self.user, self.addr, path.display())
     }
 }
 
@@ -909,10 +949,15 @@ pub fn read_head(conn: &mut TcpStream) -> Vec<u8> {
 /// Start `cmd` and wait until it listens on `port`; the process back if it
 /// exits first (port taken meanwhile, bad config), for its log.
 pub fn spawn_listening(cmd: Command, port: u16) -> Result<Proc, Proc> {
+    spawn_listening_at(cmd, "127.0.0.1", port)
+}
+
+/// [`spawn_listening`] on another loopback address.
+pub fn spawn_listening_at(cmd: Command, addr: &str, port: u16) -> Result<Proc, Proc> {
     let mut proc = spawn(cmd);
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if TcpStream::connect((addr, port)).is_ok() {
             return Ok(proc);
         }
         if let Ok(Some(_)) = proc.child.try_wait() {
