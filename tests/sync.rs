@@ -856,3 +856,105 @@ fn nested_submodules_recursive_shallow_and_off() {
     f.sync_once(&["--submodules=recursive", "--stale-worktree-grace=0s"]);
     assert!(!store.exists(), "store of a dropped submodule kept");
 }
+
+// ---- running as an arbitrary UID --------------------------------------------
+
+/// Every file and directory under `dir` (not following links), with its mode
+/// and owner.
+fn modes(dir: &Path, out: &mut Vec<(std::path::PathBuf, u32, u32)>) {
+    use std::os::unix::fs::MetadataExt;
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let m = fs::symlink_metadata(&p).unwrap();
+        if m.file_type().is_symlink() {
+            continue;
+        }
+        out.push((p.clone(), m.mode(), m.uid()));
+        if m.is_dir() {
+            modes(&p, out);
+        }
+    }
+}
+
+#[test]
+fn arbitrary_uids_share_a_group_writable_root() {
+    // As in a Pod with runAsUser and fsGroup: the volume belongs to root and
+    // a shared group, the repository to someone else, and a restarted
+    // container may run as another UID of the same group.
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    if !is_root() {
+        eprintln!("skipped: switching UIDs needs root");
+        return;
+    }
+    let (uid_a, uid_b, group) = (65532, 65533, 4242);
+    let f = Fixture::new(Transport::File);
+    let h1 = f
+        .repo
+        .commit(&[("index.html", "one"), ("sub/page", "p")], "one");
+    open_up(f.tmp.path());
+    // The binary may sit where other users cannot reach (a clone under /root).
+    let bin_copy = f.tmp.path().join("git-sync");
+    fs::copy(bin(), &bin_copy).unwrap();
+    let root = f.root();
+    fs::create_dir(&root).unwrap();
+    std::os::unix::fs::chown(&root, Some(0), Some(group)).unwrap();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o2775)).unwrap();
+
+    let run_as = |uid: u32, extra: &[&str]| {
+        let mut as_user = Command::new(&bin_copy);
+        as_user
+            .arg(format!("--repo={}", f.repo.dir.display()))
+            .arg(format!("--root={}", root.display()))
+            .args(["--group-write", "--add-user", "--period=50ms"])
+            .args(["--max-failures=-1", "--log-format=json"])
+            .args(extra)
+            .env_clear()
+            .env("HOME", "/root")
+            .env("PATH", "/usr/bin:/bin")
+            .uid(uid)
+            .gid(group)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        spawn(as_user)
+    };
+
+    let mut a = run_as(uid_a, &[]);
+    a.wait_for(LONG, "first sync as the first UID", || {
+        published(&f.link()).as_deref() == Some(h1.as_str())
+    });
+    let h2 = f.repo.commit(&[("index.html", "two")], "two");
+    a.wait_for(LONG, "update as the first UID", || {
+        published(&f.link()).as_deref() == Some(h2.as_str())
+    });
+    a.kill9();
+    assert!(!a.log().contains("ERROR"), "{}", a.log());
+    let mut all = Vec::new();
+    modes(&root, &mut all);
+    let worktree = root.join(".worktrees").join(&h2);
+    for (p, mode, uid) in all.iter().filter(|(p, ..)| p.starts_with(&worktree)) {
+        assert_eq!(*uid, uid_a, "{p:?} owned by {uid}");
+        assert_eq!(mode & 0o020, 0o020, "{p:?} not group-writable: {mode:o}");
+    }
+
+    // The next container runs as another UID of the group: it takes over the
+    // same root, publishes the next commit and cleans what the first left.
+    let h3 = f.repo.commit(&[("index.html", "three")], "three");
+    let mut b = run_as(uid_b, &["--stale-worktree-grace=0s"]);
+    b.wait_for(LONG, "update as the second UID", || {
+        published(&f.link()).as_deref() == Some(h3.as_str())
+            && !root.join(".worktrees").join(&h2).exists()
+    });
+    b.kill9();
+    let log = b.log();
+    assert!(!log.contains("ERROR"), "{log}");
+    // HOME (/root) is closed to this UID: its git config is left out, as
+    // git leaves it out, with a warning.
+    assert!(log.contains("cannot read this git config"), "{log}");
+    assert_eq!(
+        fs::read_to_string(f.link().join("index.html")).unwrap(),
+        "three"
+    );
+}

@@ -131,7 +131,37 @@ pub fn init_globals(network_timeout_ms: i32, git_config: &[(String, String)]) {
             tracing::warn!("http.sslVerify=false: TLS certificates are not verified");
             TLS_VERIFY.store(false, Ordering::Relaxed);
         }
+        skip_unreadable_user_config();
     });
+}
+
+/// libgit2 fails every repository operation when it cannot even stat a
+/// user-level config file, as when an arbitrary UID runs with a HOME it may
+/// not enter (`/root`); git warns and goes on. Leave such a level out, so
+/// that the same holds here.
+fn skip_unreadable_user_config() {
+    use git2::ConfigLevel;
+    for (level, file) in [
+        (ConfigLevel::Global, ".gitconfig"),
+        (ConfigLevel::XDG, "config"),
+    ] {
+        // SAFETY: called once from init_globals, before any other libgit2
+        // call of this process, from a single thread.
+        let Ok(dirs) = (unsafe { git2::opts::get_search_path(level) }) else {
+            continue;
+        };
+        let dirs = dirs.to_string_lossy().into_owned();
+        let denied = std::env::split_paths(&dirs).map(|d| d.join(file)).find(|p| {
+            matches!(std::fs::metadata(p), Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied)
+        });
+        if let Some(path) = denied {
+            tracing::warn!(path = %path.display(), "cannot read this git config (permission denied): ignored, as git does");
+            // SAFETY: as above.
+            if let Err(e) = unsafe { git2::opts::set_search_path(level, "") } {
+                tracing::warn!(error = %e.message(), "cannot leave that git config out");
+            }
+        }
+    }
 }
 
 /// Our git repository at `<root>/.git`.
