@@ -420,6 +420,31 @@ fn root_left_by_an_earlier_run_is_reused() {
 }
 
 #[test]
+fn absolute_link_outside_the_root_is_relative_and_survives_a_move() {
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    let link = f.tmp.path().join("elsewhere/deeper/site");
+    f.sync_once(&[&format!("--link={}", link.display())]);
+    let target = fs::read_link(&link).unwrap();
+    assert_eq!(
+        target,
+        Path::new("../../root/.worktrees").join(&h),
+        "link must be relative"
+    );
+    assert_eq!(fs::read_to_string(link.join("f")).unwrap(), "1");
+    // Relative, so both moved together (a volume mounted elsewhere) it
+    // still resolves.
+    let moved = f.tmp.path().join("moved");
+    fs::create_dir(&moved).unwrap();
+    fs::rename(f.root(), moved.join("root")).unwrap();
+    fs::rename(f.tmp.path().join("elsewhere"), moved.join("elsewhere")).unwrap();
+    assert_eq!(
+        fs::read_to_string(moved.join("elsewhere/deeper/site/f")).unwrap(),
+        "1"
+    );
+}
+
+#[test]
 fn corrupt_root_is_reset() {
     let f = Fixture::new(Transport::File);
     let h = f.repo.commit(&[("f", "1")], "c1");
