@@ -146,22 +146,14 @@ pub async fn run(cfg: Config) -> i32 {
             }
         });
 
-    let setup_cfg = cfg.clone();
-    let syncer = match tokio::task::spawn_blocking(move || Syncer::new(setup_cfg)).await {
-        Ok(Ok(s)) => Arc::new(Mutex::new(s)),
-        Ok(Err(e)) => {
-            report_failure(&cfg, &e.to_string(), 1);
-            return 1;
-        }
-        Err(e) => {
-            report_failure(&cfg, &format!("setup panicked: {e}"), 1);
-            return 1;
-        }
+    let mut failures: i64 = 0;
+    let syncer = match set_up(&cfg, &metrics, &mut shutdown, &sync_now, &mut failures).await {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let hooks = start_hooks(&cfg);
     let resolver = Arc::new(Mutex::new(Resolver::new(cfg.auth.clone())));
 
-    let mut failures: i64 = 0;
     let mut ever_succeeded = false;
     let mut clean_due: Option<Instant> = Some(Instant::now());
     loop {
@@ -254,8 +246,7 @@ pub async fn run(cfg: Config) -> i32 {
                 } else {
                     cfg.init_max_failures
                 };
-                if limit >= 0 && failures > limit {
-                    tracing::error!(failures, limit, "too many consecutive failures, exiting");
+                if too_many(failures, limit) {
                     return 1;
                 }
             }
@@ -290,6 +281,51 @@ pub async fn run(cfg: Config) -> i32 {
             }
         }
     }
+}
+
+/// Prepare the root and our repository. A failure counts like a failed
+/// pass before the first success and is retried every --init-period (a
+/// volume may not be writable yet); `Err` holds the exit status.
+async fn set_up(
+    cfg: &Config,
+    metrics: &Metrics,
+    shutdown: &mut watch::Receiver<bool>,
+    sync_now: &Notify,
+    failures: &mut i64,
+) -> Result<Arc<Mutex<Syncer>>, i32> {
+    loop {
+        let started = Instant::now();
+        let setup_cfg = cfg.clone();
+        let err = match tokio::task::spawn_blocking(move || Syncer::new(setup_cfg)).await {
+            Ok(Ok(s)) => return Ok(Arc::new(Mutex::new(s))),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("setup panicked: {e}"),
+        };
+        metrics.sync(SyncStatus::Error, started.elapsed());
+        *failures += 1;
+        report_failure(cfg, &err, *failures);
+        if too_many(*failures, cfg.init_max_failures) {
+            return Err(1);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.init_period) => {}
+            _ = sync_now.notified() => {}
+            _ = shutdown.changed() => {
+                tracing::info!("stopped");
+                return Err(0);
+            }
+        }
+    }
+}
+
+/// The failure policy: more consecutive failures than `limit` (negative:
+/// no limit) end the process.
+fn too_many(failures: i64, limit: i64) -> bool {
+    let exceeded = limit >= 0 && failures > limit;
+    if exceeded {
+        tracing::error!(failures, limit, "too many consecutive failures, exiting");
+    }
+    exceeded
 }
 
 /// Run one pass on a blocking thread, bounded by `limit`. Past the limit,

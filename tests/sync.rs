@@ -372,6 +372,41 @@ fn init_max_failures_applies_before_first_success() {
     );
 }
 
+#[test]
+fn a_root_that_cannot_be_made_yet_is_retried_like_a_failed_sync() {
+    // As a volume that is not ready: the root's parent is in the way.
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    let parent = f.tmp.path().join("volume");
+    fs::write(&parent, "not a directory yet").unwrap();
+    let root = parent.join("root");
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", root.display()),
+        "--error-file=error.json",
+        "--one-time",
+        "--init-max-failures=-1",
+        "--period=20ms",
+    ]));
+    wait_until(LONG, "a few failures", || {
+        log_lines_with(&p.log(), "sync failed") >= 3
+    });
+    fs::remove_file(&parent).unwrap();
+    assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
+    assert_eq!(published(&root.join("site")).as_deref(), Some(h.as_str()));
+    assert!(!root.join("error.json").exists(), "error file left behind");
+
+    // Without retries allowed, the first failure exits 1.
+    let blocked = f.tmp.path().join("blocked");
+    fs::write(&blocked, "x").unwrap();
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", blocked.join("root").display()),
+        "--one-time",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
 // ---- the root ------------------------------------------------------------
 
 #[test]
