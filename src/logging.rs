@@ -14,7 +14,8 @@ pub fn init(verbosity: u8, format: Option<LogFormat>) {
         1..=5 => LevelFilter::DEBUG,
         _ => LevelFilter::TRACE,
     };
-    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
+    let tty = std::io::stderr().is_terminal();
+    let format = format.unwrap_or(if tty {
         LogFormat::Text
     } else {
         LogFormat::Json
@@ -22,7 +23,9 @@ pub fn init(verbosity: u8, format: Option<LogFormat>) {
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        // Colour only for a person at a terminal, not in files or journald.
+        .with_ansi(tty && std::env::var_os("NO_COLOR").is_none());
     let result = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
