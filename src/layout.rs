@@ -104,6 +104,9 @@ impl Layout {
     /// under the root that must survive emptying (the link, the error file).
     pub fn prepare(&self, keep: &[PathBuf]) -> Result<GitRepo, LayoutError> {
         fs::create_dir_all(&self.root).map_err(io_err("create", &self.root))?;
+        // A git config libgit2 cannot read makes every repository look
+        // broken: fail here, before anything is judged unusable and removed.
+        crate::git::check_user_config()?;
         let gitdir = self.root.join(".git");
         if gitdir.exists() {
             remove_stale_locks(&gitdir);
@@ -128,19 +131,34 @@ impl Layout {
 
     /// Remove every entry of the root, but never the root itself: it may be
     /// a mount point.
+    /// Paths in `keep` (at any depth) and the directories leading to them
+    /// stay.
     fn empty_root(&self, keep: &[PathBuf]) -> Result<(), LayoutError> {
-        let entries: Vec<_> = fs::read_dir(&self.root)
-            .map_err(io_err("read", &self.root))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| !keep.contains(p))
-            .collect();
-        if !entries.is_empty() {
-            tracing::warn!(root = %self.root.display(), entries = entries.len(),
-                "root is not empty and not ours; emptying it");
+        fn empty(dir: &Path, keep: &[PathBuf], removed: &mut usize) -> Result<(), LayoutError> {
+            for p in fs::read_dir(dir)
+                .map_err(io_err("read", dir))?
+                .flatten()
+                .map(|e| e.path())
+            {
+                if keep.contains(&p) {
+                    continue;
+                }
+                let leads_to_kept = keep.iter().any(|k| k.starts_with(&p));
+                let is_dir = fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
+                if leads_to_kept && is_dir {
+                    empty(&p, keep, removed)?;
+                } else {
+                    remove_any(&p).map_err(io_err("remove", &p))?;
+                    *removed += 1;
+                }
+            }
+            Ok(())
         }
-        for p in entries {
-            remove_any(&p).map_err(io_err("remove", &p))?;
+        let mut removed = 0;
+        empty(&self.root, keep, &mut removed)?;
+        if removed > 0 {
+            tracing::warn!(root = %self.root.display(), entries = removed,
+                "root is not ours or its repository is unusable: emptied it, keeping the published tree");
         }
         Ok(())
     }

@@ -71,16 +71,25 @@ impl Syncer {
     /// Prepare the root (create, adopt or reset it) and open the repository.
     pub fn new(cfg: Config) -> Result<Self, SyncError> {
         let layout = Layout::new(&cfg.root);
-        let git = layout.prepare(&[])?;
+        let publisher: Box<dyn Publisher + Send> = match &cfg.dest {
+            Some(dest) => Box::new(DestPublisher::new(dest, &cfg.root)),
+            None => Box::new(LinkPublisher::new(&cfg.link)),
+        };
+        // Should the root have to be emptied, readers keep the published
+        // tree until the next publish.
+        let mut keep = Vec::new();
+        if let Some(h) = publisher.current() {
+            keep.push(layout.worktree(h));
+            if cfg.dest.is_none() {
+                keep.push(cfg.link.clone());
+            }
+        }
+        let git = layout.prepare(&keep)?;
         git.apply_config(&cfg.git_config)?;
         if cfg.checkout.sparse_checkout_file.is_some() {
             // Tells a git binary (in hooks) that worktrees are sparse.
             git.apply_config(&[("core.sparseCheckout".into(), "true".into())])?;
         }
-        let publisher: Box<dyn Publisher + Send> = match &cfg.dest {
-            Some(dest) => Box::new(DestPublisher::new(dest, &cfg.root)),
-            None => Box::new(LinkPublisher::new(&cfg.link)),
-        };
         let pre_publish = cfg.ops.pre_publish_hook.as_ref().map(|h| {
             let l = layout.clone();
             ExecHook::new("pre-publish-exechook", &h.command, h.timeout, move |hash| {

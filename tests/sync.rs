@@ -488,6 +488,51 @@ fn corrupt_root_is_reset() {
     f.sync_once(&[]);
     assert_published(&f, &h);
     assert_eq!(f.read("f"), "1");
+
+    // Reset while the remote is away: the published tree is still served.
+    fs::write(f.root().join(".git/HEAD"), "garbage").unwrap();
+    let away = f.tmp.path().join("away");
+    fs::rename(&f.repo.dir, &away).unwrap();
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", f.root().display()),
+        "--one-time",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_published(&f, &h);
+    assert_eq!(f.read("f"), "1");
+    fs::rename(&away, &f.repo.dir).unwrap();
+    f.sync_once(&[]);
+    assert_published(&f, &h);
+    assert_eq!(f.read("f"), "1");
+    // Checked out again into a worktree of the new repository.
+    assert_eq!(git(&f.link(), &["rev-parse", "HEAD"]), h);
+}
+
+#[test]
+fn an_unreadable_user_git_config_fails_without_touching_the_root() {
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    f.sync_once(&[]);
+    let home = f.tmp.path().join("home");
+    fs::create_dir(&home).unwrap();
+    fs::write(home.join(".gitconfig"), "[broken\n").unwrap();
+    let mut cmd = git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", f.root().display()),
+        "--one-time",
+    ]);
+    cmd.env("HOME", &home).env_remove("XDG_CONFIG_HOME");
+    let mut p = spawn(cmd);
+    assert_eq!(p.wait_exit(LONG), 1);
+    let log = p.log();
+    assert!(
+        log.contains(".gitconfig"),
+        "the error names the file: {log}"
+    );
+    assert!(!log.contains("emptied"), "{log}");
+    assert_published(&f, &h);
+    assert!(f.root().join(".git/HEAD").exists());
 }
 
 // ---- depth ---------------------------------------------------------------

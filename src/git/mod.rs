@@ -135,6 +135,14 @@ pub fn init_globals(network_timeout_ms: i32, git_config: &[(String, String)]) {
     });
 }
 
+/// Whether libgit2 can read the system and user git config files (a
+/// syntax error in `~/.gitconfig` fails every repository operation).
+pub fn check_user_config() -> Result<(), GitError> {
+    git2::Config::open_default()
+        .map(drop)
+        .map_err(|e| GitError::local("read the git config", e))
+}
+
 /// libgit2 fails every repository operation when it cannot even stat a
 /// user-level config file, as when an arbitrary UID runs with a HOME it may
 /// not enter (`/root`); git warns and goes on. Leave such a level out, so
