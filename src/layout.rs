@@ -64,6 +64,27 @@ pub fn remove_any(path: &Path) -> io::Result<()> {
     }
 }
 
+/// A copy of the tree `from` at `to` made of hard links where the system
+/// allows them (`fs.protected_hardlinks` refuses files of another UID we
+/// cannot write), real copies elsewhere; for readers to use while `from` is
+/// rebuilt.
+pub fn hardlink_copy(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir(to)?;
+    for e in fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            hardlink_copy(&src, &dst)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
+        } else if fs::hard_link(&src, &dst).is_err() {
+            fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
 /// Delete stale `*.lock` files under `dir` left by a killed process: we are
 /// the only writer of this repository, so any lock at start is stale.
 fn remove_stale_locks(dir: &Path) {
@@ -93,6 +114,12 @@ impl Layout {
 
     pub fn worktree(&self, hash: Hash) -> PathBuf {
         self.worktrees.join(hash.to_string())
+    }
+
+    /// Where readers are sent while the published worktree of `hash` is
+    /// checked out again (not a hash name: cleaned like any stray entry).
+    pub fn stand_in(&self, hash: Hash) -> PathBuf {
+        self.worktrees.join(format!("{hash}.stand-in"))
     }
 
     /// The worktree of a hash given as text.
@@ -190,13 +217,15 @@ impl Layout {
     }
 
     /// Remove worktrees other than `current` that stopped being current more
-    /// than `keep_for` ago, anything else found in `.worktrees`, and admin
-    /// entries of worktrees that are gone. Returns the hashes still kept
-    /// (current first) and the earliest time a kept one becomes removable.
+    /// than `keep_for` ago, anything else found in `.worktrees` but the
+    /// `served` entry, and admin entries of worktrees that are gone. Returns
+    /// the hashes still kept (current first) and the earliest time a kept
+    /// one becomes removable.
     pub fn clean_worktrees(
         &self,
         repo: &GitRepo,
         current: Option<Hash>,
+        served: Option<&str>,
         keep_for: Duration,
     ) -> Result<(Vec<Hash>, Option<Duration>), LayoutError> {
         let mut kept: Vec<Hash> = current.into_iter().collect();
@@ -210,6 +239,10 @@ impl Layout {
         for e in rd.flatten() {
             let path = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
+            if served == Some(name.as_str()) {
+                // What readers use: the current worktree, or its stand-in.
+                continue;
+            }
             let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
             let hash = is_hash_name(&name)
                 .then(|| name.parse::<Hash>().ok())

@@ -2,7 +2,7 @@
 //! ask the remote, skip if already published, fetch, materialise, publish,
 //! then (separately) clean up.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::auth::Submodules;
@@ -80,9 +80,9 @@ impl Syncer {
         let mut keep = Vec::new();
         if let Some(h) = publisher.current() {
             keep.push(layout.worktree(h));
-            if cfg.dest.is_none() {
-                keep.push(cfg.link.clone());
-            }
+        }
+        if let Some(name) = publisher.served_name() {
+            keep.extend([layout.worktree_named(&name), cfg.link.clone()]);
         }
         let git = layout.prepare(&keep)?;
         git.apply_config(&cfg.git_config)?;
@@ -167,8 +167,14 @@ impl Syncer {
         }
         check(cancel)?;
 
-        // 4. Materialise into a fresh directory. Anything already there is not
-        // what readers see (or is broken): start it again.
+        // 4. Materialise into a fresh directory. Anything already there is
+        // broken or not what readers see: start it again. If readers do see
+        // it (its repository was rebuilt), they are sent to a hard-linked
+        // stand-in first, so the tree never disappears under them.
+        let stand_in =
+            (current == Some(hash) && self.publisher.serves_worktree() && worktree.is_dir())
+                .then(|| self.send_readers_to_stand_in(hash, &worktree))
+                .flatten();
         remove_any(&worktree).map_err(|source| SyncError::Io {
             op: "remove",
             path: worktree.clone(),
@@ -213,6 +219,9 @@ impl Syncer {
 
         // 5. Publish atomically, then tell the world.
         self.publisher.publish(hash, &worktree)?;
+        if let Some(copy) = &stand_in {
+            let _ = remove_any(copy);
+        }
         if let Some(prev) = current.filter(|p| *p != hash) {
             self.layout.mark_retired(prev);
         }
@@ -232,6 +241,29 @@ impl Syncer {
         })
     }
 
+    /// Publish a copy of the published `worktree` (broken as a worktree,
+    /// whole as a tree), so it can be checked out again under readers' feet.
+    /// Best effort: without a stand-in the tree is missing for a moment.
+    fn send_readers_to_stand_in(&mut self, hash: Hash, worktree: &Path) -> Option<PathBuf> {
+        let copy = self.layout.stand_in(hash);
+        let made = remove_any(&copy)
+            .and_then(|()| crate::layout::hardlink_copy(worktree, &copy))
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                self.publisher
+                    .publish(hash, &copy)
+                    .map_err(|e| e.to_string())
+            });
+        match made {
+            Ok(()) => Some(copy),
+            Err(e) => {
+                tracing::warn!(%hash, error = %e, "no stand-in for the published tree while it is checked out again");
+                let _ = remove_any(&copy);
+                None
+            }
+        }
+    }
+
     /// Step 7: remove stale worktrees and unreachable objects. Returns how
     /// long until a kept worktree becomes removable, if any is waiting.
     pub fn clean(&mut self) -> Result<Option<Duration>, SyncError> {
@@ -240,7 +272,10 @@ impl Syncer {
             .stale_worktree_timeout
             .max(self.cfg.stale_worktree_grace);
         let current = self.publisher.current();
-        let (kept, next_due) = self.layout.clean_worktrees(&self.git, current, keep_for)?;
+        let served = self.publisher.served_name();
+        let (kept, next_due) =
+            self.layout
+                .clean_worktrees(&self.git, current, served.as_deref(), keep_for)?;
         if let Some(stats) = self.git.gc(self.cfg.git_gc, &kept, self.cfg.depth)? {
             tracing::debug!(
                 packs_removed = stats.packs_removed,

@@ -510,6 +510,57 @@ fn corrupt_root_is_reset() {
 }
 
 #[test]
+fn readers_never_lose_the_tree_while_a_reset_repository_checks_it_out_again() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let f = Fixture::new(Transport::File);
+    // Enough files that the checkout takes a while.
+    let files: Vec<(String, String)> = (0..2000)
+        .map(|i| (format!("d{}/f{i}", i % 20), format!("content {i}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .chain([("f", "1")])
+        .collect();
+    let h = f.repo.commit(&refs, "c1");
+    f.sync_once(&[]);
+    fs::write(f.root().join(".git/HEAD"), "garbage").unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (reads, misses) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let reader = {
+        let (stop, reads, misses, link) = (stop.clone(), reads.clone(), misses.clone(), f.link());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match fs::read_to_string(link.join("f")) {
+                    Ok(s) if s == "1" => reads.fetch_add(1, Ordering::Relaxed),
+                    _ => misses.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+    let log = f.sync_once(&[]);
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert!(reads.load(Ordering::Relaxed) > 0);
+    assert_eq!(
+        misses.load(Ordering::Relaxed),
+        0,
+        "the tree went missing:\n{log}"
+    );
+    assert_published(&f, &h);
+    assert_eq!(git(&f.link(), &["rev-parse", "HEAD"]), h);
+    let stand_ins: Vec<_> = fs::read_dir(f.root().join(".worktrees"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy() != h)
+        .collect();
+    assert!(stand_ins.is_empty(), "{stand_ins:?}");
+}
+
+#[test]
 fn an_unreadable_user_git_config_fails_without_touching_the_root() {
     let f = Fixture::new(Transport::File);
     let h = f.repo.commit(&[("f", "1")], "c1");

@@ -54,9 +54,17 @@ fn relative_path(from: &Path, to: &Path) -> PathBuf {
 
 impl Publisher for LinkPublisher {
     fn current(&self) -> Option<Hash> {
+        let name = self.served_name()?;
+        is_hash_name(&name).then(|| name.parse().ok()).flatten()
+    }
+
+    fn serves_worktree(&self) -> bool {
+        true
+    }
+
+    fn served_name(&self) -> Option<String> {
         let target = fs::read_link(&self.link).ok()?;
-        let name = target.file_name()?.to_str()?;
-        is_hash_name(name).then(|| name.parse().ok()).flatten()
+        Some(target.file_name()?.to_str()?.to_string())
     }
 
     fn publish(&mut self, _hash: Hash, worktree: &Path) -> Result<(), PublishError> {
