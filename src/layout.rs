@@ -46,6 +46,9 @@ pub struct Layout {
     pub worktrees: PathBuf,
 }
 
+/// How a stand-in's name ends (see [`Layout::stand_in`]).
+const STAND_IN_SUFFIX: &str = ".stand-in";
+
 /// Whether `name` is a full 40-hex commit hash.
 pub fn is_hash_name(name: &str) -> bool {
     name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit())
@@ -117,9 +120,9 @@ impl Layout {
     }
 
     /// Where readers are sent while the published worktree of `hash` is
-    /// checked out again (not a hash name: cleaned like any stray entry).
+    /// checked out again; removed like a stale worktree.
     pub fn stand_in(&self, hash: Hash) -> PathBuf {
-        self.worktrees.join(format!("{hash}.stand-in"))
+        self.worktrees.join(format!("{hash}{STAND_IN_SUFFIX}"))
     }
 
     /// The worktree of a hash given as text.
@@ -207,11 +210,10 @@ impl Layout {
         Ok(())
     }
 
-    /// Mark a worktree as no longer current: its age for
+    /// Mark a worktree (or a stand-in) as no longer current: its age for
     /// `--stale-worktree-timeout` counts from now (and survives restarts).
-    pub fn mark_retired(&self, hash: Hash) {
-        let p = self.worktree(hash);
-        if let Ok(f) = fs::File::open(&p) {
+    pub fn mark_retired(&self, dir: &Path) {
+        if let Ok(f) = fs::File::open(dir) {
             let _ = f.set_modified(SystemTime::now());
         }
     }
@@ -244,6 +246,25 @@ impl Layout {
                 continue;
             }
             let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            let age = || {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| now.duration_since(m).ok())
+                    .unwrap_or(Duration::MAX)
+            };
+            let mut wait = |age: Duration| {
+                let left = keep_for.checked_sub(age).filter(|l| !l.is_zero())?;
+                next_due = Some(next_due.map_or(left, |d: Duration| d.min(left)));
+                Some(())
+            };
+            if is_dir && name.ends_with(STAND_IN_SUFFIX) {
+                // A stand-in readers may still be in: kept like a worktree.
+                if wait(age()).is_none() {
+                    remove_any(&path).map_err(io_err("remove", &path))?;
+                }
+                continue;
+            }
             let hash = is_hash_name(&name)
                 .then(|| name.parse::<Hash>().ok())
                 .flatten()
@@ -256,16 +277,8 @@ impl Layout {
             if Some(hash) == current {
                 continue;
             }
-            let age = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or(Duration::MAX);
-            if age < keep_for {
+            if wait(age()).is_some() {
                 kept.push(hash);
-                let left = keep_for - age;
-                next_due = Some(next_due.map_or(left, |d: Duration| d.min(left)));
                 continue;
             }
             tracing::debug!(hash = %hash, "removing stale worktree");

@@ -220,10 +220,10 @@ impl Syncer {
         // 5. Publish atomically, then tell the world.
         self.publisher.publish(hash, &worktree)?;
         if let Some(copy) = &stand_in {
-            let _ = remove_any(copy);
+            self.layout.mark_retired(copy);
         }
         if let Some(prev) = current.filter(|p| *p != hash) {
-            self.layout.mark_retired(prev);
+            self.layout.mark_retired(&self.layout.worktree(prev));
         }
         self.git.set_sync_branch(hash)?;
         if let Some(touch) = &self.cfg.touch_file {
