@@ -84,7 +84,7 @@ impl Syncer {
         if let Some(name) = publisher.served_name() {
             keep.extend([layout.worktree_named(&name), cfg.link.clone()]);
         }
-        let git = layout.prepare(&keep)?;
+        let mut git = layout.prepare(&keep)?;
         git.apply_config(&cfg.git_config)?;
         if cfg.checkout.sparse_checkout_file.is_some() {
             // Tells a git binary (in hooks) that worktrees are sparse.

@@ -180,6 +180,9 @@ pub struct GitRepo {
     credentials: CredentialSet,
     /// Why the last SSH host key was refused (libgit2 loses the message).
     hostkey_error: std::cell::RefCell<Option<String>>,
+    /// The `--git-config` pairs applied, for submodule stores (git's
+    /// `--global` scope reaches them too).
+    applied_config: Vec<(String, String)>,
 }
 
 impl GitRepo {
@@ -216,6 +219,7 @@ impl GitRepo {
             gitdir,
             credentials: CredentialSet::default(),
             hostkey_error: std::cell::RefCell::new(None),
+            applied_config: Vec::new(),
         })
     }
 
@@ -244,13 +248,17 @@ impl GitRepo {
     /// Write `--git-config` pairs into the repository's config. Keys libgit2
     /// does not use are stored all the same (harmless, and visible to a git
     /// binary in hooks).
-    pub fn apply_config(&self, pairs: &[(String, String)]) -> Result<(), GitError> {
+    pub fn apply_config(&mut self, pairs: &[(String, String)]) -> Result<(), GitError> {
+        self.applied_config.extend_from_slice(pairs);
         let mut cfg = self
             .repo
             .config()
             .and_then(|c| c.open_level(git2::ConfigLevel::Local))
             .map_err(|e| GitError::local("open repository config", e))?;
         for (k, v) in pairs {
+            if cfg.get_string(k).ok().as_deref() == Some(v.as_str()) {
+                continue;
+            }
             cfg.set_str(k, v)
                 .map_err(|e| GitError::local(format!("set git config {k}"), e))?;
         }

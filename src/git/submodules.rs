@@ -88,12 +88,16 @@ impl GitRepo {
             Err(_) => git2::Repository::init_bare(&path)
                 .map_err(|e| GitError::local(format!("init {}", path.display()), e))?,
         };
-        Ok(GitRepo {
+        let mut store = GitRepo {
             repo,
             gitdir: path,
             credentials: self.credentials.clone(),
             hostkey_error: std::cell::RefCell::new(None),
-        })
+            applied_config: Vec::new(),
+        };
+        // Proxies and other http.* settings apply to submodules as well.
+        store.apply_config(&self.applied_config)?;
+        Ok(store)
     }
 
     /// The submodules recorded in `commit`: each declared one whose path

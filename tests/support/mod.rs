@@ -884,14 +884,14 @@ pub fn fixed_server(
     (port, count)
 }
 
-/// An HTTP forward proxy (CONNECT and absolute-form requests), counting
-/// the connections it carried.
-pub fn forward_proxy() -> (u16, Arc<Mutex<usize>>) {
+/// An HTTP forward proxy (CONNECT and absolute-form requests), recording
+/// the `host:port` of each connection it carried.
+pub fn forward_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
     use std::io::Write;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(Mutex::new(0));
-    let c = count.clone();
+    let carried = Arc::new(Mutex::new(Vec::new()));
+    let c = carried.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut client) = conn else { continue };
@@ -912,7 +912,7 @@ pub fn forward_proxy() -> (u16, Arc<Mutex<usize>>) {
             let Ok(mut server) = TcpStream::connect(&authority) else {
                 continue;
             };
-            *c.lock().unwrap() += 1;
+            c.lock().unwrap().push(authority);
             if method == "CONNECT" {
                 let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
             } else {
@@ -929,7 +929,7 @@ pub fn forward_proxy() -> (u16, Arc<Mutex<usize>>) {
             });
         }
     });
-    (port, count)
+    (port, carried)
 }
 
 /// Read an HTTP request head (through the blank line).
