@@ -755,6 +755,32 @@ fn assert_link_complete(link: &Path, n: usize) {
 }
 
 #[test]
+fn a_first_sync_needs_no_repack_but_an_update_does() {
+    for t in [Transport::File, Transport::Http] {
+        let f = Fixture::new(t);
+        f.repo.commit(&[("f", "1")], "c1");
+        f.repo.commit(&[("f", "2"), ("g", "x")], "c2");
+        let packs = || {
+            fs::read_dir(f.root().join(".git/objects/pack"))
+                .unwrap()
+                .count()
+        };
+        // The fetched pack already holds exactly the published commit.
+        let log = f.sync_once(&["-v=1", "--git-gc=always"]);
+        assert_eq!(log_lines_with(&log, "git gc done"), 0, "{log}");
+        assert_eq!(packs(), 2, ".pack and .idx");
+        assert_eq!(git(&f.link(), &["rev-list", "--count", "HEAD"]), "1");
+        // An update brings a second pack; the old commit goes after the grace.
+        let h3 = f.repo.commit(&[("f", "3")], "c3");
+        let log = f.sync_once(&["-v=1", "--git-gc=always", "--stale-worktree-grace=0s"]);
+        assert_eq!(log_lines_with(&log, "git gc done"), 1, "{log}");
+        assert_published(&f, &h3);
+        assert_eq!(packs(), 2, "one pack again");
+        assert_eq!(git(&f.link(), &["fsck", "--connectivity-only"]), "");
+    }
+}
+
+#[test]
 fn kill_9_at_any_moment_then_restart_converges() {
     let f = Fixture::new(Transport::Http);
     const N: usize = 2000;

@@ -62,7 +62,38 @@ fn loose_dirs(objects: &Path) -> (Vec<std::path::PathBuf>, usize) {
     (dirs, count)
 }
 
+/// The object store holds one pack with exactly the objects of `keep`,
+/// each `depth` deep, and nothing else: a gc for the same would rewrite it
+/// as it is. True after our own gc, and after a fetch into an empty store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct MinimalStore {
+    keep: BTreeSet<Hash>,
+    depth: u32,
+    pack: String,
+}
+
 impl GitRepo {
+    /// Whether the object store holds nothing (before a first fetch).
+    pub(super) fn store_is_empty(&self) -> bool {
+        let objects = self.gitdir.join("objects");
+        list_packs(&objects.join("pack")).0.is_empty() && loose_dirs(&objects).1 == 0
+    }
+
+    /// Record that the store now holds exactly `keep`, `depth` deep (or
+    /// forget what we knew, when it is not a single pack).
+    pub(super) fn note_minimal(&mut self, keep: &[Hash], depth: u32) {
+        let objects = self.gitdir.join("objects");
+        let packs = list_packs(&objects.join("pack")).0;
+        self.minimal = match packs.as_slice() {
+            [pack] if loose_dirs(&objects).1 == 0 => Some(MinimalStore {
+                keep: keep.iter().copied().collect(),
+                depth,
+                pack: pack.clone(),
+            }),
+            _ => None,
+        };
+    }
+
     /// Drop objects not needed by `keep` (each kept `depth` commits deep,
     /// 0 = all history present), if `mode` says it is time.
     pub fn gc(
@@ -84,6 +115,15 @@ impl GitRepo {
             GcMode::Auto => packs.len() > AUTO_MAX_PACKS || loose_count > AUTO_MAX_LOOSE,
         };
         if !due || keep.is_empty() {
+            return Ok(None);
+        }
+        let wanted = MinimalStore {
+            keep: keep.iter().copied().collect(),
+            depth,
+            pack: packs.first().cloned().unwrap_or_default(),
+        };
+        if packs.len() == 1 && loose_count == 0 && self.minimal.as_ref() == Some(&wanted) {
+            // Exactly what a repack would write (a first fetch, say).
             return Ok(None);
         }
 
@@ -168,6 +208,7 @@ impl GitRepo {
             fs::rename(&tmp, &shallow).map_err(|e| GitError::io("rename", &shallow, e))?;
         }
         self.reopen()?;
+        self.note_minimal(keep, depth);
         Ok(Some(stats))
     }
 }

@@ -183,6 +183,8 @@ pub struct GitRepo {
     /// The `--git-config` pairs applied, for submodule stores (git's
     /// `--global` scope reaches them too).
     applied_config: Vec<(String, String)>,
+    /// What the object store holds exactly, when we know (see `gc`).
+    minimal: Option<gc::MinimalStore>,
 }
 
 impl GitRepo {
@@ -220,6 +222,7 @@ impl GitRepo {
             credentials: CredentialSet::default(),
             hostkey_error: std::cell::RefCell::new(None),
             applied_config: Vec::new(),
+            minimal: None,
         })
     }
 

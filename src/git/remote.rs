@@ -300,20 +300,25 @@ impl GitRepo {
         depth: u32,
         cancel: &Cancel,
     ) -> Result<(), GitError> {
+        let was_empty = self.store_is_empty();
         if let Some(path) = local_path(url) {
-            return self.fetch_local(url, &path, target.hash, depth);
+            self.fetch_local(url, &path, target.hash, depth)?;
+            self.after_fetch(was_empty, target.hash, depth);
+            return Ok(());
         }
         let refspecs: Vec<String> = match &target.remote_ref {
             Some(r) => vec![format!("+{r}:{FETCH_REF}")],
             None => vec![format!("+{}:{FETCH_REF}", target.hash)],
         };
         let result = self.fetch_refspecs(url, &refspecs, depth, cancel);
+        let mut exact = true;
         let result = match result {
             // Servers speaking protocol v0 without uploadpack.allowAnySHA1InWant
             // refuse a hash nobody advertises: fetch every branch and tag with
             // full history instead, and look for the commit there.
             Err(GitError::Remote { .. }) if target.remote_ref.is_none() => {
                 tracing::info!(hash = %target.hash, "the server refused a fetch by hash; fetching all branches and tags");
+                exact = false;
                 let all = vec![
                     format!("+refs/heads/*:{FETCH_REF}/heads/*"),
                     format!("+refs/tags/*:{FETCH_REF}/tags/*"),
@@ -332,6 +337,17 @@ impl GitRepo {
                 message: format!("commit {} was not received", target.hash),
             });
         }
+        self.after_fetch(was_empty && exact, target.hash, depth);
         Ok(())
+    }
+
+    /// A fetch of just `hash` into an empty store left exactly what gc
+    /// would keep: note it, so the first gc has nothing to rewrite.
+    fn after_fetch(&mut self, into_empty_store: bool, hash: Hash, depth: u32) {
+        if into_empty_store {
+            self.note_minimal(&[hash], depth);
+        } else {
+            self.minimal = None;
+        }
     }
 }

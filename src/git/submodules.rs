@@ -94,6 +94,7 @@ impl GitRepo {
             credentials: self.credentials.clone(),
             hostkey_error: std::cell::RefCell::new(None),
             applied_config: Vec::new(),
+            minimal: None,
         };
         // Proxies and other http.* settings apply to submodules as well.
         store.apply_config(&self.applied_config)?;
