@@ -1146,3 +1146,78 @@ fn arbitrary_uids_share_a_group_writable_root() {
         "three"
     );
 }
+
+#[test]
+fn add_user_appends_a_passwd_entry_when_the_file_is_writable() {
+    // The running UID has no passwd entry, and /etc/passwd is writable (as
+    // in images that make it group-writable for this): a private mount
+    // namespace gives git-sync a writable copy, the machine's stays as is.
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    if !is_root() {
+        eprintln!("skipped: mount namespaces need root");
+        return;
+    }
+    let (uid, gid) = (65531u32, 4243u32);
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    open_up(f.tmp.path());
+    let bin_copy = f.tmp.path().join("git-sync");
+    fs::copy(bin(), &bin_copy).unwrap();
+    let passwd = f.tmp.path().join("passwd");
+    let original = fs::read_to_string("/etc/passwd").unwrap();
+    assert!(!original.contains(&format!(":{uid}:")));
+    fs::write(&passwd, &original).unwrap();
+    fs::set_permissions(&passwd, fs::Permissions::from_mode(0o666)).unwrap();
+    let root = f.root();
+    fs::create_dir(&root).unwrap();
+    std::os::unix::fs::chown(&root, Some(uid), Some(gid)).unwrap();
+
+    let c = |s: &str| std::ffi::CString::new(s).unwrap();
+    let (source, target, slash) = (c(passwd.to_str().unwrap()), c("/etc/passwd"), c("/"));
+    let mut cmd = Command::new(&bin_copy);
+    cmd.arg(format!("--repo={}", f.repo.dir.display()))
+        .arg(format!("--root={}", root.display()))
+        .args(["--one-time", "--add-user", "--log-format=json"])
+        .env_clear()
+        .env("HOME", "/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = libc::unshare(libc::CLONE_NEWNS) == 0
+                && libc::mount(
+                    std::ptr::null(),
+                    slash.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) == 0
+                && libc::mount(
+                    source.as_ptr(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) == 0
+                && libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setgid(gid) == 0
+                && libc::setuid(uid) == 0;
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut p = spawn(cmd);
+    assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
+    assert_published(&f, &h);
+    let entry = format!("git-sync:x:{uid}:{gid}::{}:/sbin/nologin", root.display());
+    let written = fs::read_to_string(&passwd).unwrap();
+    assert!(written.ends_with(&format!("{entry}\n")), "{written}");
+    assert_eq!(fs::read_to_string("/etc/passwd").unwrap(), original);
+}
