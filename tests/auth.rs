@@ -156,6 +156,7 @@ const SECRETS: &[&str] = &[
     "ghs_T0KEN-S3CRET",
     "cookie-S3CRET",
     "stale-cookie-S3CRET",
+    "proxy-S3CRET",
 ];
 
 fn assert_no_secret(what: &str, text: &str) {
@@ -547,16 +548,46 @@ fn cookie_file_is_sent_where_it_matches_and_reread_each_pass() {
     assert_no_secret("the log", &p.log());
 }
 
+/// A repository `site` served over HTTPS (with a test CA) and plain HTTP.
+struct TwoServers {
+    tmp: TempDir,
+    ca: std::path::PathBuf,
+    tls: HttpServer,
+    plain: HttpServer,
+}
+
+impl TwoServers {
+    fn start() -> Self {
+        let tmp = TempDir::new().unwrap();
+        let srv = tmp.path().join("srv");
+        fs::create_dir_all(&srv).unwrap();
+        let repo = SourceRepo::new(&srv, "site");
+        repo.commit(&[("f", "proxied")], "one");
+        let (ca, cert, key) = test_certificates(tmp.path());
+        let tls = HttpServer::start_tls(&srv, "", Some((&cert, &key)));
+        let plain = HttpServer::start(&srv);
+        TwoServers {
+            tmp,
+            ca,
+            tls,
+            plain,
+        }
+    }
+
+    fn https_url(&self) -> String {
+        format!("https://127.0.0.1:{}/site", self.tls.port)
+    }
+}
+
 #[test]
 fn through_a_proxy_from_git_config_or_env() {
     // HTTPS is tunnelled (CONNECT), plain http:// sent in absolute form.
-    let tmp = TempDir::new().unwrap();
-    let srv = tmp.path().join("srv");
-    fs::create_dir_all(&srv).unwrap();
-    let repo = SourceRepo::new(&srv, "site");
-    repo.commit(&[("f", "proxied")], "one");
-    let (ca, cert, key) = test_certificates(tmp.path());
-    let server = HttpServer::start_tls(&srv, "", Some((&cert, &key)));
+    let TwoServers {
+        tmp,
+        ca,
+        tls: server,
+        plain,
+    } = TwoServers::start();
     let (proxy_port, carried) = forward_proxy();
     let base = vec![
         format!("--repo=https://127.0.0.1:{}/site", server.port),
@@ -583,7 +614,6 @@ fn through_a_proxy_from_git_config_or_env() {
     assert_eq!(code, 0, "{log}");
     assert_eq!(carried.lock().unwrap().len(), 4);
 
-    let plain = HttpServer::start(&srv);
     let plain_args = |root: &str| {
         vec![
             format!("--repo=http://127.0.0.1:{}/site", plain.port),
@@ -616,6 +646,50 @@ fn through_a_proxy_from_git_config_or_env() {
     let dead = format!("http://127.0.0.1:{}", free_port());
     let (code, _) = one_time(&plain_args("r5"), &[("http_proxy", dead.as_str())]);
     assert_eq!(code, 1);
+}
+
+#[test]
+fn proxy_credentials_from_the_proxy_url() {
+    let servers = TwoServers::start();
+    let TwoServers { tmp, ca, plain, .. } = &servers;
+    let (proxy_port, carried) = forward_proxy_with_auth(Some(("puser", "proxy-S3CRET")));
+    let proxy_url = |pw: &str| format!("http://puser:{pw}@127.0.0.1:{proxy_port}");
+    let error_file = |root: &str| tmp.path().join(root).join("error.json");
+    let run = |repo_url: String, root: &str, proxy: String| {
+        let args = vec![
+            format!("--repo={repo_url}"),
+            format!("--root={}", tmp.path().join(root).display()),
+            format!("--git-config=http.sslCAInfo:{}", ca.display()),
+            "--error-file=error.json".to_string(),
+        ];
+        one_time(
+            &args,
+            &[
+                ("https_proxy", proxy.as_str()),
+                ("http_proxy", proxy.as_str()),
+            ],
+        )
+    };
+
+    // HTTPS (CONNECT) and plain HTTP both answer the proxy's 407 with the
+    // URL's credentials.
+    let (code, log) = run(servers.https_url(), "r1", proxy_url("proxy-S3CRET"));
+    assert_eq!(code, 0, "{log}");
+    let (code, log) = run(plain.url("site"), "r2", proxy_url("proxy-S3CRET"));
+    assert_eq!(code, 0, "{log}");
+    assert!(carried.lock().unwrap().len() >= 2);
+
+    // A wrong proxy password fails, and says nothing of either password.
+    let (code, log) = run(plain.url("site"), "r3", proxy_url("wrong-S3CRET"));
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("proxy"), "{log}");
+    let (code, log) = run(servers.https_url(), "r4", proxy_url("wrong-S3CRET"));
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("proxy"), "{log}");
+    for root in ["r3", "r4"] {
+        let text = fs::read_to_string(error_file(root)).unwrap();
+        assert_no_secret("the error file", &text);
+    }
 }
 
 /// Extra arguments and environment of one run.

@@ -887,6 +887,16 @@ pub fn fixed_server(
 /// An HTTP forward proxy (CONNECT and absolute-form requests), recording
 /// the `host:port` of each connection it carried.
 pub fn forward_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
+    forward_proxy_with_auth(None)
+}
+
+/// [`forward_proxy`] that answers 407 unless the request carries
+/// `Proxy-Authorization: Basic <base64(user:password)>` for `login`.
+pub fn forward_proxy_with_auth(login: Option<(&str, &str)>) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let expected = login.map(|(u, p)| {
+        let b64 = openssl::base64::encode_block(format!("{u}:{p}").as_bytes());
+        format!("proxy-authorization: basic {b64}").to_ascii_lowercase()
+    });
     use std::io::Write;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -897,6 +907,17 @@ pub fn forward_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
             let Ok(mut client) = conn else { continue };
             let buf = read_head(&mut client);
             let head = String::from_utf8_lossy(&buf).into_owned();
+            if let Some(want) = &expected {
+                let lower = head.to_ascii_lowercase();
+                if !lower.lines().any(|l| l.trim() == want) {
+                    let _ = client.write_all(
+                        b"HTTP/1.1 407 Proxy Authentication Required\r\n\
+                          Proxy-Authenticate: Basic realm=\"proxy\"\r\n\
+                          Content-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    continue;
+                }
+            }
             let mut words = head.split_whitespace();
             let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
             let authority = if method == "CONNECT" {
