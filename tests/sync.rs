@@ -861,14 +861,28 @@ fn gitattributes_filters_apply_as_git_would() {
             ("sub/.gitattributes", "*.txt text eol=crlf\n"),
             ("sub/a.txt", "one\ntwo\n"),
             ("plain.txt", "one\ntwo\n"),
+            (
+                ".gitattributes",
+                "*.id ident\n*.bin filter=lfs diff=lfs merge=lfs -text\n",
+            ),
+            ("v.id", "version $Id$\n"),
+            ("big.bin", LFS_POINTER),
         ],
         "attrs",
     );
     f.sync_once(&[]);
     assert_eq!(f.read("sub/a.txt"), "one\r\ntwo\r\n");
     assert_eq!(f.read("plain.txt"), "one\ntwo\n");
+    let blob = git(&f.repo.dir, &["rev-parse", "HEAD:v.id"]);
+    assert_eq!(f.read("v.id"), format!("version $Id: {blob} $\n"));
+    // No git-lfs: the pointer is published as it is, as git without it does.
+    assert_eq!(f.read("big.bin"), LFS_POINTER);
     assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
 }
+
+const LFS_POINTER: &str = "version https://git-lfs.github.com/spec/v1\n\
+    oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n\
+    size 12345\n";
 
 #[test]
 fn sync_timeout_bounds_a_hung_server() {
