@@ -185,6 +185,8 @@ pub struct GitRepo {
     applied_config: Vec<(String, String)>,
     /// What the object store holds exactly, when we know (see `gc`).
     minimal: Option<gc::MinimalStore>,
+    /// The proxy of each remote URL, decided on first use.
+    proxies: std::cell::RefCell<std::collections::HashMap<String, Option<proxy::Proxy>>>,
 }
 
 impl GitRepo {
@@ -223,6 +225,7 @@ impl GitRepo {
             hostkey_error: std::cell::RefCell::new(None),
             applied_config: Vec::new(),
             minimal: None,
+            proxies: Default::default(),
         })
     }
 

@@ -53,17 +53,15 @@ fn host_port(rest: &str, default_port: u16) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
 }
 
-/// The proxy for `url`. `config` looks up a git config key, `env` an
-/// environment variable.
+/// The proxy for `url`. `config` holds the git config's `http.proxy` and
+/// `http.<url>.proxy` entries, `env` looks up an environment variable.
 pub(crate) fn for_url(
     url: &str,
-    config: impl Fn(&str) -> Option<String>,
-    url_config: impl Fn() -> Vec<(String, String)>,
+    config: &[(String, String)],
     env: impl Fn(&str) -> Option<String>,
 ) -> Option<Proxy> {
     let (scheme, host, port) = http_origin(url)?;
-    let configured = url_specific(url, url_config()).or_else(|| config("http.proxy"));
-    let chosen = match configured {
+    let chosen = match configured(url, config) {
         Some(value) => value,
         None => {
             let var = if scheme == "https" {
@@ -95,22 +93,24 @@ pub(crate) fn for_url(
     Some(Proxy { url })
 }
 
-/// The value of the longest `http.<prefix>.proxy` whose prefix starts
-/// `url` at a path boundary (git's URL matching, without wildcards).
-fn url_specific(url: &str, entries: Vec<(String, String)>) -> Option<String> {
-    entries
-        .into_iter()
-        .filter_map(|(key, value)| {
-            let prefix = key
-                .strip_prefix("http.")?
-                .strip_suffix(".proxy")?
-                .to_string();
-            let prefix_trimmed = prefix.trim_end_matches('/');
-            let rest = url.strip_prefix(prefix_trimmed)?;
-            (rest.is_empty() || rest.starts_with('/')).then_some((prefix.len(), value))
-        })
-        .max_by_key(|(len, _)| *len)
+/// The configured proxy for `url`: the longest `http.<prefix>.proxy` whose
+/// prefix starts `url` at a path boundary (git's URL matching, without
+/// wildcards), else `http.proxy` (the last one, as git reads it).
+fn configured(url: &str, entries: &[(String, String)]) -> Option<String> {
+    let prefix_len = |key: &str| {
+        let prefix = key.strip_prefix("http.")?.strip_suffix(".proxy")?;
+        let rest = url.strip_prefix(prefix.trim_end_matches('/'))?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(prefix.len())
+    };
+    let specific = entries
+        .iter()
+        .filter_map(|(key, value)| Some((prefix_len(key)?, value)))
+        .max_by_key(|(len, _)| *len);
+    let general = || entries.iter().rev().find(|(key, _)| key == "http.proxy");
+    specific
         .map(|(_, value)| value)
+        .or_else(|| general().map(|(_, value)| value))
+        .cloned()
 }
 
 /// Whether `no_proxy` (comma- or space-separated hosts, `.domain` or
@@ -171,16 +171,16 @@ mod tests {
     use super::*;
 
     fn decide(url: &str, config: &[(&str, &str)], env: &[(&str, &str)]) -> Option<String> {
-        let get = |list: &[(&str, &str)], k: &str| {
-            list.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        };
-        let owned: Vec<(String, String)> = config
+        let config: Vec<(String, String)> = config
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        for_url(url, |k| get(config, k), || owned.clone(), |k| get(env, k)).map(|p| p.url)
+        let env = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        for_url(url, &config, env).map(|p| p.url)
     }
 
     #[test]

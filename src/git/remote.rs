@@ -136,30 +136,36 @@ impl GitRepo {
     }
 
     /// The proxy for `url` as git would pick it (see [`super::proxy`]),
-    /// with the stream routed through it for plain `http://`.
+    /// with the stream routed through it for plain `http://`. Decided once
+    /// per URL: the config was written at start and the environment is
+    /// fixed, so polls do not read them again.
     fn proxy_options(&self, url: &str) -> ProxyOptions<'static> {
         let mut opts = ProxyOptions::new();
-        let Some((scheme, host, port)) = proxy::http_origin(url) else {
-            return opts;
-        };
-        let config = self.repo.config().ok();
-        let get = |key: &str| config.as_ref()?.get_string(key).ok();
-        let url_keys = || -> Vec<(String, String)> {
-            let Some(cfg) = config.as_ref() else {
-                return Vec::new();
-            };
-            let mut out = Vec::new();
-            let Ok(mut entries) = cfg.entries(Some(r"^http\..+\.proxy$")) else {
-                return out;
-            };
-            while let Some(Ok(e)) = entries.next() {
-                if let (Ok(k), Ok(v)) = (e.name(), e.value()) {
-                    out.push((k.to_string(), v.to_string()));
+        let chosen = self
+            .proxies
+            .borrow_mut()
+            .entry(url.to_string())
+            .or_insert_with(|| self.choose_proxy(url))
+            .clone();
+        if let Some(p) = chosen {
+            opts.url(&p.url);
+        }
+        opts
+    }
+
+    fn choose_proxy(&self, url: &str) -> Option<proxy::Proxy> {
+        let (scheme, host, port) = proxy::http_origin(url)?;
+        let mut entries = Vec::new();
+        if let Ok(cfg) = self.repo.config() {
+            if let Ok(mut it) = cfg.entries(Some(r"^http\.(.+\.)?proxy$")) {
+                while let Some(Ok(e)) = it.next() {
+                    if let (Ok(k), Ok(v)) = (e.name(), e.value()) {
+                        entries.push((k.to_string(), v.to_string()));
+                    }
                 }
             }
-            out
-        };
-        let chosen = proxy::for_url(url, get, url_keys, |k| std::env::var(k).ok());
+        }
+        let chosen = proxy::for_url(url, &entries, |k| std::env::var(k).ok());
         if scheme == "http" {
             stream::route(
                 (host, port),
@@ -167,10 +173,9 @@ impl GitRepo {
             );
         }
         if let Some(p) = &chosen {
-            tracing::debug!(proxy = %redact(&p.url), "through a proxy");
-            opts.url(&p.url);
+            tracing::debug!(url = %redact(url), proxy = %redact(&p.url), "through a proxy");
         }
-        opts
+        chosen
     }
 
     fn remote_error(
