@@ -72,6 +72,21 @@ pub(super) struct MinimalStore {
     pack: String,
 }
 
+impl MinimalStore {
+    /// The claim a store of `packs` and `loose` objects would make for
+    /// `keep`: only a single pack can be minimal.
+    fn of(packs: &[String], loose: usize, keep: &[Hash], depth: u32) -> Option<Self> {
+        match packs {
+            [pack] if loose == 0 => Some(MinimalStore {
+                keep: keep.iter().copied().collect(),
+                depth,
+                pack: pack.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl GitRepo {
     /// Whether the object store holds nothing (before a first fetch).
     pub(super) fn store_is_empty(&self) -> bool {
@@ -84,14 +99,7 @@ impl GitRepo {
     pub(super) fn note_minimal(&mut self, keep: &[Hash], depth: u32) {
         let objects = self.gitdir.join("objects");
         let packs = list_packs(&objects.join("pack")).0;
-        self.minimal = match packs.as_slice() {
-            [pack] if loose_dirs(&objects).1 == 0 => Some(MinimalStore {
-                keep: keep.iter().copied().collect(),
-                depth,
-                pack: pack.clone(),
-            }),
-            _ => None,
-        };
+        self.minimal = MinimalStore::of(&packs, loose_dirs(&objects).1, keep, depth);
     }
 
     /// Drop objects not needed by `keep` (each kept `depth` commits deep,
@@ -117,12 +125,8 @@ impl GitRepo {
         if !due || keep.is_empty() {
             return Ok(None);
         }
-        let wanted = MinimalStore {
-            keep: keep.iter().copied().collect(),
-            depth,
-            pack: packs.first().cloned().unwrap_or_default(),
-        };
-        if packs.len() == 1 && loose_count == 0 && self.minimal.as_ref() == Some(&wanted) {
+        let now = MinimalStore::of(&packs, loose_count, keep, depth);
+        if now.is_some() && now == self.minimal {
             // Exactly what a repack would write (a first fetch, say).
             return Ok(None);
         }
