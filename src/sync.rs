@@ -77,13 +77,10 @@ impl Syncer {
         };
         // Should the root have to be emptied, readers keep the published
         // tree until the next publish.
-        let mut keep = Vec::new();
-        if let Some(h) = publisher.current() {
-            keep.push(layout.worktree(h));
-        }
-        if let Some(name) = publisher.served_name() {
-            keep.extend([layout.worktree_named(&name), cfg.link.clone()]);
-        }
+        let keep = match publisher.served_name() {
+            Some(name) => vec![layout.worktree_named(&name), cfg.link.clone()],
+            None => Vec::new(),
+        };
         let mut git = layout.prepare(&keep)?;
         git.apply_config(&cfg.git_config)?;
         if cfg.checkout.sparse_checkout_file.is_some() {
@@ -171,10 +168,10 @@ impl Syncer {
         // broken or not what readers see: start it again. If readers do see
         // it (its repository was rebuilt), they are sent to a hard-linked
         // stand-in first, so the tree never disappears under them.
-        let stand_in =
-            (current == Some(hash) && self.publisher.serves_worktree() && worktree.is_dir())
-                .then(|| self.send_readers_to_stand_in(hash, &worktree))
-                .flatten();
+        let readers_in_it = self.publisher.served_name() == Some(hash.to_string());
+        let stand_in = (readers_in_it && worktree.is_dir())
+            .then(|| self.send_readers_to_stand_in(hash, &worktree))
+            .flatten();
         remove_any(&worktree).map_err(|source| SyncError::Io {
             op: "remove",
             path: worktree.clone(),

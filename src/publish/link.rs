@@ -58,10 +58,6 @@ impl Publisher for LinkPublisher {
         is_hash_name(&name).then(|| name.parse().ok()).flatten()
     }
 
-    fn serves_worktree(&self) -> bool {
-        true
-    }
-
     fn served_name(&self) -> Option<String> {
         let target = fs::read_link(&self.link).ok()?;
         Some(target.file_name()?.to_str()?.to_string())

@@ -38,10 +38,6 @@ pub trait Publisher {
     fn current(&self) -> Option<Hash>;
     /// Make the worktree at `worktree` (holding `hash`) the visible one.
     fn publish(&mut self, hash: Hash, worktree: &Path) -> Result<(), PublishError>;
-    /// Whether readers read the published worktree itself (not a copy).
-    fn serves_worktree(&self) -> bool {
-        false
-    }
     /// The name of the directory in `.worktrees` readers are sent to, when
     /// they read one (it may be a stand-in, see `Layout::stand_in`).
     fn served_name(&self) -> Option<String> {
