@@ -413,6 +413,8 @@ fn a_root_that_cannot_be_made_yet_is_retried_like_a_failed_sync() {
 fn non_empty_root_not_ours_is_emptied() {
     let f = Fixture::new(Transport::File);
     let h = f.repo.commit(&[("f", "1")], "c1");
+    // The root's parent is a git repository: it must not be taken for ours.
+    git(f.tmp.path(), &["init", "-q"]);
     fs::create_dir_all(f.root().join("junk/dir")).unwrap();
     fs::write(f.root().join("junk/dir/file"), "x").unwrap();
     fs::write(f.root().join("stray.txt"), "x").unwrap();
@@ -477,6 +479,37 @@ fn absolute_link_outside_the_root_is_relative_and_survives_a_move() {
         fs::read_to_string(moved.join("elsewhere/deeper/site/f")).unwrap(),
         "1"
     );
+}
+
+#[test]
+fn a_root_given_through_dots_or_a_symlink_is_the_real_directory() {
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    let sync_with_root = |root: &str| {
+        let out = run_git_sync(&[
+            &format!("--repo={}", f.url()),
+            &format!("--root={root}"),
+            "--one-time",
+        ]);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        assert_published(&f, &h);
+    };
+    // `..` above `/` stays at `/`, as the shell and upstream treat it.
+    let root = f.root().display().to_string();
+    sync_with_root(&format!(
+        "../../../../../{root}/../../../../../../../{root}"
+    ));
+
+    // A root reached through a symlink that lives inside it: the real
+    // directory is the root, so emptying it (the link is not ours) must not
+    // turn the symlink into a directory of its own.
+    fs::remove_dir_all(f.root()).unwrap();
+    fs::create_dir(f.root()).unwrap();
+    std::os::unix::fs::symlink(f.root(), f.root().join("rootlink")).unwrap();
+    sync_with_root(&format!("{root}/rootlink"));
+    assert_eq!(f.read("f"), "1");
+    assert!(!f.root().join("rootlink").exists(), "not ours: emptied");
 }
 
 #[test]

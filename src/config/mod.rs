@@ -383,7 +383,7 @@ fn placement(src: &Sources<'_>, repo: &str, cwd: &Path) -> Result<Placement, Con
             dest: Some(dest),
         });
     };
-    let root = absolute(cwd, Path::new(&root_text));
+    let root = without_symlinks(&absolute(cwd, Path::new(&root_text)));
     let link_text = match (src.text("link")?, dest) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -424,6 +424,28 @@ fn absolute(base: &Path, p: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// `path` with the symlinks of its longest existing prefix resolved, as
+/// upstream resolves `--root`: a root reached through a symlink (even one
+/// that lives inside the root, and would go when a root that is not ours is
+/// emptied) is the real directory, and paths relative to it stay valid.
+/// Falls back to `path` as given when the prefix cannot be resolved.
+fn without_symlinks(path: &Path) -> PathBuf {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            return rest.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }
 
 /// The last path element of a repository URL, without `.git`:
