@@ -81,21 +81,22 @@ pub struct MirrorStats {
     pub unchanged: usize,
 }
 
-/// Make `dst` hold exactly what `src` holds (but `src`'s top-level `.git`).
+/// Make `dst` hold exactly what `src` holds, but any `.git`.
 pub fn mirror(src: &Path, dst: &Path) -> Result<MirrorStats, PublishError> {
     let mut stats = MirrorStats::default();
-    copy_dir(src, dst, true, &mut stats)?;
-    prune_dir(src, dst, true, &mut stats)?;
+    copy_dir(src, dst, &mut stats)?;
+    prune_dir(src, dst, &mut stats)?;
     Ok(stats)
 }
 
-/// Entries of `dir`, sorted, without the top-level `.git`.
-fn entries(dir: &Path, top: bool) -> Result<Vec<fs::DirEntry>, PublishError> {
+/// Entries of `dir`, sorted, without `.git`: the worktree's link to our
+/// state at the top, a submodule's below (git never tracks a `.git`).
+fn entries(dir: &Path) -> Result<Vec<fs::DirEntry>, PublishError> {
     let mut v: Vec<fs::DirEntry> = fs::read_dir(dir)
         .map_err(err(dir))?
         .collect::<Result<_, _>>()
         .map_err(err(dir))?;
-    v.retain(|e| !(top && e.file_name() == ".git"));
+    v.retain(|e| e.file_name() != ".git");
     v.sort_by_key(|e| e.file_name());
     Ok(v)
 }
@@ -142,13 +143,8 @@ fn replace(tmp: &Path, target: &Path) -> Result<(), PublishError> {
     fs::rename(tmp, target).map_err(err(target))
 }
 
-fn copy_dir(
-    src: &Path,
-    dst: &Path,
-    top: bool,
-    stats: &mut MirrorStats,
-) -> Result<(), PublishError> {
-    for e in entries(src, top)? {
+fn copy_dir(src: &Path, dst: &Path, stats: &mut MirrorStats) -> Result<(), PublishError> {
+    for e in entries(src)? {
         let name = e.file_name();
         let (from, to) = (e.path(), dst.join(&name));
         let meta = fs::symlink_metadata(&from).map_err(err(&from))?;
@@ -161,7 +157,7 @@ fn copy_dir(
                 }
                 Err(_) => fs::create_dir(&to).map_err(err(&to))?,
             }
-            copy_dir(&from, &to, false, stats)?;
+            copy_dir(&from, &to, stats)?;
         } else if meta.file_type().is_symlink() {
             let target = fs::read_link(&from).map_err(err(&from))?;
             if fs::read_link(&to).ok().as_ref() == Some(&target) {
@@ -190,13 +186,8 @@ fn copy_dir(
 }
 
 /// Delete what is in `dst` but not in `src` (after all writes).
-fn prune_dir(
-    src: &Path,
-    dst: &Path,
-    top: bool,
-    stats: &mut MirrorStats,
-) -> Result<(), PublishError> {
-    let wanted: HashSet<OsString> = entries(src, top)?.iter().map(|e| e.file_name()).collect();
+fn prune_dir(src: &Path, dst: &Path, stats: &mut MirrorStats) -> Result<(), PublishError> {
+    let wanted: HashSet<OsString> = entries(src)?.iter().map(|e| e.file_name()).collect();
     for e in fs::read_dir(dst).map_err(err(dst))? {
         let e = e.map_err(err(dst))?;
         let name = e.file_name();
@@ -205,7 +196,7 @@ fn prune_dir(
             remove_any(&path).map_err(err(&path))?;
             stats.removed += 1;
         } else if e.file_type().is_ok_and(|t| t.is_dir()) {
-            prune_dir(&src.join(&name), &path, false, stats)?;
+            prune_dir(&src.join(&name), &path, stats)?;
         }
     }
     Ok(())
@@ -223,6 +214,7 @@ mod tests {
         fs::write(src.join(".git"), "gitdir: /x").unwrap();
         fs::write(src.join("index.html"), "new").unwrap();
         fs::write(src.join("a/b/c.txt"), "c").unwrap();
+        fs::write(src.join("a/.git"), "gitdir: /x/modules/a").unwrap();
         fs::write(src.join("same.txt"), "same").unwrap();
         std::os::unix::fs::symlink("a/b/c.txt", src.join("link")).unwrap();
         fs::create_dir_all(dst.join(".git")).unwrap();
@@ -237,6 +229,7 @@ mod tests {
         assert_eq!(fs::read_to_string(dst.join("a/b/c.txt")).unwrap(), "c");
         assert_eq!(fs::read_to_string(dst.join("link")).unwrap(), "c");
         assert!(!dst.join(".git").exists());
+        assert!(!dst.join("a/.git").exists(), "a submodule's link");
         assert!(!dst.join("gone").exists());
         assert_eq!(s.unchanged, 1);
         let again = mirror(&src, &dst).unwrap();
