@@ -290,6 +290,7 @@ impl Layout {
                 repo.forget_worktree(&name)?;
             }
         }
+        repo.forget_submodule_worktrees(|name| self.worktrees.join(name).is_dir())?;
         Ok((kept, next_due))
     }
 }

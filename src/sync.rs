@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::auth::Submodules;
 use crate::config::Config;
-use crate::git::{parse_full_hash, Cancel, GitError, GitRepo, Hash, Target};
+use crate::git::{parse_full_hash, Cancel, GitError, GitRepo, Hash, Superproject, Target};
 use crate::hooks::ExecHook;
 use crate::layout::{remove_any, Layout, LayoutError};
 use crate::publish::{DestPublisher, LinkPublisher, PublishError, Publisher};
@@ -184,14 +184,14 @@ impl Syncer {
             .create_worktree(hash, &worktree, &hash.to_string(), sparse)?;
         if self.cfg.checkout.submodules != Submodules::Off {
             let recursive = self.cfg.checkout.submodules == Submodules::Recursive;
-            self.git.checkout_submodules(
-                &worktree,
-                hash,
-                &self.cfg.repo,
-                recursive,
-                self.cfg.depth,
-                cancel,
-            )?;
+            let parent = Superproject {
+                dir: &worktree,
+                admin: &hash.to_string(),
+                commit: hash,
+                url: &self.cfg.repo,
+            };
+            self.git
+                .checkout_submodules(&parent, recursive, self.cfg.depth, cancel)?;
         }
         if self.cfg.checkout.group_write {
             crate::user::add_group_write(&worktree).map_err(|source| SyncError::Io {

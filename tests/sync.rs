@@ -1060,6 +1060,33 @@ fn nested_submodules_recursive_shallow_and_off() {
     assert_eq!(f.read("libs/sub/s.txt"), "sub v2");
     assert_eq!(f.read("libs/sub/nested/n.txt"), "nested");
 
+    // Each submodule is a worktree git sees at the commit its parent
+    // records, fetched --depth deep (hooks may run git in them), the nested
+    // one too; and the whole tree is clean to git.
+    let in_link = |dir: &str, args: &[&str]| git(&f.link().join(dir), args);
+    for (parent, sub) in [("", "libs/sub"), ("libs/sub", "nested")] {
+        let here = Path::new(parent).join(sub);
+        let here = here.to_str().unwrap();
+        assert_eq!(
+            in_link(here, &["rev-parse", "HEAD"]),
+            in_link(parent, &["rev-parse", &format!("HEAD:{sub}")]),
+            "{here}"
+        );
+        assert_eq!(in_link(here, &["rev-list", "--count", "HEAD"]), "1");
+    }
+    assert_eq!(in_link("", &["status", "--porcelain"]), "");
+    // Their registrations go with the worktrees that made them.
+    f.sync_once(&["--submodules=recursive", "--stale-worktree-grace=0s"]);
+    let current = published(&f.link()).unwrap();
+    for store in ["libs_sub", "libs_sub/modules/nested"] {
+        let admins = f.root().join(".git/modules").join(store).join("worktrees");
+        let names: Vec<String> = fs::read_dir(&admins)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [current.as_str()], "{}", admins.display());
+    }
+
     let h = f.repo.commit(&[("top.txt", "top2")], "shallow");
     f.sync_once(&["--submodules=shallow"]);
     assert_published(&f, &h);

@@ -20,6 +20,7 @@ pub use auth::{Auth, CredentialSet, Credentials, Password, SshAuth};
 pub use gc::GcStats;
 pub use local::local_refs_dir;
 pub use remote::Target;
+pub use submodules::Superproject;
 
 /// A commit hash.
 pub type Hash = git2::Oid;

@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use git2::build::CheckoutBuilder;
-
 use super::{Cancel, GitError, GitRepo, Hash, Target};
 use crate::config::GcMode;
 
@@ -17,6 +15,15 @@ struct Declared {
     name: String,
     path: String,
     url: String,
+}
+
+/// A checked-out commit whose submodules are wanted: its worktree `dir`,
+/// registered under `admin`, and the URL it was fetched from.
+pub struct Superproject<'a> {
+    pub dir: &'a Path,
+    pub admin: &'a str,
+    pub commit: Hash,
+    pub url: &'a str,
 }
 
 /// Parse `.gitmodules` (git config syntax, the keys we need).
@@ -127,21 +134,20 @@ impl GitRepo {
             .collect())
     }
 
-    /// Check out the submodules of `commit` (from `url`) into `dir`.
+    /// Check out the submodules of a checked-out commit into its worktree,
+    /// each `depth` deep; nested ones too when `recursive`.
     pub fn checkout_submodules(
         &mut self,
-        dir: &Path,
-        commit: Hash,
-        url: &str,
+        parent: &Superproject<'_>,
         recursive: bool,
         depth: u32,
         cancel: &Cancel,
     ) -> Result<(), GitError> {
-        for (sub, hash) in self.gitlinks(commit)? {
+        for (sub, hash) in self.gitlinks(parent.commit)? {
             if cancel.is_cancelled() {
                 return Err(GitError::Cancelled);
             }
-            let sub_url = resolve_url(url, &sub.url);
+            let sub_url = resolve_url(parent.url, &sub.url);
             let mut store = self.submodule_store(&sub.name)?;
             if !store.has_commit(hash) {
                 tracing::debug!(submodule = %sub.name, %hash, "fetching submodule");
@@ -151,28 +157,41 @@ impl GitRepo {
                 };
                 store.fetch(&sub_url, &target, depth, cancel)?;
             }
-            let dest: PathBuf = dir.join(&sub.path);
-            std::fs::create_dir_all(&dest).map_err(|e| GitError::io("create", &dest, e))?;
-            {
-                let sub_commit = store
-                    .repo
-                    .find_commit(hash)
-                    .map_err(|e| GitError::local(format!("find submodule commit {hash}"), e))?;
-                // A bare store cannot check out a tree holding gitlinks: lend
-                // it the destination as its working directory.
-                store
-                    .repo
-                    .set_workdir(&dest, false)
-                    .map_err(|e| GitError::local(format!("checkout submodule {}", sub.name), e))?;
-                let mut checkout = CheckoutBuilder::new();
-                checkout.force().update_index(false);
-                store
-                    .repo
-                    .checkout_tree(sub_commit.as_object(), Some(&mut checkout))
-                    .map_err(|e| GitError::local(format!("checkout submodule {}", sub.name), e))?;
-            }
+            // A linked worktree of the store, registered under the name of
+            // the top-level worktree, so that git (where one exists) sees a
+            // submodule checked out at its recorded commit.
+            let dir: PathBuf = parent.dir.join(&sub.path);
+            store.create_worktree(hash, &dir, parent.admin, None)?;
             if recursive {
-                store.checkout_submodules(&dest, hash, &sub_url, true, depth, cancel)?;
+                let child = Superproject {
+                    dir: &dir,
+                    admin: parent.admin,
+                    commit: hash,
+                    url: &sub_url,
+                };
+                store.checkout_submodules(&child, true, depth, cancel)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forget the submodule worktrees registered under a name for which
+    /// `live` is false (their top-level worktree is gone), in every store,
+    /// nested ones included.
+    pub fn forget_submodule_worktrees(&self, live: impl Fn(&str) -> bool) -> Result<(), GitError> {
+        let mut stores = vec![self.gitdir.join("modules")];
+        while let Some(dir) = stores.pop() {
+            for store in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let store = store.path();
+                let admins = store.join("worktrees");
+                for admin in std::fs::read_dir(&admins).into_iter().flatten().flatten() {
+                    if !live(&admin.file_name().to_string_lossy()) {
+                        let path = admin.path();
+                        std::fs::remove_dir_all(&path)
+                            .map_err(|e| GitError::io("remove", &path, e))?;
+                    }
+                }
+                stores.push(store.join("modules"));
             }
         }
         Ok(())
