@@ -48,12 +48,18 @@ impl SparsePatterns {
 
     /// Whether the file at `path` (slash-separated, relative) is checked out.
     pub fn includes(&self, path: &str) -> bool {
+        self.includes_entry(path, false)
+    }
+
+    /// Whether the entry at `path` is checked out, `is_dir` saying whether
+    /// it is matched as a directory (git matches a submodule so).
+    pub fn includes_entry(&self, path: &str, is_dir: bool) -> bool {
         // The path's directories, then the path itself.
         let parts: Vec<&str> = path.split('/').collect();
         let mut verdict = false;
         for p in &self.patterns {
             let hit = (1..=parts.len()).any(|n| {
-                let is_dir = n < parts.len();
+                let is_dir = n < parts.len() || is_dir;
                 if p.dir_only && !is_dir {
                     return false;
                 }
@@ -161,5 +167,9 @@ mod tests {
         assert!(p.includes("docs/api/x.md"));
         assert!(!p.includes("docs/guide/y.md"));
         assert!(!p.includes("src/main.rs"));
+        // A submodule is matched as a directory, as git matches it.
+        assert!(!p.includes_entry("vendored", true));
+        assert!(p.includes_entry("docs/api/vendored", true));
+        assert!(!p.includes_entry("docs/vendored", true));
     }
 }

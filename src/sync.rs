@@ -189,6 +189,7 @@ impl Syncer {
                 admin: &hash.to_string(),
                 commit: hash,
                 url: &self.cfg.repo,
+                sparse: sparse.map(|(patterns, _)| patterns),
             };
             self.git
                 .checkout_submodules(&parent, recursive, self.cfg.depth, cancel)?;

@@ -992,15 +992,25 @@ fn sparse_checkout_in_both_pattern_modes() {
         ],
         "tree",
     );
+    // Submodules are matched as directories: one inside the selection,
+    // one outside it (git leaves that one out).
+    SourceRepo::new(&f.tmp.path().join("srv"), "lib").commit(&[("l.txt", "l")], "lib");
+    add_submodule(&f.repo, "../lib", "docs/api/vendored");
+    add_submodule(&f.repo, "../lib", "src/lib");
     let patterns = f.tmp.path().join("sparse");
     let present = |p: &str| f.link().join(p).exists();
+    let submodules_as_git_would = || {
+        assert!(present("docs/api/vendored/l.txt"));
+        assert!(!present("src/lib"));
+        assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+    };
 
     // Non-cone: gitignore-style patterns.
     fs::write(&patterns, "/docs/\n!/docs/guide/\n*.keep\n").unwrap();
     f.sync_once(&[&format!("--sparse-checkout-file={}", patterns.display())]);
     assert!(present("docs/index.md") && present("docs/api/x.md") && present("src/keep.keep"));
     assert!(!present("docs/guide/y.md") && !present("src/main.rs") && !present("README.md"));
-    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+    submodules_as_git_would();
 
     // Cone mode, as `git sparse-checkout set --cone docs/api` writes it.
     fs::write(&patterns, "/*\n!/*/\n/docs/\n!/docs/*/\n/docs/api/\n").unwrap();
@@ -1009,10 +1019,17 @@ fn sparse_checkout_in_both_pattern_modes() {
     assert_published(&f, &h);
     assert!(present("README.md") && present("docs/index.md") && present("docs/api/x.md"));
     assert!(!present("docs/guide/y.md") && !present("src/main.rs") && !present("src/keep.keep"));
-    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+    submodules_as_git_would();
 }
 
 // ---- submodules ----------------------------------------------------------------
+
+/// Add `url` as a submodule of `repo` at `path`, and commit.
+fn add_submodule(repo: &SourceRepo, url: &str, path: &str) {
+    let allow = ["-c", "protocol.file.allow=always"];
+    repo.git(&[&allow[..], &["submodule", "add", "-q", url, path]].concat());
+    repo.git(&["commit", "-q", "-m", &format!("add {path}")]);
+}
 
 #[test]
 fn nested_submodules_recursive_shallow_and_off() {
@@ -1023,22 +1040,10 @@ fn nested_submodules_recursive_shallow_and_off() {
     let sub = SourceRepo::new(&srv, "sub");
     sub.commit(&[("s.txt", "sub")], "sub");
     let server = f.server.as_ref().unwrap();
-    let add = |repo: &SourceRepo, url: String, path: &str| {
-        repo.git(&[
-            "-c",
-            "protocol.file.allow=always",
-            "submodule",
-            "add",
-            "-q",
-            &url,
-            path,
-        ]);
-        repo.git(&["commit", "-q", "-m", &format!("add {path}")]);
-    };
-    add(&sub, server.url("nested"), "nested");
+    add_submodule(&sub, &server.url("nested"), "nested");
     f.repo.commit(&[("top.txt", "top")], "top");
     // A relative URL, resolved against the parent's, as git does.
-    add(&f.repo, "../sub".to_string(), "libs/sub");
+    add_submodule(&f.repo, "../sub", "libs/sub");
 
     f.sync_once(&["--submodules=recursive"]);
     assert_eq!(f.read("libs/sub/s.txt"), "sub");

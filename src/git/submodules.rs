@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Cancel, GitError, GitRepo, Hash, Target};
 use crate::config::GcMode;
+use crate::sparse::SparsePatterns;
 
 /// One `[submodule "name"]` of `.gitmodules`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,12 +19,15 @@ struct Declared {
 }
 
 /// A checked-out commit whose submodules are wanted: its worktree `dir`,
-/// registered under `admin`, and the URL it was fetched from.
+/// registered under `admin`, the URL it was fetched from, and the sparse
+/// patterns it was checked out with (a submodule they leave out is left
+/// out, as git does).
 pub struct Superproject<'a> {
     pub dir: &'a Path,
     pub admin: &'a str,
     pub commit: Hash,
     pub url: &'a str,
+    pub sparse: Option<&'a SparsePatterns>,
 }
 
 /// Parse `.gitmodules` (git config syntax, the keys we need).
@@ -147,6 +151,12 @@ impl GitRepo {
             if cancel.is_cancelled() {
                 return Err(GitError::Cancelled);
             }
+            if parent
+                .sparse
+                .is_some_and(|p| !p.includes_entry(&sub.path, true))
+            {
+                continue;
+            }
             let sub_url = resolve_url(parent.url, &sub.url);
             let mut store = self.submodule_store(&sub.name)?;
             if !store.has_commit(hash) {
@@ -168,6 +178,7 @@ impl GitRepo {
                     admin: parent.admin,
                     commit: hash,
                     url: &sub_url,
+                    sparse: None,
                 };
                 store.checkout_submodules(&child, true, depth, cancel)?;
             }

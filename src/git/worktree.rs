@@ -67,8 +67,9 @@ impl GitRepo {
             }
             Some((patterns, text)) => {
                 let files = tree_files(&commit)?;
-                let (selected, skipped): (Vec<_>, Vec<_>) =
-                    files.into_iter().partition(|f| patterns.includes(&f.path));
+                let (selected, skipped): (Vec<_>, Vec<_>) = files
+                    .into_iter()
+                    .partition(|f| patterns.includes_entry(&f.path, f.is_gitlink()));
                 if !selected.is_empty() {
                     checkout.disable_pathspec_match(true);
                     for f in &selected {
@@ -137,12 +138,23 @@ struct TreeFile {
     mode: u32,
 }
 
-/// Every blob (file or symlink) of the commit's tree.
+impl TreeFile {
+    /// A submodule's commit rather than a file.
+    fn is_gitlink(&self) -> bool {
+        self.mode == u32::from(git2::FileMode::Commit)
+    }
+}
+
+/// Every blob (file or symlink) and gitlink (submodule) of the commit's
+/// tree.
 fn tree_files(commit: &git2::Commit<'_>) -> Result<Vec<TreeFile>, GitError> {
     let tree = commit.tree().map_err(|e| GitError::local("read tree", e))?;
     let mut files = Vec::new();
     tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        if entry.kind() == Some(git2::ObjectType::Blob) {
+        if matches!(
+            entry.kind(),
+            Some(git2::ObjectType::Blob | git2::ObjectType::Commit)
+        ) {
             files.push(TreeFile {
                 path: format!("{dir}{}", entry.name().unwrap_or_default()),
                 id: entry.id(),
