@@ -46,13 +46,44 @@ impl HttpState {
 
 /// Bind the endpoint (fails at start, not later, on a bad address).
 pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
-    // Go's ":8080" means all interfaces.
-    let addr = if addr.starts_with(':') {
-        format!("0.0.0.0{addr}")
-    } else {
-        addr.to_string()
+    let Some(port) = addr.strip_prefix(':') else {
+        return TcpListener::bind(addr).await;
     };
-    TcpListener::bind(addr).await
+    // Go's ":8080": every interface, IPv6 and IPv4 alike (a probe in an
+    // IPv6 cluster comes over IPv6); IPv4 only where the host has no IPv6.
+    let port: u16 = port.parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("invalid port in {addr:?}"),
+        )
+    })?;
+    match dual_stack(port) {
+        Err(e) if ipv6_missing(&e) => TcpListener::bind(("0.0.0.0", port)).await,
+        other => other,
+    }
+}
+
+/// A listener on `[::]:port` that takes IPv4 connections too, whatever
+/// the system's `bindv6only` default.
+fn dual_stack(port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    let any = std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    socket.bind(&any.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Whether `e` says the host has no IPv6 (a kernel without it, or one
+/// booted with it disabled), rather than that the port is taken.
+fn ipv6_missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
+    )
 }
 
 /// Serve until the process ends.

@@ -317,6 +317,24 @@ fn probes_and_metrics() {
     assert_eq!(http_get(port, "/nothing").0, 404);
 }
 
+#[test]
+fn a_go_style_colon_port_bind_answers_over_ipv4_and_ipv6() {
+    let f = Fixture::local();
+    let port = free_port();
+    let _p = f.start(&[&format!("--http-bind=:{port}"), "--period=50ms"]);
+    let ready = |ip: &str| {
+        std::net::TcpStream::connect((ip, port)).is_ok() && http_get_from(ip, port, "/").0 == 200
+    };
+    wait_until(LONG, "ready over IPv4", || ready("127.0.0.1"));
+    // As Go's ":port", every interface: a probe in an IPv6 cluster comes
+    // over IPv6.
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED the IPv6 half: this machine has no ::1");
+        return;
+    }
+    assert!(ready("::1"), "no answer on [::1]:{port}");
+}
+
 // ---- signals ----------------------------------------------------------------
 
 #[test]

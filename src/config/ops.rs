@@ -46,6 +46,26 @@ pub struct Ops {
     pub watch_local: bool,
 }
 
+/// `bind` if it is an address to listen on as Go writes one: `host:port`,
+/// `[v6]:port` or `:port` (every interface).
+fn check_bind(bind: &str) -> Result<String, String> {
+    let problem = |why: &str| Err(format!("{bind:?}: {why}"));
+    let Some((host, port)) = bind.rsplit_once(':') else {
+        return problem("expected host:port or :port");
+    };
+    if port.parse::<u16>().is_err() {
+        return problem("the port must be a number up to 65535");
+    }
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => !host.contains(['[', ']', ':', '/', ' ']),
+    };
+    if !host_ok {
+        return problem("the host must be a name, an IPv4 address or [an IPv6 address]");
+    }
+    Ok(bind.to_string())
+}
+
 fn at_least_1s(
     src: &Sources<'_>,
     name: &'static str,
@@ -188,7 +208,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<Ops, ConfigError> {
     let metrics = src.bool("http-metrics")?;
     let pprof = src.bool("http-pprof")?;
     let trigger_secret_file = src.text("sync-trigger-secret-file")?.map(PathBuf::from);
-    let http = match src.text("http-bind")? {
+    let http = match src.get("http-bind", check_bind)? {
         Some(bind) => Some(HttpConfig {
             bind,
             metrics,
@@ -223,7 +243,32 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<Ops, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_signal;
+    use super::{check_bind, parse_signal};
+
+    #[test]
+    fn binds_as_go_writes_them() {
+        for ok in [
+            ":8080",
+            "127.0.0.1:0",
+            "[::1]:80",
+            "[::]:9",
+            "localhost:8080",
+        ] {
+            assert_eq!(check_bind(ok).as_deref(), Ok(ok));
+        }
+        for bad in [
+            "8080",
+            ":http",
+            ":70000",
+            "::1:80",
+            "[nope]:80",
+            "a b:80",
+            "",
+        ] {
+            let e = check_bind(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+    }
 
     #[test]
     fn signals_by_name_or_number() {

@@ -444,10 +444,15 @@ pub fn static_server(docroot: &Path) -> Nginx {
     Nginx::start(&body, "www-data www-data")
 }
 
-/// One HTTP/1.0 GET on loopback: (status, body).
+/// One HTTP/1.0 GET on 127.0.0.1: (status, body).
 pub fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    http_get_from("127.0.0.1", port, path)
+}
+
+/// One HTTP/1.0 GET on `ip` (a loopback address): (status, body).
+pub fn http_get_from(ip: &str, port: u16, path: &str) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut s = TcpStream::connect((ip, port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
     let mut buf = Vec::new();
