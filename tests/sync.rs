@@ -185,15 +185,22 @@ fn targets_http() {
 #[test]
 fn unknown_ref_fails_and_says_so() {
     let f = Fixture::new(Transport::File);
-    f.repo.commit(&[("f", "1")], "c1");
-    let out = run_git_sync(&[
-        &format!("--repo={}", f.url()),
-        &format!("--root={}", f.root().display()),
-        "--one-time",
-        "--ref=nope",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    let fails_saying = |git_ref: &str, what: &str| {
+        let out = run_git_sync(&[
+            &format!("--repo={}", f.url()),
+            &format!("--root={}", f.root().display()),
+            "--one-time",
+            &format!("--ref={git_ref}"),
+        ]);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{log}");
+        assert!(log.contains(git_ref) && log.contains(what), "{log}");
+        assert!(!f.link().exists());
+    };
+    fails_saying("nope", "not found");
+    // An abbreviated hash: say what to give instead.
+    fails_saying(&h[..8], "give all 40 characters");
 }
 
 // ---- updates, no-ops, history rewrites ---------------------------------

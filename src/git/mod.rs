@@ -28,6 +28,16 @@ pub type Hash = git2::Oid;
 /// Name of the local branch our repository's HEAD is on.
 pub const SYNC_BRANCH: &str = "git-sync";
 
+/// What to add when a ref that was not found looks like an abbreviated
+/// commit hash: a remote is asked for refs and full hashes only.
+fn abbreviation_hint(git_ref: &str) -> &'static str {
+    if (4..40).contains(&git_ref.len()) && git_ref.bytes().all(|b| b.is_ascii_hexdigit()) {
+        " (an abbreviated hash cannot be looked up remotely: give all 40 characters)"
+    } else {
+        ""
+    }
+}
+
 /// Errors of the git layer. URLs in messages are redacted.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -37,7 +47,7 @@ pub enum GitError {
         url: String,
         message: String,
     },
-    #[error("ref {git_ref:?} not found in {url}")]
+    #[error("ref {git_ref:?} not found in {url}{}", abbreviation_hint(.git_ref))]
     RefNotFound { git_ref: String, url: String },
     #[error("{op} failed: {message}")]
     Local { op: String, message: String },
