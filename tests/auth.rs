@@ -642,6 +642,19 @@ fn through_a_proxy_from_git_config_or_env() {
         after_plain,
         "no_proxy was ignored"
     );
+    // A proxy for one URL prefix: a key holding a colon, quoted as
+    // upstream's --git-config syntax wants.
+    let mut args = plain_args("r6");
+    args.push(format!(
+        r#"--git-config="http.http://127.0.0.1:{}/.proxy":{proxy}"#,
+        plain.port
+    ));
+    let (code, log) = one_time(&args, &[]);
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        carried.lock().unwrap().len() > after_plain,
+        "the URL's proxy was ignored"
+    );
     // A proxy that is down fails the sync: the requests really go there.
     let dead = format!("http://127.0.0.1:{}", free_port());
     let (code, _) = one_time(&plain_args("r5"), &[("http_proxy", dead.as_str())]);

@@ -707,6 +707,14 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
             "one-time",
         ),
         (vec!["--root=/tmp/x"], "--repo"),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--git-config=proxy:http://p"],
+            "--git-config",
+        ),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--http-bind=8080"],
+            "--http-bind",
+        ),
     ] {
         let out = git_sync(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -288,10 +288,9 @@ pub fn parse(
         }
     };
 
-    let mut git_config = Vec::new();
-    if let Some(s) = src.text("git-config")? {
-        git_config = values::parse_git_config(&s).map_err(|e| invalid("git-config", e))?;
-    }
+    let mut git_config = src
+        .get("git-config", values::parse_git_config)?
+        .unwrap_or_default();
     for s in src.list("git-config-add") {
         git_config.extend(values::parse_git_config(&s).map_err(|e| invalid("git-config-add", e))?);
     }

@@ -73,71 +73,107 @@ pub fn parse_int(s: &str) -> Result<i64, String> {
         .map_err(|_| format!("{s:?} is not an integer"))
 }
 
-/// Parse `key:value,key:"quoted, value"` as upstream's `--git-config`.
+/// Parse upstream's `--git-config` syntax: comma-separated `key:value`
+/// pairs, where keys and values may be quoted (`"http.https://h/.proxy":v`;
+/// a key holding a colon must be), values may contain `\,` (or, quoted, a
+/// bare comma), and quoted keys and all values know the escapes `\n`,
+/// `\t`, `\"`, `\,` and `\\`; any other escape is an error.
 pub fn parse_git_config(s: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
     let mut chars = s.chars().peekable();
-    loop {
-        // key
-        let mut key = String::new();
-        for c in chars.by_ref() {
-            if c == ':' {
-                break;
-            }
-            key.push(c);
-        }
-        let key = key.trim().to_string();
-        if key.is_empty() {
-            if chars.peek().is_none() && out.is_empty() && s.trim().is_empty() {
-                return Ok(out);
-            }
-            return Err(format!("missing key in {s:?} (expected key:value)"));
-        }
-        // value, maybe quoted
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
+    let mut out = Vec::new();
+    while let Some(&first) = chars.peek() {
+        let key = if first == '"' {
             chars.next();
-            let mut closed = false;
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => match chars.next() {
-                        Some(e) => value.push(e),
-                        None => return Err(format!("unfinished escape in {s:?}")),
-                    },
-                    '"' => {
-                        closed = true;
-                        break;
-                    }
-                    c => value.push(c),
-                }
-            }
-            if !closed {
-                return Err(format!("unterminated quote in {s:?}"));
-            }
+            let key = quoted(&mut chars)?;
             match chars.next() {
-                None => {
-                    out.push((key, value));
-                    return Ok(out);
-                }
-                Some(',') => {}
-                Some(c) => return Err(format!("unexpected {c:?} after quoted value in {s:?}")),
+                Some(':') => key,
+                Some(c) => return Err(format!("unexpected {c:?} after quoted key {key:?}")),
+                None => return Err(format!("key {key:?} has no value (expected key:value)")),
             }
         } else {
-            let mut ended = true;
-            for c in chars.by_ref() {
-                if c == ',' {
-                    ended = false;
-                    break;
+            let mut key = String::new();
+            loop {
+                match chars.next() {
+                    Some(':') => break key,
+                    Some(c) => key.push(c),
+                    None => return Err(format!("key {key:?} has no value (expected key:value)")),
                 }
-                value.push(c);
             }
-            out.push((key, value));
-            if ended {
-                return Ok(out);
+        };
+        check_config_key(&key)?;
+        let value = match chars.peek() {
+            None => return Err(format!("key {key:?} has no value")),
+            Some('"') => {
+                chars.next();
+                let value = quoted(&mut chars)?;
+                match chars.next() {
+                    None | Some(',') => value,
+                    Some(c) => {
+                        return Err(format!("unexpected {c:?} after quoted value {value:?}"))
+                    }
+                }
             }
-            continue;
-        }
+            Some(_) => {
+                let mut value = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.push(unescape(&mut chars)?),
+                        ',' => break,
+                        c => value.push(c),
+                    }
+                }
+                value
+            }
+        };
         out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// A key as git accepts it: `section[.subsection].name`, the section and
+/// the name of letters, digits and `-` (the name starting with a letter),
+/// the subsection anything but a newline.
+fn check_config_key(key: &str) -> Result<(), String> {
+    let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let ok = match (key.split_once('.'), key.rsplit_once('.')) {
+        (Some((section, _)), Some((middle, name))) => {
+            word(section)
+                && word(name)
+                && name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && !middle.contains('\n')
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key:?} is not a git config key (section.name or section.subsection.name)"
+        ))
+    }
+}
+
+/// The rest of a quoted string whose opening `"` was read.
+fn quoted(chars: &mut impl Iterator<Item = char>) -> Result<String, String> {
+    let mut text = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => text.push(unescape(chars)?),
+            '"' => return Ok(text),
+            c => text.push(c),
+        }
+    }
+    Err(format!("unterminated quote in \"{text}"))
+}
+
+/// The character an escape stands for; its `\\` was read.
+fn unescape(chars: &mut impl Iterator<Item = char>) -> Result<char, String> {
+    match chars.next() {
+        Some('n') => Ok('\n'),
+        Some('t') => Ok('\t'),
+        Some(c @ ('"' | ',' | '\\')) => Ok(c),
+        Some(c) => Err(format!("unsupported escape \\{c}")),
+        None => Err("unfinished escape at the end".to_string()),
     }
 }
 
@@ -178,9 +214,41 @@ mod tests {
                 ("safe.directory".into(), "*".into()),
             ]
         );
-        assert!(parse_git_config("novalue").is_ok());
-        assert!(parse_git_config(":v").is_err());
-        assert!(parse_git_config(r#"k:"open"#).is_err());
+        // Upstream's e2e value, a quoted key with a colon, and escapes.
+        let v = parse_git_config(
+            r#"http.postBuffer:10485760,sect.k1:"a val",sect.k2:another val,"http.https://h/.proxy":http://p:1,k.e:a\,b\tc\\d,k.q:"x\"y\nz""#,
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            vec![
+                ("http.postBuffer".into(), "10485760".into()),
+                ("sect.k1".into(), "a val".into()),
+                ("sect.k2".into(), "another val".into()),
+                ("http.https://h/.proxy".into(), "http://p:1".into()),
+                ("k.e".into(), "a,b\tc\\d".into()),
+                ("k.q".into(), "x\"y\nz".into()),
+            ]
+        );
+        assert_eq!(
+            parse_git_config(r#"a.k:"""#).unwrap(),
+            vec![("a.k".into(), "".into())]
+        );
         assert!(parse_git_config("").unwrap().is_empty());
+        for bad in [
+            "novalue",
+            "a.k:",
+            ":v",
+            r#"a.k:"open"#,
+            r#""a.k"x:v"#,
+            r#"a.k:"v"x"#,
+            r"a.k:a\q",
+            "nodot:v",
+            "a.1k:v",
+            "a b.k:v",
+            "a.k_x:v",
+        ] {
+            assert!(parse_git_config(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }
