@@ -435,6 +435,13 @@ fn ssh_with_known_hosts_match_mismatch_and_absent() {
         Some(h.as_str())
     );
 
+    // A file that lists only one of the server's keys, whichever type:
+    // the server is asked for that one, as OpenSSH asks.
+    for (i, line) in sshd.known_hosts_by_type.iter().enumerate() {
+        let (code, log) = run(&format!("{line}\n"), &[], &format!("one-type-{i}"));
+        assert_eq!(code, 0, "{line}: {log}");
+    }
+
     let other_key = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
     let (code, log) = run(
         &format!("[127.0.0.1]:{} ssh-ed25519 {other_key}\n", sshd.port),

@@ -8,6 +8,7 @@ mod known_hosts;
 mod local;
 mod proxy;
 mod remote;
+mod ssh_home;
 mod stream;
 mod submodules;
 mod worktree;

@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use git2::{AutotagOption, FetchOptions, ProxyOptions, RemoteCallbacks};
 
 use super::local::local_path;
+use super::ssh_home::SshHome;
 use super::{known_hosts, proxy, stream, Cancel, CredentialSet, GitError, GitRepo, Hash};
 use crate::redact::redact;
 
@@ -139,6 +140,14 @@ impl GitRepo {
     /// with the stream routed through it for plain `http://`. Decided once
     /// per URL: the config was written at start and the environment is
     /// fixed, so polls do not read them again.
+    /// For the duration of an SSH exchange with `url`: libgit2 asks for
+    /// the host key types our known_hosts file lists.
+    fn ssh_home(&self, url: &str) -> SshHome {
+        let known_hosts = self.credentials.ssh.as_ref();
+        let known_hosts = known_hosts.and_then(|s| s.known_hosts.as_deref());
+        SshHome::enter(&self.gitdir, url, known_hosts)
+    }
+
     fn proxy_options(&self, url: &str) -> ProxyOptions<'static> {
         let mut opts = ProxyOptions::new();
         let chosen = self
@@ -223,6 +232,7 @@ impl GitRepo {
         // a bare connect it sends our custom headers (cookies). (Without a
         // refspec libgit2 would want the remote's HEAD.)
         let mut opts = self.fetch_options(url, cancel);
+        let _home = self.ssh_home(url);
         remote
             .download(&[LIST_ONLY_REF], Some(&mut opts))
             .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?;
@@ -280,6 +290,7 @@ impl GitRepo {
             if depth > 0 {
                 opts.depth(i32::try_from(depth).unwrap_or(i32::MAX));
             }
+            let _home = self.ssh_home(url);
             remote.fetch(refspecs, Some(&mut opts), None)
         };
         // The temporary refs only carried the objects in; they are not kept.

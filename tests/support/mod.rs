@@ -746,8 +746,11 @@ pub struct Sshd {
     pub addr: String,
     pub port: u16,
     pub client_key: PathBuf,
-    /// A known_hosts line for this server.
+    /// A known_hosts line for this server (its ed25519 key).
     pub known_hosts_line: String,
+    /// One known_hosts line per host key: ed25519, ECDSA, RSA, as a
+    /// stock OpenSSH server has.
+    pub known_hosts_by_type: Vec<String>,
     pub user: String,
     _proc: Proc,
     _dir: TempDir,
@@ -780,11 +783,22 @@ impl Sshd {
     fn start_at(mut choose: impl FnMut() -> Option<(String, u16)>) -> Option<Self> {
         let dir = TempDir::new().unwrap();
         let d = dir.path();
-        for key in ["host_key", "client_key"] {
+        const HOST_KEY_TYPES: [&str; 3] = ["ed25519", "ecdsa", "rsa"];
+        let keys = HOST_KEY_TYPES.map(|t| format!("host_{t}")).into_iter();
+        for (key, kind) in keys
+            .zip(HOST_KEY_TYPES)
+            .chain([("client_key".into(), "ed25519")])
+        {
             run_ok(
                 Command::new("ssh-keygen")
-                    .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
-                    .arg(d.join(key)),
+                    .args(["-q", "-t", kind, "-N", "", "-C", "test", "-f"])
+                    .arg(d.join(key))
+                    // Quick to make; the size does not matter here.
+                    .args(if kind == "rsa" {
+                        &["-b", "2048"][..]
+                    } else {
+                        &[]
+                    }),
             );
         }
         fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
@@ -795,18 +809,28 @@ impl Sshd {
             .ok()
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| run_ok(Command::new("id").arg("-un")).trim().to_string());
-        let host_pub = fs::read_to_string(d.join("host_key.pub")).unwrap();
-        let mut fields = host_pub.split_whitespace();
-        let (kind, b64) = (
-            fields.next().unwrap().to_string(),
-            fields.next().unwrap().to_string(),
-        );
+        // "type base64" of each host key.
+        let host_keys: Vec<String> = HOST_KEY_TYPES
+            .iter()
+            .map(|t| {
+                let public = fs::read_to_string(d.join(format!("host_{t}.pub"))).unwrap();
+                public
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let host_key_lines: String = HOST_KEY_TYPES
+            .iter()
+            .map(|t| format!("HostKey {}/host_{t}\n", d.display()))
+            .collect();
         for _attempt in 0..5 {
             let Some((addr, port)) = choose() else {
                 continue;
             };
             let conf = format!(
-                "Port {port}\nListenAddress {addr}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                "Port {port}\nListenAddress {addr}\n{host_key_lines}AuthorizedKeysFile {d}/authorized_keys\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
                  PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\nLogLevel ERROR\n",
                 d = d.display()
@@ -828,8 +852,11 @@ impl Sshd {
                 } else {
                     format!("[{addr}]:{port}")
                 };
+                let by_type: Vec<String> =
+                    host_keys.iter().map(|k| format!("{host} {k}")).collect();
                 return Some(Sshd {
-                    known_hosts_line: format!("{host} {kind} {b64}"),
+                    known_hosts_line: by_type[0].clone(),
+                    known_hosts_by_type: by_type,
                     addr,
                     port,
                     client_key: d.join("client_key"),
