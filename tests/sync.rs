@@ -1047,6 +1047,30 @@ fn add_submodule(repo: &SourceRepo, url: &str, path: &str) {
 }
 
 #[test]
+fn submodules_on_this_machine_need_protocol_file_allow_as_in_git() {
+    // A repository must not be able to copy another local repository into
+    // the published tree: git refuses file-protocol submodules by default.
+    let f = Fixture::new(Transport::File);
+    SourceRepo::new(&f.tmp.path().join("srv"), "private").commit(&[("p.txt", "p")], "p");
+    f.repo.commit(&[("f", "1")], "one");
+    add_submodule(&f.repo, "../private", "private");
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", f.root().display()),
+        "--one-time",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("protocol.file.allow:always"), "{log}");
+    assert!(!f.link().exists());
+
+    let h = f.repo.head();
+    f.sync_once(&["--git-config=protocol.file.allow:always"]);
+    assert_published(&f, &h);
+    assert_eq!(f.read("private/p.txt"), "p");
+}
+
+#[test]
 fn nested_submodules_recursive_shallow_and_off() {
     let f = Fixture::new(Transport::Http);
     let srv = f.tmp.path().join("srv");

@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::local::local_path;
 use super::{Cancel, GitError, GitRepo, Hash, Target};
 use crate::config::GcMode;
+use crate::redact::redact;
 use crate::sparse::SparsePatterns;
 
 /// One `[submodule "name"]` of `.gitmodules`.
@@ -113,6 +115,19 @@ impl GitRepo {
         Ok(store)
     }
 
+    /// Whether submodules may come from this machine: git's
+    /// `protocol.file.allow` (else `protocol.allow`) is `always`; its
+    /// default, `user`, refuses them.
+    fn file_protocol_allowed(&self) -> bool {
+        let Ok(cfg) = self.repo.config() else {
+            return false;
+        };
+        let value = cfg
+            .get_string("protocol.file.allow")
+            .or_else(|_| cfg.get_string("protocol.allow"));
+        value.is_ok_and(|v| v.eq_ignore_ascii_case("always"))
+    }
+
     /// The submodules recorded in `commit`: each declared one whose path
     /// holds a gitlink, with the commit it records.
     fn gitlinks(&self, commit: Hash) -> Result<Vec<(Declared, Hash)>, GitError> {
@@ -158,6 +173,17 @@ impl GitRepo {
                 continue;
             }
             let sub_url = resolve_url(parent.url, &sub.url);
+            if local_path(&sub_url).is_some() && !self.file_protocol_allowed() {
+                return Err(GitError::Local {
+                    op: format!("fetch of submodule {:?}", sub.name),
+                    message: format!(
+                        "{} is on this machine, and git refuses such submodules by default \
+                         (a repository could copy another local repository into the published \
+                         tree); allow it with --git-config=protocol.file.allow:always",
+                        redact(&sub_url)
+                    ),
+                });
+            }
             let mut store = self.submodule_store(&sub.name)?;
             if !store.has_commit(hash) {
                 tracing::debug!(submodule = %sub.name, %hash, "fetching submodule");
