@@ -1083,10 +1083,22 @@ fn nested_submodules_recursive_shallow_and_off() {
     f.repo.commit(&[("top.txt", "top")], "top");
     // A relative URL, resolved against the parent's, as git does.
     add_submodule(&f.repo, "../sub", "libs/sub");
+    // One marked `update = none` in .gitmodules: git leaves it out.
+    add_submodule(&f.repo, "../sub", "optional");
+    let none = [
+        "config",
+        "-f",
+        ".gitmodules",
+        "submodule.optional.update",
+        "none",
+    ];
+    f.repo.git(&none);
+    f.repo.git(&["commit", "-q", "-am", "optional stays out"]);
 
     f.sync_once(&["--submodules=recursive"]);
     assert_eq!(f.read("libs/sub/s.txt"), "sub");
     assert_eq!(f.read("libs/sub/nested/n.txt"), "nested");
+    assert!(!f.link().join("optional/s.txt").exists());
 
     // The submodule moves on; the parent records the new commit.
     sub.commit(&[("s.txt", "sub v2")], "sub v2");

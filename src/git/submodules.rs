@@ -18,6 +18,8 @@ struct Declared {
     name: String,
     path: String,
     url: String,
+    /// `update = none`: git leaves it out.
+    skipped: bool,
 }
 
 /// A checked-out commit whose submodules are wanted: its worktree `dir`,
@@ -44,12 +46,14 @@ fn parse_gitmodules(text: &str) -> Vec<Declared> {
                 name: name.trim().trim_matches('"').to_string(),
                 path: String::new(),
                 url: String::new(),
+                skipped: false,
             });
         } else if let (Some(last), Some((k, v))) = (out.last_mut(), line.split_once('=')) {
             let v = v.trim().trim_matches('"').to_string();
             match k.trim() {
                 "path" => last.path = v,
                 "url" => last.url = v,
+                "update" => last.skipped = v == "none",
                 _ => {}
             }
         }
@@ -166,10 +170,10 @@ impl GitRepo {
             if cancel.is_cancelled() {
                 return Err(GitError::Cancelled);
             }
-            if parent
+            let sparse_out = parent
                 .sparse
-                .is_some_and(|p| !p.includes_entry(&sub.path, true))
-            {
+                .is_some_and(|p| !p.includes_entry(&sub.path, true));
+            if sub.skipped || sparse_out {
                 continue;
             }
             let sub_url = resolve_url(parent.url, &sub.url);
@@ -284,9 +288,10 @@ mod tests {
     #[test]
     fn gitmodules_and_relative_urls() {
         let subs = parse_gitmodules(
-            "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = ../lib.git\n[submodule \"x\"]\n\tpath = x\n\turl = https://h/x\n",
+            "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = ../lib.git\n[submodule \"x\"]\n\tpath = x\n\turl = https://h/x\n\tupdate = none\n",
         );
         assert_eq!(subs.len(), 2);
+        assert!(!subs[0].skipped && subs[1].skipped);
         assert_eq!(subs[0].path, "vendor/lib");
         assert_eq!(
             resolve_url("https://h/org/main.git", &subs[0].url),
