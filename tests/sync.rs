@@ -517,6 +517,27 @@ fn a_root_given_through_dots_or_a_symlink_is_the_real_directory() {
     sync_with_root(&format!("{root}/rootlink"));
     assert_eq!(f.read("f"), "1");
     assert!(!f.root().join("rootlink").exists(), "not ours: emptied");
+
+    // A link named through a symlink to the root is known as inside it:
+    // resetting a broken root (the remote away) keeps it published.
+    let alias = f.tmp.path().join("alias");
+    std::os::unix::fs::symlink(f.root(), &alias).unwrap();
+    let run = || {
+        run_git_sync(&[
+            &format!("--repo={}", f.url()),
+            &format!("--root={}", alias.display()),
+            &format!("--link={}", alias.join("site").display()),
+            "--one-time",
+        ])
+    };
+    assert_eq!(run().status.code(), Some(0));
+    fs::write(f.root().join(".git/HEAD"), "garbage").unwrap();
+    let away = f.tmp.path().join("away");
+    fs::rename(&f.repo.dir, &away).unwrap();
+    assert_eq!(run().status.code(), Some(1));
+    assert_published(&f, &h);
+    assert_eq!(f.read("f"), "1");
+    fs::rename(&away, &f.repo.dir).unwrap();
 }
 
 #[test]

@@ -399,6 +399,13 @@ fn placement(src: &Sources<'_>, repo: &str, cwd: &Path) -> Result<Placement, Con
         })?,
     };
     let link = absolute(&root, Path::new(&link_text));
+    // Its directory resolved like the root (not the link itself: it is
+    // ours), so that a link named through a symlink to the root is known
+    // as inside it.
+    let link = match (link.parent(), link.file_name()) {
+        (Some(dir), Some(name)) => without_symlinks(dir).join(name),
+        _ => link,
+    };
     if link == root || root.starts_with(&link) {
         return Err(invalid("link", "must not be --root or one of its parents"));
     }
