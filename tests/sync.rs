@@ -1152,6 +1152,17 @@ fn nested_submodules_recursive_shallow_and_off() {
         assert_eq!(in_link(here, &["rev-list", "--count", "HEAD"]), "1");
     }
     assert_eq!(in_link("", &["status", "--porcelain"]), "");
+    // `-`: not initialized, `+`: another commit checked out.
+    let status = in_link("", &["submodule", "status", "--recursive"]);
+    let off: Vec<&str> = status
+        .lines()
+        .filter(|l| l.starts_with(['-', '+']))
+        .collect();
+    assert_eq!(status.lines().count(), 3, "{status}");
+    assert!(
+        off.len() == 1 && off[0].starts_with('-') && off[0].ends_with(" optional"),
+        "every submodule but the skipped one shows as checked out:\n{status}"
+    );
     // Their registrations go with the worktrees that made them.
     f.sync_once(&["--submodules=recursive", "--stale-worktree-grace=0s"]);
     let current = published(&f.link()).unwrap();

@@ -119,6 +119,23 @@ impl GitRepo {
         Ok(store)
     }
 
+    /// Record submodule `name` as active in our config, as `git submodule
+    /// init` would (without its URL, which may carry credentials), so that
+    /// `git submodule status` in a worktree shows it checked out.
+    fn mark_active(&self, name: &str) -> Result<(), GitError> {
+        let key = format!("submodule.{name}.active");
+        let mut cfg = self
+            .repo
+            .config()
+            .and_then(|c| c.open_level(git2::ConfigLevel::Local))
+            .map_err(|e| GitError::local("open the repository config", e))?;
+        if cfg.get_bool(&key).unwrap_or(false) {
+            return Ok(());
+        }
+        cfg.set_bool(&key, true)
+            .map_err(|e| GitError::local(format!("set {key}"), e))
+    }
+
     /// Whether submodules may come from this machine: git's
     /// `protocol.file.allow` (else `protocol.allow`) is `always`; its
     /// default, `user`, refuses them.
@@ -202,6 +219,7 @@ impl GitRepo {
             // submodule checked out at its recorded commit.
             let dir: PathBuf = parent.dir.join(&sub.path);
             store.create_worktree(hash, &dir, parent.admin, None)?;
+            self.mark_active(&sub.name)?;
             if recursive {
                 let child = Superproject {
                     dir: &dir,
