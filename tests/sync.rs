@@ -1166,7 +1166,7 @@ fn nested_submodules_recursive_shallow_and_off() {
     // Their registrations go with the worktrees that made them.
     f.sync_once(&["--submodules=recursive", "--stale-worktree-grace=0s"]);
     let current = published(&f.link()).unwrap();
-    for store in ["libs_sub", "libs_sub/modules/nested"] {
+    for store in ["libs_2fsub", "libs_2fsub/modules/nested"] {
         let admins = f.root().join(".git/modules").join(store).join("worktrees");
         let names: Vec<String> = fs::read_dir(&admins)
             .unwrap()
@@ -1189,7 +1189,7 @@ fn nested_submodules_recursive_shallow_and_off() {
 
     // Garbage collection reaches the submodule stores: the old submodule
     // commit is gone, and a store no kept commit records is removed.
-    let store = f.root().join(".git/modules/libs_sub");
+    let store = f.root().join(".git/modules/libs_2fsub");
     let packs = |dir: &std::path::Path| {
         std::fs::read_dir(dir.join("objects/pack"))
             .map(|d| {

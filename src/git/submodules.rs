@@ -83,23 +83,26 @@ pub fn resolve_url(parent: &str, url: &str) -> String {
     format!("{base}/{rest}")
 }
 
-/// A file-system-safe name for a submodule's object store.
+/// A file-system-safe name for a submodule's object store, one per name:
+/// letters, digits and `-` as they are, any other byte as `_` and two hex
+/// digits (`libs/sub` is `libs_2fsub`).
 fn store_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
 }
 
 impl GitRepo {
-    /// A bare object store for submodule `name`, under our git directory.
-    fn submodule_store(&self, name: &str) -> Result<GitRepo, GitError> {
-        let path = self.gitdir.join("modules").join(store_name(name));
+    /// The bare object store `modules/<dir>` under our git directory (made
+    /// if missing); `dir` is a [`store_name`].
+    fn submodule_store(&self, dir: &str) -> Result<GitRepo, GitError> {
+        let path = self.gitdir.join("modules").join(dir);
         let repo = match git2::Repository::open_bare(&path) {
             Ok(r) => r,
             Err(_) => git2::Repository::init_bare(&path)
@@ -205,7 +208,7 @@ impl GitRepo {
                     ),
                 });
             }
-            let mut store = self.submodule_store(&sub.name)?;
+            let mut store = self.submodule_store(&store_name(&sub.name))?;
             if !store.has_commit(hash) {
                 tracing::debug!(submodule = %sub.name, %hash, "fetching submodule");
                 let target = Target {
@@ -308,6 +311,8 @@ mod tests {
         let subs = parse_gitmodules(
             "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = ../lib.git\n[submodule \"x\"]\n\tpath = x\n\turl = https://h/x\n\tupdate = none\n",
         );
+        assert_eq!(store_name("libs/sub"), "libs_2fsub");
+        assert_ne!(store_name("libs/sub"), store_name("libs_sub"));
         assert_eq!(subs.len(), 2);
         assert!(!subs[0].skipped && subs[1].skipped);
         assert_eq!(subs[0].path, "vendor/lib");
