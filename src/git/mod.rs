@@ -244,7 +244,12 @@ impl GitRepo {
     /// Create a new repository at `root/.git`, HEAD on the git-sync branch.
     pub fn init(root: &Path) -> Result<Self, GitError> {
         let mut opts = git2::RepositoryInitOptions::new();
-        opts.initial_head(SYNC_BRANCH).no_reinit(true).mkpath(true);
+        // No external templates (hook samples of an installed git): we
+        // never run hooks, and the image has none anyway.
+        opts.initial_head(SYNC_BRANCH)
+            .no_reinit(true)
+            .mkpath(true)
+            .external_template(false);
         let repo = git2::Repository::init_opts(root, &opts)
             .map_err(|e| GitError::local(format!("init {}", root.display()), e))?;
         // No reflogs: they would grow forever and name commits gc dropped.

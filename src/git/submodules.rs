@@ -105,8 +105,13 @@ impl GitRepo {
         let path = self.gitdir.join("modules").join(dir);
         let repo = match git2::Repository::open_bare(&path) {
             Ok(r) => r,
-            Err(_) => git2::Repository::init_bare(&path)
-                .map_err(|e| GitError::local(format!("init {}", path.display()), e))?,
+            Err(_) => git2::Repository::init_opts(
+                &path,
+                git2::RepositoryInitOptions::new()
+                    .bare(true)
+                    .external_template(false),
+            )
+            .map_err(|e| GitError::local(format!("init {}", path.display()), e))?,
         };
         let mut store = GitRepo {
             repo,
