@@ -7,12 +7,12 @@ use tracing::level_filters::LevelFilter;
 use crate::config::LogFormat;
 
 /// Install the global subscriber. Verbosity 0 logs updates and errors,
-/// 1-5 add debug detail, 6 and more everything.
+/// 1 and more add debug detail. Never trace: at that level the HTTP client
+/// logs request paths and queries (webhook URLs carry keys there).
 pub fn init(verbosity: u8, format: Option<LogFormat>) {
     let level = match verbosity {
         0 => LevelFilter::INFO,
-        1..=5 => LevelFilter::DEBUG,
-        _ => LevelFilter::TRACE,
+        _ => LevelFilter::DEBUG,
     };
     let tty = std::io::stderr().is_terminal();
     let format = format.unwrap_or(if tty {

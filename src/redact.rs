@@ -1,7 +1,9 @@
 //! Keep credentials out of logs and errors.
 
 /// Replace the password in every `scheme://user:password@host` in `text`
-/// with `***`. A bare `scheme://token@host` is redacted as a whole.
+/// with `***`. A bare `scheme://token@host` is redacted as a whole, and so
+/// is every value of the URL's query (`?token=***`): webhook URLs carry
+/// keys there.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -25,8 +27,40 @@ pub fn redact(text: &str) -> String {
             None => out.push_str(authority),
         }
         rest = &tail[end..];
+        // The rest of this URL: its path as is, its query's values hidden.
+        let url_end = rest
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(rest.len());
+        let (url_rest, after) = rest.split_at(url_end);
+        out.push_str(&without_query_values(url_rest));
+        rest = after;
     }
     out.push_str(rest);
+    out
+}
+
+/// `path?k=v&k2=v2#frag` as `path?k=***&k2=***#frag`.
+fn without_query_values(path: &str) -> String {
+    let Some((before, query)) = path.split_once('?') else {
+        return path.to_string();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) => format!("{k}=***"),
+            None if pair.is_empty() => String::new(),
+            None => "***".to_string(),
+        })
+        .collect();
+    let mut out = format!("{before}?{}", pairs.join("&"));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
     out
 }
 
@@ -43,5 +77,9 @@ mod tests {
         assert_eq!(redact("https://tok@host/x"), "https://***@host/x");
         assert_eq!(redact("file:///tmp/x"), "file:///tmp/x");
         assert_eq!(redact("no url here"), "no url here");
+        assert_eq!(
+            redact("POST \"https://u:p@h/hook?token=abc&x=1#f\" then http://h/?k"),
+            "POST \"https://u:***@h/hook?token=***&x=***#f\" then http://h/?***"
+        );
     }
 }

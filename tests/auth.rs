@@ -157,6 +157,8 @@ const SECRETS: &[&str] = &[
     "cookie-S3CRET",
     "stale-cookie-S3CRET",
     "proxy-S3CRET",
+    "hook-S3CRET",
+    "hookq-S3CRET",
 ];
 
 fn assert_no_secret(what: &str, text: &str) {
@@ -710,6 +712,31 @@ fn proxy_credentials_from_the_proxy_url() {
         let text = fs::read_to_string(error_file(root)).unwrap();
         assert_no_secret("the error file", &text);
     }
+}
+
+#[test]
+fn webhook_url_keys_stay_out_of_the_most_verbose_log() {
+    // Webhook URLs carry keys in their login or their query.
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    repo.commit(&[("f", "1")], "one");
+    let (port, calls) = fixed_server(200, String::new(), |_| true);
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={}", repo.url()),
+        &format!("--root={}", tmp.path().join("root").display()),
+        &format!(
+            "--webhook-url=http://hook:hook-S3CRET@127.0.0.1:{port}/notify?token=hookq-S3CRET"
+        ),
+        "--period=100ms",
+        "-v=9",
+    ]));
+    p.wait_for(LONG, "the webhook call", || *calls.lock().unwrap() >= 1);
+    p.wait_log(LONG, "the webhook's outcome", |l| {
+        l.contains("webhook") && (l.contains("succeeded") || l.contains("failed"))
+    });
+    let log = p.log();
+    assert!(log.contains("token=***"), "{log}");
+    assert_no_secret("a -v=9 log", &log);
 }
 
 /// Extra arguments and environment of one run.

@@ -548,8 +548,8 @@ pub const FLAGS: &[Flag] = &[
             Int,
             "0",
             "INT",
-            "Log verbosity: 0 logs one line per update and errors, 1-5 add debug detail, 6 \
-             and more add libgit2 tracing.",
+            "Log verbosity: 0 logs one line per update and errors, 1 and more add debug \
+             detail (every poll, every step's timing); higher values log the same.",
         )
     },
     flag(
