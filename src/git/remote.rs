@@ -136,10 +136,6 @@ impl GitRepo {
         opts
     }
 
-    /// The proxy for `url` as git would pick it (see [`super::proxy`]),
-    /// with the stream routed through it for plain `http://`. Decided once
-    /// per URL: the config was written at start and the environment is
-    /// fixed, so polls do not read them again.
     /// For the duration of an SSH exchange with `url`: libgit2 asks for
     /// the host key types our known_hosts file lists.
     fn ssh_home(&self, url: &str) -> SshHome {
@@ -148,6 +144,10 @@ impl GitRepo {
         SshHome::enter(&self.gitdir, url, known_hosts)
     }
 
+    /// The proxy for `url` as git would pick it (see [`super::proxy`]),
+    /// with the stream routed through it for plain `http://`. Decided once
+    /// per URL: the config was written at start and the environment is
+    /// fixed, so polls do not read them again.
     fn proxy_options(&self, url: &str) -> ProxyOptions<'static> {
         let mut opts = ProxyOptions::new();
         let chosen = self
