@@ -145,6 +145,36 @@ fn username_without_password_is_a_config_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--password-file"));
 }
 
+#[test]
+fn http_extra_header_from_git_config_is_sent_where_it_matches() {
+    let f = Fixture::new("right-S3CRET");
+    let basic = openssl::base64::encode_block(b"bot:right-S3CRET");
+    let run = |root: &str, config: String| {
+        let args = [
+            format!("--repo={}", f.server.url("private")),
+            format!("--root={}", f.tmp.path().join(root).display()),
+            format!("--git-config={config}"),
+        ];
+        let (code, log) = one_time(&args, &[]);
+        assert!(!log.contains(&basic), "the header leaked: {log}");
+        (code, log)
+    };
+    // As with git: no --username, the header carries the login.
+    let (code, log) = run(
+        "r1",
+        format!("http.extraHeader:Authorization: Basic {basic}"),
+    );
+    assert_eq!(code, 0, "{log}");
+    // For the server's URL prefix, the key quoted (it holds colons).
+    let for_prefix =
+        |prefix: &str| format!(r#""http.{prefix}.extraHeader":Authorization: Basic {basic}"#);
+    let (code, log) = run("r2", for_prefix(&f.server.url("")));
+    assert_eq!(code, 0, "{log}");
+    // For another URL: not sent, so the server refuses.
+    let (code, log) = run("r3", for_prefix("http://elsewhere/"));
+    assert_eq!(code, 1, "{log}");
+}
+
 /// Every secret of these tests, for the leak checks.
 const SECRETS: &[&str] = &[
     "right-S3CRET",

@@ -4,6 +4,7 @@
 
 mod auth;
 mod gc;
+mod http_config;
 mod known_hosts;
 mod local;
 mod proxy;
@@ -197,8 +198,9 @@ pub struct GitRepo {
     applied_config: Vec<(String, String)>,
     /// What the object store holds exactly, when we know (see `gc`).
     minimal: Option<gc::MinimalStore>,
-    /// The proxy of each remote URL, decided on first use.
-    proxies: std::cell::RefCell<std::collections::HashMap<String, Option<proxy::Proxy>>>,
+    /// The proxy and extra headers of each remote URL, decided on first
+    /// use.
+    per_url: std::cell::RefCell<std::collections::HashMap<String, remote::UrlSettings>>,
 }
 
 impl GitRepo {
@@ -237,7 +239,7 @@ impl GitRepo {
             hostkey_error: std::cell::RefCell::new(None),
             applied_config: Vec::new(),
             minimal: None,
-            proxies: Default::default(),
+            per_url: Default::default(),
         })
     }
 

@@ -9,6 +9,8 @@
 //! connects to the origin server (so the stream has to be pointed at the
 //! proxy, see `stream::route`), and both must agree on the answer.
 
+use super::http_config::matching_prefix;
+
 /// A proxy for one remote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Proxy {
@@ -97,14 +99,9 @@ pub(crate) fn for_url(
 /// prefix starts `url` at a path boundary (git's URL matching, without
 /// wildcards), else `http.proxy` (the last one, as git reads it).
 fn configured(url: &str, entries: &[(String, String)]) -> Option<String> {
-    let prefix_len = |key: &str| {
-        let prefix = key.strip_prefix("http.")?.strip_suffix(".proxy")?;
-        let rest = url.strip_prefix(prefix.trim_end_matches('/'))?;
-        (rest.is_empty() || rest.starts_with('/')).then_some(prefix.len())
-    };
     let specific = entries
         .iter()
-        .filter_map(|(key, value)| Some((prefix_len(key)?, value)))
+        .filter_map(|(key, value)| Some((matching_prefix(key, "proxy", url)?, value)))
         .max_by_key(|(len, _)| *len);
     let general = || entries.iter().rev().find(|(key, _)| key == "http.proxy");
     specific

@@ -6,7 +6,9 @@ use git2::{AutotagOption, FetchOptions, ProxyOptions, RemoteCallbacks};
 
 use super::local::local_path;
 use super::ssh_home::SshHome;
-use super::{known_hosts, proxy, stream, Cancel, CredentialSet, GitError, GitRepo, Hash};
+use super::{
+    http_config, known_hosts, proxy, stream, Cancel, CredentialSet, GitError, GitRepo, Hash,
+};
 use crate::redact::redact;
 
 /// Temporary ref a fetch writes to; deleted right after.
@@ -23,6 +25,14 @@ pub struct Target {
     /// The remote ref to fetch it by (`refs/heads/main`, `HEAD`, ...), or
     /// `None` for a commit named by its hash.
     pub remote_ref: Option<String>,
+}
+
+/// What the git config and the environment say for one HTTP remote URL.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UrlSettings {
+    proxy: Option<proxy::Proxy>,
+    /// `http.extraHeader` values (see [`http_config::extra_headers`]).
+    extra_headers: Vec<String>,
 }
 
 /// The port an SSH URL connects to (22 unless `ssh://host:port/`).
@@ -118,8 +128,14 @@ fn callbacks<'a>(
 
 impl GitRepo {
     /// Options for any operation on `url`: callbacks (credentials, host
-    /// checks, cancellation), proxy, cookies; no tags, no FETCH_HEAD.
+    /// checks, cancellation), proxy, extra headers and cookies; no tags, no
+    /// FETCH_HEAD.
     fn fetch_options<'a>(&'a self, url: &'a str, cancel: &'a Cancel) -> FetchOptions<'a> {
+        let settings = self.url_settings(url);
+        let mut proxy = ProxyOptions::new();
+        if let Some(p) = &settings.proxy {
+            proxy.url(&p.url);
+        }
         let mut opts = FetchOptions::new();
         opts.remote_callbacks(callbacks(
             cancel,
@@ -129,9 +145,12 @@ impl GitRepo {
         ))
         .download_tags(AutotagOption::None)
         .update_fetchhead(false)
-        .proxy_options(self.proxy_options(url));
-        if let Some(cookie) = self.credentials.cookies.header_for(url) {
-            opts.custom_headers(&[&cookie]);
+        .proxy_options(proxy);
+        let mut headers = settings.extra_headers;
+        headers.extend(self.credentials.cookies.header_for(url));
+        if !headers.is_empty() {
+            let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+            opts.custom_headers(&headers);
         }
         opts
     }
@@ -144,29 +163,24 @@ impl GitRepo {
         SshHome::enter(&self.gitdir, url, known_hosts)
     }
 
-    /// The proxy for `url` as git would pick it (see [`super::proxy`]),
-    /// with the stream routed through it for plain `http://`. Decided once
-    /// per URL: the config was written at start and the environment is
-    /// fixed, so polls do not read them again.
-    fn proxy_options(&self, url: &str) -> ProxyOptions<'static> {
-        let mut opts = ProxyOptions::new();
-        let chosen = self
-            .proxies
+    /// The proxy and extra headers for `url`. Decided once per URL: the
+    /// config was written at start and the environment is fixed, so polls
+    /// do not read them again.
+    fn url_settings(&self, url: &str) -> UrlSettings {
+        self.per_url
             .borrow_mut()
             .entry(url.to_string())
-            .or_insert_with(|| self.choose_proxy(url))
-            .clone();
-        if let Some(p) = chosen {
-            opts.url(&p.url);
-        }
-        opts
+            .or_insert_with(|| self.decide_url_settings(url))
+            .clone()
     }
 
-    fn choose_proxy(&self, url: &str) -> Option<proxy::Proxy> {
-        let (scheme, host, port) = proxy::http_origin(url)?;
+    fn decide_url_settings(&self, url: &str) -> UrlSettings {
+        let Some((scheme, host, port)) = proxy::http_origin(url) else {
+            return UrlSettings::default();
+        };
         let mut entries = Vec::new();
         if let Ok(cfg) = self.repo.config() {
-            if let Ok(mut it) = cfg.entries(Some(r"^http\.(.+\.)?proxy$")) {
+            if let Ok(mut it) = cfg.entries(Some(r"^http\.(.+\.)?(proxy|extraheader)$")) {
                 while let Some(Ok(e)) = it.next() {
                     if let (Ok(k), Ok(v)) = (e.name(), e.value()) {
                         entries.push((k.to_string(), v.to_string()));
@@ -174,6 +188,8 @@ impl GitRepo {
                 }
             }
         }
+        // The proxy as git would pick it (see [`super::proxy`]), with the
+        // stream routed through it for plain `http://`.
         let chosen = proxy::for_url(url, &entries, |k| std::env::var(k).ok());
         if scheme == "http" {
             stream::route(
@@ -184,7 +200,10 @@ impl GitRepo {
         if let Some(p) = &chosen {
             tracing::debug!(url = %redact(url), proxy = %redact(&p.url), "through a proxy");
         }
-        chosen
+        UrlSettings {
+            proxy: chosen,
+            extra_headers: http_config::extra_headers(url, &entries),
+        }
     }
 
     fn remote_error(

@@ -120,7 +120,7 @@ impl GitRepo {
             hostkey_error: std::cell::RefCell::new(None),
             applied_config: Vec::new(),
             minimal: None,
-            proxies: Default::default(),
+            per_url: Default::default(),
         };
         // Proxies and other http.* settings apply to submodules as well.
         store.apply_config(&self.applied_config)?;
