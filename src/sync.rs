@@ -180,13 +180,13 @@ impl Syncer {
         let t = std::time::Instant::now();
         let sparse = self.sparse_patterns()?;
         let sparse = sparse.as_ref().map(|(p, text)| (p, text.as_str()));
-        self.git
-            .create_worktree(hash, &worktree, &hash.to_string(), sparse)?;
+        let name = hash.to_string();
+        self.git.create_worktree(hash, &worktree, &name, sparse)?;
         if self.cfg.checkout.submodules != Submodules::Off {
             let recursive = self.cfg.checkout.submodules == Submodules::Recursive;
             let parent = Superproject {
                 dir: &worktree,
-                admin: &hash.to_string(),
+                admin: &name,
                 commit: hash,
                 url: &self.cfg.repo,
                 sparse: sparse.map(|(patterns, _)| patterns),

@@ -19,10 +19,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(password: &str) -> Self {
-        let tmp = TempDir::new().unwrap();
-        let srv = tmp.path().join("srv");
-        fs::create_dir_all(&srv).unwrap();
-        let repo = SourceRepo::new(&srv, "private");
+        let (tmp, srv, repo) = temp_source("private");
         repo.commit(&[("f", "1")], "one");
         let htpasswd = tmp.path().join("htpasswd");
         fs::write(&htpasswd, format!("bot:{{PLAIN}}{password}\n")).unwrap();
@@ -213,10 +210,7 @@ fn one_time(args: &[String], env: &[(&str, &str)]) -> (i32, String) {
 
 #[test]
 fn https_with_a_private_ca_given_by_git_config() {
-    let tmp = TempDir::new().unwrap();
-    let srv = tmp.path().join("srv");
-    fs::create_dir_all(&srv).unwrap();
-    let repo = SourceRepo::new(&srv, "site");
+    let (tmp, srv, repo) = temp_source("site");
     let h = repo.commit(&[("f", "tls")], "one");
     let (ca, cert, key) = test_certificates(tmp.path());
     let server = HttpServer::start_tls(&srv, "", Some((&cert, &key)));
@@ -529,10 +523,7 @@ fn ssh_scp_like_url_on_port_22() {
 
 #[test]
 fn cookie_file_is_sent_where_it_matches_and_reread_each_pass() {
-    let tmp = TempDir::new().unwrap();
-    let srv = tmp.path().join("srv");
-    fs::create_dir_all(&srv).unwrap();
-    let repo = SourceRepo::new(&srv, "site");
+    let (tmp, srv, repo) = temp_source("site");
     repo.commit(&[("f", "behind a cookie")], "one");
     // The whole server answers 403 without the right session cookie.
     let server = HttpServer::start_with(
@@ -597,10 +588,7 @@ struct TwoServers {
 
 impl TwoServers {
     fn start() -> Self {
-        let tmp = TempDir::new().unwrap();
-        let srv = tmp.path().join("srv");
-        fs::create_dir_all(&srv).unwrap();
-        let repo = SourceRepo::new(&srv, "site");
+        let (tmp, srv, repo) = temp_source("site");
         repo.commit(&[("f", "proxied")], "one");
         let (ca, cert, key) = test_certificates(tmp.path());
         let tls = HttpServer::start_tls(&srv, "", Some((&cert, &key)));

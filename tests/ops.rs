@@ -28,10 +28,7 @@ impl Fixture {
     }
 
     fn local() -> Self {
-        let tmp = TempDir::new().unwrap();
-        let srv = tmp.path().join("srv");
-        fs::create_dir_all(&srv).unwrap();
-        let repo = SourceRepo::new(&srv, "site");
+        let (tmp, _, repo) = temp_source("site");
         repo.commit(&[("index.html", "v1")], "one");
         Fixture {
             tmp,

@@ -25,12 +25,10 @@ struct Fixture {
 
 impl Fixture {
     fn new(t: Transport) -> Self {
-        let tmp = TempDir::new().unwrap();
-        fs::create_dir_all(tmp.path().join("srv")).unwrap();
-        let repo = SourceRepo::new(&tmp.path().join("srv"), "site");
+        let (tmp, srv, repo) = temp_source("site");
         let server = match t {
             Transport::File => None,
-            Transport::Http => Some(HttpServer::start(&tmp.path().join("srv"))),
+            Transport::Http => Some(HttpServer::start(&srv)),
         };
         Fixture { tmp, repo, server }
     }

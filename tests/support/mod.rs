@@ -54,6 +54,15 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A temporary directory whose `srv/` holds a new source repository
+/// `name` on `main`: (the directory, `srv` to serve, the repository).
+pub fn temp_source(name: &str) -> (TempDir, PathBuf, SourceRepo) {
+    let tmp = TempDir::new().unwrap();
+    let srv = tmp.path().join("srv");
+    let repo = SourceRepo::new(&srv, name);
+    (tmp, srv, repo)
+}
+
 /// A source repository with a working tree, on branch `main`.
 pub struct SourceRepo {
     pub dir: PathBuf,
