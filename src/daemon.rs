@@ -43,6 +43,7 @@ fn log_config(cfg: &Config) {
         max_failures = cfg.max_failures,
         git_gc = ?cfg.git_gc,
         git_config_keys = ?keys,
+        ca_file = ?cfg.tls.ca_file,
         username = ?cfg.auth.basic.as_ref().map(|a| a.username.as_str()),
         askpass_url = ?cfg.auth.askpass_url.as_deref().map(redact),
         credentials_for = ?cfg.auth.credentials.iter().map(|c| redact(&c.url)).collect::<Vec<_>>(),
@@ -53,6 +54,18 @@ fn log_config(cfg: &Config) {
         "starting git-sync {}",
         env!("CARGO_PKG_VERSION")
     );
+    let configured_ca = cfg
+        .git_config
+        .iter()
+        .rev()
+        .find(|(k, _)| k.eq_ignore_ascii_case("http.sslCAInfo"));
+    if let Some((_, file)) = configured_ca.filter(|(_, f)| cfg.tls.ca_file.as_ref() != Some(f)) {
+        tracing::warn!(
+            ignored = %file,
+            used = ?cfg.tls.ca_file,
+            "GIT_SSL_CAINFO overrides http.sslCAInfo, as in git"
+        );
+    }
     if let Some(dest) = &cfg.dest {
         tracing::info!(
             dest = %dest.display(),
@@ -104,7 +117,7 @@ fn start_hooks(cfg: &Config) -> Vec<HookRunner> {
 pub async fn run(cfg: Config) -> i32 {
     log_config(&cfg);
     let timeout_ms = i32::try_from(cfg.sync_timeout.as_millis()).unwrap_or(i32::MAX);
-    git::init_globals(timeout_ms, &cfg.git_config);
+    git::init_globals(timeout_ms, &cfg.tls);
 
     let metrics = Arc::new(Metrics::new());
     let sync_now = Arc::new(Notify::new());
@@ -130,9 +143,8 @@ pub async fn run(cfg: Config) -> i32 {
             }
         },
     };
-    let _watcher = cfg
-        .ops
-        .watch_local
+    // A one-time run ends after one pass: nothing would use the watcher.
+    let _watcher = (cfg.ops.watch_local && !cfg.one_time)
         .then(|| git::local_refs_dir(&cfg.repo))
         .flatten()
         .and_then(|dir| match triggers::watch_local_repo(dir.clone(), sync_now.clone()) {

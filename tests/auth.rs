@@ -209,7 +209,7 @@ fn one_time(args: &[String], env: &[(&str, &str)]) -> (i32, String) {
 }
 
 #[test]
-fn https_with_a_private_ca_given_by_git_config() {
+fn https_with_a_private_ca_from_git_config_or_git_env() {
     let (tmp, srv, repo) = temp_source("site");
     let h = repo.commit(&[("f", "tls")], "one");
     let (ca, cert, key) = test_certificates(tmp.path());
@@ -230,6 +230,19 @@ fn https_with_a_private_ca_given_by_git_config() {
     let (code, log) = one_time(&args, &[]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(published(&root.join("site")).as_deref(), Some(h.as_str()));
+    // The environment variables git reads: a CA file, or no verification
+    // at all (Config Sync sets these on its git-sync containers).
+    let ca = ca.display().to_string();
+    for env in [
+        ("GIT_SSL_CAINFO", ca.as_str()),
+        ("GIT_SSL_NO_VERIFY", "true"),
+    ] {
+        let (code, log) = one_time(&base, &[env]);
+        assert_eq!(code, 0, "{env:?}: {log}");
+    }
+    // Nothing of that stays behind for the next start.
+    let (code, _) = one_time(&base, &[]);
+    assert_eq!(code, 1);
 }
 
 #[test]
@@ -681,6 +694,30 @@ fn through_a_proxy_from_git_config_or_env() {
     assert!(
         carried.lock().unwrap().len() > after_plain,
         "the URL's proxy was ignored"
+    );
+    // Dropped from the flags, the URL's proxy is forgotten at the next
+    // start over the same root.
+    let before = carried.lock().unwrap().len();
+    let (code, log) = one_time(&plain_args("r6"), &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        carried.lock().unwrap().len(),
+        before,
+        "the proxy of an earlier start was used"
+    );
+    // Config in git's own environment variables counts as well.
+    let (code, log) = one_time(
+        &plain_args("r7"),
+        &[
+            ("GIT_CONFIG_COUNT", "1"),
+            ("GIT_CONFIG_KEY_0", "http.proxy"),
+            ("GIT_CONFIG_VALUE_0", proxy.as_str()),
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        carried.lock().unwrap().len() > before,
+        "GIT_CONFIG_COUNT was ignored"
     );
     // A proxy that is down fails the sync: the requests really go there.
     let dead = format!("http://127.0.0.1:{}", free_port());

@@ -233,7 +233,8 @@ pub const FLAGS: &[Flag] = &[
         List,
         "",
         "KEY:VAL",
-        "Like --git-config, one pair per use; may be repeated.",
+        "Adds a value to a git config key (--git-config replaces them), one pair per \
+         use; may be repeated. Git's GIT_CONFIG_COUNT variables are read as well.",
     ),
     flag(
         "exechook-command",

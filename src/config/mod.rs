@@ -7,6 +7,7 @@
 pub mod auth;
 mod cli;
 pub mod flags;
+pub mod gitconfig;
 mod legacy;
 pub mod ops;
 pub mod values;
@@ -82,7 +83,11 @@ pub struct Config {
     pub stale_worktree_timeout: Duration,
     pub stale_worktree_grace: Duration,
     pub git_gc: GcMode,
-    pub git_config: Vec<(String, String)>,
+    /// `--git-config`, `--git-config-add` and git's `GIT_CONFIG_COUNT`
+    /// entries, in order (see [`gitconfig`]).
+    pub git_config: gitconfig::Entries,
+    /// How TLS certificates are checked (config and `GIT_SSL_*`).
+    pub tls: gitconfig::Tls,
     pub verbosity: u8,
     pub log_format: Option<LogFormat>,
     /// Hooks, HTTP endpoint and triggers.
@@ -288,12 +293,18 @@ pub fn parse(
         }
     };
 
-    let mut git_config = src
-        .get("git-config", values::parse_git_config)?
-        .unwrap_or_default();
+    let mut git_config = gitconfig::Entries::new();
+    gitconfig::set(
+        &mut git_config,
+        src.get("git-config", values::parse_git_config)?
+            .unwrap_or_default(),
+    );
     for s in src.list("git-config-add") {
         git_config.extend(values::parse_git_config(&s).map_err(|e| invalid("git-config-add", e))?);
     }
+    let env = |name: &str| src.env(name);
+    git_config.extend(gitconfig::from_env(&env).map_err(ConfigError::Usage)?);
+    let tls = gitconfig::Tls::new(&git_config, &env);
 
     let mut auth = auth::parse(&src)?;
     // As with git, `http.cookieFile` names the cookie file (and turns it on).
@@ -336,6 +347,7 @@ pub fn parse(
             .unwrap_or(Duration::from_secs(5)),
         git_gc,
         git_config,
+        tls,
         verbosity,
         log_format,
         auth,

@@ -133,7 +133,7 @@ pub fn parse_git_config(s: &str) -> Result<Vec<(String, String)>, String> {
 /// A key as git accepts it: `section[.subsection].name`, the section and
 /// the name of letters, digits and `-` (the name starting with a letter),
 /// the subsection anything but a newline.
-fn check_config_key(key: &str) -> Result<(), String> {
+pub(crate) fn check_config_key(key: &str) -> Result<(), String> {
     let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     let ok = match (key.split_once('.'), key.rsplit_once('.')) {
         (Some((section, _)), Some((middle, name))) => {

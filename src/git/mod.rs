@@ -3,6 +3,7 @@
 //! it as a worktree, drop what is no longer reachable.
 
 mod auth;
+mod config_file;
 mod gc;
 mod http_config;
 mod known_hosts;
@@ -17,6 +18,8 @@ mod worktree;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
+
+use crate::config::gitconfig::Tls;
 
 pub use auth::{Auth, CredentialSet, Credentials, Password, SshAuth};
 pub use gc::GcStats;
@@ -106,9 +109,8 @@ pub(crate) fn tls_verify() -> bool {
 
 /// Process-wide libgit2 settings. `network_timeout_ms` bounds a connect and
 /// any single network read, so a hung server cannot outlive --sync-timeout.
-/// The TLS keys of `git_config` (`http.sslCAInfo`, `http.sslCAPath`,
-/// `http.sslVerify`) are process-wide in libgit2, so they are applied here.
-pub fn init_globals(network_timeout_ms: i32, git_config: &[(String, String)]) {
+/// The TLS settings are process-wide in libgit2, so they are applied here.
+pub fn init_globals(network_timeout_ms: i32, tls: &Tls) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let timeout = std::time::Duration::from_millis(network_timeout_ms.max(0) as u64);
@@ -122,26 +124,21 @@ pub fn init_globals(network_timeout_ms: i32, git_config: &[(String, String)]) {
             let _ = git2::opts::set_verify_owner_validation(false);
             let _ = git2::opts::set_server_connect_timeout_in_milliseconds(network_timeout_ms);
             let _ = git2::opts::set_server_timeout_in_milliseconds(network_timeout_ms);
-            for (k, v) in git_config {
-                let result = match k.to_ascii_lowercase().as_str() {
-                    "http.sslcainfo" => git2::opts::set_ssl_cert_file(v),
-                    "http.sslcapath" => git2::opts::set_ssl_cert_dir(v),
-                    _ => Ok(()),
-                };
-                if let Err(e) = result {
-                    tracing::warn!(key = %k, error = %e.message(), "cannot apply git config");
+            if let Some(file) = &tls.ca_file {
+                if let Err(e) = git2::opts::set_ssl_cert_file(file) {
+                    tracing::warn!(file = %file, error = %e.message(), "cannot use the CA file");
+                }
+            }
+            if let Some(dir) = &tls.ca_dir {
+                if let Err(e) = git2::opts::set_ssl_cert_dir(dir) {
+                    tracing::warn!(dir = %dir, error = %e.message(), "cannot use the CA directory");
                 }
             }
         }
-        let no_verify = git_config.iter().any(|(k, v)| {
-            k.eq_ignore_ascii_case("http.sslVerify")
-                && matches!(
-                    v.to_ascii_lowercase().as_str(),
-                    "false" | "0" | "no" | "off"
-                )
-        });
-        if no_verify {
-            tracing::warn!("http.sslVerify=false: TLS certificates are not verified");
+        if !tls.verify {
+            tracing::warn!(
+                "TLS certificates are not verified (http.sslVerify=false or GIT_SSL_NO_VERIFY)"
+            );
             TLS_VERIFY.store(false, Ordering::Relaxed);
         }
         skip_unreadable_user_config();
@@ -270,24 +267,16 @@ impl GitRepo {
         &self.gitdir
     }
 
-    /// Write `--git-config` pairs into the repository's config. Keys libgit2
-    /// does not use are stored all the same (harmless, and visible to a git
-    /// binary in hooks).
+    /// Add config entries (`--git-config` and the like) to those this
+    /// repository runs with; they live in [`config_file::FILE`], written
+    /// whole, so keys given at an earlier start and not now are gone. Keys
+    /// libgit2 does not use are stored all the same (harmless, and visible
+    /// to a git binary in hooks).
     pub fn apply_config(&mut self, pairs: &[(String, String)]) -> Result<(), GitError> {
         self.applied_config.extend_from_slice(pairs);
-        let mut cfg = self
-            .repo
-            .config()
-            .and_then(|c| c.open_level(git2::ConfigLevel::Local))
-            .map_err(|e| GitError::local("open repository config", e))?;
-        for (k, v) in pairs {
-            if cfg.get_string(k).ok().as_deref() == Some(v.as_str()) {
-                continue;
-            }
-            cfg.set_str(k, v)
-                .map_err(|e| GitError::local(format!("set git config {k}"), e))?;
-        }
-        Ok(())
+        config_file::install(&self.repo, &self.gitdir, &self.applied_config)?;
+        // libgit2 caches the parsed config of an open repository.
+        self.reopen()
     }
 
     /// Whether the commit is in our object database.

@@ -215,6 +215,16 @@ pub fn git_sync(args: &[&str]) -> Command {
     for var in ["http_proxy", "https_proxy", "all_proxy", "no_proxy"] {
         cmd.env_remove(var).env_remove(var.to_ascii_uppercase());
     }
+    // Nor may git settings of that machine's environment (some set
+    // GIT_SSL_CAINFO, which overrides http.sslCAInfo as in git).
+    for var in [
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_CAPATH",
+        "GIT_SSL_NO_VERIFY",
+        "GIT_CONFIG_COUNT",
+    ] {
+        cmd.env_remove(var);
+    }
     cmd
 }
 

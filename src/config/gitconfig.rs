@@ -1,0 +1,197 @@
+//! The git config git-sync runs with: `--git-config` (set), then
+//! `--git-config-add` (add), then the git CLI's own environment
+//! (`GIT_CONFIG_COUNT`, `GIT_SSL_*`), which git gives the last word.
+
+use super::values::check_config_key;
+
+/// The effective git config entries, in order: a later entry of a key
+/// wins where the key takes one value; multi-valued keys
+/// (`http.extraHeader`) keep them all.
+pub type Entries = Vec<(String, String)>;
+
+/// Add `--git-config` pairs: each replaces the values its key has so far,
+/// as `git config KEY VALUE` does.
+pub fn set(entries: &mut Entries, pairs: Vec<(String, String)>) {
+    for (k, v) in pairs {
+        entries.retain(|(old, _)| !same_key(old, &k));
+        entries.push((k, v));
+    }
+}
+
+/// Whether two config keys name the same variable: the section and the
+/// name are case-insensitive, a subsection is not.
+pub fn same_key(a: &str, b: &str) -> bool {
+    fn parts(k: &str) -> (String, &str, String) {
+        let (section, rest) = k.split_once('.').unwrap_or((k, ""));
+        let (middle, name) = rest.rsplit_once('.').unwrap_or(("", rest));
+        (
+            section.to_ascii_lowercase(),
+            middle,
+            name.to_ascii_lowercase(),
+        )
+    }
+    parts(a) == parts(b)
+}
+
+/// `GIT_CONFIG_COUNT` with `GIT_CONFIG_KEY_<n>` and `GIT_CONFIG_VALUE_<n>`:
+/// config given to git through the environment, as git reads it.
+pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Entries, String> {
+    let Some(count) = env("GIT_CONFIG_COUNT").filter(|c| !c.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let count: usize = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid GIT_CONFIG_COUNT (env): {count:?} is not a count"))?;
+    (0..count)
+        .map(|i| {
+            let key = env(&format!("GIT_CONFIG_KEY_{i}")).ok_or_else(|| {
+                format!("GIT_CONFIG_COUNT is {count} but GIT_CONFIG_KEY_{i} is not set")
+            })?;
+            check_config_key(&key).map_err(|e| format!("invalid GIT_CONFIG_KEY_{i} (env): {e}"))?;
+            let value = env(&format!("GIT_CONFIG_VALUE_{i}")).ok_or_else(|| {
+                format!("GIT_CONFIG_COUNT is {count} but GIT_CONFIG_VALUE_{i} is not set")
+            })?;
+            Ok((key, value))
+        })
+        .collect()
+}
+
+/// How TLS certificates are checked. libgit2 holds these process-wide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// A CA bundle file (`http.sslCAInfo`, `GIT_SSL_CAINFO`).
+    pub ca_file: Option<String>,
+    /// A directory of CA certificates (`http.sslCAPath`, `GIT_SSL_CAPATH`).
+    pub ca_dir: Option<String>,
+    /// False with `http.sslVerify=false` or `GIT_SSL_NO_VERIFY` set.
+    pub verify: bool,
+}
+
+impl Tls {
+    /// From the config entries, then the environment variables git reads
+    /// for the same settings (set at all, `GIT_SSL_NO_VERIFY` turns
+    /// verification off, whatever its value, as in git).
+    pub fn new(entries: &Entries, env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let last = |key: &str| {
+            entries
+                .iter()
+                .rev()
+                .find(|(k, _)| same_key(k, key))
+                .map(|(_, v)| v.clone())
+        };
+        let from_env = |name: &str| env(name).filter(|v| !v.is_empty());
+        let verify = env("GIT_SSL_NO_VERIFY").is_none()
+            && !matches!(
+                last("http.sslVerify")
+                    .map(|v| v.to_ascii_lowercase())
+                    .as_deref(),
+                Some("false" | "0" | "no" | "off")
+            );
+        Tls {
+            ca_file: from_env("GIT_SSL_CAINFO").or_else(|| last("http.sslCAInfo")),
+            ca_dir: from_env("GIT_SSL_CAPATH").or_else(|| last("http.sslCAPath")),
+            verify,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn pairs(list: &[(&str, &str)]) -> Entries {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn env_of(list: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = list
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn set_replaces_the_same_key_whatever_its_case_but_not_another_subsection() {
+        let mut e = pairs(&[("http.extraHeader", "A: 1"), ("http.extraHeader", "B: 2")]);
+        e.push(("http.https://a/.proxy".into(), "p1".into()));
+        set(
+            &mut e,
+            pairs(&[
+                ("HTTP.EXTRAHEADER", "C: 3"),
+                ("http.https://A/.proxy", "p2"),
+            ]),
+        );
+        assert_eq!(
+            e,
+            pairs(&[
+                ("http.https://a/.proxy", "p1"),
+                ("HTTP.EXTRAHEADER", "C: 3"),
+                ("http.https://A/.proxy", "p2"),
+            ])
+        );
+    }
+
+    #[test]
+    fn env_config_is_read_as_git_reads_it() {
+        let env = env_of(&[
+            ("GIT_CONFIG_COUNT", "2"),
+            ("GIT_CONFIG_KEY_0", "safe.directory"),
+            ("GIT_CONFIG_VALUE_0", "*"),
+            ("GIT_CONFIG_KEY_1", "http.proxy"),
+            ("GIT_CONFIG_VALUE_1", "http://p:3128"),
+        ]);
+        assert_eq!(
+            from_env(&env).unwrap(),
+            pairs(&[("safe.directory", "*"), ("http.proxy", "http://p:3128")])
+        );
+        assert_eq!(from_env(&env_of(&[])).unwrap(), Vec::new());
+        for (bad, says) in [
+            (env_of(&[("GIT_CONFIG_COUNT", "x")]), "GIT_CONFIG_COUNT"),
+            (env_of(&[("GIT_CONFIG_COUNT", "1")]), "GIT_CONFIG_KEY_0"),
+            (
+                env_of(&[("GIT_CONFIG_COUNT", "1"), ("GIT_CONFIG_KEY_0", "a.b")]),
+                "GIT_CONFIG_VALUE_0",
+            ),
+            (
+                env_of(&[
+                    ("GIT_CONFIG_COUNT", "1"),
+                    ("GIT_CONFIG_KEY_0", "nodot"),
+                    ("GIT_CONFIG_VALUE_0", "v"),
+                ]),
+                "GIT_CONFIG_KEY_0",
+            ),
+        ] {
+            let e = from_env(&bad).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn tls_environment_overrides_the_config() {
+        let cfg = pairs(&[
+            ("http.sslCAInfo", "/cfg/ca.pem"),
+            ("http.sslverify", "true"),
+        ]);
+        let t = Tls::new(&cfg, &env_of(&[]));
+        assert_eq!(t.ca_file.as_deref(), Some("/cfg/ca.pem"));
+        assert!(t.verify);
+        let t = Tls::new(
+            &cfg,
+            &env_of(&[
+                ("GIT_SSL_CAINFO", "/env/ca.pem"),
+                ("GIT_SSL_CAPATH", "/env/certs"),
+                ("GIT_SSL_NO_VERIFY", "false"),
+            ]),
+        );
+        assert_eq!(t.ca_file.as_deref(), Some("/env/ca.pem"));
+        assert_eq!(t.ca_dir.as_deref(), Some("/env/certs"));
+        assert!(!t.verify, "git turns verification off whatever the value");
+        let off = pairs(&[("http.sslVerify", "true"), ("http.sslVerify", "off")]);
+        assert!(!Tls::new(&off, &env_of(&[])).verify);
+    }
+}
