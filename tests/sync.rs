@@ -165,6 +165,15 @@ fn targets(t: Transport) {
     f.sync_once(&[&format!("--ref={c2}")]);
     assert_published(&f, &c2);
     assert_eq!(f.read("f"), "2");
+    // Other refs by the end of their name, as `git ls-remote` matches
+    // them: GitHub's pull request heads, `heads/...`, `tags/...`.
+    f.repo.git(&["update-ref", "refs/pull/5/head", &c3]);
+    f.sync_once(&["--ref=pull/5/head"]);
+    assert_published(&f, &c3);
+    f.sync_once(&["--ref=heads/main"]);
+    assert_published(&f, &c4);
+    f.sync_once(&["--ref=tags/annotated"]);
+    assert_published(&f, &c1);
     // The default ref is HEAD (the remote's default branch).
     f.sync_once(&[]);
     assert_published(&f, &c4);
@@ -197,6 +206,10 @@ fn unknown_ref_fails_and_says_so() {
         assert!(!f.link().exists());
     };
     fails_saying("nope", "not found");
+    // A name that ends several refs is not guessed at.
+    f.repo.git(&["update-ref", "refs/pull/1/head", &h]);
+    f.repo.git(&["update-ref", "refs/pull/2/head", &h]);
+    fails_saying("head", "refs/pull/1/head, refs/pull/2/head; give the full name");
     // An abbreviated hash: say what to give instead.
     fails_saying(&h[..8], "give all 40 characters");
 }

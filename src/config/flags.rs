@@ -97,7 +97,8 @@ pub const FLAGS: &[Flag] = &[
         "HEAD",
         "REF",
         "The git revision to sync: a branch name, a tag (annotated tags are peeled to their \
-         commit), a full commit hash, or HEAD (the remote's default branch).",
+         commit), a full commit hash, HEAD (the remote's default branch), or another ref by \
+         its full name or its end (pull/123/head).",
     ),
     flag(
         "root",

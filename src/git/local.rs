@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use git2::{ObjectType, Oid, Repository};
 
-use super::{GitError, GitRepo, Hash, Target};
+use super::{ref_error, refs, GitError, GitRepo, Hash, Target};
 use crate::redact::redact;
 
 /// The path of a local repository URL, or `None` for a network URL.
@@ -74,31 +74,31 @@ impl GitRepo {
         git_ref: &str,
     ) -> Result<Target, GitError> {
         let src = open_source(url, path)?;
-        let candidates: Vec<String> = if git_ref == "HEAD" || git_ref.starts_with("refs/") {
-            vec![git_ref.to_string()]
-        } else {
-            vec![
-                format!("refs/tags/{git_ref}"),
-                format!("refs/heads/{git_ref}"),
-            ]
-        };
-        for name in candidates {
-            let Ok(reference) = src.find_reference(&name) else {
-                continue;
-            };
-            let commit = reference.peel_to_commit().map_err(|e| GitError::Remote {
+        let name = refs::pick_ref(
+            git_ref,
+            |name| src.find_reference(name).is_ok(),
+            || {
+                src.references()
+                    .map(|refs| {
+                        refs.flatten()
+                            .filter_map(|r| r.name().ok().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            },
+        )
+        .map_err(|e| ref_error(e, git_ref, url))?;
+        let commit = src
+            .find_reference(&name)
+            .and_then(|r| r.peel_to_commit())
+            .map_err(|e| GitError::Remote {
                 op: "resolve",
                 url: redact(url),
                 message: format!("{name}: {}", e.message()),
             })?;
-            return Ok(Target {
-                hash: commit.id(),
-                remote_ref: Some(name),
-            });
-        }
-        Err(GitError::RefNotFound {
-            git_ref: git_ref.to_string(),
-            url: redact(url),
+        Ok(Target {
+            hash: commit.id(),
+            remote_ref: Some(name),
         })
     }
 

@@ -9,6 +9,7 @@ mod http_config;
 mod known_hosts;
 mod local;
 mod proxy;
+mod refs;
 mod remote;
 mod ssh_home;
 mod stream;
@@ -54,6 +55,12 @@ pub enum GitError {
     },
     #[error("ref {git_ref:?} not found in {url}{}", abbreviation_hint(.git_ref))]
     RefNotFound { git_ref: String, url: String },
+    #[error("ref {git_ref:?} is ambiguous in {url}: {candidates}; give the full name")]
+    AmbiguousRef {
+        git_ref: String,
+        url: String,
+        candidates: String,
+    },
     #[error("{op} failed: {message}")]
     Local { op: String, message: String },
     #[error("{op} {path}: {source}")]
@@ -80,6 +87,19 @@ impl GitError {
             path: path.to_path_buf(),
             source,
         }
+    }
+}
+
+/// The error for a `--ref` that names no single ref of `url`.
+fn ref_error(e: refs::NoRef, git_ref: &str, url: &str) -> GitError {
+    let (git_ref, url) = (git_ref.to_string(), crate::redact::redact(url));
+    match e {
+        refs::NoRef::Missing => GitError::RefNotFound { git_ref, url },
+        refs::NoRef::Ambiguous(names) => GitError::AmbiguousRef {
+            git_ref,
+            url,
+            candidates: names.join(", "),
+        },
     }
 }
 

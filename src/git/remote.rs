@@ -7,7 +7,8 @@ use git2::{AutotagOption, FetchOptions, ProxyOptions, RemoteCallbacks};
 use super::local::local_path;
 use super::ssh_home::SshHome;
 use super::{
-    http_config, known_hosts, proxy, stream, Cancel, CredentialSet, GitError, GitRepo, Hash,
+    http_config, known_hosts, proxy, ref_error, refs, stream, Cancel, CredentialSet, GitError,
+    GitRepo, Hash,
 };
 use crate::redact::redact;
 
@@ -263,32 +264,20 @@ impl GitRepo {
             .collect();
         drop(remote);
 
-        let candidates: Vec<String> = if git_ref == "HEAD" || git_ref.starts_with("refs/") {
-            vec![git_ref.to_string()]
-        } else {
-            // git's own precedence: tags before branches.
-            vec![
-                format!("refs/tags/{git_ref}"),
-                format!("refs/heads/{git_ref}"),
-            ]
-        };
-        for name in &candidates {
-            let peeled = format!("{name}^{{}}");
-            let direct = heads.iter().find(|(n, _)| n == name);
-            let peeled_hit = heads.iter().find(|(n, _)| *n == peeled);
-            match (direct, peeled_hit) {
-                (Some(_), Some((_, hash))) | (Some((_, hash)), None) => {
-                    return Ok(Target {
-                        hash: *hash,
-                        remote_ref: Some(name.clone()),
-                    })
-                }
-                _ => {}
-            }
-        }
-        Err(GitError::RefNotFound {
-            git_ref: git_ref.to_string(),
-            url: redact(url),
+        let advertised = |name: &str| heads.iter().find(|(n, _)| n == name).map(|(_, h)| *h);
+        let name = refs::pick_ref(
+            git_ref,
+            |name| advertised(name).is_some(),
+            || heads.iter().map(|(n, _)| n.clone()).collect(),
+        )
+        .map_err(|e| ref_error(e, git_ref, url))?;
+        // An annotated tag is advertised peeled as well: its commit.
+        let hash = advertised(&format!("{name}^{{}}"))
+            .or_else(|| advertised(&name))
+            .ok_or_else(|| ref_error(refs::NoRef::Missing, git_ref, url))?;
+        Ok(Target {
+            hash,
+            remote_ref: Some(name),
         })
     }
 
