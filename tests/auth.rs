@@ -170,6 +170,19 @@ fn http_extra_header_from_git_config_is_sent_where_it_matches() {
     // For another URL: not sent, so the server refuses.
     let (code, log) = run("r3", for_prefix("http://elsewhere/"));
     assert_eq!(code, 1, "{log}");
+    // A repository URL that `url.<base>.insteadOf` rewrites: the header
+    // follows the URL really reached.
+    let server = f.server.url("");
+    let args = [
+        "--repo=http://git.example.invalid/private".to_string(),
+        format!("--root={}", f.tmp.path().join("r4").display()),
+        format!(
+            r#"--git-config="url.{server}.insteadOf":http://git.example.invalid/,{}"#,
+            for_prefix(&server)
+        ),
+    ];
+    let (code, log) = one_time(&args, &[]);
+    assert_eq!(code, 0, "{log}");
 }
 
 /// Every secret of these tests, for the leak checks.

@@ -190,6 +190,34 @@ fn targets_http() {
 }
 
 #[test]
+fn a_url_rewritten_by_insteadof_is_synced_from_where_it_points() {
+    // A local repository behind a network URL: read in process like any
+    // local one (libgit2's local transport cannot fetch shallow).
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    let out = run_git_sync(&[
+        "--repo=https://git.example.invalid/site",
+        &format!("--root={}", f.root().display()),
+        "--link=site",
+        "--one-time",
+        &format!(
+            r#"--git-config="url.{}.insteadOf":https://git.example.invalid/site"#,
+            f.url()
+        ),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        published(&f.root().join("site")).as_deref(),
+        Some(h.as_str())
+    );
+}
+
+#[test]
 fn unknown_ref_fails_and_says_so() {
     let f = Fixture::new(Transport::File);
     let h = f.repo.commit(&[("f", "1")], "c1");
@@ -209,7 +237,10 @@ fn unknown_ref_fails_and_says_so() {
     // A name that ends several refs is not guessed at.
     f.repo.git(&["update-ref", "refs/pull/1/head", &h]);
     f.repo.git(&["update-ref", "refs/pull/2/head", &h]);
-    fails_saying("head", "refs/pull/1/head, refs/pull/2/head; give the full name");
+    fails_saying(
+        "head",
+        "refs/pull/1/head, refs/pull/2/head; give the full name",
+    );
     // An abbreviated hash: say what to give instead.
     fails_saying(&h[..8], "give all 40 characters");
 }

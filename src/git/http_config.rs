@@ -1,7 +1,27 @@
 //! `http.*` settings that libgit2 does not read itself, for one remote URL,
 //! as git reads them: a `http.<url>.<name>` whose URL prefix matches the
 //! remote (the longest prefix wins) over `http.<name>`. The proxy choice
-//! is in [`super::proxy`]; the extra headers are here.
+//! is in [`super::proxy`]; the extra headers are here, and the URL the
+//! remote really has (`url.<base>.insteadOf`), which these choices follow.
+
+/// `url` as git rewrites it: the longest `url.<base>.insteadOf` value that
+/// starts it is replaced by `<base>` (`entries` as libgit2 lists them:
+/// `url.<base>.insteadof`). libgit2 rewrites the URL of a remote the same
+/// way; git-sync needs the result to decide everything else.
+pub(crate) fn rewrite_url(url: &str, entries: &[(String, String)]) -> String {
+    entries
+        .iter()
+        .rev() // of equally long prefixes, the first wins (as in libgit2)
+        .filter_map(|(key, prefix)| {
+            let base = key.strip_prefix("url.")?.strip_suffix(".insteadof")?;
+            (!prefix.is_empty() && url.starts_with(prefix.as_str())).then_some((prefix.len(), base))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map_or_else(
+            || url.to_string(),
+            |(len, base)| format!("{base}{}", &url[len..]),
+        )
+}
 
 /// The length of `<prefix>` when `key` (as libgit2 lists it: section and
 /// name lowercase) is `http.<prefix>.<name>` and the prefix starts `url` at
@@ -73,6 +93,33 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn insteadof_rewrites_the_longest_matching_prefix_once() {
+        let cfg = entries(&[
+            ("url.https://mirror/.insteadof", "https://github.com/"),
+            (
+                "url.https://bot@github.com/org/.insteadof",
+                "https://github.com/org/",
+            ),
+            (
+                "url.https://other/org/.insteadof",
+                "https://github.com/org/",
+            ),
+            ("url.file:///never/.insteadof", ""),
+            ("http.proxy", "https://github.com/"),
+        ]);
+        assert_eq!(
+            rewrite_url("https://github.com/org/site.git", &cfg),
+            "https://bot@github.com/org/site.git",
+            "longest prefix, the first of equals"
+        );
+        assert_eq!(
+            rewrite_url("https://github.com/x/y", &cfg),
+            "https://mirror/x/y"
+        );
+        assert_eq!(rewrite_url("git@host:r.git", &cfg), "git@host:r.git");
     }
 
     #[test]

@@ -28,9 +28,12 @@ pub struct Target {
     pub remote_ref: Option<String>,
 }
 
-/// What the git config and the environment say for one HTTP remote URL.
-#[derive(Debug, Clone, Default)]
+/// What the git config and the environment say for one remote URL.
+#[derive(Debug, Clone)]
 pub(crate) struct UrlSettings {
+    /// The URL after `url.<base>.insteadOf`: the one really reached, which
+    /// the other settings, credentials and host checks are chosen for.
+    effective: String,
     proxy: Option<proxy::Proxy>,
     /// `http.extraHeader` values (see [`http_config::extra_headers`]).
     extra_headers: Vec<String>,
@@ -53,7 +56,7 @@ fn ssh_port(url: &str) -> u16 {
 fn callbacks<'a>(
     cancel: &'a Cancel,
     creds: &'a CredentialSet,
-    url: &'a str,
+    ssh_port: u16,
     hostkey_error: &'a RefCell<Option<String>>,
 ) -> RemoteCallbacks<'a> {
     let mut cb = RemoteCallbacks::new();
@@ -97,7 +100,7 @@ fn callbacks<'a>(
         }
         git2::Cred::userpass_plaintext(&c.username, &c.password)
     });
-    let port = ssh_port(url);
+    let port = ssh_port;
     cb.certificate_check(move |cert, host| {
         let Some(hostkey) = cert.as_hostkey() else {
             // TLS: libgit2 verifies the certificate chain itself, unless
@@ -141,14 +144,14 @@ impl GitRepo {
         opts.remote_callbacks(callbacks(
             cancel,
             &self.credentials,
-            url,
+            ssh_port(&settings.effective),
             &self.hostkey_error,
         ))
         .download_tags(AutotagOption::None)
         .update_fetchhead(false)
         .proxy_options(proxy);
         let mut headers = settings.extra_headers;
-        headers.extend(self.credentials.cookies.header_for(url));
+        headers.extend(self.credentials.cookies.header_for(&settings.effective));
         if !headers.is_empty() {
             let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
             opts.custom_headers(&headers);
@@ -161,7 +164,12 @@ impl GitRepo {
     fn ssh_home(&self, url: &str) -> SshHome {
         let known_hosts = self.credentials.ssh.as_ref();
         let known_hosts = known_hosts.and_then(|s| s.known_hosts.as_deref());
-        SshHome::enter(&self.gitdir, url, known_hosts)
+        SshHome::enter(&self.gitdir, &self.effective_url(url), known_hosts)
+    }
+
+    /// `url` after the config's `url.<base>.insteadOf` rewrites.
+    pub(super) fn effective_url(&self, url: &str) -> String {
+        self.url_settings(url).effective
     }
 
     /// The proxy and extra headers for `url`. Decided once per URL: the
@@ -176,12 +184,10 @@ impl GitRepo {
     }
 
     fn decide_url_settings(&self, url: &str) -> UrlSettings {
-        let Some((scheme, host, port)) = proxy::http_origin(url) else {
-            return UrlSettings::default();
-        };
         let mut entries = Vec::new();
         if let Ok(cfg) = self.repo.config() {
-            if let Ok(mut it) = cfg.entries(Some(r"^http\.(.+\.)?(proxy|extraheader)$")) {
+            let keys = r"^(http\.(.+\.)?(proxy|extraheader)|url\..+\.insteadof)$";
+            if let Ok(mut it) = cfg.entries(Some(keys)) {
                 while let Some(Ok(e)) = it.next() {
                     if let (Ok(k), Ok(v)) = (e.name(), e.value()) {
                         entries.push((k.to_string(), v.to_string()));
@@ -189,6 +195,18 @@ impl GitRepo {
                 }
             }
         }
+        let effective = http_config::rewrite_url(url, &entries);
+        if effective != url {
+            tracing::debug!(url = %redact(url), effective = %redact(&effective), "rewritten by url.<base>.insteadOf");
+        }
+        let url = effective.as_str();
+        let Some((scheme, host, port)) = proxy::http_origin(url) else {
+            return UrlSettings {
+                effective,
+                proxy: None,
+                extra_headers: Vec::new(),
+            };
+        };
         // The proxy as git would pick it (see [`super::proxy`]), with the
         // stream routed through it for plain `http://`.
         let chosen = proxy::for_url(url, &entries, |k| std::env::var(k).ok());
@@ -202,8 +220,9 @@ impl GitRepo {
             tracing::debug!(url = %redact(url), proxy = %redact(&p.url), "through a proxy");
         }
         UrlSettings {
-            proxy: chosen,
             extra_headers: http_config::extra_headers(url, &entries),
+            proxy: chosen,
+            effective,
         }
     }
 
@@ -240,7 +259,7 @@ impl GitRepo {
         git_ref: &str,
         cancel: &Cancel,
     ) -> Result<Target, GitError> {
-        if let Some(path) = local_path(url) {
+        if let Some(path) = local_path(&self.effective_url(url)) {
             return self.resolve_local(url, &path, git_ref);
         }
         let mut remote = self
@@ -325,7 +344,7 @@ impl GitRepo {
         cancel: &Cancel,
     ) -> Result<(), GitError> {
         let was_empty = self.store_is_empty();
-        if let Some(path) = local_path(url) {
+        if let Some(path) = local_path(&self.effective_url(url)) {
             self.fetch_local(url, &path, target.hash, depth)?;
             self.after_fetch(was_empty, target.hash, depth);
             return Ok(());

@@ -202,7 +202,8 @@ impl GitRepo {
                 continue;
             }
             let sub_url = resolve_url(parent.url, &sub.url);
-            if local_path(&sub_url).is_some() && !self.file_protocol_allowed() {
+            if local_path(&self.effective_url(&sub_url)).is_some() && !self.file_protocol_allowed()
+            {
                 return Err(GitError::Local {
                     op: format!("fetch of submodule {:?}", sub.name),
                     message: format!(
