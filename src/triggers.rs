@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tokio::sync::{watch, Notify};
@@ -39,6 +40,19 @@ pub fn install_signals(
     Ok(rx)
 }
 
+/// Whether an event writes something: git moves a ref by creating
+/// `<ref>.lock` and renaming it over the ref. Opening and reading (which a
+/// sync of this very repository does) must not count, or every pass would
+/// start the next one.
+fn is_write(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(m) => !matches!(m, ModifyKind::Metadata(_)),
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Any | EventKind::Other => false,
+    }
+}
+
 /// Whether an event path is about refs (a branch, tag or HEAD moved).
 fn is_ref_change(gitdir: &Path, path: &Path) -> bool {
     let Ok(rel) = path.strip_prefix(gitdir) else {
@@ -60,7 +74,7 @@ pub fn watch_local_repo(
     let root = gitdir.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
-            if event.paths.iter().any(|p| is_ref_change(&root, p)) {
+            if is_write(&event.kind) && event.paths.iter().any(|p| is_ref_change(&root, p)) {
                 sync_now.notify_one();
             }
         }
@@ -75,8 +89,32 @@ pub fn watch_local_repo(
 
 #[cfg(test)]
 mod tests {
-    use super::is_ref_change;
+    use super::{is_ref_change, is_write};
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, EventKind, MetadataKind, ModifyKind,
+        RenameMode,
+    };
     use std::path::Path;
+
+    #[test]
+    fn only_writes_wake_a_sync() {
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+        ] {
+            assert!(is_write(&kind), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)),
+        ] {
+            assert!(!is_write(&kind), "{kind:?}");
+        }
+    }
 
     #[test]
     fn only_refs_wake_a_sync() {

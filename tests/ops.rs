@@ -512,7 +512,12 @@ fn trigger_endpoint_needs_a_valid_secret() {
 #[test]
 fn local_watcher_publishes_a_commit_in_well_under_the_period() {
     let f = Fixture::local();
-    let mut p = f.start(&["--period=60s"]);
+    let port = free_port();
+    let mut p = f.start(&[
+        "--period=60s",
+        &format!("--http-bind=127.0.0.1:{port}"),
+        "--http-metrics",
+    ]);
     let h1 = f.repo.head();
     p.wait_for(LONG, "h1", || f.published_is(&h1));
     p.wait_log(LONG, "watching", |l| {
@@ -526,6 +531,22 @@ fn local_watcher_publishes_a_commit_in_well_under_the_period() {
         took < Duration::from_secs(1),
         "took {took:?} with a 60s period"
     );
+    // Idle again: a pass reads the repository it watches, and reading must
+    // not wake the next pass. Over one second, the passes a commit woke
+    // have ended and no new one starts (one late straggler is tolerated).
+    let passes = || {
+        let (_, body) = http_get(port, "/metrics");
+        let m = String::from_utf8_lossy(&body).into_owned();
+        ["success", "noop", "error"]
+            .iter()
+            .map(|s| metric(&m, &format!("git_sync_count_total{{status=\"{s}\"}}")))
+            .sum::<f64>()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let before = passes();
+    std::thread::sleep(Duration::from_secs(1));
+    let during = passes() - before;
+    assert!(during <= 1.0, "{during} passes in an idle second");
 }
 
 // ---- logs ---------------------------------------------------------------------
