@@ -131,6 +131,42 @@ impl Syncer {
         self.layout.worktree_named(hash)
     }
 
+    /// Step 4 of a pass: check `hash` out into `worktree` (which does not
+    /// exist), with its submodules, group-writable if asked.
+    fn materialise(
+        &mut self,
+        hash: Hash,
+        worktree: &std::path::Path,
+        cancel: &Cancel,
+    ) -> Result<(), SyncError> {
+        let t = std::time::Instant::now();
+        let sparse = self.sparse_patterns()?;
+        let sparse = sparse.as_ref().map(|(p, text)| (p, text.as_str()));
+        let name = hash.to_string();
+        self.git.create_worktree(hash, worktree, &name, sparse)?;
+        if self.cfg.checkout.submodules != Submodules::Off {
+            let recursive = self.cfg.checkout.submodules == Submodules::Recursive;
+            let parent = Superproject {
+                dir: worktree,
+                admin: &name,
+                commit: hash,
+                url: &self.cfg.repo,
+                sparse: sparse.map(|(patterns, _)| patterns),
+            };
+            self.git
+                .checkout_submodules(&parent, recursive, self.cfg.depth, cancel)?;
+        }
+        if self.cfg.checkout.group_write {
+            crate::user::add_group_write(worktree).map_err(|source| SyncError::Io {
+                op: "make group-writable",
+                path: worktree.to_path_buf(),
+                source,
+            })?;
+        }
+        tracing::debug!(%hash, ms = t.elapsed().as_millis() as u64, "checked out");
+        check(cancel)
+    }
+
     /// One pass: make the published tree the commit `--ref` names.
     pub fn pass(&mut self, cancel: &Cancel) -> Result<Outcome, SyncError> {
         // 1. What should be published? A full hash needs no question.
@@ -177,32 +213,14 @@ impl Syncer {
             path: worktree.clone(),
             source,
         })?;
-        let t = std::time::Instant::now();
-        let sparse = self.sparse_patterns()?;
-        let sparse = sparse.as_ref().map(|(p, text)| (p, text.as_str()));
-        let name = hash.to_string();
-        self.git.create_worktree(hash, &worktree, &name, sparse)?;
-        if self.cfg.checkout.submodules != Submodules::Off {
-            let recursive = self.cfg.checkout.submodules == Submodules::Recursive;
-            let parent = Superproject {
-                dir: &worktree,
-                admin: &name,
-                commit: hash,
-                url: &self.cfg.repo,
-                sparse: sparse.map(|(patterns, _)| patterns),
-            };
-            self.git
-                .checkout_submodules(&parent, recursive, self.cfg.depth, cancel)?;
+        if let Err(e) = self.materialise(hash, &worktree, cancel) {
+            // A half-made tree readers do not see only takes space (and a
+            // full disk may be why it failed): drop it now.
+            if !readers_in_it {
+                let _ = remove_any(&worktree);
+            }
+            return Err(e);
         }
-        if self.cfg.checkout.group_write {
-            crate::user::add_group_write(&worktree).map_err(|source| SyncError::Io {
-                op: "make group-writable",
-                path: worktree.clone(),
-                source,
-            })?;
-        }
-        tracing::debug!(%hash, ms = t.elapsed().as_millis() as u64, "checked out");
-        check(cancel)?;
 
         // The pre-publish hook runs in the new tree, told the hash published
         // until now. As upstream, its failure does not stop the publish.

@@ -50,6 +50,19 @@ impl Fixture {
 
     /// `--one-time` sync with extra args; asserts exit status 0.
     fn sync_once(&self, extra: &[&str]) -> String {
+        let (code, log) = self.run_once(extra);
+        assert_eq!(code, Some(0), "git-sync failed:\n{log}");
+        log
+    }
+
+    /// A one-time run that must fail (exit 1); its log.
+    fn fail_once(&self, extra: &[&str]) -> String {
+        let (code, log) = self.run_once(extra);
+        assert_eq!(code, Some(1), "{log}");
+        log
+    }
+
+    fn run_once(&self, extra: &[&str]) -> (Option<i32>, String) {
         let url = self.url();
         let root = self.root();
         let mut args = vec![
@@ -60,9 +73,10 @@ impl Fixture {
         args.extend(extra.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run_git_sync(&args);
-        let log = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(0), "git-sync failed:\n{log}");
-        log
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// A long-running git-sync with a short period.
@@ -222,14 +236,7 @@ fn unknown_ref_fails_and_says_so() {
     let f = Fixture::new(Transport::File);
     let h = f.repo.commit(&[("f", "1")], "c1");
     let fails_saying = |git_ref: &str, what: &str| {
-        let out = run_git_sync(&[
-            &format!("--repo={}", f.url()),
-            &format!("--root={}", f.root().display()),
-            "--one-time",
-            &format!("--ref={git_ref}"),
-        ]);
-        let log = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{log}");
+        let log = f.fail_once(&[&format!("--ref={git_ref}")]);
         assert!(log.contains(git_ref) && log.contains(what), "{log}");
         assert!(!f.link().exists());
     };
@@ -371,6 +378,36 @@ fn unreachable_remote_writes_error_keeps_link_and_exits_after_max_failures() {
     // The next success removes the error file.
     f.sync_once(&["--link=site", "--error-file=status/error.json"]);
     assert!(!f.root().join("status/error.json").exists());
+}
+
+#[test]
+fn a_checkout_that_fails_leaves_no_half_made_tree() {
+    let f = Fixture::new(Transport::File);
+    let good = f.repo.commit(&[("a", "1")], "good");
+    f.sync_once(&[]);
+    // A commit git stores but no Linux filesystem can check out: after
+    // `a`, a file name of 300 bytes. (On a full disk the half-made tree
+    // would hold the space the next commit needs.)
+    fs::write(f.repo.dir.join("content"), "x").unwrap();
+    let blob = f.repo.git(&["hash-object", "-w", "content"]);
+    let long_name = "z".repeat(300);
+    f.repo.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &format!("100644,{},{long_name}", blob.trim()),
+    ]);
+    f.repo.git(&["commit", "-q", "-m", "unmaterialisable"]);
+    let bad = f.repo.head();
+    let log = f.fail_once(&[]);
+    assert!(log.contains(&bad), "{log}");
+    assert_published(&f, &good);
+    let half_made = f.root().join(".worktrees").join(&bad);
+    assert!(
+        !half_made.exists(),
+        "{} was left behind",
+        half_made.display()
+    );
 }
 
 #[test]
@@ -1117,13 +1154,7 @@ fn submodules_on_this_machine_need_protocol_file_allow_as_in_git() {
     SourceRepo::new(&f.tmp.path().join("srv"), "private").commit(&[("p.txt", "p")], "p");
     f.repo.commit(&[("f", "1")], "one");
     add_submodule(&f.repo, "../private", "private");
-    let out = run_git_sync(&[
-        &format!("--repo={}", f.url()),
-        &format!("--root={}", f.root().display()),
-        "--one-time",
-    ]);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{log}");
+    let log = f.fail_once(&[]);
     assert!(log.contains("protocol.file.allow:always"), "{log}");
     assert!(!f.link().exists());
 
