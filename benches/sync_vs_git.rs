@@ -4,7 +4,10 @@
 //! - first sync of a generated repository of 5,000 files
 //!   (vs `git clone --depth 1`): wall time, CPU time, peak RSS;
 //! - CPU time per idle poll of a running git-sync (vs one `git ls-remote`
-//!   process), and the daemon's peak RSS.
+//!   process), and the daemon's peak RSS;
+//! - CPU per second of an idle daemon on the local repository (its file
+//!   watcher on, a 60 s period), vs polling it with `git ls-remote` every
+//!   minute.
 //!
 //! Run: `cargo bench --bench sync_vs_git` (needs scripts/install-test-deps).
 //! CPU and RSS include every subprocess a command starts (git spawns
@@ -201,6 +204,28 @@ fn main() {
         .collect();
     let ls = median(ls);
 
+    // --- idle local daemon: the file watcher, polling every minute --------
+    let local_url = format!("file://{}", repo.dir.display());
+    let mut cmd = git_sync(&[
+        &format!("--repo={local_url}"),
+        &format!("--root={}", tmp.path().join("local").display()),
+        "--period=60s",
+    ]);
+    cmd.stdout(std::process::Stdio::null());
+    let mut local = spawn(cmd);
+    local.wait_log(Duration::from_secs(60), "local daemon synced", |l| {
+        l.contains("watching the local repository") && l.contains("\"updated\"")
+    });
+    let local_pid = local.child.id();
+    let local_cpu0 = proc_cpu(local_pid);
+    std::thread::sleep(Duration::from_secs(IDLE_SECS));
+    let local_cpu = (proc_cpu(local_pid) - local_cpu0) / IDLE_SECS as u32;
+    local.kill9();
+    let local_ls: Vec<Usage> = (0..20)
+        .map(|_| measure(&["git", "ls-remote", &local_url, "HEAD"]))
+        .collect();
+    let local_ls = median(local_ls);
+
     let mb = |kb: i64| format!("{:.1} MiB", kb as f64 / 1024.0);
     println!();
     println!("git-sync vs git CLI, {FILES} files over local smart HTTP (median of {RUNS} runs)");
@@ -230,6 +255,11 @@ fn main() {
         "idle daemon peak RSS (VmHWM)",
         mb(daemon_hwm),
         "-"
+    );
+    row(
+        "idle local daemon CPU/s (vs ls-remote/60s)",
+        local_cpu,
+        local_ls.cpu / 60,
     );
     println!(
         "({polls} idle polls measured over {IDLE_SECS}s; ls-remote wall {})",
