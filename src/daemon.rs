@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio::time::{sleep_until, timeout};
 
-use crate::config::Config;
+use crate::config::{gitconfig, Config};
 use crate::credentials::Resolver;
 use crate::git::{self, Cancel};
 use crate::hooks::{ExecHook, HookRunner, Webhook};
@@ -30,7 +30,8 @@ fn random_fraction() -> f64 {
 }
 
 fn log_config(cfg: &Config) {
-    let keys: Vec<&str> = cfg.git_config.iter().map(|(k, _)| k.as_str()).collect();
+    // Keys may hold URLs (`http.<url>.proxy`), and URLs credentials.
+    let keys: Vec<String> = cfg.git_config.iter().map(|(k, _)| redact(k)).collect();
     tracing::info!(
         repo = %redact(&cfg.repo),
         git_ref = %cfg.git_ref,
@@ -58,7 +59,7 @@ fn log_config(cfg: &Config) {
         .git_config
         .iter()
         .rev()
-        .find(|(k, _)| k.eq_ignore_ascii_case("http.sslCAInfo"));
+        .find(|(k, _)| gitconfig::same_key(k, "http.sslCAInfo"));
     if let Some((_, file)) = configured_ca.filter(|(_, f)| cfg.tls.ca_file.as_ref() != Some(f)) {
         tracing::warn!(
             ignored = %file,

@@ -62,7 +62,7 @@ pub(crate) fn extra_headers(url: &str, entries: &[(String, String)]) -> Vec<Stri
         } else if sendable(value) {
             headers.push(value.clone());
         } else {
-            tracing::warn!(%key, "left out an http.extraHeader that is not a 'Name: value' header libgit2 may send");
+            tracing::warn!(key = %crate::redact::redact(key), "left out an http.extraHeader that is not a 'Name: value' header libgit2 may send");
         }
     }
     headers
