@@ -1373,6 +1373,10 @@ fn arbitrary_uids_share_a_group_writable_root() {
     b.kill9();
     let log = b.log();
     assert!(!log.contains("ERROR"), "{log}");
+    assert!(
+        !log.contains("unusable"),
+        "the root was started again: {log}"
+    );
     // HOME (/root) is closed to this UID: its git config is left out, as
     // git leaves it out, with a warning.
     assert!(log.contains("cannot read this git config"), "{log}");

@@ -4,6 +4,8 @@
 //! after a restart, as it is upstream (which writes a throw-away global
 //! config).
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::GitError;
@@ -23,7 +25,16 @@ pub fn install(
     let text = render(entries);
     if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
         let tmp = gitdir.join(format!("{FILE}.tmp"));
-        std::fs::write(&tmp, &text)
+        let _ = std::fs::remove_file(&tmp);
+        // Not for everyone: values may be tokens (an Authorization
+        // extraHeader). The group reads it: a container restarted under
+        // another UID of the volume's group takes the root over.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| GitError::Local {
                 op: format!("write {}", path.display()),
@@ -47,6 +58,20 @@ pub fn install(
             .map_err(|e| GitError::local("include git-sync.config", e))?;
     }
     Ok(())
+}
+
+/// Before the repository at `gitdir` is opened: libgit2 refuses to open
+/// a repository whose config includes a file it may not read, and a root
+/// taken over by another user (of another group) holds the previous
+/// user's file. It is written again at every start anyway: drop it.
+pub fn forget_if_unreadable(gitdir: &Path) {
+    let path = gitdir.join(FILE);
+    if let Err(e) = std::fs::File::open(&path) {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            tracing::info!(file = %path.display(), "cannot read the previous user's git config file; writing it again");
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// A git config file holding `entries`, every value quoted. Keys were
@@ -140,5 +165,11 @@ mod tests {
         assert_eq!(cfg.get_string("sect.other").unwrap(), "v");
         let local = std::fs::read_to_string(gitdir.join("config")).unwrap();
         assert_eq!(local.matches(FILE).count(), 1, "included once: {local}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(gitdir.join(FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640);
     }
 }

@@ -224,6 +224,7 @@ impl GitRepo {
     /// Open the repository at `root/.git`, if it is one we made.
     pub fn open(root: &Path) -> Result<Self, GitError> {
         let gitdir = root.join(".git");
+        config_file::forget_if_unreadable(&gitdir);
         let repo = git2::Repository::open_ext(
             &gitdir,
             git2::RepositoryOpenFlags::NO_SEARCH,
