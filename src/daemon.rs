@@ -55,6 +55,14 @@ fn log_config(cfg: &Config) {
         "starting git-sync {}",
         env!("CARGO_PKG_VERSION")
     );
+    let idle = gitconfig::without_effect(&cfg.git_config);
+    if !idle.is_empty() {
+        let keys: Vec<String> = idle.iter().map(|k| redact(k)).collect();
+        tracing::info!(
+            ?keys,
+            "git config that only the git CLI reads: recorded, without effect here"
+        );
+    }
     let configured_ca = cfg
         .git_config
         .iter()

@@ -232,6 +232,30 @@ fn a_url_rewritten_by_insteadof_is_synced_from_where_it_points() {
 }
 
 #[test]
+fn git_config_for_the_git_cli_is_recorded_and_said_to_have_no_effect() {
+    // upstream's e2e passes these; a git binary in a hook reads them.
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("f", "1")], "c1");
+    let log = f.sync_once(&[
+        r#"--git-config=http.postBuffer:10485760,sect.k1:"a val",sect.k2:another val"#,
+    ]);
+    let said = log
+        .lines()
+        .find(|l| l.contains("without effect here"))
+        .unwrap_or_else(|| panic!("no line about keys without effect: {log}"));
+    for key in ["http.postBuffer", "sect.k1", "sect.k2"] {
+        assert!(said.contains(key), "{said}");
+    }
+    let root = f.root();
+    assert_eq!(git(&root, &["config", "sect.k1"]).trim(), "a val");
+    assert_eq!(git(&root, &["config", "sect.k2"]).trim(), "another val");
+    // A later start without them: gone (the file is written whole).
+    f.sync_once(&[]);
+    let all = git(&root, &["config", "--list"]);
+    assert!(!all.contains("sect.k1"), "{all}");
+}
+
+#[test]
 fn unknown_ref_fails_and_says_so() {
     let f = Fixture::new(Transport::File);
     let h = f.repo.commit(&[("f", "1")], "c1");

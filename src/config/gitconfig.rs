@@ -33,6 +33,45 @@ pub fn same_key(a: &str, b: &str) -> bool {
     parts(a) == parts(b)
 }
 
+/// The keys of `entries` nothing here reads (the git CLI does:
+/// `safe.directory`, `http.postBuffer`, ...), for one line in the log.
+pub fn without_effect(entries: &Entries) -> Vec<String> {
+    let mut keys: Vec<String> = entries
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| !has_effect(k))
+        .collect();
+    keys.dedup();
+    keys
+}
+
+/// Whether git-sync or libgit2 reads `key`.
+fn has_effect(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    let (section, rest) = lower.split_once('.').unwrap_or((&lower, ""));
+    let name = rest.rsplit_once('.').map_or(rest, |(_, n)| n);
+    let scoped = rest.contains('.');
+    match section {
+        "http" if scoped => matches!(name, "proxy" | "extraheader"),
+        "http" => matches!(
+            name,
+            "proxy"
+                | "extraheader"
+                | "sslcainfo"
+                | "sslcapath"
+                | "sslverify"
+                | "cookiefile"
+                | "followredirects"
+        ),
+        "url" => scoped && name == "insteadof",
+        "protocol" => rest == "file.allow",
+        // libgit2 reads most of core (line endings, symlinks, file modes);
+        // its SSH is libssh2, not a command.
+        "core" => name != "sshcommand",
+        _ => false,
+    }
+}
+
 /// `GIT_CONFIG_COUNT` with `GIT_CONFIG_KEY_<n>` and `GIT_CONFIG_VALUE_<n>`:
 /// config given to git through the environment, as git reads it.
 pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Entries, String> {
@@ -169,6 +208,33 @@ mod tests {
             let e = from_env(&bad).unwrap_err();
             assert!(e.contains(says), "{e}");
         }
+    }
+
+    #[test]
+    fn keys_without_effect_are_named() {
+        let e = pairs(&[
+            ("http.proxy", "p"),
+            ("http.https://h/.extraHeader", "X: 1"),
+            ("http.sslVerify", "false"),
+            ("url.https://m/.insteadOf", "https://g/"),
+            ("protocol.file.allow", "always"),
+            ("core.autocrlf", "true"),
+            ("safe.directory", "*"),
+            ("http.postBuffer", "1048576"),
+            ("http.https://h/.sslVerify", "false"),
+            ("core.sshCommand", "ssh -v"),
+            ("protocol.allow", "always"),
+        ]);
+        assert_eq!(
+            without_effect(&e),
+            [
+                "safe.directory",
+                "http.postBuffer",
+                "http.https://h/.sslVerify",
+                "core.sshCommand",
+                "protocol.allow"
+            ]
+        );
     }
 
     #[test]
