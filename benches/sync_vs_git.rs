@@ -112,6 +112,69 @@ fn generate(repo: &SourceRepo) {
     repo.git(&["gc", "-q"]);
 }
 
+/// `count` refs `refs/pull/<n>/head` at HEAD, written as packed-refs.
+fn add_refs(repo: &SourceRepo, count: usize) {
+    let head = repo.head();
+    repo.git(&["pack-refs", "--all"]);
+    let gitdir = repo.dir.join(".git");
+    let packed = fs::read_to_string(gitdir.join("packed-refs")).unwrap();
+    let mut lines: Vec<String> = packed
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_string)
+        .chain((0..count).map(|i| format!("{head} refs/pull/{i}/head")))
+        .collect();
+    lines.sort_by(|a, b| a.split(' ').nth(1).cmp(&b.split(' ').nth(1)));
+    let text = format!(
+        "# pack-refs with: peeled fully-peeled sorted\n{}\n",
+        lines.join("\n")
+    );
+    fs::write(gitdir.join("packed-refs"), text).unwrap();
+}
+
+struct Idle {
+    per_poll: Duration,
+    polls: usize,
+    hwm_kb: i64,
+}
+
+/// A git-sync daemon on `url` polling every POLLS_MS: CPU per no-op poll
+/// over IDLE_SECS, and its peak RSS.
+fn idle_polls(url: &str, root: &std::path::Path) -> Idle {
+    let mut cmd = git_sync(&[
+        &format!("--repo={url}"),
+        &format!("--root={}", root.display()),
+        &format!("--period={POLLS_MS}ms"),
+        "-v=1",
+    ]);
+    cmd.stdout(std::process::Stdio::null());
+    let mut daemon = spawn(cmd);
+    let pid = daemon.child.id();
+    daemon.wait_log(Duration::from_secs(60), "first no-op poll", |l| {
+        log_lines_with(l, "no change") >= 1
+    });
+    let (cpu0, polls0) = (proc_cpu(pid), log_lines_with(&daemon.log(), "no change"));
+    std::thread::sleep(Duration::from_secs(IDLE_SECS));
+    let (cpu1, polls1) = (proc_cpu(pid), log_lines_with(&daemon.log(), "no change"));
+    let hwm_kb = proc_hwm_kb(pid);
+    daemon.kill9();
+    let polls = (polls1 - polls0).max(1);
+    Idle {
+        per_poll: (cpu1 - cpu0) / polls as u32,
+        polls,
+        hwm_kb,
+    }
+}
+
+/// The median of 20 `git ls-remote <url> HEAD`.
+fn ls_remote(url: &str) -> Usage {
+    median(
+        (0..20)
+            .map(|_| measure(&["git", "ls-remote", url, "HEAD"]))
+            .collect(),
+    )
+}
+
 /// utime + stime of a process, from /proc.
 fn proc_cpu(pid: u32) -> Duration {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -179,30 +242,16 @@ fn main() {
     let (o, t) = (median(ours), median(theirs));
 
     // --- idle polls --------------------------------------------------------
-    let root = tmp.path().join("root0");
-    let mut cmd = git_sync(&[
-        &format!("--repo={url}"),
-        &format!("--root={}", root.display()),
-        &format!("--period={POLLS_MS}ms"),
-        "-v=1",
-    ]);
-    cmd.stdout(std::process::Stdio::null());
-    let mut daemon = spawn(cmd);
-    let pid = daemon.child.id();
-    daemon.wait_log(Duration::from_secs(60), "first no-op poll", |l| {
-        log_lines_with(l, "no change") >= 1
-    });
-    let (cpu0, polls0) = (proc_cpu(pid), log_lines_with(&daemon.log(), "no change"));
-    std::thread::sleep(Duration::from_secs(IDLE_SECS));
-    let (cpu1, polls1) = (proc_cpu(pid), log_lines_with(&daemon.log(), "no change"));
-    let daemon_hwm = proc_hwm_kb(pid);
-    daemon.kill9();
-    let polls = (polls1 - polls0).max(1);
-    let per_poll = (cpu1 - cpu0) / polls as u32;
-    let ls: Vec<Usage> = (0..20)
-        .map(|_| measure(&["git", "ls-remote", &url, "HEAD"]))
-        .collect();
-    let ls = median(ls);
+    let idle = idle_polls(&url, &tmp.path().join("root0"));
+    let ls = ls_remote(&url);
+    // The same with 50,000 more refs (GitHub advertises every pull request
+    // head): a poll lists them all, git's protocol v2 only the one asked.
+    let many = SourceRepo::new(&srv, "many-refs");
+    many.commit(&[("f", "1")], "one");
+    add_refs(&many, 50_000);
+    let many_url = server.url("many-refs");
+    let many_idle = idle_polls(&many_url, &tmp.path().join("many"));
+    let many_ls = ls_remote(&many_url);
 
     // --- idle local daemon: the file watcher, polling every minute --------
     let local_url = format!("file://{}", repo.dir.display());
@@ -249,12 +298,21 @@ fn main() {
         mb(o.max_rss_kb),
         mb(t.max_rss_kb)
     );
-    row("idle poll CPU (vs one git ls-remote)", per_poll, ls.cpu);
+    row(
+        "idle poll CPU (vs one git ls-remote)",
+        idle.per_poll,
+        ls.cpu,
+    );
     println!(
         "{:<38} {:>14} {:>14}",
         "idle daemon peak RSS (VmHWM)",
-        mb(daemon_hwm),
+        mb(idle.hwm_kb),
         "-"
+    );
+    row(
+        "idle poll CPU, 50,000 refs (vs ls-remote)",
+        many_idle.per_poll,
+        many_ls.cpu,
     );
     row(
         "idle local daemon CPU/s (vs ls-remote/60s)",
@@ -262,7 +320,10 @@ fn main() {
         local_ls.cpu / 60,
     );
     println!(
-        "({polls} idle polls measured over {IDLE_SECS}s; ls-remote wall {})",
-        ms(ls.wall)
+        "({} idle polls measured over {IDLE_SECS}s; ls-remote wall {}; with 50,000 refs: {} polls, ls-remote wall {})",
+        idle.polls,
+        ms(ls.wall),
+        many_idle.polls,
+        ms(many_ls.wall)
     );
 }

@@ -306,6 +306,8 @@ pub fn git_location(project_root: &Path, sock: &Path) -> String {
             fastcgi_param GIT_HTTP_EXPORT_ALL "";
             fastcgi_param PATH_INFO $uri;
             fastcgi_param REMOTE_USER $remote_user;
+            # Protocol v2 for clients that ask, as GitHub and GitLab do.
+            fastcgi_param GIT_PROTOCOL $http_git_protocol;
             fastcgi_pass unix:{sock};
         }}"#,
         root = project_root.display(),
