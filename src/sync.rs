@@ -67,6 +67,28 @@ fn check(cancel: &Cancel) -> Result<(), SyncError> {
     }
 }
 
+/// Prepare the root (create, adopt or reset it) and open our repository
+/// with the configured git config.
+fn open_repository(
+    cfg: &Config,
+    layout: &Layout,
+    publisher: &(dyn Publisher + Send),
+) -> Result<GitRepo, SyncError> {
+    // Should the root have to be emptied, readers keep the published tree
+    // until the next publish.
+    let keep = match publisher.served_name() {
+        Some(name) => vec![layout.worktree_named(&name), cfg.link.clone()],
+        None => Vec::new(),
+    };
+    let mut git = layout.prepare(&keep)?;
+    git.apply_config(&cfg.git_config)?;
+    if cfg.checkout.sparse_checkout_file.is_some() {
+        // Tells a git binary (in hooks) that worktrees are sparse.
+        git.apply_config(&[("core.sparseCheckout".into(), "true".into())])?;
+    }
+    Ok(git)
+}
+
 impl Syncer {
     /// Prepare the root (create, adopt or reset it) and open the repository.
     pub fn new(cfg: Config) -> Result<Self, SyncError> {
@@ -75,18 +97,7 @@ impl Syncer {
             Some(dest) => Box::new(DestPublisher::new(dest, &cfg.root)),
             None => Box::new(LinkPublisher::new(&cfg.link)),
         };
-        // Should the root have to be emptied, readers keep the published
-        // tree until the next publish.
-        let keep = match publisher.served_name() {
-            Some(name) => vec![layout.worktree_named(&name), cfg.link.clone()],
-            None => Vec::new(),
-        };
-        let mut git = layout.prepare(&keep)?;
-        git.apply_config(&cfg.git_config)?;
-        if cfg.checkout.sparse_checkout_file.is_some() {
-            // Tells a git binary (in hooks) that worktrees are sparse.
-            git.apply_config(&[("core.sparseCheckout".into(), "true".into())])?;
-        }
+        let git = open_repository(&cfg, &layout, publisher.as_ref())?;
         let pre_publish = cfg.ops.pre_publish_hook.as_ref().map(|h| {
             let l = layout.clone();
             ExecHook::new("pre-publish-exechook", &h.command, h.timeout, move |hash| {
@@ -167,8 +178,23 @@ impl Syncer {
         check(cancel)
     }
 
+    /// Our repository was removed behind our back (the root wiped while
+    /// we run): set the root up again as at start, so this pass succeeds
+    /// instead of failing until a restart.
+    fn repair_if_gone(&mut self) -> Result<(), SyncError> {
+        if self.git.gitdir().join("HEAD").is_file() {
+            return Ok(());
+        }
+        tracing::warn!(root = %self.cfg.root.display(), "our repository is gone from the root; setting it up again");
+        let mut git = open_repository(&self.cfg, &self.layout, self.publisher.as_ref())?;
+        git.set_credentials(self.git.credentials().clone());
+        self.git = git;
+        Ok(())
+    }
+
     /// One pass: make the published tree the commit `--ref` names.
     pub fn pass(&mut self, cancel: &Cancel) -> Result<Outcome, SyncError> {
+        self.repair_if_gone()?;
         // 1. What should be published? A full hash needs no question.
         let target = match self.pinned {
             Some(hash) => Target {

@@ -284,6 +284,11 @@ impl GitRepo {
         self.credentials = credentials;
     }
 
+    /// The credentials in use.
+    pub fn credentials(&self) -> &CredentialSet {
+        &self.credentials
+    }
+
     pub fn gitdir(&self) -> &Path {
         &self.gitdir
     }
