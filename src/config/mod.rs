@@ -22,7 +22,7 @@ use flags::{Flag, Kind};
 pub enum ConfigError {
     #[error("{0}")]
     Usage(String),
-    #[error("invalid value for --{flag} ({source_name}): {reason}")]
+    #[error("invalid value for --{flag}{}: {reason}", in_parens(.source_name))]
     Invalid {
         flag: String,
         source_name: String,
@@ -30,6 +30,16 @@ pub enum ConfigError {
     },
     #[error("--{0} is required")]
     Missing(&'static str),
+}
+
+/// ` (flag)`, ` (env GITSYNC_X)`, or nothing when the check was not of one
+/// source's value (a range, or flags that conflict).
+fn in_parens(source_name: &str) -> String {
+    if source_name.is_empty() {
+        String::new()
+    } else {
+        format!(" ({source_name})")
+    }
 }
 
 /// When unreachable git objects are dropped.
@@ -201,6 +211,21 @@ impl Sources<'_> {
         self.get(name, values::parse_duration)
     }
 
+    /// Every boolean, integer and duration given must parse, also when
+    /// the feature it belongs to is off (`--webhook-success-status=abc`
+    /// without a webhook), as upstream's flag parser sees to.
+    fn check_types(&self) -> Result<(), ConfigError> {
+        for flag in flags::FLAGS.iter().filter(|f| self.lookup(f).is_some()) {
+            match flag.kind {
+                Kind::Bool => self.get(flag.name, values::parse_bool).map(drop)?,
+                Kind::Int => self.get(flag.name, values::parse_int).map(drop)?,
+                Kind::Duration => self.get(flag.name, values::parse_duration).map(drop)?,
+                Kind::Text | Kind::List => {}
+            }
+        }
+        Ok(())
+    }
+
     fn list(&self, name: &'static str) -> Vec<String> {
         let flag = flags::find(name).expect("every flag read by config is in the table");
         self.lookup(flag).map(|f| f.values).unwrap_or_default()
@@ -210,7 +235,7 @@ impl Sources<'_> {
 fn invalid(flag: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         flag: flag.to_string(),
-        source_name: "value".into(),
+        source_name: String::new(),
         reason: reason.into(),
     }
 }
@@ -244,6 +269,7 @@ pub fn parse(
         return Ok(Action::Print(cli::manual()));
     }
 
+    src.check_types()?;
     let repo = src.text("repo")?.ok_or(ConfigError::Missing("repo"))?;
     legacy::check_removed(&src)?;
     let place = placement(&src, &repo, cwd)?;
@@ -534,6 +560,29 @@ mod tests {
         assert!(e.to_string().contains("--git-gc"), "{e}");
         let e = run(&["--root=/r"], &[]).unwrap_err();
         assert!(e.to_string().contains("--repo"), "{e}");
+        // A range check names no source; a value that does not parse does.
+        let e = run(&["--repo=x", "--root=/r", "--period=5ms"], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value for --period: must be at least 10ms"
+        );
+        // Typed values must parse even where their feature is off.
+        let e = run(
+            &["--repo=x", "--root=/r", "--webhook-success-status=abc"],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value for --webhook-success-status (flag): \"abc\" is not an integer"
+        );
+        let env = [("GITSYNC_EXECHOOK_BACKOFF", "3")];
+        let e = run(&["--repo=x", "--root=/r"], &env).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid value for --exechook-backoff (env GITSYNC_EXECHOOK_BACKOFF)"),
+            "{e}"
+        );
     }
 
     #[test]
