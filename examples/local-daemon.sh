@@ -1,7 +1,9 @@
 #!/bin/sh
 # The standalone local sync daemon: a plain binary, no container.
 # Keeps ~/www/site pointing at the newest commit of a repository on this
-# machine (any URL works the same way), checking every 5 seconds.
+# machine (any URL works the same way). A local repository is watched: a
+# commit is published within milliseconds; the 5-second poll is the safety
+# net (and the only trigger for a remote URL).
 # Serve ~/www/site with any web server; it always sees one whole commit.
 exec git-sync \
     --repo="file://$HOME/src/site" \
