@@ -88,6 +88,36 @@ fn password_from_env_right_and_wrong() {
 }
 
 #[test]
+fn credentials_in_the_repo_url_are_used_and_never_logged() {
+    // As with git: `https://user:password@host/repo` logs in; the password
+    // stays out of the log, the error file and the link's name.
+    let f = Fixture::new("right-S3CRET");
+    let with = |pw: &str| {
+        f.server
+            .url("private")
+            .replace("http://", &format!("http://bot:{pw}@"))
+    };
+    let root = f.tmp.path().join("root");
+    let args = |pw: &str| {
+        vec![
+            format!("--repo={}", with(pw)),
+            format!("--root={}", root.display()),
+            "--error-file=error.json".to_string(),
+        ]
+    };
+    let (code, log) = one_time(&args("right-S3CRET"), &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        published(&root.join("private")).as_deref(),
+        Some(f.repo.head().as_str())
+    );
+    let (code, log) = one_time(&args("wrong-S3CRET"), &[]);
+    assert_eq!(code, 1, "{log}");
+    let err = fs::read_to_string(root.join("error.json")).unwrap();
+    assert_no_secret("the error file", &err);
+}
+
+#[test]
 fn rotated_password_file_is_picked_up_without_restart() {
     let f = Fixture::new("first-S3CRET");
     let pwfile = f.tmp.path().join("password");
