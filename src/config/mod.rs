@@ -432,10 +432,20 @@ fn placement(src: &Sources<'_>, repo: &str, cwd: &Path) -> Result<Placement, Con
         (None, None) => default_link_name(repo).ok_or_else(|| {
             invalid(
                 "link",
-                format!("cannot derive a name from --repo {repo:?}; set --link"),
+                format!(
+                    "cannot derive a name from --repo {:?}; set --link",
+                    crate::redact::redact(repo)
+                ),
             )
         })?,
     };
+    // As upstream: names like `.git` or `.worktrees` are ours.
+    let hidden = Path::new(&link_text)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+    if hidden {
+        return Err(invalid("link", "must not start with '.'"));
+    }
     let link = absolute(&root, Path::new(&link_text));
     // Its directory resolved like the root (not the link itself: it is
     // ours), so that a link named through a symlink to the root is known
@@ -492,13 +502,13 @@ fn without_symlinks(path: &Path) -> PathBuf {
     }
 }
 
-/// The last path element of a repository URL, without `.git`:
-/// `https://host/org/site.git` gives `site`.
+/// The last `/`-separated element of a repository URL, exactly as
+/// upstream names the link: `https://host/org/site.git` gives `site.git`
+/// (a Deployment written for upstream serves that name). A name starting
+/// with `.` is refused, as upstream refuses it.
 pub fn default_link_name(repo: &str) -> Option<String> {
-    let trimmed = repo.trim_end_matches('/');
-    let last = trimmed.rsplit(['/', ':']).next()?;
-    let name = last.strip_suffix(".git").unwrap_or(last);
-    (!name.is_empty() && name != "." && name != "..").then(|| name.to_string())
+    let last = repo.trim_matches('/').rsplit('/').next()?;
+    (!last.is_empty() && !last.starts_with('.')).then(|| last.to_string())
 }
 
 #[cfg(test)]
@@ -523,7 +533,7 @@ mod tests {
     fn defaults_and_link_name() {
         let c = run(&["--repo=https://h/org/site.git", "--root=r"], &[]).unwrap();
         assert_eq!(c.root, PathBuf::from("/cwd/r"));
-        assert_eq!(c.link, PathBuf::from("/cwd/r/site"));
+        assert_eq!(c.link, PathBuf::from("/cwd/r/site.git"));
         assert_eq!(c.git_ref, "HEAD");
         assert_eq!(c.period, Duration::from_secs(10));
         assert_eq!(c.sync_timeout, Duration::from_secs(120));
@@ -624,12 +634,25 @@ mod tests {
 
     #[test]
     fn link_names() {
+        // As upstream: the last element of the URL split at '/', as is.
         assert_eq!(
             default_link_name("git@host:org/repo.git").as_deref(),
-            Some("repo")
+            Some("repo.git")
         );
         assert_eq!(default_link_name("/srv/repo/").as_deref(), Some("repo"));
-        assert_eq!(default_link_name("file:///tmp/a.git").as_deref(), Some("a"));
+        assert_eq!(
+            default_link_name("file:///tmp/a.git").as_deref(),
+            Some("a.git")
+        );
+        assert_eq!(default_link_name("https://h/org/.hidden"), None);
+        assert_eq!(default_link_name("."), None);
+        for link in ["--link=.git", "--link=out/.site", "--dest=.worktrees"] {
+            let e = err(&["--repo=x", "--root=/r", link], &[]);
+            assert_eq!(
+                e, "invalid value for --link: must not start with '.'",
+                "{link}"
+            );
+        }
     }
 
     fn err(args: &[&str], env: &[(&str, &str)]) -> String {
