@@ -19,9 +19,7 @@ fn main() -> ExitCode {
         }
     };
     gitsync::logging::init(cfg.verbosity, cfg.log_format);
-    if cfg.checkout.group_write {
-        gitsync::user::set_group_write_umask();
-    }
+    gitsync::user::set_umask(cfg.checkout.group_write);
     if cfg.checkout.add_user {
         gitsync::user::add_user(&cfg.root);
     }

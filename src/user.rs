@@ -34,11 +34,14 @@ pub fn add_user(home: &Path) {
     }
 }
 
-/// `--group-write`: new files and directories are group-writable.
-pub fn set_group_write_umask() {
+/// The umask git-sync works under, whatever it inherited (as upstream):
+/// the published tree is readable by everyone (a web server runs as
+/// another user), and with `--group-write` writable by the group too.
+pub fn set_umask(group_write: bool) {
+    let mask = if group_write { 0o002 } else { 0o022 };
     // SAFETY: umask has no preconditions.
     unsafe {
-        libc::umask(0o002);
+        libc::umask(mask);
     }
 }
 

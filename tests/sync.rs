@@ -1355,6 +1355,38 @@ fn modes(dir: &Path, out: &mut Vec<(std::path::PathBuf, u32, u32)>) {
 }
 
 #[test]
+fn the_published_tree_is_readable_by_others_whatever_the_inherited_umask() {
+    // A web server reads the tree as another user. As upstream, git-sync
+    // works under umask 022 (002 with --group-write), not the one it was
+    // started with (077 here).
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let f = Fixture::new(Transport::File);
+    f.repo
+        .commit(&[("index.html", "hi"), ("dir/page.html", "p")], "c1");
+    let mut cmd = git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", f.root().display()),
+        "--one-time",
+    ]);
+    // SAFETY: umask is async-signal-safe and has no preconditions.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let mut p = spawn(cmd);
+    assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let link = f.link();
+    assert_eq!(mode(&link.join("index.html")), 0o644);
+    assert_eq!(mode(&link.join("dir")), 0o755);
+    assert_eq!(mode(&link.join("dir/page.html")), 0o644);
+    assert_eq!(mode(&fs::canonicalize(&link).unwrap()), 0o755);
+}
+
+#[test]
 fn arbitrary_uids_share_a_group_writable_root() {
     // As in a Pod with runAsUser and fsGroup: the volume belongs to root and
     // a shared group, the repository to someone else, and a restarted
