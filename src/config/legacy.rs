@@ -43,7 +43,15 @@ pub(super) fn target_ref(src: &Sources<'_>) -> Result<String, ConfigError> {
             tracing::debug!(git_ref = %r, "setting --ref from deprecated --branch/--rev");
             Ok(r)
         }
-        None => Ok(src.text("ref")?.unwrap_or_else(|| "HEAD".into())),
+        None => match src.text("ref")? {
+            Some(r) => Ok(r),
+            // Given, but empty (as upstream, an error rather than HEAD).
+            None if src.given("ref") => Err(invalid(
+                "ref",
+                "must not be empty (HEAD is the remote's default branch)",
+            )),
+            None => Ok("HEAD".into()),
+        },
     }
 }
 

@@ -586,6 +586,14 @@ mod tests {
             e.to_string(),
             "invalid value for --webhook-success-status (flag): \"abc\" is not an integer"
         );
+        let e = run(&["--repo=x", "--root=/r", "--ref="], &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid value for --ref: must not be empty"),
+            "{e}"
+        );
+        let e = run(&["--repo=x", "--root=/r"], &[("GITSYNC_REF", "")]).unwrap_err();
+        assert!(e.to_string().contains("--ref"), "{e}");
         let env = [("GITSYNC_EXECHOOK_BACKOFF", "3")];
         let e = run(&["--repo=x", "--root=/r"], &env).unwrap_err();
         assert!(
