@@ -228,6 +228,7 @@ const SECRETS: &[&str] = &[
     "askpass-S3CRET",
     "cred-S3CRET",
     "ghs_T0KEN-S3CRET",
+    "entra-T0KEN-S3CRET",
     "cookie-S3CRET",
     "stale-cookie-S3CRET",
     "proxy-S3CRET",
@@ -493,6 +494,88 @@ fn github_app_token_is_exchanged_with_a_signed_jwt() {
     let (code, log) = one_time(&args, &[]);
     assert_eq!(code, 1);
     assert!(log.contains("401"), "{log}");
+}
+
+#[test]
+fn azure_workload_identity_exchanges_the_federated_token() {
+    // As the azure-workload-identity webhook sets up a Pod: AZURE_* env
+    // vars and a projected token file that kubelet rotates.
+    let f = Fixture::new("entra-T0KEN-S3CRET");
+    fs::write(&f.htpasswd, "git-sync:{PLAIN}entra-T0KEN-S3CRET\n").unwrap();
+    let token_file = f.tmp.path().join("azure-identity-token");
+    fs::write(&token_file, "fed.assertion-1\n").unwrap();
+    // The token endpoint wants the client-credentials grant with the file's
+    // current content as the client assertion.
+    let file = token_file.clone();
+    let check = move |request: &str| -> bool {
+        let assertion = fs::read_to_string(&file).unwrap_or_default();
+        let body = request.split("\r\n\r\n").nth(1).unwrap_or("");
+        let fields: Vec<&str> = body.split('&').collect();
+        request.starts_with("POST /tenant-1/oauth2/v2.0/token ")
+            && fields.contains(&"grant_type=client_credentials")
+            && fields.contains(&"client_id=client-1")
+            && fields.contains(&"scope=499b84ac-1321-427f-aa17-267ca6975798%2F.default")
+            && fields.contains(
+                &"client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer",
+            )
+            && fields.contains(&format!("client_assertion={}", assertion.trim()).as_str())
+    };
+    let (port, calls) = fixed_server(
+        200,
+        r#"{"token_type":"Bearer","expires_in":3599,"access_token":"entra-T0KEN-S3CRET"}"#.into(),
+        check,
+    );
+    let authority = format!("http://127.0.0.1:{port}/");
+    let webhook_env = [
+        ("AZURE_CLIENT_ID", "client-1"),
+        ("AZURE_TENANT_ID", "tenant-1"),
+        ("AZURE_FEDERATED_TOKEN_FILE", token_file.to_str().unwrap()),
+        ("AZURE_AUTHORITY_HOST", authority.as_str()),
+    ];
+    let root = |name: &str| format!("--root={}", f.tmp.path().join(name).display());
+    let args = |name: &str| {
+        vec![
+            format!("--repo={}", f.server.url("private")),
+            root(name),
+            "--azure-workload-identity".to_string(),
+            "--error-file=error.json".to_string(),
+        ]
+    };
+    let (code, log) = one_time(&args("r1"), &webhook_env);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(*calls.lock().unwrap(), 1);
+    // The token file rotated: its new content is what is sent.
+    fs::write(&token_file, "fed.assertion-2\n").unwrap();
+    let (code, log) = one_time(&args("r2"), &webhook_env);
+    assert_eq!(code, 0, "{log}");
+    // An assertion Entra refuses: the sync fails and says where.
+    let (code, log) = one_time(
+        &args("r3"),
+        &[
+            ("AZURE_CLIENT_ID", "someone-else"),
+            ("AZURE_TENANT_ID", "tenant-1"),
+            ("AZURE_FEDERATED_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("AZURE_AUTHORITY_HOST", authority.as_str()),
+        ],
+    );
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("Entra token request"), "{log}");
+    let err = fs::read_to_string(f.tmp.path().join("r3/error.json")).unwrap();
+    assert_no_secret("the error file", &err);
+    // Without the webhook's variables: a config error naming what is missing.
+    let (code, log) = one_time(&args("r4"), &[]);
+    assert_eq!(code, 1);
+    assert!(log.contains("--azure-client-id"), "{log}");
+    // Not together with a password.
+    let mut with_password = args("r5");
+    with_password.push("--username=bot".into());
+    with_password.push("--password-file=/dev/null".into());
+    let (code, log) = one_time(&with_password, &webhook_env);
+    assert_eq!(code, 1);
+    assert!(
+        log.contains("cannot be combined with --azure-workload-identity"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Configuration of authentication (basic, askpass, per-URL credentials,
-//! GitHub App, SSH) and of what is checked out (submodules, sparse
+//! GitHub App, Azure workload identity, SSH) and of what is checked out (submodules, sparse
 //! checkout, permissions).
 
 use std::path::PathBuf;
@@ -28,6 +28,19 @@ pub struct GithubApp {
     pub base_url: String,
 }
 
+/// Azure workload identity: the Pod's federated token exchanged for a
+/// Microsoft Entra access token.
+#[derive(Debug, Clone)]
+pub struct AzureIdentity {
+    pub client_id: String,
+    pub tenant_id: String,
+    /// Read again for every exchange: kubelet rotates it.
+    pub token_file: PathBuf,
+    /// `https://login.microsoftonline.com/`, ending in `/`.
+    pub authority_host: String,
+    pub scope: String,
+}
+
 /// SSH settings.
 #[derive(Debug, Clone)]
 pub struct SshConfig {
@@ -43,6 +56,7 @@ pub struct AuthConfig {
     pub askpass_url: Option<String>,
     pub credentials: Vec<UrlCredential>,
     pub github_app: Option<GithubApp>,
+    pub azure: Option<AzureIdentity>,
     pub ssh: SshConfig,
     /// A Netscape cookie file whose matching cookies go with each HTTP
     /// request (`--cookie-file`, or `http.cookieFile` in --git-config).
@@ -186,6 +200,54 @@ fn github_app(src: &Sources<'_>) -> Result<Option<GithubApp>, ConfigError> {
     }))
 }
 
+fn azure(src: &Sources<'_>) -> Result<Option<AzureIdentity>, ConfigError> {
+    if !src.bool("azure-workload-identity")? {
+        return Ok(None);
+    }
+    let (Some(client_id), Some(tenant_id), Some(token_file)) = (
+        src.text("azure-client-id")?,
+        src.text("azure-tenant-id")?,
+        src.text("azure-federated-token-file")?,
+    ) else {
+        return Err(invalid(
+            "azure-workload-identity",
+            "requires --azure-client-id, --azure-tenant-id, and --azure-federated-token-file \
+             (the azure-workload-identity webhook sets AZURE_CLIENT_ID, AZURE_TENANT_ID and \
+             AZURE_FEDERATED_TOKEN_FILE in Pods labelled azure.workload.identity/use)",
+        ));
+    };
+    for other in [
+        "username",
+        "password",
+        "password-file",
+        "askpass-url",
+        "github-app-private-key-file",
+        "github-app-private-key",
+    ] {
+        if src.text(other)?.is_some() {
+            return Err(invalid(
+                other,
+                "cannot be combined with --azure-workload-identity",
+            ));
+        }
+    }
+    let mut authority_host = src
+        .text("azure-authority-host")?
+        .unwrap_or_else(|| "https://login.microsoftonline.com/".into());
+    if !authority_host.ends_with('/') {
+        authority_host.push('/');
+    }
+    Ok(Some(AzureIdentity {
+        client_id,
+        tenant_id,
+        token_file: PathBuf::from(token_file),
+        authority_host,
+        scope: src
+            .text("azure-scope")?
+            .unwrap_or_else(|| "499b84ac-1321-427f-aa17-267ca6975798/.default".into()),
+    }))
+}
+
 pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
     let mut credentials = Vec::new();
     for text in src.list("credential") {
@@ -205,6 +267,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
         askpass_url: src.text("askpass-url")?,
         credentials,
         github_app: github_app(src)?,
+        azure: azure(src)?,
         ssh: SshConfig {
             key_files,
             known_hosts: src

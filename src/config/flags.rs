@@ -455,6 +455,64 @@ pub const FLAGS: &[Flag] = &[
         "URL",
         "GitHub App auth: the API base URL (GitHub Enterprise: https://HOST/api/v3/).",
     ),
+    flag(
+        "azure-workload-identity",
+        Bool,
+        "false",
+        "",
+        "Azure DevOps auth without a secret: exchange the Pod's federated ServiceAccount \
+         token for a Microsoft Entra access token (renewed before it expires).",
+    ),
+    Flag {
+        extra_env: &["AZURE_CLIENT_ID"],
+        ..flag(
+            "azure-client-id",
+            Text,
+            "",
+            "ID",
+            "Azure workload identity: the Entra client ID (set by the webhook as \
+             AZURE_CLIENT_ID).",
+        )
+    },
+    Flag {
+        extra_env: &["AZURE_TENANT_ID"],
+        ..flag(
+            "azure-tenant-id",
+            Text,
+            "",
+            "ID",
+            "Azure workload identity: the Entra tenant ID (AZURE_TENANT_ID).",
+        )
+    },
+    Flag {
+        extra_env: &["AZURE_FEDERATED_TOKEN_FILE"],
+        ..flag(
+            "azure-federated-token-file",
+            Text,
+            "",
+            "PATH",
+            "Azure workload identity: the projected federated token, read again for every \
+             exchange (AZURE_FEDERATED_TOKEN_FILE).",
+        )
+    },
+    Flag {
+        extra_env: &["AZURE_AUTHORITY_HOST"],
+        ..flag(
+            "azure-authority-host",
+            Text,
+            "https://login.microsoftonline.com/",
+            "URL",
+            "Azure workload identity: the Entra authority host (AZURE_AUTHORITY_HOST; for \
+             sovereign clouds).",
+        )
+    },
+    flag(
+        "azure-scope",
+        Text,
+        "499b84ac-1321-427f-aa17-267ca6975798/.default",
+        "SCOPE",
+        "Azure workload identity: the OAuth2 scope (default: Azure DevOps).",
+    ),
     Flag {
         extra_env: &["GIT_SSH_KEY_FILE"],
         ..flag(

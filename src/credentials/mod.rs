@@ -1,9 +1,11 @@
 //! Resolving credentials before each pass: the password (or its file, read
 //! again every time), the askpass URL, per-URL `--credential` entries, a
-//! GitHub App installation token (refreshed before it expires), and the SSH
-//! settings. Nothing here logs a secret.
+//! GitHub App installation token or an Azure workload identity token
+//! (either renewed before it expires), and the SSH settings. Nothing here
+//! logs a secret.
 
 mod askpass;
+mod azure;
 pub mod cookies;
 mod github_app;
 
@@ -13,7 +15,7 @@ use crate::config::auth::AuthConfig;
 use crate::git::{CredentialSet, Credentials, SshAuth};
 use crate::metrics::Metrics;
 
-/// A cached GitHub App installation token.
+/// A cached access token (GitHub App or Azure workload identity).
 struct Token {
     credentials: Credentials,
     refresh_at: SystemTime,
@@ -23,7 +25,7 @@ struct Token {
 pub struct Resolver {
     cfg: AuthConfig,
     agent: ureq::Agent,
-    github_token: Option<Token>,
+    token: Option<Token>,
 }
 
 /// A blocking HTTP client with a time limit, TLS through OpenSSL.
@@ -44,15 +46,31 @@ impl Resolver {
         Resolver {
             cfg,
             agent: http_agent(Duration::from_secs(30)),
-            github_token: None,
+            token: None,
         }
     }
 
     /// The credentials for this pass.
     pub fn resolve(&mut self, metrics: &Metrics) -> Result<CredentialSet, String> {
         let default = if let Some(app) = self.cfg.github_app.clone() {
-            let result = self.github_credentials(&app, metrics);
-            Some(result?)
+            Some(self.cached_token(|agent| {
+                let exchanged = github_app::installation_token(agent, &app);
+                metrics.github_token(exchanged.is_ok());
+                let (token, expires_at) = exchanged?;
+                tracing::info!(
+                    installation = app.installation_id,
+                    "got a GitHub App installation token"
+                );
+                Ok((credentials("x-access-token", token), expires_at))
+            })?)
+        } else if let Some(id) = self.cfg.azure.clone() {
+            Some(self.cached_token(|agent| {
+                let (token, expires_at) = azure::access_token(agent, &id)?;
+                tracing::info!(client_id = %id.client_id, "got a Microsoft Entra access token (Azure workload identity)");
+                // Azure DevOps reads the token from the password; any
+                // user name will do.
+                Ok((credentials("git-sync", token), expires_at))
+            })?)
         } else if let Some(url) = &self.cfg.askpass_url {
             let result = askpass::query(&self.agent, url);
             metrics.askpass(result.is_ok());
@@ -86,37 +104,34 @@ impl Resolver {
         })
     }
 
-    fn github_credentials(
+    /// The cached token's credentials, or new ones from `exchange`,
+    /// renewed five minutes before they expire (tokens last an hour).
+    fn cached_token(
         &mut self,
-        app: &crate::config::auth::GithubApp,
-        metrics: &Metrics,
+        exchange: impl FnOnce(&ureq::Agent) -> Result<(Credentials, SystemTime), String>,
     ) -> Result<Credentials, String> {
         if let Some(t) = self
-            .github_token
+            .token
             .as_ref()
             .filter(|t| SystemTime::now() < t.refresh_at)
         {
             return Ok(t.credentials.clone());
         }
-        let exchanged = github_app::installation_token(&self.agent, app);
-        metrics.github_token(exchanged.is_ok());
-        let (token, expires_at) = exchanged?;
-        // Refresh five minutes before it expires (tokens last an hour).
+        let (credentials, expires_at) = exchange(&self.agent)?;
         let refresh_at = expires_at
             .checked_sub(Duration::from_secs(300))
             .unwrap_or_else(SystemTime::now);
-        tracing::info!(
-            installation = app.installation_id,
-            "got a GitHub App installation token"
-        );
-        let credentials = Credentials {
-            username: "x-access-token".into(),
-            password: token,
-        };
-        self.github_token = Some(Token {
+        self.token = Some(Token {
             credentials: credentials.clone(),
             refresh_at,
         });
         Ok(credentials)
+    }
+}
+
+fn credentials(username: &str, password: String) -> Credentials {
+    Credentials {
+        username: username.into(),
+        password,
     }
 }

@@ -215,13 +215,17 @@ pub fn git_sync(args: &[&str]) -> Command {
     for var in ["http_proxy", "https_proxy", "all_proxy", "no_proxy"] {
         cmd.env_remove(var).env_remove(var.to_ascii_uppercase());
     }
-    // Nor may git settings of that machine's environment (some set
-    // GIT_SSL_CAINFO, which overrides http.sslCAInfo as in git).
+    // Nor may git or Azure settings of that machine's environment (some
+    // set GIT_SSL_CAINFO, which overrides http.sslCAInfo as in git).
     for var in [
         "GIT_SSL_CAINFO",
         "GIT_SSL_CAPATH",
         "GIT_SSL_NO_VERIFY",
         "GIT_CONFIG_COUNT",
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_AUTHORITY_HOST",
     ] {
         cmd.env_remove(var);
     }
@@ -908,7 +912,8 @@ impl Sshd {
 }
 
 /// An HTTP server answering every request with `status` and `body`,
-/// counting requests; `check` may veto a request (answering 401).
+/// counting requests; `check` (given the head and the body) may veto a
+/// request (answering 401).
 pub fn fixed_server(
     status: u16,
     body: String,
@@ -923,7 +928,7 @@ pub fn fixed_server(
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
             let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-            let buf = read_head(&mut conn);
+            let buf = read_request(&mut conn);
             *c.lock().unwrap() += 1;
             let head = String::from_utf8_lossy(&buf).into_owned();
             let (code, text) = if check(&head) {
@@ -1007,6 +1012,31 @@ pub fn forward_proxy_with_auth(login: Option<(&str, &str)>) -> (u16, Arc<Mutex<V
 }
 
 /// Read an HTTP request head (through the blank line).
+/// The head and, after it, the body its Content-Length announces.
+pub fn read_request(conn: &mut TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut buf = read_head(conn);
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return buf;
+    };
+    let length = String::from_utf8_lossy(&buf[..end])
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut chunk = [0u8; 4096];
+    while buf.len() < end + 4 + length {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    buf
+}
+
 pub fn read_head(conn: &mut TcpStream) -> Vec<u8> {
     use std::io::Read;
     let mut buf = Vec::new();
