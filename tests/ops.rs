@@ -256,6 +256,15 @@ fn one_time_webhook_failure_exits_1() {
     ]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(rx.calls().len(), 2);
+    // ... but a receiver that cannot be reached is a failure, as upstream.
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", f.tmp.path().join("root").display()),
+        "--one-time",
+        &format!("--webhook-url=http://127.0.0.1:{}/", free_port()),
+        "--webhook-success-status=0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
 }
 
 // ---- HTTP endpoint and metrics ------------------------------------------------

@@ -305,7 +305,8 @@ pub const FLAGS: &[Flag] = &[
         Int,
         "200",
         "INT",
-        "The HTTP status that means success; 0 (or -1) sends and does not check.",
+        "The HTTP status that means success; 0 (or -1): any answer is a success (fire \
+         and forget), a receiver that cannot be reached is still a failure.",
     ),
     flag(
         "webhook-timeout",

@@ -37,16 +37,16 @@ impl Hook for Webhook {
             .header("Gitsync-Hash", hash)
             .body(())
             .map_err(|e| format!("webhook {url}: {e}"))?;
-        let response = self.agent.run(request);
+        // Not reaching the receiver is a failure (retried) whatever the
+        // status setting, as upstream.
+        let response = self
+            .agent
+            .run(request)
+            .map_err(|e| format!("webhook {url}: {}", redact(&e.to_string())))?;
         let Some(want) = self.cfg.success_status else {
-            // Fire and forget.
-            if let Err(e) = response {
-                tracing::debug!(%url, error = %redact(&e.to_string()), "fire-and-forget webhook failed");
-            }
+            // Fire and forget: any answer will do.
             return Ok(());
         };
-        let response =
-            response.map_err(|e| format!("webhook {url}: {}", redact(&e.to_string())))?;
         let got = response.status().as_u16();
         if got == want {
             Ok(())
