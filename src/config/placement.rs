@@ -1,0 +1,139 @@
+//! Where things go on disk: the root, the link (or dest mode's served
+//! directory and private state), all made absolute and free of symlinks
+//! the way upstream resolves them.
+
+use std::path::{Path, PathBuf};
+
+use super::{invalid, ConfigError, Sources};
+
+/// Where things go on disk.
+pub(super) struct Placement {
+    pub root: PathBuf,
+    pub link: PathBuf,
+    pub dest: Option<PathBuf>,
+}
+
+/// Link mode (`--root`, `--link` or v3's `--dest` as the link name), or dest
+/// mode (`--dest` without any root: the 2015 git-sync's contract).
+pub(super) fn placement(
+    src: &Sources<'_>,
+    repo: &str,
+    cwd: &Path,
+) -> Result<Placement, ConfigError> {
+    let dest = src.text("dest")?;
+    let Some(root_text) = src.text("root")? else {
+        let Some(dest) = dest else {
+            return Err(ConfigError::Missing("root"));
+        };
+        let dest = absolute(cwd, Path::new(&dest));
+        let state = match src.text("state-dir")? {
+            Some(s) => absolute(cwd, Path::new(&s)),
+            None => {
+                let name = dest.to_string_lossy().trim_matches('/').replace('/', "_");
+                std::env::temp_dir()
+                    .join("git-sync")
+                    .join(if name.is_empty() { "root".into() } else { name })
+            }
+        };
+        if state.starts_with(&dest) || dest.starts_with(&state) {
+            return Err(invalid(
+                "state-dir",
+                "must be outside the served --dest directory (and not contain it)",
+            ));
+        }
+        return Ok(Placement {
+            link: state.join("current"),
+            root: state,
+            dest: Some(dest),
+        });
+    };
+    let root = without_symlinks(&absolute(cwd, Path::new(&root_text)));
+    let link_text = match (src.text("link")?, dest) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "dest",
+                "cannot be combined with --link (it is its old name)",
+            ))
+        }
+        (Some(l), None) | (None, Some(l)) => l,
+        (None, None) => default_link_name(repo).ok_or_else(|| {
+            invalid(
+                "link",
+                format!(
+                    "cannot derive a name from --repo {:?}; set --link",
+                    crate::redact::redact(repo)
+                ),
+            )
+        })?,
+    };
+    // As upstream: names like `.git` or `.worktrees` are ours.
+    let hidden = Path::new(&link_text)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+    if hidden {
+        return Err(invalid("link", "must not start with '.'"));
+    }
+    let link = absolute(&root, Path::new(&link_text));
+    // Its directory resolved like the root (not the link itself: it is
+    // ours), so that a link named through a symlink to the root is known
+    // as inside it.
+    let link = match (link.parent(), link.file_name()) {
+        (Some(dir), Some(name)) => without_symlinks(dir).join(name),
+        _ => link,
+    };
+    if link == root || root.starts_with(&link) {
+        return Err(invalid("link", "must not be --root or one of its parents"));
+    }
+    Ok(Placement {
+        root,
+        link,
+        dest: None,
+    })
+}
+
+/// `base/p` unless `p` is absolute; `.` and `..` resolved lexically.
+pub(super) fn absolute(base: &Path, p: &Path) -> PathBuf {
+    let joined = base.join(p);
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `path` with the symlinks of its longest existing prefix resolved, as
+/// upstream resolves `--root`: a root reached through a symlink (even one
+/// that lives inside the root, and would go when a root that is not ours is
+/// emptied) is the real directory, and paths relative to it stay valid.
+/// Falls back to `path` as given when the prefix cannot be resolved.
+fn without_symlinks(path: &Path) -> PathBuf {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            return rest.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+/// The last `/`-separated element of a repository URL, exactly as
+/// upstream names the link: `https://host/org/site.git` gives `site.git`
+/// (a Deployment written for upstream serves that name). A name starting
+/// with `.` is refused, as upstream refuses it.
+pub(super) fn default_link_name(repo: &str) -> Option<String> {
+    let last = repo.trim_matches('/').rsplit('/').next()?;
+    (!last.is_empty() && !last.starts_with('.')).then(|| last.to_string())
+}
