@@ -28,6 +28,7 @@ const FILES: usize = 5000;
 const RUNS: usize = 5;
 const POLLS_MS: u64 = 100;
 const IDLE_SECS: u64 = 10;
+const LOCAL_IDLE_SECS: u64 = 30;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Usage {
@@ -197,7 +198,12 @@ fn proc_hwm_kb(pid: u32) -> i64 {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 1.0 {
+        format!("{ms:.3} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
 }
 
 fn main() {
@@ -268,9 +274,10 @@ fn main() {
     let local_pid = local.child.id();
     // Let the clean-up after the first publish finish: idle is what follows.
     std::thread::sleep(Duration::from_secs(2));
+    // Over 30 s: /proc counts CPU in 10 ms ticks (a third of a ms a second).
     let local_cpu0 = proc_cpu(local_pid);
-    std::thread::sleep(Duration::from_secs(IDLE_SECS));
-    let local_cpu = (proc_cpu(local_pid) - local_cpu0) / IDLE_SECS as u32;
+    std::thread::sleep(Duration::from_secs(LOCAL_IDLE_SECS));
+    let local_cpu = (proc_cpu(local_pid) - local_cpu0) / LOCAL_IDLE_SECS as u32;
     local.kill9();
     let local_ls: Vec<Usage> = (0..20)
         .map(|_| measure(&["git", "ls-remote", &local_url, "HEAD"]))
