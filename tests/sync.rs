@@ -256,6 +256,20 @@ fn git_config_for_the_git_cli_is_recorded_and_said_to_have_no_effect() {
 }
 
 #[test]
+fn an_empty_repository_is_said_to_have_no_commits() {
+    for t in [Transport::File, Transport::Http] {
+        let f = Fixture::new(t);
+        let log = f.fail_once(&[]);
+        assert!(log.contains("no commits yet"), "{log}");
+        assert!(!f.link().exists());
+        // Its first commit is published by the next run.
+        let h = f.repo.commit(&[("f", "1")], "c1");
+        f.sync_once(&[]);
+        assert_published(&f, &h);
+    }
+}
+
+#[test]
 fn unknown_ref_fails_and_says_so() {
     let f = Fixture::new(Transport::File);
     let h = f.repo.commit(&[("f", "1")], "c1");

@@ -76,7 +76,7 @@ impl GitRepo {
         let src = open_source(url, path)?;
         let name = refs::pick_ref(
             git_ref,
-            |name| src.find_reference(name).is_ok(),
+            |name| src.find_reference(name).and_then(|r| r.resolve()).is_ok(),
             || {
                 src.references()
                     .map(|refs| {

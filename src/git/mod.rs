@@ -34,11 +34,14 @@ pub type Hash = git2::Oid;
 /// Name of the local branch our repository's HEAD is on.
 pub const SYNC_BRANCH: &str = "git-sync";
 
-/// What to add when a ref that was not found looks like an abbreviated
-/// commit hash: a remote is asked for refs and full hashes only.
-fn abbreviation_hint(git_ref: &str) -> &'static str {
+/// What to add when a ref was not found: an abbreviated hash cannot be
+/// asked for (a remote knows refs and full hashes only); a missing HEAD
+/// means an empty repository.
+fn not_found_hint(git_ref: &str) -> &'static str {
     if (4..40).contains(&git_ref.len()) && git_ref.bytes().all(|b| b.is_ascii_hexdigit()) {
         " (an abbreviated hash cannot be looked up remotely: give all 40 characters)"
+    } else if git_ref == "HEAD" {
+        " (the repository has no commits yet, or no default branch)"
     } else {
         ""
     }
@@ -53,7 +56,7 @@ pub enum GitError {
         url: String,
         message: String,
     },
-    #[error("ref {git_ref:?} not found in {url}{}", abbreviation_hint(.git_ref))]
+    #[error("ref {git_ref:?} not found in {url}{}", not_found_hint(.git_ref))]
     RefNotFound { git_ref: String, url: String },
     #[error("ref {git_ref:?} is ambiguous in {url}: {candidates}; give the full name")]
     AmbiguousRef {
