@@ -689,30 +689,30 @@ fn corrupt_root_is_reset() {
 
 #[test]
 fn a_repository_removed_while_running_is_set_up_again() {
-    // Someone cleans the directory of a running daemon: the next pass sets
-    // the root up again instead of failing until a restart (with the
-    // default --max-failures=0, a failed pass would end the process).
+    // Someone cleans the directory of a running daemon between passes: the
+    // next pass sets the root up again instead of failing until a restart
+    // (with the default --max-failures=0, a failed pass would end the
+    // process). A local repository is watched, so the long period keeps
+    // other passes out of the way.
     let f = Fixture::new(Transport::File);
     let h1 = f.repo.commit(&[("f", "1")], "c1");
     let mut p = spawn(git_sync(&[
         &format!("--repo={}", f.url()),
         &format!("--root={}", f.root().display()),
-        "--period=50ms",
+        "--period=60s",
     ]));
-    p.wait_for(LONG, "h1", || {
-        published(&f.link()).as_deref() == Some(h1.as_str())
-    });
+    let updates = |n: usize| move |log: &str| log_lines_with(log, "updated") >= n;
+    p.wait_log(LONG, "h1 published", updates(1));
+    assert_published(&f, &h1);
     fs::remove_dir_all(f.root().join(".git")).unwrap();
     let h2 = f.repo.commit(&[("f", "2")], "c2");
-    p.wait_for(LONG, "h2 after .git was removed", || {
-        published(&f.link()).as_deref() == Some(h2.as_str())
-    });
+    p.wait_log(LONG, "h2 after .git was removed", updates(2));
+    assert_published(&f, &h2);
     // The whole root this time.
     fs::remove_dir_all(f.root()).unwrap();
     let h3 = f.repo.commit(&[("f", "3")], "c3");
-    p.wait_for(LONG, "h3 after the root was removed", || {
-        published(&f.link()).as_deref() == Some(h3.as_str())
-    });
+    p.wait_log(LONG, "h3 after the root was removed", updates(3));
+    assert_published(&f, &h3);
     assert_eq!(f.read("f"), "3");
     assert_eq!(git(&f.link(), &["rev-parse", "HEAD"]), h3);
     assert!(!p.log().contains("sync failed"), "{}", p.log());
