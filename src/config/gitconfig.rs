@@ -119,7 +119,7 @@ impl Tls {
                 .find(|(k, _)| same_key(k, key))
                 .map(|(_, v)| v.clone())
         };
-        let from_env = |name: &str| env(name).filter(|v| !v.is_empty());
+        let set_in_env = |name: &str| env(name).filter(|v| !v.is_empty());
         let verify = env("GIT_SSL_NO_VERIFY").is_none()
             && !matches!(
                 last("http.sslVerify")
@@ -128,8 +128,8 @@ impl Tls {
                 Some("false" | "0" | "no" | "off")
             );
         Tls {
-            ca_file: from_env("GIT_SSL_CAINFO").or_else(|| last("http.sslCAInfo")),
-            ca_dir: from_env("GIT_SSL_CAPATH").or_else(|| last("http.sslCAPath")),
+            ca_file: set_in_env("GIT_SSL_CAINFO").or_else(|| last("http.sslCAInfo")),
+            ca_dir: set_in_env("GIT_SSL_CAPATH").or_else(|| last("http.sslCAPath")),
             verify,
         }
     }

@@ -28,28 +28,17 @@ pub fn access_token(
         )
     })?;
     let url = token_url(id);
-    let mut response = agent
+    let sent = agent
         .post(&url)
-        .header(
-            "User-Agent",
-            concat!("git-sync/", env!("CARGO_PKG_VERSION")),
-        )
+        .header("User-Agent", super::USER_AGENT)
         .send_form([
             ("grant_type", "client_credentials"),
             ("client_id", id.client_id.as_str()),
             ("scope", id.scope.as_str()),
             ("client_assertion_type", ASSERTION_TYPE),
             ("client_assertion", assertion.trim()),
-        ])
-        .map_err(|e| {
-            format!(
-                "Entra token request to {}: {}",
-                redact(&url),
-                redact(&e.to_string())
-            )
-        })?;
-    let status = response.status().as_u16();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
+        ]);
+    let (status, body) = super::read_answer("Entra token request", &url, sent)?;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     if status != 200 {
         // Entra says why (AADSTS70021: no matching federated identity...).

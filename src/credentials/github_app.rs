@@ -87,24 +87,13 @@ pub fn installation_token(
         "{}app/installations/{}/access_tokens",
         app.base_url, app.installation_id
     );
-    let mut response = agent
+    let sent = agent
         .post(&url)
         .header("Authorization", &format!("Bearer {token}"))
         .header("Accept", "application/vnd.github+json")
-        .header(
-            "User-Agent",
-            concat!("git-sync/", env!("CARGO_PKG_VERSION")),
-        )
-        .send_empty()
-        .map_err(|e| {
-            format!(
-                "GitHub App token request to {}: {}",
-                redact(&url),
-                redact(&e.to_string())
-            )
-        })?;
-    let status = response.status().as_u16();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
+        .header("User-Agent", super::USER_AGENT)
+        .send_empty();
+    let (status, body) = super::read_answer("GitHub App token request", &url, sent)?;
     if status != 201 && status != 200 {
         return Err(format!(
             "GitHub App token request to {} answered {status}",

@@ -28,6 +28,24 @@ pub struct Resolver {
     token: Option<Token>,
 }
 
+/// The User-Agent of git-sync's own requests to token endpoints.
+const USER_AGENT: &str = concat!("git-sync/", env!("CARGO_PKG_VERSION"));
+
+/// The status and body of a token endpoint's answer; a request that got no
+/// answer is an error naming `what` and the (redacted) URL.
+fn read_answer(
+    what: &str,
+    url: &str,
+    sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(u16, String), String> {
+    use crate::redact::redact;
+    let mut response =
+        sent.map_err(|e| format!("{what} to {}: {}", redact(url), redact(&e.to_string())))?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    Ok((status, body))
+}
+
 /// A blocking HTTP client with a time limit, TLS through OpenSSL.
 pub fn http_agent(timeout: Duration) -> ureq::Agent {
     let tls = ureq::tls::TlsConfig::builder()

@@ -100,7 +100,6 @@ fn callbacks<'a>(
         }
         git2::Cred::userpass_plaintext(&c.username, &c.password)
     });
-    let port = ssh_port;
     cb.certificate_check(move |cert, host| {
         let Some(hostkey) = cert.as_hostkey() else {
             // TLS: libgit2 verifies the certificate chain itself, unless
@@ -119,7 +118,7 @@ fn callbacks<'a>(
                 "the SSH server's host key is not available to check",
             ));
         };
-        known_hosts::verify(file, host, port, key)
+        known_hosts::verify(file, host, ssh_port, key)
             .map(|()| git2::CertificateCheckStatus::CertificateOk)
             .map_err(|e| {
                 // libgit2 replaces this message by a generic one: keep ours.
