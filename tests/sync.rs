@@ -702,14 +702,27 @@ fn a_repository_removed_while_running_is_set_up_again() {
         "--period=60s",
     ]));
     let updates = |n: usize| move |log: &str| log_lines_with(log, "updated") >= n;
+    // As `rm -rf` would: the clean-up after a publish may still be writing
+    // into the directory, so try again until it is gone.
+    let remove = |dir: &Path| {
+        let deadline = std::time::Instant::now() + LONG;
+        while let Err(e) = fs::remove_dir_all(dir) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cannot remove {}: {e}",
+                dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
     p.wait_log(LONG, "h1 published", updates(1));
     assert_published(&f, &h1);
-    fs::remove_dir_all(f.root().join(".git")).unwrap();
+    remove(&f.root().join(".git"));
     let h2 = f.repo.commit(&[("f", "2")], "c2");
     p.wait_log(LONG, "h2 after .git was removed", updates(2));
     assert_published(&f, &h2);
     // The whole root this time.
-    fs::remove_dir_all(f.root()).unwrap();
+    remove(&f.root());
     let h3 = f.repo.commit(&[("f", "3")], "c3");
     p.wait_log(LONG, "h3 after the root was removed", updates(3));
     assert_published(&f, &h3);
