@@ -29,9 +29,17 @@ fn random_fraction() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// A list as one comma-separated log value ("" when empty).
+fn joined<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
+    let items: Vec<S> = items.into_iter().collect();
+    let parts: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    parts.join(",")
+}
+
 fn log_config(cfg: &Config) {
     // Keys may hold URLs (`http.<url>.proxy`), and URLs credentials.
-    let keys: Vec<String> = cfg.git_config.iter().map(|(k, _)| redact(k)).collect();
+    let keys = joined(cfg.git_config.iter().map(|(k, _)| redact(k)));
+    let or_empty = |v: Option<String>| v.unwrap_or_default();
     tracing::info!(
         repo = %redact(&cfg.repo),
         git_ref = %cfg.git_ref,
@@ -42,24 +50,23 @@ fn log_config(cfg: &Config) {
         depth = cfg.depth,
         one_time = cfg.one_time,
         max_failures = cfg.max_failures,
-        git_gc = ?cfg.git_gc,
-        git_config_keys = ?keys,
-        ca_file = ?cfg.tls.ca_file,
-        username = ?cfg.auth.basic.as_ref().map(|a| a.username.as_str()),
-        askpass_url = ?cfg.auth.askpass_url.as_deref().map(redact),
-        credentials_for = ?cfg.auth.credentials.iter().map(|c| redact(&c.url)).collect::<Vec<_>>(),
-        github_app = ?cfg.auth.github_app.as_ref().map(|a| a.installation_id),
-        exechook = ?cfg.ops.exechook.as_ref().map(|h| h.command.as_str()),
-        webhook = ?cfg.ops.webhook.as_ref().map(|w| redact(&w.url)),
-        http_bind = ?cfg.ops.http.as_ref().map(|h| h.bind.as_str()),
+        git_gc = cfg.git_gc.as_str(),
+        git_config_keys = %keys,
+        ca_file = %or_empty(cfg.tls.ca_file.clone()),
+        username = %or_empty(cfg.auth.basic.as_ref().map(|a| a.username.clone())),
+        askpass_url = %or_empty(cfg.auth.askpass_url.as_deref().map(redact)),
+        credentials_for = %joined(cfg.auth.credentials.iter().map(|c| redact(&c.url))),
+        github_app = %or_empty(cfg.auth.github_app.as_ref().map(|a| a.installation_id.to_string())),
+        exechook = %or_empty(cfg.ops.exechook.as_ref().map(|h| h.command.clone())),
+        webhook = %or_empty(cfg.ops.webhook.as_ref().map(|w| redact(&w.url))),
+        http_bind = %or_empty(cfg.ops.http.as_ref().map(|h| h.bind.clone())),
         "starting git-sync {}",
         env!("CARGO_PKG_VERSION")
     );
     let idle = gitconfig::without_effect(&cfg.git_config);
     if !idle.is_empty() {
-        let keys: Vec<String> = idle.iter().map(|k| redact(k)).collect();
         tracing::info!(
-            ?keys,
+            keys = %joined(idle.iter().map(|k| redact(k))),
             "git config that only the git CLI reads: recorded, without effect here"
         );
     }
@@ -71,7 +78,7 @@ fn log_config(cfg: &Config) {
     if let Some((_, file)) = configured_ca.filter(|(_, f)| cfg.tls.ca_file.as_ref() != Some(f)) {
         tracing::warn!(
             ignored = %file,
-            used = ?cfg.tls.ca_file,
+            used = %or_empty(cfg.tls.ca_file.clone()),
             "GIT_SSL_CAINFO overrides http.sslCAInfo, as in git"
         );
     }

@@ -573,6 +573,17 @@ fn log_formats() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert!(v["message"].is_string() && v["level"].is_string(), "{line}");
+        // Values are plain: no Rust `Some(..)`, `None` or enum names.
+        if v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("starting"))
+        {
+            assert_eq!(v["git_gc"], "always", "{line}");
+            assert_eq!(v["username"], "", "{line}");
+            for bad in ["Some(", "None", "[]"] {
+                assert!(!line.contains(bad), "{bad} in {line}");
+            }
+        }
     }
     let mut cmd = std::process::Command::new(bin());
     cmd.args([

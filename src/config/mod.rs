@@ -53,6 +53,18 @@ pub enum GcMode {
     Off,
 }
 
+impl GcMode {
+    /// The flag value that selects this mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GcMode::Auto => "auto",
+            GcMode::Always => "always",
+            GcMode::Aggressive => "aggressive",
+            GcMode::Off => "off",
+        }
+    }
+}
+
 /// The log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
