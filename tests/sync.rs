@@ -191,6 +191,15 @@ fn targets(t: Transport) {
     // The default ref is HEAD (the remote's default branch).
     f.sync_once(&[]);
     assert_published(&f, &c4);
+    // A tag may name a tree: refused, saying so, the published tree kept.
+    f.repo
+        .git(&["tag", "-a", "a-tree", "-m", "a tree", "HEAD^{tree}"]);
+    let log = f.fail_once(&["--ref=a-tree"]);
+    assert!(
+        log.contains("refs/tags/a-tree") && log.contains("is a tree, not a commit"),
+        "{log}"
+    );
+    assert_published(&f, &c4);
 }
 
 #[test]

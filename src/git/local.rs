@@ -88,16 +88,20 @@ impl GitRepo {
             },
         )
         .map_err(|e| ref_error(e, git_ref, url))?;
-        let commit = src
+        // Peeled through any tags: what the ref finally names.
+        let object = src
             .find_reference(&name)
-            .and_then(|r| r.peel_to_commit())
+            .and_then(|r| r.peel(ObjectType::Any))
             .map_err(|e| GitError::Remote {
                 op: "resolve",
                 url: redact(url),
                 message: format!("{name}: {}", e.message()),
             })?;
+        if object.kind() != Some(ObjectType::Commit) {
+            return Err(super::not_a_commit(&name, url, object.kind()));
+        }
         Ok(Target {
-            hash: commit.id(),
+            hash: object.id(),
             remote_ref: Some(name),
         })
     }

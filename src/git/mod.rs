@@ -64,6 +64,12 @@ pub enum GitError {
         url: String,
         candidates: String,
     },
+    #[error("{name} in {url} is a {kind}, not a commit; only commits can be checked out")]
+    NotACommit {
+        name: String,
+        url: String,
+        kind: String,
+    },
     #[error("{op} failed: {message}")]
     Local { op: String, message: String },
     #[error("{op} {path}: {source}")]
@@ -103,6 +109,15 @@ fn ref_error(e: refs::NoRef, git_ref: &str, url: &str) -> GitError {
             url,
             candidates: names.join(", "),
         },
+    }
+}
+
+/// The error for a ref that names a tree or a blob (a tag may do so).
+fn not_a_commit(name: &str, url: &str, kind: Option<git2::ObjectType>) -> GitError {
+    GitError::NotACommit {
+        name: name.to_string(),
+        url: crate::redact::redact(url),
+        kind: kind.map_or("non-commit object", |k| k.str()).to_string(),
     }
 }
 

@@ -371,8 +371,13 @@ impl GitRepo {
         };
         result?;
         if !self.has_commit(target.hash) {
-            // The ref moved between ls-remote and fetch, or the tag is not a
-            // commit: either way we do not have what we were asked for.
+            if let (Ok(object), Some(name)) =
+                (self.repo.find_object(target.hash, None), &target.remote_ref)
+            {
+                return Err(super::not_a_commit(name, url, object.kind()));
+            }
+            // The ref moved between ls-remote and fetch: we do not have what
+            // we were asked for.
             return Err(GitError::Remote {
                 op: "fetch",
                 url: redact(url),
