@@ -5,6 +5,8 @@
 //!   (vs `git clone --depth 1`): wall time, CPU time, peak RSS;
 //! - CPU time per idle poll of a running git-sync (vs one `git ls-remote`
 //!   process), and the daemon's peak RSS;
+//! - first sync of a repository holding one 100 MB incompressible file:
+//!   wall time and peak RSS (both hold a blob whole while indexing it);
 //! - CPU per second of an idle daemon on the local repository (its file
 //!   watcher on, a 60 s period), vs polling it with `git ls-remote` every
 //!   minute.
@@ -29,6 +31,7 @@ const RUNS: usize = 5;
 const POLLS_MS: u64 = 100;
 const IDLE_SECS: u64 = 10;
 const LOCAL_IDLE_SECS: u64 = 30;
+const BIG_FILE_MB: usize = 100;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Usage {
@@ -131,6 +134,22 @@ fn add_refs(repo: &SourceRepo, count: usize) {
         lines.join("\n")
     );
     fs::write(gitdir.join("packed-refs"), text).unwrap();
+}
+
+/// One file of `mb` MB of pseudo-random (incompressible) bytes.
+fn big_file(repo: &SourceRepo, mb: usize) {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut data = Vec::with_capacity(mb << 20);
+    while data.len() < mb << 20 {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(repo.dir.join("big.bin"), data).unwrap();
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "one big file"]);
 }
 
 struct Idle {
@@ -259,6 +278,27 @@ fn main() {
     let many_idle = idle_polls(&many_url, &tmp.path().join("many"));
     let many_ls = ls_remote(&many_url);
 
+    // --- one big file: memory follows the largest blob ----------------------
+    let big = SourceRepo::new(&srv, "big");
+    big_file(&big, BIG_FILE_MB);
+    let big_url = server.url("big");
+    let big_ours = measure(&[
+        bin,
+        &format!("--repo={big_url}"),
+        &format!("--root={}", tmp.path().join("big-root").display()),
+        "--one-time",
+    ]);
+    let big_clone = tmp.path().join("big-clone");
+    let big_theirs = measure(&[
+        "git",
+        "clone",
+        "-q",
+        "--depth",
+        "1",
+        &big_url,
+        big_clone.to_str().unwrap(),
+    ]);
+
     // --- idle local daemon: the file watcher, polling every minute --------
     let local_url = format!("file://{}", repo.dir.display());
     let mut cmd = git_sync(&[
@@ -306,6 +346,17 @@ fn main() {
         "first sync, peak RSS",
         mb(o.max_rss_kb),
         mb(t.max_rss_kb)
+    );
+    row(
+        &format!("first sync, one {BIG_FILE_MB} MB file, wall"),
+        big_ours.wall,
+        big_theirs.wall,
+    );
+    println!(
+        "{:<38} {:>14} {:>14}",
+        format!("first sync, one {BIG_FILE_MB} MB file, peak RSS"),
+        mb(big_ours.max_rss_kb),
+        mb(big_theirs.max_rss_kb)
     );
     row(
         "idle poll CPU (vs one git ls-remote)",
