@@ -50,7 +50,7 @@ fn log_config(cfg: &Config) {
         depth = cfg.depth,
         one_time = cfg.one_time,
         max_failures = cfg.max_failures,
-        git_gc = cfg.git_gc.as_str(),
+        git_gc = %cfg.git_gc.as_str(),
         git_config_keys = %keys,
         ca_file = %or_empty(cfg.tls.ca_file.clone()),
         username = %or_empty(cfg.auth.basic.as_ref().map(|a| a.username.clone())),

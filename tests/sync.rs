@@ -1020,6 +1020,48 @@ fn a_first_sync_needs_no_repack_but_an_update_does() {
 }
 
 #[test]
+fn always_repacks_once_garbage_is_worth_it_aggressive_after_every_update() {
+    let f = Fixture::new(Transport::Http);
+    f.repo
+        .commit(&[("big.bin", &noise(1, 300_000)), ("small", "0")], "c0");
+    let packs = || {
+        fs::read_dir(f.root().join(".git/objects/pack"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("pack".as_ref()))
+            .count()
+    };
+    let gc = |mode: &str| {
+        let log = f.sync_once(&["-v=1", mode, "--stale-worktree-grace=0s"]);
+        log_lines_with(&log, "git gc done")
+    };
+    assert_eq!(gc("--git-gc=always"), 0, "a first fetch is already minimal");
+    // Small changes: the old versions are a few hundred bytes of a store
+    // of 300 kB, not worth rewriting it, until more than 8 packs build up.
+    for i in 1..=7 {
+        f.repo.commit(&[("small", &i.to_string())], "small change");
+        assert_eq!(gc("--git-gc=always"), 0, "update {i}");
+        assert_eq!(packs(), 1 + i);
+    }
+    f.repo.commit(&[("small", "8")], "small change");
+    assert_eq!(gc("--git-gc=always"), 1, "ninth pack");
+    assert_eq!(packs(), 1);
+    // Replacing the big file makes half the store garbage: repacked at once.
+    let before = disk_usage(&f.root().join(".git"));
+    f.repo
+        .commit(&[("big.bin", &noise(2, 300_000))], "new big file");
+    assert_eq!(gc("--git-gc=always"), 1, "big file replaced");
+    assert_eq!(packs(), 1);
+    let after = disk_usage(&f.root().join(".git"));
+    assert!(after < before + 50_000, "{before} then {after} bytes");
+    // aggressive: after every update, however small.
+    f.repo.commit(&[("small", "9")], "small change");
+    assert_eq!(gc("--git-gc=aggressive"), 1);
+    assert_eq!(packs(), 1);
+    assert_eq!(git(&f.link(), &["fsck", "--connectivity-only"]), "");
+    assert_eq!(f.read("small"), "9");
+}
+
+#[test]
 fn kill_9_at_any_moment_then_restart_converges() {
     let f = Fixture::new(Transport::Http);
     const N: usize = 2000;

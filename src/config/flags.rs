@@ -217,9 +217,10 @@ pub const FLAGS: &[Flag] = &[
         Text,
         "always",
         "auto|always|aggressive|off",
-        "When to drop unreachable git objects: auto (when enough garbage has built up), \
-         always (after every update), aggressive (after every update, also rewriting the \
-         retained objects with the best compression), off.",
+        "When to drop unreachable git objects: auto (once more than 16 packs or 256 loose \
+         objects have built up), always (after an update, once unreachable objects take a \
+         quarter of the store or more than 8 packs have built up), aggressive (after every \
+         update), off.",
     ),
     flag(
         "git-config",
