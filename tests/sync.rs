@@ -241,6 +241,20 @@ fn a_url_rewritten_by_insteadof_is_synced_from_where_it_points() {
 }
 
 #[test]
+fn the_store_bounds_the_delta_window_unless_told_otherwise() {
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("f", "1")], "c1");
+    f.sync_once(&[]);
+    assert_eq!(
+        git(&f.root(), &["config", "pack.windowMemory"]).trim(),
+        "2m"
+    );
+    let log = f.sync_once(&["--git-config=pack.windowMemory:0"]);
+    assert_eq!(git(&f.root(), &["config", "pack.windowMemory"]).trim(), "0");
+    assert!(!log.contains("without effect"), "{log}");
+}
+
+#[test]
 fn git_config_for_the_git_cli_is_recorded_and_said_to_have_no_effect() {
     // upstream's e2e passes these; a git binary in a hook reads them.
     let f = Fixture::new(Transport::File);

@@ -65,6 +65,8 @@ fn has_effect(key: &str) -> bool {
         ),
         "url" => scoped && name == "insteadof",
         "protocol" => rest == "file.allow",
+        // libgit2's pack writer (our gc) reads these three.
+        "pack" => matches!(name, "windowmemory" | "deltacachesize" | "deltacachelimit"),
         // libgit2 reads most of core (line endings, symlinks, file modes);
         // its SSH is libssh2, not a command.
         "core" => name != "sshcommand",
