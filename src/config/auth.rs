@@ -187,7 +187,7 @@ fn github_app(src: &Sources<'_>) -> Result<Option<GithubApp>, ConfigError> {
             )
         })?;
     let mut base_url = src
-        .text("github-base-url")?
+        .http_url("github-base-url")?
         .unwrap_or_else(|| "https://api.github.com/".into());
     if !base_url.ends_with('/') {
         base_url.push('/');
@@ -232,7 +232,7 @@ fn azure(src: &Sources<'_>) -> Result<Option<AzureIdentity>, ConfigError> {
         }
     }
     let mut authority_host = src
-        .text("azure-authority-host")?
+        .http_url("azure-authority-host")?
         .unwrap_or_else(|| "https://login.microsoftonline.com/".into());
     if !authority_host.ends_with('/') {
         authority_host.push('/');
@@ -264,7 +264,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
     }
     Ok(AuthConfig {
         basic: basic(src)?,
-        askpass_url: src.text("askpass-url")?,
+        askpass_url: src.http_url("askpass-url")?,
         credentials,
         github_app: github_app(src)?,
         azure: azure(src)?,

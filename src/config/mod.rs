@@ -213,6 +213,15 @@ impl Sources<'_> {
             .filter(|s| !s.is_empty()))
     }
 
+    /// An http(s) URL; empty is unset.
+    fn http_url(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        let parse = |s: &str| match s {
+            "" => Ok(None),
+            url => values::parse_http_url(url).map(Some),
+        };
+        Ok(self.get(name, parse)?.flatten())
+    }
+
     fn bool(&self, name: &'static str) -> Result<bool, ConfigError> {
         Ok(self.get(name, values::parse_bool)?.unwrap_or(false))
     }
@@ -445,6 +454,32 @@ mod tests {
         assert_eq!(c.period, Duration::from_secs(2));
         let c = run(&[], &[("GITSYNC_REPO", "x"), ("GITSYNC_ROOT", "/r")]).unwrap();
         assert_eq!(c.repo, "x");
+    }
+
+    #[test]
+    fn endpoint_urls_must_be_http_urls_with_a_host() {
+        let base = ["--repo=x", "--root=/r"];
+        for flag in ["webhook-url", "askpass-url"] {
+            for bad in ["not-a-url", "ftp://h/x", "http:///x", "http://u:s3cret@/x"] {
+                let arg = format!("--{flag}={bad}");
+                let e = run(&[base[0], base[1], &arg], &[]).unwrap_err().to_string();
+                assert!(e.contains(&format!("--{flag}")), "{e}");
+                assert!(!e.contains("s3cret"), "{e}");
+            }
+            let arg = format!("--{flag}=https://h:8443/hook?x=1");
+            assert!(run(&[base[0], base[1], &arg], &[]).is_ok());
+        }
+        let e = run(
+            &base,
+            &[
+                ("GITSYNC_GITHUB_BASE_URL", "api.example.com"),
+                ("GITSYNC_GITHUB_APP_PRIVATE_KEY", "k"),
+                ("GITSYNC_GITHUB_APP_APPLICATION_ID", "1"),
+                ("GITSYNC_GITHUB_APP_INSTALLATION_ID", "2"),
+            ],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--github-base-url"), "{e}");
     }
 
     #[test]

@@ -167,7 +167,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<Ops, ConfigError> {
         src.text("pre-publish-exechook-command")?,
     )?;
 
-    let webhook = match src.text("webhook-url")? {
+    let webhook = match src.http_url("webhook-url")? {
         None => None,
         Some(url) => {
             let status = src.int("webhook-success-status")?.unwrap_or(200);

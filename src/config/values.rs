@@ -58,6 +58,22 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 }
 
 /// Parse a boolean as Go's `strconv.ParseBool` does.
+/// An `http://` or `https://` URL with a host (webhook, askpass and token
+/// endpoints), kept as given. The reason never repeats the value: it may
+/// hold a password.
+pub fn parse_http_url(s: &str) -> Result<String, String> {
+    let uri: hyper::Uri = s
+        .parse()
+        .map_err(|_| "not a URL (expected http://host/...)".to_string())?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("must start with http:// or https://".into());
+    }
+    if uri.host().map_or(true, str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    Ok(s.to_string())
+}
+
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim() {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
