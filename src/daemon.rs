@@ -256,7 +256,7 @@ pub async fn run(cfg: Config) -> i32 {
                 }
                 if cfg.one_time {
                     if clean_due.is_some() {
-                        run_clean(&syncer).await;
+                        run_clean(&syncer, &mut shutdown).await;
                     }
                     let mut ok = pre_publish_error.is_none();
                     for h in &hooks {
@@ -280,7 +280,11 @@ pub async fn run(cfg: Config) -> i32 {
             }
         }
         if clean_due.is_some_and(|t| t <= Instant::now()) {
-            clean_due = run_clean(&syncer).await;
+            clean_due = run_clean(&syncer, &mut shutdown).await;
+            if *shutdown.borrow() {
+                tracing::info!("stopped");
+                return 0;
+            }
         }
 
         let base = if ever_succeeded {
@@ -296,7 +300,11 @@ pub async fn run(cfg: Config) -> i32 {
                     if wake >= next_pass {
                         break;
                     }
-                    clean_due = run_clean(&syncer).await;
+                    clean_due = run_clean(&syncer, &mut shutdown).await;
+                    if *shutdown.borrow() {
+                        tracing::info!("stopped");
+                        return 0;
+                    }
                 }
                 _ = sync_now.notified() => {
                     tracing::debug!("sync triggered");
@@ -412,15 +420,31 @@ enum PassError {
 }
 
 /// Clean up on a blocking thread; returns when to clean again, if needed.
-async fn run_clean(syncer: &Arc<Mutex<Syncer>>) -> Option<Instant> {
-    let s = syncer.clone();
-    let result = tokio::task::spawn_blocking(move || {
+/// A stop signal cancels a repack in flight (the store stays as it was);
+/// the caller sees the signal in `shutdown`.
+async fn run_clean(
+    syncer: &Arc<Mutex<Syncer>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Instant> {
+    let cancel = Cancel::new();
+    let (s, c) = (syncer.clone(), cancel.clone());
+    let mut task = tokio::task::spawn_blocking(move || {
         let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
-        s.clean()
-    })
-    .await;
+        s.clean(&c)
+    });
+    let result = tokio::select! {
+        r = &mut task => r,
+        _ = shutdown.changed() => {
+            cancel.cancel();
+            task.await
+        }
+    };
     match result {
         Ok(Ok(next)) => next.map(|d| Instant::now() + d + Duration::from_millis(10)),
+        Ok(Err(SyncError::Git(git::GitError::Cancelled))) => {
+            tracing::info!("cleanup cancelled");
+            None
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "cleanup failed; will retry after the next update");
             None

@@ -308,7 +308,7 @@ impl Syncer {
 
     /// Step 7: remove stale worktrees and unreachable objects. Returns how
     /// long until a kept worktree becomes removable, if any is waiting.
-    pub fn clean(&mut self) -> Result<Option<Duration>, SyncError> {
+    pub fn clean(&mut self, cancel: &Cancel) -> Result<Option<Duration>, SyncError> {
         let keep_for = self
             .cfg
             .stale_worktree_timeout
@@ -318,7 +318,10 @@ impl Syncer {
         let (kept, next_due) =
             self.layout
                 .clean_worktrees(&self.git, current, served.as_deref(), keep_for)?;
-        if let Some(stats) = self.git.gc(self.cfg.git_gc, &kept, self.cfg.depth)? {
+        if let Some(stats) = self
+            .git
+            .gc(self.cfg.git_gc, &kept, self.cfg.depth, cancel)?
+        {
             tracing::debug!(
                 packs_removed = stats.packs_removed,
                 loose_removed = stats.loose_removed,
@@ -327,7 +330,7 @@ impl Syncer {
             );
         }
         self.git
-            .gc_submodules(self.cfg.git_gc, &kept, self.cfg.depth)?;
+            .gc_submodules(self.cfg.git_gc, &kept, self.cfg.depth, cancel)?;
         Ok(next_due)
     }
 }

@@ -391,6 +391,48 @@ fn sigterm_during_a_slow_fetch_exits_0_and_keeps_a_valid_link() {
 }
 
 #[test]
+fn sigterm_during_a_repack_stops_it_and_exits_0() {
+    let f = Fixture::http();
+    // 30 incompressible files of 1 MB, and no bound on the delta window:
+    // libgit2 tries every pair in its window, which takes seconds.
+    let blobs: Vec<(String, String)> = (0..30u64)
+        .map(|i| (format!("blob{i}.bin"), noise(i, 1 << 20)))
+        .collect();
+    let blobs: Vec<(&str, &str)> = blobs
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_str()))
+        .collect();
+    let h1 = f.repo.commit(&blobs, "big files");
+    let root = f.tmp.path().join("root");
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", root.display()),
+        "--period=50ms",
+        "-v=1",
+        "--git-gc=aggressive",
+        "--git-config=pack.windowMemory:0",
+        "--stale-worktree-grace=0s",
+    ]));
+    p.wait_for(LONG, "h1", || f.published_is(&h1));
+    let h2 = f.repo.commit(&[("index.html", "v2")], "small change");
+    p.wait_log(LONG, "the repack to start", |l| {
+        log_lines_with(l, "git gc: repacking") >= 1
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let stopped = Instant::now();
+    signal(&p.child, libc::SIGTERM);
+    assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
+    let took = stopped.elapsed();
+    let log = p.log();
+    assert_eq!(log_lines_with(&log, "git gc done"), 0, "{log}");
+    assert!(log.contains("cleanup cancelled"), "{log}");
+    assert!(took < Duration::from_secs(3), "stopped after {took:?}");
+    assert!(f.published_is(&h2));
+    // The store is as it was: whole, as git itself sees it.
+    git(&root, &["fsck", "--connectivity-only", "--no-progress"]);
+}
+
+#[test]
 fn sync_on_signal_syncs_at_once() {
     let f = Fixture::http();
     let mut p = f.start(&["--period=60s", "--sync-on-signal=SIGHUP"]);

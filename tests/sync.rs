@@ -1096,21 +1096,6 @@ fn kill_9_at_any_moment_then_restart_converges() {
     assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
 }
 
-/// Incompressible-ish content that changes with `seed`.
-fn noise(seed: u64, len: usize) -> String {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b'!' + (x % 90) as u8)
-        })
-        .collect()
-}
-
 #[test]
 fn disk_use_stays_flat_over_50_updates() {
     let f = Fixture::new(Transport::Http);

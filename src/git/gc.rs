@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::fs;
 use std::path::Path;
 
-use super::{pack_index, GitError, GitRepo, Hash};
+use super::{pack_index, Cancel, GitError, GitRepo, Hash};
 use crate::config::GcMode;
 
 /// Pack files beyond which `--git-gc=auto` repacks.
@@ -116,12 +116,14 @@ impl GitRepo {
     }
 
     /// Drop objects not needed by `keep` (each kept `depth` commits deep,
-    /// 0 = all history present), if `mode` says it is time.
+    /// 0 = all history present), if `mode` says it is time. `cancel` stops
+    /// a repack between objects; the store is then as it was.
     pub fn gc(
         &mut self,
         mode: GcMode,
         keep: &[Hash],
         depth: u32,
+        cancel: &Cancel,
     ) -> Result<Option<GcStats>, GitError> {
         let objects = self.gitdir.join("objects");
         let pack_dir = objects.join("pack");
@@ -160,18 +162,36 @@ impl GitRepo {
             }
         }
 
+        tracing::debug!(
+            commits = commits.len(),
+            packs = packs.len(),
+            loose = loose_count,
+            "git gc: repacking"
+        );
         let mut pb = self
             .repo
             .packbuilder()
             .map_err(|e| GitError::local("gc: start pack", e))?;
         pb.set_threads(0);
+        // libgit2 reports progress while it adds objects and searches for
+        // deltas (at most every half second): a `false` stops it.
+        let go_on = cancel.clone();
+        pb.set_progress_callback(move |_, _, _| !go_on.is_cancelled())
+            .map_err(|e| GitError::local("gc: start pack", e))?;
+        let stopped = |op: String, e: git2::Error| {
+            if cancel.is_cancelled() {
+                GitError::Cancelled
+            } else {
+                GitError::local(op, e)
+            }
+        };
         for hash in &commits {
             pb.insert_commit(*hash)
-                .map_err(|e| GitError::local(format!("gc: pack commit {hash}"), e))?;
+                .map_err(|e| stopped(format!("gc: pack commit {hash}"), e))?;
         }
         let objects_kept = pb.object_count();
         pb.write(&pack_dir, 0)
-            .map_err(|e| GitError::local("gc: write pack", e))?;
+            .map_err(|e| stopped("gc: write pack".into(), e))?;
         let new_pack = pb
             .name()
             .ok()

@@ -272,6 +272,7 @@ impl GitRepo {
         mode: GcMode,
         kept: &[Hash],
         depth: u32,
+        cancel: &Cancel,
     ) -> Result<(), GitError> {
         let modules = self.gitdir.join("modules");
         let Ok(entries) = std::fs::read_dir(&modules) else {
@@ -293,8 +294,8 @@ impl GitRepo {
                         .copied()
                         .filter(|h| store.has_commit(*h))
                         .collect();
-                    store.gc_submodules(mode, &present, depth)?;
-                    store.gc(mode, &present, depth)?;
+                    store.gc_submodules(mode, &present, depth, cancel)?;
+                    store.gc(mode, &present, depth, cancel)?;
                     !present.is_empty()
                 }
                 None => false,

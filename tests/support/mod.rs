@@ -1110,3 +1110,18 @@ impl GitDaemon {
         format!("git://127.0.0.1:{}/{name}", self.port)
     }
 }
+
+/// Incompressible-ish text that changes with `seed`.
+pub fn noise(seed: u64, len: usize) -> String {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 90) as u8)
+        })
+        .collect()
+}
