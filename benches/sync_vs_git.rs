@@ -5,6 +5,10 @@
 //!   (vs `git clone --depth 1`): wall time, CPU time, peak RSS;
 //! - CPU time per idle poll of a running git-sync (vs one `git ls-remote`
 //!   process), and the daemon's peak RSS;
+//! - an update changing one file, as git-sync does it (one process: poll,
+//!   fetch, new worktree, publish, clean up) vs what upstream runs for it
+//!   (`git fetch --depth 1`, `git worktree add`, the old worktree removed,
+//!   `git gc` with `gc.pruneExpire=now`): wall and CPU time;
 //! - first sync of a repository holding one 100 MB incompressible file:
 //!   wall time and peak RSS (both hold a blob whole while indexing it);
 //! - CPU per second of an idle daemon on the local repository (its file
@@ -266,6 +270,43 @@ fn main() {
     }
     let (o, t) = (median(ours), median(theirs));
 
+    // --- an update of one file ---------------------------------------------
+    let root0 = tmp.path().join("root0");
+    let clone0 = tmp.path().join("clone0");
+    git(&clone0, &["config", "gc.pruneExpire", "now"]);
+    let (mut ours_up, mut theirs_up) = (Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let body = format!("<p>update {run}</p>\n");
+        repo.commit(&[("dir00/sub0/file0.html", &body)], "update");
+        ours_up.push(measure(&[
+            bin,
+            &format!("--repo={url}"),
+            &format!("--root={}", root0.display()),
+            "--one-time",
+            "--stale-worktree-grace=0s",
+        ]));
+        let c = clone0.display();
+        let wt = tmp.path().join(format!("wt{run}"));
+        let old = tmp.path().join(format!("wt{}", run.wrapping_sub(1)));
+        let script = format!(
+            "git -C {c} fetch -q --depth 1 origin HEAD && \
+             git -C {c} worktree add -q --detach {wt} FETCH_HEAD && \
+             rm -rf {old} && git -C {c} worktree prune && git -C {c} gc -q",
+            wt = wt.display(),
+            old = old.display()
+        );
+        theirs_up.push(measure(&["sh", "-c", &script]));
+        assert_eq!(
+            fs::read_to_string(wt.join("dir00/sub0/file0.html")).unwrap(),
+            body
+        );
+        assert_eq!(
+            fs::read_to_string(root0.join("site/dir00/sub0/file0.html")).unwrap(),
+            body
+        );
+    }
+    let (ou, tu) = (median(ours_up), median(theirs_up));
+
     // --- idle polls --------------------------------------------------------
     let idle = idle_polls(&url, &tmp.path().join("root0"));
     let ls = ls_remote(&url);
@@ -347,6 +388,8 @@ fn main() {
         mb(o.max_rss_kb),
         mb(t.max_rss_kb)
     );
+    row("update of one file, wall (vs git)", ou.wall, tu.wall);
+    row("update of one file, CPU", ou.cpu, tu.cpu);
     row(
         &format!("first sync, one {BIG_FILE_MB} MB file, wall"),
         big_ours.wall,

@@ -174,7 +174,7 @@ impl GitRepo {
             .map_err(|e| GitError::local("gc: start pack", e))?;
         pb.set_threads(0);
         // libgit2 reports progress while it adds objects and searches for
-        // deltas (at most every half second): a `false` stops it.
+        // deltas, between objects: a `false` stops it.
         let go_on = cancel.clone();
         pb.set_progress_callback(move |_, _, _| !go_on.is_cancelled())
             .map_err(|e| GitError::local("gc: start pack", e))?;
