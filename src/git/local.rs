@@ -2,17 +2,17 @@
 //!
 //! libgit2's local transport refuses shallow fetches, so for local sources
 //! we do the transfer ourselves, in process: open the source repository,
-//! walk the target commit `depth` deep, pack exactly the objects we do not
-//! have, and index that pack into our object database. The boundary of the
+//! walk the target commit `depth` deep, and pack exactly the objects we do
+//! not have into our pack directory, with our own pack writer reading the
+//! source through an alternate of the open handle only. The boundary of the
 //! copied history goes into `.git/shallow`, as a shallow fetch would write.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
-use std::io::Write;
 use std::path::PathBuf;
 
 use git2::{ObjectType, Oid, Repository};
 
-use super::{ref_error, refs, GitError, GitRepo, Hash, Target};
+use super::{ref_error, refs, Cancel, GitError, GitRepo, Hash, Target};
 use crate::redact::redact;
 
 /// The path of a local repository URL, or `None` for a network URL.
@@ -106,6 +106,32 @@ impl GitRepo {
         })
     }
 
+    /// Pack `wanted` from `src` into our pack directory with our own pack
+    /// writer (so our `pack.*` config applies, and no pack is held in
+    /// memory), reading the source's objects through an alternate added to
+    /// our open handle: the caller reopens the repository afterwards.
+    fn pack_through_alternate(
+        &self,
+        src: &Repository,
+        wanted: &[Oid],
+        cancel: &Cancel,
+    ) -> Result<(), git2::Error> {
+        let objects = src.commondir().join("objects");
+        self.repo
+            .odb()?
+            .add_disk_alternate(&objects.to_string_lossy())?;
+        let mut pb = self.repo.packbuilder()?;
+        // The delta search dominates for large files: use every core, as
+        // git's pack-objects does.
+        pb.set_threads(0);
+        let go_on = cancel.clone();
+        pb.set_progress_callback(move |_, _, _| !go_on.is_cancelled())?;
+        for id in wanted {
+            pb.insert_object(*id, None)?;
+        }
+        pb.write(&self.gitdir.join("objects/pack"), 0)
+    }
+
     /// Copy `hash`, `depth` commits deep (0: all), from a local repository.
     pub(super) fn fetch_local(
         &mut self,
@@ -113,6 +139,7 @@ impl GitRepo {
         path: &std::path::Path,
         hash: Hash,
         depth: u32,
+        cancel: &Cancel,
     ) -> Result<(), GitError> {
         let src = open_source(url, path)?;
         let remote_err = |e: git2::Error| GitError::Remote {
@@ -154,27 +181,20 @@ impl GitRepo {
             queue.extend(parents.into_iter().map(|p| (p, level + 1)));
         }
 
-        if !wanted.is_empty() {
-            let mut pb = src.packbuilder().map_err(remote_err)?;
-            // The delta search dominates for large files: use every core,
-            // as git's pack-objects does.
-            pb.set_threads(0);
-            for id in &wanted {
-                pb.insert_object(*id, None).map_err(remote_err)?;
-            }
-            let mut buf = git2::Buf::new();
-            pb.write_buf(&mut buf).map_err(remote_err)?;
-            let mut writer = ours
-                .packwriter()
-                .map_err(|e| GitError::local("write fetched pack", e))?;
-            writer
-                .write_all(&buf)
-                .map_err(|e| GitError::io("write fetched pack", &self.gitdir, e))?;
-            writer
-                .commit()
-                .map_err(|e| GitError::local("index fetched pack", e))?;
-        }
         drop(ours);
+        if !wanted.is_empty() {
+            let written = self.pack_through_alternate(&src, &wanted, cancel);
+            // The alternate lives in the open handle only: drop it, whatever
+            // happened, so that nothing is found in the source by mistake.
+            self.reopen()?;
+            written.map_err(|e| {
+                if cancel.is_cancelled() {
+                    GitError::Cancelled
+                } else {
+                    remote_err(e)
+                }
+            })?;
+        }
         let shallow_file = self.gitdir.join("shallow");
         if shallow.is_empty() {
             let _ = std::fs::remove_file(&shallow_file);

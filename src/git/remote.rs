@@ -344,7 +344,7 @@ impl GitRepo {
     ) -> Result<(), GitError> {
         let was_empty = self.store_is_empty();
         if let Some(path) = local_path(&self.effective_url(url)) {
-            self.fetch_local(url, &path, target.hash, depth)?;
+            self.fetch_local(url, &path, target.hash, depth, cancel)?;
             self.after_fetch(was_empty, target.hash, depth);
             return Ok(());
         }
