@@ -11,6 +11,8 @@
 //!   `git gc` with `gc.pruneExpire=now`): wall and CPU time;
 //! - first sync of a repository holding one 100 MB incompressible file:
 //!   wall time and peak RSS (both hold a blob whole while indexing it);
+//! - first sync from a local path of 50 incompressible files of 1 MB
+//!   (vs `git clone --depth 1 file://`): wall, CPU, peak RSS;
 //! - CPU per second of an idle daemon on the local repository (its file
 //!   watcher on, a 60 s period), vs polling it with `git ls-remote` every
 //!   minute.
@@ -36,6 +38,7 @@ const POLLS_MS: u64 = 100;
 const IDLE_SECS: u64 = 10;
 const LOCAL_IDLE_SECS: u64 = 30;
 const BIG_FILE_MB: usize = 100;
+const BINARY_FILES: usize = 50;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Usage {
@@ -140,9 +143,9 @@ fn add_refs(repo: &SourceRepo, count: usize) {
     fs::write(gitdir.join("packed-refs"), text).unwrap();
 }
 
-/// One file of `mb` MB of pseudo-random (incompressible) bytes.
-fn big_file(repo: &SourceRepo, mb: usize) {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+/// Write a file of `mb` MB of pseudo-random (incompressible) bytes.
+fn random_file(repo: &SourceRepo, name: &str, mb: usize, seed: u64) {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed;
     let mut data = Vec::with_capacity(mb << 20);
     while data.len() < mb << 20 {
         // xorshift64
@@ -151,9 +154,12 @@ fn big_file(repo: &SourceRepo, mb: usize) {
         x ^= x << 17;
         data.extend_from_slice(&x.to_le_bytes());
     }
-    fs::write(repo.dir.join("big.bin"), data).unwrap();
+    fs::write(repo.dir.join(name), data).unwrap();
+}
+
+fn commit_all(repo: &SourceRepo, msg: &str) {
     repo.git(&["add", "-A"]);
-    repo.git(&["commit", "-q", "-m", "one big file"]);
+    repo.git(&["commit", "-q", "-m", msg]);
 }
 
 struct Idle {
@@ -321,7 +327,8 @@ fn main() {
 
     // --- one big file: memory follows the largest blob ----------------------
     let big = SourceRepo::new(&srv, "big");
-    big_file(&big, BIG_FILE_MB);
+    random_file(&big, "big.bin", BIG_FILE_MB, 0);
+    commit_all(&big, "one big file");
     let big_url = server.url("big");
     let big_ours = measure(&[
         bin,
@@ -338,6 +345,29 @@ fn main() {
         "1",
         &big_url,
         big_clone.to_str().unwrap(),
+    ]);
+
+    // --- a local source of binary files: our own pack writer, in process ---
+    let bins = SourceRepo::new(&srv, "binaries");
+    for i in 0..BINARY_FILES {
+        random_file(&bins, &format!("b{i}.bin"), 1, i as u64 + 1);
+    }
+    commit_all(&bins, "binary files");
+    let bins_ours = measure(&[
+        bin,
+        &format!("--repo={}", bins.url()),
+        &format!("--root={}", tmp.path().join("bins-root").display()),
+        "--one-time",
+    ]);
+    let bins_clone = tmp.path().join("bins-clone");
+    let bins_theirs = measure(&[
+        "git",
+        "clone",
+        "-q",
+        "--depth",
+        "1",
+        &bins.url(),
+        bins_clone.to_str().unwrap(),
     ]);
 
     // --- idle local daemon: the file watcher, polling every minute --------
@@ -400,6 +430,19 @@ fn main() {
         format!("first sync, one {BIG_FILE_MB} MB file, peak RSS"),
         mb(big_ours.max_rss_kb),
         mb(big_theirs.max_rss_kb)
+    );
+    let bins_name = format!("local path, {BINARY_FILES} x 1 MB binaries");
+    row(
+        &format!("{bins_name}, wall"),
+        bins_ours.wall,
+        bins_theirs.wall,
+    );
+    row(&format!("{bins_name}, CPU"), bins_ours.cpu, bins_theirs.cpu);
+    println!(
+        "{:<38} {:>14} {:>14}",
+        format!("{bins_name}, peak RSS"),
+        mb(bins_ours.max_rss_kb),
+        mb(bins_theirs.max_rss_kb)
     );
     row(
         "idle poll CPU (vs one git ls-remote)",
