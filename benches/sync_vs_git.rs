@@ -157,6 +157,19 @@ fn random_file(repo: &SourceRepo, name: &str, mb: usize, seed: u64) {
     fs::write(repo.dir.join(name), data).unwrap();
 }
 
+/// `git clone -q --depth 1 <url> <dest>`, measured.
+fn clone_depth_1(url: &str, dest: &std::path::Path) -> Usage {
+    measure(&[
+        "git",
+        "clone",
+        "-q",
+        "--depth",
+        "1",
+        url,
+        dest.to_str().unwrap(),
+    ])
+}
+
 fn commit_all(repo: &SourceRepo, msg: &str) {
     repo.git(&["add", "-A"]);
     repo.git(&["commit", "-q", "-m", msg]);
@@ -336,16 +349,7 @@ fn main() {
         &format!("--root={}", tmp.path().join("big-root").display()),
         "--one-time",
     ]);
-    let big_clone = tmp.path().join("big-clone");
-    let big_theirs = measure(&[
-        "git",
-        "clone",
-        "-q",
-        "--depth",
-        "1",
-        &big_url,
-        big_clone.to_str().unwrap(),
-    ]);
+    let big_theirs = clone_depth_1(&big_url, &tmp.path().join("big-clone"));
 
     // --- a local source of binary files: our own pack writer, in process ---
     let bins = SourceRepo::new(&srv, "binaries");
@@ -359,16 +363,7 @@ fn main() {
         &format!("--root={}", tmp.path().join("bins-root").display()),
         "--one-time",
     ]);
-    let bins_clone = tmp.path().join("bins-clone");
-    let bins_theirs = measure(&[
-        "git",
-        "clone",
-        "-q",
-        "--depth",
-        "1",
-        &bins.url(),
-        bins_clone.to_str().unwrap(),
-    ]);
+    let bins_theirs = clone_depth_1(&bins.url(), &tmp.path().join("bins-clone"));
 
     // --- idle local daemon: the file watcher, polling every minute --------
     let local_url = format!("file://{}", repo.dir.display());
