@@ -318,16 +318,33 @@ impl Syncer {
         let (kept, next_due) =
             self.layout
                 .clean_worktrees(&self.git, current, served.as_deref(), keep_for)?;
+        let started = std::time::Instant::now();
         if let Some(stats) = self
             .git
             .gc(self.cfg.git_gc, &kept, self.cfg.depth, cancel)?
         {
-            tracing::debug!(
-                packs_removed = stats.packs_removed,
-                loose_removed = stats.loose_removed,
-                objects_kept = stats.objects_kept,
-                "git gc done"
-            );
+            let duration_ms = started.elapsed().as_millis() as u64;
+            let (objects, packs, loose) =
+                (stats.objects_kept, stats.packs_removed, stats.loose_removed);
+            // A repack of a big store is where the CPU of an update goes:
+            // a long one shows at the default verbosity.
+            if duration_ms >= 1000 {
+                tracing::info!(
+                    duration_ms,
+                    objects_kept = objects,
+                    packs_removed = packs,
+                    loose_removed = loose,
+                    "git gc done"
+                );
+            } else {
+                tracing::debug!(
+                    duration_ms,
+                    objects_kept = objects,
+                    packs_removed = packs,
+                    loose_removed = loose,
+                    "git gc done"
+                );
+            }
         }
         self.git
             .gc_submodules(self.cfg.git_gc, &kept, self.cfg.depth, cancel)?;
