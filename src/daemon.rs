@@ -21,6 +21,12 @@ use crate::status_files;
 use crate::sync::{Outcome, SyncError, Syncer};
 use crate::triggers;
 
+/// Lock, also after a panic in another holder: the syncer's state is on
+/// disk and every pass starts by checking it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A random fraction in [0, 1), from std's randomly keyed hasher.
 fn random_fraction() -> f64 {
     use std::hash::{BuildHasher, Hasher};
@@ -159,9 +165,15 @@ pub async fn run(cfg: Config) -> i32 {
             }
         },
     };
+    let mut failures: i64 = 0;
+    let syncer = match set_up(&cfg, &metrics, &mut shutdown, &sync_now, &mut failures).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     // A one-time run ends after one pass: nothing would use the watcher.
+    // The source is known once our config (and its insteadOf) is in place.
     let _watcher = (cfg.ops.watch_local && !cfg.one_time)
-        .then(|| git::local_refs_dir(&cfg.repo))
+        .then(|| lock(&syncer).local_source_refs())
         .flatten()
         .and_then(|dir| match triggers::watch_local_repo(dir.clone(), sync_now.clone()) {
             Ok(w) => {
@@ -173,12 +185,6 @@ pub async fn run(cfg: Config) -> i32 {
                 None
             }
         });
-
-    let mut failures: i64 = 0;
-    let syncer = match set_up(&cfg, &metrics, &mut shutdown, &sync_now, &mut failures).await {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
     let hooks = start_hooks(&cfg);
     let resolver = Arc::new(Mutex::new(Resolver::new(cfg.auth.clone())));
 
@@ -383,8 +389,8 @@ async fn run_pass(
         metrics.clone(),
     );
     let mut task = tokio::task::spawn_blocking(move || {
-        let creds = r.lock().unwrap_or_else(|p| p.into_inner()).resolve(&m);
-        let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+        let creds = lock(&r).resolve(&m);
+        let mut s = lock(&s);
         s.set_credentials(creds.map_err(PassError::Credentials)?);
         s.pass(&c).map_err(PassError::Sync)
     });
@@ -428,10 +434,7 @@ async fn run_clean(
 ) -> Option<Instant> {
     let cancel = Cancel::new();
     let (s, c) = (syncer.clone(), cancel.clone());
-    let mut task = tokio::task::spawn_blocking(move || {
-        let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
-        s.clean(&c)
-    });
+    let mut task = tokio::task::spawn_blocking(move || lock(&s).clean(&c));
     let result = tokio::select! {
         r = &mut task => r,
         _ = shutdown.changed() => {

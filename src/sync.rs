@@ -115,6 +115,12 @@ impl Syncer {
     }
 
     /// Use these credentials from the next remote operation on.
+    /// The refs directory of the source repository when it is on this
+    /// machine (also behind an `insteadOf` rewrite): what to watch.
+    pub fn local_source_refs(&self) -> Option<PathBuf> {
+        self.git.local_source_refs(&self.cfg.repo)
+    }
+
     pub fn set_credentials(&mut self, credentials: crate::git::CredentialSet) {
         self.git.set_credentials(credentials);
     }

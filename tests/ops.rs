@@ -589,15 +589,9 @@ fn trigger_endpoint_needs_a_valid_secret() {
     assert!(!p.log().contains("tr1gger-S3CRET"));
 }
 
-#[test]
-fn local_watcher_publishes_a_commit_in_well_under_the_period() {
-    let f = Fixture::local();
-    let port = free_port();
-    let mut p = f.start(&[
-        "--period=60s",
-        &format!("--http-bind=127.0.0.1:{port}"),
-        "--http-metrics",
-    ]);
+/// Once the first commit is published and the watcher is on, a new commit
+/// is published in under a second (the period being 60 s).
+fn a_commit_lands_in_well_under_a_second(f: &Fixture, p: &mut Proc) {
     let h1 = f.repo.head();
     p.wait_for(LONG, "h1", || f.published_is(&h1));
     p.wait_log(LONG, "watching", |l| {
@@ -611,6 +605,18 @@ fn local_watcher_publishes_a_commit_in_well_under_the_period() {
         took < Duration::from_secs(1),
         "took {took:?} with a 60s period"
     );
+}
+
+#[test]
+fn local_watcher_publishes_a_commit_in_well_under_the_period() {
+    let f = Fixture::local();
+    let port = free_port();
+    let mut p = f.start(&[
+        "--period=60s",
+        &format!("--http-bind=127.0.0.1:{port}"),
+        "--http-metrics",
+    ]);
+    a_commit_lands_in_well_under_a_second(&f, &mut p);
     // Idle again: a pass reads the repository it watches, and reading must
     // not wake the next pass. Over one second, the passes a commit woke
     // have ended and no new one starts (one late straggler is tolerated).
@@ -627,6 +633,22 @@ fn local_watcher_publishes_a_commit_in_well_under_the_period() {
     std::thread::sleep(Duration::from_secs(1));
     let during = passes() - before;
     assert!(during <= 1.0, "{during} passes in an idle second");
+}
+
+#[test]
+fn a_local_repository_behind_an_insteadof_url_is_watched_too() {
+    let f = Fixture::local();
+    let root = f.tmp.path().join("root");
+    let mut p = spawn(git_sync(&[
+        "--repo=https://git.example.invalid/site",
+        &format!("--root={}", root.display()),
+        "--period=60s",
+        &format!(
+            r#"--git-config="url.{}.insteadOf":https://git.example.invalid/site"#,
+            f.repo.url()
+        ),
+    ]));
+    a_commit_lands_in_well_under_a_second(&f, &mut p);
 }
 
 // ---- logs ---------------------------------------------------------------------

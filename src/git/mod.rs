@@ -25,7 +25,6 @@ use crate::config::gitconfig::Tls;
 
 pub use auth::{Auth, CredentialSet, Credentials, Password, SshAuth};
 pub use gc::GcStats;
-pub use local::local_refs_dir;
 pub use remote::Target;
 pub use submodules::Superproject;
 
