@@ -287,8 +287,7 @@ pub async fn run(cfg: Config) -> i32 {
         }
         if clean_due.is_some_and(|t| t <= Instant::now()) {
             clean_due = run_clean(&syncer, &mut shutdown).await;
-            if *shutdown.borrow() {
-                tracing::info!("stopped");
+            if stop_requested(&shutdown) {
                 return 0;
             }
         }
@@ -307,8 +306,7 @@ pub async fn run(cfg: Config) -> i32 {
                         break;
                     }
                     clean_due = run_clean(&syncer, &mut shutdown).await;
-                    if *shutdown.borrow() {
-                        tracing::info!("stopped");
+                    if stop_requested(&shutdown) {
                         return 0;
                     }
                 }
@@ -423,6 +421,15 @@ async fn run_pass(
 enum PassError {
     Credentials(String),
     Sync(SyncError),
+}
+
+/// Whether a stop signal came (while a cleanup ran, say); logs it.
+fn stop_requested(shutdown: &watch::Receiver<bool>) -> bool {
+    let stop = *shutdown.borrow();
+    if stop {
+        tracing::info!("stopped");
+    }
+    stop
 }
 
 /// Clean up on a blocking thread; returns when to clean again, if needed.

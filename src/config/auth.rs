@@ -141,6 +141,16 @@ fn parse_credentials(text: &str) -> Result<Vec<UrlCredential>, String> {
         .collect()
 }
 
+/// An endpoint's base URL from `flag` (or `default`), ending in `/` so that
+/// paths are appended to it.
+fn base_url(src: &Sources<'_>, flag: &'static str, default: &str) -> Result<String, ConfigError> {
+    let mut url = src.http_url(flag)?.unwrap_or_else(|| default.into());
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    Ok(url)
+}
+
 fn github_app(src: &Sources<'_>) -> Result<Option<GithubApp>, ConfigError> {
     let key = match (
         src.text("github-app-private-key")?,
@@ -186,12 +196,7 @@ fn github_app(src: &Sources<'_>) -> Result<Option<GithubApp>, ConfigError> {
                 "GitHub App auth needs the installation ID",
             )
         })?;
-    let mut base_url = src
-        .http_url("github-base-url")?
-        .unwrap_or_else(|| "https://api.github.com/".into());
-    if !base_url.ends_with('/') {
-        base_url.push('/');
-    }
+    let base_url = base_url(src, "github-base-url", "https://api.github.com/")?;
     Ok(Some(GithubApp {
         private_key,
         issuer,
@@ -231,12 +236,11 @@ fn azure(src: &Sources<'_>) -> Result<Option<AzureIdentity>, ConfigError> {
             ));
         }
     }
-    let mut authority_host = src
-        .http_url("azure-authority-host")?
-        .unwrap_or_else(|| "https://login.microsoftonline.com/".into());
-    if !authority_host.ends_with('/') {
-        authority_host.push('/');
-    }
+    let authority_host = base_url(
+        src,
+        "azure-authority-host",
+        "https://login.microsoftonline.com/",
+    )?;
     Ok(Some(AzureIdentity {
         client_id,
         tenant_id,

@@ -169,14 +169,7 @@ impl GitRepo {
             "git gc: repacking"
         );
         let mut pb = self
-            .repo
-            .packbuilder()
-            .map_err(|e| GitError::local("gc: start pack", e))?;
-        pb.set_threads(0);
-        // libgit2 reports progress while it adds objects and searches for
-        // deltas, between objects: a `false` stops it.
-        let go_on = cancel.clone();
-        pb.set_progress_callback(move |_, _, _| !go_on.is_cancelled())
+            .pack_builder(cancel)
             .map_err(|e| GitError::local("gc: start pack", e))?;
         let stopped = |op: String, e: git2::Error| {
             if cancel.is_cancelled() {

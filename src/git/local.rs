@@ -120,12 +120,7 @@ impl GitRepo {
         self.repo
             .odb()?
             .add_disk_alternate(&objects.to_string_lossy())?;
-        let mut pb = self.repo.packbuilder()?;
-        // The delta search dominates for large files: use every core, as
-        // git's pack-objects does.
-        pb.set_threads(0);
-        let go_on = cancel.clone();
-        pb.set_progress_callback(move |_, _, _| !go_on.is_cancelled())?;
+        let mut pb = self.pack_builder(cancel)?;
         for id in wanted {
             pb.insert_object(*id, None)?;
         }
@@ -142,11 +137,6 @@ impl GitRepo {
         cancel: &Cancel,
     ) -> Result<(), GitError> {
         let src = open_source(url, path)?;
-        let remote_err = |e: git2::Error| GitError::Remote {
-            op: "fetch",
-            url: redact(url),
-            message: e.message().to_string(),
-        };
         let ours = self
             .repo
             .odb()
@@ -164,11 +154,13 @@ impl GitRepo {
             if have && !shallow.contains(&id) && depth == 0 {
                 continue; // complete history below it is already here
             }
-            let commit = src.find_commit(id).map_err(remote_err)?;
+            let commit = src
+                .find_commit(id)
+                .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
             if !have {
                 wanted.push(id);
                 collect_tree(&src, &ours, commit.tree_id(), &mut wanted, &mut seen)
-                    .map_err(remote_err)?;
+                    .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
             }
             let parents: Vec<Oid> = commit.parent_ids().collect();
             if depth != 0 && level >= depth {
@@ -187,13 +179,7 @@ impl GitRepo {
             // The alternate lives in the open handle only: drop it, whatever
             // happened, so that nothing is found in the source by mistake.
             self.reopen()?;
-            written.map_err(|e| {
-                if cancel.is_cancelled() {
-                    GitError::Cancelled
-                } else {
-                    remote_err(e)
-                }
-            })?;
+            written.map_err(|e| self.remote_error("fetch", url, e, cancel))?;
         }
         let shallow_file = self.gitdir.join("shallow");
         if shallow.is_empty() {

@@ -332,6 +332,17 @@ impl GitRepo {
         self.reopen()
     }
 
+    /// Our pack writer (gc, local fetches): every core for the delta
+    /// search, as git's pack-objects, and stopped by `cancel` (libgit2
+    /// reports progress between objects; a `false` ends the write).
+    fn pack_builder(&self, cancel: &Cancel) -> Result<git2::PackBuilder<'_>, git2::Error> {
+        let mut pb = self.repo.packbuilder()?;
+        pb.set_threads(0);
+        let go_on = cancel.clone();
+        pb.set_progress_callback(move |_, _, _| !go_on.is_cancelled())?;
+        Ok(pb)
+    }
+
     /// Whether the commit is in our object database.
     pub fn has_commit(&self, hash: Hash) -> bool {
         self.repo.find_commit(hash).is_ok()

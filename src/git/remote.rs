@@ -231,7 +231,7 @@ impl GitRepo {
         }
     }
 
-    fn remote_error(
+    pub(super) fn remote_error(
         &self,
         op: &'static str,
         url: &str,
