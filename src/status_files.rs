@@ -11,11 +11,20 @@ pub fn touch(path: &Path) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    f.set_modified(SystemTime::now())
+    // A new file's creation is the touch: setting its time as well would
+    // make a reader see two changes.
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::OpenOptions::new()
+            .append(true)
+            .open(path)?
+            .set_modified(SystemTime::now()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Write the last error as `{"Msg": ..., "Err": ..., "Args": {...}}`,
