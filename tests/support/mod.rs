@@ -111,6 +111,8 @@ impl SourceRepo {
 pub struct Proc {
     pub child: Child,
     pub stderr: Arc<Mutex<String>>,
+    /// Set when stderr reached its end: all the log has been read.
+    stderr_done: Arc<std::sync::atomic::AtomicBool>,
     /// Leads its own process group, killed as a whole (its forked workers).
     group: bool,
 }
@@ -126,6 +128,14 @@ impl Proc {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // The log is read by another thread: let it reach the end
+                // (a hook's child may hold the pipe open: not for long).
+                let read = Instant::now() + Duration::from_secs(5);
+                while !self.stderr_done.load(std::sync::atomic::Ordering::SeqCst)
+                    && Instant::now() < read
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return status.code().unwrap_or(-1);
             }
             if Instant::now() > deadline {
@@ -185,19 +195,25 @@ impl Drop for Proc {
     }
 }
 
-fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+type Log = (Arc<Mutex<String>>, Arc<std::sync::atomic::AtomicBool>);
+
+fn capture_stderr(child: &mut Child) -> Log {
     let buf = Arc::new(Mutex::new(String::new()));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(stderr) = child.stderr.take() {
-        let b = buf.clone();
+        let (b, d) = (buf.clone(), done.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut g = b.lock().unwrap();
                 g.push_str(&line);
                 g.push('\n');
             }
+            d.store(true, std::sync::atomic::Ordering::SeqCst);
         });
+    } else {
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
     }
-    buf
+    (buf, done)
 }
 
 /// A git-sync command with JSON logs, ready for more args.
@@ -252,10 +268,11 @@ pub fn run_git_sync(args: &[&str]) -> Output {
 /// Start a command, capturing stderr.
 pub fn spawn(mut cmd: Command) -> Proc {
     let mut child = cmd.spawn().expect("spawn");
-    let stderr = capture_stderr(&mut child);
+    let (stderr, stderr_done) = capture_stderr(&mut child);
     Proc {
         child,
         stderr,
+        stderr_done,
         group: false,
     }
 }
