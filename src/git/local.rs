@@ -150,7 +150,7 @@ impl GitRepo {
             if !seen.insert(id) {
                 continue;
             }
-            let have = ours.exists(id);
+            let have = have(&ours, id);
             if have && !shallow.contains(&id) && depth == 0 {
                 continue; // complete history below it is already here
             }
@@ -195,6 +195,13 @@ impl GitRepo {
     }
 }
 
+/// Whether our store holds `id`. Without libgit2's rescan of the pack
+/// directory on every miss (nothing else writes there meanwhile): with it,
+/// the misses of a first sync of a long history cost seconds of syscalls.
+fn have(ours: &git2::Odb<'_>, id: Oid) -> bool {
+    ours.exists_ext(id, git2::OdbLookupFlags::NO_REFRESH)
+}
+
 /// Add the objects of `tree` that `ours` lacks. A tree we have is complete.
 fn collect_tree(
     src: &Repository,
@@ -203,7 +210,7 @@ fn collect_tree(
     wanted: &mut Vec<Oid>,
     seen: &mut HashSet<Oid>,
 ) -> Result<(), git2::Error> {
-    if !seen.insert(tree_id) || ours.exists(tree_id) {
+    if !seen.insert(tree_id) || have(ours, tree_id) {
         return Ok(());
     }
     wanted.push(tree_id);
@@ -211,7 +218,7 @@ fn collect_tree(
     for entry in tree.iter() {
         match entry.kind() {
             Some(ObjectType::Tree) => collect_tree(src, ours, entry.id(), wanted, seen)?,
-            Some(ObjectType::Blob) if seen.insert(entry.id()) && !ours.exists(entry.id()) => {
+            Some(ObjectType::Blob) if seen.insert(entry.id()) && !have(ours, entry.id()) => {
                 wanted.push(entry.id());
             }
             // Submodule commits live in other repositories.
