@@ -13,6 +13,8 @@
 //!   wall time and peak RSS (both hold a blob whole while indexing it);
 //! - first sync from a local path of 50 incompressible files of 1 MB
 //!   (vs `git clone --depth 1 file://`): wall, CPU, peak RSS;
+//! - first sync of a whole history (`--depth=0`) from a local path, 20,000
+//!   commits over 2,000 files (vs `git clone file://`): wall, CPU, peak RSS;
 //! - CPU per second of an idle daemon on the local repository (its file
 //!   watcher on, a 60 s period), vs polling it with `git ls-remote` every
 //!   minute.
@@ -39,6 +41,8 @@ const IDLE_SECS: u64 = 10;
 const LOCAL_IDLE_SECS: u64 = 30;
 const BIG_FILE_MB: usize = 100;
 const BINARY_FILES: usize = 50;
+const HISTORY_COMMITS: usize = 20_000;
+const HISTORY_FILES: usize = 2_000;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Usage {
@@ -168,6 +172,56 @@ fn clone_depth_1(url: &str, dest: &std::path::Path) -> Usage {
         url,
         dest.to_str().unwrap(),
     ])
+}
+
+/// `commits` commits on `main`, the first adding `files` text files of 0.1
+/// to 3 KB, each later one changing three of them; through `git
+/// fast-import`, then packed by `git gc` as a server's store would be.
+fn generate_history(repo: &SourceRepo, commits: usize, files: usize) {
+    use std::io::Write;
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    let mut stream = Vec::new();
+    for c in 0..commits {
+        let changes: Vec<usize> = if c == 0 {
+            (0..files).collect()
+        } else {
+            (0..3).map(|_| next(files)).collect()
+        };
+        write!(
+            stream,
+            "commit refs/heads/main\ncommitter B <b@example.com> {} +0000\ndata 3\nc{:<2}\n",
+            1_600_000_000 + c,
+            c % 100
+        )
+        .unwrap();
+        for f in changes {
+            let body = format!("file {f} version {c} {}\n", "y".repeat(100 + next(2900)));
+            write!(
+                stream,
+                "M 100644 inline dir{}/f{f}.txt\ndata {}\n{body}",
+                f % 50,
+                body.len()
+            )
+            .unwrap();
+        }
+        stream.push(b'\n');
+    }
+    let mut child = Command::new("git")
+        .args(["fast-import", "--quiet"])
+        .current_dir(&repo.dir)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&stream).unwrap();
+    assert!(child.wait().unwrap().success());
+    repo.git(&["reset", "-q", "--hard", "main"]);
+    repo.git(&["gc", "-q"]);
 }
 
 fn commit_all(repo: &SourceRepo, msg: &str) {
@@ -365,6 +419,24 @@ fn main() {
     ]);
     let bins_theirs = clone_depth_1(&bins.url(), &tmp.path().join("bins-clone"));
 
+    // --- a whole history from a local path: packed data copied as it is ----
+    let hist = SourceRepo::new(&srv, "history");
+    generate_history(&hist, HISTORY_COMMITS, HISTORY_FILES);
+    let hist_ours = measure(&[
+        bin,
+        &format!("--repo={}", hist.url()),
+        &format!("--root={}", tmp.path().join("hist-root").display()),
+        "--depth=0",
+        "--one-time",
+    ]);
+    let hist_theirs = measure(&[
+        "git",
+        "clone",
+        "-q",
+        &hist.url(),
+        tmp.path().join("hist-clone").to_str().unwrap(),
+    ]);
+
     // --- idle local daemon: the file watcher, polling every minute --------
     let local_url = format!("file://{}", repo.dir.display());
     let mut cmd = git_sync(&[
@@ -426,18 +498,25 @@ fn main() {
         mb(big_ours.max_rss_kb),
         mb(big_theirs.max_rss_kb)
     );
-    let bins_name = format!("local path, {BINARY_FILES} x 1 MB binaries");
-    row(
-        &format!("{bins_name}, wall"),
-        bins_ours.wall,
-        bins_theirs.wall,
+    let wall_cpu_rss = |name: &str, ours: Usage, theirs: Usage| {
+        row(&format!("{name}, wall"), ours.wall, theirs.wall);
+        row(&format!("{name}, CPU"), ours.cpu, theirs.cpu);
+        println!(
+            "{:<38} {:>14} {:>14}",
+            format!("{name}, peak RSS"),
+            mb(ours.max_rss_kb),
+            mb(theirs.max_rss_kb)
+        );
+    };
+    wall_cpu_rss(
+        &format!("local path, {BINARY_FILES} x 1 MB binaries"),
+        bins_ours,
+        bins_theirs,
     );
-    row(&format!("{bins_name}, CPU"), bins_ours.cpu, bins_theirs.cpu);
-    println!(
-        "{:<38} {:>14} {:>14}",
-        format!("{bins_name}, peak RSS"),
-        mb(bins_ours.max_rss_kb),
-        mb(bins_theirs.max_rss_kb)
+    wall_cpu_rss(
+        &format!("local path, {HISTORY_COMMITS} commits, depth 0"),
+        hist_ours,
+        hist_theirs,
     );
     row(
         "idle poll CPU (vs one git ls-remote)",

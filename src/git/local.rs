@@ -3,16 +3,17 @@
 //! libgit2's local transport refuses shallow fetches, so for local sources
 //! we do the transfer ourselves, in process: open the source repository,
 //! walk the target commit `depth` deep, and pack exactly the objects we do
-//! not have into our pack directory, with our own pack writer reading the
-//! source through an alternate of the open handle only. The boundary of the
-//! copied history goes into `.git/shallow`, as a shallow fetch would write.
+//! not have into our pack directory, copying them as the source's packs
+//! store them (`pack_copy`, as `git clone` of a local path does). The
+//! boundary of the copied history goes into `.git/shallow`, as a shallow
+//! fetch would write.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::path::PathBuf;
 
 use git2::{ObjectType, Oid, Repository};
 
-use super::{ref_error, refs, Cancel, GitError, GitRepo, Hash, Target};
+use super::{pack_copy, ref_error, refs, Cancel, GitError, GitRepo, Hash, Target};
 use crate::redact::redact;
 
 /// The path of a local repository URL, or `None` for a network URL.
@@ -106,27 +107,6 @@ impl GitRepo {
         })
     }
 
-    /// Pack `wanted` from `src` into our pack directory with our own pack
-    /// writer (so our `pack.*` config applies, and no pack is held in
-    /// memory), reading the source's objects through an alternate added to
-    /// our open handle: the caller reopens the repository afterwards.
-    fn pack_through_alternate(
-        &self,
-        src: &Repository,
-        wanted: &[Oid],
-        cancel: &Cancel,
-    ) -> Result<(), git2::Error> {
-        let objects = src.commondir().join("objects");
-        self.repo
-            .odb()?
-            .add_disk_alternate(&objects.to_string_lossy())?;
-        let mut pb = self.pack_builder(cancel)?;
-        for id in wanted {
-            pb.insert_object(*id, None)?;
-        }
-        pb.write(&self.gitdir.join("objects/pack"), 0)
-    }
-
     /// Copy `hash`, `depth` commits deep (0: all), from a local repository.
     pub(super) fn fetch_local(
         &mut self,
@@ -174,13 +154,23 @@ impl GitRepo {
         }
 
         drop(ours);
-        if !wanted.is_empty() {
-            let written = self.pack_through_alternate(&src, &wanted, cancel);
-            // The alternate lives in the open handle only: drop it, whatever
-            // happened, so that nothing is found in the source by mistake.
-            self.reopen()?;
-            written.map_err(|e| self.remote_error("fetch", url, e, cancel))?;
-        }
+        let src_odb = src
+            .odb()
+            .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
+        pack_copy::write_pack(
+            &src_odb,
+            &source_pack_dirs(&src),
+            &wanted,
+            &self.gitdir.join("objects/pack"),
+            cancel,
+        )
+        .map_err(|e| {
+            e.into_git(|message| GitError::Remote {
+                op: "fetch",
+                url: redact(url),
+                message: redact(&message),
+            })
+        })?;
         let shallow_file = self.gitdir.join("shallow");
         if shallow.is_empty() {
             let _ = std::fs::remove_file(&shallow_file);
@@ -200,6 +190,22 @@ impl GitRepo {
 /// the misses of a first sync of a long history cost seconds of syscalls.
 fn have(ours: &git2::Odb<'_>, id: Oid) -> bool {
     ours.exists_ext(id, git2::OdbLookupFlags::NO_REFRESH)
+}
+
+/// The pack directories of a local repository: its own and its
+/// alternates' (`objects/info/alternates`, paths relative to `objects`).
+fn source_pack_dirs(src: &Repository) -> Vec<PathBuf> {
+    let objects = src.commondir().join("objects");
+    let alternates = std::fs::read_to_string(objects.join("info/alternates")).unwrap_or_default();
+    std::iter::once(objects.join("pack"))
+        .chain(
+            alternates
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| objects.join(l).join("pack")),
+        )
+        .collect()
 }
 
 /// Add the objects of `tree` that `ours` lacks. A tree we have is complete.

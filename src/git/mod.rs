@@ -8,6 +8,7 @@ mod gc;
 mod http_config;
 mod known_hosts;
 mod local;
+mod pack_copy;
 mod pack_index;
 mod proxy;
 mod refs;

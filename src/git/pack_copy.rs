@@ -1,0 +1,713 @@
+//! Writing a pack by copying objects as other packs store them, as git's
+//! `pack-objects` does when it reuses data. libgit2's pack writer cannot:
+//! it inflates every object and searches deltas afresh, which for a whole
+//! history costs ten times what `git clone` does, and as much memory as
+//! the objects. Here each wanted object's entry is copied byte for byte
+//! (compressed data and all) from the first pack that holds it:
+//!
+//! - a delta whose base is also written is kept, pointing at the base's
+//!   new place (bases are written first, so it is an offset delta);
+//! - a delta whose base is not written (it is garbage, or we already have
+//!   it) is written whole: the object is read through libgit2 and deflated;
+//! - an object in no pack (loose, or behind an alternate) likewise.
+//!
+//! No delta is searched for, so the cost is that of copying bytes; copied
+//! entries are checked against the CRC32 their index records. The index is
+//! written from what we know (ids, offsets, CRCs), without reading the pack
+//! back. Pack and index go to temporary names and are renamed into place,
+//! the index last, so a reader never finds a pack half written.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Oid};
+
+use super::pack_index::{self, IndexEntry, PackIndex};
+use super::Cancel;
+
+const OFS_DELTA: u8 = 6;
+const REF_DELTA: u8 = 7;
+/// Longest entry header: type and size (10 bytes for a u64), then an
+/// offset (10) or an object id (20).
+const MAX_HEADER: usize = 32;
+const CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Git(#[from] git2::Error),
+}
+
+impl CopyError {
+    /// Our error for a failed copy: `Cancelled` stays itself, the rest is
+    /// described by `describe` from the message.
+    pub fn into_git(self, describe: impl FnOnce(String) -> super::GitError) -> super::GitError {
+        match self {
+            CopyError::Cancelled => super::GitError::Cancelled,
+            CopyError::Git(e) => describe(e.message().to_string()),
+            e => describe(e.to_string()),
+        }
+    }
+}
+
+/// A pack to copy from.
+struct Source {
+    name: String,
+    index: PackIndex,
+    file: File,
+}
+
+/// Every readable pack in `dirs` (`objects/pack` directories); a pack that
+/// cannot be read is left out, its objects then read through libgit2.
+fn open_sources(dirs: &[PathBuf]) -> Vec<Source> {
+    let mut sources = Vec::new();
+    for dir in dirs {
+        let Ok(rd) = fs::read_dir(dir) else { continue };
+        let mut bases: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| n.strip_suffix(".idx").map(str::to_string))
+            .collect();
+        bases.sort();
+        for base in bases {
+            let opened = File::open(dir.join(format!("{base}.pack"))).and_then(|file| {
+                let mut magic = [0u8; 4];
+                file.read_exact_at(&mut magic, 0)?;
+                if &magic != b"PACK" {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "not a pack"));
+                }
+                Ok((PackIndex::read(dir, &base)?, file))
+            });
+            match opened {
+                Ok((index, file)) => sources.push(Source {
+                    name: base,
+                    index,
+                    file,
+                }),
+                Err(e) => tracing::debug!(pack = %base, error = %e, "pack not copied from"),
+            }
+        }
+    }
+    sources
+}
+
+/// Where a source pack's entry is and how it is stored.
+struct Stored {
+    size: u64,
+    base: Option<Base>,
+    start: u64,
+    /// Where the compressed data begins.
+    data: u64,
+    end: u64,
+}
+
+enum Base {
+    /// The entry starting at this offset of the same pack.
+    At(u64),
+    Id(Oid),
+}
+
+fn corrupt(src: &Source, offset: u64, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: entry at {offset}: {what}", src.name),
+    )
+}
+
+fn read_stored(src: &Source, pos: usize) -> io::Result<Stored> {
+    let start = src.index.offset(pos);
+    let end = src.index.entry_end(pos);
+    let len = usize::try_from(end.saturating_sub(start)).map_or(MAX_HEADER, |n| n.min(MAX_HEADER));
+    let mut head = [0u8; MAX_HEADER];
+    src.file.read_exact_at(&mut head[..len], start)?;
+    let head = &head[..len];
+    let byte = |i: usize| {
+        head.get(i)
+            .copied()
+            .ok_or_else(|| corrupt(src, start, "truncated header"))
+    };
+    let mut b = byte(0)?;
+    let kind = (b >> 4) & 7;
+    let mut size = u64::from(b & 15);
+    let (mut i, mut shift) = (1, 4);
+    while b & 0x80 != 0 {
+        b = byte(i)?;
+        i += 1;
+        if shift > 57 {
+            return Err(corrupt(src, start, "size too large"));
+        }
+        size |= u64::from(b & 0x7f) << shift;
+        shift += 7;
+    }
+    let base = match kind {
+        OFS_DELTA => {
+            let mut c = byte(i)?;
+            i += 1;
+            let mut back = u64::from(c & 0x7f);
+            while c & 0x80 != 0 {
+                c = byte(i)?;
+                i += 1;
+                back = back
+                    .checked_add(1)
+                    .and_then(|v| v.checked_mul(128))
+                    .ok_or_else(|| corrupt(src, start, "delta offset too large"))?
+                    | u64::from(c & 0x7f);
+            }
+            let at = start
+                .checked_sub(back)
+                .filter(|_| back > 0)
+                .ok_or_else(|| corrupt(src, start, "delta base outside the pack"))?;
+            Some(Base::At(at))
+        }
+        REF_DELTA => {
+            let id = head
+                .get(i..i + 20)
+                .and_then(|b| Oid::from_bytes(b).ok())
+                .ok_or_else(|| corrupt(src, start, "truncated delta base"))?;
+            i += 20;
+            Some(Base::Id(id))
+        }
+        1..=4 => None,
+        _ => return Err(corrupt(src, start, "unknown object type")),
+    };
+    Ok(Stored {
+        size,
+        base,
+        start,
+        data: start + i as u64,
+        end,
+    })
+}
+
+/// An entry header: type and inflated size.
+fn entry_header(kind: u8, mut size: u64) -> Vec<u8> {
+    let mut out = vec![(kind << 4) | (size & 15) as u8];
+    size >>= 4;
+    while size != 0 {
+        if let Some(last) = out.last_mut() {
+            *last |= 0x80;
+        }
+        out.push((size & 0x7f) as u8);
+        size >>= 7;
+    }
+    out
+}
+
+/// How far back an offset delta's base is, as packs write it.
+fn back_offset(mut back: u64) -> Vec<u8> {
+    let mut out = vec![(back & 0x7f) as u8];
+    back >>= 7;
+    while back != 0 {
+        back -= 1;
+        out.push(0x80 | (back & 0x7f) as u8);
+        back >>= 7;
+    }
+    out.reverse();
+    out
+}
+
+fn type_number(kind: ObjectType) -> Option<u8> {
+    match kind {
+        ObjectType::Commit => Some(1),
+        ObjectType::Tree => Some(2),
+        ObjectType::Blob => Some(3),
+        ObjectType::Tag => Some(4),
+        _ => None,
+    }
+}
+
+/// The pack being written: every byte goes through the pack's SHA-1 and
+/// the current entry's CRC32.
+struct Out {
+    file: BufWriter<File>,
+    sha: openssl::sha::Sha1,
+    crc: flate2::Crc,
+    at: u64,
+}
+
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.crc.update(&buf[..n]);
+        self.at += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Temporary files removed unless kept.
+struct Temps(Vec<PathBuf>);
+
+impl Drop for Temps {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    Todo,
+    /// Waiting for its base to be written.
+    Waiting,
+    Written(u64),
+}
+
+/// One object to write, and where it is copied from.
+struct Wanted {
+    id: Oid,
+    from: Option<(usize, usize)>,
+}
+
+/// Write into `out_dir` a pack of exactly `wanted` (duplicates allowed),
+/// copying from the packs in `pack_dirs` and reading through `odb` what
+/// they lack. Returns the new pack's base name (`pack-<sha1>`), or `None`
+/// when nothing is wanted.
+pub fn write_pack(
+    odb: &git2::Odb<'_>,
+    pack_dirs: &[PathBuf],
+    wanted: &[Oid],
+    out_dir: &Path,
+    cancel: &Cancel,
+) -> Result<Option<String>, CopyError> {
+    let mut ids = wanted.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let count = u32::try_from(ids.len()).map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidInput, "too many objects for one pack")
+    })?;
+    let sources = open_sources(pack_dirs);
+    let mut todo: Vec<Wanted> = ids
+        .iter()
+        .map(|&id| Wanted {
+            id,
+            from: sources
+                .iter()
+                .enumerate()
+                .find_map(|(s, src)| src.index.find(id).map(|pos| (s, pos))),
+        })
+        .collect();
+    // In the sources' order, so that bases mostly come before their deltas
+    // already, and reads go forward through each file.
+    todo.sort_unstable_by_key(|w| {
+        w.from.map_or((usize::MAX, 0), |(s, pos)| {
+            (s, sources[s].index.offset(pos))
+        })
+    });
+    let number: HashMap<Oid, usize> = todo.iter().enumerate().map(|(n, w)| (w.id, n)).collect();
+
+    let stamp = format!(
+        "{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let tmp_pack = out_dir.join(format!("tmp_pack_{stamp}"));
+    let tmp_idx = out_dir.join(format!("tmp_idx_{stamp}"));
+    let mut temps = Temps(vec![tmp_pack.clone(), tmp_idx.clone()]);
+    let mut out = Out {
+        file: BufWriter::with_capacity(CHUNK, File::create(&tmp_pack)?),
+        sha: openssl::sha::Sha1::new(),
+        crc: flate2::Crc::new(),
+        at: 0,
+    };
+    out.write_all(b"PACK")?;
+    out.write_all(&2u32.to_be_bytes())?;
+    out.write_all(&count.to_be_bytes())?;
+
+    let mut state = vec![State::Todo; todo.len()];
+    let mut index: Vec<IndexEntry> = Vec::with_capacity(todo.len());
+    let mut buf = vec![0u8; CHUNK];
+    for first in 0..todo.len() {
+        let mut stack = vec![first];
+        while let Some(&n) = stack.last() {
+            if matches!(state[n], State::Written(_)) {
+                stack.pop();
+                continue;
+            }
+            if cancel.is_cancelled() {
+                return Err(CopyError::Cancelled);
+            }
+            let stored = match todo[n].from {
+                Some((s, pos)) => Some((&sources[s], pos, read_stored(&sources[s], pos)?)),
+                None => None,
+            };
+            let base = stored.as_ref().and_then(|(src, _, st)| {
+                let id = match st.base.as_ref()? {
+                    Base::At(at) => src.index.id(src.index.at_offset(*at)?),
+                    Base::Id(id) => *id,
+                };
+                number.get(&id).copied()
+            });
+            if let Some(b) = base {
+                if state[b] == State::Todo && state[n] == State::Todo {
+                    state[n] = State::Waiting;
+                    stack.push(b);
+                    continue;
+                }
+            }
+            let start = out.at;
+            out.crc.reset();
+            match (stored, base.map(|b| state[b])) {
+                (Some((src, pos, st)), based)
+                    if st.base.is_none() || matches!(based, Some(State::Written(_))) =>
+                {
+                    let mut check = flate2::Crc::new();
+                    let mut head = vec![0u8; (st.data - st.start) as usize];
+                    src.file.read_exact_at(&mut head, st.start)?;
+                    check.update(&head);
+                    if let Some(State::Written(base_at)) = based {
+                        let mut h = entry_header(OFS_DELTA, st.size);
+                        h.extend(back_offset(start - base_at));
+                        out.write_all(&h)?;
+                    } else {
+                        out.write_all(&head)?;
+                    }
+                    let mut at = st.data;
+                    while at < st.end {
+                        let len = usize::try_from(st.end - at).map_or(CHUNK, |n| n.min(CHUNK));
+                        src.file.read_exact_at(&mut buf[..len], at)?;
+                        check.update(&buf[..len]);
+                        out.write_all(&buf[..len])?;
+                        at += len as u64;
+                    }
+                    if check.sum() != src.index.crc(pos) {
+                        return Err(corrupt(src, st.start, "CRC32 does not match the index").into());
+                    }
+                }
+                _ => {
+                    let object = odb.read(todo[n].id)?;
+                    let kind = type_number(object.kind()).ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("object {} has no packable type", todo[n].id),
+                        )
+                    })?;
+                    out.write_all(&entry_header(kind, object.len() as u64))?;
+                    let mut z =
+                        flate2::write::ZlibEncoder::new(&mut out, flate2::Compression::default());
+                    z.write_all(object.data())?;
+                    z.finish()?;
+                }
+            }
+            index.push(IndexEntry {
+                id: todo[n].id,
+                offset: start,
+                crc: out.crc.sum(),
+            });
+            state[n] = State::Written(start);
+            stack.pop();
+        }
+    }
+
+    let Out { mut file, sha, .. } = out;
+    let sum = sha.finish();
+    file.write_all(&sum)?;
+    let file = file.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    drop(file);
+    let mut idx = BufWriter::new(File::create(&tmp_idx)?);
+    pack_index::write(&mut idx, &mut index, &sum)?;
+    let idx = idx.into_inner().map_err(|e| e.into_error())?;
+    idx.sync_all()?;
+    drop(idx);
+
+    let name = format!("pack-{}", Oid::from_bytes(&sum)?);
+    fs::rename(&tmp_pack, out_dir.join(format!("{name}.pack")))?;
+    fs::rename(&tmp_idx, out_dir.join(format!("{name}.idx")))?;
+    temps.0.clear();
+    Ok(Some(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A repository whose 30 commits of similar files git packed with
+    /// deltas (offset deltas, or reference deltas with `ref_deltas`).
+    fn source(dir: &Path, ref_deltas: bool) -> git2::Repository {
+        git(dir, &["init", "-q", "-b", "main"]);
+        for i in 0..30 {
+            let body: String = (0..200)
+                .map(|l| format!("line {l} of a page, edit {}\n", i * (l % 3)))
+                .collect();
+            fs::write(dir.join("page.txt"), body).unwrap();
+            fs::write(dir.join(format!("f{}", i % 4)), format!("{i}\n")).unwrap();
+            git(dir, &["add", "-A"]);
+            git(
+                dir,
+                &[
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@t",
+                    "commit",
+                    "-qm",
+                    &format!("c{i}"),
+                ],
+            );
+        }
+        git(dir, &["repack", "-adq"]);
+        if ref_deltas {
+            let packs = dir.join(".git/objects/pack");
+            let all = git(dir, &["rev-list", "--objects", "--all"]);
+            let ids: String = all.lines().map(|l| format!("{}\n", &l[..40])).collect();
+            let mut child = Command::new("git")
+                .args([
+                    "pack-objects",
+                    "-q",
+                    "--no-reuse-delta",
+                    "--no-delta-base-offset",
+                    "tmp",
+                ])
+                .current_dir(dir)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(ids.as_bytes())
+                .unwrap();
+            assert!(child.wait().unwrap().success());
+            for e in fs::read_dir(&packs).unwrap().flatten() {
+                fs::remove_file(e.path()).unwrap();
+            }
+            for e in fs::read_dir(dir).unwrap().flatten() {
+                let name = e.file_name().into_string().unwrap();
+                if name.starts_with("tmp-") {
+                    fs::rename(e.path(), packs.join(name.replacen("tmp-", "pack-", 1))).unwrap();
+                }
+            }
+        }
+        git2::Repository::open(dir).unwrap()
+    }
+
+    /// A temporary directory with the source repository in `src`.
+    fn fixture(ref_deltas: bool) -> (tempfile::TempDir, PathBuf, git2::Repository) {
+        let t = tempfile::TempDir::new().unwrap();
+        let dir = t.path().join("src");
+        fs::create_dir(&dir).unwrap();
+        let src = source(&dir, ref_deltas);
+        (t, dir, src)
+    }
+
+    /// The one pack of `repo`.
+    fn the_pack(repo: &git2::Repository) -> PathBuf {
+        fs::read_dir(repo.path().join("objects/pack"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "pack"))
+            .unwrap()
+    }
+
+    fn count_kinds(pack: &Path) -> (usize, usize) {
+        let dir = pack.parent().unwrap();
+        let out = git(dir, &["verify-pack", "-v", &pack.to_string_lossy()]);
+        let deltas = out
+            .lines()
+            .filter(|l| l.split_whitespace().count() >= 7 && l.len() > 40)
+            .count();
+        let objects = out
+            .lines()
+            .filter(|l| l.len() > 40 && l.as_bytes()[40] == b' ')
+            .count();
+        (objects, deltas)
+    }
+
+    /// Copy `wanted` from `src` into a fresh repository's store; check every
+    /// object reads back as in the source; the new pack's path.
+    fn copy_and_check(src: &git2::Repository, wanted: &[Oid], t: &Path) -> PathBuf {
+        let dst = git2::Repository::init_bare(t.join("dst")).unwrap();
+        let out = dst.path().join("objects/pack");
+        let name = write_pack(
+            &src.odb().unwrap(),
+            &[src.path().join("objects/pack")],
+            wanted,
+            &out,
+            &Cancel::new(),
+        )
+        .unwrap()
+        .unwrap();
+        let dst = git2::Repository::open_bare(dst.path()).unwrap();
+        let (sodb, dodb) = (src.odb().unwrap(), dst.odb().unwrap());
+        for id in wanted {
+            let (a, b) = (sodb.read(*id).unwrap(), dodb.read(*id).unwrap());
+            assert_eq!((a.kind(), a.data()), (b.kind(), b.data()), "{id}");
+        }
+        let mut ours: Vec<Oid> = Vec::new();
+        dodb.foreach(|id| {
+            ours.push(*id);
+            true
+        })
+        .unwrap();
+        let mut want = wanted.to_vec();
+        want.sort();
+        want.dedup();
+        ours.sort();
+        assert_eq!(ours, want, "exactly the wanted objects");
+        let pack = out.join(format!("{name}.pack"));
+        // git checks the pack's checksum, and each entry against the index.
+        git(&out, &["verify-pack", &pack.to_string_lossy()]);
+        pack
+    }
+
+    fn all_objects(repo: &git2::Repository) -> Vec<Oid> {
+        let mut ids = Vec::new();
+        repo.odb()
+            .unwrap()
+            .foreach(|id| {
+                ids.push(*id);
+                true
+            })
+            .unwrap();
+        ids
+    }
+
+    #[test]
+    fn a_whole_store_is_copied_with_its_deltas() {
+        let (t, _, src) = fixture(false);
+        let (_, source_deltas) = count_kinds(&the_pack(&src));
+        assert!(source_deltas > 20, "the source has deltas to copy");
+        let ids = all_objects(&src);
+        let pack = copy_and_check(&src, &ids, t.path());
+        let (objects, deltas) = count_kinds(&pack);
+        assert_eq!(objects, ids.len());
+        assert_eq!(deltas, source_deltas, "every delta kept");
+    }
+
+    #[test]
+    fn reference_deltas_are_kept_as_offset_deltas() {
+        let (t, _, src) = fixture(true);
+        let ids = all_objects(&src);
+        let pack = copy_and_check(&src, &ids, t.path());
+        let (_, deltas) = count_kinds(&pack);
+        assert!(deltas > 20, "{deltas} deltas");
+    }
+
+    #[test]
+    fn deltas_on_objects_left_out_are_written_whole() {
+        let (t, dir, src) = fixture(false);
+        // The objects of the first commit only: most are deltas on later
+        // versions, which git stores whole.
+        let first = git(&dir, &["rev-list", "--max-parents=0", "HEAD"]);
+        let ids: Vec<Oid> = git(&dir, &["ls-tree", "-r", "-t", first.trim()])
+            .lines()
+            .map(|l| l.split_whitespace().nth(2).unwrap().parse().unwrap())
+            .chain([first.trim().parse().unwrap()])
+            .collect();
+        let tree = src
+            .find_commit(first.trim().parse().unwrap())
+            .unwrap()
+            .tree_id();
+        let mut ids = ids;
+        ids.push(tree);
+        ids.push(tree); // duplicates are fine
+        copy_and_check(&src, &ids, t.path());
+    }
+
+    #[test]
+    fn loose_objects_are_read_through_libgit2() {
+        let (t, _, src) = fixture(false);
+        let loose = src.blob(b"written after the repack").unwrap();
+        let mut ids = all_objects(&src);
+        assert!(ids.contains(&loose));
+        ids.retain(|id| id.as_bytes()[0] < 0x80 || *id == loose);
+        copy_and_check(&src, &ids, t.path());
+    }
+
+    #[test]
+    fn a_damaged_entry_fails_the_copy_and_leaves_nothing() {
+        let (t, _, src) = fixture(false);
+        let packs = src.path().join("objects/pack");
+        let pack = the_pack(&src);
+        let mut bytes = fs::read(&pack).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x55;
+        fs::set_permissions(&pack, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        fs::write(&pack, bytes).unwrap();
+        let out = t.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let ids = all_objects(&src);
+        let err =
+            write_pack(&src.odb().unwrap(), &[packs], &ids, &out, &Cancel::new()).unwrap_err();
+        assert!(err.to_string().contains("CRC32"), "{err}");
+        assert_eq!(
+            fs::read_dir(&out).unwrap().count(),
+            0,
+            "temporary files removed"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_copy_leaves_nothing() {
+        let (t, _, src) = fixture(false);
+        let out = t.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let err = write_pack(
+            &src.odb().unwrap(),
+            &[src.path().join("objects/pack")],
+            &all_objects(&src),
+            &out,
+            &cancel,
+        )
+        .unwrap_err();
+        assert!(matches!(err, CopyError::Cancelled), "{err}");
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn offsets_round_trip_through_the_encodings() {
+        for back in [1u64, 127, 128, 129, 16_511, 16_512, 1 << 35, u64::MAX >> 8] {
+            let enc = back_offset(back);
+            let mut c = enc[0];
+            let mut v = u64::from(c & 0x7f);
+            let mut i = 1;
+            while c & 0x80 != 0 {
+                c = enc[i];
+                i += 1;
+                v = ((v + 1) << 7) | u64::from(c & 0x7f);
+            }
+            assert_eq!((v, i), (back, enc.len()), "{back}");
+        }
+        assert_eq!(entry_header(3, 5), vec![0x35]);
+        assert_eq!(entry_header(1, 100), vec![0x94, 0x06]);
+    }
+}
