@@ -1076,6 +1076,63 @@ fn always_repacks_once_garbage_is_worth_it_aggressive_after_every_update() {
 }
 
 #[test]
+fn a_repack_at_depth_0_keeps_the_whole_history_and_its_deltas() {
+    // A repack copies stored objects (deltas included) rather than
+    // searching deltas again: git must read every object of the result.
+    let f = Fixture::new(Transport::Http);
+    let page = |version: usize| -> String {
+        (0..300)
+            .map(|l| format!("line {l}: {}\n", if l % 30 == 0 { version } else { l }))
+            .collect()
+    };
+    for v in 0..10 {
+        f.repo
+            .commit(&[("page.txt", &page(v)), ("n", &v.to_string())], "edit");
+    }
+    let sync = || {
+        let log = f.sync_once(&["-v=1", "--depth=0", "--stale-worktree-grace=0s"]);
+        log_lines_with(&log, "git gc done")
+    };
+    assert_eq!(sync(), 0, "a first fetch is already minimal");
+    // Updates until one repacks (the copies of delta bases that fetches
+    // bring, or nine packs, make it worth it), then check what it wrote.
+    let mut v = 10;
+    loop {
+        f.repo.commit(&[("page.txt", &page(v))], "edit");
+        v += 1;
+        if sync() == 1 {
+            break;
+        }
+        assert!(v < 19, "no repack after {} updates", v - 10);
+    }
+    let pack_dir = f.root().join(".git/objects/pack");
+    let packs: Vec<_> = fs::read_dir(&pack_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension() == Some("pack".as_ref()))
+        .collect();
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    git(&f.root(), &["fsck", "--full", "--strict", "--no-progress"]);
+    assert_eq!(
+        git(&f.link(), &["rev-list", "--count", "HEAD"]),
+        v.to_string()
+    );
+    let listing = git(
+        &pack_dir,
+        &["verify-pack", "-v", packs[0].to_str().unwrap()],
+    );
+    let deltas = listing
+        .lines()
+        .filter(|l| l.contains(" blob ") && l.split_whitespace().count() == 7)
+        .count();
+    assert!(
+        deltas >= 9,
+        "versions of page.txt stored as deltas: {listing}"
+    );
+    assert_eq!(f.read("page.txt"), page(v - 1));
+}
+
+#[test]
 fn kill_9_at_any_moment_then_restart_converges() {
     let f = Fixture::new(Transport::Http);
     const N: usize = 2000;

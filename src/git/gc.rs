@@ -3,19 +3,21 @@
 //! (each `depth` deep) with their trees, delete every other pack and loose
 //! object, and rewrite `.git/shallow` to the new history boundary.
 //!
-//! libgit2's pack writer cannot reuse the deltas and compressed data of the
-//! packs it reads (git's can), so a repack costs a delta search over the
-//! whole store: a fraction of a second for a website, half a minute for a
-//! few hundred MB of binaries. `--git-gc=always` therefore repacks once
-//! unreachable objects take a quarter of the packs' bytes (measured from
-//! the pack indexes), or once fetches have left more than a few packs;
-//! `aggressive` repacks after every update.
+//! The new pack is written by copying each kept object as the old packs
+//! store it (`pack_copy`, as git reuses packed data), so a repack costs
+//! about a copy of what is kept. `--git-gc=always` repacks once unreachable
+//! objects take a quarter of the packs' bytes (measured from the pack
+//! indexes), or once fetches have left more than a few packs; `auto` only
+//! for the pack count; `aggressive` after every update, with libgit2's pack
+//! writer, which searches every delta afresh: a smaller store for far more
+//! CPU (it cannot reuse deltas; half a minute for a few hundred MB of
+//! binaries).
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::fs;
 use std::path::Path;
 
-use super::{pack_index, Cancel, GitError, GitRepo, Hash};
+use super::{pack_copy, pack_index, Cancel, GitError, GitRepo, Hash};
 use crate::config::GcMode;
 
 /// Pack files beyond which `--git-gc=auto` repacks.
@@ -146,8 +148,11 @@ impl GitRepo {
             return Ok(None);
         }
         let (commits, boundary) = self.kept_history(keep, depth)?;
+        let live = self
+            .live_objects(&commits)
+            .map_err(|e| GitError::local("gc: list objects", e))?;
         if mode == GcMode::Always && loose_count == 0 && packs.len() <= ALWAYS_MAX_PACKS {
-            match self.garbage(&pack_dir, &packs, &commits) {
+            match garbage(&pack_dir, &packs, &live) {
                 Ok((garbage, total)) if garbage * GARBAGE_SHARE < total => {
                     tracing::debug!(
                         garbage_bytes = garbage,
@@ -164,37 +169,38 @@ impl GitRepo {
 
         tracing::debug!(
             commits = commits.len(),
+            objects = live.len(),
             packs = packs.len(),
             loose = loose_count,
             "git gc: repacking"
         );
-        let mut pb = self
-            .pack_builder(cancel)
-            .map_err(|e| GitError::local("gc: start pack", e))?;
-        let stopped = |op: String, e: git2::Error| {
-            if cancel.is_cancelled() {
-                GitError::Cancelled
-            } else {
-                GitError::local(op, e)
-            }
-        };
-        for hash in &commits {
-            pb.insert_commit(*hash)
-                .map_err(|e| stopped(format!("gc: pack commit {hash}"), e))?;
-        }
-        let objects_kept = pb.object_count();
-        pb.write(&pack_dir, 0)
-            .map_err(|e| stopped("gc: write pack".into(), e))?;
-        let new_pack = pb
-            .name()
-            .ok()
-            .flatten()
-            .map(|n| format!("pack-{n}"))
+        let new_pack = if mode == GcMode::Aggressive {
+            self.repack_searching_deltas(&commits, &pack_dir, cancel)?
+        } else {
+            let odb = self
+                .repo
+                .odb()
+                .map_err(|e| GitError::local("gc: open object database", e))?;
+            let wanted: Vec<git2::Oid> = live.iter().copied().collect();
+            pack_copy::write_pack(
+                &odb,
+                std::slice::from_ref(&pack_dir),
+                &wanted,
+                &pack_dir,
+                cancel,
+            )
+            .map_err(|e| {
+                e.into_git(|message| GitError::Local {
+                    op: "gc: write pack".into(),
+                    message,
+                })
+            })?
             .ok_or_else(|| GitError::Local {
                 op: "gc: write pack".into(),
-                message: "libgit2 did not name the new pack".into(),
-            })?;
-        drop(pb);
+                message: "no objects to keep".into(),
+            })?
+        };
+        let objects_kept = live.len();
 
         // The new pack is complete on disk: only now delete the old ones.
         let mut stats = GcStats {
@@ -270,24 +276,18 @@ impl GitRepo {
         Ok((commits, boundary))
     }
 
-    /// Bytes of `packs` a repack keeping `commits` would drop (unreachable
-    /// objects, and every copy of an object but one), and their total.
-    fn garbage(
-        &self,
-        pack_dir: &Path,
-        packs: &[String],
-        commits: &[Hash],
-    ) -> Result<(u64, u64), String> {
+    /// Every object of `commits`: themselves, their trees and blobs.
+    fn live_objects(&self, commits: &[Hash]) -> Result<HashSet<git2::Oid>, git2::Error> {
         let mut live: HashSet<git2::Oid> = HashSet::new();
         for hash in commits {
             live.insert(*hash);
-            let commit = self.repo.find_commit(*hash).map_err(|e| e.to_string())?;
+            let commit = self.repo.find_commit(*hash)?;
             let mut trees = vec![commit.tree_id()];
             while let Some(id) = trees.pop() {
                 if !live.insert(id) {
                     continue;
                 }
-                let tree = self.repo.find_tree(id).map_err(|e| e.to_string())?;
+                let tree = self.repo.find_tree(id)?;
                 for entry in tree.iter() {
                     match entry.kind() {
                         Some(git2::ObjectType::Tree) => trees.push(entry.id()),
@@ -300,18 +300,62 @@ impl GitRepo {
                 }
             }
         }
-        let (mut garbage, mut total) = (0, 0);
-        let mut seen: HashSet<git2::Oid> = HashSet::new();
-        for pack in packs {
-            let entries =
-                pack_index::entry_sizes(pack_dir, pack).map_err(|e| format!("{pack}: {e}"))?;
-            for (id, size) in entries {
-                total += size;
-                if !live.contains(&id) || !seen.insert(id) {
-                    garbage += size;
-                }
+        Ok(live)
+    }
+
+    /// `--git-gc=aggressive`: one pack of `commits` written by libgit2's
+    /// pack writer, which searches every delta afresh (smaller, slower).
+    fn repack_searching_deltas(
+        &self,
+        commits: &[Hash],
+        pack_dir: &Path,
+        cancel: &Cancel,
+    ) -> Result<String, GitError> {
+        let mut pb = self
+            .pack_builder(cancel)
+            .map_err(|e| GitError::local("gc: start pack", e))?;
+        let stopped = |op: String, e: git2::Error| {
+            if cancel.is_cancelled() {
+                GitError::Cancelled
+            } else {
+                GitError::local(op, e)
+            }
+        };
+        for hash in commits {
+            pb.insert_commit(*hash)
+                .map_err(|e| stopped(format!("gc: pack commit {hash}"), e))?;
+        }
+        pb.write(pack_dir, 0)
+            .map_err(|e| stopped("gc: write pack".into(), e))?;
+        pb.name()
+            .ok()
+            .flatten()
+            .map(|n| format!("pack-{n}"))
+            .ok_or_else(|| GitError::Local {
+                op: "gc: write pack".into(),
+                message: "libgit2 did not name the new pack".into(),
+            })
+    }
+}
+
+/// Bytes of `packs` a repack keeping `live` would drop (unreachable
+/// objects, and every copy of an object but one), and their total.
+fn garbage(
+    pack_dir: &Path,
+    packs: &[String],
+    live: &HashSet<git2::Oid>,
+) -> Result<(u64, u64), String> {
+    let (mut garbage, mut total) = (0, 0);
+    let mut seen: HashSet<git2::Oid> = HashSet::new();
+    for pack in packs {
+        let entries =
+            pack_index::entry_sizes(pack_dir, pack).map_err(|e| format!("{pack}: {e}"))?;
+        for (id, size) in entries {
+            total += size;
+            if !live.contains(&id) || !seen.insert(id) {
+                garbage += size;
             }
         }
-        Ok((garbage, total))
     }
+    Ok((garbage, total))
 }
