@@ -249,8 +249,8 @@ pub struct GitRepo {
     /// The `--git-config` pairs applied, for submodule stores (git's
     /// `--global` scope reaches them too).
     applied_config: Vec<(String, String)>,
-    /// What the object store holds exactly, when we know (see `gc`).
-    minimal: Option<gc::MinimalStore>,
+    /// What we know of the object store without reading it (see `gc`).
+    known: gc::Known,
     /// The proxy and extra headers of each remote URL, decided on first
     /// use.
     per_url: std::cell::RefCell<std::collections::HashMap<String, remote::UrlSettings>>,
@@ -292,7 +292,7 @@ impl GitRepo {
             credentials: CredentialSet::default(),
             hostkey_error: std::cell::RefCell::new(None),
             applied_config: store_defaults(),
-            minimal: None,
+            known: gc::Known::default(),
             per_url: Default::default(),
         })
     }

@@ -305,14 +305,15 @@ impl GitRepo {
         })
     }
 
-    /// Run one fetch of `refspecs` into temporary refs, then drop the refs.
+    /// Run one fetch of `refspecs` into temporary refs, then drop the refs;
+    /// what they pointed at (every object fetched is reachable from them).
     fn fetch_refspecs(
         &self,
         url: &str,
         refspecs: &[String],
         depth: u32,
         cancel: &Cancel,
-    ) -> Result<(), GitError> {
+    ) -> Result<Vec<Hash>, GitError> {
         let result = {
             let mut remote = self
                 .repo
@@ -326,6 +327,7 @@ impl GitRepo {
             remote.fetch(refspecs, Some(&mut opts), None)
         };
         // The temporary refs only carried the objects in; they are not kept.
+        let mut tips = Vec::new();
         if let Ok(refs) = self.repo.references_glob(&format!("{FETCH_REF}*")) {
             let names: Vec<String> = refs
                 .flatten()
@@ -333,11 +335,14 @@ impl GitRepo {
                 .collect();
             for name in names {
                 if let Ok(mut r) = self.repo.find_reference(&name) {
+                    tips.extend(r.target());
                     let _ = r.delete();
                 }
             }
         }
-        result.map_err(|e| self.remote_error("fetch", url, e, cancel))
+        result
+            .map(|()| tips)
+            .map_err(|e| self.remote_error("fetch", url, e, cancel))
     }
 
     /// Fetch the target commit, `depth` commits deep (0: all history).
@@ -349,9 +354,11 @@ impl GitRepo {
         cancel: &Cancel,
     ) -> Result<(), GitError> {
         let was_empty = self.store_is_empty();
+        // Forgotten unless the fetch succeeds: a failed one may leave objects.
+        let known = std::mem::take(&mut self.known);
         if let Some(path) = local_path(&self.effective_url(url)) {
             self.fetch_local(url, &path, target.hash, depth, cancel)?;
-            self.after_fetch(was_empty, target.hash, depth);
+            self.after_fetch(known, was_empty, Some(&[target.hash]), target.hash, depth);
             return Ok(());
         }
         let refspecs: Vec<String> = match &target.remote_ref {
@@ -375,7 +382,7 @@ impl GitRepo {
             }
             other => other,
         };
-        result?;
+        let tips = result?;
         if !self.has_commit(target.hash) {
             if let (Ok(object), Some(name)) =
                 (self.repo.find_object(target.hash, None), &target.remote_ref)
@@ -390,17 +397,8 @@ impl GitRepo {
                 message: format!("commit {} was not received", target.hash),
             });
         }
-        self.after_fetch(was_empty && exact, target.hash, depth);
+        let brought = exact.then_some(&tips[..]);
+        self.after_fetch(known, was_empty, brought, target.hash, depth);
         Ok(())
-    }
-
-    /// A fetch of just `hash` into an empty store left exactly what gc
-    /// would keep: note it, so the first gc has nothing to rewrite.
-    fn after_fetch(&mut self, into_empty_store: bool, hash: Hash, depth: u32) {
-        if into_empty_store {
-            self.note_minimal(&[hash], depth);
-        } else {
-            self.minimal = None;
-        }
     }
 }

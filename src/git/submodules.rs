@@ -119,7 +119,7 @@ impl GitRepo {
             credentials: self.credentials.clone(),
             hostkey_error: std::cell::RefCell::new(None),
             applied_config: Vec::new(),
-            minimal: None,
+            known: Default::default(),
             per_url: Default::default(),
         };
         // Proxies and other http.* settings apply to submodules as well.
