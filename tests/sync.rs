@@ -471,6 +471,104 @@ fn a_checkout_that_fails_leaves_no_half_made_tree() {
     );
 }
 
+/// A tmpfs of `size` mounted at `dir` (root only), unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> Option<Self> {
+        fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallDisk(dir.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {}", self.0.display());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_pass_leaves_nothing_half_written_and_recovers() {
+    let f = Fixture::new(Transport::File);
+    let Some(disk) = is_root()
+        .then(|| SmallDisk::mount(&f.tmp.path().join("vol"), "2m"))
+        .flatten()
+    else {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    };
+    let root = disk.0.join("root");
+    let link = root.join("site");
+    let h1 = f.repo.commit(&[("index.html", "one")], "c1");
+    let mut d = spawn(git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", root.display()),
+        "--period=50ms",
+        "--max-failures=-1",
+    ]));
+    d.wait_for(LONG, "first publish", || {
+        published(&link).as_deref() == Some(&h1)
+    });
+    let no_space = |log: &str, what: &str| {
+        log.lines()
+            .filter(|l| l.contains("sync failed") && l.contains(what))
+            .filter(|l| l.contains("No space left on device"))
+            .count()
+    };
+    let left_over = || {
+        let worktrees: Vec<String> = fs::read_dir(root.join(".worktrees"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| *n != h1)
+            .collect();
+        let temps: Vec<String> = fs::read_dir(root.join(".git/objects/pack"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("tmp_") || n.starts_with("pack_git2_"))
+            .collect();
+        (worktrees, temps)
+    };
+    // About 2.4 MB once compressed: its pack does not fit in 2 MB.
+    let big = noise(7, 3_000_000);
+    let h2 = f.repo.commit(&[("big.txt", &big)], "c2");
+    d.wait_log(LONG, "fetches failing", |log| no_space(log, "fetch") >= 2);
+    assert_eq!(published(&link).as_deref(), Some(h1.as_str()));
+    assert_eq!(fs::read_to_string(link.join("index.html")).unwrap(), "one");
+    assert_eq!(left_over(), (vec![], vec![]), "half-written files left");
+    // The pack fits in 5 MB, the checked-out file no longer does.
+    disk.resize("5m");
+    d.wait_log(LONG, "checkouts failing", |log| {
+        no_space(log, "checkout") >= 2
+    });
+    assert_eq!(published(&link).as_deref(), Some(h1.as_str()));
+    assert_eq!(left_over(), (vec![], vec![]), "half-written files left");
+    // Room again: the next pass publishes, with nobody's help.
+    disk.resize("16m");
+    d.wait_for(LONG, "publish after the disk grew", || {
+        published(&link).as_deref() == Some(&h2)
+    });
+    assert_eq!(fs::read_to_string(link.join("big.txt")).unwrap(), big);
+    d.kill9();
+    git(&root, &["fsck", "--no-progress"]);
+}
+
 #[test]
 fn one_time_exit_status() {
     let f = Fixture::new(Transport::File);
