@@ -1272,6 +1272,48 @@ fn at_depth_0_forward_updates_are_collected_without_walking_the_history() {
 }
 
 #[test]
+fn at_depth_0_small_packs_are_rolled_up_and_the_large_one_left_alone() {
+    // A long history's store is not rewritten every nine updates: only the
+    // packs the updates brought are, into one.
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("big", &noise(9, 400_000))], "c1");
+    let pack_dir = f.root().join(".git/objects/pack");
+    let packs = || -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&pack_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".pack"))
+            .collect();
+        names.sort();
+        names
+    };
+    let mut d = f.daemon(&["-v=1", "--depth=0", "--stale-worktree-grace=0s"]);
+    d.wait_for(LONG, "first publish", || f.link().exists());
+    let first = packs();
+    assert_eq!(first.len(), 1);
+    let mut last = String::new();
+    for i in 0..8 {
+        last = f.repo.commit(&[("n", &i.to_string())], "small");
+        d.wait_for(LONG, &format!("update {i}"), || {
+            published(&f.link()).as_deref() == Some(&last)
+        });
+    }
+    d.wait_log(LONG, "a roll-up", |log| {
+        log.contains("rolling the small packs up into one")
+    });
+    d.wait_for(LONG, "two packs", || packs().len() == 2);
+    d.kill9();
+    let now = packs();
+    assert!(
+        now.contains(&first[0]),
+        "the large pack was rewritten: {now:?}"
+    );
+    assert!(!d.log().contains("repacking"), "{}", d.log());
+    git(&f.root(), &["fsck", "--full", "--strict", "--no-progress"]);
+    assert_eq!(git(&f.link(), &["rev-list", "--count", &last]), "9");
+}
+
+#[test]
 fn kill_9_at_any_moment_then_restart_converges() {
     let f = Fixture::new(Transport::Http);
     const N: usize = 2000;

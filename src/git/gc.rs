@@ -17,7 +17,8 @@
 //! (1.3 s per update for 20,000 commits). While the history only moves
 //! forward from what the store is known to hold (`Known::tips`), nothing
 //! becomes unreachable: the garbage is then measured from the pack indexes
-//! alone, and a repack copies every object once, without a walk.
+//! alone, and a repack copies every object once, without a walk (or, when
+//! only the pack count calls for it, rolls the small packs up into one).
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::fs;
@@ -272,7 +273,12 @@ impl GitRepo {
     /// gc at `--depth=0` when every object is reachable (`only_forward`):
     /// the only garbage is extra copies of objects (bases a fetch appended
     /// to its pack), measured from the pack indexes alone, and a repack
-    /// copies every object once, without walking the history.
+    /// copies every object once, without walking the history. When it is
+    /// the count of packs, not garbage, that makes a repack due, and the
+    /// small packs add up to less than half the largest, only they are
+    /// rolled up into one (the largest is left as it is, as git's
+    /// geometric repack does): a store of a long history is not rewritten
+    /// every few updates.
     fn gc_forward(
         &mut self,
         mode: GcMode,
@@ -280,11 +286,19 @@ impl GitRepo {
         store: &Store<'_>,
         cancel: &Cancel,
     ) -> Result<Option<GcStats>, GitError> {
-        let mut ids: HashSet<git2::Oid> = HashSet::new();
-        let (mut copies, mut total) = (0, 0);
+        let mut indexes = Vec::with_capacity(store.packs.len());
         for pack in store.packs {
             let index = pack_index::PackIndex::read(store.dir, pack)
                 .map_err(|e| GitError::io("gc: read the index of", &store.dir.join(pack), e))?;
+            let bytes: u64 = index.sizes().map(|(_, size)| size).sum();
+            indexes.push((pack, index, bytes));
+        }
+        // The largest first: an object in several packs counts as garbage
+        // in all but the largest.
+        indexes.sort_by_key(|(_, _, bytes)| std::cmp::Reverse(*bytes));
+        let mut ids: HashSet<git2::Oid> = HashSet::new();
+        let (mut copies, mut total) = (0, 0);
+        for (_, index, _) in &indexes {
             for (id, size) in index.sizes() {
                 total += size;
                 if !ids.insert(id) {
@@ -292,9 +306,10 @@ impl GitRepo {
                 }
             }
         }
+        let worth = copies * GARBAGE_SHARE >= total;
         let due = match mode {
             GcMode::Auto => store.packs.len() > AUTO_MAX_PACKS,
-            _ => store.packs.len() > ALWAYS_MAX_PACKS || copies * GARBAGE_SHARE >= total,
+            _ => store.packs.len() > ALWAYS_MAX_PACKS || worth,
         };
         self.known.tips = Some(keep.iter().copied().collect());
         if !due {
@@ -306,9 +321,41 @@ impl GitRepo {
             );
             return Ok(None);
         }
+        let largest = indexes.first().map_or(0, |(_, _, bytes)| *bytes);
+        if !worth && (total - largest) * 2 < largest {
+            let (big, small) = indexes.split_at(1);
+            let wanted: Vec<git2::Oid> = small
+                .iter()
+                .flat_map(|(_, index, _)| index.sizes().map(|(id, _)| id))
+                .filter(|id| big.iter().all(|(_, index, _)| index.find(*id).is_none()))
+                .collect();
+            let small_packs: Vec<String> = small.iter().map(|(p, _, _)| (*p).clone()).collect();
+            tracing::debug!(
+                packs = small_packs.len(),
+                objects = wanted.len(),
+                "git gc: history only moved forward; rolling the small packs up into one"
+            );
+            let new_pack = if wanted.is_empty() {
+                big[0].0.clone() // nothing but copies of what it holds
+            } else {
+                self.copy_into_pack(store.dir, &wanted, cancel)?
+            };
+            let rolled = Store {
+                dir: store.dir,
+                packs: &small_packs,
+                loose: &[],
+                loose_count: 0,
+            };
+            let stats = self.replace_store(&rolled, &new_pack, wanted.len(), None)?;
+            self.note_minimal(keep, 0);
+            return Ok(Some(stats));
+        }
         tracing::debug!(
             objects = ids.len(),
             packs = store.packs.len(),
+            garbage_bytes = copies,
+            pack_bytes = total,
+            largest_pack_bytes = largest,
             "git gc: history only moved forward; repacking without walking it"
         );
         let wanted: Vec<git2::Oid> = ids.into_iter().collect();
