@@ -15,6 +15,9 @@
 //!   (vs `git clone --depth 1 file://`): wall, CPU, peak RSS;
 //! - first sync of a whole history (`--depth=0`) from a local path, 20,000
 //!   commits over 2,000 files (vs `git clone file://`): wall, CPU, peak RSS;
+//! - CPU per update of that history by a running daemon (`--depth=0`; its
+//!   file watcher triggers the pass), vs upstream's commands for an update
+//!   (`git fetch`, `git worktree add`, the old worktree removed, `git gc`);
 //! - CPU per second of an idle daemon on the local repository (its file
 //!   watcher on, a 60 s period), vs polling it with `git ls-remote` every
 //!   minute.
@@ -43,6 +46,7 @@ const BIG_FILE_MB: usize = 100;
 const BINARY_FILES: usize = 50;
 const HISTORY_COMMITS: usize = 20_000;
 const HISTORY_FILES: usize = 2_000;
+const HISTORY_UPDATES: usize = 5;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Usage {
@@ -263,6 +267,54 @@ fn idle_polls(url: &str, root: &std::path::Path) -> Idle {
     }
 }
 
+/// CPU per update of `hist` at `--depth=0`: a running git-sync (what its
+/// process used from before the commit until its gc is logged), and the
+/// median of upstream's commands for the same update on a full clone.
+fn history_updates(hist: &SourceRepo, tmp: &std::path::Path) -> (Duration, Usage) {
+    let root = tmp.join("hist-daemon");
+    let mut cmd = git_sync(&[
+        &format!("--repo={}", hist.url()),
+        &format!("--root={}", root.display()),
+        "--depth=0",
+        "--period=60s",
+        "--stale-worktree-grace=0s",
+        "-v=1",
+    ]);
+    cmd.stdout(std::process::Stdio::null());
+    let mut daemon = spawn(cmd);
+    let link = root.join("history");
+    daemon.wait_for(Duration::from_secs(120), "first sync", || link.exists());
+    std::thread::sleep(Duration::from_secs(1));
+    let gcs = |log: &str| log.matches("\"message\":\"git gc").count();
+    let clone = tmp.join("hist-up");
+    run_ok(Command::new("git").args(["clone", "-q", &hist.url(), clone.to_str().unwrap()]));
+    let c = clone.display();
+    let mut cpu = Duration::ZERO;
+    let mut theirs = Vec::new();
+    for i in 0..HISTORY_UPDATES {
+        let cpu0 = proc_cpu(daemon.child.id());
+        let before = gcs(&daemon.log());
+        let head = hist.commit(&[("dir7/f7.txt", &format!("update {i}\n"))], "update");
+        daemon.wait_for(Duration::from_secs(120), "update published", || {
+            published(&link).as_deref() == Some(&head)
+        });
+        daemon.wait_log(Duration::from_secs(120), "its gc", |log| gcs(log) > before);
+        cpu += proc_cpu(daemon.child.id()) - cpu0;
+        let wt = tmp.join(format!("hist-wt{i}"));
+        let old = tmp.join(format!("hist-wt{}", i.wrapping_sub(1)));
+        let script = format!(
+            "git -C {c} fetch -q origin main && \
+             git -C {c} worktree add -q --detach {wt} FETCH_HEAD && \
+             rm -rf {old} && git -C {c} worktree prune && git -C {c} gc -q",
+            wt = wt.display(),
+            old = old.display()
+        );
+        theirs.push(measure(&["sh", "-c", &script]));
+    }
+    daemon.kill9();
+    (cpu / HISTORY_UPDATES as u32, median(theirs))
+}
+
 /// The median of 20 `git ls-remote <url> HEAD`.
 fn ls_remote(url: &str) -> Usage {
     median(
@@ -437,6 +489,9 @@ fn main() {
         tmp.path().join("hist-clone").to_str().unwrap(),
     ]);
 
+    // --- updates of that history, by a running daemon and by git ----------
+    let (hist_up_ours, hist_up_theirs) = history_updates(&hist, tmp.path());
+
     // --- idle local daemon: the file watcher, polling every minute --------
     let local_url = format!("file://{}", repo.dir.display());
     let mut cmd = git_sync(&[
@@ -517,6 +572,11 @@ fn main() {
         &format!("local path, {HISTORY_COMMITS} commits, depth 0"),
         hist_ours,
         hist_theirs,
+    );
+    row(
+        "depth 0 update, CPU (vs fetch+worktree+gc)",
+        hist_up_ours,
+        hist_up_theirs.cpu,
     );
     row(
         "idle poll CPU (vs one git ls-remote)",
