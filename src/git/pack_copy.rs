@@ -642,6 +642,30 @@ mod tests {
     }
 
     #[test]
+    fn any_subset_of_a_store_with_long_delta_chains_reads_back() {
+        let (t, dir, src) = fixture(false);
+        // Deltas 50 deep, searched widely: chains cross the subsets below.
+        git(&dir, &["repack", "-adfq", "--depth=50", "--window=50"]);
+        let ids = all_objects(&src);
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for round in 0..6 {
+            let subset: Vec<Oid> = ids
+                .iter()
+                .copied()
+                .filter(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x % 3 == 0
+                })
+                .collect();
+            let out = t.path().join(format!("round{round}"));
+            fs::create_dir(&out).unwrap();
+            copy_and_check(&src, &subset, &out);
+        }
+    }
+
+    #[test]
     fn loose_objects_are_read_through_libgit2() {
         let (t, _, src) = fixture(false);
         let loose = src.blob(b"written after the repack").unwrap();
