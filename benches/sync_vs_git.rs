@@ -17,7 +17,8 @@
 //!   commits over 2,000 files (vs `git clone file://`): wall, CPU, peak RSS;
 //! - CPU per update of that history by a running daemon (`--depth=0`; its
 //!   file watcher triggers the pass), vs upstream's commands for an update
-//!   (`git fetch`, `git worktree add`, the old worktree removed, `git gc`);
+//!   (`git fetch`, `git worktree add`, the old worktree removed, `git gc`),
+//!   and the daemon's heap while idle after them;
 //! - CPU per second of an idle daemon on the local repository (its file
 //!   watcher on, a 60 s period), vs polling it with `git ls-remote` every
 //!   minute.
@@ -270,7 +271,7 @@ fn idle_polls(url: &str, root: &std::path::Path) -> Idle {
 /// CPU per update of `hist` at `--depth=0`: a running git-sync (what its
 /// process used from before the commit until its gc is logged), and the
 /// median of upstream's commands for the same update on a full clone.
-fn history_updates(hist: &SourceRepo, tmp: &std::path::Path) -> (Duration, Usage) {
+fn history_updates(hist: &SourceRepo, tmp: &std::path::Path) -> (Duration, Usage, i64) {
     let root = tmp.join("hist-daemon");
     let mut cmd = git_sync(&[
         &format!("--repo={}", hist.url()),
@@ -311,8 +312,12 @@ fn history_updates(hist: &SourceRepo, tmp: &std::path::Path) -> (Duration, Usage
         );
         theirs.push(measure(&["sh", "-c", &script]));
     }
+    // What the daemon keeps while idle after them: its heap (the packs it
+    // maps are file pages the kernel can take back).
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_anon_kb = proc_status_kb(daemon.child.id(), "RssAnon:");
     daemon.kill9();
-    (cpu / HISTORY_UPDATES as u32, median(theirs))
+    (cpu / HISTORY_UPDATES as u32, median(theirs), idle_anon_kb)
 }
 
 /// The median of 20 `git ls-remote <url> HEAD`.
@@ -336,10 +341,15 @@ fn proc_cpu(pid: u32) -> Duration {
 }
 
 fn proc_hwm_kb(pid: u32) -> i64 {
+    proc_status_kb(pid, "VmHWM:")
+}
+
+/// A `/proc/<pid>/status` figure in kB (`VmHWM:`, `RssAnon:`...).
+fn proc_status_kb(pid: u32, field: &str) -> i64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
@@ -490,7 +500,7 @@ fn main() {
     ]);
 
     // --- updates of that history, by a running daemon and by git ----------
-    let (hist_up_ours, hist_up_theirs) = history_updates(&hist, tmp.path());
+    let (hist_up_ours, hist_up_theirs, hist_idle_anon_kb) = history_updates(&hist, tmp.path());
 
     // --- idle local daemon: the file watcher, polling every minute --------
     let local_url = format!("file://{}", repo.dir.display());
@@ -577,6 +587,12 @@ fn main() {
         "depth 0 update, CPU (vs fetch+worktree+gc)",
         hist_up_ours,
         hist_up_theirs.cpu,
+    );
+    println!(
+        "{:<38} {:>14} {:>14}",
+        "  then idle, heap (RssAnon)",
+        mb(hist_idle_anon_kb),
+        "-"
     );
     row(
         "idle poll CPU (vs one git ls-remote)",
