@@ -808,6 +808,52 @@ fn corrupt_root_is_reset() {
     assert_eq!(git(&f.link(), &["rev-parse", "HEAD"]), h);
 }
 
+/// Remove `dir` as `rm -rf` would while a daemon may be writing into it
+/// (a clean-up after a publish, a pass): try again until it is gone.
+fn remove_under_a_daemon(dir: &Path) {
+    let deadline = std::time::Instant::now() + LONG;
+    while let Err(e) = fs::remove_dir_all(dir) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cannot remove {}: {e}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn worktrees_kept_from_before_a_reset_do_not_stop_the_cleanup() {
+    // Readers' worktrees outlive a repository set up again under them, and
+    // their commits are not in the new store: gc keeps what it has.
+    let f = Fixture::new(Transport::File);
+    let h1 = f.repo.commit(&[("f", "1")], "1");
+    let mut p = f.daemon(&["-v=1", "--stale-worktree-grace=60s", "--period=60s"]);
+    p.wait_for(LONG, "1", || published(&f.link()).as_deref() == Some(&h1));
+    let publish = |p: &mut Proc, n: &str| {
+        let h = f.repo.commit(&[("f", n)], n);
+        p.wait_for(LONG, n, || published(&f.link()).as_deref() == Some(&h));
+    };
+    publish(&mut p, "2");
+    // Its cleanup done (it measures the garbage of two commits), the
+    // repository goes.
+    p.wait_log(LONG, "the gc after the second update", |log| {
+        log.contains("too little garbage") || log.contains("git gc done")
+    });
+    remove_under_a_daemon(&f.root().join(".git"));
+    publish(&mut p, "3");
+    publish(&mut p, "4");
+    p.wait_log(LONG, "a gc after the update", |log| {
+        log.lines()
+            .skip_while(|l| !l.contains("gone from the root"))
+            .any(|l| l.contains("\"message\":\"git gc") || l.contains("cleanup failed"))
+    });
+    assert!(!p.log().contains("cleanup failed"), "{}", p.log());
+    // A no-op pass queued behind the second update may be caught by the
+    // removal; no more than that.
+    assert!(log_lines_with(&p.log(), "sync failed") <= 1, "{}", p.log());
+}
+
 #[test]
 fn a_repository_removed_while_running_is_set_up_again() {
     // Someone cleans the directory of a running daemon between passes: the
@@ -817,25 +863,18 @@ fn a_repository_removed_while_running_is_set_up_again() {
     // other passes out of the way.
     let f = Fixture::new(Transport::File);
     let h1 = f.repo.commit(&[("f", "1")], "c1");
+    // A commit may queue one more (no-op) pass behind its update, and if
+    // that pass runs while the test is deleting, it fails as it should:
+    // one failure is allowed for that, a second in a row would end the
+    // process (and a root not set up again fails every pass).
     let mut p = spawn(git_sync(&[
         &format!("--repo={}", f.url()),
         &format!("--root={}", f.root().display()),
         "--period=60s",
+        "--max-failures=1",
     ]));
     let updates = |n: usize| move |log: &str| log_lines_with(log, "updated") >= n;
-    // As `rm -rf` would: the clean-up after a publish may still be writing
-    // into the directory, so try again until it is gone.
-    let remove = |dir: &Path| {
-        let deadline = std::time::Instant::now() + LONG;
-        while let Err(e) = fs::remove_dir_all(dir) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "cannot remove {}: {e}",
-                dir.display()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
+    let remove = remove_under_a_daemon;
     p.wait_log(LONG, "h1 published", updates(1));
     assert_published(&f, &h1);
     remove(&f.root().join(".git"));
@@ -849,7 +888,7 @@ fn a_repository_removed_while_running_is_set_up_again() {
     assert_published(&f, &h3);
     assert_eq!(f.read("f"), "3");
     assert_eq!(git(&f.link(), &["rev-parse", "HEAD"]), h3);
-    assert!(!p.log().contains("sync failed"), "{}", p.log());
+    assert!(log_lines_with(&p.log(), "sync failed") <= 1, "{}", p.log());
 }
 
 #[test]

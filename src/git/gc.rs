@@ -194,6 +194,15 @@ impl GitRepo {
             GcMode::Always | GcMode::Aggressive => packs.len() + loose_count > 0,
             GcMode::Auto => packs.len() > AUTO_MAX_PACKS || loose_count > AUTO_MAX_LOOSE,
         };
+        // A worktree kept for its readers may hold a commit this store no
+        // longer has (the repository was set up again under it): its files
+        // need no objects, and there is nothing of it to keep.
+        let present: Vec<Hash> = keep
+            .iter()
+            .copied()
+            .filter(|h| self.repo.find_commit(*h).is_ok())
+            .collect();
+        let keep = &present[..];
         if !due || keep.is_empty() {
             return Ok(None);
         }
