@@ -223,42 +223,52 @@ impl GitRepo {
         }
         self.known.tips = None;
         let (commits, boundary) = self.kept_history(keep, depth)?;
-        let live = self
-            .live_objects(&commits)
-            .map_err(|e| GitError::local("gc: list objects", e))?;
-        if mode == GcMode::Always && loose_count == 0 && packs.len() <= ALWAYS_MAX_PACKS {
-            match garbage(&pack_dir, &packs, &live) {
-                Ok(g) if (g.unreachable + g.copies) * GARBAGE_SHARE < g.total => {
-                    tracing::debug!(
-                        garbage_bytes = g.unreachable + g.copies,
-                        pack_bytes = g.total,
-                        packs = packs.len(),
-                        "git gc: too little garbage to be worth a repack yet"
-                    );
-                    if g.unreachable == 0 && depth == 0 {
-                        self.known.tips = Some(keep.iter().copied().collect());
-                    }
-                    return Ok(None);
-                }
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "git gc: garbage not measured; repacking"),
-            }
-        }
-
-        tracing::debug!(
-            commits = commits.len(),
-            objects = live.len(),
-            packs = packs.len(),
-            loose = loose_count,
-            "git gc: repacking"
-        );
-        let new_pack = if mode == GcMode::Aggressive {
+        let (new_pack, objects_kept) = if mode == GcMode::Aggressive {
+            tracing::debug!(
+                commits = commits.len(),
+                packs = packs.len(),
+                loose = loose_count,
+                "git gc: repacking"
+            );
             self.repack_searching_deltas(&commits, &pack_dir, cancel)?
         } else {
-            let wanted: Vec<git2::Oid> = live.iter().copied().collect();
-            self.copy_into_pack(&pack_dir, &wanted, cancel)?
+            let live = self
+                .live_objects(&commits)
+                .map_err(|e| GitError::local("gc: list objects", e))?;
+            if mode == GcMode::Always && loose_count == 0 && packs.len() <= ALWAYS_MAX_PACKS {
+                match garbage(&pack_dir, &packs, &live) {
+                    Ok(g) if (g.unreachable + g.copies) * GARBAGE_SHARE < g.total => {
+                        tracing::debug!(
+                            garbage_bytes = g.unreachable + g.copies,
+                            pack_bytes = g.total,
+                            packs = packs.len(),
+                            "git gc: too little garbage to be worth a repack yet"
+                        );
+                        if g.unreachable == 0 && depth == 0 {
+                            self.known.tips = Some(keep.iter().copied().collect());
+                        }
+                        return Ok(None);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "git gc: garbage not measured; repacking")
+                    }
+                }
+            }
+            tracing::debug!(
+                commits = commits.len(),
+                objects = live.len(),
+                packs = packs.len(),
+                loose = loose_count,
+                "git gc: repacking"
+            );
+            let wanted: Vec<git2::Oid> = live.into_iter().collect();
+            (
+                self.copy_into_pack(&pack_dir, &wanted, cancel)?,
+                wanted.len(),
+            )
         };
-        let stats = self.replace_store(&store, &new_pack, live.len(), Some(&boundary))?;
+        let stats = self.replace_store(&store, &new_pack, objects_kept, Some(&boundary))?;
         self.note_minimal(keep, depth);
         if depth == 0 {
             self.known.tips = Some(keep.iter().copied().collect());
@@ -510,13 +520,14 @@ impl GitRepo {
     }
 
     /// `--git-gc=aggressive`: one pack of `commits` written by libgit2's
-    /// pack writer, which searches every delta afresh (smaller, slower).
+    /// pack writer, which searches every delta afresh (smaller, slower);
+    /// its name and how many objects it holds.
     fn repack_searching_deltas(
         &self,
         commits: &[Hash],
         pack_dir: &Path,
         cancel: &Cancel,
-    ) -> Result<String, GitError> {
+    ) -> Result<(String, usize), GitError> {
         let mut pb = self
             .pack_builder(cancel)
             .map_err(|e| GitError::local("gc: start pack", e))?;
@@ -533,10 +544,11 @@ impl GitRepo {
         }
         pb.write(pack_dir, 0)
             .map_err(|e| stopped("gc: write pack".into(), e))?;
+        let objects = pb.object_count();
         pb.name()
             .ok()
             .flatten()
-            .map(|n| format!("pack-{n}"))
+            .map(|n| (format!("pack-{n}"), objects))
             .ok_or_else(|| GitError::Local {
                 op: "gc: write pack".into(),
                 message: "libgit2 did not name the new pack".into(),
