@@ -320,3 +320,163 @@ fn link_mode_readers_see_whole_commits() {
         "{reads} reads, {snapshots} snapshots"
     );
 }
+
+/// What `ldd` says the binary loads, by file name, with the path it
+/// resolves to (the kernel's vDSO has none).
+fn shared_libraries(bin: &Path) -> Vec<(String, Option<PathBuf>)> {
+    let out = run_ok(Command::new("ldd").arg(bin));
+    out.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let first = line.split_whitespace().next()?;
+            let name = Path::new(first).file_name()?.to_string_lossy().into_owned();
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next().map(PathBuf::from),
+                None => Some(PathBuf::from(first)).filter(|p| p.is_absolute()),
+            };
+            Some((name, path))
+        })
+        .collect()
+}
+
+/// Copy `from` to `image` + `to` (an absolute path inside the image).
+fn install(image: &Path, from: &Path, to: &str, mode: u32, owner: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let dest = image.join(to.trim_start_matches('/'));
+    fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    fs::copy(from, &dest).unwrap();
+    fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).unwrap();
+    std::os::unix::fs::chown(&dest, Some(owner), Some(owner)).unwrap();
+}
+
+/// The Dockerfile's final image, checked without a Docker engine: a chroot
+/// holding only what gcr.io/distroless/cc-debian12 gives (glibc, libgcc,
+/// the CA bundle, a passwd file) and the binary at /git-sync, run as the
+/// image's user 65532 and as an arbitrary UID with no passwd entry, as
+/// Kubernetes may. It syncs over every transport with the image's
+/// defaults (the system CA bundle, the SSH key and known_hosts under
+/// /etc/git-secret): no shell, no git, no other library.
+#[test]
+fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
+    if !is_root() {
+        eprintln!("skipped: chroot needs root");
+        return;
+    }
+    // glibc and libgcc are all the distroless "cc" base has to offer.
+    const IN_THE_BASE: [&str; 7] = [
+        "linux-vdso.so.1",
+        "libc.so.6",
+        "libm.so.6",
+        "libgcc_s.so.1",
+        "libpthread.so.0",
+        "libdl.so.2",
+        "librt.so.1",
+    ];
+    let libs = shared_libraries(&bin());
+    for (name, _) in &libs {
+        assert!(
+            IN_THE_BASE.contains(&name.as_str()) || name.starts_with("ld-linux"),
+            "the binary needs {name}, which the final image lacks: {libs:?}"
+        );
+    }
+
+    let tmp = TempDir::new().unwrap();
+    let image = tmp.path().join("image");
+    for dir in ["tmp", "home/nonroot", "src", "etc/ssl/certs"] {
+        fs::create_dir_all(image.join(dir)).unwrap();
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(image.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+        std::os::unix::fs::chown(image.join("home/nonroot"), Some(65532), Some(65532)).unwrap();
+    }
+    install(&image, &bin(), "/git-sync", 0o755, 0);
+    for (_, path) in &libs {
+        if let Some(path) = path {
+            install(&image, path, &path.to_string_lossy(), 0o755, 0);
+        }
+    }
+    fs::write(
+        image.join("etc/passwd"),
+        "root:x:0:0:root:/root:/sbin/nologin\n\
+         nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n\
+         nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
+    )
+    .unwrap();
+
+    // One repository, reached four ways.
+    let repo = SourceRepo::new(&image.join("src"), "site");
+    let hash = repo.commit(&[("index.html", "from the image")], "one");
+    let (ca, cert, key) = test_certificates(tmp.path());
+    let mut bundle = fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+    bundle.extend(fs::read(&ca).unwrap());
+    fs::write(image.join("etc/ssl/certs/ca-certificates.crt"), bundle).unwrap();
+    let http = HttpServer::start(&image.join("src"));
+    let https = HttpServer::start_tls(&image.join("src"), "", Some((&cert, &key)));
+    let sshd = Sshd::start();
+    install(
+        &image,
+        &sshd.client_key,
+        "/etc/git-secret/ssh",
+        0o400,
+        65532,
+    );
+    let known = tmp.path().join("known_hosts");
+    fs::write(&known, format!("{}\n", sshd.known_hosts_line)).unwrap();
+    install(&image, &known, "/etc/git-secret/known_hosts", 0o444, 0);
+
+    let runs = [
+        ("file", "file:///src/site".to_string(), "65532:65532"),
+        ("plain-path", "/src/site".to_string(), "1000770000:0"),
+        ("http", http.url("site"), "65532:65532"),
+        (
+            "https",
+            format!("https://127.0.0.1:{}/site", https.port),
+            "65532:65532",
+        ),
+        ("ssh", sshd.url(&repo.dir), "65532:65532"),
+    ];
+    let one_time = |name: &str, url: &str, user: &str| {
+        let home = if user.starts_with("65532") {
+            "/home/nonroot"
+        } else {
+            "/"
+        };
+        let mut cmd = Command::new("/usr/sbin/chroot");
+        cmd.env_clear()
+            .env("HOME", home)
+            .arg(format!("--userspec={user}"))
+            .arg(&image)
+            .args([
+                "/git-sync",
+                "--one-time",
+                "--log-format=json",
+                "--link=html",
+            ])
+            .arg(format!("--repo={url}"))
+            .arg(format!("--root=/tmp/{name}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut p = spawn(cmd);
+        let code = p.wait_exit(LONG);
+        (code, p.log())
+    };
+    for (name, url, user) in &runs {
+        let (code, log) = one_time(name, url, user);
+        assert_eq!(code, 0, "{name}: {log}");
+        let link = image.join("tmp").join(name).join("html");
+        assert_eq!(published(&link).as_deref(), Some(hash.as_str()), "{name}");
+        assert_eq!(
+            fs::read_to_string(link.join("index.html")).unwrap(),
+            "from the image",
+            "{name}"
+        );
+    }
+    // Without any CA certificates, HTTPS fails and the log says why.
+    fs::remove_dir_all(image.join("etc/ssl")).unwrap();
+    let (code, log) = one_time("https-no-ca", &runs[3].1, "65532:65532");
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("no CA certificates found"), "{log}");
+    assert!(published(&image.join("tmp/https-no-ca/html")).is_none());
+}

@@ -16,6 +16,7 @@ mod remote;
 mod ssh_home;
 mod stream;
 mod submodules;
+mod tls;
 mod worktree;
 
 use std::path::{Path, PathBuf};
@@ -149,22 +150,17 @@ impl Cancel {
     }
 }
 
-static TLS_VERIFY: AtomicBool = AtomicBool::new(true);
-
-/// Whether TLS certificates are verified (`http.sslVerify`).
-pub(crate) fn tls_verify() -> bool {
-    TLS_VERIFY.load(Ordering::Relaxed)
-}
-
 /// libgit2's object cache, per open repository (its default: 256 MiB).
 const OBJECT_CACHE_BYTES: libc::ssize_t = 4 << 20;
 
 /// Process-wide libgit2 settings. `network_timeout_ms` bounds a connect and
 /// any single network read, so a hung server cannot outlive --sync-timeout.
-/// The TLS settings are process-wide in libgit2, so they are applied here.
+/// The TLS settings are process-wide in libgit2, so they are applied here
+/// (see `tls`).
 pub fn init_globals(network_timeout_ms: i32, tls: &Tls) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        let cas = tls::look_around();
         let timeout = std::time::Duration::from_millis(network_timeout_ms.max(0) as u64);
         if let Err(e) = stream::register(timeout) {
             tracing::warn!(error = %e, "using libgit2's own sockets (slower HTTP fetches)");
@@ -181,22 +177,7 @@ pub fn init_globals(network_timeout_ms: i32, tls: &Tls) {
             // syncing a long history sat on 360 MB where 90 MB were needed
             // (a first sync of 20,000 commits from a local path).
             let _ = git2::opts::set_cache_max_size(OBJECT_CACHE_BYTES);
-            if let Some(file) = &tls.ca_file {
-                if let Err(e) = git2::opts::set_ssl_cert_file(file) {
-                    tracing::warn!(file = %file, error = %e.message(), "cannot use the CA file");
-                }
-            }
-            if let Some(dir) = &tls.ca_dir {
-                if let Err(e) = git2::opts::set_ssl_cert_dir(dir) {
-                    tracing::warn!(dir = %dir, error = %e.message(), "cannot use the CA directory");
-                }
-            }
-        }
-        if !tls.verify {
-            tracing::warn!(
-                "TLS certificates are not verified (http.sslVerify=false or GIT_SSL_NO_VERIFY)"
-            );
-            TLS_VERIFY.store(false, Ordering::Relaxed);
+            tls::configure(cas, tls);
         }
         skip_unreadable_user_config();
     });

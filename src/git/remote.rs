@@ -104,7 +104,7 @@ fn callbacks<'a>(
         let Some(hostkey) = cert.as_hostkey() else {
             // TLS: libgit2 verifies the certificate chain itself, unless
             // http.sslVerify=false was configured.
-            return Ok(if super::tls_verify() {
+            return Ok(if super::tls::verify() {
                 git2::CertificateCheckStatus::CertificatePassthrough
             } else {
                 git2::CertificateCheckStatus::CertificateOk

@@ -240,9 +240,13 @@ pub fn git_sync(args: &[&str]) -> Command {
     for var in ["http_proxy", "https_proxy", "all_proxy", "no_proxy"] {
         cmd.env_remove(var).env_remove(var.to_ascii_uppercase());
     }
-    // Nor may git or Azure settings of that machine's environment (some
-    // set GIT_SSL_CAINFO, which overrides http.sslCAInfo as in git).
+    // Nor may git, OpenSSL or Azure settings of that machine's environment
+    // (some set GIT_SSL_CAINFO, which overrides http.sslCAInfo as in git;
+    // a container sets no SSL_CERT_FILE, and the system's CA bundle must
+    // be found without it).
     for var in [
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
         "GIT_SSL_CAINFO",
         "GIT_SSL_CAPATH",
         "GIT_SSL_NO_VERIFY",

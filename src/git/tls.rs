@@ -1,0 +1,107 @@
+//! Which certificates libgit2's OpenSSL trusts for HTTPS.
+//!
+//! Our OpenSSL is built into the binary, configured at build time to look
+//! in `/usr/local/ssl`, where no distribution keeps its certificates. As
+//! libgit2 initialises, it reads `SSL_CERT_FILE` and `SSL_CERT_DIR`, once:
+//! what a developer's shell often sets and a container never does. So the
+//! system's CA bundle is looked for where distributions and distroless
+//! images keep it (`/etc/ssl/certs/ca-certificates.crt`, ...), and added
+//! when the environment did not already provide one.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::config::gitconfig::Tls;
+
+static VERIFY: AtomicBool = AtomicBool::new(true);
+
+/// Whether TLS certificates are verified (`http.sslVerify`).
+pub(crate) fn verify() -> bool {
+    VERIFY.load(Ordering::Relaxed)
+}
+
+/// An existing path from an environment variable.
+fn from_env(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+}
+
+/// Where CA certificates are, seen before libgit2 initialises (the git2
+/// crate then copies what it finds into the environment, too late for
+/// libgit2 when, as here, libgit2 was initialised first).
+pub(super) struct Found {
+    /// Loaded by libgit2 itself as it initialised.
+    env_file: Option<PathBuf>,
+    env_dir: Option<PathBuf>,
+    system: openssl_probe::ProbeResult,
+}
+
+pub(super) fn look_around() -> Found {
+    Found {
+        env_file: from_env("SSL_CERT_FILE"),
+        env_dir: from_env("SSL_CERT_DIR"),
+        system: openssl_probe::probe(),
+    }
+}
+
+/// Apply the TLS settings. Called once, after libgit2 has initialised and
+/// before any transfer.
+///
+/// # Safety
+/// As for `git2::opts`: no other libgit2 call may run concurrently.
+pub(super) unsafe fn configure(found: Found, tls: &Tls) {
+    let Found {
+        env_file,
+        env_dir,
+        system,
+    } = found;
+    let mut files: Vec<PathBuf> = Vec::new();
+    if env_file.is_none() {
+        files.extend(system.cert_file);
+    }
+    files.extend(tls.ca_file.as_deref().map(PathBuf::from));
+    let mut dirs = if env_dir.is_none() {
+        system.cert_dir
+    } else {
+        Vec::new()
+    };
+    dirs.extend(tls.ca_dir.as_deref().map(PathBuf::from));
+    if env_file.is_none() && env_dir.is_none() && files.is_empty() && dirs.is_empty() {
+        tracing::warn!(
+            "no CA certificates found (not in /etc/ssl/certs nor the like, nor SSL_CERT_FILE \
+             or SSL_CERT_DIR): HTTPS servers cannot be verified; name a bundle with \
+             --git-config=http.sslCAInfo:<file>"
+        );
+    }
+    // Parsing a bundle costs milliseconds: never the same file twice (as
+    // when GIT_SSL_CAINFO and SSL_CERT_FILE both name the system's).
+    let mut loaded: Vec<PathBuf> = env_file.iter().map(|f| canonical(f)).collect();
+    for file in files {
+        if loaded.contains(&canonical(&file)) {
+            continue;
+        }
+        loaded.push(canonical(&file));
+        tracing::debug!(file = %file.display(), "trusting the CA certificates of");
+        // SAFETY: our caller's contract.
+        if let Err(e) = unsafe { git2::opts::set_ssl_cert_file(&file) } {
+            tracing::warn!(file = %file.display(), error = %e.message(), "cannot use the CA file");
+        }
+    }
+    for dir in dirs {
+        // SAFETY: our caller's contract.
+        if let Err(e) = unsafe { git2::opts::set_ssl_cert_dir(&dir) } {
+            tracing::warn!(dir = %dir.display(), error = %e.message(), "cannot use the CA directory");
+        }
+    }
+    if !tls.verify {
+        tracing::warn!(
+            "TLS certificates are not verified (http.sslVerify=false or GIT_SSL_NO_VERIFY)"
+        );
+        VERIFY.store(false, Ordering::Relaxed);
+    }
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
