@@ -452,6 +452,7 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
                 "--one-time",
                 "--log-format=json",
                 "--link=html",
+                "-v=1",
             ])
             .arg(format!("--repo={url}"))
             .arg(format!("--root=/tmp/{name}"))
@@ -465,6 +466,12 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
     for (name, url, user) in &runs {
         let (code, log) = one_time(name, url, user);
         assert_eq!(code, 0, "{name}: {log}");
+        // The CA bundle is parsed only by a process that may speak TLS.
+        assert_eq!(
+            log.contains("trusting the CA certificates of"),
+            name.starts_with("http"),
+            "{name}: {log}"
+        );
         let link = image.join("tmp").join(name).join("html");
         assert_eq!(published(&link).as_deref(), Some(hash.as_str()), "{name}");
         assert_eq!(

@@ -177,8 +177,8 @@ pub fn init_globals(network_timeout_ms: i32, tls: &Tls) {
             // syncing a long history sat on 360 MB where 90 MB were needed
             // (a first sync of 20,000 commits from a local path).
             let _ = git2::opts::set_cache_max_size(OBJECT_CACHE_BYTES);
-            tls::configure(cas, tls);
         }
+        tls::configure(cas, tls);
         skip_unreadable_user_config();
     });
 }

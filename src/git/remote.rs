@@ -135,6 +135,10 @@ impl GitRepo {
     /// FETCH_HEAD.
     fn fetch_options<'a>(&'a self, url: &'a str, cancel: &'a Cancel) -> FetchOptions<'a> {
         let settings = self.url_settings(url);
+        super::tls::before_connecting(
+            &settings.effective,
+            settings.proxy.as_ref().map(|p| p.url.as_str()),
+        );
         let mut proxy = ProxyOptions::new();
         if let Some(p) = &settings.proxy {
             proxy.url(&p.url);

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use crate::config::gitconfig::Tls;
 
@@ -45,12 +46,10 @@ pub(super) fn look_around() -> Found {
     }
 }
 
-/// Apply the TLS settings. Called once, after libgit2 has initialised and
-/// before any transfer.
-///
-/// # Safety
-/// As for `git2::opts`: no other libgit2 call may run concurrently.
-pub(super) unsafe fn configure(found: Found, tls: &Tls) {
+/// Apply the TLS settings (the CA locations at the first connection that
+/// needs them, see `before_connecting`). Called once, after libgit2 has
+/// initialised and before any transfer.
+pub(super) fn configure(found: Found, tls: &Tls) {
     let Found {
         env_file,
         env_dir,
@@ -74,31 +73,69 @@ pub(super) unsafe fn configure(found: Found, tls: &Tls) {
              --git-config=http.sslCAInfo:<file>"
         );
     }
-    // Parsing a bundle costs milliseconds: never the same file twice (as
-    // when GIT_SSL_CAINFO and SSL_CERT_FILE both name the system's).
-    let mut loaded: Vec<PathBuf> = env_file.iter().map(|f| canonical(f)).collect();
-    for file in files {
-        if loaded.contains(&canonical(&file)) {
-            continue;
-        }
-        loaded.push(canonical(&file));
-        tracing::debug!(file = %file.display(), "trusting the CA certificates of");
-        // SAFETY: our caller's contract.
-        if let Err(e) = unsafe { git2::opts::set_ssl_cert_file(&file) } {
-            tracing::warn!(file = %file.display(), error = %e.message(), "cannot use the CA file");
-        }
-    }
-    for dir in dirs {
-        // SAFETY: our caller's contract.
-        if let Err(e) = unsafe { git2::opts::set_ssl_cert_dir(&dir) } {
-            tracing::warn!(dir = %dir.display(), error = %e.message(), "cannot use the CA directory");
-        }
-    }
+    // Never the same file twice (as when GIT_SSL_CAINFO and SSL_CERT_FILE
+    // both name the system's).
+    let mut seen: Vec<PathBuf> = env_file.iter().map(|f| canonical(f)).collect();
+    files.retain(|f| {
+        let c = canonical(f);
+        let new = !seen.contains(&c);
+        seen.push(c);
+        new
+    });
+    *lock_pending() = Some(Pending { files, dirs });
     if !tls.verify {
         tracing::warn!(
             "TLS certificates are not verified (http.sslVerify=false or GIT_SSL_NO_VERIFY)"
         );
         VERIFY.store(false, Ordering::Relaxed);
+    }
+}
+
+/// CA locations not loaded yet. Parsing a bundle of 140 certificates is
+/// most of the work of a one-time sync of a small local repository (51 of
+/// 72 million instructions), so it waits for the first connection that
+/// may use TLS; a daemon syncing from a local path or over SSH never pays.
+struct Pending {
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
+
+fn lock_pending() -> std::sync::MutexGuard<'static, Option<Pending>> {
+    // The data is a plain list, whole whatever a panicking holder did.
+    PENDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Load the CA locations before connecting to `url` (through `proxy`),
+/// if that may speak TLS: HTTPS, or HTTP, which may redirect to HTTPS.
+/// Every connection libgit2 makes passes here first (see
+/// `remote::fetch_options`), and the lock makes a concurrent one wait.
+pub(super) fn before_connecting(url: &str, proxy: Option<&str>) {
+    let may_use_tls = |u: &str| u.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("http"));
+    if !may_use_tls(url) && !proxy.is_some_and(may_use_tls) {
+        return;
+    }
+    let mut pending = lock_pending();
+    let Some(Pending { files, dirs }) = pending.take() else {
+        return;
+    };
+    for file in files {
+        tracing::debug!(file = %file.display(), "trusting the CA certificates of");
+        // SAFETY: libgit2 is initialised (configure ran), and the only
+        // libgit2 use of what this changes, a TLS handshake, comes after
+        // this function in every thread (the lock orders them).
+        if let Err(e) = unsafe { git2::opts::set_ssl_cert_file(&file) } {
+            tracing::warn!(file = %file.display(), error = %e.message(), "cannot use the CA file");
+        }
+    }
+    for dir in dirs {
+        // SAFETY: as above.
+        if let Err(e) = unsafe { git2::opts::set_ssl_cert_dir(&dir) } {
+            tracing::warn!(dir = %dir.display(), error = %e.message(), "cannot use the CA directory");
+        }
     }
 }
 
