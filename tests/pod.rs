@@ -355,7 +355,8 @@ fn install(image: &Path, from: &Path, to: &str, mode: u32, owner: u32) {
 /// image's user 65532 and as an arbitrary UID with no passwd entry, as
 /// Kubernetes may. It syncs over every transport with the image's
 /// defaults (the system CA bundle, the SSH key and known_hosts under
-/// /etc/git-secret): no shell, no git, no other library.
+/// /etc/git-secret), and in the 2015 manifest's dest mode: no shell, no
+/// git, no other library.
 #[test]
 fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
     if !is_root() {
@@ -436,7 +437,7 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
         ),
         ("ssh", sshd.url(&repo.dir), "65532:65532"),
     ];
-    let one_time = |name: &str, url: &str, user: &str| {
+    let in_image = |user: &str, args: &[String], env: &[(&str, &str)]| {
         let home = if user.starts_with("65532") {
             "/home/nonroot"
         } else {
@@ -445,23 +446,26 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
         let mut cmd = Command::new("/usr/sbin/chroot");
         cmd.env_clear()
             .env("HOME", home)
+            .envs(env.iter().copied())
             .arg(format!("--userspec={user}"))
             .arg(&image)
-            .args([
-                "/git-sync",
-                "--one-time",
-                "--log-format=json",
-                "--link=html",
-                "-v=1",
-            ])
-            .arg(format!("--repo={url}"))
-            .arg(format!("--root=/tmp/{name}"))
+            .args(["/git-sync", "--log-format=json", "-v=1"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut p = spawn(cmd);
         let code = p.wait_exit(LONG);
         (code, p.log())
+    };
+    let one_time = |name: &str, url: &str, user: &str| {
+        let args = [
+            "--one-time".to_string(),
+            "--link=html".to_string(),
+            format!("--repo={url}"),
+            format!("--root=/tmp/{name}"),
+        ];
+        in_image(user, &args, &[])
     };
     for (name, url, user) in &runs {
         let (code, log) = one_time(name, url, user);
@@ -486,4 +490,31 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("no CA certificates found"), "{log}");
     assert!(published(&image.join("tmp/https-no-ca/html")).is_none());
+
+    // The 2015 manifest's environment: DEST is the volume (made by the
+    // kubelet, root's, world-writable), the git state private, in /tmp.
+    let volume = image.join("git");
+    fs::create_dir(&volume).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&volume, fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let branch = repo.git(&["branch", "--show-current"]);
+    let (code, log) = in_image(
+        "65532:65532",
+        &["--one-time".to_string()],
+        &[
+            ("GIT_SYNC_REPO", runs[2].1.as_str()),
+            ("GIT_SYNC_DEST", "/git"),
+            ("GIT_SYNC_BRANCH", branch.trim()),
+            ("GIT_SYNC_REV", "FETCH_HEAD"),
+            ("GIT_SYNC_WAIT", "10"),
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        fs::read_to_string(volume.join("index.html")).unwrap(),
+        "from the image"
+    );
+    assert!(!volume.join(".git").exists());
 }
