@@ -404,8 +404,9 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
          nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
     )
     .unwrap();
+    fs::write(image.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
 
-    // One repository, reached four ways.
+    // One repository, reached five ways.
     let repo = SourceRepo::new(&image.join("src"), "site");
     let hash = repo.commit(&[("index.html", "from the image")], "one");
     let (ca, cert, key) = test_certificates(tmp.path());
@@ -429,7 +430,12 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
     let runs = [
         ("file", "file:///src/site".to_string(), "65532:65532"),
         ("plain-path", "/src/site".to_string(), "1000770000:0"),
-        ("http", http.url("site"), "65532:65532"),
+        // By name: glibc resolves it from the /etc/hosts Kubernetes mounts.
+        (
+            "http",
+            http.url("site").replace("127.0.0.1", "localhost"),
+            "65532:65532",
+        ),
         (
             "https",
             format!("https://127.0.0.1:{}/site", https.port),
