@@ -46,7 +46,8 @@ fn read_answer(
     Ok((status, body))
 }
 
-/// A blocking HTTP client with a time limit, TLS through OpenSSL.
+/// A blocking HTTP client with a time limit, TLS through OpenSSL: for
+/// token endpoints, askpass URLs and webhooks.
 pub fn http_agent(timeout: Duration) -> ureq::Agent {
     let tls = ureq::tls::TlsConfig::builder()
         .provider(ureq::tls::TlsProvider::NativeTls)

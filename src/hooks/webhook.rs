@@ -11,15 +11,7 @@ pub struct Webhook {
 
 impl Webhook {
     pub fn new(cfg: WebhookConfig) -> Self {
-        let tls = ureq::tls::TlsConfig::builder()
-            .provider(ureq::tls::TlsProvider::NativeTls)
-            .build();
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(cfg.timeout))
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .build()
-            .new_agent();
+        let agent = crate::credentials::http_agent(cfg.timeout);
         Webhook { cfg, agent }
     }
 }
