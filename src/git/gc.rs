@@ -19,6 +19,7 @@
 //! becomes unreachable: the garbage is then measured from the pack indexes
 //! alone, and a repack copies every object once, without a walk (or, when
 //! only the pack count calls for it, rolls the small packs up into one).
+//! What is known of the store survives a restart (`TIPS_FILE`).
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::fs;
@@ -109,8 +110,10 @@ impl MinimalStore {
     }
 }
 
-/// What we know of the object store without reading it all, in memory for
-/// this process (a restart measures again).
+/// What we know of the object store without reading it all. `tips` outlives
+/// the process in [`TIPS_FILE`] (without it, the first update after each
+/// restart walked the whole history again: 1.3 s of CPU for 20,000
+/// commits, every run of a `--one-time` job).
 #[derive(Debug, Default)]
 pub(super) struct Known {
     /// The store is exactly what a gc would write.
@@ -120,6 +123,30 @@ pub(super) struct Known {
     /// only moves forward from them, no object has become garbage, so a gc
     /// need not walk the history to know what to drop.
     tips: Option<BTreeSet<Hash>>,
+}
+
+/// `Known::tips`, one hash per line, in the git directory. Written after
+/// each gc and removed before each fetch, so a crash in between leaves no
+/// claim behind. A wrong claim could only keep garbage: a gc that trusts it
+/// copies every object the packs hold.
+const TIPS_FILE: &str = "git-sync-tips";
+
+impl Known {
+    /// What an earlier process left in `gitdir`.
+    pub(super) fn load(gitdir: &Path) -> Known {
+        let tips = fs::read_to_string(gitdir.join(TIPS_FILE))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .map(super::parse_full_hash)
+                    .collect::<Option<BTreeSet<Hash>>>()
+            })
+            .filter(|tips| !tips.is_empty());
+        Known {
+            minimal: None,
+            tips,
+        }
+    }
 }
 
 /// The object store as a gc found it.
@@ -172,10 +199,44 @@ impl GitRepo {
         self.known.minimal = MinimalStore::of(&packs, loose_dirs(&objects).1, keep, depth);
     }
 
+    /// The store is about to change: what `TIPS_FILE` claims may no
+    /// longer hold.
+    pub(super) fn forget_saved_tips(&self) {
+        let _ = fs::remove_file(self.gitdir.join(TIPS_FILE));
+    }
+
+    /// Leave `Known::tips` for the next process (written whole or not at
+    /// all; if lost to a crash, that process walks the history once).
+    fn save_tips(&self) {
+        let path = self.gitdir.join(TIPS_FILE);
+        let Some(tips) = &self.known.tips else {
+            let _ = fs::remove_file(&path);
+            return;
+        };
+        let text: String = tips.iter().map(|t| format!("{t}\n")).collect();
+        let tmp = path.with_extension("tmp");
+        if let Err(e) = fs::write(&tmp, text).and_then(|()| fs::rename(&tmp, &path)) {
+            let _ = fs::remove_file(&tmp);
+            tracing::debug!(error = %e, "cannot save what the store is known to hold");
+        }
+    }
+
     /// Drop objects not needed by `keep` (each kept `depth` commits deep,
     /// 0 = all history present), if `mode` says it is time. `cancel` stops
     /// a repack between objects; the store is then as it was.
     pub fn gc(
+        &mut self,
+        mode: GcMode,
+        keep: &[Hash],
+        depth: u32,
+        cancel: &Cancel,
+    ) -> Result<Option<GcStats>, GitError> {
+        let result = self.collect(mode, keep, depth, cancel);
+        self.save_tips();
+        result
+    }
+
+    fn collect(
         &mut self,
         mode: GcMode,
         keep: &[Hash],

@@ -268,13 +268,14 @@ impl GitRepo {
                 message: "HEAD is not on the git-sync branch".into(),
             });
         }
+        let known = gc::Known::load(&gitdir);
         Ok(GitRepo {
             repo,
             gitdir,
             credentials: CredentialSet::default(),
             hostkey_error: std::cell::RefCell::new(None),
             applied_config: store_defaults(),
-            known: gc::Known::default(),
+            known,
             per_url: Default::default(),
         })
     }

@@ -360,6 +360,7 @@ impl GitRepo {
         let was_empty = self.store_is_empty();
         // Forgotten unless the fetch succeeds: a failed one may leave objects.
         let known = std::mem::take(&mut self.known);
+        self.forget_saved_tips();
         if let Some(path) = local_path(&self.effective_url(url)) {
             self.fetch_local(url, &path, target.hash, depth, cancel)?;
             self.after_fetch(known, was_empty, Some(&[target.hash]), target.hash, depth);

@@ -115,11 +115,11 @@ impl GitRepo {
         };
         let mut store = GitRepo {
             repo,
+            known: super::gc::Known::load(&path),
             gitdir: path,
             credentials: self.credentials.clone(),
             hostkey_error: std::cell::RefCell::new(None),
             applied_config: Vec::new(),
-            known: Default::default(),
             per_url: Default::default(),
         };
         // Proxies and other http.* settings apply to submodules as well.
