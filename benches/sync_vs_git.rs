@@ -4,7 +4,7 @@
 //! - first sync of a generated repository of 5,000 files
 //!   (vs `git clone --depth 1`): wall time, CPU time, peak RSS;
 //! - CPU time per idle poll of a running git-sync (vs one `git ls-remote`
-//!   process), and the daemon's peak RSS;
+//!   process), over HTTP and HTTPS, and the daemon's peak RSS;
 //! - an update changing one file, as git-sync does it (one process: poll,
 //!   fetch, new worktree, publish, clean up) vs what upstream runs for it
 //!   (`git fetch --depth 1`, `git worktree add`, the old worktree removed,
@@ -92,6 +92,11 @@ fn measure(cmd: &[&str]) -> Usage {
     let out = Command::new(std::env::current_exe().unwrap())
         .arg("--measure")
         .args(cmd)
+        // As the daemons run (tests/support): no CA settings from the
+        // environment of the machine (it would override git's -c).
+        .env_remove("GIT_SSL_CAINFO")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -242,13 +247,14 @@ struct Idle {
 
 /// A git-sync daemon on `url` polling every POLLS_MS: CPU per no-op poll
 /// over IDLE_SECS, and its peak RSS.
-fn idle_polls(url: &str, root: &std::path::Path) -> Idle {
+fn idle_polls(url: &str, root: &std::path::Path, extra: &[&str]) -> Idle {
     let mut cmd = git_sync(&[
         &format!("--repo={url}"),
         &format!("--root={}", root.display()),
         &format!("--period={POLLS_MS}ms"),
         "-v=1",
     ]);
+    cmd.args(extra);
     cmd.stdout(std::process::Stdio::null());
     let mut daemon = spawn(cmd);
     let pid = daemon.child.id();
@@ -321,12 +327,11 @@ fn history_updates(hist: &SourceRepo, tmp: &std::path::Path) -> (Duration, Usage
 }
 
 /// The median of 20 `git ls-remote <url> HEAD`.
-fn ls_remote(url: &str) -> Usage {
-    median(
-        (0..20)
-            .map(|_| measure(&["git", "ls-remote", url, "HEAD"]))
-            .collect(),
-    )
+fn ls_remote(url: &str, git_args: &[&str]) -> Usage {
+    let mut cmd = vec!["git"];
+    cmd.extend(git_args);
+    cmd.extend(["ls-remote", url, "HEAD"]);
+    median((0..20).map(|_| measure(&cmd)).collect())
 }
 
 /// utime + stime of a process, from /proc.
@@ -443,16 +448,27 @@ fn main() {
     let (ou, tu) = (median(ours_up), median(theirs_up));
 
     // --- idle polls --------------------------------------------------------
-    let idle = idle_polls(&url, &tmp.path().join("root0"));
-    let ls = ls_remote(&url);
+    let idle = idle_polls(&url, &tmp.path().join("root0"), &[]);
+    let ls = ls_remote(&url, &[]);
+    // Over HTTPS (a TLS handshake per poll, as for git).
+    let (ca, cert, key) = test_certificates(tmp.path());
+    let tls_server = HttpServer::start_tls(&srv, "", Some((&cert, &key)));
+    let tls_url = format!("https://127.0.0.1:{}/site", tls_server.port);
+    let ca_config = format!("http.sslCAInfo={}", ca.display());
+    let tls_idle = idle_polls(
+        &tls_url,
+        &tmp.path().join("root-tls"),
+        &[&format!("--git-config=http.sslCAInfo:{}", ca.display())],
+    );
+    let tls_ls = ls_remote(&tls_url, &["-c", &ca_config]);
     // The same with 50,000 more refs (GitHub advertises every pull request
     // head): a poll lists them all, git's protocol v2 only the one asked.
     let many = SourceRepo::new(&srv, "many-refs");
     many.commit(&[("f", "1")], "one");
     add_refs(&many, 50_000);
     let many_url = server.url("many-refs");
-    let many_idle = idle_polls(&many_url, &tmp.path().join("many"));
-    let many_ls = ls_remote(&many_url);
+    let many_idle = idle_polls(&many_url, &tmp.path().join("many"), &[]);
+    let many_ls = ls_remote(&many_url, &[]);
 
     // --- one big file: memory follows the largest blob ----------------------
     let big = SourceRepo::new(&srv, "big");
@@ -604,6 +620,11 @@ fn main() {
         "idle daemon peak RSS (VmHWM)",
         mb(idle.hwm_kb),
         "-"
+    );
+    row(
+        "idle poll CPU, HTTPS (vs ls-remote)",
+        tls_idle.per_poll,
+        tls_ls.cpu,
     );
     row(
         "idle poll CPU, 50,000 refs (vs ls-remote)",
