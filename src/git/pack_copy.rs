@@ -187,6 +187,35 @@ fn read_stored(src: &Source, pos: usize) -> io::Result<Stored> {
 }
 
 /// An entry header: type and inflated size.
+/// Write `data` zlib-compressed to `out`, `buf` at a time.
+fn deflate(
+    zlib: &mut flate2::Compress,
+    mut data: &[u8],
+    buf: &mut [u8],
+    out: &mut impl Write,
+) -> io::Result<()> {
+    zlib.reset();
+    loop {
+        let (read, written) = (zlib.total_in(), zlib.total_out());
+        let status = zlib
+            .compress(data, buf, flate2::FlushCompress::Finish)
+            .map_err(io::Error::other)?;
+        // Both totals grew by at most the slice lengths (usize).
+        let (took, made) = (
+            (zlib.total_in() - read) as usize,
+            (zlib.total_out() - written) as usize,
+        );
+        data = &data[took..];
+        out.write_all(&buf[..made])?;
+        if status == flate2::Status::StreamEnd {
+            return Ok(());
+        }
+        if took == 0 && made == 0 {
+            return Err(io::Error::other("zlib made no progress"));
+        }
+    }
+}
+
 fn entry_header(kind: u8, mut size: u64) -> Vec<u8> {
     let mut out = vec![(kind << 4) | (size & 15) as u8];
     size >>= 4;
@@ -333,6 +362,10 @@ pub fn write_pack(
     let mut state = vec![State::Todo; todo.len()];
     let mut index: Vec<IndexEntry> = Vec::with_capacity(todo.len());
     let mut buf = vec![0u8; CHUNK];
+    // One deflate state for all: making one costs a quarter of a MB,
+    // zeroed (per object, that was a third of the CPU of a first sync of
+    // 5,000 small loose objects from a local path).
+    let mut zlib = flate2::Compress::new(flate2::Compression::default(), true);
     for first in 0..todo.len() {
         let mut stack = vec![first];
         while let Some(&n) = stack.last() {
@@ -399,10 +432,7 @@ pub fn write_pack(
                         )
                     })?;
                     out.write_all(&entry_header(kind, object.len() as u64))?;
-                    let mut z =
-                        flate2::write::ZlibEncoder::new(&mut out, flate2::Compression::default());
-                    z.write_all(object.data())?;
-                    z.finish()?;
+                    deflate(&mut zlib, object.data(), &mut buf, &mut out)?;
                 }
             }
             index.push(IndexEntry {
@@ -609,6 +639,36 @@ mod tests {
         let (objects, deltas) = count_kinds(&pack);
         assert_eq!(objects, ids.len());
         assert_eq!(deltas, source_deltas, "every delta kept");
+    }
+
+    #[test]
+    fn loose_objects_of_any_size_are_deflated_into_the_pack() {
+        // One deflate state serves every object written whole: each must
+        // still be a complete stream of its own, however many buffers it
+        // takes (incompressible data larger than CHUNK) or how few (empty).
+        let t = tempfile::TempDir::new().unwrap();
+        let src = git2::Repository::init_bare(t.path().join("src")).unwrap();
+        let mut x: u32 = 7;
+        let mut noise = |len: usize| -> Vec<u8> {
+            (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect()
+        };
+        let blobs: Vec<Vec<u8>> = vec![
+            noise(3 * CHUNK + 17),
+            Vec::new(),
+            b"small".to_vec(),
+            vec![b'a'; 5 * CHUNK],
+            noise(CHUNK),
+            noise(1),
+        ];
+        let ids: Vec<Oid> = blobs.iter().map(|b| src.blob(b).unwrap()).collect();
+        copy_and_check(&src, &ids, t.path());
     }
 
     #[test]
