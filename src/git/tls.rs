@@ -66,13 +66,7 @@ pub(super) fn configure(found: Found, tls: &Tls) {
         Vec::new()
     };
     dirs.extend(tls.ca_dir.as_deref().map(PathBuf::from));
-    if env_file.is_none() && env_dir.is_none() && files.is_empty() && dirs.is_empty() {
-        tracing::warn!(
-            "no CA certificates found (not in /etc/ssl/certs nor the like, nor SSL_CERT_FILE \
-             or SSL_CERT_DIR): HTTPS servers cannot be verified; name a bundle with \
-             --git-config=http.sslCAInfo:<file>"
-        );
-    }
+    let none_found = env_file.is_none() && env_dir.is_none() && files.is_empty() && dirs.is_empty();
     // Never the same file twice (as when GIT_SSL_CAINFO and SSL_CERT_FILE
     // both name the system's).
     let mut seen: Vec<PathBuf> = env_file.iter().map(|f| canonical(f)).collect();
@@ -82,7 +76,11 @@ pub(super) fn configure(found: Found, tls: &Tls) {
         seen.push(c);
         new
     });
-    *lock_pending() = Some(Pending { files, dirs });
+    *lock_pending() = Some(Pending {
+        files,
+        dirs,
+        none_found,
+    });
     if !tls.verify {
         tracing::warn!(
             "TLS certificates are not verified (http.sslVerify=false or GIT_SSL_NO_VERIFY)"
@@ -98,6 +96,8 @@ pub(super) fn configure(found: Found, tls: &Tls) {
 struct Pending {
     files: Vec<PathBuf>,
     dirs: Vec<PathBuf>,
+    /// Not even the environment names any: said when it matters.
+    none_found: bool,
 }
 
 static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
@@ -119,9 +119,21 @@ pub(super) fn before_connecting(url: &str, proxy: Option<&str>) {
         return;
     }
     let mut pending = lock_pending();
-    let Some(Pending { files, dirs }) = pending.take() else {
+    let Some(Pending {
+        files,
+        dirs,
+        none_found,
+    }) = pending.take()
+    else {
         return;
     };
+    if none_found {
+        tracing::warn!(
+            "no CA certificates found (not in /etc/ssl/certs nor the like, nor SSL_CERT_FILE \
+             or SSL_CERT_DIR): HTTPS servers cannot be verified; name a bundle with \
+             --git-config=http.sslCAInfo:<file>"
+        );
+    }
     for file in files {
         tracing::debug!(file = %file.display(), "trusting the CA certificates of");
         // SAFETY: libgit2 is initialised (configure ran), and the only
