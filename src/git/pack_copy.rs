@@ -8,7 +8,8 @@
 //! - a delta whose base is also written is kept, pointing at the base's
 //!   new place (bases are written first, so it is an offset delta);
 //! - a delta whose base is not written (it is garbage, or we already have
-//!   it) is written whole: the object is read through libgit2 and deflated;
+//!   it) is written whole: the object is read through libgit2 and deflated
+//!   (or, when it looks compressed already, stored in zlib's stored blocks);
 //! - an object in no pack (loose, or behind an alternate) likewise.
 //!
 //! No delta is searched for, so the cost is that of copying bytes; copied
@@ -187,6 +188,35 @@ fn read_stored(src: &Source, pos: usize) -> io::Result<Stored> {
 }
 
 /// An entry header: type and inflated size.
+/// Whether `data` is already compressed (an image, an archive, a font),
+/// judged from the byte entropy of a sample from its middle: deflating
+/// such data at the default level costs 25 ms per MB and saves nothing
+/// (50 files of 1 MB: 1.2 of the 1.5 s of a first sync from a local
+/// path), so it is stored as is, in zlib's stored blocks.
+fn looks_compressed(data: &[u8]) -> bool {
+    const SMALLEST: usize = 32 * 1024;
+    const SAMPLE: usize = 8 * 1024;
+    if data.len() < SMALLEST {
+        return false;
+    }
+    let start = data.len() / 2 - SAMPLE / 2;
+    let mut counts = [0u32; 256];
+    for &b in &data[start..start + SAMPLE] {
+        counts[usize::from(b)] += 1;
+    }
+    let n = SAMPLE as f64;
+    let bits: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    // Text is 4-6 bits a byte; deflated or encrypted data near 8.
+    bits > 7.5
+}
+
 /// Write `data` zlib-compressed to `out`, `buf` at a time.
 fn deflate(
     zlib: &mut flate2::Compress,
@@ -366,6 +396,7 @@ pub fn write_pack(
     // zeroed (per object, that was a third of the CPU of a first sync of
     // 5,000 small loose objects from a local path).
     let mut zlib = flate2::Compress::new(flate2::Compression::default(), true);
+    let mut store_only = flate2::Compress::new(flate2::Compression::none(), true);
     for first in 0..todo.len() {
         let mut stack = vec![first];
         while let Some(&n) = stack.last() {
@@ -432,7 +463,13 @@ pub fn write_pack(
                         )
                     })?;
                     out.write_all(&entry_header(kind, object.len() as u64))?;
-                    deflate(&mut zlib, object.data(), &mut buf, &mut out)?;
+                    let data = object.data();
+                    let z = if looks_compressed(data) {
+                        &mut store_only
+                    } else {
+                        &mut zlib
+                    };
+                    deflate(z, data, &mut buf, &mut out)?;
                 }
             }
             index.push(IndexEntry {
@@ -668,7 +705,33 @@ mod tests {
             noise(1),
         ];
         let ids: Vec<Oid> = blobs.iter().map(|b| src.blob(b).unwrap()).collect();
-        copy_and_check(&src, &ids, t.path());
+        let pack = copy_and_check(&src, &ids, t.path());
+        // The noise is stored as it is, the repeated byte deflated.
+        let noise_bytes = (3 * CHUNK + 17 + CHUNK + 1) as u64;
+        let size = fs::metadata(&pack).unwrap().len();
+        assert!(
+            size > noise_bytes && size < noise_bytes + 2048,
+            "{size} bytes"
+        );
+    }
+
+    #[test]
+    fn compressed_data_is_told_from_text() {
+        let mut x: u64 = 1;
+        let noise: Vec<u8> = (0..100_000)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                (x >> 56) as u8
+            })
+            .collect();
+        assert!(looks_compressed(&noise));
+        assert!(!looks_compressed(&noise[..20_000]), "too small to matter");
+        let text: Vec<u8> = (0..5000)
+            .flat_map(|i| format!("{{\"id\": {i}, \"name\": \"item {i}\"}},\n").into_bytes())
+            .collect();
+        assert!(text.len() > 100_000);
+        assert!(!looks_compressed(&text));
+        assert!(!looks_compressed(&vec![0u8; 100_000]));
     }
 
     #[test]
