@@ -456,6 +456,15 @@ pub fn write_pack(
                 }
                 _ => {
                     let object = odb.read(todo[n].id)?;
+                    // libgit2 no longer checks what it reads (see
+                    // init_globals); what we write under an id must be it.
+                    if Oid::hash_object(object.kind(), object.data())? != todo[n].id {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("object {}: its content does not match its id", todo[n].id),
+                        )
+                        .into());
+                    }
                     let kind = type_number(object.kind()).ok_or_else(|| {
                         io::Error::new(
                             io::ErrorKind::InvalidData,
@@ -712,6 +721,41 @@ mod tests {
         assert!(
             size > noise_bytes && size < noise_bytes + 2048,
             "{size} bytes"
+        );
+    }
+
+    #[test]
+    fn a_loose_object_whose_content_is_not_its_id_fails_the_copy() {
+        // As the daemon runs: libgit2 does not check what it reads.
+        git2::opts::strict_hash_verification(false);
+        let t = tempfile::TempDir::new().unwrap();
+        let src = git2::Repository::init_bare(t.path().join("src")).unwrap();
+        let good = src.blob(b"the right content").unwrap();
+        // Valid zlib, another content, at the first blob's path.
+        let hex = good.to_string();
+        let path = src.path().join("objects").join(&hex[..2]).join(&hex[2..]);
+        let mut perms = fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        fs::set_permissions(&path, perms).unwrap();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(b"blob 17\0the wrong content").unwrap();
+        fs::write(&path, z.finish().unwrap()).unwrap();
+        let out = t.path().join("out");
+        fs::create_dir_all(&out).unwrap();
+        let err = write_pack(
+            &src.odb().unwrap(),
+            &[src.path().join("objects/pack")],
+            &[good],
+            &out,
+            &Cancel::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("does not match its id"), "{err}");
+        assert_eq!(
+            fs::read_dir(&out).unwrap().count(),
+            0,
+            "nothing left behind"
         );
     }
 
