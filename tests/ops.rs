@@ -267,6 +267,44 @@ fn one_time_webhook_failure_exits_1() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+#[test]
+fn a_webhook_over_https_is_verified_against_the_system_cas() {
+    // Our own HTTP client (webhooks, askpass URLs, token endpoints such as
+    // GitHub's API) trusts what the system trusts: SSL_CERT_FILE here, as
+    // a mounted CA bundle would be. ureq's default roots (WebPki, not
+    // built in) made the first HTTPS request panic.
+    let f = Fixture::local();
+    let (ca, cert, key) = test_certificates(f.tmp.path());
+    let receiver = Nginx::start_tls(
+        "location / { return 200 \"ok\\n\"; }",
+        "www-data www-data",
+        Some((&cert, &key)),
+    );
+    let run = |ca_file: Option<&std::path::Path>| {
+        let mut cmd = git_sync(&[
+            &format!("--repo={}", f.url()),
+            &format!("--root={}", f.tmp.path().join("root").display()),
+            "--one-time",
+            &format!("--webhook-url=https://127.0.0.1:{}/hook", receiver.port),
+        ]);
+        if let Some(file) = ca_file {
+            cmd.env("SSL_CERT_FILE", file);
+        }
+        let mut p = spawn(cmd);
+        let code = p.wait_exit(LONG);
+        (code, p.log())
+    };
+    let (code, log) = run(Some(&ca));
+    assert_eq!(code, 0, "{log}");
+    // A server no trusted CA vouches for: refused, and said so.
+    let (code, log) = run(None);
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("webhook") && log.to_lowercase().contains("certificate"),
+        "{log}"
+    );
+}
+
 // ---- HTTP endpoint and metrics ------------------------------------------------
 
 fn metric(text: &str, name: &str) -> f64 {

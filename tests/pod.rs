@@ -490,6 +490,21 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
             "{name}"
         );
     }
+    // The webhook client finds the system's CA bundle in the image too.
+    let receiver = Nginx::start_tls(
+        "location / { return 200 \"ok\\n\"; }",
+        "www-data www-data",
+        Some((&cert, &key)),
+    );
+    let args = [
+        "--one-time".to_string(),
+        "--repo=file:///src/site".to_string(),
+        "--root=/tmp/hook".to_string(),
+        format!("--webhook-url=https://127.0.0.1:{}/hook", receiver.port),
+    ];
+    let (code, log) = in_image("65532:65532", &args, &[]);
+    assert_eq!(code, 0, "{log}");
+
     // Without any CA certificates, HTTPS fails and the log says why.
     fs::remove_dir_all(image.join("etc/ssl")).unwrap();
     let (code, log) = one_time("https-no-ca", &runs[3].1, "65532:65532");

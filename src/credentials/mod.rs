@@ -49,8 +49,12 @@ fn read_answer(
 /// A blocking HTTP client with a time limit, TLS through OpenSSL: for
 /// token endpoints, askpass URLs and webhooks.
 pub fn http_agent(timeout: Duration) -> ureq::Agent {
+    // The system's CAs, as native-tls finds them (SSL_CERT_FILE, or where
+    // distributions keep them). ureq's default, its own WebPki roots, is
+    // not built in: every HTTPS request panicked.
     let tls = ureq::tls::TlsConfig::builder()
         .provider(ureq::tls::TlsProvider::NativeTls)
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
         .build();
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
