@@ -8,6 +8,7 @@
 //! - [`publish`]: making a worktree visible (the atomic symlink)
 //! - [`sync`]: one sync pass
 //! - [`daemon`]: the loop and its failure policy
+//! - [`pid1`]: a minimal init, when we are a container's first process
 
 pub mod config;
 pub mod credentials;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod layout;
 pub mod logging;
 pub mod metrics;
+pub mod pid1;
 pub mod publish;
 pub mod redact;
 pub mod sparse;

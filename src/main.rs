@@ -5,6 +5,13 @@ use std::process::ExitCode;
 use gitsync::config::{self, Action};
 
 fn main() -> ExitCode {
+    if gitsync::pid1::is_pid1() {
+        match gitsync::pid1::run_as_init() {
+            Ok(code) => return ExitCode::from(code),
+            // Then run here, without an init: hooks' leftovers stay zombies.
+            Err(e) => eprintln!("git-sync: cannot run as the container's init: {e}"),
+        }
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cfg = match config::from_env_and_args(&args) {
         Ok(Action::Run(cfg)) => *cfg,

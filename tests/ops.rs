@@ -526,6 +526,94 @@ fn sync_on_signal_syncs_at_once() {
     });
 }
 
+/// Processes whose parent is `pid` and that have ended, unreaped.
+fn zombies_of(pid: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+        };
+        if field("PPid:") == Some(pid.to_string())
+            && field("State:").is_some_and(|s| s.starts_with('Z'))
+        {
+            found.push(format!("{:?}: {status}", entry.file_name()));
+        }
+    }
+    found
+}
+
+/// The processes `pid` has started (its first thread's children).
+fn children_of(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn as_a_containers_first_process_it_reaps_what_hooks_leave_and_passes_signals_on() {
+    // In a container without an init git-sync is PID 1: a process a hook
+    // leaves running becomes its child when the hook exits, and was never
+    // reaped (a zombie per hook run, up to the Pod's PID limit).
+    if !is_root() {
+        eprintln!("skipped: a PID namespace needs root");
+        return;
+    }
+    let f = Fixture::local();
+    let done = f.tmp.path().join("leftovers");
+    fs::create_dir(&done).unwrap();
+    let hook = f.tmp.path().join("hook.sh");
+    script(
+        &hook,
+        &format!(
+            "#!/bin/sh\n(sleep 0.2; touch {}/$GITSYNC_HASH) >/dev/null 2>&1 </dev/null &\nexit 0\n",
+            done.display()
+        ),
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--kill-child"])
+        .arg(bin())
+        .arg(format!("--repo={}", f.url()))
+        .arg(format!("--root={}", f.tmp.path().join("root").display()))
+        .arg(format!("--exechook-command={}", hook.display()))
+        .arg("--period=1h")
+        .arg("--log-format=json")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut p = spawn(cmd);
+    let unshare = p.child.id();
+    let mut first = None;
+    p.wait_for(LONG, "git-sync started as PID 1", || {
+        first = children_of(unshare).first().copied();
+        first.is_some()
+    });
+    let first = first.unwrap();
+    let h1 = f.repo.head();
+    p.wait_for(LONG, "the first hook's leftover", || {
+        done.join(&h1).exists()
+    });
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    p.wait_for(LONG, "the second hook's leftover", || {
+        done.join(&h2).exists()
+    });
+    wait_until(LONG, "no zombie left", || zombies_of(first).is_empty());
+    // A signal to the first process reaches git-sync, which stops cleanly
+    // and gives its exit status to the first process.
+    // SAFETY: kill(2) of a process we started.
+    unsafe { libc::kill(first as libc::pid_t, libc::SIGTERM) };
+    let code = p.wait_exit(LONG);
+    assert_eq!(code, 0, "{}", p.log());
+    assert!(p.log().contains("\"stopped\""), "{}", p.log());
+}
+
 // ---- instant triggers -----------------------------------------------------------
 
 /// Who proves the secret, with which headers, for which body.
