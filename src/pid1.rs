@@ -29,28 +29,31 @@ fn exit_code(status: libc::c_int) -> u8 {
 
 extern "C" fn ignore(_: libc::c_int) {}
 
+/// Block every signal and give each a handler (`take`), or undo that. The
+/// kernel drops a signal sent to a namespace's init that has no handler
+/// for it; these handlers never run, the signals staying blocked until
+/// sigwaitinfo takes them.
+fn take_signals(all: &libc::sigset_t, take: bool) {
+    let (how, handler) = if take {
+        (libc::SIG_BLOCK, ignore as *const () as libc::sighandler_t)
+    } else {
+        (libc::SIG_UNBLOCK, libc::SIG_DFL)
+    };
+    for sig in 1..32 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: signal(2) with a valid signal number and a handler
+            // that does nothing (exec resets it in the child).
+            unsafe { libc::signal(sig, handler) };
+        }
+    }
+    // SAFETY: `all` is a valid set; no other thread exists yet.
+    unsafe { libc::pthread_sigmask(how, all, std::ptr::null_mut()) };
+}
+
 /// Run this program again, with the same arguments and environment, as our
 /// child, and be its init until it exits; returns its exit status. An
 /// error means no child was started.
 pub fn run_as_init() -> io::Result<u8> {
-    // SAFETY: a zeroed sigset_t is valid storage; sigfillset fills it.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `all` is a valid sigset_t; no other thread exists yet, and
-    // every signal is left pending for sigwaitinfo below.
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-    }
-    // The kernel drops a signal sent to a namespace's init that has no
-    // handler for it: give each one a handler that is never run (they
-    // stay blocked, taken by sigwaitinfo).
-    for sig in 1..32 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: installs an empty handler; exec resets it in the child.
-        unsafe { libc::signal(sig, ignore as *const () as libc::sighandler_t) };
-    }
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(std::env::args_os().skip(1));
     // SAFETY: between fork and exec the child only calls sigemptyset and
@@ -64,12 +67,17 @@ pub fn run_as_init() -> io::Result<u8> {
             Ok(())
         });
     }
-    let child = cmd.spawn();
-    let child = match child {
+    // SAFETY: a zeroed sigset_t is valid storage; sigfillset fills it.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `all` is a valid sigset_t.
+    unsafe { libc::sigfillset(&mut all) };
+    // Every signal from now on waits for sigwaitinfo below; none is lost
+    // between the spawn and the wait.
+    take_signals(&all, true);
+    let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            // SAFETY: as above; undoes the block for the caller.
-            unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut()) };
+            take_signals(&all, false);
             return Err(e);
         }
     };
@@ -80,11 +88,9 @@ pub fn run_as_init() -> io::Result<u8> {
         // SAFETY: `all` is a valid set; no siginfo wanted.
         let sig = unsafe { libc::sigwaitinfo(&all, std::ptr::null_mut()) };
         if sig < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+            // EINTR; the only other error, EINVAL, needs a bad set. The
+            // child runs: never return as if none had started.
+            continue;
         }
         if sig != libc::SIGCHLD {
             // SAFETY: plain kill(2) of our child.

@@ -612,6 +612,19 @@ fn as_a_containers_first_process_it_reaps_what_hooks_leave_and_passes_signals_on
     let code = p.wait_exit(LONG);
     assert_eq!(code, 0, "{}", p.log());
     assert!(p.log().contains("\"stopped\""), "{}", p.log());
+    // A failed --one-time run's status comes out of the first process.
+    let out = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child"])
+        .arg(bin())
+        .arg(format!(
+            "--repo=file://{}",
+            f.tmp.path().join("nothing").display()
+        ))
+        .arg(format!("--root={}", f.tmp.path().join("root2").display()))
+        .arg("--one-time")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
 // ---- instant triggers -----------------------------------------------------------
