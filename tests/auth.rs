@@ -294,6 +294,48 @@ fn https_with_a_private_ca_from_git_config_or_git_env() {
 }
 
 #[test]
+fn a_rotated_ca_file_is_trusted_without_a_restart() {
+    // git reads http.sslCAInfo at every fetch; a daemon holding the CA it
+    // read at start refused the server once its certificate came from the
+    // new CA, until restarted. The file is swapped the way the kubelet
+    // updates a mounted Secret: a new file renamed over the old.
+    let (tmp, srv, repo) = temp_source("site");
+    let h1 = repo.commit(&[("f", "1")], "one");
+    let old = tmp.path().join("old");
+    let new = tmp.path().join("new");
+    fs::create_dir_all(&old).unwrap();
+    fs::create_dir_all(&new).unwrap();
+    let (old_ca, old_cert, old_key) = test_certificates_of(&old, "old test CA");
+    let (new_ca, new_cert, new_key) = test_certificates_of(&new, "new test CA");
+    let ca_file = tmp.path().join("ca.pem");
+    fs::copy(&old_ca, &ca_file).unwrap();
+    let server = HttpServer::start_at(&srv, "", Some((&old_cert, &old_key)), None);
+    let port = server.port;
+    let root = tmp.path().join("root");
+    let mut d = spawn(git_sync(&[
+        &format!("--repo=https://127.0.0.1:{port}/site"),
+        &format!("--root={}", root.display()),
+        &format!("--git-config=http.sslCAInfo:{}", ca_file.display()),
+        "--period=100ms",
+        "--max-failures=-1",
+    ]));
+    d.wait_for(LONG, "h1 over the old CA", || {
+        published(&root.join("site")).as_deref() == Some(h1.as_str())
+    });
+    // The server moves to a certificate of the new CA; the file follows.
+    drop(server);
+    let _server = HttpServer::start_at(&srv, "", Some((&new_cert, &new_key)), Some(port));
+    let swap = tmp.path().join("ca.pem.new");
+    fs::copy(&new_ca, &swap).unwrap();
+    fs::rename(&swap, &ca_file).unwrap();
+    let h2 = repo.commit(&[("f", "2")], "two");
+    d.wait_for(LONG, "h2 over the new CA", || {
+        published(&root.join("site")).as_deref() == Some(h2.as_str())
+    });
+    assert!(d.log().contains("the CA file changed"), "{}", d.log());
+}
+
+#[test]
 fn askpass_url_is_queried_and_counted() {
     let f = Fixture::new("askpass-S3CRET");
     let (askpass_port, calls) = fixed_server(

@@ -68,19 +68,27 @@ pub(super) fn configure(found: Found, tls: &Tls) {
     dirs.extend(tls.ca_dir.as_deref().map(PathBuf::from));
     let none_found = env_file.is_none() && env_dir.is_none() && files.is_empty() && dirs.is_empty();
     // Never the same file twice (as when GIT_SSL_CAINFO and SSL_CERT_FILE
-    // both name the system's).
-    let mut seen: Vec<PathBuf> = env_file.iter().map(|f| canonical(f)).collect();
-    files.retain(|f| {
-        let c = canonical(f);
-        let new = !seen.contains(&c);
-        seen.push(c);
-        new
-    });
-    *lock_pending() = Some(Pending {
-        files,
+    // both name the system's); the one libgit2 loaded is watched too.
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut watched = Vec::new();
+    for (path, loaded) in env_file
+        .into_iter()
+        .map(|f| (f, true))
+        .chain(files.into_iter().map(|f| (f, false)))
+    {
+        let c = canonical(&path);
+        if !seen.contains(&c) {
+            seen.push(c);
+            let stamp = if loaded { Stamp::of(&path) } else { None };
+            watched.push(Watched { path, stamp });
+        }
+    }
+    *lock_cas() = Cas {
+        first: true,
+        files: watched,
         dirs,
         none_found,
-    });
+    };
     if !tls.verify {
         tracing::warn!(
             "TLS certificates are not verified (http.sslVerify=false or GIT_SSL_NO_VERIFY)"
@@ -89,64 +97,110 @@ pub(super) fn configure(found: Found, tls: &Tls) {
     }
 }
 
-/// CA locations not loaded yet. Parsing a bundle of 140 certificates is
-/// most of the work of a one-time sync of a small local repository (51 of
-/// 72 million instructions), so it waits for the first connection that
-/// may use TLS; a daemon syncing from a local path or over SSH never pays.
-struct Pending {
-    files: Vec<PathBuf>,
+/// Which version of a file was loaded: a file rewritten, or swapped
+/// through a symlink as the kubelet updates a mounted Secret or ConfigMap,
+/// has another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    len: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            len: m.len(),
+        })
+    }
+}
+
+/// A CA file, and the version of it OpenSSL holds (`None`: not loaded).
+struct Watched {
+    path: PathBuf,
+    stamp: Option<Stamp>,
+}
+
+/// The CA locations. Parsing a bundle of 140 certificates is most of the
+/// work of a one-time sync of a small local repository (51 of 72 million
+/// instructions), so it waits for the first connection that may use TLS;
+/// a daemon syncing from a local path or over SSH never pays. A file that
+/// changes is loaded again before the next connection, so a rotated CA is
+/// trusted without a restart (as git, which reads it for every fetch);
+/// certificates removed from it stay trusted until one.
+struct Cas {
+    /// No connection has needed them yet.
+    first: bool,
+    files: Vec<Watched>,
     dirs: Vec<PathBuf>,
     /// Not even the environment names any: said when it matters.
     none_found: bool,
 }
 
-static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
+static CAS: Mutex<Cas> = Mutex::new(Cas {
+    first: true,
+    files: Vec::new(),
+    dirs: Vec::new(),
+    none_found: false,
+});
 
-fn lock_pending() -> std::sync::MutexGuard<'static, Option<Pending>> {
-    // The data is a plain list, whole whatever a panicking holder did.
-    PENDING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock_cas() -> std::sync::MutexGuard<'static, Cas> {
+    // Plain lists, whole whatever a panicking holder did.
+    CAS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Load the CA locations before connecting to `url` (through `proxy`),
-/// if that may speak TLS: HTTPS, or HTTP, which may redirect to HTTPS.
-/// Every connection libgit2 makes passes here first (see
-/// `remote::fetch_options`), and the lock makes a concurrent one wait.
+/// if that may speak TLS: HTTPS, or HTTP, which may redirect to HTTPS;
+/// then only files that changed since. Every connection libgit2 makes
+/// passes here first (see `remote::fetch_options`), and the lock makes a
+/// concurrent one wait.
 pub(super) fn before_connecting(url: &str, proxy: Option<&str>) {
     let may_use_tls = |u: &str| u.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("http"));
     if !may_use_tls(url) && !proxy.is_some_and(may_use_tls) {
         return;
     }
-    let mut pending = lock_pending();
-    let Some(Pending {
-        files,
-        dirs,
-        none_found,
-    }) = pending.take()
-    else {
-        return;
-    };
-    if none_found {
-        tracing::warn!(
-            "no CA certificates found (not in /etc/ssl/certs nor the like, nor SSL_CERT_FILE \
-             or SSL_CERT_DIR): HTTPS servers cannot be verified; name a bundle with \
-             --git-config=http.sslCAInfo:<file>"
-        );
-    }
-    for file in files {
-        tracing::debug!(file = %file.display(), "trusting the CA certificates of");
-        // SAFETY: libgit2 is initialised (configure ran), and the only
-        // libgit2 use of what this changes, a TLS handshake, comes after
-        // this function in every thread (the lock orders them).
-        if let Err(e) = unsafe { git2::opts::set_ssl_cert_file(&file) } {
-            tracing::warn!(file = %file.display(), error = %e.message(), "cannot use the CA file");
+    let mut cas = lock_cas();
+    if cas.first {
+        cas.first = false;
+        if cas.none_found {
+            tracing::warn!(
+                "no CA certificates found (not in /etc/ssl/certs nor the like, nor SSL_CERT_FILE \
+                 or SSL_CERT_DIR): HTTPS servers cannot be verified; name a bundle with \
+                 --git-config=http.sslCAInfo:<file>"
+            );
+        }
+        for dir in &cas.dirs {
+            // SAFETY: libgit2 is initialised (configure ran), and the only
+            // libgit2 use of what this changes, a TLS handshake, comes
+            // after this function in every thread (the lock orders them).
+            if let Err(e) = unsafe { git2::opts::set_ssl_cert_dir(dir) } {
+                tracing::warn!(dir = %dir.display(), error = %e.message(), "cannot use the CA directory");
+            }
         }
     }
-    for dir in dirs {
+    for file in &mut cas.files {
+        let now = Stamp::of(&file.path);
+        if now.is_none() || now == file.stamp {
+            continue;
+        }
+        if file.stamp.is_some() {
+            tracing::info!(file = %file.path.display(), "the CA file changed: trusting what it holds now too");
+        } else {
+            tracing::debug!(file = %file.path.display(), "trusting the CA certificates of");
+        }
+        // Said once per version of the file, not at every poll.
+        file.stamp = now;
         // SAFETY: as above.
-        if let Err(e) = unsafe { git2::opts::set_ssl_cert_dir(&dir) } {
-            tracing::warn!(dir = %dir.display(), error = %e.message(), "cannot use the CA directory");
+        if let Err(e) = unsafe { git2::opts::set_ssl_cert_file(&file.path) } {
+            tracing::warn!(file = %file.path.display(), error = %e.message(), "cannot use the CA file");
         }
     }
 }

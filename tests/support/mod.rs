@@ -358,6 +358,16 @@ impl Nginx {
 
     /// Like [`Nginx::start`], with TLS when `tls` is (certificate, key).
     pub fn start_tls(server_body: &str, user: &str, tls: Option<(&Path, &Path)>) -> Self {
+        Self::start_at(server_body, user, tls, None)
+    }
+
+    /// Like [`Nginx::start_tls`], on `port` when given (a free one if not).
+    pub fn start_at(
+        server_body: &str,
+        user: &str,
+        tls: Option<(&Path, &Path)>,
+        port: Option<u16>,
+    ) -> Self {
         let dir = TempDir::new().unwrap();
         let (listen_opts, tls_conf) = match tls {
             Some((cert, key)) => (
@@ -398,7 +408,7 @@ impl Nginx {
         let mut last_err = String::new();
         let mut last_log;
         for _attempt in 0..5 {
-            let port = free_port();
+            let port = port.unwrap_or_else(free_port);
             let conf = format!(
                 r#"{user}
 daemon off;
@@ -472,11 +482,21 @@ impl HttpServer {
 
     /// Over HTTPS when `tls` is (certificate, key).
     pub fn start_tls(project_root: &Path, extra: &str, tls: Option<(&Path, &Path)>) -> Self {
+        Self::start_at(project_root, extra, tls, None)
+    }
+
+    /// Like [`HttpServer::start_tls`], on `port` when given.
+    pub fn start_at(
+        project_root: &Path,
+        extra: &str,
+        tls: Option<(&Path, &Path)>,
+        port: Option<u16>,
+    ) -> Self {
         let body = format!(
             "{extra}\n{}",
             git_location(project_root, Path::new("{sock}"))
         );
-        let nginx = Nginx::start_tls(&body, "root root", tls);
+        let nginx = Nginx::start_at(&body, "root root", tls, port);
         HttpServer {
             port: nginx.port,
             _nginx: nginx,
@@ -740,20 +760,18 @@ pub fn run_ok(cmd: &mut Command) -> String {
 /// A test CA and a server certificate for 127.0.0.1 signed by it:
 /// (ca.crt, server.crt, server.key).
 pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    test_certificates_of(dir, "git-sync test CA")
+}
+
+/// Like [`test_certificates`], the CA named `ca_name`.
+pub fn test_certificates_of(dir: &Path, ca_name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let p = |n: &str| dir.join(n);
     run_ok(
         Command::new("openssl")
             .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=git-sync test CA",
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
             ])
+            .arg(format!("/CN={ca_name}"))
             .arg("-keyout")
             .arg(p("ca.key"))
             .arg("-out")
