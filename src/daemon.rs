@@ -134,13 +134,19 @@ fn start_hooks(cfg: &Config) -> Vec<HookRunner> {
     hooks
 }
 
-/// Run until `--one-time` is satisfied, failures exceed the limit, or a stop
-/// signal arrives. Returns the process exit status.
-pub async fn run(cfg: Config) -> i32 {
-    log_config(&cfg);
+/// Log the configuration and set libgit2 up. Call it before any other
+/// thread starts: the git2 crate sets environment variables as it
+/// initialises (SSL_CERT_FILE, for the OpenSSL it links), which is only
+/// sound while no other thread may read the environment.
+pub fn prepare(cfg: &Config) {
+    log_config(cfg);
     let timeout_ms = i32::try_from(cfg.sync_timeout.as_millis()).unwrap_or(i32::MAX);
     git::init_globals(timeout_ms, &cfg.tls);
+}
 
+/// Run until `--one-time` is satisfied, failures exceed the limit, or a stop
+/// signal arrives. Returns the process exit status. [`prepare`] comes first.
+pub async fn run(cfg: Config) -> i32 {
     let metrics = Arc::new(Metrics::new());
     let sync_now = Arc::new(Notify::new());
     let mut shutdown = match triggers::install_signals(cfg.ops.sync_on_signal, sync_now.clone()) {

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     if cfg.checkout.add_user {
         gitsync::user::add_user(&cfg.root);
     }
+    gitsync::daemon::prepare(&cfg);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .max_blocking_threads(4)
