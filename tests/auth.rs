@@ -268,10 +268,11 @@ fn https_with_a_private_ca_from_git_config_or_git_env() {
         format!("--repo={url}"),
         format!("--root={}", root.display()),
     ];
-    // Unknown CA: refused.
+    // Unknown CA: refused, saying how to trust it.
     let (code, log) = one_time(&base, &[]);
     assert_eq!(code, 1);
     assert!(log.to_lowercase().contains("certificate"), "{log}");
+    assert!(log.contains("http.sslCAInfo"), "{log}");
     // With the CA: synced.
     let mut args = base.clone();
     args.push(format!("--git-config=http.sslCAInfo:{}", ca.display()));

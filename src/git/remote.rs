@@ -252,10 +252,21 @@ impl GitRepo {
                 message,
             };
         }
+        let mut message = redact(e.message());
+        let tls_refused = e.code() == git2::ErrorCode::Certificate
+            || (e.class() == git2::ErrorClass::Ssl
+                && e.message().contains("certificate is invalid"));
+        if tls_refused {
+            // libgit2 says only that the certificate is invalid.
+            message.push_str(
+                " (no trusted CA signed the server's certificate, or it names another host: \
+                 a private CA is given with --git-config=http.sslCAInfo:<file> or SSL_CERT_FILE)",
+            );
+        }
         GitError::Remote {
             op,
             url: redact(url),
-            message: redact(e.message()),
+            message,
         }
     }
 
