@@ -675,6 +675,21 @@ mod tests {
         ids
     }
 
+    /// Copy `wanted` from `src`'s store into a fresh directory, expecting
+    /// an error; asserts nothing is left in that directory.
+    fn copy_fails(src: &git2::Repository, wanted: &[Oid], t: &Path, cancel: &Cancel) -> CopyError {
+        let out = t.join("out");
+        fs::create_dir_all(&out).unwrap();
+        let packs = src.path().join("objects/pack");
+        let err = write_pack(&src.odb().unwrap(), &[packs], wanted, &out, cancel).unwrap_err();
+        assert_eq!(
+            fs::read_dir(&out).unwrap().count(),
+            0,
+            "left behind after {err}"
+        );
+        err
+    }
+
     #[test]
     fn a_whole_store_is_copied_with_its_deltas() {
         let (t, _, src) = fixture(false);
@@ -734,29 +749,12 @@ mod tests {
         // Valid zlib, another content, at the first blob's path.
         let hex = good.to_string();
         let path = src.path().join("objects").join(&hex[..2]).join(&hex[2..]);
-        let mut perms = fs::metadata(&path).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        perms.set_readonly(false);
-        fs::set_permissions(&path, perms).unwrap();
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(b"blob 17\0the wrong content").unwrap();
         fs::write(&path, z.finish().unwrap()).unwrap();
-        let out = t.path().join("out");
-        fs::create_dir_all(&out).unwrap();
-        let err = write_pack(
-            &src.odb().unwrap(),
-            &[src.path().join("objects/pack")],
-            &[good],
-            &out,
-            &Cancel::new(),
-        )
-        .unwrap_err();
+        let err = copy_fails(&src, &[good], t.path(), &Cancel::new());
         assert!(err.to_string().contains("does not match its id"), "{err}");
-        assert_eq!(
-            fs::read_dir(&out).unwrap().count(),
-            0,
-            "nothing left behind"
-        );
     }
 
     #[test]
@@ -845,43 +843,23 @@ mod tests {
     #[test]
     fn a_damaged_entry_fails_the_copy_and_leaves_nothing() {
         let (t, _, src) = fixture(false);
-        let packs = src.path().join("objects/pack");
         let pack = the_pack(&src);
         let mut bytes = fs::read(&pack).unwrap();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x55;
         fs::set_permissions(&pack, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
         fs::write(&pack, bytes).unwrap();
-        let out = t.path().join("out");
-        fs::create_dir(&out).unwrap();
-        let ids = all_objects(&src);
-        let err =
-            write_pack(&src.odb().unwrap(), &[packs], &ids, &out, &Cancel::new()).unwrap_err();
+        let err = copy_fails(&src, &all_objects(&src), t.path(), &Cancel::new());
         assert!(err.to_string().contains("CRC32"), "{err}");
-        assert_eq!(
-            fs::read_dir(&out).unwrap().count(),
-            0,
-            "temporary files removed"
-        );
     }
 
     #[test]
     fn a_cancelled_copy_leaves_nothing() {
         let (t, _, src) = fixture(false);
-        let out = t.path().join("out");
-        fs::create_dir(&out).unwrap();
         let cancel = Cancel::new();
         cancel.cancel();
-        let err = write_pack(
-            &src.odb().unwrap(),
-            &[src.path().join("objects/pack")],
-            &all_objects(&src),
-            &out,
-            &cancel,
-        )
-        .unwrap_err();
+        let err = copy_fails(&src, &all_objects(&src), t.path(), &cancel);
         assert!(matches!(err, CopyError::Cancelled), "{err}");
-        assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
     }
 
     #[test]
