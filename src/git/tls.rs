@@ -55,34 +55,39 @@ pub(super) fn configure(found: Found, tls: &Tls) {
         env_dir,
         system,
     } = found;
-    let mut files: Vec<PathBuf> = Vec::new();
-    if env_file.is_none() {
-        files.extend(system.cert_file);
+    // The bundle libgit2 loaded from SSL_CERT_FILE as it initialised (then
+    // only watched for changes), else the system's; then the configured one.
+    let loaded = env_file.map(|path| Watched {
+        stamp: Stamp::of(&path),
+        path,
+    });
+    let system_file = if loaded.is_none() {
+        system.cert_file
+    } else {
+        None
+    };
+    let to_load = system_file
+        .into_iter()
+        .chain(tls.ca_file.as_deref().map(PathBuf::from))
+        .map(|path| Watched { path, stamp: None });
+    let mut watched: Vec<Watched> = Vec::new();
+    for file in loaded.into_iter().chain(to_load) {
+        // Never the same file twice (as when GIT_SSL_CAINFO and
+        // SSL_CERT_FILE both name the system's).
+        if !watched
+            .iter()
+            .any(|w| canonical(&w.path) == canonical(&file.path))
+        {
+            watched.push(file);
+        }
     }
-    files.extend(tls.ca_file.as_deref().map(PathBuf::from));
     let mut dirs = if env_dir.is_none() {
         system.cert_dir
     } else {
         Vec::new()
     };
     dirs.extend(tls.ca_dir.as_deref().map(PathBuf::from));
-    let none_found = env_file.is_none() && env_dir.is_none() && files.is_empty() && dirs.is_empty();
-    // Never the same file twice (as when GIT_SSL_CAINFO and SSL_CERT_FILE
-    // both name the system's); the one libgit2 loaded is watched too.
-    let mut seen: Vec<PathBuf> = Vec::new();
-    let mut watched = Vec::new();
-    for (path, loaded) in env_file
-        .into_iter()
-        .map(|f| (f, true))
-        .chain(files.into_iter().map(|f| (f, false)))
-    {
-        let c = canonical(&path);
-        if !seen.contains(&c) {
-            seen.push(c);
-            let stamp = if loaded { Stamp::of(&path) } else { None };
-            watched.push(Watched { path, stamp });
-        }
-    }
+    let none_found = watched.is_empty() && dirs.is_empty() && env_dir.is_none();
     *lock_cas() = Cas {
         first: true,
         files: watched,
