@@ -673,6 +673,64 @@ fn ssh_with_known_hosts_match_mismatch_and_absent() {
 }
 
 #[test]
+fn an_ssh_key_file_that_cannot_be_used_says_why_and_the_next_one_is_tried() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    let h = repo.commit(&[("f", "over ssh")], "one");
+    let sshd = Sshd::start();
+    let with_passphrase = tmp.path().join("with_passphrase");
+    fs::copy(&sshd.client_key, &with_passphrase).unwrap();
+    run_ok(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-p", "-P", "", "-N", "pass phrase", "-f"])
+            .arg(&with_passphrase),
+    );
+    let public = sshd.client_key.with_extension("pub");
+    let empty = tmp.path().join("empty");
+    fs::write(&empty, "").unwrap();
+    let run = |keys: &[&std::path::Path], root: &str| {
+        let mut args = vec![
+            format!("--repo={}", sshd.url(&repo.dir)),
+            format!("--root={}", tmp.path().join(root).display()),
+            "--ssh-known-hosts=false".into(),
+            "--link=site".into(),
+        ];
+        args.extend(
+            keys.iter()
+                .map(|k| format!("--ssh-key-file={}", k.display())),
+        );
+        one_time(&args, &[])
+    };
+    let cases: [(&std::path::Path, &str); 5] = [
+        (&with_passphrase, "is protected by a passphrase"),
+        (&public, "holds a public key"),
+        (&empty, "is empty"),
+        // A directory: reading it fails, as an unreadable Secret would.
+        (tmp.path(), "cannot be read"),
+        (&tmp.path().join("absent"), "no SSH key file found"),
+    ];
+    for (i, (key, why)) in cases.iter().enumerate() {
+        let (code, log) = run(&[key], &format!("r{i}"));
+        assert_eq!(code, 1, "{log}");
+        let line = log
+            .lines()
+            .find(|l| l.contains("sync failed"))
+            .unwrap_or_else(|| panic!("no failure logged: {log}"));
+        assert!(line.contains(why), "{why}: {line}");
+        assert!(line.contains(&key.display().to_string()), "{line}");
+        assert!(!log.contains("pass phrase"), "{log}");
+    }
+
+    // A key that cannot be used is passed over for the next one.
+    let (code, log) = run(&[&with_passphrase, &sshd.client_key], "both");
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        published(&tmp.path().join("both/site")).as_deref(),
+        Some(h.as_str())
+    );
+}
+
+#[test]
 fn ssh_scp_like_url_on_port_22() {
     // `user@host:path` has no port: the server listens on port 22 of a
     // spare loopback address, which needs root (as in CI).

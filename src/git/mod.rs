@@ -14,6 +14,7 @@ mod proxy;
 mod refs;
 mod remote;
 mod ssh_home;
+mod ssh_key;
 mod stream;
 mod submodules;
 mod tls;

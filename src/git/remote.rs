@@ -7,8 +7,8 @@ use git2::{AutotagOption, FetchOptions, ProxyOptions, RemoteCallbacks};
 use super::local::local_path;
 use super::ssh_home::SshHome;
 use super::{
-    http_config, known_hosts, proxy, ref_error, refs, stream, Cancel, CredentialSet, GitError,
-    GitRepo, Hash,
+    http_config, known_hosts, proxy, ref_error, refs, ssh_key, stream, Cancel, CredentialSet,
+    GitError, GitRepo, Hash,
 };
 use crate::redact::redact;
 
@@ -53,6 +53,27 @@ fn ssh_port(url: &str) -> u16 {
         .unwrap_or(22)
 }
 
+/// Why SSH authentication failed once every key file was tried: the
+/// problems of the files that could not be offered come first, as they
+/// are the likely fix.
+fn no_ssh_key_left(
+    user: &str,
+    keys: &[std::path::PathBuf],
+    offered: usize,
+    unusable: &[String],
+) -> String {
+    let problems = unusable.join("; ");
+    match (offered, unusable.is_empty()) {
+        (0, true) => {
+            let names: Vec<String> = keys.iter().map(|k| k.display().to_string()).collect();
+            format!("no SSH key file found (--ssh-key-file: {})", names.join(", "))
+        }
+        (0, false) => problems,
+        (n, true) => format!("SSH authentication as {user:?} failed with every key of --ssh-key-file ({n} tried)"),
+        (n, false) => format!("SSH authentication as {user:?} failed with every key of --ssh-key-file ({n} tried); {problems}"),
+    }
+}
+
 fn callbacks<'a>(
     cancel: &'a Cancel,
     creds: &'a CredentialSet,
@@ -67,21 +88,32 @@ fn callbacks<'a>(
     // what, credentials failed.
     let mut asked_password = false;
     let mut next_key = 0usize;
+    let mut offered = 0usize;
+    let mut unusable: Vec<String> = Vec::new();
     cb.credentials(move |request_url, user_from_url, allowed| {
         let user = user_from_url.unwrap_or("git");
         if allowed.contains(git2::CredentialType::SSH_KEY) {
             let keys = creds.ssh.as_ref().map(|s| s.key_files.as_slice()).unwrap_or_default();
             while let Some(key) = keys.get(next_key) {
                 next_key += 1;
-                if key.exists() {
-                    return git2::Cred::ssh_key(user, None, key, None);
+                // Only a file that is not there is skipped quietly: one in a
+                // directory we may not enter is a problem to report.
+                if std::fs::metadata(key).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+                    tracing::debug!(key = %key.display(), "SSH key file not found, skipped");
+                    continue;
                 }
-                tracing::debug!(key = %key.display(), "SSH key file not found, skipped");
+                match ssh_key::check(key) {
+                    Ok(()) => {
+                        offered += 1;
+                        return git2::Cred::ssh_key(user, None, key, None);
+                    }
+                    Err(problem) => {
+                        tracing::debug!(key = %key.display(), %problem, "SSH key file skipped");
+                        unusable.push(format!("SSH key file {} {problem}", key.display()));
+                    }
+                }
             }
-            return Err(git2::Error::from_str(&format!(
-                "SSH authentication as {user:?} failed with every key of --ssh-key-file ({} tried)",
-                keys.len()
-            )));
+            return Err(git2::Error::from_str(&no_ssh_key_left(user, keys, offered, &unusable)));
         }
         if allowed.contains(git2::CredentialType::USERNAME) {
             return git2::Cred::username(user);
