@@ -313,6 +313,56 @@ fn unknown_ref_fails_and_says_so() {
     fails_saying(&h[..8], "give all 40 characters");
 }
 
+#[test]
+fn http_servers_that_are_not_git_servers_are_told_apart() {
+    // One nginx: a bare repository served as plain files (git's "dumb"
+    // protocol, which libgit2 does not speak), a login page, nothing.
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    repo.commit(&[("f", "1")], "one");
+    let docroot = tmp.path().join("docroot");
+    fs::create_dir(&docroot).unwrap();
+    git(
+        tmp.path(),
+        &["clone", "-q", "--bare", &repo.url(), "docroot/site.git"],
+    );
+    git(&docroot.join("site.git"), &["update-server-info"]);
+    open_up(&docroot);
+    run_ok(
+        std::process::Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&docroot),
+    );
+    let nginx = Nginx::start(
+        &format!(
+            "root {};\n        location /login/ {{ default_type text/html; return 200 \"<html>sign in</html>\"; }}\n        \
+             location / {{ try_files $uri =404; }}",
+            docroot.display()
+        ),
+        "www-data www-data",
+    );
+    let cases = [
+        (
+            "site.git",
+            "is not supported; serve the repository with git http-backend",
+        ),
+        ("login/site.git", "answered with a web page, not git"),
+        ("absent.git", "no repository at this URL"),
+    ];
+    for (i, (path, why)) in cases.iter().enumerate() {
+        let root = tmp.path().join(format!("root{i}"));
+        let out = run_git_sync(&[
+            &format!("--repo=http://127.0.0.1:{}/{path}", nginx.port),
+            &format!("--root={}", root.display()),
+            "--one-time",
+        ]);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{log}");
+        assert!(log.contains(why), "{path}: {log}");
+        assert!(!root.join("site.git").exists(), "{path}");
+    }
+}
+
 // ---- updates, no-ops, history rewrites ---------------------------------
 
 fn update_and_noop(t: Transport) {

@@ -53,6 +53,45 @@ fn ssh_port(url: &str) -> u16 {
         .unwrap_or(22)
 }
 
+/// What to add to libgit2's terse words for the failures people meet
+/// first: a certificate from a private CA, a wrong URL, a web page or a
+/// plain file server where a git server was expected.
+fn hint(e: &git2::Error) -> Option<&'static str> {
+    let message = e.message();
+    let tls_refused = e.code() == git2::ErrorCode::Certificate
+        || (e.class() == git2::ErrorClass::Ssl && message.contains("certificate is invalid"));
+    if tls_refused {
+        return Some(
+            " (no trusted CA signed the server's certificate, or it names another host: \
+             a private CA is given with --git-config=http.sslCAInfo:<file> or SSL_CERT_FILE)",
+        );
+    }
+    if e.class() != git2::ErrorClass::Http {
+        return None;
+    }
+    if message.ends_with("status code: 404") {
+        return Some(" (no repository at this URL: check --repo)");
+    }
+    if message.ends_with("status code: 403") {
+        return Some(
+            " (the server refused access: the credentials given may not read this repository)",
+        );
+    }
+    if message.starts_with("invalid content-type: 'text/html") {
+        return Some(
+            " (the server answered with a web page, not git: check that --repo is the repository's \
+             clone URL and that no login page or proxy stands in the way)",
+        );
+    }
+    if message.starts_with("invalid content-type") || message.starts_with("no content-type") {
+        return Some(
+            " (the server does not speak git's smart HTTP protocol: a plain file server (git's \
+             \"dumb\" protocol) is not supported; serve the repository with git http-backend or a git host)",
+        );
+    }
+    None
+}
+
 /// Why SSH authentication failed once every key file was tried: the
 /// problems of the files that could not be offered come first, as they
 /// are the likely fix.
@@ -285,15 +324,8 @@ impl GitRepo {
             };
         }
         let mut message = redact(e.message());
-        let tls_refused = e.code() == git2::ErrorCode::Certificate
-            || (e.class() == git2::ErrorClass::Ssl
-                && e.message().contains("certificate is invalid"));
-        if tls_refused {
-            // libgit2 says only that the certificate is invalid.
-            message.push_str(
-                " (no trusted CA signed the server's certificate, or it names another host: \
-                 a private CA is given with --git-config=http.sslCAInfo:<file> or SSL_CERT_FILE)",
-            );
+        if let Some(hint) = hint(&e) {
+            message.push_str(hint);
         }
         GitError::Remote {
             op,
