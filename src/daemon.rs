@@ -261,6 +261,7 @@ pub async fn run(cfg: Config) -> i32 {
                 // Hooks run for every new hash, and once after a (re)start
                 // even when nothing changed: hooks must be idempotent.
                 let hash = hash.to_string();
+                metrics.published(&hash);
                 if updated || first {
                     for h in &hooks {
                         h.trigger(&hash);

@@ -61,6 +61,21 @@ pub struct Metrics {
     askpass: Outcomes,
     github_token: Outcomes,
     started: Mutex<Option<SystemTime>>,
+    freshness: Mutex<Freshness>,
+}
+
+/// How current the published tree is (not in upstream): what alerting on a
+/// stale site needs, which counters cannot tell.
+#[derive(Debug, Default)]
+struct Freshness {
+    /// End of the last pass that succeeded, whether it changed anything.
+    last_success: Option<SystemTime>,
+    /// End of the last pass that published a new commit.
+    last_update: Option<SystemTime>,
+    /// Passes failed since the last success.
+    failures_in_a_row: u64,
+    /// The commit published.
+    hash: Option<String>,
 }
 
 impl Metrics {
@@ -77,6 +92,28 @@ impl Metrics {
         self.sync_count[status.index()].fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.sync_micros[status.index()].fetch_add(micros, Ordering::Relaxed);
+        if let Ok(mut f) = self.freshness.lock() {
+            let now = SystemTime::now();
+            match status {
+                SyncStatus::Error => f.failures_in_a_row += 1,
+                SyncStatus::Success | SyncStatus::Noop => {
+                    f.failures_in_a_row = 0;
+                    f.last_success = Some(now);
+                    if status == SyncStatus::Success {
+                        f.last_update = Some(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The commit the link points at now.
+    pub fn published(&self, hash: &str) {
+        if let Ok(mut f) = self.freshness.lock() {
+            if f.hash.as_deref() != Some(hash) {
+                f.hash = Some(hash.to_string());
+            }
+        }
     }
 
     /// A fetch from the remote happened.
@@ -146,8 +183,54 @@ impl Metrics {
             "git_sync_refresh_github_app_token_count",
             "How many times the GitHub app token was refreshed, partitioned by state (success, error)",
         );
+        self.render_freshness(&mut out);
         self.render_process(&mut out);
         out
+    }
+
+    fn render_freshness(&self, out: &mut String) {
+        let Ok(f) = self.freshness.lock() else {
+            return;
+        };
+        let gauge = |out: &mut String, name: &str, help: &str, value: Option<String>| {
+            if let Some(v) = value {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} gauge");
+                let _ = writeln!(out, "{v}");
+            }
+        };
+        let seconds = |name: &str, t: Option<SystemTime>| {
+            t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| format!("{name} {}", d.as_secs_f64()))
+        };
+        const SUCCESS: &str = "git_sync_last_success_timestamp_seconds";
+        const UPDATE: &str = "git_sync_last_update_timestamp_seconds";
+        const FAILURES: &str = "git_sync_consecutive_failures";
+        const INFO: &str = "git_sync_published_info";
+        gauge(
+            out,
+            SUCCESS,
+            "When a sync last succeeded (a new commit or none), since unix epoch in seconds.",
+            seconds(SUCCESS, f.last_success),
+        );
+        gauge(
+            out,
+            UPDATE,
+            "When a new commit was last published, since unix epoch in seconds.",
+            seconds(UPDATE, f.last_update),
+        );
+        gauge(
+            out,
+            FAILURES,
+            "How many syncs failed since the last success.",
+            Some(format!("{FAILURES} {}", f.failures_in_a_row)),
+        );
+        gauge(
+            out,
+            INFO,
+            "The commit published, as the hash label.",
+            f.hash.as_ref().map(|h| format!("{INFO}{{hash=\"{h}\"}} 1")),
+        );
     }
 
     fn render_process(&self, out: &mut String) {
@@ -234,5 +317,28 @@ mod tests {
         assert!(text.contains("git_sync_askpass_calls{status=\"success\"} 0"));
         assert!(text.contains("git_sync_refresh_github_app_token_count{status=\"error\"} 1"));
         assert!(text.contains("process_resident_memory_bytes"));
+    }
+
+    #[test]
+    fn freshness_follows_the_passes() {
+        let m = Metrics::new();
+        let has =
+            |t: &str, what: &str| m.render().lines().any(|l| l.starts_with(what)) == (t == "yes");
+        assert!(has("no", "git_sync_last_success_timestamp_seconds"));
+        assert!(has("no", "git_sync_published_info"));
+        m.sync(SyncStatus::Error, Duration::ZERO);
+        m.sync(SyncStatus::Error, Duration::ZERO);
+        assert!(has("yes", "git_sync_consecutive_failures 2"));
+        m.sync(SyncStatus::Noop, Duration::ZERO);
+        m.published("abc");
+        assert!(has("yes", "git_sync_consecutive_failures 0"));
+        assert!(has("yes", "git_sync_last_success_timestamp_seconds 1"));
+        assert!(has("no", "git_sync_last_update_timestamp_seconds"));
+        assert!(has("yes", "git_sync_published_info{hash=\"abc\"} 1"));
+        m.sync(SyncStatus::Success, Duration::ZERO);
+        m.published("def");
+        assert!(has("yes", "git_sync_last_update_timestamp_seconds 1"));
+        assert!(has("yes", "git_sync_published_info{hash=\"def\"} 1"));
+        assert!(has("no", "git_sync_published_info{hash=\"abc\"}"));
     }
 }

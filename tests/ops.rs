@@ -332,6 +332,13 @@ fn probes_and_metrics() {
     });
     p.wait_log(LONG, "a failure", |l| log_lines_with(l, "sync failed") >= 2);
     assert_eq!(http_get(port, "/").0, 503);
+    let m = String::from_utf8_lossy(&http_get(port, "/metrics").1).into_owned();
+    assert!(metric(&m, "git_sync_consecutive_failures") >= 2.0, "{m}");
+    assert!(
+        !m.contains("git_sync_last_success_timestamp_seconds"),
+        "{m}"
+    );
+    assert!(!m.contains("git_sync_published_info"), "{m}");
     fs::rename(f.path("away"), &f.repo.dir).unwrap();
     p.wait_for(LONG, "ready", || http_get(port, "/").0 == 200);
 
@@ -357,6 +364,22 @@ fn probes_and_metrics() {
         0.0
     );
     assert!(metric(&m, "process_resident_memory_bytes") > 0.0);
+    // Freshness, beyond upstream: what a staleness alert needs.
+    assert_eq!(metric(&m, "git_sync_consecutive_failures"), 0.0);
+    assert_eq!(
+        metric(&m, &format!("git_sync_published_info{{hash=\"{h3}\"}}")),
+        1.0
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let last_update = metric(&m, "git_sync_last_update_timestamp_seconds");
+    let last_success = metric(&m, "git_sync_last_success_timestamp_seconds");
+    assert!(
+        now - 60.0 < last_update && last_update <= last_success && last_success <= now + 1.0,
+        "{m}"
+    );
     assert_eq!(http_get(port, "/debug/pprof/").0, 200);
     assert_eq!(http_get(port, "/nothing").0, 404);
 }
