@@ -666,6 +666,26 @@ fn ssh_with_known_hosts_match_mismatch_and_absent() {
     let (code, log) = run("", &[], "r3");
     assert_eq!(code, 1);
     assert!(log.contains("not in the known_hosts"), "{log}");
+    assert!(
+        log.contains(&format!("ssh-keyscan -p {} 127.0.0.1", sshd.port)),
+        "{log}"
+    );
+
+    // No file at all (the default path, with no Secret mounted there).
+    let (code, log) = one_time(
+        &[
+            format!("--repo={}", sshd.url(&repo.dir)),
+            format!("--root={}", tmp.path().join("r5").display()),
+            format!("--ssh-key-file={}", sshd.client_key.display()),
+            format!(
+                "--ssh-known-hosts-file={}",
+                tmp.path().join("absent").display()
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(log.contains("--ssh-known-hosts=false"), "{log}");
 
     // Verification off: the empty file does not matter.
     let (code, log) = run("", &["--ssh-known-hosts=false"], "r4");

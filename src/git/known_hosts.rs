@@ -62,8 +62,14 @@ fn host_matches(patterns: &str, name: &str) -> bool {
 /// Check `key` (the raw SSH public key blob) of `host:port` against `file`.
 pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), HostKeyError> {
     let text = std::fs::read_to_string(file).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            " (give the server's keys with --ssh-known-hosts-file, or skip the check with \
+             --ssh-known-hosts=false)"
+        } else {
+            ""
+        };
         HostKeyError::Unreadable(format!(
-            "cannot read known_hosts file {}: {e}",
+            "cannot read known_hosts file {}: {e}{hint}",
             file.display()
         ))
     })?;
@@ -109,8 +115,14 @@ pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), Host
         )))
     } else {
         Err(HostKeyError::Unknown(format!(
-            "host {name} is not in the known_hosts file {}",
-            file.display()
+            "host {name} is not in the known_hosts file {} (add the keys `ssh-keyscan{}` \
+             prints, once their fingerprints are checked)",
+            file.display(),
+            if port == 22 {
+                format!(" {host}")
+            } else {
+                format!(" -p {port} {host}")
+            }
         )))
     }
 }
