@@ -203,6 +203,61 @@ fn one_time_runs_each_hook_once_and_fails_with_it() {
     let _ = old;
 }
 
+#[test]
+fn a_hook_whose_children_outlive_it_neither_hangs_nor_outlives_its_timeout() {
+    let f = Fixture::local();
+    let root = f.tmp.path().join("root");
+    let run = |hook: &std::path::Path, extra: &str| {
+        let started = std::time::Instant::now();
+        let out = run_git_sync(&[
+            &format!("--repo={}", f.url()),
+            &format!("--root={}", root.display()),
+            "--one-time",
+            &format!("--exechook-command={}", hook.display()),
+            extra,
+        ]);
+        (
+            out.status.code(),
+            started.elapsed(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let still_running = |marker: &str| {
+        std::process::Command::new("pgrep")
+            .args(["-f", marker])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // A hook that leaves a background process holding its output open
+    // has still finished when it exits.
+    let leaves = f.path("leaves-a-child");
+    script(&leaves, "sleep 41.25 &\necho started\nexit 0\n");
+    let (code, took, log) = run(&leaves, "-v=0");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        took < Duration::from_secs(20),
+        "waited {took:?} for the hook's child"
+    );
+    std::process::Command::new("pkill")
+        .args(["-f", "sleep 41.25"])
+        .status()
+        .unwrap();
+
+    // A hook that times out is stopped with everything it started.
+    let stuck = f.path("stuck");
+    script(&stuck, "sleep 42.75\necho never\n");
+    let (code, took, log) = run(&stuck, "--exechook-timeout=1s");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("timed out"), "{log}");
+    assert!(
+        took < Duration::from_secs(20),
+        "waited {took:?} past the timeout"
+    );
+    wait_until(LONG, "the hook's child gone", || {
+        !still_running("sleep 42.75")
+    });
+}
+
 // ---- webhooks ---------------------------------------------------------------
 
 #[test]

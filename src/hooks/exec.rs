@@ -3,8 +3,10 @@
 //! the environment inherited.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Hook;
@@ -42,18 +44,10 @@ impl ExecHook {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: a timeout stops what it started too.
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.command))?;
-        // Drain output on threads so a chatty hook cannot block on a full pipe.
-        let drain = |pipe: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_string(&mut text);
-                }
-                text
-            })
-        };
         let out = drain(
             child
                 .stdout
@@ -71,7 +65,7 @@ impl ExecHook {
             match child.try_wait() {
                 Ok(Some(status)) => break Ok(status),
                 Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
+                    kill_group(&child);
                     let _ = child.wait();
                     break Err(format!(
                         "{} timed out after {:?}",
@@ -82,8 +76,11 @@ impl ExecHook {
                 Err(e) => break Err(format!("waiting for {}: {e}", self.command)),
             }
         };
-        let stdout = out.join().unwrap_or_default();
-        let stderr = err.join().unwrap_or_default();
+        // The hook is done when it exits, even if a process it left behind
+        // still holds its output open: what came by then is what it said.
+        let grace = Instant::now() + OUTPUT_GRACE;
+        let stdout = collected(&out, grace);
+        let stderr = collected(&err, grace);
         tracing::debug!(hook = self.name, stdout = %stdout.trim_end(), stderr = %stderr.trim_end(), "hook output");
         let status = status?;
         if status.success() {
@@ -100,6 +97,69 @@ impl ExecHook {
                 .collect();
             Err(format!("{} exited with {status}: {tail}", self.command))
         }
+    }
+}
+
+/// How long output is waited for once the hook has exited.
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+
+/// How much of each output stream is kept: its end, where errors are.
+const OUTPUT_KEPT: usize = 16 * 1024;
+
+type Collected = Arc<Mutex<(String, bool)>>;
+
+/// Read `pipe` to its end on a thread, so a chatty hook cannot block on a
+/// full pipe, keeping the last [`OUTPUT_KEPT`] bytes; the flag says the
+/// end was reached.
+fn drain(pipe: Option<Box<dyn Read + Send>>) -> Collected {
+    let text: Collected = Arc::default();
+    let shared = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        if let Some(mut p) = pipe {
+            while let Ok(n @ 1..) = p.read(&mut buf) {
+                if let Ok(mut t) = shared.lock() {
+                    t.0.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if t.0.len() > 2 * OUTPUT_KEPT {
+                        let mut cut = t.0.len() - OUTPUT_KEPT;
+                        while !t.0.is_char_boundary(cut) {
+                            cut += 1;
+                        }
+                        t.0.drain(..cut);
+                    }
+                }
+            }
+        }
+        if let Ok(mut t) = shared.lock() {
+            t.1 = true;
+        }
+    });
+    text
+}
+
+/// What `text` holds once its stream ended, or at `deadline`.
+fn collected(text: &Collected, deadline: Instant) -> String {
+    loop {
+        let (done, snapshot) = match text.lock() {
+            Ok(t) => (t.1, t.0.clone()),
+            Err(_) => (true, String::new()),
+        };
+        if done || Instant::now() >= deadline {
+            return snapshot;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// SIGKILL the hook and every process of its group.
+fn kill_group(child: &Child) {
+    match i32::try_from(child.id()) {
+        // SAFETY: kill has no memory preconditions; the group is the one
+        // the child leads (process_group(0) at spawn).
+        Ok(pid) => unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        },
+        Err(_) => tracing::warn!(pid = child.id(), "hook pid out of range, not killed"),
     }
 }
 
