@@ -162,9 +162,18 @@ async fn trigger(req: Request<Incoming>, state: &HttpState) -> Response<Full<Byt
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     // An empty secret proves nothing.
+    let signed = |name: &str, prefix: &str| {
+        header(name)
+            .and_then(|sig| sig.strip_prefix(prefix))
+            .is_some_and(|hex| hmac_hex_ok(&secret, &body, hex))
+    };
     let proven = !secret.is_empty()
-        && (header("x-hub-signature-256")
-            .is_some_and(|sig| github_signature_ok(&secret, &body, sig))
+        && (signed("x-hub-signature-256", "sha256=")
+            // Bitbucket Cloud and Data Center: GitHub's old header name,
+            // with SHA-256 (GitHub's own is SHA-1 there: not accepted).
+            || signed("x-hub-signature", "sha256=")
+            || signed("x-gitea-signature", "")
+            || signed("x-forgejo-signature", "")
             || header("x-gitlab-token").is_some_and(|t| constant_eq(t.as_bytes(), &secret))
             || header("authorization")
                 .and_then(|a| a.strip_prefix("Bearer "))
@@ -189,16 +198,17 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && openssl::memcmp::eq(a, b)
 }
 
-/// GitHub: `X-Hub-Signature-256: sha256=<hex of HMAC-SHA256(secret, body)>`.
-fn github_signature_ok(secret: &[u8], body: &[u8], header: &str) -> bool {
-    let Some(hex) = header.strip_prefix("sha256=") else {
-        return false;
-    };
+/// Whether `hex` is the HMAC-SHA256 of `body` under `secret`, as GitHub,
+/// Bitbucket, Gitea and Forgejo sign a webhook (after their prefix).
+fn hmac_hex_ok(secret: &[u8], body: &[u8], hex: &str) -> bool {
     let Some(mac) = hmac_sha256(secret, body) else {
         return false;
     };
     let expected: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-    constant_eq(hex.to_ascii_lowercase().as_bytes(), expected.as_bytes())
+    constant_eq(
+        hex.trim().to_ascii_lowercase().as_bytes(),
+        expected.as_bytes(),
+    )
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
@@ -214,25 +224,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn github_signatures() {
+    fn hmac_signatures() {
         // HMAC-SHA256("It's a Secret to Everybody", "Hello, World!"), from
         // GitHub's documentation of webhook signatures.
-        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert!(github_signature_ok(
-            b"It's a Secret to Everybody",
-            b"Hello, World!",
-            sig
-        ));
-        assert!(!github_signature_ok(b"wrong", b"Hello, World!", sig));
-        assert!(!github_signature_ok(
-            b"It's a Secret to Everybody",
-            b"Hello, World?",
-            sig
-        ));
-        assert!(!github_signature_ok(
-            b"It's a Secret to Everybody",
-            b"Hello, World!",
-            "sha1=abc"
-        ));
+        let hex = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let secret = b"It's a Secret to Everybody";
+        assert!(hmac_hex_ok(secret, b"Hello, World!", hex));
+        assert!(hmac_hex_ok(secret, b"Hello, World!", &hex.to_uppercase()));
+        assert!(!hmac_hex_ok(b"wrong", b"Hello, World!", hex));
+        assert!(!hmac_hex_ok(secret, b"Hello, World?", hex));
+        assert!(!hmac_hex_ok(secret, b"Hello, World!", &hex[..40]));
+        assert!(!hmac_hex_ok(secret, b"Hello, World!", ""));
     }
 }

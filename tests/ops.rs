@@ -737,11 +737,14 @@ fn trigger_endpoint_needs_a_valid_secret() {
     p.wait_for(LONG, "h1", || f.published_is(&h1));
     let h2 = f.repo.commit(&[("index.html", "v2")], "two");
     let body = br#"{"ref":"refs/heads/main"}"#;
+    let sha1_sig = format!("sha1={}", "0".repeat(40));
     for headers in [
         vec![],
         vec![("Authorization", "Bearer wrong")],
         vec![("X-Gitlab-Token", "wrong")],
         vec![("X-Hub-Signature-256", "sha256=0000")],
+        // GitHub's SHA-1 signature under the old name is not enough.
+        vec![("X-Hub-Signature", &sha1_sig)],
     ] {
         let (status, _) = http_request(port, "POST", "/sync", &headers, body);
         assert_eq!(status, 401, "{headers:?}");
@@ -749,12 +752,17 @@ fn trigger_endpoint_needs_a_valid_secret() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(f.published_is(&h1), "an unauthorized request must not sync");
 
-    let sig = format!("sha256={}", hmac_hex(b"tr1gger-S3CRET", body));
-    let proofs: [Proof; 3] = [
+    let hex = hmac_hex(b"tr1gger-S3CRET", body);
+    let sig = format!("sha256={hex}");
+    let proofs: [Proof; 6] = [
         ("GitHub", &[("X-Hub-Signature-256", &sig)], body),
+        ("Bitbucket", &[("X-Hub-Signature", &sig)], body),
+        ("Gitea", &[("X-Gitea-Signature", &hex)], body),
+        ("Forgejo", &[("X-Forgejo-Signature", &hex)], body),
         ("GitLab", &[("X-Gitlab-Token", "tr1gger-S3CRET")], b"{}"),
         ("bearer", &[("Authorization", "Bearer tr1gger-S3CRET")], b""),
     ];
+    let proofs_count = proofs.len();
     let mut expected = h2;
     for (n, (who, headers, payload)) in proofs.into_iter().enumerate() {
         if n > 0 {
@@ -775,7 +783,9 @@ fn trigger_endpoint_needs_a_valid_secret() {
     }
 
     // A burst coalesces into a pass or two, not twenty.
-    p.wait_log(LONG, "h4 logged", |l| log_lines_with(l, "updated") == 4);
+    p.wait_log(LONG, "every update logged", |l| {
+        log_lines_with(l, "updated") == proofs_count + 1
+    });
     let before = log_lines_with(&p.log(), "no change");
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(20));
     let burst: Vec<_> = (0..20)

@@ -359,8 +359,10 @@ pub const FLAGS: &[Flag] = &[
         "",
         "PATH",
         "Enable POST /sync on --http-bind: a request that proves this secret starts a sync \
-         at once. Accepted proofs: GitHub's X-Hub-Signature-256, GitLab's X-Gitlab-Token, \
-         or Authorization: Bearer <secret>. Others get 401. (Not in upstream git-sync.)",
+         at once. Accepted proofs: the HMAC-SHA256 of the body in GitHub's \
+         X-Hub-Signature-256, Bitbucket's X-Hub-Signature, Gitea's X-Gitea-Signature or \
+         Forgejo's X-Forgejo-Signature; GitLab's X-Gitlab-Token; or Authorization: Bearer \
+         <secret>. Others get 401. (Not in upstream git-sync.)",
     ),
     flag(
         "watch-local",
