@@ -70,7 +70,12 @@ fn hint(e: &git2::Error) -> Option<&'static str> {
         return None;
     }
     if message.ends_with("status code: 404") {
-        return Some(" (no repository at this URL: check --repo)");
+        // Git hosts also answer 404 for a private repository the given
+        // credentials may not read.
+        return Some(
+            " (no repository at this URL, or none the credentials given may read: check --repo \
+             and what the credentials can access)",
+        );
     }
     if message.ends_with("status code: 403") {
         return Some(
