@@ -126,7 +126,7 @@ fn start_hooks(cfg: &Config) -> Vec<HookRunner> {
     }
     if let Some(w) = &cfg.ops.webhook {
         hooks.push(HookRunner::start(
-            Arc::new(Webhook::new(w.clone())),
+            Arc::new(Webhook::new(w.clone(), &cfg.tls)),
             w.backoff,
             cfg.one_time,
         ));
@@ -192,7 +192,7 @@ pub async fn run(cfg: Config) -> i32 {
             }
         });
     let hooks = start_hooks(&cfg);
-    let resolver = Arc::new(Mutex::new(Resolver::new(cfg.auth.clone())));
+    let resolver = Arc::new(Mutex::new(Resolver::new(cfg.auth.clone(), &cfg.tls)));
 
     let mut ever_succeeded = false;
     let mut clean_due: Option<Instant> = Some(Instant::now());

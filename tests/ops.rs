@@ -323,7 +323,7 @@ fn one_time_webhook_failure_exits_1() {
 }
 
 #[test]
-fn a_webhook_over_https_is_verified_against_the_system_cas() {
+fn a_webhook_over_https_trusts_the_cas_git_trusts() {
     // Our own HTTP client (webhooks, askpass URLs, token endpoints such as
     // GitHub's API) trusts what the system trusts: SSL_CERT_FILE here, as
     // a mounted CA bundle would be. ureq's default roots (WebPki, not
@@ -335,12 +335,13 @@ fn a_webhook_over_https_is_verified_against_the_system_cas() {
         "www-data www-data",
         Some((&cert, &key)),
     );
-    let run = |ca_file: Option<&std::path::Path>| {
+    let run = |ca_file: Option<&std::path::Path>, extra: &str| {
         let mut cmd = git_sync(&[
             &format!("--repo={}", f.url()),
             &format!("--root={}", f.tmp.path().join("root").display()),
             "--one-time",
             &format!("--webhook-url=https://127.0.0.1:{}/hook", receiver.port),
+            extra,
         ]);
         if let Some(file) = ca_file {
             cmd.env("SSL_CERT_FILE", file);
@@ -349,15 +350,24 @@ fn a_webhook_over_https_is_verified_against_the_system_cas() {
         let code = p.wait_exit(LONG);
         (code, p.log())
     };
-    let (code, log) = run(Some(&ca));
+    let (code, log) = run(Some(&ca), "-v=0");
     assert_eq!(code, 0, "{log}");
     // A server no trusted CA vouches for: refused, and said so.
-    let (code, log) = run(None);
+    let (code, log) = run(None, "-v=0");
     assert_eq!(code, 1, "{log}");
     assert!(
         log.contains("webhook") && log.to_lowercase().contains("certificate"),
         "{log}"
     );
+    // As for git: a private CA from the git config is trusted too, and
+    // http.sslVerify=false checks nothing.
+    let (code, log) = run(
+        None,
+        &format!("--git-config=http.sslCAInfo:{}", ca.display()),
+    );
+    assert_eq!(code, 0, "{log}");
+    let (code, log) = run(None, "--git-config=http.sslVerify:false");
+    assert_eq!(code, 0, "{log}");
 }
 
 // ---- HTTP endpoint and metrics ------------------------------------------------

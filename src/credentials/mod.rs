@@ -6,12 +6,14 @@
 
 mod askpass;
 mod azure;
+mod client_tls;
 pub mod cookies;
 mod github_app;
 
 use std::time::{Duration, SystemTime};
 
 use crate::config::auth::AuthConfig;
+use crate::config::gitconfig::Tls;
 use crate::git::{CredentialSet, Credentials, SshAuth};
 use crate::metrics::Metrics;
 
@@ -46,29 +48,23 @@ fn read_answer(
     Ok((status, body))
 }
 
-/// A blocking HTTP client with a time limit, TLS through OpenSSL: for
-/// token endpoints, askpass URLs and webhooks.
-pub fn http_agent(timeout: Duration) -> ureq::Agent {
-    // The system's CAs, as native-tls finds them (SSL_CERT_FILE, or where
-    // distributions keep them). ureq's default, its own WebPki roots, is
-    // not built in: every HTTPS request panicked.
-    let tls = ureq::tls::TlsConfig::builder()
-        .provider(ureq::tls::TlsProvider::NativeTls)
-        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-        .build();
+/// A blocking HTTP client with a time limit, TLS through OpenSSL trusting
+/// what git does (see [`client_tls`]): for token endpoints, askpass URLs
+/// and webhooks.
+pub fn http_agent(timeout: Duration, tls: &Tls) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
-        .tls_config(tls)
+        .tls_config(client_tls::client_tls(tls))
         .build()
         .new_agent()
 }
 
 impl Resolver {
-    pub fn new(cfg: AuthConfig) -> Self {
+    pub fn new(cfg: AuthConfig, tls: &Tls) -> Self {
         Resolver {
             cfg,
-            agent: http_agent(Duration::from_secs(30)),
+            agent: http_agent(Duration::from_secs(30), tls),
             token: None,
         }
     }

@@ -1,6 +1,7 @@
 //! The webhook: an HTTP request with the header `Gitsync-Hash`.
 
 use super::Hook;
+use crate::config::gitconfig::Tls;
 use crate::config::ops::WebhookConfig;
 use crate::redact::redact;
 
@@ -10,8 +11,8 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    pub fn new(cfg: WebhookConfig) -> Self {
-        let agent = crate::credentials::http_agent(cfg.timeout);
+    pub fn new(cfg: WebhookConfig, tls: &Tls) -> Self {
+        let agent = crate::credentials::http_agent(cfg.timeout, tls);
         Webhook { cfg, agent }
     }
 }

@@ -1,0 +1,69 @@
+//! What git-sync's own HTTP client (webhooks, askpass URLs, token endpoints
+//! such as a GitHub Enterprise API) trusts: what libgit2 trusts for git,
+//! i.e. the system's CAs, plus a private CA given with `http.sslCAInfo` or
+//! `http.sslCAPath` (or `GIT_SSL_CAINFO`/`GIT_SSL_CAPATH`), and nothing at
+//! all checked with `http.sslVerify=false`. The files are read when the
+//! client is made, at start.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+
+use crate::config::gitconfig::Tls;
+
+pub fn client_tls(tls: &Tls) -> TlsConfig {
+    let builder = TlsConfig::builder().provider(TlsProvider::NativeTls);
+    if !tls.verify {
+        return builder.disable_verification(true).build();
+    }
+    if tls.ca_file.is_none() && tls.ca_dir.is_none() {
+        // The system's, as native-tls finds them (SSL_CERT_FILE, or where
+        // distributions keep them). ureq's default, its own WebPki roots,
+        // is not built in: every HTTPS request panicked.
+        return builder.root_certs(RootCerts::PlatformVerifier).build();
+    }
+    // Given roots replace the system's in native-tls: list both.
+    let system = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .or_else(|| openssl_probe::probe().cert_file);
+    let mut files: Vec<PathBuf> = system.into_iter().collect();
+    files.extend(tls.ca_file.as_deref().map(PathBuf::from));
+    if let Some(dir) = tls.ca_dir.as_deref() {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => files.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+                    .map(|e| e.path()),
+            ),
+            Err(e) => tracing::warn!(dir, error = %e, "cannot read the CA directory"),
+        }
+    }
+    let mut ders: Vec<Vec<u8>> = files.iter().flat_map(|f| certificates_in(f)).collect();
+    // A CA file may be the system's bundle again.
+    ders.sort_unstable();
+    ders.dedup();
+    let roots: Vec<Certificate<'static>> = ders
+        .iter()
+        .map(|der| Certificate::from_der(der).to_owned())
+        .collect();
+    builder
+        .root_certs(RootCerts::Specific(Arc::new(roots)))
+        .build()
+}
+
+/// The DER of each PEM certificate in `file`; none if it cannot be read.
+fn certificates_in(file: &Path) -> Vec<Vec<u8>> {
+    let parsed = std::fs::read(file)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| openssl::x509::X509::stack_from_pem(&pem).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(certs) => certs.iter().filter_map(|c| c.to_der().ok()).collect(),
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "cannot read CA certificates from");
+            Vec::new()
+        }
+    }
+}
