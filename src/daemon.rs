@@ -177,20 +177,13 @@ pub async fn run(cfg: Config) -> i32 {
         Err(code) => return code,
     };
     // A one-time run ends after one pass: nothing would use the watcher.
-    // The source is known once our config (and its insteadOf) is in place.
-    let _watcher = (cfg.ops.watch_local && !cfg.one_time)
-        .then(|| lock(&syncer).local_source_refs())
-        .flatten()
-        .and_then(|dir| match triggers::watch_local_repo(dir.clone(), sync_now.clone()) {
-            Ok(w) => {
-                tracing::info!(refs = %dir.display(), "watching the local repository for changes");
-                Some(w)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch the local repository; polling only");
-                None
-            }
-        });
+    // The source is known once our config (and its insteadOf) is in place,
+    // and looked at again after every pass (it may have been replaced).
+    let mut watch = (cfg.ops.watch_local && !cfg.one_time).then(|| {
+        let mut w = triggers::LocalWatch::new(sync_now.clone());
+        w.follow(|| lock(&syncer).local_source_refs());
+        w
+    });
     let hooks = start_hooks(&cfg);
     let resolver = Arc::new(Mutex::new(Resolver::new(cfg.auth.clone(), &cfg.tls)));
 
@@ -291,6 +284,9 @@ pub async fn run(cfg: Config) -> i32 {
                     return 1;
                 }
             }
+        }
+        if let Some(w) = &mut watch {
+            w.follow(|| lock(&syncer).local_source_refs());
         }
         if clean_due.is_some_and(|t| t <= Instant::now()) {
             clean_due = run_clean(&syncer, &mut shutdown).await;

@@ -67,11 +67,8 @@ fn is_ref_change(gitdir: &Path, path: &Path) -> bool {
 
 /// Watch `gitdir` (a local source repository's git directory) and wake a
 /// sync whenever its refs change. The watcher lives as long as the value.
-pub fn watch_local_repo(
-    gitdir: PathBuf,
-    sync_now: Arc<Notify>,
-) -> notify::Result<notify::RecommendedWatcher> {
-    let root = gitdir.clone();
+fn watch_refs(gitdir: &Path, sync_now: Arc<Notify>) -> notify::Result<notify::RecommendedWatcher> {
+    let root = gitdir.to_path_buf();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
             if is_write(&event.kind) && event.paths.iter().any(|p| is_ref_change(&root, p)) {
@@ -79,12 +76,75 @@ pub fn watch_local_repo(
             }
         }
     })?;
-    watcher.watch(&gitdir, RecursiveMode::NonRecursive)?;
+    watcher.watch(gitdir, RecursiveMode::NonRecursive)?;
     let refs = gitdir.join("refs");
     if refs.is_dir() {
         watcher.watch(&refs, RecursiveMode::Recursive)?;
     }
     Ok(watcher)
+}
+
+/// Which directory a path names now (device, inode): a repository cloned
+/// again at the same path is another one.
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+/// The watcher on a local source repository, kept pointed at whatever
+/// repository is at its path: inotify follows directories, not paths, so a
+/// repository removed and cloned again (or restored) at the same place
+/// would otherwise be left to polling.
+pub struct LocalWatch {
+    gitdir: Option<PathBuf>,
+    identity: Option<(u64, u64)>,
+    watcher: Option<notify::RecommendedWatcher>,
+    sync_now: Arc<Notify>,
+}
+
+impl LocalWatch {
+    pub fn new(sync_now: Arc<Notify>) -> Self {
+        LocalWatch {
+            gitdir: None,
+            identity: None,
+            watcher: None,
+            sync_now,
+        }
+    }
+
+    /// Watch the repository whose git directory `find` names (`None`:
+    /// there is none at the moment), unless the one looked at last is
+    /// still there: then only a `stat`, and `find` (which opens the
+    /// repository) is not called. A watch that failed is not tried again
+    /// until the repository changes.
+    pub fn follow(&mut self, find: impl FnOnce() -> Option<PathBuf>) {
+        if let Some(dir) = &self.gitdir {
+            if identity(dir) == self.identity {
+                return;
+            }
+        }
+        let replaced = self.gitdir.is_some();
+        self.watcher = None;
+        self.gitdir = find();
+        let Some(dir) = &self.gitdir else {
+            return;
+        };
+        self.identity = identity(dir);
+        match watch_refs(dir, self.sync_now.clone()) {
+            Ok(w) => {
+                if replaced {
+                    tracing::info!(refs = %dir.display(), "the local repository was replaced: watching the new one");
+                } else {
+                    tracing::info!(refs = %dir.display(), "watching the local repository for changes");
+                }
+                self.watcher = Some(w);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the local repository; polling only");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

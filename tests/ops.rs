@@ -834,14 +834,40 @@ fn a_commit_lands_in_well_under_a_second(f: &Fixture, p: &mut Proc) {
     p.wait_log(LONG, "watching", |l| {
         l.contains("watching the local repository")
     });
-    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    a_new_commit_lands_in_well_under_a_second(f, p, "v2");
+}
+
+fn a_new_commit_lands_in_well_under_a_second(f: &Fixture, p: &mut Proc, content: &str) {
+    let h = f.repo.commit(&[("index.html", content)], content);
     let committed = Instant::now();
-    p.wait_for(Duration::from_secs(5), "h2", || f.published_is(&h2));
+    p.wait_for(Duration::from_secs(5), content, || f.published_is(&h));
     let took = committed.elapsed();
     assert!(
         took < Duration::from_secs(1),
-        "took {took:?} with a 60s period"
+        "{content} took {took:?} with a 60s period"
     );
+}
+
+#[test]
+fn a_local_repository_cloned_again_at_its_path_is_watched_again() {
+    let f = Fixture::local();
+    let mut p = f.start(&["--period=60s", "--sync-on-signal=SIGHUP", "-v=1"]);
+    a_commit_lands_in_well_under_a_second(&f, &mut p);
+    // Replaced by a fresh clone of itself, as a restore or a new clone
+    // would: the old directory, which the watch was on, is gone.
+    let fresh = f.path("fresh");
+    git(
+        f.tmp.path(),
+        &["clone", "-q", &f.repo.url(), &fresh.display().to_string()],
+    );
+    fs::rename(&f.repo.dir, f.path("old")).unwrap();
+    fs::rename(&fresh, &f.repo.dir).unwrap();
+    // The next pass notices (a poll; sooner here, by signal).
+    signal(&p.child, libc::SIGHUP);
+    p.wait_log(LONG, "the new repository watched", |l| {
+        l.contains("the local repository was replaced")
+    });
+    a_new_commit_lands_in_well_under_a_second(&f, &mut p, "v3");
 }
 
 #[test]
