@@ -1,10 +1,15 @@
 //! What users deploy is checked: the example manifests against the
 //! Kubernetes schema, the Dockerfile with a linter, the shell example's
-//! syntax, and the 2015 manifest still saying what it said.
+//! syntax, the systemd unit with systemd and by running its environment,
+//! and the 2015 manifest still saying what it said.
+
+mod support;
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
+
+use support::*;
 
 fn examples() -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"))
@@ -70,4 +75,55 @@ fn the_2015_manifest_keeps_its_environment() {
     ] {
         assert!(text.contains(line), "examples/nginx-git.yml lacks {line}");
     }
+}
+
+#[test]
+fn the_systemd_unit_verifies_and_its_environment_syncs() {
+    let unit =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/git-sync.service"))
+            .unwrap();
+    let tmp = tempfile::TempDir::new().unwrap();
+    // systemd's own check, with ExecStart pointing at this build.
+    let copy = tmp.path().join("git-sync.service");
+    let exec = "ExecStart=/usr/local/bin/git-sync";
+    assert!(unit.contains(exec), "{unit}");
+    fs::write(
+        &copy,
+        unit.replace(exec, &format!("ExecStart={}", bin().display())),
+    )
+    .unwrap();
+    // It says what it ignores (a misspelt value) without failing: any word
+    // from it is a failure here.
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze (scripts/install-test-deps installs it)");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+
+    // Its environment as written, but a local repository for the remote
+    // and a temporary state directory, syncs.
+    let repo = SourceRepo::new(tmp.path(), "site");
+    let h = repo.commit(&[("index.html", "v1")], "one");
+    let mut cmd = git_sync(&["--one-time"]);
+    let env: Vec<(&str, &str)> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    assert!(env.len() >= 5, "{env:?}");
+    cmd.envs(env.iter().copied());
+    cmd.env("GITSYNC_REPO", repo.url())
+        .env("GITSYNC_ROOT", tmp.path().join("state"));
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        published(&tmp.path().join("state/site")).as_deref(),
+        Some(h.as_str())
+    );
 }
