@@ -127,3 +127,37 @@ fn the_systemd_unit_verifies_and_its_environment_syncs() {
         Some(h.as_str())
     );
 }
+
+#[test]
+fn the_local_daemon_script_publishes_and_follows_commits() {
+    // Run as written, for a user whose home is a temporary directory.
+    let home = tempfile::TempDir::new().unwrap();
+    let repo = SourceRepo::new(&home.path().join("src"), "site");
+    let h1 = repo.commit(&[("index.html", "v1")], "one");
+    let path = format!(
+        "{}:{}",
+        bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new("sh");
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local-daemon.sh"))
+        .env("HOME", home.path())
+        .env("PATH", path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for var in ["GITSYNC_REPO", "GITSYNC_ROOT", "GIT_CONFIG_COUNT"] {
+        cmd.env_remove(var);
+    }
+    let mut p = spawn(cmd);
+    let link = home.path().join("www/site");
+    let limit = std::time::Duration::from_secs(60);
+    p.wait_for(limit, "the first commit", || {
+        published(&link).as_deref() == Some(h1.as_str())
+    });
+    let h2 = repo.commit(&[("index.html", "v2")], "two");
+    p.wait_for(limit, "the next commit", || {
+        published(&link).as_deref() == Some(h2.as_str())
+    });
+    assert_eq!(fs::read_to_string(link.join("index.html")).unwrap(), "v2");
+}
