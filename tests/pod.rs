@@ -114,29 +114,178 @@ fn the_2015_manifest_runs_unchanged() {
     assert_eq!(body(nginx.port, "/.git/config").0, 404);
 }
 
+/// The git-sync container of an example manifest as written: its args
+/// and env, `secretKeyRef`s resolved from the Secret of the same file
+/// (the YAML read by PyYAML, which kubernetes-validate brings).
+struct ExampleContainer {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+fn example_container(file: &str) -> ExampleContainer {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(file);
+    let json = run_ok(Command::new("python3").arg("-c").arg(
+        "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
+    ).arg(&path));
+    let docs: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let secret = |name: &str, key: &str| -> String {
+        docs.iter()
+            .find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == name)
+            .and_then(|d| d["stringData"][key].as_str())
+            .unwrap_or_else(|| panic!("{file}: no Secret {name} with {key}"))
+            .to_string()
+    };
+    let container = docs
+        .iter()
+        .filter(|d| d["kind"] == "Deployment")
+        .flat_map(|d| {
+            d["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find(|c| c["name"] == "git-sync")
+        .unwrap_or_else(|| panic!("{file}: no git-sync container"));
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let env = container["env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    let name = e["name"].as_str().unwrap().to_string();
+                    let value = match e["value"].as_str() {
+                        Some(v) => v.to_string(),
+                        None => {
+                            let r = &e["valueFrom"]["secretKeyRef"];
+                            secret(r["name"].as_str().unwrap(), r["key"].as_str().unwrap())
+                        }
+                    };
+                    (name, value)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ExampleContainer {
+        args: strings(&container["args"]),
+        env,
+    }
+}
+
+impl ExampleContainer {
+    /// git-sync as the container runs it, but with the test's repository
+    /// URL, volume and endpoint port in place of the manifest's.
+    fn start(&self, url: &str, volume: &Path, http_port: u16) -> Proc {
+        let local = |name: &str, value: &str| -> String {
+            match name {
+                "repo" | "GITSYNC_REPO" => url.to_string(),
+                "root" | "GITSYNC_ROOT" => volume.display().to_string(),
+                "http-bind" | "GITSYNC_HTTP_BIND" => format!("127.0.0.1:{http_port}"),
+                _ => value.to_string(),
+            }
+        };
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(
+                |a| match a.strip_prefix("--").and_then(|f| f.split_once('=')) {
+                    Some((flag, value)) => format!("--{flag}={}", local(flag, value)),
+                    None => a.clone(),
+                },
+            )
+            .collect();
+        let mut cmd = git_sync(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        for (name, value) in &self.env {
+            cmd.env(name, local(name, value));
+        }
+        spawn(cmd)
+    }
+}
+
+/// A repository on `main` holding index.html, served over smart HTTP,
+/// with `extra` nginx directives (basic auth, say).
+fn main_repo_served(tmp: &Path, extra: &str) -> (SourceRepo, HttpServer) {
+    let srv = tmp.join("srv");
+    fs::create_dir_all(&srv).unwrap();
+    let repo = SourceRepo::on_branch(&srv, "site", "main");
+    repo.commit(&[("index.html", "hello from main")], "one");
+    let server = HttpServer::start_with(&srv, extra);
+    (repo, server)
+}
+
 #[test]
 fn the_link_mode_example_serves_the_link() {
-    let pod = Pod::new();
+    let tmp = TempDir::new().unwrap();
+    open_up(tmp.path());
+    let (_repo, server) = main_repo_served(tmp.path(), "");
     // The volume is mounted at /usr/share/nginx; nginx serves .../html.
-    let volume = pod.volume();
+    let volume = tmp.path().join("volume");
+    fs::create_dir_all(&volume).unwrap();
     let nginx = static_server(&volume.join("html"));
-    let mut sync = spawn(git_sync(&[
-        &format!("--repo={}", pod.git_server.url("test")),
-        "--ref=master",
-        &format!("--root={}", volume.display()),
-        "--link=html",
-        "--period=1s",
-    ]));
-    wait_served(&mut sync, nginx.port, "/", "hello world 1!", LONG);
-    assert_eq!(body(nginx.port, "/.git/config").0, 404);
-    pod.repo.commit(&[("index.html", "hello world 2!")], "two");
-    wait_served(
-        &mut sync,
-        nginx.port,
-        "/",
-        "hello world 2!",
-        Duration::from_secs(5),
+    let port = free_port();
+    let example = example_container("link-mode.yml");
+    assert!(
+        example.args.iter().any(|a| a == "--link=html"),
+        "{:?}",
+        example.args
     );
+    let mut sync = example.start(&server.url("site"), &volume, port);
+    // The readiness probe: 503 until the first sync, then 200.
+    wait_served(&mut sync, nginx.port, "/", "hello from main", LONG);
+    sync.wait_for(LONG, "ready", || http_get(port, "/").0 == 200);
+    assert_eq!(body(nginx.port, "/.git/config").0, 404);
+    let (status, metrics) = body(port, "/metrics");
+    assert!(
+        status == 200 && metrics.contains("git_sync_count_total"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn the_env_config_example_syncs_with_its_secret() {
+    let tmp = TempDir::new().unwrap();
+    open_up(tmp.path());
+    let example = example_container("env-config.yml");
+    let value = |name: &str| {
+        example
+            .env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} in {:?}", example.env))
+    };
+    // The server wants exactly the Secret's username and token.
+    let htpasswd = tmp.path().join("htpasswd");
+    fs::write(
+        &htpasswd,
+        format!(
+            "{}:{{PLAIN}}{}\n",
+            value("GITSYNC_USERNAME"),
+            value("GITSYNC_PASSWORD")
+        ),
+    )
+    .unwrap();
+    let (repo, server) = main_repo_served(
+        tmp.path(),
+        &format!(
+            "auth_basic \"git\";\nauth_basic_user_file {};",
+            htpasswd.display()
+        ),
+    );
+    let volume = tmp.path().join("volume");
+    fs::create_dir_all(&volume).unwrap();
+    let link = volume.join(value("GITSYNC_LINK"));
+    let mut sync = example.start(&server.url("site"), &volume, free_port());
+    let h = repo.head();
+    sync.wait_for(LONG, "the first sync", || {
+        published(&link).as_deref() == Some(h.as_str())
+    });
+    assert!(!sync.log().contains(&value("GITSYNC_PASSWORD")));
 }
 
 // ---- torn reads -------------------------------------------------------------
