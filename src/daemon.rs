@@ -76,6 +76,10 @@ fn log_config(cfg: &Config) {
             "git config that only the git CLI reads: recorded, without effect here"
         );
     }
+    let env = |name: &str| std::env::var(name).ok();
+    for consequence in gitconfig::unsupported_consequences(&cfg.git_config, &env) {
+        tracing::warn!("not supported here: {consequence}");
+    }
     let configured_ca = cfg
         .git_config
         .iter()

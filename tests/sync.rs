@@ -261,7 +261,17 @@ fn git_config_for_the_git_cli_is_recorded_and_said_to_have_no_effect() {
     f.repo.commit(&[("f", "1")], "c1");
     let log = f.sync_once(&[
         r#"--git-config=http.postBuffer:10485760,sect.k1:"a val",sect.k2:another val"#,
+        // One that changes how a remote is reached is warned about too.
+        "--git-config-add=http.sslCert:/etc/git-secret/client.pem",
     ]);
+    let warned = log
+        .lines()
+        .find(|l| l.contains("not supported here"))
+        .unwrap_or_else(|| panic!("no warning about http.sslCert: {log}"));
+    assert!(
+        warned.contains("WARN") && warned.contains("client certificates are not presented"),
+        "{warned}"
+    );
     let said = log
         .lines()
         .find(|l| l.contains("without effect here"))

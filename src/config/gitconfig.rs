@@ -45,6 +45,51 @@ pub fn without_effect(entries: &Entries) -> Vec<String> {
     keys
 }
 
+/// What the git CLI would do with config or environment we do not act on
+/// and whose absence changes how a remote is reached: a sync that worked
+/// with upstream's image may fail here, so each is said as a warning with
+/// what to use instead.
+pub fn unsupported_consequences(
+    entries: &Entries,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<&'static str> {
+    let has = |wanted: &[&str]| {
+        entries.iter().any(|(k, _)| {
+            let lower = k.to_ascii_lowercase();
+            let (section, rest) = lower.split_once('.').unwrap_or((&lower, ""));
+            let name = rest.rsplit_once('.').map_or(rest, |(_, n)| n);
+            wanted.iter().any(|w| {
+                let (ws, wn) = w.split_once('.').unwrap_or((w, ""));
+                section == ws && name == wn
+            })
+        })
+    };
+    let mut said = Vec::new();
+    if has(&[
+        "http.sslcert",
+        "http.sslkey",
+        "http.sslcertpasswordprotected",
+    ]) {
+        said.push(
+            "http.sslCert/http.sslKey: client certificates are not presented (libgit2 cannot); \
+             a server that requires one refuses the connection",
+        );
+    }
+    if has(&["core.sshcommand"]) || env("GIT_SSH_COMMAND").is_some() || env("GIT_SSH").is_some() {
+        said.push(
+            "core.sshCommand/GIT_SSH_COMMAND: SSH runs in process (libssh2) and no command is run; \
+             keys and host checks come from --ssh-key-file and --ssh-known-hosts-file",
+        );
+    }
+    if has(&["credential.helper"]) {
+        said.push(
+            "credential.helper: helpers are not run; give credentials with --username and \
+             --password-file, --credential or --askpass-url",
+        );
+    }
+    said
+}
+
 /// Whether git-sync or libgit2 reads `key`.
 fn has_effect(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
@@ -261,5 +306,29 @@ mod tests {
         assert!(!t.verify, "git turns verification off whatever the value");
         let off = pairs(&[("http.sslVerify", "true"), ("http.sslVerify", "off")]);
         assert!(!Tls::new(&off, &env_of(&[])).verify);
+    }
+
+    #[test]
+    fn what_changes_how_a_remote_is_reached_is_warned_about() {
+        let entries = |keys: &[&str]| -> Entries {
+            keys.iter()
+                .map(|k| (k.to_string(), "x".to_string()))
+                .collect()
+        };
+        let none = |_: &str| None;
+        assert!(
+            unsupported_consequences(&entries(&["http.postBuffer", "gc.auto"]), &none).is_empty()
+        );
+        let said = unsupported_consequences(
+            &entries(&[
+                "http.https://h/.sslKey",
+                "core.sshCommand",
+                "credential.https://h.helper",
+            ]),
+            &none,
+        );
+        assert_eq!(said.len(), 3, "{said:?}");
+        let ssh_env = |k: &str| (k == "GIT_SSH_COMMAND").then(|| "ssh -v".to_string());
+        assert_eq!(unsupported_consequences(&entries(&[]), &ssh_env).len(), 1);
     }
 }
