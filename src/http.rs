@@ -7,12 +7,13 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::config::ops::HttpConfig;
 use crate::metrics::Metrics;
@@ -86,17 +87,44 @@ fn ipv6_missing(e: &std::io::Error) -> bool {
     )
 }
 
+/// At most this many connections at once: probes and scrapes need a few,
+/// and a flood of idle ones must not take the file descriptors syncs need.
+/// Beyond it, connections wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 64;
+
+/// How long a client has to send a request's headers (also after an idle
+/// keep-alive) or its body, before its connection is closed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serve until the process ends.
 pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut warned: Option<Instant> = None;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors (EMFILE), say: the error comes
+                // back at once, and retrying at once would spin a core.
+                if warned.map_or(true, |t| t.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(error = %e, "the HTTP endpoint cannot accept connections");
+                    warned = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let state = state.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT)
                 .serve_connection(io, service)
                 .await;
         });
@@ -156,9 +184,11 @@ async fn trigger(req: Request<Incoming>, state: &HttpState) -> Response<Full<Byt
         }
     };
     let headers = req.headers().clone();
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+    let body = Limited::new(req.into_body(), MAX_BODY).collect();
+    let body = match tokio::time::timeout(REQUEST_TIMEOUT, body).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+        Err(_) => return reply(StatusCode::REQUEST_TIMEOUT, "body too slow\n"),
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     // An empty secret proves nothing.

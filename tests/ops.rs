@@ -449,6 +449,81 @@ fn probes_and_metrics() {
     assert_eq!(http_get(port, "/nothing").0, 404);
 }
 
+/// CPU time (user + system) the process `pid` has used.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let used: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    Duration::from_secs_f64(used / ticks)
+}
+
+#[test]
+fn a_flood_of_idle_connections_neither_spins_nor_starves_the_syncs() {
+    use std::os::unix::process::CommandExt;
+    let f = Fixture::local();
+    let port = free_port();
+    let mut cmd = git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", f.tmp.path().join("root").display()),
+        "--period=100ms",
+        &format!("--http-bind=127.0.0.1:{port}"),
+    ]);
+    // A small file table, which 200 idle connections would fill.
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 128,
+                rlim_max: 128,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut p = spawn(cmd);
+    let h1 = f.repo.head();
+    p.wait_for(LONG, "h1", || f.published_is(&h1));
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let (cpu_before, wall) = (cpu_time(p.child.id()), Instant::now());
+    // Syncs still have the file descriptors they need (the default
+    // --max-failures=0 would end the process at the first failure).
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    p.wait_for(LONG, "h2 while flooded", || f.published_is(&h2));
+    std::thread::sleep(Duration::from_secs(1));
+    let (cpu, wall) = (cpu_time(p.child.id()) - cpu_before, wall.elapsed());
+    assert!(
+        cpu < wall / 2,
+        "{cpu:?} of CPU in {wall:?}: spinning on accept?"
+    );
+    // An idle connection is closed once its time to send a request is up.
+    let mut first = &idle[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    match std::io::Read::read(&mut first, &mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("an idle connection stayed open or was answered: {other:?}"),
+    }
+    drop(idle);
+    p.wait_for(LONG, "probes answered again", || {
+        http_get(port, "/").0 == 200
+    });
+}
+
 #[test]
 fn a_go_style_colon_port_bind_answers_over_ipv4_and_ipv6() {
     let f = Fixture::local();
