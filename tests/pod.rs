@@ -122,14 +122,19 @@ struct ExampleContainer {
     env: Vec<(String, String)>,
 }
 
-fn example_container(file: &str) -> ExampleContainer {
+/// The documents of an example manifest, as JSON values.
+fn example_docs(file: &str) -> Vec<serde_json::Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(file);
     let json = run_ok(Command::new("python3").arg("-c").arg(
         "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
     ).arg(&path));
-    let docs: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+fn example_container(file: &str) -> ExampleContainer {
+    let docs = example_docs(file);
     let secret = |name: &str, key: &str| -> String {
         docs.iter()
             .find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == name)
@@ -181,6 +186,10 @@ impl ExampleContainer {
     /// git-sync as the container runs it, but with the test's repository
     /// URL, volume and endpoint port in place of the manifest's.
     fn start(&self, url: &str, volume: &Path, http_port: u16) -> Proc {
+        spawn(self.command(url, volume, http_port))
+    }
+
+    fn command(&self, url: &str, volume: &Path, http_port: u16) -> Command {
         let local = |name: &str, value: &str| -> String {
             match name {
                 "repo" | "GITSYNC_REPO" => url.to_string(),
@@ -203,8 +212,37 @@ impl ExampleContainer {
         for (name, value) in &self.env {
             cmd.env(name, local(name, value));
         }
-        spawn(cmd)
+        cmd
     }
+}
+
+/// The `server { ... }` of an nginx config a ConfigMap of the example
+/// holds, without its `listen` (the test's server picks a loopback port)
+/// and with the test's docroot in place of `/usr/share/nginx/html`.
+fn example_nginx_server(file: &str, docroot: &Path) -> String {
+    let docs = example_docs(file);
+    let conf = docs
+        .iter()
+        .filter(|d| d["kind"] == "ConfigMap")
+        .find_map(|d| {
+            d["data"]
+                .as_object()?
+                .values()
+                .find_map(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("{file}: no ConfigMap with an nginx config"));
+    let inner = conf
+        .split_once("server {")
+        .and_then(|(_, rest)| rest.rsplit_once('}'))
+        .map(|(body, _)| body)
+        .unwrap_or_else(|| panic!("{file}: no server block in {conf}"));
+    inner
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("listen "))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("/usr/share/nginx/html", &docroot.display().to_string())
 }
 
 /// A repository on `main` holding index.html, served over smart HTTP,
@@ -220,13 +258,22 @@ fn main_repo_served(tmp: &Path, extra: &str) -> (SourceRepo, HttpServer) {
 
 #[test]
 fn the_link_mode_example_serves_the_link() {
+    use std::os::unix::process::CommandExt;
     let tmp = TempDir::new().unwrap();
     open_up(tmp.path());
-    let (_repo, server) = main_repo_served(tmp.path(), "");
-    // The volume is mounted at /usr/share/nginx; nginx serves .../html.
+    let (repo, server) = main_repo_served(tmp.path(), "");
+    // Committed symlinks: one within the tree, one to a system file.
+    std::os::unix::fs::symlink("index.html", repo.dir.join("inside")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", repo.dir.join("evil")).unwrap();
+    let h = repo.commit(&[], "links");
+    // The volume is mounted at /usr/share/nginx; nginx serves .../html
+    // with the manifest's own server block.
     let volume = tmp.path().join("volume");
     fs::create_dir_all(&volume).unwrap();
-    let nginx = static_server(&volume.join("html"));
+    let nginx = Nginx::start(
+        &example_nginx_server("link-mode.yml", &volume.join("html")),
+        "www-data www-data",
+    );
     let port = free_port();
     let example = example_container("link-mode.yml");
     assert!(
@@ -234,15 +281,35 @@ fn the_link_mode_example_serves_the_link() {
         "{:?}",
         example.args
     );
-    let mut sync = example.start(&server.url("site"), &volume, port);
-    // The readiness probe: 503 until the first sync, then 200.
+    let mut cmd = example.command(&server.url("site"), &volume, port);
+    // As the manifest's runAsUser, so that what it writes is not owned
+    // like /etc/passwd (already so when the tests do not run as root).
+    if is_root() {
+        std::os::unix::fs::chown(&volume, Some(65532), Some(65532)).unwrap();
+        cmd.uid(65532).gid(65532).env("HOME", &volume);
+    }
+    let mut sync = spawn(cmd);
+    sync.wait_for(LONG, "the links commit", || {
+        published(&volume.join("html")).as_deref() == Some(h.as_str())
+    });
     wait_served(&mut sync, nginx.port, "/", "hello from main", LONG);
+    // The readiness probe: 200 once synced.
     sync.wait_for(LONG, "ready", || http_get(port, "/").0 == 200);
-    assert_eq!(body(nginx.port, "/.git/config").0, 404);
     let (status, metrics) = body(port, "/metrics");
     assert!(
         status == 200 && metrics.contains("git_sync_count_total"),
         "{metrics}"
+    );
+    assert_eq!(body(nginx.port, "/.git/config").0, 404);
+    assert_eq!(
+        body(nginx.port, "/inside"),
+        (200, "hello from main".to_string())
+    );
+    let (status, text) = body(nginx.port, "/evil");
+    // Refused (try_files finds no file it may serve), not /etc/passwd.
+    assert!(
+        matches!(status, 403 | 404) && !text.contains("root:"),
+        "{status} {text}"
     );
 }
 
