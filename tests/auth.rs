@@ -295,6 +295,102 @@ fn https_with_a_private_ca_from_git_config_or_git_env() {
 }
 
 #[test]
+fn a_server_that_asks_for_a_client_certificate_gets_the_configured_one() {
+    let (tmp, srv, repo) = temp_source("site");
+    let h = repo.commit(&[("f", "mtls")], "one");
+    let (ca, cert, key) = test_certificates(tmp.path());
+    let (bot_crt, bot_key) = client_certificate(tmp.path(), "bot");
+    // Another CA's client certificate, which the server does not trust.
+    let other = tmp.path().join("other");
+    fs::create_dir_all(&other).unwrap();
+    test_certificates_of(&other, "other CA");
+    let (stranger_crt, stranger_key) = client_certificate(&other, "stranger");
+    let server = HttpServer::start_tls(
+        &srv,
+        &format!(
+            "ssl_client_certificate {};\nssl_verify_client on;",
+            ca.display()
+        ),
+        Some((&cert, &key)),
+    );
+    let url = format!("https://127.0.0.1:{}/site", server.port);
+    let run = |n: &str, config: &[String], env: &[(&str, &str)]| {
+        let mut args = vec![
+            format!("--repo={url}"),
+            format!("--root={}", tmp.path().join(n).display()),
+            format!("--git-config=http.sslCAInfo:{}", ca.display()),
+        ];
+        args.extend(config.iter().map(|c| format!("--git-config-add={c}")));
+        one_time(&args, env)
+    };
+    let cert_of = |crt: &std::path::Path, key: &std::path::Path| {
+        vec![
+            format!("http.sslCert:{}", crt.display()),
+            format!("http.sslKey:{}", key.display()),
+        ]
+    };
+    // None: refused, and the error points at http.sslCert.
+    let (code, log) = run("none", &[], &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("http.sslCert"), "{log}");
+    // The configured one: synced.
+    let (code, log) = run("bot", &cert_of(&bot_crt, &bot_key), &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        published(&tmp.path().join("bot/site")).as_deref(),
+        Some(h.as_str())
+    );
+    // Certificate and key in one file, http.sslKey not given (as git).
+    let both = tmp.path().join("both.pem");
+    let mut pem = fs::read(&bot_crt).unwrap();
+    pem.extend(fs::read(&bot_key).unwrap());
+    fs::write(&both, pem).unwrap();
+    let (code, log) = run("both", &[format!("http.sslCert:{}", both.display())], &[]);
+    assert_eq!(code, 0, "{log}");
+    // git's environment variables.
+    let (crt, key) = (bot_crt.display().to_string(), bot_key.display().to_string());
+    let (code, log) = run("env", &[], &[("GIT_SSL_CERT", &crt), ("GIT_SSL_KEY", &key)]);
+    assert_eq!(code, 0, "{log}");
+    // A key of another certificate: said, before any connection.
+    let (code, log) = run("mismatch", &cert_of(&bot_crt, &stranger_key), &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("does not match"), "{log}");
+    // A certificate the server does not trust: refused.
+    let (code, log) = run("stranger", &cert_of(&stranger_crt, &stranger_key), &[]);
+    assert_eq!(code, 1, "{log}");
+
+    // Rotated in place (a renewed Secret): the next pass presents the new
+    // one, without a restart.
+    let (live_crt, live_key) = (tmp.path().join("live.crt"), tmp.path().join("live.key"));
+    fs::copy(&stranger_crt, &live_crt).unwrap();
+    fs::copy(&stranger_key, &live_key).unwrap();
+    let root = tmp.path().join("rotated");
+    let mut d = spawn(git_sync(&[
+        &format!("--repo={url}"),
+        &format!("--root={}", root.display()),
+        &format!("--git-config=http.sslCAInfo:{}", ca.display()),
+        &format!("--git-config-add=http.sslCert:{}", live_crt.display()),
+        &format!("--git-config-add=http.sslKey:{}", live_key.display()),
+        "--period=100ms",
+        "--max-failures=-1",
+    ]));
+    d.wait_log(LONG, "a refused pass", |l| l.contains("sync failed"));
+    for (from, to) in [(&bot_key, &live_key), (&bot_crt, &live_crt)] {
+        let staged = to.with_extension("new");
+        fs::copy(from, &staged).unwrap();
+        fs::rename(&staged, to).unwrap();
+    }
+    d.wait_for(LONG, "synced with the renewed certificate", || {
+        published(&root.join("site")).as_deref() == Some(h.as_str())
+    });
+    assert!(
+        d.log().contains("the client certificate changed"),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
 fn a_rotated_ca_file_is_trusted_without_a_restart() {
     // git reads http.sslCAInfo at every fetch; a daemon holding the CA it
     // read at start refused the server once its certificate came from the

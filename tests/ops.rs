@@ -368,6 +368,37 @@ fn a_webhook_over_https_trusts_the_cas_git_trusts() {
     assert_eq!(code, 0, "{log}");
     let (code, log) = run(None, "--git-config=http.sslVerify:false");
     assert_eq!(code, 0, "{log}");
+
+    // A receiver that wants a client certificate gets git's.
+    let (client_crt, client_key) = client_certificate(f.tmp.path(), "hook-client");
+    let strict = Nginx::start_tls(
+        &format!(
+            "ssl_client_certificate {};\n        ssl_verify_client on;\n        \
+             location / {{ return 200 \"ok\\n\"; }}",
+            ca.display()
+        ),
+        "www-data www-data",
+        Some((&cert, &key)),
+    );
+    let hook = |config: &str| {
+        let mut p = spawn(git_sync(&[
+            &format!("--repo={}", f.url()),
+            &format!("--root={}", f.tmp.path().join("root").display()),
+            "--one-time",
+            &format!("--webhook-url=https://127.0.0.1:{}/hook", strict.port),
+            &format!("--git-config=http.sslCAInfo:{}{config}", ca.display()),
+        ]));
+        let code = p.wait_exit(LONG);
+        (code, p.log())
+    };
+    let (code, log) = hook("");
+    assert_eq!(code, 1, "{log}");
+    let (code, log) = hook(&format!(
+        ",http.sslCert:{},http.sslKey:{}",
+        client_crt.display(),
+        client_key.display()
+    ));
+    assert_eq!(code, 0, "{log}");
 }
 
 // ---- HTTP endpoint and metrics ------------------------------------------------

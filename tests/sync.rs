@@ -262,14 +262,14 @@ fn git_config_for_the_git_cli_is_recorded_and_said_to_have_no_effect() {
     let log = f.sync_once(&[
         r#"--git-config=http.postBuffer:10485760,sect.k1:"a val",sect.k2:another val"#,
         // One that changes how a remote is reached is warned about too.
-        "--git-config-add=http.sslCert:/etc/git-secret/client.pem",
+        r#"--git-config-add="http.https://git.example.com/.sslCert":/etc/git-secret/client.pem"#,
     ]);
     let warned = log
         .lines()
         .find(|l| l.contains("not supported here"))
-        .unwrap_or_else(|| panic!("no warning about http.sslCert: {log}"));
+        .unwrap_or_else(|| panic!("no warning about http.<url>.sslCert: {log}"));
     assert!(
-        warned.contains("WARN") && warned.contains("client certificates are not presented"),
+        warned.contains("WARN") && warned.contains("for some servers only is not"),
         "{warned}"
     );
     let said = log

@@ -65,14 +65,22 @@ pub fn unsupported_consequences(
         })
     };
     let mut said = Vec::new();
-    if has(&[
-        "http.sslcert",
-        "http.sslkey",
-        "http.sslcertpasswordprotected",
-    ]) {
+    let scoped_client_cert = entries.iter().any(|(k, _)| {
+        let lower = k.to_ascii_lowercase();
+        lower.starts_with("http.")
+            && lower.matches('.').count() > 1
+            && (lower.ends_with(".sslcert") || lower.ends_with(".sslkey"))
+    });
+    if scoped_client_cert {
         said.push(
-            "http.sslCert/http.sslKey: client certificates are not presented (libgit2 cannot); \
-             a server that requires one refuses the connection",
+            "http.<url>.sslCert/sslKey: a client certificate for some servers only is not \
+             presented; http.sslCert and http.sslKey (for every server that asks) are",
+        );
+    }
+    if has(&["http.sslcertpasswordprotected"]) || env("GIT_SSL_CERT_PASSWORD_PROTECTED").is_some() {
+        said.push(
+            "http.sslCertPasswordProtected: a client key protected by a password cannot be \
+             used; give http.sslKey a key without one",
         );
     }
     if has(&["core.sshcommand"]) || env("GIT_SSH_COMMAND").is_some() || env("GIT_SSH").is_some() {
@@ -105,6 +113,8 @@ fn has_effect(key: &str) -> bool {
                 | "sslcainfo"
                 | "sslcapath"
                 | "sslverify"
+                | "sslcert"
+                | "sslkey"
                 | "cookiefile"
                 | "followredirects"
         ),
@@ -152,6 +162,11 @@ pub struct Tls {
     pub ca_dir: Option<String>,
     /// False with `http.sslVerify=false` or `GIT_SSL_NO_VERIFY` set.
     pub verify: bool,
+    /// A client certificate (chain) to present to servers that ask for
+    /// one (`http.sslCert`, `GIT_SSL_CERT`), and its key (`http.sslKey`,
+    /// `GIT_SSL_KEY`; as with git, the certificate's file when not given).
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
 }
 
 impl Tls {
@@ -174,10 +189,16 @@ impl Tls {
                     .as_deref(),
                 Some("false" | "0" | "no" | "off")
             );
+        let client_cert = set_in_env("GIT_SSL_CERT").or_else(|| last("http.sslCert"));
+        let client_key = set_in_env("GIT_SSL_KEY")
+            .or_else(|| last("http.sslKey"))
+            .or_else(|| client_cert.clone());
         Tls {
             ca_file: set_in_env("GIT_SSL_CAINFO").or_else(|| last("http.sslCAInfo")),
             ca_dir: set_in_env("GIT_SSL_CAPATH").or_else(|| last("http.sslCAPath")),
             verify,
+            client_key: client_cert.as_ref().and(client_key),
+            client_cert,
         }
     }
 }
@@ -330,5 +351,19 @@ mod tests {
         assert_eq!(said.len(), 3, "{said:?}");
         let ssh_env = |k: &str| (k == "GIT_SSH_COMMAND").then(|| "ssh -v".to_string());
         assert_eq!(unsupported_consequences(&entries(&[]), &ssh_env).len(), 1);
+    }
+
+    #[test]
+    fn a_client_certificate_from_config_or_env_its_key_defaulting_to_its_file() {
+        let cfg = pairs(&[("http.sslCert", "/c.pem")]);
+        let t = Tls::new(&cfg, &env_of(&[]));
+        assert_eq!(t.client_cert.as_deref(), Some("/c.pem"));
+        assert_eq!(t.client_key.as_deref(), Some("/c.pem"));
+        let cfg = pairs(&[("http.sslCert", "/c.pem"), ("http.sslKey", "/k.pem")]);
+        let t = Tls::new(&cfg, &env_of(&[("GIT_SSL_KEY", "/env.key")]));
+        assert_eq!(t.client_key.as_deref(), Some("/env.key"));
+        // A key alone presents nothing.
+        let t = Tls::new(&pairs(&[("http.sslKey", "/k.pem")]), &env_of(&[]));
+        assert_eq!((t.client_cert, t.client_key), (None, None));
     }
 }

@@ -2,18 +2,22 @@
 //! such as a GitHub Enterprise API) trusts: what libgit2 trusts for git,
 //! i.e. the system's CAs, plus a private CA given with `http.sslCAInfo` or
 //! `http.sslCAPath` (or `GIT_SSL_CAINFO`/`GIT_SSL_CAPATH`), and nothing at
-//! all checked with `http.sslVerify=false`. The files are read when the
-//! client is made, at start.
+//! all checked with `http.sslVerify=false`; and the client certificate of
+//! `http.sslCert`/`http.sslKey`, for servers that ask for one (a GitHub
+//! Enterprise behind mutual TLS). The files are read when the client is
+//! made, at start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
 
 use crate::config::gitconfig::Tls;
 
 pub fn client_tls(tls: &Tls) -> TlsConfig {
-    let builder = TlsConfig::builder().provider(TlsProvider::NativeTls);
+    let builder = TlsConfig::builder()
+        .provider(TlsProvider::NativeTls)
+        .client_cert(client_cert(tls));
     if !tls.verify {
         return builder.disable_verification(true).build();
     }
@@ -64,6 +68,34 @@ fn certificates_in(file: &Path) -> Vec<Vec<u8>> {
         Err(e) => {
             tracing::warn!(file = %file.display(), error = %e, "cannot read CA certificates from");
             Vec::new()
+        }
+    }
+}
+
+/// The client certificate chain and key git presents, if configured and
+/// usable (else said, and none is presented).
+fn client_cert(tls: &Tls) -> Option<ClientCert> {
+    let (cert, key) = (tls.client_cert.as_deref()?, tls.client_key.as_deref()?);
+    let chain: Vec<Certificate<'static>> = certificates_in(Path::new(cert))
+        .iter()
+        .map(|der| Certificate::from_der(der).to_owned())
+        .collect();
+    // PKCS#8 whatever the file held (native-tls wants that form); no
+    // passphrase, never a prompt.
+    let key_pem = std::fs::read(key)
+        .ok()
+        .and_then(|pem| openssl::pkey::PKey::private_key_from_pem_passphrase(&pem, b"").ok())
+        .and_then(|k| k.private_key_to_pem_pkcs8().ok())
+        .and_then(|pem| PrivateKey::from_pem(&pem).ok());
+    match (chain.is_empty(), key_pem) {
+        (false, Some(key)) => Some(ClientCert::new_with_certs(&chain, key)),
+        _ => {
+            tracing::warn!(
+                cert,
+                key,
+                "the client certificate cannot be read: webhooks and token requests go without it"
+            );
+            None
         }
     }
 }

@@ -3,6 +3,7 @@
 //! it as a worktree, drop what is no longer reachable.
 
 mod auth;
+mod client_cert;
 mod config_file;
 mod gc;
 mod http_config;

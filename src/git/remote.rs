@@ -77,6 +77,14 @@ fn hint(e: &git2::Error) -> Option<&'static str> {
              and what the credentials can access)",
         );
     }
+    if message.ends_with("status code: 400") {
+        // nginx answers so, after the handshake, when it wants a client
+        // certificate and none came.
+        return Some(
+            " (the server refused the request; one that wants a client certificate answers so \
+             without one: --git-config=http.sslCert:<file>,http.sslKey:<file>)",
+        );
+    }
     if message.ends_with("status code: 403") {
         return Some(
             " (the server refused access: the credentials given may not read this repository)",
@@ -206,15 +214,25 @@ fn callbacks<'a>(
 }
 
 impl GitRepo {
-    /// Options for any operation on `url`: callbacks (credentials, host
-    /// checks, cancellation), proxy, extra headers and cookies; no tags, no
-    /// FETCH_HEAD.
-    fn fetch_options<'a>(&'a self, url: &'a str, cancel: &'a Cancel) -> FetchOptions<'a> {
+    /// Options for `op` (named in errors) on `url`: callbacks (credentials,
+    /// host checks, cancellation), proxy, extra headers and cookies; no
+    /// tags, no FETCH_HEAD. Fails if the TLS settings cannot be applied.
+    fn fetch_options<'a>(
+        &'a self,
+        op: &'static str,
+        url: &'a str,
+        cancel: &'a Cancel,
+    ) -> Result<FetchOptions<'a>, GitError> {
         let settings = self.url_settings(url);
         super::tls::before_connecting(
             &settings.effective,
             settings.proxy.as_ref().map(|p| p.url.as_str()),
-        );
+        )
+        .map_err(|message| GitError::Remote {
+            op,
+            url: redact(url),
+            message,
+        })?;
         let mut proxy = ProxyOptions::new();
         if let Some(p) = &settings.proxy {
             proxy.url(&p.url);
@@ -235,7 +253,7 @@ impl GitRepo {
             let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
             opts.custom_headers(&headers);
         }
-        opts
+        Ok(opts)
     }
 
     /// For the duration of an SSH exchange with `url`: libgit2 asks for
@@ -359,7 +377,7 @@ impl GitRepo {
         // lists the refs and stops, i.e. one `ls-remote` round trip. Unlike
         // a bare connect it sends our custom headers (cookies). (Without a
         // refspec libgit2 would want the remote's HEAD.)
-        let mut opts = self.fetch_options(url, cancel);
+        let mut opts = self.fetch_options("ls-remote", url, cancel)?;
         let _home = self.ssh_home(url);
         remote
             .download(&[LIST_ONLY_REF], Some(&mut opts))
@@ -403,7 +421,7 @@ impl GitRepo {
                 .repo
                 .remote_anonymous(url)
                 .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
-            let mut opts = self.fetch_options(url, cancel);
+            let mut opts = self.fetch_options("fetch", url, cancel)?;
             if depth > 0 {
                 opts.depth(i32::try_from(depth).unwrap_or(i32::MAX));
             }

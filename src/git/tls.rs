@@ -88,11 +88,20 @@ pub(super) fn configure(found: Found, tls: &Tls) {
     };
     dirs.extend(tls.ca_dir.as_deref().map(PathBuf::from));
     let none_found = watched.is_empty() && dirs.is_empty() && env_dir.is_none();
+    let client = tls.client_cert.as_ref().map(|cert| {
+        let key = tls.client_key.as_ref().unwrap_or(cert);
+        let unloaded = |p: &String| Watched {
+            path: PathBuf::from(p),
+            stamp: None,
+        };
+        (unloaded(cert), unloaded(key))
+    });
     *lock_cas() = Cas {
         first: true,
         files: watched,
         dirs,
         none_found,
+        client,
     };
     if !tls.verify {
         tracing::warn!(
@@ -148,6 +157,8 @@ struct Cas {
     dirs: Vec<PathBuf>,
     /// Not even the environment names any: said when it matters.
     none_found: bool,
+    /// The client certificate and key files (`http.sslCert`, `http.sslKey`).
+    client: Option<(Watched, Watched)>,
 }
 
 static CAS: Mutex<Cas> = Mutex::new(Cas {
@@ -155,6 +166,7 @@ static CAS: Mutex<Cas> = Mutex::new(Cas {
     files: Vec::new(),
     dirs: Vec::new(),
     none_found: false,
+    client: None,
 });
 
 fn lock_cas() -> std::sync::MutexGuard<'static, Cas> {
@@ -162,15 +174,17 @@ fn lock_cas() -> std::sync::MutexGuard<'static, Cas> {
     CAS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Load the CA locations before connecting to `url` (through `proxy`),
-/// if that may speak TLS: HTTPS, or HTTP, which may redirect to HTTPS;
-/// then only files that changed since. Every connection libgit2 makes
-/// passes here first (see `remote::fetch_options`), and the lock makes a
-/// concurrent one wait.
-pub(super) fn before_connecting(url: &str, proxy: Option<&str>) {
+/// Load the CA locations and the client certificate before connecting to
+/// `url` (through `proxy`), if that may speak TLS: HTTPS, or HTTP, which
+/// may redirect to HTTPS; then only files that changed since. Every
+/// connection libgit2 makes passes here first (see
+/// `remote::fetch_options`), and the lock makes a concurrent one wait. A
+/// client certificate that cannot be used fails the connection here, with
+/// why, rather than in the TLS handshake.
+pub(super) fn before_connecting(url: &str, proxy: Option<&str>) -> Result<(), String> {
     let may_use_tls = |u: &str| u.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("http"));
     if !may_use_tls(url) && !proxy.is_some_and(may_use_tls) {
-        return;
+        return Ok(());
     }
     let mut cas = lock_cas();
     if cas.first {
@@ -208,6 +222,18 @@ pub(super) fn before_connecting(url: &str, proxy: Option<&str>) {
             tracing::warn!(file = %file.path.display(), error = %e.message(), "cannot use the CA file");
         }
     }
+    if let Some((cert, key)) = &mut cas.client {
+        let (cert_now, key_now) = (Stamp::of(&cert.path), Stamp::of(&key.path));
+        if cert_now != cert.stamp || key_now != key.stamp || cert_now.is_none() {
+            if cert.stamp.is_some() {
+                tracing::info!(cert = %cert.path.display(), "the client certificate changed: presenting the new one");
+            }
+            super::client_cert::present(&cert.path, &key.path)?;
+            // Only once it is in use: a failed load is tried again.
+            (cert.stamp, key.stamp) = (cert_now, key_now);
+        }
+    }
+    Ok(())
 }
 
 fn canonical(path: &Path) -> PathBuf {

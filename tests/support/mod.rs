@@ -814,6 +814,53 @@ pub fn test_certificates_of(dir: &Path, ca_name: &str) -> (PathBuf, PathBuf, Pat
     (p("ca.crt"), p("server.crt"), p("server.key"))
 }
 
+/// A client certificate for `name` (an ECDSA key, PKCS#8), signed by the
+/// CA that [`test_certificates`] made in `dir`: (name.crt, name.key).
+pub fn client_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n);
+    let (crt, key, csr) = (
+        p(&format!("{name}.crt")),
+        p(&format!("{name}.key")),
+        p(&format!("{name}.csr")),
+    );
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-subj"])
+            .arg(format!("/CN={name}"))
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr),
+    );
+    fs::write(
+        p("client-ext"),
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run_ok(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+            .arg("-in")
+            .arg(&csr)
+            .arg("-CA")
+            .arg(p("ca.crt"))
+            .arg("-CAkey")
+            .arg(p("ca.key"))
+            .arg("-out")
+            .arg(&crt)
+            .arg("-extfile")
+            .arg(p("client-ext")),
+    );
+    (crt, key)
+}
+
 /// An OpenSSH server on a loopback port, key-only, for the current user.
 pub struct Sshd {
     pub addr: String,
