@@ -250,6 +250,8 @@ pub fn git_sync(args: &[&str]) -> Command {
         "GIT_SSL_CAINFO",
         "GIT_SSL_CAPATH",
         "GIT_SSL_NO_VERIFY",
+        "GIT_SSL_CERT",
+        "GIT_SSL_KEY",
         "GIT_CONFIG_COUNT",
         "AZURE_CLIENT_ID",
         "AZURE_TENANT_ID",
