@@ -762,6 +762,36 @@ fn root_left_by_an_earlier_run_is_reused() {
 }
 
 #[test]
+fn a_link_path_holding_someone_elses_files_is_left_alone() {
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(&[("index.html", "v1")], "one");
+    let www = f.tmp.path().join("www");
+    fs::create_dir_all(www.join("site")).unwrap();
+    fs::write(www.join("site/keep.txt"), "mine").unwrap();
+    fs::write(www.join("notes"), "my notes").unwrap();
+    fs::create_dir_all(www.join("placeholder")).unwrap();
+    let run = |link: &str| f.run_once(&[&format!("--link={}", www.join(link).display())]);
+    // A directory with files, or a file: refused, named, untouched.
+    for (link, what) in [("site", "a directory with files"), ("notes", "a file")] {
+        let (code, log) = run(link);
+        assert_eq!(code, Some(1), "{log}");
+        assert!(log.contains(what) && log.contains("--link"), "{log}");
+    }
+    assert_eq!(
+        fs::read_to_string(www.join("site/keep.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(fs::read_to_string(www.join("notes")).unwrap(), "my notes");
+    // An empty directory (a mount point's placeholder) becomes the link.
+    let (code, log) = run("placeholder");
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(
+        published(&www.join("placeholder")).as_deref(),
+        Some(h.as_str())
+    );
+}
+
+#[test]
 fn absolute_link_outside_the_root_is_relative_and_survives_a_move() {
     let f = Fixture::new(Transport::File);
     let h = f.repo.commit(&[("f", "1")], "c1");

@@ -26,6 +26,32 @@ impl LinkPublisher {
         }
     }
 
+    /// The link path must be free or a symlink (ours, replaced). An empty
+    /// directory there (a mount point's placeholder) is removed; a
+    /// directory with files or a regular file is someone's: left alone,
+    /// and the publish fails saying so, as `rename(2)` would replace a file
+    /// silently.
+    fn make_room(&self) -> Result<(), PublishError> {
+        let someones = |what: &str| {
+            err(&self.link)(io::Error::other(format!(
+                "{what}, not a symlink git-sync made: move it away (git-sync does not delete \
+                 it) or give another --link"
+            )))
+        };
+        match fs::symlink_metadata(&self.link) {
+            Ok(m) if m.is_dir() => match fs::remove_dir(&self.link) {
+                Ok(()) => Ok(()),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
+                    Err(someones("a directory with files in it"))
+                }
+                Err(e) => Err(err(&self.link)(e)),
+            },
+            Ok(m) if m.file_type().is_symlink() => Ok(()),
+            Ok(_) => Err(someones("a file")),
+            Err(_) => Ok(()),
+        }
+    }
+
     fn tmp_link(&self) -> PathBuf {
         let name = self
             .link
@@ -75,6 +101,7 @@ impl Publisher for LinkPublisher {
         let real_wt = fs::canonicalize(worktree).map_err(err(worktree))?;
         let target = relative_path(&real_dir, &real_wt);
 
+        self.make_room()?;
         let tmp = self.tmp_link();
         match fs::remove_file(&tmp) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(err(&tmp)(e)),
