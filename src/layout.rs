@@ -133,7 +133,15 @@ impl Layout {
     /// Make the root ready and open our repository in it. `keep` are paths
     /// under the root that must survive emptying (the link, the error file).
     pub fn prepare(&self, keep: &[PathBuf]) -> Result<GitRepo, LayoutError> {
-        fs::create_dir_all(&self.root).map_err(io_err("create", &self.root))?;
+        fs::create_dir_all(&self.root).map_err(|e| {
+            // EEXIST from mkdir: something that is not a directory is there.
+            let e = if e.kind() == io::ErrorKind::AlreadyExists {
+                io::Error::other("a file is there, not a directory: --root must be a directory")
+            } else {
+                e
+            };
+            io_err("create", &self.root)(e)
+        })?;
         // A git config libgit2 cannot read makes every repository look
         // broken: fail here, before anything is judged unusable and removed.
         crate::git::check_user_config()?;

@@ -762,6 +762,16 @@ fn root_left_by_an_earlier_run_is_reused() {
 }
 
 #[test]
+fn a_root_that_is_a_file_is_said_to_be_one_and_left_alone() {
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("index.html", "v1")], "one");
+    fs::write(f.root(), "not a directory").unwrap();
+    let log = f.fail_once(&[]);
+    assert!(log.contains("--root must be a directory"), "{log}");
+    assert_eq!(fs::read_to_string(f.root()).unwrap(), "not a directory");
+}
+
+#[test]
 fn a_link_path_holding_someone_elses_files_is_left_alone() {
     let f = Fixture::new(Transport::File);
     let h = f.repo.commit(&[("index.html", "v1")], "one");
