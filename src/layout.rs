@@ -39,6 +39,43 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Lay
     }
 }
 
+/// Why this process may not create files in `dir`, if it may not: said
+/// before any work, rather than as git's "failed to make directory".
+fn cannot_write_in(dir: &Path) -> Option<io::Error> {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    let flags = libc::AT_EACCESS;
+    // SAFETY: faccessat only reads the NUL-terminated path it is given.
+    let ok = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            flags,
+        )
+    };
+    if ok == 0 {
+        return None;
+    }
+    let e = io::Error::last_os_error();
+    Some(match e.raw_os_error() {
+        Some(libc::EROFS) => io::Error::other(
+            "the file system is read-only (a volume mounted readOnly?): --root must be writable",
+        ),
+        Some(libc::EACCES) => not_ours_to_write(),
+        _ => e,
+    })
+}
+
+/// Why --root cannot be used by this process, with the usual fix.
+fn not_ours_to_write() -> io::Error {
+    // SAFETY: geteuid and getegid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    io::Error::other(format!(
+        "permission denied to uid {uid} gid {gid}: make --root writable for them (in \
+         Kubernetes, the Pod's securityContext.fsGroup gives the volume to that group)"
+    ))
+}
+
 /// Paths under the root.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -135,13 +172,18 @@ impl Layout {
     pub fn prepare(&self, keep: &[PathBuf]) -> Result<GitRepo, LayoutError> {
         fs::create_dir_all(&self.root).map_err(|e| {
             // EEXIST from mkdir: something that is not a directory is there.
-            let e = if e.kind() == io::ErrorKind::AlreadyExists {
-                io::Error::other("a file is there, not a directory: --root must be a directory")
-            } else {
-                e
+            let e = match e.kind() {
+                io::ErrorKind::AlreadyExists => {
+                    io::Error::other("a file is there, not a directory: --root must be a directory")
+                }
+                io::ErrorKind::PermissionDenied => not_ours_to_write(),
+                _ => e,
             };
             io_err("create", &self.root)(e)
         })?;
+        if let Some(e) = cannot_write_in(&self.root) {
+            return Err(io_err("write in", &self.root)(e));
+        }
         // A git config libgit2 cannot read makes every repository look
         // broken: fail here, before anything is judged unusable and removed.
         crate::git::check_user_config()?;
