@@ -1191,6 +1191,10 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
             vec!["--repo=x", "--root=/tmp/x", "--http-bind=8080"],
             "--http-bind",
         ),
+        (
+            vec!["--repo=htps://git.example.com/x.git", "--root=/tmp/x"],
+            "unknown URL scheme",
+        ),
     ] {
         let out = git_sync(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

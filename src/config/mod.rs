@@ -255,6 +255,31 @@ impl Sources<'_> {
     }
 }
 
+/// A `scheme://` URL must be one we speak, unless `url.<base>.insteadOf`
+/// rewrites it (git allows made-up prefixes there): a typo such as
+/// `htps://` is said at start, not as libgit2's "invalid argument: 'port'"
+/// at every pass.
+fn check_scheme(repo: &str, git_config: &gitconfig::Entries) -> Result<(), ConfigError> {
+    const SCHEMES: [&str; 7] = ["https", "http", "ssh", "git", "file", "git+ssh", "ssh+git"];
+    let Some((scheme, _)) = repo.split_once("://") else {
+        return Ok(());
+    };
+    let rewritten = git_config.iter().any(|(k, v)| {
+        let lower = k.to_ascii_lowercase();
+        lower.starts_with("url.") && lower.ends_with(".insteadof") && repo.starts_with(v.as_str())
+    });
+    if rewritten || SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
+        return Ok(());
+    }
+    Err(invalid(
+        "repo",
+        format!(
+            "unknown URL scheme {scheme:?}: give https://, http://, ssh://, git://, file://, \
+             user@host:path or a local path"
+        ),
+    ))
+}
+
 fn invalid(flag: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         flag: flag.to_string(),
@@ -354,6 +379,7 @@ pub fn parse(
     let env = |name: &str| src.env(name);
     git_config.extend(gitconfig::from_env(&env).map_err(ConfigError::Usage)?);
     let tls = gitconfig::Tls::new(&git_config, &env);
+    check_scheme(&repo, &git_config)?;
 
     let mut auth = auth::parse(&src)?;
     // As with git, `http.cookieFile` names the cookie file (and turns it on).
@@ -488,6 +514,30 @@ mod tests {
         assert!(e.to_string().contains("--period"), "{e}");
         let e = run(&["--repo=x", "--root=/r"], &[("GITSYNC_DEPTH", "-2")]).unwrap_err();
         assert!(e.to_string().contains("--depth"), "{e}");
+        let e = run(&["--repo=htps://h/x.git", "--root=/r"], &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("--repo") && e.to_string().contains("\"htps\""),
+            "{e}"
+        );
+        for fine in [
+            "HTTPS://h/x",
+            "ssh://git@h/x",
+            "git@h:x",
+            "/srv/x",
+            "file:///srv/x",
+        ] {
+            assert!(
+                run(&[&format!("--repo={fine}"), "--root=/r"], &[]).is_ok(),
+                "{fine}"
+            );
+        }
+        // A made-up prefix that insteadOf rewrites is git's business.
+        let rewritten = [
+            "--repo=corp://x",
+            "--root=/r",
+            r#"--git-config="url.https://h/.insteadOf":corp://"#,
+        ];
+        assert!(run(&rewritten, &[]).is_ok());
         let e = run(&["--repo=x", "--root=/r", "--git-gc=sometimes"], &[]).unwrap_err();
         assert!(e.to_string().contains("--git-gc"), "{e}");
         let e = run(&["--root=/r"], &[]).unwrap_err();
