@@ -54,8 +54,26 @@ fn open_source(url: &str, path: &std::path::Path) -> Result<Repository, GitError
     .map_err(|e| GitError::Remote {
         op: "open",
         url: redact(url),
-        message: e.message().to_string(),
+        message: format!("{}{}", e.message(), missing_path_hint(url, path)),
     })
+}
+
+/// For a local path that is not there but reads like a host name and a
+/// path (`github.com/org/site.git`): a network URL without its scheme.
+fn missing_path_hint(url: &str, path: &std::path::Path) -> String {
+    let first = url.split('/').next().unwrap_or_default();
+    let hostlike = url.contains('/')
+        && !url.starts_with(['/', '.', '~'])
+        && !url.starts_with("file://")
+        && first.contains('.')
+        && first
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c));
+    if hostlike && !path.exists() {
+        format!(" (no such local path; a remote repository needs its scheme: https://{url})")
+    } else {
+        String::new()
+    }
 }
 
 fn read_shallow(repo: &GitRepo) -> BTreeSet<Oid> {
@@ -238,6 +256,16 @@ fn collect_tree(
 mod tests {
     use super::local_path;
     use std::path::PathBuf;
+
+    #[test]
+    fn a_host_without_a_scheme_is_pointed_out() {
+        use super::missing_path_hint;
+        let hint = |u: &str| missing_path_hint(u, std::path::Path::new(u));
+        assert!(hint("github.com/org/site.git").contains("https://github.com/org/site.git"));
+        for not_a_host in ["/srv/site.git", "./site.git", "site.git", "file:///x/y.git"] {
+            assert_eq!(hint(not_a_host), "", "{not_a_host}");
+        }
+    }
 
     #[test]
     fn which_urls_are_local() {
