@@ -321,6 +321,8 @@ fn unknown_ref_fails_and_says_so() {
     );
     // An abbreviated hash: say what to give instead.
     fails_saying(&h[..8], "give all 40 characters");
+    // A clone's remote-tracking name: likewise.
+    fails_saying("origin/main", "give the remote's own name");
 }
 
 #[test]

@@ -46,6 +46,9 @@ fn not_found_hint(git_ref: &str) -> &'static str {
         " (an abbreviated hash cannot be looked up remotely: give all 40 characters)"
     } else if git_ref == "HEAD" {
         " (the repository has no commits yet, or no default branch)"
+    } else if git_ref.starts_with("origin/") || git_ref.starts_with("refs/remotes/") {
+        " (remote-tracking names such as origin/main exist in a clone only: give the \
+         remote's own name, main)"
     } else {
         ""
     }
