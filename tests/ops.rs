@@ -222,11 +222,17 @@ fn a_hook_whose_children_outlive_it_neither_hangs_nor_outlives_its_timeout() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let still_running = |marker: &str| {
-        std::process::Command::new("pgrep")
-            .args(["-f", marker])
-            .status()
-            .is_ok_and(|s| s.success())
+    // The processes whose command line is `sleep <marker>`.
+    let sleeping = |marker: &str| -> Vec<i32> {
+        fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
+            })
+            .collect()
     };
     // A hook that leaves a background process holding its output open
     // has still finished when it exits.
@@ -238,10 +244,10 @@ fn a_hook_whose_children_outlive_it_neither_hangs_nor_outlives_its_timeout() {
         took < Duration::from_secs(20),
         "waited {took:?} for the hook's child"
     );
-    std::process::Command::new("pkill")
-        .args(["-f", "sleep 41.25"])
-        .status()
-        .unwrap();
+    for pid in sleeping("41.25") {
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
 
     // A hook that times out is stopped with everything it started.
     let stuck = f.path("stuck");
@@ -254,7 +260,7 @@ fn a_hook_whose_children_outlive_it_neither_hangs_nor_outlives_its_timeout() {
         "waited {took:?} past the timeout"
     );
     wait_until(LONG, "the hook's child gone", || {
-        !still_running("sleep 42.75")
+        sleeping("42.75").is_empty()
     });
 }
 
