@@ -44,5 +44,6 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(gitsync::daemon::run(cfg));
+    gitsync::hooks::stop_running();
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

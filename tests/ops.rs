@@ -203,6 +203,19 @@ fn one_time_runs_each_hook_once_and_fails_with_it() {
     let _ = old;
 }
 
+/// The processes whose command line is `sleep <marker>`.
+fn sleeping(marker: &str) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
+        })
+        .collect()
+}
+
 #[test]
 fn a_hook_whose_children_outlive_it_neither_hangs_nor_outlives_its_timeout() {
     let f = Fixture::local();
@@ -221,18 +234,6 @@ fn a_hook_whose_children_outlive_it_neither_hangs_nor_outlives_its_timeout() {
             started.elapsed(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
-    };
-    // The processes whose command line is `sleep <marker>`.
-    let sleeping = |marker: &str| -> Vec<i32> {
-        fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| {
-                fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
-            })
-            .collect()
     };
     // A hook that leaves a background process holding its output open
     // has still finished when it exits.
@@ -261,6 +262,26 @@ fn a_hook_whose_children_outlive_it_neither_hangs_nor_outlives_its_timeout() {
     );
     wait_until(LONG, "the hook's child gone", || {
         sleeping("42.75").is_empty()
+    });
+}
+
+#[test]
+fn a_hook_running_when_git_sync_stops_is_stopped_too() {
+    let f = Fixture::local();
+    let started = f.path("hook-started");
+    let hook = f.path("slow-hook");
+    script(
+        &hook,
+        &format!("touch {}\nsleep 43.5\necho done\n", started.display()),
+    );
+    let mut p = f.start(&[&format!("--exechook-command={}", hook.display())]);
+    p.wait_for(LONG, "the hook running", || started.exists());
+    // Within a Pod's usual 30 s grace period, which the hook's own 30 s
+    // timeout used to use up: the runtime waited for the hook to end.
+    signal(&p.child, libc::SIGTERM);
+    assert_eq!(p.wait_exit(Duration::from_secs(15)), 0, "{}", p.log());
+    wait_until(LONG, "the hook's sleep gone", || {
+        sleeping("43.5").is_empty()
     });
 }
 

@@ -48,6 +48,7 @@ impl ExecHook {
             .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.command))?;
+        let _running = Running::register(&child);
         let out = drain(
             child
                 .stdout
@@ -96,6 +97,46 @@ impl ExecHook {
                 .rev()
                 .collect();
             Err(format!("{} exited with {status}: {tail}", self.command))
+        }
+    }
+}
+
+/// The process groups of the exec hooks running now.
+static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// A hook's process group, listed in [`RUNNING`] while it runs.
+struct Running(Option<i32>);
+
+impl Running {
+    fn register(child: &Child) -> Self {
+        let pgid = i32::try_from(child.id()).ok();
+        if let (Some(p), Ok(mut list)) = (pgid, RUNNING.lock()) {
+            list.push(p);
+        }
+        Running(pgid)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let (Some(p), Ok(mut list)) = (self.0, RUNNING.lock()) {
+            list.retain(|q| *q != p);
+        }
+    }
+}
+
+/// SIGTERM the exec hooks running now, with what they started: git-sync
+/// is ending, and its hooks (in process groups of their own, so a timeout
+/// can stop them whole) must not outlive it.
+pub fn stop_running() {
+    let Ok(list) = RUNNING.lock() else {
+        return;
+    };
+    for pgid in list.iter() {
+        tracing::info!(pgid, "stopping a running exec hook");
+        // SAFETY: kill has no memory preconditions.
+        unsafe {
+            libc::kill(-pgid, libc::SIGTERM);
         }
     }
 }

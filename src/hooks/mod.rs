@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use exec::ExecHook;
+pub use exec::{stop_running, ExecHook};
 pub use webhook::Webhook;
 
 /// Something to run for a published hash. Blocking; run on a blocking thread.
