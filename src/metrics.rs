@@ -51,6 +51,15 @@ impl Outcomes {
     }
 }
 
+/// One gauge with its HELP and TYPE lines; nothing when it has no value.
+fn gauge(out: &mut String, name: &str, labels: &str, help: &str, value: Option<f64>) {
+    if let Some(v) = value {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+}
+
 /// All counters; shared by the loop, the hooks and the HTTP endpoint.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -192,45 +201,40 @@ impl Metrics {
         let Ok(f) = self.freshness.lock() else {
             return;
         };
-        let gauge = |out: &mut String, name: &str, help: &str, value: Option<String>| {
-            if let Some(v) = value {
-                let _ = writeln!(out, "# HELP {name} {help}");
-                let _ = writeln!(out, "# TYPE {name} gauge");
-                let _ = writeln!(out, "{v}");
-            }
-        };
-        let seconds = |name: &str, t: Option<SystemTime>| {
+        let since_epoch = |t: Option<SystemTime>| {
             t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| format!("{name} {}", d.as_secs_f64()))
+                .map(|d| d.as_secs_f64())
         };
-        const SUCCESS: &str = "git_sync_last_success_timestamp_seconds";
-        const UPDATE: &str = "git_sync_last_update_timestamp_seconds";
-        const FAILURES: &str = "git_sync_consecutive_failures";
-        const INFO: &str = "git_sync_published_info";
         gauge(
             out,
-            SUCCESS,
+            "git_sync_last_success_timestamp_seconds",
+            "",
             "When a sync last succeeded (a new commit or none), since unix epoch in seconds.",
-            seconds(SUCCESS, f.last_success),
+            since_epoch(f.last_success),
         );
         gauge(
             out,
-            UPDATE,
+            "git_sync_last_update_timestamp_seconds",
+            "",
             "When a new commit was last published, since unix epoch in seconds.",
-            seconds(UPDATE, f.last_update),
+            since_epoch(f.last_update),
         );
         gauge(
             out,
-            FAILURES,
+            "git_sync_consecutive_failures",
+            "",
             "How many syncs failed since the last success.",
-            Some(format!("{FAILURES} {}", f.failures_in_a_row)),
+            Some(f.failures_in_a_row as f64),
         );
-        gauge(
-            out,
-            INFO,
-            "The commit published, as the hash label.",
-            f.hash.as_ref().map(|h| format!("{INFO}{{hash=\"{h}\"}} 1")),
-        );
+        if let Some(hash) = &f.hash {
+            gauge(
+                out,
+                "git_sync_published_info",
+                &format!("{{hash=\"{hash}\"}}"),
+                "The commit published, as the hash label.",
+                Some(1.0),
+            );
+        }
     }
 
     fn render_process(&self, out: &mut String) {
@@ -261,37 +265,41 @@ impl Metrics {
             );
             let _ = writeln!(out, "# TYPE process_cpu_seconds_total counter");
             let _ = writeln!(out, "process_cpu_seconds_total {cpu}");
-            let _ = writeln!(
+            gauge(
                 out,
-                "# HELP process_virtual_memory_bytes Virtual memory size in bytes."
+                "process_virtual_memory_bytes",
+                "",
+                "Virtual memory size in bytes.",
+                Some(num(20)),
             );
-            let _ = writeln!(out, "# TYPE process_virtual_memory_bytes gauge");
-            let _ = writeln!(out, "process_virtual_memory_bytes {}", num(20));
-            let _ = writeln!(
+            gauge(
                 out,
-                "# HELP process_resident_memory_bytes Resident memory size in bytes."
-            );
-            let _ = writeln!(out, "# TYPE process_resident_memory_bytes gauge");
-            let _ = writeln!(
-                out,
-                "process_resident_memory_bytes {}",
-                num(21) * page as f64
+                "process_resident_memory_bytes",
+                "",
+                "Resident memory size in bytes.",
+                Some(num(21) * page as f64),
             );
         }
-        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-            let _ = writeln!(
-                out,
-                "# HELP process_open_fds Number of open file descriptors."
-            );
-            let _ = writeln!(out, "# TYPE process_open_fds gauge");
-            let _ = writeln!(out, "process_open_fds {}", fds.count());
-        }
+        let fds = std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|d| d.count() as f64);
+        gauge(
+            out,
+            "process_open_fds",
+            "",
+            "Number of open file descriptors.",
+            fds,
+        );
         let started = self.started.lock().ok().and_then(|s| *s);
-        if let Some(t) = started.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
-            let _ = writeln!(out, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.");
-            let _ = writeln!(out, "# TYPE process_start_time_seconds gauge");
-            let _ = writeln!(out, "process_start_time_seconds {}", t.as_secs_f64());
-        }
+        gauge(
+            out,
+            "process_start_time_seconds",
+            "",
+            "Start time of the process since unix epoch in seconds.",
+            started
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs_f64()),
+        );
     }
 }
 
