@@ -45,6 +45,30 @@ pub fn without_effect(entries: &Entries) -> Vec<String> {
     keys
 }
 
+/// A config key as git reads it, lower-cased: `section.name` or
+/// `section.<subsection>.name` (the subsection may hold dots: a URL).
+struct Key {
+    section: String,
+    sub: Option<String>,
+    name: String,
+}
+
+impl Key {
+    fn of(key: &str) -> Self {
+        let lower = key.to_ascii_lowercase();
+        let (section, rest) = lower.split_once('.').unwrap_or((&lower, ""));
+        let (sub, name) = match rest.rsplit_once('.') {
+            Some((sub, name)) => (Some(sub.to_string()), name),
+            None => (None, rest),
+        };
+        Key {
+            section: section.to_string(),
+            sub,
+            name: name.to_string(),
+        }
+    }
+}
+
 /// What the git CLI would do with config or environment we do not act on
 /// and whose absence changes how a remote is reached: a sync that worked
 /// with upstream's image may fail here, so each is said as a warning with
@@ -53,43 +77,34 @@ pub fn unsupported_consequences(
     entries: &Entries,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<&'static str> {
-    let has = |wanted: &[&str]| {
-        entries.iter().any(|(k, _)| {
-            let lower = k.to_ascii_lowercase();
-            let (section, rest) = lower.split_once('.').unwrap_or((&lower, ""));
-            let name = rest.rsplit_once('.').map_or(rest, |(_, n)| n);
-            wanted.iter().any(|w| {
-                let (ws, wn) = w.split_once('.').unwrap_or((w, ""));
-                section == ws && name == wn
-            })
-        })
+    let keys: Vec<Key> = entries.iter().map(|(k, _)| Key::of(k)).collect();
+    // In any scope, or only in a subsection (`http.<url>.name`).
+    let has =
+        |section: &str, name: &str| keys.iter().any(|k| k.section == section && k.name == name);
+    let scoped = |section: &str, name: &str| {
+        keys.iter()
+            .any(|k| k.section == section && k.name == name && k.sub.is_some())
     };
     let mut said = Vec::new();
-    let scoped_client_cert = entries.iter().any(|(k, _)| {
-        let lower = k.to_ascii_lowercase();
-        lower.starts_with("http.")
-            && lower.matches('.').count() > 1
-            && (lower.ends_with(".sslcert") || lower.ends_with(".sslkey"))
-    });
-    if scoped_client_cert {
+    if scoped("http", "sslcert") || scoped("http", "sslkey") {
         said.push(
             "http.<url>.sslCert/sslKey: a client certificate for some servers only is not \
              presented; http.sslCert and http.sslKey (for every server that asks) are",
         );
     }
-    if has(&["http.sslcertpasswordprotected"]) || env("GIT_SSL_CERT_PASSWORD_PROTECTED").is_some() {
+    if has("http", "sslcertpasswordprotected") || env("GIT_SSL_CERT_PASSWORD_PROTECTED").is_some() {
         said.push(
             "http.sslCertPasswordProtected: a client key protected by a password cannot be \
              used; give http.sslKey a key without one",
         );
     }
-    if has(&["core.sshcommand"]) || env("GIT_SSH_COMMAND").is_some() || env("GIT_SSH").is_some() {
+    if has("core", "sshcommand") || env("GIT_SSH_COMMAND").is_some() || env("GIT_SSH").is_some() {
         said.push(
             "core.sshCommand/GIT_SSH_COMMAND: SSH runs in process (libssh2) and no command is run; \
              keys and host checks come from --ssh-key-file and --ssh-known-hosts-file",
         );
     }
-    if has(&["credential.helper"]) {
+    if has("credential", "helper") {
         said.push(
             "credential.helper: helpers are not run; give credentials with --username and \
              --password-file, --credential or --askpass-url",
@@ -100,11 +115,10 @@ pub fn unsupported_consequences(
 
 /// Whether git-sync or libgit2 reads `key`.
 fn has_effect(key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    let (section, rest) = lower.split_once('.').unwrap_or((&lower, ""));
-    let name = rest.rsplit_once('.').map_or(rest, |(_, n)| n);
-    let scoped = rest.contains('.');
-    match section {
+    let Key { section, sub, name } = Key::of(key);
+    let scoped = sub.is_some();
+    let name = name.as_str();
+    match section.as_str() {
         "http" if scoped => matches!(name, "proxy" | "extraheader"),
         "http" => matches!(
             name,
@@ -119,7 +133,7 @@ fn has_effect(key: &str) -> bool {
                 | "followredirects"
         ),
         "url" => scoped && name == "insteadof",
-        "protocol" => rest == "file.allow",
+        "protocol" => sub.as_deref() == Some("file") && name == "allow",
         // libgit2's pack writer (our gc) reads these three.
         "pack" => matches!(name, "windowmemory" | "deltacachesize" | "deltacachelimit"),
         // libgit2 reads most of core (line endings, symlinks, file modes);
