@@ -68,8 +68,7 @@ fn cannot_write_in(dir: &Path) -> Option<io::Error> {
 
 /// Why --root cannot be used by this process, with the usual fix.
 fn not_ours_to_write() -> io::Error {
-    // SAFETY: geteuid and getegid have no preconditions.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = crate::user::effective_ids();
     io::Error::other(format!(
         "permission denied to uid {uid} gid {gid}: make --root writable for them (in \
          Kubernetes, the Pod's securityContext.fsGroup gives the volume to that group)"

@@ -21,6 +21,13 @@ pub fn add_user_to(passwd: &Path, uid: u32, gid: u32, home: &str) -> io::Result<
     Ok(true)
 }
 
+/// The effective UID and GID of this process: who files are checked
+/// against (said in permission errors).
+pub fn effective_ids() -> (u32, u32) {
+    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
 /// `--add-user` for the running process.
 pub fn add_user(home: &Path) {
     // SAFETY: getuid and getgid have no preconditions.

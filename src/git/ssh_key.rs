@@ -24,8 +24,7 @@ impl fmt::Display for KeyProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyProblem::Unreadable(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                // SAFETY: geteuid has no preconditions and cannot fail.
-                let uid = unsafe { libc::geteuid() };
+                let (uid, _) = crate::user::effective_ids();
                 write!(
                     f,
                     "cannot be read by uid {uid} ({e}); in Kubernetes, mount the Secret with \
