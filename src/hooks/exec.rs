@@ -48,7 +48,7 @@ impl ExecHook {
             .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.command))?;
-        let _running = Running::register(&child);
+        let running = Running::register(&child);
         let out = drain(
             child
                 .stdout
@@ -66,7 +66,7 @@ impl ExecHook {
             match child.try_wait() {
                 Ok(Some(status)) => break Ok(status),
                 Ok(None) if Instant::now() >= deadline => {
-                    kill_group(&child);
+                    running.signal(libc::SIGKILL);
                     let _ = child.wait();
                     break Err(format!(
                         "{} timed out after {:?}",
@@ -104,7 +104,8 @@ impl ExecHook {
 /// The process groups of the exec hooks running now.
 static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
-/// A hook's process group, listed in [`RUNNING`] while it runs.
+/// A hook's process group (it leads one: `process_group(0)` at spawn),
+/// listed in [`RUNNING`] while it runs.
 struct Running(Option<i32>);
 
 impl Running {
@@ -114,6 +115,21 @@ impl Running {
             list.push(p);
         }
         Running(pgid)
+    }
+
+    /// Send `sig` to the hook and everything it started.
+    fn signal(&self, sig: libc::c_int) {
+        match self.0 {
+            Some(pgid) => signal_group(pgid, sig),
+            None => tracing::warn!("hook pid out of range, not signalled"),
+        }
+    }
+}
+
+fn signal_group(pgid: i32, sig: libc::c_int) {
+    // SAFETY: kill has no memory preconditions.
+    unsafe {
+        libc::kill(-pgid, sig);
     }
 }
 
@@ -134,10 +150,7 @@ pub fn stop_running() {
     };
     for pgid in list.iter() {
         tracing::info!(pgid, "stopping a running exec hook");
-        // SAFETY: kill has no memory preconditions.
-        unsafe {
-            libc::kill(-pgid, libc::SIGTERM);
-        }
+        signal_group(*pgid, libc::SIGTERM);
     }
 }
 
@@ -189,18 +202,6 @@ fn collected(text: &Collected, deadline: Instant) -> String {
             return snapshot;
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// SIGKILL the hook and every process of its group.
-fn kill_group(child: &Child) {
-    match i32::try_from(child.id()) {
-        // SAFETY: kill has no memory preconditions; the group is the one
-        // the child leads (process_group(0) at spawn).
-        Ok(pid) => unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        },
-        Err(_) => tracing::warn!(pid = child.id(), "hook pid out of range, not killed"),
     }
 }
 
