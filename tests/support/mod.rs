@@ -794,26 +794,34 @@ pub fn test_certificates_of(dir: &Path, ca_name: &str) -> (PathBuf, PathBuf, Pat
             .arg("-out")
             .arg(p("server.csr")),
     );
-    fs::write(
-        p("ext"),
+    sign_with_test_ca(
+        dir,
+        &p("server.csr"),
+        &p("server.crt"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
+    );
+    (p("ca.crt"), p("server.crt"), p("server.key"))
+}
+
+/// Sign the request `csr` with the CA in `dir` (ca.crt, ca.key) into
+/// `crt`, with the X.509 extensions `ext`.
+fn sign_with_test_ca(dir: &Path, csr: &Path, crt: &Path, ext: &str) {
+    let ext_file = crt.with_extension("ext");
+    fs::write(&ext_file, ext).unwrap();
     run_ok(
         Command::new("openssl")
             .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
             .arg("-in")
-            .arg(p("server.csr"))
+            .arg(csr)
             .arg("-CA")
-            .arg(p("ca.crt"))
+            .arg(dir.join("ca.crt"))
             .arg("-CAkey")
-            .arg(p("ca.key"))
+            .arg(dir.join("ca.key"))
             .arg("-out")
-            .arg(p("server.crt"))
+            .arg(crt)
             .arg("-extfile")
-            .arg(p("ext")),
+            .arg(&ext_file),
     );
-    (p("ca.crt"), p("server.crt"), p("server.key"))
 }
 
 /// A client certificate for `name` (an ECDSA key, PKCS#8), signed by the
@@ -841,24 +849,11 @@ pub fn client_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
             .arg("-out")
             .arg(&csr),
     );
-    fs::write(
-        p("client-ext"),
+    sign_with_test_ca(
+        dir,
+        &csr,
+        &crt,
         "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    run_ok(
-        Command::new("openssl")
-            .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
-            .arg("-in")
-            .arg(&csr)
-            .arg("-CA")
-            .arg(p("ca.crt"))
-            .arg("-CAkey")
-            .arg(p("ca.key"))
-            .arg("-out")
-            .arg(&crt)
-            .arg("-extfile")
-            .arg(p("client-ext")),
     );
     (crt, key)
 }
