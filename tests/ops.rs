@@ -328,15 +328,22 @@ fn one_time_webhook_failure_exits_1() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(rx.calls().len(), 1);
-    // Fire and forget: the status is not checked.
+    // Fire and forget: the status is not checked. (A timeout well above
+    // the 1 s default: a loaded CI machine once took longer to answer.)
     let out = run_git_sync(&[
         &format!("--repo={}", f.url()),
         &format!("--root={}", f.tmp.path().join("root").display()),
         "--one-time",
         &format!("--webhook-url=http://127.0.0.1:{}/", rx.port),
         "--webhook-success-status=0",
+        "--webhook-timeout=10s",
     ]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(rx.calls().len(), 2);
     // ... but a receiver that cannot be reached is a failure, as upstream.
     let out = run_git_sync(&[
