@@ -17,7 +17,13 @@ use super::{invalid, values, ConfigError, Sources};
 /// | name     | other rev              | error                   |
 ///
 /// Setting `--ref` as well as either of them is a contradiction.
+///
+/// Each of the three must be something a remote can have (see
+/// `values::check_ref`).
 pub(super) fn target_ref(src: &Sources<'_>) -> Result<String, ConfigError> {
+    for name in ["ref", "branch", "rev"] {
+        src.get(name, values::check_ref)?;
+    }
     let branch = src.text("branch")?;
     let rev = src.text("rev")?;
     let from_legacy = match (branch, rev.as_deref()) {

@@ -566,6 +566,39 @@ mod tests {
         );
         let e = run(&["--repo=x", "--root=/r"], &[("GITSYNC_REF", "")]).unwrap_err();
         assert!(e.to_string().contains("--ref"), "{e}");
+        // A name no remote can have fails at start, not at every pass,
+        // under the name the user gave.
+        for (args, env, flag) in [
+            (vec!["--ref=main~1"], vec![], "--ref (flag)"),
+            (vec!["--ref=HEAD^"], vec![], "--ref (flag)"),
+            (
+                vec![],
+                vec![("GITSYNC_REF", "main@{1}")],
+                "--ref (env GITSYNC_REF)",
+            ),
+            (vec!["--rev=v1..v2"], vec![], "--rev (flag)"),
+            (
+                vec![],
+                vec![("GIT_SYNC_BRANCH", "my branch")],
+                "--branch (env GIT_SYNC_BRANCH)",
+            ),
+            (vec!["--ref=topic/"], vec![], "--ref (flag)"),
+            (vec!["--ref=a.lock"], vec![], "--ref (flag)"),
+        ] {
+            let args = [vec!["--repo=x", "--root=/r"], args].concat();
+            let e = run(&args, &env).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("invalid value for {flag}")), "{e}");
+        }
+        for ok in [
+            "feature/x-1",
+            "refs/tags/v1.2",
+            "v1.0",
+            "HEAD",
+            "0123456789abcdef",
+        ] {
+            let c = run(&["--repo=x", "--root=/r", &format!("--ref={ok}")], &[]).unwrap();
+            assert_eq!(c.git_ref, ok);
+        }
         let env = [("GITSYNC_EXECHOOK_BACKOFF", "3")];
         let e = run(&["--repo=x", "--root=/r"], &env).unwrap_err();
         assert!(

@@ -74,6 +74,32 @@ pub fn parse_http_url(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// Why `r` cannot name anything on a remote, after git's ref-name rules
+/// (`git check-ref-format`): revision expressions such as `main~1`, `HEAD^`
+/// or `@{u}` are evaluated by a clone, never sent to a server, so such a
+/// target could only fail at every pass.
+pub fn check_ref(r: &str) -> Result<(), String> {
+    let expression = r.contains(['~', '^', ':']) || r.contains("@{") || r.contains("..");
+    if expression {
+        return Err(format!(
+            "{r:?} is a revision expression, which a remote cannot resolve: \
+             give a branch, a tag or a full commit hash"
+        ));
+    }
+    let bad = r
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || "?*[\\".contains(*c));
+    if let Some(c) = bad {
+        return Err(format!(
+            "{r:?} is not a ref name ({c:?} is not allowed in one)"
+        ));
+    }
+    if r.starts_with('/') || r.ends_with(['/', '.']) || r.ends_with(".lock") || r.contains("//") {
+        return Err(format!("{r:?} is not a ref name"));
+    }
+    Ok(())
+}
+
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim() {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
