@@ -49,6 +49,14 @@ pub enum Outcome {
     },
 }
 
+/// How worktrees are made, beyond their commit (see [`Syncer::recipe`]).
+struct Recipe {
+    /// The sparse-checkout patterns and their text.
+    sparse: Option<(SparsePatterns, String)>,
+    /// Everything that shapes the tree, as recorded with it.
+    text: String,
+}
+
 /// Runs passes against one root. Owns the repository handle.
 pub struct Syncer {
     cfg: Config,
@@ -130,17 +138,32 @@ impl Syncer {
         self.publisher.current()
     }
 
-    /// The sparse-checkout patterns, read again for every checkout.
-    fn sparse_patterns(&self) -> Result<Option<(SparsePatterns, String)>, SyncError> {
-        let Some(file) = &self.cfg.checkout.sparse_checkout_file else {
-            return Ok(None);
+    /// How this pass makes a worktree, beyond its commit: the submodule
+    /// mode, group-write and the sparse-checkout patterns (their file is
+    /// read again at every pass). A worktree made another way (before a
+    /// restart with other settings, or an edit of the patterns) is made
+    /// again; one whose making was cut short has no record at all.
+    fn recipe(&self) -> Result<Recipe, SyncError> {
+        let sparse = match &self.cfg.checkout.sparse_checkout_file {
+            None => None,
+            Some(file) => Some(
+                std::fs::read_to_string(file).map_err(|source| SyncError::Io {
+                    op: "read sparse-checkout file",
+                    path: file.clone(),
+                    source,
+                })?,
+            ),
         };
-        let text = std::fs::read_to_string(file).map_err(|source| SyncError::Io {
-            op: "read sparse-checkout file",
-            path: file.clone(),
-            source,
-        })?;
-        Ok(Some((SparsePatterns::parse(&text), text)))
+        let text = format!(
+            "submodules={:?}\ngroup-write={}\nsparse-checkout={}\n",
+            self.cfg.checkout.submodules,
+            self.cfg.checkout.group_write,
+            sparse.as_deref().unwrap_or("(all)\n"),
+        );
+        Ok(Recipe {
+            sparse: sparse.map(|t| (SparsePatterns::parse(&t), t)),
+            text,
+        })
     }
 
     /// The worktree of `hash`, where hooks run.
@@ -154,11 +177,11 @@ impl Syncer {
         &mut self,
         hash: Hash,
         worktree: &std::path::Path,
+        recipe: &Recipe,
         cancel: &Cancel,
     ) -> Result<(), SyncError> {
         let t = std::time::Instant::now();
-        let sparse = self.sparse_patterns()?;
-        let sparse = sparse.as_ref().map(|(p, text)| (p, text.as_str()));
+        let sparse = recipe.sparse.as_ref().map(|(p, text)| (p, text.as_str()));
         let name = hash.to_string();
         self.git.create_worktree(hash, worktree, &name, sparse)?;
         if self.cfg.checkout.submodules != Submodules::Off {
@@ -180,8 +203,10 @@ impl Syncer {
                 source,
             })?;
         }
+        check(cancel)?;
+        self.git.record_recipe(&name, &recipe.text)?;
         tracing::debug!(%hash, ms = t.elapsed().as_millis() as u64, "checked out");
-        check(cancel)
+        Ok(())
     }
 
     /// Our repository was removed behind our back (the root wiped while
@@ -214,10 +239,20 @@ impl Syncer {
         let hash = target.hash;
         let worktree = self.layout.worktree(hash);
 
-        // 2. Already published and intact: nothing to do.
+        // 2. Already published, intact and made as asked: nothing to do.
         let current = self.publisher.current();
+        let recipe = self.recipe()?;
         if current == Some(hash) && self.git.worktree_head(&worktree) == Some(hash) {
-            return Ok(Outcome::Unchanged { hash });
+            let name = hash.to_string();
+            match self.git.recipe_of(&name) {
+                Some(made) if made == recipe.text => return Ok(Outcome::Unchanged { hash }),
+                Some(_) => {
+                    tracing::info!(%hash, "checking out again: --submodules, --group-write or the sparse-checkout patterns changed")
+                }
+                None => {
+                    tracing::info!(%hash, "checking out again: the published tree's making was not finished")
+                }
+            }
         }
         check(cancel)?;
 
@@ -245,7 +280,7 @@ impl Syncer {
             path: worktree.clone(),
             source,
         })?;
-        if let Err(e) = self.materialise(hash, &worktree, cancel) {
+        if let Err(e) = self.materialise(hash, &worktree, &recipe, cancel) {
             // A half-made tree readers do not see only takes space (and a
             // full disk may be why it failed): drop it now.
             if !readers_in_it {

@@ -1731,6 +1731,58 @@ fn sparse_checkout_in_both_pattern_modes() {
     submodules_as_git_would();
 }
 
+#[test]
+fn changed_checkout_settings_reshape_the_published_commit() {
+    // The commit stays the same; how it is checked out changes: the
+    // sparse-checkout file edited under a running daemon, then restarts
+    // with other --submodules and --group-write. Each takes effect at
+    // once, not at the next commit.
+    let f = Fixture::new(Transport::File);
+    SourceRepo::new(&f.tmp.path().join("srv"), "lib").commit(&[("l.txt", "l")], "lib");
+    f.repo
+        .commit(&[("docs/d.md", "d"), ("src/s.rs", "s")], "tree");
+    add_submodule(&f.repo, "../lib", "lib");
+    let h = f.repo.head();
+    let present = |p: &str| f.link().join(p).exists();
+    let allow = "--git-config=protocol.file.allow:always";
+    let patterns = f.tmp.path().join("sparse");
+    let sparse = format!("--sparse-checkout-file={}", patterns.display());
+
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let mut d = f.daemon(&[allow, &sparse]);
+    d.wait_for(LONG, "docs only", || present("docs/d.md"));
+    assert!(!present("src/s.rs") && !present("lib/l.txt"));
+    fs::write(&patterns, "/src/\n").unwrap();
+    d.wait_for(LONG, "src instead of docs", || {
+        present("src/s.rs") && !present("docs/d.md")
+    });
+    assert_published(&f, &h);
+    drop(d);
+
+    let log = f.sync_once(&[allow, "--submodules=off"]);
+    assert!(present("docs/d.md") && present("src/s.rs") && !present("lib/l.txt"));
+    assert!(log.contains("checking out again"), "{log}");
+    f.sync_once(&[allow, "--submodules=recursive", "--group-write"]);
+    assert!(present("lib/l.txt"));
+    let mode = fs::metadata(f.link().join("docs/d.md"))
+        .unwrap()
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o020,
+        0o020
+    );
+    assert_published(&f, &h);
+
+    // Settings unchanged: the tree is left as it is.
+    let log = f.sync_once(&[allow, "--submodules=recursive", "--group-write"]);
+    assert!(!log.contains("checking out again"), "{log}");
+    // A tree without the record of its making finished is made again.
+    fs::remove_file(f.root().join(format!(".git/worktrees/{h}/git-sync-recipe"))).unwrap();
+    fs::remove_file(f.link().join("src/s.rs")).unwrap();
+    f.sync_once(&[allow, "--submodules=recursive", "--group-write"]);
+    assert!(present("src/s.rs"));
+}
+
 // ---- submodules ----------------------------------------------------------------
 
 /// Add `url` as a submodule of `repo` at `path`, and commit.

@@ -15,6 +15,9 @@ use git2::build::CheckoutBuilder;
 use super::{GitError, GitRepo, Hash};
 use crate::sparse::SparsePatterns;
 
+/// In a worktree's admin directory: how its tree was made (git ignores it).
+const RECIPE_FILE: &str = "git-sync-recipe";
+
 impl GitRepo {
     fn admin_dir(&self, name: &str) -> PathBuf {
         self.gitdir.join("worktrees").join(name)
@@ -106,6 +109,18 @@ impl GitRepo {
         }
         let head = wt.head().ok()?.target();
         head
+    }
+
+    /// Record that worktree `name` is complete, made as `recipe` says.
+    pub fn record_recipe(&self, name: &str, recipe: &str) -> Result<(), GitError> {
+        let path = self.admin_dir(name).join(RECIPE_FILE);
+        fs::write(&path, recipe).map_err(|e| GitError::io("write", &path, e))
+    }
+
+    /// What [`GitRepo::record_recipe`] recorded for worktree `name`: none
+    /// when its making did not finish.
+    pub fn recipe_of(&self, name: &str) -> Option<String> {
+        fs::read_to_string(self.admin_dir(name).join(RECIPE_FILE)).ok()
     }
 
     /// Forget the admin directory of worktree `name` (its files are removed
