@@ -242,16 +242,19 @@ impl Syncer {
         // 2. Already published, intact and made as asked: nothing to do.
         let current = self.publisher.current();
         let recipe = self.recipe()?;
-        if current == Some(hash) && self.git.worktree_head(&worktree) == Some(hash) {
-            let name = hash.to_string();
-            match self.git.recipe_of(&name) {
-                Some(made) if made == recipe.text => return Ok(Outcome::Unchanged { hash }),
-                Some(_) => {
+        if current == Some(hash) {
+            let whole = recipe.sparse.is_none();
+            match self.git.recipe_of(&hash.to_string()) {
+                None => {
+                    tracing::info!(%hash, "checking out again: no record that the published tree was made whole")
+                }
+                Some(made) if made != recipe.text => {
                     tracing::info!(%hash, "checking out again: --submodules, --group-write or the sparse-checkout patterns changed")
                 }
-                None => {
-                    tracing::info!(%hash, "checking out again: the published tree's making was not finished")
+                Some(_) if !self.git.worktree_intact(&worktree, hash, whole) => {
+                    tracing::warn!(%hash, "checking out again: the published tree was changed behind our back (files or its git files missing)")
                 }
+                Some(_) => return Ok(Outcome::Unchanged { hash }),
             }
         }
         check(cancel)?;

@@ -1028,6 +1028,39 @@ fn a_repository_removed_while_running_is_set_up_again() {
 }
 
 #[test]
+fn a_published_tree_emptied_behind_our_back_is_checked_out_again() {
+    // A volume that lost the files (upstream's kubernetes/git-sync#827),
+    // or `rm -rf <link>/*`: the next poll puts the same commit back,
+    // without waiting for a new one. Its git files alone are enough too.
+    let f = Fixture::new(Transport::File);
+    let h = f
+        .repo
+        .commit(&[("index.html", "1"), ("a/b.txt", "b")], "c1");
+    let mut p = f.daemon(&["--watch-local=false"]);
+    let updates = |n: usize| move |log: &str| log_lines_with(log, "updated") >= n;
+    p.wait_log(LONG, "published", updates(1));
+    let wt = f.root().join(".worktrees").join(&h);
+    for (n, entry) in [(2, "index.html"), (3, "a"), (4, ".git")] {
+        remove_any_under_a_daemon(&wt.join(entry));
+        p.wait_log(LONG, &format!("{entry} back"), updates(n));
+    }
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+    assert_published(&f, &h);
+    assert_eq!(f.read("index.html"), "1");
+    assert!(p.log().contains("changed behind our back"), "{}", p.log());
+    assert_eq!(log_lines_with(&p.log(), "sync failed"), 0, "{}", p.log());
+}
+
+/// Remove a file or a directory as `rm -rf` would under a daemon.
+fn remove_any_under_a_daemon(path: &Path) {
+    if path.is_dir() {
+        remove_under_a_daemon(path)
+    } else {
+        fs::remove_file(path).unwrap()
+    }
+}
+
+#[test]
 fn readers_never_lose_the_tree_while_a_reset_repository_checks_it_out_again() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -1196,6 +1229,10 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
         (
             vec!["--repo=htps://git.example.com/x.git", "--root=/tmp/x"],
             "unknown URL scheme",
+        ),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--ref=main~1"],
+            "revision expression",
         ),
     ] {
         let out = git_sync(&args).output().unwrap();

@@ -246,6 +246,8 @@ pub struct GitRepo {
     /// The proxy and extra headers of each remote URL, decided on first
     /// use.
     per_url: std::cell::RefCell<std::collections::HashMap<String, remote::UrlSettings>>,
+    /// The top-level names of the last commit checked for intactness.
+    top_level: std::cell::RefCell<Option<(Hash, Vec<std::ffi::OsString>)>>,
 }
 
 impl GitRepo {
@@ -287,6 +289,7 @@ impl GitRepo {
             applied_config: store_defaults(),
             known,
             per_url: Default::default(),
+            top_level: Default::default(),
         })
     }
 

@@ -121,6 +121,7 @@ impl GitRepo {
             hostkey_error: std::cell::RefCell::new(None),
             applied_config: Vec::new(),
             per_url: Default::default(),
+            top_level: Default::default(),
         };
         // Proxies and other http.* settings apply to submodules as well.
         store.apply_config(&self.applied_config)?;

@@ -8,6 +8,7 @@
 //! worktree (`git -C <wt> log` works).
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use git2::build::CheckoutBuilder;
@@ -95,20 +96,50 @@ impl GitRepo {
         Ok(())
     }
 
-    /// The commit checked out in the worktree at `path`, if it is a sound
-    /// worktree of ours.
-    pub fn worktree_head(&self, path: &Path) -> Option<Hash> {
-        let wt = git2::Repository::open_ext(
-            path,
-            git2::RepositoryOpenFlags::NO_SEARCH,
-            std::iter::empty::<&std::ffi::OsStr>(),
-        )
-        .ok()?;
-        if !wt.is_worktree() {
-            return None;
+    /// Whether the worktree at `path` is a sound worktree of ours at `hash`
+    /// (its `.git` file and admin directory as [`GitRepo::create_worktree`]
+    /// writes them, read directly: opening it as a repository cost a third
+    /// of an idle poll) with every top-level entry of the commit's tree on
+    /// disk (gitlinks aside; with `whole` false, as for a sparse checkout,
+    /// only the first part). Comparing every file would cost a stat per
+    /// file per poll; the top level catches, for a few stats, a tree
+    /// emptied behind our back (`rm -rf <link>/*`, a network volume that
+    /// lost it), which readers would otherwise be served until the next
+    /// commit.
+    pub fn worktree_intact(&self, path: &Path, hash: Hash, whole: bool) -> bool {
+        let admin = self.admin_dir(&hash.to_string());
+        let holds = |p: PathBuf, text: String| fs::read(p).ok() == Some(text.into_bytes());
+        let ours = holds(path.join(".git"), format!("gitdir: {}\n", admin.display()))
+            && holds(admin.join("HEAD"), format!("{hash}\n"))
+            && admin.join("commondir").is_file();
+        if !ours || !whole {
+            return ours;
         }
-        let head = wt.head().ok()?.target();
-        head
+        let mut cache = self.top_level.borrow_mut();
+        if cache.as_ref().map(|(h, _)| *h) != Some(hash) {
+            *cache = self.top_level_names(hash).map(|names| (hash, names));
+        }
+        // One directory read, not a stat per name.
+        let Ok(on_disk) = fs::read_dir(path) else {
+            return false;
+        };
+        let on_disk: std::collections::HashSet<_> = on_disk
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        cache
+            .as_ref()
+            .is_some_and(|(_, names)| names.iter().all(|name| on_disk.contains(name)))
+    }
+
+    /// The names at the top of `hash`'s tree, gitlinks left out.
+    fn top_level_names(&self, hash: Hash) -> Option<Vec<std::ffi::OsString>> {
+        let tree = self.repo.find_commit(hash).and_then(|c| c.tree()).ok()?;
+        let names = tree
+            .iter()
+            .filter(|e| e.kind() != Some(git2::ObjectType::Commit))
+            .map(|e| std::ffi::OsStr::from_bytes(e.name_bytes()).to_owned())
+            .collect();
+        Some(names)
     }
 
     /// Record that worktree `name` is complete, made as `recipe` says.
