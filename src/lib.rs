@@ -6,6 +6,7 @@
 //! - [`git`]: every libgit2 call (remote query, fetch, worktrees, gc)
 //! - [`layout`]: the directories under `--root`
 //! - [`publish`]: making a worktree visible (the atomic symlink)
+//! - [`paths`]: relative paths within the volume
 //! - [`sync`]: one sync pass
 //! - [`daemon`]: the loop and its failure policy
 //! - [`pid1`]: a minimal init, when we are a container's first process
@@ -19,6 +20,7 @@ pub mod http;
 pub mod layout;
 pub mod logging;
 pub mod metrics;
+pub mod paths;
 pub mod pid1;
 pub mod publish;
 pub mod redact;

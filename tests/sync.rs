@@ -840,9 +840,13 @@ fn a_link_path_holding_someone_elses_files_is_left_alone() {
 #[test]
 fn absolute_link_outside_the_root_is_relative_and_survives_a_move() {
     let f = Fixture::new(Transport::File);
-    let h = f.repo.commit(&[("f", "1")], "c1");
+    SourceRepo::new(&f.tmp.path().join("srv"), "lib").commit(&[("l.txt", "l")], "lib");
+    f.repo.commit(&[("f", "1")], "c1");
+    add_submodule(&f.repo, "../lib", "lib");
+    let h = f.repo.head();
     let link = f.tmp.path().join("elsewhere/deeper/site");
-    f.sync_once(&[&format!("--link={}", link.display())]);
+    let allow = "--git-config=protocol.file.allow:always";
+    f.sync_once(&[&format!("--link={}", link.display()), allow]);
     let target = fs::read_link(&link).unwrap();
     assert_eq!(
         target,
@@ -856,10 +860,17 @@ fn absolute_link_outside_the_root_is_relative_and_survives_a_move() {
     fs::create_dir(&moved).unwrap();
     fs::rename(f.root(), moved.join("root")).unwrap();
     fs::rename(f.tmp.path().join("elsewhere"), moved.join("elsewhere")).unwrap();
+    let link = moved.join("elsewhere/deeper/site");
+    assert_eq!(fs::read_to_string(link.join("f")).unwrap(), "1");
+    // So do the worktrees' .git files: git works in the published tree
+    // and its submodules (another container mounting the volume at
+    // another path runs `git log` there).
+    assert_eq!(git(&link, &["rev-parse", "HEAD"]), h);
     assert_eq!(
-        fs::read_to_string(moved.join("elsewhere/deeper/site/f")).unwrap(),
-        "1"
+        git(&link.join("lib"), &["rev-parse", "HEAD"]),
+        git(&link, &["rev-parse", "HEAD:lib"])
     );
+    assert_eq!(git(&link, &["status", "--porcelain"]), "");
 }
 
 #[test]

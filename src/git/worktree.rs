@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use git2::build::CheckoutBuilder;
 
 use super::{GitError, GitRepo, Hash};
+use crate::paths::relative_path;
 use crate::sparse::SparsePatterns;
 
 /// In a worktree's admin directory: how its tree was made (git ignores it).
@@ -48,7 +49,7 @@ impl GitRepo {
         )?;
         write(admin.join("commondir"), "../..\n".to_string())?;
         write(admin.join("HEAD"), format!("{hash}\n"))?;
-        write(path.join(".git"), format!("gitdir: {}\n", admin.display()))?;
+        write(path.join(".git"), gitfile(path, &admin))?;
 
         let wt = git2::Repository::open(path)
             .map_err(|e| GitError::local(format!("open worktree {}", path.display()), e))?;
@@ -109,7 +110,7 @@ impl GitRepo {
     pub fn worktree_intact(&self, path: &Path, hash: Hash, whole: bool) -> bool {
         let admin = self.admin_dir(&hash.to_string());
         let holds = |p: PathBuf, text: String| fs::read(p).ok() == Some(text.into_bytes());
-        let ours = holds(path.join(".git"), format!("gitdir: {}\n", admin.display()))
+        let ours = holds(path.join(".git"), gitfile(path, &admin))
             && holds(admin.join("HEAD"), format!("{hash}\n"))
             && admin.join("commondir").is_file();
         if !ours || !whole {
@@ -175,6 +176,19 @@ impl GitRepo {
             })
             .unwrap_or_default()
     }
+}
+
+/// What the `.git` file of the worktree at `path` says: where its admin
+/// directory is, relative to the worktree (as git writes submodules'), so
+/// that git still finds it with the volume mounted elsewhere: another
+/// container running `git log` in the published tree, a root moved.
+fn gitfile(path: &Path, admin: &Path) -> String {
+    let admin = if path.is_absolute() && admin.is_absolute() {
+        relative_path(path, admin)
+    } else {
+        admin.to_path_buf()
+    };
+    format!("gitdir: {}\n", admin.display())
 }
 
 /// A file of a tree.

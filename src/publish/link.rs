@@ -7,11 +7,12 @@
 
 use std::fs;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::{err, PublishError, Publisher};
 use crate::git::Hash;
 use crate::layout::is_hash_name;
+use crate::paths::relative_path;
 
 /// Link mode: `--link` is a relative symlink to `.worktrees/<hash>`.
 #[derive(Debug, Clone)]
@@ -62,22 +63,6 @@ impl LinkPublisher {
     }
 }
 
-/// The path of `to` relative to the directory `from`; both absolute and
-/// free of symlinks.
-fn relative_path(from: &Path, to: &Path) -> PathBuf {
-    let from: Vec<Component> = from.components().collect();
-    let to: Vec<Component> = to.components().collect();
-    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..from.len() {
-        out.push("..");
-    }
-    for c in &to[common..] {
-        out.push(c);
-    }
-    out
-}
-
 impl Publisher for LinkPublisher {
     fn current(&self) -> Option<Hash> {
         let name = self.served_name()?;
@@ -113,23 +98,5 @@ impl Publisher for LinkPublisher {
             .and_then(|d| d.sync_all())
             .map_err(err(dir))?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::relative_path;
-    use std::path::{Path, PathBuf};
-
-    #[test]
-    fn relative_paths() {
-        assert_eq!(
-            relative_path(Path::new("/r"), Path::new("/r/.worktrees/abc")),
-            PathBuf::from(".worktrees/abc")
-        );
-        assert_eq!(
-            relative_path(Path::new("/a/b/other"), Path::new("/r/.worktrees/abc")),
-            PathBuf::from("../../../r/.worktrees/abc")
-        );
     }
 }
