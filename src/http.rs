@@ -1,5 +1,6 @@
 //! The HTTP endpoint: `/` for Kubernetes probes (503 until the first
-//! successful sync, 200 after), `/metrics` (Prometheus), `/debug/pprof/`
+//! successful sync, 200 after; `/?max-age=10m` also 503 when the last
+//! successful sync is older), `/metrics` (Prometheus), `/debug/pprof/`
 //! (accepted for compatibility), and `POST /sync`, which starts a sync at
 //! once for a caller that proves the shared secret.
 
@@ -144,13 +145,7 @@ async fn handle(
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     Ok(match (method, path.as_str()) {
-        (Method::GET | Method::HEAD, "/") => {
-            if state.ready.load(Ordering::SeqCst) {
-                reply(StatusCode::OK, "ok\n")
-            } else {
-                reply(StatusCode::SERVICE_UNAVAILABLE, "repo is not ready\n")
-            }
-        }
+        (Method::GET | Method::HEAD, "/") => health(req.uri().query(), &state),
         (Method::GET, "/metrics") if state.serve_metrics => {
             let mut r = reply(StatusCode::OK, state.metrics.render());
             r.headers_mut().insert(
@@ -169,6 +164,37 @@ async fn handle(
         }
         _ => reply(StatusCode::NOT_FOUND, "not found\n"),
     })
+}
+
+/// `/`: 503 until the first successful sync, 200 after (upstream's probe).
+/// With `?max-age=<duration>`, also 503 once the last successful pass (one
+/// that found the tree current or published a commit) is older than that:
+/// a readiness probe that takes a replica whose git server has been out of
+/// reach that long out of service. Not for a liveness probe: a restart
+/// mends neither a bad URL nor revoked credentials.
+fn health(query: Option<&str>, state: &HttpState) -> Response<Full<Bytes>> {
+    if !state.ready.load(Ordering::SeqCst) {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "repo is not ready\n");
+    }
+    let asked = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("max-age="));
+    let Some(asked) = asked else {
+        return reply(StatusCode::OK, "ok\n");
+    };
+    let max_age = match crate::config::values::parse_duration(asked) {
+        Ok(d) => d,
+        Err(e) => return reply(StatusCode::BAD_REQUEST, format!("max-age: {e}\n")),
+    };
+    match state.metrics.since_last_success() {
+        Some(age) if age <= max_age => reply(StatusCode::OK, "ok\n"),
+        age => {
+            let age = age.map_or("never".into(), |a| format!("{}s ago", a.as_secs()));
+            let why = format!("last successful sync: {age}, longer ago than max-age={asked}\n");
+            reply(StatusCode::SERVICE_UNAVAILABLE, why)
+        }
+    }
 }
 
 async fn trigger(req: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {

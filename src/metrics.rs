@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Outcome labels of `git_sync_count_total` / `git_sync_duration_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +79,8 @@ pub struct Metrics {
 struct Freshness {
     /// End of the last pass that succeeded, whether it changed anything.
     last_success: Option<SystemTime>,
+    /// The same on the monotonic clock, for ages.
+    last_success_at: Option<Instant>,
     /// End of the last pass that published a new commit.
     last_update: Option<SystemTime>,
     /// Passes failed since the last success.
@@ -108,12 +110,19 @@ impl Metrics {
                 SyncStatus::Success | SyncStatus::Noop => {
                     f.failures_in_a_row = 0;
                     f.last_success = Some(now);
+                    f.last_success_at = Some(Instant::now());
                     if status == SyncStatus::Success {
                         f.last_update = Some(now);
                     }
                 }
             }
         }
+    }
+
+    /// How long ago the last pass succeeded (none yet: `None`).
+    pub fn since_last_success(&self) -> Option<Duration> {
+        let f = self.freshness.lock().ok()?;
+        f.last_success_at.map(|t| t.elapsed())
     }
 
     /// The commit the link points at now.

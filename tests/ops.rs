@@ -512,6 +512,24 @@ fn probes_and_metrics() {
     );
     assert_eq!(http_get(port, "/debug/pprof/").0, 200);
     assert_eq!(http_get(port, "/nothing").0, 404);
+
+    // Beyond upstream, a probe that wants a recent success: /?max-age=.
+    assert_eq!(http_get(port, "/?max-age=1m").0, 200);
+    assert_eq!(http_get(port, "/?max-age=soon").0, 400);
+    fs::rename(&f.repo.dir, f.path("away")).unwrap();
+    p.wait_for(LONG, "stale", || http_get(port, "/?max-age=300ms").0 == 503);
+    let (_, body) = http_get(port, "/?max-age=300ms");
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert!(body.contains("last successful sync"), "{body}");
+    assert_eq!(
+        http_get(port, "/").0,
+        200,
+        "plain / keeps upstream's meaning"
+    );
+    fs::rename(f.path("away"), &f.repo.dir).unwrap();
+    p.wait_for(LONG, "fresh again", || {
+        http_get(port, "/?max-age=300ms").0 == 200
+    });
 }
 
 /// CPU time (user + system) the process `pid` has used.
