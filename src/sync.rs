@@ -51,8 +51,9 @@ pub enum Outcome {
 
 /// How worktrees are made, beyond their commit (see [`Syncer::recipe`]).
 struct Recipe {
-    /// The sparse-checkout patterns and their text.
-    sparse: Option<(SparsePatterns, String)>,
+    /// The sparse-checkout patterns' text (parsed only for a checkout:
+    /// most passes are polls that find the tree current).
+    sparse: Option<String>,
     /// Everything that shapes the tree, as recorded with it.
     text: String,
 }
@@ -160,10 +161,7 @@ impl Syncer {
             self.cfg.checkout.group_write,
             sparse.as_deref().unwrap_or("(all)\n"),
         );
-        Ok(Recipe {
-            sparse: sparse.map(|t| (SparsePatterns::parse(&t), t)),
-            text,
-        })
+        Ok(Recipe { sparse, text })
     }
 
     /// The worktree of `hash`, where hooks run.
@@ -181,7 +179,8 @@ impl Syncer {
         cancel: &Cancel,
     ) -> Result<(), SyncError> {
         let t = std::time::Instant::now();
-        let sparse = recipe.sparse.as_ref().map(|(p, text)| (p, text.as_str()));
+        let patterns = recipe.sparse.as_deref().map(SparsePatterns::parse);
+        let sparse = patterns.as_ref().zip(recipe.sparse.as_deref());
         let name = hash.to_string();
         self.git.create_worktree(hash, worktree, &name, sparse)?;
         if self.cfg.checkout.submodules != Submodules::Off {
