@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::auth::Submodules;
 use crate::config::Config;
-use crate::git::{parse_full_hash, Cancel, GitError, GitRepo, Hash, Superproject, Target};
+use crate::git::{parse_full_hash, Base, Cancel, GitError, GitRepo, Hash, Superproject, Target};
 use crate::hooks::ExecHook;
 use crate::layout::{remove_any, Layout, LayoutError};
 use crate::publish::{DestPublisher, LinkPublisher, PublishError, Publisher};
@@ -170,19 +170,26 @@ impl Syncer {
     }
 
     /// Step 4 of a pass: check `hash` out into `worktree` (which does not
-    /// exist), with its submodules, group-writable if asked.
+    /// exist), with its submodules, group-writable if asked; sharing the
+    /// unchanged files of the worktree of `base` (made by the same recipe).
     fn materialise(
         &mut self,
         hash: Hash,
         worktree: &std::path::Path,
         recipe: &Recipe,
+        base: Option<Hash>,
         cancel: &Cancel,
     ) -> Result<(), SyncError> {
         let t = std::time::Instant::now();
         let patterns = recipe.sparse.as_deref().map(SparsePatterns::parse);
         let sparse = patterns.as_ref().zip(recipe.sparse.as_deref());
         let name = hash.to_string();
-        self.git.create_worktree(hash, worktree, &name, sparse)?;
+        let base_dir = base.map(|b| self.layout.worktree(b));
+        let base = base
+            .zip(base_dir.as_deref())
+            .map(|(hash, dir)| Base { dir, hash });
+        self.git
+            .create_worktree(hash, worktree, &name, sparse, base)?;
         if self.cfg.checkout.submodules != Submodules::Off {
             let recursive = self.cfg.checkout.submodules == Submodules::Recursive;
             let parent = Superproject {
@@ -282,7 +289,11 @@ impl Syncer {
             path: worktree.clone(),
             source,
         })?;
-        if let Err(e) = self.materialise(hash, &worktree, &recipe, cancel) {
+        // The published tree lends its unchanged files, if made the same way.
+        let base = current.filter(|c| {
+            *c != hash && self.git.recipe_of(&c.to_string()).as_ref() == Some(&recipe.text)
+        });
+        if let Err(e) = self.materialise(hash, &worktree, &recipe, base, cancel) {
             // A half-made tree readers do not see only takes space (and a
             // full disk may be why it failed): drop it now.
             if !readers_in_it {

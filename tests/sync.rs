@@ -428,6 +428,79 @@ fn update_and_noop_http() {
     update_and_noop(Transport::Http);
 }
 
+#[test]
+fn an_update_writes_only_what_changed_and_is_still_the_commit() {
+    // Unchanged files are shared with the previous tree (hard links, the
+    // same inode) instead of written again; the new tree must still be
+    // exactly its commit, as git sees it, whatever changed: content, mode,
+    // a symlink's target, a file becoming a directory and the reverse, and
+    // a file edited in place in the published tree (as a hook might).
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+    let f = Fixture::new(Transport::File);
+    let src = &f.repo.dir;
+    let files = [
+        ("a.txt", "a1"),
+        ("dir/b.txt", "b"),
+        ("exec.sh", "#!/bin/sh\n"),
+        ("keep/same.txt", "same"),
+        ("keep/edited.txt", "committed"),
+        ("was_file", "f"),
+        ("was_dir/x", "x"),
+    ];
+    for (path, content) in files {
+        fs::create_dir_all(src.join(path).parent().unwrap()).unwrap();
+        fs::write(src.join(path), content).unwrap();
+    }
+    // Most files stay as they are, as in most updates.
+    for n in 0..20 {
+        fs::write(src.join(format!("keep/{n}.txt")), n.to_string()).unwrap();
+    }
+    fs::set_permissions(src.join("exec.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("a.txt", src.join("link")).unwrap();
+    f.repo.commit(&[], "c1");
+    f.sync_once(&[]);
+    let ino = |p: &str| fs::symlink_metadata(f.link().join(p)).unwrap().ino();
+    let same = ino("keep/same.txt");
+    let mut edit = fs::OpenOptions::new()
+        .append(true)
+        .open(f.link().join("keep/edited.txt"))
+        .unwrap();
+    std::io::Write::write_all(&mut edit, b" and edited").unwrap();
+    let edited = ino("keep/edited.txt");
+
+    fs::remove_file(src.join("dir/b.txt")).unwrap();
+    fs::set_permissions(src.join("exec.sh"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::remove_file(src.join("link")).unwrap();
+    symlink("keep/same.txt", src.join("link")).unwrap();
+    fs::remove_file(src.join("was_file")).unwrap();
+    fs::remove_dir_all(src.join("was_dir")).unwrap();
+    let h2 = f.repo.commit(
+        &[
+            ("a.txt", "a2"),
+            ("was_file/inner", "i"),
+            ("was_dir", "now a file"),
+            ("new/c.txt", "c"),
+        ],
+        "c2",
+    );
+    f.sync_once(&[]);
+    assert_published(&f, &h2);
+    let status = ["status", "--porcelain", "--untracked-files=all"];
+    assert_eq!(git(&f.link(), &status), "");
+    assert_eq!(ino("keep/same.txt"), same, "an unchanged file is shared");
+    assert_eq!(f.read("keep/edited.txt"), "committed");
+    assert_ne!(ino("keep/edited.txt"), edited);
+    assert_eq!(f.read("link"), "same");
+
+    // A tree made by sharing vouches for its files in turn.
+    let h3 = f.repo.commit(&[("a.txt", "a3")], "c3");
+    f.sync_once(&[]);
+    assert_published(&f, &h3);
+    assert_eq!(git(&f.link(), &status), "");
+    assert_eq!(ino("keep/same.txt"), same);
+    assert_eq!(f.read("a.txt"), "a3");
+}
+
 fn force_push_and_backwards(t: Transport) {
     let f = Fixture::new(t);
     let a = f.repo.commit(&[("f", "a")], "a");

@@ -31,6 +31,7 @@ pub use auth::{Auth, CredentialSet, Credentials, Password, SshAuth};
 pub use gc::GcStats;
 pub use remote::Target;
 pub use submodules::Superproject;
+pub use worktree::Base;
 
 /// A commit hash.
 pub type Hash = git2::Oid;

@@ -228,7 +228,7 @@ impl GitRepo {
             // the top-level worktree, so that git (where one exists) sees a
             // submodule checked out at its recorded commit.
             let dir: PathBuf = parent.dir.join(&sub.path);
-            store.create_worktree(hash, &dir, parent.admin, None)?;
+            store.create_worktree(hash, &dir, parent.admin, None, None)?;
             self.mark_active(&sub.name)?;
             if recursive {
                 let child = Superproject {

@@ -17,6 +17,9 @@ use super::{GitError, GitRepo, Hash};
 use crate::paths::relative_path;
 use crate::sparse::SparsePatterns;
 
+mod unchanged;
+pub use unchanged::Base;
+
 /// In a worktree's admin directory: how its tree was made (git ignores it).
 const RECIPE_FILE: &str = "git-sync-recipe";
 
@@ -27,12 +30,15 @@ impl GitRepo {
 
     /// Check `hash` out into a new worktree at `path` (which must not exist),
     /// registered under `name`; with `sparse`, only the paths it selects.
+    /// With `base`, a worktree made the same way, files unchanged since it
+    /// are shared with it rather than written again (see `unchanged.rs`).
     pub fn create_worktree(
         &self,
         hash: Hash,
         path: &Path,
         name: &str,
         sparse: Option<(&SparsePatterns, &str)>,
+        base: Option<Base<'_>>,
     ) -> Result<(), GitError> {
         let admin = self.admin_dir(name);
         if admin.exists() {
@@ -61,13 +67,40 @@ impl GitRepo {
         // Loading the filter list costs libgit2 several path resolutions per
         // file (a third of a 5,000-file checkout); skip it when no filter
         // can apply, as git's output is then the blob itself.
-        if !needs_filters(&wt, &commit) {
+        let filtered = needs_filters(&wt, &commit);
+        if !filtered {
             checkout.disable_filters(true);
         }
+        // Files are shared only as the blob itself: with no filter that
+        // could have written them otherwise, in either commit.
+        let base = base.filter(|b| {
+            sparse.is_none()
+                && !filtered
+                && wt
+                    .find_commit(b.hash)
+                    .is_ok_and(|c| !needs_filters(&wt, &c))
+        });
+        let unshared = match base {
+            Some(b) => self.share_unchanged(&commit, path, name, b)?,
+            None => None,
+        };
+        // Only `paths` when given (none: nothing to write), else every path.
+        let mut check_out = |paths: Option<Vec<Vec<u8>>>| -> Result<(), GitError> {
+            if let Some(paths) = paths {
+                if paths.is_empty() {
+                    return Ok(());
+                }
+                checkout.disable_pathspec_match(true);
+                for p in paths {
+                    checkout.path(p);
+                }
+            }
+            wt.checkout_tree(commit.as_object(), Some(&mut checkout))
+                .map_err(|e| GitError::local(format!("checkout {hash}"), e))
+        };
         let skipped = match sparse {
             None => {
-                wt.checkout_tree(commit.as_object(), Some(&mut checkout))
-                    .map_err(|e| GitError::local(format!("checkout {hash}"), e))?;
+                check_out(unshared)?;
                 Vec::new()
             }
             Some((patterns, text)) => {
@@ -75,14 +108,9 @@ impl GitRepo {
                 let (selected, skipped): (Vec<_>, Vec<_>) = files
                     .into_iter()
                     .partition(|f| patterns.includes_entry(&f.path, f.is_gitlink()));
-                if !selected.is_empty() {
-                    checkout.disable_pathspec_match(true);
-                    for f in &selected {
-                        checkout.path(&f.path);
-                    }
-                    wt.checkout_tree(commit.as_object(), Some(&mut checkout))
-                        .map_err(|e| GitError::local(format!("checkout {hash}"), e))?;
-                }
+                check_out(Some(
+                    selected.into_iter().map(|f| f.path.into_bytes()).collect(),
+                ))?;
                 let info = admin.join("info");
                 fs::create_dir_all(&info).map_err(|e| GitError::io("create", &info, e))?;
                 write(info.join("sparse-checkout"), text.to_string())?;

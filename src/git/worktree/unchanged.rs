@@ -1,0 +1,225 @@
+//! Sharing the unchanged files of the previous worktree with a new one.
+//!
+//! An update usually changes a few files of many. Checking every file out
+//! again writes the whole tree to disk (a second of system time for 5,000
+//! small files on a slow disk); a hard link to the previous worktree's copy
+//! costs a directory entry, and readers keep that file's pages in the cache.
+//!
+//! Sharing an inode is safe because no file of a worktree is ever written
+//! in place: libgit2 writes only the paths left absent here, as new files,
+//! and worktrees are otherwise only read, chmod-ed (the same mode in both)
+//! and removed. A file is shared only when the previous worktree's index
+//! vouches for it:
+//! - same path, mode and blob in both commits (libgit2's `read_tree` keeps an
+//!   entry's stat data only then);
+//! - the file still has the inode, size and modification time recorded when
+//!   it was checked out, so an edit in place (a hook appending to a file)
+//!   is not passed on;
+//! - it was last modified before that index was written: a change in the
+//!   same clock tick would not show in the timestamp (git's "racily clean"
+//!   entries);
+//! - it is ours: the kernel's `protected_hardlinks` refuses to link another
+//!   user's file (a root taken over by another UID), and its owner would be
+//!   wrong in our tree.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::super::{GitError, GitRepo, Hash};
+
+/// A complete worktree of ours at `hash`, made with the same recipe, whose
+/// files a new worktree may share.
+#[derive(Debug, Clone, Copy)]
+pub struct Base<'a> {
+    pub dir: &'a Path,
+    pub hash: Hash,
+}
+
+/// Mode of a gitlink (a submodule's commit) in an index entry.
+const GITLINK: u32 = 0o160000;
+/// The directory mode libgit2's checkout creates directories with.
+const DIR_MODE: u32 = 0o755;
+
+impl GitRepo {
+    /// Give the new worktree `name` at `path` (its admin files written) an
+    /// index for `commit`, and hard-link into it every file of `base` that
+    /// is unchanged and vouched for. Returns the paths left to check out,
+    /// or `None` (nothing done) when sharing does not pay: `base` has no
+    /// index, or most files changed.
+    pub(super) fn share_unchanged(
+        &self,
+        commit: &git2::Commit<'_>,
+        path: &Path,
+        name: &str,
+        base: Base<'_>,
+    ) -> Result<Option<Vec<Vec<u8>>>, GitError> {
+        let old_index = self.admin_dir(&base.hash.to_string()).join("index");
+        let Ok(index_written) = fs::metadata(&old_index).and_then(|m| m.modified()) else {
+            return Ok(None);
+        };
+        // The new directory was made by us just now: its owner is our UID.
+        let uid = fs::metadata(path)
+            .map_err(|e| GitError::io("stat", path, e))?
+            .uid();
+        let new_index = self.admin_dir(name).join("index");
+        fs::copy(&old_index, &new_index).map_err(|e| GitError::io("copy", &new_index, e))?;
+        let mut index = git2::Index::open(&new_index)
+            .map_err(|e| GitError::local(format!("open index {}", new_index.display()), e))?;
+        let tree = commit.tree().map_err(|e| GitError::local("read tree", e))?;
+        index
+            .read_tree(&tree)
+            .map_err(|e| GitError::local("read tree into index", e))?;
+
+        let (mut share, mut write, mut gitlinks) = (Vec::new(), Vec::new(), Vec::new());
+        for entry in index.iter() {
+            let rel = PathBuf::from(OsStr::from_bytes(&entry.path));
+            if entry.mode == GITLINK {
+                gitlinks.push(rel);
+            } else if vouched_for(&entry, &base.dir.join(&rel), index_written, uid) {
+                share.push(rel);
+            } else {
+                write.push(entry.path);
+            }
+        }
+        if share.len() < write.len() {
+            let _ = fs::remove_file(&new_index);
+            return Ok(None);
+        }
+
+        let mut made = HashSet::new();
+        let mut make_dir = |dir: &Path| -> Result<(), GitError> {
+            if dir.as_os_str().is_empty() || !made.insert(dir.to_path_buf()) {
+                return Ok(());
+            }
+            let full = path.join(dir);
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(&full)
+                .map_err(|e| GitError::io("create", &full, e))
+        };
+        let (mut linking, mut linked) = (true, 0usize);
+        for rel in share {
+            if let Some(parent) = rel.parent() {
+                make_dir(parent)?;
+            }
+            if linking {
+                match fs::hard_link(base.dir.join(&rel), path.join(&rel)) {
+                    Ok(()) => {
+                        linked += 1;
+                        continue;
+                    }
+                    // An inode at the file system's limit of links.
+                    Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no hard links here: checking out every file");
+                        linking = false;
+                    }
+                }
+            }
+            write.push(rel.into_os_string().into_encoded_bytes());
+        }
+        // libgit2 makes a submodule's directory as it checks out its
+        // superproject; the submodule itself is checked out afterwards.
+        for dir in gitlinks {
+            make_dir(&dir)?;
+        }
+        index
+            .write()
+            .map_err(|e| GitError::local("write index", e))?;
+        tracing::debug!(
+            shared = linked,
+            to_check_out = write.len(),
+            "sharing the unchanged files of the previous worktree"
+        );
+        Ok(Some(write))
+    }
+}
+
+/// Whether `file` (in the previous worktree) is still what `entry` (read
+/// from its index, then matched against the new commit) says was checked
+/// out there, as the module's comment lists.
+fn vouched_for(entry: &git2::IndexEntry, file: &Path, index_written: SystemTime, uid: u32) -> bool {
+    let Ok(meta) = fs::symlink_metadata(file) else {
+        return false;
+    };
+    let kind_matches = if entry.mode == u32::from(git2::FileMode::Link) {
+        meta.file_type().is_symlink()
+    } else {
+        meta.file_type().is_file()
+    };
+    kind_matches
+        && meta.uid() == uid
+        // The index keeps 32 bits of both.
+        && meta.ino() as u32 == entry.ino
+        && meta.len() as u32 == entry.file_size
+        && meta.mtime() == i64::from(entry.mtime.seconds())
+        && meta.mtime_nsec() == i64::from(entry.mtime.nanoseconds())
+        && meta.modified().is_ok_and(|m| m < index_written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// An index entry as a checkout of `file` records it.
+    fn entry_of(file: &Path) -> git2::IndexEntry {
+        let meta = fs::symlink_metadata(file).unwrap();
+        let time = |s: i64, ns: i64| git2::IndexTime::new(s as i32, ns as u32);
+        git2::IndexEntry {
+            ctime: time(meta.ctime(), meta.ctime_nsec()),
+            mtime: time(meta.mtime(), meta.mtime_nsec()),
+            dev: 0,
+            ino: meta.ino() as u32,
+            mode: 0o100644,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            file_size: meta.len() as u32,
+            id: git2::Oid::zero(),
+            flags: 0,
+            flags_extended: 0,
+            path: b"f".to_vec(),
+        }
+    }
+
+    #[test]
+    fn only_a_file_as_its_index_recorded_it_is_vouched_for() {
+        let t = tempfile::TempDir::new().unwrap();
+        let file = t.path().join("f");
+        fs::write(&file, "content").unwrap();
+        let meta = fs::metadata(&file).unwrap();
+        let (modified, uid) = (meta.modified().unwrap(), meta.uid());
+        let entry = entry_of(&file);
+        let later = modified + Duration::from_secs(1);
+        assert!(vouched_for(&entry, &file, later, uid));
+        // Modified in the tick the index was written: it could have changed
+        // unseen.
+        assert!(!vouched_for(&entry, &file, modified, uid));
+        assert!(!vouched_for(&entry, &file, later, uid + 1), "another owner");
+        let symlink = git2::IndexEntry {
+            mode: 0o120000,
+            ..entry_of(&file)
+        };
+        assert!(!vouched_for(&symlink, &file, later, uid), "another kind");
+        assert!(!vouched_for(&entry, &t.path().join("gone"), later, uid));
+
+        // Rewritten with the same size, or replaced by another inode.
+        fs::write(&file, "CONTENT").unwrap();
+        let same_size = fs::metadata(&file).unwrap().modified().unwrap();
+        if same_size != modified {
+            assert!(!vouched_for(&entry, &file, later, uid));
+        }
+        let entry = entry_of(&file);
+        fs::write(t.path().join("other"), "CONTENT").unwrap();
+        fs::rename(t.path().join("other"), &file).unwrap();
+        let later = fs::metadata(&file).unwrap().modified().unwrap() + Duration::from_secs(1);
+        assert_ne!(fs::metadata(&file).unwrap().ino() as u32, entry.ino);
+        assert!(!vouched_for(&entry, &file, later, uid));
+    }
+}
