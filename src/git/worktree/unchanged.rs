@@ -181,7 +181,7 @@ mod tests {
             uid: meta.uid(),
             gid: meta.gid(),
             file_size: meta.len() as u32,
-            id: git2::Oid::zero(),
+            id: git2::Oid::ZERO_SHA1,
             flags: 0,
             flags_extended: 0,
             path: b"f".to_vec(),
