@@ -501,6 +501,61 @@ fn an_update_writes_only_what_changed_and_is_still_the_commit() {
     assert_eq!(f.read("a.txt"), "a3");
 }
 
+fn large_files_are_streamed_from_the_pack(t: Transport) {
+    // Files of 4 MiB and more are written from the pack a chunk at a
+    // time (their memory does not grow with them); the tree is still
+    // exactly the commit: bytes, modes, index.
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new(t);
+    let src = &f.repo.dir;
+    let (big, tool) = (noise(1, 5 << 20), noise(2, (4 << 20) + 1));
+    fs::create_dir_all(src.join("media")).unwrap();
+    fs::write(src.join("media/big.bin"), &big).unwrap();
+    fs::write(src.join("run.bin"), &tool).unwrap();
+    fs::set_permissions(src.join("run.bin"), fs::Permissions::from_mode(0o755)).unwrap();
+    f.repo.commit(&[("index.html", "small")], "c1");
+    let log = f.sync_once(&["-v=1"]);
+    assert_eq!(
+        log_lines_with(&log, "large files streamed from their pack"),
+        1,
+        "{log}"
+    );
+    assert!(f.read("media/big.bin") == big);
+    assert!(f.read("run.bin") == tool);
+    let mode = fs::metadata(f.link().join("run.bin"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111);
+    let status = ["status", "--porcelain", "--untracked-files=all"];
+    assert_eq!(git(&f.link(), &status), "");
+
+    // One changes: it is streamed, the other shared.
+    let big = noise(3, 5 << 20);
+    fs::write(src.join("media/big.bin"), &big).unwrap();
+    let h2 = f.repo.commit(&[], "c2");
+    let log = f.sync_once(&["-v=1"]);
+    assert_eq!(
+        log_lines_with(&log, "large files streamed from their pack"),
+        1,
+        "{log}"
+    );
+    assert_published(&f, &h2);
+    assert!(f.read("media/big.bin") == big);
+    assert!(f.read("run.bin") == tool);
+    assert_eq!(git(&f.link(), &status), "");
+}
+
+#[test]
+fn large_files_are_streamed_from_the_pack_file() {
+    large_files_are_streamed_from_the_pack(Transport::File);
+}
+
+#[test]
+fn large_files_are_streamed_from_the_pack_http() {
+    large_files_are_streamed_from_the_pack(Transport::Http);
+}
+
 fn force_push_and_backwards(t: Transport) {
     let f = Fixture::new(t);
     let a = f.repo.commit(&[("f", "a")], "a");

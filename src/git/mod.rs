@@ -3,6 +3,7 @@
 //! it as a worktree, drop what is no longer reachable.
 
 mod auth;
+mod big_files;
 mod client_cert;
 mod config_file;
 mod gc;
@@ -18,6 +19,8 @@ mod ssh_home;
 mod ssh_key;
 mod stream;
 mod submodules;
+#[cfg(test)]
+mod test_util;
 mod tls;
 mod worktree;
 

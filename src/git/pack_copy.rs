@@ -29,6 +29,8 @@ use git2::{ObjectType, Oid};
 use super::pack_index::{self, IndexEntry, PackIndex};
 use super::Cancel;
 
+mod loose;
+
 const OFS_DELTA: u8 = 6;
 const REF_DELTA: u8 = 7;
 /// Longest entry header: type and size (10 bytes for a u64), then an
@@ -59,15 +61,15 @@ impl CopyError {
 }
 
 /// A pack to copy from.
-struct Source {
-    name: String,
-    index: PackIndex,
-    file: File,
+pub(super) struct Source {
+    pub(super) name: String,
+    pub(super) index: PackIndex,
+    pub(super) file: File,
 }
 
 /// Every readable pack in `dirs` (`objects/pack` directories); a pack that
 /// cannot be read is left out, its objects then read through libgit2.
-fn open_sources(dirs: &[PathBuf]) -> Vec<Source> {
+pub(super) fn open_sources(dirs: &[PathBuf]) -> Vec<Source> {
     let mut sources = Vec::new();
     for dir in dirs {
         let Ok(rd) = fs::read_dir(dir) else { continue };
@@ -100,16 +102,16 @@ fn open_sources(dirs: &[PathBuf]) -> Vec<Source> {
 }
 
 /// Where a source pack's entry is and how it is stored.
-struct Stored {
-    size: u64,
-    base: Option<Base>,
+pub(super) struct Stored {
+    pub(super) size: u64,
+    pub(super) base: Option<Base>,
     start: u64,
     /// Where the compressed data begins.
-    data: u64,
-    end: u64,
+    pub(super) data: u64,
+    pub(super) end: u64,
 }
 
-enum Base {
+pub(super) enum Base {
     /// The entry starting at this offset of the same pack.
     At(u64),
     Id(Oid),
@@ -122,7 +124,7 @@ fn corrupt(src: &Source, offset: u64, what: &str) -> io::Error {
     )
 }
 
-fn read_stored(src: &Source, pos: usize) -> io::Result<Stored> {
+pub(super) fn read_stored(src: &Source, pos: usize) -> io::Result<Stored> {
     let start = src.index.offset(pos);
     let end = src.index.entry_end(pos);
     let len = usize::try_from(end.saturating_sub(start)).map_or(MAX_HEADER, |n| n.min(MAX_HEADER));
@@ -220,16 +222,27 @@ fn looks_compressed(data: &[u8]) -> bool {
 /// Write `data` zlib-compressed to `out`, `buf` at a time.
 fn deflate(
     zlib: &mut flate2::Compress,
-    mut data: &[u8],
+    data: &[u8],
     buf: &mut [u8],
     out: &mut impl Write,
 ) -> io::Result<()> {
     zlib.reset();
+    deflate_part(zlib, data, buf, out, flate2::FlushCompress::Finish)
+}
+
+/// Feed `data` to `zlib`, writing what it makes to `out`, `buf` at a time:
+/// all of it (`Finish`: until the stream ends) or what it can make so far.
+fn deflate_part(
+    zlib: &mut flate2::Compress,
+    mut data: &[u8],
+    buf: &mut [u8],
+    out: &mut impl Write,
+    flush: flate2::FlushCompress,
+) -> io::Result<()> {
+    let finish = flush == flate2::FlushCompress::Finish;
     loop {
         let (read, written) = (zlib.total_in(), zlib.total_out());
-        let status = zlib
-            .compress(data, buf, flate2::FlushCompress::Finish)
-            .map_err(io::Error::other)?;
+        let status = zlib.compress(data, buf, flush).map_err(io::Error::other)?;
         // Both totals grew by at most the slice lengths (usize).
         let (took, made) = (
             (zlib.total_in() - read) as usize,
@@ -237,7 +250,7 @@ fn deflate(
         );
         data = &data[took..];
         out.write_all(&buf[..made])?;
-        if status == flate2::Status::StreamEnd {
+        if status == flate2::Status::StreamEnd || (!finish && data.is_empty() && made < buf.len()) {
             return Ok(());
         }
         if took == 0 && made == 0 {
@@ -350,6 +363,8 @@ pub fn write_pack(
         io::Error::new(io::ErrorKind::InvalidInput, "too many objects for one pack")
     })?;
     let sources = open_sources(pack_dirs);
+    // Where loose objects are: the directories that hold the packs'.
+    let objects_dirs: Vec<&Path> = pack_dirs.iter().filter_map(|d| d.parent()).collect();
     let mut todo: Vec<Wanted> = ids
         .iter()
         .map(|&id| Wanted {
@@ -455,30 +470,11 @@ pub fn write_pack(
                     }
                 }
                 _ => {
-                    let object = odb.read(todo[n].id)?;
-                    // libgit2 no longer checks what it reads (see
-                    // init_globals); what we write under an id must be it.
-                    if Oid::hash_object(object.kind(), object.data())? != todo[n].id {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("object {}: its content does not match its id", todo[n].id),
-                        )
-                        .into());
+                    let (id, zlibs) = (todo[n].id, (&mut zlib, &mut store_only));
+                    match loose::large(&objects_dirs, id) {
+                        Some(path) => loose::copy(&path, id, zlibs, &mut buf, &mut out)?,
+                        None => write_read(odb, id, zlibs, &mut buf, &mut out)?,
                     }
-                    let kind = type_number(object.kind()).ok_or_else(|| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("object {} has no packable type", todo[n].id),
-                        )
-                    })?;
-                    out.write_all(&entry_header(kind, object.len() as u64))?;
-                    let data = object.data();
-                    let z = if looks_compressed(data) {
-                        &mut store_only
-                    } else {
-                        &mut zlib
-                    };
-                    deflate(z, data, &mut buf, &mut out)?;
                 }
             }
             index.push(IndexEntry {
@@ -510,26 +506,43 @@ pub fn write_pack(
     Ok(Some(name))
 }
 
+/// Write object `id`, read whole through libgit2, as a pack entry, its data
+/// deflated by `zlib`, or by `store` when it looks compressed.
+fn write_read(
+    odb: &git2::Odb<'_>,
+    id: Oid,
+    (zlib, store): (&mut flate2::Compress, &mut flate2::Compress),
+    buf: &mut [u8],
+    out: &mut impl Write,
+) -> Result<(), CopyError> {
+    let object = odb.read(id)?;
+    // libgit2 no longer checks what it reads (see init_globals); what we
+    // write under an id must be it.
+    if Oid::hash_object(object.kind(), object.data())? != id {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("object {id}: its content does not match its id"),
+        )
+        .into());
+    }
+    let kind = type_number(object.kind()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("object {id} has no packable type"),
+        )
+    })?;
+    out.write_all(&entry_header(kind, object.len() as u64))?;
+    let data = object.data();
+    let z = if looks_compressed(data) { store } else { zlib };
+    deflate(z, data, buf, out)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::git::test_util::{git, noise};
     use std::process::Command;
-
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
 
     /// A repository whose 30 commits of similar files git packed with
     /// deltas (offset deltas, or reference deltas with `ref_deltas`).
@@ -709,24 +722,13 @@ mod tests {
         // takes (incompressible data larger than CHUNK) or how few (empty).
         let t = tempfile::TempDir::new().unwrap();
         let src = git2::Repository::init_bare(t.path().join("src")).unwrap();
-        let mut x: u32 = 7;
-        let mut noise = |len: usize| -> Vec<u8> {
-            (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect()
-        };
         let blobs: Vec<Vec<u8>> = vec![
-            noise(3 * CHUNK + 17),
+            noise(3 * CHUNK + 17, 7),
             Vec::new(),
             b"small".to_vec(),
             vec![b'a'; 5 * CHUNK],
-            noise(CHUNK),
-            noise(1),
+            noise(CHUNK, 8),
+            noise(1, 9),
         ];
         let ids: Vec<Oid> = blobs.iter().map(|b| src.blob(b).unwrap()).collect();
         let pack = copy_and_check(&src, &ids, t.path());
@@ -752,6 +754,26 @@ mod tests {
         fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(b"blob 17\0the wrong content").unwrap();
+        fs::write(&path, z.finish().unwrap()).unwrap();
+        let err = copy_fails(&src, &[good], t.path(), &Cancel::new());
+        assert!(err.to_string().contains("does not match its id"), "{err}");
+    }
+
+    #[test]
+    fn a_large_loose_object_is_streamed_and_checked_against_its_id() {
+        git2::opts::strict_hash_verification(false);
+        let t = tempfile::TempDir::new().unwrap();
+        let src = git2::Repository::init_bare(t.path().join("src")).unwrap();
+        let good = src.blob(&noise(200_000, 1)).unwrap();
+        let hex = good.to_string();
+        let path = src.path().join("objects").join(&hex[..2]).join(&hex[2..]);
+        assert!(loose::large(&[&src.path().join("objects")], good) == Some(path.clone()));
+        copy_and_check(&src, &[good], t.path());
+        // As long, valid zlib, another content.
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(b"blob 200000\0").unwrap();
+        z.write_all(&noise(200_000, 2)).unwrap();
         fs::write(&path, z.finish().unwrap()).unwrap();
         let err = copy_fails(&src, &[good], t.path(), &Cancel::new());
         assert!(err.to_string().contains("does not match its id"), "{err}");

@@ -7,18 +7,24 @@
 //! checkout comes later) while a git binary, where one exists, sees a normal
 //! worktree (`git -C <wt> log` works).
 
+use std::collections::HashSet;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use git2::build::CheckoutBuilder;
 
+use super::big_files::BigFiles;
 use super::{GitError, GitRepo, Hash};
 use crate::paths::relative_path;
 use crate::sparse::SparsePatterns;
 
 mod unchanged;
 pub use unchanged::Base;
+
+/// The mode libgit2's checkout creates directories with (less the umask);
+/// ours are made alike.
+pub(super) const DIR_MODE: u32 = 0o755;
 
 /// In a worktree's admin directory: how its tree was made (git ignores it).
 const RECIPE_FILE: &str = "git-sync-recipe";
@@ -98,25 +104,51 @@ impl GitRepo {
             wt.checkout_tree(commit.as_object(), Some(&mut checkout))
                 .map_err(|e| GitError::local(format!("checkout {hash}"), e))
         };
-        let skipped = match sparse {
-            None => {
-                check_out(unshared)?;
-                Vec::new()
-            }
+        // What libgit2 is to write: these paths, or every one (None).
+        let (to_write, skipped) = match sparse {
+            None => (unshared, Vec::new()),
             Some((patterns, text)) => {
-                let files = tree_files(&commit)?;
-                let (selected, skipped): (Vec<_>, Vec<_>) = files
-                    .into_iter()
-                    .partition(|f| patterns.includes_entry(&f.path, f.is_gitlink()));
-                check_out(Some(
-                    selected.into_iter().map(|f| f.path.into_bytes()).collect(),
-                ))?;
                 let info = admin.join("info");
                 fs::create_dir_all(&info).map_err(|e| GitError::io("create", &info, e))?;
                 write(info.join("sparse-checkout"), text.to_string())?;
-                skipped
+                let (selected, skipped): (Vec<_>, Vec<_>) = tree_files(&commit)?
+                    .into_iter()
+                    .partition(|f| patterns.includes_entry(&f.path, f.is_gitlink()));
+                let selected = selected.into_iter().map(|f| f.path.into_bytes());
+                (Some(selected.collect()), skipped)
             }
         };
+        // Large files are streamed from their pack instead (big_files.rs).
+        let big = (!filtered)
+            .then(|| BigFiles::find(&self.gitdir.join("objects/pack")))
+            .filter(|b| !b.is_empty());
+        let tree = commit.tree().map_err(|e| GitError::local("read tree", e))?;
+        let streamed = big
+            .as_ref()
+            .map(|b| b.in_tree(&tree, to_write.as_deref()))
+            .unwrap_or_default();
+        let to_write = if streamed.is_empty() {
+            to_write
+        } else {
+            let out: HashSet<&[u8]> = streamed.iter().map(|f| f.path.as_slice()).collect();
+            let all = match to_write {
+                Some(paths) => paths,
+                None => tree_files(&commit)?
+                    .into_iter()
+                    .map(|f| f.path.into_bytes())
+                    .collect(),
+            };
+            Some(
+                all.into_iter()
+                    .filter(|p| !out.contains(p.as_slice()))
+                    .collect(),
+            )
+        };
+        check_out(to_write)?;
+        if let Some(big) = &big {
+            let mut index = wt.index().map_err(|e| GitError::local("open index", e))?;
+            big.write_all(&streamed, path, &mut index)?;
+        }
         if !skipped.is_empty() {
             mark_skip_worktree(&wt, &skipped)?;
         }

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::super::{GitError, GitRepo, Hash};
+use super::DIR_MODE;
 
 /// A complete worktree of ours at `hash`, made with the same recipe, whose
 /// files a new worktree may share.
@@ -42,8 +43,6 @@ pub struct Base<'a> {
 
 /// Mode of a gitlink (a submodule's commit) in an index entry.
 const GITLINK: u32 = 0o160000;
-/// The directory mode libgit2's checkout creates directories with.
-const DIR_MODE: u32 = 0o755;
 
 impl GitRepo {
     /// Give the new worktree `name` at `path` (its admin files written) an
