@@ -185,9 +185,9 @@ impl Syncer {
         let sparse = patterns.as_ref().zip(recipe.sparse.as_deref());
         let name = hash.to_string();
         let base_dir = base.map(|b| self.layout.worktree(b));
-        let base = base
-            .zip(base_dir.as_deref())
-            .map(|(hash, dir)| Base { dir, hash });
+        let base_name = base.map(|b| b.to_string());
+        let base = base.zip(base_dir.as_deref()).zip(base_name.as_deref());
+        let base = base.map(|((hash, dir), admin)| Base { dir, admin, hash });
         self.git
             .create_worktree(hash, worktree, &name, sparse, base)?;
         if self.cfg.checkout.submodules != Submodules::Off {
@@ -198,6 +198,7 @@ impl Syncer {
                 commit: hash,
                 url: &self.cfg.repo,
                 sparse: sparse.map(|(patterns, _)| patterns),
+                base: base.map(|b| (b.dir, b.admin)),
             };
             self.git
                 .checkout_submodules(&parent, recursive, self.cfg.depth, cancel)?;

@@ -1969,6 +1969,50 @@ fn add_submodule(repo: &SourceRepo, url: &str, path: &str) {
 }
 
 #[test]
+fn submodules_share_their_unchanged_files_with_the_previous_tree_too() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new(Transport::Http);
+    let srv = f.tmp.path().join("srv");
+    let sub = SourceRepo::new(&srv, "sub");
+    let files: Vec<(String, String)> = (0..10)
+        .map(|n| (format!("f{n}.txt"), format!("file {n}")))
+        .collect();
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (&p[..], &c[..])).collect();
+    sub.commit(&files, "sub");
+    f.repo.commit(&[("top.txt", "top")], "top");
+    add_submodule(&f.repo, "../sub", "libs/sub");
+    let recursive = ["--submodules=recursive"];
+    f.sync_once(&recursive);
+    let ino = |p: &str| fs::metadata(f.link().join(p)).unwrap().ino();
+    let shared = ino("libs/sub/f0.txt");
+    let clean = |f: &Fixture| {
+        for dir in ["", "libs/sub"] {
+            let status = git(&f.link().join(dir), &["status", "--porcelain"]);
+            assert_eq!(status, "", "in {dir:?}");
+        }
+    };
+
+    // The parent changes, the submodule does not.
+    let h = f.repo.commit(&[("top.txt", "top 2")], "top 2");
+    f.sync_once(&recursive);
+    assert_published(&f, &h);
+    assert_eq!(ino("libs/sub/f0.txt"), shared);
+    clean(&f);
+
+    // The submodule moves on: what it did not change is still shared.
+    sub.commit(&[("f9.txt", "file 9, v2")], "sub v2");
+    let allow = ["-c", "protocol.file.allow=always"];
+    let update = ["submodule", "update", "-q", "--remote", "libs/sub"];
+    f.repo.git(&[&allow[..], &update[..]].concat());
+    let h = f.repo.commit(&[], "bump sub");
+    f.sync_once(&recursive);
+    assert_published(&f, &h);
+    assert_eq!(f.read("libs/sub/f9.txt"), "file 9, v2");
+    assert_eq!(ino("libs/sub/f0.txt"), shared);
+    clean(&f);
+}
+
+#[test]
 fn submodules_on_this_machine_need_protocol_file_allow_as_in_git() {
     // A repository must not be able to copy another local repository into
     // the published tree: git refuses file-protocol submodules by default.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::local::local_path;
-use super::{Cancel, GitError, GitRepo, Hash, Target};
+use super::{Base, Cancel, GitError, GitRepo, Hash, Target};
 use crate::config::GcMode;
 use crate::redact::redact;
 use crate::sparse::SparsePatterns;
@@ -25,13 +25,16 @@ struct Declared {
 /// A checked-out commit whose submodules are wanted: its worktree `dir`,
 /// registered under `admin`, the URL it was fetched from, and the sparse
 /// patterns it was checked out with (a submodule they leave out is left
-/// out, as git does).
+/// out, as git does). `base`: the same superproject in the previous tree
+/// (its directory and admin name), whose submodules lend their unchanged
+/// files.
 pub struct Superproject<'a> {
     pub dir: &'a Path,
     pub admin: &'a str,
     pub commit: Hash,
     pub url: &'a str,
     pub sparse: Option<&'a SparsePatterns>,
+    pub base: Option<(&'a Path, &'a str)>,
 }
 
 /// Parse `.gitmodules` (git config syntax, the keys we need).
@@ -228,7 +231,16 @@ impl GitRepo {
             // the top-level worktree, so that git (where one exists) sees a
             // submodule checked out at its recorded commit.
             let dir: PathBuf = parent.dir.join(&sub.path);
-            store.create_worktree(hash, &dir, parent.admin, None, None)?;
+            // The submodule as the previous tree has it, at whatever commit.
+            let old_dir = parent.base.map(|(dir, _)| dir.join(&sub.path));
+            let old = parent
+                .base
+                .zip(old_dir.as_deref())
+                .and_then(|((_, admin), dir)| {
+                    let hash = store.worktree_head(admin)?;
+                    Some(Base { dir, admin, hash })
+                });
+            store.create_worktree(hash, &dir, parent.admin, None, old)?;
             self.mark_active(&sub.name)?;
             if recursive {
                 let child = Superproject {
@@ -237,6 +249,7 @@ impl GitRepo {
                     commit: hash,
                     url: &sub_url,
                     sparse: None,
+                    base: old.map(|b| (b.dir, b.admin)),
                 };
                 store.checkout_submodules(&child, true, depth, cancel)?;
             }

@@ -203,6 +203,12 @@ impl GitRepo {
         Some(names)
     }
 
+    /// The commit worktree `name` has checked out, as its admin `HEAD` says.
+    pub(super) fn worktree_head(&self, name: &str) -> Option<Hash> {
+        let head = fs::read_to_string(self.admin_dir(name).join("HEAD")).ok()?;
+        head.trim().parse().ok()
+    }
+
     /// Record that worktree `name` is complete, made as `recipe` says.
     pub fn record_recipe(&self, name: &str, recipe: &str) -> Result<(), GitError> {
         let path = self.admin_dir(name).join(RECIPE_FILE);

@@ -34,10 +34,13 @@ use super::super::{GitError, GitRepo, Hash};
 use super::DIR_MODE;
 
 /// A complete worktree of ours at `hash`, made with the same recipe, whose
-/// files a new worktree may share.
+/// files a new worktree may share: its directory, and the name its admin
+/// directory has in this repository (the hash for a top-level worktree;
+/// a submodule's is registered under its top-level worktree's name).
 #[derive(Debug, Clone, Copy)]
 pub struct Base<'a> {
     pub dir: &'a Path,
+    pub admin: &'a str,
     pub hash: Hash,
 }
 
@@ -57,7 +60,7 @@ impl GitRepo {
         name: &str,
         base: Base<'_>,
     ) -> Result<Option<Vec<Vec<u8>>>, GitError> {
-        let old_index = self.admin_dir(&base.hash.to_string()).join("index");
+        let old_index = self.admin_dir(base.admin).join("index");
         let Ok(index_written) = fs::metadata(&old_index).and_then(|m| m.modified()) else {
             return Ok(None);
         };
