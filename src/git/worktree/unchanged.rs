@@ -15,9 +15,9 @@
 //! - the file still has the inode, size and modification time recorded when
 //!   it was checked out, so an edit in place (a hook appending to a file)
 //!   is not passed on;
-//! - it was last modified before that index was written: a change in the
-//!   same clock tick would not show in the timestamp (git's "racily clean"
-//!   entries);
+//! - it was last modified before that index was written, or else (a change
+//!   in the same clock tick would not show in the timestamp: git's "racily
+//!   clean" entries) its content hashes to the blob;
 //! - it is ours: the kernel's `protected_hardlinks` refuses to link another
 //!   user's file (a root taken over by another UID), and its owner would be
 //!   wrong in our tree.
@@ -155,14 +155,31 @@ fn vouched_for(entry: &git2::IndexEntry, file: &Path, index_written: SystemTime,
     } else {
         meta.file_type().is_file()
     };
-    kind_matches
+    let as_recorded = kind_matches
         && meta.uid() == uid
         // The index keeps 32 bits of both.
         && meta.ino() as u32 == entry.ino
         && meta.len() as u32 == entry.file_size
         && meta.mtime() == i64::from(entry.mtime.seconds())
-        && meta.mtime_nsec() == i64::from(entry.mtime.nanoseconds())
-        && meta.modified().is_ok_and(|m| m < index_written)
+        && meta.mtime_nsec() == i64::from(entry.mtime.nanoseconds());
+    // Modified in the clock tick the index was written (a checkout of a few
+    // files fits in one): an edit just after would not show in the
+    // timestamp, so the content must be the blob, as git checks then.
+    as_recorded
+        && (meta.modified().is_ok_and(|m| m < index_written) || holds_blob(file, &meta, entry.id))
+}
+
+/// Whether `file` (a symlink: its target) hashes to `id` as a blob.
+fn holds_blob(file: &Path, meta: &fs::Metadata, id: git2::Oid) -> bool {
+    let hashed = if meta.file_type().is_symlink() {
+        fs::read_link(file).and_then(|target| {
+            let bytes = target.into_os_string().into_encoded_bytes();
+            git2::Oid::hash_object(git2::ObjectType::Blob, &bytes).map_err(std::io::Error::other)
+        })
+    } else {
+        git2::Oid::hash_file(git2::ObjectType::Blob, file).map_err(std::io::Error::other)
+    };
+    hashed.is_ok_and(|h| h == id)
 }
 
 #[cfg(test)]
@@ -201,8 +218,14 @@ mod tests {
         let later = modified + Duration::from_secs(1);
         assert!(vouched_for(&entry, &file, later, uid));
         // Modified in the tick the index was written: it could have changed
-        // unseen.
+        // unseen, so only its content vouches for it.
         assert!(!vouched_for(&entry, &file, modified, uid));
+        let id = git2::Oid::hash_object(git2::ObjectType::Blob, b"content").unwrap();
+        let with_id = git2::IndexEntry {
+            id,
+            ..entry_of(&file)
+        };
+        assert!(vouched_for(&with_id, &file, modified, uid));
         assert!(!vouched_for(&entry, &file, later, uid + 1), "another owner");
         let symlink = git2::IndexEntry {
             mode: 0o120000,
