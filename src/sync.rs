@@ -290,9 +290,13 @@ impl Syncer {
             path: worktree.clone(),
             source,
         })?;
-        // The published tree lends its unchanged files, if made the same way.
+        // The published tree lends its unchanged files, if made the same
+        // way. Not to a tree a pre-publish hook is about to work in: a file
+        // it edited in place would change under the published tree's readers.
         let base = current.filter(|c| {
-            *c != hash && self.git.recipe_of(&c.to_string()).as_ref() == Some(&recipe.text)
+            *c != hash
+                && self.pre_publish.is_none()
+                && self.git.recipe_of(&c.to_string()).as_ref() == Some(&recipe.text)
         });
         if let Err(e) = self.materialise(hash, &worktree, &recipe, base, cancel) {
             // A half-made tree readers do not see only takes space (and a

@@ -501,6 +501,29 @@ fn an_update_writes_only_what_changed_and_is_still_the_commit() {
     assert_eq!(f.read("a.txt"), "a3");
 }
 
+#[test]
+fn a_pre_publish_hook_works_in_a_tree_that_shares_nothing_with_the_published_one() {
+    // The hook runs in the new tree before the swap and may edit a file in
+    // place; with that file shared, readers of the published tree would see
+    // the edit (or a truncated file) before the swap.
+    let f = Fixture::new(Transport::File);
+    let mut files: Vec<(String, String)> = (0..20)
+        .map(|n| (format!("keep/{n}.txt"), n.to_string()))
+        .collect();
+    files.push(("b.txt".into(), "b".into()));
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (&p[..], &c[..])).collect();
+    let h1 = f.repo.commit(&files, "c1");
+    let hook = f.tmp.path().join("hook");
+    script(&hook, "if [ -f marker ]; then echo edited >> b.txt; fi");
+    let hook = format!("--pre-publish-exechook-command={}", hook.display());
+    f.sync_once(&[&hook]);
+    f.repo.commit(&[("marker", "")], "c2");
+    f.sync_once(&[&hook, "--stale-worktree-grace=60s"]);
+    assert_eq!(f.read("b.txt"), "bedited\n");
+    let old = f.root().join(".worktrees").join(&h1).join("b.txt");
+    assert_eq!(fs::read_to_string(old).unwrap(), "b");
+}
+
 fn large_files_are_streamed_from_the_pack(t: Transport) {
     // Files of 4 MiB and more are written from the pack a chunk at a
     // time (their memory does not grow with them); the tree is still
