@@ -10,7 +10,8 @@
 //!   (`git fetch --depth 1`, `git worktree add`, the old worktree removed,
 //!   `git gc` with `gc.pruneExpire=now`): wall and CPU time;
 //! - first sync of a repository holding one 100 MB incompressible file:
-//!   wall time and peak RSS (both hold a blob whole while indexing it);
+//!   wall time and peak RSS, over HTTP and from a local path where the
+//!   file is a loose object (vs `git clone --depth 1 file://`);
 //! - first sync from a local path of 50 incompressible files of 1 MB
 //!   (vs `git clone --depth 1 file://`): wall, CPU, peak RSS;
 //! - first sync of a whole history (`--depth=0`) from a local path, 20,000
@@ -482,6 +483,14 @@ fn main() {
         "--one-time",
     ]);
     let big_theirs = clone_depth_1(&big_url, &tmp.path().join("big-clone"));
+    // The same from a local path, where `git add` left the file loose.
+    let big_local_ours = measure(&[
+        bin,
+        &format!("--repo={}", big.url()),
+        &format!("--root={}", tmp.path().join("big-local-root").display()),
+        "--one-time",
+    ]);
+    let big_local_theirs = clone_depth_1(&big.url(), &tmp.path().join("big-local-clone"));
 
     // --- a local source of binary files: our own pack writer, in process ---
     let bins = SourceRepo::new(&srv, "binaries");
@@ -589,6 +598,11 @@ fn main() {
             mb(theirs.max_rss_kb)
         );
     };
+    wall_cpu_rss(
+        &format!("local path, one {BIG_FILE_MB} MB file (loose)"),
+        big_local_ours,
+        big_local_theirs,
+    );
     wall_cpu_rss(
         &format!("local path, {BINARY_FILES} x 1 MB binaries"),
         bins_ours,
