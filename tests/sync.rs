@@ -502,6 +502,24 @@ fn an_update_writes_only_what_changed_and_is_still_the_commit() {
 }
 
 #[test]
+fn a_damaged_index_of_the_published_tree_means_a_full_checkout_not_a_failure() {
+    let f = Fixture::new(Transport::File);
+    let h1 = f.repo.commit(&[("a.txt", "a"), ("b.txt", "b")], "c1");
+    f.sync_once(&[]);
+    let index = f.root().join(".git/worktrees").join(&h1).join("index");
+    fs::write(&index, "not an index").unwrap();
+    let h2 = f.repo.commit(&[("a.txt", "a2")], "c2");
+    let log = f.sync_once(&[]);
+    assert_published(&f, &h2);
+    assert_eq!(
+        (f.read("a.txt"), f.read("b.txt")),
+        ("a2".into(), "b".into())
+    );
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+    assert!(log.contains("cannot be read"), "{log}");
+}
+
+#[test]
 fn a_pre_publish_hook_works_in_a_tree_that_shares_nothing_with_the_published_one() {
     // The hook runs in the new tree before the swap and may edit a file in
     // place; with that file shared, readers of the published tree would see

@@ -52,7 +52,7 @@ impl GitRepo {
     /// index for `commit`, and hard-link into it every file of `base` that
     /// is unchanged and vouched for. Returns the paths left to check out,
     /// or `None` (nothing done) when sharing does not pay: `base` has no
-    /// index, or most files changed.
+    /// usable index, or most files changed.
     pub(super) fn share_unchanged(
         &self,
         commit: &git2::Commit<'_>,
@@ -69,13 +69,9 @@ impl GitRepo {
             .map_err(|e| GitError::io("stat", path, e))?
             .uid();
         let new_index = self.admin_dir(name).join("index");
-        fs::copy(&old_index, &new_index).map_err(|e| GitError::io("copy", &new_index, e))?;
-        let mut index = git2::Index::open(&new_index)
-            .map_err(|e| GitError::local(format!("open index {}", new_index.display()), e))?;
-        let tree = commit.tree().map_err(|e| GitError::local("read tree", e))?;
-        index
-            .read_tree(&tree)
-            .map_err(|e| GitError::local("read tree into index", e))?;
+        let Some(mut index) = index_for(&old_index, &new_index, commit) else {
+            return Ok(None);
+        };
 
         let (mut share, mut write, mut gitlinks) = (Vec::new(), Vec::new(), Vec::new());
         for entry in index.iter() {
@@ -140,6 +136,29 @@ impl GitRepo {
             "sharing the unchanged files of the previous worktree"
         );
         Ok(Some(write))
+    }
+}
+
+/// A copy of the base's index at `new`, read onto `commit`'s tree (stat
+/// data kept for the entries that did not change). `None`, and no copy,
+/// when the base's index cannot be used (damaged, say): every file is then
+/// checked out, as without a base.
+fn index_for(old: &Path, new: &Path, commit: &git2::Commit<'_>) -> Option<git2::Index> {
+    let made = fs::copy(old, new).map_err(|e| e.to_string()).and_then(|_| {
+        let mut index = git2::Index::open(new).map_err(|e| e.message().to_string())?;
+        let tree = commit.tree().map_err(|e| e.message().to_string())?;
+        index
+            .read_tree(&tree)
+            .map_err(|e| e.message().to_string())?;
+        Ok(index)
+    });
+    match made {
+        Ok(index) => Some(index),
+        Err(error) => {
+            tracing::warn!(index = %old.display(), %error, "the previous worktree's index cannot be read: checking out every file");
+            let _ = fs::remove_file(new);
+            None
+        }
     }
 }
 
