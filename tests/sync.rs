@@ -1949,6 +1949,33 @@ fn sparse_checkout_in_both_pattern_modes() {
 }
 
 #[test]
+fn a_sparse_tree_shares_its_unchanged_files_and_still_leaves_the_rest_out() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new(Transport::File);
+    let mut files: Vec<(String, String)> = (0..10)
+        .map(|n| (format!("docs/{n}.md"), n.to_string()))
+        .collect();
+    files.push(("src/main.rs".into(), "m".into()));
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (&p[..], &c[..])).collect();
+    f.repo.commit(&files, "c1");
+    let patterns = f.tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let flag = format!("--sparse-checkout-file={}", patterns.display());
+    f.sync_once(&[&flag]);
+    let ino = |p: &str| fs::metadata(f.link().join(p)).unwrap().ino();
+    let shared = ino("docs/0.md");
+    let h2 = f
+        .repo
+        .commit(&[("docs/9.md", "nine"), ("src/main.rs", "m2")], "c2");
+    f.sync_once(&[&flag]);
+    assert_published(&f, &h2);
+    assert_eq!(ino("docs/0.md"), shared);
+    assert_eq!(f.read("docs/9.md"), "nine");
+    assert!(!f.link().join("src").exists());
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+}
+
+#[test]
 fn changed_checkout_settings_reshape_the_published_commit() {
     // The commit stays the same; how it is checked out changes: the
     // sparse-checkout file edited under a running daemon, then restarts

@@ -77,17 +77,32 @@ impl GitRepo {
         if !filtered {
             checkout.disable_filters(true);
         }
+        // With sparse patterns: the paths they select, and the files they
+        // leave out (marked skip-worktree in the index).
+        let (selected, skipped) = match sparse {
+            None => (None, Vec::new()),
+            Some((patterns, text)) => {
+                let info = admin.join("info");
+                fs::create_dir_all(&info).map_err(|e| GitError::io("create", &info, e))?;
+                write(info.join("sparse-checkout"), text.to_string())?;
+                let (selected, skipped): (Vec<_>, Vec<_>) = tree_files(&commit)?
+                    .into_iter()
+                    .partition(|f| patterns.includes_entry(&f.path, f.is_gitlink()));
+                let selected: Vec<Vec<u8>> =
+                    selected.into_iter().map(|f| f.path.into_bytes()).collect();
+                (Some(selected), skipped)
+            }
+        };
         // Files are shared only as the blob itself: with no filter that
         // could have written them otherwise, in either commit.
         let base = base.filter(|b| {
-            sparse.is_none()
-                && !filtered
+            !filtered
                 && wt
                     .find_commit(b.hash)
                     .is_ok_and(|c| !needs_filters(&wt, &c))
         });
         let unshared = match base {
-            Some(b) => self.share_unchanged(&commit, path, name, b)?,
+            Some(b) => self.share_unchanged(&commit, path, name, b, selected.as_deref())?,
             None => None,
         };
         // Only `paths` when given (none: nothing to write), else every path.
@@ -105,19 +120,7 @@ impl GitRepo {
                 .map_err(|e| GitError::local(format!("checkout {hash}"), e))
         };
         // What libgit2 is to write: these paths, or every one (None).
-        let (to_write, skipped) = match sparse {
-            None => (unshared, Vec::new()),
-            Some((patterns, text)) => {
-                let info = admin.join("info");
-                fs::create_dir_all(&info).map_err(|e| GitError::io("create", &info, e))?;
-                write(info.join("sparse-checkout"), text.to_string())?;
-                let (selected, skipped): (Vec<_>, Vec<_>) = tree_files(&commit)?
-                    .into_iter()
-                    .partition(|f| patterns.includes_entry(&f.path, f.is_gitlink()));
-                let selected = selected.into_iter().map(|f| f.path.into_bytes());
-                (Some(selected.collect()), skipped)
-            }
-        };
+        let to_write = unshared.or(selected);
         // Large files are streamed from their pack instead (big_files.rs).
         let big = (!filtered)
             .then(|| BigFiles::find(&self.gitdir.join("objects/pack")))

@@ -50,7 +50,8 @@ const GITLINK: u32 = 0o160000;
 impl GitRepo {
     /// Give the new worktree `name` at `path` (its admin files written) an
     /// index for `commit`, and hard-link into it every file of `base` that
-    /// is unchanged and vouched for. Returns the paths left to check out,
+    /// is unchanged and vouched for (of those at `only`, when given: the
+    /// paths sparse patterns select). Returns the paths left to check out,
     /// or `None` (nothing done) when sharing does not pay: `base` has no
     /// usable index, or most files changed.
     pub(super) fn share_unchanged(
@@ -59,7 +60,9 @@ impl GitRepo {
         path: &Path,
         name: &str,
         base: Base<'_>,
+        only: Option<&[Vec<u8>]>,
     ) -> Result<Option<Vec<Vec<u8>>>, GitError> {
+        let only: Option<HashSet<&[u8]>> = only.map(|o| o.iter().map(Vec::as_slice).collect());
         let old_index = self.admin_dir(base.admin).join("index");
         let Ok(index_written) = fs::metadata(&old_index).and_then(|m| m.modified()) else {
             return Ok(None);
@@ -75,6 +78,12 @@ impl GitRepo {
 
         let (mut share, mut write, mut gitlinks) = (Vec::new(), Vec::new(), Vec::new());
         for entry in index.iter() {
+            if only
+                .as_ref()
+                .is_some_and(|o| !o.contains(entry.path.as_slice()))
+            {
+                continue;
+            }
             let rel = PathBuf::from(OsStr::from_bytes(&entry.path));
             if entry.mode == GITLINK {
                 gitlinks.push(rel);
