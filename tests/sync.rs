@@ -525,12 +525,7 @@ fn a_pre_publish_hook_works_in_a_tree_that_shares_nothing_with_the_published_one
     // place; with that file shared, readers of the published tree would see
     // the edit (or a truncated file) before the swap.
     let f = Fixture::new(Transport::File);
-    let mut files: Vec<(String, String)> = (0..20)
-        .map(|n| (format!("keep/{n}.txt"), n.to_string()))
-        .collect();
-    files.push(("b.txt".into(), "b".into()));
-    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (&p[..], &c[..])).collect();
-    let h1 = f.repo.commit(&files, "c1");
+    let h1 = f.repo.commit_numbered("keep", 20, &[("b.txt", "b")], "c1");
     let hook = f.tmp.path().join("hook");
     script(&hook, "if [ -f marker ]; then echo edited >> b.txt; fi");
     let hook = format!("--pre-publish-exechook-command={}", hook.display());
@@ -1952,25 +1947,21 @@ fn sparse_checkout_in_both_pattern_modes() {
 fn a_sparse_tree_shares_its_unchanged_files_and_still_leaves_the_rest_out() {
     use std::os::unix::fs::MetadataExt;
     let f = Fixture::new(Transport::File);
-    let mut files: Vec<(String, String)> = (0..10)
-        .map(|n| (format!("docs/{n}.md"), n.to_string()))
-        .collect();
-    files.push(("src/main.rs".into(), "m".into()));
-    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (&p[..], &c[..])).collect();
-    f.repo.commit(&files, "c1");
+    f.repo
+        .commit_numbered("docs", 10, &[("src/main.rs", "m")], "c1");
     let patterns = f.tmp.path().join("sparse");
     fs::write(&patterns, "/docs/\n").unwrap();
     let flag = format!("--sparse-checkout-file={}", patterns.display());
     f.sync_once(&[&flag]);
     let ino = |p: &str| fs::metadata(f.link().join(p)).unwrap().ino();
-    let shared = ino("docs/0.md");
+    let shared = ino("docs/0.txt");
     let h2 = f
         .repo
-        .commit(&[("docs/9.md", "nine"), ("src/main.rs", "m2")], "c2");
+        .commit(&[("docs/9.txt", "nine"), ("src/main.rs", "m2")], "c2");
     f.sync_once(&[&flag]);
     assert_published(&f, &h2);
-    assert_eq!(ino("docs/0.md"), shared);
-    assert_eq!(f.read("docs/9.md"), "nine");
+    assert_eq!(ino("docs/0.txt"), shared);
+    assert_eq!(f.read("docs/9.txt"), "nine");
     assert!(!f.link().join("src").exists());
     assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
 }
@@ -2042,17 +2033,13 @@ fn submodules_share_their_unchanged_files_with_the_previous_tree_too() {
     let f = Fixture::new(Transport::Http);
     let srv = f.tmp.path().join("srv");
     let sub = SourceRepo::new(&srv, "sub");
-    let files: Vec<(String, String)> = (0..10)
-        .map(|n| (format!("f{n}.txt"), format!("file {n}")))
-        .collect();
-    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (&p[..], &c[..])).collect();
-    sub.commit(&files, "sub");
+    sub.commit_numbered("", 10, &[], "sub");
     f.repo.commit(&[("top.txt", "top")], "top");
     add_submodule(&f.repo, "../sub", "libs/sub");
     let recursive = ["--submodules=recursive"];
     f.sync_once(&recursive);
     let ino = |p: &str| fs::metadata(f.link().join(p)).unwrap().ino();
-    let shared = ino("libs/sub/f0.txt");
+    let shared = ino("libs/sub/0.txt");
     let clean = |f: &Fixture| {
         for dir in ["", "libs/sub"] {
             let status = git(&f.link().join(dir), &["status", "--porcelain"]);
@@ -2064,19 +2051,19 @@ fn submodules_share_their_unchanged_files_with_the_previous_tree_too() {
     let h = f.repo.commit(&[("top.txt", "top 2")], "top 2");
     f.sync_once(&recursive);
     assert_published(&f, &h);
-    assert_eq!(ino("libs/sub/f0.txt"), shared);
+    assert_eq!(ino("libs/sub/0.txt"), shared);
     clean(&f);
 
     // The submodule moves on: what it did not change is still shared.
-    sub.commit(&[("f9.txt", "file 9, v2")], "sub v2");
+    sub.commit(&[("9.txt", "9, v2")], "sub v2");
     let allow = ["-c", "protocol.file.allow=always"];
     let update = ["submodule", "update", "-q", "--remote", "libs/sub"];
     f.repo.git(&[&allow[..], &update[..]].concat());
     let h = f.repo.commit(&[], "bump sub");
     f.sync_once(&recursive);
     assert_published(&f, &h);
-    assert_eq!(f.read("libs/sub/f9.txt"), "file 9, v2");
-    assert_eq!(ino("libs/sub/f0.txt"), shared);
+    assert_eq!(f.read("libs/sub/9.txt"), "9, v2");
+    assert_eq!(ino("libs/sub/0.txt"), shared);
     clean(&f);
 }
 

@@ -107,6 +107,24 @@ impl SourceRepo {
         self.head()
     }
 
+    /// Commit `n` small files `<dir>/<i>.txt` (content: `i`) and `extra`;
+    /// returns the new hash.
+    pub fn commit_numbered(
+        &self,
+        dir: &str,
+        n: usize,
+        extra: &[(&str, &str)],
+        msg: &str,
+    ) -> String {
+        let files: Vec<(String, String)> = (0..n)
+            .map(|i| (Path::new(dir).join(format!("{i}.txt")), i.to_string()))
+            .map(|(p, c)| (p.to_string_lossy().into_owned(), c))
+            .collect();
+        let mut all: Vec<(&str, &str)> = files.iter().map(|(p, c)| (&p[..], &c[..])).collect();
+        all.extend_from_slice(extra);
+        self.commit(&all, msg)
+    }
+
     pub fn head(&self) -> String {
         git(&self.dir, &["rev-parse", "HEAD"])
     }
