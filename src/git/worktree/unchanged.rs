@@ -21,6 +21,9 @@
 //! - it is ours: the kernel's `protected_hardlinks` refuses to link another
 //!   user's file (a root taken over by another UID), and its owner would be
 //!   wrong in our tree.
+//!
+//! A tree a pre-publish hook will work in gets no base at all (`sync.rs`):
+//! an edit in place there would reach the published tree before the swap.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
