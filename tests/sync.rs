@@ -1832,6 +1832,23 @@ fn gitattributes_filters_apply_as_git_would() {
     // No git-lfs: the pointer is published as it is, as git without it does.
     assert_eq!(f.read("big.bin"), LFS_POINTER);
     assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+
+    // Under the same attributes, an unchanged file is shared with the
+    // previous tree, filtered as it was.
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: &str| fs::metadata(f.link().join(p)).unwrap().ino();
+    let (crlf, ident) = (ino("sub/a.txt"), ino("v.id"));
+    f.repo.commit(&[("plain.txt", "three\n")], "plain");
+    f.sync_once(&[]);
+    assert_eq!((ino("sub/a.txt"), ino("v.id")), (crlf, ident));
+    assert_eq!(f.read("sub/a.txt"), "one\r\ntwo\r\n");
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+    // Other attributes: checked out afresh, as they now say.
+    f.repo.commit(&[("sub/.gitattributes", "")], "no crlf");
+    f.sync_once(&[]);
+    assert_eq!(f.read("sub/a.txt"), "one\ntwo\n");
+    assert_eq!(f.read("v.id"), format!("version $Id: {blob} $\n"));
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
 }
 
 const LFS_POINTER: &str = "version https://git-lfs.github.com/spec/v1\n\

@@ -73,7 +73,8 @@ impl GitRepo {
         // Loading the filter list costs libgit2 several path resolutions per
         // file (a third of a 5,000-file checkout); skip it when no filter
         // can apply, as git's output is then the blob itself.
-        let filtered = needs_filters(&wt, &commit);
+        let (repo_filters, attributes) = (repository_filters(&wt), attribute_files(&commit));
+        let filtered = repo_filters || attributes.as_ref().map_or(true, |a| !a.is_empty());
         if !filtered {
             checkout.disable_filters(true);
         }
@@ -93,13 +94,15 @@ impl GitRepo {
                 (Some(selected), skipped)
             }
         };
-        // Files are shared only as the blob itself: with no filter that
-        // could have written them otherwise, in either commit.
+        // A file is shared only if it would be checked out the same now:
+        // the same blob at the same path (see unchanged.rs), under the same
+        // attributes, and none from the repository (not in the recipe).
         let base = base.filter(|b| {
-            !filtered
+            !repo_filters
+                && attributes.is_some()
                 && wt
                     .find_commit(b.hash)
-                    .is_ok_and(|c| !needs_filters(&wt, &c))
+                    .is_ok_and(|c| attribute_files(&c) == attributes)
         });
         let unshared = match base {
             Some(b) => self.share_unchanged(&commit, path, name, b, selected.as_deref())?,
@@ -326,31 +329,30 @@ fn mark_skip_worktree(wt: &git2::Repository, skipped: &[TreeFile]) -> Result<(),
     index.write().map_err(|e| GitError::local("write index", e))
 }
 
-/// Whether checking out `commit` may need content filters: the tree has a
-/// `.gitattributes` anywhere, or the repository sets attributes or line
-/// ending conversion.
-fn needs_filters(repo: &git2::Repository, commit: &git2::Commit<'_>) -> bool {
+/// Whether the repository itself may make checkout filter content: it sets
+/// attributes or line ending conversion.
+fn repository_filters(repo: &git2::Repository) -> bool {
     if repo.commondir().join("info/attributes").exists() {
         return true;
     }
-    if let Ok(cfg) = repo.config() {
-        let autocrlf = cfg.get_string("core.autocrlf").unwrap_or_default();
-        if matches!(autocrlf.as_str(), "true" | "input") || cfg.get_string("core.eol").is_ok() {
-            return true;
-        }
-        if cfg.get_path("core.attributesFile").is_ok() {
-            return true;
-        }
-    }
-    let Ok(tree) = commit.tree() else { return true };
-    let mut found = false;
-    let _ = tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+    let Ok(cfg) = repo.config() else { return true };
+    let autocrlf = cfg.get_string("core.autocrlf").unwrap_or_default();
+    matches!(autocrlf.as_str(), "true" | "input")
+        || cfg.get_string("core.eol").is_ok()
+        || cfg.get_path("core.attributesFile").is_ok()
+}
+
+/// The `.gitattributes` files of `commit`'s tree (path and blob), which
+/// decide with [`repository_filters`] whether checkout may filter content.
+/// `None` when the tree cannot be read.
+fn attribute_files(commit: &git2::Commit<'_>) -> Option<Vec<(String, git2::Oid)>> {
+    let tree = commit.tree().ok()?;
+    let mut found = Vec::new();
+    let walked = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
         if entry.name_bytes() == b".gitattributes" {
-            found = true;
-            git2::TreeWalkResult::Abort
-        } else {
-            git2::TreeWalkResult::Ok
+            found.push((dir.to_string(), entry.id()));
         }
+        git2::TreeWalkResult::Ok
     });
-    found
+    walked.ok().map(|()| found)
 }
