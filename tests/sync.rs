@@ -549,13 +549,26 @@ fn large_files_are_streamed_from_the_pack(t: Transport) {
     fs::write(src.join("media/big.bin"), &big).unwrap();
     fs::write(src.join("run.bin"), &tool).unwrap();
     fs::set_permissions(src.join("run.bin"), fs::Permissions::from_mode(0o755)).unwrap();
-    f.repo.commit(&[("index.html", "small")], "c1");
+    // Attributes do not stop streaming, but a file they filter is written
+    // as they say.
+    let notes: String = noise(3, 5 << 20)
+        .as_bytes()
+        .chunks(100)
+        .map(|line| format!("{}\n", String::from_utf8_lossy(line)))
+        .collect();
+    fs::write(src.join("notes.txt"), &notes).unwrap();
+    let attributes = "*.txt text eol=crlf\n*.bin -text\n";
+    f.repo.commit(
+        &[("index.html", "small"), (".gitattributes", attributes)],
+        "c1",
+    );
     let log = f.sync_once(&["-v=1"]);
     assert_eq!(
         log_lines_with(&log, "large files streamed from their pack"),
         1,
         "{log}"
     );
+    assert!(f.read("notes.txt") == notes.replace('\n', "\r\n"));
     assert!(f.read("media/big.bin") == big);
     assert!(f.read("run.bin") == tool);
     let mode = fs::metadata(f.link().join("run.bin"))

@@ -9,8 +9,9 @@
 //! whole (not as a delta) in one of our packs, as large files mostly are:
 //! compressed data does not delta well, and a first fetch at depth 1 has no
 //! older version to delta against. Its id is checked as it is written (the
-//! SHA-1 of what was inflated). Other blobs, deltas included, and every
-//! blob of a tree that needs content filters, go through libgit2 as before.
+//! SHA-1 of what was inflated). Other blobs, deltas included, those whose
+//! attributes may filter them, and all where the repository's config
+//! converts line endings, go through libgit2 as before.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;

@@ -125,7 +125,7 @@ impl GitRepo {
         // What libgit2 is to write: these paths, or every one (None).
         let to_write = unshared.or(selected);
         // Large files are streamed from their pack instead (big_files.rs).
-        let big = (!filtered)
+        let big = (!repo_filters && attributes.is_some())
             .then(|| BigFiles::find(&self.gitdir.join("objects/pack")))
             .filter(|b| !b.is_empty());
         let tree = commit.tree().map_err(|e| GitError::local("read tree", e))?;
@@ -152,6 +152,20 @@ impl GitRepo {
         };
         check_out(to_write)?;
         if let Some(big) = &big {
+            // Those the attributes (now on disk) may filter are checked out
+            // by libgit2 after all.
+            let (by_libgit2, streamed): (Vec<_>, Vec<_>) = streamed
+                .into_iter()
+                .partition(|f| filtered && may_filter(&wt, &f.path));
+            if !by_libgit2.is_empty() {
+                let mut again = CheckoutBuilder::new();
+                again.force().disable_pathspec_match(true);
+                for f in &by_libgit2 {
+                    again.path(&f.path);
+                }
+                wt.checkout_tree(commit.as_object(), Some(&mut again))
+                    .map_err(|e| GitError::local(format!("checkout {hash}"), e))?;
+            }
             let mut index = wt.index().map_err(|e| GitError::local("open index", e))?;
             big.write_all(&streamed, path, &mut index)?;
         }
@@ -340,6 +354,30 @@ fn repository_filters(repo: &git2::Repository) -> bool {
     matches!(autocrlf.as_str(), "true" | "input")
         || cfg.get_string("core.eol").is_ok()
         || cfg.get_path("core.attributesFile").is_ok()
+}
+
+/// Whether an attribute of `path` in the worktree `wt` may make checkout
+/// write it otherwise than its blob (line endings, `ident`, a filter
+/// driver, an encoding); on doubt, yes.
+fn may_filter(wt: &git2::Repository, path: &[u8]) -> bool {
+    const FILTERING: [&str; 6] = [
+        "text",
+        "eol",
+        "crlf",
+        "ident",
+        "filter",
+        "working-tree-encoding",
+    ];
+    let path = Path::new(std::ffi::OsStr::from_bytes(path));
+    FILTERING.iter().any(|attr| {
+        match wt.get_attr(path, attr, git2::AttrCheckFlags::FILE_THEN_INDEX) {
+            Ok(value) => !matches!(
+                git2::AttrValue::from_string(value),
+                git2::AttrValue::Unspecified | git2::AttrValue::False
+            ),
+            Err(_) => true,
+        }
+    })
 }
 
 /// The `.gitattributes` files of `commit`'s tree (path and blob), which
