@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use git2::build::CheckoutBuilder;
 
-use super::big_files::BigFiles;
+use super::big_files::{BigFile, BigFiles};
 use super::{GitError, GitRepo, Hash};
 use crate::paths::relative_path;
 use crate::sparse::SparsePatterns;
@@ -46,23 +46,7 @@ impl GitRepo {
         sparse: Option<(&SparsePatterns, &str)>,
         base: Option<Base<'_>>,
     ) -> Result<(), GitError> {
-        let admin = self.admin_dir(name);
-        if admin.exists() {
-            fs::remove_dir_all(&admin).map_err(|e| GitError::io("remove", &admin, e))?;
-        }
-        fs::create_dir_all(&admin).map_err(|e| GitError::io("create", &admin, e))?;
-        fs::create_dir_all(path).map_err(|e| GitError::io("create", path, e))?;
-        let write = |p: PathBuf, text: String| {
-            fs::write(&p, text).map_err(|e| GitError::io("write", &p, e))
-        };
-        write(
-            admin.join("gitdir"),
-            format!("{}\n", path.join(".git").display()),
-        )?;
-        write(admin.join("commondir"), "../..\n".to_string())?;
-        write(admin.join("HEAD"), format!("{hash}\n"))?;
-        write(path.join(".git"), gitfile(path, &admin))?;
-
+        let admin = self.register_worktree(hash, path, name)?;
         let wt = git2::Repository::open(path)
             .map_err(|e| GitError::local(format!("open worktree {}", path.display()), e))?;
         let commit = wt
@@ -85,7 +69,8 @@ impl GitRepo {
             Some((patterns, text)) => {
                 let info = admin.join("info");
                 fs::create_dir_all(&info).map_err(|e| GitError::io("create", &info, e))?;
-                write(info.join("sparse-checkout"), text.to_string())?;
+                let file = info.join("sparse-checkout");
+                fs::write(&file, text).map_err(|e| GitError::io("write", &file, e))?;
                 let (selected, skipped): (Vec<_>, Vec<_>) = tree_files(&commit)?
                     .into_iter()
                     .partition(|f| patterns.includes_entry(&f.path, f.is_gitlink()));
@@ -108,20 +93,6 @@ impl GitRepo {
             Some(b) => self.share_unchanged(&commit, path, name, b, selected.as_deref())?,
             None => None,
         };
-        // Only `paths` when given (none: nothing to write), else every path.
-        let mut check_out = |paths: Option<Vec<Vec<u8>>>| -> Result<(), GitError> {
-            if let Some(paths) = paths {
-                if paths.is_empty() {
-                    return Ok(());
-                }
-                checkout.disable_pathspec_match(true);
-                for p in paths {
-                    checkout.path(p);
-                }
-            }
-            wt.checkout_tree(commit.as_object(), Some(&mut checkout))
-                .map_err(|e| GitError::local(format!("checkout {hash}"), e))
-        };
         // What libgit2 is to write: these paths, or every one (None).
         let to_write = unshared.or(selected);
         // Large files are streamed from their pack instead (big_files.rs).
@@ -133,41 +104,17 @@ impl GitRepo {
             .as_ref()
             .map(|b| b.in_tree(&tree, to_write.as_deref()))
             .unwrap_or_default();
-        let to_write = if streamed.is_empty() {
-            to_write
-        } else {
-            let out: HashSet<&[u8]> = streamed.iter().map(|f| f.path.as_slice()).collect();
-            let all = match to_write {
-                Some(paths) => paths,
-                None => tree_files(&commit)?
-                    .into_iter()
-                    .map(|f| f.path.into_bytes())
-                    .collect(),
-            };
-            Some(
-                all.into_iter()
-                    .filter(|p| !out.contains(p.as_slice()))
-                    .collect(),
-            )
-        };
-        check_out(to_write)?;
-        if let Some(big) = &big {
-            // Those the attributes (now on disk) may filter are checked out
-            // by libgit2 after all.
-            let (by_libgit2, streamed): (Vec<_>, Vec<_>) = streamed
-                .into_iter()
-                .partition(|f| filtered && may_filter(&wt, &f.path));
-            if !by_libgit2.is_empty() {
-                let mut again = CheckoutBuilder::new();
-                again.force().disable_pathspec_match(true);
-                for f in &by_libgit2 {
-                    again.path(&f.path);
-                }
-                wt.checkout_tree(commit.as_object(), Some(&mut again))
-                    .map_err(|e| GitError::local(format!("checkout {hash}"), e))?;
+        let to_write = without(to_write, &streamed, &commit)?;
+        // An empty list would mean every path to libgit2.
+        if to_write.as_ref().map_or(true, |paths| !paths.is_empty()) {
+            for p in to_write.into_iter().flatten() {
+                checkout.disable_pathspec_match(true).path(p);
             }
-            let mut index = wt.index().map_err(|e| GitError::local("open index", e))?;
-            big.write_all(&streamed, path, &mut index)?;
+            wt.checkout_tree(commit.as_object(), Some(&mut checkout))
+                .map_err(|e| GitError::local(format!("checkout {hash}"), e))?;
+        }
+        if let Some(big) = &big {
+            write_large_files(&wt, &commit, (big, streamed), filtered, path)?;
         }
         if !skipped.is_empty() {
             mark_skip_worktree(&wt, &skipped)?;
@@ -175,6 +122,29 @@ impl GitRepo {
         wt.set_head_detached(hash)
             .map_err(|e| GitError::local(format!("set HEAD of worktree to {hash}"), e))?;
         Ok(())
+    }
+
+    /// Register a new worktree `name` at `path`, detached at `hash`: its
+    /// admin directory (made afresh) and `.git` file, as `git worktree add`
+    /// writes them. Returns the admin directory.
+    fn register_worktree(&self, hash: Hash, path: &Path, name: &str) -> Result<PathBuf, GitError> {
+        let admin = self.admin_dir(name);
+        if admin.exists() {
+            fs::remove_dir_all(&admin).map_err(|e| GitError::io("remove", &admin, e))?;
+        }
+        fs::create_dir_all(&admin).map_err(|e| GitError::io("create", &admin, e))?;
+        fs::create_dir_all(path).map_err(|e| GitError::io("create", path, e))?;
+        let write = |p: PathBuf, text: String| {
+            fs::write(&p, text).map_err(|e| GitError::io("write", &p, e))
+        };
+        write(
+            admin.join("gitdir"),
+            format!("{}\n", path.join(".git").display()),
+        )?;
+        write(admin.join("commondir"), "../..\n".to_string())?;
+        write(admin.join("HEAD"), format!("{hash}\n"))?;
+        write(path.join(".git"), gitfile(path, &admin))?;
+        Ok(admin)
     }
 
     /// Whether the worktree at `path` is a sound worktree of ours at `hash`
@@ -354,6 +324,57 @@ fn repository_filters(repo: &git2::Repository) -> bool {
     matches!(autocrlf.as_str(), "true" | "input")
         || cfg.get_string("core.eol").is_ok()
         || cfg.get_path("core.attributesFile").is_ok()
+}
+
+/// Write the large `files` of `commit` left out of its checkout into the
+/// worktree `wt` at `dir`: streamed, but for those its attributes (now on
+/// disk) may filter, when `filtered`, which libgit2 checks out after all.
+fn write_large_files(
+    wt: &git2::Repository,
+    commit: &git2::Commit<'_>,
+    (big, files): (&BigFiles, Vec<BigFile>),
+    filtered: bool,
+    dir: &Path,
+) -> Result<(), GitError> {
+    let (by_libgit2, streamed): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|f| filtered && may_filter(wt, &f.path));
+    if !by_libgit2.is_empty() {
+        let mut checkout = CheckoutBuilder::new();
+        checkout.force().disable_pathspec_match(true);
+        for f in &by_libgit2 {
+            checkout.path(&f.path);
+        }
+        wt.checkout_tree(commit.as_object(), Some(&mut checkout))
+            .map_err(|e| GitError::local(format!("checkout {}", commit.id()), e))?;
+    }
+    let mut index = wt.index().map_err(|e| GitError::local("open index", e))?;
+    big.write_all(&streamed, dir, &mut index)
+}
+
+/// The paths to write (`None`: every path of `commit`) without those that
+/// are `streamed`.
+fn without(
+    to_write: Option<Vec<Vec<u8>>>,
+    streamed: &[BigFile],
+    commit: &git2::Commit<'_>,
+) -> Result<Option<Vec<Vec<u8>>>, GitError> {
+    if streamed.is_empty() {
+        return Ok(to_write);
+    }
+    let out: HashSet<&[u8]> = streamed.iter().map(|f| f.path.as_slice()).collect();
+    let all = match to_write {
+        Some(paths) => paths,
+        None => tree_files(commit)?
+            .into_iter()
+            .map(|f| f.path.into_bytes())
+            .collect(),
+    };
+    Ok(Some(
+        all.into_iter()
+            .filter(|p| !out.contains(p.as_slice()))
+            .collect(),
+    ))
 }
 
 /// Whether an attribute of `path` in the worktree `wt` may make checkout
