@@ -277,35 +277,31 @@ impl Syncer {
         }
         check(cancel)?;
 
-        // 4. Materialise into a fresh directory. Anything already there is
-        // broken or not what readers see: start it again. If readers do see
-        // it (its repository was rebuilt), they are sent to a hard-linked
-        // stand-in first, so the tree never disappears under them.
+        // 4. Materialise into a fresh directory, unless a tree made for this
+        // commit the same way is there exactly as made (kept since it was
+        // current, or made before a restart: dest mode's private tree): it
+        // is published again as it is. Anything else there is broken or not
+        // what readers see: start it again. If readers do see it (its
+        // repository was rebuilt), they are sent to a hard-linked stand-in
+        // first, so the tree never disappears under them.
         let readers_in_it = self.publisher.served_name() == Some(hash.to_string());
-        let stand_in = (readers_in_it && worktree.is_dir())
-            .then(|| self.send_readers_to_stand_in(hash, &worktree))
-            .flatten();
-        remove_any(&worktree).map_err(|source| SyncError::Io {
-            op: "remove",
-            path: worktree.clone(),
-            source,
-        })?;
-        // The published tree lends its unchanged files, if made the same
-        // way. Not to a tree a pre-publish hook is about to work in: a file
-        // it edited in place would change under the published tree's readers.
-        let base = current.filter(|c| {
-            *c != hash
-                && self.pre_publish.is_none()
-                && self.git.recipe_of(&c.to_string()).as_ref() == Some(&recipe.text)
-        });
-        if let Err(e) = self.materialise(hash, &worktree, &recipe, base, cancel) {
-            // A half-made tree readers do not see only takes space (and a
-            // full disk may be why it failed): drop it now.
-            if !readers_in_it {
-                let _ = remove_any(&worktree);
-            }
-            return Err(e);
-        }
+        let name = hash.to_string();
+        // (Not for a pre-publish hook: it may share files with others.)
+        let reusable = !readers_in_it
+            && self.pre_publish.is_none()
+            && worktree.is_dir()
+            && self.git.recipe_of(&name).as_ref() == Some(&recipe.text)
+            && self.git.worktree_unchanged(&worktree, &name);
+        let stand_in = if reusable {
+            tracing::debug!(%hash, "the tree made for this commit is intact: publishing it again");
+            None
+        } else {
+            let stand_in = (readers_in_it && worktree.is_dir())
+                .then(|| self.send_readers_to_stand_in(hash, &worktree))
+                .flatten();
+            self.make_tree(hash, &worktree, &recipe, current, readers_in_it, cancel)?;
+            stand_in
+        };
 
         // The pre-publish hook runs in the new tree, told the hash published
         // until now. As upstream, its failure does not stop the publish.
@@ -340,6 +336,40 @@ impl Syncer {
             fetched,
             pre_publish_error,
         })
+    }
+
+    /// Step 4 proper: make `worktree` anew for `hash`, sharing what it can
+    /// with the published tree `current`. A failure leaves nothing half
+    /// made, unless readers are in it (`readers_in_it`).
+    fn make_tree(
+        &mut self,
+        hash: Hash,
+        worktree: &Path,
+        recipe: &Recipe,
+        current: Option<Hash>,
+        readers_in_it: bool,
+        cancel: &Cancel,
+    ) -> Result<(), SyncError> {
+        remove_any(worktree).map_err(|source| SyncError::Io {
+            op: "remove",
+            path: worktree.to_path_buf(),
+            source,
+        })?;
+        // The published tree lends its unchanged files, if made the same
+        // way. Not to a tree a pre-publish hook is about to work in: a file
+        // it edited in place would change under the published tree's readers.
+        let base = current.filter(|c| {
+            *c != hash
+                && self.pre_publish.is_none()
+                && self.git.recipe_of(&c.to_string()).as_ref() == Some(&recipe.text)
+        });
+        let made = self.materialise(hash, worktree, recipe, base, cancel);
+        // A half-made tree readers do not see only takes space (and a full
+        // disk may be why it failed): drop it now.
+        if made.is_err() && !readers_in_it {
+            let _ = remove_any(worktree);
+        }
+        made
     }
 
     /// Publish a copy of the published `worktree` (broken as a worktree,

@@ -502,6 +502,77 @@ fn an_update_writes_only_what_changed_and_is_still_the_commit() {
 }
 
 #[test]
+fn a_tree_kept_for_a_commit_is_published_again_as_it_is_only_if_intact() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new(Transport::File);
+    let keep = ["--stale-worktree-grace=60s"];
+    let h1 = f.repo.commit_numbered("", 5, &[], "c1");
+    f.sync_once(&keep);
+    let ino = |p: &str| fs::metadata(f.link().join(p)).unwrap().ino();
+    let first = ino("0.txt");
+    let h2 = f.repo.commit(&[("0.txt", "changed")], "c2");
+    f.sync_once(&keep);
+
+    // The ref moves back while c1's tree is still kept: that very tree.
+    f.repo.git(&["reset", "-q", "--hard", &h1]);
+    f.sync_once(&keep);
+    assert_published(&f, &h1);
+    assert_eq!(ino("0.txt"), first);
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+
+    // And forward again, to a kept tree changed meanwhile: made anew.
+    let kept = f.root().join(".worktrees").join(&h2);
+    fs::write(kept.join("0.txt"), "damaged").unwrap();
+    f.repo.git(&["reset", "-q", "--hard", &h2]);
+    f.sync_once(&keep);
+    assert_published(&f, &h2);
+    assert_eq!(f.read("0.txt"), "changed");
+    // An extra file is a change too.
+    f.repo.git(&["reset", "-q", "--hard", &h1]);
+    fs::write(f.root().join(".worktrees").join(&h1).join("extra"), "x").unwrap();
+    f.sync_once(&keep);
+    assert_published(&f, &h1);
+    assert!(!f.link().join("extra").exists());
+}
+
+#[test]
+fn dest_mode_after_a_restart_publishes_the_tree_it_made_before() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new(Transport::File);
+    f.repo.commit_numbered("", 5, &[], "c1");
+    let (dest, state) = (f.tmp.path().join("dest"), f.tmp.path().join("state"));
+    let run = || {
+        let out = run_git_sync(&[
+            &format!("--repo={}", f.url()),
+            &format!("--dest={}", dest.display()),
+            &format!("--state-dir={}", state.display()),
+            "--one-time",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    };
+    let private_ino = || {
+        let trees = state.join(".worktrees");
+        let tree = fs::read_dir(&trees)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        fs::metadata(tree.join("0.txt")).unwrap().ino()
+    };
+    run();
+    let made = private_ino();
+    fs::remove_file(dest.join("1.txt")).unwrap();
+    run();
+    assert_eq!(private_ino(), made, "not checked out again");
+    assert_eq!(
+        fs::read_to_string(dest.join("1.txt")).unwrap(),
+        "1",
+        "repaired"
+    );
+}
+
+#[test]
 fn a_damaged_index_of_the_published_tree_means_a_full_checkout_not_a_failure() {
     let f = Fixture::new(Transport::File);
     let h1 = f.repo.commit(&[("a.txt", "a"), ("b.txt", "b")], "c1");

@@ -26,6 +26,10 @@ pub use unchanged::Base;
 /// ours are made alike.
 pub(super) const DIR_MODE: u32 = 0o755;
 
+/// `GIT_INDEX_ENTRY_SKIP_WORKTREE` in an index entry's `flags_extended`
+/// (libgit2's index.h): a file sparse patterns leave out.
+const SKIP_WORKTREE: u16 = 1 << 14;
+
 /// In a worktree's admin directory: how its tree was made (git ignores it).
 const RECIPE_FILE: &str = "git-sync-recipe";
 
@@ -286,10 +290,8 @@ fn tree_files(commit: &git2::Commit<'_>) -> Result<Vec<TreeFile>, GitError> {
 /// Record the files a sparse checkout left out in the index, flagged
 /// skip-worktree, as git does: `git status` is then clean.
 fn mark_skip_worktree(wt: &git2::Repository, skipped: &[TreeFile]) -> Result<(), GitError> {
-    /// `GIT_INDEX_ENTRY_EXTENDED` in `flags`, `GIT_INDEX_ENTRY_SKIP_WORKTREE`
-    /// in `flags_extended` (libgit2's index.h).
+    /// `GIT_INDEX_ENTRY_EXTENDED` in `flags` (libgit2's index.h).
     const EXTENDED: u16 = 0x4000;
-    const SKIP_WORKTREE: u16 = 1 << 14;
     let mut index = wt.index().map_err(|e| GitError::local("open index", e))?;
     for f in skipped {
         let entry = git2::IndexEntry {

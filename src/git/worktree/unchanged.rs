@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::super::{GitError, GitRepo, Hash};
-use super::DIR_MODE;
+use super::{DIR_MODE, SKIP_WORKTREE};
 
 /// A complete worktree of ours at `hash`, made with the same recipe, whose
 /// files a new worktree may share: its directory, and the name its admin
@@ -149,6 +149,51 @@ impl GitRepo {
         );
         Ok(Some(write))
     }
+}
+
+impl GitRepo {
+    /// Whether worktree `name` at `path` holds exactly what its index
+    /// recorded at checkout: every file vouched for as for sharing (files
+    /// sparse patterns leave out aside), nothing else, and no submodule
+    /// (their trees are not looked into). Such a tree can be published
+    /// again as it is, instead of checked out anew.
+    pub fn worktree_unchanged(&self, path: &Path, name: &str) -> bool {
+        let index_path = self.admin_dir(name).join("index");
+        let Ok(written) = fs::metadata(&index_path).and_then(|m| m.modified()) else {
+            return false;
+        };
+        let Ok(index) = git2::Index::open(&index_path) else {
+            return false;
+        };
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        let mut files = 0usize;
+        let vouched = index.iter().all(|e| {
+            if e.flags_extended & SKIP_WORKTREE != 0 {
+                return true;
+            }
+            files += 1;
+            e.mode != GITLINK
+                && vouched_for(&e, &path.join(OsStr::from_bytes(&e.path)), written, uid)
+        });
+        // Every file of the index is there: no more files means no others.
+        vouched && count_files(path, true) == Some(files)
+    }
+}
+
+/// How many files (not directories) are under `dir`, its top-level `.git`
+/// file left out when `top`; `None` if a directory cannot be read.
+fn count_files(dir: &Path, top: bool) -> Option<usize> {
+    let mut n = 0;
+    for e in fs::read_dir(dir).ok()? {
+        let e = e.ok()?;
+        if e.file_type().ok()?.is_dir() {
+            n += count_files(&e.path(), false)?;
+        } else if !(top && e.file_name() == ".git") {
+            n += 1;
+        }
+    }
+    Some(n)
 }
 
 /// A copy of the base's index at `new`, read onto `commit`'s tree (stat
