@@ -18,13 +18,13 @@ use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use git2::Oid;
 
 use super::pack_copy::{open_sources, read_stored, Source};
-use super::worktree::DIR_MODE;
+use super::worktree::{index_entry, make_dirs};
 use super::GitError;
 
 /// Blobs from this size on are streamed.
@@ -126,17 +126,13 @@ impl BigFiles {
         for f in files {
             let dest = dir.join(OsStr::from_bytes(&f.path));
             if let Some(parent) = dest.parent() {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(DIR_MODE)
-                    .create(parent)
-                    .map_err(|e| GitError::io("create", parent, e))?;
+                make_dirs(parent)?;
             }
             self.write(f, &dest)
                 .map_err(|e| GitError::io("write", &dest, e))?;
             let meta = fs::symlink_metadata(&dest).map_err(|e| GitError::io("stat", &dest, e))?;
             index
-                .add(&index_entry(f, &meta))
+                .add(&index_entry(&f.path, f.id, f.mode, &meta))
                 .map_err(|e| GitError::local(format!("index {}", dest.display()), e))?;
         }
         if !files.is_empty() {
@@ -194,26 +190,6 @@ impl BigFiles {
             ));
         }
         Ok(())
-    }
-}
-
-/// The index entry of `file`, written and then found as `meta` says.
-fn index_entry(file: &BigFile, meta: &fs::Metadata) -> git2::IndexEntry {
-    // The index keeps 32 bits of each (git and libgit2 truncate alike).
-    let time = |s: i64, ns: i64| git2::IndexTime::new(s as i32, ns as u32);
-    git2::IndexEntry {
-        ctime: time(meta.ctime(), meta.ctime_nsec()),
-        mtime: time(meta.mtime(), meta.mtime_nsec()),
-        dev: meta.dev() as u32,
-        ino: meta.ino() as u32,
-        mode: file.mode,
-        uid: meta.uid(),
-        gid: meta.gid(),
-        file_size: meta.len() as u32,
-        id: file.id,
-        flags: file.path.len().min(0xfff) as u16,
-        flags_extended: 0,
-        path: file.path.clone(),
     }
 }
 

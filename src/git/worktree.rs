@@ -24,7 +24,44 @@ pub use unchanged::Base;
 
 /// The mode libgit2's checkout creates directories with (less the umask);
 /// ours are made alike.
-pub(super) const DIR_MODE: u32 = 0o755;
+const DIR_MODE: u32 = 0o755;
+
+/// Make `dir` and its parents as libgit2's checkout would ([`DIR_MODE`]).
+pub(super) fn make_dirs(dir: &Path) -> Result<(), GitError> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(|e| GitError::io("create", dir, e))
+}
+
+/// The index entry of the file at `path` in a tree (blob `id`, `mode`),
+/// as it was found on disk (`meta`) once written.
+pub(super) fn index_entry(
+    path: &[u8],
+    id: git2::Oid,
+    mode: u32,
+    meta: &fs::Metadata,
+) -> git2::IndexEntry {
+    use std::os::unix::fs::MetadataExt;
+    // The index keeps 32 bits of each (git and libgit2 truncate alike).
+    let time = |s: i64, ns: i64| git2::IndexTime::new(s as i32, ns as u32);
+    git2::IndexEntry {
+        ctime: time(meta.ctime(), meta.ctime_nsec()),
+        mtime: time(meta.mtime(), meta.mtime_nsec()),
+        dev: meta.dev() as u32,
+        ino: meta.ino() as u32,
+        mode,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        file_size: meta.len() as u32,
+        id,
+        flags: path.len().min(0xfff) as u16,
+        flags_extended: 0,
+        path: path.to_vec(),
+    }
+}
 
 /// `GIT_INDEX_ENTRY_SKIP_WORKTREE` in an index entry's `flags_extended`
 /// (libgit2's index.h): a file sparse patterns leave out.

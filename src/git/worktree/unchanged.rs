@@ -29,12 +29,12 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::super::{GitError, GitRepo, Hash};
-use super::{DIR_MODE, SKIP_WORKTREE};
+use super::{make_dirs, SKIP_WORKTREE};
 
 /// A complete worktree of ours at `hash`, made with the same recipe, whose
 /// files a new worktree may share: its directory, and the name its admin
@@ -106,12 +106,7 @@ impl GitRepo {
             if dir.as_os_str().is_empty() || !made.insert(dir.to_path_buf()) {
                 return Ok(());
             }
-            let full = path.join(dir);
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(DIR_MODE)
-                .create(&full)
-                .map_err(|e| GitError::io("create", &full, e))
+            make_dirs(&path.join(dir))
         };
         let (mut linking, mut linked) = (true, 0usize);
         for rel in share {
@@ -266,21 +261,7 @@ mod tests {
     /// An index entry as a checkout of `file` records it.
     fn entry_of(file: &Path) -> git2::IndexEntry {
         let meta = fs::symlink_metadata(file).unwrap();
-        let time = |s: i64, ns: i64| git2::IndexTime::new(s as i32, ns as u32);
-        git2::IndexEntry {
-            ctime: time(meta.ctime(), meta.ctime_nsec()),
-            mtime: time(meta.mtime(), meta.mtime_nsec()),
-            dev: 0,
-            ino: meta.ino() as u32,
-            mode: 0o100644,
-            uid: meta.uid(),
-            gid: meta.gid(),
-            file_size: meta.len() as u32,
-            id: git2::Oid::ZERO_SHA1,
-            flags: 0,
-            flags_extended: 0,
-            path: b"f".to_vec(),
-        }
+        super::super::index_entry(b"f", git2::Oid::ZERO_SHA1, 0o100644, &meta)
     }
 
     #[test]
