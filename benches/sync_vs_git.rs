@@ -172,6 +172,17 @@ fn random_file(repo: &SourceRepo, name: &str, mb: usize, seed: u64) {
     fs::write(repo.dir.join(name), data).unwrap();
 }
 
+/// `git-sync --repo=<url> --root=<root> --one-time <extra>`, measured.
+fn sync_once(bin: &str, url: &str, root: &std::path::Path, extra: &[&str]) -> Usage {
+    let (repo, root) = (
+        format!("--repo={url}"),
+        format!("--root={}", root.display()),
+    );
+    let mut cmd = vec![bin, &repo, &root, "--one-time"];
+    cmd.extend_from_slice(extra);
+    measure(&cmd)
+}
+
 /// `git clone -q --depth 1 <url> <dest>`, measured.
 fn clone_depth_1(url: &str, dest: &std::path::Path) -> Usage {
     measure(&[
@@ -390,12 +401,7 @@ fn main() {
     let mut theirs = Vec::new();
     for run in 0..RUNS {
         let root = tmp.path().join(format!("root{run}"));
-        ours.push(measure(&[
-            bin,
-            &format!("--repo={url}"),
-            &format!("--root={}", root.display()),
-            "--one-time",
-        ]));
+        ours.push(sync_once(bin, &url, &root, &[]));
         assert_eq!(count_files(&root.join("site")), FILES);
         let dest = tmp.path().join(format!("clone{run}"));
         theirs.push(measure(&[
@@ -419,13 +425,7 @@ fn main() {
     for run in 0..RUNS {
         let body = format!("<p>update {run}</p>\n");
         repo.commit(&[("dir00/sub0/file0.html", &body)], "update");
-        ours_up.push(measure(&[
-            bin,
-            &format!("--repo={url}"),
-            &format!("--root={}", root0.display()),
-            "--one-time",
-            "--stale-worktree-grace=0s",
-        ]));
+        ours_up.push(sync_once(bin, &url, &root0, &["--stale-worktree-grace=0s"]));
         let c = clone0.display();
         let wt = tmp.path().join(format!("wt{run}"));
         let old = tmp.path().join(format!("wt{}", run.wrapping_sub(1)));
@@ -476,20 +476,10 @@ fn main() {
     random_file(&big, "big.bin", BIG_FILE_MB, 0);
     commit_all(&big, "one big file");
     let big_url = server.url("big");
-    let big_ours = measure(&[
-        bin,
-        &format!("--repo={big_url}"),
-        &format!("--root={}", tmp.path().join("big-root").display()),
-        "--one-time",
-    ]);
+    let big_ours = sync_once(bin, &big_url, &tmp.path().join("big-root"), &[]);
     let big_theirs = clone_depth_1(&big_url, &tmp.path().join("big-clone"));
     // The same from a local path, where `git add` left the file loose.
-    let big_local_ours = measure(&[
-        bin,
-        &format!("--repo={}", big.url()),
-        &format!("--root={}", tmp.path().join("big-local-root").display()),
-        "--one-time",
-    ]);
+    let big_local_ours = sync_once(bin, &big.url(), &tmp.path().join("big-local-root"), &[]);
     let big_local_theirs = clone_depth_1(&big.url(), &tmp.path().join("big-local-clone"));
 
     // --- a local source of binary files: our own pack writer, in process ---
@@ -498,24 +488,18 @@ fn main() {
         random_file(&bins, &format!("b{i}.bin"), 1, i as u64 + 1);
     }
     commit_all(&bins, "binary files");
-    let bins_ours = measure(&[
-        bin,
-        &format!("--repo={}", bins.url()),
-        &format!("--root={}", tmp.path().join("bins-root").display()),
-        "--one-time",
-    ]);
+    let bins_ours = sync_once(bin, &bins.url(), &tmp.path().join("bins-root"), &[]);
     let bins_theirs = clone_depth_1(&bins.url(), &tmp.path().join("bins-clone"));
 
     // --- a whole history from a local path: packed data copied as it is ----
     let hist = SourceRepo::new(&srv, "history");
     generate_history(&hist, HISTORY_COMMITS, HISTORY_FILES);
-    let hist_ours = measure(&[
+    let hist_ours = sync_once(
         bin,
-        &format!("--repo={}", hist.url()),
-        &format!("--root={}", tmp.path().join("hist-root").display()),
-        "--depth=0",
-        "--one-time",
-    ]);
+        &hist.url(),
+        &tmp.path().join("hist-root"),
+        &["--depth=0"],
+    );
     let hist_theirs = measure(&[
         "git",
         "clone",
