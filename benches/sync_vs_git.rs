@@ -12,6 +12,9 @@
 //! - first sync of a repository holding one 100 MB incompressible file:
 //!   wall time and peak RSS, over HTTP and from a local path where the
 //!   file is a loose object (vs `git clone --depth 1 file://`);
+//! - an update of that file with a few bytes changed in place, which the
+//!   server sends as a delta on the old version (vs upstream's commands
+//!   for an update): wall, CPU, peak RSS;
 //! - first sync from a local path of 50 incompressible files of 1 MB
 //!   (vs `git clone --depth 1 file://`): wall, CPU, peak RSS;
 //! - first sync of a whole history (`--depth=0`) from a local path, 20,000
@@ -181,6 +184,35 @@ fn sync_once(bin: &str, url: &str, root: &std::path::Path, extra: &[&str]) -> Us
     let mut cmd = vec![bin, &repo, &root, "--one-time"];
     cmd.extend_from_slice(extra);
     measure(&cmd)
+}
+
+/// Overwrite `bytes` of the file `name` at `offset`, in place.
+fn overwrite(repo: &SourceRepo, name: &str, offset: usize, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(repo.dir.join(name))
+        .unwrap();
+    f.write_all_at(bytes, offset as u64).unwrap();
+}
+
+/// What upstream runs for an update, in the clone `c` (its `origin` the
+/// repository): `fetch --depth 1`, a new worktree `wt`, the previous one
+/// (`old`, if any) removed, `gc` pruning at once. Measured.
+fn upstream_update(
+    c: &std::path::Path,
+    wt: &std::path::Path,
+    old: Option<&std::path::Path>,
+) -> Usage {
+    git(c, &["config", "gc.pruneExpire", "now"]);
+    let remove_old = old.map_or(String::new(), |o| format!("rm -rf {} && ", o.display()));
+    let (c, wt) = (c.display(), wt.display());
+    let script = format!(
+        "git -C {c} fetch -q --depth 1 origin HEAD && \
+         git -C {c} worktree add -q --detach {wt} FETCH_HEAD && \
+         {remove_old}git -C {c} worktree prune && git -C {c} gc -q"
+    );
+    measure(&["sh", "-c", &script])
 }
 
 /// `git clone -q --depth 1 <url> <dest>`, measured.
@@ -420,23 +452,14 @@ fn main() {
     // --- an update of one file ---------------------------------------------
     let root0 = tmp.path().join("root0");
     let clone0 = tmp.path().join("clone0");
-    git(&clone0, &["config", "gc.pruneExpire", "now"]);
     let (mut ours_up, mut theirs_up) = (Vec::new(), Vec::new());
     for run in 0..RUNS {
         let body = format!("<p>update {run}</p>\n");
         repo.commit(&[("dir00/sub0/file0.html", &body)], "update");
         ours_up.push(sync_once(bin, &url, &root0, &["--stale-worktree-grace=0s"]));
-        let c = clone0.display();
         let wt = tmp.path().join(format!("wt{run}"));
         let old = tmp.path().join(format!("wt{}", run.wrapping_sub(1)));
-        let script = format!(
-            "git -C {c} fetch -q --depth 1 origin HEAD && \
-             git -C {c} worktree add -q --detach {wt} FETCH_HEAD && \
-             rm -rf {old} && git -C {c} worktree prune && git -C {c} gc -q",
-            wt = wt.display(),
-            old = old.display()
-        );
-        theirs_up.push(measure(&["sh", "-c", &script]));
+        theirs_up.push(upstream_update(&clone0, &wt, Some(&old)));
         assert_eq!(
             fs::read_to_string(wt.join("dir00/sub0/file0.html")).unwrap(),
             body
@@ -476,8 +499,25 @@ fn main() {
     random_file(&big, "big.bin", BIG_FILE_MB, 0);
     commit_all(&big, "one big file");
     let big_url = server.url("big");
-    let big_ours = sync_once(bin, &big_url, &tmp.path().join("big-root"), &[]);
-    let big_theirs = clone_depth_1(&big_url, &tmp.path().join("big-clone"));
+    let big_root = tmp.path().join("big-root");
+    let big_clone = tmp.path().join("big-clone");
+    let big_ours = sync_once(bin, &big_url, &big_root, &[]);
+    let big_theirs = clone_depth_1(&big_url, &big_clone);
+    // A few bytes of it changed in place: the server sends the new version
+    // as a delta on the old one, which the client rebuilds.
+    overwrite(
+        &big,
+        "big.bin",
+        (BIG_FILE_MB << 20) / 2,
+        b"changed in place",
+    );
+    commit_all(&big, "a few bytes changed");
+    let big_up_ours = sync_once(bin, &big_url, &big_root, &["--stale-worktree-grace=0s"]);
+    let big_up_theirs = upstream_update(&big_clone, &tmp.path().join("big-wt"), None);
+    assert_eq!(
+        fs::read(big_root.join("big/big.bin")).unwrap(),
+        fs::read(big.dir.join("big.bin")).unwrap()
+    );
     // The same from a local path, where `git add` left the file loose.
     let big_local_ours = sync_once(bin, &big.url(), &tmp.path().join("big-local-root"), &[]);
     let big_local_theirs = clone_depth_1(&big.url(), &tmp.path().join("big-local-clone"));
@@ -582,6 +622,11 @@ fn main() {
             mb(theirs.max_rss_kb)
         );
     };
+    wall_cpu_rss(
+        &format!("update of that {BIG_FILE_MB} MB file (delta)"),
+        big_up_ours,
+        big_up_theirs,
+    );
     wall_cpu_rss(
         &format!("local path, one {BIG_FILE_MB} MB file (loose)"),
         big_local_ours,
