@@ -1493,12 +1493,22 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
             vec!["--repo=x", "--root=/tmp/x", "--ref=main~1"],
             "revision expression",
         ),
+        // A misspelt key, as upstream rejects it (its value never shown).
+        (
+            vec![
+                "--repo=x",
+                "--root=/tmp/x",
+                r#"--credential={"url":"https://h","username":"u","password":"S3CRET","password_file":"/f"}"#,
+            ],
+            "unknown field \"password_file\"",
+        ),
     ] {
         let out = git_sync(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("S3CRET"), "{args:?}: {err}");
     }
     let out = git_sync(&["--repo=x", "--root=/tmp/x"])
         .env("GITSYNC_SYNC_TIMEOUT", "1")

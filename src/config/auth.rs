@@ -107,9 +107,18 @@ fn basic(src: &Sources<'_>) -> Result<Option<Auth>, ConfigError> {
     }
 }
 
+/// The keys of a `--credential` object.
+const CREDENTIAL_KEYS: [&str; 4] = ["url", "username", "password", "password-file"];
+
 /// `{"url": ..., "username": ..., "password": ... | "password-file": ...}`
-/// or a list of them.
+/// or a list of them; blank: none. As upstream decodes them (Go's
+/// encoding/json, unknown fields disallowed): keys match case-insensitively
+/// and any other key is an error, named (never its value) so that a typo
+/// such as `password_file` does not go unnoticed.
 fn parse_credentials(text: &str) -> Result<Vec<UrlCredential>, String> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let items = match value {
@@ -117,28 +126,48 @@ fn parse_credentials(text: &str) -> Result<Vec<UrlCredential>, String> {
         object @ serde_json::Value::Object(_) => vec![object],
         _ => return Err("expected a JSON object or a list of objects".into()),
     };
-    items
-        .into_iter()
-        .map(|item| {
-            let field = |k: &str| item.get(k).and_then(|v| v.as_str()).map(str::to_string);
-            let url = field("url").ok_or("each credential needs \"url\"")?;
-            let username = field("username")
-                .ok_or_else(|| format!("credential for {url} needs \"username\""))?;
-            let password = match (field("password"), field("password-file")) {
-                (Some(p), None) => Password::Value(p),
-                (None, Some(f)) => Password::File(PathBuf::from(f)),
-                _ => {
-                    return Err(format!(
-                        "credential for {url} needs one of \"password\" or \"password-file\""
-                    ))
-                }
-            };
-            Ok(UrlCredential {
-                url,
-                auth: Auth { username, password },
+    items.iter().map(parse_credential).collect()
+}
+
+fn parse_credential(item: &serde_json::Value) -> Result<UrlCredential, String> {
+    let object = item
+        .as_object()
+        .ok_or("expected a JSON object or a list of objects")?;
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| !CREDENTIAL_KEYS.iter().any(|c| c.eq_ignore_ascii_case(k)))
+    {
+        return Err(format!(
+            "unknown field {unknown:?} (known: {})",
+            CREDENTIAL_KEYS.join(", ")
+        ));
+    }
+    let field = |key: &str| {
+        object
+            .get(key)
+            .or_else(|| {
+                let mut folded = object.iter().filter(|(k, _)| k.eq_ignore_ascii_case(key));
+                folded.next().map(|(_, v)| v)
             })
-        })
-        .collect()
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let url = field("url").ok_or("each credential needs \"url\"")?;
+    let username =
+        field("username").ok_or_else(|| format!("credential for {url} needs \"username\""))?;
+    let password = match (field("password"), field("password-file")) {
+        (Some(p), None) => Password::Value(p),
+        (None, Some(f)) => Password::File(PathBuf::from(f)),
+        _ => {
+            return Err(format!(
+                "credential for {url} needs one of \"password\" or \"password-file\""
+            ))
+        }
+    };
+    Ok(UrlCredential {
+        url,
+        auth: Auth { username, password },
+    })
 }
 
 /// An endpoint's base URL from `flag` (or `default`), ending in `/` so that
@@ -330,5 +359,32 @@ mod tests {
         // Secrets never in the message.
         let e = parse_credentials(r#"{"url":"x","password":"s3cret"}"#).unwrap_err();
         assert!(!e.contains("s3cret"));
+    }
+
+    #[test]
+    fn credential_keys_as_upstream_decodes_them() {
+        // Go's encoding/json matches keys case-insensitively.
+        let c = parse_credentials(r#"{"URL":"https://h","Username":"u","Password-File":"/f"}"#)
+            .unwrap();
+        assert_eq!(c[0].url, "https://h");
+        assert_eq!(c[0].auth.username, "u");
+        assert!(matches!(&c[0].auth.password, super::Password::File(f) if f.as_os_str() == "/f"));
+        // An exact key wins over a folded one.
+        let c = parse_credentials(
+            r#"{"URL":"https://a","url":"https://b","username":"u","password":"p"}"#,
+        )
+        .unwrap();
+        assert_eq!(c[0].url, "https://b");
+        // Unknown fields are an error naming the field, never a value.
+        let e = parse_credentials(
+            r#"[{"url":"https://h","username":"u","password":"s3cret","password_file":"/f"}]"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("\"password_file\""), "{e}");
+        assert!(!e.contains("s3cret") && !e.contains("/f\""), "{e}");
+        // A list holds objects only.
+        assert!(parse_credentials(r#"["https://h"]"#).is_err());
+        // Blank: no credentials (as an empty GITSYNC_CREDENTIAL).
+        assert!(parse_credentials("  ").unwrap().is_empty());
     }
 }
