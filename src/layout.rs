@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::git::{GitError, GitRepo, Hash};
+use crate::root_lock::{self, Held, RootLock};
 
 /// Errors preparing or tidying the root.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,9 @@ pub enum LayoutError {
     },
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error("{path}: another git-sync{} is syncing into it; give each process its own --root",
+        holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    InUse { path: PathBuf, holder: Option<u32> },
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> LayoutError + 'a {
@@ -166,9 +170,17 @@ impl Layout {
         self.worktrees.join(hash)
     }
 
-    /// Make the root ready and open our repository in it. `keep` are paths
-    /// under the root that must survive emptying (the link, the error file).
-    pub fn prepare(&self, keep: &[PathBuf]) -> Result<GitRepo, LayoutError> {
+    /// Create the root if need be and lock it for this process (see
+    /// [`crate::root_lock`]); before [`Layout::prepare`] touches anything.
+    pub fn lock(&self) -> Result<Option<RootLock>, LayoutError> {
+        self.create_root()?;
+        root_lock::lock(&self.root).map_err(|Held(holder)| LayoutError::InUse {
+            path: self.root.clone(),
+            holder,
+        })
+    }
+
+    fn create_root(&self) -> Result<(), LayoutError> {
         fs::create_dir_all(&self.root).map_err(|e| {
             // EEXIST from mkdir: something that is not a directory is there.
             let e = match e.kind() {
@@ -183,6 +195,13 @@ impl Layout {
         if let Some(e) = cannot_write_in(&self.root) {
             return Err(io_err("write in", &self.root)(e));
         }
+        Ok(())
+    }
+
+    /// Make the root ready and open our repository in it. `keep` are paths
+    /// under the root that must survive emptying (the link, the error file).
+    pub fn prepare(&self, keep: &[PathBuf]) -> Result<GitRepo, LayoutError> {
+        self.create_root()?;
         // A git config libgit2 cannot read makes every repository look
         // broken: fail here, before anything is judged unusable and removed.
         crate::git::check_user_config()?;

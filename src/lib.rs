@@ -5,6 +5,7 @@
 //! - [`config`]: flags, environment, validation → [`config::Config`]
 //! - [`git`]: every libgit2 call (remote query, fetch, worktrees, gc)
 //! - [`layout`]: the directories under `--root`
+//! - [`root_lock`]: one git-sync per root
 //! - [`publish`]: making a worktree visible (the atomic symlink)
 //! - [`paths`]: relative paths within the volume
 //! - [`sync`]: one sync pass
@@ -24,6 +25,7 @@ pub mod paths;
 pub mod pid1;
 pub mod publish;
 pub mod redact;
+pub mod root_lock;
 pub mod sparse;
 pub mod status_files;
 pub mod sync;

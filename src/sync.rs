@@ -11,6 +11,7 @@ use crate::git::{parse_full_hash, Base, Cancel, GitError, GitRepo, Hash, Superpr
 use crate::hooks::ExecHook;
 use crate::layout::{remove_any, Layout, LayoutError};
 use crate::publish::{DestPublisher, LinkPublisher, PublishError, Publisher};
+use crate::root_lock::RootLock;
 use crate::sparse::SparsePatterns;
 use crate::status_files;
 
@@ -66,6 +67,8 @@ pub struct Syncer {
     publisher: Box<dyn Publisher + Send>,
     pinned: Option<Hash>,
     pre_publish: Option<ExecHook>,
+    /// Held as long as this process syncs the root.
+    _root_lock: Option<RootLock>,
 }
 
 fn check(cancel: &Cancel) -> Result<(), SyncError> {
@@ -106,6 +109,7 @@ impl Syncer {
             Some(dest) => Box::new(DestPublisher::new(dest, &cfg.root)),
             None => Box::new(LinkPublisher::new(&cfg.link)),
         };
+        let root_lock = layout.lock()?;
         let git = open_repository(&cfg, &layout, publisher.as_ref())?;
         let pre_publish = cfg.ops.pre_publish_hook.as_ref().map(|h| {
             let l = layout.clone();
@@ -120,6 +124,7 @@ impl Syncer {
             layout,
             git,
             publisher,
+            _root_lock: root_lock,
         })
     }
 

@@ -1864,6 +1864,38 @@ fn kill_9_at_any_moment_then_restart_converges() {
 }
 
 #[test]
+fn a_second_git_sync_on_the_same_root_is_refused_and_touches_nothing() {
+    let f = Fixture::new(Transport::File);
+    let h0 = f.repo.commit(&[("index.html", "zero")], "c0");
+    let h1 = f.repo.commit(&[("index.html", "one")], "c1");
+    let mut d = f.daemon(&[]);
+    d.wait_for(LONG, "first publish", || {
+        published(&f.link()).as_deref() == Some(&h1)
+    });
+    // Another one on the same root, for an older commit: it would flip the
+    // link and remove the first one's worktree as stale.
+    let log = f.fail_once(&[&format!("--ref={h0}")]);
+    let holder = format!("another git-sync (pid {})", d.child.id());
+    assert!(log.contains(&holder), "{log}");
+    assert!(log.contains(&f.root().display().to_string()), "{log}");
+    assert_published(&f, &h1);
+    let worktrees: Vec<String> = fs::read_dir(f.root().join(".worktrees"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(worktrees, vec![h1.clone()]);
+    // The first goes on.
+    let h2 = f.repo.commit(&[("index.html", "two")], "c2");
+    d.wait_for(LONG, "publish after the refused run", || {
+        published(&f.link()).as_deref() == Some(&h2)
+    });
+    // Its end, even by kill -9, frees the root.
+    d.kill9();
+    f.sync_once(&[&format!("--ref={h0}")]);
+    assert_published(&f, &h0);
+}
+
+#[test]
 fn disk_use_stays_flat_over_50_updates() {
     let f = Fixture::new(Transport::Http);
     let mut d = f.daemon(&["--stale-worktree-grace=0s", "--period=20ms"]);
