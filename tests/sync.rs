@@ -1889,10 +1889,21 @@ fn a_second_git_sync_on_the_same_root_is_refused_and_touches_nothing() {
     d.wait_for(LONG, "publish after the refused run", || {
         published(&f.link()).as_deref() == Some(&h2)
     });
-    // Its end, even by kill -9, frees the root.
+    // One told to retry its setup forever waits for the root...
+    let mut waiting = f.daemon(&[
+        &format!("--ref={h0}"),
+        "--init-max-failures=-1",
+        "--init-period=50ms",
+    ]);
+    waiting.wait_log(LONG, "two refusals", |log| {
+        log.matches(&holder).count() >= 2
+    });
+    assert_published(&f, &h2);
+    // ... which the first one's end, even by kill -9, frees.
     d.kill9();
-    f.sync_once(&[&format!("--ref={h0}")]);
-    assert_published(&f, &h0);
+    waiting.wait_for(LONG, "the waiting one publishes", || {
+        published(&f.link()).as_deref() == Some(&h0)
+    });
 }
 
 #[test]
