@@ -30,7 +30,7 @@ pub enum LayoutError {
     },
     #[error(transparent)]
     Git(#[from] GitError),
-    #[error("{path}: another git-sync{} is syncing into it; give each process its own --root",
+    #[error("{path}: another git-sync{} is syncing into it; each process needs a --root (or --dest) of its own",
         holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     InUse { path: PathBuf, holder: Option<u32> },
 }
