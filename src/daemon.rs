@@ -14,7 +14,7 @@ use crate::credentials::Resolver;
 use crate::git::{self, Cancel};
 use crate::hooks::{ExecHook, HookRunner, Webhook};
 use crate::http::{self, HttpState};
-use crate::layout::Layout;
+use crate::layout::{Layout, LayoutError};
 use crate::metrics::{Metrics, SyncStatus};
 use crate::redact::redact;
 use crate::status_files;
@@ -278,7 +278,7 @@ pub async fn run(cfg: Config) -> i32 {
             Err(e) => {
                 metrics.sync(SyncStatus::Error, took);
                 failures += 1;
-                report_failure(&cfg, &e, failures);
+                report_failure(&cfg, &e, failures, true);
                 let limit = if ever_succeeded {
                     cfg.max_failures
                 } else {
@@ -343,14 +343,19 @@ async fn set_up(
     loop {
         let started = Instant::now();
         let setup_cfg = cfg.clone();
-        let err = match tokio::task::spawn_blocking(move || Syncer::new(setup_cfg)).await {
+        let (err, in_use) = match tokio::task::spawn_blocking(move || Syncer::new(setup_cfg)).await
+        {
             Ok(Ok(s)) => return Ok(Arc::new(Mutex::new(s))),
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => format!("setup panicked: {e}"),
+            Ok(Err(e)) => {
+                let in_use = matches!(e, SyncError::Layout(LayoutError::InUse { .. }));
+                (e.to_string(), in_use)
+            }
+            Err(e) => (format!("setup panicked: {e}"), false),
         };
         metrics.sync(SyncStatus::Error, started.elapsed());
         *failures += 1;
-        report_failure(cfg, &err, *failures);
+        // A root in use holds the error file of the process using it.
+        report_failure(cfg, &err, *failures, !in_use);
         if too_many(*failures, cfg.init_max_failures) {
             return Err(1);
         }
@@ -490,10 +495,11 @@ fn release_freed_memory() {
     }
 }
 
-fn report_failure(cfg: &Config, err: &str, failures: i64) {
+/// Log a failed pass and, if `to_error_file`, write it to `--error-file`.
+fn report_failure(cfg: &Config, err: &str, failures: i64, to_error_file: bool) {
     let err = redact(err);
     tracing::error!(error = %err, failures, "sync failed");
-    if let Some(p) = &cfg.error_file {
+    if let Some(p) = cfg.error_file.as_ref().filter(|_| to_error_file) {
         let args = [
             ("repo", redact(&cfg.repo)),
             ("ref", cfg.git_ref.clone()),

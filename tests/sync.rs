@@ -1874,8 +1874,10 @@ fn a_second_git_sync_on_the_same_root_is_refused_and_touches_nothing() {
     });
     // Another one on the same root, for an older commit: it would flip the
     // link and remove the first one's worktree as stale.
-    let log = f.fail_once(&[&format!("--ref={h0}")]);
+    let log = f.fail_once(&[&format!("--ref={h0}"), "--error-file=error.json"]);
     let holder = format!("another git-sync (pid {})", d.child.id());
+    // Not even an error file: the root's error file is the first one's.
+    assert!(!f.root().join("error.json").exists());
     assert!(log.contains(&holder), "{log}");
     assert!(log.contains(&f.root().display().to_string()), "{log}");
     assert_published(&f, &h1);
