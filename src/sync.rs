@@ -235,6 +235,23 @@ impl Syncer {
         Ok(())
     }
 
+    /// The published commit is current: fetch the history below it that
+    /// --depth asks for and the store lacks (after a restart with a larger
+    /// --depth, or 0), without touching the tree.
+    fn deepen(&mut self, target: &Target, cancel: &Cancel) -> Result<(), SyncError> {
+        if !self.git.history_short_of(target.hash, self.cfg.depth) {
+            return Ok(());
+        }
+        tracing::info!(hash = %target.hash, depth = self.cfg.depth, "fetching the history --depth asks for");
+        self.git
+            .fetch(&self.cfg.repo, target, self.cfg.depth, cancel)?;
+        if self.git.history_short_of(target.hash, self.cfg.depth) {
+            tracing::warn!(hash = %target.hash, depth = self.cfg.depth, "the remote sent less history than --depth asks for; going on with it");
+            self.git.settle_depth(target.hash, self.cfg.depth);
+        }
+        Ok(())
+    }
+
     /// One pass: make the published tree the commit `--ref` names.
     pub fn pass(&mut self, cancel: &Cancel) -> Result<Outcome, SyncError> {
         self.repair_if_gone()?;
@@ -266,13 +283,17 @@ impl Syncer {
                 Some(_) if !self.git.worktree_intact(&worktree, hash, whole) => {
                     tracing::warn!(%hash, "checking out again: the published tree was changed behind our back (files or its git files missing)")
                 }
-                Some(_) => return Ok(Outcome::Unchanged { hash }),
+                Some(_) => {
+                    self.deepen(&target, cancel)?;
+                    return Ok(Outcome::Unchanged { hash });
+                }
             }
         }
         check(cancel)?;
 
-        // 3. Fetch only what we do not have.
-        let fetched = !self.git.has_commit(hash);
+        // 3. Fetch only what we do not have (history included: a restart
+        // may ask for a larger --depth).
+        let fetched = !self.git.has_commit(hash) || self.git.history_short_of(hash, self.cfg.depth);
         if fetched {
             tracing::debug!(%hash, git_ref = %self.cfg.git_ref, "fetching");
             let t = std::time::Instant::now();

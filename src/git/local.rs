@@ -8,7 +8,7 @@
 //! boundary of the copied history goes into `.git/shallow`, as a shallow
 //! fetch would write.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 
 use git2::{ObjectType, Oid, Repository};
@@ -76,14 +76,6 @@ fn missing_path_hint(url: &str, path: &std::path::Path) -> String {
     }
 }
 
-fn read_shallow(repo: &GitRepo) -> BTreeSet<Oid> {
-    std::fs::read_to_string(repo.gitdir.join("shallow"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
 impl GitRepo {
     /// Resolve `git_ref` in a local repository (no transport needed).
     pub(super) fn resolve_local(
@@ -139,7 +131,11 @@ impl GitRepo {
             .repo
             .odb()
             .map_err(|e| GitError::local("open object database", e))?;
-        let mut shallow = read_shallow(self);
+        let mut shallow = super::depth::read_shallow(self);
+        // In a store without shallow commits, the history below any commit
+        // it holds is complete; in a shallow one it may be cut further down
+        // (all history asked for, after a smaller --depth): walk on.
+        let complete_below_ours = shallow.is_empty();
 
         let mut wanted: Vec<Oid> = Vec::new();
         let mut seen: HashSet<Oid> = HashSet::new();
@@ -149,7 +145,7 @@ impl GitRepo {
                 continue;
             }
             let have = have(&ours, id);
-            if have && !shallow.contains(&id) && depth == 0 {
+            if have && complete_below_ours && depth == 0 {
                 continue; // complete history below it is already here
             }
             let commit = src

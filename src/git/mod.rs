@@ -6,6 +6,7 @@ mod auth;
 mod big_files;
 mod client_cert;
 mod config_file;
+mod depth;
 mod gc;
 mod http_config;
 mod known_hosts;
@@ -266,6 +267,8 @@ pub struct GitRepo {
     per_url: std::cell::RefCell<std::collections::HashMap<String, remote::UrlSettings>>,
     /// The top-level names of the last commit checked for intactness.
     top_level: std::cell::RefCell<Option<(Hash, Vec<std::ffi::OsString>)>>,
+    /// The last commit and depth whose history was found deep enough.
+    deep_enough: std::cell::Cell<Option<(Hash, u32)>>,
 }
 
 impl GitRepo {
@@ -308,6 +311,7 @@ impl GitRepo {
             known,
             per_url: Default::default(),
             top_level: Default::default(),
+            deep_enough: Default::default(),
         })
     }
 

@@ -424,6 +424,11 @@ impl GitRepo {
             let mut opts = self.fetch_options("fetch", url, cancel)?;
             if depth > 0 {
                 opts.depth(i32::try_from(depth).unwrap_or(i32::MAX));
+            } else if self.repo.is_shallow() {
+                // All history into a shallow store: libgit2's
+                // GIT_FETCH_DEPTH_UNSHALLOW, git's `fetch --unshallow`.
+                // Without it the server stops at our shallow commits.
+                opts.depth(i32::MAX);
             }
             let _home = self.ssh_home(url);
             remote.fetch(refspecs, Some(&mut opts), None)
@@ -456,11 +461,13 @@ impl GitRepo {
         cancel: &Cancel,
     ) -> Result<(), GitError> {
         let was_empty = self.store_is_empty();
+        let shallow = super::depth::read_shallow(self);
         // Forgotten unless the fetch succeeds: a failed one may leave objects.
         let known = std::mem::take(&mut self.known);
         self.forget_saved_tips();
         if let Some(path) = local_path(&self.effective_url(url)) {
             self.fetch_local(url, &path, target.hash, depth, cancel)?;
+            self.reopen_if_deepened(&shallow)?;
             self.after_fetch(known, was_empty, Some(&[target.hash]), target.hash, depth);
             return Ok(());
         }
@@ -486,6 +493,7 @@ impl GitRepo {
             other => other,
         };
         let tips = result?;
+        self.reopen_if_deepened(&shallow)?;
         if !self.has_commit(target.hash) {
             if let (Ok(object), Some(name)) =
                 (self.repo.find_object(target.hash, None), &target.remote_ref)

@@ -125,6 +125,7 @@ impl GitRepo {
             applied_config: Vec::new(),
             per_url: Default::default(),
             top_level: Default::default(),
+            deep_enough: Default::default(),
         };
         // Proxies and other http.* settings apply to submodules as well.
         store.apply_config(&self.applied_config)?;
