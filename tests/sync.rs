@@ -2351,6 +2351,16 @@ fn nested_submodules_recursive_shallow_and_off() {
         assert_eq!(names, [current.as_str()], "{}", admins.display());
     }
 
+    // All history asked for: the submodules get theirs with the next
+    // commit of the parent (the one that has not moved too).
+    f.repo.commit(&[("top.txt", "top1")], "deeper");
+    f.sync_once(&["--submodules=recursive", "--depth=0"]);
+    assert_eq!(in_link("libs/sub", &["rev-list", "--count", "HEAD"]), "3");
+    assert_eq!(
+        in_link("libs/sub/nested", &["rev-list", "--count", "HEAD"]),
+        "1"
+    );
+
     let h = f.repo.commit(&[("top.txt", "top2")], "shallow");
     f.sync_once(&["--submodules=shallow"]);
     assert_published(&f, &h);

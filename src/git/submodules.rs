@@ -220,7 +220,9 @@ impl GitRepo {
                 });
             }
             let mut store = self.submodule_store(&store_name(&sub.name))?;
-            if !store.has_commit(hash) {
+            // Also for a commit it holds with less history than --depth
+            // asks (a restart with a larger one).
+            if !store.has_commit(hash) || store.history_short_of(hash, depth) {
                 tracing::debug!(submodule = %sub.name, %hash, "fetching submodule");
                 let target = Target {
                     hash,
