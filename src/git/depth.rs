@@ -21,6 +21,20 @@ pub(super) fn read_shallow(repo: &GitRepo) -> BTreeSet<Oid> {
         .collect()
 }
 
+/// Write `.git/shallow` as `commits` (removed when there are none), by
+/// rename so that a crash leaves the old list or the new one.
+pub(super) fn write_shallow(repo: &GitRepo, commits: &BTreeSet<Oid>) -> Result<(), GitError> {
+    let shallow = repo.gitdir.join("shallow");
+    if commits.is_empty() {
+        let _ = std::fs::remove_file(&shallow);
+        return Ok(());
+    }
+    let text: String = commits.iter().map(|h| format!("{h}\n")).collect();
+    let tmp = repo.gitdir.join("shallow.git-sync.tmp");
+    std::fs::write(&tmp, text).map_err(|e| GitError::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, &shallow).map_err(|e| GitError::io("rename", &shallow, e))
+}
+
 impl GitRepo {
     /// Whether the history below `hash` stops short of `depth` commits
     /// (0: all history): a commit less deep than that is a shallow one.
@@ -53,14 +67,7 @@ impl GitRepo {
         if before.iter().all(|c| now.contains(c)) {
             return Ok(());
         }
-        self.repo = git2::Repository::open_ext(
-            &self.gitdir,
-            git2::RepositoryOpenFlags::NO_SEARCH,
-            std::iter::empty::<&std::ffi::OsStr>(),
-        )
-        .map_err(|e| GitError::local(format!("open {}", self.gitdir.display()), e))?;
-        self.top_level.replace(None);
-        Ok(())
+        self.reopen()
     }
 
     /// Walk from `hash` (level 1) down to level `depth` (0: to the roots):

@@ -185,16 +185,7 @@ impl GitRepo {
                 message: redact(&message),
             })
         })?;
-        let shallow_file = self.gitdir.join("shallow");
-        if shallow.is_empty() {
-            let _ = std::fs::remove_file(&shallow_file);
-        } else {
-            let text: String = shallow.iter().map(|h| format!("{h}\n")).collect();
-            let tmp = self.gitdir.join("shallow.git-sync.tmp");
-            std::fs::write(&tmp, text).map_err(|e| GitError::io("write", &tmp, e))?;
-            std::fs::rename(&tmp, &shallow_file)
-                .map_err(|e| GitError::io("rename", &shallow_file, e))?;
-        }
+        super::depth::write_shallow(self, &shallow)?;
         self.reopen()
     }
 }

@@ -466,8 +466,8 @@ impl GitRepo {
         let known = std::mem::take(&mut self.known);
         self.forget_saved_tips();
         if let Some(path) = local_path(&self.effective_url(url)) {
+            // (It opens the repository afresh itself.)
             self.fetch_local(url, &path, target.hash, depth, cancel)?;
-            self.reopen_if_deepened(&shallow)?;
             self.after_fetch(known, was_empty, Some(&[target.hash]), target.hash, depth);
             return Ok(());
         }

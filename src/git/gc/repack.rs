@@ -61,15 +61,7 @@ impl GitRepo {
         // Reflogs (none are written by us) would name dropped commits.
         let _ = fs::remove_dir_all(self.gitdir.join("logs"));
         if let Some(boundary) = boundary {
-            let shallow = self.gitdir.join("shallow");
-            let text: String = boundary.iter().map(|h| format!("{h}\n")).collect();
-            if text.is_empty() {
-                let _ = fs::remove_file(&shallow);
-            } else {
-                let tmp = self.gitdir.join("shallow.git-sync.tmp");
-                fs::write(&tmp, text).map_err(|e| GitError::io("write", &tmp, e))?;
-                fs::rename(&tmp, &shallow).map_err(|e| GitError::io("rename", &shallow, e))?;
-            }
+            crate::git::depth::write_shallow(self, boundary)?;
         }
         self.reopen()?;
         Ok(stats)
@@ -84,11 +76,7 @@ impl GitRepo {
     ) -> Result<(Vec<Hash>, BTreeSet<Hash>), GitError> {
         // libgit2 applies `.git/shallow` to `parent_ids()`: a shallow commit
         // shows no parents, yet it is a boundary and must stay listed.
-        let was_shallow: HashSet<Hash> = fs::read_to_string(self.gitdir.join("shallow"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
+        let was_shallow = crate::git::depth::read_shallow(self);
         let mut kept: HashSet<Hash> = HashSet::new();
         let mut commits = Vec::new();
         let mut boundary: BTreeSet<Hash> = BTreeSet::new();
