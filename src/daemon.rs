@@ -69,6 +69,9 @@ fn log_config(cfg: &Config) {
         "starting git-sync {}",
         env!("CARGO_PKG_VERSION")
     );
+    for won in &cfg.old_names_won {
+        tracing::warn!("{won}");
+    }
     let idle = gitconfig::without_effect(&cfg.git_config);
     if !idle.is_empty() {
         tracing::info!(

@@ -2062,10 +2062,6 @@ fn v3_names_errors_are_one_line_exit_1() {
             "--change-permissions",
         ),
         (vec![("GIT_SYNC_WAIT", "soon")], "--wait"),
-        (
-            vec![("GIT_SYNC_BRANCH", "a"), ("GITSYNC_REF", "b")],
-            "--ref",
-        ),
     ] {
         let mut cmd = git_sync(&["--repo=x", "--root=/tmp/x"]);
         for (k, v) in &env {
@@ -2077,6 +2073,76 @@ fn v3_names_errors_are_one_line_exit_1() {
         assert_eq!(err.trim().lines().count(), 1, "{env:?}: {err}");
         assert!(err.contains(needle), "{env:?}: {err}");
     }
+}
+
+/// Apache Airflow's Helm chart gives git-sync each setting under its v3
+/// and its v4 name (GIT_SYNC_BRANCH and GITSYNC_REF, GIT_SYNC_DEST and
+/// GITSYNC_LINK, ...), from values users set apart: it syncs, and where the
+/// two differ the v3 value is used, as upstream v4 uses it, with a warning.
+#[test]
+fn a_chart_setting_v3_and_v4_names_together_syncs_as_upstream() {
+    let f = Fixture::new(Transport::File);
+    let main = f.repo.commit(&[("dag.py", "main")], "main");
+    f.repo.git(&["checkout", "-q", "-b", "dev"]);
+    let dev = f.repo.commit(&[("dag.py", "dev")], "dev");
+    let root = f.root().display().to_string();
+    let url = f.repo.url();
+    let run = |branch: &str, link: &str| {
+        let mut cmd = git_sync(&[]);
+        for (k, v) in [
+            ("GIT_SYNC_REV", "HEAD"),
+            ("GITSYNC_REF", "main"),
+            ("GIT_SYNC_BRANCH", branch),
+            ("GIT_SYNC_REPO", url.as_str()),
+            ("GITSYNC_REPO", url.as_str()),
+            ("GIT_SYNC_DEPTH", "1"),
+            ("GITSYNC_DEPTH", "1"),
+            ("GIT_SYNC_ROOT", root.as_str()),
+            ("GITSYNC_ROOT", root.as_str()),
+            ("GIT_SYNC_DEST", link),
+            ("GITSYNC_LINK", "repo"),
+            ("GIT_SYNC_ADD_USER", "true"),
+            ("GITSYNC_ADD_USER", "true"),
+            ("GIT_SYNC_WAIT", "5"),
+            ("GITSYNC_PERIOD", "5s"),
+            ("GIT_SYNC_MAX_SYNC_FAILURES", "0"),
+            ("GITSYNC_MAX_FAILURES", "0"),
+            ("GIT_SYNC_ONE_TIME", "true"),
+            ("GITSYNC_ONE_TIME", "true"),
+        ] {
+            cmd.env(k, v);
+        }
+        let mut p = spawn(cmd);
+        assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
+        p.log()
+    };
+    let warned = |log: &str| log.lines().any(|l| l.contains("\"WARN\""));
+
+    // The chart's defaults: the same value under both names.
+    let log = run("main", "repo");
+    assert_eq!(
+        published(&f.root().join("repo")).as_deref(),
+        Some(main.as_str())
+    );
+    assert!(!warned(&log), "{log}");
+
+    // A branch set where the chart has a ref too: the branch, as upstream.
+    let log = run("dev", "dags");
+    assert_eq!(
+        published(&f.root().join("dags")).as_deref(),
+        Some(dev.as_str())
+    );
+    assert!(
+        log.lines().any(|l| warned(l)
+            && l.contains(r#"--branch (env GIT_SYNC_BRANCH) \"dev\" is used, not --ref (env GITSYNC_REF) \"main\""#)),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            r#"--dest (env GIT_SYNC_DEST) \"dags\" is used, not --link (env GITSYNC_LINK) \"repo\""#
+        ),
+        "{log}"
+    );
 }
 
 // ---- sparse checkout ---------------------------------------------------------

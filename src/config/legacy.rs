@@ -1,7 +1,9 @@
 //! The deprecated v3 names, folded into their v4 meaning as upstream v4
 //! folds them (see upstream's `v3-to-v4.md`), plus one case upstream rejects
 //! and we accept: `--rev=FETCH_HEAD` with a branch means that branch's tip,
-//! as the original 2015 manifest says.
+//! as the original 2015 manifest says. A v3 name given together with its v4
+//! name wins, as upstream; other values are warned about (see
+//! [`Sources::old_name_won`]).
 
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use super::{invalid, values, ConfigError, Sources};
 /// | ""       | rev                    | `rev` (FETCH_HEAD: HEAD) |
 /// | name     | other rev              | error                   |
 ///
-/// Setting `--ref` as well as either of them is a contradiction.
+/// `--ref` given as well is not used, as upstream.
 ///
 /// Each of the three must be something a remote can have (see
 /// `values::check_ref`).
@@ -41,12 +43,11 @@ pub(super) fn target_ref(src: &Sources<'_>) -> Result<String, ConfigError> {
         }
     };
     match from_legacy {
-        Some(_) if src.given("ref") => Err(invalid(
-            "ref",
-            "cannot be combined with the deprecated --branch or --rev",
-        )),
         Some(r) => {
-            tracing::debug!(git_ref = %r, "setting --ref from deprecated --branch/--rev");
+            if let Some(ignored) = src.text("ref")?.filter(|i| *i != r) {
+                let old = if src.given("branch") { "branch" } else { "rev" };
+                src.old_name_won(old, &r, "ref", &ignored);
+            }
             Ok(r)
         }
         None => match src.text("ref")? {
@@ -64,40 +65,73 @@ pub(super) fn target_ref(src: &Sources<'_>) -> Result<String, ConfigError> {
 /// `--period`, or the v3 `--wait` in (fractional) seconds.
 pub(super) fn period(src: &Sources<'_>) -> Result<Duration, ConfigError> {
     let wait = src.get("wait", values::parse_seconds)?;
+    let period = src.duration("period")?;
     match wait.filter(|w| !w.is_zero()) {
-        Some(_) if src.given("period") => Err(invalid(
-            "period",
-            "cannot be combined with the deprecated --wait",
-        )),
-        Some(w) => Ok(w),
-        None => Ok(src.duration("period")?.unwrap_or(Duration::from_secs(10))),
+        Some(w) => {
+            if period.is_some_and(|p| p != w) && src.given("period") {
+                old_text_won(src, "wait", "period")?;
+            }
+            Ok(w)
+        }
+        None => Ok(period.unwrap_or(Duration::from_secs(10))),
     }
+}
+
+/// [`Sources::old_name_won`] with both values as given.
+fn old_text_won(
+    src: &Sources<'_>,
+    old: &'static str,
+    new: &'static str,
+) -> Result<(), ConfigError> {
+    let text = |name| {
+        src.get(name, |s| Ok(s.to_string()))
+            .map(Option::unwrap_or_default)
+    };
+    src.old_name_won(old, &text(old)?, new, &text(new)?);
+    Ok(())
 }
 
 /// `--sync-timeout`, or the v3 `--timeout` in seconds.
 pub(super) fn sync_timeout(src: &Sources<'_>) -> Result<Duration, ConfigError> {
+    let sync_timeout = src.duration("sync-timeout")?;
     match src.int("timeout")?.filter(|t| *t != 0) {
         Some(t) if t < 0 => Err(invalid("timeout", "must be a positive number of seconds")),
-        Some(t) => Ok(Duration::from_secs(t.unsigned_abs())),
-        None => Ok(src
-            .duration("sync-timeout")?
-            .unwrap_or(Duration::from_secs(120))),
+        Some(t) => {
+            let t = Duration::from_secs(t.unsigned_abs());
+            if sync_timeout.is_some_and(|s| s != t) && src.given("sync-timeout") {
+                old_text_won(src, "timeout", "sync-timeout")?;
+            }
+            Ok(t)
+        }
+        None => Ok(sync_timeout.unwrap_or(Duration::from_secs(120))),
     }
 }
 
 /// `--max-failures`, or the v3 `--max-sync-failures`.
 pub(super) fn max_failures(src: &Sources<'_>) -> Result<i64, ConfigError> {
+    let max_failures = src.int("max-failures")?;
     match src.int("max-sync-failures")?.filter(|m| *m != 0) {
-        Some(m) => Ok(m),
-        None => Ok(src.int("max-failures")?.unwrap_or(0)),
+        Some(m) => {
+            if max_failures.is_some_and(|n| n != m) && src.given("max-failures") {
+                old_text_won(src, "max-sync-failures", "max-failures")?;
+            }
+            Ok(m)
+        }
+        None => Ok(max_failures.unwrap_or(0)),
     }
 }
 
 /// `-v`, or the v3 `--v` when it is 0 or more.
 pub(super) fn verbosity(src: &Sources<'_>) -> Result<i64, ConfigError> {
+    let verbose = src.int("verbose")?;
     match src.int("v")?.filter(|v| *v >= 0) {
-        Some(v) => Ok(v),
-        None => Ok(src.int("verbose")?.unwrap_or(0)),
+        Some(v) => {
+            if verbose.is_some_and(|n| n != v) && src.given("verbose") {
+                old_text_won(src, "v", "verbose")?;
+            }
+            Ok(v)
+        }
+        None => Ok(verbose.unwrap_or(0)),
     }
 }
 

@@ -122,6 +122,9 @@ pub struct Config {
     pub checkout: auth::CheckoutConfig,
     /// Set when `--git` was given: it is accepted and ignored.
     pub git_binary_ignored: Option<String>,
+    /// A v3 name used over its v4 name given another value (see
+    /// [`Sources::old_name_won`]): warnings for the start of the log.
+    pub old_names_won: Vec<String>,
 }
 
 /// Where a value came from, for error messages.
@@ -133,6 +136,7 @@ struct Found {
 struct Sources<'a> {
     raw: cli::RawArgs,
     env: &'a dyn Fn(&str) -> Option<String>,
+    old_names_won: std::cell::RefCell<Vec<String>>,
 }
 
 impl Sources<'_> {
@@ -175,6 +179,31 @@ impl Sources<'_> {
             }
         }
         None
+    }
+
+    /// `--name`, and where it was set: `--branch (env GIT_SYNC_BRANCH)`.
+    fn described(&self, name: &'static str) -> String {
+        let flag = flags::find(name).expect("every flag read by config is in the table");
+        match self.lookup(flag) {
+            Some(found) => format!("--{name} ({})", found.source_name),
+            None => format!("--{name}"),
+        }
+    }
+
+    /// Both v3's `old` and its v4 name `new` were given, with other values,
+    /// and `old`'s (`used`) is the one used, as upstream v4 uses it
+    /// ("for backwards compatibility, --dest will be used if it is
+    /// specified"). Charts that set both names rely on that: Apache
+    /// Airflow's sets `GIT_SYNC_BRANCH` with `GITSYNC_REF`,
+    /// `GIT_SYNC_DEST` with `GITSYNC_LINK`, `GIT_SYNC_WAIT` with
+    /// `GITSYNC_PERIOD`. Upstream says nothing; we warn at start.
+    fn old_name_won(&self, old: &'static str, used: &str, new: &'static str, ignored: &str) {
+        self.old_names_won.borrow_mut().push(format!(
+            "{} {used:?} is used, not {} {ignored:?}: as in upstream v4, a deprecated v3 name \
+             wins over its v4 name; set only one",
+            self.described(old),
+            self.described(new)
+        ));
     }
 
     /// Whether the flag was given at all (command line or environment).
@@ -302,7 +331,11 @@ pub fn parse(
     cwd: &Path,
 ) -> Result<Action, ConfigError> {
     let raw = cli::parse(args).map_err(ConfigError::Usage)?;
-    let src = Sources { raw, env };
+    let src = Sources {
+        raw,
+        env,
+        old_names_won: Default::default(),
+    };
 
     if src.bool("help")? {
         return Ok(Action::Print(cli::command().render_help().to_string()));
@@ -396,9 +429,10 @@ pub fn parse(
         .lookup(flags::find("git").expect("flag git is in the table"))
         .and_then(|f| f.values.last().cloned());
 
+    let git_ref = legacy::target_ref(&src)?;
     Ok(Action::Run(Box::new(Config {
         repo,
-        git_ref: legacy::target_ref(&src)?,
+        git_ref,
         touch_file: src
             .text("touch-file")?
             .map(|p| absolute(&place.root, Path::new(&p))),
@@ -429,6 +463,7 @@ pub fn parse(
         checkout,
         ops,
         git_binary_ignored,
+        old_names_won: src.old_names_won.take(),
     })))
 }
 
@@ -694,22 +729,115 @@ mod tests {
         assert_eq!(with(&[("GIT_SYNC_REV", "FETCH_HEAD")]), "HEAD");
         let c = run(&["--repo=x", "--root=/r", "--branch=b", "--rev=HEAD"], &[]).unwrap();
         assert_eq!(c.git_ref, "b");
-        // Errors: both with another rev; --ref with either.
+        // An error: both, with another rev.
         let e = err(
             &base,
             &[("GIT_SYNC_BRANCH", "dev"), ("GIT_SYNC_REV", "v1.0")],
         );
         assert!(e.contains("--rev"), "{e}");
-        let e = err(
+        // With --ref as well, the v3 names win, as upstream; a --ref of
+        // another value is warned about.
+        let c = run(
             &["--repo=x", "--root=/r", "--ref=main", "--branch=dev"],
             &[],
+        )
+        .unwrap();
+        assert_eq!(c.git_ref, "dev");
+        assert_eq!(
+            c.old_names_won,
+            [
+                "--branch (flag) \"dev\" is used, not --ref (flag) \"main\": as in upstream v4, \
+              a deprecated v3 name wins over its v4 name; set only one"
+            ]
         );
-        assert!(e.contains("--ref"), "{e}");
-        let e = err(
+        let c = run(
             &["--repo=x", "--root=/r", "--rev=v1"],
             &[("GITSYNC_REF", "main")],
+        )
+        .unwrap();
+        assert_eq!(c.git_ref, "v1");
+        assert!(c.old_names_won[0]
+            .starts_with("--rev (flag) \"v1\" is used, not --ref (env GITSYNC_REF)"));
+        // The same value under both names (Apache Airflow's chart sets
+        // GIT_SYNC_BRANCH and GITSYNC_REF, rev HEAD): nothing to say.
+        let airflow = [
+            ("GIT_SYNC_REV", "HEAD"),
+            ("GITSYNC_REF", "v2-2-stable"),
+            ("GIT_SYNC_BRANCH", "v2-2-stable"),
+        ];
+        let c = run(&base, &airflow).unwrap();
+        assert_eq!(c.git_ref, "v2-2-stable");
+        assert!(c.old_names_won.is_empty(), "{:?}", c.old_names_won);
+    }
+
+    #[test]
+    fn v3_names_win_over_their_v4_names_as_upstream() {
+        let base = ["--repo=x", "--root=/r"];
+        let won = |env: &[(&str, &str)]| {
+            let c = run(&base, env).unwrap();
+            let won = c.old_names_won.clone();
+            (c, won)
+        };
+        // Equal values: quietly.
+        let (c, w) = won(&[
+            ("GIT_SYNC_DEST", "repo"),
+            ("GITSYNC_LINK", "repo"),
+            ("GIT_SYNC_WAIT", "5"),
+            ("GITSYNC_PERIOD", "5s"),
+            ("GIT_SYNC_MAX_SYNC_FAILURES", "3"),
+            ("GITSYNC_MAX_FAILURES", "3"),
+            ("GIT_SYNC_TIMEOUT", "60"),
+            ("GITSYNC_SYNC_TIMEOUT", "1m"),
+        ]);
+        assert_eq!(c.link, PathBuf::from("/r/repo"));
+        assert_eq!(c.period, Duration::from_secs(5));
+        assert_eq!(
+            (c.max_failures, c.sync_timeout),
+            (3, Duration::from_secs(60))
         );
-        assert!(e.contains("--ref"), "{e}");
+        assert!(w.is_empty(), "{w:?}");
+        // Other values: the v3 one, and a warning naming both.
+        let (c, w) = won(&[
+            ("GIT_SYNC_DEST", "old"),
+            ("GITSYNC_LINK", "new"),
+            ("GIT_SYNC_WAIT", "60"),
+            ("GITSYNC_PERIOD", "5s"),
+            ("GIT_SYNC_MAX_SYNC_FAILURES", "-1"),
+            ("GITSYNC_MAX_FAILURES", "3"),
+            ("GIT_SYNC_TIMEOUT", "30"),
+            ("GITSYNC_SYNC_TIMEOUT", "1m"),
+        ]);
+        assert_eq!(c.link, PathBuf::from("/r/old"));
+        assert_eq!(c.period, Duration::from_secs(60));
+        assert_eq!(
+            (c.max_failures, c.sync_timeout),
+            (-1, Duration::from_secs(30))
+        );
+        let starts = [
+            "--dest (env GIT_SYNC_DEST) \"old\" is used, not --link (env GITSYNC_LINK) \"new\"",
+            "--wait (env GIT_SYNC_WAIT) \"60\" is used, not --period (env GITSYNC_PERIOD) \"5s\"",
+            "--timeout (env GIT_SYNC_TIMEOUT) \"30\" is used, not --sync-timeout",
+            "--max-sync-failures (env GIT_SYNC_MAX_SYNC_FAILURES) \"-1\" is used, not --max-failures",
+        ];
+        assert_eq!(w.len(), starts.len(), "{w:?}");
+        for s in starts {
+            assert!(w.iter().any(|l| l.starts_with(s)), "{s}: {w:?}");
+        }
+        // The v3 hook name too, and -v.
+        let c = run(
+            &["--repo=x", "--root=/r", "--v=3", "-v=1"],
+            &[
+                ("GIT_SYNC_HOOK_COMMAND", "/old"),
+                ("GITSYNC_EXECHOOK_COMMAND", "/new"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.verbosity, 3);
+        assert_eq!(
+            c.ops.exechook.as_ref().map(|h| h.command.as_str()),
+            Some("/old")
+        );
+        assert_eq!(c.old_names_won.len(), 2, "{:?}", c.old_names_won);
     }
 
     #[test]
@@ -721,9 +849,6 @@ mod tests {
         assert_eq!(c.period, Duration::from_secs(10));
         assert!(err(&base, &[("GIT_SYNC_WAIT", "ten")]).contains("--wait"));
         assert!(err(&base, &[("GIT_SYNC_WAIT", "0.001")]).contains("--period"));
-        assert!(
-            err(&["--repo=x", "--root=/r", "--wait=1", "--period=2s"], &[]).contains("--period")
-        );
 
         let c = run(&base, &[("GIT_SYNC_TIMEOUT", "30")]).unwrap();
         assert_eq!(c.sync_timeout, Duration::from_secs(30));
@@ -756,8 +881,8 @@ mod tests {
         let c = run(&["--repo=x", "--root=/r", "--dest=site"], &[]).unwrap();
         assert_eq!(c.link, PathBuf::from("/r/site"));
         assert_eq!(c.dest, None);
-        let e = err(&["--repo=x", "--root=/r", "--dest=a", "--link=b"], &[]);
-        assert!(e.contains("--dest"), "{e}");
+        let c = run(&["--repo=x", "--root=/r", "--dest=a", "--link=b"], &[]).unwrap();
+        assert_eq!(c.link, PathBuf::from("/r/a"));
         // Dest mode: the 2015 manifest.
         let env = [
             ("GIT_SYNC_REPO", "https://h/test.git"),

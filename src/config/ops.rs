@@ -152,11 +152,11 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<Ops, ConfigError> {
         src.text("exechook-command")?,
         src.text("sync-hook-command")?,
     ) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "sync-hook-command",
-                "cannot be combined with --exechook-command (it is its old name)",
-            ))
+        (Some(new), Some(old)) => {
+            if new != old {
+                src.old_name_won("sync-hook-command", &old, "exechook-command", &new);
+            }
+            Some(old)
         }
         (a, b) => a.or(b),
     };

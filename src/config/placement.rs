@@ -49,11 +49,11 @@ pub(super) fn placement(
     };
     let root = without_symlinks(&absolute(cwd, Path::new(&root_text)));
     let link_text = match (src.text("link")?, dest) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "dest",
-                "cannot be combined with --link (it is its old name)",
-            ))
+        (Some(link), Some(dest)) => {
+            if link != dest {
+                src.old_name_won("dest", &dest, "link", &link);
+            }
+            dest
         }
         (Some(l), None) | (None, Some(l)) => l,
         (None, None) => default_link_name(repo).ok_or_else(|| {
