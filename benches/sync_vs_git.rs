@@ -4,7 +4,9 @@
 //! - first sync of a generated repository of 5,000 files
 //!   (vs `git clone --depth 1`): wall time, CPU time, peak RSS;
 //! - CPU time per idle poll of a running git-sync (vs one `git ls-remote`
-//!   process), over HTTP and HTTPS, and the daemon's peak RSS;
+//!   process), over HTTP, HTTPS and SSH, and the daemon's peak RSS;
+//! - the same first sync over SSH from a local OpenSSH server (git runs
+//!   the `ssh` client, git-sync speaks SSH in process): wall and CPU time;
 //! - an update changing one file, as git-sync does it (one process: poll,
 //!   fetch, new worktree, publish, clean up) vs what upstream runs for it
 //!   (`git fetch --depth 1`, `git worktree add`, the old worktree removed,
@@ -184,6 +186,32 @@ fn sync_once(bin: &str, url: &str, root: &std::path::Path, extra: &[&str]) -> Us
     let mut cmd = vec![bin, &repo, &root, "--one-time"];
     cmd.extend_from_slice(extra);
     measure(&cmd)
+}
+
+/// RUNS first syncs of the generated repository at `url` into
+/// `<tmp>/<prefix>root<n>` (git-sync with `flags`) and `<prefix>clone<n>`
+/// (`git <git_args> clone --depth 1`): the medians.
+fn first_syncs(
+    bin: &str,
+    url: &str,
+    tmp: &std::path::Path,
+    prefix: &str,
+    flags: &[&str],
+    git_args: &[&str],
+) -> (Usage, Usage) {
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let root = tmp.join(format!("{prefix}root{run}"));
+        ours.push(sync_once(bin, url, &root, flags));
+        assert_eq!(count_files(&root.join("site")), FILES);
+        let dest = tmp.join(format!("{prefix}clone{run}"));
+        let mut cmd = vec!["git"];
+        cmd.extend_from_slice(git_args);
+        cmd.extend(["clone", "-q", "--depth", "1", "--no-tags", url]);
+        cmd.push(dest.to_str().unwrap());
+        theirs.push(measure(&cmd));
+    }
+    (median(ours), median(theirs))
 }
 
 /// Overwrite `bytes` of the file `name` at `offset`, in place.
@@ -429,25 +457,7 @@ fn main() {
     let bin = bin.to_str().unwrap();
 
     // --- first sync --------------------------------------------------------
-    let mut ours = Vec::new();
-    let mut theirs = Vec::new();
-    for run in 0..RUNS {
-        let root = tmp.path().join(format!("root{run}"));
-        ours.push(sync_once(bin, &url, &root, &[]));
-        assert_eq!(count_files(&root.join("site")), FILES);
-        let dest = tmp.path().join(format!("clone{run}"));
-        theirs.push(measure(&[
-            "git",
-            "clone",
-            "-q",
-            "--depth",
-            "1",
-            "--no-tags",
-            &url,
-            dest.to_str().unwrap(),
-        ]));
-    }
-    let (o, t) = (median(ours), median(theirs));
+    let (o, t) = first_syncs(bin, &url, tmp.path(), "", &[], &[]);
 
     // --- an update of one file ---------------------------------------------
     let root0 = tmp.path().join("root0");
@@ -485,6 +495,32 @@ fn main() {
         &[&format!("--git-config=http.sslCAInfo:{}", ca.display())],
     );
     let tls_ls = ls_remote(&tls_url, &["-c", &ca_config]);
+    // Over SSH: git runs OpenSSH's client (its CPU counted), git-sync
+    // speaks SSH in process; a handshake and a key exchange each poll.
+    let sshd = Sshd::start();
+    let known = tmp.path().join("known_hosts");
+    fs::write(&known, format!("{}\n", sshd.known_hosts_line)).unwrap();
+    let ssh_url = sshd.url(&repo.dir);
+    let ssh_flags = [
+        format!("--ssh-key-file={}", sshd.client_key.display()),
+        format!("--ssh-known-hosts-file={}", known.display()),
+    ];
+    let ssh_flags: Vec<&str> = ssh_flags.iter().map(String::as_str).collect();
+    let ssh_command = format!(
+        "core.sshCommand=ssh -i {} -o UserKnownHostsFile={} -o IdentitiesOnly=yes -o BatchMode=yes",
+        sshd.client_key.display(),
+        known.display()
+    );
+    let (o_ssh, t_ssh) = first_syncs(
+        bin,
+        &ssh_url,
+        tmp.path(),
+        "ssh-",
+        &ssh_flags,
+        &["-c", &ssh_command],
+    );
+    let ssh_idle = idle_polls(&ssh_url, &tmp.path().join("ssh-root0"), &ssh_flags);
+    let ssh_ls = ls_remote(&ssh_url, &["-c", &ssh_command]);
     // The same with 50,000 more refs (GitHub advertises every pull request
     // head): a poll lists them all, git's protocol v2 only the one asked.
     let many = SourceRepo::new(&srv, "many-refs");
@@ -599,6 +635,8 @@ fn main() {
         mb(o.max_rss_kb),
         mb(t.max_rss_kb)
     );
+    row("first sync over SSH, wall", o_ssh.wall, t_ssh.wall);
+    row("first sync over SSH, CPU", o_ssh.cpu, t_ssh.cpu);
     row("update of one file, wall (vs git)", ou.wall, tu.wall);
     row("update of one file, CPU", ou.cpu, tu.cpu);
     row(
@@ -670,6 +708,11 @@ fn main() {
         tls_ls.cpu,
     );
     row(
+        "idle poll CPU, SSH (vs ls-remote)",
+        ssh_idle.per_poll,
+        ssh_ls.cpu,
+    );
+    row(
         "idle poll CPU, 50,000 refs (vs ls-remote)",
         many_idle.per_poll,
         many_ls.cpu,
@@ -680,9 +723,11 @@ fn main() {
         local_ls.cpu / 60,
     );
     println!(
-        "({} idle polls measured over {IDLE_SECS}s; ls-remote wall {}; with 50,000 refs: {} polls, ls-remote wall {})",
+        "({} idle polls measured over {IDLE_SECS}s; ls-remote wall {}; over SSH: {} polls, ls-remote wall {}; with 50,000 refs: {} polls, ls-remote wall {})",
         idle.polls,
         ms(ls.wall),
+        ssh_idle.polls,
+        ms(ssh_ls.wall),
         many_idle.polls,
         ms(many_ls.wall)
     );
