@@ -183,7 +183,7 @@ impl Sources<'_> {
 
     /// `--name`, and where it was set: `--branch (env GIT_SYNC_BRANCH)`.
     fn described(&self, name: &'static str) -> String {
-        let flag = flags::find(name).expect("every flag read by config is in the table");
+        let flag = known_flag(name);
         match self.lookup(flag) {
             Some(found) => format!("--{name} ({})", found.source_name),
             None => format!("--{name}"),
@@ -208,7 +208,7 @@ impl Sources<'_> {
 
     /// Whether the flag was given at all (command line or environment).
     fn given(&self, name: &'static str) -> bool {
-        let flag = flags::find(name).expect("every flag read by config is in the table");
+        let flag = known_flag(name);
         self.lookup(flag).is_some()
     }
 
@@ -218,7 +218,7 @@ impl Sources<'_> {
         name: &'static str,
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<Option<T>, ConfigError> {
-        let flag = flags::find(name).expect("every flag read by config is in the table");
+        let flag = known_flag(name);
         let (value, source_name) = match self.lookup(flag) {
             Some(found) => (
                 found.values.last().cloned().unwrap_or_default(),
@@ -279,7 +279,7 @@ impl Sources<'_> {
     }
 
     fn list(&self, name: &'static str) -> Vec<String> {
-        let flag = flags::find(name).expect("every flag read by config is in the table");
+        let flag = known_flag(name);
         self.lookup(flag).map(|f| f.values).unwrap_or_default()
     }
 }
@@ -307,6 +307,13 @@ fn check_scheme(repo: &str, git_config: &gitconfig::Entries) -> Result<(), Confi
              user@host:path or a local path"
         ),
     ))
+}
+
+/// The table's entry for a flag this module reads by name. The names are
+/// literals of this module, each in the table (`flags::FLAGS`): one that
+/// is not would panic the first test whose configuration reaches it.
+fn known_flag(name: &str) -> &'static Flag {
+    flags::find(name).expect("every flag read by config is in the table")
 }
 
 fn invalid(flag: &str, reason: impl Into<String>) -> ConfigError {
@@ -426,7 +433,7 @@ pub fn parse(
     let checkout = auth::parse_checkout(&src)?;
     let ops = ops::parse(&src)?;
     let git_binary_ignored = src
-        .lookup(flags::find("git").expect("flag git is in the table"))
+        .lookup(known_flag("git"))
         .and_then(|f| f.values.last().cloned());
 
     let git_ref = legacy::target_ref(&src)?;
