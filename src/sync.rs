@@ -265,6 +265,17 @@ impl Syncer {
                 .git
                 .resolve_remote(&self.cfg.repo, &self.cfg.git_ref, cancel)?,
         };
+        self.publish_target(target, false, cancel)
+    }
+
+    /// Steps 2 to 5 for `target`; `moved`: it is where the ref moved while
+    /// this pass fetched what step 1 found, fetched already.
+    fn publish_target(
+        &mut self,
+        target: Target,
+        moved: bool,
+        cancel: &Cancel,
+    ) -> Result<Outcome, SyncError> {
         let hash = target.hash;
         let worktree = self.layout.worktree(hash);
 
@@ -293,14 +304,36 @@ impl Syncer {
 
         // 3. Fetch only what we do not have (history included: a restart
         // may ask for a larger --depth).
-        let fetched = !self.git.has_commit(hash) || self.git.history_short_of(hash, self.cfg.depth);
-        if fetched {
+        let fetch = !self.git.has_commit(hash) || self.git.history_short_of(hash, self.cfg.depth);
+        if fetch {
             tracing::debug!(%hash, git_ref = %self.cfg.git_ref, "fetching");
             let t = std::time::Instant::now();
-            self.git
+            let got = self
+                .git
                 .fetch(&self.cfg.repo, &target, self.cfg.depth, cancel)?;
             tracing::debug!(%hash, git_ref = %self.cfg.git_ref, ms = t.elapsed().as_millis() as u64, "fetched");
+            if got != hash {
+                // A push landed since step 1: publish the newer commit
+                // rather than fail (which at --max-failures=0 would end
+                // the process). Once: a ref that keeps moving waits for
+                // the next pass.
+                if moved {
+                    return Err(GitError::Remote {
+                        op: "fetch",
+                        url: crate::redact::redact(&self.cfg.repo),
+                        message: format!("{} moved again while it was fetched", self.cfg.git_ref),
+                    }
+                    .into());
+                }
+                tracing::info!(asked = %hash, hash = %got, git_ref = %self.cfg.git_ref, "the ref moved while it was fetched: publishing where it moved");
+                let moved_to = Target {
+                    hash: got,
+                    remote_ref: target.remote_ref,
+                };
+                return self.publish_target(moved_to, true, cancel);
+            }
         }
+        let fetched = fetch || moved;
         check(cancel)?;
 
         // 4. Materialise into a fresh directory, unless a tree made for this

@@ -719,6 +719,51 @@ fn ref_changes_to_another_branch_on_restart() {
     assert_eq!(f.read("f"), "feature");
 }
 
+/// A push lands between the question (ls-remote) and the fetch, as it
+/// will on a busy repository: here it replaces the commit asked about
+/// (amended, force-pushed), so the fetch of the branch at depth 1 brings
+/// another commit. That one is published: failing the pass instead ended
+/// the process at the default --max-failures=0.
+#[test]
+fn a_ref_that_moves_between_ls_remote_and_fetch_publishes_where_it_moved() {
+    let f = Fixture::new(Transport::File);
+    let asked = f.repo.commit(&[("f", "asked")], "asked");
+    let daemon = GitDaemon::start(&f.tmp.path().join("srv"));
+    let dir = f.repo.dir.clone();
+    // Each run: connection 0 asks what the ref points at, 1 fetches it.
+    let port = proxy(daemon.port, Duration::ZERO, move |n| match n {
+        1 => drop(git(&dir, &["commit", "-q", "--amend", "-m", "moved"])),
+        // An annotated tag moved to a new commit.
+        3 => {
+            git(&dir, &["commit", "-q", "--allow-empty", "-m", "retagged"]);
+            git(&dir, &["tag", "-f", "-a", "v1", "-m", "again"]);
+        }
+        _ => {}
+    });
+    let run = |git_ref: &str, root: &std::path::Path| {
+        let out = run_git_sync(&[
+            &format!("--repo=git://127.0.0.1:{port}/site"),
+            &format!("--root={}", root.display()),
+            &format!("--ref={git_ref}"),
+            "--one-time",
+        ]);
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        assert!(log.contains("moved while it was fetched"), "{log}");
+    };
+    run("main", &f.root());
+    let moved = f.repo.head();
+    assert_ne!(moved, asked);
+    assert_published(&f, &moved);
+
+    f.repo.git(&["tag", "-a", "v1", "-m", "first"]);
+    let root = f.tmp.path().join("tag-root");
+    run("v1", &root);
+    let retagged = f.repo.head();
+    assert_ne!(retagged, moved);
+    assert_eq!(published(&root.join("site")), Some(retagged));
+}
+
 // ---- failures ------------------------------------------------------------
 
 #[test]

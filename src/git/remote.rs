@@ -453,13 +453,17 @@ impl GitRepo {
     }
 
     /// Fetch the target commit, `depth` commits deep (0: all history).
+    /// Returns the commit now in the store for it: `target.hash`, or, when
+    /// its branch or tag moved between the question and this fetch (a push
+    /// landed in between) and the old commit did not come with the new one
+    /// (at depth 1, or rewritten), the commit the ref moved to.
     pub fn fetch(
         &mut self,
         url: &str,
         target: &Target,
         depth: u32,
         cancel: &Cancel,
-    ) -> Result<(), GitError> {
+    ) -> Result<Hash, GitError> {
         let was_empty = self.store_is_empty();
         let shallow = super::depth::read_shallow(self);
         // Forgotten unless the fetch succeeds: a failed one may leave objects.
@@ -469,7 +473,7 @@ impl GitRepo {
             // (It opens the repository afresh itself.)
             self.fetch_local(url, &path, target.hash, depth, cancel)?;
             self.after_fetch(known, was_empty, Some(&[target.hash]), target.hash, depth);
-            return Ok(());
+            return Ok(target.hash);
         }
         let refspecs: Vec<String> = match &target.remote_ref {
             Some(r) => vec![format!("+{r}:{FETCH_REF}")],
@@ -494,22 +498,32 @@ impl GitRepo {
         };
         let tips = result?;
         self.reopen_if_deepened(&shallow)?;
+        let mut got = target.hash;
         if !self.has_commit(target.hash) {
             if let (Ok(object), Some(name)) =
                 (self.repo.find_object(target.hash, None), &target.remote_ref)
             {
                 return Err(super::not_a_commit(name, url, object.kind()));
             }
-            // The ref moved between ls-remote and fetch: we do not have what
-            // we were asked for.
-            return Err(GitError::Remote {
+            // The ref moved between ls-remote and fetch: what it points at
+            // now came instead (a tag's object peeled to its commit).
+            let moved_to = match (&target.remote_ref, &tips[..]) {
+                (Some(_), [tip]) if exact => self
+                    .repo
+                    .find_object(*tip, None)
+                    .and_then(|o| o.peel_to_commit())
+                    .ok()
+                    .map(|c| c.id()),
+                _ => None,
+            };
+            got = moved_to.ok_or_else(|| GitError::Remote {
                 op: "fetch",
                 url: redact(url),
                 message: format!("commit {} was not received", target.hash),
-            });
+            })?;
         }
         let brought = exact.then_some(&tips[..]);
-        self.after_fetch(known, was_empty, brought, target.hash, depth);
-        Ok(())
+        self.after_fetch(known, was_empty, brought, got, depth);
+        Ok(got)
     }
 }

@@ -721,12 +721,23 @@ impl WebhookReceiver {
 
 /// A TCP proxy to `upstream` that sends responses slowly (`delay` per KiB).
 pub fn slow_proxy(upstream: u16, delay: Duration) -> u16 {
+    proxy(upstream, delay, |_| {})
+}
+
+/// A TCP proxy to `upstream` that runs `before(n)` before it passes the
+/// n-th connection (from 0) on, and sends responses `delay` per KiB.
+pub fn proxy(
+    upstream: u16,
+    delay: Duration,
+    mut before: impl FnMut(usize) + Send + 'static,
+) -> u16 {
     use std::io::{Read, Write};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        for client in listener.incoming() {
+        for (n, client) in listener.incoming().enumerate() {
             let Ok(client) = client else { continue };
+            before(n);
             let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                 continue;
             };
