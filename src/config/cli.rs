@@ -134,7 +134,10 @@ pub fn manual() -> String {
         }
         out.push('\n');
     }
-    out.push_str("DEPRECATED v3 FLAGS (still accepted)\n");
+    out.push_str(
+        "DEPRECATED v3 FLAGS (still accepted; given together with its new name, the old\n    \
+         name wins, as in upstream v4, and a different value is warned about at start)\n",
+    );
     for f in FLAGS.iter().filter(|f| f.deprecated.is_some()) {
         let env: Vec<&str> = f.extra_env.to_vec();
         let env = if env.is_empty() {
