@@ -50,6 +50,48 @@ pub enum Outcome {
     },
 }
 
+/// How the published tree stands to a commit (step 2 of a pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Published {
+    /// It is that commit's, made as asked, intact: nothing to do.
+    Current,
+    /// Another commit (or none) is published.
+    Not,
+    /// That commit's, but not recorded as made whole (a crash mid-way).
+    NoRecord,
+    /// That commit's, made with other settings.
+    RecipeChanged,
+    /// That commit's, damaged behind our back.
+    Damaged,
+}
+
+/// What steps 1 and 3 of a pass found for its target.
+struct Found {
+    state: Published,
+    /// What the fetch brought, if one was made.
+    got: Option<Hash>,
+}
+
+/// How the published tree (`current`) stands to `hash` and `recipe`.
+fn published_state(
+    git: &GitRepo,
+    layout: &Layout,
+    current: Option<Hash>,
+    recipe: &Recipe,
+    hash: Hash,
+) -> Published {
+    if current != Some(hash) {
+        return Published::Not;
+    }
+    let whole = recipe.sparse.is_none();
+    match git.recipe_of(&hash.to_string()) {
+        None => Published::NoRecord,
+        Some(made) if made != recipe.text => Published::RecipeChanged,
+        Some(_) if !git.worktree_intact(&layout.worktree(hash), hash, whole) => Published::Damaged,
+        Some(_) => Published::Current,
+    }
+}
+
 /// How worktrees are made, beyond their commit (see [`Syncer::recipe`]).
 struct Recipe {
     /// The sparse-checkout patterns' text (parsed only for a checkout:
@@ -235,105 +277,132 @@ impl Syncer {
         Ok(())
     }
 
-    /// The published commit is current: fetch the history below it that
-    /// --depth asks for and the store lacks (after a restart with a larger
-    /// --depth, or 0), without touching the tree.
-    fn deepen(&mut self, target: &Target, cancel: &Cancel) -> Result<(), SyncError> {
-        if !self.git.history_short_of(target.hash, self.cfg.depth) {
-            return Ok(());
-        }
-        tracing::info!(hash = %target.hash, depth = self.cfg.depth, "fetching the history --depth asks for");
-        self.git
-            .fetch(&self.cfg.repo, target, self.cfg.depth, cancel)?;
-        if self.git.history_short_of(target.hash, self.cfg.depth) {
-            tracing::warn!(hash = %target.hash, depth = self.cfg.depth, "the remote sent less history than --depth asks for; going on with it");
-            self.git.settle_depth(target.hash, self.cfg.depth);
-        }
-        Ok(())
-    }
-
     /// One pass: make the published tree the commit `--ref` names.
     pub fn pass(&mut self, cancel: &Cancel) -> Result<Outcome, SyncError> {
         self.repair_if_gone()?;
-        // 1. What should be published? A full hash needs no question.
-        let target = match self.pinned {
-            Some(hash) => Target {
-                hash,
-                remote_ref: None,
-            },
-            None => self
-                .git
-                .resolve_remote(&self.cfg.repo, &self.cfg.git_ref, cancel)?,
+        let current = self.publisher.current();
+        let recipe = self.recipe()?;
+        let depth = self.cfg.depth;
+        // 1. What should be published? (A full hash needs no question.)
+        // 3. Fetch it if the store lacks it, or lacks history below it
+        // that --depth asks for (a restart with a larger one); also when
+        // the tree is current (step 2), which is then left as it is. On
+        // the connection step 1 used.
+        let (layout, git_ref) = (&self.layout, &self.cfg.git_ref);
+        let fetch_started = std::cell::Cell::new(None);
+        let decide = |git: &GitRepo, target: &Target| {
+            let hash = target.hash;
+            let state = published_state(git, layout, current, &recipe, hash);
+            let fetch = match state {
+                Published::Current => {
+                    let short = git.history_short_of(hash, depth);
+                    if short {
+                        tracing::info!(%hash, depth, "fetching the history --depth asks for");
+                    }
+                    short
+                }
+                _ => !git.has_commit(hash) || git.history_short_of(hash, depth),
+            };
+            if fetch {
+                tracing::debug!(%hash, %git_ref, "fetching");
+                fetch_started.set(Some(std::time::Instant::now()));
+            }
+            (state, fetch)
         };
-        self.publish_target(target, false, cancel)
+        let (target, state, got) = match self.pinned {
+            Some(hash) => {
+                let target = Target {
+                    hash,
+                    remote_ref: None,
+                };
+                let (state, fetch) = decide(&self.git, &target);
+                let got = match fetch {
+                    true => Some(self.git.fetch(&self.cfg.repo, &target, depth, cancel)?),
+                    false => None,
+                };
+                (target, state, got)
+            }
+            None => self.git.resolve_then_fetch(
+                &self.cfg.repo,
+                &self.cfg.git_ref,
+                depth,
+                cancel,
+                decide,
+            )?,
+        };
+        if let Some(t) = fetch_started.get() {
+            tracing::debug!(hash = %target.hash, git_ref = %self.cfg.git_ref, ms = t.elapsed().as_millis() as u64, "fetched");
+        }
+        let found = Found { state, got };
+        self.publish_target(target, found, current, &recipe, false, cancel)
     }
 
-    /// Steps 2 to 5 for `target`; `moved`: it is where the ref moved while
-    /// this pass fetched what step 1 found, fetched already.
+    /// Steps 2 to 5 for `target`, as steps 1 and 3 `found` it, `current`
+    /// being published. `moved`: `target` is where the ref moved while
+    /// this pass fetched what step 1 found.
     fn publish_target(
         &mut self,
         target: Target,
+        found: Found,
+        current: Option<Hash>,
+        recipe: &Recipe,
         moved: bool,
         cancel: &Cancel,
     ) -> Result<Outcome, SyncError> {
-        let hash = target.hash;
+        let (hash, Found { state, got }) = (target.hash, found);
+        let depth = self.cfg.depth;
         let worktree = self.layout.worktree(hash);
 
-        // 2. Already published, intact and made as asked: nothing to do.
-        let current = self.publisher.current();
-        let recipe = self.recipe()?;
-        if current == Some(hash) {
-            let whole = recipe.sparse.is_none();
-            match self.git.recipe_of(&hash.to_string()) {
-                None => {
-                    tracing::info!(%hash, "checking out again: no record that the published tree was made whole")
+        // 2. Already published, intact and made as asked: nothing to do
+        // (but the history fetched below it).
+        match state {
+            Published::Not => {}
+            Published::NoRecord => {
+                tracing::info!(%hash, "checking out again: no record that the published tree was made whole")
+            }
+            Published::RecipeChanged => {
+                tracing::info!(%hash, "checking out again: --submodules, --group-write or the sparse-checkout patterns changed")
+            }
+            Published::Damaged => {
+                tracing::warn!(%hash, "checking out again: the published tree was changed behind our back (files or its git files missing)")
+            }
+            Published::Current => {
+                if got.is_some() && self.git.history_short_of(hash, depth) {
+                    tracing::warn!(%hash, depth, "the remote sent less history than --depth asks for; going on with it");
+                    self.git.settle_depth(hash, depth);
                 }
-                Some(made) if made != recipe.text => {
-                    tracing::info!(%hash, "checking out again: --submodules, --group-write or the sparse-checkout patterns changed")
-                }
-                Some(_) if !self.git.worktree_intact(&worktree, hash, whole) => {
-                    tracing::warn!(%hash, "checking out again: the published tree was changed behind our back (files or its git files missing)")
-                }
-                Some(_) => {
-                    self.deepen(&target, cancel)?;
-                    return Ok(Outcome::Unchanged { hash });
-                }
+                return Ok(Outcome::Unchanged { hash });
             }
         }
         check(cancel)?;
 
-        // 3. Fetch only what we do not have (history included: a restart
-        // may ask for a larger --depth).
-        let fetch = !self.git.has_commit(hash) || self.git.history_short_of(hash, self.cfg.depth);
-        if fetch {
-            tracing::debug!(%hash, git_ref = %self.cfg.git_ref, "fetching");
-            let t = std::time::Instant::now();
-            let got = self
-                .git
-                .fetch(&self.cfg.repo, &target, self.cfg.depth, cancel)?;
-            tracing::debug!(%hash, git_ref = %self.cfg.git_ref, ms = t.elapsed().as_millis() as u64, "fetched");
-            if got != hash {
-                // A push landed since step 1: publish the newer commit
-                // rather than fail (which at --max-failures=0 would end
-                // the process). Once: a ref that keeps moving waits for
-                // the next pass.
-                if moved {
-                    return Err(GitError::Remote {
-                        op: "fetch",
-                        url: crate::redact::redact(&self.cfg.repo),
-                        message: format!("{} moved again while it was fetched", self.cfg.git_ref),
-                    }
-                    .into());
+        // 3. The fetch is done. If a push landed since step 1, it brought
+        // the newer commit: publish that rather than fail (which at
+        // --max-failures=0 would end the process). Once: a ref that keeps
+        // moving waits for the next pass.
+        if let Some(got) = got.filter(|g| *g != hash) {
+            if moved {
+                return Err(GitError::Remote {
+                    op: "fetch",
+                    url: crate::redact::redact(&self.cfg.repo),
+                    message: format!("{} moved again while it was fetched", self.cfg.git_ref),
                 }
-                tracing::info!(asked = %hash, hash = %got, git_ref = %self.cfg.git_ref, "the ref moved while it was fetched: publishing where it moved");
-                let moved_to = Target {
-                    hash: got,
-                    remote_ref: target.remote_ref,
-                };
-                return self.publish_target(moved_to, true, cancel);
+                .into());
             }
+            tracing::info!(asked = %hash, hash = %got, git_ref = %self.cfg.git_ref, "the ref moved while it was fetched: publishing where it moved");
+            let moved_to = Target {
+                hash: got,
+                remote_ref: target.remote_ref,
+            };
+            let state = published_state(&self.git, &self.layout, current, recipe, got);
+            let again = match self.git.history_short_of(got, depth) {
+                true => Some(self.git.fetch(&self.cfg.repo, &moved_to, depth, cancel)?),
+                false => None,
+            };
+            let found = Found { state, got: again };
+            return self.publish_target(moved_to, found, current, recipe, true, cancel);
         }
-        let fetched = fetch || moved;
+        let fetched = got.is_some() || moved;
         check(cancel)?;
 
         // 4. Materialise into a fresh directory, unless a tree made for this
@@ -358,7 +427,7 @@ impl Syncer {
             let stand_in = (readers_in_it && worktree.is_dir())
                 .then(|| self.send_readers_to_stand_in(hash, &worktree))
                 .flatten();
-            self.make_tree(hash, &worktree, &recipe, current, readers_in_it, cancel)?;
+            self.make_tree(hash, &worktree, recipe, current, readers_in_it, cancel)?;
             stand_in
         };
 

@@ -721,28 +721,44 @@ fn ref_changes_to_another_branch_on_restart() {
 
 /// A push lands between the question (ls-remote) and the fetch, as it
 /// will on a busy repository: here it replaces the commit asked about
-/// (amended, force-pushed), so the fetch of the branch at depth 1 brings
-/// another commit. That one is published: failing the pass instead ended
-/// the process at the default --max-failures=0.
+/// (amended, force-pushed; then an annotated tag moved), so that the
+/// server refuses it and a fetch of the ref at depth 1 brings another
+/// commit. That one is published: failing the pass instead ended the
+/// process at the default --max-failures=0. Over HTTP, where the listing
+/// and the fetch are separate requests (over SSH and git:// they share
+/// one session, in which the commit listed is the one fetched).
 #[test]
 fn a_ref_that_moves_between_ls_remote_and_fetch_publishes_where_it_moved() {
-    let f = Fixture::new(Transport::File);
+    let f = Fixture::new(Transport::Http);
+    // As a server that serves only what its refs reach.
+    f.repo
+        .git(&["config", "--unset", "uploadpack.allowAnySHA1InWant"]);
     let asked = f.repo.commit(&[("f", "asked")], "asked");
-    let daemon = GitDaemon::start(&f.tmp.path().join("srv"));
     let dir = f.repo.dir.clone();
-    // Each run: connection 0 asks what the ref points at, 1 fetches it.
-    let port = proxy(daemon.port, Duration::ZERO, move |n| match n {
-        1 => drop(git(&dir, &["commit", "-q", "--amend", "-m", "moved"])),
-        // An annotated tag moved to a new commit.
-        3 => {
-            git(&dir, &["commit", "-q", "--allow-empty", "-m", "retagged"]);
-            git(&dir, &["tag", "-f", "-a", "v1", "-m", "again"]);
-        }
-        _ => {}
-    });
+    // What the next fetch request (a POST) is preceded by: 1 an amend,
+    // 2 an amend with the annotated tag moved to the new commit.
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let stage = next.clone();
+    let port = proxy(
+        f.server.as_ref().unwrap().port,
+        Duration::ZERO,
+        move |_, bytes| {
+            if !bytes.starts_with(b"POST ") {
+                return;
+            }
+            match stage.swap(0, std::sync::atomic::Ordering::SeqCst) {
+                1 => drop(git(&dir, &["commit", "-q", "--amend", "-m", "moved"])),
+                2 => {
+                    git(&dir, &["commit", "-q", "--amend", "-m", "retagged"]);
+                    git(&dir, &["tag", "-f", "-a", "v1", "-m", "again"]);
+                }
+                _ => {}
+            }
+        },
+    );
     let run = |git_ref: &str, root: &std::path::Path| {
         let out = run_git_sync(&[
-            &format!("--repo=git://127.0.0.1:{port}/site"),
+            &format!("--repo=http://127.0.0.1:{port}/site"),
             &format!("--root={}", root.display()),
             &format!("--ref={git_ref}"),
             "--one-time",
@@ -757,11 +773,44 @@ fn a_ref_that_moves_between_ls_remote_and_fetch_publishes_where_it_moved() {
     assert_published(&f, &moved);
 
     f.repo.git(&["tag", "-a", "v1", "-m", "first"]);
+    next.store(2, std::sync::atomic::Ordering::SeqCst);
     let root = f.tmp.path().join("tag-root");
     run("v1", &root);
     let retagged = f.repo.head();
     assert_ne!(retagged, moved);
     assert_eq!(published(&root.join("site")), Some(retagged));
+}
+
+/// Over SSH and git:// the listing and the fetch share one session: one
+/// handshake, not two, per update.
+#[test]
+fn the_listing_and_the_fetch_share_one_connection() {
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("f", "1")], "one");
+    let daemon = GitDaemon::start(&f.tmp.path().join("srv"));
+    let connections = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let seen = connections.clone();
+    let port = proxy(daemon.port, Duration::ZERO, move |n, _| {
+        seen.lock().unwrap().insert(n);
+    });
+    let sync = || {
+        let out = run_git_sync(&[
+            &format!("--repo=git://127.0.0.1:{port}/site"),
+            &format!("--root={}", f.root().display()),
+            "--one-time",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        connections.lock().unwrap().len()
+    };
+    assert_eq!(sync(), 1, "a first sync");
+    let h = f.repo.commit(&[("f", "2")], "two");
+    assert_eq!(sync(), 2, "an update");
+    assert_published(&f, &h);
 }
 
 // ---- failures ------------------------------------------------------------

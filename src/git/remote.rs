@@ -357,28 +357,46 @@ impl GitRepo {
         }
     }
 
-    /// Ask the remote what `git_ref` points at: one round trip.
-    /// `git_ref` is `HEAD`, a branch, a tag or a full ref name; annotated
-    /// tags are peeled to their commit.
-    pub fn resolve_remote(
-        &self,
+    /// Step 1 of a pass, then step 3 if `decide` (given what step 1
+    /// found) says so, on one connection: ask the remote what `git_ref`
+    /// points at (`HEAD`, a branch, a tag or a full ref name; annotated
+    /// tags peeled to their commit), then fetch it `depth` deep (0: all
+    /// history) as [`GitRepo::fetch`] does. Returns the target, what
+    /// `decide` said, and what the fetch brought, if one was made.
+    ///
+    /// One connection, not two (as `ls-remote` then `fetch`): over SSH a
+    /// session, with its handshake, fewer; over HTTP one listing of the
+    /// refs fewer. If that fetch fails (over HTTP a force-push since the
+    /// listing makes the server refuse the commit listed), it is made
+    /// again on a connection of its own, as [`GitRepo::fetch`] makes it.
+    pub fn resolve_then_fetch<D>(
+        &mut self,
         url: &str,
         git_ref: &str,
+        depth: u32,
         cancel: &Cancel,
-    ) -> Result<Target, GitError> {
+        decide: impl FnOnce(&GitRepo, &Target) -> (D, bool),
+    ) -> Result<(Target, D, Option<Hash>), GitError> {
         if let Some(path) = local_path(&self.effective_url(url)) {
-            return self.resolve_local(url, &path, git_ref);
+            let target = self.resolve_local(url, &path, git_ref)?;
+            let (decided, fetch) = decide(self, &target);
+            let got = match fetch {
+                true => Some(self.fetch(url, &target, depth, cancel)?),
+                false => None,
+            };
+            return Ok((target, decided, got));
         }
         let mut remote = self
             .repo
             .remote_anonymous(url)
             .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?;
         // A download of a ref no server has wants nothing: it connects,
-        // lists the refs and stops, i.e. one `ls-remote` round trip. Unlike
-        // a bare connect it sends our custom headers (cookies). (Without a
-        // refspec libgit2 would want the remote's HEAD.)
+        // lists the refs and stops, i.e. one `ls-remote` round trip, and
+        // stays connected. Unlike a bare connect it sends our custom
+        // headers (cookies). (Without a refspec libgit2 would want the
+        // remote's HEAD.)
         let mut opts = self.fetch_options("ls-remote", url, cancel)?;
-        let _home = self.ssh_home(url);
+        let home = self.ssh_home(url);
         remote
             .download(&[LIST_ONLY_REF], Some(&mut opts))
             .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?;
@@ -388,23 +406,29 @@ impl GitRepo {
             .iter()
             .map(|h| (h.name().to_string(), h.oid()))
             .collect();
+        let target = pick_target(&heads, git_ref, url)?;
+        let (decided, fetch) = decide(self, &target);
+        if !fetch {
+            drop(remote); // (before the callbacks it may call)
+            return Ok((target, decided, None));
+        }
+        let before = self.before_fetch();
+        let refspecs = fetch_refspecs_for(&target);
+        let result = self.fetch_on(&mut remote, url, &refspecs, depth, cancel);
         drop(remote);
-
-        let advertised = |name: &str| heads.iter().find(|(n, _)| n == name).map(|(_, h)| *h);
-        let name = refs::pick_ref(
-            git_ref,
-            |name| advertised(name).is_some(),
-            || heads.iter().map(|(n, _)| n.clone()).collect(),
-        )
-        .map_err(|e| ref_error(e, git_ref, url))?;
-        // An annotated tag is advertised peeled as well: its commit.
-        let hash = advertised(&format!("{name}^{{}}"))
-            .or_else(|| advertised(&name))
-            .ok_or_else(|| ref_error(refs::NoRef::Missing, git_ref, url))?;
-        Ok(Target {
-            hash,
-            remote_ref: Some(name),
-        })
+        drop(opts);
+        drop(home);
+        let got = match result {
+            Err(e) if !cancel.is_cancelled() => {
+                tracing::debug!(url = %redact(url), error = %e, "fetch on the listing's connection failed; fetching on a new one");
+                // It may have left objects: what the store holds is no
+                // longer known.
+                drop(std::mem::take(&mut self.known));
+                self.fetch(url, &target, depth, cancel)?
+            }
+            result => self.after_remote_fetch(url, &target, result, true, before, depth)?,
+        };
+        Ok((target, decided, Some(got)))
     }
 
     /// Run one fetch of `refspecs` into temporary refs, then drop the refs;
@@ -416,11 +440,24 @@ impl GitRepo {
         depth: u32,
         cancel: &Cancel,
     ) -> Result<Vec<Hash>, GitError> {
+        let mut remote = self
+            .repo
+            .remote_anonymous(url)
+            .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
+        let _home = self.ssh_home(url);
+        self.fetch_on(&mut remote, url, refspecs, depth, cancel)
+    }
+
+    /// [`GitRepo::fetch_refspecs`] with `remote`, connected or not.
+    fn fetch_on(
+        &self,
+        remote: &mut git2::Remote<'_>,
+        url: &str,
+        refspecs: &[String],
+        depth: u32,
+        cancel: &Cancel,
+    ) -> Result<Vec<Hash>, GitError> {
         let result = {
-            let mut remote = self
-                .repo
-                .remote_anonymous(url)
-                .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
             let mut opts = self.fetch_options("fetch", url, cancel)?;
             if depth > 0 {
                 opts.depth(i32::try_from(depth).unwrap_or(i32::MAX));
@@ -430,7 +467,6 @@ impl GitRepo {
                 // Without it the server stops at our shallow commits.
                 opts.depth(i32::MAX);
             }
-            let _home = self.ssh_home(url);
             remote.fetch(refspecs, Some(&mut opts), None)
         };
         // The temporary refs only carried the objects in; they are not kept.
@@ -452,6 +488,17 @@ impl GitRepo {
             .map_err(|e| self.remote_error("fetch", url, e, cancel))
     }
 
+    /// What a fetch must note before the store changes (see
+    /// [`GitRepo::after_remote_fetch`]).
+    fn before_fetch(&self) -> BeforeFetch {
+        // Forgotten unless the fetch succeeds: a failed one may leave objects.
+        self.forget_saved_tips();
+        BeforeFetch {
+            was_empty: self.store_is_empty(),
+            shallow: super::depth::read_shallow(self),
+        }
+    }
+
     /// Fetch the target commit, `depth` commits deep (0: all history).
     /// Returns the commit now in the store for it: `target.hash`, or, when
     /// its branch or tag moved between the question and this fetch (a push
@@ -464,21 +511,16 @@ impl GitRepo {
         depth: u32,
         cancel: &Cancel,
     ) -> Result<Hash, GitError> {
-        let was_empty = self.store_is_empty();
-        let shallow = super::depth::read_shallow(self);
-        // Forgotten unless the fetch succeeds: a failed one may leave objects.
-        let known = std::mem::take(&mut self.known);
-        self.forget_saved_tips();
+        let before = self.before_fetch();
         if let Some(path) = local_path(&self.effective_url(url)) {
+            let known = std::mem::take(&mut self.known);
             // (It opens the repository afresh itself.)
             self.fetch_local(url, &path, target.hash, depth, cancel)?;
-            self.after_fetch(known, was_empty, Some(&[target.hash]), target.hash, depth);
+            let brought = [target.hash];
+            self.after_fetch(known, before.was_empty, Some(&brought), target.hash, depth);
             return Ok(target.hash);
         }
-        let refspecs: Vec<String> = match &target.remote_ref {
-            Some(r) => vec![format!("+{r}:{FETCH_REF}")],
-            None => vec![format!("+{}:{FETCH_REF}", target.hash)],
-        };
+        let refspecs = fetch_refspecs_for(target);
         let result = self.fetch_refspecs(url, &refspecs, depth, cancel);
         let mut exact = true;
         let result = match result {
@@ -496,8 +538,25 @@ impl GitRepo {
             }
             other => other,
         };
+        self.after_remote_fetch(url, target, result, exact, before, depth)
+    }
+
+    /// The store after a fetch for `target` that brought `result` (the
+    /// tips of what it fetched; `exact`: only what `target` asked for):
+    /// the commit now there for `target` (see [`GitRepo::fetch`]).
+    fn after_remote_fetch(
+        &mut self,
+        url: &str,
+        target: &Target,
+        result: Result<Vec<Hash>, GitError>,
+        exact: bool,
+        before: BeforeFetch,
+        depth: u32,
+    ) -> Result<Hash, GitError> {
+        // Forgotten unless the fetch succeeded: a failed one may leave objects.
+        let known = std::mem::take(&mut self.known);
         let tips = result?;
-        self.reopen_if_deepened(&shallow)?;
+        self.reopen_if_deepened(&before.shallow)?;
         let mut got = target.hash;
         if !self.has_commit(target.hash) {
             if let (Ok(object), Some(name)) =
@@ -523,7 +582,41 @@ impl GitRepo {
             })?;
         }
         let brought = exact.then_some(&tips[..]);
-        self.after_fetch(known, was_empty, brought, got, depth);
+        self.after_fetch(known, before.was_empty, brought, got, depth);
         Ok(got)
     }
+}
+
+/// The state of the store a fetch changes, noted before it.
+struct BeforeFetch {
+    was_empty: bool,
+    shallow: std::collections::BTreeSet<git2::Oid>,
+}
+
+/// The refspec that fetches `target` into our temporary ref: its ref by
+/// name, or the bare hash.
+fn fetch_refspecs_for(target: &Target) -> Vec<String> {
+    match &target.remote_ref {
+        Some(r) => vec![format!("+{r}:{FETCH_REF}")],
+        None => vec![format!("+{}:{FETCH_REF}", target.hash)],
+    }
+}
+
+/// Which of the advertised `heads` `git_ref` names, and its commit (an
+/// annotated tag is advertised peeled as well).
+fn pick_target(heads: &[(String, Hash)], git_ref: &str, url: &str) -> Result<Target, GitError> {
+    let advertised = |name: &str| heads.iter().find(|(n, _)| n == name).map(|(_, h)| *h);
+    let name = refs::pick_ref(
+        git_ref,
+        |name| advertised(name).is_some(),
+        || heads.iter().map(|(n, _)| n.clone()).collect(),
+    )
+    .map_err(|e| ref_error(e, git_ref, url))?;
+    let hash = advertised(&format!("{name}^{{}}"))
+        .or_else(|| advertised(&name))
+        .ok_or_else(|| ref_error(refs::NoRef::Missing, git_ref, url))?;
+    Ok(Target {
+        hash,
+        remote_ref: Some(name),
+    })
 }

@@ -721,30 +721,41 @@ impl WebhookReceiver {
 
 /// A TCP proxy to `upstream` that sends responses slowly (`delay` per KiB).
 pub fn slow_proxy(upstream: u16, delay: Duration) -> u16 {
-    proxy(upstream, delay, |_| {})
+    proxy(upstream, delay, |_, _| {})
 }
 
-/// A TCP proxy to `upstream` that runs `before(n)` before it passes the
-/// n-th connection (from 0) on, and sends responses `delay` per KiB.
+/// A TCP proxy to `upstream` that shows `before` what a client sends (the
+/// connection's number, from 0, and the bytes) before it passes it on,
+/// and sends responses `delay` per KiB.
 pub fn proxy(
     upstream: u16,
     delay: Duration,
-    mut before: impl FnMut(usize) + Send + 'static,
+    before: impl FnMut(usize, &[u8]) + Send + 'static,
 ) -> u16 {
     use std::io::{Read, Write};
+    let before = Arc::new(Mutex::new(before));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for (n, client) in listener.incoming().enumerate() {
             let Ok(client) = client else { continue };
-            before(n);
             let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                 continue;
             };
             let (mut c_read, mut s_write) =
                 (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let before = before.clone();
             std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c_read, &mut s_write);
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(len) = c_read.read(&mut buf) {
+                    if len == 0 {
+                        break;
+                    }
+                    (before.lock().unwrap())(n, &buf[..len]);
+                    if s_write.write_all(&buf[..len]).is_err() {
+                        break;
+                    }
+                }
             });
             let (mut s_read, mut c_write) = (server, client);
             std::thread::spawn(move || {
