@@ -315,11 +315,9 @@ impl Syncer {
                     hash,
                     remote_ref: None,
                 };
-                let (state, fetch) = decide(&self.git, &target);
-                let got = match fetch {
-                    true => Some(self.git.fetch(&self.cfg.repo, &target, depth, cancel)?),
-                    false => None,
-                };
+                let (state, got) =
+                    self.git
+                        .fetch_if(&self.cfg.repo, &target, depth, cancel, decide)?;
                 (target, state, got)
             }
             None => self.git.resolve_then_fetch(

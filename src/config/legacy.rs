@@ -68,21 +68,24 @@ pub(super) fn period(src: &Sources<'_>) -> Result<Duration, ConfigError> {
     let period = src.duration("period")?;
     match wait.filter(|w| !w.is_zero()) {
         Some(w) => {
-            if period.is_some_and(|p| p != w) && src.given("period") {
-                old_text_won(src, "wait", "period")?;
-            }
+            old_text_won(src, "wait", "period", period.is_some_and(|p| p != w))?;
             Ok(w)
         }
         None => Ok(period.unwrap_or(Duration::from_secs(10))),
     }
 }
 
-/// [`Sources::old_name_won`] with both values as given.
+/// [`Sources::old_name_won`] with both values as given, when `new` was
+/// given (not its default) and its value `differs` from `old`'s.
 fn old_text_won(
     src: &Sources<'_>,
     old: &'static str,
     new: &'static str,
+    differs: bool,
 ) -> Result<(), ConfigError> {
+    if !differs || !src.given(new) {
+        return Ok(());
+    }
     let text = |name| {
         src.get(name, |s| Ok(s.to_string()))
             .map(Option::unwrap_or_default)
@@ -98,9 +101,8 @@ pub(super) fn sync_timeout(src: &Sources<'_>) -> Result<Duration, ConfigError> {
         Some(t) if t < 0 => Err(invalid("timeout", "must be a positive number of seconds")),
         Some(t) => {
             let t = Duration::from_secs(t.unsigned_abs());
-            if sync_timeout.is_some_and(|s| s != t) && src.given("sync-timeout") {
-                old_text_won(src, "timeout", "sync-timeout")?;
-            }
+            let differs = sync_timeout.is_some_and(|s| s != t);
+            old_text_won(src, "timeout", "sync-timeout", differs)?;
             Ok(t)
         }
         None => Ok(sync_timeout.unwrap_or(Duration::from_secs(120))),
@@ -112,9 +114,8 @@ pub(super) fn max_failures(src: &Sources<'_>) -> Result<i64, ConfigError> {
     let max_failures = src.int("max-failures")?;
     match src.int("max-sync-failures")?.filter(|m| *m != 0) {
         Some(m) => {
-            if max_failures.is_some_and(|n| n != m) && src.given("max-failures") {
-                old_text_won(src, "max-sync-failures", "max-failures")?;
-            }
+            let differs = max_failures.is_some_and(|n| n != m);
+            old_text_won(src, "max-sync-failures", "max-failures", differs)?;
             Ok(m)
         }
         None => Ok(max_failures.unwrap_or(0)),
@@ -126,9 +127,7 @@ pub(super) fn verbosity(src: &Sources<'_>) -> Result<i64, ConfigError> {
     let verbose = src.int("verbose")?;
     match src.int("v")?.filter(|v| *v >= 0) {
         Some(v) => {
-            if verbose.is_some_and(|n| n != v) && src.given("verbose") {
-                old_text_won(src, "v", "verbose")?;
-            }
+            old_text_won(src, "v", "verbose", verbose.is_some_and(|n| n != v))?;
             Ok(v)
         }
         None => Ok(verbose.unwrap_or(0)),

@@ -379,11 +379,7 @@ impl GitRepo {
     ) -> Result<(Target, D, Option<Hash>), GitError> {
         if let Some(path) = local_path(&self.effective_url(url)) {
             let target = self.resolve_local(url, &path, git_ref)?;
-            let (decided, fetch) = decide(self, &target);
-            let got = match fetch {
-                true => Some(self.fetch(url, &target, depth, cancel)?),
-                false => None,
-            };
+            let (decided, got) = self.fetch_if(url, &target, depth, cancel, decide)?;
             return Ok((target, decided, got));
         }
         let mut remote = self
@@ -429,6 +425,25 @@ impl GitRepo {
             result => self.after_remote_fetch(url, &target, result, true, before, depth)?,
         };
         Ok((target, decided, Some(got)))
+    }
+
+    /// [`GitRepo::fetch`] of a target known without asking the remote (a
+    /// pinned hash, a local repository's ref), if `decide` says so; what
+    /// it said, and what the fetch brought.
+    pub fn fetch_if<D>(
+        &mut self,
+        url: &str,
+        target: &Target,
+        depth: u32,
+        cancel: &Cancel,
+        decide: impl FnOnce(&GitRepo, &Target) -> (D, bool),
+    ) -> Result<(D, Option<Hash>), GitError> {
+        let (decided, fetch) = decide(self, target);
+        let got = match fetch {
+            true => Some(self.fetch(url, target, depth, cancel)?),
+            false => None,
+        };
+        Ok((decided, got))
     }
 
     /// Run one fetch of `refspecs` into temporary refs, then drop the refs;
