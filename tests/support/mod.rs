@@ -300,7 +300,19 @@ pub fn run_git_sync(args: &[&str]) -> Output {
 
 /// Start a command, capturing stderr.
 pub fn spawn(mut cmd: Command) -> Proc {
-    let mut child = cmd.spawn().expect("spawn");
+    // A binary copied by a test (to run as another user, say) may still be
+    // open for writing in a child that another test's thread forked at
+    // that moment: exec says ETXTBSY until that child execs in turn.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => break r.expect("spawn"),
+        }
+    };
     let (stderr, stderr_done) = capture_stderr(&mut child);
     Proc {
         child,
