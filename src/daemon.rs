@@ -346,19 +346,22 @@ async fn set_up(
     loop {
         let started = Instant::now();
         let setup_cfg = cfg.clone();
-        let (err, in_use) = match tokio::task::spawn_blocking(move || Syncer::new(setup_cfg)).await
-        {
-            Ok(Ok(s)) => return Ok(Arc::new(Mutex::new(s))),
-            Ok(Err(e)) => {
-                let in_use = matches!(e, SyncError::Layout(LayoutError::InUse { .. }));
-                (e.to_string(), in_use)
-            }
-            Err(e) => (format!("setup panicked: {e}"), false),
-        };
+        let (err, in_use, permanent) =
+            match tokio::task::spawn_blocking(move || Syncer::new(setup_cfg)).await {
+                Ok(Ok(s)) => return Ok(Arc::new(Mutex::new(s))),
+                Ok(Err(e)) => {
+                    let in_use = matches!(e, SyncError::Layout(LayoutError::InUse { .. }));
+                    (e.to_string(), in_use, e.is_permanent())
+                }
+                Err(e) => (format!("setup panicked: {e}"), false, false),
+            };
         metrics.sync(SyncStatus::Error, started.elapsed());
         *failures += 1;
         // A root in use holds the error file of the process using it.
         report_failure(cfg, &err, *failures, !in_use);
+        if permanent {
+            return Err(1);
+        }
         if too_many(*failures, cfg.init_max_failures) {
             return Err(1);
         }

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::git::{GitError, GitRepo, Hash};
 use crate::root_lock::{self, Held, RootLock};
+use crate::safe_to_empty::{self, WillNotEmpty};
 
 /// Errors preparing or tidying the root.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,8 @@ pub enum LayoutError {
     #[error("{path}: another git-sync{} is syncing into it; each process needs a --root (or --dest) of its own",
         holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     InUse { path: PathBuf, holder: Option<u32> },
+    #[error(transparent)]
+    WillNotEmpty(#[from] WillNotEmpty),
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> LayoutError + 'a {
@@ -228,23 +231,28 @@ impl Layout {
     }
 
     /// Remove every entry of the root, but never the root itself: it may be
-    /// a mount point.
+    /// a mount point (nor, for that reason, its `lost+found`).
     /// Paths in `keep` (at any depth) and the directories leading to them
     /// stay.
     fn empty_root(&self, keep: &[PathBuf]) -> Result<(), LayoutError> {
-        fn empty(dir: &Path, keep: &[PathBuf], removed: &mut usize) -> Result<(), LayoutError> {
+        fn empty(
+            dir: &Path,
+            top: &Path,
+            keep: &[PathBuf],
+            removed: &mut usize,
+        ) -> Result<(), LayoutError> {
             for p in fs::read_dir(dir)
                 .map_err(io_err("read", dir))?
                 .flatten()
                 .map(|e| e.path())
             {
-                if keep.contains(&p) {
+                if keep.contains(&p) || (dir == top && safe_to_empty::is_lost_and_found(&p)) {
                     continue;
                 }
                 let leads_to_kept = keep.iter().any(|k| k.starts_with(&p));
                 let is_dir = fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
                 if leads_to_kept && is_dir {
-                    empty(&p, keep, removed)?;
+                    empty(&p, top, keep, removed)?;
                 } else {
                     remove_any(&p).map_err(io_err("remove", &p))?;
                     *removed += 1;
@@ -252,8 +260,15 @@ impl Layout {
             }
             Ok(())
         }
+        let anything_to_remove = fs::read_dir(&self.root)
+            .map_err(io_err("read", &self.root))?
+            .flatten()
+            .any(|e| !keep.contains(&e.path()) && !safe_to_empty::is_lost_and_found(&e.path()));
+        if anything_to_remove {
+            safe_to_empty::check(&self.root, "--root", None)?;
+        }
         let mut removed = 0;
-        empty(&self.root, keep, &mut removed)?;
+        empty(&self.root, &self.root, keep, &mut removed)?;
         if removed > 0 {
             tracing::warn!(root = %self.root.display(), entries = removed,
                 "root is not ours or its repository is unusable: emptied it, keeping the published tree");

@@ -6,6 +6,7 @@
 //! - [`git`]: every libgit2 call (remote query, fetch, worktrees, gc)
 //! - [`layout`]: the directories under `--root`
 //! - [`root_lock`]: one git-sync per root
+//! - [`safe_to_empty`]: never emptying `/`, a home or a project by mistake
 //! - [`publish`]: making a worktree visible (the atomic symlink)
 //! - [`paths`]: relative paths within the volume
 //! - [`sync`]: one sync pass
@@ -26,6 +27,7 @@ pub mod pid1;
 pub mod publish;
 pub mod redact;
 pub mod root_lock;
+pub mod safe_to_empty;
 pub mod sparse;
 pub mod status_files;
 pub mod sync;

@@ -2,6 +2,7 @@
 //! ask the remote, skip if already published, fetch, materialise, publish,
 //! then (separately) clean up.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::hooks::ExecHook;
 use crate::layout::{remove_any, Layout, LayoutError};
 use crate::publish::{DestPublisher, LinkPublisher, PublishError, Publisher};
 use crate::root_lock::RootLock;
+use crate::safe_to_empty;
 use crate::sparse::SparsePatterns;
 use crate::status_files;
 
@@ -33,6 +35,13 @@ pub enum SyncError {
     },
     #[error("sync cancelled")]
     Cancelled,
+}
+
+impl SyncError {
+    /// A failure that trying again cannot mend: the process should stop.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SyncError::Layout(LayoutError::WillNotEmpty(_)))
+    }
 }
 
 /// What a successful pass did.
@@ -152,6 +161,13 @@ impl Syncer {
             None => Box::new(LinkPublisher::new(&cfg.link)),
         };
         let root_lock = layout.lock()?;
+        if let Some(dest) = &cfg.dest {
+            // Dest mode makes the directory hold exactly the commit.
+            let holds_anything = fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some());
+            if holds_anything {
+                safe_to_empty::check(dest, "--dest", Some(&cfg.repo)).map_err(LayoutError::from)?;
+            }
+        }
         let git = open_repository(&cfg, &layout, publisher.as_ref())?;
         let pre_publish = cfg.ops.pre_publish_hook.as_ref().map(|h| {
             let l = layout.clone();

@@ -1073,6 +1073,188 @@ fn non_empty_root_not_ours_is_emptied() {
     assert!(!f.root().join("stray.txt").exists());
 }
 
+/// Unmounts on drop, so that a failed assertion leaves no mount behind.
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    fn tmpfs(at: &Path) -> Option<Self> {
+        fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mounted(at.to_path_buf()))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Every entry under `dir`, with its content for files.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p.clone());
+                out.push((p, None));
+            } else {
+                let bytes = fs::read(&p).ok();
+                out.push((p, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_root_or_dest_that_is_clearly_not_a_sync_directory_is_refused_and_left_whole() {
+    use std::process::Command;
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("index.html", "v1")], "one");
+    let t = f.tmp.path();
+    let other = SourceRepo::new(t, "other");
+    other.commit(&[("README", "mine")], "mine");
+    let (home, started_in, tools, project, vol) = (
+        t.join("home"),
+        t.join("www"),
+        t.join("tools"),
+        t.join("project"),
+        t.join("vol"),
+    );
+    for d in [&home, &started_in, &tools, &vol] {
+        fs::create_dir_all(d).unwrap();
+        fs::write(d.join("notes.txt"), "precious").unwrap();
+    }
+    git(t, &["clone", "-q", &other.url(), "project"]);
+    fs::create_dir_all(tools.join("bin")).unwrap();
+    fs::copy(bin(), tools.join("bin/git-sync")).unwrap();
+    let mount = Mounted::tmpfs(&vol.join("inner"));
+    // git-sync syncing into `dir` (as --root or --dest), retried forever
+    // were this a failure that could pass.
+    let start = |dir: &Path, flag: &str| {
+        let mut c = git_sync(&[
+            &format!("--repo={}", f.url()),
+            &format!("--{flag}={}", dir.display()),
+            &format!("--state-dir={}", t.join("state").display()),
+            "--max-failures=-1",
+            "--init-max-failures=-1",
+            "--init-period=10ms",
+        ]);
+        c.current_dir(t);
+        c
+    };
+    let mut cases: Vec<(&str, &Path, Command, &str)> = Vec::new();
+    let mut c = start(&home, "root");
+    c.env("HOME", &home);
+    cases.push(("home", &home, c, "it holds the home directory"));
+    let mut c = start(Path::new("."), "root");
+    c.current_dir(&started_in);
+    cases.push((
+        "cwd",
+        &started_in,
+        c,
+        "it holds the directory git-sync was started in",
+    ));
+    let mut c = Command::new(tools.join("bin/git-sync"));
+    c.args(start(&tools, "root").get_args())
+        .env_remove("GITSYNC_REPO")
+        .env_remove("GITSYNC_ROOT")
+        .stderr(std::process::Stdio::piped());
+    cases.push(("binary", &tools, c, "it holds git-sync's own binary"));
+    let reason = "it is the working tree of a git repository (a clone of file://";
+    cases.push(("project", &project, start(&project, "root"), reason));
+    cases.push(("dest", &project, start(&project, "dest"), reason));
+    if mount.is_some() {
+        let reason = "another filesystem is mounted at";
+        cases.push(("mount", &vol, start(&vol, "root"), reason));
+    }
+    for (name, dir, cmd, reason) in cases {
+        let before = snapshot(dir);
+        let mut p = spawn(cmd);
+        let code = p.wait_exit(Duration::from_secs(30));
+        let log = p.log();
+        assert_eq!(code, 1, "{name}: {log}");
+        assert_eq!(log.matches("will not empty it").count(), 1, "{name}: {log}");
+        assert!(log.contains(reason), "{name}: {log}");
+        assert_eq!(snapshot(dir), before, "{name}: touched");
+    }
+    // What the 2015 git-sync left in its --dest (a clone of the same
+    // repository) is still replaced by the commit.
+    let dest = t.join("dest");
+    git(t, &["clone", "-q", &f.url(), "dest"]);
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--dest={}", dest.display()),
+        &format!("--state-dir={}", t.join("state").display()),
+        "--one-time",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(!dest.join(".git").exists());
+    assert_eq!(fs::read_to_string(dest.join("index.html")).unwrap(), "v1");
+}
+
+#[test]
+fn a_volumes_lost_and_found_stays_and_does_not_stop_the_sync() {
+    // A fresh ext4 persistent volume holds lost+found, root's and 0700:
+    // upstream fails on it for good when not root (its issue 598).
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("index.html", "v1")], "one");
+    open_up(f.tmp.path());
+    let bin_copy = f.tmp.path().join("git-sync");
+    fs::copy(bin(), &bin_copy).unwrap();
+    let volume = |name: &str| {
+        let dir = f.tmp.path().join(name);
+        fs::create_dir_all(dir.join("lost+found")).unwrap();
+        fs::write(dir.join("lost+found/#1234"), "recovered").unwrap();
+        fs::set_permissions(dir.join("lost+found"), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(dir.join("stray.txt"), "x").unwrap();
+        if is_root() {
+            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        }
+        dir
+    };
+    let (root, dest, state) = (volume("root"), volume("dest"), volume("state"));
+    for args in [
+        [format!("--root={}", root.display()), "--link=site".into()],
+        [
+            format!("--dest={}", dest.display()),
+            format!("--state-dir={}", state.join("git-sync").display()),
+        ],
+    ] {
+        let flag = &args[0];
+        let mut c = std::process::Command::new(&bin_copy);
+        c.args([&format!("--repo={}", f.url()), "--one-time"])
+            .args(&args)
+            .stderr(std::process::Stdio::piped());
+        if is_root() {
+            c.uid(65534).gid(65534);
+        }
+        let mut p = spawn(c);
+        assert_eq!(p.wait_exit(LONG), 0, "{flag}: {}", p.log());
+    }
+    assert_eq!(
+        fs::read_to_string(root.join("site/index.html")).unwrap(),
+        "v1"
+    );
+    assert_eq!(fs::read_to_string(dest.join("index.html")).unwrap(), "v1");
+    for dir in [&root, &dest] {
+        assert!(!dir.join("stray.txt").exists(), "{dir:?}");
+        let kept = dir.join("lost+found/#1234");
+        assert_eq!(fs::read_to_string(&kept).unwrap(), "recovered");
+    }
+}
+
 #[test]
 fn root_left_by_an_earlier_run_is_reused() {
     let f = Fixture::new(Transport::Http);

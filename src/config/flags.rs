@@ -107,7 +107,9 @@ pub const FLAGS: &[Flag] = &[
         "DIR",
         "The root directory for git-sync operations, under which --link will be created. \
          Required. It is created if missing; if it holds something that is not ours, it is \
-         emptied.",
+         emptied (but for a lost+found), unless it is clearly not a sync directory: /, a \
+         parent of the home directory, of the working directory or of git-sync itself, one \
+         holding another mount, or a git working tree; then git-sync exits 1.",
     ),
     flag(
         "link",

@@ -249,6 +249,38 @@ fn skip_unreadable_user_config() {
     }
 }
 
+/// When `dir` is the working tree of a git repository with files checked
+/// out (tracked paths present in `dir`): `Some` of its `origin` URL, if it
+/// has one. `None` for anything else, our own roots included (their
+/// commits are checked out in worktrees, never in the root).
+pub fn checked_out_clone(dir: &Path) -> Option<Option<String>> {
+    let repo = git2::Repository::open_ext(
+        dir.join(".git"),
+        git2::RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&std::ffi::OsStr>(),
+    )
+    .ok()?;
+    if repo.is_bare() || repo.workdir().is_none() {
+        return None;
+    }
+    let index = repo.index().ok()?;
+    // The first few entries tell a working copy from an index left alone.
+    let checked_out = index.iter().take(64).any(|e| {
+        use std::os::unix::ffi::OsStrExt;
+        dir.join(std::ffi::OsStr::from_bytes(&e.path))
+            .symlink_metadata()
+            .is_ok()
+    });
+    if !checked_out {
+        return None;
+    }
+    let origin = repo
+        .find_remote("origin")
+        .ok()
+        .and_then(|r| r.url().ok().map(str::to_string));
+    Some(origin)
+}
+
 /// Our git repository at `<root>/.git`.
 pub struct GitRepo {
     repo: git2::Repository,

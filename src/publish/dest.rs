@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use super::{err, PublishError, Publisher};
 use crate::git::Hash;
 use crate::layout::remove_any;
+use crate::safe_to_empty;
 
 /// Suffix of the temporary names files are written under.
 const TMP_SUFFIX: &str = ".git-sync-tmp";
@@ -85,7 +86,7 @@ pub struct MirrorStats {
 pub fn mirror(src: &Path, dst: &Path) -> Result<MirrorStats, PublishError> {
     let mut stats = MirrorStats::default();
     copy_dir(src, dst, &mut stats)?;
-    prune_dir(src, dst, &mut stats)?;
+    prune_dir(src, dst, &mut stats, true)?;
     Ok(stats)
 }
 
@@ -185,18 +186,27 @@ fn copy_dir(src: &Path, dst: &Path, stats: &mut MirrorStats) -> Result<(), Publi
     Ok(())
 }
 
-/// Delete what is in `dst` but not in `src` (after all writes).
-fn prune_dir(src: &Path, dst: &Path, stats: &mut MirrorStats) -> Result<(), PublishError> {
+/// Delete what is in `dst` but not in `src` (after all writes); at the
+/// top, a volume's `lost+found` stays.
+fn prune_dir(
+    src: &Path,
+    dst: &Path,
+    stats: &mut MirrorStats,
+    top: bool,
+) -> Result<(), PublishError> {
     let wanted: HashSet<OsString> = entries(src)?.iter().map(|e| e.file_name()).collect();
     for e in fs::read_dir(dst).map_err(err(dst))? {
         let e = e.map_err(err(dst))?;
         let name = e.file_name();
         let path = e.path();
         if !wanted.contains(&name) {
+            if top && safe_to_empty::is_lost_and_found(&path) {
+                continue;
+            }
             remove_any(&path).map_err(err(&path))?;
             stats.removed += 1;
         } else if e.file_type().is_ok_and(|t| t.is_dir()) {
-            prune_dir(&src.join(&name), &path, stats)?;
+            prune_dir(&src.join(&name), &path, stats, false)?;
         }
     }
     Ok(())
