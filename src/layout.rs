@@ -201,9 +201,10 @@ impl Layout {
         Ok(())
     }
 
-    /// Make the root ready and open our repository in it. `keep` are paths
-    /// under the root that must survive emptying (the link, the error file).
-    pub fn prepare(&self, keep: &[PathBuf]) -> Result<GitRepo, LayoutError> {
+    /// Make the root ready to sync `repo` and open our repository in it.
+    /// `keep` are paths under the root that must survive emptying (the
+    /// link, the error file).
+    pub fn prepare(&self, keep: &[PathBuf], repo: &str) -> Result<GitRepo, LayoutError> {
         self.create_root()?;
         // A git config libgit2 cannot read makes every repository look
         // broken: fail here, before anything is judged unusable and removed.
@@ -224,7 +225,7 @@ impl Layout {
                 }
             }
         }
-        self.empty_root(keep)?;
+        self.empty_root(keep, repo)?;
         let repo = GitRepo::init(&self.root)?;
         fs::create_dir_all(&self.worktrees).map_err(io_err("create", &self.worktrees))?;
         Ok(repo)
@@ -234,7 +235,7 @@ impl Layout {
     /// a mount point (nor, for that reason, its `lost+found`).
     /// Paths in `keep` (at any depth) and the directories leading to them
     /// stay.
-    fn empty_root(&self, keep: &[PathBuf]) -> Result<(), LayoutError> {
+    fn empty_root(&self, keep: &[PathBuf], repo: &str) -> Result<(), LayoutError> {
         fn empty(
             dir: &Path,
             top: &Path,
@@ -265,7 +266,7 @@ impl Layout {
             .flatten()
             .any(|e| !keep.contains(&e.path()) && !safe_to_empty::is_lost_and_found(&e.path()));
         if anything_to_remove {
-            safe_to_empty::check(&self.root, "--root", None)?;
+            safe_to_empty::check(&self.root, "--root", repo, false)?;
         }
         let mut removed = 0;
         empty(&self.root, &self.root, keep, &mut removed)?;

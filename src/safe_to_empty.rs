@@ -26,10 +26,16 @@ pub struct WillNotEmpty {
     pub reason: String,
 }
 
-/// Check `dir` (which exists) before emptying it. `flag` names it in the
-/// error. A git working tree in it may be replaced only when it is a clone
-/// of `clone_of` (as the 2015 git-sync left its `--dest`).
-pub fn check(dir: &Path, flag: &'static str, clone_of: Option<&str>) -> Result<(), WillNotEmpty> {
+/// Check `dir` (which exists) before emptying it for syncing `repo`. `flag`
+/// names it in the error. A git working tree in it may be replaced only
+/// when `replace_clone` and it is a clone of `repo` (as the 2015 git-sync
+/// left its `--dest`).
+pub fn check(
+    dir: &Path,
+    flag: &'static str,
+    repo: &str,
+    replace_clone: bool,
+) -> Result<(), WillNotEmpty> {
     let refuse = |reason: String| WillNotEmpty {
         flag,
         path: dir.to_path_buf(),
@@ -39,7 +45,7 @@ pub fn check(dir: &Path, flag: &'static str, clone_of: Option<&str>) -> Result<(
     if real == Path::new("/") {
         return Err(refuse("it is the filesystem's root".into()));
     }
-    for (what, place) in precious_places() {
+    for (what, place) in precious_places(repo) {
         if place.starts_with(&real) {
             return Err(refuse(format!("it holds {what} ({})", place.display())));
         }
@@ -51,7 +57,7 @@ pub fn check(dir: &Path, flag: &'static str, clone_of: Option<&str>) -> Result<(
         )));
     }
     if let Some(origin) = git::checked_out_clone(&real) {
-        if clone_of.is_none() || origin.as_deref() != clone_of {
+        if !replace_clone || origin.as_deref() != Some(repo) {
             let of = origin.map_or(String::new(), |o| {
                 format!(" (a clone of {})", crate::redact::redact(&o))
             });
@@ -73,10 +79,13 @@ pub fn is_lost_and_found(path: &Path) -> bool {
 }
 
 /// Places whose loss nobody asks for by pointing git-sync at a parent:
-/// the home directory, the directory git-sync was started in, and the one
-/// holding its own binary.
-fn precious_places() -> Vec<(&'static str, PathBuf)> {
+/// the home directory, the directory git-sync was started in, the one
+/// holding its own binary, and the repository it syncs when that is local.
+fn precious_places(repo: &str) -> Vec<(&'static str, PathBuf)> {
     let mut places = Vec::new();
+    if let Some(source) = git::local_path(repo) {
+        places.push(("the repository it syncs from", source));
+    }
     if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         places.push(("the home directory", PathBuf::from(home)));
     }
@@ -116,16 +125,16 @@ mod tests {
     fn a_plain_directory_may_be_emptied() {
         let t = tempfile::TempDir::new().unwrap();
         fs::write(t.path().join("left-over"), "x").unwrap();
-        check(t.path(), "--root", None).unwrap();
+        check(t.path(), "--root", "https://example.com/r", false).unwrap();
     }
 
     #[test]
     fn the_filesystem_root_and_the_parents_of_the_binary_may_not() {
-        let e = check(Path::new("/"), "--root", None).unwrap_err();
+        let e = check(Path::new("/"), "--root", "https://example.com/r", false).unwrap_err();
         assert!(e.to_string().contains("filesystem's root"), "{e}");
         let exe = std::env::current_exe().unwrap();
         let parent = exe.parent().unwrap().parent().unwrap();
-        let e = check(parent, "--root", None).unwrap_err();
+        let e = check(parent, "--root", "https://example.com/r", false).unwrap_err();
         assert!(e.to_string().contains("own binary"), "{e}");
     }
 }

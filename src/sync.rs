@@ -143,7 +143,7 @@ fn open_repository(
         Some(name) => vec![layout.worktree_named(&name), cfg.link.clone()],
         None => Vec::new(),
     };
-    let mut git = layout.prepare(&keep)?;
+    let mut git = layout.prepare(&keep, &cfg.repo)?;
     git.apply_config(&cfg.git_config)?;
     if cfg.checkout.sparse_checkout_file.is_some() {
         // Tells a git binary (in hooks) that worktrees are sparse.
@@ -165,7 +165,7 @@ impl Syncer {
             // Dest mode makes the directory hold exactly the commit.
             let holds_anything = fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some());
             if holds_anything {
-                safe_to_empty::check(dest, "--dest", Some(&cfg.repo)).map_err(LayoutError::from)?;
+                safe_to_empty::check(dest, "--dest", &cfg.repo, true).map_err(LayoutError::from)?;
             }
         }
         let git = open_repository(&cfg, &layout, publisher.as_ref())?;

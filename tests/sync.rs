@@ -1170,6 +1170,9 @@ fn a_root_or_dest_that_is_clearly_not_a_sync_directory_is_refused_and_left_whole
         .env_remove("GITSYNC_ROOT")
         .stderr(std::process::Stdio::piped());
     cases.push(("binary", &tools, c, "it holds git-sync's own binary"));
+    let sources = f.repo.dir.parent().unwrap();
+    let reason = "it holds the repository it syncs from";
+    cases.push(("source", sources, start(sources, "root"), reason));
     let reason = "it is the working tree of a git repository (a clone of file://";
     cases.push(("project", &project, start(&project, "root"), reason));
     cases.push(("dest", &project, start(&project, "dest"), reason));

@@ -108,8 +108,9 @@ pub const FLAGS: &[Flag] = &[
         "The root directory for git-sync operations, under which --link will be created. \
          Required. It is created if missing; if it holds something that is not ours, it is \
          emptied (but for a lost+found), unless it is clearly not a sync directory: /, a \
-         parent of the home directory, of the working directory or of git-sync itself, one \
-         holding another mount, or a git working tree; then git-sync exits 1.",
+         parent of the home directory, of the working directory, of git-sync itself or of a \
+         local --repo, one holding another mount, or a git working tree; then git-sync \
+         exits 1.",
     ),
     flag(
         "link",

@@ -33,6 +33,7 @@ use crate::config::gitconfig::Tls;
 
 pub use auth::{Auth, CredentialSet, Credentials, Password, SshAuth};
 pub use gc::GcStats;
+pub use local::local_path;
 pub use remote::Target;
 pub use submodules::Superproject;
 pub use worktree::Base;
