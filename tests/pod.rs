@@ -754,4 +754,35 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
         "from the image"
     );
     assert!(!volume.join(".git").exists());
+
+    // `--root=/` run as root (a slip at a shell): refused before anything
+    // is removed, here where it could only cost this throw-away image.
+    let all_paths = || {
+        let mut out = Vec::new();
+        let mut stack = vec![image.clone()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                }
+                out.push(e.path());
+            }
+        }
+        out.sort();
+        out
+    };
+    let before = all_paths();
+    let args = [
+        "--root=/".to_string(),
+        "--link=html".to_string(),
+        "--repo=file:///src/site".to_string(),
+        "--max-failures=-1".to_string(),
+    ];
+    let (code, log) = in_image("0:0", &args, &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("will not empty it (it is the filesystem's root)"),
+        "{log}"
+    );
+    assert_eq!(all_paths(), before);
 }
