@@ -45,16 +45,31 @@ pub fn check(
     if real == Path::new("/") {
         return Err(refuse("it is the filesystem's root".into()));
     }
-    for (what, place) in precious_places(repo) {
-        if place.starts_with(&real) {
-            return Err(refuse(format!("it holds {what} ({})", place.display())));
-        }
-    }
     if let Some(mount) = mount_inside(&real) {
         return Err(refuse(format!(
             "another filesystem is mounted at {}",
             mount.display()
         )));
+    }
+    let source = git::local_path(repo).map(|p| ("the repository it syncs from", p));
+    let holds = |places: Vec<(&'static str, PathBuf)>| {
+        let found = places
+            .into_iter()
+            .filter_map(|(what, p)| Some((what, fs::canonicalize(p).ok()?)))
+            .find(|(_, p)| p.starts_with(&real));
+        found.map(|(what, p)| refuse(format!("it holds {what} ({})", p.display())))
+    };
+    if let Some(refusal) = holds(source.into_iter().collect()) {
+        return Err(refusal);
+    }
+    // A root git-sync made (or upstream's v4, same layout) is a sync
+    // directory wherever it is, even one that is also where it was started:
+    // a damaged one is started again from empty.
+    if real.join(".worktrees").is_dir() {
+        return Ok(());
+    }
+    if let Some(refusal) = holds(precious_places()) {
+        return Err(refusal);
     }
     if let Some(origin) = git::checked_out_clone(&real) {
         if !replace_clone || origin.as_deref() != Some(repo) {
@@ -80,12 +95,9 @@ pub fn is_lost_and_found(path: &Path) -> bool {
 
 /// Places whose loss nobody asks for by pointing git-sync at a parent:
 /// the home directory, the directory git-sync was started in, the one
-/// holding its own binary, and the repository it syncs when that is local.
-fn precious_places(repo: &str) -> Vec<(&'static str, PathBuf)> {
+/// holding its own binary.
+fn precious_places() -> Vec<(&'static str, PathBuf)> {
     let mut places = Vec::new();
-    if let Some(source) = git::local_path(repo) {
-        places.push(("the repository it syncs from", source));
-    }
     if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         places.push(("the home directory", PathBuf::from(home)));
     }
@@ -99,10 +111,6 @@ fn precious_places(repo: &str) -> Vec<(&'static str, PathBuf)> {
         places.push(("git-sync's own binary", bin_dir));
     }
     places
-        .into_iter()
-        .filter_map(|(what, p)| Some((what, fs::canonicalize(p).ok()?)))
-        .filter(|(_, p)| p != Path::new("/"))
-        .collect()
 }
 
 /// An entry of `dir` on another filesystem than `dir` itself: emptying

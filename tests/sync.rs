@@ -1480,6 +1480,18 @@ fn corrupt_root_is_reset() {
     assert_eq!(f.read("f"), "1");
     // Checked out again into a worktree of the new repository.
     assert_eq!(git(&f.link(), &["rev-parse", "HEAD"]), h);
+
+    // Also when git-sync was started in the root (`--root=.` of a local
+    // daemon): a root it made is a sync directory wherever it is.
+    fs::write(f.root().join(".git/HEAD"), "garbage").unwrap();
+    let mut p = spawn({
+        let mut c = git_sync(&[&format!("--repo={}", f.url()), "--root=.", "--link=site"]);
+        c.arg("--one-time").current_dir(f.root());
+        c
+    });
+    assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
+    assert!(p.log().contains("unusable"), "{}", p.log());
+    assert_eq!(git(&f.link(), &["rev-parse", "HEAD"]), h);
 }
 
 /// Remove `dir` as `rm -rf` would while a daemon may be writing into it
