@@ -57,7 +57,13 @@ pub fn check(
             .into_iter()
             .filter_map(|(what, p)| Some((what, fs::canonicalize(p).ok()?)))
             .find(|(_, p)| p.starts_with(&real));
-        found.map(|(what, p)| refuse(format!("it holds {what} ({})", p.display())))
+        found.map(|(what, p)| {
+            refuse(if p == real {
+                format!("it is {what}")
+            } else {
+                format!("it holds {what}, {}", p.display())
+            })
+        })
     };
     if let Some(refusal) = holds(source.into_iter().collect()) {
         return Err(refusal);

@@ -1155,14 +1155,14 @@ fn a_root_or_dest_that_is_clearly_not_a_sync_directory_is_refused_and_left_whole
     let mut cases: Vec<(&str, &Path, Command, &str)> = Vec::new();
     let mut c = start(&home, "root");
     c.env("HOME", &home);
-    cases.push(("home", &home, c, "it holds the home directory"));
+    cases.push(("home", &home, c, "it is the home directory"));
     let mut c = start(Path::new("."), "root");
     c.current_dir(&started_in);
     cases.push((
         "cwd",
         &started_in,
         c,
-        "it holds the directory git-sync was started in",
+        "it is the directory git-sync was started in",
     ));
     let mut c = Command::new(tools.join("bin/git-sync"));
     c.args(start(&tools, "root").get_args())
