@@ -210,22 +210,22 @@ impl Layout {
         // broken: fail here, before anything is judged unusable and removed.
         crate::git::check_user_config()?;
         let gitdir = self.root.join(".git");
+        let mut unusable = None;
         if gitdir.exists() {
-            remove_stale_locks(&gitdir);
             match GitRepo::open(&self.root) {
                 Ok(repo) => {
+                    // Ours: a lock at start was left by a killed run (never
+                    // touched in a repository that is not ours).
+                    remove_stale_locks(&gitdir);
                     self.remove_v3_leftovers()?;
                     fs::create_dir_all(&self.worktrees)
                         .map_err(io_err("create", &self.worktrees))?;
                     return Ok(repo);
                 }
-                Err(e) => {
-                    tracing::warn!(root = %self.root.display(), error = %e,
-                        "repository in root is unusable; starting again from an empty root");
-                }
+                Err(e) => unusable = Some(e),
             }
         }
-        self.empty_root(keep, repo)?;
+        self.empty_root(keep, repo, unusable)?;
         let repo = GitRepo::init(&self.root)?;
         fs::create_dir_all(&self.worktrees).map_err(io_err("create", &self.worktrees))?;
         Ok(repo)
@@ -235,7 +235,13 @@ impl Layout {
     /// a mount point (nor, for that reason, its `lost+found`).
     /// Paths in `keep` (at any depth) and the directories leading to them
     /// stay.
-    fn empty_root(&self, keep: &[PathBuf], repo: &str) -> Result<(), LayoutError> {
+    /// `unusable` says why a repository found there was not taken as ours.
+    fn empty_root(
+        &self,
+        keep: &[PathBuf],
+        repo: &str,
+        unusable: Option<GitError>,
+    ) -> Result<(), LayoutError> {
         fn empty(
             dir: &Path,
             top: &Path,
@@ -267,6 +273,10 @@ impl Layout {
             .any(|e| !keep.contains(&e.path()) && !safe_to_empty::is_lost_and_found(&e.path()));
         if anything_to_remove {
             safe_to_empty::check(&self.root, "--root", repo, false)?;
+        }
+        if let Some(e) = unusable {
+            tracing::warn!(root = %self.root.display(), error = %e,
+                "repository in root is unusable; starting again from an empty root");
         }
         let mut removed = 0;
         empty(&self.root, &self.root, keep, &mut removed)?;

@@ -1135,6 +1135,8 @@ fn a_root_or_dest_that_is_clearly_not_a_sync_directory_is_refused_and_left_whole
         fs::write(d.join("notes.txt"), "precious").unwrap();
     }
     git(t, &["clone", "-q", &other.url(), "project"]);
+    // Someone's git command at work in the project: its lock is not ours.
+    fs::write(project.join(".git/index.lock"), "").unwrap();
     fs::create_dir_all(tools.join("bin")).unwrap();
     fs::copy(bin(), tools.join("bin/git-sync")).unwrap();
     let mount = Mounted::tmpfs(&vol.join("inner"));
@@ -1188,6 +1190,7 @@ fn a_root_or_dest_that_is_clearly_not_a_sync_directory_is_refused_and_left_whole
         assert_eq!(code, 1, "{name}: {log}");
         assert_eq!(log.matches("will not empty it").count(), 1, "{name}: {log}");
         assert!(log.contains(reason), "{name}: {log}");
+        assert!(!log.contains("starting again"), "{name}: {log}");
         assert_eq!(snapshot(dir), before, "{name}: touched");
     }
     // What the 2015 git-sync left in its --dest (a clone of the same
