@@ -203,8 +203,13 @@ impl Layout {
 
     /// Make the root ready to sync `repo` and open our repository in it.
     /// `keep` are paths under the root that must survive emptying (the
-    /// link, the error file).
-    pub fn prepare(&self, keep: &[PathBuf], repo: &str) -> Result<GitRepo, LayoutError> {
+    /// link, the error file); `flag` is how the user named the root.
+    pub fn prepare(
+        &self,
+        keep: &[PathBuf],
+        repo: &str,
+        flag: &'static str,
+    ) -> Result<GitRepo, LayoutError> {
         self.create_root()?;
         // A git config libgit2 cannot read makes every repository look
         // broken: fail here, before anything is judged unusable and removed.
@@ -225,7 +230,7 @@ impl Layout {
                 Err(e) => unusable = Some(e),
             }
         }
-        self.empty_root(keep, repo, unusable)?;
+        self.empty_root(keep, (repo, flag), unusable)?;
         let repo = GitRepo::init(&self.root)?;
         fs::create_dir_all(&self.worktrees).map_err(io_err("create", &self.worktrees))?;
         Ok(repo)
@@ -239,7 +244,7 @@ impl Layout {
     fn empty_root(
         &self,
         keep: &[PathBuf],
-        repo: &str,
+        (repo, flag): (&str, &'static str),
         unusable: Option<GitError>,
     ) -> Result<(), LayoutError> {
         fn empty(
@@ -272,7 +277,7 @@ impl Layout {
             .flatten()
             .any(|e| !keep.contains(&e.path()) && !safe_to_empty::is_lost_and_found(&e.path()));
         if anything_to_remove {
-            safe_to_empty::check(&self.root, "--root", repo, false)?;
+            safe_to_empty::check(&self.root, flag, repo, false)?;
         }
         if let Some(e) = unusable {
             tracing::warn!(root = %self.root.display(), error = %e,

@@ -143,7 +143,13 @@ fn open_repository(
         Some(name) => vec![layout.worktree_named(&name), cfg.link.clone()],
         None => Vec::new(),
     };
-    let mut git = layout.prepare(&keep, &cfg.repo)?;
+    // In dest mode the root is the private state directory.
+    let flag = if cfg.dest.is_some() {
+        "--state-dir"
+    } else {
+        "--root"
+    };
+    let mut git = layout.prepare(&keep, &cfg.repo, flag)?;
     git.apply_config(&cfg.git_config)?;
     if cfg.checkout.sparse_checkout_file.is_some() {
         // Tells a git binary (in hooks) that worktrees are sparse.

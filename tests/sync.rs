@@ -1158,6 +1158,17 @@ fn a_root_or_dest_that_is_clearly_not_a_sync_directory_is_refused_and_left_whole
     let mut c = start(&home, "root");
     c.env("HOME", &home);
     cases.push(("home", &home, c, "it is the home directory"));
+    let mut c = git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--dest={}", t.join("served").display()),
+        &format!("--state-dir={}", home.display()),
+    ]);
+    c.env("HOME", &home);
+    let reason = format!(
+        "--state-dir {}: will not empty it (it is the home directory)",
+        home.display()
+    );
+    cases.push(("state dir", &home, c, reason.as_str()));
     let mut c = start(Path::new("."), "root");
     c.current_dir(&started_in);
     cases.push((
