@@ -230,7 +230,7 @@ impl Layout {
                 Err(e) => unusable = Some(e),
             }
         }
-        self.empty_root(keep, (repo, flag), unusable)?;
+        self.empty_root(keep, repo, flag, unusable)?;
         let repo = GitRepo::init(&self.root)?;
         fs::create_dir_all(&self.worktrees).map_err(io_err("create", &self.worktrees))?;
         Ok(repo)
@@ -244,7 +244,8 @@ impl Layout {
     fn empty_root(
         &self,
         keep: &[PathBuf],
-        (repo, flag): (&str, &'static str),
+        repo: &str,
+        flag: &'static str,
         unusable: Option<GitError>,
     ) -> Result<(), LayoutError> {
         fn empty(
