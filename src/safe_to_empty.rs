@@ -151,4 +151,36 @@ mod tests {
         let e = check(parent, "--root", "https://example.com/r", false).unwrap_err();
         assert!(e.to_string().contains("own binary"), "{e}");
     }
+
+    #[test]
+    fn a_working_tree_is_refused_naming_its_origin_without_its_password() {
+        let t = tempfile::TempDir::new().unwrap();
+        let origin = "https://me:s3cret-token@git.example.com/site.git";
+        let repo = git2::Repository::init(t.path()).unwrap();
+        repo.remote("origin", origin).unwrap();
+        fs::write(t.path().join("index.html"), "mine").unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("index.html")).unwrap();
+        index.write().unwrap();
+        let e = check(t.path(), "--root", origin, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("working tree of a git repository (a clone of https://me:***@"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cret-token"), "{e}");
+        // In dest mode a clone of the repository synced is replaced.
+        check(t.path(), "--dest", origin, true).unwrap();
+        check(
+            t.path(),
+            "--dest",
+            "https://git.example.com/other.git",
+            true,
+        )
+        .unwrap_err();
+        // An index whose files are not there is no working tree.
+        fs::remove_file(t.path().join("index.html")).unwrap();
+        check(t.path(), "--root", origin, false).unwrap();
+    }
 }
