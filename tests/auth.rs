@@ -68,6 +68,14 @@ fn password_from_env_right_and_wrong() {
     );
     assert_secret_absent(&p.log(), "right-S3CRET");
 
+    // From a Secret made with `echo right-S3CRET | base64`: the newline is
+    // no part of the password, as with upstream (git's credential protocol
+    // ends a value at its line's end).
+    let mut cmd = git_sync(&args);
+    cmd.env("GITSYNC_PASSWORD", "right-S3CRET\n");
+    let mut p = spawn(cmd);
+    assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
+
     let mut cmd = git_sync(&args);
     cmd.env("GITSYNC_PASSWORD", "wrong-S3CRET");
     let mut p = spawn(cmd);

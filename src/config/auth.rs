@@ -81,9 +81,19 @@ pub struct CheckoutConfig {
     pub filter: Option<String>,
 }
 
+/// A username or password as git (upstream's engine) takes it: through the
+/// credential protocol, one `key=value` line each, so a value ends at its
+/// line's end. The newline that a Secret made with `echo ... | base64` or a
+/// file ending in one carries is not part of the value.
+fn as_git_reads_it(mut value: String) -> String {
+    let len = value.trim_end_matches(['\n', '\r']).len();
+    value.truncate(len);
+    value
+}
+
 fn basic(src: &Sources<'_>) -> Result<Option<Auth>, ConfigError> {
-    let username = src.text("username")?;
-    let password = src.text("password")?;
+    let username = src.text("username")?.map(as_git_reads_it);
+    let password = src.text("password")?.map(as_git_reads_it);
     let password_file = src.text("password-file")?;
     let password = match (password, password_file) {
         (Some(_), Some(_)) => {
@@ -153,10 +163,11 @@ fn parse_credential(item: &serde_json::Value) -> Result<UrlCredential, String> {
             .map(str::to_string)
     };
     let url = field("url").ok_or("each credential needs \"url\"")?;
-    let username =
-        field("username").ok_or_else(|| format!("credential for {url} needs \"username\""))?;
+    let username = field("username")
+        .map(as_git_reads_it)
+        .ok_or_else(|| format!("credential for {url} needs \"username\""))?;
     let password = match (field("password"), field("password-file")) {
-        (Some(p), None) => Password::Value(p),
+        (Some(p), None) => Password::Value(as_git_reads_it(p)),
         (None, Some(f)) => Password::File(PathBuf::from(f)),
         _ => {
             return Err(format!(
@@ -359,6 +370,18 @@ mod tests {
         // Secrets never in the message.
         let e = parse_credentials(r#"{"url":"x","password":"s3cret"}"#).unwrap_err();
         assert!(!e.contains("s3cret"));
+    }
+
+    #[test]
+    fn a_trailing_newline_is_not_part_of_a_credential_as_with_git() {
+        let c = parse_credentials(r#"{"url":"https://h","username":"u\n","password":"p\r\n"}"#)
+            .unwrap();
+        assert_eq!(c[0].auth.username, "u");
+        assert!(matches!(&c[0].auth.password, crate::git::Password::Value(p) if p == "p"));
+        // Inside a value, a newline stays (and fails as the server says).
+        let c =
+            parse_credentials(r#"{"url":"https://h","username":"u","password":"p\nq"}"#).unwrap();
+        assert!(matches!(&c[0].auth.password, crate::git::Password::Value(p) if p == "p\nq"));
     }
 
     #[test]
