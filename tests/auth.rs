@@ -751,6 +751,12 @@ fn ssh_with_known_hosts_match_mismatch_and_absent() {
         Some(h.as_str())
     );
 
+    // A wildcard entry, as OpenSSH reads one.
+    let wildcard = sshd.known_hosts_line.replace("[127.0.0.1]", "[127.0.0.*]");
+    assert_ne!(wildcard, sshd.known_hosts_line);
+    let (code, log) = run(&format!("{wildcard}\n"), &[], "wildcard");
+    assert_eq!(code, 0, "{log}");
+
     // A file that lists only one of the server's keys, whichever type:
     // the server is asked for that one, as OpenSSH asks.
     for (i, line) in sshd.known_hosts_by_type.iter().enumerate() {

@@ -1,5 +1,5 @@
 //! Checking an SSH server's host key against an OpenSSH known_hosts file
-//! (plain and hashed host names, `[host]:port` for other ports).
+//! (plain, wildcard and hashed host names, `[host]:port` for other ports).
 
 use std::path::Path;
 
@@ -49,14 +49,39 @@ fn hashed_match(pattern: &str, name: &str) -> bool {
         .is_ok_and(|mac| mac.len() == hash.len() && openssl::memcmp::eq(&mac, &hash))
 }
 
+/// Whether the comma-separated `patterns` of a known_hosts line name
+/// `name`, as OpenSSH reads them: a hashed name, or a name whose `*` and
+/// `?` are wildcards (`*.example.com`, `[git.example.com]:*`), case aside;
+/// a matching `!pattern` excludes the host whatever else matches.
 fn host_matches(patterns: &str, name: &str) -> bool {
-    patterns.split(',').any(|p| {
-        if p.starts_with("|1|") {
-            hashed_match(p, name)
+    let name = name.to_ascii_lowercase();
+    let mut matched = false;
+    for p in patterns.split(',') {
+        let (negated, p) = match p.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, p),
+        };
+        let hit = if p.starts_with("|1|") {
+            hashed_match(p, &name)
         } else {
-            p.eq_ignore_ascii_case(name)
+            glob(p.to_ascii_lowercase().as_bytes(), name.as_bytes())
+        };
+        if hit && negated {
+            return false;
         }
-    })
+        matched |= hit;
+    }
+    matched
+}
+
+/// OpenSSH's wildcards: `*` any run of characters, `?` any one.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
+        Some((b'?', rest)) => !text.is_empty() && glob(rest, &text[1..]),
+        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
+    }
 }
 
 /// Check `key` (the raw SSH public key blob) of `host:port` against `file`.
@@ -87,6 +112,11 @@ pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), Host
         let mut fields = line.split_whitespace();
         let mut first = fields.next().unwrap_or("");
         let revoked = first == "@revoked";
+        if first == "@cert-authority" {
+            // A CA for host certificates, which libssh2 cannot check: the
+            // host's own key must be listed to be trusted.
+            continue;
+        }
         if first.starts_with('@') {
             first = fields.next().unwrap_or("");
         }
@@ -163,6 +193,42 @@ mod tests {
         assert!(matches!(
             verify(&f, "127.0.0.1", 2222, b"other key"),
             Err(HostKeyError::Mismatch(_))
+        ));
+    }
+
+    #[test]
+    fn wildcards_negations_and_certificate_authorities_as_openssh_reads_them() {
+        let t = tempfile::TempDir::new().unwrap();
+        let f = t.path().join("known_hosts");
+        let key = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20abcdefghijklmnopqrstuvwxyz012345";
+        let b64 = openssl::base64::encode_block(key);
+        let ca = openssl::base64::encode_block(b"a CA key");
+        std::fs::write(
+            &f,
+            format!(
+                "@cert-authority *.example.org ssh-ed25519 {ca}\n\
+                 *.Example.org,!bad.example.org ssh-ed25519 {b64}\n\
+                 [git?.corp]:* ssh-ed25519 {b64}\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(verify(&f, "git.EXAMPLE.org", 22, key), Ok(()));
+        assert!(matches!(
+            verify(&f, "git.example.org", 22, b"other key"),
+            Err(HostKeyError::Mismatch(_))
+        ));
+        assert!(matches!(
+            verify(&f, "bad.example.org", 22, key),
+            Err(HostKeyError::Unknown(_))
+        ));
+        assert!(matches!(
+            verify(&f, "example.org", 22, key),
+            Err(HostKeyError::Unknown(_))
+        ));
+        assert_eq!(verify(&f, "git1.corp", 2222, key), Ok(()));
+        assert!(matches!(
+            verify(&f, "git12.corp", 2222, key),
+            Err(HostKeyError::Unknown(_))
         ));
     }
 }
