@@ -104,6 +104,7 @@ pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), Host
         format!("[{host}]:{port}")
     };
     let mut seen_host = false;
+    let mut ca_names_it = false;
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -115,6 +116,7 @@ pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), Host
         if first == "@cert-authority" {
             // A CA for host certificates, which libssh2 cannot check: the
             // host's own key must be listed to be trusted.
+            ca_names_it |= fields.next().is_some_and(|p| host_matches(p, &name));
             continue;
         }
         if first.starts_with('@') {
@@ -144,8 +146,13 @@ pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), Host
             file.display()
         )))
     } else {
+        let ca = if ca_names_it {
+            "; a @cert-authority line names it, but host certificates cannot be checked here"
+        } else {
+            ""
+        };
         Err(HostKeyError::Unknown(format!(
-            "host {name} is not in the known_hosts file {} (add the keys `ssh-keyscan{}` \
+            "host {name} is not in the known_hosts file {}{ca} (add the keys `ssh-keyscan{}` \
              prints, once their fingerprints are checked)",
             file.display(),
             if port == 22 {
@@ -223,12 +230,22 @@ mod tests {
         ));
         assert!(matches!(
             verify(&f, "example.org", 22, key),
-            Err(HostKeyError::Unknown(_))
+            Err(HostKeyError::Unknown(m)) if !m.contains("@cert-authority")
         ));
         assert_eq!(verify(&f, "git1.corp", 2222, key), Ok(()));
         assert!(matches!(
             verify(&f, "git12.corp", 2222, key),
             Err(HostKeyError::Unknown(_))
+        ));
+        // The CA's hosts are named, not trusted, and the error says why.
+        std::fs::write(
+            &f,
+            format!("@cert-authority *.example.org ssh-ed25519 {ca}\n"),
+        )
+        .unwrap();
+        assert!(matches!(
+            verify(&f, "git.example.org", 22, key),
+            Err(HostKeyError::Unknown(m)) if m.contains("host certificates cannot be checked")
         ));
     }
 }
