@@ -1841,6 +1841,20 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("S3CRET"), "{args:?}: {err}");
     }
+    // A repository URL from a Secret made with `echo ... | base64`: said at
+    // start (git refuses such a URL), its password not repeated.
+    let out = git_sync(&["--root=/tmp/x"])
+        .env("GITSYNC_REPO", "https://bot:S3CRET@git.example.com/x.git\n")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--repo (env GITSYNC_REPO): contains a newline at its end"),
+        "{err}"
+    );
+    assert!(!err.contains("S3CRET"), "{err}");
     let out = git_sync(&["--repo=x", "--root=/tmp/x"])
         .env("GITSYNC_SYNC_TIMEOUT", "1")
         .output()

@@ -358,7 +358,10 @@ pub fn parse(
     }
 
     src.check_types()?;
-    let repo = src.text("repo")?.ok_or(ConfigError::Missing("repo"))?;
+    let repo = src
+        .get("repo", values::parse_repo)?
+        .filter(|r| !r.is_empty())
+        .ok_or(ConfigError::Missing("repo"))?;
     legacy::check_removed(&src)?;
     let place = placement(&src, &repo, cwd)?;
 

@@ -57,7 +57,30 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v).map_err(|_| format!("{s:?} is not a valid number of seconds"))
 }
 
-/// Parse a boolean as Go's `strconv.ParseBool` does.
+/// The repository, URL or path, kept as given; a control character in it
+/// (most often the newline ending a value read from a file or a Secret)
+/// is said at start, as git refuses such URLs, rather than failing every
+/// pass. The reason never repeats the value: it may hold a password.
+pub fn parse_repo(s: &str) -> Result<String, String> {
+    match s.char_indices().find(|(_, c)| c.is_control()) {
+        None => Ok(s.to_string()),
+        Some((i, c)) => {
+            let what = match c {
+                '\n' => "a newline",
+                '\r' => "a carriage return",
+                '\t' => "a tab",
+                _ => "a control character",
+            };
+            let at_end = if s[i..].chars().all(char::is_control) {
+                " at its end (as a value read from a file or a Secret often has)"
+            } else {
+                ""
+            };
+            Err(format!("contains {what}{at_end}"))
+        }
+    }
+}
+
 /// An `http://` or `https://` URL with a host (webhook, askpass and token
 /// endpoints), kept as given. The reason never repeats the value: it may
 /// hold a password.
@@ -100,6 +123,7 @@ pub fn check_ref(r: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Parse a boolean as Go's `strconv.ParseBool` does.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim() {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
