@@ -415,9 +415,10 @@ impl Syncer {
                 remote_ref: target.remote_ref,
             };
             let state = published_state(&self.git, &self.layout, current, recipe, got);
-            let again = match self.git.history_short_of(got, depth) {
-                true => Some(self.git.fetch(&self.cfg.repo, &moved_to, depth, cancel)?),
-                false => None,
+            let again = if self.git.history_short_of(got, depth) {
+                Some(self.git.fetch(&self.cfg.repo, &moved_to, depth, cancel)?)
+            } else {
+                None
             };
             let found = Found { state, got: again };
             return self.publish_target(moved_to, found, current, recipe, true, cancel);

@@ -439,9 +439,10 @@ impl GitRepo {
         decide: impl FnOnce(&GitRepo, &Target) -> (D, bool),
     ) -> Result<(D, Option<Hash>), GitError> {
         let (decided, fetch) = decide(self, target);
-        let got = match fetch {
-            true => Some(self.fetch(url, target, depth, cancel)?),
-            false => None,
+        let got = if fetch {
+            Some(self.fetch(url, target, depth, cancel)?)
+        } else {
+            None
         };
         Ok((decided, got))
     }
