@@ -676,6 +676,85 @@ fn large_files_are_streamed_from_the_pack_http() {
     large_files_are_streamed_from_the_pack(Transport::Http);
 }
 
+/// A tree object made of `entries` (`git ls-tree` lines), as a hostile
+/// pusher could make one: `git mktree` checks no names.
+fn mktree(repo: &SourceRepo, entries: &[String]) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("git")
+        .arg("mktree")
+        .current_dir(&repo.dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text: String = entries.iter().map(|e| format!("{e}\n")).collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Every path under `dir` whose file name is `name`.
+fn find_named(dir: &Path, name: &str, found: &mut Vec<std::path::PathBuf>) {
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name() == name {
+            found.push(e.path());
+        }
+        if e.file_type().unwrap().is_dir() {
+            find_named(&e.path(), name, found);
+        }
+    }
+}
+
+#[test]
+fn a_tree_with_paths_that_climb_out_or_into_git_is_refused_and_writes_nothing() {
+    // Servers that do not fsck what is pushed accept trees with `..` or
+    // `.git` in a path; git refuses to check them out ("invalid path"),
+    // and so must every file git-sync writes itself, the large ones it
+    // streams from the pack included: none may land outside the tree.
+    let f = Fixture::new(Transport::File);
+    let good = f.repo.commit(&[("index.html", "good")], "c1");
+    f.sync_once(&[]);
+    let src = &f.repo.dir;
+    fs::write(src.join("big.bin"), noise(7, 5 << 20)).unwrap();
+    let big = f.repo.git(&["hash-object", "-w", "big.bin"]);
+    fs::remove_file(src.join("big.bin")).unwrap();
+    let page = f.repo.git(&["rev-parse", "HEAD:index.html"]);
+    // `sub/../../../../escaped.bin`: from the tree up to the test's
+    // directory; `.GIT/escaped.bin`, `.git/escaped.bin`: git's own names.
+    let mut climbing = mktree(&f.repo, &[format!("100644 blob {big}\tescaped.bin")]);
+    for _ in 0..4 {
+        climbing = mktree(&f.repo, &[format!("040000 tree {climbing}\t..")]);
+    }
+    let holding = mktree(&f.repo, &[format!("100644 blob {big}\tescaped.bin")]);
+    for (name, tree) in [("sub", &climbing), (".GIT", &holding), (".git", &holding)] {
+        let top = mktree(
+            &f.repo,
+            &[
+                format!("100644 blob {page}\tindex.html"),
+                format!("040000 tree {tree}\t{name}"),
+            ],
+        );
+        let commit = f
+            .repo
+            .git(&["commit-tree", &top, "-p", &good, "-m", "hostile"]);
+        f.repo.git(&["update-ref", "refs/heads/main", &commit]);
+        let log = f.fail_once(&[]);
+        assert!(log.contains("invalid path"), "{name}: {log}");
+        let mut found = Vec::new();
+        find_named(f.tmp.path(), "escaped.bin", &mut found);
+        assert!(found.is_empty(), "{name}: written at {found:?}");
+        assert_published(&f, &good);
+        assert_eq!(f.read("index.html"), "good");
+    }
+}
+
 fn force_push_and_backwards(t: Transport) {
     let f = Fixture::new(t);
     let a = f.repo.commit(&[("f", "a")], "a");

@@ -24,7 +24,8 @@ use std::path::Path;
 use git2::Oid;
 
 use super::pack_copy::{open_sources, read_stored, Source};
-use super::worktree::{index_entry, make_dirs};
+use super::tree_path::{is_plainly_safe, make_dirs_within};
+use super::worktree::index_entry;
 use super::GitError;
 
 /// Blobs from this size on are streamed.
@@ -102,7 +103,10 @@ impl BigFiles {
             if regular && self.blobs.contains_key(&entry.id()) {
                 let mut path = dir.as_bytes().to_vec();
                 path.extend_from_slice(entry.name_bytes());
-                if only.as_ref().map_or(true, |o| o.contains(path.as_slice())) {
+                // A path not plainly safe is left to libgit2's checkout,
+                // which refuses it as git does.
+                let wanted = only.as_ref().map_or(true, |o| o.contains(path.as_slice()));
+                if wanted && is_plainly_safe(&path) {
                     files.push(BigFile {
                         path,
                         id: entry.id(),
@@ -124,10 +128,11 @@ impl BigFiles {
         index: &mut git2::Index,
     ) -> Result<(), GitError> {
         for f in files {
-            let dest = dir.join(OsStr::from_bytes(&f.path));
-            if let Some(parent) = dest.parent() {
-                make_dirs(parent)?;
+            let rel = Path::new(OsStr::from_bytes(&f.path));
+            if let Some(parent) = rel.parent() {
+                make_dirs_within(dir, parent)?;
             }
+            let dest = dir.join(rel);
             self.write(f, &dest)
                 .map_err(|e| GitError::io("write", &dest, e))?;
             let meta = fs::symlink_metadata(&dest).map_err(|e| GitError::io("stat", &dest, e))?;

@@ -23,6 +23,7 @@ mod submodules;
 #[cfg(test)]
 mod test_util;
 mod tls;
+mod tree_path;
 mod worktree;
 
 use std::path::{Path, PathBuf};

@@ -22,20 +22,6 @@ use crate::sparse::SparsePatterns;
 mod unchanged;
 pub use unchanged::Base;
 
-/// The mode libgit2's checkout creates directories with (less the umask);
-/// ours are made alike.
-const DIR_MODE: u32 = 0o755;
-
-/// Make `dir` and its parents as libgit2's checkout would ([`DIR_MODE`]).
-pub(super) fn make_dirs(dir: &Path) -> Result<(), GitError> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(dir)
-        .map_err(|e| GitError::io("create", dir, e))
-}
-
 /// The index entry of the file at `path` in a tree (blob `id`, `mode`),
 /// as it was found on disk (`meta`) once written.
 pub(super) fn index_entry(

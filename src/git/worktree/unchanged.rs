@@ -33,8 +33,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::super::tree_path::make_dirs_within;
 use super::super::{GitError, GitRepo, Hash};
-use super::{make_dirs, SKIP_WORKTREE};
+use super::SKIP_WORKTREE;
 
 /// A complete worktree of ours at `hash`, made with the same recipe, whose
 /// files a new worktree may share: its directory, and the name its admin
@@ -106,7 +107,7 @@ impl GitRepo {
             if dir.as_os_str().is_empty() || !made.insert(dir.to_path_buf()) {
                 return Ok(());
             }
-            make_dirs(&path.join(dir))
+            make_dirs_within(path, dir)
         };
         let (mut linking, mut linked) = (true, 0usize);
         for rel in share {

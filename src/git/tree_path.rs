@@ -1,0 +1,129 @@
+//! Paths of a tree that git-sync writes itself (large files streamed from
+//! their pack, files shared with the previous worktree), kept inside the
+//! worktree as libgit2's checkout keeps the rest.
+//!
+//! A tree is only bytes: one pushed to a server that does not check what
+//! it receives can name `..` or `.git`, or hold a symlink `a` beside a
+//! directory `a`. git refuses to check such paths out ("invalid path"); a
+//! path that is not plainly safe here is left to libgit2, which applies
+//! git's rules, and no directory is made or entered through a symlink.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Component, Path};
+
+use super::GitError;
+
+/// The mode libgit2's checkout creates directories with (less the umask);
+/// ours are made alike.
+const DIR_MODE: u32 = 0o755;
+
+/// Whether `path` (`/`-separated, from a tree) is plainly safe to write
+/// below a worktree: no empty, `.` or `..` part, and none that git or the
+/// file systems it guards against would take for `.git` (any case,
+/// trailing dots and spaces, the 8.3 short name `git~1`, an NTFS stream).
+pub(super) fn is_plainly_safe(path: &[u8]) -> bool {
+    !path.is_empty() && path.split(|&b| b == b'/').all(plain_name)
+}
+
+fn plain_name(name: &[u8]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let trimmed = lower
+        .iter()
+        .rposition(|&b| b != b'.' && b != b' ')
+        .map_or(&lower[..0], |end| &lower[..=end]);
+    !matches!(name, b"" | b"." | b"..")
+        && trimmed != b".git"
+        && trimmed != b"git~1"
+        && !lower.starts_with(b".git:")
+        && !name.contains(&b'\\')
+}
+
+/// Make the directories of `rel` below `top`, as libgit2's checkout makes
+/// them ([`DIR_MODE`]), entering none that is a symlink: with `a` a symlink
+/// that a hostile tree also uses as a directory, `a/b` fails rather than
+/// land where `a` points.
+pub(super) fn make_dirs_within(top: &Path, rel: &Path) -> Result<(), GitError> {
+    let mut dir = top.to_path_buf();
+    for part in rel.components() {
+        let Component::Normal(name) = part else {
+            return Err(GitError::Local {
+                op: format!("create {}", top.join(rel).display()),
+                message: format!("invalid path: '{}'", rel.display()),
+            });
+        };
+        dir.push(name);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                let e = io::Error::from_raw_os_error(libc::ENOTDIR);
+                return Err(GitError::io("create", &dir, e));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
+                .mode(DIR_MODE)
+                .create(&dir)
+                .map_err(|e| GitError::io("create", &dir, e))?,
+            Err(e) => return Err(GitError::io("stat", &dir, e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_paths_are_plainly_safe() {
+        for ok in [
+            "a",
+            "media/big.bin",
+            ".github/x",
+            ".gitignore",
+            "a.git/b",
+            "git~2",
+            "...x",
+        ] {
+            assert!(is_plainly_safe(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            "/abs",
+            "a//b",
+            "a/",
+            ".",
+            "a/./b",
+            "..",
+            "sub/../../x",
+            ".git/config",
+            "x/.GIT/y",
+            ".git. . /y",
+            "GIT~1/y",
+            ".git::$INDEX_ALLOCATION/y",
+            "a\\..\\b",
+        ] {
+            assert!(!is_plainly_safe(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn directories_are_made_but_never_through_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let (top, outside) = (t.path().join("wt"), t.path().join("outside"));
+        fs::create_dir_all(&top).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        make_dirs_within(&top, Path::new("a/b/c")).unwrap();
+        assert!(top.join("a/b/c").is_dir());
+        make_dirs_within(&top, Path::new("a/b")).unwrap();
+
+        std::os::unix::fs::symlink(&outside, top.join("link")).unwrap();
+        let err = make_dirs_within(&top, Path::new("link/d")).unwrap_err();
+        assert!(err.to_string().contains("link: Not a directory"), "{err}");
+        fs::write(top.join("file"), "").unwrap();
+        assert!(make_dirs_within(&top, Path::new("file/d")).is_err());
+        assert!(make_dirs_within(&top, Path::new("../escaped")).is_err());
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        assert!(!t.path().join("escaped").exists());
+    }
+}
