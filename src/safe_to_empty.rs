@@ -4,9 +4,10 @@
 //! is usually a volume holding a crashed run's leftovers), and dest mode
 //! makes `--dest` hold exactly the commit. Both are right for a volume and
 //! ruinous for a directory given by mistake: `--root=/`, `--root=~`,
-//! `--root=.` in a project. Before anything is removed, this module looks
-//! for signs that the directory is not a sync directory at all, and says
-//! which one it found; the caller then stops without touching it.
+//! `--root=.` or `--root=docs` in a project. Before anything is removed,
+//! this module looks for signs that the directory is not a sync directory
+//! at all, and says which one it found; the caller then stops without
+//! touching it.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -86,6 +87,12 @@ pub fn check(
                 "it is the working tree of a git repository{of}"
             )));
         }
+    }
+    if let Some(top) = git::tracked_within(&real) {
+        return Err(refuse(format!(
+            "it holds files tracked by the git repository at {}",
+            top.display()
+        )));
     }
     Ok(())
 }

@@ -1201,7 +1201,7 @@ fn a_root_or_dest_that_is_clearly_not_a_sync_directory_is_refused_and_left_whole
     f.repo.commit(&[("index.html", "v1")], "one");
     let t = f.tmp.path();
     let other = SourceRepo::new(t, "other");
-    other.commit(&[("README", "mine")], "mine");
+    other.commit(&[("README", "mine"), ("docs/guide.txt", "mine")], "mine");
     let (home, started_in, tools, project, vol) = (
         t.join("home"),
         t.join("www"),
@@ -1268,6 +1268,14 @@ fn a_root_or_dest_that_is_clearly_not_a_sync_directory_is_refused_and_left_whole
     let reason = "it is the working tree of a git repository (a clone of file://";
     cases.push(("project", &project, start(&project, "root"), reason));
     cases.push(("dest", &project, start(&project, "dest"), reason));
+    // A directory of a project, given by mistake for a build output.
+    let docs = project.join("docs");
+    let reason = format!(
+        "it holds files tracked by the git repository at {}",
+        project.display()
+    );
+    cases.push(("tracked", &docs, start(&docs, "root"), &reason));
+    cases.push(("tracked dest", &docs, start(&docs, "dest"), &reason));
     if mount.is_some() {
         let reason = "another filesystem is mounted at";
         cases.push(("mount", &vol, start(&vol, "root"), reason));
@@ -1296,6 +1304,20 @@ fn a_root_or_dest_that_is_clearly_not_a_sync_directory_is_refused_and_left_whole
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(!dest.join(".git").exists());
     assert_eq!(fs::read_to_string(dest.join("index.html")).unwrap(), "v1");
+    // A root inside a repository that tracks nothing there is emptied as
+    // any other (upstream's head_once_root_exists_but_is_not_git_root).
+    let root = t.join("parent/root");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("left-over"), "x").unwrap();
+    git(&t.join("parent"), &["init", "-q"]);
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", root.display()),
+        "--one-time",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(root.join("site/index.html").exists());
+    assert!(!root.join("left-over").exists());
 }
 
 #[test]

@@ -109,8 +109,8 @@ pub const FLAGS: &[Flag] = &[
          Required. It is created if missing; if it holds something that is not ours, it is \
          emptied (but for a lost+found), unless it is clearly not a sync directory: /, a \
          parent of the home directory, of the working directory, of git-sync itself or of a \
-         local --repo, one holding another mount, or a git working tree; then git-sync \
-         exits 1.",
+         local --repo, one holding another mount, a git working tree or a directory in one \
+         holding files it tracks; then git-sync exits 1.",
     ),
     flag(
         "link",

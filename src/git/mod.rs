@@ -283,6 +283,39 @@ pub fn checked_out_clone(dir: &Path) -> Option<Option<String>> {
     Some(origin)
 }
 
+/// When `dir` lies below the top of a git working tree (on the same
+/// filesystem) and holds files that repository tracks, present on disk:
+/// the top of that working tree. A parent repository that tracks nothing
+/// in `dir` (a build directory it ignores, say) is no sign.
+pub fn tracked_within(dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let repo = git2::Repository::open_ext(
+        dir.parent()?,
+        git2::RepositoryOpenFlags::empty(),
+        std::iter::empty::<&std::ffi::OsStr>(),
+    )
+    .ok()?;
+    let top = repo.workdir()?.canonicalize().ok()?;
+    let rel = dir.strip_prefix(&top).ok()?.as_os_str().as_bytes();
+    if rel.is_empty() {
+        return None;
+    }
+    let prefix = [rel, b"/"].concat();
+    let index = repo.index().ok()?;
+    let first = index.find_prefix(prefix.clone()).ok()?;
+    // The first few entries tell files at hand from an index left alone.
+    let present = (first..index.len())
+        .take(64)
+        .filter_map(|i| index.get(i))
+        .take_while(|e| e.path.starts_with(&prefix))
+        .any(|e| {
+            top.join(std::ffi::OsStr::from_bytes(&e.path))
+                .symlink_metadata()
+                .is_ok()
+        });
+    present.then_some(top)
+}
+
 /// Our git repository at `<root>/.git`.
 pub struct GitRepo {
     repo: git2::Repository,
