@@ -92,21 +92,55 @@ pub struct Layout {
 /// How a stand-in's name ends (see [`Layout::stand_in`]).
 const STAND_IN_SUFFIX: &str = ".stand-in";
 
+/// How soon a removal that failed in `.worktrees` is tried again.
+const RETRY_REMOVAL: Duration = Duration::from_secs(60);
+
 /// Whether `name` is a full 40-hex commit hash.
 pub fn is_hash_name(name: &str) -> bool {
     name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Remove a file, a symlink or a whole directory tree; missing is fine.
+/// Directories of ours made read-only inside the tree (by a hook: `go mod
+/// download` leaves its cache so) are made writable again first, as
+/// `chmod -R u+w` before `rm -rf`.
 pub fn remove_any(path: &Path) -> io::Result<()> {
     let result = match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(m) if m.is_dir() => match fs::remove_dir_all(path) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                make_dirs_writable(path);
+                fs::remove_dir_all(path)
+            }
+            other => other,
+        },
         Ok(_) => fs::remove_file(path),
         Err(e) => Err(e),
     };
     match result {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
+    }
+}
+
+/// Give the owner full access to `dir` and every directory below it, where
+/// it lacks it and we may change it (others' are left as they are: their
+/// removal fails with the error that says why).
+fn make_dirs_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::symlink_metadata(dir) else {
+        return;
+    };
+    if !meta.is_dir() {
+        return;
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o700 != 0o700 {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o700));
+    }
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            make_dirs_writable(&e.path());
+        }
     }
 }
 
@@ -322,7 +356,8 @@ impl Layout {
     /// than `keep_for` ago, anything else found in `.worktrees` but the
     /// `served` entry, and admin entries of worktrees that are gone. Returns
     /// the hashes still kept (current first) and the earliest time a kept
-    /// one becomes removable.
+    /// one becomes removable, or an entry that could not be removed is
+    /// tried again ([`RETRY_REMOVAL`]; it is logged, not an error).
     pub fn clean_worktrees(
         &self,
         repo: &GitRepo,
@@ -332,6 +367,18 @@ impl Layout {
     ) -> Result<(Vec<Hash>, Option<Duration>), LayoutError> {
         let mut kept: Vec<Hash> = current.into_iter().collect();
         let mut next_due: Option<Duration> = None;
+        // One entry that resists (a file of another user in it, one still
+        // open on NFS) keeps neither the others nor the gc from their work.
+        let mut resisted = false;
+        let mut remove = |path: &Path| match remove_any(path) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e,
+                    "cannot remove it; will try again");
+                resisted = true;
+                false
+            }
+        };
         let now = SystemTime::now();
         let rd = match fs::read_dir(&self.worktrees) {
             Ok(rd) => rd,
@@ -361,7 +408,7 @@ impl Layout {
             if is_dir && name.ends_with(STAND_IN_SUFFIX) {
                 // A stand-in readers may still be in: kept like a worktree.
                 if wait(age()).is_none() {
-                    remove_any(&path).map_err(io_err("remove", &path))?;
+                    remove(&path);
                 }
                 continue;
             }
@@ -371,7 +418,7 @@ impl Layout {
                 .filter(|_| is_dir);
             let Some(hash) = hash else {
                 tracing::info!(path = %path.display(), "removing unexpected entry in .worktrees");
-                remove_any(&path).map_err(io_err("remove", &path))?;
+                remove(&path);
                 continue;
             };
             if Some(hash) == current {
@@ -382,8 +429,12 @@ impl Layout {
                 continue;
             }
             tracing::debug!(hash = %hash, "removing stale worktree");
-            remove_any(&path).map_err(io_err("remove", &path))?;
-            repo.forget_worktree(&name)?;
+            if remove(&path) {
+                repo.forget_worktree(&name)?;
+            }
+        }
+        if resisted {
+            next_due = Some(next_due.map_or(RETRY_REMOVAL, |d| d.min(RETRY_REMOVAL)));
         }
         for name in repo.worktree_names() {
             if !self.worktrees.join(&name).is_dir() {

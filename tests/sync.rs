@@ -2393,6 +2393,89 @@ fn disk_use_stays_flat_over_50_updates() {
 }
 
 #[test]
+fn trees_a_hook_made_read_only_are_still_removed_once_stale() {
+    // Hooks build in the tree: `go mod download` leaves read-only
+    // directories, which `rm -rf` cannot empty without root. They are
+    // still ours to remove, and one that resists must not keep the others
+    // (nor the repository's garbage) from going.
+    use std::os::unix::process::CommandExt;
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("index.html", "v1")], "one");
+    open_up(f.tmp.path());
+    let bin_copy = f.tmp.path().join("git-sync");
+    fs::copy(bin(), &bin_copy).unwrap();
+    let root = f.root();
+    fs::create_dir_all(&root).unwrap();
+    if is_root() {
+        std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
+    }
+    let hook = f.tmp.path().join("hook");
+    script(
+        &hook,
+        "mkdir -p cache/mod/x && echo built > cache/mod/x/f && chmod -R a-w cache",
+    );
+    let mut c = std::process::Command::new(&bin_copy);
+    c.args([
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", root.display()),
+        &format!("--exechook-command={}", hook.display()),
+        "--period=50ms",
+        "--max-failures=-1",
+        "-v=1",
+    ])
+    .stderr(std::process::Stdio::piped());
+    if is_root() {
+        c.uid(65534).gid(65534);
+    }
+    let mut d = spawn(c);
+    let built = |link: &Path| link.join("cache/mod/x/f").exists();
+    d.wait_for(LONG, "first tree built", || built(&f.link()));
+    // Where the test can, a directory of another user in the first tree:
+    // that tree stays, the next one still goes.
+    let stuck = fs::canonicalize(f.link()).unwrap();
+    if is_root() {
+        fs::create_dir(stuck.join("theirs")).unwrap();
+        fs::write(stuck.join("theirs/f"), "not yours").unwrap();
+    }
+    for n in 2..4 {
+        let h = f.repo.commit(&[("index.html", &format!("v{n}"))], "next");
+        d.wait_for(LONG, "update built", || {
+            published(&f.link()).as_deref() == Some(&h) && built(&f.link())
+        });
+    }
+    let left = || {
+        let mut names: Vec<_> = fs::read_dir(root.join(".worktrees"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
+    };
+    let current = fs::canonicalize(f.link()).unwrap();
+    let mut want = vec![current];
+    if is_root() {
+        want.push(stuck.clone());
+    }
+    want.sort();
+    d.wait_for(LONG, "the old trees removed", || left() == want);
+    // ... and the store was collected after each update all the same.
+    d.wait_log(LONG, "gc after both updates", |log| {
+        log_lines_with(log, "git gc done") == 2
+    });
+    let log = d.log();
+    assert!(!log.contains("cleanup failed"), "{log}");
+    if is_root() {
+        assert!(log.contains("cannot remove it; will try again"), "{log}");
+    }
+    d.kill9();
+    // What the hook left read-only in the published tree: for TempDir.
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(&root)
+        .status();
+}
+
+#[test]
 fn gitattributes_filters_apply_as_git_would() {
     let f = Fixture::new(Transport::File);
     f.repo.commit(
