@@ -94,6 +94,33 @@ impl Fixture {
     fn read(&self, file: &str) -> String {
         fs::read_to_string(self.link().join(file)).unwrap()
     }
+
+    /// git-sync syncing our repository with `args`, as another user where
+    /// the test can (uid 65534 when run as root): from a copy of the
+    /// binary anyone may run, the test's directory opened up for it.
+    fn as_nobody(&self, args: &[String]) -> std::process::Command {
+        use std::os::unix::process::CommandExt;
+        open_up(self.tmp.path());
+        let bin_copy = self.tmp.path().join("git-sync");
+        if !bin_copy.exists() {
+            fs::copy(bin(), &bin_copy).unwrap();
+        }
+        let mut c = std::process::Command::new(&bin_copy);
+        c.arg(format!("--repo={}", self.url()))
+            .args(args)
+            .stderr(std::process::Stdio::piped());
+        if is_root() {
+            c.uid(65534).gid(65534);
+        }
+        c
+    }
+}
+
+/// Give `dir` to the user of [`Fixture::as_nobody`].
+fn give_to_nobody(dir: &Path) {
+    if is_root() {
+        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+    }
 }
 
 fn assert_published(f: &Fixture, hash: &str) {
@@ -1325,21 +1352,15 @@ fn a_volumes_lost_and_found_stays_and_does_not_stop_the_sync() {
     // A fresh ext4 persistent volume holds lost+found, root's and 0700:
     // upstream fails on it for good when not root (its issue 598).
     use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     let f = Fixture::new(Transport::File);
     f.repo.commit(&[("index.html", "v1")], "one");
-    open_up(f.tmp.path());
-    let bin_copy = f.tmp.path().join("git-sync");
-    fs::copy(bin(), &bin_copy).unwrap();
     let volume = |name: &str| {
         let dir = f.tmp.path().join(name);
         fs::create_dir_all(dir.join("lost+found")).unwrap();
         fs::write(dir.join("lost+found/#1234"), "recovered").unwrap();
         fs::set_permissions(dir.join("lost+found"), fs::Permissions::from_mode(0o700)).unwrap();
         fs::write(dir.join("stray.txt"), "x").unwrap();
-        if is_root() {
-            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
-        }
+        give_to_nobody(&dir);
         dir
     };
     let (root, dest, state) = (volume("root"), volume("dest"), volume("state"));
@@ -1351,13 +1372,8 @@ fn a_volumes_lost_and_found_stays_and_does_not_stop_the_sync() {
         ],
     ] {
         let flag = &args[0];
-        let mut c = std::process::Command::new(&bin_copy);
-        c.args([&format!("--repo={}", f.url()), "--one-time"])
-            .args(&args)
-            .stderr(std::process::Stdio::piped());
-        if is_root() {
-            c.uid(65534).gid(65534);
-        }
+        let mut c = f.as_nobody(&args);
+        c.arg("--one-time");
         let mut p = spawn(c);
         assert_eq!(p.wait_exit(LONG), 0, "{flag}: {}", p.log());
     }
@@ -2398,36 +2414,23 @@ fn trees_a_hook_made_read_only_are_still_removed_once_stale() {
     // directories, which `rm -rf` cannot empty without root. They are
     // still ours to remove, and one that resists must not keep the others
     // (nor the repository's garbage) from going.
-    use std::os::unix::process::CommandExt;
     let f = Fixture::new(Transport::File);
     f.repo.commit(&[("index.html", "v1")], "one");
-    open_up(f.tmp.path());
-    let bin_copy = f.tmp.path().join("git-sync");
-    fs::copy(bin(), &bin_copy).unwrap();
     let root = f.root();
     fs::create_dir_all(&root).unwrap();
-    if is_root() {
-        std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
-    }
+    give_to_nobody(&root);
     let hook = f.tmp.path().join("hook");
     script(
         &hook,
         "mkdir -p cache/mod/x && echo built > cache/mod/x/f && chmod -R a-w cache",
     );
-    let mut c = std::process::Command::new(&bin_copy);
-    c.args([
-        &format!("--repo={}", f.url()),
-        &format!("--root={}", root.display()),
-        &format!("--exechook-command={}", hook.display()),
-        "--period=50ms",
-        "--max-failures=-1",
-        "-v=1",
-    ])
-    .stderr(std::process::Stdio::piped());
-    if is_root() {
-        c.uid(65534).gid(65534);
-    }
-    let mut d = spawn(c);
+    let mut d = spawn(f.as_nobody(&[
+        format!("--root={}", root.display()),
+        format!("--exechook-command={}", hook.display()),
+        "--period=50ms".into(),
+        "--max-failures=-1".into(),
+        "-v=1".into(),
+    ]));
     let built = |link: &Path| link.join("cache/mod/x/f").exists();
     d.wait_for(LONG, "first tree built", || built(&f.link()));
     // Where the test can, a directory of another user in the first tree:
