@@ -703,28 +703,28 @@ fn large_files_are_streamed_from_the_pack_http() {
     large_files_are_streamed_from_the_pack(Transport::Http);
 }
 
-/// A tree object made of `entries` (`git ls-tree` lines), as a hostile
-/// pusher could make one: `git mktree` checks no names.
-fn mktree(repo: &SourceRepo, entries: &[String]) -> String {
+/// Run git in `repo` with `input` on its standard input; its output.
+fn git_with_input(repo: &SourceRepo, args: &[&str], input: &[u8]) -> String {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new("git")
-        .arg("mktree")
+        .args(args)
         .current_dir(&repo.dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let text: String = entries.iter().map(|e| format!("{e}\n")).collect();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    assert!(out.status.success(), "git {args:?}");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A tree object made of `entries` (`git ls-tree` lines), as a hostile
+/// pusher could make one: `git mktree` checks no names.
+fn mktree(repo: &SourceRepo, entries: &[String]) -> String {
+    let text: String = entries.iter().map(|e| format!("{e}\n")).collect();
+    git_with_input(repo, &["mktree"], text.as_bytes())
 }
 
 /// Every path under `dir` whose file name is `name`.
@@ -780,6 +780,63 @@ fn a_tree_with_paths_that_climb_out_or_into_git_is_refused_and_writes_nothing() 
         assert_published(&f, &good);
         assert_eq!(f.read("index.html"), "good");
     }
+
+    // A symlink `lib` to a directory outside beside a directory `lib`
+    // holding a submodule: nothing may be made where the symlink points.
+    let outside = f.tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let lib = SourceRepo::new(f.tmp.path(), "lib");
+    let lib_head = lib.commit(&[("x.txt", "lib")], "lib");
+    fs::write(
+        src.join(".gitmodules"),
+        format!(
+            "[submodule \"lib\"]\n\tpath = lib/sub\n\turl = {}\n",
+            lib.url()
+        ),
+    )
+    .unwrap();
+    let modules = f.repo.git(&["hash-object", "-w", ".gitmodules"]);
+    let target = outside.to_str().unwrap();
+    let symlink = git_with_input(
+        &f.repo,
+        &["hash-object", "-w", "--stdin"],
+        target.as_bytes(),
+    );
+    let gitlink = mktree(&f.repo, &[format!("160000 commit {lib_head}\tsub")]);
+    // Written as is: mktree would sort the entries.
+    let top = raw_tree(
+        &f.repo,
+        &[
+            ("100644", ".gitmodules", &modules),
+            ("100644", "index.html", &page),
+            ("40000", "lib", &gitlink),
+            ("120000", "lib", &symlink),
+        ],
+    );
+    let commit = f
+        .repo
+        .git(&["commit-tree", &top, "-p", &good, "-m", "hostile"]);
+    f.repo.git(&["update-ref", "refs/heads/main", &commit]);
+    let log = f.fail_once(&["--git-config=protocol.file.allow:always"]);
+    assert!(log.contains("invalid path 'lib'"), "{log}");
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "{log}");
+    assert_published(&f, &good);
+}
+
+/// A tree object of `entries` (mode, name, id) in the order given, as
+/// only a hand-made tree has them (duplicates, unsorted).
+fn raw_tree(repo: &SourceRepo, entries: &[(&str, &str, &str)]) -> String {
+    let mut data = Vec::new();
+    for (mode, name, id) in entries {
+        data.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+        let id: Vec<u8> = (0..id.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&id[i..i + 2], 16).unwrap())
+            .collect();
+        data.extend_from_slice(&id);
+    }
+    let args = ["hash-object", "-t", "tree", "--literally", "-w", "--stdin"];
+    git_with_input(repo, &args, &data)
 }
 
 fn force_push_and_backwards(t: Transport) {

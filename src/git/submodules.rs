@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::local::local_path;
+use super::tree_path::{is_plainly_safe, make_dirs_within};
 use super::{Base, Cancel, GitError, GitRepo, Hash, Target};
 use crate::config::GcMode;
 use crate::redact::redact;
@@ -232,7 +233,20 @@ impl GitRepo {
             }
             // A linked worktree of the store, registered under the name of
             // the top-level worktree, so that git (where one exists) sees a
-            // submodule checked out at its recorded commit.
+            // submodule checked out at its recorded commit. Its path must
+            // stay in the tree: a hostile one may lead through a symlink of
+            // the superproject (git refuses those too).
+            let stays_in = is_plainly_safe(sub.path.as_bytes())
+                && make_dirs_within(parent.dir, Path::new(&sub.path)).is_ok();
+            if !stays_in {
+                return Err(GitError::Local {
+                    op: format!("checkout of submodule {:?}", sub.name),
+                    message: format!(
+                        "invalid path '{}': it leaves the tree or leads through a symlink",
+                        sub.path
+                    ),
+                });
+            }
             let dir: PathBuf = parent.dir.join(&sub.path);
             // The submodule as the previous tree has it, at whatever commit.
             let old_dir = parent.base.map(|(dir, _)| dir.join(&sub.path));

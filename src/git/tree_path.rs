@@ -40,6 +40,28 @@ fn plain_name(name: &[u8]) -> bool {
         && !name.contains(&b'\\')
 }
 
+/// A path named twice in one directory of `tree` (a symlink `a` beside a
+/// directory `a`), if any. Only a hand-made tree has one (git fsck calls
+/// it duplicateEntries), and libgit2 would check such a tree out making
+/// the directory's entries where the symlink points.
+pub(super) fn named_twice(tree: &git2::Tree<'_>) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut found = None;
+    let _ = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        let mut path = dir.as_bytes().to_vec();
+        path.extend_from_slice(entry.name_bytes());
+        if seen.insert(path) {
+            return git2::TreeWalkResult::Ok;
+        }
+        found = Some(format!(
+            "{dir}{}",
+            String::from_utf8_lossy(entry.name_bytes())
+        ));
+        git2::TreeWalkResult::Abort
+    });
+    found
+}
+
 /// Make the directories of `rel` below `top`, as libgit2's checkout makes
 /// them ([`DIR_MODE`]), entering none that is a symlink: with `a` a symlink
 /// that a hostile tree also uses as a directory, `a/b` fails rather than

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use git2::build::CheckoutBuilder;
 
 use super::big_files::{BigFile, BigFiles};
+use super::tree_path::named_twice;
 use super::{GitError, GitRepo, Hash};
 use crate::paths::relative_path;
 use crate::sparse::SparsePatterns;
@@ -73,6 +74,20 @@ impl GitRepo {
         sparse: Option<(&SparsePatterns, &str)>,
         base: Option<Base<'_>>,
     ) -> Result<(), GitError> {
+        let tree = self
+            .repo
+            .find_commit(hash)
+            .and_then(|c| c.tree())
+            .map_err(|e| GitError::local(format!("read tree of {hash}"), e))?;
+        if let Some(twice) = named_twice(&tree) {
+            return Err(GitError::Local {
+                op: format!("checkout {hash}"),
+                message: format!(
+                    "invalid path '{twice}': named twice in one directory (a hand-made \
+                     tree; git fsck calls it duplicateEntries)"
+                ),
+            });
+        }
         let admin = self.register_worktree(hash, path, name)?;
         let wt = git2::Repository::open(path)
             .map_err(|e| GitError::local(format!("open worktree {}", path.display()), e))?;
