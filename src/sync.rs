@@ -192,14 +192,16 @@ impl Syncer {
         })
     }
 
-    /// Use these credentials from the next remote operation on.
     /// The refs directory of the source repository when it is on this
     /// machine (also behind an `insteadOf` rewrite): what to watch.
     pub fn local_source_refs(&self) -> Option<PathBuf> {
         self.git.local_source_refs(&self.cfg.repo)
     }
 
-    pub fn set_credentials(&mut self, credentials: crate::git::CredentialSet) {
+    /// Use these credentials from the next remote operation on; the
+    /// repository's own go to its server only.
+    pub fn set_credentials(&mut self, mut credentials: crate::git::CredentialSet) {
+        credentials.default_for = Some(self.git.effective_url(&self.cfg.repo));
         self.git.set_credentials(credentials);
     }
 

@@ -38,6 +38,29 @@ impl Fixture {
         }
     }
 
+    /// A public repository `site` on a server of its own, whose submodule
+    /// at `path` is the private repository on ours: that server.
+    fn public_parent_of_the_private_repo(&self, path: &str) -> HttpServer {
+        let public = self.tmp.path().join("public");
+        let parent = SourceRepo::new(&public, "site");
+        parent.commit(&[("index.html", "parent")], "one");
+        let private_dir = self.tmp.path().join("srv/private");
+        parent.git(&[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            private_dir.to_str().unwrap(),
+            path,
+        ]);
+        let key = format!("submodule.{path}.url");
+        let url = self.server.url("private");
+        parent.git(&["config", "-f", ".gitmodules", &key, &url]);
+        parent.git(&["commit", "-q", "-am", "a submodule on another server"]);
+        HttpServer::start(&public)
+    }
+
     fn args(&self) -> Vec<String> {
         vec![
             format!("--repo={}", self.server.url("private")),
@@ -505,30 +528,7 @@ fn credential_json_applies_by_url_prefix() {
 fn submodule_on_a_private_server_uses_the_credential_for_its_url() {
     // The parent is public; its submodule lives behind basic auth elsewhere.
     let f = Fixture::new("cred-S3CRET");
-    let public = f.tmp.path().join("public");
-    fs::create_dir_all(&public).unwrap();
-    let parent = SourceRepo::new(&public, "site");
-    parent.commit(&[("index.html", "parent")], "one");
-    let private_dir = f.tmp.path().join("srv/private");
-    parent.git(&[
-        "-c",
-        "protocol.file.allow=always",
-        "submodule",
-        "add",
-        "-q",
-        private_dir.to_str().unwrap(),
-        "vendor/private",
-    ]);
-    let sub_url = f.server.url("private");
-    parent.git(&[
-        "config",
-        "-f",
-        ".gitmodules",
-        "submodule.vendor/private.url",
-        &sub_url,
-    ]);
-    parent.git(&["commit", "-q", "-am", "add a private submodule"]);
-    let public_server = HttpServer::start(&public);
+    let public_server = f.public_parent_of_the_private_repo("vendor/private");
     let args = |root: &str, credential: &str| {
         vec![
             format!("--repo={}", public_server.url("site")),
@@ -566,6 +566,56 @@ fn submodule_on_a_private_server_uses_the_credential_for_its_url() {
         "the submodule went around the proxy: {:?}",
         carried.lock().unwrap()
     );
+}
+
+#[test]
+fn the_repositorys_password_goes_to_its_own_server_only() {
+    // As git's credential helpers match by host, the password given for
+    // the repository is not offered to a submodule's server, nor to a
+    // server a redirect leads to, even one that would take it.
+    let f = Fixture::new("own-S3CRET");
+    let own_server = f.public_parent_of_the_private_repo("vendor");
+    let other_server = f.server.url("private");
+    let password = [("GITSYNC_PASSWORD", "own-S3CRET")];
+    let args = |repo: &str, root: &str| {
+        vec![
+            format!("--repo={repo}"),
+            format!("--root={}", f.tmp.path().join(root).display()),
+            "--username=bot".to_string(),
+        ]
+    };
+    let (code, log) = one_time(&args(&own_server.url("site"), "r1"), &password);
+    assert_eq!(code, 1, "{log}");
+    let only = format!(
+        "credentials are for http://127.0.0.1:{} only",
+        own_server.port
+    );
+    assert!(log.contains(&only), "{log}");
+    // With its own credential, the submodule's server is served.
+    let mut with_credential = args(&own_server.url("site"), "r2");
+    with_credential.push(format!(
+        r#"--credential={{"url":"{other_server}","username":"bot","password-file":"{}"}}"#,
+        f.tmp.path().join("other-password").display()
+    ));
+    fs::write(f.tmp.path().join("other-password"), "own-S3CRET").unwrap();
+    let (code, log) = one_time(&with_credential, &password);
+    assert_eq!(code, 0, "{log}");
+
+    // A server that redirects the repository elsewhere.
+    let redirect = Nginx::start(
+        &format!(
+            "location / {{ return 302 http://127.0.0.1:{}$request_uri; }}",
+            f.server.port
+        ),
+        "www-data www-data",
+    );
+    let moved = format!("http://127.0.0.1:{}/private", redirect.port);
+    let (code, log) = one_time(&args(&moved, "r3"), &password);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("credentials are for"), "{log}");
+    // Where it is the same server, the password goes.
+    let (code, log) = one_time(&args(&f.server.url("private"), "r4"), &password);
+    assert_eq!(code, 0, "{log}");
 }
 
 #[test]

@@ -115,6 +115,9 @@ impl Resolver {
         Ok(CredentialSet {
             cookies,
             default,
+            // Set by the syncer, which knows the repository's URL as
+            // rewritten by `insteadOf`.
+            default_for: None,
             by_url,
             ssh: Some(SshAuth {
                 key_files: ssh.key_files.clone(),

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::proxy::http_origin;
 use crate::credentials::cookies::CookieJar;
 
 /// Where the password comes from.
@@ -77,8 +78,13 @@ pub struct SshAuth {
 /// Everything a remote operation may need, resolved for one pass.
 #[derive(Debug, Clone, Default)]
 pub struct CredentialSet {
-    /// For any URL without a more specific entry.
+    /// For the repository's server without a more specific entry.
     pub default: Option<Credentials>,
+    /// The repository's URL: `default` goes to its server only (scheme,
+    /// host and port; HTTPS too when it is HTTP), not to a submodule's
+    /// server nor one a redirect leads to, as git's credential helpers
+    /// match by host. `None`: wherever asked.
+    pub default_for: Option<String>,
     /// (URL prefix, credentials): the longest matching prefix wins.
     pub by_url: Vec<(String, Credentials)>,
     pub ssh: Option<SshAuth>,
@@ -94,6 +100,79 @@ impl CredentialSet {
             .filter(|(prefix, _)| url.starts_with(prefix.as_str()))
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, c)| c)
-            .or(self.default.as_ref())
+            .or(self.default.as_ref().filter(|_| self.default_goes_to(url)))
+    }
+
+    /// The server [`CredentialSet::default`] is for, as `scheme://host:port`.
+    pub fn default_server(&self) -> Option<String> {
+        let (scheme, host, port) = http_origin(self.default_for.as_deref()?)?;
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        Some(format!("{scheme}://{host}:{port}"))
+    }
+
+    /// Whether [`CredentialSet::default`] may be sent to `url`.
+    pub fn default_goes_to(&self, url: &str) -> bool {
+        let Some(repo) = &self.default_for else {
+            return true;
+        };
+        match (http_origin(repo), http_origin(url)) {
+            (Some((scheme, host, port)), Some((to_scheme, to_host, to_port))) => {
+                host == to_host
+                    && ((scheme, port) == (to_scheme, to_port)
+                        || (scheme, to_scheme) == ("http", "https"))
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repositorys_credentials_go_to_its_server_only() {
+        let creds = |repo: Option<&str>| CredentialSet {
+            default: Some(Credentials {
+                username: "bot".into(),
+                password: "pw".into(),
+            }),
+            default_for: repo.map(str::to_string),
+            ..CredentialSet::default()
+        };
+        let set = creds(Some("http://Git.Example.com/org/site.git"));
+        for (url, goes) in [
+            ("http://git.example.com/org/lib.git", true),
+            ("http://git.example.com:80/other", true),
+            // Upgraded to HTTPS by a redirect: same server.
+            ("https://git.example.com/org/site.git", true),
+            ("http://git.example.com:8080/org/site.git", false),
+            ("http://other.example.com/org/site.git", false),
+            ("http://git.example.com.evil.example/org/site.git", false),
+            ("ssh://git.example.com/org/site.git", false),
+        ] {
+            assert_eq!(set.for_url(url).is_some(), goes, "{url}");
+        }
+        let set = creds(Some("https://git.example.com/r"));
+        assert!(set.for_url("http://git.example.com/r").is_none());
+        assert_eq!(
+            set.default_server().as_deref(),
+            Some("https://git.example.com:443")
+        );
+        // A --credential entry counts wherever it matches.
+        let mut set = creds(Some("https://a.example/r"));
+        set.by_url.push((
+            "https://b.example/".into(),
+            Credentials {
+                username: "b".into(),
+                password: "b".into(),
+            },
+        ));
+        assert_eq!(set.for_url("https://b.example/x").unwrap().username, "b");
+        assert!(creds(None).for_url("https://anywhere.example/").is_some());
     }
 }

@@ -171,6 +171,13 @@ fn callbacks<'a>(
             return git2::Cred::username(user);
         }
         let Some(c) = creds.for_url(request_url) else {
+            if creds.default.is_some() {
+                return Err(git2::Error::from_str(&format!(
+                    "the server requires authentication, and the repository's credentials are for {} only (as git's, \
+                     which match by host): give --credential for this URL",
+                    creds.default_server().unwrap_or_default()
+                )));
+            }
             return Err(git2::Error::from_str(
                 "the server requires authentication and none is configured (--username, --credential, --askpass-url)",
             ));
@@ -265,7 +272,7 @@ impl GitRepo {
     }
 
     /// `url` after the config's `url.<base>.insteadOf` rewrites.
-    pub(super) fn effective_url(&self, url: &str) -> String {
+    pub fn effective_url(&self, url: &str) -> String {
         self.url_settings(url).effective
     }
 
