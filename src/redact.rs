@@ -1,14 +1,21 @@
 //! Keep credentials out of logs and errors.
 
 /// Replace the password in every `scheme://user:password@host` in `text`
-/// with `***`. A bare `scheme://token@host` is redacted as a whole, and so
-/// is every value of the URL's query (`?token=***`): webhook URLs carry
-/// keys there.
+/// with `***`. A bare `scheme://token@host` is redacted as a whole (a token
+/// often stands as the user over HTTPS), but for SSH, whose user is an
+/// account name (`ssh://git@host`); and so is every value of the URL's
+/// query (`?token=***`): webhook URLs carry keys there.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
+        let scheme = head[..i]
+            .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '+'))
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let ssh = matches!(scheme.as_str(), "ssh" | "git+ssh" | "ssh+git");
         out.push_str(head);
         // The authority ends at the first '/', whitespace or quote.
         let end = tail
@@ -20,6 +27,7 @@ pub fn redact(text: &str) -> String {
                 let userinfo = &authority[..at];
                 match userinfo.split_once(':') {
                     Some((user, _)) => out.push_str(&format!("{user}:***")),
+                    None if ssh => out.push_str(userinfo),
                     None => out.push_str("***"),
                 }
                 out.push_str(&authority[at..]);
@@ -75,6 +83,13 @@ mod tests {
             "fetch https://bob:***@host/r.git failed"
         );
         assert_eq!(redact("https://tok@host/x"), "https://***@host/x");
+        // An SSH user is an account name; its password is still hidden.
+        assert_eq!(
+            redact("ls-remote ssh://git@host:2222/r.git"),
+            "ls-remote ssh://git@host:2222/r.git"
+        );
+        assert_eq!(redact("(git+SSH://me:pw@h/r)"), "(git+SSH://me:***@h/r)");
+        assert_eq!(redact("xssh://tok@h"), "xssh://***@h");
         assert_eq!(redact("file:///tmp/x"), "file:///tmp/x");
         assert_eq!(redact("no url here"), "no url here");
         assert_eq!(
