@@ -248,6 +248,29 @@ fn http_extra_header_from_git_config_is_sent_where_it_matches() {
     // keys, and one_time finds no secret in the log.
     let with_password = server.replace("http://", "http://bot:right-S3CRET@");
     run("r5", for_prefix(&with_password));
+
+    // A redirect to another server: the Authorization header stays with
+    // the server it was configured for (curl strips it, for git), and the
+    // pass fails saying why, where libgit2 would send it on.
+    let redirect = Nginx::start(
+        &format!(
+            "location / {{ return 302 http://127.0.0.1:{}$request_uri; }}",
+            f.server.port
+        ),
+        "www-data www-data",
+    );
+    let args = [
+        format!("--repo=http://127.0.0.1:{}/private", redirect.port),
+        format!("--root={}", f.tmp.path().join("r6").display()),
+        format!("--git-config=http.extraHeader:Authorization: Basic {basic}"),
+    ];
+    let (code, log) = one_time(&args, &[]);
+    assert_eq!(code, 1, "{log}");
+    let refused = format!(
+        "leads to 127.0.0.1:{}, which would receive the Authorization or Cookie headers",
+        f.server.port
+    );
+    assert!(log.contains(&refused), "{log}");
 }
 
 /// Every secret of these tests, for the leak checks.

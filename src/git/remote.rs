@@ -105,6 +105,40 @@ fn hint(e: &git2::Error) -> Option<&'static str> {
     None
 }
 
+/// Where the connections to the remote `url` (through `proxied`) may go
+/// when `headers` hold an `Authorization` or `Cookie` header (see
+/// [`super::stream::Confinement`]); `None`: anywhere.
+fn confinement(
+    url: &str,
+    proxied: Option<&proxy::Proxy>,
+    headers: &[String],
+) -> Option<super::stream::Confinement> {
+    let secret = headers.iter().any(|h| {
+        let name = h.split(':').next().unwrap_or_default().trim();
+        name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie")
+    });
+    if !secret {
+        return None;
+    }
+    let (scheme, host, port) = proxy::http_origin(url)?;
+    let mut allowed = vec![(host.clone(), port)];
+    if scheme == "http" {
+        allowed.push((host.clone(), 443));
+    }
+    if let Some((_, proxy_host, proxy_port)) = proxied.and_then(|p| proxy::http_origin(&p.url)) {
+        allowed.push((proxy_host, proxy_port));
+    }
+    let shown = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Some(super::stream::Confinement {
+        origin: format!("{scheme}://{shown}:{port}"),
+        allowed,
+    })
+}
+
 /// Why SSH authentication failed once every key file was tried: the
 /// problems of the files that could not be offered come first, as they
 /// are the likely fix.
@@ -192,6 +226,9 @@ fn callbacks<'a>(
         git2::Cred::userpass_plaintext(&c.username, &c.password)
     });
     cb.certificate_check(move |cert, host| {
+        if let Some(c) = super::stream::confinement().filter(|c| !c.allows_host(host)) {
+            return Err(git2::Error::from_str(&c.refusal(host, 443)));
+        }
         let Some(hostkey) = cert.as_hostkey() else {
             // TLS: libgit2 verifies the certificate chain itself, unless
             // http.sslVerify=false was configured.
@@ -256,6 +293,8 @@ impl GitRepo {
         .proxy_options(proxy);
         let mut headers = settings.extra_headers;
         headers.extend(self.credentials.cookies.header_for(&settings.effective));
+        let proxied = settings.proxy.as_ref();
+        super::stream::confine(confinement(&settings.effective, proxied, &headers));
         if !headers.is_empty() {
             let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
             opts.custom_headers(&headers);
@@ -642,4 +681,39 @@ fn pick_target(heads: &[(String, Hash)], git_ref: &str, url: &str) -> Result<Tar
         hash,
         remote_ref: Some(name),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_headers_for_the_server_confine_its_connections() {
+        let headers = |h: &[&str]| h.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let url = "http://Git.Example.com/org/site.git";
+        assert!(confinement(url, None, &headers(&["X-Trace: 1"])).is_none());
+        assert!(confinement("ssh://git@h/r", None, &headers(&["Cookie: a=b"])).is_none());
+        let proxy = proxy::Proxy {
+            url: "http://user:pw@proxy.local:3128".into(),
+        };
+        let c = confinement(url, Some(&proxy), &headers(&["cookie : a=b"])).unwrap();
+        assert_eq!(c.origin, "http://git.example.com:80");
+        assert_eq!(
+            c.allowed,
+            vec![
+                ("git.example.com".to_string(), 80),
+                ("git.example.com".to_string(), 443),
+                ("proxy.local".to_string(), 3128),
+            ]
+        );
+        assert!(c.allows_host("GIT.example.com") && !c.allows_host("other.example.com"));
+        let c = confinement(
+            "https://[::1]:8443/r",
+            None,
+            &headers(&["Authorization: x"]),
+        )
+        .unwrap();
+        assert_eq!(c.origin, "https://[::1]:8443");
+        assert_eq!(c.allowed, vec![("::1".to_string(), 8443)]);
+    }
 }

@@ -41,6 +41,56 @@ static ROUTES: Mutex<Vec<(HostPort, HostPort)>> = Mutex::new(Vec::new());
 
 type HostPort = (String, u16);
 
+/// The servers a remote operation's connections may reach when its
+/// requests carry headers meant for the remote's server alone (an
+/// `Authorization` extra header, cookies): libgit2 sends its custom headers
+/// with every request, also after a redirect to another server, where
+/// git's curl strips those two.
+#[derive(Debug, Clone)]
+pub(crate) struct Confinement {
+    /// `scheme://host:port` of the remote, for the message.
+    pub origin: String,
+    /// Host and port pairs (lowercase) that may be connected to: the
+    /// remote's, its HTTPS port when it is HTTP, its proxy's.
+    pub allowed: Vec<HostPort>,
+}
+
+impl Confinement {
+    /// Whether `host` may be reached (on an allowed port, checked when
+    /// connecting; a TLS certificate names the host only).
+    pub fn allows_host(&self, host: &str) -> bool {
+        self.allowed
+            .iter()
+            .any(|(h, _)| h.eq_ignore_ascii_case(host))
+    }
+
+    /// The error for a connection to `host:port` it does not allow.
+    pub fn refusal(&self, host: &str, port: u16) -> String {
+        format!(
+            "a redirect from {} leads to {host}:{port}, which would receive the Authorization \
+             or Cookie headers configured for {}: refused (point --repo at the new location)",
+            self.origin, self.origin
+        )
+    }
+}
+
+thread_local! {
+    /// The confinement of this thread's current remote operation (libgit2
+    /// connects on the thread that called it), if any.
+    static CONFINED: std::cell::RefCell<Option<Confinement>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Confine this thread's next connections (until the next call).
+pub(crate) fn confine(confinement: Option<Confinement>) {
+    CONFINED.with(|c| *c.borrow_mut() = confinement);
+}
+
+/// This thread's confinement, if any.
+pub(crate) fn confinement() -> Option<Confinement> {
+    CONFINED.with(|c| c.borrow().clone())
+}
+
 /// Send connections to the plain-HTTP `origin` through `proxy`, or
 /// straight to it again when `None`.
 pub(crate) fn route(origin: HostPort, proxy: Option<HostPort>) {
@@ -142,6 +192,13 @@ unsafe extern "C" fn connect(stream: *mut RawStream) -> c_int {
             return -1;
         }
     };
+    if let Some(c) = confinement() {
+        let key = (host.to_ascii_lowercase(), port);
+        if !c.allowed.contains(&key) {
+            set_error(&c.refusal(&host, port));
+            return -1;
+        }
+    }
     let (host, port) = destination(host, port);
     let addrs = match (host.as_str(), port).to_socket_addrs() {
         Ok(a) => a,
