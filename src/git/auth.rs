@@ -97,7 +97,7 @@ impl CredentialSet {
     pub fn for_url(&self, url: &str) -> Option<&Credentials> {
         self.by_url
             .iter()
-            .filter(|(prefix, _)| url.starts_with(prefix.as_str()))
+            .filter(|(prefix, _)| url_under(prefix, url))
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, c)| c)
             .or(self.default.as_ref().filter(|_| self.default_goes_to(url)))
@@ -127,6 +127,33 @@ impl CredentialSet {
             }
             _ => false,
         }
+    }
+}
+
+/// Whether `url` lies under the `--credential` URL `prefix`: a prefix of
+/// it, the user in `url` aside, ending where the server's name does when
+/// it has no path (`https://b.example` is not a prefix of
+/// `https://b.example.evil.example/` nor of `https://b.example:8443/`).
+fn url_under(prefix: &str, url: &str) -> bool {
+    let url = without_user(url);
+    let Some(rest) = url.strip_prefix(prefix) else {
+        return false;
+    };
+    let has_path = prefix
+        .split_once("://")
+        .is_some_and(|(_, after)| after.contains('/'));
+    has_path || rest.is_empty() || rest.starts_with('/')
+}
+
+/// `url` without the `user[:password]@` of its authority.
+fn without_user(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]).into(),
+        None => url.into(),
     }
 }
 
@@ -174,5 +201,34 @@ mod tests {
         ));
         assert_eq!(set.for_url("https://b.example/x").unwrap().username, "b");
         assert!(creds(None).for_url("https://anywhere.example/").is_some());
+    }
+
+    #[test]
+    fn a_credential_for_a_server_is_for_that_server_only() {
+        let entry = |prefix: &str| CredentialSet {
+            by_url: vec![(
+                prefix.into(),
+                Credentials {
+                    username: "b".into(),
+                    password: "b".into(),
+                },
+            )],
+            ..CredentialSet::default()
+        };
+        let host = entry("https://b.example");
+        for (url, matches) in [
+            ("https://b.example/vendor/lib.git", true),
+            ("https://b.example", true),
+            // The user in the URL libgit2 asks for does not count.
+            ("https://me@b.example/vendor/lib.git", true),
+            ("https://b.example.evil.example/x", false),
+            ("https://b.example:8443/x", false),
+            ("http://b.example/x", false),
+        ] {
+            assert_eq!(host.for_url(url).is_some(), matches, "{url}");
+        }
+        let path = entry("https://b.example/vendor");
+        assert!(path.for_url("https://b.example/vendor/lib.git").is_some());
+        assert!(path.for_url("https://b.example/other/lib.git").is_none());
     }
 }
