@@ -269,7 +269,7 @@ pub async fn run(cfg: Config) -> i32 {
                 }
                 if cfg.one_time {
                     if clean_due.is_some() {
-                        run_clean(&syncer, &mut shutdown).await;
+                        run_clean(&syncer, &hooks, &mut shutdown).await;
                     }
                     let mut ok = pre_publish_error.is_none();
                     for h in &hooks {
@@ -296,7 +296,7 @@ pub async fn run(cfg: Config) -> i32 {
             w.follow(|| lock(&syncer).local_source_refs());
         }
         if clean_due.is_some_and(|t| t <= Instant::now()) {
-            clean_due = run_clean(&syncer, &mut shutdown).await;
+            clean_due = run_clean(&syncer, &hooks, &mut shutdown).await;
             if stop_requested(&shutdown) {
                 return 0;
             }
@@ -315,7 +315,7 @@ pub async fn run(cfg: Config) -> i32 {
                     if wake >= next_pass {
                         break;
                     }
-                    clean_due = run_clean(&syncer, &mut shutdown).await;
+                    clean_due = run_clean(&syncer, &hooks, &mut shutdown).await;
                     if stop_requested(&shutdown) {
                         return 0;
                     }
@@ -455,12 +455,18 @@ fn stop_requested(shutdown: &watch::Receiver<bool>) -> bool {
 /// the caller sees the signal in `shutdown`.
 async fn run_clean(
     syncer: &Arc<Mutex<Syncer>>,
+    hooks: &[HookRunner],
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Instant> {
     let cancel = Cancel::new();
     let (s, c) = (syncer.clone(), cancel.clone());
+    // Trees a hook is at work in stay until it is done.
+    let in_use: Vec<git::Hash> = hooks
+        .iter()
+        .filter_map(|h| h.at_work_in()?.parse().ok())
+        .collect();
     let mut task = tokio::task::spawn_blocking(move || {
-        let result = lock(&s).clean(&c);
+        let result = lock(&s).clean(&c, &in_use);
         release_freed_memory();
         result
     });

@@ -92,6 +92,9 @@ pub struct Layout {
 /// How a stand-in's name ends (see [`Layout::stand_in`]).
 const STAND_IN_SUFFIX: &str = ".stand-in";
 
+/// How soon a retired worktree a hook is at work in is looked at again.
+const RECHECK_IN_USE: Duration = Duration::from_secs(1);
+
 /// How soon a removal that failed in `.worktrees` is tried again.
 const RETRY_REMOVAL: Duration = Duration::from_secs(60);
 
@@ -352,9 +355,10 @@ impl Layout {
         }
     }
 
-    /// Remove worktrees other than `current` that stopped being current more
-    /// than `keep_for` ago, anything else found in `.worktrees` but the
-    /// `served` entry, and admin entries of worktrees that are gone. Returns
+    /// Remove worktrees other than `current` (and those `in_use` by a
+    /// hook) that stopped being current more than `keep_for` ago, anything
+    /// else found in `.worktrees` but the `served` entry, and admin entries
+    /// of worktrees that are gone. Returns
     /// the hashes still kept (current first) and the earliest time a kept
     /// one becomes removable, or an entry that could not be removed is
     /// tried again ([`RETRY_REMOVAL`]; it is logged, not an error).
@@ -363,6 +367,7 @@ impl Layout {
         repo: &GitRepo,
         current: Option<Hash>,
         served: Option<&str>,
+        in_use: &[Hash],
         keep_for: Duration,
     ) -> Result<(Vec<Hash>, Option<Duration>), LayoutError> {
         let mut kept: Vec<Hash> = current.into_iter().collect();
@@ -422,6 +427,12 @@ impl Layout {
                 continue;
             };
             if Some(hash) == current {
+                continue;
+            }
+            if in_use.contains(&hash) {
+                // Looked at again soon: a hook is at work in it.
+                kept.push(hash);
+                next_due = Some(next_due.map_or(RECHECK_IN_USE, |d| d.min(RECHECK_IN_USE)));
                 continue;
             }
             if wait(age()).is_some() {

@@ -546,9 +546,14 @@ impl Syncer {
         }
     }
 
-    /// Step 7: remove stale worktrees and unreachable objects. Returns how
-    /// long until a kept worktree becomes removable, if any is waiting.
-    pub fn clean(&mut self, cancel: &Cancel) -> Result<Option<Duration>, SyncError> {
+    /// Step 7: remove stale worktrees (but those `in_use` by a hook) and
+    /// unreachable objects. Returns how long until a kept worktree becomes
+    /// removable, if any is waiting.
+    pub fn clean(
+        &mut self,
+        cancel: &Cancel,
+        in_use: &[Hash],
+    ) -> Result<Option<Duration>, SyncError> {
         let keep_for = self
             .cfg
             .stale_worktree_timeout
@@ -557,7 +562,7 @@ impl Syncer {
         let served = self.publisher.served_name();
         let (kept, next_due) =
             self.layout
-                .clean_worktrees(&self.git, current, served.as_deref(), keep_for)?;
+                .clean_worktrees(&self.git, current, served.as_deref(), in_use, keep_for)?;
         let started = std::time::Instant::now();
         if let Some(stats) = self
             .git

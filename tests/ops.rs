@@ -122,6 +122,57 @@ fn exechook_runs_in_the_worktree_for_each_new_hash_and_after_restart() {
 }
 
 #[test]
+fn a_tree_a_hook_still_runs_in_is_kept_until_it_is_done() {
+    // A slow hook (a build, an upload of the tree) still at work in a tree
+    // that a newer commit retired: the tree stays until the hook is done,
+    // then goes; the hook never sees it vanish under it.
+    let f = Fixture::local();
+    let h1 = f.repo.head();
+    let (hook, started, release, result) = (
+        f.path("hook"),
+        f.path("started"),
+        f.path("release"),
+        f.path("result"),
+    );
+    script(
+        &hook,
+        &format!(
+            "echo \"$GITSYNC_HASH\" >> {started}\n\
+             if [ \"$GITSYNC_HASH\" = {h1} ]; then\n\
+               while [ ! -e {release} ]; do sleep 0.05; done\n\
+               if [ -f index.html ]; then echo whole > {result}; else echo gone > {result}; fi\n\
+             fi",
+            started = started.display(),
+            release = release.display(),
+            result = result.display(),
+        ),
+    );
+    let mut p = f.start(&[
+        &format!("--exechook-command={}", hook.display()),
+        "--period=50ms",
+        "--stale-worktree-grace=0s",
+        "-v=1",
+    ]);
+    p.wait_for(LONG, "the hook at work for h1", || {
+        lines(&started).len() == 1
+    });
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    p.wait_for(LONG, "h2 published", || f.published_is(&h2));
+    // The cleanup after the update has run (its gc, repacking or not, is
+    // logged last).
+    p.wait_log(LONG, "the cleanup after h2", |l| l.contains("\"git gc"));
+    let old_tree = f.tmp.path().join("root/.worktrees").join(&h1);
+    assert!(old_tree.join("index.html").exists(), "{}", p.log());
+    fs::write(&release, "").unwrap();
+    p.wait_for(LONG, "the hook done with h1", || result.exists());
+    assert_eq!(fs::read_to_string(&result).unwrap().trim(), "whole");
+    p.wait_for(LONG, "h1's tree removed once the hook is done", || {
+        !old_tree.exists()
+    });
+    p.wait_for(LONG, "the hook for h2", || lines(&started).len() == 2);
+}
+
+#[test]
 fn failing_exechook_is_retried_and_the_newest_hash_wins() {
     let f = Fixture::local();
     let (hook, log, marker) = recording_hook(&f, "hook");

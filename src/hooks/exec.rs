@@ -213,4 +213,8 @@ impl Hook for ExecHook {
     fn run(&self, hash: &str) -> Result<(), String> {
         self.run_in(hash, hash)
     }
+
+    fn works_in_tree(&self) -> bool {
+        true
+    }
 }

@@ -7,7 +7,7 @@
 mod exec;
 mod webhook;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -21,6 +21,11 @@ pub trait Hook: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Run once for `hash`.
     fn run(&self, hash: &str) -> Result<(), String>;
+    /// Whether it works in the hash's tree (which must then stay while it
+    /// runs, even once a newer commit retired it).
+    fn works_in_tree(&self) -> bool {
+        false
+    }
 }
 
 /// The outcome of the last run of a hook, for `--one-time`.
@@ -35,6 +40,8 @@ pub struct HookRunner {
     name: &'static str,
     send: watch::Sender<Option<String>>,
     outcomes: watch::Receiver<Option<Outcome>>,
+    /// The hash whose tree a run is at work in, if any.
+    in_tree: Arc<Mutex<Option<String>>>,
 }
 
 impl HookRunner {
@@ -43,6 +50,8 @@ impl HookRunner {
         let (send, mut wanted) = watch::channel::<Option<String>>(None);
         let (report, outcomes) = watch::channel::<Option<Outcome>>(None);
         let name = hook.name();
+        let in_tree = Arc::new(Mutex::new(None));
+        let busy = in_tree.clone();
         tokio::spawn(async move {
             while wanted.changed().await.is_ok() {
                 loop {
@@ -51,9 +60,13 @@ impl HookRunner {
                     };
                     let h = hook.clone();
                     let hh = hash.clone();
+                    if hook.works_in_tree() {
+                        *lock(&busy) = Some(hash.clone());
+                    }
                     let result = tokio::task::spawn_blocking(move || h.run(&hh))
                         .await
                         .unwrap_or_else(|e| Err(format!("hook panicked: {e}")));
+                    *lock(&busy) = None;
                     match &result {
                         Ok(()) => tracing::info!(hook = name, %hash, "hook succeeded"),
                         Err(e) => tracing::error!(hook = name, %hash, error = %e, "hook failed"),
@@ -72,7 +85,13 @@ impl HookRunner {
             name,
             send,
             outcomes,
+            in_tree,
         }
+    }
+
+    /// The hash whose tree a run of this hook is at work in, if any.
+    pub fn at_work_in(&self) -> Option<String> {
+        lock(&self.in_tree).clone()
     }
 
     /// Ask for a run for `hash` (replacing any pending one).
@@ -95,4 +114,10 @@ impl HookRunner {
             }
         }
     }
+}
+
+/// The guarded value, also after a panic while it was held (a plain
+/// `Option` stays meaningful).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
