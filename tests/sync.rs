@@ -2536,6 +2536,47 @@ fn trees_a_hook_made_read_only_are_still_removed_once_stale() {
 }
 
 #[test]
+fn symlinks_are_published_as_such_or_as_files_with_core_symlinks_false() {
+    // A committed symlink may point anywhere, say at a Pod's service
+    // account token: with core.symlinks=false it is written, as git does
+    // where there are no symlinks, as a file holding its target, in link
+    // and dest mode alike.
+    let f = Fixture::new(Transport::File);
+    std::os::unix::fs::symlink("/etc/hostname", f.repo.dir.join("host")).unwrap();
+    f.repo.commit(&[("index.html", "v1")], "with a symlink");
+    f.sync_once(&[]);
+    assert_eq!(
+        fs::read_link(f.link().join("host")).unwrap(),
+        Path::new("/etc/hostname")
+    );
+    let no_symlinks = "--git-config=core.symlinks:false";
+    let root = f.tmp.path().join("plain");
+    let dest = f.tmp.path().join("served");
+    for args in [
+        vec![format!("--root={}", root.display())],
+        vec![
+            format!("--dest={}", dest.display()),
+            format!("--state-dir={}", f.tmp.path().join("state").display()),
+        ],
+    ] {
+        let mut all = vec![
+            format!("--repo={}", f.url()),
+            "--one-time".to_string(),
+            no_symlinks.to_string(),
+        ];
+        all.extend(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = run_git_sync(&all);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    }
+    for host in [root.join("site/host"), dest.join("host")] {
+        let meta = fs::symlink_metadata(&host).unwrap();
+        assert!(meta.is_file(), "{host:?}");
+        assert_eq!(fs::read_to_string(&host).unwrap(), "/etc/hostname");
+    }
+}
+
+#[test]
 fn gitattributes_filters_apply_as_git_would() {
     let f = Fixture::new(Transport::File);
     f.repo.commit(
