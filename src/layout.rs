@@ -98,6 +98,11 @@ const RECHECK_IN_USE: Duration = Duration::from_secs(1);
 /// How soon a removal that failed in `.worktrees` is tried again.
 const RETRY_REMOVAL: Duration = Duration::from_secs(60);
 
+/// Make `due` no later than `after`.
+fn sooner(due: &mut Option<Duration>, after: Duration) {
+    *due = Some(due.map_or(after, |d| d.min(after)));
+}
+
 /// Whether `name` is a full 40-hex commit hash.
 pub fn is_hash_name(name: &str) -> bool {
     name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit())
@@ -407,7 +412,7 @@ impl Layout {
             };
             let mut wait = |age: Duration| {
                 let left = keep_for.checked_sub(age).filter(|l| !l.is_zero())?;
-                next_due = Some(next_due.map_or(left, |d: Duration| d.min(left)));
+                sooner(&mut next_due, left);
                 Some(())
             };
             if is_dir && name.ends_with(STAND_IN_SUFFIX) {
@@ -432,7 +437,7 @@ impl Layout {
             if in_use.contains(&hash) {
                 // Looked at again soon: a hook is at work in it.
                 kept.push(hash);
-                next_due = Some(next_due.map_or(RECHECK_IN_USE, |d| d.min(RECHECK_IN_USE)));
+                sooner(&mut next_due, RECHECK_IN_USE);
                 continue;
             }
             if wait(age()).is_some() {
@@ -445,7 +450,7 @@ impl Layout {
             }
         }
         if resisted {
-            next_due = Some(next_due.map_or(RETRY_REMOVAL, |d| d.min(RETRY_REMOVAL)));
+            sooner(&mut next_due, RETRY_REMOVAL);
         }
         for name in repo.worktree_names() {
             if !self.worktrees.join(&name).is_dir() {
