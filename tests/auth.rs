@@ -281,6 +281,7 @@ const SECRETS: &[&str] = &[
     "second-S3CRET",
     "askpass-S3CRET",
     "cred-S3CRET",
+    "own-S3CRET",
     "ghs_T0KEN-S3CRET",
     "entra-T0KEN-S3CRET",
     "cookie-S3CRET",
