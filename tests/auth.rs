@@ -1064,11 +1064,14 @@ fn through_a_proxy_from_git_config_or_env() {
         plain,
     } = TwoServers::start();
     let (proxy_port, carried) = forward_proxy();
+    // An Authorization header confines the connections to the server and
+    // its proxy (see the extra-header test): both are reached.
     let base = vec![
         format!("--repo=https://127.0.0.1:{}/site", server.port),
         format!("--root={}", tmp.path().join("r1").display()),
         format!(
-            "--git-config=http.sslCAInfo:{},http.proxy:http://127.0.0.1:{proxy_port}",
+            "--git-config=http.sslCAInfo:{},http.proxy:http://127.0.0.1:{proxy_port},\
+             http.extraHeader:Authorization: Bearer unused",
             ca.display()
         ),
     ];
@@ -1095,7 +1098,9 @@ fn through_a_proxy_from_git_config_or_env() {
             format!("--root={}", tmp.path().join(root).display()),
         ]
     };
-    let (code, log) = one_time(&plain_args("r3"), &[("http_proxy", proxy.as_str())]);
+    let mut cookie_header = plain_args("r3");
+    cookie_header.push("--git-config=http.extraHeader:Cookie: unused=1".into());
+    let (code, log) = one_time(&cookie_header, &[("http_proxy", proxy.as_str())]);
     assert_eq!(code, 0, "{log}");
     let after_plain = carried.lock().unwrap().len();
     assert!(after_plain > 2, "plain http:// went around the proxy");
