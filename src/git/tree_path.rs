@@ -43,23 +43,40 @@ fn plain_name(name: &[u8]) -> bool {
 /// A path named twice in one directory of `tree` (a symlink `a` beside a
 /// directory `a`), if any. Only a hand-made tree has one (git fsck calls
 /// it duplicateEntries), and libgit2 would check such a tree out making
-/// the directory's entries where the symlink points.
-pub(super) fn named_twice(tree: &git2::Tree<'_>) -> Option<String> {
-    let mut seen = std::collections::HashSet::new();
-    let mut found = None;
-    let _ = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        let mut path = dir.as_bytes().to_vec();
-        path.extend_from_slice(entry.name_bytes());
-        if seen.insert(path) {
-            return git2::TreeWalkResult::Ok;
+/// the directory's entries where the symlink points. Memory: one
+/// directory's names at a time, and the ids of the trees already looked at.
+pub(super) fn named_twice(repo: &git2::Repository, tree: &git2::Tree<'_>) -> Option<String> {
+    named_twice_below(repo, tree, "", &mut std::collections::HashSet::new())
+}
+
+fn named_twice_below(
+    repo: &git2::Repository,
+    tree: &git2::Tree<'_>,
+    dir: &str,
+    looked_at: &mut std::collections::HashSet<git2::Oid>,
+) -> Option<String> {
+    if !looked_at.insert(tree.id()) {
+        return None;
+    }
+    let mut names: Vec<Vec<u8>> = tree.iter().map(|e| e.name_bytes().to_vec()).collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Some(format!("{dir}{}", String::from_utf8_lossy(&pair[0])));
+    }
+    for entry in tree.iter() {
+        if entry.kind() != Some(git2::ObjectType::Tree) {
+            continue;
         }
-        found = Some(format!(
-            "{dir}{}",
-            String::from_utf8_lossy(entry.name_bytes())
-        ));
-        git2::TreeWalkResult::Abort
-    });
-    found
+        // An unreadable subtree is for the checkout to report.
+        let Ok(sub) = repo.find_tree(entry.id()) else {
+            continue;
+        };
+        let below = format!("{dir}{}/", String::from_utf8_lossy(entry.name_bytes()));
+        if let Some(found) = named_twice_below(repo, &sub, &below, looked_at) {
+            return Some(found);
+        }
+    }
+    None
 }
 
 /// Make the directories of `rel` below `top`, as libgit2's checkout makes
@@ -127,6 +144,33 @@ mod tests {
         ] {
             assert!(!is_plainly_safe(bad.as_bytes()), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_name_twice_in_any_directory_is_found() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(t.path()).unwrap();
+        let odb = repo.odb().unwrap();
+        let blob = odb.write(git2::ObjectType::Blob, b"x").unwrap();
+        let raw_tree = |entries: &[(&str, &str, git2::Oid)]| {
+            let mut data = Vec::new();
+            for (mode, name, id) in entries {
+                data.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+                data.extend_from_slice(id.as_bytes());
+            }
+            odb.write(git2::ObjectType::Tree, &data).unwrap()
+        };
+        let twice = raw_tree(&[("100644", "f", blob), ("100644", "f", blob)]);
+        let once = raw_tree(&[("100644", "f", blob), ("100644", "g", blob)]);
+        let top = raw_tree(&[
+            ("40000", "clean", once),
+            ("40000", "deep", twice),
+            ("100644", "index.html", blob),
+        ]);
+        let top = repo.find_tree(top).unwrap();
+        assert_eq!(named_twice(&repo, &top).as_deref(), Some("deep/f"));
+        let fine = raw_tree(&[("40000", "a", once), ("40000", "b", once)]);
+        assert_eq!(named_twice(&repo, &repo.find_tree(fine).unwrap()), None);
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl GitRepo {
             .find_commit(hash)
             .and_then(|c| c.tree())
             .map_err(|e| GitError::local(format!("read tree of {hash}"), e))?;
-        if let Some(twice) = named_twice(&tree) {
+        if let Some(twice) = named_twice(&self.repo, &tree) {
             return Err(GitError::Local {
                 op: format!("checkout {hash}"),
                 message: format!(
