@@ -15,17 +15,12 @@ use crate::git::{self, Cancel};
 use crate::hooks::{ExecHook, HookRunner, Webhook};
 use crate::http::{self, HttpState};
 use crate::layout::{Layout, LayoutError};
+use crate::lock;
 use crate::metrics::{Metrics, SyncStatus};
 use crate::redact::redact;
 use crate::status_files;
 use crate::sync::{Outcome, SyncError, Syncer};
 use crate::triggers;
-
-/// Lock, also after a panic in another holder: the syncer's state is on
-/// disk and every pass starts by checking it.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A random fraction in [0, 1), from std's randomly keyed hasher.
 fn random_fraction() -> f64 {

@@ -33,3 +33,10 @@ pub mod status_files;
 pub mod sync;
 pub mod triggers;
 pub mod user;
+
+/// Lock `m`, also after a panic in another holder: what our mutexes guard
+/// stays meaningful then (plain values, or state that is checked again on
+/// disk), and a sidecar that stopped on a poisoned lock would serve nothing.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

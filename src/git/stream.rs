@@ -94,7 +94,7 @@ pub(crate) fn confinement() -> Option<Confinement> {
 /// Send connections to the plain-HTTP `origin` through `proxy`, or
 /// straight to it again when `None`.
 pub(crate) fn route(origin: HostPort, proxy: Option<HostPort>) {
-    let mut routes = ROUTES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut routes = crate::lock(&ROUTES);
     routes.retain(|(o, _)| *o != origin);
     if let Some(p) = proxy {
         routes.push((origin, p));
@@ -103,7 +103,7 @@ pub(crate) fn route(origin: HostPort, proxy: Option<HostPort>) {
 
 /// Where a connection to `host:port` really goes.
 fn destination(host: String, port: u16) -> HostPort {
-    let routes = ROUTES.lock().unwrap_or_else(|e| e.into_inner());
+    let routes = crate::lock(&ROUTES);
     let key = (host.to_ascii_lowercase(), port);
     routes
         .iter()

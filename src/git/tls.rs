@@ -171,7 +171,7 @@ static CAS: Mutex<Cas> = Mutex::new(Cas {
 
 fn lock_cas() -> std::sync::MutexGuard<'static, Cas> {
     // Plain lists, whole whatever a panicking holder did.
-    CAS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::lock(&CAS)
 }
 
 /// Load the CA locations and the client certificate before connecting to

@@ -7,10 +7,12 @@
 mod exec;
 mod webhook;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
+
+use crate::lock;
 
 pub use exec::{stop_running, ExecHook};
 pub use webhook::Webhook;
@@ -114,10 +116,4 @@ impl HookRunner {
             }
         }
     }
-}
-
-/// The guarded value, also after a panic while it was held (a plain
-/// `Option` stays meaningful).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
