@@ -1491,27 +1491,17 @@ fn a_root_that_is_a_file_is_said_to_be_one_and_left_alone() {
 #[test]
 fn a_root_this_user_may_not_write_in_says_how_to_fix_it() {
     use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     let f = Fixture::new(Transport::File);
     f.repo.commit(&[("index.html", "v1")], "one");
     let root = f.root();
     fs::create_dir(&root).unwrap();
     fs::set_permissions(&root, fs::Permissions::from_mode(0o555)).unwrap();
-    open_up(f.tmp.path());
-    // Root may write anywhere: then another UID, with a copy of the
-    // binary it can run.
-    let binary = f.tmp.path().join("git-sync");
-    fs::copy(bin(), &binary).unwrap();
-    let mut cmd = std::process::Command::new(&binary);
-    cmd.arg(format!("--repo={}", f.repo.url()))
-        .arg(format!("--root={}", root.display()))
-        .args(["--one-time", "--log-format=json"])
+    // Root may write anywhere: then another UID.
+    let mut cmd = f.as_nobody(&[format!("--root={}", root.display())]);
+    cmd.args(["--one-time", "--log-format=json"])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", f.tmp.path());
-    if is_root() {
-        cmd.uid(65532).gid(65532);
-    }
     let out = cmd.output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{log}");
