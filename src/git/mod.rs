@@ -266,14 +266,7 @@ pub fn checked_out_clone(dir: &Path) -> Option<Option<String>> {
         return None;
     }
     let index = repo.index().ok()?;
-    // The first few entries tell a working copy from an index left alone.
-    let checked_out = index.iter().take(64).any(|e| {
-        use std::os::unix::ffi::OsStrExt;
-        dir.join(std::ffi::OsStr::from_bytes(&e.path))
-            .symlink_metadata()
-            .is_ok()
-    });
-    if !checked_out {
+    if !any_on_disk(dir, index.iter()) {
         return None;
     }
     let origin = repo
@@ -303,17 +296,22 @@ pub fn tracked_within(dir: &Path) -> Option<PathBuf> {
     let prefix = [rel, b"/"].concat();
     let index = repo.index().ok()?;
     let first = index.find_prefix(prefix.clone()).ok()?;
-    // The first few entries tell files at hand from an index left alone.
-    let present = (first..index.len())
-        .take(64)
+    let below = (first..index.len())
         .filter_map(|i| index.get(i))
-        .take_while(|e| e.path.starts_with(&prefix))
-        .any(|e| {
-            top.join(std::ffi::OsStr::from_bytes(&e.path))
-                .symlink_metadata()
-                .is_ok()
-        });
-    present.then_some(top)
+        .take_while(|e| e.path.starts_with(&prefix));
+    any_on_disk(&top, below).then_some(top)
+}
+
+/// Whether any of the first few of these index `entries` of the working
+/// tree at `top` is on disk: what tells files checked out from an index
+/// left alone.
+fn any_on_disk(top: &Path, entries: impl Iterator<Item = git2::IndexEntry>) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    entries.take(64).any(|e| {
+        top.join(std::ffi::OsStr::from_bytes(&e.path))
+            .symlink_metadata()
+            .is_ok()
+    })
 }
 
 /// Our git repository at `<root>/.git`.
