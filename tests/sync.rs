@@ -3185,6 +3185,12 @@ fn arbitrary_uids_share_a_group_writable_root() {
     // HOME (/root) is closed to this UID: its git config is left out, as
     // git leaves it out, with a warning.
     assert!(log.contains("cannot read this git config"), "{log}");
+    // The first UID's git-sync.config is its own (it may hold tokens): the
+    // second drops it and writes its own.
+    assert!(
+        log.contains("cannot read the previous user's git config file"),
+        "{log}"
+    );
     assert_eq!(
         fs::read_to_string(f.link().join("index.html")).unwrap(),
         "three"

@@ -14,6 +14,16 @@ use super::GitError;
 /// resolves it).
 pub const FILE: &str = "git-sync.config";
 
+/// The file's permissions: read and written by its owner only.
+const MODE: u32 = 0o600;
+
+/// Whether the file at `path` is closed to the group and others (an
+/// earlier version wrote it group-readable).
+fn private(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0)
+}
+
 /// Make `gitdir`'s config hold exactly `entries` (in order; a key may
 /// repeat) through [`FILE`]. Unchanged content is not written again.
 pub fn install(
@@ -23,16 +33,17 @@ pub fn install(
 ) -> Result<(), GitError> {
     let path = gitdir.join(FILE);
     let text = render(entries);
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) || !private(&path) {
         let tmp = gitdir.join(format!("{FILE}.tmp"));
         let _ = std::fs::remove_file(&tmp);
-        // Not for everyone: values may be tokens (an Authorization
-        // extraHeader). The group reads it: a container restarted under
-        // another UID of the volume's group takes the root over.
+        // Ours alone: values may be tokens (an Authorization extraHeader),
+        // and in a Pod the web server shares the volume's group (fsGroup).
+        // A container restarted under another UID cannot read it, drops it
+        // and writes its own (see [`forget_if_unreadable`]).
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o640)
+            .mode(MODE)
             .open(&tmp)
             .and_then(|mut f| f.write_all(text.as_bytes()))
             .and_then(|()| std::fs::rename(&tmp, &path))
@@ -166,10 +177,15 @@ mod tests {
         let local = std::fs::read_to_string(gitdir.join("config")).unwrap();
         assert_eq!(local.matches(FILE).count(), 1, "included once: {local}");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(gitdir.join(FILE))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o640);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&gitdir.join(FILE)), 0o600);
+
+        // A file an earlier version left group-readable is closed, even
+        // when what it holds stays the same.
+        let same = entries(&[("sect.other", "v")]);
+        std::fs::set_permissions(gitdir.join(FILE), std::fs::Permissions::from_mode(0o640))
+            .unwrap();
+        install(&repo, &gitdir, &same).unwrap();
+        assert_eq!(mode(&gitdir.join(FILE)), 0o600);
     }
 }
