@@ -528,6 +528,87 @@ fn an_update_writes_only_what_changed_and_is_still_the_commit() {
     assert_eq!(f.read("a.txt"), "a3");
 }
 
+/// What `dir` holds, as git writes a tree (not following links, `.git`
+/// left out): per path, its kind, whether executable, and its content or
+/// a link's target.
+fn as_checked_out(dir: &Path) -> std::collections::BTreeMap<Vec<u8>, (char, bool, Vec<u8>)> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(
+        top: &Path,
+        dir: &Path,
+        out: &mut std::collections::BTreeMap<Vec<u8>, (char, bool, Vec<u8>)>,
+    ) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if dir == top && p.file_name().unwrap() == ".git" {
+                continue;
+            }
+            let rel = p.strip_prefix(top).unwrap().as_os_str().as_bytes().to_vec();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let exec = m.permissions().mode() & 0o111 != 0;
+            if m.file_type().is_symlink() {
+                let target = fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec();
+                out.insert(rel, ('l', false, target));
+            } else if m.is_dir() {
+                out.insert(rel, ('d', exec, Vec::new()));
+                walk(top, &p, out);
+            } else {
+                out.insert(rel, ('f', exec, fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+#[test]
+fn a_checkout_is_what_git_checks_out() {
+    // git-sync writes plain trees itself rather than through libgit2's
+    // checkout: every kind of entry must come out as git writes it, with
+    // an index that finds the tree clean.
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let f = Fixture::new(Transport::File);
+    let src = &f.repo.dir;
+    let files: [(&[u8], &[u8]); 9] = [
+        (b"index.html", b"<p>hi</p>\n"),
+        (b"empty", b""),
+        (b"bin/run.sh", b"#!/bin/sh\necho run\n"),
+        (b"deep/a/b/c/d/e.txt", b"deep"),
+        (b"with space.txt", b"s"),
+        ("\u{fc}n\u{ef}c\u{f6}d\u{e9}.txt".as_bytes(), b"u"),
+        (b"latin\xe9.txt", b"not UTF-8"),
+        (b".github/workflow.yml", b"on: push"),
+        (b"crlf.txt", b"a\r\nb\r\n"),
+    ];
+    for (path, content) in files {
+        let p = src.join(std::ffi::OsStr::from_bytes(path));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, content).unwrap();
+    }
+    fs::set_permissions(src.join("bin/run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("index.html", src.join("link")).unwrap();
+    symlink("nowhere", src.join("dangling")).unwrap();
+    symlink("deep/a", src.join("dirlink")).unwrap();
+    symlink("../../index.html", src.join("deep/a/up")).unwrap();
+    let h1 = f.repo.commit(&[], "all kinds");
+    f.sync_once(&[]);
+    assert_published(&f, &h1);
+
+    let theirs = f.tmp.path().join("git-clone");
+    git(
+        f.tmp.path(),
+        &["clone", "-q", &f.repo.url(), theirs.to_str().unwrap()],
+    );
+    let (ours, theirs) = (as_checked_out(&f.link()), as_checked_out(&theirs));
+    assert_eq!(ours.len(), 20, "7 directories, 9 files, 4 links");
+    assert_eq!(ours, theirs);
+    let status = ["status", "--porcelain", "--untracked-files=all"];
+    assert_eq!(git(&f.link(), &status), "");
+}
+
 #[test]
 fn a_tree_kept_for_a_commit_is_published_again_as_it_is_only_if_intact() {
     use std::os::unix::fs::MetadataExt;

@@ -1,12 +1,13 @@
-//! Paths of a tree that git-sync writes itself (large files streamed from
-//! their pack, files shared with the previous worktree), kept inside the
-//! worktree as libgit2's checkout keeps the rest.
+//! Paths of a tree that git-sync writes itself (plain trees, large files
+//! streamed from their pack, files shared with the previous worktree),
+//! kept inside the worktree as libgit2's checkout keeps the rest.
 //!
 //! A tree is only bytes: one pushed to a server that does not check what
 //! it receives can name `..` or `.git`, or hold a symlink `a` beside a
 //! directory `a`. git refuses to check such paths out ("invalid path"); a
-//! path that is not plainly safe here is left to libgit2, which applies
-//! git's rules, and no directory is made or entered through a symlink.
+//! tree with a name that is not plainly safe here is left to libgit2, which
+//! applies git's rules, and no directory is made or entered through a
+//! symlink.
 
 use std::fs;
 use std::io;
@@ -40,28 +41,60 @@ fn plain_name(name: &[u8]) -> bool {
         && !name.contains(&b'\\')
 }
 
-/// A path named twice in one directory of `tree` (a symlink `a` beside a
-/// directory `a`), if any. Only a hand-made tree has one (git fsck calls
-/// it duplicateEntries), and libgit2 would check such a tree out making
-/// the directory's entries where the symlink points. Memory: one
-/// directory's names at a time, and the ids of the trees already looked at.
-pub(super) fn named_twice(repo: &git2::Repository, tree: &git2::Tree<'_>) -> Option<String> {
-    named_twice_below(repo, tree, "", &mut std::collections::HashSet::new())
+/// What the names of a tree tell before it is written.
+pub(super) struct Survey {
+    /// A path named twice in one directory (a symlink `a` beside a
+    /// directory `a`), if any. Only a hand-made tree has one (git fsck calls
+    /// it duplicateEntries), and libgit2 would check such a tree out making
+    /// the directory's entries where the symlink points.
+    pub named_twice: Option<String>,
+    /// Whether every name is plainly safe (see [`is_plainly_safe`]) and a
+    /// single path component, so that the whole tree may be written
+    /// without libgit2's checks.
+    pub all_plain: bool,
 }
 
-fn named_twice_below(
+/// Look at every directory of `tree` once. Memory: one directory's names
+/// at a time, and the ids of the trees already looked at (a directory
+/// repeated in the tree is looked at once).
+pub(super) fn survey(repo: &git2::Repository, tree: &git2::Tree<'_>) -> Survey {
+    let mut found = Survey {
+        named_twice: None,
+        all_plain: true,
+    };
+    survey_below(
+        repo,
+        tree,
+        "",
+        &mut std::collections::HashSet::new(),
+        &mut found,
+    );
+    found
+}
+
+/// The path named twice in one directory of `tree`, if any (see
+/// [`Survey::named_twice`]).
+#[cfg(test)]
+pub(super) fn named_twice(repo: &git2::Repository, tree: &git2::Tree<'_>) -> Option<String> {
+    survey(repo, tree).named_twice
+}
+
+fn survey_below(
     repo: &git2::Repository,
     tree: &git2::Tree<'_>,
     dir: &str,
     looked_at: &mut std::collections::HashSet<git2::Oid>,
-) -> Option<String> {
+    found: &mut Survey,
+) {
     if !looked_at.insert(tree.id()) {
-        return None;
+        return;
     }
     let mut names: Vec<Vec<u8>> = tree.iter().map(|e| e.name_bytes().to_vec()).collect();
+    found.all_plain &= names.iter().all(|n| plain_name(n) && !n.contains(&b'/'));
     names.sort_unstable();
     if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Some(format!("{dir}{}", String::from_utf8_lossy(&pair[0])));
+        found.named_twice = Some(format!("{dir}{}", String::from_utf8_lossy(&pair[0])));
+        return;
     }
     for entry in tree.iter() {
         if entry.kind() != Some(git2::ObjectType::Tree) {
@@ -69,14 +102,15 @@ fn named_twice_below(
         }
         // An unreadable subtree is for the checkout to report.
         let Ok(sub) = repo.find_tree(entry.id()) else {
+            found.all_plain = false;
             continue;
         };
         let below = format!("{dir}{}/", String::from_utf8_lossy(entry.name_bytes()));
-        if let Some(found) = named_twice_below(repo, &sub, &below, looked_at) {
-            return Some(found);
+        survey_below(repo, &sub, &below, looked_at, found);
+        if found.named_twice.is_some() {
+            return;
         }
     }
-    None
 }
 
 /// Make the directories of `rel` below `top`, as libgit2's checkout makes
@@ -170,7 +204,16 @@ mod tests {
         let top = repo.find_tree(top).unwrap();
         assert_eq!(named_twice(&repo, &top).as_deref(), Some("deep/f"));
         let fine = raw_tree(&[("40000", "a", once), ("40000", "b", once)]);
-        assert_eq!(named_twice(&repo, &repo.find_tree(fine).unwrap()), None);
+        let fine = survey(&repo, &repo.find_tree(fine).unwrap());
+        assert_eq!(fine.named_twice, None);
+        assert!(fine.all_plain);
+        for name in [".GIT", "a/b", ".."] {
+            let below = raw_tree(&[("100644", name, blob)]);
+            let top = raw_tree(&[("40000", "clean", once), ("40000", "d", below)]);
+            let found = survey(&repo, &repo.find_tree(top).unwrap());
+            assert!(!found.all_plain, "{name}");
+            assert_eq!(found.named_twice, None);
+        }
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //!
 //! A linked worktree is `<wt>/.git` (a file naming the admin directory) plus
 //! `<gitdir>/worktrees/<name>/` holding `gitdir`, `commondir` and `HEAD`. We
-//! write those few files ourselves, detached at the commit, and let libgit2
-//! do the checkout: that keeps full control of what is checked out (sparse
-//! checkout comes later) while a git binary, where one exists, sees a normal
-//! worktree (`git -C <wt> log` works).
+//! write those few files ourselves, detached at the commit, then the files:
+//! ourselves where no filter can change them (`plain.rs`), through libgit2's
+//! checkout otherwise. That keeps full control of what is checked out
+//! (sparse patterns, shared and streamed files) while a git binary, where
+//! one exists, sees a normal worktree (`git -C <wt> log` works).
 
 use std::collections::HashSet;
 use std::fs;
@@ -15,11 +16,12 @@ use std::path::{Path, PathBuf};
 use git2::build::CheckoutBuilder;
 
 use super::big_files::{BigFile, BigFiles};
-use super::tree_path::named_twice;
+use super::tree_path::survey;
 use super::{GitError, GitRepo, Hash};
 use crate::paths::relative_path;
 use crate::sparse::SparsePatterns;
 
+mod plain;
 mod unchanged;
 pub use unchanged::Base;
 
@@ -79,7 +81,8 @@ impl GitRepo {
             .find_commit(hash)
             .and_then(|c| c.tree())
             .map_err(|e| GitError::local(format!("read tree of {hash}"), e))?;
-        if let Some(twice) = named_twice(&self.repo, &tree) {
+        let names = survey(&self.repo, &tree);
+        if let Some(twice) = names.named_twice {
             return Err(GitError::Local {
                 op: format!("checkout {hash}"),
                 message: format!(
@@ -147,8 +150,26 @@ impl GitRepo {
             .map(|b| b.in_tree(&tree, to_write.as_deref()))
             .unwrap_or_default();
         let to_write = without(to_write, &streamed, &commit)?;
-        // An empty list would mean every path to libgit2.
-        if to_write.as_ref().map_or(true, |paths| !paths.is_empty()) {
+        if !filtered && names.all_plain {
+            // What is on disk is the blob itself: no need for libgit2's
+            // checkout (see plain.rs).
+            let written = wt
+                .index()
+                .map_err(|e| GitError::local("open index", e))
+                .and_then(|mut index| {
+                    let n = plain::write_tree(&wt, &tree, path, to_write.as_deref(), &mut index)?;
+                    index
+                        .write()
+                        .map_err(|e| GitError::local("write index", e))?;
+                    Ok(n)
+                })
+                .map_err(|e| GitError::Local {
+                    op: format!("checkout {hash}"),
+                    message: e.to_string(),
+                })?;
+            tracing::debug!(files = written, "written without libgit2's checkout");
+        } else if to_write.as_ref().map_or(true, |paths| !paths.is_empty()) {
+            // (An empty list would mean every path to libgit2.)
             for p in to_write.into_iter().flatten() {
                 checkout.disable_pathspec_match(true).path(p);
             }
