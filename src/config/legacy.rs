@@ -62,16 +62,17 @@ pub(super) fn target_ref(src: &Sources<'_>) -> Result<String, ConfigError> {
     }
 }
 
-/// `--period`, or the v3 `--wait` in (fractional) seconds.
-pub(super) fn period(src: &Sources<'_>) -> Result<Duration, ConfigError> {
+/// `--period`, or the v3 `--wait` in (fractional) seconds; with the name
+/// of the one used.
+pub(super) fn period(src: &Sources<'_>) -> Result<(Duration, &'static str), ConfigError> {
     let wait = src.get("wait", values::parse_seconds)?;
     let period = src.duration("period")?;
     match wait.filter(|w| !w.is_zero()) {
         Some(w) => {
             old_text_won(src, "wait", "period", period.is_some_and(|p| p != w))?;
-            Ok(w)
+            Ok((w, "wait"))
         }
-        None => Ok(period.unwrap_or(Duration::from_secs(10))),
+        None => Ok((period.unwrap_or(Duration::from_secs(10)), "period")),
     }
 }
 
@@ -94,18 +95,24 @@ fn old_text_won(
     Ok(())
 }
 
-/// `--sync-timeout`, or the v3 `--timeout` in seconds.
-pub(super) fn sync_timeout(src: &Sources<'_>) -> Result<Duration, ConfigError> {
+/// `--sync-timeout`, or the v3 `--timeout` in seconds; with the name of
+/// the one used.
+pub(super) fn sync_timeout(src: &Sources<'_>) -> Result<(Duration, &'static str), ConfigError> {
     let sync_timeout = src.duration("sync-timeout")?;
     match src.int("timeout")?.filter(|t| *t != 0) {
-        Some(t) if t < 0 => Err(invalid("timeout", "must be a positive number of seconds")),
+        Some(t) if t < 0 => {
+            Err(src.out_of_range("timeout", "must be a positive number of seconds"))
+        }
         Some(t) => {
             let t = Duration::from_secs(t.unsigned_abs());
             let differs = sync_timeout.is_some_and(|s| s != t);
             old_text_won(src, "timeout", "sync-timeout", differs)?;
-            Ok(t)
+            Ok((t, "timeout"))
         }
-        None => Ok(sync_timeout.unwrap_or(Duration::from_secs(120))),
+        None => Ok((
+            sync_timeout.unwrap_or(Duration::from_secs(120)),
+            "sync-timeout",
+        )),
     }
 }
 

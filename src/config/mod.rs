@@ -35,7 +35,7 @@ pub enum ConfigError {
 }
 
 /// ` (flag)`, ` (env GITSYNC_X)`, or nothing when the check was not of one
-/// source's value (a range, or flags that conflict).
+/// source's value (flags that conflict, a default).
 fn in_parens(source_name: &str) -> String {
     if source_name.is_empty() {
         String::new()
@@ -179,6 +179,19 @@ impl Sources<'_> {
             }
         }
         None
+    }
+
+    /// The error for a value of `--name` that parses but is out of range,
+    /// naming where it was set, as for a value that does not parse.
+    fn out_of_range(&self, name: &'static str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            flag: name.to_string(),
+            source_name: self
+                .lookup(known_flag(name))
+                .map(|found| found.source_name)
+                .unwrap_or_default(),
+            reason: reason.into(),
+        }
     }
 
     /// `--name`, and where it was set: `--branch (env GIT_SYNC_BRANCH)`.
@@ -366,25 +379,25 @@ pub fn parse(
     let place = placement(&src, &repo, cwd)?;
 
     let min = Duration::from_millis(10);
-    let period = legacy::period(&src)?;
+    let (period, named) = legacy::period(&src)?;
     if period < min {
-        return Err(invalid("period", "must be at least 10ms"));
+        return Err(src.out_of_range(named, "must be at least 10ms"));
     }
-    let sync_timeout = legacy::sync_timeout(&src)?;
+    let (sync_timeout, named) = legacy::sync_timeout(&src)?;
     if sync_timeout < min {
-        return Err(invalid("sync-timeout", "must be at least 10ms"));
+        return Err(src.out_of_range(named, "must be at least 10ms"));
     }
     let init_period = src.duration("init-period")?.unwrap_or(period);
     if init_period < min {
-        return Err(invalid("init-period", "must be at least 10ms"));
+        return Err(src.out_of_range("init-period", "must be at least 10ms"));
     }
     let max_failures = legacy::max_failures(&src)?;
     let init_max_failures = src.int("init-max-failures")?.unwrap_or(max_failures);
     let depth = src.int("depth")?.unwrap_or(1);
-    let depth = u32::try_from(depth).map_err(|_| invalid("depth", "must be 0 or more"))?;
+    let depth = u32::try_from(depth).map_err(|_| src.out_of_range("depth", "must be 0 or more"))?;
     let verbosity = legacy::verbosity(&src)?;
-    let verbosity =
-        u8::try_from(verbosity.min(255)).map_err(|_| invalid("verbose", "must be 0 or more"))?;
+    let verbosity = u8::try_from(verbosity.min(255))
+        .map_err(|_| src.out_of_range("verbose", "must be 0 or more"))?;
 
     let git_gc = match src.text("git-gc")?.as_deref() {
         Some("auto") => GcMode::Auto,
@@ -587,12 +600,28 @@ mod tests {
         assert!(e.to_string().contains("--git-gc"), "{e}");
         let e = run(&["--root=/r"], &[]).unwrap_err();
         assert!(e.to_string().contains("--repo"), "{e}");
-        // A range check names no source; a value that does not parse does.
+        // A value out of range names where it was set, as one that does
+        // not parse does: the v3 name that won, or the env variable.
         let e = run(&["--repo=x", "--root=/r", "--period=5ms"], &[]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid value for --period: must be at least 10ms"
+            "invalid value for --period (flag): must be at least 10ms"
         );
+        let e = run(
+            &["--repo=x", "--root=/r"],
+            &[("GIT_SYNC_WAIT", "0.001"), ("GITSYNC_PERIOD", "10s")],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value for --wait (env GIT_SYNC_WAIT): must be at least 10ms"
+        );
+        let e = run(&["--repo=x", "--root=/r"], &[("GITSYNC_DEPTH", "-1")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value for --depth (env GITSYNC_DEPTH): must be 0 or more"
+        );
+
         // Typed values must parse even where their feature is off.
         let e = run(
             &["--repo=x", "--root=/r", "--webhook-success-status=abc"],
@@ -706,9 +735,10 @@ mod tests {
         assert_eq!(default_link_name("."), None);
         for link in ["--link=.git", "--link=out/.site", "--dest=.worktrees"] {
             let e = err(&["--repo=x", "--root=/r", link], &[]);
+            let flag = link.split('=').next().unwrap_or_default();
             assert_eq!(
-                e, "invalid value for --link: must not start with '.'",
-                "{link}"
+                e,
+                format!("invalid value for {flag} (flag): must not start with '.'"),
             );
         }
     }
@@ -858,7 +888,7 @@ mod tests {
         let c = run(&["--repo=x", "--root=/r", "--wait=10"], &[]).unwrap();
         assert_eq!(c.period, Duration::from_secs(10));
         assert!(err(&base, &[("GIT_SYNC_WAIT", "ten")]).contains("--wait"));
-        assert!(err(&base, &[("GIT_SYNC_WAIT", "0.001")]).contains("--period"));
+        assert!(err(&base, &[("GIT_SYNC_WAIT", "0.001")]).contains("--wait (env GIT_SYNC_WAIT)"));
 
         let c = run(&base, &[("GIT_SYNC_TIMEOUT", "30")]).unwrap();
         assert_eq!(c.sync_timeout, Duration::from_secs(30));

@@ -48,30 +48,34 @@ pub(super) fn placement(
         });
     };
     let root = without_symlinks(&absolute(cwd, Path::new(&root_text)));
-    let link_text = match (src.text("link")?, dest) {
+    // And the name of the flag it came from, for errors.
+    let (link_text, named) = match (src.text("link")?, dest) {
         (Some(link), Some(dest)) => {
             if link != dest {
                 src.old_name_won("dest", &dest, "link", &link);
             }
-            dest
+            (dest, "dest")
         }
-        (Some(l), None) | (None, Some(l)) => l,
-        (None, None) => default_link_name(repo).ok_or_else(|| {
-            invalid(
-                "link",
-                format!(
-                    "cannot derive a name from --repo {:?}; set --link",
-                    crate::redact::redact(repo)
-                ),
-            )
-        })?,
+        (Some(l), None) => (l, "link"),
+        (None, Some(d)) => (d, "dest"),
+        (None, None) => default_link_name(repo)
+            .map(|l| (l, "link"))
+            .ok_or_else(|| {
+                invalid(
+                    "link",
+                    format!(
+                        "cannot derive a name from --repo {:?}; set --link",
+                        crate::redact::redact(repo)
+                    ),
+                )
+            })?,
     };
     // As upstream: names like `.git` or `.worktrees` are ours.
     let hidden = Path::new(&link_text)
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with('.'));
     if hidden {
-        return Err(invalid("link", "must not start with '.'"));
+        return Err(src.out_of_range(named, "must not start with '.'"));
     }
     let link = absolute(&root, Path::new(&link_text));
     // Its directory resolved like the root (not the link itself: it is
@@ -82,7 +86,7 @@ pub(super) fn placement(
         _ => link,
     };
     if link == root || root.starts_with(&link) {
-        return Err(invalid("link", "must not be --root or one of its parents"));
+        return Err(src.out_of_range(named, "must not be --root or one of its parents"));
     }
     Ok(Placement {
         root,
