@@ -834,6 +834,13 @@ fn a_tree_with_paths_that_climb_out_or_into_git_is_refused_and_writes_nothing() 
     let big = f.repo.git(&["hash-object", "-w", "big.bin"]);
     fs::remove_file(src.join("big.bin")).unwrap();
     let page = f.repo.git(&["rev-parse", "HEAD:index.html"]);
+    // The branch moves to a commit of `top` on top of the good one.
+    let put_on_main = |top: &str| {
+        let commit = f
+            .repo
+            .git(&["commit-tree", top, "-p", &good, "-m", "hostile"]);
+        f.repo.git(&["update-ref", "refs/heads/main", &commit]);
+    };
     // `sub/../../../../escaped.bin`: from the tree up to the test's
     // directory; `.GIT/escaped.bin`, `.git/escaped.bin`: git's own names.
     let mut climbing = mktree(&f.repo, &[format!("100644 blob {big}\tescaped.bin")]);
@@ -849,10 +856,7 @@ fn a_tree_with_paths_that_climb_out_or_into_git_is_refused_and_writes_nothing() 
                 format!("040000 tree {tree}\t{name}"),
             ],
         );
-        let commit = f
-            .repo
-            .git(&["commit-tree", &top, "-p", &good, "-m", "hostile"]);
-        f.repo.git(&["update-ref", "refs/heads/main", &commit]);
+        put_on_main(&top);
         let log = f.fail_once(&[]);
         assert!(log.contains("invalid path"), "{name}: {log}");
         let mut found = Vec::new();
@@ -894,14 +898,27 @@ fn a_tree_with_paths_that_climb_out_or_into_git_is_refused_and_writes_nothing() 
             ("120000", "lib", &symlink),
         ],
     );
-    let commit = f
-        .repo
-        .git(&["commit-tree", &top, "-p", &good, "-m", "hostile"]);
-    f.repo.git(&["update-ref", "refs/heads/main", &commit]);
+    put_on_main(&top);
     let log = f.fail_once(&["--git-config=protocol.file.allow:always"]);
     assert!(log.contains("invalid path 'lib'"), "{log}");
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "{log}");
     assert_published(&f, &good);
+
+    // `.gitmodules` as a symlink (to a file outside, in any case or short
+    // name): git and libgit2 refuse to check it out, and so does git-sync.
+    for name in [".gitmodules", ".GitModules", "GITMOD~1"] {
+        let top = mktree(
+            &f.repo,
+            &[
+                format!("100644 blob {page}	index.html"),
+                format!("120000 blob {symlink}	{name}"),
+            ],
+        );
+        put_on_main(&top);
+        let log = f.fail_once(&[]);
+        assert!(log.contains(&format!("invalid path '{name}'")), "{log}");
+        assert_published(&f, &good);
+    }
 }
 
 /// A tree object of `entries` (mode, name, id) in the order given, as

@@ -41,6 +41,24 @@ fn plain_name(name: &[u8]) -> bool {
         && !name.contains(&b'\\')
 }
 
+/// A tree entry's mode for a symlink.
+const SYMLINK: i32 = 0o120000;
+
+/// Whether a symlink named `name` may be one of git's own files
+/// (`.gitmodules` above all, which git and libgit2 refuse as a symlink,
+/// whatever its case, NTFS short name or HFS ignored characters): such a
+/// tree is left to libgit2 to judge.
+fn may_be_git_file(name: &[u8]) -> bool {
+    let ascii: Vec<u8> = name
+        .iter()
+        .filter(|b| b.is_ascii())
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    [b".git".as_slice(), b"gitmod~", b"gi7eba~"]
+        .iter()
+        .any(|prefix| ascii.starts_with(prefix))
+}
+
 /// What the names of a tree tell before it is written.
 pub(super) struct Survey {
     /// A path named twice in one directory (a symlink `a` beside a
@@ -91,6 +109,9 @@ fn survey_below(
     }
     let mut names: Vec<Vec<u8>> = tree.iter().map(|e| e.name_bytes().to_vec()).collect();
     found.all_plain &= names.iter().all(|n| plain_name(n) && !n.contains(&b'/'));
+    found.all_plain &= !tree
+        .iter()
+        .any(|e| e.filemode() == SYMLINK && may_be_git_file(e.name_bytes()));
     names.sort_unstable();
     if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
         found.named_twice = Some(format!("{dir}{}", String::from_utf8_lossy(&pair[0])));
@@ -177,6 +198,24 @@ mod tests {
             "a\\..\\b",
         ] {
             assert!(!is_plainly_safe(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn symlinks_that_may_be_gits_own_files_are_told() {
+        for name in [
+            ".gitmodules",
+            ".GITMODULES",
+            ".gitmodules ",
+            "gitmod~1",
+            "GI7EBA~2",
+        ] {
+            assert!(may_be_git_file(name.as_bytes()), "{name}");
+        }
+        // HFS+ ignores zero-width characters in names.
+        assert!(may_be_git_file(".git\u{200c}modules".as_bytes()));
+        for name in ["index.html", "gitmodules", "a.gitmodules", "docs"] {
+            assert!(!may_be_git_file(name.as_bytes()), "{name}");
         }
     }
 
