@@ -260,7 +260,7 @@ impl Syncer {
         let base = base.zip(base_dir.as_deref()).zip(base_name.as_deref());
         let base = base.map(|((hash, dir), admin)| Base { dir, admin, hash });
         self.git
-            .create_worktree(hash, worktree, &name, sparse, base)?;
+            .create_worktree(hash, worktree, &name, sparse, base, cancel)?;
         if self.cfg.checkout.submodules != Submodules::Off {
             let recursive = self.cfg.checkout.submodules == Submodules::Recursive;
             let parent = Superproject {

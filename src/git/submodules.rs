@@ -257,7 +257,7 @@ impl GitRepo {
                     let hash = store.worktree_head(admin)?;
                     Some(Base { dir, admin, hash })
                 });
-            store.create_worktree(hash, &dir, parent.admin, None, old)?;
+            store.create_worktree(hash, &dir, parent.admin, None, old, cancel)?;
             self.mark_active(&sub.name)?;
             if recursive {
                 let child = Superproject {

@@ -17,7 +17,7 @@ use git2::build::CheckoutBuilder;
 
 use super::big_files::{BigFile, BigFiles};
 use super::tree_path::survey;
-use super::{GitError, GitRepo, Hash};
+use super::{Cancel, GitError, GitRepo, Hash};
 use crate::paths::relative_path;
 use crate::sparse::SparsePatterns;
 
@@ -68,6 +68,7 @@ impl GitRepo {
     /// registered under `name`; with `sparse`, only the paths it selects.
     /// With `base`, a worktree made the same way, files unchanged since it
     /// are shared with it rather than written again (see `unchanged.rs`).
+    /// `cancel` stops a tree written without libgit2 between two files.
     pub fn create_worktree(
         &self,
         hash: Hash,
@@ -75,6 +76,7 @@ impl GitRepo {
         name: &str,
         sparse: Option<(&SparsePatterns, &str)>,
         base: Option<Base<'_>>,
+        cancel: &Cancel,
     ) -> Result<(), GitError> {
         let tree = self
             .repo
@@ -157,15 +159,19 @@ impl GitRepo {
                 .index()
                 .map_err(|e| GitError::local("open index", e))
                 .and_then(|mut index| {
-                    let n = plain::write_tree(&wt, &tree, path, to_write.as_deref(), &mut index)?;
+                    let only = to_write.as_deref();
+                    let n = plain::write_tree(&wt, &tree, path, only, &mut index, cancel)?;
                     index
                         .write()
                         .map_err(|e| GitError::local("write index", e))?;
                     Ok(n)
                 })
-                .map_err(|e| GitError::Local {
-                    op: format!("checkout {hash}"),
-                    message: e.to_string(),
+                .map_err(|e| match e {
+                    GitError::Cancelled => e,
+                    e => GitError::Local {
+                        op: format!("checkout {hash}"),
+                        message: e.to_string(),
+                    },
                 })?;
             tracing::debug!(files = written, "written without libgit2's checkout");
         } else if to_write.as_ref().map_or(true, |paths| !paths.is_empty()) {

@@ -23,8 +23,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::super::tree_path::make_dirs_within;
-use super::super::GitError;
+use super::super::{Cancel, GitError};
 use super::index_entry;
+
+/// How many files are written between two looks at the cancel flag (a
+/// large tree on a slow disk takes long; SIGTERM and `--sync-timeout`
+/// stop it).
+const CANCEL_EVERY: usize = 64;
 
 /// Tree entry modes (git's, as libgit2 reports them).
 const TREE: u32 = 0o040000;
@@ -41,6 +46,7 @@ pub(super) fn write_tree(
     dir: &Path,
     only: Option<&[Vec<u8>]>,
     index: &mut git2::Index,
+    cancel: &Cancel,
 ) -> Result<usize, GitError> {
     if index.is_empty() {
         index
@@ -78,6 +84,9 @@ pub(super) fn write_tree(
             }
             if only.as_ref().is_some_and(|o| !o.contains(path.as_slice())) {
                 continue;
+            }
+            if writer.written % CANCEL_EVERY == 0 && cancel.is_cancelled() {
+                return Err(GitError::Cancelled);
             }
             if !dir_made {
                 let rel = Path::new(OsStr::from_bytes(&prefix[..prefix.len() - 1]));
@@ -160,5 +169,69 @@ impl Writer<'_, '_> {
                 file.write_all(blob.content())?;
                 file.metadata()
             }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::test_util::git;
+
+    /// A repository with `n` files in a few directories, committed; its
+    /// tree, and a directory to write it into.
+    fn tree_of(t: &Path, n: usize) -> (git2::Repository, git2::Oid, std::path::PathBuf) {
+        let src = t.join("src");
+        for i in 0..n {
+            let dir = src.join(format!("d{}", i % 7));
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join(format!("f{i}")), i.to_string()).unwrap();
+        }
+        git(&src, &["init", "-q"]);
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-qm", "c"]);
+        let repo = git2::Repository::open(&src).unwrap();
+        let tree = repo.head().unwrap().peel_to_tree().unwrap().id();
+        let out = t.join("out");
+        fs::create_dir(&out).unwrap();
+        (repo, tree, out)
+    }
+
+    #[test]
+    fn every_file_is_written_and_indexed() {
+        let t = tempfile::tempdir().unwrap();
+        let (repo, tree, out) = tree_of(t.path(), 300);
+        let tree = repo.find_tree(tree).unwrap();
+        let mut index = git2::Index::new().unwrap();
+        let n = write_tree(&repo, &tree, &out, None, &mut index, &Cancel::new()).unwrap();
+        assert_eq!(n, 300);
+        assert_eq!(fs::read_to_string(out.join("d3/f10")).unwrap(), "10");
+        let entry = index.get_path(Path::new("d3/f10"), 0).unwrap();
+        assert_eq!(entry.file_size, 2, "stat data recorded");
+        assert_eq!(index.len(), 300);
+    }
+
+    #[test]
+    fn a_cancelled_pass_stops_between_files() {
+        let t = tempfile::tempdir().unwrap();
+        let (repo, tree, out) = tree_of(t.path(), 300);
+        let tree = repo.find_tree(tree).unwrap();
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let mut index = git2::Index::new().unwrap();
+        let e = write_tree(&repo, &tree, &out, None, &mut index, &cancel).unwrap_err();
+        assert!(matches!(e, GitError::Cancelled), "{e}");
+        let written = walk_count(&out);
+        assert!(
+            written < CANCEL_EVERY,
+            "{written} files written after cancel"
+        );
+    }
+
+    fn walk_count(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| if p.is_dir() { walk_count(&p) } else { 1 })
+            .sum()
     }
 }
