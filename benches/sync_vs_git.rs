@@ -19,6 +19,9 @@
 //!   for an update): wall, CPU, peak RSS;
 //! - first sync from a local path of 50 incompressible files of 1 MB
 //!   (vs `git clone --depth 1 file://`): wall, CPU, peak RSS;
+//! - first sync from a local path of 50,000 small files (vs `git clone
+//!   --depth 1 file://`), then an update of one of them (vs upstream's
+//!   commands for an update): wall, CPU, peak RSS;
 //! - first sync of a whole history (`--depth=0`) from a local path, 20,000
 //!   commits over 2,000 files (vs `git clone file://`): wall, CPU, peak RSS;
 //! - CPU per update of that history by a running daemon (`--depth=0`; its
@@ -51,6 +54,7 @@ const IDLE_SECS: u64 = 10;
 const LOCAL_IDLE_SECS: u64 = 30;
 const BIG_FILE_MB: usize = 100;
 const BINARY_FILES: usize = 50;
+const MANY_FILES: usize = 50_000;
 const HISTORY_COMMITS: usize = 20_000;
 const HISTORY_FILES: usize = 2_000;
 const HISTORY_UPDATES: usize = 5;
@@ -128,7 +132,15 @@ fn median(mut v: Vec<Usage>) -> Usage {
 }
 
 fn generate(repo: &SourceRepo) {
-    for i in 0..FILES {
+    generate_files(repo, FILES);
+}
+
+/// `count` small HTML files in 350 directories, committed and packed.
+fn generate_files(repo: &SourceRepo, count: usize) {
+    // No automatic gc in the background after the commit (over 6,700 loose
+    // objects): it would hold the lock of the gc below.
+    repo.git(&["config", "gc.auto", "0"]);
+    for i in 0..count {
         let p = repo
             .dir
             .join(format!("dir{:02}/sub{}/file{i}.html", i % 50, i % 7));
@@ -567,6 +579,17 @@ fn main() {
     let bins_ours = sync_once(bin, &bins.url(), &tmp.path().join("bins-root"), &[]);
     let bins_theirs = clone_depth_1(&bins.url(), &tmp.path().join("bins-clone"));
 
+    // --- many small files from a local path: the checkout itself ---------
+    let many = SourceRepo::new(&srv, "many");
+    generate_files(&many, MANY_FILES);
+    let many_root = tmp.path().join("many-root");
+    let many_clone = tmp.path().join("many-clone");
+    let many_ours = sync_once(bin, &many.url(), &many_root, &[]);
+    let many_theirs = clone_depth_1(&many.url(), &many_clone);
+    many.commit(&[("dir00/sub0/file0.html", "<p>changed</p>\n")], "one file");
+    let many_up_ours = sync_once(bin, &many.url(), &many_root, &["--stale-worktree-grace=0s"]);
+    let many_up_theirs = upstream_update(&many_clone, &tmp.path().join("many-wt"), None);
+
     // --- a whole history from a local path: packed data copied as it is ----
     let hist = SourceRepo::new(&srv, "history");
     generate_history(&hist, HISTORY_COMMITS, HISTORY_FILES);
@@ -674,6 +697,16 @@ fn main() {
         &format!("local path, {BINARY_FILES} x 1 MB binaries"),
         bins_ours,
         bins_theirs,
+    );
+    wall_cpu_rss(
+        &format!("local path, {MANY_FILES} small files"),
+        many_ours,
+        many_theirs,
+    );
+    wall_cpu_rss(
+        &format!("update of one file of {MANY_FILES} (vs git)"),
+        many_up_ours,
+        many_up_theirs,
     );
     wall_cpu_rss(
         &format!("local path, {HISTORY_COMMITS} commits, depth 0"),
