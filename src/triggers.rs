@@ -62,7 +62,10 @@ fn is_ref_change(gitdir: &Path, path: &Path) -> bool {
         .components()
         .next()
         .map(|c| c.as_os_str().to_string_lossy().into_owned());
-    matches!(first.as_deref(), Some("refs" | "HEAD" | "packed-refs"))
+    matches!(
+        first.as_deref(),
+        Some("refs" | "HEAD" | "packed-refs" | "reftable")
+    )
 }
 
 /// Watch `gitdir` (a local source repository's git directory) and wake a
@@ -80,6 +83,11 @@ fn watch_refs(gitdir: &Path, sync_now: Arc<Notify>) -> notify::Result<notify::Re
     let refs = gitdir.join("refs");
     if refs.is_dir() {
         watcher.watch(&refs, RecursiveMode::Recursive)?;
+    }
+    // Refs kept in reftables: a new `tables.list` for every update.
+    let reftable = gitdir.join("reftable");
+    if reftable.is_dir() {
+        watcher.watch(&reftable, RecursiveMode::NonRecursive)?;
     }
     Ok(watcher)
 }
@@ -182,6 +190,7 @@ mod tests {
         assert!(is_ref_change(g, Path::new("/r/.git/refs/heads/main.lock")));
         assert!(is_ref_change(g, Path::new("/r/.git/HEAD")));
         assert!(is_ref_change(g, Path::new("/r/.git/packed-refs")));
+        assert!(is_ref_change(g, Path::new("/r/.git/reftable/tables.list")));
         assert!(!is_ref_change(g, Path::new("/r/.git/objects/ab/cd")));
         assert!(!is_ref_change(g, Path::new("/r/.git/index")));
     }

@@ -1080,6 +1080,36 @@ fn a_local_repository_cloned_again_at_its_path_is_watched_again() {
 }
 
 #[test]
+fn a_local_repository_keeping_its_refs_in_reftables_is_synced_and_watched() {
+    // git 2.45 and later can keep refs in reftables (git 3's default),
+    // which libgit2 cannot open: git-sync reads them itself.
+    let f = Fixture::local();
+    let h1 = f.repo.head();
+    f.repo.git(&["tag", "-a", "v1", "-m", "v1"]);
+    // (git 2.47 migrates no reflogs.)
+    fs::remove_dir_all(f.repo.dir.join(".git/logs")).unwrap();
+    f.repo.git(&["refs", "migrate", "--ref-format=reftable"]);
+    assert!(f.repo.dir.join(".git/reftable/tables.list").is_file());
+    // Targets: a branch, an annotated tag (peeled to its commit).
+    for (git_ref, link) in [("main", "by-branch"), ("v1", "by-tag")] {
+        let root = f.path("refs-root");
+        let mut once = spawn(git_sync(&[
+            &format!("--repo={}", f.url()),
+            &format!("--root={}", root.display()),
+            &format!("--ref={git_ref}"),
+            &format!("--link={link}"),
+            "--one-time",
+        ]));
+        assert_eq!(once.wait_exit(LONG), 0, "{}", once.log());
+        assert_eq!(published(&root.join(link)).as_deref(), Some(h1.as_str()));
+    }
+    // HEAD (a symbolic ref in the table), and the watcher on the tables.
+    let mut p = f.start(&["--period=60s"]);
+    a_commit_lands_in_well_under_a_second(&f, &mut p);
+    assert!(!p.log().contains("ERROR"), "{}", p.log());
+}
+
+#[test]
 fn local_watcher_publishes_a_commit_in_well_under_the_period() {
     let f = Fixture::local();
     let port = free_port();

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use git2::{ObjectType, Oid, Repository};
 
+use super::reftable::{reftable_gitdir, RefTable};
 use super::{pack_copy, ref_error, refs, Cancel, GitError, GitRepo, Hash, Target};
 use crate::redact::redact;
 
@@ -36,6 +37,9 @@ pub fn local_path(url: &str) -> Option<PathBuf> {
 /// watching; `None` for network URLs or what is not a repository.
 pub fn local_refs_dir(url: &str) -> Option<PathBuf> {
     let path = local_path(url)?;
+    if let Some(gitdir) = reftable_gitdir(&path) {
+        return Some(gitdir);
+    }
     let repo = Repository::open_ext(
         &path,
         git2::RepositoryOpenFlags::NO_SEARCH,
@@ -45,17 +49,72 @@ pub fn local_refs_dir(url: &str) -> Option<PathBuf> {
     Some(repo.commondir().to_path_buf())
 }
 
-fn open_source(url: &str, path: &std::path::Path) -> Result<Repository, GitError> {
-    Repository::open_ext(
+/// A local repository to fetch from: its objects through libgit2, its
+/// refs through libgit2 too, or read from its reftables (which libgit2
+/// cannot open as a repository; see `reftable.rs`).
+struct Source {
+    repo: Repository,
+    gitdir: PathBuf,
+    reftable: Option<RefTable>,
+}
+
+fn open_source(url: &str, path: &std::path::Path) -> Result<Source, GitError> {
+    let remote_error = |message: String| GitError::Remote {
+        op: "open",
+        url: redact(url),
+        message,
+    };
+    if let Some(gitdir) = reftable_gitdir(path) {
+        let refs = RefTable::read(&gitdir).map_err(|e| remote_error(e.to_string()))?;
+        let repo = git2::Odb::new()
+            .and_then(|odb| {
+                odb.add_disk_alternate(&gitdir.join("objects").to_string_lossy())?;
+                Repository::from_odb(odb)
+            })
+            .map_err(|e| remote_error(e.message().to_string()))?;
+        return Ok(Source {
+            repo,
+            gitdir,
+            reftable: Some(refs),
+        });
+    }
+    let repo = Repository::open_ext(
         path,
         git2::RepositoryOpenFlags::NO_SEARCH,
         std::iter::empty::<&std::ffi::OsStr>(),
     )
-    .map_err(|e| GitError::Remote {
-        op: "open",
-        url: redact(url),
-        message: format!("{}{}", e.message(), missing_path_hint(url, path)),
+    .map_err(|e| remote_error(format!("{}{}", e.message(), missing_path_hint(url, path))))?;
+    Ok(Source {
+        gitdir: repo.commondir().to_path_buf(),
+        repo,
+        reftable: None,
     })
+}
+
+impl Source {
+    /// What the ref `name` points at (not peeled), if it exists.
+    fn target(&self, name: &str) -> Option<Oid> {
+        match &self.reftable {
+            Some(refs) => refs.resolve(name),
+            None => self.repo.refname_to_id(name).ok(),
+        }
+    }
+
+    /// Every ref name.
+    fn ref_names(&self) -> Vec<String> {
+        match &self.reftable {
+            Some(refs) => refs.names(),
+            None => self
+                .repo
+                .references()
+                .map(|refs| {
+                    refs.flatten()
+                        .filter_map(|r| r.name().ok().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// For a local path that is not there but reads like a host name and a
@@ -87,22 +146,20 @@ impl GitRepo {
         let src = open_source(url, path)?;
         let name = refs::pick_ref(
             git_ref,
-            |name| src.find_reference(name).and_then(|r| r.resolve()).is_ok(),
-            || {
-                src.references()
-                    .map(|refs| {
-                        refs.flatten()
-                            .filter_map(|r| r.name().ok().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            },
+            |name| src.target(name).is_some(),
+            || src.ref_names(),
         )
         .map_err(|e| ref_error(e, git_ref, url))?;
         // Peeled through any tags: what the ref finally names.
         let object = src
-            .find_reference(&name)
-            .and_then(|r| r.peel(ObjectType::Any))
+            .target(&name)
+            .ok_or_else(|| git2::Error::from_str("the ref vanished"))
+            .and_then(|id| src.repo.find_object(id, None))
+            // (For a commit, peel(Any) would give its tree.)
+            .and_then(|o| match o.kind() {
+                Some(ObjectType::Tag) => o.peel(ObjectType::Any),
+                _ => Ok(o),
+            })
             .map_err(|e| GitError::Remote {
                 op: "resolve",
                 url: redact(url),
@@ -126,7 +183,9 @@ impl GitRepo {
         depth: u32,
         cancel: &Cancel,
     ) -> Result<(), GitError> {
-        let src = open_source(url, path)?;
+        let Source {
+            repo: src, gitdir, ..
+        } = open_source(url, path)?;
         let ours = self
             .repo
             .odb()
@@ -173,7 +232,7 @@ impl GitRepo {
             .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
         pack_copy::write_pack(
             &src_odb,
-            &source_pack_dirs(&src),
+            &source_pack_dirs(&gitdir),
             &wanted,
             &self.gitdir.join("objects/pack"),
             cancel,
@@ -199,8 +258,8 @@ fn have(ours: &git2::Odb<'_>, id: Oid) -> bool {
 
 /// The pack directories of a local repository: its own and its
 /// alternates' (`objects/info/alternates`, paths relative to `objects`).
-fn source_pack_dirs(src: &Repository) -> Vec<PathBuf> {
-    let objects = src.commondir().join("objects");
+fn source_pack_dirs(gitdir: &std::path::Path) -> Vec<PathBuf> {
+    let objects = gitdir.join("objects");
     let alternates = std::fs::read_to_string(objects.join("info/alternates")).unwrap_or_default();
     std::iter::once(objects.join("pack"))
         .chain(
