@@ -26,7 +26,7 @@ use git2::Oid;
 use super::pack_copy::{open_sources, read_stored, Source};
 use super::tree_path::{is_plainly_safe, make_dirs_within};
 use super::worktree::index_entry;
-use super::GitError;
+use super::{Cancel, GitError};
 
 /// Blobs from this size on are streamed.
 pub const STREAM_FROM: u64 = 4 << 20;
@@ -121,11 +121,13 @@ impl BigFiles {
 
     /// Write `files` into the worktree at `dir`, and their entries into its
     /// index (as a checkout would, so `git status` finds them clean).
+    /// `cancel` stops it between two chunks.
     pub fn write_all(
         &self,
         files: &[BigFile],
         dir: &Path,
         index: &mut git2::Index,
+        cancel: &Cancel,
     ) -> Result<(), GitError> {
         for f in files {
             let rel = Path::new(OsStr::from_bytes(&f.path));
@@ -133,8 +135,11 @@ impl BigFiles {
                 make_dirs_within(dir, parent)?;
             }
             let dest = dir.join(rel);
-            self.write(f, &dest)
-                .map_err(|e| GitError::io("write", &dest, e))?;
+            self.write(f, &dest, cancel)
+                .map_err(|e| match cancel.is_cancelled() {
+                    true => GitError::Cancelled,
+                    false => GitError::io("write", &dest, e),
+                })?;
             let meta = fs::symlink_metadata(&dest).map_err(|e| GitError::io("stat", &dest, e))?;
             index
                 .add(&index_entry(&f.path, f.id, f.mode, &meta))
@@ -150,8 +155,9 @@ impl BigFiles {
     }
 
     /// Write `file` to `dest` (which must not exist), as libgit2's checkout
-    /// would (mode 0644 or 0755 less the umask), checking its id.
-    pub fn write(&self, file: &BigFile, dest: &Path) -> io::Result<()> {
+    /// would (mode 0644 or 0755 less the umask), checking its id; stopped
+    /// (`Interrupted`) once `cancel` is set.
+    pub fn write(&self, file: &BigFile, dest: &Path, cancel: &Cancel) -> io::Result<()> {
         let whole = self.blobs.get(&file.id).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
@@ -176,6 +182,9 @@ impl BigFiles {
         sha1.update(format!("blob {}\0", whole.size).as_bytes());
         let (mut buf, mut written) = (vec![0u8; CHUNK], 0u64);
         loop {
+            if cancel.is_cancelled() {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+            }
             let n = inflated.read(&mut buf)?;
             if n == 0 {
                 break;
@@ -250,8 +259,16 @@ mod tests {
         assert!(big
             .in_tree(&tree, Some(&[b"small.txt".to_vec()]))
             .is_empty());
-        big.write(&files[0], &t.path().join("out")).unwrap();
+        big.write(&files[0], &t.path().join("out"), &Cancel::new())
+            .unwrap();
         assert!(fs::read(t.path().join("out")).unwrap() == content);
+        // A pass cancelled (SIGTERM, --sync-timeout) stops the stream.
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let err = big
+            .write(&files[0], &t.path().join("out3"), &cancel)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted, "{err}");
 
         // Data that is not the blob it is taken for is refused.
         let mut mixed_up = BigFiles::find(&packs);
@@ -272,7 +289,9 @@ mod tests {
             id: other,
             mode: 0o100644,
         };
-        let err = mixed_up.write(&wrong, &t.path().join("out1")).unwrap_err();
+        let err = mixed_up
+            .write(&wrong, &t.path().join("out1"), &Cancel::new())
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
 
         // A byte of the stored data damaged: zlib refuses it.
@@ -286,6 +305,8 @@ mod tests {
         bytes[((whole.data + whole.end) / 2) as usize] ^= 0x55;
         fs::write(&pack, bytes).unwrap();
         let big = BigFiles::find(&packs);
-        assert!(big.write(&files[0], &t.path().join("out2")).is_err());
+        assert!(big
+            .write(&files[0], &t.path().join("out2"), &Cancel::new())
+            .is_err());
     }
 }

@@ -183,7 +183,7 @@ impl GitRepo {
                 .map_err(|e| GitError::local(format!("checkout {hash}"), e))?;
         }
         if let Some(big) = &big {
-            write_large_files(&wt, &commit, (big, streamed), filtered, path)?;
+            write_large_files(&wt, &commit, (big, streamed), filtered, path, cancel)?;
         }
         if !skipped.is_empty() {
             mark_skip_worktree(&wt, &skipped)?;
@@ -396,12 +396,14 @@ fn repository_filters(repo: &git2::Repository) -> bool {
 /// Write the large `files` of `commit` left out of its checkout into the
 /// worktree `wt` at `dir`: streamed, but for those its attributes (now on
 /// disk) may filter, when `filtered`, which libgit2 checks out after all.
+/// `cancel` stops the streaming.
 fn write_large_files(
     wt: &git2::Repository,
     commit: &git2::Commit<'_>,
     (big, files): (&BigFiles, Vec<BigFile>),
     filtered: bool,
     dir: &Path,
+    cancel: &Cancel,
 ) -> Result<(), GitError> {
     let (by_libgit2, streamed): (Vec<_>, Vec<_>) = files
         .into_iter()
@@ -416,7 +418,7 @@ fn write_large_files(
             .map_err(|e| GitError::local(format!("checkout {}", commit.id()), e))?;
     }
     let mut index = wt.index().map_err(|e| GitError::local("open index", e))?;
-    big.write_all(&streamed, dir, &mut index)
+    big.write_all(&streamed, dir, &mut index, cancel)
 }
 
 /// The paths to write (`None`: every path of `commit`) without those that
