@@ -51,11 +51,27 @@ pub fn reftable_gitdir(path: &Path) -> Option<PathBuf> {
 }
 
 impl RefTable {
-    /// Read every table of the stack of `gitdir`.
+    /// Read every table of the stack of `gitdir`. A writer compacting the
+    /// stack meanwhile removes tables the list we read still names: as git
+    /// does, read the list again then.
     pub fn read(gitdir: &Path) -> Result<Self, ReftableError> {
         let dir = gitdir.join("reftable");
-        let list_path = dir.join("tables.list");
-        let list = read(&list_path)?;
+        // About a second in all, as compactions of a busy stack go on.
+        for attempt in 1.. {
+            match Self::read_stack(&dir) {
+                Err(ReftableError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempt < 20 =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns by its 20th attempt")
+    }
+
+    fn read_stack(dir: &Path) -> Result<Self, ReftableError> {
+        let list = read(&dir.join("tables.list"))?;
         let mut refs = BTreeMap::new();
         for name in String::from_utf8_lossy(&list)
             .lines()
@@ -315,6 +331,37 @@ mod tests {
         git(dir, &["pack-refs", "--all"]);
         check("compacted into one");
         assert!(reftable_gitdir(t.path().join("a").as_path()).is_none());
+    }
+
+    #[test]
+    fn a_table_compacted_away_while_read_means_reading_the_list_again() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path();
+        git_with(
+            dir,
+            &["init", "-q", "--ref-format=reftable", "-b", "main"],
+            &[],
+            "",
+        );
+        git_with(dir, &["commit", "-q", "--allow-empty", "-m", "a"], &[], "");
+        let list = dir.join(".git/reftable/tables.list");
+        let good = std::fs::read_to_string(&list).unwrap();
+        // As a reader sees it when a compaction removed a table between
+        // its read of the list and of the table; the list is then renamed
+        // into place by the compacting writer.
+        std::fs::write(&list, "0x000000000001-0x000000000009-gone.ref\n").unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::fs::write(&list, good).unwrap();
+        });
+        let table = RefTable::read(&dir.join(".git")).unwrap();
+        writer.join().unwrap();
+        assert!(table.resolve("refs/heads/main").is_some());
+
+        // A table missing for good is an error, after a while.
+        std::fs::write(dir.join(".git/reftable/tables.list"), "gone.ref\n").unwrap();
+        let e = RefTable::read(&dir.join(".git")).unwrap_err();
+        assert!(e.to_string().contains("gone.ref"), "{e}");
     }
 
     #[test]
