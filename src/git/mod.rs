@@ -15,7 +15,7 @@ mod pack_copy;
 mod pack_index;
 mod proxy;
 mod refs;
-pub mod reftable;
+mod reftable;
 mod remote;
 mod ssh_home;
 mod ssh_key;
