@@ -9,9 +9,10 @@
 //! whole (not as a delta) in one of our packs, as large files mostly are:
 //! compressed data does not delta well, and a first fetch at depth 1 has no
 //! older version to delta against. Its id is checked as it is written (the
-//! SHA-1 of what was inflated). Other blobs, deltas included, those whose
-//! attributes may filter them, and all where the repository's config
-//! converts line endings, go through libgit2 as before.
+//! SHA-1 of what was inflated). Other blobs, deltas included, are read
+//! whole, by the plain tree writer (`worktree/plain.rs`) or by libgit2;
+//! those whose attributes may filter them, and all where the repository's
+//! config converts line endings, go through libgit2's checkout.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;

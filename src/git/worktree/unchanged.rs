@@ -6,9 +6,9 @@
 //! costs a directory entry, and readers keep that file's pages in the cache.
 //!
 //! Sharing an inode is safe because no file of a worktree is ever written
-//! in place: libgit2 writes only the paths left absent here, as new files,
-//! and worktrees are otherwise only read, chmod-ed (the same mode in both)
-//! and removed. A file is shared only when the previous worktree's index
+//! in place: the checkout (ours or libgit2's) writes only the paths left
+//! absent here, as new files, and worktrees are otherwise only read,
+//! chmod-ed (the same mode in both) and removed. A file is shared only when the previous worktree's index
 //! vouches for it:
 //! - same path, mode and blob in both commits (libgit2's `read_tree` keeps an
 //!   entry's stat data only then);
