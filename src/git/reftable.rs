@@ -18,12 +18,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The refs of a reftable repository, the stack merged.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RefTable {
     refs: BTreeMap<String, Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 enum Value {
     Object(git2::Oid),
     Symbolic(String),
@@ -57,7 +57,9 @@ impl RefTable {
     pub fn read(gitdir: &Path) -> Result<Self, ReftableError> {
         let dir = gitdir.join("reftable");
         // About a second in all, as compactions of a busy stack go on.
-        for attempt in 1.. {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             match Self::read_stack(&dir) {
                 Err(ReftableError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound && attempt < 20 =>
@@ -67,7 +69,6 @@ impl RefTable {
                 other => return other,
             }
         }
-        unreachable!("the loop returns by its 20th attempt")
     }
 
     fn read_stack(dir: &Path) -> Result<Self, ReftableError> {
