@@ -59,6 +59,11 @@ const SKIP_WORKTREE: u16 = 1 << 14;
 /// In a worktree's admin directory: how its tree was made (git ignores it).
 const RECIPE_FILE: &str = "git-sync-recipe";
 
+/// How many files are written (or shared) between two looks at the cancel
+/// flag: a large tree on a slow disk takes long, and SIGTERM and
+/// `--sync-timeout` stop it.
+const CANCEL_EVERY: usize = 64;
+
 impl GitRepo {
     fn admin_dir(&self, name: &str) -> PathBuf {
         self.gitdir.join("worktrees").join(name)
@@ -68,7 +73,8 @@ impl GitRepo {
     /// registered under `name`; with `sparse`, only the paths it selects.
     /// With `base`, a worktree made the same way, files unchanged since it
     /// are shared with it rather than written again (see `unchanged.rs`).
-    /// `cancel` stops a tree written without libgit2 between two files.
+    /// `cancel` stops the sharing, and a tree written without libgit2,
+    /// between two files.
     pub fn create_worktree(
         &self,
         hash: Hash,
@@ -137,7 +143,7 @@ impl GitRepo {
                     .is_ok_and(|c| attribute_files(&c) == attributes)
         });
         let unshared = match base {
-            Some(b) => self.share_unchanged(&commit, path, name, b, selected.as_deref())?,
+            Some(b) => self.share_unchanged(&commit, path, name, b, selected.as_deref(), cancel)?,
             None => None,
         };
         // What libgit2 is to write: these paths, or every one (None).

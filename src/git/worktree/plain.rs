@@ -24,12 +24,7 @@ use std::path::Path;
 
 use super::super::tree_path::make_dirs_within;
 use super::super::{Cancel, GitError};
-use super::index_entry;
-
-/// How many files are written between two looks at the cancel flag (a
-/// large tree on a slow disk takes long; SIGTERM and `--sync-timeout`
-/// stop it).
-const CANCEL_EVERY: usize = 64;
+use super::{index_entry, CANCEL_EVERY};
 
 /// Tree entry modes (git's, as libgit2 reports them).
 const TREE: u32 = 0o040000;

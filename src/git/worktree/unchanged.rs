@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::super::tree_path::make_dirs_within;
-use super::super::{GitError, GitRepo, Hash};
-use super::SKIP_WORKTREE;
+use super::super::{Cancel, GitError, GitRepo, Hash};
+use super::{CANCEL_EVERY, SKIP_WORKTREE};
 
 /// A complete worktree of ours at `hash`, made with the same recipe, whose
 /// files a new worktree may share: its directory, and the name its admin
@@ -57,7 +57,8 @@ impl GitRepo {
     /// is unchanged and vouched for (of those at `only`, when given: the
     /// paths sparse patterns select). Returns the paths left to check out,
     /// or `None` (nothing done) when sharing does not pay: `base` has no
-    /// usable index, or most files changed.
+    /// usable index, or most files changed. `cancel` stops it between two
+    /// files (a stat, then a link, per file adds up for a large tree).
     pub(super) fn share_unchanged(
         &self,
         commit: &git2::Commit<'_>,
@@ -65,7 +66,15 @@ impl GitRepo {
         name: &str,
         base: Base<'_>,
         only: Option<&[Vec<u8>]>,
+        cancel: &Cancel,
     ) -> Result<Option<Vec<Vec<u8>>>, GitError> {
+        let check = |n: usize| {
+            if n % CANCEL_EVERY == 0 && cancel.is_cancelled() {
+                Err(GitError::Cancelled)
+            } else {
+                Ok(())
+            }
+        };
         let only: Option<HashSet<&[u8]>> = only.map(|o| o.iter().map(Vec::as_slice).collect());
         let old_index = self.admin_dir(base.admin).join("index");
         let Ok(index_written) = fs::metadata(&old_index).and_then(|m| m.modified()) else {
@@ -81,7 +90,8 @@ impl GitRepo {
         };
 
         let (mut share, mut write, mut gitlinks) = (Vec::new(), Vec::new(), Vec::new());
-        for entry in index.iter() {
+        for (n, entry) in index.iter().enumerate() {
+            check(n)?;
             if only
                 .as_ref()
                 .is_some_and(|o| !o.contains(entry.path.as_slice()))
@@ -110,7 +120,8 @@ impl GitRepo {
             make_dirs_within(path, dir)
         };
         let (mut linking, mut linked) = (true, 0usize);
-        for rel in share {
+        for (n, rel) in share.into_iter().enumerate() {
+            check(n)?;
             if let Some(parent) = rel.parent() {
                 make_dir(parent)?;
             }
@@ -304,5 +315,58 @@ mod tests {
         let later = fs::metadata(&file).unwrap().modified().unwrap() + Duration::from_secs(1);
         assert_ne!(fs::metadata(&file).unwrap().ino() as u32, entry.ino);
         assert!(!vouched_for(&entry, &file, later, uid));
+    }
+
+    /// A commit of `files` files `f<i>` holding `<i>`, one of them (`f0`)
+    /// holding `first` instead.
+    fn commit_of(repo: &git2::Repository, files: usize, first: &str) -> Hash {
+        let mut tree = repo.treebuilder(None).unwrap();
+        for i in 0..files {
+            let text = if i == 0 {
+                first.to_string()
+            } else {
+                i.to_string()
+            };
+            let blob = repo.blob(text.as_bytes()).unwrap();
+            tree.insert(format!("f{i}"), blob, 0o100644).unwrap();
+        }
+        let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+        let who = git2::Signature::now("t", "t@t").unwrap();
+        repo.commit(None, &who, &who, "c", &tree, &[]).unwrap()
+    }
+
+    #[test]
+    fn a_cancelled_pass_stops_sharing_between_files() {
+        let t = tempfile::TempDir::new().unwrap();
+        let git = GitRepo::init(&t.path().join("root")).unwrap();
+        let (old, new) = (
+            commit_of(&git.repo, 300, "a"),
+            commit_of(&git.repo, 300, "b"),
+        );
+        let (old_dir, new_dir) = (t.path().join("old"), t.path().join("new"));
+        let old_name = old.to_string();
+        git.create_worktree(old, &old_dir, &old_name, None, None, &Cancel::new())
+            .unwrap();
+        let base = Base {
+            dir: &old_dir,
+            admin: &old_name,
+            hash: old,
+        };
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let made = git.create_worktree(new, &new_dir, "new", None, Some(base), &cancel);
+        assert!(matches!(made, Err(GitError::Cancelled)), "{made:?}");
+        let shared = fs::read_dir(&new_dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != ".git")
+            .count();
+        assert!(shared < CANCEL_EVERY, "{shared} files shared after cancel");
+
+        // Not cancelled, all but the changed file are shared.
+        fs::remove_dir_all(&new_dir).unwrap();
+        git.create_worktree(new, &new_dir, "new", None, Some(base), &Cancel::new())
+            .unwrap();
+        let links = |f: &str| fs::metadata(new_dir.join(f)).unwrap().nlink();
+        assert_eq!((links("f0"), links("f1")), (1, 2));
     }
 }
