@@ -151,9 +151,10 @@ impl<'a> Table<'a> {
         }
         let (header_len, footer_len, hash_len) = match data[4] {
             1 => (24, 68, 20),
-            2 => match &data[24..28] {
-                b"sha1" => (28, 72, 20),
-                other => {
+            2 => match data.get(24..28) {
+                Some(b"sha1") => (28, 72, 20),
+                None => return Err("truncated".into()),
+                Some(other) => {
                     return Err(format!(
                         "object format {:?} (git-sync reads SHA-1 repositories)",
                         String::from_utf8_lossy(other)
@@ -243,7 +244,8 @@ impl<'a> Table<'a> {
 }
 
 fn bytes(data: &[u8], at: usize, len: usize) -> Result<&[u8], String> {
-    data.get(at..at + len)
+    at.checked_add(len)
+        .and_then(|end| data.get(at..end))
         .ok_or_else(|| "a record runs past the end of the table".to_string())
 }
 
@@ -385,9 +387,43 @@ mod tests {
             table(b"r\xff\xff\xff"),
             table(&records),
             table(b"r\x00\x00\x1e\x05\x0b"),
+            // A version 2 header cut before its object format.
+            b"REFT\x02".iter().chain(&[0u8; 21]).copied().collect(),
+            // A symbolic ref whose target is said to be 2^64 - 11 bytes long.
+            table(b"r\x00\x00\x2c\x00\x0bx\x00\x80\xfe\xfe\xfe\xfe\xfe\xfe\xfe\xfe\x75\x00\x00"),
         ] {
             let mut refs = BTreeMap::new();
             assert!(Table::parse(&data, &mut refs).is_err(), "{data:?}");
+        }
+    }
+
+    #[test]
+    fn a_table_cut_or_with_any_byte_changed_never_panics() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path();
+        let git = |args: &[&str]| git_with(dir, args, &[], "");
+        git(&["init", "-q", "--ref-format=reftable", "-b", "main"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "a"]);
+        git(&["tag", "-a", "annotated", "-m", "a"]);
+        git(&["symbolic-ref", "refs/heads/alias", "refs/heads/main"]);
+        git(&["pack-refs", "--all"]);
+        let list = std::fs::read_to_string(dir.join(".git/reftable/tables.list")).unwrap();
+        let good = std::fs::read(dir.join(".git/reftable").join(list.trim())).unwrap();
+        let mut refs = BTreeMap::new();
+        Table::parse(&good, &mut refs).unwrap();
+        assert_eq!(refs.len(), 4, "{refs:?}");
+        for at in 0..good.len() {
+            let mut damaged = vec![good[..at].to_vec()];
+            for byte in [0x00, 0x02, 0x7f, 0x80, 0xff] {
+                let mut d = good.clone();
+                d[at] = byte;
+                damaged.push(d.clone());
+                d.truncate(at.max(26));
+                damaged.push(d);
+            }
+            for d in damaged {
+                let _ = Table::parse(&d, &mut BTreeMap::new());
+            }
         }
     }
 }
