@@ -69,6 +69,11 @@ impl PackIndex {
         let crcs_at = ids_at + n * 20;
         let offsets_at = crcs_at + n * 4;
         let large_at = offsets_at + n * 4;
+        // Before room is made for `n` entries: a damaged count (a source
+        // repository's index, say) must not ask for gigabytes.
+        if idx.len() < large_at + 2 * 20 {
+            return Err(bad("truncated"));
+        }
         let mut ids = Vec::with_capacity(n);
         let mut crcs = Vec::with_capacity(n);
         let mut offsets = Vec::with_capacity(n);
@@ -300,5 +305,11 @@ mod tests {
         assert!(entry_sizes(t.path(), "p").is_err());
         fs::write(t.path().join("p.idx"), [0xff, b't', b'O', b'c', 0, 0, 0, 2]).unwrap();
         assert!(entry_sizes(t.path(), "p").is_err());
+        // A count of 2^32 - 1 objects in an index of a few bytes.
+        let mut idx = vec![0xff, b't', b'O', b'c', 0, 0, 0, 2];
+        idx.extend([0xff; FANOUT]);
+        fs::write(t.path().join("p.idx"), idx).unwrap();
+        let e = entry_sizes(t.path(), "p").unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
     }
 }
