@@ -2708,6 +2708,78 @@ fn gitattributes_filters_apply_as_git_would() {
     assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
 }
 
+#[test]
+fn attributes_that_convert_nothing_leave_each_file_its_blob() {
+    // The attributes most repositories set change nothing on checkout
+    // under Linux: the tree is written as its blobs, without libgit2's
+    // checkout, and equals what git checks out.
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(
+        &[
+            (
+                ".gitattributes",
+                "* text=auto\n*.sh text eol=lf\n*.png binary\n\
+                 *.bin filter=lfs diff=lfs merge=lfs -text\n",
+            ),
+            (
+                "docs/.gitattributes",
+                "** linguist-documentation export-ignore\n",
+            ),
+            ("run.sh", "echo run\n"),
+            ("v.c", "version $Id$\n"),
+            ("big.bin", LFS_POINTER),
+            ("docs/a.md", "a\n"),
+        ],
+        "common attributes",
+    );
+    let log = f.sync_once(&["-v=1"]);
+    assert_published(&f, &h);
+    assert!(log.contains("written without libgit2"), "{log}");
+    // What git checks out, from a fresh clone (a pull leaves a file whose
+    // blob did not change as it was, whatever its attributes now say).
+    let git_clone = |name: &str| {
+        let dir = f.tmp.path().join(name);
+        git(
+            f.tmp.path(),
+            &["clone", "-q", &f.repo.url(), dir.to_str().unwrap()],
+        );
+        as_checked_out(&dir)
+    };
+    assert_eq!(as_checked_out(&f.link()), git_clone("git-clone"));
+    assert_eq!(f.read("v.c"), "version $Id$\n");
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+
+    // The user's own attributes file converts too, as with git.
+    let xdg = f.tmp.path().join("xdg");
+    fs::create_dir_all(xdg.join("git")).unwrap();
+    fs::write(xdg.join("git/attributes"), "*.md eol=crlf\n").unwrap();
+    let other = f.tmp.path().join("other-root");
+    let mut cmd = git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", other.display()),
+        "--one-time",
+    ]);
+    cmd.env("XDG_CONFIG_HOME", &xdg);
+    let mut p = spawn(cmd);
+    assert_eq!(p.wait_exit(Duration::from_secs(60)), 0, "{}", p.log());
+    let md = fs::read_to_string(other.join("site/docs/a.md")).unwrap();
+    assert_eq!(md, "a\r\n");
+
+    // One converting attribute, in a macro (top level only, as in git):
+    // libgit2 checks the tree out, converting.
+    f.repo.commit(
+        &[
+            (".gitattributes", "[attr]dos text eol=crlf\n* text=auto\n"),
+            ("docs/.gitattributes", "*.md dos\n"),
+        ],
+        "crlf for docs",
+    );
+    let log = f.sync_once(&["-v=1"]);
+    assert!(!log.contains("written without libgit2"), "{log}");
+    assert_eq!(f.read("docs/a.md"), "a\r\n");
+    assert_eq!(as_checked_out(&f.link()), git_clone("git-clone-again"));
+}
+
 const LFS_POINTER: &str = "version https://git-lfs.github.com/spec/v1\n\
     oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n\
     size 12345\n";

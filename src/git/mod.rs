@@ -212,6 +212,8 @@ pub fn init_globals(network_timeout_ms: i32, tls: &Tls) {
         git2::opts::strict_hash_verification(false);
         tls::configure(cas, tls);
         skip_unreadable_user_config();
+        // SAFETY: still before any other libgit2 call, on one thread.
+        unsafe { worktree::find_global_files() };
     });
 }
 

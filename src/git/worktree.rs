@@ -3,8 +3,8 @@
 //! A linked worktree is `<wt>/.git` (a file naming the admin directory) plus
 //! `<gitdir>/worktrees/<name>/` holding `gitdir`, `commondir` and `HEAD`. We
 //! write those few files ourselves, detached at the commit, then the files:
-//! ourselves where no filter can change them (`plain.rs`), through libgit2's
-//! checkout otherwise. That keeps full control of what is checked out
+//! ourselves where no filter can change them (`attributes.rs` says when,
+//! `plain.rs` writes them), through libgit2's checkout otherwise. That keeps full control of what is checked out
 //! (sparse patterns, shared and streamed files) while a git binary, where
 //! one exists, sees a normal worktree (`git -C <wt> log` works).
 
@@ -21,8 +21,11 @@ use super::{Cancel, GitError, GitRepo, Hash};
 use crate::paths::relative_path;
 use crate::sparse::SparsePatterns;
 
+mod attributes;
 mod plain;
 mod unchanged;
+pub(crate) use attributes::find_global_files;
+use attributes::{attribute_files, may_convert, may_filter, repository_filters};
 pub use unchanged::Base;
 
 /// The index entry of the file at `path` in a tree (blob `id`, `mode`),
@@ -109,9 +112,13 @@ impl GitRepo {
         checkout.force().remove_untracked(true);
         // Loading the filter list costs libgit2 several path resolutions per
         // file (a third of a 5,000-file checkout); skip it when no filter
-        // can apply, as git's output is then the blob itself.
+        // can apply, as git's output is then the blob itself (see
+        // attributes.rs).
         let (repo_filters, attributes) = (repository_filters(&wt), attribute_files(&commit));
-        let filtered = repo_filters || attributes.as_ref().map_or(true, |a| !a.is_empty());
+        let filtered = repo_filters
+            || attributes
+                .as_ref()
+                .map_or(true, |files| may_convert(&wt, files));
         if !filtered {
             checkout.disable_filters(true);
         }
@@ -386,19 +393,6 @@ fn mark_skip_worktree(wt: &git2::Repository, skipped: &[TreeFile]) -> Result<(),
     index.write().map_err(|e| GitError::local("write index", e))
 }
 
-/// Whether the repository itself may make checkout filter content: it sets
-/// attributes or line ending conversion.
-fn repository_filters(repo: &git2::Repository) -> bool {
-    if repo.commondir().join("info/attributes").exists() {
-        return true;
-    }
-    let Ok(cfg) = repo.config() else { return true };
-    let autocrlf = cfg.get_string("core.autocrlf").unwrap_or_default();
-    matches!(autocrlf.as_str(), "true" | "input")
-        || cfg.get_string("core.eol").is_ok()
-        || cfg.get_path("core.attributesFile").is_ok()
-}
-
 /// Write the large `files` of `commit` left out of its checkout into the
 /// worktree `wt` at `dir`: streamed, but for those its attributes (now on
 /// disk) may filter, when `filtered`, which libgit2 checks out after all.
@@ -450,43 +444,4 @@ fn without(
             .filter(|p| !out.contains(p.as_slice()))
             .collect(),
     ))
-}
-
-/// Whether an attribute of `path` in the worktree `wt` may make checkout
-/// write it otherwise than its blob (line endings, `ident`, a filter
-/// driver, an encoding); on doubt, yes.
-fn may_filter(wt: &git2::Repository, path: &[u8]) -> bool {
-    const FILTERING: [&str; 6] = [
-        "text",
-        "eol",
-        "crlf",
-        "ident",
-        "filter",
-        "working-tree-encoding",
-    ];
-    let path = Path::new(std::ffi::OsStr::from_bytes(path));
-    FILTERING.iter().any(|attr| {
-        match wt.get_attr(path, attr, git2::AttrCheckFlags::FILE_THEN_INDEX) {
-            Ok(value) => !matches!(
-                git2::AttrValue::from_string(value),
-                git2::AttrValue::Unspecified | git2::AttrValue::False
-            ),
-            Err(_) => true,
-        }
-    })
-}
-
-/// The `.gitattributes` files of `commit`'s tree (path and blob), which
-/// decide with [`repository_filters`] whether checkout may filter content.
-/// `None` when the tree cannot be read.
-fn attribute_files(commit: &git2::Commit<'_>) -> Option<Vec<(String, git2::Oid)>> {
-    let tree = commit.tree().ok()?;
-    let mut found = Vec::new();
-    let walked = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        if entry.name_bytes() == b".gitattributes" {
-            found.push((dir.to_string(), entry.id()));
-        }
-        git2::TreeWalkResult::Ok
-    });
-    walked.ok().map(|()| found)
 }
