@@ -70,7 +70,11 @@ pub fn resolve_url(parent: &str, url: &str) -> String {
     if !(url.starts_with("../") || url.starts_with("./")) {
         return url.to_string();
     }
-    let mut base = parent.trim_end_matches('/').to_string();
+    let mut base = parent.strip_suffix('/').unwrap_or(parent).to_string();
+    // As git: `../` drops the last path element, or, with no `/` left,
+    // what follows the colon of an scp-like URL (`host:repo.git`), which
+    // the rest is then joined to with a colon.
+    let mut colon = false;
     let mut rest = url;
     loop {
         if let Some(r) = rest.strip_prefix("./") {
@@ -79,12 +83,18 @@ pub fn resolve_url(parent: &str, url: &str) -> String {
             rest = r;
             if let Some(i) = base.rfind('/') {
                 base.truncate(i);
+            } else if let Some(i) = base.rfind(':') {
+                base.truncate(i);
+                colon = true;
+            } else {
+                base = ".".into();
             }
         } else {
             break;
         }
     }
-    format!("{base}/{rest}")
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    format!("{base}{}{rest}", if colon { ':' } else { '/' })
 }
 
 /// A file-system-safe name for a submodule's object store, one per name:
@@ -366,5 +376,23 @@ mod tests {
             resolve_url("https://h/org/main", "https://o/x"),
             "https://o/x"
         );
+        // As `git submodule init` resolves them (git 2.47).
+        for (parent, url, git) in [
+            ("git@host:repo.git", "../lib.git", "git@host:lib.git"),
+            ("git@host:org/repo.git", "../../lib.git", "git@host:lib.git"),
+            (
+                "git@host:org/repo.git",
+                "../lib.git",
+                "git@host:org/lib.git",
+            ),
+            ("git@host:repo", "./sub", "git@host:repo/sub"),
+            ("https://h/org/repo.git/", "../lib", "https://h/org/lib"),
+            ("https://h/repo", "../../lib", "https://lib"),
+            ("ssh://git@h:22/repo.git", "../lib", "ssh://git@h:22/lib"),
+            ("file:///srv/repo", "../lib/", "file:///srv/lib"),
+            ("/srv/repo", "../lib", "/srv/lib"),
+        ] {
+            assert_eq!(resolve_url(parent, url), git, "{parent} + {url}");
+        }
     }
 }
