@@ -38,31 +38,53 @@ pub struct Superproject<'a> {
     pub base: Option<(&'a Path, &'a str)>,
 }
 
-/// Parse `.gitmodules` (git config syntax, the keys we need).
-fn parse_gitmodules(text: &str) -> Vec<Declared> {
+/// Parse `.gitmodules` with libgit2's git config parser (quotes, escapes,
+/// comments, keys in any case, continued lines), which reads files only:
+/// `text` is written to `scratch` for it, and removed after. Submodules
+/// come in the order they are first declared.
+fn parse_gitmodules(text: &[u8], scratch: &Path) -> Result<Vec<Declared>, GitError> {
+    std::fs::write(scratch, text).map_err(|e| GitError::io("write", scratch, e))?;
+    let parsed = read_gitmodules(scratch);
+    let _ = std::fs::remove_file(scratch);
+    parsed.map_err(|e| GitError::local("parse .gitmodules", e))
+}
+
+fn read_gitmodules(file: &Path) -> Result<Vec<Declared>, git2::Error> {
+    let cfg = git2::Config::open(file)?;
     let mut out: Vec<Declared> = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if let Some(name) = line
-            .strip_prefix("[submodule")
-            .and_then(|r| r.trim().strip_suffix(']'))
-        {
-            out.push(Declared {
-                name: name.trim().trim_matches('"').to_string(),
-                path: String::new(),
-                url: String::new(),
-                skipped: false,
-            });
-        } else if let (Some(last), Some((k, v))) = (out.last_mut(), line.split_once('=')) {
-            let v = v.trim().trim_matches('"').to_string();
-            match k.trim() {
-                "path" => last.path = v,
-                "url" => last.url = v,
-                "update" => last.skipped = v == "none",
-                _ => {}
+    let mut entries = cfg.entries(Some(r"^submodule\..*\.(path|url|update)$"))?;
+    while let Some(entry) = entries.next() {
+        let entry = entry?;
+        // submodule.<name>.<key>: the name may hold dots, the key not.
+        let (Ok(name), Ok(value)) = (entry.name(), entry.value()) else {
+            continue;
+        };
+        let Some((name, key)) = name
+            .strip_prefix("submodule.")
+            .and_then(|n| n.rsplit_once('.'))
+        else {
+            continue;
+        };
+        let at = match out.iter().position(|d| d.name == name) {
+            Some(at) => at,
+            None => {
+                out.push(Declared {
+                    name: name.to_string(),
+                    path: String::new(),
+                    url: String::new(),
+                    skipped: false,
+                });
+                out.len() - 1
             }
+        };
+        let sub = &mut out[at];
+        match key {
+            "path" => sub.path = value.to_string(),
+            "url" => sub.url = value.to_string(),
+            _ => sub.skipped = value == "none",
         }
     }
-    out
+    Ok(out)
 }
 
 /// A submodule URL relative to its parent's (`../x.git`, `./x`).
@@ -184,12 +206,12 @@ impl GitRepo {
         let Ok(entry) = tree.get_path(Path::new(".gitmodules")) else {
             return Ok(Vec::new());
         };
-        let text = self
+        let blob = self
             .repo
             .find_blob(entry.id())
-            .map(|b| String::from_utf8_lossy(b.content()).into_owned())
             .map_err(|e| GitError::local("read .gitmodules", e))?;
-        Ok(parse_gitmodules(&text)
+        let scratch = self.gitdir.join("git-sync-gitmodules");
+        Ok(parse_gitmodules(blob.content(), &scratch)?
             .into_iter()
             .filter_map(|sub| {
                 let link = tree.get_path(Path::new(&sub.path)).ok()?;
@@ -356,7 +378,9 @@ mod tests {
 
     #[test]
     fn gitmodules_and_relative_urls() {
-        let subs = parse_gitmodules(
+        let t = tempfile::TempDir::new().unwrap();
+        let parse = |text: &str| parse_gitmodules(text.as_bytes(), &t.path().join("m")).unwrap();
+        let subs = parse(
             "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = ../lib.git\n[submodule \"x\"]\n\tpath = x\n\turl = https://h/x\n\tupdate = none\n",
         );
         assert_eq!(store_name("libs/sub"), "libs_2fsub");
@@ -364,6 +388,33 @@ mod tests {
         assert_eq!(subs.len(), 2);
         assert!(!subs[0].skipped && subs[1].skipped);
         assert_eq!(subs[0].path, "vendor/lib");
+        assert!(!t.path().join("m").exists(), "the scratch file is removed");
+
+        // Written by hand: git config syntax as git reads it.
+        let by_hand = parse(concat!(
+            "# vendored code\n",
+            "[Submodule \"a.b\"]\n",
+            "  PATH = \"with space\" ; where it goes\n",
+            "  Url = https://h/a.git # upstream\n",
+            "[core]\n",
+            "  url = not-a-submodule\n",
+            "[submodule \"c\"] path = c\n",
+            "  url = \"https://h/c;x\"\n",
+            "[submodule \"a.b\"]\n",
+            "  update = none\n",
+        ));
+        let got: Vec<_> = by_hand
+            .iter()
+            .map(|d| (d.name.as_str(), d.path.as_str(), d.url.as_str(), d.skipped))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a.b", "with space", "https://h/a.git", true),
+                ("c", "c", "https://h/c;x", false),
+            ]
+        );
+        assert!(parse_gitmodules(b"[submodule \"x\"\n", &t.path().join("m")).is_err());
         assert_eq!(
             resolve_url("https://h/org/main.git", &subs[0].url),
             "https://h/org/lib.git"
