@@ -43,10 +43,30 @@ pub struct Superproject<'a> {
 /// `text` is written to `scratch` for it, and removed after. Submodules
 /// come in the order they are first declared.
 fn parse_gitmodules(text: &[u8], scratch: &Path) -> Result<Vec<Declared>, GitError> {
+    let text = without_includes(text);
     std::fs::write(scratch, text).map_err(|e| GitError::io("write", scratch, e))?;
     let parsed = read_gitmodules(scratch);
     let _ = std::fs::remove_file(scratch);
     parsed.map_err(|e| GitError::local("parse .gitmodules", e))
+}
+
+/// `text` without its `[include]` and `[includeIf ...]` sections: git
+/// reads no includes in `.gitmodules`, and libgit2 would follow them to
+/// any file (`/dev/zero`, our own config).
+fn without_includes(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut in_include = false;
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let start = line.trim_ascii_start();
+        if let Some(header) = start.strip_prefix(b"[") {
+            let name = header.trim_ascii_start();
+            in_include = name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"include");
+        }
+        if !in_include {
+            out.extend_from_slice(line);
+        }
+    }
+    out
 }
 
 fn read_gitmodules(file: &Path) -> Result<Vec<Declared>, git2::Error> {
@@ -415,6 +435,29 @@ mod tests {
             ]
         );
         assert!(parse_gitmodules(b"[submodule \"x\"\n", &t.path().join("m")).is_err());
+
+        // Includes are not followed (git reads none in .gitmodules).
+        let other = t.path().join("other");
+        std::fs::write(
+            &other,
+            "[submodule \"evil\"]\npath = e\nurl = https://e/e\n",
+        )
+        .unwrap();
+        let text = format!(
+            "[include]\npath = {0}\n[ IncludeIf \"gitdir:/\"] path = {0}\n[submodule \"c\"]\npath = c\nurl = u\n",
+            other.display()
+        );
+        let names: Vec<_> = parse(&text).into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["c"]);
+        // (which libgit2 alone would do)
+        let unfiltered = t.path().join("unfiltered");
+        std::fs::write(
+            &unfiltered,
+            format!("[include]\npath = {}\n", other.display()),
+        )
+        .unwrap();
+        let names: Vec<_> = read_gitmodules(&unfiltered).unwrap();
+        assert_eq!(names.len(), 1);
         assert_eq!(
             resolve_url("https://h/org/main.git", &subs[0].url),
             "https://h/org/lib.git"
