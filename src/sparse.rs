@@ -1,8 +1,8 @@
 //! Sparse checkout patterns, as git reads `.git/info/sparse-checkout`:
 //! gitignore syntax (`!` negation, a trailing `/` for directories only, a
 //! leading or inner `/` anchoring at the root, `*`, `?`, `[...]`, `**`), the
-//! last matching pattern deciding, a pattern that matches a directory
-//! covering everything below it. Cone-mode files (`/*`, `!/*/`, `/dir/`)
+//! last pattern matching the path deciding, or else the last one matching
+//! the nearest directory above it that any pattern matches. Cone-mode files (`/*`, `!/*/`, `/dir/`)
 //! are a subset of that syntax with the same meaning, so both modes work.
 
 /// One pattern line.
@@ -53,27 +53,30 @@ impl SparsePatterns {
 
     /// Whether the entry at `path` is checked out, `is_dir` saying whether
     /// it is matched as a directory (git matches a submodule so).
+    ///
+    /// As git decides: the path itself first, then each directory above
+    /// it in turn, up to the first level some pattern matches, where the
+    /// last pattern matching it decides; nothing matched, nothing checked
+    /// out. So `*.md` then `!/docs/` keeps `docs/a.md` (its own name
+    /// matches), and `!/docs/drafts/` then `/docs/` leaves the drafts out.
     pub fn includes_entry(&self, path: &str, is_dir: bool) -> bool {
-        // The path's directories, then the path itself.
         let parts: Vec<&str> = path.split('/').collect();
-        let mut verdict = false;
-        for p in &self.patterns {
-            let hit = (1..=parts.len()).any(|n| {
-                let is_dir = n < parts.len() || is_dir;
-                if p.dir_only && !is_dir {
-                    return false;
-                }
-                if p.anchored {
-                    glob_match(&p.glob, &parts[..n].join("/"))
-                } else {
-                    glob_match(&p.glob, parts[n - 1])
-                }
+        for n in (1..=parts.len()).rev() {
+            let is_dir = n < parts.len() || is_dir;
+            let at = parts[..n].join("/");
+            let last = self.patterns.iter().rev().find(|p| {
+                (!p.dir_only || is_dir)
+                    && if p.anchored {
+                        glob_match(&p.glob, &at)
+                    } else {
+                        glob_match(&p.glob, parts[n - 1])
+                    }
             });
-            if hit {
-                verdict = !p.negated;
+            if let Some(p) = last {
+                return !p.negated;
             }
         }
-        verdict
+        false
     }
 }
 
@@ -157,6 +160,66 @@ mod tests {
         assert!(p.includes("src/x.keep"));
         assert!(!p.includes("src/main.rs"));
         assert!(!p.includes("README.md"));
+    }
+
+    #[test]
+    fn the_files_git_checks_out_are_the_files_included() {
+        use crate::git::test_util::git;
+        let t = tempfile::TempDir::new().unwrap();
+        let src = t.path().join("src");
+        let files = [
+            "README.md",
+            "a.md",
+            "docs/a.md",
+            "docs/b.txt",
+            "docs/drafts/c.md",
+            "docs/api/v1/d.md",
+            "src/x.md",
+            "src/main.rs",
+            "src/docs/e.txt",
+        ];
+        for f in files {
+            let p = src.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, f).unwrap();
+        }
+        git(t.path(), &["init", "-q", "-b", "main", "src"]);
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-qm", "c"]);
+        let pattern_files = [
+            "*.md\n!/docs/\n",
+            "!/docs/drafts/\n/docs/\n",
+            "/docs/\n!*.md\n",
+            "/*\n!/docs/\n/docs/drafts/\n",
+            "docs/\n!drafts/\n",
+            "/*\n!/*/\n/docs/\n!/docs/*/\n/docs/api/\n",
+            "**/docs/**\n!*.txt\n",
+            "src\n!src/*.rs\n",
+            "/a.md\n",
+            "/docs/*\n",
+            "docs/*/\n",
+            "*.t?t\n/src/[m]*\n",
+            "!*.md\n/*\n",
+            "docs/api/**\n/*.md\n",
+            "/docs/**/*.md\n",
+            "v1/\n!docs/\n",
+        ];
+        for (i, patterns) in pattern_files.iter().enumerate() {
+            let name = format!("clone{i}");
+            let clone = t.path().join(&name);
+            git(t.path(), &["clone", "-q", "--no-checkout", "src", &name]);
+            git(&clone, &["sparse-checkout", "init", "--no-cone"]);
+            std::fs::write(clone.join(".git/info/sparse-checkout"), patterns).unwrap();
+            git(&clone, &["checkout", "-q", "main"]);
+            let theirs: Vec<&str> = files
+                .iter()
+                .copied()
+                .filter(|f| clone.join(f).exists())
+                .collect();
+            let p = SparsePatterns::parse(patterns);
+            let ours: Vec<&str> = files.iter().copied().filter(|f| p.includes(f)).collect();
+            assert_eq!(ours, theirs, "{patterns:?}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ mod ssh_key;
 mod stream;
 mod submodules;
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 mod tls;
 mod tree_path;
 mod worktree;
