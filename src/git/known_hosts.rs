@@ -103,7 +103,9 @@ pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), Host
     } else {
         format!("[{host}]:{port}")
     };
-    let mut seen_host = false;
+    // As OpenSSH: a key revoked anywhere in the file is refused, whatever
+    // line lists it as the host's.
+    let (mut seen_host, mut listed) = (false, false);
     let mut ca_names_it = false;
     for line in text.lines() {
         let line = line.trim();
@@ -129,18 +131,18 @@ pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), Host
         let Some(Ok(blob)) = blob.map(decode_block) else {
             continue;
         };
-        if blob == key {
-            if revoked {
-                return Err(HostKeyError::Mismatch(format!(
-                    "the host key of {name} is revoked in {}",
-                    file.display()
-                )));
-            }
-            return Ok(());
+        if blob == key && revoked {
+            return Err(HostKeyError::Mismatch(format!(
+                "the host key of {name} is revoked in {}",
+                file.display()
+            )));
         }
+        listed |= blob == key;
         seen_host = true;
     }
-    if seen_host {
+    if listed {
+        Ok(())
+    } else if seen_host {
         Err(HostKeyError::Mismatch(format!(
             "the host key of {name} does not match {}: refusing to connect (the server may be an impostor)",
             file.display()
@@ -200,6 +202,17 @@ mod tests {
         assert!(matches!(
             verify(&f, "127.0.0.1", 2222, b"other key"),
             Err(HostKeyError::Mismatch(_))
+        ));
+
+        // Revoked on a later line than the one listing it: refused.
+        std::fs::write(
+            &f,
+            format!("example.org ssh-ed25519 {b64}\n@revoked * ssh-ed25519 {b64}\n"),
+        )
+        .unwrap();
+        assert!(matches!(
+            verify(&f, "example.org", 22, key),
+            Err(HostKeyError::Mismatch(m)) if m.contains("revoked")
         ));
     }
 
