@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use git2::{ObjectType, Oid, Repository};
 
-use super::reftable::{reftable_gitdir, RefTable};
+use super::reftable::{RefTable, Reftables};
 use super::{pack_copy, ref_error, refs, Cancel, GitError, GitRepo, Hash, Target};
 use crate::redact::redact;
 
@@ -37,8 +37,8 @@ pub fn local_path(url: &str) -> Option<PathBuf> {
 /// watching; `None` for network URLs or what is not a repository.
 pub fn local_refs_dir(url: &str) -> Option<PathBuf> {
     let path = local_path(url)?;
-    if let Some(gitdir) = reftable_gitdir(&path) {
-        return Some(gitdir);
+    if let Some(tables) = Reftables::find(&path) {
+        return Some(tables.gitdir);
     }
     let repo = Repository::open_ext(
         &path,
@@ -64,8 +64,9 @@ fn open_source(url: &str, path: &std::path::Path) -> Result<Source, GitError> {
         url: redact(url),
         message,
     };
-    if let Some(gitdir) = reftable_gitdir(path) {
-        let refs = RefTable::read(&gitdir).map_err(|e| remote_error(e.to_string()))?;
+    if let Some(tables) = Reftables::find(path) {
+        let refs = tables.read().map_err(|e| remote_error(e.to_string()))?;
+        let gitdir = tables.gitdir;
         let repo = git2::Odb::new()
             .and_then(|odb| {
                 odb.add_disk_alternate(&gitdir.join("objects").to_string_lossy())?;

@@ -11,7 +11,9 @@
 //! come first, each a type byte `r`, a 24-bit length, prefix-compressed
 //! records, and a restart table we have no use for when reading them all.
 //! Only what a fetch needs is read: names and what they point at (log
-//! blocks, indexes and object blocks are skipped).
+//! blocks, indexes and object blocks are skipped). A linked worktree has a
+//! stack of its own (`.git/worktrees/<name>/reftable`) for its HEAD and
+//! other per-worktree refs, read over the main one's.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -42,19 +44,70 @@ pub enum ReftableError {
     Format { path: PathBuf, what: String },
 }
 
-/// The git directory of the repository at `path` (a work tree holding
-/// `.git`, or a bare repository) when it keeps its refs in reftables.
-pub fn reftable_gitdir(path: &Path) -> Option<PathBuf> {
-    [path.join(".git"), path.to_path_buf()]
-        .into_iter()
-        .find(|dir| dir.join("reftable/tables.list").is_file())
+/// Where a local repository keeps its reftables: its git directory (the
+/// main one, holding the objects and the shared refs) and, for a linked
+/// worktree (`git worktree add`), that worktree's own directory, whose
+/// stack holds its HEAD and other per-worktree refs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reftables {
+    pub gitdir: PathBuf,
+    worktree: Option<PathBuf>,
+}
+
+impl Reftables {
+    /// The reftables of the repository at `path` (a work tree holding
+    /// `.git`, a bare repository, or a linked worktree whose `.git` file
+    /// names its directory), if it keeps its refs in them.
+    pub fn find(path: &Path) -> Option<Self> {
+        let has_tables = |dir: &Path| dir.join("reftable/tables.list").is_file();
+        if let Some(gitdir) = [path.join(".git"), path.to_path_buf()]
+            .into_iter()
+            .find(|dir| has_tables(dir))
+        {
+            return Some(Reftables {
+                gitdir,
+                worktree: None,
+            });
+        }
+        // `gitdir: <main>/.git/worktrees/<name>`, possibly relative.
+        let file = fs::read_to_string(path.join(".git")).ok()?;
+        let own = path.join(file.strip_prefix("gitdir:")?.trim());
+        let common = fs::read_to_string(own.join("commondir")).ok()?;
+        let gitdir = fs::canonicalize(own.join(common.trim())).ok()?;
+        (has_tables(&gitdir) && has_tables(&own)).then_some(Reftables {
+            gitdir,
+            worktree: Some(own),
+        })
+    }
+
+    /// The refs as the repository (or linked worktree) at the path sees
+    /// them: its own per-worktree refs over the shared ones.
+    pub fn read(&self) -> Result<RefTable, ReftableError> {
+        let mut table = RefTable::read(&self.gitdir)?;
+        if let Some(own) = &self.worktree {
+            let own = RefTable::read(own)?;
+            table.refs.retain(|name, _| !per_worktree(name));
+            table.refs.extend(own.refs);
+        }
+        Ok(table)
+    }
+}
+
+/// Whether each worktree keeps ref `name` for itself (git's
+/// `gitrepository-layout`): HEAD and other names outside `refs/`, and
+/// `refs/worktree/`, `refs/bisect/`, `refs/rewritten/`.
+fn per_worktree(name: &str) -> bool {
+    !name.starts_with("refs/")
+        || ["refs/worktree/", "refs/bisect/", "refs/rewritten/"]
+            .iter()
+            .any(|p| name.starts_with(p))
 }
 
 impl RefTable {
     /// Read every table of the stack of `gitdir`. A writer compacting the
     /// stack meanwhile removes tables the list we read still names: as git
     /// does, read the list again then.
-    pub fn read(gitdir: &Path) -> Result<Self, ReftableError> {
+    fn read(gitdir: &Path) -> Result<Self, ReftableError> {
         let dir = gitdir.join("reftable");
         // About a second in all, as compactions of a busy stack go on.
         let mut attempt = 0;
@@ -318,7 +371,7 @@ mod tests {
         let tables = std::fs::read_to_string(dir.join(".git/reftable/tables.list")).unwrap();
         assert!(tables.lines().count() >= 3, "{tables}");
         let check = |what: &str| {
-            let table = RefTable::read(&reftable_gitdir(dir).unwrap()).unwrap();
+            let table = Reftables::find(dir).unwrap().read().unwrap();
             let listed = git(dir, &["for-each-ref", "--format=%(refname) %(objectname)"]);
             let ours: Vec<String> = table
                 .names()
@@ -333,7 +386,49 @@ mod tests {
         check("a stack of tables");
         git(dir, &["pack-refs", "--all"]);
         check("compacted into one");
-        assert!(reftable_gitdir(t.path().join("a").as_path()).is_none());
+        assert!(Reftables::find(t.path().join("a").as_path()).is_none());
+    }
+
+    #[test]
+    fn a_linked_worktree_sees_its_own_head_over_the_shared_refs() {
+        let t = tempfile::tempdir().unwrap();
+        let (main, linked) = (t.path().join("main"), t.path().join("linked"));
+        std::fs::create_dir(&main).unwrap();
+        let git = |dir: &Path, args: &[&str]| git_with(dir, args, &[], "").trim().to_string();
+        git(
+            &main,
+            &["init", "-q", "--ref-format=reftable", "-b", "main"],
+        );
+        git(&main, &["commit", "-q", "--allow-empty", "-m", "on main"]);
+        git(
+            &main,
+            &["worktree", "add", "-q", "../linked", "-b", "feature"],
+        );
+        git(
+            &linked,
+            &["commit", "-q", "--allow-empty", "-m", "on feature"],
+        );
+        git(&linked, &["update-ref", "refs/worktree/mine", "HEAD"]);
+        let (on_main, on_feature) = (
+            git(&main, &["rev-parse", "HEAD"]),
+            git(&linked, &["rev-parse", "HEAD"]),
+        );
+
+        let tables = Reftables::find(&linked).unwrap();
+        assert_eq!(tables.gitdir, main.join(".git").canonicalize().unwrap());
+        let refs = tables.read().unwrap();
+        let at = |name: &str| refs.resolve(name).map(|id| id.to_string());
+        assert_eq!(at("HEAD").as_deref(), Some(on_feature.as_str()));
+        assert_eq!(at("refs/heads/main").as_deref(), Some(on_main.as_str()));
+        assert_eq!(
+            at("refs/heads/feature").as_deref(),
+            Some(on_feature.as_str())
+        );
+        assert!(at("refs/worktree/mine").is_some());
+
+        let refs = Reftables::find(&main).unwrap().read().unwrap();
+        assert_eq!(refs.resolve("HEAD").unwrap().to_string(), on_main);
+        assert!(refs.resolve("refs/worktree/mine").is_none());
     }
 
     #[test]
