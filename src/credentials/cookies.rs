@@ -95,18 +95,24 @@ impl CookieJar {
                 None => line,
             };
             let fields: Vec<&str> = line.split('\t').collect();
-            let [domain, subdomains, path, secure, expires, name, value] = fields[..] else {
-                skipped += 1;
-                continue;
+            // Six fields: a cookie with no value, which curl sends as `name=`.
+            let [domain, subdomains, path, secure, expires, name, value] = match fields[..] {
+                [d, s, p, sec, e, n] => [d, s, p, sec, e, n, ""],
+                [d, s, p, sec, e, n, v] => [d, s, p, sec, e, n, v],
+                _ => {
+                    skipped += 1;
+                    continue;
+                }
             };
             let Ok(expires) = expires.parse::<u64>() else {
                 skipped += 1;
                 continue;
             };
-            let dotted = domain.starts_with('.');
+            // As curl: the flag alone says whether subdomains get it, a
+            // leading dot of the domain aside.
             cookies.push(Cookie {
                 domain: domain.trim_start_matches('.').to_ascii_lowercase(),
-                include_subdomains: subdomains.eq_ignore_ascii_case("TRUE") || dotted,
+                include_subdomains: subdomains.eq_ignore_ascii_case("TRUE"),
                 path: if path.is_empty() {
                     "/".into()
                 } else {
@@ -133,7 +139,8 @@ impl CookieJar {
     }
 
     /// The `Cookie:` header for requests to `url`, if any cookie matches.
-    /// Longer paths first, as browsers and curl order them.
+    /// In curl's order: longer paths first, then longer domains, then
+    /// longer names.
     pub fn header_for(&self, url: &str) -> Option<String> {
         let req = parse_request(url)?;
         let now = SystemTime::now()
@@ -147,7 +154,7 @@ impl CookieJar {
         if hits.is_empty() {
             return None;
         }
-        hits.sort_by_key(|c| std::cmp::Reverse(c.path.len()));
+        hits.sort_by_key(|c| std::cmp::Reverse((c.path.len(), c.domain.len(), c.name.len())));
         let pairs: Vec<String> = hits
             .iter()
             .map(|c| format!("{}={}", c.name, c.value))
@@ -191,5 +198,25 @@ mod tests {
         assert_eq!(jar.header_for("http://notexample.com/org/r"), None);
         assert_eq!(jar.header_for("ssh://git.example.com/org/r"), None);
         assert!(!format!("{jar:?}").contains("s1"));
+    }
+
+    #[test]
+    fn read_as_curl_reads_them() {
+        // What curl 7.88 sends from this file (checked against a server
+        // echoing the header): the flag, not a leading dot, opens the
+        // cookie to subdomains; six fields are a cookie with no value;
+        // longer paths, then longer names, first.
+        let (jar, skipped) = CookieJar::parse(
+            ".sub.test\tFALSE\t/\tFALSE\t0\tdotted\t1\n\
+             sub.test\tFALSE\t/\tFALSE\t0\tsix\n\
+             sub.test\tFALSE\t/org\tFALSE\t0\tlong\t2\n\
+             sub.test\tFALSE\t/\tFALSE\t0\tshort\t3\n",
+        );
+        assert_eq!(skipped, 0);
+        assert_eq!(
+            jar.header_for("http://sub.test:18777/org/x").as_deref(),
+            Some("Cookie: long=2; dotted=1; short=3; six=")
+        );
+        assert_eq!(jar.header_for("http://a.sub.test/org/x"), None);
     }
 }
