@@ -112,7 +112,9 @@ fn configured(url: &str, entries: &[(String, String)]) -> Option<String> {
 
 /// Whether `no_proxy` (comma- or space-separated hosts, `.domain` or
 /// `domain` for a domain and its subdomains, optional `:port`, `*` for
-/// all) names `host:port`.
+/// all) names `host:port`. As curl reads it, but for `host:port` entries,
+/// which curl never matches and Go's clients (kubectl's) match by port:
+/// here too.
 fn excluded(no_proxy: &str, host: &str, port: u16) -> bool {
     no_proxy
         .split([',', ' '])
@@ -132,7 +134,9 @@ fn excluded(no_proxy: &str, host: &str, port: u16) -> bool {
             if entry_port != 0 && entry_port != port {
                 return false;
             }
-            let name = name.trim_start_matches('.');
+            // A fully qualified `name.` is the same name, as curl reads it.
+            let name = name.trim_start_matches('.').trim_end_matches('.');
+            let host = host.trim_end_matches('.');
             host == name || host.ends_with(&format!(".{name}"))
         })
 }
@@ -255,6 +259,11 @@ mod tests {
         assert!(decide("http://11.1.2.3/r", &[], &with("10.0.0.0/8")).is_some());
         assert_eq!(decide("http://[fd00::5]/r", &[], &with("fd00::/8")), None);
         assert!(decide("http://example.com/r", &[], &with("10.0.0.0/8")).is_some());
+        // As curl 7.88 reads them: any case, a trailing dot, no wildcard
+        // but `*` alone.
+        assert_eq!(decide("http://GIT.Corp.io/r", &[], &with("Corp.IO")), None);
+        assert_eq!(decide("http://git.corp.io/r", &[], &with("corp.io.")), None);
+        assert!(decide("http://git.corp.io/r", &[], &with("*.corp.io")).is_some());
     }
 
     #[test]
