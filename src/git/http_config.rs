@@ -4,6 +4,8 @@
 //! is in [`super::proxy`]; the extra headers are here, and the URL the
 //! remote really has (`url.<base>.insteadOf`), which these choices follow.
 
+use super::urlmatch;
+
 /// `url` as git rewrites it: the longest `url.<base>.insteadOf` value that
 /// starts it is replaced by `<base>` (`entries` as libgit2 lists them:
 /// `url.<base>.insteadof`). libgit2 rewrites the URL of a remote the same
@@ -23,18 +25,6 @@ pub(crate) fn rewrite_url(url: &str, entries: &[(String, String)]) -> String {
         )
 }
 
-/// The length of `<prefix>` when `key` (as libgit2 lists it: section and
-/// name lowercase) is `http.<prefix>.<name>` and the prefix starts `url` at
-/// a path boundary: git's URL matching, without wildcards.
-pub(crate) fn matching_prefix(key: &str, name: &str, url: &str) -> Option<usize> {
-    let prefix = key
-        .strip_prefix("http.")?
-        .strip_suffix(name)?
-        .strip_suffix('.')?;
-    let rest = url.strip_prefix(prefix.trim_end_matches('/'))?;
-    (rest.is_empty() || rest.starts_with('/')).then_some(prefix.len())
-}
-
 /// Headers libgit2 sets itself and refuses as custom ones.
 const LIBGIT2_OWN: [&str; 6] = [
     "User-Agent",
@@ -46,17 +36,23 @@ const LIBGIT2_OWN: [&str; 6] = [
 ];
 
 /// The `http.extraHeader` values to send to `url`, from the config entries
-/// in their order: `http.extraHeader` and every matching
-/// `http.<url>.extraHeader`, an empty value dropping those before it, as
-/// git does. A value libgit2 would refuse (not `Name: value`, or a header
+/// in their order, as git collects them: `http.extraHeader` and the
+/// `http.<url>.extraHeader` that match (see `urlmatch`), each one less
+/// specific than one before it left out, an empty value dropping those
+/// before it. A value libgit2 would refuse (not `Name: value`, or a header
 /// it sets itself) is left out with a warning that names the key only:
 /// the value is often a token, and libgit2's own error would quote it.
 pub(crate) fn extra_headers(url: &str, entries: &[(String, String)]) -> Vec<String> {
     let mut headers = Vec::new();
+    let mut best = None;
     for (key, value) in entries {
-        if key != "http.extraheader" && matching_prefix(key, "extraheader", url).is_none() {
+        let Some(rank) = urlmatch::rank(key, "extraheader", url) else {
+            continue;
+        };
+        if best.is_some_and(|best| rank < best) {
             continue;
         }
+        best = Some(rank);
         if value.is_empty() {
             headers.clear();
         } else if sendable(value) {
@@ -123,25 +119,6 @@ mod tests {
     }
 
     #[test]
-    fn url_prefixes_match_at_path_boundaries() {
-        let url = "https://git.corp/org/repo.git";
-        assert_eq!(
-            matching_prefix("http.https://git.corp/.proxy", "proxy", url),
-            Some(17)
-        );
-        assert!(matching_prefix("http.https://git.corp/org.proxy", "proxy", url).is_some());
-        assert_eq!(
-            matching_prefix("http.https://git.corp/or.proxy", "proxy", url),
-            None
-        );
-        assert_eq!(matching_prefix("http.proxy", "proxy", url), None);
-        assert_eq!(
-            matching_prefix("http.https://git.corp/.proxy", "extraheader", url),
-            None
-        );
-    }
-
-    #[test]
     fn extra_headers_as_git_collects_them() {
         let url = "https://git.corp/org/repo.git";
         let e = entries(&[
@@ -161,5 +138,35 @@ mod tests {
             extra_headers(url, &e),
             ["X-Trace: 2", "Authorization: Bearer t"]
         );
+
+        // What git 2.47 sent to a local server for these configs (header
+        // names aside).
+        let u = "http://127.0.0.1:18778";
+        let sent = |url: &str, cfg: &[(&str, &str)]| extra_headers(url, &entries(cfg));
+        let general_first = [
+            ("http.extraheader", "X-General: a"),
+            ("http.http://127.0.0.1:18778/.extraheader", "X-Specific: b"),
+        ];
+        let url = format!("{u}/org/repo");
+        assert_eq!(
+            sent(&url, &general_first),
+            ["X-General: a", "X-Specific: b"]
+        );
+        let general_last = [general_first[1], general_first[0]];
+        assert_eq!(sent(&url, &general_last), ["X-Specific: b"]);
+        let deeper = [
+            ("http.http://127.0.0.1:18778/org.extraheader", "X-Deeper: c"),
+            ("http.http://127.0.0.1:18778/.extraheader", "X-Specific: b"),
+            ("http.extraheader", "X-General: a"),
+            ("http.http://127.0.0.1:18778/org/.extraheader", "X-Again: e"),
+        ];
+        assert_eq!(sent(&url, &deeper), ["X-Deeper: c", "X-Again: e"]);
+        let users = [
+            ("http.http://user@127.0.0.1:18778.extraheader", "X-User: d"),
+            ("http.http://127.0.0.1:18778.extraheader", "X-Nouser: b"),
+        ];
+        let with_user = "http://user@127.0.0.1:18778/org/repo";
+        assert_eq!(sent(with_user, &users), ["X-User: d"]);
+        assert_eq!(sent(&url, &users), ["X-Nouser: b"]);
     }
 }

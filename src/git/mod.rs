@@ -25,6 +25,7 @@ mod submodules;
 pub(crate) mod test_util;
 mod tls;
 mod tree_path;
+mod urlmatch;
 mod worktree;
 
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@
 //! connects to the origin server (so the stream has to be pointed at the
 //! proxy, see `stream::route`), and both must agree on the answer.
 
-use super::http_config::matching_prefix;
+use super::urlmatch;
 
 /// A proxy for one remote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,19 +95,15 @@ pub(crate) fn for_url(
     Some(Proxy { url })
 }
 
-/// The configured proxy for `url`: the longest `http.<prefix>.proxy` whose
-/// prefix starts `url` at a path boundary (git's URL matching, without
-/// wildcards), else `http.proxy` (the last one, as git reads it).
+/// The configured proxy for `url`: of `http.proxy` and the
+/// `http.<url>.proxy` keys that match it (`urlmatch.rs`), the most
+/// specific, the last of equals, as git reads them.
 fn configured(url: &str, entries: &[(String, String)]) -> Option<String> {
-    let specific = entries
+    entries
         .iter()
-        .filter_map(|(key, value)| Some((matching_prefix(key, "proxy", url)?, value)))
-        .max_by_key(|(len, _)| *len);
-    let general = || entries.iter().rev().find(|(key, _)| key == "http.proxy");
-    specific
-        .map(|(_, value)| value)
-        .or_else(|| general().map(|(_, value)| value))
-        .cloned()
+        .filter_map(|(key, value)| Some((urlmatch::rank(key, "proxy", url)?, value)))
+        .max_by_key(|(rank, _)| *rank)
+        .map(|(_, value)| value.clone())
 }
 
 /// Whether `no_proxy` (comma- or space-separated hosts, `.domain` or
