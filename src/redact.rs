@@ -17,23 +17,32 @@ pub fn redact(text: &str) -> String {
             .to_ascii_lowercase();
         let ssh = matches!(scheme.as_str(), "ssh" | "git+ssh" | "ssh+git");
         out.push_str(head);
-        // The authority ends at the first '/', whitespace or quote.
-        let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
+        // The user information ends at the last '@' before the query: a
+        // password or token pasted unencoded may hold '/' or '@' (a URL
+        // with an '@' in its path loses some of it here, never a secret).
+        let url_end = tail
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
             .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
+        let before_query = tail[..url_end].find(['?', '#']).unwrap_or(url_end);
+        let authority = tail[..url_end].find('/').unwrap_or(url_end);
+        let last_at = |end: usize| tail[..end].rfind('@');
+        let host_at = match last_at(before_query).max(last_at(authority)) {
             Some(at) => {
-                let userinfo = &authority[..at];
+                let userinfo = &tail[..at];
                 match userinfo.split_once(':') {
                     Some((user, _)) => out.push_str(&format!("{user}:***")),
                     None if ssh => out.push_str(userinfo),
                     None => out.push_str("***"),
                 }
-                out.push_str(&authority[at..]);
+                at
             }
-            None => out.push_str(authority),
-        }
+            None => 0,
+        };
+        // The host ends at the first '/' after it.
+        let end = tail[host_at..url_end]
+            .find('/')
+            .map_or(url_end, |i| host_at + i);
+        out.push_str(&tail[host_at..end]);
         rest = &tail[end..];
         // The rest of this URL: its path as is, its query's values hidden.
         let url_end = rest
@@ -96,5 +105,21 @@ mod tests {
             redact("POST \"https://u:p@h/hook?token=abc&x=1#f\" then http://h/?k"),
             "POST \"https://u:***@h/hook?token=***&x=***#f\" then http://h/?***"
         );
+        // Pasted unencoded, a secret may hold '/', '@', ':', '+' or '='.
+        assert_eq!(
+            redact("clone https://u:pa/ss@host/r failed"),
+            "clone https://u:***@host/r failed"
+        );
+        assert_eq!(
+            redact("https://t/ok+=@github.com/o/r"),
+            "https://***@github.com/o/r"
+        );
+        assert_eq!(redact("https://u:p@s/s:w@h:8/r"), "https://u:***@h:8/r");
+        assert_eq!(
+            redact("https://h/hook?email=a@b.c"),
+            "https://h/hook?email=***"
+        );
+        assert_eq!(redact("ssh://git@h/a@b"), "ssh://git@h/a@b");
+        assert_eq!(redact("https://u:p?s#s@h/r"), "https://u:***@h/r");
     }
 }
