@@ -63,6 +63,10 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 /// pass. The reason never repeats the value: it may hold a password.
 pub fn parse_repo(s: &str) -> Result<String, String> {
     match s.char_indices().find(|(_, c)| c.is_control()) {
+        None if password_with_slash(s) => Err("holds a password with an unencoded '/' \
+            (before the '@': percent-encode it as %2F, so that git reads the host \
+            right and no part of the password is taken for one)"
+            .into()),
         None => Ok(s.to_string()),
         Some((i, c)) => {
             let what = match c {
@@ -79,6 +83,26 @@ pub fn parse_repo(s: &str) -> Result<String, String> {
             Err(format!("contains {what}{at_end}"))
         }
     }
+}
+
+/// Whether `url` reads as `scheme://user:pass/word@host/...`: a password
+/// holding a '/', which ends the authority, so that git (and libgit2) take
+/// `user:pass` for a host and port, and name it in their errors. Such a
+/// URL is invalid whatever it meant (its port is no number).
+fn password_with_slash(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let Some((authority, path)) = rest.split_once('/') else {
+        return false;
+    };
+    let Some((_, port)) = authority.split_once(':') else {
+        return false;
+    };
+    !authority.contains(['@', '['])
+        && path.contains('@')
+        && !port.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// An `http://` or `https://` URL with a host (webhook, askpass and token
@@ -258,6 +282,27 @@ mod tests {
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn a_password_with_an_unencoded_slash_is_said_without_repeating_it() {
+        let e = parse_repo("https://bot:SEC/RET@git.corp/org/repo").unwrap_err();
+        assert!(
+            e.contains("%2F") && !e.contains("SEC") && !e.contains("RET"),
+            "{e}"
+        );
+        for fine in [
+            "https://bot:SEC%2FRET@git.corp/org/repo",
+            "https://git.corp:8443/org/@scope/repo",
+            "https://bot:pw@git.corp/org/a@b",
+            "ssh://git@git.corp:22/org/repo",
+            "git@git.corp:org/repo.git",
+            "https://[::1]:8443/r@x",
+            "https://h/hook?to=a:b/c@d",
+            "/srv/git/site",
+        ] {
+            assert_eq!(parse_repo(fine).as_deref(), Ok(fine));
+        }
     }
 
     #[test]
