@@ -276,12 +276,12 @@ pub async fn run(cfg: Config) -> i32 {
             Err(e) => {
                 metrics.sync(SyncStatus::Error, took);
                 failures += 1;
-                report_failure(&cfg, &e, failures, true);
                 let limit = if ever_succeeded {
                     cfg.max_failures
                 } else {
                     cfg.init_max_failures
                 };
+                report_failure(&cfg, &e, failures, true, limit);
                 if too_many(failures, limit) {
                     return 1;
                 }
@@ -353,7 +353,7 @@ async fn set_up(
         metrics.sync(SyncStatus::Error, started.elapsed());
         *failures += 1;
         // A root in use holds the error file of the process using it.
-        report_failure(cfg, &err, *failures, !in_use);
+        report_failure(cfg, &err, *failures, !in_use, cfg.init_max_failures);
         if permanent {
             return Err(1);
         }
@@ -371,10 +371,17 @@ async fn set_up(
     }
 }
 
+/// More consecutive failures than `limit` (negative: no limit): `limit`
+/// failures are allowed, as upstream's manual says (and v3 did; v4's code
+/// exits at the `limit`-th already, 0 and 1 alike).
+fn exceeds(failures: i64, limit: i64) -> bool {
+    limit >= 0 && failures > limit
+}
+
 /// The failure policy: more consecutive failures than `limit` (negative:
 /// no limit) end the process.
 fn too_many(failures: i64, limit: i64) -> bool {
-    let exceeded = limit >= 0 && failures > limit;
+    let exceeded = exceeds(failures, limit);
     if exceeded {
         tracing::error!(failures, limit, "too many consecutive failures, exiting");
     }
@@ -502,18 +509,25 @@ fn release_freed_memory() {
     }
 }
 
-/// Log a failed pass and, if `to_error_file`, write it to `--error-file`.
-fn report_failure(cfg: &Config, err: &str, failures: i64, to_error_file: bool) {
+/// Log a failed pass and, if `to_error_file`, write it to `--error-file`
+/// as upstream writes it: `failCount` a number, and `maxFailures` too when
+/// this failure is one too many (`limit`).
+fn report_failure(cfg: &Config, err: &str, failures: i64, to_error_file: bool, limit: i64) {
     let err = redact(err);
     tracing::error!(error = %err, failures, "sync failed");
     if let Some(p) = cfg.error_file.as_ref().filter(|_| to_error_file) {
-        let args = [
-            ("repo", redact(&cfg.repo)),
-            ("ref", cfg.git_ref.clone()),
-            ("failCount", failures.to_string()),
+        let mut args = vec![
+            ("repo", redact(&cfg.repo).into()),
+            ("ref", cfg.git_ref.clone().into()),
+            ("failCount", failures.into()),
         ];
-        if let Err(e) = status_files::write_error(p, "error syncing repo, will retry", &err, &args)
-        {
+        let msg = if exceeds(failures, limit) {
+            args.push(("maxFailures", limit.into()));
+            "too many failures, aborting"
+        } else {
+            "error syncing repo, will retry"
+        };
+        if let Err(e) = status_files::write_error(p, msg, &err, &args) {
             tracing::warn!(path = %p.display(), error = %e, "cannot write error file");
         }
     }

@@ -29,13 +29,18 @@ pub fn touch(path: &Path) -> io::Result<()> {
 
 /// Write the last error as `{"Msg": ..., "Err": ..., "Args": {...}}`,
 /// atomically (temp file then rename), creating parent dirs.
-pub fn write_error(path: &Path, msg: &str, err: &str, args: &[(&str, String)]) -> io::Result<()> {
+pub fn write_error(
+    path: &Path,
+    msg: &str,
+    err: &str,
+    args: &[(&str, serde_json::Value)],
+) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
     let args: serde_json::Map<String, serde_json::Value> = args
         .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+        .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
     let doc = serde_json::json!({ "Msg": msg, "Err": err, "Args": args });
     let tmp = path.with_file_name(format!(

@@ -1099,7 +1099,10 @@ fn unreachable_remote_writes_error_keeps_link_and_exits_after_max_failures() {
     let err = fs::read_to_string(f.root().join("status/error.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&err).unwrap();
     assert!(v["Err"].as_str().unwrap().contains("127.0.0.1"), "{err}");
-    assert!(v["Msg"].is_string() && v["Args"].is_object(), "{err}");
+    // As upstream writes it for the failure that ends the process.
+    assert_eq!(v["Msg"], "too many failures, aborting", "{err}");
+    assert_eq!(v["Args"]["failCount"], 3, "{err}");
+    assert_eq!(v["Args"]["maxFailures"], 2, "{err}");
 
     // The next success removes the error file.
     f.sync_once(&["--link=site", "--error-file=status/error.json"]);
@@ -1269,10 +1272,16 @@ fn init_max_failures_applies_before_first_success() {
         "--one-time",
         "--init-max-failures=-1",
         "--period=20ms",
+        "--error-file=error.json",
     ]));
     wait_until(LONG, "a few failures", || {
         log_lines_with(&p.log(), "sync failed") >= 3
     });
+    let err = fs::read_to_string(f.root().join("error.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&err).unwrap();
+    assert_eq!(v["Msg"], "error syncing repo, will retry", "{err}");
+    assert!(v["Args"]["failCount"].as_u64().unwrap() >= 3, "{err}");
+    assert!(v["Args"].get("maxFailures").is_none(), "{err}");
     let later = SourceRepo::new(f.tmp.path(), "later");
     let h = later.commit(&[("f", "x")], "x");
     assert_eq!(p.wait_exit(LONG), 0);
