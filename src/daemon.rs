@@ -190,6 +190,8 @@ pub async fn run(cfg: Config) -> i32 {
     let resolver = Arc::new(Mutex::new(Resolver::new(cfg.auth.clone(), &cfg.tls)));
 
     let mut ever_succeeded = false;
+    // Commits published by this process (upstream's syncCount).
+    let mut updates: u64 = 0;
     let mut clean_due: Option<Instant> = Some(Instant::now());
     loop {
         if *shutdown.borrow() {
@@ -231,13 +233,17 @@ pub async fn run(cfg: Config) -> i32 {
                         if fetched {
                             metrics.fetch();
                         }
+                        updates += 1;
+                        // Upstream's message and field names (log-based
+                        // alerts and dashboards match them), and ours.
                         tracing::info!(
-                            %hash,
-                            git_ref = %cfg.git_ref,
+                            r#ref = %cfg.git_ref,
+                            remote = %hash,
+                            syncCount = updates,
                             previous = %previous.map(|p| p.to_string()).unwrap_or_default(),
                             fetched,
                             duration_ms = took.as_millis() as u64,
-                            "updated"
+                            "updated successfully"
                         );
                         clean_due = Some(Instant::now());
                         (hash, true, pre_publish_error)
@@ -282,7 +288,7 @@ pub async fn run(cfg: Config) -> i32 {
                     cfg.init_max_failures
                 };
                 report_failure(&cfg, &e, failures, true, limit);
-                if too_many(failures, limit) {
+                if exceeds(failures, limit) {
                     return 1;
                 }
             }
@@ -357,7 +363,7 @@ async fn set_up(
         if permanent {
             return Err(1);
         }
-        if too_many(*failures, cfg.init_max_failures) {
+        if exceeds(*failures, cfg.init_max_failures) {
             return Err(1);
         }
         tokio::select! {
@@ -371,21 +377,12 @@ async fn set_up(
     }
 }
 
-/// More consecutive failures than `limit` (negative: no limit): `limit`
-/// failures are allowed, as upstream's manual says (and v3 did; v4's code
-/// exits at the `limit`-th already, 0 and 1 alike).
+/// The failure policy: more consecutive failures than `limit` (negative:
+/// no limit) end the process. `limit` failures are allowed, as upstream's
+/// manual says (and v3 did; v4's code exits at the `limit`-th already, 0
+/// and 1 alike).
 fn exceeds(failures: i64, limit: i64) -> bool {
     limit >= 0 && failures > limit
-}
-
-/// The failure policy: more consecutive failures than `limit` (negative:
-/// no limit) end the process.
-fn too_many(failures: i64, limit: i64) -> bool {
-    let exceeded = exceeds(failures, limit);
-    if exceeded {
-        tracing::error!(failures, limit, "too many consecutive failures, exiting");
-    }
-    exceeded
 }
 
 /// Run one pass on a blocking thread, bounded by `limit`. Past the limit,
@@ -514,19 +511,24 @@ fn release_freed_memory() {
 /// this failure is one too many (`limit`).
 fn report_failure(cfg: &Config, err: &str, failures: i64, to_error_file: bool, limit: i64) {
     let err = redact(err);
-    tracing::error!(error = %err, failures, "sync failed");
+    let last = exceeds(failures, limit);
+    // Upstream's messages and field names (log-based alerts match them).
+    let msg = if last {
+        tracing::error!(error = %err, failCount = failures, maxFailures = limit, "too many failures, aborting");
+        "too many failures, aborting"
+    } else {
+        tracing::error!(error = %err, failCount = failures, "error syncing repo, will retry");
+        "error syncing repo, will retry"
+    };
     if let Some(p) = cfg.error_file.as_ref().filter(|_| to_error_file) {
         let mut args = vec![
             ("repo", redact(&cfg.repo).into()),
             ("ref", cfg.git_ref.clone().into()),
             ("failCount", failures.into()),
         ];
-        let msg = if exceeds(failures, limit) {
+        if last {
             args.push(("maxFailures", limit.into()));
-            "too many failures, aborting"
-        } else {
-            "error syncing repo, will retry"
-        };
+        }
         if let Err(e) = status_files::write_error(p, msg, &err, &args) {
             tracing::warn!(path = %p.display(), error = %e, "cannot write error file");
         }

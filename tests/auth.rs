@@ -429,7 +429,7 @@ fn a_server_that_asks_for_a_client_certificate_gets_the_configured_one() {
         "--period=100ms",
         "--max-failures=-1",
     ]));
-    d.wait_log(LONG, "a refused pass", |l| l.contains("sync failed"));
+    d.wait_log(LONG, "a refused pass", is_failed_pass);
     for (from, to) in [(&bot_key, &live_key), (&bot_crt, &live_crt)] {
         let staged = to.with_extension("new");
         fs::copy(from, &staged).unwrap();
@@ -918,7 +918,7 @@ fn an_ssh_key_file_that_cannot_be_used_says_why_and_the_next_one_is_tried() {
         assert_eq!(code, 1, "{log}");
         let line = log
             .lines()
-            .find(|l| l.contains("sync failed"))
+            .find(|l| is_failed_pass(l))
             .unwrap_or_else(|| panic!("no failure logged: {log}"));
         assert!(line.contains(why), "{why}: {line}");
         assert!(line.contains(&key.display().to_string()), "{line}");

@@ -511,7 +511,7 @@ fn probes_and_metrics() {
     p.wait_for(LONG, "the endpoint", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-    p.wait_log(LONG, "a failure", |l| log_lines_with(l, "sync failed") >= 2);
+    p.wait_log(LONG, "a failure", |l| failed_passes(l) >= 2);
     assert_eq!(http_get(port, "/").0, 503);
     let m = String::from_utf8_lossy(&http_get(port, "/metrics").1).into_owned();
     assert!(metric(&m, "git_sync_consecutive_failures") >= 2.0, "{m}");
@@ -1003,7 +1003,7 @@ fn trigger_endpoint_needs_a_valid_secret() {
 
     // A burst coalesces into a pass or two, not twenty.
     p.wait_log(LONG, "every update logged", |l| {
-        log_lines_with(l, "updated") == proofs_count + 1
+        log_lines_with(l, "updated successfully") == proofs_count + 1
     });
     let before = log_lines_with(&p.log(), "no change");
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(20));

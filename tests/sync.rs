@@ -424,7 +424,7 @@ fn update_and_noop(t: Transport) {
         fs::metadata(&touch).unwrap().modified().unwrap(),
         touched_at
     );
-    assert_eq!(log_lines_with(&d.log(), "updated"), 1);
+    assert_eq!(log_lines_with(&d.log(), "updated successfully"), 1);
 
     fs::remove_file(f.repo.dir.join("gone.txt")).unwrap();
     let h2 = f.repo.commit(&[("index.html", "v2")], "two");
@@ -435,13 +435,18 @@ fn update_and_noop(t: Transport) {
     assert!(!f.link().join("gone.txt").exists());
     assert!(fs::metadata(&touch).unwrap().modified().unwrap() >= touched_at);
     d.wait_log(LONG, "the update's log line", |l| {
-        log_lines_with(l, "updated") == 2
+        log_lines_with(l, "updated successfully") == 2
     });
     let noops = log_lines_with(&d.log(), "no change");
     d.wait_log(LONG, "more no-op polls", |l| {
         log_lines_with(l, "no change") >= noops + 3
     });
-    assert_eq!(log_lines_with(&d.log(), "updated"), 2, "{}", d.log());
+    assert_eq!(
+        log_lines_with(&d.log(), "updated successfully"),
+        2,
+        "{}",
+        d.log()
+    );
     d.kill9();
 }
 
@@ -1093,7 +1098,7 @@ fn unreachable_remote_writes_error_keeps_link_and_exits_after_max_failures() {
         "--error-file=status/error.json",
     ]));
     assert_eq!(p.wait_exit(LONG), 1);
-    assert_eq!(log_lines_with(&p.log(), "sync failed"), 3, "{}", p.log());
+    assert_eq!(failed_passes(&p.log()), 3, "{}", p.log());
     assert_published(&f, &h);
     assert_eq!(f.read("f"), "1");
     let err = fs::read_to_string(f.root().join("status/error.json")).unwrap();
@@ -1196,7 +1201,7 @@ fn a_full_disk_fails_the_pass_leaves_nothing_half_written_and_recovers() {
     });
     let no_space = |log: &str, what: &str| {
         log.lines()
-            .filter(|l| l.contains("sync failed") && l.contains(what))
+            .filter(|l| is_failed_pass(l) && l.contains(what))
             .filter(|l| l.contains("No space left on device"))
             .count()
     };
@@ -1258,7 +1263,7 @@ fn one_time_exit_status() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(log_lines_with(&log, "sync failed"), 3, "{log}");
+    assert_eq!(failed_passes(&log), 3, "{log}");
 }
 
 #[test]
@@ -1274,9 +1279,7 @@ fn init_max_failures_applies_before_first_success() {
         "--period=20ms",
         "--error-file=error.json",
     ]));
-    wait_until(LONG, "a few failures", || {
-        log_lines_with(&p.log(), "sync failed") >= 3
-    });
+    wait_until(LONG, "a few failures", || failed_passes(&p.log()) >= 3);
     let err = fs::read_to_string(f.root().join("error.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&err).unwrap();
     assert_eq!(v["Msg"], "error syncing repo, will retry", "{err}");
@@ -1307,9 +1310,7 @@ fn a_root_that_cannot_be_made_yet_is_retried_like_a_failed_sync() {
         "--init-max-failures=-1",
         "--period=20ms",
     ]));
-    wait_until(LONG, "a few failures", || {
-        log_lines_with(&p.log(), "sync failed") >= 3
-    });
+    wait_until(LONG, "a few failures", || failed_passes(&p.log()) >= 3);
     fs::remove_file(&parent).unwrap();
     assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
     assert_eq!(published(&root.join("site")).as_deref(), Some(h.as_str()));
@@ -1822,7 +1823,7 @@ fn worktrees_kept_from_before_a_reset_do_not_stop_the_cleanup() {
     assert!(!p.log().contains("cleanup failed"), "{}", p.log());
     // A no-op pass queued behind the second update may be caught by the
     // removal; no more than that.
-    assert!(log_lines_with(&p.log(), "sync failed") <= 1, "{}", p.log());
+    assert!(failed_passes(&p.log()) <= 1, "{}", p.log());
 }
 
 #[test]
@@ -1844,7 +1845,7 @@ fn a_repository_removed_while_running_is_set_up_again() {
         "--period=60s",
         "--max-failures=1",
     ]));
-    let updates = |n: usize| move |log: &str| log_lines_with(log, "updated") >= n;
+    let updates = |n: usize| move |log: &str| log_lines_with(log, "updated successfully") >= n;
     let remove = remove_under_a_daemon;
     p.wait_log(LONG, "h1 published", updates(1));
     assert_published(&f, &h1);
@@ -1859,7 +1860,7 @@ fn a_repository_removed_while_running_is_set_up_again() {
     assert_published(&f, &h3);
     assert_eq!(f.read("f"), "3");
     assert_eq!(git(&f.link(), &["rev-parse", "HEAD"]), h3);
-    assert!(log_lines_with(&p.log(), "sync failed") <= 1, "{}", p.log());
+    assert!(failed_passes(&p.log()) <= 1, "{}", p.log());
 }
 
 #[test]
@@ -1872,7 +1873,7 @@ fn a_published_tree_emptied_behind_our_back_is_checked_out_again() {
         .repo
         .commit(&[("index.html", "1"), ("a/b.txt", "b")], "c1");
     let mut p = f.daemon(&["--watch-local=false"]);
-    let updates = |n: usize| move |log: &str| log_lines_with(log, "updated") >= n;
+    let updates = |n: usize| move |log: &str| log_lines_with(log, "updated successfully") >= n;
     p.wait_log(LONG, "published", updates(1));
     let wt = f.root().join(".worktrees").join(&h);
     for (n, entry) in [(2, "index.html"), (3, "a"), (4, ".git")] {
@@ -1883,7 +1884,7 @@ fn a_published_tree_emptied_behind_our_back_is_checked_out_again() {
     assert_published(&f, &h);
     assert_eq!(f.read("index.html"), "1");
     assert!(p.log().contains("changed behind our back"), "{}", p.log());
-    assert_eq!(log_lines_with(&p.log(), "sync failed"), 0, "{}", p.log());
+    assert_eq!(failed_passes(&p.log()), 0, "{}", p.log());
 }
 
 /// Remove a file or a directory as `rm -rf` would under a daemon.

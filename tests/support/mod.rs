@@ -633,6 +633,22 @@ pub fn log_lines_with(log: &str, msg: &str) -> usize {
     log.lines().filter(|l| l.contains(&needle)).count()
 }
 
+/// Whether a JSON log line reports a failed pass: retried, or the one
+/// that ends the process (upstream's messages).
+pub fn is_failed_pass(line: &str) -> bool {
+    [
+        "\"message\":\"error syncing repo, will retry\"",
+        "\"message\":\"too many failures, aborting\"",
+    ]
+    .iter()
+    .any(|m| line.contains(m))
+}
+
+/// How many passes failed in `log`.
+pub fn failed_passes(log: &str) -> usize {
+    log.lines().filter(|l| is_failed_pass(l)).count()
+}
+
 /// One HTTP/1.0 request with headers and a body: (status, body).
 pub fn http_request(
     port: u16,
