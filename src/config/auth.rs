@@ -295,7 +295,8 @@ fn azure(src: &Sources<'_>) -> Result<Option<AzureIdentity>, ConfigError> {
 pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
     let mut credentials = Vec::new();
     for text in src.list("credential") {
-        credentials.extend(parse_credentials(&text).map_err(|e| invalid("credential", e))?);
+        credentials
+            .extend(parse_credentials(&text).map_err(|e| src.out_of_range("credential", e))?);
     }
     let mut key_files: Vec<PathBuf> = src
         .list("ssh-key-file")
@@ -334,7 +335,7 @@ pub(super) fn parse_checkout(src: &Sources<'_>) -> Result<CheckoutConfig, Config
         Some("shallow") => Submodules::Shallow,
         Some("off") => Submodules::Off,
         Some(other) => {
-            return Err(invalid(
+            return Err(src.out_of_range(
                 "submodules",
                 format!("{other:?} is not one of recursive, shallow, off"),
             ))

@@ -405,7 +405,7 @@ pub fn parse(
         Some("aggressive") => GcMode::Aggressive,
         Some("off") => GcMode::Off,
         Some(other) => {
-            return Err(invalid(
+            return Err(src.out_of_range(
                 "git-gc",
                 format!("{other:?} is not one of auto, always, aggressive, off"),
             ))
@@ -416,10 +416,7 @@ pub fn parse(
         Some("json") => Some(LogFormat::Json),
         Some("text") => Some(LogFormat::Text),
         Some(other) => {
-            return Err(invalid(
-                "log-format",
-                format!("{other:?} is not json or text"),
-            ))
+            return Err(src.out_of_range("log-format", format!("{other:?} is not json or text")))
         }
     };
 
@@ -430,7 +427,9 @@ pub fn parse(
             .unwrap_or_default(),
     );
     for s in src.list("git-config-add") {
-        git_config.extend(values::parse_git_config(&s).map_err(|e| invalid("git-config-add", e))?);
+        git_config.extend(
+            values::parse_git_config(&s).map_err(|e| src.out_of_range("git-config-add", e))?,
+        );
     }
     let env = |name: &str| src.env(name);
     git_config.extend(gitconfig::from_env(&env).map_err(ConfigError::Usage)?);
@@ -620,6 +619,18 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid value for --depth (env GITSYNC_DEPTH): must be 0 or more"
+        );
+        // So does a value that is none of a flag's choices.
+        let e = run(&["--repo=x", "--root=/r"], &[("GIT_SYNC_SUBMODULES", "no")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value for --submodules (env GIT_SYNC_SUBMODULES): \"no\" is not one of \
+             recursive, shallow, off"
+        );
+        let e = run(&["--repo=x", "--root=/r", "--log-format=xml"], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value for --log-format (flag): \"xml\" is not json or text"
         );
 
         // Typed values must parse even where their feature is off.

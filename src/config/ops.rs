@@ -73,7 +73,7 @@ fn at_least_1s(
 ) -> Result<Duration, ConfigError> {
     let d = src.duration(name)?.unwrap_or(Duration::from_secs(default));
     if d < Duration::from_secs(1) {
-        return Err(invalid(name, "must be at least 1s"));
+        return Err(src.out_of_range(name, "must be at least 1s"));
     }
     Ok(d)
 }
@@ -178,7 +178,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<Ops, ConfigError> {
                         .ok()
                         .filter(|s| (100..600).contains(s))
                         .ok_or_else(|| {
-                            invalid(
+                            src.out_of_range(
                                 "webhook-success-status",
                                 "must be an HTTP status code, or 0 for fire and forget",
                             )
@@ -190,7 +190,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<Ops, ConfigError> {
                 .unwrap_or_else(|| "POST".into())
                 .to_ascii_uppercase();
             if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-                return Err(invalid(
+                return Err(src.out_of_range(
                     "webhook-method",
                     format!("{method:?} is not an HTTP method"),
                 ));
