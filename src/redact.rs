@@ -26,7 +26,11 @@ pub fn redact(text: &str) -> String {
         let before_query = tail[..url_end].find(['?', '#']).unwrap_or(url_end);
         let authority = tail[..url_end].find('/').unwrap_or(url_end);
         let last_at = |end: usize| tail[..end].rfind('@');
-        let host_at = match last_at(before_query).max(last_at(authority)) {
+        // (Not in a local path: `file:///srv/a@b` has no user.)
+        let host_at = match last_at(before_query)
+            .filter(|_| authority > 0)
+            .max(last_at(authority))
+        {
             Some(at) => {
                 let userinfo = &tail[..at];
                 match userinfo.split_once(':') {
@@ -121,5 +125,6 @@ mod tests {
         );
         assert_eq!(redact("ssh://git@h/a@b"), "ssh://git@h/a@b");
         assert_eq!(redact("https://u:p?s#s@h/r"), "https://u:***@h/r");
+        assert_eq!(redact("file:///srv/@org/a@b"), "file:///srv/@org/a@b");
     }
 }
