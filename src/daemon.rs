@@ -287,8 +287,14 @@ pub async fn run(cfg: Config) -> i32 {
                 } else {
                     cfg.init_max_failures
                 };
-                report_failure(&cfg, &e, failures, true, limit);
-                if exceeds(failures, limit) {
+                let last = exceeds(failures, limit);
+                let end = if last {
+                    Ending::Limit(limit)
+                } else {
+                    Ending::Retry
+                };
+                report_failure(&cfg, &e, failures, true, end);
+                if last {
                     return 1;
                 }
             }
@@ -359,11 +365,14 @@ async fn set_up(
         metrics.sync(SyncStatus::Error, started.elapsed());
         *failures += 1;
         // A root in use holds the error file of the process using it.
-        report_failure(cfg, &err, *failures, !in_use, cfg.init_max_failures);
-        if permanent {
-            return Err(1);
-        }
-        if exceeds(*failures, cfg.init_max_failures) {
+        let limit = cfg.init_max_failures;
+        let end = match () {
+            _ if permanent => Ending::Fatal,
+            _ if exceeds(*failures, limit) => Ending::Limit(limit),
+            _ => Ending::Retry,
+        };
+        report_failure(cfg, &err, *failures, !in_use, end);
+        if end != Ending::Retry {
             return Err(1);
         }
         tokio::select! {
@@ -506,27 +515,40 @@ fn release_freed_memory() {
     }
 }
 
-/// Log a failed pass and, if `to_error_file`, write it to `--error-file`
-/// as upstream writes it: `failCount` a number, and `maxFailures` too when
-/// this failure is one too many (`limit`).
-fn report_failure(cfg: &Config, err: &str, failures: i64, to_error_file: bool, limit: i64) {
+/// What follows a failed pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Another pass, after the period.
+    Retry,
+    /// The process exits: one failure more than this limit.
+    Limit(i64),
+    /// The process exits: no pass can succeed with this configuration.
+    Fatal,
+}
+
+/// Log a failed pass and, if `to_error_file`, write it to `--error-file`,
+/// with upstream's messages and names, which log-based alerts match
+/// (`failCount` a number in the file, `maxFailures` when one too many).
+fn report_failure(cfg: &Config, err: &str, failures: i64, to_error_file: bool, end: Ending) {
     let err = redact(err);
-    let last = exceeds(failures, limit);
-    // Upstream's messages and field names (log-based alerts match them).
-    let msg = if last {
-        tracing::error!(error = %err, failCount = failures, maxFailures = limit, "too many failures, aborting");
-        "too many failures, aborting"
-    } else {
-        tracing::error!(error = %err, failCount = failures, "error syncing repo, will retry");
-        "error syncing repo, will retry"
+    let msg = match end {
+        Ending::Retry => "error syncing repo, will retry",
+        Ending::Limit(_) => "too many failures, aborting",
+        Ending::Fatal => "error syncing repo, aborting",
     };
+    match end {
+        Ending::Limit(limit) => {
+            tracing::error!(error = %err, failCount = failures, maxFailures = limit, "{msg}")
+        }
+        _ => tracing::error!(error = %err, failCount = failures, "{msg}"),
+    }
     if let Some(p) = cfg.error_file.as_ref().filter(|_| to_error_file) {
         let mut args = vec![
             ("repo", redact(&cfg.repo).into()),
             ("ref", cfg.git_ref.clone().into()),
             ("failCount", failures.into()),
         ];
-        if last {
+        if let Ending::Limit(limit) = end {
             args.push(("maxFailures", limit.into()));
         }
         if let Err(e) = status_files::write_error(p, msg, &err, &args) {

@@ -1481,6 +1481,12 @@ fn a_root_or_dest_that_is_clearly_not_a_sync_directory_is_refused_and_left_whole
         assert_eq!(log.matches("will not empty it").count(), 1, "{name}: {log}");
         assert!(log.contains(reason), "{name}: {log}");
         assert!(!log.contains("starting again"), "{name}: {log}");
+        // Said to end the process, not to be retried.
+        assert_eq!(
+            log_lines_with(&log, "error syncing repo, aborting"),
+            1,
+            "{name}: {log}"
+        );
         assert_eq!(snapshot(dir), before, "{name}: touched");
     }
     // What the 2015 git-sync left in its --dest (a clone of the same

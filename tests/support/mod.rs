@@ -633,12 +633,13 @@ pub fn log_lines_with(log: &str, msg: &str) -> usize {
     log.lines().filter(|l| l.contains(&needle)).count()
 }
 
-/// Whether a JSON log line reports a failed pass: retried, or the one
-/// that ends the process (upstream's messages).
+/// Whether a JSON log line reports a failed pass: retried, or one that
+/// ends the process (upstream's messages, and ours for a fatal one).
 pub fn is_failed_pass(line: &str) -> bool {
     [
         "\"message\":\"error syncing repo, will retry\"",
         "\"message\":\"too many failures, aborting\"",
+        "\"message\":\"error syncing repo, aborting\"",
     ]
     .iter()
     .any(|m| line.contains(m))
