@@ -3056,6 +3056,30 @@ fn add_submodule(repo: &SourceRepo, url: &str, path: &str) {
 }
 
 #[test]
+fn a_submodule_without_a_url_is_said_to_have_none() {
+    // A gitlink .gitmodules declares with no url (as git says it).
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(&[("top.txt", "top")], "top");
+    let link = format!("160000,{h},lib");
+    f.repo.git(&["update-index", "--add", "--cacheinfo", &link]);
+    fs::write(
+        f.repo.dir.join(".gitmodules"),
+        "[submodule \"lib\"]\n\tpath = lib\n",
+    )
+    .unwrap();
+    f.repo.git(&["add", ".gitmodules"]);
+    f.repo.git(&["commit", "-q", "-m", "lib without a url"]);
+    let log = f.fail_once(&[]);
+    assert!(
+        log.contains("no url found for submodule path \\\"lib\\\" in .gitmodules"),
+        "{log}"
+    );
+    // Without submodules, the commit is published.
+    f.sync_once(&["--submodules=off"]);
+    assert_eq!(f.read("top.txt"), "top");
+}
+
+#[test]
 fn submodules_share_their_unchanged_files_with_the_previous_tree_too() {
     use std::os::unix::fs::MetadataExt;
     let f = Fixture::new(Transport::Http);

@@ -259,6 +259,15 @@ impl GitRepo {
             if sub.skipped || sparse_out {
                 continue;
             }
+            if sub.url.is_empty() {
+                return Err(GitError::Local {
+                    op: format!("fetch of submodule {:?}", sub.name),
+                    message: format!(
+                        "no url found for submodule path {:?} in .gitmodules",
+                        sub.path
+                    ),
+                });
+            }
             let sub_url = resolve_url(parent.url, &sub.url);
             if local_path(&self.effective_url(&sub_url)).is_some() && !self.file_protocol_allowed()
             {
