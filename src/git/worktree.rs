@@ -4,9 +4,10 @@
 //! `<gitdir>/worktrees/<name>/` holding `gitdir`, `commondir` and `HEAD`. We
 //! write those few files ourselves, detached at the commit, then the files:
 //! ourselves where no filter can change them (`attributes.rs` says when,
-//! `plain.rs` writes them), through libgit2's checkout otherwise. That keeps full control of what is checked out
-//! (sparse patterns, shared and streamed files) while a git binary, where
-//! one exists, sees a normal worktree (`git -C <wt> log` works).
+//! `plain.rs` writes them), through libgit2's checkout otherwise. That
+//! keeps full control of what is checked out (sparse patterns, shared and
+//! streamed files) while a git binary, where one exists, sees a normal
+//! worktree (`git -C <wt> log` works).
 
 use std::collections::HashSet;
 use std::fs;

@@ -8,8 +8,8 @@
 //! Sharing an inode is safe because no file of a worktree is ever written
 //! in place: the checkout (ours or libgit2's) writes only the paths left
 //! absent here, as new files, and worktrees are otherwise only read,
-//! chmod-ed (the same mode in both) and removed. A file is shared only when the previous worktree's index
-//! vouches for it:
+//! chmod-ed (the same mode in both) and removed. A file is shared only
+//! when the previous worktree's index vouches for it:
 //! - same path, mode and blob in both commits (libgit2's `read_tree` keeps an
 //!   entry's stat data only then);
 //! - the file still has the inode, size and modification time recorded when
