@@ -620,7 +620,7 @@ fn main() {
     cmd.stdout(std::process::Stdio::null());
     let mut local = spawn(cmd);
     local.wait_log(Duration::from_secs(60), "local daemon synced", |l| {
-        l.contains("watching the local repository") && l.contains("\"updated\"")
+        l.contains("watching the local repository") && l.contains("\"updated successfully\"")
     });
     let local_pid = local.child.id();
     // Let the clean-up after the first publish finish: idle is what follows.
