@@ -91,40 +91,41 @@ mod tests {
 
     #[test]
     fn passwords_are_hidden() {
-        assert_eq!(
-            redact("fetch https://bob:s3cret@host/r.git failed"),
-            "fetch https://bob:***@host/r.git failed"
-        );
-        assert_eq!(redact("https://tok@host/x"), "https://***@host/x");
-        // An SSH user is an account name; its password is still hidden.
-        assert_eq!(
-            redact("ls-remote ssh://git@host:2222/r.git"),
-            "ls-remote ssh://git@host:2222/r.git"
-        );
-        assert_eq!(redact("(git+SSH://me:pw@h/r)"), "(git+SSH://me:***@h/r)");
-        assert_eq!(redact("xssh://tok@h"), "xssh://***@h");
-        assert_eq!(redact("file:///tmp/x"), "file:///tmp/x");
-        assert_eq!(redact("no url here"), "no url here");
-        assert_eq!(
-            redact("POST \"https://u:p@h/hook?token=abc&x=1#f\" then http://h/?k"),
-            "POST \"https://u:***@h/hook?token=***&x=***#f\" then http://h/?***"
-        );
-        // Pasted unencoded, a secret may hold '/', '@', ':', '+' or '='.
-        assert_eq!(
-            redact("clone https://u:pa/ss@host/r failed"),
-            "clone https://u:***@host/r failed"
-        );
-        assert_eq!(
-            redact("https://t/ok+=@github.com/o/r"),
-            "https://***@github.com/o/r"
-        );
-        assert_eq!(redact("https://u:p@s/s:w@h:8/r"), "https://u:***@h:8/r");
-        assert_eq!(
-            redact("https://h/hook?email=a@b.c"),
-            "https://h/hook?email=***"
-        );
-        assert_eq!(redact("ssh://git@h/a@b"), "ssh://git@h/a@b");
-        assert_eq!(redact("https://u:p?s#s@h/r"), "https://u:***@h/r");
-        assert_eq!(redact("file:///srv/@org/a@b"), "file:///srv/@org/a@b");
+        for (text, shown) in [
+            (
+                "fetch https://bob:s3cret@host/r.git failed",
+                "fetch https://bob:***@host/r.git failed",
+            ),
+            ("https://tok@host/x", "https://***@host/x"),
+            // An SSH user is an account name; its password is still hidden.
+            (
+                "ls-remote ssh://git@host:2222/r.git",
+                "ls-remote ssh://git@host:2222/r.git",
+            ),
+            ("(git+SSH://me:pw@h/r)", "(git+SSH://me:***@h/r)"),
+            ("xssh://tok@h", "xssh://***@h"),
+            ("file:///tmp/x", "file:///tmp/x"),
+            ("no url here", "no url here"),
+            (
+                "POST \"https://u:p@h/hook?token=abc&x=1#f\" then http://h/?k",
+                "POST \"https://u:***@h/hook?token=***&x=***#f\" then http://h/?***",
+            ),
+            // Pasted unencoded, a secret may hold '/', '@', ':', '+' or '='.
+            (
+                "clone https://u:pa/ss@host/r failed",
+                "clone https://u:***@host/r failed",
+            ),
+            (
+                "https://t/ok+=@github.com/o/r",
+                "https://***@github.com/o/r",
+            ),
+            ("https://u:p@s/s:w@h:8/r", "https://u:***@h:8/r"),
+            ("https://h/hook?email=a@b.c", "https://h/hook?email=***"),
+            ("ssh://git@h/a@b", "ssh://git@h/a@b"),
+            ("https://u:p?s#s@h/r", "https://u:***@h/r"),
+            ("file:///srv/@org/a@b", "file:///srv/@org/a@b"),
+        ] {
+            assert_eq!(redact(text), shown, "{text}");
+        }
     }
 }
