@@ -170,11 +170,15 @@ pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), Host
 mod tests {
     use super::*;
 
+    /// The blob of an Ed25519 public key, as the server sends it.
+    const KEY: &[u8] =
+        b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20abcdefghijklmnopqrstuvwxyz012345";
+
     #[test]
     fn plain_hashed_and_ported_names() {
         let t = tempfile::TempDir::new().unwrap();
         let f = t.path().join("known_hosts");
-        let key = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20abcdefghijklmnopqrstuvwxyz012345";
+        let key = KEY;
         let b64 = openssl::base64::encode_block(key);
         // Hashed entry for "example.org", salt "0123456789abcdefghij".
         let salt = b"0123456789abcdefghij";
@@ -220,7 +224,7 @@ mod tests {
     fn wildcards_negations_and_certificate_authorities_as_openssh_reads_them() {
         let t = tempfile::TempDir::new().unwrap();
         let f = t.path().join("known_hosts");
-        let key = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20abcdefghijklmnopqrstuvwxyz012345";
+        let key = KEY;
         let b64 = openssl::base64::encode_block(key);
         let ca = openssl::base64::encode_block(b"a CA key");
         std::fs::write(
