@@ -846,6 +846,15 @@ fn a_tree_with_paths_that_climb_out_or_into_git_is_refused_and_writes_nothing() 
             .git(&["commit-tree", top, "-p", &good, "-m", "hostile"]);
         f.repo.git(&["update-ref", "refs/heads/main", &commit]);
     };
+    // The page beside one hostile `entry`, on main: the sync fails and
+    // the good commit stays published. Its log.
+    let refused = |entry: String| {
+        let top = mktree(&f.repo, &[format!("100644 blob {page}\tindex.html"), entry]);
+        put_on_main(&top);
+        let log = f.fail_once(&[]);
+        assert_published(&f, &good);
+        log
+    };
     // `sub/../../../../escaped.bin`: from the tree up to the test's
     // directory; `.GIT/escaped.bin`, `.git/escaped.bin`: git's own names.
     let mut climbing = mktree(&f.repo, &[format!("100644 blob {big}\tescaped.bin")]);
@@ -854,20 +863,11 @@ fn a_tree_with_paths_that_climb_out_or_into_git_is_refused_and_writes_nothing() 
     }
     let holding = mktree(&f.repo, &[format!("100644 blob {big}\tescaped.bin")]);
     for (name, tree) in [("sub", &climbing), (".GIT", &holding), (".git", &holding)] {
-        let top = mktree(
-            &f.repo,
-            &[
-                format!("100644 blob {page}\tindex.html"),
-                format!("040000 tree {tree}\t{name}"),
-            ],
-        );
-        put_on_main(&top);
-        let log = f.fail_once(&[]);
+        let log = refused(format!("040000 tree {tree}\t{name}"));
         assert!(log.contains("invalid path"), "{name}: {log}");
         let mut found = Vec::new();
         find_named(f.tmp.path(), "escaped.bin", &mut found);
         assert!(found.is_empty(), "{name}: written at {found:?}");
-        assert_published(&f, &good);
         assert_eq!(f.read("index.html"), "good");
     }
 
@@ -912,17 +912,8 @@ fn a_tree_with_paths_that_climb_out_or_into_git_is_refused_and_writes_nothing() 
     // `.gitmodules` as a symlink (to a file outside, in any case or short
     // name): git and libgit2 refuse to check it out, and so does git-sync.
     for name in [".gitmodules", ".GitModules", "GITMOD~1"] {
-        let top = mktree(
-            &f.repo,
-            &[
-                format!("100644 blob {page}	index.html"),
-                format!("120000 blob {symlink}	{name}"),
-            ],
-        );
-        put_on_main(&top);
-        let log = f.fail_once(&[]);
+        let log = refused(format!("120000 blob {symlink}\t{name}"));
         assert!(log.contains(&format!("invalid path '{name}'")), "{log}");
-        assert_published(&f, &good);
     }
 }
 
