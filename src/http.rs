@@ -145,8 +145,7 @@ async fn handle(
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     Ok(match (method, path.as_str()) {
-        (Method::GET | Method::HEAD, "/") => health(req.uri().query(), &state),
-        (Method::GET, "/metrics") if state.serve_metrics => {
+        (_, "/metrics") if state.serve_metrics => {
             let mut r = reply(StatusCode::OK, state.metrics.render());
             r.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
@@ -154,7 +153,7 @@ async fn handle(
             );
             r
         }
-        (Method::GET, p) if state.serve_pprof && p.starts_with("/debug/pprof") => reply(
+        (_, p) if state.serve_pprof && p.starts_with("/debug/pprof") => reply(
             StatusCode::OK,
             "git-sync is not a Go program: there is no pprof here.\n\
              Profile it with Linux tools instead, e.g. perf record -p <pid>.\n",
@@ -162,7 +161,10 @@ async fn handle(
         (Method::POST, "/sync") if state.trigger_secret_file.is_some() => {
             trigger(req, &state).await
         }
-        _ => reply(StatusCode::NOT_FOUND, "not found\n"),
+        // Upstream registers its probe on Go's "/" pattern, which matches
+        // every path and method no other route takes: a probe set up on
+        // /healthz (or /metrics without --http-metrics) works there, so here.
+        _ => health(req.uri().query(), &state),
     })
 }
 

@@ -513,6 +513,9 @@ fn probes_and_metrics() {
     });
     p.wait_log(LONG, "a failure", |l| failed_passes(l) >= 2);
     assert_eq!(http_get(port, "/").0, 503);
+    // As upstream (Go's "/" pattern): any other path or method is the probe.
+    assert_eq!(http_get(port, "/healthz").0, 503);
+    assert_eq!(http_request(port, "POST", "/", &[], b"").0, 503);
     let m = String::from_utf8_lossy(&http_get(port, "/metrics").1).into_owned();
     assert!(metric(&m, "git_sync_consecutive_failures") >= 2.0, "{m}");
     assert!(
@@ -562,7 +565,13 @@ fn probes_and_metrics() {
         "{m}"
     );
     assert_eq!(http_get(port, "/debug/pprof/").0, 200);
-    assert_eq!(http_get(port, "/nothing").0, 404);
+    assert_eq!(http_get(port, "/healthz").0, 200);
+    assert_eq!(http_request(port, "POST", "/", &[], b"").0, 200);
+    assert_eq!(
+        http_request(port, "POST", "/sync", &[], b"").0,
+        200,
+        "without a trigger secret, /sync is a path like any other"
+    );
 
     // Beyond upstream, a probe that wants a recent success: /?max-age=.
     assert_eq!(http_get(port, "/?max-age=1m").0, 200);
