@@ -752,6 +752,22 @@ mod tests {
                 format!("invalid value for {flag} (flag): must not start with '.'"),
             );
         }
+        // Nor below one of the root's hidden directories, however named.
+        for link in [
+            "--link=.worktrees/x",
+            "--link=.git/site",
+            "--link=a/../.worktrees/x",
+            "--link=/r/.git/x",
+        ] {
+            let e = err(&["--repo=x", "--root=/r", link], &[]);
+            assert!(
+                e.starts_with("invalid value for --link (flag): must not be inside a directory"),
+                "{link}: {e}"
+            );
+        }
+        // A dot directory outside the root is the user's business.
+        let c = run(&["--repo=x", "--root=/r", "--link=/srv/.sites/a"], &[]).unwrap();
+        assert_eq!(c.link, PathBuf::from("/srv/.sites/a"));
     }
 
     fn err(args: &[&str], env: &[(&str, &str)]) -> String {

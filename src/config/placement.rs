@@ -88,6 +88,19 @@ pub(super) fn placement(
     if link == root || root.starts_with(&link) {
         return Err(src.out_of_range(named, "must not be --root or one of its parents"));
     }
+    // Below a hidden directory of the root (`.worktrees/x`): the cleanup
+    // removes what it does not know there, the link with it, at every pass.
+    if link.strip_prefix(&root).is_ok_and(|inside| {
+        inside
+            .components()
+            .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+    }) {
+        return Err(src.out_of_range(
+            named,
+            "must not be inside a directory of --root whose name starts with '.' \
+             (.git and .worktrees are git-sync's)",
+        ));
+    }
     Ok(Placement {
         root,
         link,
