@@ -259,11 +259,19 @@ pub async fn run(cfg: Config) -> i32 {
                         tracing::warn!(path = %p.display(), error = %e, "cannot remove error file");
                     }
                 }
-                // Hooks run for every new hash, and once after a (re)start
-                // even when nothing changed: hooks must be idempotent.
+                // The touch file and hooks: for every new hash, and once
+                // after a (re)start even when nothing changed, as upstream
+                // (hooks must be idempotent): what a process killed between
+                // the swap and them left undone is done.
                 let hash = hash.to_string();
                 metrics.published(&hash);
                 if updated || first {
+                    if let Some(p) = &cfg.touch_file {
+                        // As upstream, logged: the tree is published already.
+                        if let Err(e) = status_files::touch(p) {
+                            tracing::error!(path = %p.display(), error = %e, "failed to touch touch-file");
+                        }
+                    }
                     for h in &hooks {
                         h.trigger(&hash);
                     }

@@ -15,7 +15,6 @@ use crate::publish::{DestPublisher, LinkPublisher, PublishError, Publisher};
 use crate::root_lock::RootLock;
 use crate::safe_to_empty;
 use crate::sparse::SparsePatterns;
-use crate::status_files;
 
 /// Why a pass failed. The published tree is untouched by every one of them.
 #[derive(Debug, thiserror::Error)]
@@ -474,13 +473,6 @@ impl Syncer {
             self.layout.mark_retired(&self.layout.worktree(prev));
         }
         self.git.set_sync_branch(hash)?;
-        if let Some(touch) = &self.cfg.touch_file {
-            status_files::touch(touch).map_err(|source| SyncError::Io {
-                op: "touch",
-                path: touch.clone(),
-                source,
-            })?;
-        }
         Ok(Outcome::Updated {
             hash,
             previous: current,

@@ -448,6 +448,47 @@ fn update_and_noop(t: Transport) {
         d.log()
     );
     d.kill9();
+
+    // A restart with nothing new touches it once, as upstream: a process
+    // killed between the swap and the touch leaves no update unannounced.
+    fs::remove_file(&touch).unwrap();
+    let mut d = f.daemon(&["-v=1", &format!("--touch-file={}", touch.display())]);
+    d.wait_for(LONG, "the touch after the restart", || touch.exists());
+    d.wait_log(LONG, "no-op polls", |l| log_lines_with(l, "no change") >= 3);
+    let touched_at = fs::metadata(&touch).unwrap().modified().unwrap();
+    d.wait_log(LONG, "more no-op polls", |l| {
+        log_lines_with(l, "no change") >= 6
+    });
+    assert_eq!(
+        fs::metadata(&touch).unwrap().modified().unwrap(),
+        touched_at,
+        "no-op polls touch nothing"
+    );
+    assert_eq!(log_lines_with(&d.log(), "updated successfully"), 0);
+    d.kill9();
+}
+
+#[test]
+fn a_touch_file_that_cannot_be_made_is_logged_and_the_sync_goes_on() {
+    let f = Fixture::new(Transport::File);
+    let h1 = f.repo.commit(&[("index.html", "v1")], "one");
+    let blocker = f.tmp.path().join("a-file");
+    fs::write(&blocker, "").unwrap();
+    let touch = blocker.join("touched");
+    let mut d = f.daemon(&[&format!("--touch-file={}", touch.display())]);
+    d.wait_log(LONG, "the failed touch", |l| {
+        log_lines_with(l, "failed to touch touch-file") == 1
+    });
+    assert_eq!(published(&f.link()).as_deref(), Some(h1.as_str()));
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    d.wait_for(LONG, "the next commit", || {
+        published(&f.link()).as_deref() == Some(&h2)
+    });
+    assert_eq!(failed_passes(&d.log()), 0, "{}", d.log());
+    d.wait_log(LONG, "the second failed touch", |l| {
+        log_lines_with(l, "failed to touch touch-file") == 2
+    });
+    d.kill9();
 }
 
 #[test]

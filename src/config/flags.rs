@@ -189,7 +189,8 @@ pub const FLAGS: &[Flag] = &[
         Text,
         "",
         "PATH",
-        "A file (absolute, or relative to --root) to touch whenever the link changes.",
+        "A file (absolute, or relative to --root) to touch whenever the link changes, \
+         and at the first sync after a start.",
     ),
     flag(
         "error-file",
