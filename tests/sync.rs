@@ -1312,10 +1312,19 @@ fn init_max_failures_applies_before_first_success() {
         "--error-file=error.json",
     ]));
     wait_until(LONG, "a few failures", || failed_passes(&p.log()) >= 3);
-    let err = fs::read_to_string(f.root().join("error.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&err).unwrap();
+    // The file follows the log line: wait for it to say as much.
+    let fail_count = |v: &serde_json::Value| v["Args"]["failCount"].as_u64().unwrap_or(0);
+    let error_file = || {
+        let text = fs::read_to_string(f.root().join("error.json")).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        (text, v)
+    };
+    wait_until(LONG, "the error file at 3 failures", || {
+        fail_count(&error_file().1) >= 3
+    });
+    let (err, v) = error_file();
     assert_eq!(v["Msg"], "error syncing repo, will retry", "{err}");
-    assert!(v["Args"]["failCount"].as_u64().unwrap() >= 3, "{err}");
+    assert!(fail_count(&v) >= 3, "{err}");
     assert!(v["Args"].get("maxFailures").is_none(), "{err}");
     let later = SourceRepo::new(f.tmp.path(), "later");
     let h = later.commit(&[("f", "x")], "x");
