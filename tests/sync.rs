@@ -2766,6 +2766,34 @@ fn gitattributes_filters_apply_as_git_would() {
 }
 
 #[test]
+fn working_tree_encoding_is_said_not_to_apply() {
+    // git writes a file under working-tree-encoding=UTF-16LE in UTF-16;
+    // libgit2 cannot: the file is published as stored, and the log says so.
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(
+        &[
+            (
+                ".gitattributes",
+                "*.rc text working-tree-encoding=UTF-16LE\n",
+            ),
+            ("app.rc", "h\0i\0\n\0"),
+            ("index.html", "v1"),
+        ],
+        "a UTF-16 file",
+    );
+    assert_eq!(git(&f.repo.dir, &["cat-file", "-p", "HEAD:app.rc"]), "hi");
+    let log = f.sync_once(&[]);
+    assert_eq!(f.read("app.rc"), "hi\n");
+    assert_eq!(f.read("index.html"), "v1");
+    assert!(log.contains("working-tree-encoding"), "{log}");
+    // Without it, nothing is said.
+    f.repo
+        .commit(&[(".gitattributes", "*.rc text\n")], "no encoding");
+    let log = f.sync_once(&[]);
+    assert!(!log.contains("working-tree-encoding"), "{log}");
+}
+
+#[test]
 fn attributes_that_convert_nothing_leave_each_file_its_blob() {
     // The attributes most repositories set change nothing on checkout
     // under Linux: the tree is written as its blobs, without libgit2's

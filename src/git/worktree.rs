@@ -26,7 +26,7 @@ mod attributes;
 mod plain;
 mod unchanged;
 pub(crate) use attributes::find_global_files;
-use attributes::{attribute_files, may_convert, may_filter, repository_filters};
+use attributes::{asks_for_encoding, attribute_files, may_convert, may_filter, repository_filters};
 pub use unchanged::Base;
 
 /// The index entry of the file at `path` in a tree (blob `id`, `mode`),
@@ -122,6 +122,20 @@ impl GitRepo {
                 .map_or(true, |files| may_convert(&wt, files));
         if !filtered {
             checkout.disable_filters(true);
+        }
+        static ENCODING_SAID: std::sync::Once = std::sync::Once::new();
+        if attributes
+            .as_ref()
+            .is_some_and(|files| asks_for_encoding(&wt, files))
+        {
+            ENCODING_SAID.call_once(|| {
+                tracing::warn!(
+                    %hash,
+                    "the repository's .gitattributes set working-tree-encoding, which libgit2 \
+                     does not apply: those files are published as stored (UTF-8), not \
+                     converted as git would"
+                )
+            });
         }
         // With sparse patterns: the paths they select, and the files they
         // leave out (marked skip-worktree in the index).

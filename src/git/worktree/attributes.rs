@@ -90,11 +90,27 @@ pub(super) fn may_convert(repo: &git2::Repository, files: &[(String, git2::Oid)]
     })
 }
 
-fn mentions_converting(text: &[u8]) -> bool {
-    text.split(|b| b.is_ascii_whitespace()).any(|token| {
-        let token = token.to_ascii_lowercase();
-        token == b"eol=crlf" || token == b"ident" || token.starts_with(b"ident=")
+/// Whether the attribute `files` mention `working-tree-encoding`, which
+/// git applies on checkout (a UTF-8 blob written as UTF-16, say) and
+/// libgit2 does not: such files are published as stored.
+pub(super) fn asks_for_encoding(repo: &git2::Repository, files: &[(String, git2::Oid)]) -> bool {
+    files.iter().any(|(_, id)| {
+        repo.find_blob(*id).is_ok_and(|blob| {
+            any_token(blob.content(), |t| t.starts_with(b"working-tree-encoding="))
+        })
     })
+}
+
+fn mentions_converting(text: &[u8]) -> bool {
+    any_token(text, |t| {
+        t == b"eol=crlf" || t == b"ident" || t.starts_with(b"ident=")
+    })
+}
+
+/// Whether a whitespace-separated token of `text`, lowercased, is one `wanted`.
+fn any_token(text: &[u8], wanted: impl Fn(&[u8]) -> bool) -> bool {
+    text.split(|b| b.is_ascii_whitespace())
+        .any(|token| wanted(&token.to_ascii_lowercase()))
 }
 
 /// Whether an attribute of `path` in the worktree `wt` may make checkout
