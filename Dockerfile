@@ -4,10 +4,16 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
 # libgit2, OpenSSL and zlib are built from source and linked statically.
-RUN cargo build --release --locked --bin git-sync
+RUN cargo build --release --locked --bin git-sync \
+    && mkdir -p /volume/git
 
 # Final image: glibc, libgcc, CA certificates and the binary. No shell, no git.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/git-sync /git-sync
+# As upstream's image: /git is the default --root (mount the volume there),
+# writable by the image's user. A GIT_SYNC_DEST=/git (the 2015 manifest)
+# still means that directory is served (dest mode).
+COPY --from=build --chown=65532:65532 /volume /
+ENV GITSYNC_ROOT=/git
 USER 65532:65532
 ENTRYPOINT ["/git-sync"]

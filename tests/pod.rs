@@ -555,6 +555,22 @@ fn shared_libraries(bin: &Path) -> Vec<(String, Option<PathBuf>)> {
         .collect()
 }
 
+/// The environment the Dockerfile's final stage sets (its `ENV` lines).
+fn image_env() -> Vec<(String, String)> {
+    let dockerfile =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
+    let (_, last_stage) = dockerfile.rsplit_once("\nFROM ").unwrap();
+    last_stage
+        .lines()
+        .filter_map(|l| l.strip_prefix("ENV "))
+        .flat_map(|l| l.split_whitespace())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect("ENV K=V");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
 /// Copy `from` to `image` + `to` (an absolute path inside the image).
 fn install(image: &Path, from: &Path, to: &str, mode: u32, owner: u32) {
     use std::os::unix::fs::PermissionsExt;
@@ -668,6 +684,7 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
         let mut cmd = Command::new("/usr/sbin/chroot");
         cmd.env_clear()
             .env("HOME", home)
+            .envs(image_env())
             .envs(env.iter().copied())
             .arg(format!("--userspec={user}"))
             .arg(&image)
@@ -728,9 +745,32 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
     assert!(log.contains("no CA certificates found"), "{log}");
     assert!(published(&image.join("tmp/https-no-ca/html")).is_none());
 
-    // The 2015 manifest's environment: DEST is the volume (made by the
-    // kubelet, root's, world-writable), the git state private, in /tmp.
+    // As upstream's image: no --root needed, /git is the default, the
+    // image's user may write there (the Dockerfile's COPY --chown).
+    assert!(
+        image_env().contains(&("GITSYNC_ROOT".into(), "/git".into())),
+        "{:?}",
+        image_env()
+    );
     let volume = image.join("git");
+    fs::create_dir(&volume).unwrap();
+    std::os::unix::fs::chown(&volume, Some(65532), Some(65532)).unwrap();
+    let args = [
+        "--one-time".to_string(),
+        "--repo=file:///src/site".to_string(),
+        "--link=html".to_string(),
+    ];
+    let (code, log) = in_image("65532:65532", &args, &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        published(&volume.join("html")).as_deref(),
+        Some(hash.as_str())
+    );
+
+    // The 2015 manifest's environment: DEST is the volume (made by the
+    // kubelet, root's, world-writable) and the image's root, the git state
+    // private, in /tmp.
+    fs::remove_dir_all(&volume).unwrap();
     fs::create_dir(&volume).unwrap();
     {
         use std::os::unix::fs::PermissionsExt;

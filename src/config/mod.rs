@@ -966,5 +966,21 @@ mod tests {
         // Git state never inside the served directory.
         let e = err(&["--state-dir=/git/.state"], &env);
         assert!(e.contains("--state-dir"), "{e}");
+        // The same in an image that sets GITSYNC_ROOT=/git, as upstream's
+        // does: a DEST that is the root (which upstream refuses) is served.
+        let in_image = [&env[..], &[("GITSYNC_ROOT", "/git")]].concat();
+        let c = run(&[], &in_image).unwrap();
+        assert_eq!(c.dest, Some(PathBuf::from("/git")));
+        assert!(!c.root.starts_with("/git"), "{:?}", c.root);
+        let c = run(&["--repo=x", "--root=/git", "--dest=/git/"], &[]).unwrap();
+        assert_eq!(c.dest, Some(PathBuf::from("/git")));
+        // Any other DEST is the link's name there, as upstream's image.
+        let c = run(&["--repo=x", "--dest=html"], &[("GITSYNC_ROOT", "/git")]).unwrap();
+        assert_eq!((c.link, c.dest), (PathBuf::from("/git/html"), None));
+        let c = run(&["--repo=x", "--link=html"], &[("GITSYNC_ROOT", "/git")]).unwrap();
+        assert_eq!((c.link, c.dest), (PathBuf::from("/git/html"), None));
+        // v4's --link is never the served directory.
+        let e = err(&["--repo=x", "--root=/git", "--link=/git"], &[]);
+        assert!(e.contains("must not be --root"), "{e}");
     }
 }

@@ -25,27 +25,7 @@ pub(super) fn placement(
         let Some(dest) = dest else {
             return Err(ConfigError::Missing("root"));
         };
-        let dest = absolute(cwd, Path::new(&dest));
-        let state = match src.text("state-dir")? {
-            Some(s) => absolute(cwd, Path::new(&s)),
-            None => {
-                let name = dest.to_string_lossy().trim_matches('/').replace('/', "_");
-                std::env::temp_dir()
-                    .join("git-sync")
-                    .join(if name.is_empty() { "root".into() } else { name })
-            }
-        };
-        if state.starts_with(&dest) || dest.starts_with(&state) {
-            return Err(invalid(
-                "state-dir",
-                "must be outside the served --dest directory (and not contain it)",
-            ));
-        }
-        return Ok(Placement {
-            link: state.join("current"),
-            root: state,
-            dest: Some(dest),
-        });
+        return dest_mode(src, absolute(cwd, Path::new(&dest)), cwd);
     };
     let root = without_symlinks(&absolute(cwd, Path::new(&root_text)));
     // And the name of the flag it came from, for errors.
@@ -86,6 +66,12 @@ pub(super) fn placement(
         _ => link,
     };
     if link == root || root.starts_with(&link) {
+        // The 2015 manifest (GIT_SYNC_DEST=/git) in an image that sets
+        // GITSYNC_ROOT=/git, as upstream's does: upstream refuses a link
+        // that is the root; the old name means the directory to serve.
+        if named == "dest" {
+            return dest_mode(src, link, cwd);
+        }
         return Err(src.out_of_range(named, "must not be --root or one of its parents"));
     }
     // Below a hidden directory of the root (`.worktrees/x`): the cleanup
@@ -105,6 +91,31 @@ pub(super) fn placement(
         root,
         link,
         dest: None,
+    })
+}
+
+/// Dest mode: `dest` is the directory served; the git state lives in a
+/// private directory outside it.
+fn dest_mode(src: &Sources<'_>, dest: PathBuf, cwd: &Path) -> Result<Placement, ConfigError> {
+    let state = match src.text("state-dir")? {
+        Some(s) => absolute(cwd, Path::new(&s)),
+        None => {
+            let name = dest.to_string_lossy().trim_matches('/').replace('/', "_");
+            std::env::temp_dir()
+                .join("git-sync")
+                .join(if name.is_empty() { "root".into() } else { name })
+        }
+    };
+    if state.starts_with(&dest) || dest.starts_with(&state) {
+        return Err(invalid(
+            "state-dir",
+            "must be outside the served --dest directory (and not contain it)",
+        ));
+    }
+    Ok(Placement {
+        link: state.join("current"),
+        root: state,
+        dest: Some(dest),
     })
 }
 
