@@ -2152,6 +2152,15 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
             ],
             "unknown field \"password_file\"",
         ),
+        // A fault signal (SEGV: signal-hook aborts on it) or the C library's own.
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--sync-on-signal=11"],
+            "--sync-on-signal",
+        ),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--sync-on-signal=32"],
+            "--sync-on-signal",
+        ),
     ] {
         let out = git_sync(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -103,7 +103,43 @@ fn exec_hook(
     }))
 }
 
-/// A signal by number (`1`, `0x1`) or name (`SIGHUP`, `HUP`).
+/// The signals Linux names, as Go's `unix.SignalNum` knows them.
+const SIGNAL_NAMES: [(&str, i32); 31] = [
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("STKFLT", libc::SIGSTKFLT),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("PWR", libc::SIGPWR),
+    ("SYS", libc::SIGSYS),
+];
+
+/// A signal by number (`1`, `0x1`) or name (`SIGHUP`, `HUP`, `usr1`) that
+/// a process may catch and that does not already mean something here.
 pub fn parse_signal(s: &str) -> Result<i32, String> {
     let s = s.trim();
     let number = if let Some(hex) = s.strip_prefix("0x") {
@@ -116,31 +152,25 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
         None => {
             let name = s.to_ascii_uppercase();
             let name = name.strip_prefix("SIG").unwrap_or(&name).to_string();
-            let known = [
-                ("HUP", libc::SIGHUP),
-                ("INT", libc::SIGINT),
-                ("QUIT", libc::SIGQUIT),
-                ("USR1", libc::SIGUSR1),
-                ("USR2", libc::SIGUSR2),
-                ("TERM", libc::SIGTERM),
-                ("ALRM", libc::SIGALRM),
-                ("CONT", libc::SIGCONT),
-                ("WINCH", libc::SIGWINCH),
-                ("PIPE", libc::SIGPIPE),
-            ];
-            known
+            SIGNAL_NAMES
                 .iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| *v)
                 .ok_or_else(|| format!("{s:?} is not a signal name or number"))?
         }
     };
-    if n <= 0 || n >= 65 {
+    // 32 up to the first real-time signal belong to the C library.
+    let named = SIGNAL_NAMES.iter().any(|(_, v)| *v == n);
+    if !named && !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) {
         return Err(format!("{s:?} is not a valid signal number"));
     }
-    if [libc::SIGKILL, libc::SIGSTOP, libc::SIGTERM, libc::SIGINT].contains(&n) {
+    // KILL and STOP cannot be caught; ILL, FPE and SEGV report a fault
+    // of the process itself (signal-hook refuses them).
+    let uncatchable = signal_hook::consts::FORBIDDEN.contains(&n);
+    if uncatchable || [libc::SIGTERM, libc::SIGINT].contains(&n) {
         return Err(format!(
-            "{s:?} cannot be used: it is reserved (KILL, STOP) or stops git-sync (TERM, INT)"
+            "{s:?} cannot be used: it cannot be caught (KILL, STOP), reports a fault \
+             (ILL, FPE, SEGV) or stops git-sync (TERM, INT)"
         ));
     }
     Ok(n)
@@ -243,7 +273,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<Ops, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_bind, parse_signal};
+    use super::{check_bind, parse_signal, SIGNAL_NAMES};
 
     #[test]
     fn binds_as_go_writes_them() {
@@ -279,5 +309,25 @@ mod tests {
         assert!(parse_signal("SIGKILL").is_err());
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("99").is_err());
+        assert_eq!(parse_signal("SIGPWR"), Ok(libc::SIGPWR));
+        assert_eq!(parse_signal("0x1e"), Ok(libc::SIGPWR));
+        assert_eq!(parse_signal("64"), Ok(libc::SIGRTMAX()));
+        // Refused at start rather than failing (or aborting) later: the
+        // C library's own real-time signals, and those that cannot be
+        // caught or report a fault.
+        for s in [
+            "32", "33", "0", "-1", "4", "SIGILL", "8", "SEGV", "STOP", "9", "term",
+        ] {
+            let e = parse_signal(s).unwrap_err();
+            assert!(e.starts_with(&format!("{s:?} ")), "{s}: {e}");
+        }
+        // A name by its number, a number by its name: the same verdict.
+        for (name, n) in SIGNAL_NAMES {
+            assert_eq!(
+                parse_signal(name).ok(),
+                parse_signal(&n.to_string()).ok(),
+                "{name}"
+            );
+        }
     }
 }
