@@ -376,7 +376,7 @@ fn history_updates(hist: &SourceRepo, tmp: &std::path::Path) -> (Duration, Usage
     let link = root.join("history");
     daemon.wait_for(Duration::from_secs(120), "first sync", || link.exists());
     std::thread::sleep(Duration::from_secs(1));
-    let gcs = |log: &str| log.matches("\"message\":\"git gc").count();
+    let gcs = |log: &str| log.matches("\"msg\":\"git gc").count();
     let clone = tmp.join("hist-up");
     run_ok(Command::new("git").args(["clone", "-q", &hist.url(), clone.to_str().unwrap()]));
     let c = clone.display();

@@ -1,8 +1,26 @@
 //! Log setup: `tracing` to stderr, JSON lines or text, `-v` levels.
+//!
+//! JSON lines have upstream's shape (go-logr's funcr, as git-sync v4 sets
+//! it up), so that log pipelines and alerts written for upstream parse them:
+//!
+//! ```text
+//! {"logger":"","ts":"2026-01-02 03:04:05.000006","caller":{"file":"daemon.rs","line":12},"level":0,"msg":"updated successfully","ref":"main",...}
+//! {"logger":"","ts":"...","caller":{...},"msg":"error syncing repo, will retry","error":"...","failCount":1}
+//! ```
+//!
+//! `level` is the verbosity a line needs (0, or 1 for `-v` detail); error
+//! lines have none and carry `error` right after `msg`, as funcr writes them.
 
+use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
 
@@ -27,9 +45,159 @@ pub fn init(verbosity: u8, format: Option<LogFormat>) {
         // Colour only for a person at a terminal, not in files or journald.
         .with_ansi(tty && std::env::var_os("NO_COLOR").is_none());
     let result = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder.event_format(UpstreamJson).try_init(),
         LogFormat::Text => builder.try_init(),
     };
     // A subscriber already installed (tests) is fine.
     let _ = result;
+}
+
+/// The JSON line format of upstream git-sync (see the module's doc).
+struct UpstreamJson;
+
+impl<S, N> FormatEvent<S, N> for UpstreamJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        writeln!(
+            writer,
+            "{}",
+            json_line(event.metadata(), SystemTime::now(), fields)
+        )
+    }
+}
+
+/// An event's fields as JSON values, in the order they were given.
+#[derive(Default)]
+struct Fields {
+    message: String,
+    error: Option<serde_json::Value>,
+    rest: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl Fields {
+    fn put(&mut self, field: &Field, value: serde_json::Value) {
+        match field.name() {
+            "message" => {
+                self.message = match value {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                }
+            }
+            "error" => self.error = Some(value),
+            name => self.rest.push((name, value)),
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, format!("{value:?}").into());
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, value.into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, value.to_string().into());
+    }
+}
+
+/// One line: `logger`, `ts`, `caller`, `level` (not on errors), `msg`,
+/// `error` (errors only), then the event's own fields.
+fn json_line(meta: &tracing::Metadata<'_>, now: SystemTime, fields: Fields) -> String {
+    let file = meta
+        .file()
+        .map(|f| f.rsplit('/').next().unwrap_or(f))
+        .unwrap_or_default();
+    let caller = serde_json::json!({ "file": file, "line": meta.line().unwrap_or(0) });
+    let mut line = format!(
+        "{{\"logger\":\"\",\"ts\":\"{}\",\"caller\":{caller}",
+        utc(now)
+    );
+    let is_error = *meta.level() == Level::ERROR;
+    if !is_error {
+        let verbosity = match *meta.level() {
+            Level::INFO | Level::WARN => 0,
+            Level::DEBUG => 1,
+            _ => 2,
+        };
+        let _ = write!(line, ",\"level\":{verbosity}");
+    }
+    let _ = write!(line, ",\"msg\":{}", serde_json::Value::from(fields.message));
+    if is_error {
+        let error = fields.error.clone().unwrap_or(serde_json::Value::Null);
+        let _ = write!(line, ",\"error\":{error}");
+    } else if let Some(error) = &fields.error {
+        let _ = write!(line, ",\"error\":{error}");
+    }
+    for (name, value) in &fields.rest {
+        let _ = write!(line, ",{}:{value}", serde_json::Value::from(*name));
+    }
+    line.push('}');
+    line
+}
+
+/// `2006-01-02 15:04:05.000000` in UTC, funcr's default timestamp format.
+fn utc(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:06}",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60,
+        since.subsec_micros()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_utc_civil_dates() {
+        for (secs, want) in [
+            (0, "1970-01-01 00:00:00.000000"),
+            (951_782_400, "2000-02-29 00:00:00.000000"),
+            (1_795_710_417, "2026-11-26 16:26:57.000000"),
+            (4_107_542_399, "2100-02-28 23:59:59.000000"),
+        ] {
+            assert_eq!(utc(UNIX_EPOCH + Duration::from_secs(secs)), want);
+        }
+        let t = UNIX_EPOCH + Duration::from_micros(1_500_000);
+        assert_eq!(utc(t), "1970-01-01 00:00:01.500000");
+    }
 }

@@ -1115,7 +1115,7 @@ fn a_local_repository_keeping_its_refs_in_reftables_is_synced_and_watched() {
     // HEAD (a symbolic ref in the table), and the watcher on the tables.
     let mut p = f.start(&["--period=60s"]);
     a_commit_lands_in_well_under_a_second(&f, &mut p);
-    assert!(!p.log().contains("ERROR"), "{}", p.log());
+    assert!(error_lines(&p.log()).is_empty(), "{}", p.log());
 }
 
 #[test]
@@ -1173,15 +1173,25 @@ fn log_formats() {
         &format!("--root={}", root.display()),
         "--one-time",
     ]);
-    for line in String::from_utf8_lossy(&out.stderr).lines() {
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    for line in log.lines() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        assert!(v["message"].is_string() && v["level"].is_string(), "{line}");
+        // Upstream's shape (go-logr's funcr): what pipelines parse.
+        assert!(line.starts_with("{\"logger\":\"\",\"ts\":\""), "{line}");
+        let ts = v["ts"].as_str().unwrap();
+        assert!(
+            ts.len() == 26 && ts.as_bytes()[10] == b' ' && ts.as_bytes()[19] == b'.',
+            "{line}"
+        );
+        assert!(
+            v["caller"]["file"].as_str().unwrap().ends_with(".rs"),
+            "{line}"
+        );
+        assert!(v["caller"]["line"].as_u64().unwrap() > 0, "{line}");
+        assert!(v["msg"].is_string() && v["level"].is_u64(), "{line}");
         // Values are plain: no Rust `Some(..)`, `None` or enum names.
-        if v["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("starting"))
-        {
+        if v["msg"].as_str().is_some_and(|m| m.starts_with("starting")) {
             assert_eq!(v["git_gc"], "always", "{line}");
             assert_eq!(v["username"], "", "{line}");
             for bad in ["Some(", "None", "[]"] {
@@ -1189,6 +1199,32 @@ fn log_formats() {
             }
         }
     }
+    let update = log
+        .lines()
+        .find(|l| l.contains("\"msg\":\"updated successfully\""))
+        .unwrap_or_else(|| panic!("{log}"));
+    let v: serde_json::Value = serde_json::from_str(update).unwrap();
+    assert_eq!(v["level"], 0, "{update}");
+    assert_eq!(v["syncCount"], 1, "{update}");
+    // An error line: no level, the error right after the message.
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.tmp.path().join("nothing-here").display()),
+        &format!("--root={}", f.tmp.path().join("root2").display()),
+        "--one-time",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let failed = log
+        .lines()
+        .find(|l| is_failed_pass(l))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        failed.contains(",\"msg\":\"too many failures, aborting\",\"error\":\""),
+        "{failed}"
+    );
+    let v: serde_json::Value = serde_json::from_str(failed).unwrap();
+    assert!(v.get("level").is_none(), "{failed}");
+    assert_eq!(v["failCount"], 1, "{failed}");
+
     let mut cmd = std::process::Command::new(bin());
     cmd.args([
         &format!("--repo={}", f.url()),

@@ -629,7 +629,7 @@ pub fn disk_usage(dir: &Path) -> u64 {
 
 /// Lines of a JSON log whose message is `msg`.
 pub fn log_lines_with(log: &str, msg: &str) -> usize {
-    let needle = format!("\"message\":\"{msg}\"");
+    let needle = format!("\"msg\":\"{msg}\"");
     log.lines().filter(|l| l.contains(&needle)).count()
 }
 
@@ -637,12 +637,22 @@ pub fn log_lines_with(log: &str, msg: &str) -> usize {
 /// ends the process (upstream's messages, and ours for a fatal one).
 pub fn is_failed_pass(line: &str) -> bool {
     [
-        "\"message\":\"error syncing repo, will retry\"",
-        "\"message\":\"too many failures, aborting\"",
-        "\"message\":\"error syncing repo, aborting\"",
+        "\"msg\":\"error syncing repo, will retry\"",
+        "\"msg\":\"too many failures, aborting\"",
+        "\"msg\":\"error syncing repo, aborting\"",
     ]
     .iter()
     .any(|m| line.contains(m))
+}
+
+/// The error lines of a JSON log: upstream's shape gives them no `level`.
+pub fn error_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["msg"].is_string() && v.get("level").is_none())
+        })
+        .collect()
 }
 
 /// How many passes failed in `log`.
