@@ -483,7 +483,7 @@ async fn run_clean(
         .collect();
     let mut task = tokio::task::spawn_blocking(move || {
         let result = lock(&s).clean(&c, &in_use);
-        release_freed_memory();
+        crate::memory::release_freed();
         result
     });
     let result = tokio::select! {
@@ -507,19 +507,6 @@ async fn run_clean(
             tracing::warn!(error = %e, "cleanup panicked");
             None
         }
-    }
-}
-
-/// Hand the heap that an update and its cleanup freed back to the system.
-/// glibc keeps freed memory for reuse, so a sidecar that once walked a long
-/// history would sit on it while idle, and a Pod's memory is counted in
-/// resident pages.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of glibc's own heap to
-    // the kernel; it is safe to call at any time from any thread.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

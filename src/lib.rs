@@ -21,6 +21,7 @@ pub mod hooks;
 pub mod http;
 pub mod layout;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod paths;
 pub mod pid1;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use gitsync::config::{self, Action};
 
 fn main() -> ExitCode {
+    gitsync::memory::tune_allocator();
     if gitsync::pid1::is_pid1() {
         match gitsync::pid1::run_as_init() {
             Ok(code) => return ExitCode::from(code),

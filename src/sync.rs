@@ -585,6 +585,7 @@ impl Syncer {
         }
         self.git
             .gc_submodules(self.cfg.git_gc, &kept, self.cfg.depth, cancel)?;
+        self.git.release_caches();
         Ok(next_due)
     }
 }

@@ -318,6 +318,16 @@ fn any_on_disk(top: &Path, entries: impl Iterator<Item = git2::IndexEntry>) -> b
     })
 }
 
+/// The repository at `gitdir`, exactly there.
+fn open_gitdir(gitdir: &Path) -> Result<git2::Repository, GitError> {
+    git2::Repository::open_ext(
+        gitdir,
+        git2::RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&std::ffi::OsStr>(),
+    )
+    .map_err(|e| GitError::local(format!("open {}", gitdir.display()), e))
+}
+
 /// Our git repository at `<root>/.git`.
 pub struct GitRepo {
     repo: git2::Repository,
@@ -345,12 +355,7 @@ impl GitRepo {
     pub fn open(root: &Path) -> Result<Self, GitError> {
         let gitdir = root.join(".git");
         config_file::forget_if_unreadable(&gitdir);
-        let repo = git2::Repository::open_ext(
-            &gitdir,
-            git2::RepositoryOpenFlags::NO_SEARCH,
-            std::iter::empty::<&std::ffi::OsStr>(),
-        )
-        .map_err(|e| GitError::local(format!("open {}", gitdir.display()), e))?;
+        let repo = open_gitdir(&gitdir)?;
         if repo.is_bare() {
             return Err(GitError::Local {
                 op: format!("open {}", gitdir.display()),
@@ -400,6 +405,19 @@ impl GitRepo {
             .and_then(|mut c| c.set_bool("core.logAllRefUpdates", false))
             .map_err(|e| GitError::local("configure new repository", e))?;
         Self::open(root)
+    }
+
+    /// Let go of what libgit2 keeps for the packs it opened, the largest
+    /// part a cache of delta bases of up to 16 MiB per pack that lives as
+    /// long as the repository is open: an idle daemon needs none of it
+    /// (after five updates of a 20,000-commit history at depth 0, the heap
+    /// kept idle went from 6.5 to 5 MiB; see `memory`). Kept open as it is
+    /// when it cannot be opened again (the next pass will say why).
+    pub fn release_caches(&mut self) {
+        match open_gitdir(&self.gitdir) {
+            Ok(repo) => self.repo = repo,
+            Err(e) => tracing::debug!(error = %e, "repository not reopened"),
+        }
     }
 
     /// Use these credentials for the remote from now on.
