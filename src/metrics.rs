@@ -299,6 +299,21 @@ impl Metrics {
             "Number of open file descriptors.",
             fds,
         );
+        // As Go's process collector: dashboards plot open over max.
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes only into the struct it is given.
+        let max_fds = (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0)
+            .then_some(limit.rlim_cur as f64);
+        gauge(
+            out,
+            "process_max_fds",
+            "",
+            "Maximum number of open file descriptors.",
+            max_fds,
+        );
         let started = self.started.lock().ok().and_then(|s| *s);
         gauge(
             out,
@@ -334,6 +349,11 @@ mod tests {
         assert!(text.contains("git_sync_askpass_calls{status=\"success\"} 0"));
         assert!(text.contains("git_sync_refresh_github_app_token_count{status=\"error\"} 1"));
         assert!(text.contains("process_resident_memory_bytes"));
+        let max_fds = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_max_fds "))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(max_fds.is_some_and(|m| m >= 3.0), "{text}");
     }
 
     #[test]
