@@ -82,18 +82,26 @@ struct Fields {
     message: String,
     error: Option<serde_json::Value>,
     rest: Vec<(&'static str, serde_json::Value)>,
+    /// Where a record of the `log` crate (a dependency's) came from: its
+    /// target, file and line arrive as fields.
+    log_target: Option<String>,
+    log_file: Option<String>,
+    log_line: Option<u64>,
 }
 
 impl Fields {
     fn put(&mut self, field: &Field, value: serde_json::Value) {
+        let text = |value: serde_json::Value| match value {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
         match field.name() {
-            "message" => {
-                self.message = match value {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                }
-            }
+            "message" => self.message = text(value),
             "error" => self.error = Some(value),
+            "log.target" => self.log_target = Some(text(value)),
+            "log.file" => self.log_file = Some(text(value)),
+            "log.line" => self.log_line = value.as_u64(),
+            "log.module_path" => {}
             name => self.rest.push((name, value)),
         }
     }
@@ -126,13 +134,19 @@ impl Visit for Fields {
 /// One line: `logger`, `ts`, `caller`, `level` (not on errors), `msg`,
 /// `error` (errors only), then the event's own fields.
 fn json_line(meta: &tracing::Metadata<'_>, now: SystemTime, fields: Fields) -> String {
-    let file = meta
-        .file()
-        .map(|f| f.rsplit('/').next().unwrap_or(f))
+    // Ours have no logger name, as upstream's main loop; a dependency's
+    // record is named after its target (`ureq::run`).
+    let logger = serde_json::Value::from(fields.log_target.clone().unwrap_or_default());
+    let file = fields
+        .log_file
+        .as_deref()
+        .or(meta.file())
         .unwrap_or_default();
-    let caller = serde_json::json!({ "file": file, "line": meta.line().unwrap_or(0) });
+    let file = file.rsplit('/').next().unwrap_or(file);
+    let line_number = fields.log_line.or(meta.line().map(u64::from)).unwrap_or(0);
+    let caller = serde_json::json!({ "file": file, "line": line_number });
     let mut line = format!(
-        "{{\"logger\":\"\",\"ts\":\"{}\",\"caller\":{caller}",
+        "{{\"logger\":{logger},\"ts\":\"{}\",\"caller\":{caller}",
         utc(now)
     );
     let is_error = *meta.level() == Level::ERROR;
@@ -186,6 +200,54 @@ fn utc(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_dependencys_log_record_says_where_it_came_from() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .event_format(UpstreamJson)
+                .with_writer(move || Sink(sink.clone())),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(
+                log.target = "ureq::run",
+                log.module_path = "ureq::run",
+                log.file = "/home/u/.cargo/registry/src/ureq-3/src/run.rs",
+                log.line = 153u64,
+                "POST somewhere"
+            );
+            tracing::warn!(hash = "abc", "ours");
+        });
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let v: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(v[0]["logger"], "ureq::run", "{text}");
+        assert_eq!(v[0]["caller"]["file"], "run.rs", "{text}");
+        assert_eq!(v[0]["caller"]["line"], 153, "{text}");
+        assert!(!text.contains("log.") && !text.contains(".cargo"), "{text}");
+        assert_eq!(v[1]["logger"], "", "{text}");
+        assert_eq!(v[1]["caller"]["file"], "logging.rs", "{text}");
+        assert_eq!(v[1]["level"], 0, "{text}");
+        assert_eq!(v[1]["hash"], "abc", "{text}");
+    }
+
+    /// A writer into a shared buffer.
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
     fn timestamps_are_utc_civil_dates() {
