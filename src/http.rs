@@ -158,9 +158,15 @@ async fn handle(
             "git-sync is not a Go program: there is no pprof here.\n\
              Profile it with Linux tools instead, e.g. perf record -p <pid>.\n",
         ),
-        (Method::POST, "/sync") if state.trigger_secret_file.is_some() => {
-            trigger(req, &state).await
-        }
+        (Method::POST, "/sync") => match state.trigger_secret_file {
+            Some(_) => trigger(req, &state).await,
+            // A forge's webhook sent here would otherwise get the probe's
+            // 200 and sync nothing: say what is missing.
+            None => reply(
+                StatusCode::NOT_FOUND,
+                "no sync trigger here: start git-sync with --sync-trigger-secret-file\n",
+            ),
+        },
         // Upstream registers its probe on Go's "/" pattern, which matches
         // every path and method no other route takes: a probe set up on
         // /healthz (or /metrics without --http-metrics) works there, so here.

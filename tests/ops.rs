@@ -567,11 +567,11 @@ fn probes_and_metrics() {
     assert_eq!(http_get(port, "/debug/pprof/").0, 200);
     assert_eq!(http_get(port, "/healthz").0, 200);
     assert_eq!(http_request(port, "POST", "/", &[], b"").0, 200);
-    assert_eq!(
-        http_request(port, "POST", "/sync", &[], b"").0,
-        200,
-        "without a trigger secret, /sync is a path like any other"
-    );
+    // Our trigger's path, without a trigger: not the probe's 200, which a
+    // forge would show as delivered.
+    let (status, body) = http_request(port, "POST", "/sync", &[], b"");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("--sync-trigger-secret-file"), "{body}");
 
     // Beyond upstream, a probe that wants a recent success: /?max-age=.
     assert_eq!(http_get(port, "/?max-age=1m").0, 200);
