@@ -16,7 +16,18 @@ use std::path::Path;
 /// The lock; dropped (closed) when the process no longer syncs the root.
 #[derive(Debug)]
 pub struct RootLock {
-    _dir: File,
+    dir: File,
+}
+
+impl RootLock {
+    /// Whether `root` is still the directory locked: one removed and made
+    /// again (by hand, or by another git-sync) is another inode, unlocked.
+    pub fn is_of(&self, root: &Path) -> bool {
+        match (self.dir.metadata(), std::fs::metadata(root)) {
+            (Ok(held), Ok(now)) => (held.dev(), held.ino()) == (now.dev(), now.ino()),
+            _ => false,
+        }
+    }
 }
 
 /// Another process holds the root: its pid, when this process can see it.
@@ -39,7 +50,7 @@ pub fn lock(root: &Path) -> Result<Option<RootLock>, Held> {
     };
     // SAFETY: flock on a descriptor we own, kept open in the result.
     if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(Some(RootLock { _dir: dir }));
+        return Ok(Some(RootLock { dir }));
     }
     let e = io::Error::last_os_error();
     if e.kind() == io::ErrorKind::WouldBlock {

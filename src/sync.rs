@@ -118,7 +118,7 @@ pub struct Syncer {
     pinned: Option<Hash>,
     pre_publish: Option<ExecHook>,
     /// Held as long as this process syncs the root.
-    _root_lock: Option<RootLock>,
+    root_lock: Option<RootLock>,
 }
 
 fn check(cancel: &Cancel) -> Result<(), SyncError> {
@@ -187,7 +187,7 @@ impl Syncer {
             layout,
             git,
             publisher,
-            _root_lock: root_lock,
+            root_lock,
         })
     }
 
@@ -294,6 +294,16 @@ impl Syncer {
             return Ok(());
         }
         tracing::warn!(root = %self.cfg.root.display(), "our repository is gone from the root; setting it up again");
+        // The root itself removed and made again: lock the new one before
+        // touching it, so that a git-sync started on it meanwhile keeps it
+        // (this one fails, as it would have at start).
+        if self
+            .root_lock
+            .as_ref()
+            .is_some_and(|l| !l.is_of(&self.cfg.root))
+        {
+            self.root_lock = self.layout.lock()?;
+        }
         let mut git = open_repository(&self.cfg, &self.layout, self.publisher.as_ref())?;
         git.set_credentials(self.git.credentials().clone());
         self.git = git;

@@ -1905,6 +1905,12 @@ fn a_repository_removed_while_running_is_set_up_again() {
     assert_eq!(f.read("f"), "3");
     assert_eq!(git(&f.link(), &["rev-parse", "HEAD"]), h3);
     assert!(failed_passes(&p.log()) <= 1, "{}", p.log());
+    // The root made again is locked again: a second git-sync is refused
+    // there, as on the root it started with.
+    let log = f.fail_once(&[]);
+    let holder = format!("another git-sync (pid {})", p.child.id());
+    assert!(log.contains(&holder), "{log}");
+    assert_published(&f, &h3);
 }
 
 #[test]
