@@ -87,6 +87,8 @@ struct Fields {
     log_target: Option<String>,
     log_file: Option<String>,
     log_line: Option<u64>,
+    /// The hook a line is about, if any: the logger's name.
+    hook: Option<String>,
 }
 
 impl Fields {
@@ -102,6 +104,11 @@ impl Fields {
             "log.file" => self.log_file = Some(text(value)),
             "log.line" => self.log_line = value.as_u64(),
             "log.module_path" => {}
+            // As upstream names its hooks' loggers (WithName("webhook")).
+            "hook" => {
+                self.hook = value.as_str().map(str::to_string);
+                self.rest.push(("hook", value));
+            }
             name => self.rest.push((name, value)),
         }
     }
@@ -134,9 +141,11 @@ impl Visit for Fields {
 /// One line: `logger`, `ts`, `caller`, `level` (not on errors), `msg`,
 /// `error` (errors only), then the event's own fields.
 fn json_line(meta: &tracing::Metadata<'_>, now: SystemTime, fields: Fields) -> String {
-    // Ours have no logger name, as upstream's main loop; a dependency's
-    // record is named after its target (`ureq::run`).
-    let logger = serde_json::Value::from(fields.log_target.clone().unwrap_or_default());
+    // Ours have no logger name, as upstream's main loop, but a hook's
+    // lines (`exechook`, `webhook`); a dependency's record is named after
+    // its target (`ureq::run`).
+    let logger = fields.log_target.clone().or(fields.hook.clone());
+    let logger = serde_json::Value::from(logger.unwrap_or_default());
     let file = fields
         .log_file
         .as_deref()
@@ -220,6 +229,7 @@ mod tests {
                 "POST somewhere"
             );
             tracing::warn!(hash = "abc", "ours");
+            tracing::info!(hook = "webhook", hash = "abc", "hook succeeded");
         });
         let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
         let v: Vec<serde_json::Value> = text
@@ -234,6 +244,8 @@ mod tests {
         assert_eq!(v[1]["caller"]["file"], "logging.rs", "{text}");
         assert_eq!(v[1]["level"], 0, "{text}");
         assert_eq!(v[1]["hash"], "abc", "{text}");
+        assert_eq!(v[2]["logger"], "webhook", "{text}");
+        assert_eq!(v[2]["hook"], "webhook", "{text}");
     }
 
     /// A writer into a shared buffer.
