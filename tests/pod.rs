@@ -576,7 +576,7 @@ fn install(image: &Path, from: &Path, to: &str, mode: u32, owner: u32) {
     use std::os::unix::fs::PermissionsExt;
     let dest = image.join(to.trim_start_matches('/'));
     fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    fs::copy(from, &dest).unwrap();
+    copy_executable(from, &dest);
     fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).unwrap();
     std::os::unix::fs::chown(&dest, Some(owner), Some(owner)).unwrap();
 }

@@ -103,7 +103,7 @@ impl Fixture {
         open_up(self.tmp.path());
         let bin_copy = self.tmp.path().join("git-sync");
         if !bin_copy.exists() {
-            fs::copy(bin(), &bin_copy).unwrap();
+            copy_executable(&bin(), &bin_copy);
         }
         let mut c = std::process::Command::new(&bin_copy);
         c.arg(format!("--repo={}", self.url()))
@@ -1447,7 +1447,7 @@ fn a_root_or_dest_that_is_clearly_not_a_sync_directory_is_refused_and_left_whole
     // Someone's git command at work in the project: its lock is not ours.
     fs::write(project.join(".git/index.lock"), "").unwrap();
     fs::create_dir_all(tools.join("bin")).unwrap();
-    fs::copy(bin(), tools.join("bin/git-sync")).unwrap();
+    copy_executable(&bin(), &tools.join("bin/git-sync"));
     let mount = Mounted::tmpfs(&vol.join("inner"));
     // git-sync syncing into `dir` (as --root or --dest), retried forever
     // were this a failure that could pass.
@@ -3415,7 +3415,7 @@ fn arbitrary_uids_share_a_group_writable_root() {
     open_up(f.tmp.path());
     // The binary may sit where other users cannot reach (a clone under /root).
     let bin_copy = f.tmp.path().join("git-sync");
-    fs::copy(bin(), &bin_copy).unwrap();
+    copy_executable(&bin(), &bin_copy);
     let root = f.root();
     fs::create_dir(&root).unwrap();
     std::os::unix::fs::chown(&root, Some(0), Some(group)).unwrap();
@@ -3505,7 +3505,7 @@ fn add_user_appends_a_passwd_entry_when_the_file_is_writable() {
     let h = f.repo.commit(&[("f", "1")], "c1");
     open_up(f.tmp.path());
     let bin_copy = f.tmp.path().join("git-sync");
-    fs::copy(bin(), &bin_copy).unwrap();
+    copy_executable(&bin(), &bin_copy);
     let passwd = f.tmp.path().join("passwd");
     let original = fs::read_to_string("/etc/passwd").unwrap();
     assert!(!original.contains(&format!(":{uid}:")));

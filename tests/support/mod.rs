@@ -18,6 +18,15 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_git-sync"))
 }
 
+/// Copy an executable that a test then runs. By `cp`, not in this
+/// process: a child another test thread forks while the copy is open for
+/// writing keeps it so until that child execs, and running the copy then
+/// fails with "Text file busy" (ETXTBSY; seen in CI).
+pub fn copy_executable(from: &Path, to: &Path) {
+    let status = Command::new("cp").arg(from).arg(to).status().unwrap();
+    assert!(status.success(), "cp {} {}", from.display(), to.display());
+}
+
 /// Wait until `cond` holds, or panic with `what` after `limit`.
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
