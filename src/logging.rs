@@ -141,18 +141,22 @@ impl Visit for Fields {
 /// One line: `logger`, `ts`, `caller`, `level` (not on errors), `msg`,
 /// `error` (errors only), then the event's own fields.
 fn json_line(meta: &tracing::Metadata<'_>, now: SystemTime, fields: Fields) -> String {
+    let Fields {
+        message,
+        error,
+        rest,
+        log_target,
+        log_file,
+        log_line,
+        hook,
+    } = fields;
     // Ours have no logger name, as upstream's main loop, but a hook's
     // lines (`exechook`, `webhook`); a dependency's record is named after
     // its target (`ureq::run`).
-    let logger = fields.log_target.clone().or(fields.hook.clone());
-    let logger = serde_json::Value::from(logger.unwrap_or_default());
-    let file = fields
-        .log_file
-        .as_deref()
-        .or(meta.file())
-        .unwrap_or_default();
+    let logger = serde_json::Value::from(log_target.or(hook).unwrap_or_default());
+    let file = log_file.as_deref().or(meta.file()).unwrap_or_default();
     let file = file.rsplit('/').next().unwrap_or(file);
-    let line_number = fields.log_line.or(meta.line().map(u64::from)).unwrap_or(0);
+    let line_number = log_line.or(meta.line().map(u64::from)).unwrap_or(0);
     let caller = serde_json::json!({ "file": file, "line": line_number });
     let mut line = format!(
         "{{\"logger\":{logger},\"ts\":\"{}\",\"caller\":{caller}",
@@ -167,14 +171,12 @@ fn json_line(meta: &tracing::Metadata<'_>, now: SystemTime, fields: Fields) -> S
         };
         let _ = write!(line, ",\"level\":{verbosity}");
     }
-    let _ = write!(line, ",\"msg\":{}", serde_json::Value::from(fields.message));
-    if is_error {
-        let error = fields.error.clone().unwrap_or(serde_json::Value::Null);
-        let _ = write!(line, ",\"error\":{error}");
-    } else if let Some(error) = &fields.error {
+    let _ = write!(line, ",\"msg\":{}", serde_json::Value::from(message));
+    // An error line always has its error (null without one), as funcr's.
+    if let Some(error) = error.or(is_error.then_some(serde_json::Value::Null)) {
         let _ = write!(line, ",\"error\":{error}");
     }
-    for (name, value) in &fields.rest {
+    for (name, value) in &rest {
         let _ = write!(line, ",{}:{value}", serde_json::Value::from(*name));
     }
     line.push('}');
