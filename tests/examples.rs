@@ -1,7 +1,8 @@
 //! What users deploy is checked: the example manifests against the
 //! Kubernetes schema, the Dockerfile with a linter, the shell example's
 //! syntax, the systemd unit with systemd and by running its environment,
-//! and the 2015 manifest still saying what it said.
+//! the 2015 manifest still saying what it said, and the README's flag tables
+//! agreeing with the parser.
 
 mod support;
 
@@ -160,4 +161,107 @@ fn the_local_daemon_script_publishes_and_follows_commits() {
         published(&link).as_deref() == Some(h2.as_str())
     });
     assert_eq!(fs::read_to_string(link.join("index.html")).unwrap(), "v2");
+}
+
+fn readme() -> String {
+    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+/// The body rows of the README table whose header row starts with `header`.
+fn table_rows<'a>(readme: &'a str, header: &str) -> Vec<&'a str> {
+    let rows: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with(header))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert!(rows.len() > 10, "no table under {header:?}");
+    rows
+}
+
+/// The flag names in the first column of a README table, globs
+/// (`--webhook-*`) included.
+fn flags_in_table(readme: &str, header: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for row in table_rows(readme, header) {
+        let first = row.split('|').nth(1).unwrap_or_default();
+        for quoted in first.split('`').skip(1).step_by(2) {
+            if let Some(name) = quoted.strip_prefix("--").or(quoted.strip_prefix('-')) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn the_readme_tables_name_every_flag_and_only_flags_that_exist() {
+    use gitsync::config::flags::{self, FLAGS};
+    let readme = readme();
+    let main = flags_in_table(&readme, "| flag | default | meaning |");
+    let upstream = flags_in_table(&readme, "| upstream flag | here | notes |");
+    let exists = |name: &str| match name.strip_suffix('*') {
+        Some(prefix) => FLAGS.iter().any(|f| f.name.starts_with(prefix)),
+        // `-?` is upstream's other spelling of `-h`.
+        None if name == "?" => flags::find("help").is_some(),
+        None => {
+            flags::find(name).is_some()
+                || FLAGS
+                    .iter()
+                    .any(|f| f.short.map(String::from).as_deref() == Some(name))
+        }
+    };
+    let named = |names: &[String], flag: &str| {
+        names.iter().any(|n| match n.strip_suffix('*') {
+            Some(prefix) => flag.starts_with(prefix),
+            None => n == flag,
+        })
+    };
+    let unknown: Vec<&String> = main
+        .iter()
+        .chain(&upstream)
+        .filter(|n| !exists(n))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "the README names flags git-sync does not have: {unknown:?}"
+    );
+    let missing: Vec<&str> = FLAGS
+        .iter()
+        .map(|f| f.name)
+        .filter(|name| !named(&main, name) && !named(&upstream, name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "flags missing from the README's tables: {missing:?}"
+    );
+}
+
+#[test]
+fn the_readme_gives_the_defaults_the_parser_uses() {
+    use gitsync::config::flags;
+    let readme = readme();
+    // Rows of one flag whose default is one quoted value: `--period` | `10s`.
+    let mut checked = Vec::new();
+    for row in table_rows(&readme, "| flag | default | meaning |") {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (Some(name), Some(default)) = (
+            cells[1]
+                .strip_prefix("`--")
+                .and_then(|c| c.strip_suffix('`')),
+            cells[2].strip_prefix('`').and_then(|c| c.strip_suffix('`')),
+        ) else {
+            continue;
+        };
+        if name.contains('`') || default.contains('`') {
+            continue;
+        }
+        let flag = flags::find(name).unwrap_or_else(|| panic!("no flag --{name}"));
+        assert_eq!(flag.default, default, "the README's default of --{name}");
+        checked.push(name);
+    }
+    assert!(
+        checked.len() >= 8,
+        "too few defaults found to check: {checked:?}"
+    );
 }

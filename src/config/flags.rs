@@ -1,7 +1,7 @@
 //! The one table of flags. Every flag is defined here once: its name, the
 //! environment variables that may set it, its default and its documentation.
-//! The clap parser, `--help`, `--man` and the README's flag reference are all
-//! generated from this table.
+//! The clap parser, `--help` and `--man` are generated from this table; the
+//! README's flag tables are checked against it (`tests/examples.rs`).
 
 /// What kind of value a flag takes; decides how it is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
