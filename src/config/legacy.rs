@@ -44,7 +44,9 @@ pub(super) fn target_ref(src: &Sources<'_>) -> Result<String, ConfigError> {
     };
     match from_legacy {
         Some(r) => {
-            if let Some(ignored) = src.text("ref")?.filter(|i| *i != r) {
+            // Only a --ref the user gave loses: its default is no choice.
+            let given = src.text("ref")?.filter(|_| src.given("ref"));
+            if let Some(ignored) = given.filter(|i| *i != r) {
                 let old = if src.given("branch") { "branch" } else { "rev" };
                 src.old_name_won(old, &r, "ref", &ignored);
             }

@@ -835,6 +835,11 @@ mod tests {
         let c = run(&base, &airflow).unwrap();
         assert_eq!(c.git_ref, "v2-2-stable");
         assert!(c.old_names_won.is_empty(), "{:?}", c.old_names_won);
+        // No --ref at all (the 2015 manifest): its default lost nothing.
+        for v3 in [("GIT_SYNC_BRANCH", "master"), ("GIT_SYNC_REV", "v1")] {
+            let c = run(&base, &[v3]).unwrap();
+            assert!(c.old_names_won.is_empty(), "{v3:?}: {:?}", c.old_names_won);
+        }
     }
 
     #[test]
