@@ -2977,7 +2977,9 @@ fn a_chart_setting_v3_and_v4_names_together_syncs_as_upstream() {
         assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
         p.log()
     };
-    let warned = |log: &str| log.contains("a deprecated v3 name wins");
+    let warned = |log: &str| {
+        log.contains("a deprecated v3 name wins") || log.contains("the older name wins")
+    };
 
     // The chart's defaults: the same value under both names.
     let log = run("main", "repo");

@@ -30,9 +30,13 @@ pub struct Flag {
     pub default: &'static str,
     /// Whether `GITSYNC_<NAME>` / `GIT_SYNC_<NAME>` may set it.
     pub env: bool,
-    /// Further environment variables that set it, lowest precedence last
-    /// (v3 names such as `GIT_SYNC_DEST`).
+    /// Further deprecated environment variables that set it (v3 names such
+    /// as `GIT_SYNC_DEST`, `GIT_KNOWN_HOSTS`), in upstream's order: of the
+    /// names set, the one listed last wins, as in upstream v4.
     pub extra_env: &'static [&'static str],
+    /// Variables of other tools, read only when none of git-sync's own is
+    /// set (`AZURE_CLIENT_ID`, set by Azure's workload identity webhook).
+    pub fallback_env: &'static [&'static str],
     /// Deprecated v3 flags: accepted, not shown in `--help`.
     pub deprecated: Option<&'static str>,
     /// Value placeholder shown in help.
@@ -54,6 +58,7 @@ const fn flag(
         default,
         env: true,
         extra_env: &[],
+        fallback_env: &[],
         deprecated: None,
         value_name,
         doc,
@@ -74,6 +79,7 @@ const fn legacy(
         default: "",
         env: false,
         extra_env: env,
+        fallback_env: &[],
         deprecated: Some(instead),
         value_name: "VALUE",
         doc: instead,
@@ -472,7 +478,7 @@ pub const FLAGS: &[Flag] = &[
          token for a Microsoft Entra access token (renewed before it expires).",
     ),
     Flag {
-        extra_env: &["AZURE_CLIENT_ID"],
+        fallback_env: &["AZURE_CLIENT_ID"],
         ..flag(
             "azure-client-id",
             Text,
@@ -483,7 +489,7 @@ pub const FLAGS: &[Flag] = &[
         )
     },
     Flag {
-        extra_env: &["AZURE_TENANT_ID"],
+        fallback_env: &["AZURE_TENANT_ID"],
         ..flag(
             "azure-tenant-id",
             Text,
@@ -493,7 +499,7 @@ pub const FLAGS: &[Flag] = &[
         )
     },
     Flag {
-        extra_env: &["AZURE_FEDERATED_TOKEN_FILE"],
+        fallback_env: &["AZURE_FEDERATED_TOKEN_FILE"],
         ..flag(
             "azure-federated-token-file",
             Text,
@@ -504,7 +510,7 @@ pub const FLAGS: &[Flag] = &[
         )
     },
     Flag {
-        extra_env: &["AZURE_AUTHORITY_HOST"],
+        fallback_env: &["AZURE_AUTHORITY_HOST"],
         ..flag(
             "azure-authority-host",
             Text,

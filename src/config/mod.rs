@@ -1,8 +1,10 @@
 //! Configuration: flags, environment layering and validation. Yields a plain
 //! [`Config`]; nothing outside this module sees clap.
 //!
-//! Sources, highest first: command-line flag, `GITSYNC_<NAME>`, the deprecated
-//! `GIT_SYNC_<NAME>`, the default from the flag table.
+//! Sources, highest first: command-line flag, the environment (where both
+//! `GITSYNC_<NAME>` and a deprecated name such as `GIT_SYNC_<NAME>` are set,
+//! the deprecated one, as in upstream v4), another tool's variable
+//! (`AZURE_CLIENT_ID`), the default from the flag table.
 
 pub mod auth;
 mod cli;
@@ -16,7 +18,7 @@ pub mod values;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flags::{Flag, Kind};
+use flags::{Flag, Kind, FLAGS};
 use placement::{absolute, placement};
 
 /// Invalid configuration. Displays as one line that names the flag.
@@ -155,30 +157,38 @@ impl Sources<'_> {
                 source_name: "flag".into(),
             });
         }
+        let (name, v) = self.env_values(flag).pop().or_else(|| {
+            flag.fallback_env
+                .iter()
+                .find_map(|n| self.env(n).map(|v| (n.to_string(), v)))
+        })?;
+        let values = match (flag.kind, flag.name) {
+            (Kind::List, "credential") => vec![v],
+            (Kind::List, "ssh-key-file") => v.split(':').map(str::to_string).collect(),
+            (Kind::List, _) => v.split(',').map(str::to_string).collect(),
+            _ => vec![v],
+        };
+        Some(Found {
+            values,
+            source_name: format!("env {name}"),
+        })
+    }
+
+    /// The flag's own environment variables that are set, with their
+    /// values, in upstream's order: `GITSYNC_<NAME>`, then the deprecated
+    /// names. As in upstream v4 (`env.go`), the last one set is the one
+    /// used, so a deprecated name wins over `GITSYNC_<NAME>`.
+    fn env_values(&self, flag: &Flag) -> Vec<(String, String)> {
         let standard = [
             flags::env_name("GITSYNC_", flag.name),
             flags::env_name("GIT_SYNC_", flag.name),
         ];
-        let names = standard
-            .iter()
+        standard
+            .into_iter()
             .filter(|_| flag.env)
-            .map(String::as_str)
-            .chain(flag.extra_env.iter().copied());
-        for name in names {
-            if let Some(v) = self.env(name) {
-                let values = match (flag.kind, flag.name) {
-                    (Kind::List, "credential") => vec![v],
-                    (Kind::List, "ssh-key-file") => v.split(':').map(str::to_string).collect(),
-                    (Kind::List, _) => v.split(',').map(str::to_string).collect(),
-                    _ => vec![v],
-                };
-                return Some(Found {
-                    values,
-                    source_name: format!("env {name}"),
-                });
-            }
-        }
-        None
+            .chain(flag.extra_env.iter().map(|n| n.to_string()))
+            .filter_map(|n| self.env(&n).map(|v| (n, v)))
+            .collect()
     }
 
     /// The error for a value of `--name` that parses but is out of range,
@@ -217,6 +227,35 @@ impl Sources<'_> {
             self.described(old),
             self.described(new)
         ));
+    }
+
+    /// Two environment names of one flag set to different values (and the
+    /// command line not setting it): say at start which one is used, as
+    /// upstream prints "env $X was overridden by $Y". Values that may hold
+    /// a secret are not shown.
+    fn env_names_disagree(&self) {
+        const SECRET: [&str; 3] = ["password", "github-app-private-key", "credential"];
+        for flag in FLAGS
+            .iter()
+            .filter(|f| !self.raw.flags.contains_key(f.name))
+        {
+            let mut set = self.env_values(flag);
+            let Some((used_name, used)) = set.pop() else {
+                continue;
+            };
+            let shown = |v: &str| match SECRET.contains(&flag.name) {
+                true => "(value not shown)".to_string(),
+                false => format!("{:?}", crate::redact::redact(v)),
+            };
+            for (name, value) in set.into_iter().filter(|(_, v)| *v != used) {
+                self.old_names_won.borrow_mut().push(format!(
+                    "env {used_name} {} is used, not env {name} {}: as in upstream v4, the \
+                     older name wins; set only one",
+                    shown(&used),
+                    shown(&value)
+                ));
+            }
+        }
     }
 
     /// Whether the flag was given at all (command line or environment).
@@ -452,6 +491,7 @@ pub fn parse(
         .and_then(|f| f.values.last().cloned());
 
     let git_ref = legacy::target_ref(&src)?;
+    src.env_names_disagree();
     Ok(Action::Run(Box::new(Config {
         repo,
         git_ref,
@@ -524,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn flag_beats_new_env_beats_old_env() {
+    fn flag_beats_env_and_an_older_env_name_beats_a_newer_one_as_upstream() {
         let env = [
             ("GITSYNC_PERIOD", "2s"),
             ("GIT_SYNC_PERIOD", "3s"),
@@ -533,10 +573,59 @@ mod tests {
         let c = run(&["--repo=x", "--root=/r", "--period=1s"], &env).unwrap();
         assert_eq!(c.period, Duration::from_secs(1));
         assert_eq!(c.depth, 5);
+        // Nothing to say: the command line decided.
+        assert!(c.old_names_won.is_empty(), "{:?}", c.old_names_won);
+        // Upstream v4's env.go: of the names set, the last it lists wins.
         let c = run(&["--repo=x", "--root=/r"], &env).unwrap();
-        assert_eq!(c.period, Duration::from_secs(2));
+        assert_eq!(c.period, Duration::from_secs(3));
+        assert_eq!(
+            c.old_names_won,
+            [
+                "env GIT_SYNC_PERIOD \"3s\" is used, not env GITSYNC_PERIOD \"2s\": as in \
+              upstream v4, the older name wins; set only one"
+            ]
+        );
+        let hosts = [
+            ("GITSYNC_SSH_KNOWN_HOSTS", "true"),
+            ("GIT_SYNC_KNOWN_HOSTS", "true"),
+            ("GIT_KNOWN_HOSTS", "false"),
+        ];
+        let c = run(&["--repo=x", "--root=/r"], &hosts).unwrap();
+        assert!(!c.auth.ssh.known_hosts);
+        assert_eq!(c.old_names_won.len(), 2, "{:?}", c.old_names_won);
+        // The same value twice (charts set both names): nothing to say.
+        let same = [("GITSYNC_DEPTH", "0"), ("GIT_SYNC_DEPTH", "0")];
+        let c = run(&["--repo=x", "--root=/r"], &same).unwrap();
+        assert!(c.old_names_won.is_empty(), "{:?}", c.old_names_won);
+        // A secret is named, never shown.
+        let pw = [
+            ("GITSYNC_PASSWORD", "new-pw"),
+            ("GIT_SYNC_PASSWORD", "old-pw"),
+        ];
+        let c = run(&["--repo=https://h/r", "--root=/r", "--username=u"], &pw).unwrap();
+        assert_eq!(c.old_names_won.len(), 1);
+        assert!(!c.old_names_won[0].contains("pw"), "{:?}", c.old_names_won);
         let c = run(&[], &[("GITSYNC_REPO", "x"), ("GITSYNC_ROOT", "/r")]).unwrap();
         assert_eq!(c.repo, "x");
+    }
+
+    #[test]
+    fn another_tools_variable_is_read_only_when_ours_is_not_set() {
+        let base = ["--repo=https://dev.azure.com/o/p/_git/r", "--root=/r"];
+        let azure = [
+            ("GITSYNC_AZURE_WORKLOAD_IDENTITY", "true"),
+            ("AZURE_CLIENT_ID", "from-webhook"),
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
+        ];
+        let c = run(&base, &azure).unwrap();
+        let id = |c: &Config| c.auth.azure.as_ref().unwrap().client_id.clone();
+        assert_eq!(id(&c), "from-webhook");
+        let mut mine = azure.to_vec();
+        mine.push(("GITSYNC_AZURE_CLIENT_ID", "mine"));
+        let c = run(&base, &mine).unwrap();
+        assert_eq!(id(&c), "mine");
+        assert!(c.old_names_won.is_empty(), "{:?}", c.old_names_won);
     }
 
     #[test]
