@@ -41,7 +41,15 @@ fn log_config(cfg: &Config) {
     // Keys may hold URLs (`http.<url>.proxy`), and URLs credentials.
     let keys = joined(cfg.git_config.iter().map(|(k, _)| redact(k)));
     let or_empty = |v: Option<String>| v.unwrap_or_default();
+    let (uid, gid) = crate::user::effective_ids();
+    // Upstream's first line ("starting up", pid, uid, gid, home), which log
+    // alerts on restarts match, then the configuration in effect.
     tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pid = std::process::id(),
+        uid,
+        gid,
+        home = %or_empty(std::env::var("HOME").ok()),
         repo = %redact(&cfg.repo),
         git_ref = %cfg.git_ref,
         root = %cfg.root.display(),
@@ -61,8 +69,7 @@ fn log_config(cfg: &Config) {
         exechook = %or_empty(cfg.ops.exechook.as_ref().map(|h| h.command.clone())),
         webhook = %or_empty(cfg.ops.webhook.as_ref().map(|w| redact(&w.url))),
         http_bind = %or_empty(cfg.ops.http.as_ref().map(|h| h.bind.clone())),
-        "starting git-sync {}",
-        env!("CARGO_PKG_VERSION")
+        "starting up"
     );
     for won in &cfg.old_names_won {
         tracing::warn!("{won}");
