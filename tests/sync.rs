@@ -2978,7 +2978,7 @@ fn a_chart_setting_v3_and_v4_names_together_syncs_as_upstream() {
         p.log()
     };
     let warned = |log: &str| {
-        log.contains("a deprecated v3 name wins") || log.contains("the older name wins")
+        log.contains("a deprecated v3 name wins") || log.contains("the newer name wins")
     };
 
     // The chart's defaults: the same value under both names.

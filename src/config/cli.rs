@@ -111,8 +111,8 @@ pub fn manual() -> String {
          half-updated tree.\n\n\
          OPTIONS\n    Every flag may also be set through the environment variable \
          GITSYNC_<NAME> (upper case,\n    dashes as underscores), or the deprecated GIT_SYNC_<NAME>. \
-         The command line wins; where\n    both variables are set, the deprecated one \
-         is used, as in upstream v4.\n\n",
+         The command line wins, then\n    GITSYNC_<NAME>; two variables of one flag \
+         set to different values are reported at start.\n\n",
     );
     for f in FLAGS.iter().filter(|f| f.deprecated.is_none()) {
         let short = f.short.map(|c| format!("-{c}, ")).unwrap_or_default();

@@ -30,9 +30,8 @@ pub struct Flag {
     pub default: &'static str,
     /// Whether `GITSYNC_<NAME>` / `GIT_SYNC_<NAME>` may set it.
     pub env: bool,
-    /// Further deprecated environment variables that set it (v3 names such
-    /// as `GIT_SYNC_DEST`, `GIT_KNOWN_HOSTS`), in upstream's order: of the
-    /// names set, the one listed last wins, as in upstream v4.
+    /// Further deprecated environment variables that set it, lowest
+    /// precedence last (v3 names such as `GIT_SYNC_DEST`, `GIT_KNOWN_HOSTS`).
     pub extra_env: &'static [&'static str],
     /// Variables of other tools, read only when none of git-sync's own is
     /// set (`AZURE_CLIENT_ID`, set by Azure's workload identity webhook).

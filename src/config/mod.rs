@@ -1,9 +1,8 @@
 //! Configuration: flags, environment layering and validation. Yields a plain
 //! [`Config`]; nothing outside this module sees clap.
 //!
-//! Sources, highest first: command-line flag, the environment (where both
-//! `GITSYNC_<NAME>` and a deprecated name such as `GIT_SYNC_<NAME>` are set,
-//! the deprecated one, as in upstream v4), another tool's variable
+//! Sources, highest first: command-line flag, `GITSYNC_<NAME>`, the deprecated
+//! `GIT_SYNC_<NAME>` (and v3's other names), another tool's variable
 //! (`AZURE_CLIENT_ID`), the default from the flag table.
 
 pub mod auth;
@@ -157,7 +156,7 @@ impl Sources<'_> {
                 source_name: "flag".into(),
             });
         }
-        let (name, v) = self.env_values(flag).pop().or_else(|| {
+        let (name, v) = self.env_values(flag).into_iter().next().or_else(|| {
             flag.fallback_env
                 .iter()
                 .find_map(|n| self.env(n).map(|v| (n.to_string(), v)))
@@ -175,9 +174,9 @@ impl Sources<'_> {
     }
 
     /// The flag's own environment variables that are set, with their
-    /// values, in upstream's order: `GITSYNC_<NAME>`, then the deprecated
-    /// names. As in upstream v4 (`env.go`), the last one set is the one
-    /// used, so a deprecated name wins over `GITSYNC_<NAME>`.
+    /// values, highest first: `GITSYNC_<NAME>`, then the deprecated names
+    /// (the design's order, and upstream v4's until its `env.go` began to
+    /// keep the last one found).
     fn env_values(&self, flag: &Flag) -> Vec<(String, String)> {
         let standard = [
             flags::env_name("GITSYNC_", flag.name),
@@ -230,27 +229,27 @@ impl Sources<'_> {
     }
 
     /// Two environment names of one flag set to different values (and the
-    /// command line not setting it): say at start which one is used, as
-    /// upstream prints "env $X was overridden by $Y". Values that may hold
-    /// a secret are not shown.
+    /// command line not setting it): say at start which one is used (upstream
+    /// says "env $X was overridden by $Y", and its newest releases use the
+    /// older name there). Values that may hold a secret are not shown.
     fn env_names_disagree(&self) {
         const SECRET: [&str; 3] = ["password", "github-app-private-key", "credential"];
         for flag in FLAGS
             .iter()
             .filter(|f| !self.raw.flags.contains_key(f.name))
         {
-            let mut set = self.env_values(flag);
-            let Some((used_name, used)) = set.pop() else {
+            let mut set = self.env_values(flag).into_iter();
+            let Some((used_name, used)) = set.next() else {
                 continue;
             };
             let shown = |v: &str| match SECRET.contains(&flag.name) {
                 true => "(value not shown)".to_string(),
                 false => format!("{:?}", crate::redact::redact(v)),
             };
-            for (name, value) in set.into_iter().filter(|(_, v)| *v != used) {
+            for (name, value) in set.filter(|(_, v)| *v != used) {
                 self.old_names_won.borrow_mut().push(format!(
-                    "env {used_name} {} is used, not env {name} {}: as in upstream v4, the \
-                     older name wins; set only one",
+                    "env {used_name} {} is used, not env {name} {}: the newer name wins \
+                     (upstream's newest releases take the older one); set only one",
                     shown(&used),
                     shown(&value)
                 ));
@@ -564,7 +563,7 @@ mod tests {
     }
 
     #[test]
-    fn flag_beats_env_and_an_older_env_name_beats_a_newer_one_as_upstream() {
+    fn flag_beats_new_env_beats_old_env_and_a_difference_is_reported() {
         let env = [
             ("GITSYNC_PERIOD", "2s"),
             ("GIT_SYNC_PERIOD", "3s"),
@@ -575,23 +574,22 @@ mod tests {
         assert_eq!(c.depth, 5);
         // Nothing to say: the command line decided.
         assert!(c.old_names_won.is_empty(), "{:?}", c.old_names_won);
-        // Upstream v4's env.go: of the names set, the last it lists wins.
         let c = run(&["--repo=x", "--root=/r"], &env).unwrap();
-        assert_eq!(c.period, Duration::from_secs(3));
+        assert_eq!(c.period, Duration::from_secs(2));
         assert_eq!(
             c.old_names_won,
             [
-                "env GIT_SYNC_PERIOD \"3s\" is used, not env GITSYNC_PERIOD \"2s\": as in \
-              upstream v4, the older name wins; set only one"
+                "env GITSYNC_PERIOD \"2s\" is used, not env GIT_SYNC_PERIOD \"3s\": the newer \
+              name wins (upstream's newest releases take the older one); set only one"
             ]
         );
         let hosts = [
             ("GITSYNC_SSH_KNOWN_HOSTS", "true"),
-            ("GIT_SYNC_KNOWN_HOSTS", "true"),
+            ("GIT_SYNC_KNOWN_HOSTS", "false"),
             ("GIT_KNOWN_HOSTS", "false"),
         ];
         let c = run(&["--repo=x", "--root=/r"], &hosts).unwrap();
-        assert!(!c.auth.ssh.known_hosts);
+        assert!(c.auth.ssh.known_hosts);
         assert_eq!(c.old_names_won.len(), 2, "{:?}", c.old_names_won);
         // The same value twice (charts set both names): nothing to say.
         let same = [("GITSYNC_DEPTH", "0"), ("GIT_SYNC_DEPTH", "0")];
