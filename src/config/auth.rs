@@ -91,8 +91,23 @@ fn as_git_reads_it(mut value: String) -> String {
     value
 }
 
+/// Whether `repo` is a URL with a user (and maybe a password) in it:
+/// `https://bot:token@host/org/repo`.
+fn names_a_user(repo: &str) -> bool {
+    repo.split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .is_some_and(|authority| authority.contains('@'))
+}
+
 fn basic(src: &Sources<'_>) -> Result<Option<Auth>, ConfigError> {
     let username = src.text("username")?.map(as_git_reads_it);
+    if username.is_some() && src.text("repo")?.is_some_and(|r| names_a_user(&r)) {
+        // As upstream: which of the two would be meant is anyone's guess.
+        return Err(invalid(
+            "username",
+            "credentials may not be given in --repo as well (user@ in the URL)",
+        ));
+    }
     let password = src.text("password")?.map(as_git_reads_it);
     let password_file = src.text("password-file")?;
     let password = match (password, password_file) {

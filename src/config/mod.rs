@@ -608,6 +608,31 @@ mod tests {
     }
 
     #[test]
+    fn a_user_in_the_repo_url_and_username_do_not_go_together() {
+        let pw = [("GITSYNC_PASSWORD", "p")];
+        for repo in [
+            "https://bot:t@h/org/r",
+            "https://bot@h/org/r",
+            "ssh://git@h/org/r",
+        ] {
+            let e = err(
+                &[&format!("--repo={repo}"), "--root=/r", "--username=u"],
+                &pw,
+            );
+            assert!(e.starts_with("invalid value for --username"), "{e}");
+            assert!(e.contains("may not be given in --repo"), "{e}");
+            assert!(!e.contains(":t@"), "{e}");
+        }
+        // An @ further on is no user; a user alone in the URL is fine.
+        run(
+            &["--repo=https://h/org/r@v2", "--root=/r", "--username=u"],
+            &pw,
+        )
+        .unwrap();
+        run(&["--repo=https://bot:t@h/org/r", "--root=/r"], &[]).unwrap();
+    }
+
+    #[test]
     fn another_tools_variable_is_read_only_when_ours_is_not_set() {
         let base = ["--repo=https://dev.azure.com/o/p/_git/r", "--root=/r"];
         let azure = [
