@@ -261,6 +261,10 @@ pub async fn run(cfg: Config) -> i32 {
                         (hash, false, None)
                     }
                 };
+                if first && !cfg.one_time && hash.to_string() == cfg.git_ref.to_ascii_lowercase() {
+                    // Upstream's words; polls go on, asking the remote nothing.
+                    tracing::info!(r#ref = %cfg.git_ref, "ref appears to be a git hash, no further sync needed");
+                }
                 if let Some(p) = &cfg.error_file {
                     if let Err(e) = status_files::clear_error(p) {
                         tracing::warn!(path = %p.display(), error = %e, "cannot remove error file");
@@ -291,7 +295,9 @@ pub async fn run(cfg: Config) -> i32 {
                     for h in &hooks {
                         ok &= h.outcome_for(&hash).await.result.is_ok();
                     }
-                    return if ok { 0 } else { 1 };
+                    let status = if ok { 0 } else { 1 };
+                    tracing::info!(status, "exiting after one sync");
+                    return status;
                 }
             }
             Err(e) => {

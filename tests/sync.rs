@@ -1275,7 +1275,13 @@ fn a_full_disk_fails_the_pass_leaves_nothing_half_written_and_recovers() {
 fn one_time_exit_status() {
     let f = Fixture::new(Transport::File);
     f.repo.commit(&[("f", "1")], "c1");
-    f.sync_once(&[]);
+    let log = f.sync_once(&[]);
+    // Upstream's last line, with the status.
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("\"msg\":\"exiting after one sync\",\"status\":0"),
+        "{log}"
+    );
     let out = run_git_sync(&[
         &format!("--repo=file://{}/nothing-here", f.tmp.path().display()),
         &format!("--root={}", f.tmp.path().join("root2").display()),
@@ -2234,6 +2240,15 @@ fn hash_ref_from_a_server_that_refuses_unadvertised_wants() {
     // Once synced, a pinned hash needs nothing from the remote at all.
     let log = f.sync_once(&[&format!("--ref={c1}"), "-v=1"]);
     assert_eq!(log_lines_with(&log, "no change"), 1, "{log}");
+    // Upstream's word for it, said once by a daemon (a one-time run just
+    // ends).
+    let pinned = "ref appears to be a git hash, no further sync needed";
+    assert_eq!(log_lines_with(&log, pinned), 0, "{log}");
+    let mut d = f.daemon(&[&format!("--ref={c1}"), "--period=20ms", "-v=1"]);
+    d.wait_log(LONG, "a few polls", |log| {
+        log_lines_with(log, "no change") >= 3
+    });
+    assert_eq!(log_lines_with(&d.log(), pinned), 1, "{}", d.log());
 }
 
 // ---- crash safety and disk use ------------------------------------------
