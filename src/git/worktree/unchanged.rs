@@ -89,7 +89,7 @@ impl GitRepo {
             return Ok(None);
         };
 
-        let (mut share, mut write, mut gitlinks) = (Vec::new(), Vec::new(), Vec::new());
+        let mut entries = Vec::new();
         for (n, entry) in index.iter().enumerate() {
             check(n)?;
             if only
@@ -98,11 +98,29 @@ impl GitRepo {
             {
                 continue;
             }
-            let rel = PathBuf::from(OsStr::from_bytes(&entry.path));
-            if entry.mode == GITLINK {
-                gitlinks.push(rel);
-            } else if vouched_for(&entry, &base.dir.join(&rel), index_written, uid) {
-                share.push(rel);
+            entries.push(entry);
+        }
+        let gitlinks: Vec<PathBuf> = entries
+            .iter()
+            .filter(|e| e.mode == GITLINK)
+            .map(|e| PathBuf::from(OsStr::from_bytes(&e.path)))
+            .collect();
+        entries.retain(|e| e.mode != GITLINK);
+        // A stat per file, then a link per file: on two threads or more
+        // for a large tree, where the system calls are the whole cost.
+        let vouched = in_chunks(&entries, |chunk| -> Result<Vec<bool>, GitError> {
+            let mut out = Vec::with_capacity(chunk.len());
+            for (n, e) in chunk.iter().enumerate() {
+                check(n)?;
+                let file = base.dir.join(OsStr::from_bytes(&e.path));
+                out.push(vouched_for(e, &file, index_written, uid));
+            }
+            Ok(out)
+        })?;
+        let (mut share, mut write) = (Vec::new(), Vec::new());
+        for (entry, ok) in entries.into_iter().zip(vouched) {
+            if ok {
+                share.push(PathBuf::from(OsStr::from_bytes(&entry.path)));
             } else {
                 write.push(entry.path);
             }
@@ -119,28 +137,33 @@ impl GitRepo {
             }
             make_dirs_within(path, dir)
         };
-        let (mut linking, mut linked) = (true, 0usize);
-        for (n, rel) in share.into_iter().enumerate() {
-            check(n)?;
+        for rel in &share {
             if let Some(parent) = rel.parent() {
                 make_dir(parent)?;
             }
-            if linking {
-                match fs::hard_link(base.dir.join(&rel), path.join(&rel)) {
-                    Ok(()) => {
-                        linked += 1;
-                        continue;
-                    }
-                    // An inode at the file system's limit of links.
-                    Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {}
-                    Err(e) => {
-                        tracing::debug!(error = %e, "no hard links here: checking out every file");
-                        linking = false;
+        }
+        let not_linked = in_chunks(&share, |chunk| -> Result<Vec<Vec<u8>>, GitError> {
+            let mut left = Vec::new();
+            let mut linking = true;
+            for (n, rel) in chunk.iter().enumerate() {
+                check(n)?;
+                if linking {
+                    match fs::hard_link(base.dir.join(rel), path.join(rel)) {
+                        Ok(()) => continue,
+                        // An inode at the file system's limit of links.
+                        Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "no hard links here: checking out every file");
+                            linking = false;
+                        }
                     }
                 }
+                left.push(rel.clone().into_os_string().into_encoded_bytes());
             }
-            write.push(rel.into_os_string().into_encoded_bytes());
-        }
+            Ok(left)
+        })?;
+        let linked = share.len() - not_linked.len();
+        write.extend(not_linked);
         // libgit2 makes a submodule's directory as it checks out its
         // superproject; the submodule itself is checked out afterwards.
         for dir in gitlinks {
@@ -201,6 +224,38 @@ fn count_files(dir: &Path, top: bool) -> Option<usize> {
         }
     }
     Some(n)
+}
+
+/// Fewer items than this are done on the calling thread.
+const PARALLEL_FROM: usize = 2_000;
+
+/// `f` over `items` cut into one chunk per core (up to 4), on threads of
+/// their own when there are many items; the results in order, or the
+/// first error.
+fn in_chunks<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    f: impl Fn(&[T]) -> Result<Vec<R>, E> + Sync,
+) -> Result<Vec<R>, E> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads < 2 || items.len() < PARALLEL_FROM {
+        return f(items);
+    }
+    let size = items.len().div_ceil(threads);
+    let parts: Vec<Result<Vec<R>, E>> = std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(size)
+            .map(|chunk| s.spawn(|| f(chunk)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
 }
 
 /// A copy of the base's index at `new`, read onto `commit`'s tree (stat
@@ -337,11 +392,18 @@ mod tests {
 
     #[test]
     fn a_cancelled_pass_stops_sharing_between_files() {
+        // Few files are shared on this thread, many on several.
+        for files in [300, PARALLEL_FROM + 500] {
+            cancelled_then_shared(files);
+        }
+    }
+
+    fn cancelled_then_shared(files: usize) {
         let t = tempfile::TempDir::new().unwrap();
         let git = GitRepo::init(&t.path().join("root")).unwrap();
         let (old, new) = (
-            commit_of(&git.repo, 300, "a"),
-            commit_of(&git.repo, 300, "b"),
+            commit_of(&git.repo, files, "a"),
+            commit_of(&git.repo, files, "b"),
         );
         let (old_dir, new_dir) = (t.path().join("old"), t.path().join("new"));
         let old_name = old.to_string();
@@ -360,7 +422,11 @@ mod tests {
             .unwrap()
             .filter(|e| e.as_ref().unwrap().file_name() != ".git")
             .count();
-        assert!(shared < CANCEL_EVERY, "{shared} files shared after cancel");
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        assert!(
+            shared < CANCEL_EVERY * threads,
+            "{shared} files shared after cancel"
+        );
 
         // Not cancelled, all but the changed file are shared.
         fs::remove_dir_all(&new_dir).unwrap();
@@ -368,5 +434,8 @@ mod tests {
             .unwrap();
         let links = |f: &str| fs::metadata(new_dir.join(f)).unwrap().nlink();
         assert_eq!((links("f0"), links("f1")), (1, 2));
+        let shared = (1..files).filter(|i| links(&format!("f{i}")) == 2).count();
+        assert_eq!(shared, files - 1);
+        assert_eq!(fs::read_to_string(new_dir.join("f0")).unwrap(), "b");
     }
 }
