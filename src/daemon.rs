@@ -71,7 +71,7 @@ fn log_config(cfg: &Config) {
         http_bind = %or_empty(cfg.ops.http.as_ref().map(|h| h.bind.clone())),
         "starting up"
     );
-    for won in &cfg.old_names_won {
+    for won in &cfg.names_overridden {
         tracing::warn!("{won}");
     }
     let idle = gitconfig::without_effect(&cfg.git_config);

@@ -123,9 +123,11 @@ pub struct Config {
     pub checkout: auth::CheckoutConfig,
     /// Set when `--git` was given: it is accepted and ignored.
     pub git_binary_ignored: Option<String>,
-    /// A v3 name used over its v4 name given another value (see
-    /// [`Sources::old_name_won`]): warnings for the start of the log.
-    pub old_names_won: Vec<String>,
+    /// One setting given under two names with different values, and which
+    /// one is used (a v3 name over its v4 name, see
+    /// [`Sources::old_name_won`]; `GITSYNC_` over `GIT_SYNC_`): warnings for
+    /// the start of the log.
+    pub names_overridden: Vec<String>,
 }
 
 /// Where a value came from, for error messages.
@@ -137,7 +139,7 @@ struct Found {
 struct Sources<'a> {
     raw: cli::RawArgs,
     env: &'a dyn Fn(&str) -> Option<String>,
-    old_names_won: std::cell::RefCell<Vec<String>>,
+    names_overridden: std::cell::RefCell<Vec<String>>,
 }
 
 impl Sources<'_> {
@@ -220,7 +222,7 @@ impl Sources<'_> {
     /// `GIT_SYNC_DEST` with `GITSYNC_LINK`, `GIT_SYNC_WAIT` with
     /// `GITSYNC_PERIOD`. Upstream says nothing; we warn at start.
     fn old_name_won(&self, old: &'static str, used: &str, new: &'static str, ignored: &str) {
-        self.old_names_won.borrow_mut().push(format!(
+        self.names_overridden.borrow_mut().push(format!(
             "{} {used:?} is used, not {} {ignored:?}: as in upstream v4, a deprecated v3 name \
              wins over its v4 name; set only one",
             self.described(old),
@@ -247,7 +249,7 @@ impl Sources<'_> {
                 false => format!("{:?}", crate::redact::redact(v)),
             };
             for (name, value) in set.filter(|(_, v)| *v != used) {
-                self.old_names_won.borrow_mut().push(format!(
+                self.names_overridden.borrow_mut().push(format!(
                     "env {used_name} {} is used, not env {name} {}: the newer name wins \
                      (upstream's newest releases take the older one); set only one",
                     shown(&used),
@@ -392,7 +394,7 @@ pub fn parse(
     let src = Sources {
         raw,
         env,
-        old_names_won: Default::default(),
+        names_overridden: Default::default(),
     };
 
     if src.bool("help")? {
@@ -524,7 +526,7 @@ pub fn parse(
         checkout,
         ops,
         git_binary_ignored,
-        old_names_won: src.old_names_won.take(),
+        names_overridden: src.names_overridden.take(),
     })))
 }
 
@@ -573,11 +575,11 @@ mod tests {
         assert_eq!(c.period, Duration::from_secs(1));
         assert_eq!(c.depth, 5);
         // Nothing to say: the command line decided.
-        assert!(c.old_names_won.is_empty(), "{:?}", c.old_names_won);
+        assert!(c.names_overridden.is_empty(), "{:?}", c.names_overridden);
         let c = run(&["--repo=x", "--root=/r"], &env).unwrap();
         assert_eq!(c.period, Duration::from_secs(2));
         assert_eq!(
-            c.old_names_won,
+            c.names_overridden,
             [
                 "env GITSYNC_PERIOD \"2s\" is used, not env GIT_SYNC_PERIOD \"3s\": the newer \
               name wins (upstream's newest releases take the older one); set only one"
@@ -590,19 +592,23 @@ mod tests {
         ];
         let c = run(&["--repo=x", "--root=/r"], &hosts).unwrap();
         assert!(c.auth.ssh.known_hosts);
-        assert_eq!(c.old_names_won.len(), 2, "{:?}", c.old_names_won);
+        assert_eq!(c.names_overridden.len(), 2, "{:?}", c.names_overridden);
         // The same value twice (charts set both names): nothing to say.
         let same = [("GITSYNC_DEPTH", "0"), ("GIT_SYNC_DEPTH", "0")];
         let c = run(&["--repo=x", "--root=/r"], &same).unwrap();
-        assert!(c.old_names_won.is_empty(), "{:?}", c.old_names_won);
+        assert!(c.names_overridden.is_empty(), "{:?}", c.names_overridden);
         // A secret is named, never shown.
         let pw = [
             ("GITSYNC_PASSWORD", "new-pw"),
             ("GIT_SYNC_PASSWORD", "old-pw"),
         ];
         let c = run(&["--repo=https://h/r", "--root=/r", "--username=u"], &pw).unwrap();
-        assert_eq!(c.old_names_won.len(), 1);
-        assert!(!c.old_names_won[0].contains("pw"), "{:?}", c.old_names_won);
+        assert_eq!(c.names_overridden.len(), 1);
+        assert!(
+            !c.names_overridden[0].contains("pw"),
+            "{:?}",
+            c.names_overridden
+        );
         let c = run(&[], &[("GITSYNC_REPO", "x"), ("GITSYNC_ROOT", "/r")]).unwrap();
         assert_eq!(c.repo, "x");
     }
@@ -648,7 +654,7 @@ mod tests {
         mine.push(("GITSYNC_AZURE_CLIENT_ID", "mine"));
         let c = run(&base, &mine).unwrap();
         assert_eq!(id(&c), "mine");
-        assert!(c.old_names_won.is_empty(), "{:?}", c.old_names_won);
+        assert!(c.names_overridden.is_empty(), "{:?}", c.names_overridden);
     }
 
     #[test]
@@ -923,7 +929,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.git_ref, "dev");
         assert_eq!(
-            c.old_names_won,
+            c.names_overridden,
             [
                 "--branch (flag) \"dev\" is used, not --ref (flag) \"main\": as in upstream v4, \
               a deprecated v3 name wins over its v4 name; set only one"
@@ -935,7 +941,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.git_ref, "v1");
-        assert!(c.old_names_won[0]
+        assert!(c.names_overridden[0]
             .starts_with("--rev (flag) \"v1\" is used, not --ref (env GITSYNC_REF)"));
         // The same value under both names (Apache Airflow's chart sets
         // GIT_SYNC_BRANCH and GITSYNC_REF, rev HEAD): nothing to say.
@@ -946,11 +952,15 @@ mod tests {
         ];
         let c = run(&base, &airflow).unwrap();
         assert_eq!(c.git_ref, "v2-2-stable");
-        assert!(c.old_names_won.is_empty(), "{:?}", c.old_names_won);
+        assert!(c.names_overridden.is_empty(), "{:?}", c.names_overridden);
         // No --ref at all (the 2015 manifest): its default lost nothing.
         for v3 in [("GIT_SYNC_BRANCH", "master"), ("GIT_SYNC_REV", "v1")] {
             let c = run(&base, &[v3]).unwrap();
-            assert!(c.old_names_won.is_empty(), "{v3:?}: {:?}", c.old_names_won);
+            assert!(
+                c.names_overridden.is_empty(),
+                "{v3:?}: {:?}",
+                c.names_overridden
+            );
         }
     }
 
@@ -959,7 +969,7 @@ mod tests {
         let base = ["--repo=x", "--root=/r"];
         let won = |env: &[(&str, &str)]| {
             let c = run(&base, env).unwrap();
-            let won = c.old_names_won.clone();
+            let won = c.names_overridden.clone();
             (c, won)
         };
         // Equal values: quietly.
@@ -1021,7 +1031,7 @@ mod tests {
             c.ops.exechook.as_ref().map(|h| h.command.as_str()),
             Some("/old")
         );
-        assert_eq!(c.old_names_won.len(), 2, "{:?}", c.old_names_won);
+        assert_eq!(c.names_overridden.len(), 2, "{:?}", c.names_overridden);
     }
 
     #[test]
