@@ -9,10 +9,11 @@
 //! fetch would write.
 
 use std::collections::{HashSet, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Oid, Repository};
 
+use super::pack_index::PackIndex;
 use super::reftable::{RefTable, Reftables};
 use super::{pack_copy, ref_error, refs, Cancel, GitError, GitRepo, Hash, Target};
 use crate::redact::redact;
@@ -187,10 +188,11 @@ impl GitRepo {
         let Source {
             repo: src, gitdir, ..
         } = open_source(url, path)?;
-        let ours = self
+        let odb = self
             .repo
             .odb()
             .map_err(|e| GitError::local("open object database", e))?;
+        let ours = Store::of(&self.gitdir.join("objects"), odb);
         let mut shallow = super::depth::read_shallow(self);
         // In a store without shallow commits, the history below any commit
         // it holds is complete; in a shallow one it may be cut further down
@@ -204,7 +206,7 @@ impl GitRepo {
             if !seen.insert(id) {
                 continue;
             }
-            let have = have(&ours, id);
+            let have = ours.has(id);
             if have && complete_below_ours && depth == 0 {
                 continue; // complete history below it is already here
             }
@@ -250,11 +252,56 @@ impl GitRepo {
     }
 }
 
-/// Whether our store holds `id`. Without libgit2's rescan of the pack
-/// directory on every miss (nothing else writes there meanwhile): with it,
-/// the misses of a first sync of a long history cost seconds of syscalls.
-fn have(ours: &git2::Odb<'_>, id: Oid) -> bool {
-    ours.exists_ext(id, git2::OdbLookupFlags::NO_REFRESH)
+/// Our object store, as asked "do we have this object?" once per object of
+/// the walk. Our fetches write packs only; where the store is nothing else
+/// (no loose object directory, no alternates), the packs' indexes, read
+/// once, answer without a system call: libgit2 looks for a loose file on
+/// every miss, an `access` per object of a first sync (50,000 for as many
+/// files). Otherwise (a store an older git-sync or git left loose objects
+/// in) libgit2 answers, without its rescan of the pack directory on every
+/// miss (nothing else writes there meanwhile; with it, the misses of a
+/// long history cost seconds).
+enum Store<'r> {
+    Packs(Vec<PackIndex>),
+    Odb(git2::Odb<'r>),
+}
+
+impl<'r> Store<'r> {
+    fn of(objects: &Path, odb: git2::Odb<'r>) -> Self {
+        match packs_only(objects) {
+            Some(packs) => Store::Packs(packs),
+            None => Store::Odb(odb),
+        }
+    }
+
+    fn has(&self, id: Oid) -> bool {
+        match self {
+            Store::Packs(packs) => packs.iter().any(|p| p.find(id).is_some()),
+            Store::Odb(odb) => odb.exists_ext(id, git2::OdbLookupFlags::NO_REFRESH),
+        }
+    }
+}
+
+/// The indexes of every pack in `objects`, if packs are all it holds.
+fn packs_only(objects: &Path) -> Option<Vec<PackIndex>> {
+    if objects.join("info/alternates").exists() {
+        return None;
+    }
+    let loose_dir = |name: &str| name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit());
+    for entry in std::fs::read_dir(objects).ok()? {
+        if loose_dir(&entry.ok()?.file_name().to_string_lossy()) {
+            return None;
+        }
+    }
+    let dir = objects.join("pack");
+    let mut packs = Vec::new();
+    for entry in std::fs::read_dir(&dir).ok()? {
+        let name = entry.ok()?.file_name().to_string_lossy().into_owned();
+        if let Some(base) = name.strip_suffix(".pack") {
+            packs.push(PackIndex::read(&dir, base).ok()?);
+        }
+    }
+    Some(packs)
 }
 
 /// The pack directories of a local repository: its own and its
@@ -276,12 +323,12 @@ fn source_pack_dirs(gitdir: &std::path::Path) -> Vec<PathBuf> {
 /// Add the objects of `tree` that `ours` lacks. A tree we have is complete.
 fn collect_tree(
     src: &Repository,
-    ours: &git2::Odb<'_>,
+    ours: &Store<'_>,
     tree_id: Oid,
     wanted: &mut Vec<Oid>,
     seen: &mut HashSet<Oid>,
 ) -> Result<(), git2::Error> {
-    if !seen.insert(tree_id) || have(ours, tree_id) {
+    if !seen.insert(tree_id) || ours.has(tree_id) {
         return Ok(());
     }
     wanted.push(tree_id);
@@ -289,7 +336,7 @@ fn collect_tree(
     for entry in tree.iter() {
         match entry.kind() {
             Some(ObjectType::Tree) => collect_tree(src, ours, entry.id(), wanted, seen)?,
-            Some(ObjectType::Blob) if seen.insert(entry.id()) && !have(ours, entry.id()) => {
+            Some(ObjectType::Blob) if seen.insert(entry.id()) && !ours.has(entry.id()) => {
                 wanted.push(entry.id());
             }
             // Submodule commits live in other repositories.
@@ -303,6 +350,46 @@ fn collect_tree(
 mod tests {
     use super::local_path;
     use std::path::PathBuf;
+
+    #[test]
+    fn our_store_is_asked_through_its_pack_indexes_when_packs_are_all_it_holds() {
+        use super::super::test_util::git;
+        use super::super::{Cancel, GitRepo};
+        use super::Store;
+        let t = tempfile::TempDir::new().unwrap();
+        let src = t.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        git(&src, &["init", "-q"]);
+        std::fs::write(src.join("f"), "one").unwrap();
+        git(&src, &["add", "f"]);
+        git(&src, &["commit", "-qm", "c"]);
+        let hash: git2::Oid = git(&src, &["rev-parse", "HEAD"]).trim().parse().unwrap();
+        let blob: git2::Oid = git(&src, &["rev-parse", "HEAD:f"]).trim().parse().unwrap();
+        let url = src.display().to_string();
+        let mut ours = GitRepo::init(&t.path().join("root")).unwrap();
+        let objects = t.path().join("root/.git/objects");
+        fn store<'r>(objects: &std::path::Path, repo: &'r GitRepo) -> Store<'r> {
+            Store::of(objects, repo.repo.odb().unwrap())
+        }
+
+        // Empty: the (no) packs say so, and nothing is had.
+        let empty = store(&objects, &ours);
+        assert!(matches!(empty, Store::Packs(ref p) if p.is_empty()));
+        assert!(!empty.has(hash));
+        drop(empty);
+        ours.fetch_local(&url, &src, hash, 1, &Cancel::new())
+            .unwrap();
+        let packed = store(&objects, &ours);
+        assert!(matches!(packed, Store::Packs(ref p) if p.len() == 1));
+        assert!(packed.has(hash) && packed.has(blob));
+        assert!(!packed.has(git2::Oid::hash_object(git2::ObjectType::Blob, b"x").unwrap()));
+        drop(packed);
+        // A loose object (a store older tools wrote to): libgit2 answers.
+        let loose = ours.repo.blob(b"loose").unwrap();
+        let mixed = store(&objects, &ours);
+        assert!(matches!(mixed, Store::Odb(_)));
+        assert!(mixed.has(loose) && mixed.has(hash));
+    }
 
     #[test]
     fn a_host_without_a_scheme_is_pointed_out() {
