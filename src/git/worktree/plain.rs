@@ -6,8 +6,10 @@
 //! 0.8 s on tmpfs and about 0.6 KiB each. When what lands on disk is the
 //! blob itself (no attribute or config that filters, see `worktree.rs`) and
 //! every name in the tree is plainly safe (`tree_path.rs`), the tree is
-//! written as it is walked: per file one blob read, one `open`, `write` and
-//! `fstat`, and the index entry that a checkout would leave.
+//! walked (its directories made, its files listed, about 40 bytes each),
+//! then written: per file one blob read, one `open`, `write` and `fstat`,
+//! and the index entry that a checkout would leave. A large tree is written
+//! on one thread per core.
 //!
 //! The index starts as the tree read whole (one sort), or as the index the
 //! sharing of unchanged files left; each written file's entry is then
@@ -24,7 +26,7 @@ use std::path::Path;
 
 use super::super::tree_path::make_dirs_within;
 use super::super::{Cancel, GitError};
-use super::{index_entry, CANCEL_EVERY};
+use super::{index_entry, threads_for, CANCEL_EVERY};
 
 /// Tree entry modes (git's, as libgit2 reports them).
 const TREE: u32 = 0o040000;
@@ -54,57 +56,214 @@ pub(super) fn write_tree(
         .config()
         .and_then(|c| c.get_bool("core.symlinks"))
         .unwrap_or(true);
-    let mut writer = Writer {
-        wt,
-        top: dir,
-        symlinks,
-        index,
-        written: 0,
-    };
-    // Trees still to write: their path (ending in '/', empty at the top).
+    // The walk: directories made, the files to write listed (their paths
+    // in one buffer: a large tree's list stays small).
+    let mut files = Files::default();
+    // Trees still to walk: their path (ending in '/', empty at the top).
     let mut pending: Vec<(Vec<u8>, git2::Tree<'_>)> = vec![(Vec::new(), tree.clone())];
     while let Some((prefix, tree)) = pending.pop() {
         let mut dir_made = prefix.is_empty();
         for entry in tree.iter() {
-            let mut path = prefix.clone();
-            path.extend_from_slice(entry.name_bytes());
             let mode = entry.filemode() as u32;
             if mode == TREE {
                 let sub = wt
                     .find_tree(entry.id())
                     .map_err(|e| GitError::local(format!("read tree {}", entry.id()), e))?;
+                let mut path = prefix.clone();
+                path.extend_from_slice(entry.name_bytes());
                 path.push(b'/');
                 pending.push((path, sub));
                 continue;
             }
-            if only.as_ref().is_some_and(|o| !o.contains(path.as_slice())) {
+            let name = entry.name_bytes();
+            if only
+                .as_ref()
+                .is_some_and(|o| !o.contains([&prefix[..], name].concat().as_slice()))
+            {
                 continue;
-            }
-            if writer.written % CANCEL_EVERY == 0 && cancel.is_cancelled() {
-                return Err(GitError::Cancelled);
             }
             if !dir_made {
                 let rel = Path::new(OsStr::from_bytes(&prefix[..prefix.len() - 1]));
                 make_dirs_within(dir, rel)?;
                 dir_made = true;
             }
-            writer.write(&path, entry.id(), mode)?;
+            files.push(&prefix, name, entry.id(), mode);
         }
     }
-    Ok(writer.written)
+    let files = &files;
+    // The files: a blob read, an open, a write and an fstat each, system
+    // calls above all; a large tree on one thread per core, each with its
+    // own handle on the object store (libgit2's are not shared between
+    // threads), their index entries added here as they come.
+    let threads = threads_for(files.items.len());
+    if threads < 2 {
+        let writer = Writer {
+            repo: wt,
+            top: dir,
+            symlinks,
+            files,
+        };
+        return writer.write_all(&files.items, cancel, |batch| add(index, batch).map(drop));
+    }
+    let store = wt.commondir().to_path_buf();
+    // Set by the first writer that fails: the others stop too.
+    let failed = Cancel::new();
+    let (results, index_error) = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<git2::IndexEntry>>(4 * threads);
+        let workers: Vec<_> = files
+            .items
+            .chunks(files.items.len().div_ceil(threads))
+            .map(|chunk| {
+                let (tx, store, failed) = (tx.clone(), &store, &failed);
+                s.spawn(move || {
+                    let written = git2::Repository::open_bare(store)
+                        .map_err(|e| GitError::local("open the object store", e))
+                        .and_then(|repo| {
+                            let writer = Writer {
+                                repo: &repo,
+                                top: dir,
+                                symlinks,
+                                files,
+                            };
+                            writer.write_all(chunk, &Either(cancel, failed), |batch| {
+                                // Not refused: the receiver drains until
+                                // every writer is done.
+                                tx.send(batch).map_err(|_| GitError::Cancelled)
+                            })
+                        });
+                    if written.is_err() {
+                        failed.cancel();
+                    }
+                    written
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut index_error = None;
+        for batch in rx {
+            if index_error.is_none() {
+                if let Err(e) = add(index, batch) {
+                    index_error = Some(e);
+                    failed.cancel();
+                }
+            }
+        }
+        let results: Vec<Result<usize, GitError>> = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        (results, index_error)
+    });
+    outcome(results, index_error)
+}
+
+/// What the writers did, as one result: how many files they wrote, or the
+/// error that stopped the others, not the "cancelled" they stopped with
+/// ("cancelled" only if that is all there is: the pass was).
+fn outcome(
+    results: Vec<Result<usize, GitError>>,
+    index_error: Option<GitError>,
+) -> Result<usize, GitError> {
+    let mut cancelled = false;
+    let mut written = 0;
+    for result in results {
+        match result {
+            Ok(n) => written += n,
+            Err(GitError::Cancelled) => cancelled = true,
+            Err(e) => return Err(e),
+        }
+    }
+    match (index_error, cancelled) {
+        (Some(e), _) => Err(e),
+        (None, true) => Err(GitError::Cancelled),
+        (None, false) => Ok(written),
+    }
+}
+
+/// Add `batch` to `index`; how many.
+fn add(index: &mut git2::Index, batch: Vec<git2::IndexEntry>) -> Result<usize, GitError> {
+    for entry in &batch {
+        index
+            .add(entry)
+            .map_err(|e| GitError::local("index a written file", e))?;
+    }
+    Ok(batch.len())
+}
+
+/// What stops a writer between files.
+trait Stop {
+    fn stopped(&self) -> bool;
+}
+
+impl Stop for Cancel {
+    fn stopped(&self) -> bool {
+        self.is_cancelled()
+    }
+}
+
+/// Either of two cancel flags: the pass's, or another writer's failure.
+struct Either<'a>(&'a Cancel, &'a Cancel);
+
+impl Stop for Either<'_> {
+    fn stopped(&self) -> bool {
+        self.0.is_cancelled() || self.1.is_cancelled()
+    }
+}
+
+/// The files of a tree to write: each a path (a range of `paths`), a blob
+/// and a tree mode.
+#[derive(Default)]
+struct Files {
+    paths: Vec<u8>,
+    items: Vec<(std::ops::Range<usize>, git2::Oid, u32)>,
+}
+
+impl Files {
+    fn push(&mut self, prefix: &[u8], name: &[u8], id: git2::Oid, mode: u32) {
+        let start = self.paths.len();
+        self.paths.extend_from_slice(prefix);
+        self.paths.extend_from_slice(name);
+        self.items.push((start..self.paths.len(), id, mode));
+    }
 }
 
 struct Writer<'a, 'r> {
-    wt: &'r git2::Repository,
+    repo: &'r git2::Repository,
     top: &'a Path,
     symlinks: bool,
-    index: &'a mut git2::Index,
-    written: usize,
+    files: &'a Files,
 }
 
 impl Writer<'_, '_> {
-    /// Write the entry at `path` (its directory made) and index it.
-    fn write(&mut self, path: &[u8], id: git2::Oid, mode: u32) -> Result<(), GitError> {
+    /// Write `items` of the files, handing their index entries to `sink`
+    /// in batches; how many were written. `stop` is looked at between
+    /// files, every [`CANCEL_EVERY`].
+    fn write_all<S: Stop>(
+        &self,
+        items: &[(std::ops::Range<usize>, git2::Oid, u32)],
+        stop: &S,
+        mut sink: impl FnMut(Vec<git2::IndexEntry>) -> Result<(), GitError>,
+    ) -> Result<usize, GitError> {
+        let mut batch = Vec::with_capacity(CANCEL_EVERY);
+        for (n, (range, id, mode)) in items.iter().enumerate() {
+            if n % CANCEL_EVERY == 0 {
+                if stop.stopped() {
+                    return Err(GitError::Cancelled);
+                }
+                if !batch.is_empty() {
+                    sink(std::mem::take(&mut batch))?;
+                }
+            }
+            batch.push(self.write(&self.files.paths[range.clone()], *id, *mode)?);
+        }
+        if !batch.is_empty() {
+            sink(batch)?;
+        }
+        Ok(items.len())
+    }
+
+    /// Write the entry at `path` (its directory made); its index entry.
+    fn write(&self, path: &[u8], id: git2::Oid, mode: u32) -> Result<git2::IndexEntry, GitError> {
         let rel = Path::new(OsStr::from_bytes(path));
         let dest = self.top.join(rel);
         let (meta, mode) = match mode {
@@ -133,15 +292,11 @@ impl Writer<'_, '_> {
             }
         };
         let meta = meta.map_err(|e| GitError::io("write", &dest, e))?;
-        self.index
-            .add(&index_entry(path, id, mode, &meta))
-            .map_err(|e| GitError::local(format!("index {}", dest.display()), e))?;
-        self.written += 1;
-        Ok(())
+        Ok(index_entry(path, id, mode, &meta))
     }
 
     fn blob(&self, id: git2::Oid, dest: &Path) -> Result<git2::Blob<'_>, GitError> {
-        self.wt
+        self.repo
             .find_blob(id)
             .map_err(|e| GitError::local(format!("read blob {id} for {}", dest.display()), e))
     }
@@ -194,15 +349,16 @@ mod tests {
     #[test]
     fn every_file_is_written_and_indexed() {
         let t = tempfile::tempdir().unwrap();
-        let (repo, tree, out) = tree_of(t.path(), 300);
+        // Few files: written on this thread.
+        let (repo, tree, out) = tree_of(t.path(), 150);
         let tree = repo.find_tree(tree).unwrap();
         let mut index = git2::Index::new().unwrap();
         let n = write_tree(&repo, &tree, &out, None, &mut index, &Cancel::new()).unwrap();
-        assert_eq!(n, 300);
+        assert_eq!(n, 150);
         assert_eq!(fs::read_to_string(out.join("d3/f10")).unwrap(), "10");
         let entry = index.get_path(Path::new("d3/f10"), 0).unwrap();
         assert_eq!(entry.file_size, 2, "stat data recorded");
-        assert_eq!(index.len(), 300);
+        assert_eq!(index.len(), 150);
     }
 
     #[test]
@@ -220,6 +376,65 @@ mod tests {
             written < CANCEL_EVERY,
             "{written} files written after cancel"
         );
+    }
+
+    #[test]
+    fn a_large_tree_is_written_alike_on_several_threads() {
+        let t = tempfile::tempdir().unwrap();
+        let files = super::super::PARALLEL_FROM + 100;
+        let (repo, tree, out) = tree_of(t.path(), files);
+        let tree = repo.find_tree(tree).unwrap();
+        let mut index = git2::Index::new().unwrap();
+        let n = write_tree(&repo, &tree, &out, None, &mut index, &Cancel::new()).unwrap();
+        assert_eq!((n, index.len(), walk_count(&out)), (files, files, files));
+        for i in [0, 1, files / 2, files - 1] {
+            let path = format!("d{}/f{i}", i % 7);
+            assert_eq!(fs::read_to_string(out.join(&path)).unwrap(), i.to_string());
+            let meta = fs::metadata(out.join(&path)).unwrap();
+            let entry = index.get_path(Path::new(&path), 0).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(
+                (entry.ino, entry.file_size),
+                (meta.ino() as u32, meta.len() as u32)
+            );
+        }
+    }
+
+    #[test]
+    fn a_writer_that_fails_stops_the_others_and_its_error_is_the_one_told() {
+        let t = tempfile::tempdir().unwrap();
+        let files = super::super::PARALLEL_FROM + 100;
+        let (repo, tree, out) = tree_of(t.path(), files);
+        let tree = repo.find_tree(tree).unwrap();
+        // A file in the way of one of the tree's: it is not overwritten.
+        let i = files / 3;
+        let in_the_way = format!("d{}/f{i}", i % 7);
+        fs::create_dir_all(out.join(format!("d{}", i % 7))).unwrap();
+        fs::write(out.join(&in_the_way), "mine").unwrap();
+        let mut index = git2::Index::new().unwrap();
+        let e = write_tree(&repo, &tree, &out, None, &mut index, &Cancel::new()).unwrap_err();
+        assert!(!matches!(e, GitError::Cancelled), "{e}");
+        assert!(e.to_string().contains(&in_the_way), "{e}");
+        assert_eq!(fs::read_to_string(out.join(&in_the_way)).unwrap(), "mine");
+    }
+
+    #[test]
+    fn the_writers_outcome_is_the_error_that_stopped_them() {
+        let full = || GitError::io("write", Path::new("f"), io::Error::other("disk full"));
+        let told = |r: Result<usize, GitError>| match r {
+            Ok(n) => n.to_string(),
+            Err(GitError::Cancelled) => "cancelled".into(),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(told(outcome(vec![Ok(2), Ok(3)], None)), "5");
+        // The one stopped by another's failure says "cancelled": not told.
+        let stopped = vec![Err(GitError::Cancelled), Err(full())];
+        assert_eq!(told(outcome(stopped, None)), "write f: disk full");
+        let index = GitError::local("index a written file", git2::Error::from_str("bad"));
+        let stopped = vec![Ok(1), Err(GitError::Cancelled)];
+        assert!(told(outcome(stopped, Some(index))).starts_with("index a written file"));
+        let cancelled = vec![Err(GitError::Cancelled), Ok(1)];
+        assert_eq!(told(outcome(cancelled, None)), "cancelled");
     }
 
     fn walk_count(dir: &Path) -> usize {

@@ -35,7 +35,7 @@ use std::time::SystemTime;
 
 use super::super::tree_path::make_dirs_within;
 use super::super::{Cancel, GitError, GitRepo, Hash};
-use super::{CANCEL_EVERY, SKIP_WORKTREE};
+use super::{in_chunks, CANCEL_EVERY, SKIP_WORKTREE};
 
 /// A complete worktree of ours at `hash`, made with the same recipe, whose
 /// files a new worktree may share: its directory, and the name its admin
@@ -226,38 +226,6 @@ fn count_files(dir: &Path, top: bool) -> Option<usize> {
     Some(n)
 }
 
-/// Fewer items than this are done on the calling thread.
-const PARALLEL_FROM: usize = 2_000;
-
-/// `f` over `items` cut into one chunk per core (up to 4), on threads of
-/// their own when there are many items; the results in order, or the
-/// first error.
-fn in_chunks<T: Sync, R: Send, E: Send>(
-    items: &[T],
-    f: impl Fn(&[T]) -> Result<Vec<R>, E> + Sync,
-) -> Result<Vec<R>, E> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    if threads < 2 || items.len() < PARALLEL_FROM {
-        return f(items);
-    }
-    let size = items.len().div_ceil(threads);
-    let parts: Vec<Result<Vec<R>, E>> = std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(size)
-            .map(|chunk| s.spawn(|| f(chunk)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    let mut out = Vec::with_capacity(items.len());
-    for part in parts {
-        out.extend(part?);
-    }
-    Ok(out)
-}
-
 /// A copy of the base's index at `new`, read onto `commit`'s tree (stat
 /// data kept for the entries that did not change). `None`, and no copy,
 /// when the base's index cannot be used (damaged, say): every file is then
@@ -393,7 +361,7 @@ mod tests {
     #[test]
     fn a_cancelled_pass_stops_sharing_between_files() {
         // Few files are shared on this thread, many on several.
-        for files in [300, PARALLEL_FROM + 500] {
+        for files in [100, super::super::PARALLEL_FROM + 100] {
             cancelled_then_shared(files);
         }
     }
