@@ -261,7 +261,7 @@ pub async fn run(cfg: Config) -> i32 {
                         (hash, false, None)
                     }
                 };
-                if first && !cfg.one_time && hash.to_string() == cfg.git_ref.to_ascii_lowercase() {
+                if first && !cfg.one_time && git::parse_full_hash(&cfg.git_ref).is_some() {
                     // Upstream's words; polls go on, asking the remote nothing.
                     tracing::info!(r#ref = %cfg.git_ref, "ref appears to be a git hash, no further sync needed");
                 }

@@ -103,7 +103,7 @@ pub(super) fn write_tree(
             symlinks,
             files,
         };
-        return writer.write_all(&files.items, cancel, |batch| add(index, batch).map(drop));
+        return writer.write_all(&files.items, &[cancel], |batch| add(index, batch).map(drop));
     }
     let store = wt.commondir().to_path_buf();
     // Set by the first writer that fails: the others stop too.
@@ -125,7 +125,8 @@ pub(super) fn write_tree(
                                 symlinks,
                                 files,
                             };
-                            writer.write_all(chunk, &Either(cancel, failed), |batch| {
+                            // The pass's flag, or another writer's failure.
+                            writer.write_all(chunk, &[cancel, failed], |batch| {
                                 // Not refused: the receiver drains until
                                 // every writer is done.
                                 tx.send(batch).map_err(|_| GitError::Cancelled)
@@ -190,26 +191,6 @@ fn add(index: &mut git2::Index, batch: Vec<git2::IndexEntry>) -> Result<usize, G
     Ok(batch.len())
 }
 
-/// What stops a writer between files.
-trait Stop {
-    fn stopped(&self) -> bool;
-}
-
-impl Stop for Cancel {
-    fn stopped(&self) -> bool {
-        self.is_cancelled()
-    }
-}
-
-/// Either of two cancel flags: the pass's, or another writer's failure.
-struct Either<'a>(&'a Cancel, &'a Cancel);
-
-impl Stop for Either<'_> {
-    fn stopped(&self) -> bool {
-        self.0.is_cancelled() || self.1.is_cancelled()
-    }
-}
-
 /// The files of a tree to write: each a path (a range of `paths`), a blob
 /// and a tree mode.
 #[derive(Default)]
@@ -236,18 +217,18 @@ struct Writer<'a, 'r> {
 
 impl Writer<'_, '_> {
     /// Write `items` of the files, handing their index entries to `sink`
-    /// in batches; how many were written. `stop` is looked at between
-    /// files, every [`CANCEL_EVERY`].
-    fn write_all<S: Stop>(
+    /// in batches; how many were written. Any of `stop` set ends it between
+    /// two files (looked at every [`CANCEL_EVERY`]).
+    fn write_all(
         &self,
         items: &[(std::ops::Range<usize>, git2::Oid, u32)],
-        stop: &S,
+        stop: &[&Cancel],
         mut sink: impl FnMut(Vec<git2::IndexEntry>) -> Result<(), GitError>,
     ) -> Result<usize, GitError> {
         let mut batch = Vec::with_capacity(CANCEL_EVERY);
         for (n, (range, id, mode)) in items.iter().enumerate() {
             if n % CANCEL_EVERY == 0 {
-                if stop.stopped() {
+                if stop.iter().any(|c| c.is_cancelled()) {
                     return Err(GitError::Cancelled);
                 }
                 if !batch.is_empty() {
