@@ -45,7 +45,7 @@ fn log_config(cfg: &Config) {
     // Upstream's first line ("starting up", pid, uid, gid, home), which log
     // alerts on restarts match, then the configuration in effect.
     tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
+        version = crate::VERSION,
         pid = std::process::id(),
         uid,
         gid,

@@ -35,6 +35,11 @@ pub mod sync;
 pub mod triggers;
 pub mod user;
 
+/// The version as upstream writes it (`v4.4.0`, from `git describe`):
+/// `--version` prints it alone and the first log line carries it, so
+/// scripts and log queries written for upstream read ours alike.
+pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
 /// Lock `m`, also after a panic in another holder: what our mutexes guard
 /// stays meaningful then (plain values, or state that is checked again on
 /// disk), and a sidecar that stopped on a poisoned lock would serve nothing.

@@ -1194,7 +1194,11 @@ fn log_formats() {
         if v["msg"].as_str().is_some_and(|m| m.starts_with("starting")) {
             // Upstream's words, which alerts on restarts match.
             assert_eq!(v["msg"], "starting up", "{line}");
-            assert_eq!(v["version"], env!("CARGO_PKG_VERSION"), "{line}");
+            assert_eq!(
+                v["version"],
+                concat!("v", env!("CARGO_PKG_VERSION")),
+                "{line}"
+            );
             assert!(v["pid"].as_u64().is_some_and(|p| p > 1), "{line}");
             assert!(
                 v["uid"].is_u64() && v["gid"].is_u64() && v["home"].is_string(),

@@ -2211,6 +2211,12 @@ fn help_version_and_man() {
         assert_eq!(out.status.code(), Some(0), "{flag}");
         assert!(!out.stdout.is_empty(), "{flag}");
     }
+    // Upstream prints the bare version, as `git describe` names it.
+    let version = git_sync(&["--version"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        format!("v{}\n", env!("CARGO_PKG_VERSION"))
+    );
     let man = git_sync(&["--man"]).output().unwrap();
     let man = String::from_utf8_lossy(&man.stdout);
     for name in [

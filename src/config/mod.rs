@@ -401,10 +401,7 @@ pub fn parse(
         return Ok(Action::Print(cli::command().render_help().to_string()));
     }
     if src.bool("version")? {
-        return Ok(Action::Print(format!(
-            "git-sync {}\n",
-            env!("CARGO_PKG_VERSION")
-        )));
+        return Ok(Action::Print(format!("{}\n", crate::VERSION)));
     }
     if src.bool("man")? {
         return Ok(Action::Print(cli::manual()));
