@@ -138,15 +138,14 @@ const SIGNAL_NAMES: [(&str, i32); 31] = [
     ("SYS", libc::SIGSYS),
 ];
 
-/// A signal by number (`1`, `0x1`) or name (`SIGHUP`, `HUP`, `usr1`) that
+/// A signal by number (`1`, `0x1`, `01`) or name (`SIGHUP`, `HUP`, `usr1`) that
 /// a process may catch and that does not already mean something here.
 pub fn parse_signal(s: &str) -> Result<i32, String> {
     let s = s.trim();
-    let number = if let Some(hex) = s.strip_prefix("0x") {
-        i32::from_str_radix(hex, 16).ok()
-    } else {
-        s.parse().ok()
-    };
+    // A number as upstream reads one (Go's base 0: `1`, `0x1`, `01`).
+    let number = super::values::parse_int(s)
+        .ok()
+        .and_then(|n| i32::try_from(n).ok());
     let n = match number {
         Some(n) => n,
         None => {
@@ -311,6 +310,7 @@ mod tests {
         assert!(parse_signal("99").is_err());
         assert_eq!(parse_signal("SIGPWR"), Ok(libc::SIGPWR));
         assert_eq!(parse_signal("0x1e"), Ok(libc::SIGPWR));
+        assert_eq!(parse_signal("012"), Ok(libc::SIGUSR1));
         assert_eq!(parse_signal("64"), Ok(libc::SIGRTMAX()));
         // Refused at start rather than failing (or aborting) later: the
         // C library's own real-time signals, and those that cannot be

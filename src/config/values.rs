@@ -156,11 +156,55 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Parse a signed integer.
+/// Parse a signed integer as Go's `strconv.ParseInt(s, 0, 64)` does, which
+/// upstream uses for every integer flag and env var: an optional sign, then
+/// decimal, `0x` hex, `0o` or a bare leading `0` octal, or `0b` binary, with
+/// `_` between digits (`1_000`). So `--depth=010` is 8 there and here.
 pub fn parse_int(s: &str) -> Result<i64, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not an integer"))
+    go_int(s.trim()).ok_or_else(|| format!("{s:?} is not an integer"))
+}
+
+fn go_int(s: &str) -> Option<i64> {
+    let (negative, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let prefix = body.get(..2).map(str::to_ascii_lowercase);
+    let (radix, digits) = match prefix.as_deref() {
+        Some("0x") => (16, &body[2..]),
+        Some("0o") => (8, &body[2..]),
+        Some("0b") => (2, &body[2..]),
+        _ if body.len() > 1 && body.starts_with('0') => (8, &body[1..]),
+        _ => (10, body),
+    };
+    // An underscore must follow a digit or the base prefix, and precede a
+    // digit: no `_1`, `1__0` or `1_` (Go's literal syntax).
+    let mut after_digit = radix != 10;
+    let mut magnitude: u64 = 0;
+    let mut any = false;
+    for c in digits.chars() {
+        if c == '_' {
+            if !after_digit {
+                return None;
+            }
+            after_digit = false;
+            continue;
+        }
+        let d = c.to_digit(radix)?;
+        magnitude = magnitude
+            .checked_mul(u64::from(radix))?
+            .checked_add(u64::from(d))?;
+        after_digit = true;
+        any = true;
+    }
+    if !after_digit || !any {
+        return None;
+    }
+    if negative {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
 }
 
 /// Parse upstream's `--git-config` syntax: comma-separated `key:value`
@@ -270,6 +314,56 @@ fn unescape(chars: &mut impl Iterator<Item = char>) -> Result<char, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_as_go_parses_them_with_base_0() {
+        for (text, want) in [
+            ("10", 10),
+            ("+10", 10),
+            ("-1", -1),
+            ("0", 0),
+            ("-0", 0),
+            ("010", 8),
+            ("0_7", 7),
+            ("0o17", 15),
+            ("0O17", 15),
+            ("0x1F", 31),
+            ("-0x10", -16),
+            ("0x_1f", 31),
+            ("0b101", 5),
+            ("1_000", 1000),
+            (" 5 ", 5),
+            ("9223372036854775807", i64::MAX),
+            ("-9223372036854775808", i64::MIN),
+        ] {
+            assert_eq!(parse_int(text), Ok(want), "{text}");
+        }
+        for bad in [
+            "",
+            "-",
+            "+",
+            "0x",
+            "0o",
+            "0b",
+            "08",
+            "0b2",
+            "1.0",
+            "1e3",
+            "_1",
+            "1_",
+            "1__0",
+            "0_",
+            "0x_",
+            "--1",
+            "+-1",
+            "abc",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "\u{661}",
+        ] {
+            assert!(parse_int(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn durations_as_go_writes_them() {
