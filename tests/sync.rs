@@ -152,6 +152,24 @@ fn git_protocol_first_sync_and_update() {
     }
 }
 
+#[test]
+fn git_protocol_to_an_ipv6_literal() {
+    // libgit2 names the host in git://'s request as the URL up to its
+    // first colon, "[" here, which git daemon refuses.
+    let f = Fixture::new(Transport::File);
+    let daemon = GitDaemon::start_at(&f.tmp.path().join("srv"), "::1");
+    let h = f.repo.commit(&[("index.html", "over IPv6")], "v6");
+    let out = run_git_sync(&[
+        &format!("--repo={}", daemon.url("site")),
+        &format!("--root={}", f.root().display()),
+        "--one-time",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_published(&f, &h);
+    assert_eq!(f.read("index.html"), "over IPv6");
+}
+
 fn first_sync(t: Transport) {
     let f = Fixture::new(t);
     let h = f

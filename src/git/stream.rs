@@ -149,6 +149,9 @@ struct NoDelayStream {
     port: *mut c_char,
     s: c_int,
     tcp: Option<TcpStream>,
+    /// Whether anything was written yet: the first write of a git://
+    /// connection is its request, see [`repaired_daemon_request`].
+    wrote: bool,
 }
 
 fn set_error(msg: &str) {
@@ -272,7 +275,38 @@ unsafe extern "C" fn write(
     };
     // SAFETY: libgit2 hands us `len` readable bytes.
     let buf = std::slice::from_raw_parts(data as *const u8, len);
+    if !std::mem::replace(&mut st.wrote, true) {
+        if let Some(request) = repaired_daemon_request(buf, &c_str(st.host), &c_str(st.port)) {
+            // All of it, or libgit2 would resend a part of its own.
+            return io_result(tcp.write_all(&request).map(|()| len), "write to");
+        }
+    }
     io_result(tcp.write(buf), "write to")
+}
+
+/// libgit2's git:// request (`git-upload-pack /repo\0host=...\0`, one
+/// pkt-line) names the host as the URL up to its first colon: `[` for
+/// `git://[::1]:9418/repo`, which git daemon refuses ("'[' without ']'").
+/// That request with the host as git names it (`[::1]:9418`), or `None`
+/// for anything else.
+fn repaired_daemon_request(buf: &[u8], host: &str, port: &str) -> Option<Vec<u8>> {
+    let declared = usize::from_str_radix(std::str::from_utf8(buf.get(..4)?).ok()?, 16).ok()?;
+    let payload = buf
+        .get(4..)
+        .filter(|p| declared == buf.len() && p.starts_with(b"git-"))?;
+    const HOST: &[u8] = b"\0host=";
+    let at = payload.windows(HOST.len()).position(|w| w == HOST)? + HOST.len();
+    let end = at + payload[at..].iter().position(|&b| b == 0)?;
+    let named = &payload[at..end];
+    if !named.starts_with(b"[") || named.contains(&b']') {
+        return None;
+    }
+    let mut fixed = payload[..at].to_vec();
+    fixed.extend_from_slice(format!("[{host}]:{port}").as_bytes());
+    fixed.extend_from_slice(&payload[end..]);
+    let mut request = format!("{:04x}", fixed.len() + 4).into_bytes();
+    request.extend_from_slice(&fixed);
+    (request.len() <= 0xffff).then_some(request)
 }
 
 unsafe extern "C" fn close(stream: *mut RawStream) -> c_int {
@@ -322,6 +356,7 @@ unsafe extern "C" fn init(
         port: port.into_raw(),
         s: -1,
         tcp: None,
+        wrote: false,
     });
     *out = Box::into_raw(st) as *mut RawStream;
     0
@@ -346,5 +381,36 @@ pub fn register(timeout: Duration) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("git_stream_register failed ({rc})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repaired_daemon_request;
+
+    fn pkt(payload: &[u8]) -> Vec<u8> {
+        let mut v = format!("{:04x}", payload.len() + 4).into_bytes();
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn a_git_request_cut_at_an_ipv6_colon_names_the_whole_host() {
+        let cut = pkt(b"git-upload-pack /site\0host=[\0");
+        assert_eq!(
+            repaired_daemon_request(&cut, "::1", "9418"),
+            Some(pkt(b"git-upload-pack /site\0host=[::1]:9418\0"))
+        );
+        // Anything else goes out as libgit2 wrote it.
+        for other in [
+            pkt(b"git-upload-pack /site\0host=example.com\0"),
+            pkt(b"git-upload-pack /site\0host=[::1]:9418\0"),
+            b"0032git-upload-pack /site\0host=[\0".to_vec(),
+            pkt(b"POST /x HTTP/1.1\0host=[\0"),
+            b"GET / HTTP/1.1\r\n".to_vec(),
+            b"00".to_vec(),
+        ] {
+            assert_eq!(repaired_daemon_request(&other, "::1", "9418"), None);
+        }
     }
 }

@@ -1256,18 +1256,25 @@ pub fn spawn_listening_at(cmd: Command, addr: &str, port: u16) -> Result<Proc, P
 /// free loopback port; stopped (with its forked children) when dropped.
 pub struct GitDaemon {
     pub port: u16,
+    /// The loopback address it listens on, as a URL names it.
+    host: String,
     _proc: Proc,
 }
 
 impl GitDaemon {
     pub fn start(base: &Path) -> Self {
+        Self::start_at(base, "127.0.0.1")
+    }
+
+    /// On the loopback address `addr` (`127.0.0.1`, `::1`).
+    pub fn start_at(base: &Path, addr: &str) -> Self {
         use std::os::unix::process::CommandExt;
         let mut last = String::new();
         for _attempt in 0..5 {
             let port = free_port();
             let mut cmd = Command::new("git");
             cmd.arg("daemon")
-                .arg("--listen=127.0.0.1")
+                .arg(format!("--listen={addr}"))
                 .arg(format!("--port={port}"))
                 .arg(format!("--base-path={}", base.display()))
                 .args(["--export-all", "--reuseaddr", "--informative-errors"])
@@ -1275,10 +1282,19 @@ impl GitDaemon {
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());
             cmd.process_group(0);
-            match spawn_listening(cmd, port) {
+            match spawn_listening_at(cmd, addr, port) {
                 Ok(mut p) => {
                     p.group = true;
-                    return GitDaemon { port, _proc: p };
+                    let host = if addr.contains(':') {
+                        format!("[{addr}]")
+                    } else {
+                        addr.to_string()
+                    };
+                    return GitDaemon {
+                        port,
+                        host,
+                        _proc: p,
+                    };
                 }
                 Err(p) => last = p.log(),
             }
@@ -1287,7 +1303,7 @@ impl GitDaemon {
     }
 
     pub fn url(&self, name: &str) -> String {
-        format!("git://127.0.0.1:{}/{name}", self.port)
+        format!("git://{}:{}/{name}", self.host, self.port)
     }
 }
 
