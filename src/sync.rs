@@ -459,7 +459,8 @@ impl Syncer {
             let stand_in = (readers_in_it && worktree.is_dir())
                 .then(|| self.send_readers_to_stand_in(hash, &worktree))
                 .flatten();
-            self.make_tree(hash, &worktree, recipe, current, readers_in_it, cancel)?;
+            let lender = self.publisher.last_published();
+            self.make_tree(hash, &worktree, recipe, lender, readers_in_it, cancel)?;
             stand_in
         };
 
@@ -492,14 +493,14 @@ impl Syncer {
     }
 
     /// Step 4 proper: make `worktree` anew for `hash`, sharing what it can
-    /// with the published tree `current`. A failure leaves nothing half
+    /// with the tree last published, `lender`. A failure leaves nothing half
     /// made, unless readers are in it (`readers_in_it`).
     fn make_tree(
         &mut self,
         hash: Hash,
         worktree: &Path,
         recipe: &Recipe,
-        current: Option<Hash>,
+        lender: Option<Hash>,
         readers_in_it: bool,
         cancel: &Cancel,
     ) -> Result<(), SyncError> {
@@ -511,7 +512,7 @@ impl Syncer {
         // The published tree lends its unchanged files, if made the same
         // way. Not to a tree a pre-publish hook is about to work in: a file
         // it edited in place would change under the published tree's readers.
-        let base = current.filter(|c| {
+        let base = lender.filter(|c| {
             *c != hash
                 && self.pre_publish.is_none()
                 && self.git.recipe_of(&c.to_string()).as_ref() == Some(&recipe.text)

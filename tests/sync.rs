@@ -716,6 +716,8 @@ fn dest_mode_after_a_restart_publishes_the_tree_it_made_before() {
             &format!("--dest={}", dest.display()),
             &format!("--state-dir={}", state.display()),
             "--one-time",
+            // The tree published before stays, for what it shares.
+            "--stale-worktree-timeout=1h",
         ]);
         assert_eq!(out.status.code(), Some(0), "{out:?}");
     };
@@ -739,6 +741,13 @@ fn dest_mode_after_a_restart_publishes_the_tree_it_made_before() {
         "1",
         "repaired"
     );
+    // The next commit's tree, made by the next start, shares the files it
+    // did not change with that one, as in link mode.
+    let h2 = f.repo.commit(&[("1.txt", "changed")], "c2");
+    run();
+    let shared = fs::metadata(state.join(".worktrees").join(h2).join("0.txt")).unwrap();
+    assert_eq!(shared.nlink(), 2, "0.txt written again");
+    assert_eq!(fs::read_to_string(dest.join("1.txt")).unwrap(), "changed");
 }
 
 #[test]

@@ -51,9 +51,11 @@ impl DestPublisher {
 
 impl Publisher for DestPublisher {
     fn current(&self) -> Option<Hash> {
-        if !self.verified {
-            return None;
-        }
+        self.verified.then(|| self.last_published()).flatten()
+    }
+
+    /// What the marker records, mirrored by this process or an earlier one.
+    fn last_published(&self) -> Option<Hash> {
         fs::read_to_string(&self.marker).ok()?.trim().parse().ok()
     }
 

@@ -36,6 +36,13 @@ fn err(path: &Path) -> impl FnOnce(io::Error) -> PublishError + '_ {
 pub trait Publisher {
     /// The hash readers currently see, if known.
     fn current(&self) -> Option<Hash>;
+    /// The hash whose tree a new one may share its unchanged files with:
+    /// the one last published, also where [`Publisher::current`] does not
+    /// vouch for what readers see yet (the sharing checks every file
+    /// against that tree's index anyway).
+    fn last_published(&self) -> Option<Hash> {
+        self.current()
+    }
     /// Make the worktree at `worktree` (holding `hash`) the visible one.
     fn publish(&mut self, hash: Hash, worktree: &Path) -> Result<(), PublishError>;
     /// The name of the directory in `.worktrees` readers are sent to, when
