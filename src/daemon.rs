@@ -74,6 +74,12 @@ fn log_config(cfg: &Config) {
     for won in &cfg.names_overridden {
         tracing::warn!("{won}");
     }
+    if !cfg.deprecated_names.is_empty() {
+        tracing::info!(
+            names = %cfg.deprecated_names.join("; "),
+            "deprecated names in use: they keep working; the newer names are given"
+        );
+    }
     let idle = gitconfig::without_effect(&cfg.git_config);
     if !idle.is_empty() {
         tracing::info!(

@@ -128,6 +128,9 @@ pub struct Config {
     /// [`Sources::old_name_won`]; `GITSYNC_` over `GIT_SYNC_`): warnings for
     /// the start of the log.
     pub names_overridden: Vec<String>,
+    /// Deprecated names in use, with what replaces each (see
+    /// [`Sources::deprecated_in_use`]): said once at start.
+    pub deprecated_names: Vec<String>,
 }
 
 /// Where a value came from, for error messages.
@@ -257,6 +260,50 @@ impl Sources<'_> {
                 ));
             }
         }
+    }
+
+    /// The deprecated names this configuration is given by, each with what
+    /// replaces it, as upstream says at start ("setting --ref from
+    /// deprecated --branch", "env $GIT_SYNC_REPO has been deprecated, use
+    /// $GITSYNC_REPO instead"). A v3 flag at its zero value (`--wait=0`)
+    /// sets nothing, as upstream; dest mode's `--dest` is a mode of its
+    /// own here, not a name to replace.
+    fn deprecated_in_use(&self, dest_mode: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        for flag in FLAGS {
+            let Some(found) = self.lookup(flag) else {
+                continue;
+            };
+            let from_flag = found.source_name == "flag";
+            let named = match from_flag {
+                true => format!("--{}", flag.name),
+                false => format!("--{} ({})", flag.name, found.source_name),
+            };
+            if let Some(instead) = flag.deprecated {
+                let zero = found.values.iter().all(|v| {
+                    let v = v.trim();
+                    v.is_empty()
+                        || values::parse_int(v) == Ok(0)
+                        || values::parse_bool(v) == Ok(false)
+                });
+                let is_a_mode = dest_mode && flag.name == "dest";
+                if !(zero || is_a_mode) {
+                    out.push(format!("{named}: {instead}"));
+                }
+            } else if from_flag && flag.name == "password" {
+                out.push(
+                    "--password: use env GITSYNC_PASSWORD or --password-file (a flag shows in \
+                     the process list)"
+                        .into(),
+                );
+            } else if let Some(env) = found.source_name.strip_prefix("env ") {
+                let new = flags::env_name("GITSYNC_", flag.name);
+                if !env.starts_with("GITSYNC_") && !flag.fallback_env.contains(&env) {
+                    out.push(format!("env {env}: use {new}"));
+                }
+            }
+        }
+        out
     }
 
     /// Whether the flag was given at all (command line or environment).
@@ -490,6 +537,7 @@ pub fn parse(
 
     let git_ref = legacy::target_ref(&src)?;
     src.env_names_disagree();
+    let deprecated_names = src.deprecated_in_use(place.dest.is_some());
     Ok(Action::Run(Box::new(Config {
         repo,
         git_ref,
@@ -524,6 +572,7 @@ pub fn parse(
         ops,
         git_binary_ignored,
         names_overridden: src.names_overridden.take(),
+        deprecated_names,
     })))
 }
 
@@ -559,6 +608,55 @@ mod tests {
         assert_eq!(c.init_max_failures, 0);
         assert_eq!(c.git_gc, GcMode::Always);
         assert_eq!(c.dest, None);
+    }
+
+    #[test]
+    fn deprecated_names_in_use_are_listed_with_their_replacements() {
+        // The 2015 manifest: dest mode is a mode here, not a name to replace.
+        let manifest = [
+            ("GIT_SYNC_REPO", "https://h/site.git"),
+            ("GIT_SYNC_DEST", "/git"),
+            ("GIT_SYNC_BRANCH", "master"),
+            ("GIT_SYNC_REV", "FETCH_HEAD"),
+            ("GIT_SYNC_WAIT", "10"),
+        ];
+        let c = run(&[], &manifest).unwrap();
+        assert_eq!(
+            c.deprecated_names,
+            [
+                "env GIT_SYNC_REPO: use GITSYNC_REPO",
+                "--branch (env GIT_SYNC_BRANCH): use --ref instead",
+                "--rev (env GIT_SYNC_REV): use --ref instead",
+                "--wait (env GIT_SYNC_WAIT): use --period instead (seconds, may be fractional)",
+            ]
+        );
+        // v4 names, a v3 flag at its zero value (upstream ignores it) and
+        // another tool's variable read as a fallback: nothing to say.
+        let env = [
+            ("GITSYNC_REPO", "https://h/site.git"),
+            ("GIT_SYNC_WAIT", "0"),
+            ("AZURE_CLIENT_ID", "id"),
+        ];
+        let c = run(&["--root=/r", "--ssh=false"], &env).unwrap();
+        assert!(c.deprecated_names.is_empty(), "{:?}", c.deprecated_names);
+        let c = run(
+            &[
+                "--repo=x",
+                "--root=/r",
+                "--dest=html",
+                "--username=u",
+                "--password=p",
+            ],
+            &[("GIT_KNOWN_HOSTS", "false")],
+        )
+        .unwrap();
+        assert_eq!(c.deprecated_names.len(), 3, "{:?}", c.deprecated_names);
+        assert!(c.deprecated_names[0].starts_with("--password: use env GITSYNC_PASSWORD"));
+        assert_eq!(
+            c.deprecated_names[1],
+            "env GIT_KNOWN_HOSTS: use GITSYNC_SSH_KNOWN_HOSTS"
+        );
+        assert!(c.deprecated_names[2].starts_with("--dest: use --link instead"));
     }
 
     #[test]
