@@ -5,15 +5,18 @@ WORKDIR /src
 COPY . .
 # libgit2, OpenSSL and zlib are built from source and linked statically.
 RUN cargo build --release --locked --bin git-sync \
-    && mkdir -p /volume/git
+    && mkdir -p /volume && mkdir -m 2775 /volume/git
 
 # Final image: glibc, libgcc, CA certificates and the binary. No shell, no git.
+# (The "nonroot" tag: the same files as "latest"; USER below overrides its user.)
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/git-sync /git-sync
 # As upstream's image: /git is the default --root (mount the volume there),
-# writable by the image's user. A GIT_SYNC_DEST=/git (the 2015 manifest)
-# still means that directory is served (dest mode).
-COPY --from=build --chown=65532:65532 /volume /
-ENV GITSYNC_ROOT=/git
-USER 65532:65532
+# writable by the image's user and group (setgid, group-writable: another
+# UID in group 65533 may sync there too). A GIT_SYNC_DEST=/git (the 2015
+# manifest) still means that directory is served (dest mode).
+COPY --from=build --chown=65533:65533 /volume /
+ENV GITSYNC_ROOT=/git HOME=/tmp
+# Upstream's user and group, so a volume it wrote is ours to update.
+USER 65533:65533
 ENTRYPOINT ["/git-sync"]

@@ -285,8 +285,8 @@ fn the_link_mode_example_serves_the_link() {
     // As the manifest's runAsUser, so that what it writes is not owned
     // like /etc/passwd (already so when the tests do not run as root).
     if is_root() {
-        std::os::unix::fs::chown(&volume, Some(65532), Some(65532)).unwrap();
-        cmd.uid(65532).gid(65532).env("HOME", &volume);
+        std::os::unix::fs::chown(&volume, Some(65533), Some(65533)).unwrap();
+        cmd.uid(65533).gid(65533).env("HOME", &volume);
     }
     let mut sync = spawn(cmd);
     sync.wait_for(LONG, "the links commit", || {
@@ -555,6 +555,27 @@ fn shared_libraries(bin: &Path) -> Vec<(String, Option<PathBuf>)> {
         .collect()
 }
 
+/// The user the Dockerfile's final stage runs as (`USER`), and its UID
+/// (and GID): upstream's.
+const IMAGE_USER: &str = "65533:65533";
+const IMAGE_UID: u32 = 65533;
+
+#[test]
+fn the_image_runs_as_upstreams_user() {
+    let dockerfile =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
+    let (_, last_stage) = dockerfile.rsplit_once("\nFROM ").unwrap();
+    let users: Vec<&str> = last_stage
+        .lines()
+        .filter_map(|l| l.strip_prefix("USER "))
+        .collect();
+    assert_eq!(users, [IMAGE_USER]);
+    assert!(
+        last_stage.contains(&format!("--chown={IMAGE_USER} /volume /")),
+        "/git is not the image user's"
+    );
+}
+
 /// The environment the Dockerfile's final stage sets (its `ENV` lines).
 fn image_env() -> Vec<(String, String)> {
     let dockerfile =
@@ -584,8 +605,8 @@ fn install(image: &Path, from: &Path, to: &str, mode: u32, owner: u32) {
 /// The Dockerfile's final image, checked without a Docker engine: a chroot
 /// holding only what gcr.io/distroless/cc-debian12 gives (glibc, libgcc,
 /// the CA bundle, a passwd file) and the binary at /git-sync, run as the
-/// image's user 65532 and as an arbitrary UID with no passwd entry, as
-/// Kubernetes may. It syncs over every transport with the image's
+/// image's user (upstream's 65533, which the base's passwd file does not
+/// list) and as an arbitrary UID of group 0, as OpenShift runs it. It syncs over every transport with the image's
 /// defaults (the system CA bundle, the SSH key and known_hosts under
 /// /etc/git-secret), and in the 2015 manifest's dest mode: no shell, no
 /// git, no other library.
@@ -653,37 +674,32 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
         &sshd.client_key,
         "/etc/git-secret/ssh",
         0o400,
-        65532,
+        IMAGE_UID,
     );
     let known = tmp.path().join("known_hosts");
     fs::write(&known, format!("{}\n", sshd.known_hosts_line)).unwrap();
     install(&image, &known, "/etc/git-secret/known_hosts", 0o444, 0);
 
     let runs = [
-        ("file", "file:///src/site".to_string(), "65532:65532"),
+        ("file", "file:///src/site".to_string(), IMAGE_USER),
         ("plain-path", "/src/site".to_string(), "1000770000:0"),
         // By name: glibc resolves it from the /etc/hosts Kubernetes mounts.
         (
             "http",
             http.url("site").replace("127.0.0.1", "localhost"),
-            "65532:65532",
+            IMAGE_USER,
         ),
         (
             "https",
             format!("https://127.0.0.1:{}/site", https.port),
-            "65532:65532",
+            IMAGE_USER,
         ),
-        ("ssh", sshd.url(&repo.dir), "65532:65532"),
+        ("ssh", sshd.url(&repo.dir), IMAGE_USER),
     ];
     let in_image = |user: &str, args: &[String], env: &[(&str, &str)]| {
-        let home = if user.starts_with("65532") {
-            "/home/nonroot"
-        } else {
-            "/"
-        };
         let mut cmd = Command::new("/usr/sbin/chroot");
+        // The image's ENV sets HOME, whatever the user.
         cmd.env_clear()
-            .env("HOME", home)
             .envs(image_env())
             .envs(env.iter().copied())
             .arg(format!("--userspec={user}"))
@@ -735,12 +751,12 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
         "--root=/tmp/hook".to_string(),
         format!("--webhook-url=https://127.0.0.1:{}/hook", receiver.port),
     ];
-    let (code, log) = in_image("65532:65532", &args, &[]);
+    let (code, log) = in_image(IMAGE_USER, &args, &[]);
     assert_eq!(code, 0, "{log}");
 
     // Without any CA certificates, HTTPS fails and the log says why.
     fs::remove_dir_all(image.join("etc/ssl")).unwrap();
-    let (code, log) = one_time("https-no-ca", &runs[3].1, "65532:65532");
+    let (code, log) = one_time("https-no-ca", &runs[3].1, IMAGE_USER);
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("no CA certificates found"), "{log}");
     assert!(published(&image.join("tmp/https-no-ca/html")).is_none());
@@ -754,13 +770,13 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
     );
     let volume = image.join("git");
     fs::create_dir(&volume).unwrap();
-    std::os::unix::fs::chown(&volume, Some(65532), Some(65532)).unwrap();
+    std::os::unix::fs::chown(&volume, Some(IMAGE_UID), Some(IMAGE_UID)).unwrap();
     let args = [
         "--one-time".to_string(),
         "--repo=file:///src/site".to_string(),
         "--link=html".to_string(),
     ];
-    let (code, log) = in_image("65532:65532", &args, &[]);
+    let (code, log) = in_image(IMAGE_USER, &args, &[]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(
         published(&volume.join("html")).as_deref(),
@@ -778,7 +794,7 @@ fn the_final_image_syncs_with_only_the_binary_and_ca_certificates() {
     }
     let branch = repo.git(&["branch", "--show-current"]);
     let (code, log) = in_image(
-        "65532:65532",
+        IMAGE_USER,
         &["--one-time".to_string()],
         &[
             ("GIT_SYNC_REPO", runs[2].1.as_str()),
