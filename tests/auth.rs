@@ -82,7 +82,7 @@ fn password_from_env_right_and_wrong() {
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.push("--one-time");
     let mut cmd = git_sync(&args);
-    cmd.env("GITSYNC_PASSWORD", "right-S3CRET");
+    cmd.env("GITSYNC_PASSWORD", "right-S3CRET").arg("-v=5");
     let mut p = spawn(cmd);
     assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
     assert_eq!(
@@ -90,6 +90,15 @@ fn password_from_env_right_and_wrong() {
         Some(f.repo.head().as_str())
     );
     assert_secret_absent(&p.log(), "right-S3CRET");
+    // The refs were asked for with protocol v2, the password given when
+    // the server asked for one.
+    assert!(
+        p.log()
+            .lines()
+            .any(|l| l.contains("\"refs listed\"") && l.contains("\"protocol\":2")),
+        "{}",
+        p.log()
+    );
 
     // From a Secret made with `echo right-S3CRET | base64`: the newline is
     // no part of the password, as with upstream (git's credential protocol
@@ -331,9 +340,16 @@ fn https_with_a_private_ca_from_git_config_or_git_env() {
     // With the CA: synced.
     let mut args = base.clone();
     args.push(format!("--git-config=http.sslCAInfo:{}", ca.display()));
+    args.push("-v=5".into());
     let (code, log) = one_time(&args, &[]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(published(&root.join("site")).as_deref(), Some(h.as_str()));
+    // Our own client for the listing trusts that CA too.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"refs listed\"") && l.contains("\"protocol\":2")),
+        "{log}"
+    );
     // The environment variables git reads: a CA file, or no verification
     // at all (Config Sync sets these on its git-sync containers).
     let ca = ca.display().to_string();

@@ -1057,15 +1057,19 @@ fn a_ref_that_moves_between_ls_remote_and_fetch_publishes_where_it_moved() {
         .git(&["config", "--unset", "uploadpack.allowAnySHA1InWant"]);
     let asked = f.repo.commit(&[("f", "asked")], "asked");
     let dir = f.repo.dir.clone();
-    // What the next fetch request (a POST) is preceded by: 1 an amend,
-    // 2 an amend with the annotated tag moved to the new commit.
+    // What the next fetch request (a POST, not the v2 listing's, which
+    // carries Git-Protocol) is preceded by: 1 an amend, 2 an amend with
+    // the annotated tag moved to the new commit.
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
     let stage = next.clone();
     let port = proxy(
         f.server.as_ref().unwrap().port,
         Duration::ZERO,
         move |_, bytes| {
-            if !bytes.starts_with(b"POST ") {
+            let listing = String::from_utf8_lossy(bytes)
+                .to_ascii_lowercase()
+                .contains("git-protocol: version=2");
+            if !bytes.starts_with(b"POST ") || listing {
                 return;
             }
             match stage.swap(0, std::sync::atomic::Ordering::SeqCst) {
@@ -1101,6 +1105,104 @@ fn a_ref_that_moves_between_ls_remote_and_fetch_publishes_where_it_moved() {
     let retagged = f.repo.head();
     assert_ne!(retagged, moved);
     assert_eq!(published(&root.join("site")), Some(retagged));
+}
+
+/// `count` refs `refs/pull/<n>/head` at HEAD, as a GitHub repository has
+/// (with `/merge`) for each pull request; packed, as a server keeps them.
+fn add_pull_refs(repo: &SourceRepo, count: usize) {
+    let head = repo.head();
+    let commands: String = (0..count)
+        .map(|n| format!("create refs/pull/{n}/head {head}\n"))
+        .collect();
+    git_with_input(repo, &["update-ref", "--stdin"], commands.as_bytes());
+    repo.git(&["pack-refs", "--all"]);
+}
+
+/// Over HTTP a poll asks the server for the refs `--ref` may name, not for
+/// every ref it has, as upstream's `git ls-remote` does (protocol v2); from
+/// a server that speaks only v0, which sends them all, once a poll.
+#[test]
+fn an_http_poll_receives_the_refs_it_asks_for_not_every_ref() {
+    let (tmp, srv, repo) = temp_source("site");
+    repo.commit(&[("f", "1")], "one");
+    add_pull_refs(&repo, 3_000);
+    let v2 = HttpServer::start(&srv);
+    // The same repository behind a server that does not pass Git-Protocol on.
+    let v0_backend = tmp.path().join("v0-backend");
+    script(
+        &v0_backend,
+        "unset GIT_PROTOCOL HTTP_GIT_PROTOCOL\nexec /usr/lib/git-core/git-http-backend",
+    );
+    let location = git_location(&srv, Path::new("{sock}")).replace(
+        "/usr/lib/git-core/git-http-backend",
+        &v0_backend.display().to_string(),
+    );
+    let v0 = Nginx::start(&location, "root root");
+    let (status, advertisement) = http_get(v0.port, "/site/info/refs?service=git-upload-pack");
+    assert_eq!(status, 200);
+    assert!(advertisement.len() > 150_000, "{}", advertisement.len());
+    for (version, port) in [("v2", v2.port), ("v0", v0.port)] {
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = requests.clone();
+        let (proxied, received) = counting_proxy(port, move |_, bytes| {
+            if bytes.starts_with(b"GET ") || bytes.starts_with(b"POST ") {
+                let line = String::from_utf8_lossy(bytes);
+                seen.lock()
+                    .unwrap()
+                    .push(line.lines().next().unwrap_or_default().into());
+            }
+        });
+        let root = tmp.path().join(format!("root-{version}"));
+        let sync = |git_ref: &str| {
+            let out = run_git_sync(&[
+                &format!("--repo=http://127.0.0.1:{proxied}/site"),
+                &format!("--root={}", root.display()),
+                &format!("--ref={git_ref}"),
+                "--one-time",
+            ]);
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{version}: {log}");
+            received.load(std::sync::atomic::Ordering::SeqCst)
+        };
+        let first = sync("main");
+        let poll = sync("main") - first;
+        match version {
+            "v2" => assert!(poll < 10_000, "v2: a poll received {poll} bytes"),
+            _ => assert!(
+                poll >= advertisement.len() && poll < advertisement.len() * 3 / 2,
+                "v0: a poll received {poll} bytes, the advertisement is {}",
+                advertisement.len()
+            ),
+        }
+        // A running git-sync: one request a poll, once the server is known.
+        let mut daemon = spawn(git_sync(&[
+            &format!("--repo=http://127.0.0.1:{proxied}/site"),
+            &format!("--root={}", root.display()),
+            "--period=20ms",
+        ]));
+        let polls_from = requests.lock().unwrap().len() + 2;
+        daemon.wait_for(LONG, "ten polls", || {
+            requests.lock().unwrap().len() >= polls_from + 10
+        });
+        drop(daemon);
+        let polls = requests.lock().unwrap()[polls_from..].to_vec();
+        let first = &polls[0][..polls[0].find(' ').unwrap()];
+        assert!(
+            polls.iter().all(|r| r.starts_with(first)),
+            "{version}: {polls:?}"
+        );
+        // An update, then a name only a look at every ref resolves.
+        let h2 = repo.commit(&[("f", "2")], &format!("two {version}"));
+        sync("main");
+        assert_eq!(published(&root.join("site")), Some(h2.clone()), "{version}");
+        repo.git(&["update-ref", "refs/pull/7/head", "HEAD~1"]);
+        sync("pull/7/head");
+        assert_eq!(
+            published(&root.join("site")),
+            Some(repo.git(&["rev-parse", "HEAD~1"]).trim().to_string()),
+            "{version}"
+        );
+    }
 }
 
 /// Over SSH and git:// the listing and the fetch share one session: one

@@ -11,6 +11,7 @@ mod gc;
 mod http_config;
 mod known_hosts;
 mod local;
+mod ls_refs;
 mod pack_copy;
 mod pack_index;
 mod proxy;
@@ -212,6 +213,7 @@ pub fn init_globals(network_timeout_ms: i32, tls: &Tls) {
         // was 6% of a first sync's CPU, spent on the checkout alone.
         git2::opts::strict_hash_verification(false);
         tls::configure(cas, tls);
+        ls_refs::init(timeout, tls);
         skip_unreadable_user_config();
         // SAFETY: still before any other libgit2 call, on one thread.
         unsafe { worktree::find_global_files() };
@@ -348,6 +350,9 @@ pub struct GitRepo {
     top_level: std::cell::RefCell<Option<(Hash, Vec<std::ffi::OsString>)>>,
     /// The last commit and depth whose history was found deep enough.
     deep_enough: std::cell::Cell<Option<(Hash, u32)>>,
+    /// What the server of each HTTP(S) URL was found to want and speak
+    /// (see `ls_refs`).
+    http_servers: std::cell::RefCell<std::collections::HashMap<String, ls_refs::Known>>,
 }
 
 impl GitRepo {
@@ -386,6 +391,7 @@ impl GitRepo {
             per_url: Default::default(),
             top_level: Default::default(),
             deep_enough: Default::default(),
+            http_servers: Default::default(),
         })
     }
 

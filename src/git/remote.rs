@@ -3,6 +3,7 @@
 use git2::{AutotagOption, FetchOptions, ProxyOptions};
 
 use super::local::local_path;
+use super::ls_refs::{self, NoListing};
 use super::ssh_home::SshHome;
 use super::{http_config, proxy, ref_error, refs, stream, Cancel, GitError, GitRepo, Hash};
 use crate::redact::redact;
@@ -274,6 +275,30 @@ impl GitRepo {
             let (decided, got) = self.fetch_if(url, &target, depth, cancel, decide)?;
             return Ok((target, decided, got));
         }
+        // Over HTTP(S), the refs asked for only, when the server can; a
+        // name they do not resolve is looked up among all, below.
+        let listed = self.list_refs_over_http(url, git_ref, cancel);
+        if let Some(target) = listed.and_then(|heads| pick_target(&heads, git_ref, url).ok()) {
+            let (decided, fetch) = decide(self, &target);
+            if !fetch {
+                return Ok((target, decided, None));
+            }
+            // The fetch lists the refs again and asks for what they point
+            // at: a push in between (a force-push) makes the server refuse
+            // it. Again, then (twice: on a busy repository it happens
+            // twice in a row): the new listing shows where it moved.
+            let mut attempt = 1;
+            let got = loop {
+                match self.fetch(url, &target, depth, cancel) {
+                    Err(e) if attempt < 3 && !cancel.is_cancelled() => {
+                        tracing::debug!(url = %redact(url), error = %e, attempt, "fetch failed; fetching again");
+                        attempt += 1;
+                    }
+                    got => break got?,
+                }
+            };
+            return Ok((target, decided, Some(got)));
+        }
         let mut remote = self
             .repo
             .remote_anonymous(url)
@@ -317,6 +342,69 @@ impl GitRepo {
             result => self.after_remote_fetch(url, &target, result, true, before, depth)?,
         };
         Ok((target, decided, Some(got)))
+    }
+
+    /// The refs `git_ref` may name on an HTTP(S) remote, listed with
+    /// protocol v2 where the server speaks it (see [`ls_refs`]); `None`
+    /// leaves the listing to libgit2.
+    fn list_refs_over_http(
+        &self,
+        url: &str,
+        git_ref: &str,
+        cancel: &Cancel,
+    ) -> Option<Vec<(String, Hash)>> {
+        let settings = self.url_settings(url);
+        let effective = settings.effective.as_str();
+        let http = effective.starts_with("https://") || effective.starts_with("http://");
+        let known = self
+            .http_servers
+            .borrow()
+            .get(effective)
+            .copied()
+            .unwrap_or_default();
+        if !http || settings.proxy.is_some() || known.left_to_libgit2 {
+            return None;
+        }
+        let mut headers = settings.extra_headers.clone();
+        headers.extend(self.credentials.cookies.header_for(effective));
+        // An Authorization header of the config's is the one sent.
+        let own_authorization = headers.iter().any(|h| {
+            h.split(':')
+                .next()
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case("authorization"))
+        });
+        let basic = self
+            .credentials
+            .for_url(effective)
+            .filter(|_| !own_authorization)
+            .map(|c| (c.username.as_str(), c.password.as_str()));
+        let request = ls_refs::Request {
+            url: effective,
+            headers: &headers,
+            basic,
+            basic_first: known.wants_credentials,
+            known_v2: known.speaks_v2,
+        };
+        let listed = ls_refs::list(&request, &ls_refs::prefixes(git_ref), cancel);
+        let mut servers = self.http_servers.borrow_mut();
+        let known = servers.entry(effective.to_string()).or_default();
+        match listed {
+            Ok(listing) => {
+                known.wants_credentials |= listing.authenticated;
+                known.speaks_v2 = listing.version == 2;
+                tracing::debug!(url = %redact(url), protocol = listing.version, refs = listing.heads.len(), "refs listed");
+                Some(listing.heads)
+            }
+            Err(NoListing::Unsupported(why)) => {
+                tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 from now on");
+                known.left_to_libgit2 = true;
+                None
+            }
+            Err(NoListing::Skipped(why)) => {
+                tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 this time");
+                None
+            }
+        }
     }
 
     /// [`GitRepo::fetch`] of a target known without asking the remote (a

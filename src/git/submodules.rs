@@ -179,6 +179,7 @@ impl GitRepo {
             per_url: Default::default(),
             top_level: Default::default(),
             deep_enough: Default::default(),
+            http_servers: Default::default(),
         };
         // Proxies and other http.* settings apply to submodules as well.
         store.apply_config(&self.applied_config)?;

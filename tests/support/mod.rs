@@ -780,6 +780,27 @@ pub fn proxy(
     delay: Duration,
     before: impl FnMut(usize, &[u8]) + Send + 'static,
 ) -> u16 {
+    proxy_counting(upstream, delay, before, Arc::default())
+}
+
+/// A TCP proxy to `upstream` that shows `before` what a client sends (as
+/// [`proxy`]), and the count of the bytes it has sent back so far.
+pub fn counting_proxy(
+    upstream: u16,
+    before: impl FnMut(usize, &[u8]) + Send + 'static,
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let received = Arc::<std::sync::atomic::AtomicUsize>::default();
+    let port = proxy_counting(upstream, Duration::ZERO, before, received.clone());
+    (port, received)
+}
+
+/// [`proxy`], adding what it sends back to `received`.
+fn proxy_counting(
+    upstream: u16,
+    delay: Duration,
+    before: impl FnMut(usize, &[u8]) + Send + 'static,
+    received: Arc<std::sync::atomic::AtomicUsize>,
+) -> u16 {
     use std::io::{Read, Write};
     let before = Arc::new(Mutex::new(before));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -806,12 +827,14 @@ pub fn proxy(
                 }
             });
             let (mut s_read, mut c_write) = (server, client);
+            let received = received.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 1024];
                 while let Ok(n) = s_read.read(&mut buf) {
                     if n == 0 || c_write.write_all(&buf[..n]).is_err() {
                         break;
                     }
+                    received.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
                     std::thread::sleep(delay);
                 }
                 let _ = c_write.shutdown(std::net::Shutdown::Both);

@@ -1,0 +1,558 @@
+//! Asking an HTTP(S) remote what the refs we want point at, with git's
+//! protocol v2: `ls-refs` with a `ref-prefix` for each name `--ref` may
+//! mean, so the server sends those refs, not every ref it has.
+//!
+//! libgit2 1.9 speaks protocol v0 only, whose first answer lists every ref:
+//! a GitHub repository advertises `refs/pull/<n>/head` and `/merge` for
+//! each pull request ever opened, megabytes a poll for a large project
+//! (3.4 MB for 50,000 refs). Upstream's `git ls-remote <url> <ref>` gets
+//! them all too, even over v2: its patterns match the ends of names, which
+//! no prefix expresses. A server that speaks v0 only answers the same
+//! request with that advertisement, which is then read here as it is,
+//! rather than asked for again through libgit2.
+//!
+//! A server known to speak v2 is sent `ls-refs` at once at the next polls
+//! (one round trip, as a v0 listing), on a connection kept between polls
+//! (no TCP or TLS handshake each time). Whatever this does not handle, it
+//! leaves to libgit2's listing, which then says what is wrong in its
+//! words: a proxy to go through, a redirect, a refusal, credentials that
+//! do not work, a page that is not git's, a name only a look at every ref
+//! resolves (`pull/1/head`).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::{Cancel, Hash};
+use crate::config::gitconfig::Tls;
+
+/// What the client is made from, set once at start (the client itself is
+/// made at the first listing: a sync from a local path never needs it).
+static SETTINGS: OnceLock<(Duration, Tls)> = OnceLock::new();
+static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+
+/// The largest answer read: a v0 advertisement beyond it is left to libgit2.
+const MAX_ANSWER: u64 = 64 << 20;
+
+const USER_AGENT: &str = concat!("git/2.0 (git-sync v", env!("CARGO_PKG_VERSION"), ")");
+
+/// Remember how to make the client: `timeout` bounds each request.
+pub(super) fn init(timeout: Duration, tls: &Tls) {
+    let _ = SETTINGS.set((timeout, tls.clone()));
+}
+
+fn agent() -> Option<&'static ureq::Agent> {
+    if let Some(agent) = AGENT.get() {
+        return Some(agent);
+    }
+    let (timeout, tls) = SETTINGS.get()?;
+    Some(AGENT.get_or_init(|| crate::credentials::git_http_agent(*timeout, tls, USER_AGENT)))
+}
+
+/// The refs `git_ref` may name, as prefixes for `ls-refs` (see
+/// `refs::pick_ref`): itself when `HEAD` or a full name, else its tag and
+/// its branch.
+pub(super) fn prefixes(git_ref: &str) -> Vec<String> {
+    if git_ref == "HEAD" || git_ref.starts_with("refs/") {
+        vec![git_ref.to_string()]
+    } else {
+        vec![
+            format!("refs/tags/{git_ref}"),
+            format!("refs/heads/{git_ref}"),
+        ]
+    }
+}
+
+/// What a server was found to want and speak, for the next polls.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Known {
+    /// It asked for credentials: they are sent at once.
+    pub wants_credentials: bool,
+    /// It answered with protocol v2: its capabilities are not asked for
+    /// again.
+    pub speaks_v2: bool,
+    /// It answered in a way not handled here: libgit2 lists its refs.
+    pub left_to_libgit2: bool,
+}
+
+/// One listing's request.
+pub(super) struct Request<'a> {
+    /// The repository's URL (after `insteadOf`), without credentials.
+    pub url: &'a str,
+    /// `Name: value` headers for this URL (`http.extraHeader`, cookies).
+    pub headers: &'a [String],
+    /// The username and password the repository's server gets, if any.
+    pub basic: Option<(&'a str, &'a str)>,
+    /// Whether to send them at once: the server asked for them before.
+    pub basic_first: bool,
+    /// Whether the server answered with protocol v2 before: its
+    /// capabilities are not asked for again.
+    pub known_v2: bool,
+}
+
+/// What a listing found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Listing {
+    /// (name, commit or tag), and `<name>^{}` for what a tag peels to, as
+    /// libgit2 lists them.
+    pub heads: Vec<(String, Hash)>,
+    /// The protocol version the server answered with (2, or 0).
+    pub version: u8,
+    /// Whether the server wanted credentials.
+    pub authenticated: bool,
+}
+
+/// Why there is no listing: `Unsupported` when this URL is better left to
+/// libgit2 from now on (its server answers in a way not handled here, or
+/// a TLS setting of ours differs from libgit2's), `Skipped` for this once
+/// (a network error, credentials missing or refused: libgit2 reports it).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum NoListing {
+    Unsupported(String),
+    Skipped(String),
+}
+
+/// List the refs under `prefixes` of the repository `req.url`.
+pub(super) fn list(
+    req: &Request<'_>,
+    prefixes: &[String],
+    cancel: &Cancel,
+) -> Result<Listing, NoListing> {
+    let agent = agent().ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
+    if req.url.split("://").nth(1).is_some_and(|rest| {
+        rest.split('/')
+            .next()
+            .is_some_and(|authority| authority.contains('@'))
+    }) {
+        return Err(NoListing::Unsupported("credentials in the URL".into()));
+    }
+    let mut exchange = Exchange {
+        agent,
+        req,
+        base: req.url.trim_end_matches('/'),
+        authorization: req
+            .basic
+            .filter(|_| req.basic_first)
+            .map(|(user, password)| basic(user, password)),
+    };
+    // A server known to speak v2 is asked at once: one round trip a poll,
+    // as v0's listing (a stateless server needs no capabilities first).
+    if req.known_v2 {
+        if let Ok(heads) = exchange.ls_refs(prefixes, cancel) {
+            return Ok(exchange.listing(heads, 2));
+        }
+    }
+    let info_refs = format!("{}/info/refs?service=git-upload-pack", exchange.base);
+    let answer = exchange.send(cancel, |agent| agent.get(&info_refs).call())?;
+    let advertised = read(answer, "application/x-git-upload-pack-advertisement")?;
+    let mut lines = PktLines::new(&advertised);
+    let mut first = lines.next().ok_or_else(|| unsupported("an empty answer"))?;
+    if first.data().is_some_and(|d| d.starts_with(b"# service=")) {
+        if lines.next() != Some(Pkt::Flush) {
+            return Err(unsupported("no flush after the service line"));
+        }
+        first = lines
+            .next()
+            .ok_or_else(|| unsupported("no advertisement"))?;
+    }
+    if first.data() != Some(b"version 2") {
+        // A v0 (or v1) advertisement: every ref, already here.
+        let heads = v0_refs(first, lines)?;
+        return Ok(exchange.listing(heads, 0));
+    }
+    let mut ls_refs = false;
+    for pkt in lines.by_ref() {
+        match pkt {
+            Pkt::Flush => break,
+            Pkt::Data(cap) => {
+                ls_refs |= cap == b"ls-refs" || cap.starts_with(b"ls-refs=");
+                if cap.starts_with(b"object-format=") && cap != b"object-format=sha1" {
+                    return Err(unsupported("a repository of another hash than SHA-1"));
+                }
+            }
+            _ => return Err(unsupported("a malformed capability list")),
+        }
+    }
+    if !ls_refs {
+        return Err(unsupported("no ls-refs command"));
+    }
+    if cancel.is_cancelled() {
+        return Err(NoListing::Skipped("cancelled".into()));
+    }
+    let heads = exchange.ls_refs(prefixes, cancel)?;
+    Ok(exchange.listing(heads, 2))
+}
+
+/// The requests of one listing, with the headers they all carry.
+struct Exchange<'a> {
+    agent: &'a ureq::Agent,
+    req: &'a Request<'a>,
+    /// The repository's URL, without a trailing slash.
+    base: &'a str,
+    /// The `Authorization` header, once the server wants one.
+    authorization: Option<String>,
+}
+
+type Answer = Result<ureq::http::Response<ureq::Body>, ureq::Error>;
+
+impl Exchange<'_> {
+    /// Make a request (`make` on a client that adds our headers), once
+    /// more if a kept connection turned out closed, and with credentials
+    /// if the server asks for them and we have them.
+    fn send(
+        &mut self,
+        cancel: &Cancel,
+        make: impl Fn(&Headers<'_>) -> Answer,
+    ) -> Result<Answer, NoListing> {
+        let headers = |authorization: Option<&String>| Headers {
+            agent: self.agent,
+            pairs: header_pairs(self.req.headers).collect(),
+            authorization: authorization.cloned(),
+        };
+        let mut answer = make(&headers(self.authorization.as_ref()));
+        if answer.is_err() && !cancel.is_cancelled() {
+            answer = make(&headers(self.authorization.as_ref()));
+        }
+        if answer.as_ref().is_ok_and(|a| a.status() == 401) && self.authorization.is_none() {
+            let Some((user, password)) = self.req.basic else {
+                return Err(NoListing::Skipped("the server wants credentials".into()));
+            };
+            self.authorization = Some(basic(user, password));
+            answer = make(&headers(self.authorization.as_ref()));
+        }
+        Ok(answer)
+    }
+
+    /// The `ls-refs` command's answer: the refs under `prefixes`.
+    fn ls_refs(
+        &mut self,
+        prefixes: &[String],
+        cancel: &Cancel,
+    ) -> Result<Vec<(String, Hash)>, NoListing> {
+        let url = format!("{}/git-upload-pack", self.base);
+        let body = ls_refs_request(prefixes);
+        let answer = self.send(cancel, |agent| {
+            agent
+                .post(&url)
+                .header("Content-Type", "application/x-git-upload-pack-request")
+                .header("Accept", "application/x-git-upload-pack-result")
+                .send(&body[..])
+        })?;
+        v2_refs(&read(answer, "application/x-git-upload-pack-result")?)
+    }
+
+    fn listing(&self, heads: Vec<(String, Hash)>, version: u8) -> Listing {
+        Listing {
+            heads,
+            version,
+            authenticated: self.authorization.is_some(),
+        }
+    }
+}
+
+/// A client whose requests carry the headers of every request of a listing.
+struct Headers<'a> {
+    agent: &'a ureq::Agent,
+    pairs: Vec<(&'a str, &'a str)>,
+    authorization: Option<String>,
+}
+
+impl Headers<'_> {
+    fn with<B>(&self, mut request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        request = request.header("Git-Protocol", "version=2");
+        for (name, value) in &self.pairs {
+            request = request.header(*name, *value);
+        }
+        if let Some(a) = &self.authorization {
+            request = request.header("Authorization", a.as_str());
+        }
+        request
+    }
+
+    fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.with(self.agent.get(url))
+    }
+
+    fn post(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.with(self.agent.post(url))
+    }
+}
+
+fn unsupported(what: &str) -> NoListing {
+    NoListing::Unsupported(format!("{what} where git's smart HTTP answer was expected"))
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let pair = format!("{user}:{password}");
+    format!("Basic {}", openssl::base64::encode_block(pair.as_bytes()))
+}
+
+/// `Name: value` strings as pairs; malformed ones left out (libgit2
+/// refuses them when it sends them).
+fn header_pairs(headers: &[String]) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .iter()
+        .filter_map(|h| h.split_once(':'))
+        .map(|(name, value)| (name.trim(), value.trim()))
+}
+
+/// The body of a `200` answer of `content_type`, or why not.
+fn read(
+    answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    content_type: &str,
+) -> Result<Vec<u8>, NoListing> {
+    let mut answer = answer.map_err(|e| match e {
+        ureq::Error::Tls(_) => NoListing::Unsupported(format!("TLS: {e}")),
+        e => NoListing::Skipped(e.to_string()),
+    })?;
+    let status = answer.status().as_u16();
+    match status {
+        200 => {}
+        // Refused (libgit2 reports it in its words), or elsewhere.
+        401 | 403 | 404 | 429 | 500..=599 => {
+            return Err(NoListing::Skipped(format!("HTTP status {status}")))
+        }
+        _ => return Err(NoListing::Unsupported(format!("HTTP status {status}"))),
+    }
+    let got = answer
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if got != content_type {
+        return Err(NoListing::Unsupported(format!("content type {got:?}")));
+    }
+    answer
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER)
+        .read_to_vec()
+        .map_err(|e| NoListing::Skipped(e.to_string()))
+}
+
+/// The `ls-refs` command: peeled tags and symbolic refs shown, only the
+/// refs under `prefixes`.
+fn ls_refs_request(prefixes: &[String]) -> Vec<u8> {
+    let mut body = Vec::new();
+    pkt(&mut body, b"command=ls-refs\n");
+    body.extend_from_slice(b"0001");
+    pkt(&mut body, b"peel\n");
+    pkt(&mut body, b"symrefs\n");
+    for p in prefixes {
+        pkt(&mut body, format!("ref-prefix {p}\n").as_bytes());
+    }
+    body.extend_from_slice(b"0000");
+    body
+}
+
+fn pkt(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(format!("{:04x}", data.len() + 4).as_bytes());
+    out.extend_from_slice(data);
+}
+
+/// The refs of a v0 advertisement, `first` its first line (`<hash>
+/// <name>\0<capabilities>`, or `capabilities^{}` for an empty repository).
+fn v0_refs(first: Pkt<'_>, rest: PktLines<'_>) -> Result<Vec<(String, Hash)>, NoListing> {
+    let mut heads = Vec::new();
+    for pkt in std::iter::once(first).chain(rest) {
+        let line = match pkt {
+            Pkt::Flush => return Ok(heads),
+            Pkt::Data(line) => line,
+            _ => return Err(unsupported("a malformed advertisement")),
+        };
+        let line = line.split(|&b| b == 0).next().unwrap_or_default();
+        let (hash, name) = hash_and_name(line)?;
+        if name != "capabilities^{}" {
+            heads.push((name.to_string(), hash));
+        }
+    }
+    Err(unsupported("an advertisement cut short"))
+}
+
+/// The refs of an `ls-refs` answer: `<hash> <name>[ symref-target:<ref>]
+/// [ peeled:<hash>]` lines.
+fn v2_refs(answer: &[u8]) -> Result<Vec<(String, Hash)>, NoListing> {
+    let mut heads = Vec::new();
+    for pkt in PktLines::new(answer) {
+        let line = match pkt {
+            Pkt::Flush => return Ok(heads),
+            Pkt::Data(line) => line,
+            _ => return Err(unsupported("a malformed ls-refs answer")),
+        };
+        let mut fields = line.split(|&b| b == b' ');
+        let head = [fields.next(), fields.next()];
+        let [Some(hash), Some(name)] = head else {
+            return Err(unsupported("a malformed ref"));
+        };
+        let mut joined = hash.to_vec();
+        joined.push(b' ');
+        joined.extend_from_slice(name);
+        let (hash, name) = hash_and_name(&joined)?;
+        heads.push((name.to_string(), hash));
+        for attribute in fields {
+            if let Some(peeled) = attribute.strip_prefix(b"peeled:") {
+                let peeled = std::str::from_utf8(peeled)
+                    .ok()
+                    .and_then(|h| h.parse().ok())
+                    .ok_or_else(|| unsupported("a malformed peeled hash"))?;
+                heads.push((format!("{name}^{{}}"), peeled));
+            }
+        }
+    }
+    Err(unsupported("an ls-refs answer cut short"))
+}
+
+fn hash_and_name(line: &[u8]) -> Result<(Hash, String), NoListing> {
+    let text = std::str::from_utf8(line).map_err(|_| unsupported("a ref name not in UTF-8"))?;
+    let (hash, name) = text
+        .split_once(' ')
+        .ok_or_else(|| unsupported("a malformed ref"))?;
+    if hash.len() != 40 {
+        return Err(unsupported("a hash other than SHA-1"));
+    }
+    let hash = hash.parse().map_err(|_| unsupported("a malformed hash"))?;
+    Ok((hash, name.to_string()))
+}
+
+/// One pkt-line: data (its newline taken off), or a special packet.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Pkt<'a> {
+    Data(&'a [u8]),
+    Flush,
+    Delim,
+    End,
+    Malformed,
+}
+
+impl<'a> Pkt<'a> {
+    fn data(self) -> Option<&'a [u8]> {
+        match self {
+            Pkt::Data(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+struct PktLines<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> PktLines<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        PktLines { rest: bytes }
+    }
+}
+
+impl<'a> Iterator for PktLines<'a> {
+    type Item = Pkt<'a>;
+
+    fn next(&mut self) -> Option<Pkt<'a>> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let len = self
+            .rest
+            .get(..4)
+            .and_then(|l| std::str::from_utf8(l).ok())
+            .and_then(|l| usize::from_str_radix(l, 16).ok());
+        let pkt = match len {
+            Some(0) => Pkt::Flush,
+            Some(1) => Pkt::Delim,
+            Some(2) => Pkt::End,
+            Some(n) if n > 4 && n <= self.rest.len() => {
+                let data = &self.rest[4..n];
+                self.rest = &self.rest[n..];
+                return Some(Pkt::Data(data.strip_suffix(b"\n").unwrap_or(data)));
+            }
+            _ => {
+                self.rest = &[];
+                return Some(Pkt::Malformed);
+            }
+        };
+        self.rest = &self.rest[4..];
+        Some(pkt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "1111111111111111111111111111111111111111";
+    const B: &str = "2222222222222222222222222222222222222222";
+
+    fn pkts(lines: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for l in lines {
+            match *l {
+                b"0000" | b"0001" => out.extend_from_slice(l),
+                data => pkt(&mut out, data),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_v2_answer_lists_refs_and_what_tags_peel_to() {
+        let answer = pkts(&[
+            format!("{A} HEAD symref-target:refs/heads/main\n").as_bytes(),
+            format!("{A} refs/heads/main\n").as_bytes(),
+            format!("{B} refs/tags/v1 peeled:{A}\n").as_bytes(),
+            b"0000",
+        ]);
+        let heads = v2_refs(&answer).unwrap();
+        let names: Vec<(&str, String)> = heads
+            .iter()
+            .map(|(n, h)| (n.as_str(), h.to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("HEAD", A.to_string()),
+                ("refs/heads/main", A.to_string()),
+                ("refs/tags/v1", B.to_string()),
+                ("refs/tags/v1^{}", A.to_string()),
+            ]
+        );
+        // Cut short, or not git's: not a listing.
+        assert!(v2_refs(&answer[..answer.len() - 4]).is_err());
+        assert!(v2_refs(b"<html>").is_err());
+    }
+
+    #[test]
+    fn a_v0_advertisement_is_read_as_it_is() {
+        let adv = pkts(&[
+            format!("{A} HEAD\0multi_ack symref=HEAD:refs/heads/main\n").as_bytes(),
+            format!("{A} refs/heads/main\n").as_bytes(),
+            format!("{B} refs/tags/v1\n").as_bytes(),
+            format!("{A} refs/tags/v1^{{}}\n").as_bytes(),
+            b"0000",
+        ]);
+        let mut lines = PktLines::new(&adv);
+        let first = lines.next().unwrap();
+        let heads = v0_refs(first, lines).unwrap();
+        assert_eq!(heads.len(), 4);
+        assert_eq!(heads[0].0, "HEAD");
+        assert_eq!(heads[3].0, "refs/tags/v1^{}");
+        // An empty repository advertises its capabilities only.
+        let empty = pkts(&[
+            format!("{} capabilities^{{}}\0multi_ack\n", "0".repeat(40)).as_bytes(),
+            b"0000",
+        ]);
+        let mut lines = PktLines::new(&empty);
+        let first = lines.next().unwrap();
+        assert_eq!(v0_refs(first, lines).unwrap(), []);
+    }
+
+    #[test]
+    fn the_request_asks_for_the_refs_a_name_may_mean() {
+        assert_eq!(prefixes("HEAD"), ["HEAD"]);
+        assert_eq!(prefixes("refs/pull/1/head"), ["refs/pull/1/head"]);
+        assert_eq!(prefixes("main"), ["refs/tags/main", "refs/heads/main"]);
+        let body = ls_refs_request(&prefixes("main"));
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "0014command=ls-refs\n00010009peel\n000csymrefs\n\
+             001eref-prefix refs/tags/main\n001fref-prefix refs/heads/main\n0000"
+        );
+    }
+}
