@@ -196,8 +196,9 @@ type Answer = Result<ureq::http::Response<ureq::Body>, ureq::Error>;
 
 impl Exchange<'_> {
     /// Make a request (`make` on a client that adds our headers), once
-    /// more if a kept connection turned out closed, and with credentials
-    /// if the server asks for them and we have them.
+    /// more if a kept connection turned out closed (not after a time-out:
+    /// the pass has had its time), and with credentials if the server asks
+    /// for them and we have them.
     fn send(
         &mut self,
         cancel: &Cancel,
@@ -209,7 +210,7 @@ impl Exchange<'_> {
             authorization: authorization.cloned(),
         };
         let mut answer = make(&headers(self.authorization.as_ref()));
-        if answer.is_err() && !cancel.is_cancelled() {
+        if matches!(answer, Err(ureq::Error::Io(_))) && !cancel.is_cancelled() {
             answer = make(&headers(self.authorization.as_ref()));
         }
         if answer.as_ref().is_ok_and(|a| a.status() == 401) && self.authorization.is_none() {

@@ -299,6 +299,10 @@ impl GitRepo {
             };
             return Ok((target, decided, Some(got)));
         }
+        // (A listing that ran out of time leaves none to libgit2.)
+        if cancel.is_cancelled() {
+            return Err(GitError::Cancelled);
+        }
         let mut remote = self
             .repo
             .remote_anonymous(url)
