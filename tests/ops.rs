@@ -164,7 +164,10 @@ fn a_tree_a_hook_still_runs_in_is_kept_until_it_is_done() {
     let old_tree = f.tmp.path().join("root/.worktrees").join(&h1);
     assert!(old_tree.join("index.html").exists(), "{}", p.log());
     fs::write(&release, "").unwrap();
-    p.wait_for(LONG, "the hook done with h1", || result.exists());
+    // (Its word written, not only the file made: `echo > file` is two steps.)
+    p.wait_for(LONG, "the hook done with h1", || {
+        fs::read_to_string(&result).is_ok_and(|r| r.ends_with('\n'))
+    });
     assert_eq!(fs::read_to_string(&result).unwrap().trim(), "whole");
     p.wait_for(LONG, "h1's tree removed once the hook is done", || {
         !old_tree.exists()
