@@ -70,8 +70,21 @@ pub(super) struct Known {
     /// It answered with protocol v2: its capabilities are not asked for
     /// again.
     pub speaks_v2: bool,
-    /// It answered in a way not handled here: libgit2 lists its refs.
-    pub left_to_libgit2: bool,
+    /// When it answered in a way not handled here: libgit2 lists its refs
+    /// for [`ASK_AGAIN_AFTER`] (a server is reconfigured, a CA rotated).
+    pub left_to_libgit2: Option<std::time::Instant>,
+}
+
+/// How long a server that answered in a way not handled here is left to
+/// libgit2's listing before it is asked with protocol v2 again.
+pub(super) const ASK_AGAIN_AFTER: Duration = Duration::from_secs(600);
+
+impl Known {
+    /// Whether libgit2 lists this server's refs for now.
+    pub fn left_to_libgit2(&self) -> bool {
+        self.left_to_libgit2
+            .is_some_and(|since| since.elapsed() < ASK_AGAIN_AFTER)
+    }
 }
 
 /// One listing's request.
@@ -542,6 +555,21 @@ mod tests {
         let mut lines = PktLines::new(&empty);
         let first = lines.next().unwrap();
         assert_eq!(v0_refs(first, lines).unwrap(), []);
+    }
+
+    #[test]
+    fn a_server_left_to_libgit2_is_asked_again_later() {
+        let now = std::time::Instant::now();
+        let known = |since| Known {
+            left_to_libgit2: since,
+            ..Known::default()
+        };
+        assert!(!known(None).left_to_libgit2());
+        assert!(known(Some(now)).left_to_libgit2());
+        // (Unless the machine booted less than that ago: no such instant.)
+        if let Some(long_ago) = now.checked_sub(ASK_AGAIN_AFTER + Duration::from_secs(1)) {
+            assert!(!known(Some(long_ago)).left_to_libgit2());
+        }
     }
 
     #[test]

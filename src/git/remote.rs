@@ -366,7 +366,7 @@ impl GitRepo {
             .get(effective)
             .copied()
             .unwrap_or_default();
-        if !http || settings.proxy.is_some() || known.left_to_libgit2 {
+        if !http || settings.proxy.is_some() || known.left_to_libgit2() {
             return None;
         }
         let mut headers = settings.extra_headers.clone();
@@ -396,12 +396,13 @@ impl GitRepo {
             Ok(listing) => {
                 known.wants_credentials |= listing.authenticated;
                 known.speaks_v2 = listing.version == 2;
+                known.left_to_libgit2 = None;
                 tracing::debug!(url = %redact(url), protocol = listing.version, refs = listing.heads.len(), "refs listed");
                 Some(listing.heads)
             }
             Err(NoListing::Unsupported(why)) => {
-                tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 from now on");
-                known.left_to_libgit2 = true;
+                tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 for the next 10 minutes");
+                known.left_to_libgit2 = Some(std::time::Instant::now());
                 None
             }
             Err(NoListing::Skipped(why)) => {
