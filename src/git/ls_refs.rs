@@ -310,10 +310,7 @@ fn header_pairs(headers: &[String]) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// The body of a `200` answer of `content_type`, or why not.
-fn read(
-    answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    content_type: &str,
-) -> Result<Vec<u8>, NoListing> {
+fn read(answer: Answer, content_type: &str) -> Result<Vec<u8>, NoListing> {
     let mut answer = answer.map_err(|e| match e {
         ureq::Error::Tls(_) => NoListing::Unsupported(format!("TLS: {e}")),
         e => NoListing::Skipped(e.to_string()),
@@ -332,7 +329,8 @@ fn read(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if got != content_type {
+    // (Parameters such as a charset aside.)
+    if got.split(';').next().map(str::trim) != Some(content_type) {
         return Err(NoListing::Unsupported(format!("content type {got:?}")));
     }
     answer
