@@ -1118,6 +1118,30 @@ fn add_pull_refs(repo: &SourceRepo, count: usize) {
     repo.git(&["pack-refs", "--all"]);
 }
 
+/// A proxy to the HTTP server on `port`: its port, the bytes it has sent
+/// back, and the request lines (`GET /site/info/refs?... HTTP/1.1`) it has
+/// passed on.
+#[allow(clippy::type_complexity)]
+fn recording_proxy(
+    port: u16,
+) -> (
+    u16,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = requests.clone();
+    let (proxied, received) = counting_proxy(port, move |_, bytes| {
+        if bytes.starts_with(b"GET ") || bytes.starts_with(b"POST ") {
+            let line = String::from_utf8_lossy(bytes);
+            seen.lock()
+                .unwrap()
+                .push(line.lines().next().unwrap_or_default().into());
+        }
+    });
+    (proxied, received, requests)
+}
+
 /// Over HTTP a poll asks the server for the refs `--ref` may name, not for
 /// every ref it has, as upstream's `git ls-remote` does (protocol v2); from
 /// a server that speaks only v0, which sends them all, once a poll.
@@ -1142,16 +1166,7 @@ fn an_http_poll_receives_the_refs_it_asks_for_not_every_ref() {
     assert_eq!(status, 200);
     assert!(advertisement.len() > 150_000, "{}", advertisement.len());
     for (version, port) in [("v2", v2.port), ("v0", v0.port)] {
-        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let seen = requests.clone();
-        let (proxied, received) = counting_proxy(port, move |_, bytes| {
-            if bytes.starts_with(b"GET ") || bytes.starts_with(b"POST ") {
-                let line = String::from_utf8_lossy(bytes);
-                seen.lock()
-                    .unwrap()
-                    .push(line.lines().next().unwrap_or_default().into());
-            }
-        });
+        let (proxied, received, requests) = recording_proxy(port);
         let root = tmp.path().join(format!("root-{version}"));
         let sync = |git_ref: &str| {
             let out = run_git_sync(&[
@@ -1203,6 +1218,40 @@ fn an_http_poll_receives_the_refs_it_asks_for_not_every_ref() {
             "{version}"
         );
     }
+}
+
+/// A repository its server redirects (renamed on GitHub, say) is asked for
+/// where it moved, from then on, as git does; within that server only.
+#[test]
+fn a_repository_its_server_moved_is_polled_where_it_moved() {
+    let (tmp, srv, repo) = temp_source("site");
+    let h = repo.commit(&[("f", "1")], "one");
+    let server = HttpServer::start_with(
+        &srv,
+        "location ~ ^/old(/.*)$ { absolute_redirect off; return 301 /site$1$is_args$args; }",
+    );
+    let (proxied, _, requests) = recording_proxy(server.port);
+    let root = tmp.path().join("root");
+    let mut daemon = spawn(git_sync(&[
+        &format!("--repo=http://127.0.0.1:{proxied}/old"),
+        &format!("--root={}", root.display()),
+        "--period=20ms",
+    ]));
+    daemon.wait_for(LONG, "the first sync", || {
+        published(&root.join("old")).as_deref() == Some(h.as_str())
+    });
+    let polls_from = requests.lock().unwrap().len() + 2;
+    daemon.wait_for(LONG, "ten polls", || {
+        requests.lock().unwrap().len() >= polls_from + 10
+    });
+    drop(daemon);
+    let polls = requests.lock().unwrap()[polls_from..].to_vec();
+    assert!(
+        polls
+            .iter()
+            .all(|r| r.starts_with("POST /site/git-upload-pack ")),
+        "{polls:?}"
+    );
 }
 
 /// Over SSH and git:// the listing and the fetch share one session: one

@@ -15,9 +15,10 @@
 //! (one round trip, as a v0 listing), on a connection kept between polls
 //! (no TCP or TLS handshake each time). Whatever this does not handle, it
 //! leaves to libgit2's listing, which then says what is wrong in its
-//! words: a proxy to go through, a redirect, a refusal, credentials that
-//! do not work, a page that is not git's, a name only a look at every ref
-//! resolves (`pull/1/head`).
+//! words: a proxy to go through, a redirect to another server (one within
+//! the server, as for a renamed repository, is followed as git follows it),
+//! a refusal, credentials that do not work, a page that is not git's, a
+//! name only a look at every ref resolves (`pull/1/head`).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -63,8 +64,11 @@ pub(super) fn prefixes(git_ref: &str) -> Vec<String> {
 }
 
 /// What a server was found to want and speak, for the next polls.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Known {
+    /// Where it redirected the repository's URL to, on the same server
+    /// (a renamed GitHub repository, a URL without `.git`): asked there.
+    pub moved_to: Option<String>,
     /// It asked for credentials: they are sent at once.
     pub wants_credentials: bool,
     /// It answered with protocol v2: its capabilities are not asked for
@@ -112,6 +116,8 @@ pub(super) struct Listing {
     pub version: u8,
     /// Whether the server wanted credentials.
     pub authenticated: bool,
+    /// Where the server redirected the repository's URL to, if it did.
+    pub moved_to: Option<String>,
 }
 
 /// Why there is no listing: `Unsupported` when this URL is better left to
@@ -141,7 +147,8 @@ pub(super) fn list(
     let mut exchange = Exchange {
         agent,
         req,
-        base: req.url.trim_end_matches('/'),
+        base: req.url.trim_end_matches('/').to_string(),
+        moved: false,
         authorization: req
             .basic
             .filter(|_| req.basic_first)
@@ -154,8 +161,17 @@ pub(super) fn list(
             return Ok(exchange.listing(heads, 2));
         }
     }
-    let info_refs = format!("{}/info/refs?service=git-upload-pack", exchange.base);
-    let answer = exchange.send(cancel, |agent| agent.get(&info_refs).call())?;
+    let info_refs = |base: &str| format!("{base}/info/refs?service=git-upload-pack");
+    let first_url = info_refs(&exchange.base);
+    let mut answer = exchange.send(cancel, |agent| agent.get(&first_url).call())?;
+    // As git: a redirect of this first request moves the repository, for
+    // the requests after it; here only within the same server.
+    if let Some(base) = redirected(&answer, &first_url) {
+        exchange.base = base;
+        exchange.moved = true;
+        let moved_url = info_refs(&exchange.base);
+        answer = exchange.send(cancel, |agent| agent.get(&moved_url).call())?;
+    }
     let advertised = read(answer, "application/x-git-upload-pack-advertisement")?;
     let mut lines = PktLines::new(&advertised);
     let mut first = lines.next().ok_or_else(|| unsupported("an empty answer"))?;
@@ -200,7 +216,9 @@ struct Exchange<'a> {
     agent: &'a ureq::Agent,
     req: &'a Request<'a>,
     /// The repository's URL, without a trailing slash.
-    base: &'a str,
+    base: String,
+    /// Whether the server moved it there from the URL asked for.
+    moved: bool,
     /// The `Authorization` header, once the server wants one.
     authorization: Option<String>,
 }
@@ -259,6 +277,7 @@ impl Exchange<'_> {
             heads,
             version,
             authenticated: self.authorization.is_some(),
+            moved_to: self.moved.then(|| self.base.clone()),
         }
     }
 }
@@ -289,6 +308,38 @@ impl Headers<'_> {
     fn post(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
         self.with(self.agent.post(url))
     }
+}
+
+/// The repository's new URL if `answer` to the request for `asked`
+/// redirects it within the same server (scheme, host and port), as a
+/// repository renamed on GitHub is: the credentials may go there too.
+fn redirected(answer: &Answer, asked: &str) -> Option<String> {
+    let answer = answer.as_ref().ok()?;
+    if !matches!(answer.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = answer.headers().get("location")?.to_str().ok()?;
+    let origin = origin_of(asked)?;
+    let target = if location.starts_with('/') && !location.starts_with("//") {
+        format!("{origin}{location}")
+    } else {
+        location.to_string()
+    };
+    if origin_of(&target)? != origin {
+        return None;
+    }
+    target
+        .strip_suffix("/info/refs?service=git-upload-pack")
+        .map(str::to_string)
+}
+
+/// `scheme://host[:port]` of `url`.
+fn origin_of(url: &str) -> Option<&str> {
+    let scheme_end = url.find("://")? + 3;
+    let end = url[scheme_end..]
+        .find('/')
+        .map_or(url.len(), |i| scheme_end + i);
+    Some(&url[..end])
 }
 
 fn unsupported(what: &str) -> NoListing {
@@ -553,6 +604,60 @@ mod tests {
         let mut lines = PktLines::new(&empty);
         let first = lines.next().unwrap();
         assert_eq!(v0_refs(first, lines).unwrap(), []);
+    }
+
+    fn answer(status: u16, location: &str) -> Answer {
+        Ok(ureq::http::Response::builder()
+            .status(status)
+            .header("Location", location)
+            .body(ureq::Body::builder().data(""))
+            .unwrap())
+    }
+
+    #[test]
+    fn a_redirect_within_the_server_moves_the_repository() {
+        let asked = "https://h.example/old/site/info/refs?service=git-upload-pack";
+        let moved = "https://h.example/new/site.git/info/refs?service=git-upload-pack";
+        assert_eq!(
+            redirected(&answer(301, moved), asked).as_deref(),
+            Some("https://h.example/new/site.git")
+        );
+        assert_eq!(
+            redirected(
+                &answer(302, "/new/site/info/refs?service=git-upload-pack"),
+                asked
+            )
+            .as_deref(),
+            Some("https://h.example/new/site")
+        );
+        // Elsewhere (another host, port or scheme), or not the listing, or
+        // not a redirect: not followed.
+        for (status, location) in [
+            (
+                301,
+                "https://other.example/site/info/refs?service=git-upload-pack",
+            ),
+            (
+                301,
+                "https://h.example:8443/site/info/refs?service=git-upload-pack",
+            ),
+            (
+                301,
+                "http://h.example/site/info/refs?service=git-upload-pack",
+            ),
+            (
+                301,
+                "//other.example/site/info/refs?service=git-upload-pack",
+            ),
+            (301, "https://h.example/login"),
+            (200, moved),
+        ] {
+            assert_eq!(
+                redirected(&answer(status, location), asked),
+                None,
+                "{location}"
+            );
+        }
     }
 
     #[test]

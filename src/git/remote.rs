@@ -364,7 +364,7 @@ impl GitRepo {
             .http_servers
             .borrow()
             .get(effective)
-            .copied()
+            .cloned()
             .unwrap_or_default();
         if !http || settings.proxy.is_some() || known.left_to_libgit2() {
             return None;
@@ -383,7 +383,7 @@ impl GitRepo {
             .filter(|_| !own_authorization)
             .map(|c| (c.username.as_str(), c.password.as_str()));
         let request = ls_refs::Request {
-            url: effective,
+            url: known.moved_to.as_deref().unwrap_or(effective),
             headers: &headers,
             basic,
             basic_first: known.wants_credentials,
@@ -397,15 +397,21 @@ impl GitRepo {
                 known.wants_credentials |= listing.authenticated;
                 known.speaks_v2 = listing.version == 2;
                 known.left_to_libgit2 = None;
+                if listing.moved_to.is_some() {
+                    known.moved_to = listing.moved_to;
+                }
                 tracing::debug!(url = %redact(url), protocol = listing.version, refs = listing.heads.len(), "refs listed");
                 Some(listing.heads)
             }
             Err(NoListing::Unsupported(why)) => {
                 tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 for the next 10 minutes");
                 known.left_to_libgit2 = Some(std::time::Instant::now());
+                known.moved_to = None;
                 None
             }
             Err(NoListing::Skipped(why)) => {
+                // (Asked where it moved last time, the URL itself next.)
+                known.moved_to = None;
                 tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 this time");
                 None
             }
