@@ -4,7 +4,8 @@
 //! - first sync of a generated repository of 5,000 files
 //!   (vs `git clone --depth 1`): wall time, CPU time, peak RSS;
 //! - CPU time per idle poll of a running git-sync (vs one `git ls-remote`
-//!   process), over HTTP, HTTPS and SSH, and the daemon's peak RSS;
+//!   process), over HTTP, HTTPS and SSH, and the daemon's peak RSS; with
+//!   50,000 refs on the server, also the bytes it sends for one poll;
 //! - the same first sync over SSH from a local OpenSSH server (git runs
 //!   the `ssh` client, git-sync speaks SSH in process): wall and CPU time;
 //! - an update changing one file, as git-sync does it (one process: poll,
@@ -358,6 +359,43 @@ fn idle_polls(url: &str, root: &std::path::Path, extra: &[&str]) -> Idle {
     }
 }
 
+/// The bytes the HTTP server on `port` sends for one idle poll of a
+/// running git-sync on repository `name`, and for one `git ls-remote <url>
+/// HEAD`, counted by a proxy in front of it.
+fn bytes_per_poll(port: u16, name: &str, root: &std::path::Path) -> (usize, usize) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (proxied, received) = counting_proxy(port, |_, _| {});
+    let url = format!("http://127.0.0.1:{proxied}/{name}");
+    let mut daemon = spawn(git_sync(&[
+        &format!("--repo={url}"),
+        &format!("--root={}", root.display()),
+        &format!("--period={POLLS_MS}ms"),
+        "-v=1",
+    ]));
+    daemon.wait_log(Duration::from_secs(60), "first no-op poll", |l| {
+        log_lines_with(l, "no change") >= 1
+    });
+    let (bytes0, polls0) = (
+        received.load(SeqCst),
+        log_lines_with(&daemon.log(), "no change"),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let (bytes1, polls1) = (
+        received.load(SeqCst),
+        log_lines_with(&daemon.log(), "no change"),
+    );
+    daemon.kill9();
+    let ours = (bytes1 - bytes0) / (polls1 - polls0).max(1);
+    let before = received.load(SeqCst);
+    let listed = Command::new("git")
+        .args(["ls-remote", &url, "HEAD"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(listed.success());
+    (ours, received.load(SeqCst) - before)
+}
+
 /// CPU per update of `hist` at `--depth=0`: a running git-sync (what its
 /// process used from before the commit until its gc is logged), and the
 /// median of upstream's commands for the same update on a full clone.
@@ -534,13 +572,17 @@ fn main() {
     let ssh_idle = idle_polls(&ssh_url, &tmp.path().join("ssh-root0"), &ssh_flags);
     let ssh_ls = ls_remote(&ssh_url, &["-c", &ssh_command]);
     // The same with 50,000 more refs (GitHub advertises every pull request
-    // head): a poll lists them all, git's protocol v2 only the one asked.
+    // head): git-sync asks for the refs --ref may name (protocol v2), `git
+    // ls-remote <url> HEAD` receives them all (its patterns match the ends
+    // of names).
     let many = SourceRepo::new(&srv, "many-refs");
     many.commit(&[("f", "1")], "one");
     add_refs(&many, 50_000);
     let many_url = server.url("many-refs");
     let many_idle = idle_polls(&many_url, &tmp.path().join("many"), &[]);
     let many_ls = ls_remote(&many_url, &[]);
+    let (many_bytes, many_ls_bytes) =
+        bytes_per_poll(server.port, "many-refs", &tmp.path().join("many-bytes"));
 
     // --- one big file: memory follows the largest blob ----------------------
     let big = SourceRepo::new(&srv, "big");
@@ -749,6 +791,13 @@ fn main() {
         "idle poll CPU, 50,000 refs (vs ls-remote)",
         many_idle.per_poll,
         many_ls.cpu,
+    );
+    println!(
+        "{:<38} {:>14} {:>14} {:>7.3}x",
+        "idle poll, bytes received, 50,000 refs",
+        format!("{:.1} KB", many_bytes as f64 / 1000.0),
+        format!("{:.1} KB", many_ls_bytes as f64 / 1000.0),
+        many_bytes as f64 / many_ls_bytes as f64
     );
     row(
         "idle local daemon CPU/s (vs ls-remote/60s)",
