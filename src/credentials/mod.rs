@@ -52,28 +52,31 @@ fn read_answer(
 /// what git does (see [`client_tls`]): for token endpoints, askpass URLs
 /// and webhooks.
 pub fn http_agent(timeout: Duration, tls: &Tls) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .tls_config(client_tls::client_tls(tls))
+    agent_config(timeout, tls).build().new_agent()
+}
+
+/// The client that asks git servers for their refs (`git::ls_refs`): as
+/// [`http_agent`], but following no redirect itself (credentials must not
+/// go where one leads; `ls_refs` follows one within the server) and
+/// through no proxy of ureq's choosing (a URL that has one is left to
+/// libgit2).
+pub fn git_http_agent(timeout: Duration, tls: &Tls, user_agent: &str) -> ureq::Agent {
+    agent_config(timeout, tls)
+        .max_redirects(0)
+        .proxy(None)
+        .user_agent(user_agent)
         .build()
         .new_agent()
 }
 
-/// The client that asks git servers for their refs (`git::ls_refs`): as
-/// [`http_agent`], but following no redirect (credentials must not go
-/// where one leads: libgit2 follows it instead) and through no proxy of
-/// ureq's choosing (a URL that has one is left to libgit2).
-pub fn git_http_agent(timeout: Duration, tls: &Tls, user_agent: &str) -> ureq::Agent {
+fn agent_config(
+    timeout: Duration,
+    tls: &Tls,
+) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
-        .max_redirects(0)
-        .proxy(None)
-        .user_agent(user_agent)
         .tls_config(client_tls::client_tls(tls))
-        .build()
-        .new_agent()
 }
 
 impl Resolver {

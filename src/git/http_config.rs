@@ -64,6 +64,20 @@ pub(crate) fn extra_headers(url: &str, entries: &[(String, String)]) -> Vec<Stri
     headers
 }
 
+/// A `Name: value` header's name and value, trimmed.
+pub(crate) fn split_header(header: &str) -> Option<(&str, &str)> {
+    let (name, value) = header.split_once(':')?;
+    Some((name.trim(), value.trim()))
+}
+
+/// Whether any of `headers` is named one of `names` (case aside).
+pub(crate) fn any_named(headers: &[String], names: &[&str]) -> bool {
+    headers
+        .iter()
+        .filter_map(|h| split_header(h))
+        .any(|(name, _)| names.iter().any(|n| name.eq_ignore_ascii_case(n)))
+}
+
 /// Whether libgit2 sends `header` as given.
 fn sendable(header: &str) -> bool {
     let Some((name, _)) = header.split_once(':') else {

@@ -23,6 +23,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use super::http_config;
+use super::pkt_line::{self, Pkt, PktLines};
 use super::{Cancel, Hash};
 use crate::config::gitconfig::Tls;
 
@@ -76,7 +78,7 @@ pub(super) struct Known {
     pub speaks_v2: bool,
     /// When it answered in a way not handled here: libgit2 lists its refs
     /// for [`ASK_AGAIN_AFTER`] (a server is reconfigured, a CA rotated).
-    pub left_to_libgit2: Option<std::time::Instant>,
+    pub left_at: Option<std::time::Instant>,
 }
 
 /// How long a server that answered in a way not handled here is left to
@@ -86,7 +88,7 @@ pub(super) const ASK_AGAIN_AFTER: Duration = Duration::from_secs(600);
 impl Known {
     /// Whether libgit2 lists this server's refs for now.
     pub fn left_to_libgit2(&self) -> bool {
-        self.left_to_libgit2
+        self.left_at
             .is_some_and(|since| since.elapsed() < ASK_AGAIN_AFTER)
     }
 }
@@ -354,10 +356,7 @@ fn basic(user: &str, password: &str) -> String {
 /// `Name: value` strings as pairs; malformed ones left out (libgit2
 /// refuses them when it sends them).
 fn header_pairs(headers: &[String]) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .iter()
-        .filter_map(|h| h.split_once(':'))
-        .map(|(name, value)| (name.trim(), value.trim()))
+    headers.iter().filter_map(|h| http_config::split_header(h))
 }
 
 /// The body of a `200` answer of `content_type`, or why not.
@@ -396,20 +395,15 @@ fn read(answer: Answer, content_type: &str) -> Result<Vec<u8>, NoListing> {
 /// refs under `prefixes`.
 fn ls_refs_request(prefixes: &[String]) -> Vec<u8> {
     let mut body = Vec::new();
-    pkt(&mut body, b"command=ls-refs\n");
+    pkt_line::write(&mut body, b"command=ls-refs\n");
     body.extend_from_slice(b"0001");
-    pkt(&mut body, b"peel\n");
-    pkt(&mut body, b"symrefs\n");
+    pkt_line::write(&mut body, b"peel\n");
+    pkt_line::write(&mut body, b"symrefs\n");
     for p in prefixes {
-        pkt(&mut body, format!("ref-prefix {p}\n").as_bytes());
+        pkt_line::write(&mut body, format!("ref-prefix {p}\n").as_bytes());
     }
     body.extend_from_slice(b"0000");
     body
-}
-
-fn pkt(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(format!("{:04x}", data.len() + 4).as_bytes());
-    out.extend_from_slice(data);
 }
 
 /// The refs of a v0 advertisement, `first` its first line (`<hash>
@@ -419,13 +413,14 @@ fn v0_refs(first: Pkt<'_>, rest: PktLines<'_>) -> Result<Vec<(String, Hash)>, No
     for pkt in std::iter::once(first).chain(rest) {
         let line = match pkt {
             Pkt::Flush => return Ok(heads),
-            Pkt::Data(line) => line,
+            Pkt::Data(line) => line.split(|&b| b == 0).next().unwrap_or_default(),
             _ => return Err(unsupported("a malformed advertisement")),
         };
-        let line = line.split(|&b| b == 0).next().unwrap_or_default();
-        let (hash, name) = hash_and_name(line)?;
+        let (hash, name) = text(line)?
+            .split_once(' ')
+            .ok_or_else(|| unsupported("a malformed ref"))?;
         if name != "capabilities^{}" {
-            heads.push((name.to_string(), hash));
+            heads.push((name.to_string(), sha1(hash)?));
         }
     }
     Err(unsupported("an advertisement cut short"))
@@ -438,102 +433,33 @@ fn v2_refs(answer: &[u8]) -> Result<Vec<(String, Hash)>, NoListing> {
     for pkt in PktLines::new(answer) {
         let line = match pkt {
             Pkt::Flush => return Ok(heads),
-            Pkt::Data(line) => line,
+            Pkt::Data(line) => text(line)?,
             _ => return Err(unsupported("a malformed ls-refs answer")),
         };
-        let mut fields = line.split(|&b| b == b' ');
-        let head = [fields.next(), fields.next()];
-        let [Some(hash), Some(name)] = head else {
+        let mut fields = line.split(' ');
+        let (Some(hash), Some(name)) = (fields.next(), fields.next()) else {
             return Err(unsupported("a malformed ref"));
         };
-        let mut joined = hash.to_vec();
-        joined.push(b' ');
-        joined.extend_from_slice(name);
-        let (hash, name) = hash_and_name(&joined)?;
-        heads.push((name.to_string(), hash));
+        heads.push((name.to_string(), sha1(hash)?));
         for attribute in fields {
-            if let Some(peeled) = attribute.strip_prefix(b"peeled:") {
-                let peeled = std::str::from_utf8(peeled)
-                    .ok()
-                    .and_then(|h| h.parse().ok())
-                    .ok_or_else(|| unsupported("a malformed peeled hash"))?;
-                heads.push((format!("{name}^{{}}"), peeled));
+            if let Some(peeled) = attribute.strip_prefix("peeled:") {
+                heads.push((format!("{name}^{{}}"), sha1(peeled)?));
             }
         }
     }
     Err(unsupported("an ls-refs answer cut short"))
 }
 
-fn hash_and_name(line: &[u8]) -> Result<(Hash, String), NoListing> {
-    let text = std::str::from_utf8(line).map_err(|_| unsupported("a ref name not in UTF-8"))?;
-    let (hash, name) = text
-        .split_once(' ')
-        .ok_or_else(|| unsupported("a malformed ref"))?;
-    if hash.len() != 40 {
+fn text(line: &[u8]) -> Result<&str, NoListing> {
+    std::str::from_utf8(line).map_err(|_| unsupported("a ref name not in UTF-8"))
+}
+
+/// A SHA-1 object name in hex.
+fn sha1(hex: &str) -> Result<Hash, NoListing> {
+    if hex.len() != 40 {
         return Err(unsupported("a hash other than SHA-1"));
     }
-    let hash = hash.parse().map_err(|_| unsupported("a malformed hash"))?;
-    Ok((hash, name.to_string()))
-}
-
-/// One pkt-line: data (its newline taken off), or a special packet.
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-enum Pkt<'a> {
-    Data(&'a [u8]),
-    Flush,
-    Delim,
-    End,
-    Malformed,
-}
-
-impl<'a> Pkt<'a> {
-    fn data(self) -> Option<&'a [u8]> {
-        match self {
-            Pkt::Data(d) => Some(d),
-            _ => None,
-        }
-    }
-}
-
-struct PktLines<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> PktLines<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        PktLines { rest: bytes }
-    }
-}
-
-impl<'a> Iterator for PktLines<'a> {
-    type Item = Pkt<'a>;
-
-    fn next(&mut self) -> Option<Pkt<'a>> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let len = self
-            .rest
-            .get(..4)
-            .and_then(|l| std::str::from_utf8(l).ok())
-            .and_then(|l| usize::from_str_radix(l, 16).ok());
-        let pkt = match len {
-            Some(0) => Pkt::Flush,
-            Some(1) => Pkt::Delim,
-            Some(2) => Pkt::End,
-            Some(n) if n > 4 && n <= self.rest.len() => {
-                let data = &self.rest[4..n];
-                self.rest = &self.rest[n..];
-                return Some(Pkt::Data(data.strip_suffix(b"\n").unwrap_or(data)));
-            }
-            _ => {
-                self.rest = &[];
-                return Some(Pkt::Malformed);
-            }
-        };
-        self.rest = &self.rest[4..];
-        Some(pkt)
-    }
+    hex.parse().map_err(|_| unsupported("a malformed hash"))
 }
 
 #[cfg(test)]
@@ -548,7 +474,7 @@ mod tests {
         for l in lines {
             match *l {
                 b"0000" | b"0001" => out.extend_from_slice(l),
-                data => pkt(&mut out, data),
+                data => pkt_line::write(&mut out, data),
             }
         }
         out
@@ -664,7 +590,7 @@ mod tests {
     fn a_server_left_to_libgit2_is_asked_again_later() {
         let now = std::time::Instant::now();
         let known = |since| Known {
-            left_to_libgit2: since,
+            left_at: since,
             ..Known::default()
         };
         assert!(!known(None).left_to_libgit2());

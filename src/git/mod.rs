@@ -14,6 +14,7 @@ mod local;
 mod ls_refs;
 mod pack_copy;
 mod pack_index;
+mod pkt_line;
 mod proxy;
 mod refs;
 mod reftable;

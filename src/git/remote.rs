@@ -357,8 +357,12 @@ impl GitRepo {
         git_ref: &str,
         cancel: &Cancel,
     ) -> Option<Vec<(String, Hash)>> {
-        let settings = self.url_settings(url);
-        let effective = settings.effective.as_str();
+        let UrlSettings {
+            effective,
+            proxy,
+            extra_headers: mut headers,
+        } = self.url_settings(url);
+        let effective = effective.as_str();
         let http = effective.starts_with("https://") || effective.starts_with("http://");
         let known = self
             .http_servers
@@ -366,17 +370,12 @@ impl GitRepo {
             .get(effective)
             .cloned()
             .unwrap_or_default();
-        if !http || settings.proxy.is_some() || known.left_to_libgit2() {
+        if !http || proxy.is_some() || known.left_to_libgit2() {
             return None;
         }
-        let mut headers = settings.extra_headers.clone();
         headers.extend(self.credentials.cookies.header_for(effective));
         // An Authorization header of the config's is the one sent.
-        let own_authorization = headers.iter().any(|h| {
-            h.split(':')
-                .next()
-                .is_some_and(|n| n.trim().eq_ignore_ascii_case("authorization"))
-        });
+        let own_authorization = http_config::any_named(&headers, &["authorization"]);
         let basic = self
             .credentials
             .for_url(effective)
@@ -396,7 +395,7 @@ impl GitRepo {
             Ok(listing) => {
                 known.wants_credentials |= listing.authenticated;
                 known.speaks_v2 = listing.version == 2;
-                known.left_to_libgit2 = None;
+                known.left_at = None;
                 if listing.moved_to.is_some() {
                     known.moved_to = listing.moved_to;
                 }
@@ -405,7 +404,7 @@ impl GitRepo {
             }
             Err(NoListing::Unsupported(why)) => {
                 tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 for the next 10 minutes");
-                known.left_to_libgit2 = Some(std::time::Instant::now());
+                known.left_at = Some(std::time::Instant::now());
                 known.moved_to = None;
                 None
             }

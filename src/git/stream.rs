@@ -304,8 +304,8 @@ fn repaired_daemon_request(buf: &[u8], host: &str, port: &str) -> Option<Vec<u8>
     let mut fixed = payload[..at].to_vec();
     fixed.extend_from_slice(format!("[{host}]:{port}").as_bytes());
     fixed.extend_from_slice(&payload[end..]);
-    let mut request = format!("{:04x}", fixed.len() + 4).into_bytes();
-    request.extend_from_slice(&fixed);
+    let mut request = Vec::new();
+    super::pkt_line::write(&mut request, &fixed);
     (request.len() <= 0xffff).then_some(request)
 }
 
@@ -389,8 +389,8 @@ mod tests {
     use super::repaired_daemon_request;
 
     fn pkt(payload: &[u8]) -> Vec<u8> {
-        let mut v = format!("{:04x}", payload.len() + 4).into_bytes();
-        v.extend_from_slice(payload);
+        let mut v = Vec::new();
+        super::super::pkt_line::write(&mut v, payload);
         v
     }
 

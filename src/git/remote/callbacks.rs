@@ -6,7 +6,7 @@ use std::cell::RefCell;
 
 use git2::RemoteCallbacks;
 
-use super::super::{known_hosts, proxy, ssh_key, stream, tls, Cancel, CredentialSet};
+use super::super::{http_config, known_hosts, proxy, ssh_key, stream, tls, Cancel, CredentialSet};
 
 /// Where the connections to the remote `url` (through `proxied`) may go
 /// when `headers` hold an `Authorization` or `Cookie` header (see
@@ -16,11 +16,7 @@ pub(super) fn confinement(
     proxied: Option<&proxy::Proxy>,
     headers: &[String],
 ) -> Option<stream::Confinement> {
-    let secret = headers.iter().any(|h| {
-        let name = h.split(':').next().unwrap_or_default().trim();
-        name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie")
-    });
-    if !secret {
+    if !http_config::any_named(headers, &["authorization", "cookie"]) {
         return None;
     }
     let (scheme, host, port) = proxy::http_origin(url)?;
