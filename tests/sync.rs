@@ -3080,10 +3080,8 @@ const LFS_POINTER: &str = "version https://git-lfs.github.com/spec/v1\n\
     oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n\
     size 12345\n";
 
-#[test]
-fn sync_timeout_bounds_a_hung_server() {
-    let tmp = TempDir::new().unwrap();
-    // Accepts connections and never answers.
+/// A server that accepts connections and never answers; its port.
+fn hung_server() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -3092,6 +3090,35 @@ fn sync_timeout_bounds_a_hung_server() {
             held.push(c);
         }
     });
+    port
+}
+
+/// The pass's time is the bound for the whole pass: a listing that ran out
+/// of it is neither tried again nor handed to libgit2 to wait once more.
+#[test]
+fn a_hung_server_holds_a_pass_for_the_sync_timeout_only() {
+    let tmp = TempDir::new().unwrap();
+    let port = hung_server();
+    let started = std::time::Instant::now();
+    let out = run_git_sync(&[
+        &format!("--repo=http://127.0.0.1:{port}/site"),
+        &format!("--root={}", tmp.path().join("root").display()),
+        "--one-time",
+        "--sync-timeout=2s",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    // Twice the time-out when the listing's wait was followed by libgit2's.
+    assert!(
+        started.elapsed() < Duration::from_millis(3500),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn sync_timeout_bounds_a_hung_server() {
+    let tmp = TempDir::new().unwrap();
+    let port = hung_server();
     let started = std::time::Instant::now();
     let out = run_git_sync(&[
         &format!("--repo=http://127.0.0.1:{port}/site"),
