@@ -3080,8 +3080,14 @@ const LFS_POINTER: &str = "version https://git-lfs.github.com/spec/v1\n\
     oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n\
     size 12345\n";
 
-/// A server that accepts connections and never answers; its port.
-fn hung_server() -> u16 {
+/// A one-time git-sync with `--sync-timeout=<timeout>` and `extra`
+/// against a server that accepts connections and never answers, its root
+/// in `tmp`: its exit status, and how long it took.
+fn one_time_against_a_hung_server(
+    tmp: &Path,
+    timeout: &str,
+    extra: &[&str],
+) -> (Option<i32>, Duration) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -3090,7 +3096,17 @@ fn hung_server() -> u16 {
             held.push(c);
         }
     });
-    port
+    let started = std::time::Instant::now();
+    let mut args = vec![
+        format!("--repo=http://127.0.0.1:{port}/site"),
+        format!("--root={}", tmp.join("root").display()),
+        "--one-time".into(),
+        format!("--sync-timeout={timeout}"),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_git_sync(&args);
+    (out.status.code(), started.elapsed())
 }
 
 /// The pass's time is the bound for the whole pass: a listing that ran out
@@ -3098,41 +3114,18 @@ fn hung_server() -> u16 {
 #[test]
 fn a_hung_server_holds_a_pass_for_the_sync_timeout_only() {
     let tmp = TempDir::new().unwrap();
-    let port = hung_server();
-    let started = std::time::Instant::now();
-    let out = run_git_sync(&[
-        &format!("--repo=http://127.0.0.1:{port}/site"),
-        &format!("--root={}", tmp.path().join("root").display()),
-        "--one-time",
-        "--sync-timeout=2s",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
+    let (code, took) = one_time_against_a_hung_server(tmp.path(), "2s", &[]);
+    assert_eq!(code, Some(1));
     // Twice the time-out when the listing's wait was followed by libgit2's.
-    assert!(
-        started.elapsed() < Duration::from_millis(3500),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(took < Duration::from_millis(3500), "took {took:?}");
 }
 
 #[test]
 fn sync_timeout_bounds_a_hung_server() {
     let tmp = TempDir::new().unwrap();
-    let port = hung_server();
-    let started = std::time::Instant::now();
-    let out = run_git_sync(&[
-        &format!("--repo=http://127.0.0.1:{port}/site"),
-        &format!("--root={}", tmp.path().join("root").display()),
-        "--one-time",
-        "--sync-timeout=1s",
-        "--error-file=err.json",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
+    let (code, took) = one_time_against_a_hung_server(tmp.path(), "1s", &["--error-file=err.json"]);
+    assert_eq!(code, Some(1));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
     let err = fs::read_to_string(tmp.path().join("root/err.json")).unwrap();
     assert!(err.contains("timed out"), "{err}");
 }
