@@ -475,8 +475,16 @@ impl Syncer {
         }
         check(cancel)?;
 
-        // 5. Publish atomically, then tell the world.
-        self.publisher.publish(hash, &worktree)?;
+        // 5. Publish atomically, then tell the world. A publisher that
+        // copies files is told which paths changed, if the tree published
+        // was made the same way (else the same commit may hold other files).
+        let changed = current
+            .filter(|c| {
+                self.publisher.uses_changes()
+                    && self.git.recipe_of(&c.to_string()).as_ref() == Some(&recipe.text)
+            })
+            .and_then(|c| self.git.changed_paths(c, hash));
+        self.publisher.publish(hash, &worktree, changed.as_ref())?;
         if let Some(copy) = &stand_in {
             self.layout.mark_retired(copy);
         }
@@ -536,7 +544,7 @@ impl Syncer {
             .map_err(|e| e.to_string())
             .and_then(|()| {
                 self.publisher
-                    .publish(hash, &copy)
+                    .publish(hash, &copy, None)
                     .map_err(|e| e.to_string())
             });
         match made {

@@ -751,6 +751,78 @@ fn dest_mode_after_a_restart_publishes_the_tree_it_made_before() {
 }
 
 #[test]
+fn dest_mode_updates_copy_only_what_each_commit_changed() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new(Transport::File);
+    let src = &f.repo.dir;
+    let h1 = f.repo.commit(
+        &[
+            ("site/a.txt", "a1"),
+            ("site/b.txt", "b"),
+            ("gone/deep/x.txt", "x"),
+            ("was_file", "f"),
+            ("was_dir/inner.txt", "i"),
+            ("run.sh", "echo"),
+        ],
+        "c1",
+    );
+    std::os::unix::fs::symlink("site/a.txt", src.join("link")).unwrap();
+    f.repo.git(&["add", "link"]);
+    f.repo.git(&["commit", "-q", "-m", "link"]);
+    let (dest, state) = (f.tmp.path().join("dest"), f.tmp.path().join("state"));
+    let args = [
+        format!("--repo={}", f.url()),
+        format!("--dest={}", dest.display()),
+        format!("--state-dir={}", state.display()),
+        "--period=100ms".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut p = spawn(git_sync(&args));
+    p.wait_for(Duration::from_secs(30), "first mirror", || {
+        dest.join("link").is_symlink()
+    });
+    assert_eq!(as_checked_out(&dest), as_checked_out(src), "{h1}");
+
+    // A file the next commit leaves alone is not even read: an edit made
+    // behind our back stays until a restart compares every file.
+    fs::write(dest.join("site/b.txt"), "edited in the volume").unwrap();
+    fs::write(src.join("site/a.txt"), "a2").unwrap();
+    fs::remove_dir_all(src.join("gone")).unwrap();
+    fs::remove_file(src.join("was_file")).unwrap();
+    fs::remove_dir_all(src.join("was_dir")).unwrap();
+    fs::remove_file(src.join("link")).unwrap();
+    std::os::unix::fs::symlink("site/b.txt", src.join("link")).unwrap();
+    fs::set_permissions(src.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    f.repo.commit(
+        &[
+            ("was_file/now_dir.txt", "d"),
+            ("was_dir", "now a file"),
+            ("new/deep/n.txt", "n"),
+        ],
+        "c2",
+    );
+    p.wait_for(Duration::from_secs(30), "second mirror", || {
+        fs::read_to_string(dest.join("site/a.txt")).is_ok_and(|t| t == "a2")
+            && dest.join("new/deep/n.txt").exists()
+            && !dest.join("gone").exists()
+    });
+    let mut expected = as_checked_out(src);
+    expected.insert(
+        b"site/b.txt".to_vec(),
+        ('f', false, b"edited in the volume".to_vec()),
+    );
+    let after = as_checked_out(&dest);
+    assert_eq!(after, expected);
+    drop(p);
+
+    let mut one_time = args.clone();
+    one_time.push("--one-time");
+    let out = run_git_sync(&one_time);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(as_checked_out(&dest), as_checked_out(src), "repaired");
+}
+
+#[test]
 fn a_damaged_index_of_the_published_tree_means_a_full_checkout_not_a_failure() {
     let f = Fixture::new(Transport::File);
     let h1 = f.repo.commit(&[("a.txt", "a"), ("b.txt", "b")], "c1");

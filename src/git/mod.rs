@@ -26,6 +26,7 @@ mod submodules;
 #[cfg(test)]
 pub(crate) mod test_util;
 mod tls;
+mod tree_diff;
 mod tree_path;
 mod urlmatch;
 mod worktree;
@@ -41,6 +42,7 @@ pub use gc::GcStats;
 pub use local::local_path;
 pub use remote::Target;
 pub use submodules::Superproject;
+pub use tree_diff::ChangedPaths;
 pub use worktree::Base;
 
 /// A commit hash.

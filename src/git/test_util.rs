@@ -52,3 +52,28 @@ pub fn noise(len: usize, mut seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A commit (no parent, no ref) of `files`: paths with `/` and their text.
+pub fn commit_files(repo: &git2::Repository, files: &[(&str, &str)]) -> git2::Oid {
+    let mut index = git2::Index::new().unwrap();
+    for (path, text) in files {
+        let entry = git2::IndexEntry {
+            ctime: git2::IndexTime::new(0, 0),
+            mtime: git2::IndexTime::new(0, 0),
+            dev: 0,
+            ino: 0,
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            file_size: 0,
+            id: repo.blob(text.as_bytes()).unwrap(),
+            flags: path.len() as u16,
+            flags_extended: 0,
+            path: path.as_bytes().to_vec(),
+        };
+        index.add(&entry).unwrap();
+    }
+    let tree = repo.find_tree(index.write_tree_to(repo).unwrap()).unwrap();
+    let who = git2::Signature::now("t", "t@t").unwrap();
+    repo.commit(None, &who, &who, "c", &tree, &[]).unwrap()
+}

@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{err, PublishError, Publisher};
-use crate::git::Hash;
+use crate::git::{ChangedPaths, Hash};
 use crate::layout::is_hash_name;
 use crate::paths::relative_path;
 
@@ -74,7 +74,12 @@ impl Publisher for LinkPublisher {
         Some(target.file_name()?.to_str()?.to_string())
     }
 
-    fn publish(&mut self, _hash: Hash, worktree: &Path) -> Result<(), PublishError> {
+    fn publish(
+        &mut self,
+        _hash: Hash,
+        worktree: &Path,
+        _changed: Option<&ChangedPaths>,
+    ) -> Result<(), PublishError> {
         let dir = self
             .link
             .parent()

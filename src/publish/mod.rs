@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub use dest::DestPublisher;
 pub use link::LinkPublisher;
 
-use crate::git::Hash;
+use crate::git::{ChangedPaths, Hash};
 
 /// Errors while publishing.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,20 @@ pub trait Publisher {
         self.current()
     }
     /// Make the worktree at `worktree` (holding `hash`) the visible one.
-    fn publish(&mut self, hash: Hash, worktree: &Path) -> Result<(), PublishError>;
+    /// `changed`, when the caller knows it: what differs from the commit
+    /// it names to `hash` (see [`Publisher::uses_changes`]).
+    fn publish(
+        &mut self,
+        hash: Hash,
+        worktree: &Path,
+        changed: Option<&ChangedPaths>,
+    ) -> Result<(), PublishError>;
+    /// Whether [`Publisher::publish`] makes use of the paths a commit
+    /// changed since [`Publisher::current`] (which cost a walk of the
+    /// trees to find): a publisher that copies files does.
+    fn uses_changes(&self) -> bool {
+        false
+    }
     /// The name of the directory in `.worktrees` readers are sent to, when
     /// they read one (it may be a stand-in, see `Layout::stand_in`).
     fn served_name(&self) -> Option<String> {
