@@ -819,6 +819,19 @@ mod tests {
             e.to_string(),
             "invalid value for --period (flag): must be at least 10ms"
         );
+        // Negative durations parse, as Go's do: refused where upstream
+        // asks for a minimum, with its message; elsewhere they act as zero.
+        let e = run(&["--repo=x", "--root=/r", "--period=-1s"], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value for --period (flag): must be at least 10ms"
+        );
+        let cfg = run(
+            &["--repo=x", "--root=/r", "--stale-worktree-timeout=-1m"],
+            &[("GITSYNC_WEBHOOK_TIMEOUT", "-1s")],
+        )
+        .unwrap();
+        assert_eq!(cfg.stale_worktree_timeout, Duration::ZERO);
         let e = run(
             &["--repo=x", "--root=/r"],
             &[("GIT_SYNC_WAIT", "0.001"), ("GITSYNC_PERIOD", "10s")],

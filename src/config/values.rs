@@ -3,7 +3,11 @@
 use std::time::Duration;
 
 /// Parse a Go `time.ParseDuration` string: `300ms`, `1.5h`, `2h45m`, `0`.
-/// Negative durations are refused; no flag of ours has a use for them.
+/// A negative one, which Go's parser accepts, counts as zero: where
+/// upstream asks for more (`--period`, a hook's timeout) the bound check
+/// refuses it with upstream's message; elsewhere (`--stale-worktree-timeout`,
+/// a webhook's timeout without a webhook) upstream accepts it and it acts
+/// as zero does.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s == "0" {
@@ -12,8 +16,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err("empty duration".into());
     }
-    if s.starts_with('-') {
-        return Err("duration must not be negative".into());
+    if let Some(magnitude) = s.strip_prefix('-') {
+        if magnitude.starts_with(['-', '+']) {
+            return Err(format!("expected a number in {s:?}"));
+        }
+        return parse_duration(magnitude).map(|_| Duration::ZERO);
     }
     let s = s.strip_prefix('+').unwrap_or(s);
     let mut rest = s;
@@ -375,7 +382,10 @@ mod tests {
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("-1s").is_err());
+        assert_eq!(parse_duration("-1s").unwrap(), Duration::ZERO);
+        assert!(parse_duration("-1x").is_err());
+        assert!(parse_duration("--1s").is_err());
+        assert_eq!(parse_duration("-0").unwrap(), Duration::ZERO);
     }
 
     #[test]
