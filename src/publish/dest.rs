@@ -72,12 +72,17 @@ impl Publisher for DestPublisher {
         worktree: &Path,
         changed: Option<&ChangedPaths>,
     ) -> Result<(), PublishError> {
-        fs::create_dir_all(&self.dest).map_err(err(&self.dest))?;
         // What changed since a commit this process mirrored, and the
         // directory holds as it left it; else every file.
         let scope = changed
             .filter(|c| self.current() == Some(c.from))
             .map(Scope::of);
+        // Until this succeeds the directory may hold part of `hash` while
+        // the marker names the commit before (a path changed there and
+        // changed back next would be left as it is): a failure means every
+        // file is compared next time.
+        self.verified = false;
+        fs::create_dir_all(&self.dest).map_err(err(&self.dest))?;
         let stats = mirror(worktree, &self.dest, scope.as_ref())?;
         tracing::debug!(
             written = stats.written,
@@ -324,5 +329,46 @@ mod tests {
         assert_eq!(s.unchanged, 1);
         let again = mirror(&src, &dst, None).unwrap();
         assert_eq!((again.written, again.removed), (0, 0));
+    }
+
+    #[test]
+    fn after_a_failed_publish_every_file_is_compared_again() {
+        let t = tempfile::TempDir::new().unwrap();
+        let (dest, state) = (t.path().join("dest"), t.path().join("state"));
+        fs::create_dir_all(&state).unwrap();
+        let tree = |name: &str, text: &str| {
+            let dir = t.path().join(name);
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("page.html"), text).unwrap();
+            dir
+        };
+        let hash = |n: u8| Hash::from_bytes(&[n; 20]).unwrap();
+        let (a, b, c) = (hash(1), hash(2), hash(3));
+        let mut p = DestPublisher::new(&dest, &state);
+        p.publish(a, &tree("a", "A"), None).unwrap();
+        assert_eq!(p.current(), Some(a));
+
+        // B is mirrored, but its marker cannot be written.
+        let marker = state.join("dest-published");
+        fs::remove_file(&marker).unwrap();
+        fs::create_dir_all(marker.join("in-the-way")).unwrap();
+        let a_to_b = ChangedPaths {
+            from: a,
+            paths: vec!["page.html".into()],
+        };
+        assert!(p.publish(b, &tree("b", "B"), Some(&a_to_b)).is_err());
+        assert_eq!(fs::read_to_string(dest.join("page.html")).unwrap(), "B");
+        fs::remove_dir_all(&marker).unwrap();
+        fs::write(&marker, format!("{a}\n")).unwrap();
+
+        // C holds what A holds: nothing changed from A, but the directory
+        // is not A's.
+        let a_to_c = ChangedPaths {
+            from: a,
+            paths: vec![],
+        };
+        p.publish(c, &tree("c", "A"), Some(&a_to_c)).unwrap();
+        assert_eq!(fs::read_to_string(dest.join("page.html")).unwrap(), "A");
+        assert_eq!(p.current(), Some(c));
     }
 }
