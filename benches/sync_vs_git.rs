@@ -23,6 +23,10 @@
 //! - first sync from a local path of 50,000 small files (vs `git clone
 //!   --depth 1 file://`), then an update of one of them (vs upstream's
 //!   commands for an update): wall, CPU, peak RSS;
+//! - a running dest-mode daemon (the 2015 manifest's mode) on those 50,000
+//!   files: time from a one-file commit until the served directory has it,
+//!   and CPU per update (vs the 2015 git-sync's `git fetch` and `git reset
+//!   --hard` in the served directory);
 //! - first sync of a whole history (`--depth=0`) from a local path, 20,000
 //!   commits over 2,000 files (vs `git clone file://`): wall, CPU, peak RSS;
 //! - CPU per update of that history by a running daemon (`--depth=0`; its
@@ -448,6 +452,60 @@ fn history_updates(hist: &SourceRepo, tmp: &std::path::Path) -> (Duration, Usage
     (cpu / HISTORY_UPDATES as u32, median(theirs), idle_anon_kb)
 }
 
+/// A running dest-mode daemon (the 2015 manifest's mode) on the local
+/// repository `many`, its file watcher triggering each pass: the median
+/// time from a one-file commit until DEST serves it, and the daemon's CPU
+/// per update (from the commit until the clean-up after it, the previous
+/// private tree removed, is logged); next to what
+/// the 2015 git-sync ran in DEST itself, `git fetch` then `git reset
+/// --hard FETCH_HEAD` (which leaves `.git` in the served directory and
+/// files torn while it writes).
+fn dest_updates(many: &SourceRepo, tmp: &std::path::Path) -> (Usage, Usage) {
+    let dest = tmp.join("many-dest");
+    let mut cmd = git_sync(&[
+        &format!("--repo={}", many.url()),
+        &format!("--dest={}", dest.display()),
+        &format!("--state-dir={}", tmp.join("many-dest-state").display()),
+        "--period=60s",
+        "--stale-worktree-grace=0s",
+        "-v=1",
+    ]);
+    cmd.stdout(std::process::Stdio::null());
+    let mut daemon = spawn(cmd);
+    let file = "dir00/sub0/file0.html";
+    let served = |body: &str| fs::read_to_string(dest.join(file)).is_ok_and(|t| t == body);
+    let head = fs::read_to_string(many.dir.join(file)).unwrap();
+    daemon.wait_for(Duration::from_secs(120), "first mirror", || served(&head));
+    let gcs = |log: &str| log.matches("\"msg\":\"git gc").count();
+    let clone = tmp.join("many-dest-git");
+    run_ok(Command::new("git").args(["clone", "-q", &many.url(), clone.to_str().unwrap()]));
+    let c = clone.display();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for i in 0..RUNS {
+        std::thread::sleep(Duration::from_secs(1));
+        let before = gcs(&daemon.log());
+        let cpu0 = proc_cpu(daemon.child.id());
+        let body = format!("<p>dest update {i}</p>\n");
+        many.commit(&[(file, &body)], "dest update");
+        let t = Instant::now();
+        daemon.wait_for(Duration::from_secs(60), "update served", || served(&body));
+        let wall = t.elapsed();
+        daemon.wait_log(Duration::from_secs(60), "its clean-up", |l| gcs(l) > before);
+        let cpu = proc_cpu(daemon.child.id()) - cpu0;
+        ours.push(Usage {
+            wall,
+            cpu,
+            max_rss_kb: 0,
+        });
+        let script =
+            format!("git -C {c} fetch -q origin main && git -C {c} reset -q --hard FETCH_HEAD");
+        theirs.push(measure(&["sh", "-c", &script]));
+        assert_eq!(fs::read_to_string(clone.join(file)).unwrap(), body);
+    }
+    daemon.kill9();
+    (median(ours), median(theirs))
+}
+
 /// The median of 20 `git ls-remote <url> HEAD`.
 fn ls_remote(url: &str, git_args: &[&str]) -> Usage {
     let mut cmd = vec!["git"];
@@ -631,6 +689,7 @@ fn main() {
     many.commit(&[("dir00/sub0/file0.html", "<p>changed</p>\n")], "one file");
     let many_up_ours = sync_once(bin, &many.url(), &many_root, &["--stale-worktree-grace=0s"]);
     let many_up_theirs = upstream_update(&many_clone, &tmp.path().join("many-wt"), None);
+    let (dest_up_ours, dest_up_theirs) = dest_updates(&many, tmp.path());
 
     // --- a whole history from a local path: packed data copied as it is ----
     let hist = SourceRepo::new(&srv, "history");
@@ -749,6 +808,16 @@ fn main() {
         &format!("update of one file of {MANY_FILES} (vs git)"),
         many_up_ours,
         many_up_theirs,
+    );
+    row(
+        "dest mode update, wall (vs fetch+reset)",
+        dest_up_ours.wall,
+        dest_up_theirs.wall,
+    );
+    row(
+        "dest mode update, CPU (vs fetch+reset)",
+        dest_up_ours.cpu,
+        dest_up_theirs.cpu,
     );
     wall_cpu_rss(
         &format!("local path, {HISTORY_COMMITS} commits, depth 0"),
