@@ -160,26 +160,6 @@ fn generate_files(repo: &SourceRepo, count: usize) {
     repo.git(&["gc", "-q"]);
 }
 
-/// `count` refs `refs/pull/<n>/head` at HEAD, written as packed-refs.
-fn add_refs(repo: &SourceRepo, count: usize) {
-    let head = repo.head();
-    repo.git(&["pack-refs", "--all"]);
-    let gitdir = repo.dir.join(".git");
-    let packed = fs::read_to_string(gitdir.join("packed-refs")).unwrap();
-    let mut lines: Vec<String> = packed
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(str::to_string)
-        .chain((0..count).map(|i| format!("{head} refs/pull/{i}/head")))
-        .collect();
-    lines.sort_by(|a, b| a.split(' ').nth(1).cmp(&b.split(' ').nth(1)));
-    let text = format!(
-        "# pack-refs with: peeled fully-peeled sorted\n{}\n",
-        lines.join("\n")
-    );
-    fs::write(gitdir.join("packed-refs"), text).unwrap();
-}
-
 /// Write a file of `mb` MB of pseudo-random (incompressible) bytes.
 fn random_file(repo: &SourceRepo, name: &str, mb: usize, seed: u64) {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed;
@@ -635,7 +615,7 @@ fn main() {
     // of names).
     let many = SourceRepo::new(&srv, "many-refs");
     many.commit(&[("f", "1")], "one");
-    add_refs(&many, 50_000);
+    many.add_pull_refs(50_000);
     let many_url = server.url("many-refs");
     let many_idle = idle_polls(&many_url, &tmp.path().join("many"), &[]);
     let many_ls = ls_remote(&many_url, &[]);

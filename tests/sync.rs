@@ -1174,17 +1174,6 @@ fn a_ref_that_moves_between_ls_remote_and_fetch_publishes_where_it_moved() {
     assert_eq!(published(&root.join("site")), Some(retagged));
 }
 
-/// `count` refs `refs/pull/<n>/head` at HEAD, as a GitHub repository has
-/// (with `/merge`) for each pull request; packed, as a server keeps them.
-fn add_pull_refs(repo: &SourceRepo, count: usize) {
-    let head = repo.head();
-    let commands: String = (0..count)
-        .map(|n| format!("create refs/pull/{n}/head {head}\n"))
-        .collect();
-    git_with_input(repo, &["update-ref", "--stdin"], commands.as_bytes());
-    repo.git(&["pack-refs", "--all"]);
-}
-
 /// A proxy to the HTTP server on `port`: its port, the bytes it has sent
 /// back, and the request lines (`GET /site/info/refs?... HTTP/1.1`) it has
 /// passed on.
@@ -1216,7 +1205,7 @@ fn recording_proxy(
 fn an_http_poll_receives_the_refs_it_asks_for_not_every_ref() {
     let (tmp, srv, repo) = temp_source("site");
     repo.commit(&[("f", "1")], "one");
-    add_pull_refs(&repo, 3_000);
+    repo.add_pull_refs(3_000);
     let v2 = HttpServer::start(&srv);
     // The same repository behind a server that does not pass Git-Protocol on.
     let v0_backend = tmp.path().join("v0-backend");

@@ -138,6 +138,27 @@ impl SourceRepo {
         git(&self.dir, &["rev-parse", "HEAD"])
     }
 
+    /// `count` refs `refs/pull/<n>/head` at HEAD (as GitHub advertises
+    /// its pull requests), written as packed-refs.
+    pub fn add_pull_refs(&self, count: usize) {
+        let head = self.head();
+        self.git(&["pack-refs", "--all"]);
+        let gitdir = self.dir.join(".git");
+        let packed = fs::read_to_string(gitdir.join("packed-refs")).unwrap();
+        let mut lines: Vec<String> = packed
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .chain((0..count).map(|i| format!("{head} refs/pull/{i}/head")))
+            .collect();
+        lines.sort_by(|a, b| a.split(' ').nth(1).cmp(&b.split(' ').nth(1)));
+        let text = format!(
+            "# pack-refs with: peeled fully-peeled sorted\n{}\n",
+            lines.join("\n")
+        );
+        fs::write(gitdir.join("packed-refs"), text).unwrap();
+    }
+
     pub fn git(&self, args: &[&str]) -> String {
         git(&self.dir, args)
     }
@@ -985,16 +1006,28 @@ pub struct Sshd {
 }
 
 impl Sshd {
-    /// On 127.0.0.1, a free port.
+    /// On 127.0.0.1, a free port; passing `GIT_PROTOCOL` on to git, as
+    /// GitHub's and GitLab's servers do.
     pub fn start() -> Self {
-        Self::start_at(|| Some(("127.0.0.1".to_string(), free_port()))).expect("sshd did not start")
+        Self::start_at(
+            || Some(("127.0.0.1".to_string(), free_port())),
+            "AcceptEnv GIT_PROTOCOL\n",
+        )
+        .expect("sshd did not start")
+    }
+
+    /// The same with a stock OpenSSH configuration, which passes no
+    /// environment variable on (git then speaks protocol version 0).
+    pub fn start_passing_no_env() -> Self {
+        Self::start_at(|| Some(("127.0.0.1".to_string(), free_port())), "")
+            .expect("sshd did not start")
     }
 
     /// On the standard port 22 of some 127.x.y.z address (scp-like URLs
     /// have no port). `None` when port 22 cannot be bound (not root).
     pub fn start_on_port_22() -> Option<Self> {
         let mut n = std::process::id();
-        Self::start_at(move || {
+        let choose = move || {
             n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             let addr = format!(
                 "127.{}.{}.{}",
@@ -1005,10 +1038,11 @@ impl Sshd {
             TcpListener::bind((addr.as_str(), 22))
                 .ok()
                 .map(|_| (addr, 22))
-        })
+        };
+        Self::start_at(choose, "AcceptEnv GIT_PROTOCOL\n")
     }
 
-    fn start_at(mut choose: impl FnMut() -> Option<(String, u16)>) -> Option<Self> {
+    fn start_at(mut choose: impl FnMut() -> Option<(String, u16)>, extra: &str) -> Option<Self> {
         let dir = TempDir::new().unwrap();
         let d = dir.path();
         const HOST_KEY_TYPES: [&str; 3] = ["ed25519", "ecdsa", "rsa"];
@@ -1060,7 +1094,7 @@ impl Sshd {
             let conf = format!(
                 "Port {port}\nListenAddress {addr}\n{host_key_lines}AuthorizedKeysFile {d}/authorized_keys\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-                 PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\nLogLevel ERROR\n",
+                 PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\nLogLevel ERROR\n{extra}",
                 d = d.display()
             );
             fs::write(d.join("sshd_config"), conf).unwrap();
