@@ -1325,3 +1325,76 @@ fn no_secret_in_logs_error_files_or_metrics() {
         );
     }
 }
+
+/// Over SSH too, once libgit2's first listing has shown a repository with
+/// many refs (GitHub's pull requests), a poll asks for the ref it syncs
+/// only (protocol v2), where the server passes `GIT_PROTOCOL` on; a stock
+/// OpenSSH server, which does not, keeps being listed by libgit2. Either
+/// way commits are published.
+#[test]
+fn an_ssh_poll_of_a_repository_with_many_refs_asks_for_its_ref_only() {
+    let per_poll = |passes_env: bool| {
+        let tmp = TempDir::new().unwrap();
+        let repo = SourceRepo::new(tmp.path(), "site");
+        repo.commit(&[("f", "1")], "one");
+        repo.add_pull_refs(3_000);
+        let sshd = if passes_env {
+            Sshd::start()
+        } else {
+            Sshd::start_passing_no_env()
+        };
+        // Through a TCP proxy counting what the server sends.
+        let (port, received) = counting_proxy(sshd.port, |_, _| {});
+        let known = tmp.path().join("known_hosts");
+        let direct = format!("[{}]:{}", sshd.addr, sshd.port);
+        let lines: Vec<String> = sshd
+            .known_hosts_by_type
+            .iter()
+            .map(|l| l.replace(&direct, &format!("[127.0.0.1]:{port}")))
+            .collect();
+        fs::write(&known, lines.join("\n") + "\n").unwrap();
+        let root = tmp.path().join("root");
+        let mut p = spawn(git_sync(&[
+            &format!(
+                "--repo=ssh://{}@127.0.0.1:{port}{}",
+                sshd.user,
+                repo.dir.display()
+            ),
+            &format!("--root={}", root.display()),
+            &format!("--ssh-key-file={}", sshd.client_key.display()),
+            &format!("--ssh-known-hosts-file={}", known.display()),
+            "--link=site",
+            "--period=100ms",
+            "-v=5",
+        ]));
+        let polls = |log: &str| log_lines_with(log, "no change");
+        p.wait_log(LONG, "polls", |l| polls(l) >= 3);
+        let (bytes, before) = (
+            received.load(std::sync::atomic::Ordering::SeqCst),
+            polls(&p.log()),
+        );
+        p.wait_log(LONG, "more polls", |l| polls(l) >= before + 5);
+        let (bytes2, after) = (
+            received.load(std::sync::atomic::Ordering::SeqCst),
+            polls(&p.log()),
+        );
+        let head = repo.commit(&[("f", "2")], "two");
+        p.wait_for(LONG, "the new commit published", || {
+            published(&root.join("site")).as_deref() == Some(head.as_str())
+        });
+        let log = p.log();
+        let v2 = log
+            .lines()
+            .any(|l| l.contains("\"refs listed\"") && l.contains("\"protocol\":2"));
+        assert_eq!(v2, passes_env, "{log}");
+        if !passes_env {
+            assert!(log.contains("protocol version 0"), "{log}");
+        }
+        (bytes2 - bytes) / (after - before)
+    };
+    let (v2, v0) = (per_poll(true), per_poll(false));
+    // Each poll is an SSH session (a handshake, a few KB); version 0 adds
+    // 3,000 refs of some 60 bytes.
+    assert!(v2 < 30_000, "{v2} bytes a poll with protocol v2");
+    assert!(v0 > 150_000, "{v0} bytes a poll with protocol version 0");
+}

@@ -84,6 +84,37 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
     }
 }
 
+/// The key types (`ssh-ed25519`, `ssh-rsa`...) `file` lists for
+/// `host:port`, in order; none when it cannot be read.
+pub fn key_types(file: &Path, host: &str, port: u16) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    let name = host_port_name(host, port);
+    let mut types = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.starts_with('@') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        if let (Some(hosts), Some(kind)) = (fields.next(), fields.next()) {
+            if host_matches(hosts, &name) && !types.iter().any(|t| t == kind) {
+                types.push(kind.to_string());
+            }
+        }
+    }
+    types
+}
+
+/// How known_hosts names `host:port`.
+fn host_port_name(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
 /// Check `key` (the raw SSH public key blob) of `host:port` against `file`.
 pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), HostKeyError> {
     let text = std::fs::read_to_string(file).map_err(|e| {
@@ -98,11 +129,7 @@ pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), Host
             file.display()
         ))
     })?;
-    let name = if port == 22 {
-        host.to_string()
-    } else {
-        format!("[{host}]:{port}")
-    };
+    let name = host_port_name(host, port);
     // As OpenSSH: a key revoked anywhere in the file is refused, whatever
     // line lists it as the host's.
     let (mut seen_host, mut listed) = (false, false);

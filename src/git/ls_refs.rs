@@ -43,6 +43,13 @@ pub(super) fn init(timeout: Duration, tls: &Tls) {
     let _ = SETTINGS.set((timeout, tls.clone()));
 }
 
+/// What bounds each request (the network timeout `init` was given).
+pub(super) fn timeout() -> Duration {
+    SETTINGS
+        .get()
+        .map_or(Duration::from_secs(120), |(timeout, _)| *timeout)
+}
+
 fn agent() -> Option<&'static ureq::Agent> {
     if let Some(agent) = AGENT.get() {
         return Some(agent);
@@ -393,7 +400,7 @@ fn read(answer: Answer, content_type: &str) -> Result<Vec<u8>, NoListing> {
 
 /// The `ls-refs` command: peeled tags and symbolic refs shown, only the
 /// refs under `prefixes`.
-fn ls_refs_request(prefixes: &[String]) -> Vec<u8> {
+pub(super) fn ls_refs_request(prefixes: &[String]) -> Vec<u8> {
     let mut body = Vec::new();
     pkt_line::write(&mut body, b"command=ls-refs\n");
     body.extend_from_slice(b"0001");
@@ -428,7 +435,7 @@ fn v0_refs(first: Pkt<'_>, rest: PktLines<'_>) -> Result<Vec<(String, Hash)>, No
 
 /// The refs of an `ls-refs` answer: `<hash> <name>[ symref-target:<ref>]
 /// [ peeled:<hash>]` lines.
-fn v2_refs(answer: &[u8]) -> Result<Vec<(String, Hash)>, NoListing> {
+pub(super) fn v2_refs(answer: &[u8]) -> Result<Vec<(String, Hash)>, NoListing> {
     let mut heads = Vec::new();
     for pkt in PktLines::new(answer) {
         let line = match pkt {

@@ -21,6 +21,7 @@ mod reftable;
 mod remote;
 mod ssh_home;
 mod ssh_key;
+mod ssh_ls_refs;
 mod stream;
 mod submodules;
 #[cfg(test)]
@@ -356,6 +357,8 @@ pub struct GitRepo {
     /// What the server of each HTTP(S) URL was found to want and speak
     /// (see `ls_refs`).
     http_servers: std::cell::RefCell<std::collections::HashMap<String, ls_refs::Known>>,
+    /// The same for each SSH URL (see `ssh_ls_refs`).
+    ssh_servers: std::cell::RefCell<std::collections::HashMap<String, ssh_ls_refs::Known>>,
 }
 
 impl GitRepo {
@@ -395,6 +398,7 @@ impl GitRepo {
             top_level: Default::default(),
             deep_enough: Default::default(),
             http_servers: Default::default(),
+            ssh_servers: Default::default(),
         })
     }
 

@@ -5,6 +5,7 @@ use git2::{AutotagOption, FetchOptions, ProxyOptions};
 use super::local::local_path;
 use super::ls_refs::{self, NoListing};
 use super::ssh_home::SshHome;
+use super::ssh_ls_refs;
 use super::{http_config, proxy, ref_error, refs, stream, Cancel, GitError, GitRepo, Hash};
 use crate::redact::redact;
 use callbacks::{callbacks, confinement};
@@ -277,7 +278,9 @@ impl GitRepo {
         }
         // Over HTTP(S), the refs asked for only, when the server can; a
         // name they do not resolve is looked up among all, below.
-        let listed = self.list_refs_over_http(url, git_ref, cancel);
+        let listed = self
+            .list_refs_over_http(url, git_ref, cancel)
+            .or_else(|| self.list_refs_over_ssh(url, git_ref, cancel));
         if let Some(target) = listed.and_then(|heads| pick_target(&heads, git_ref, url).ok()) {
             let (decided, fetch) = decide(self, &target);
             if !fetch {
@@ -323,6 +326,7 @@ impl GitRepo {
             .iter()
             .map(|h| (h.name().to_string(), h.oid()))
             .collect();
+        self.note_ssh_refs(url, heads.len());
         let target = pick_target(&heads, git_ref, url)?;
         let (decided, fetch) = decide(self, &target);
         if !fetch {
@@ -414,6 +418,59 @@ impl GitRepo {
                 tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 this time");
                 None
             }
+        }
+    }
+
+    /// The refs `git_ref` may name on an SSH remote that showed libgit2
+    /// many, listed with protocol v2 where the server speaks it (see
+    /// [`ssh_ls_refs`]); `None` leaves the listing to libgit2.
+    fn list_refs_over_ssh(
+        &self,
+        url: &str,
+        git_ref: &str,
+        cancel: &Cancel,
+    ) -> Option<Vec<(String, Hash)>> {
+        let effective = self.url_settings(url).effective;
+        let known = self.ssh_servers.borrow().get(&effective).cloned();
+        if !known.is_some_and(|k| k.worth_listing()) || cancel.is_cancelled() {
+            return None;
+        }
+        let place = ssh_ls_refs::SshPlace::parse(&effective)?;
+        let auth = self.credentials.ssh.as_ref()?;
+        let listed = ssh_ls_refs::list(
+            &place,
+            auth,
+            &ls_refs::prefixes(git_ref),
+            ls_refs::timeout(),
+        );
+        let mut servers = self.ssh_servers.borrow_mut();
+        let known = servers.entry(effective).or_default();
+        match listed {
+            Ok(heads) => {
+                tracing::debug!(url = %redact(url), protocol = 2, refs = heads.len(), "refs listed");
+                Some(heads)
+            }
+            Err(e) => {
+                let why = match e {
+                    ssh_ls_refs::NoListing::Version0 => {
+                        "the server answers with protocol version 0".to_string()
+                    }
+                    ssh_ls_refs::NoListing::Failed(why) => why,
+                };
+                tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 for the next 10 minutes");
+                known.left_at = Some(std::time::Instant::now());
+                None
+            }
+        }
+    }
+
+    /// After libgit2 listed `count` refs of `url`: over SSH, whether they
+    /// are many enough to be listed with protocol v2 from now on.
+    fn note_ssh_refs(&self, url: &str, count: usize) {
+        let effective = self.url_settings(url).effective;
+        if count >= ssh_ls_refs::MANY_REFS && ssh_ls_refs::SshPlace::parse(&effective).is_some() {
+            let mut servers = self.ssh_servers.borrow_mut();
+            servers.entry(effective).or_default().many_refs = true;
         }
     }
 

@@ -180,6 +180,7 @@ impl GitRepo {
             top_level: Default::default(),
             deep_enough: Default::default(),
             http_servers: Default::default(),
+            ssh_servers: Default::default(),
         };
         // Proxies and other http.* settings apply to submodules as well.
         store.apply_config(&self.applied_config)?;

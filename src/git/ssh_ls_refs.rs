@@ -1,0 +1,299 @@
+//! Listing the refs of an SSH remote with protocol v2, as `ls_refs.rs`
+//! does over HTTP(S): `git-upload-pack` started with `GIT_PROTOCOL=
+//! version=2` (what git sends, and what GitHub's and GitLab's servers, or
+//! an OpenSSH server with `AcceptEnv GIT_PROTOCOL`, pass on), then one
+//! `ls-refs` for the names `--ref` may mean. libgit2 speaks only version 0,
+//! where the server first sends every ref it has: on a repository with
+//! 100,000 pull-request refs, megabytes every poll.
+//!
+//! Our own connection costs a handshake of its own when the listing shows
+//! a commit to fetch (libgit2 then connects again), so `remote.rs` uses it
+//! only for a server that advertised many refs to libgit2. The host key is
+//! checked against the known_hosts file before any key is offered; any
+//! failure here leaves the pass to libgit2, which reports it as before.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ls_refs::{ls_refs_request, v2_refs};
+use super::pkt_line::{Pkt, PktLines};
+use super::{known_hosts, ssh_key, Hash, SshAuth};
+
+/// Refs libgit2 must have listed for an SSH server before its refs are
+/// listed here: a version 0 advertisement of this many is 60 KB a poll,
+/// where the handshake this listing adds to an update costs a few ms.
+pub(super) const MANY_REFS: usize = 1000;
+
+/// What an SSH server was found to be, for the next polls.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Known {
+    /// It showed libgit2 [`MANY_REFS`] refs or more.
+    pub many_refs: bool,
+    /// When a listing here failed or met version 0: libgit2 lists its
+    /// refs for `ls_refs::ASK_AGAIN_AFTER`.
+    pub left_at: Option<std::time::Instant>,
+}
+
+impl Known {
+    /// Whether its refs are to be listed here this time.
+    pub fn worth_listing(&self) -> bool {
+        let left = matches!(self.left_at, Some(since) if since.elapsed() < super::ls_refs::ASK_AGAIN_AFTER);
+        self.many_refs && !left
+    }
+}
+
+/// Where an SSH URL leads: `ssh://[user@]host[:port]/path` (also
+/// `git+ssh://`, `ssh+git://`) or scp-like `[user@]host:path`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct SshPlace {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl SshPlace {
+    pub fn parse(url: &str) -> Option<SshPlace> {
+        let (user_host, port, path) = match url.split_once("://") {
+            Some((scheme, rest)) => {
+                if !matches!(scheme, "ssh" | "git+ssh" | "ssh+git") {
+                    return None;
+                }
+                let (authority, path) = rest.split_at(rest.find('/')?);
+                // `ssh://host/~user/repo` is `~user/repo`, as git reads it.
+                let path = path
+                    .strip_prefix('/')
+                    .filter(|p| p.starts_with('~'))
+                    .unwrap_or(path);
+                let (user_host, port) = split_port(authority)?;
+                (user_host, port, path)
+            }
+            None => {
+                let (user_host, path) = scp_parts(url)?;
+                (user_host, 22, path)
+            }
+        };
+        let (user, host) = match user_host.rsplit_once('@') {
+            Some((user, host)) => (user, host),
+            None => ("git", user_host),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || path.is_empty() {
+            return None;
+        }
+        Some(SshPlace {
+            user: user.to_string(),
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
+}
+
+/// `[user@]host[:port]` (the host maybe `[an IPv6 address]`).
+fn split_port(authority: &str) -> Option<(&str, u16)> {
+    let after_host = authority.rfind(']').unwrap_or(0);
+    match authority.rfind(':').filter(|&c| c > after_host) {
+        Some(c) => Some((&authority[..c], authority[c + 1..].parse().ok()?)),
+        None => Some((authority, 22)),
+    }
+}
+
+/// scp-like `[user@]host:path`: a colon before any slash.
+fn scp_parts(url: &str) -> Option<(&str, &str)> {
+    if url.starts_with('[') {
+        let close = url.find("]:")?;
+        return Some((&url[..=close], &url[close + 2..]));
+    }
+    let colon = url.find(':')?;
+    (!url[..colon].contains('/')).then(|| (&url[..colon], &url[colon + 1..]))
+}
+
+/// `path` quoted for the remote shell, as git quotes it.
+fn shell_quote(path: &str) -> String {
+    format!("'{}'", path.replace('\'', r"'\''"))
+}
+
+/// The host key methods to ask for, from the types `known_hosts` lists for
+/// the host: libssh2 otherwise prefers ed25519, and a server also holding
+/// one would show a key the file does not list.
+fn host_key_methods(types: &[String]) -> String {
+    let mut methods: Vec<&str> = Vec::new();
+    for t in types {
+        match t.as_str() {
+            "ssh-rsa" => methods.extend(["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]),
+            other => methods.push(other),
+        }
+    }
+    methods.dedup();
+    methods.join(",")
+}
+
+/// Why the listing was left to libgit2.
+#[derive(Debug)]
+pub(super) enum NoListing {
+    /// The server answered with version 0: libgit2 lists as well.
+    Version0,
+    Failed(String),
+}
+
+impl<E: std::fmt::Display> From<E> for NoListing {
+    fn from(e: E) -> Self {
+        NoListing::Failed(e.to_string())
+    }
+}
+
+/// The refs of the repository at `place` whose names start with one of
+/// `prefixes`, over protocol v2.
+pub(super) fn list(
+    place: &SshPlace,
+    auth: &SshAuth,
+    prefixes: &[String],
+    timeout: Duration,
+) -> Result<Vec<(String, Hash)>, NoListing> {
+    let addr = (place.host.as_str(), place.port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or("no address")?;
+    let tcp = TcpStream::connect_timeout(&addr, timeout)?;
+    let mut session = ssh2::Session::new()?;
+    session.set_tcp_stream(tcp);
+    session.set_timeout(timeout.as_millis().try_into().unwrap_or(u32::MAX));
+    if let Some(file) = &auth.known_hosts {
+        let types = known_hosts::key_types(file, &place.host, place.port);
+        if !types.is_empty() {
+            session.method_pref(ssh2::MethodType::HostKey, &host_key_methods(&types))?;
+        }
+    }
+    session.handshake()?;
+    if let Some(file) = &auth.known_hosts {
+        let (key, _) = session.host_key().ok_or("no host key")?;
+        known_hosts::verify(file, &place.host, place.port, key)?;
+    }
+    for key in usable_keys(&auth.key_files) {
+        if session
+            .userauth_pubkey_file(&place.user, None, &key, None)
+            .is_ok()
+        {
+            break;
+        }
+    }
+    if !session.authenticated() {
+        return Err(NoListing::Failed("no SSH key was accepted".into()));
+    }
+    let mut channel = session.channel_session()?;
+    // A server that does not pass the variable on answers with version 0.
+    let _ = channel.setenv("GIT_PROTOCOL", "version=2");
+    channel.exec(&format!("git-upload-pack {}", shell_quote(&place.path)))?;
+    let capabilities = read_until_flush(&mut channel)?;
+    let mut lines = PktLines::new(&capabilities);
+    if lines.next() != Some(Pkt::Data(b"version 2")) {
+        let _ = channel.write_all(b"0000");
+        return Err(NoListing::Version0);
+    }
+    if !lines.any(|l| {
+        l.data()
+            .is_some_and(|d| d == b"ls-refs" || d.starts_with(b"ls-refs="))
+    }) {
+        return Err(NoListing::Failed("the server has no ls-refs".into()));
+    }
+    channel.write_all(&ls_refs_request(prefixes))?;
+    channel.flush()?;
+    let answer = read_until_flush(&mut channel)?;
+    // A flush after a command ends the session.
+    let _ = channel.write_all(b"0000");
+    let _ = channel.send_eof();
+    let _ = session.disconnect(None, "", None);
+    v2_refs(&answer).map_err(|e| NoListing::Failed(format!("{e:?}")))
+}
+
+/// The key files that are there and usable, in order.
+fn usable_keys(files: &[PathBuf]) -> impl Iterator<Item = PathBuf> + '_ {
+    files.iter().filter(|k| ssh_key::check(k).is_ok()).cloned()
+}
+
+/// The largest answer read: refs asked for by name are a few lines.
+const MAX_ANSWER: usize = 16 << 20;
+
+/// Packets up to and with the first flush, as received.
+fn read_until_flush(r: &mut impl Read) -> Result<Vec<u8>, NoListing> {
+    let mut out = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        r.read_exact(&mut len)?;
+        out.extend_from_slice(&len);
+        let n = std::str::from_utf8(&len)
+            .ok()
+            .and_then(|l| usize::from_str_radix(l, 16).ok())
+            .ok_or("malformed packet")?;
+        match n {
+            0 => return Ok(out),
+            1 | 2 => continue,
+            3 => return Err("malformed packet".into()),
+            n if out.len() + n > MAX_ANSWER => return Err("answer too large".into()),
+            n => {
+                let start = out.len();
+                out.resize(start + n - 4, 0);
+                r.read_exact(&mut out[start..])?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place(user: &str, host: &str, port: u16, path: &str) -> Option<SshPlace> {
+        Some(SshPlace {
+            user: user.into(),
+            host: host.into(),
+            port,
+            path: path.into(),
+        })
+    }
+
+    #[test]
+    fn ssh_urls_in_both_forms() {
+        let parse = SshPlace::parse;
+        assert_eq!(
+            parse("ssh://me@h.example:2222/srv/r.git"),
+            place("me", "h.example", 2222, "/srv/r.git")
+        );
+        assert_eq!(parse("ssh://h/~me/r"), place("git", "h", 22, "~me/r"));
+        assert_eq!(
+            parse("git+ssh://git@[::1]:22/r"),
+            place("git", "::1", 22, "/r")
+        );
+        assert_eq!(
+            parse("git@github.com:org/repo.git"),
+            place("git", "github.com", 22, "org/repo.git")
+        );
+        assert_eq!(parse("[::1]:r"), place("git", "::1", 22, "r"));
+        assert_eq!(parse("https://h/r"), None);
+        assert_eq!(parse("/local/path"), None);
+        assert_eq!(parse("./a:b"), None);
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn rsa_keys_ask_for_the_sha2_signatures_first() {
+        let types = ["ssh-rsa".to_string(), "ssh-ed25519".to_string()];
+        assert_eq!(
+            host_key_methods(&types),
+            "rsa-sha2-512,rsa-sha2-256,ssh-rsa,ssh-ed25519"
+        );
+    }
+
+    #[test]
+    fn packets_are_read_up_to_the_flush() {
+        let mut input: &[u8] = b"000eversion 2\n0000rest";
+        let got = read_until_flush(&mut input).unwrap();
+        assert_eq!(got, b"000eversion 2\n0000");
+        assert_eq!(input, b"rest");
+        let mut bad: &[u8] = b"00zz";
+        assert!(read_until_flush(&mut bad).is_err());
+    }
+}
