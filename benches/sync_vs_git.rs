@@ -5,7 +5,8 @@
 //!   (vs `git clone --depth 1`): wall time, CPU time, peak RSS;
 //! - CPU time per idle poll of a running git-sync (vs one `git ls-remote`
 //!   process), over HTTP, HTTPS and SSH, and the daemon's peak RSS; with
-//!   50,000 refs on the server, also the bytes it sends for one poll;
+//!   50,000 refs on the server, also the bytes it sends for one poll
+//!   (and over SSH, the CPU per poll);
 //! - the same first sync over SSH from a local OpenSSH server (git runs
 //!   the `ssh` client, git-sync speaks SSH in process): wall and CPU time;
 //! - an update changing one file, as git-sync does it (one process: poll,
@@ -619,6 +620,11 @@ fn main() {
     let many_url = server.url("many-refs");
     let many_idle = idle_polls(&many_url, &tmp.path().join("many"), &[]);
     let many_ls = ls_remote(&many_url, &[]);
+    // Over SSH, once the first listing showed them (git asks with
+    // protocol v2 over SSH too, but `ls-remote <url> HEAD` for every ref).
+    let many_ssh_url = sshd.url(&many.dir);
+    let many_ssh_idle = idle_polls(&many_ssh_url, &tmp.path().join("many-ssh"), &ssh_flags);
+    let many_ssh_ls = ls_remote(&many_ssh_url, &["-c", &ssh_command]);
     let (many_bytes, many_ls_bytes) =
         bytes_per_poll(server.port, "many-refs", &tmp.path().join("many-bytes"));
 
@@ -840,6 +846,11 @@ fn main() {
         "idle poll CPU, 50,000 refs (vs ls-remote)",
         many_idle.per_poll,
         many_ls.cpu,
+    );
+    row(
+        "idle poll CPU, SSH, 50,000 refs (vs ls-remote)",
+        many_ssh_idle.per_poll,
+        many_ssh_ls.cpu,
     );
     println!(
         "{:<38} {:>14} {:>14} {:>7.3}x",
