@@ -818,6 +818,30 @@ fn dest_mode_updates_copy_only_what_each_commit_changed() {
 }
 
 #[test]
+fn dest_mode_publishes_what_a_pre_publish_hook_made() {
+    // The hook may write files no commit tracks (a build step): every
+    // file is compared for DEST, not only the paths the commit changed.
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("index.html", "v1")], "c1");
+    let hook = f.tmp.path().join("hook");
+    script(&hook, "cat index.html > built.txt");
+    let (dest, state) = (f.tmp.path().join("dest"), f.tmp.path().join("state"));
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--dest={}", dest.display()),
+        &format!("--state-dir={}", state.display()),
+        &format!("--pre-publish-exechook-command={}", hook.display()),
+        "--period=100ms",
+    ]));
+    let mirrored = |n: usize| move |log: &str| log_lines_with(log, "updated successfully") >= n;
+    p.wait_log(Duration::from_secs(30), "first mirror", mirrored(1));
+    assert_eq!(fs::read_to_string(dest.join("built.txt")).unwrap(), "v1");
+    f.repo.commit(&[("index.html", "v2")], "c2");
+    p.wait_log(Duration::from_secs(30), "second mirror", mirrored(2));
+    assert_eq!(fs::read_to_string(dest.join("built.txt")).unwrap(), "v2");
+}
+
+#[test]
 fn a_damaged_index_of_the_published_tree_means_a_full_checkout_not_a_failure() {
     let f = Fixture::new(Transport::File);
     let h1 = f.repo.commit(&[("a.txt", "a"), ("b.txt", "b")], "c1");
