@@ -477,11 +477,13 @@ impl Syncer {
 
         // 5. Publish atomically, then tell the world. A publisher that
         // copies files is told which paths changed, if the tree published
-        // was made the same way (else the same commit may hold other files)
-        // and no pre-publish hook may have written others.
+        // is another commit's, made the same way (the same commit made
+        // again, or made another way, may hold other files), and no
+        // pre-publish hook may have written others.
         let changed = current
             .filter(|c| {
-                self.publisher.uses_changes()
+                *c != hash
+                    && self.publisher.uses_changes()
                     && self.pre_publish.is_none()
                     && self.git.recipe_of(&c.to_string()).as_ref() == Some(&recipe.text)
             })

@@ -842,6 +842,32 @@ fn dest_mode_publishes_what_a_pre_publish_hook_made() {
 }
 
 #[test]
+fn dest_mode_follows_sparse_patterns_edited_under_a_running_daemon() {
+    // The same commit checked out again another way: DEST is compared
+    // file by file, as no path of the commit changed.
+    let f = Fixture::new(Transport::File);
+    f.repo
+        .commit(&[("docs/d.md", "d"), ("src/s.rs", "s")], "tree");
+    let patterns = f.tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let (dest, state) = (f.tmp.path().join("dest"), f.tmp.path().join("state"));
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--dest={}", dest.display()),
+        &format!("--state-dir={}", state.display()),
+        &format!("--sparse-checkout-file={}", patterns.display()),
+        "--period=100ms",
+    ]));
+    let mirrored = |n: usize| move |log: &str| log_lines_with(log, "updated successfully") >= n;
+    p.wait_log(Duration::from_secs(30), "first mirror", mirrored(1));
+    assert!(dest.join("docs/d.md").exists() && !dest.join("src").exists());
+    fs::write(&patterns, "/src/\n").unwrap();
+    p.wait_log(Duration::from_secs(30), "second mirror", mirrored(2));
+    assert!(dest.join("src/s.rs").exists(), "{}", p.log());
+    assert!(!dest.join("docs").exists());
+}
+
+#[test]
 fn a_damaged_index_of_the_published_tree_means_a_full_checkout_not_a_failure() {
     let f = Fixture::new(Transport::File);
     let h1 = f.repo.commit(&[("a.txt", "a"), ("b.txt", "b")], "c1");
