@@ -187,12 +187,13 @@ pub(super) fn list(
     // A server that does not pass the variable on answers with version 0.
     let _ = channel.setenv("GIT_PROTOCOL", "version=2");
     channel.exec(&format!("git-upload-pack {}", shell_quote(&place.path)))?;
-    let capabilities = read_until_flush(&mut channel)?;
-    let mut lines = PktLines::new(&capabilities);
-    if lines.next() != Some(Pkt::Data(b"version 2")) {
-        let _ = channel.write_all(b"0000");
+    // A version 0 server starts with every ref it has: not read further.
+    let first = read_packet(&mut channel, 0)?;
+    if PktLines::new(&first).next() != Some(Pkt::Data(b"version 2")) {
         return Err(NoListing::Version0);
     }
+    let capabilities = read_until_flush(&mut channel)?;
+    let mut lines = PktLines::new(&capabilities);
     if !lines.any(|l| {
         l.data()
             .is_some_and(|d| d == b"ls-refs" || d.starts_with(b"ls-refs="))
@@ -221,23 +222,30 @@ const MAX_ANSWER: usize = 16 << 20;
 fn read_until_flush(r: &mut impl Read) -> Result<Vec<u8>, NoListing> {
     let mut out = Vec::new();
     loop {
-        let mut len = [0u8; 4];
-        r.read_exact(&mut len)?;
-        out.extend_from_slice(&len);
-        let n = std::str::from_utf8(&len)
-            .ok()
-            .and_then(|l| usize::from_str_radix(l, 16).ok())
-            .ok_or("malformed packet")?;
-        match n {
-            0 => return Ok(out),
-            1 | 2 => continue,
-            3 => return Err("malformed packet".into()),
-            n if out.len() + n > MAX_ANSWER => return Err("answer too large".into()),
-            n => {
-                let start = out.len();
-                out.resize(start + n - 4, 0);
-                r.read_exact(&mut out[start..])?;
-            }
+        let packet = read_packet(r, out.len())?;
+        out.extend_from_slice(&packet);
+        if packet == b"0000" {
+            return Ok(out);
+        }
+    }
+}
+
+/// One packet, as received, after `so_far` bytes of an answer.
+fn read_packet(r: &mut impl Read, so_far: usize) -> Result<Vec<u8>, NoListing> {
+    let mut packet = vec![0u8; 4];
+    r.read_exact(&mut packet)?;
+    let n = std::str::from_utf8(&packet)
+        .ok()
+        .and_then(|l| usize::from_str_radix(l, 16).ok())
+        .ok_or("malformed packet")?;
+    match n {
+        0..=2 => Ok(packet),
+        3 => Err("malformed packet".into()),
+        n if so_far + n > MAX_ANSWER => Err("answer too large".into()),
+        n => {
+            packet.resize(n, 0);
+            r.read_exact(&mut packet[4..])?;
+            Ok(packet)
         }
     }
 }
@@ -295,5 +303,10 @@ mod tests {
         assert_eq!(input, b"rest");
         let mut bad: &[u8] = b"00zz";
         assert!(read_until_flush(&mut bad).is_err());
+        let mut delimited: &[u8] = b"0001000aabcdef0000";
+        assert_eq!(
+            read_until_flush(&mut delimited).unwrap(),
+            b"0001000aabcdef0000"
+        );
     }
 }
