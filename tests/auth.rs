@@ -486,6 +486,7 @@ fn a_rotated_ca_file_is_trusted_without_a_restart() {
         &format!("--git-config=http.sslCAInfo:{}", ca_file.display()),
         "--period=100ms",
         "--max-failures=-1",
+        "-v=5",
     ]));
     d.wait_for(LONG, "h1 over the old CA", || {
         published(&root.join("site")).as_deref() == Some(h1.as_str())
@@ -501,6 +502,18 @@ fn a_rotated_ca_file_is_trusted_without_a_restart() {
         published(&root.join("site")).as_deref() == Some(h2.as_str())
     });
     assert!(d.log().contains("the CA file changed"), "{}", d.log());
+    // Polls go on asking for the ref only (protocol v2), on a client that
+    // trusts the new CA, not left to libgit2's listing of every ref.
+    let v2_since_the_change = |log: &str| {
+        let after = &log[log.find("the CA file changed").unwrap_or(log.len())..];
+        after
+            .lines()
+            .filter(|l| l.contains("\"refs listed\"") && l.contains("\"protocol\":2"))
+            .count()
+    };
+    d.wait_log(LONG, "protocol v2 polls over the new CA", |l| {
+        v2_since_the_change(l) >= 3
+    });
 }
 
 #[test]

@@ -20,7 +20,7 @@
 //! a refusal, credentials that do not work, a page that is not git's, a
 //! name only a look at every ref resolves (`pull/1/head`).
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use super::http_config;
@@ -31,7 +31,10 @@ use crate::config::gitconfig::Tls;
 /// What the client is made from, set once at start (the client itself is
 /// made at the first listing: a sync from a local path never needs it).
 static SETTINGS: OnceLock<(Duration, Tls)> = OnceLock::new();
-static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+/// The client, and the count of CA changes it was made after (see
+/// `tls::generation`): one kept from poll to poll, with its connection,
+/// until a rotated CA file or client certificate needs a new one.
+static AGENT: Mutex<Option<(u64, ureq::Agent)>> = Mutex::new(None);
 
 /// The largest answer read: a v0 advertisement beyond it is left to libgit2.
 const MAX_ANSWER: u64 = 64 << 20;
@@ -50,12 +53,18 @@ pub(super) fn timeout() -> Duration {
         .map_or(Duration::from_secs(120), |(timeout, _)| *timeout)
 }
 
-fn agent() -> Option<&'static ureq::Agent> {
-    if let Some(agent) = AGENT.get() {
-        return Some(agent);
-    }
+fn agent() -> Option<ureq::Agent> {
     let (timeout, tls) = SETTINGS.get()?;
-    Some(AGENT.get_or_init(|| crate::credentials::git_http_agent(*timeout, tls, USER_AGENT)))
+    let generation = super::tls::generation();
+    let mut cached = crate::lock(&AGENT);
+    match &*cached {
+        Some((made_after, agent)) if *made_after == generation => Some(agent.clone()),
+        _ => {
+            let agent = crate::credentials::git_http_agent(*timeout, tls, USER_AGENT);
+            *cached = Some((generation, agent.clone()));
+            Some(agent)
+        }
+    }
 }
 
 /// The refs `git_ref` may name, as prefixes for `ls-refs` (see
@@ -83,9 +92,11 @@ pub(super) struct Known {
     /// It answered with protocol v2: its capabilities are not asked for
     /// again.
     pub speaks_v2: bool,
-    /// When it answered in a way not handled here: libgit2 lists its refs
-    /// for [`ASK_AGAIN_AFTER`] (a server is reconfigured, a CA rotated).
-    pub left_at: Option<std::time::Instant>,
+    /// When it answered in a way not handled here, and the count of CA
+    /// changes then (`tls::generation`): libgit2 lists its refs for
+    /// [`ASK_AGAIN_AFTER`] (a server is reconfigured), or until a CA file
+    /// or client certificate changes (its certificate was not trusted).
+    pub left_at: Option<(std::time::Instant, u64)>,
 }
 
 /// How long a server that answered in a way not handled here is left to
@@ -95,8 +106,9 @@ pub(super) const ASK_AGAIN_AFTER: Duration = Duration::from_secs(600);
 impl Known {
     /// Whether libgit2 lists this server's refs for now.
     pub fn left_to_libgit2(&self) -> bool {
-        self.left_at
-            .is_some_and(|since| since.elapsed() < ASK_AGAIN_AFTER)
+        self.left_at.is_some_and(|(since, generation)| {
+            since.elapsed() < ASK_AGAIN_AFTER && generation == super::tls::generation()
+        })
     }
 }
 
@@ -154,7 +166,7 @@ pub(super) fn list(
         return Err(NoListing::Unsupported("credentials in the URL".into()));
     }
     let mut exchange = Exchange {
-        agent,
+        agent: &agent,
         req,
         base: req.url.trim_end_matches('/').to_string(),
         moved: false,
@@ -596,8 +608,9 @@ mod tests {
     #[test]
     fn a_server_left_to_libgit2_is_asked_again_later() {
         let now = std::time::Instant::now();
-        let known = |since| Known {
-            left_at: since,
+        let generation = super::super::tls::generation();
+        let known = |since: Option<std::time::Instant>| Known {
+            left_at: since.map(|s| (s, generation)),
             ..Known::default()
         };
         assert!(!known(None).left_to_libgit2());
@@ -606,6 +619,12 @@ mod tests {
         if let Some(long_ago) = now.checked_sub(ASK_AGAIN_AFTER + Duration::from_secs(1)) {
             assert!(!known(Some(long_ago)).left_to_libgit2());
         }
+        // A CA changed since: asked again at once.
+        let before_a_change = Known {
+            left_at: Some((now, generation.wrapping_sub(1))),
+            ..Known::default()
+        };
+        assert!(!before_a_change.left_to_libgit2());
     }
 
     #[test]

@@ -377,6 +377,10 @@ impl GitRepo {
         if !http || proxy.is_some() || known.left_to_libgit2() {
             return None;
         }
+        // A CA file or client certificate rotated since the last poll is
+        // loaded now, and the listing's client made again with it (a
+        // certificate that cannot be used is for libgit2 to report).
+        super::tls::before_connecting(effective, None).ok()?;
         headers.extend(self.credentials.cookies.header_for(effective));
         // An Authorization header of the config's is the one sent.
         let own_authorization = http_config::any_named(&headers, &["authorization"]);
@@ -408,7 +412,7 @@ impl GitRepo {
             }
             Err(NoListing::Unsupported(why)) => {
                 tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 for the next 10 minutes");
-                known.left_at = Some(std::time::Instant::now());
+                known.left_at = Some((std::time::Instant::now(), super::tls::generation()));
                 known.moved_to = None;
                 None
             }

@@ -9,12 +9,22 @@
 //! when the environment did not already provide one.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::config::gitconfig::Tls;
 
 static VERIFY: AtomicBool = AtomicBool::new(true);
+
+/// Counts the changes of a CA file or the client certificate seen since
+/// they were first loaded: an HTTP client of our own (`ls_refs`) made for
+/// an older count is made again.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// See [`GENERATION`].
+pub(super) fn generation() -> u64 {
+    GENERATION.load(Ordering::SeqCst)
+}
 
 /// Whether TLS certificates are verified (`http.sslVerify`).
 pub(crate) fn verify() -> bool {
@@ -211,6 +221,7 @@ pub(super) fn before_connecting(url: &str, proxy: Option<&str>) -> Result<(), St
             continue;
         }
         if file.stamp.is_some() {
+            GENERATION.fetch_add(1, Ordering::SeqCst);
             tracing::info!(file = %file.path.display(), "the CA file changed: trusting what it holds now too");
         } else {
             tracing::debug!(file = %file.path.display(), "trusting the CA certificates of");
@@ -226,6 +237,7 @@ pub(super) fn before_connecting(url: &str, proxy: Option<&str>) -> Result<(), St
         let (cert_now, key_now) = (Stamp::of(&cert.path), Stamp::of(&key.path));
         if cert_now != cert.stamp || key_now != key.stamp || cert_now.is_none() {
             if cert.stamp.is_some() {
+                GENERATION.fetch_add(1, Ordering::SeqCst);
                 tracing::info!(cert = %cert.path.display(), "the client certificate changed: presenting the new one");
             }
             super::client_cert::present(&cert.path, &key.path)?;
