@@ -202,6 +202,28 @@ mod tests {
         b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20abcdefghijklmnopqrstuvwxyz012345";
 
     #[test]
+    fn the_key_types_listed_for_a_host_in_order() {
+        let t = tempfile::TempDir::new().unwrap();
+        let f = t.path().join("known_hosts");
+        std::fs::write(
+            &f,
+            "# comment\n\
+             [git.example]:2222 ssh-rsa AAAA\n\
+             other ecdsa-sha2-nistp256 AAAA\n\
+             @cert-authority [git.example]:2222 ssh-ed25519 AAAA\n\
+             [git.example]:* ecdsa-sha2-nistp256 AAAA\n\
+             [git.example]:2222 ssh-rsa BBBB\n",
+        )
+        .unwrap();
+        assert_eq!(
+            key_types(&f, "git.example", 2222),
+            ["ssh-rsa", "ecdsa-sha2-nistp256"]
+        );
+        assert!(key_types(&f, "git.example", 22).is_empty());
+        assert!(key_types(&t.path().join("none"), "git.example", 2222).is_empty());
+    }
+
+    #[test]
     fn plain_hashed_and_ported_names() {
         let t = tempfile::TempDir::new().unwrap();
         let f = t.path().join("known_hosts");
