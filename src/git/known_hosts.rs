@@ -84,6 +84,39 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
     }
 }
 
+/// One line of a known_hosts file.
+struct Entry<'a> {
+    /// `@revoked` or `@cert-authority`, if marked.
+    marker: Option<&'a str>,
+    /// The comma-separated host patterns.
+    hosts: &'a str,
+    kind: Option<&'a str>,
+    /// The key, in base64.
+    key: Option<&'a str>,
+}
+
+/// The entries of a known_hosts text, comments and blank lines left out.
+fn entries(text: &str) -> impl Iterator<Item = Entry<'_>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let mut fields = line.split_whitespace();
+            let first = fields.next().unwrap_or("");
+            let marker = first.starts_with('@').then_some(first);
+            let hosts = match marker {
+                Some(_) => fields.next().unwrap_or(""),
+                None => first,
+            };
+            Entry {
+                marker,
+                hosts,
+                kind: fields.next(),
+                key: fields.next(),
+            }
+        })
+}
+
 /// The key types (`ssh-ed25519`, `ssh-rsa`...) `file` lists for
 /// `host:port`, in order; none when it cannot be read.
 pub fn key_types(file: &Path, host: &str, port: u16) -> Vec<String> {
@@ -91,16 +124,10 @@ pub fn key_types(file: &Path, host: &str, port: u16) -> Vec<String> {
         return Vec::new();
     };
     let name = host_port_name(host, port);
-    let mut types = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('#') || line.starts_with('@') {
-            continue;
-        }
-        let mut fields = line.split_whitespace();
-        if let (Some(hosts), Some(kind)) = (fields.next(), fields.next()) {
-            if host_matches(hosts, &name) && !types.iter().any(|t| t == kind) {
-                types.push(kind.to_string());
-            }
+    let mut types: Vec<String> = Vec::new();
+    for e in entries(&text).filter(|e| e.marker.is_none() && host_matches(e.hosts, &name)) {
+        if let Some(kind) = e.kind.filter(|k| !types.iter().any(|t| t == k)) {
+            types.push(kind.to_string());
         }
     }
     types
@@ -134,30 +161,20 @@ pub fn verify(file: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), Host
     // line lists it as the host's.
     let (mut seen_host, mut listed) = (false, false);
     let mut ca_names_it = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut fields = line.split_whitespace();
-        let mut first = fields.next().unwrap_or("");
-        let revoked = first == "@revoked";
-        if first == "@cert-authority" {
+    for e in entries(&text) {
+        if e.marker == Some("@cert-authority") {
             // A CA for host certificates, which libssh2 cannot check: the
             // host's own key must be listed to be trusted.
-            ca_names_it |= fields.next().is_some_and(|p| host_matches(p, &name));
+            ca_names_it |= host_matches(e.hosts, &name);
             continue;
         }
-        if first.starts_with('@') {
-            first = fields.next().unwrap_or("");
-        }
-        let (_kind, blob) = (fields.next(), fields.next());
-        if !host_matches(first, &name) {
+        if !host_matches(e.hosts, &name) {
             continue;
         }
-        let Some(Ok(blob)) = blob.map(decode_block) else {
+        let Some(Ok(blob)) = e.key.map(decode_block) else {
             continue;
         };
+        let revoked = e.marker == Some("@revoked");
         if blob == key && revoked {
             return Err(HostKeyError::Mismatch(format!(
                 "the host key of {name} is revoked in {}",

@@ -103,11 +103,16 @@ pub(super) struct Known {
 /// libgit2's listing before it is asked with protocol v2 again.
 pub(super) const ASK_AGAIN_AFTER: Duration = Duration::from_secs(600);
 
+/// Whether a server left to libgit2's listing at `since` still is.
+pub(super) fn still_left(since: std::time::Instant) -> bool {
+    since.elapsed() < ASK_AGAIN_AFTER
+}
+
 impl Known {
     /// Whether libgit2 lists this server's refs for now.
     pub fn left_to_libgit2(&self) -> bool {
         self.left_at.is_some_and(|(since, generation)| {
-            since.elapsed() < ASK_AGAIN_AFTER && generation == super::tls::generation()
+            still_left(since) && generation == super::tls::generation()
         })
     }
 }

@@ -8,6 +8,13 @@ pub(super) fn write(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(data);
 }
 
+/// The length a packet starting `bytes` declares (its first four hex
+/// digits, themselves counted in), if they are that.
+pub(super) fn length(bytes: &[u8]) -> Option<usize> {
+    let digits = std::str::from_utf8(bytes.get(..4)?).ok()?;
+    usize::from_str_radix(digits, 16).ok()
+}
+
 /// One pkt-line: data (its newline taken off), or a special packet.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub(super) enum Pkt<'a> {
@@ -44,12 +51,7 @@ impl<'a> Iterator for PktLines<'a> {
         if self.rest.is_empty() {
             return None;
         }
-        let len = self
-            .rest
-            .get(..4)
-            .and_then(|l| std::str::from_utf8(l).ok())
-            .and_then(|l| usize::from_str_radix(l, 16).ok());
-        let pkt = match len {
+        let pkt = match length(self.rest) {
             Some(0) => Pkt::Flush,
             Some(1) => Pkt::Delim,
             Some(2) => Pkt::End,

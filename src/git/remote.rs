@@ -471,8 +471,11 @@ impl GitRepo {
     /// After libgit2 listed `count` refs of `url`: over SSH, whether they
     /// are many enough to be listed with protocol v2 from now on.
     fn note_ssh_refs(&self, url: &str, count: usize) {
+        if count < ssh_ls_refs::MANY_REFS {
+            return;
+        }
         let effective = self.url_settings(url).effective;
-        if count >= ssh_ls_refs::MANY_REFS && ssh_ls_refs::SshPlace::parse(&effective).is_some() {
+        if ssh_ls_refs::SshPlace::parse(&effective).is_some() {
             let mut servers = self.ssh_servers.borrow_mut();
             servers.entry(effective).or_default().many_refs = true;
         }

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ls_refs::{ls_refs_request, v2_refs};
-use super::pkt_line::{Pkt, PktLines};
+use super::pkt_line::{self, Pkt, PktLines};
 use super::{known_hosts, ssh_key, Hash, SshAuth};
 
 /// Refs libgit2 must have listed for an SSH server before its refs are
@@ -39,8 +39,7 @@ pub(super) struct Known {
 impl Known {
     /// Whether its refs are to be listed here this time.
     pub fn worth_listing(&self) -> bool {
-        let left = matches!(self.left_at, Some(since) if since.elapsed() < super::ls_refs::ASK_AGAIN_AFTER);
-        self.many_refs && !left
+        self.many_refs && !self.left_at.is_some_and(super::ls_refs::still_left)
     }
 }
 
@@ -234,11 +233,7 @@ fn read_until_flush(r: &mut impl Read) -> Result<Vec<u8>, NoListing> {
 fn read_packet(r: &mut impl Read, so_far: usize) -> Result<Vec<u8>, NoListing> {
     let mut packet = vec![0u8; 4];
     r.read_exact(&mut packet)?;
-    let n = std::str::from_utf8(&packet)
-        .ok()
-        .and_then(|l| usize::from_str_radix(l, 16).ok())
-        .ok_or("malformed packet")?;
-    match n {
+    match pkt_line::length(&packet).ok_or("malformed packet")? {
         0..=2 => Ok(packet),
         3 => Err("malformed packet".into()),
         n if so_far + n > MAX_ANSWER => Err("answer too large".into()),

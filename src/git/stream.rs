@@ -290,7 +290,7 @@ unsafe extern "C" fn write(
 /// That request with the host as git names it (`[::1]:9418`), or `None`
 /// for anything else.
 fn repaired_daemon_request(buf: &[u8], host: &str, port: &str) -> Option<Vec<u8>> {
-    let declared = usize::from_str_radix(std::str::from_utf8(buf.get(..4)?).ok()?, 16).ok()?;
+    let declared = super::pkt_line::length(buf)?;
     let payload = buf
         .get(4..)
         .filter(|p| declared == buf.len() && p.starts_with(b"git-"))?;
