@@ -95,6 +95,31 @@ impl Fixture {
         fs::read_to_string(self.link().join(file)).unwrap()
     }
 
+    /// Dest mode's served directory.
+    fn dest(&self) -> std::path::PathBuf {
+        self.tmp.path().join("dest")
+    }
+
+    /// The args of git-sync in dest mode on our repository (its private
+    /// state beside DEST), polling every 100ms, with `extra`.
+    fn dest_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            format!("--repo={}", self.url()),
+            format!("--dest={}", self.dest().display()),
+            format!("--state-dir={}", self.tmp.path().join("state").display()),
+            "--period=100ms".to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
+    fn dest_daemon(&self, extra: &[&str]) -> Proc {
+        let args = self.dest_args(extra);
+        spawn(git_sync(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        ))
+    }
+
     /// git-sync syncing our repository with `args`, as another user where
     /// the test can (uid 65534 when run as root): from a copy of the
     /// binary anyone may run, the test's directory opened up for it.
@@ -709,16 +734,11 @@ fn dest_mode_after_a_restart_publishes_the_tree_it_made_before() {
     use std::os::unix::fs::MetadataExt;
     let f = Fixture::new(Transport::File);
     f.repo.commit_numbered("", 5, &[], "c1");
-    let (dest, state) = (f.tmp.path().join("dest"), f.tmp.path().join("state"));
+    let (dest, state) = (f.dest(), f.tmp.path().join("state"));
+    // The tree published before stays, for what it shares.
+    let args = f.dest_args(&["--one-time", "--stale-worktree-timeout=1h"]);
     let run = || {
-        let out = run_git_sync(&[
-            &format!("--repo={}", f.url()),
-            &format!("--dest={}", dest.display()),
-            &format!("--state-dir={}", state.display()),
-            "--one-time",
-            // The tree published before stays, for what it shares.
-            "--stale-worktree-timeout=1h",
-        ]);
+        let out = run_git_sync(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(out.status.code(), Some(0), "{out:?}");
     };
     let private_ino = || {
@@ -750,6 +770,14 @@ fn dest_mode_after_a_restart_publishes_the_tree_it_made_before() {
     assert_eq!(fs::read_to_string(dest.join("1.txt")).unwrap(), "changed");
 }
 
+/// Wait until `p` has logged `n` published updates (the log line comes
+/// once the publish is whole, as a file of it would not say).
+fn wait_updates(p: &mut Proc, n: usize) {
+    p.wait_log(Duration::from_secs(30), &format!("{n} updates"), |log| {
+        log_lines_with(log, "updated successfully") >= n
+    });
+}
+
 #[test]
 fn dest_mode_updates_copy_only_what_each_commit_changed() {
     use std::os::unix::fs::PermissionsExt;
@@ -769,17 +797,9 @@ fn dest_mode_updates_copy_only_what_each_commit_changed() {
     std::os::unix::fs::symlink("site/a.txt", src.join("link")).unwrap();
     f.repo.git(&["add", "link"]);
     f.repo.git(&["commit", "-q", "-m", "link"]);
-    let (dest, state) = (f.tmp.path().join("dest"), f.tmp.path().join("state"));
-    let args = [
-        format!("--repo={}", f.url()),
-        format!("--dest={}", dest.display()),
-        format!("--state-dir={}", state.display()),
-        "--period=100ms".to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut p = spawn(git_sync(&args));
-    let mirrored = |n: usize| move |log: &str| log_lines_with(log, "updated successfully") >= n;
-    p.wait_log(Duration::from_secs(30), "first mirror", mirrored(1));
+    let dest = f.dest();
+    let mut p = f.dest_daemon(&[]);
+    wait_updates(&mut p, 1);
     assert_eq!(as_checked_out(&dest), as_checked_out(src), "{h1}");
 
     // A file the next commit leaves alone is not even read: an edit made
@@ -800,7 +820,7 @@ fn dest_mode_updates_copy_only_what_each_commit_changed() {
         ],
         "c2",
     );
-    p.wait_log(Duration::from_secs(30), "second mirror", mirrored(2));
+    wait_updates(&mut p, 2);
     let mut expected = as_checked_out(src);
     expected.insert(
         b"site/b.txt".to_vec(),
@@ -810,9 +830,8 @@ fn dest_mode_updates_copy_only_what_each_commit_changed() {
     assert_eq!(after, expected);
     drop(p);
 
-    let mut one_time = args.clone();
-    one_time.push("--one-time");
-    let out = run_git_sync(&one_time);
+    let one_time = f.dest_args(&["--one-time"]);
+    let out = run_git_sync(&one_time.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(as_checked_out(&dest), as_checked_out(src), "repaired");
 }
@@ -825,19 +844,15 @@ fn dest_mode_publishes_what_a_pre_publish_hook_made() {
     f.repo.commit(&[("index.html", "v1")], "c1");
     let hook = f.tmp.path().join("hook");
     script(&hook, "cat index.html > built.txt");
-    let (dest, state) = (f.tmp.path().join("dest"), f.tmp.path().join("state"));
-    let mut p = spawn(git_sync(&[
-        &format!("--repo={}", f.url()),
-        &format!("--dest={}", dest.display()),
-        &format!("--state-dir={}", state.display()),
-        &format!("--pre-publish-exechook-command={}", hook.display()),
-        "--period=100ms",
-    ]));
-    let mirrored = |n: usize| move |log: &str| log_lines_with(log, "updated successfully") >= n;
-    p.wait_log(Duration::from_secs(30), "first mirror", mirrored(1));
+    let dest = f.dest();
+    let mut p = f.dest_daemon(&[&format!(
+        "--pre-publish-exechook-command={}",
+        hook.display()
+    )]);
+    wait_updates(&mut p, 1);
     assert_eq!(fs::read_to_string(dest.join("built.txt")).unwrap(), "v1");
     f.repo.commit(&[("index.html", "v2")], "c2");
-    p.wait_log(Duration::from_secs(30), "second mirror", mirrored(2));
+    wait_updates(&mut p, 2);
     assert_eq!(fs::read_to_string(dest.join("built.txt")).unwrap(), "v2");
 }
 
@@ -850,19 +865,12 @@ fn dest_mode_follows_sparse_patterns_edited_under_a_running_daemon() {
         .commit(&[("docs/d.md", "d"), ("src/s.rs", "s")], "tree");
     let patterns = f.tmp.path().join("sparse");
     fs::write(&patterns, "/docs/\n").unwrap();
-    let (dest, state) = (f.tmp.path().join("dest"), f.tmp.path().join("state"));
-    let mut p = spawn(git_sync(&[
-        &format!("--repo={}", f.url()),
-        &format!("--dest={}", dest.display()),
-        &format!("--state-dir={}", state.display()),
-        &format!("--sparse-checkout-file={}", patterns.display()),
-        "--period=100ms",
-    ]));
-    let mirrored = |n: usize| move |log: &str| log_lines_with(log, "updated successfully") >= n;
-    p.wait_log(Duration::from_secs(30), "first mirror", mirrored(1));
+    let dest = f.dest();
+    let mut p = f.dest_daemon(&[&format!("--sparse-checkout-file={}", patterns.display())]);
+    wait_updates(&mut p, 1);
     assert!(dest.join("docs/d.md").exists() && !dest.join("src").exists());
     fs::write(&patterns, "/src/\n").unwrap();
-    p.wait_log(Duration::from_secs(30), "second mirror", mirrored(2));
+    wait_updates(&mut p, 2);
     assert!(dest.join("src/s.rs").exists(), "{}", p.log());
     assert!(!dest.join("docs").exists());
 }
