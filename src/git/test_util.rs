@@ -55,18 +55,29 @@ pub fn noise(len: usize, mut seed: u64) -> Vec<u8> {
 
 /// A commit (no parent, no ref) of `files`: paths with `/` and their text.
 pub fn commit_files(repo: &git2::Repository, files: &[(&str, &str)]) -> git2::Oid {
+    let entries: Vec<_> = files.iter().map(|&(p, text)| (p, 0o100644, text)).collect();
+    commit_entries(repo, &entries)
+}
+
+/// A commit (no parent, no ref) of `entries`: path, mode and content (a
+/// symlink's target; a gitlink's commit, in hex).
+pub fn commit_entries(repo: &git2::Repository, entries: &[(&str, u32, &str)]) -> git2::Oid {
     let mut index = git2::Index::new().unwrap();
-    for (path, text) in files {
+    for &(path, mode, content) in entries {
+        let id = match mode {
+            0o160000 => content.parse().unwrap(),
+            _ => repo.blob(content.as_bytes()).unwrap(),
+        };
         let entry = git2::IndexEntry {
             ctime: git2::IndexTime::new(0, 0),
             mtime: git2::IndexTime::new(0, 0),
             dev: 0,
             ino: 0,
-            mode: 0o100644,
+            mode,
             uid: 0,
             gid: 0,
             file_size: 0,
-            id: repo.blob(text.as_bytes()).unwrap(),
+            id,
             flags: path.len() as u16,
             flags_extended: 0,
             path: path.as_bytes().to_vec(),
@@ -76,4 +87,16 @@ pub fn commit_files(repo: &git2::Repository, files: &[(&str, &str)]) -> git2::Oi
     let tree = repo.find_tree(index.write_tree_to(repo).unwrap()).unwrap();
     let who = git2::Signature::now("t", "t@t").unwrap();
     repo.commit(None, &who, &who, "c", &tree, &[]).unwrap()
+}
+
+/// A tree of `entries` (mode, name, id) written as given, unchecked: a
+/// hand-made tree may name anything, twice, or an object the store lacks.
+pub fn raw_tree(repo: &git2::Repository, entries: &[(&str, &str, git2::Oid)]) -> git2::Oid {
+    let mut data = Vec::new();
+    for (mode, name, id) in entries {
+        data.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+        data.extend_from_slice(id.as_bytes());
+    }
+    let odb = repo.odb().unwrap();
+    odb.write(git2::ObjectType::Tree, &data).unwrap()
 }

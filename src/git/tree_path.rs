@@ -167,6 +167,7 @@ pub(super) fn make_dirs_within(top: &Path, rel: &Path) -> Result<(), GitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::git::test_util::raw_tree;
 
     #[test]
     fn only_plain_paths_are_plainly_safe() {
@@ -223,16 +224,8 @@ mod tests {
     fn a_name_twice_in_any_directory_is_found() {
         let t = tempfile::tempdir().unwrap();
         let repo = git2::Repository::init(t.path()).unwrap();
-        let odb = repo.odb().unwrap();
-        let blob = odb.write(git2::ObjectType::Blob, b"x").unwrap();
-        let raw_tree = |entries: &[(&str, &str, git2::Oid)]| {
-            let mut data = Vec::new();
-            for (mode, name, id) in entries {
-                data.extend_from_slice(format!("{mode} {name}\0").as_bytes());
-                data.extend_from_slice(id.as_bytes());
-            }
-            odb.write(git2::ObjectType::Tree, &data).unwrap()
-        };
+        let blob = repo.blob(b"x").unwrap();
+        let raw_tree = |entries: &[(&str, &str, git2::Oid)]| raw_tree(&repo, entries);
         let twice = raw_tree(&[("100644", "f", blob), ("100644", "f", blob)]);
         let once = raw_tree(&[("100644", "f", blob), ("100644", "g", blob)]);
         let top = raw_tree(&[

@@ -36,7 +36,9 @@ const GITLINK: u32 = 0o160000;
 /// Write into the worktree `wt` at `dir` the files of `tree` at `only`
 /// (every file when `None`), and their entries into `index`. The tree's
 /// names must all be plainly safe; `dir` holds nothing of the tree yet,
-/// but for what the sharing of unchanged files put there.
+/// but for what the sharing of unchanged files put there (or the previous
+/// worktree, advanced in place, left: see `advance.rs`). With `only`, only
+/// the trees on the way to its paths are read.
 pub(super) fn write_tree(
     wt: &git2::Repository,
     tree: &git2::Tree<'_>,
@@ -51,6 +53,17 @@ pub(super) fn write_tree(
             .map_err(|e| GitError::local("read tree into the index", e))?;
     }
     let only: Option<HashSet<&[u8]>> = only.map(|o| o.iter().map(Vec::as_slice).collect());
+    // With `only`, the directories on the way to its paths (each ending in
+    // '/'): no other is walked, as an update that writes a few files of a
+    // large tree reads a few of its trees.
+    let on_the_way: Option<HashSet<&[u8]>> = only.as_ref().map(|o| {
+        o.iter()
+            .flat_map(|p| {
+                let ends = p.iter().enumerate().filter(|&(_, &b)| b == b'/');
+                ends.map(|(i, _)| &p[..=i])
+            })
+            .collect()
+    });
     // libgit2 makes symlinks unless told the file system has none.
     let symlinks = wt
         .config()
@@ -66,12 +79,18 @@ pub(super) fn write_tree(
         for entry in tree.iter() {
             let mode = entry.filemode() as u32;
             if mode == TREE {
-                let sub = wt
-                    .find_tree(entry.id())
-                    .map_err(|e| GitError::local(format!("read tree {}", entry.id()), e))?;
                 let mut path = prefix.clone();
                 path.extend_from_slice(entry.name_bytes());
                 path.push(b'/');
+                if on_the_way
+                    .as_ref()
+                    .is_some_and(|dirs| !dirs.contains(path.as_slice()))
+                {
+                    continue;
+                }
+                let sub = wt
+                    .find_tree(entry.id())
+                    .map_err(|e| GitError::local(format!("read tree {}", entry.id()), e))?;
                 pending.push((path, sub));
                 continue;
             }
@@ -306,7 +325,7 @@ impl Writer<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::git::test_util::git;
+    use crate::git::test_util::{git, raw_tree};
 
     /// A repository with `n` files in a few directories, committed; its
     /// tree, and a directory to write it into.
@@ -340,6 +359,29 @@ mod tests {
         let entry = index.get_path(Path::new("d3/f10"), 0).unwrap();
         assert_eq!(entry.file_size, 2, "stat data recorded");
         assert_eq!(index.len(), 150);
+    }
+
+    #[test]
+    fn with_only_some_paths_only_the_trees_on_their_way_are_read() {
+        let t = tempfile::tempdir().unwrap();
+        let (repo, tree, out) = tree_of(t.path(), 150);
+        // A directory whose tree the store lacks: read, it fails the write.
+        let tree = repo.find_tree(tree).unwrap();
+        // (An index already made: an empty one is read from the whole tree.)
+        let mut index = git2::Index::new().unwrap();
+        index.read_tree(&tree).unwrap();
+        let mut builder = repo.treebuilder(Some(&tree)).unwrap();
+        let missing = git2::Oid::from_str("1111111111111111111111111111111111111111").unwrap();
+        let holder = raw_tree(&repo, &[("40000", "gone", missing)]);
+        builder.insert("lost", holder, 0o040000).unwrap();
+        let tree = repo.find_tree(builder.write().unwrap()).unwrap();
+
+        let only = [b"d3/f10".to_vec(), b"d5/f12".to_vec()];
+        let n = write_tree(&repo, &tree, &out, Some(&only), &mut index, &Cancel::new()).unwrap();
+        assert_eq!((n, walk_count(&out)), (2, 2));
+        assert_eq!(fs::read_to_string(out.join("d5/f12")).unwrap(), "12");
+        let all = write_tree(&repo, &tree, &out, None, &mut index, &Cancel::new());
+        assert!(all.unwrap_err().to_string().contains("1111111"));
     }
 
     #[test]
