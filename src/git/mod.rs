@@ -352,6 +352,8 @@ pub struct GitRepo {
     per_url: std::cell::RefCell<std::collections::HashMap<String, remote::UrlSettings>>,
     /// The top-level names of the last commit checked for intactness.
     top_level: std::cell::RefCell<Option<(Hash, Vec<std::ffi::OsString>)>>,
+    /// The trees the last checkout's survey found clean (see `tree_path`).
+    clean_trees: std::cell::RefCell<std::collections::HashSet<git2::Oid>>,
     /// The last commit and depth whose history was found deep enough.
     deep_enough: std::cell::Cell<Option<(Hash, u32)>>,
     /// What the server of each HTTP(S) URL was found to want and speak
@@ -396,6 +398,7 @@ impl GitRepo {
             known,
             per_url: Default::default(),
             top_level: Default::default(),
+            clean_trees: Default::default(),
             deep_enough: Default::default(),
             http_servers: Default::default(),
             ssh_servers: Default::default(),

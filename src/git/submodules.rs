@@ -178,6 +178,7 @@ impl GitRepo {
             applied_config: Vec::new(),
             per_url: Default::default(),
             top_level: Default::default(),
+            clean_trees: Default::default(),
             deep_enough: Default::default(),
             http_servers: Default::default(),
             ssh_servers: Default::default(),

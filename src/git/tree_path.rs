@@ -9,10 +9,13 @@
 //! applies git's rules, and no directory is made or entered through a
 //! symlink.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path};
+
+use git2::Oid;
 
 use super::GitError;
 
@@ -70,23 +73,32 @@ pub(super) struct Survey {
     /// single path component, so that the whole tree may be written
     /// without libgit2's checks.
     pub all_plain: bool,
+    /// Whether the tree holds a gitlink (a submodule's commit).
+    pub gitlinks: bool,
+    /// The trees found clean (see [`survey`]), for the next survey.
+    pub clean: HashSet<Oid>,
 }
 
-/// Look at every directory of `tree` once. Memory: one directory's names
-/// at a time, and the ids of the trees already looked at (a directory
-/// repeated in the tree is looked at once).
-pub(super) fn survey(repo: &git2::Repository, tree: &git2::Tree<'_>) -> Survey {
+/// Look at every directory of `tree` once, but those `clean` holds: trees
+/// an earlier survey found clean (every name below plainly safe, none
+/// twice, no gitlink, no `.gitattributes`), which cannot hold anything to
+/// report. Memory: one directory's names at a time, the ids of the trees
+/// already looked at (a directory repeated in the tree is looked at once),
+/// and of those found clean ([`Survey::clean`]: an update that changes a
+/// few files of a large tree then reads a few of its trees).
+pub(super) fn survey(
+    repo: &git2::Repository,
+    tree: &git2::Tree<'_>,
+    clean: &HashSet<Oid>,
+) -> Survey {
     let mut found = Survey {
         named_twice: None,
         all_plain: true,
+        gitlinks: false,
+        clean: HashSet::new(),
     };
-    survey_below(
-        repo,
-        tree,
-        "",
-        &mut std::collections::HashSet::new(),
-        &mut found,
-    );
+    let mut looked_at = HashSet::new();
+    survey_below(repo, tree, "", (clean, &mut looked_at), &mut found);
     found
 }
 
@@ -94,44 +106,61 @@ pub(super) fn survey(repo: &git2::Repository, tree: &git2::Tree<'_>) -> Survey {
 /// [`Survey::named_twice`]).
 #[cfg(test)]
 pub(super) fn named_twice(repo: &git2::Repository, tree: &git2::Tree<'_>) -> Option<String> {
-    survey(repo, tree).named_twice
+    survey(repo, tree, &HashSet::new()).named_twice
 }
 
+/// Survey `tree` at `dir` into `found`; whether it is clean.
 fn survey_below(
     repo: &git2::Repository,
     tree: &git2::Tree<'_>,
     dir: &str,
-    looked_at: &mut std::collections::HashSet<git2::Oid>,
+    (clean_before, looked_at): (&HashSet<Oid>, &mut HashSet<Oid>),
     found: &mut Survey,
-) {
-    if !looked_at.insert(tree.id()) {
-        return;
+) -> bool {
+    let id = tree.id();
+    if clean_before.contains(&id) {
+        found.clean.insert(id);
+        return true;
+    }
+    if !looked_at.insert(id) {
+        return found.clean.contains(&id);
     }
     let mut names: Vec<Vec<u8>> = tree.iter().map(|e| e.name_bytes().to_vec()).collect();
-    found.all_plain &= names.iter().all(|n| plain_name(n) && !n.contains(&b'/'));
-    found.all_plain &= !tree
-        .iter()
-        .any(|e| e.filemode() == SYMLINK && may_be_git_file(e.name_bytes()));
+    let plain = names.iter().all(|n| plain_name(n) && !n.contains(&b'/'))
+        && !tree
+            .iter()
+            .any(|e| e.filemode() == SYMLINK && may_be_git_file(e.name_bytes()));
+    found.all_plain &= plain;
     names.sort_unstable();
     if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
         found.named_twice = Some(format!("{dir}{}", String::from_utf8_lossy(&pair[0])));
-        return;
+        return false;
     }
+    let mut clean = plain && !names.iter().any(|n| n == b".gitattributes");
     for entry in tree.iter() {
+        if entry.kind() == Some(git2::ObjectType::Commit) {
+            found.gitlinks = true;
+            clean = false;
+        }
         if entry.kind() != Some(git2::ObjectType::Tree) {
             continue;
         }
         // An unreadable subtree is for the checkout to report.
         let Ok(sub) = repo.find_tree(entry.id()) else {
             found.all_plain = false;
+            clean = false;
             continue;
         };
         let below = format!("{dir}{}/", String::from_utf8_lossy(entry.name_bytes()));
-        survey_below(repo, &sub, &below, looked_at, found);
+        clean &= survey_below(repo, &sub, &below, (clean_before, looked_at), found);
         if found.named_twice.is_some() {
-            return;
+            return false;
         }
     }
+    if clean {
+        found.clean.insert(id);
+    }
+    clean
 }
 
 /// Make the directories of `rel` below `top`, as libgit2's checkout makes
@@ -221,6 +250,34 @@ mod tests {
     }
 
     #[test]
+    fn a_survey_skips_the_trees_an_earlier_one_found_clean() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(t.path()).unwrap();
+        let blob = repo.blob(b"x").unwrap();
+        let raw_tree = |entries: &[(&str, &str, git2::Oid)]| raw_tree(&repo, entries);
+        let clean = raw_tree(&[("100644", "f", blob)]);
+        let deep = raw_tree(&[("40000", "c", clean)]);
+        let attrs = raw_tree(&[("100644", ".gitattributes", blob), ("40000", "c", clean)]);
+        let top = raw_tree(&[("40000", "a", deep), ("40000", "b", attrs)]);
+        let first = survey(&repo, &repo.find_tree(top).unwrap(), &HashSet::new());
+        assert!(first.all_plain);
+        // Found clean: the trees with nothing below to report.
+        let expected: HashSet<Oid> = [clean, deep].into();
+        assert_eq!(first.clean, expected);
+
+        // A tree taken for clean is not looked into again: one with a name
+        // to report (put there by hand) shows it no longer.
+        let bad = raw_tree(&[("100644", "..", blob)]);
+        let top = raw_tree(&[("40000", "a", deep), ("40000", "bad", bad)]);
+        let top = repo.find_tree(top).unwrap();
+        assert!(!survey(&repo, &top, &first.clean).all_plain);
+        let assumed: HashSet<Oid> = [bad].into();
+        let again = survey(&repo, &top, &assumed);
+        assert!(again.all_plain);
+        assert!(again.clean.contains(&bad) && again.clean.contains(&deep));
+    }
+
+    #[test]
     fn a_name_twice_in_any_directory_is_found() {
         let t = tempfile::tempdir().unwrap();
         let repo = git2::Repository::init(t.path()).unwrap();
@@ -236,13 +293,17 @@ mod tests {
         let top = repo.find_tree(top).unwrap();
         assert_eq!(named_twice(&repo, &top).as_deref(), Some("deep/f"));
         let fine = raw_tree(&[("40000", "a", once), ("40000", "b", once)]);
-        let fine = survey(&repo, &repo.find_tree(fine).unwrap());
+        let fine = survey(&repo, &repo.find_tree(fine).unwrap(), &HashSet::new());
         assert_eq!(fine.named_twice, None);
         assert!(fine.all_plain);
+        assert!(!fine.gitlinks);
+        let module = raw_tree(&[("160000", "module", blob)]);
+        let deep = raw_tree(&[("40000", "a", once), ("40000", "vendor", module)]);
+        assert!(survey(&repo, &repo.find_tree(deep).unwrap(), &HashSet::new()).gitlinks);
         for name in [".GIT", "a/b", ".."] {
             let below = raw_tree(&[("100644", name, blob)]);
             let top = raw_tree(&[("40000", "clean", once), ("40000", "d", below)]);
-            let found = survey(&repo, &repo.find_tree(top).unwrap());
+            let found = survey(&repo, &repo.find_tree(top).unwrap(), &HashSet::new());
             assert!(!found.all_plain, "{name}");
             assert_eq!(found.named_twice, None);
         }

@@ -135,7 +135,7 @@ impl GitRepo {
             .find_commit(hash)
             .and_then(|c| c.tree())
             .map_err(|e| GitError::local(format!("read tree of {hash}"), e))?;
-        let names = survey(&self.repo, &tree);
+        let names = survey(&self.repo, &tree, &self.clean_trees.borrow());
         if let Some(twice) = names.named_twice {
             return Err(GitError::Local {
                 op: format!("checkout {hash}"),
@@ -157,7 +157,8 @@ impl GitRepo {
         // file (a third of a 5,000-file checkout); skip it when no filter
         // can apply, as git's output is then the blob itself (see
         // attributes.rs).
-        let (repo_filters, attributes) = (repository_filters(&wt), attribute_files(&commit));
+        let clean = &names.clean;
+        let (repo_filters, attributes) = (repository_filters(&wt), attribute_files(&commit, clean));
         let filtered = repo_filters
             || attributes
                 .as_ref()
@@ -204,7 +205,7 @@ impl GitRepo {
                 && attributes.is_some()
                 && wt
                     .find_commit(b.hash)
-                    .is_ok_and(|c| attribute_files(&c) == attributes)
+                    .is_ok_and(|c| attribute_files(&c, clean) == attributes)
         });
         let unshared = match base {
             Some(b) => self.share_unchanged(&commit, path, name, b, selected.as_deref(), cancel)?,
@@ -260,6 +261,7 @@ impl GitRepo {
         }
         wt.set_head_detached(hash)
             .map_err(|e| GitError::local(format!("set HEAD of worktree to {hash}"), e))?;
+        *self.clean_trees.borrow_mut() = names.clean;
         Ok(())
     }
 

@@ -13,6 +13,7 @@
 //! without libgit2's checkout (`plain.rs`), which spends a third of its
 //! time loading filter lists otherwise.
 
+use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -66,11 +67,18 @@ pub(super) fn repository_filters(repo: &git2::Repository) -> bool {
 
 /// The `.gitattributes` files of `commit`'s tree (path and blob), which
 /// decide with [`repository_filters`] whether checkout may convert content.
-/// `None` when the tree cannot be read.
-pub(super) fn attribute_files(commit: &git2::Commit<'_>) -> Option<Vec<(String, git2::Oid)>> {
+/// Trees in `clean` are not entered: a survey found none below them (see
+/// `tree_path.rs`). `None` when the tree cannot be read.
+pub(super) fn attribute_files(
+    commit: &git2::Commit<'_>,
+    clean: &HashSet<git2::Oid>,
+) -> Option<Vec<(String, git2::Oid)>> {
     let tree = commit.tree().ok()?;
     let mut found = Vec::new();
     let walked = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if clean.contains(&entry.id()) && entry.kind() == Some(git2::ObjectType::Tree) {
+            return git2::TreeWalkResult::Skip;
+        }
         if entry.name_bytes() == b".gitattributes" {
             found.push((dir.to_string(), entry.id()));
         }
