@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use crate::config::auth::Submodules;
 use crate::config::Config;
-use crate::git::{parse_full_hash, Base, Cancel, GitError, GitRepo, Hash, Superproject, Target};
+use crate::git::{
+    parse_full_hash, Base, Cancel, ChangedPaths, GitError, GitRepo, Hash, Superproject, Target,
+};
 use crate::hooks::ExecHook;
 use crate::layout::{remove_any, Layout, LayoutError};
 use crate::publish::{DestPublisher, LinkPublisher, PublishError, Publisher};
@@ -117,6 +119,10 @@ pub struct Syncer {
     publisher: Box<dyn Publisher + Send>,
     pinned: Option<Hash>,
     pre_publish: Option<ExecHook>,
+    /// The commit whose worktree this process made (or found exactly as
+    /// made) last, and nothing but it wrote in since: one it may take over
+    /// (see [`Syncer::make_tree`]).
+    own_tree: Option<Hash>,
     /// Held as long as this process syncs the root.
     root_lock: Option<RootLock>,
 }
@@ -182,6 +188,7 @@ impl Syncer {
         });
         Ok(Syncer {
             pre_publish,
+            own_tree: None,
             pinned: parse_full_hash(&cfg.git_ref),
             cfg,
             layout,
@@ -247,7 +254,7 @@ impl Syncer {
         hash: Hash,
         worktree: &std::path::Path,
         recipe: &Recipe,
-        base: Option<Hash>,
+        (base, yours): (Option<Hash>, Option<&ChangedPaths>),
         cancel: &Cancel,
     ) -> Result<(), SyncError> {
         let t = std::time::Instant::now();
@@ -257,7 +264,12 @@ impl Syncer {
         let base_dir = base.map(|b| self.layout.worktree(b));
         let base_name = base.map(|b| b.to_string());
         let base = base.zip(base_dir.as_deref()).zip(base_name.as_deref());
-        let base = base.map(|((hash, dir), admin)| Base { dir, admin, hash });
+        let base = base.map(|((hash, dir), admin)| Base {
+            dir,
+            admin,
+            hash,
+            yours,
+        });
         self.git
             .create_worktree(hash, worktree, &name, sparse, base, cancel)?;
         if self.cfg.checkout.submodules != Submodules::Off {
@@ -445,6 +457,19 @@ impl Syncer {
         // repository was rebuilt), they are sent to a hard-linked stand-in
         // first, so the tree never disappears under them.
         let readers_in_it = self.publisher.served_name() == Some(hash.to_string());
+        // A publisher that copies files is told which paths changed, if the
+        // tree published is another commit's, made the same way (the same
+        // commit made again, or made another way, may hold other files),
+        // and no pre-publish hook may have written others. (Found before
+        // the tree is made: making it may take the published one's place.)
+        let changed = current
+            .filter(|c| {
+                *c != hash
+                    && self.publisher.uses_changes()
+                    && self.pre_publish.is_none()
+                    && self.git.recipe_of(&c.to_string()).as_ref() == Some(&recipe.text)
+            })
+            .and_then(|c| self.git.changed_paths(c, hash));
         let name = hash.to_string();
         // (Not for a pre-publish hook: it may share files with others.)
         let reusable = !readers_in_it
@@ -454,13 +479,15 @@ impl Syncer {
             && self.git.worktree_unchanged(&worktree, &name);
         let stand_in = if reusable {
             tracing::debug!(%hash, "the tree made for this commit is intact: publishing it again");
+            self.own_tree = Some(hash);
             None
         } else {
             let stand_in = (readers_in_it && worktree.is_dir())
                 .then(|| self.send_readers_to_stand_in(hash, &worktree))
                 .flatten();
             let lender = self.publisher.last_published();
-            self.make_tree(hash, &worktree, recipe, lender, readers_in_it, cancel)?;
+            let from = (lender, changed.as_ref());
+            self.make_tree(hash, &worktree, recipe, from, readers_in_it, cancel)?;
             stand_in
         };
 
@@ -475,19 +502,7 @@ impl Syncer {
         }
         check(cancel)?;
 
-        // 5. Publish atomically, then tell the world. A publisher that
-        // copies files is told which paths changed, if the tree published
-        // is another commit's, made the same way (the same commit made
-        // again, or made another way, may hold other files), and no
-        // pre-publish hook may have written others.
-        let changed = current
-            .filter(|c| {
-                *c != hash
-                    && self.publisher.uses_changes()
-                    && self.pre_publish.is_none()
-                    && self.git.recipe_of(&c.to_string()).as_ref() == Some(&recipe.text)
-            })
-            .and_then(|c| self.git.changed_paths(c, hash));
+        // 5. Publish atomically, then tell the world.
         self.publisher.publish(hash, &worktree, changed.as_ref())?;
         if let Some(copy) = &stand_in {
             self.layout.mark_retired(copy);
@@ -505,17 +520,23 @@ impl Syncer {
     }
 
     /// Step 4 proper: make `worktree` anew for `hash`, sharing what it can
-    /// with the tree last published, `lender`. A failure leaves nothing half
-    /// made, unless readers are in it (`readers_in_it`).
+    /// with the tree last published, `lender`, or taking that tree over
+    /// when no one else may read or write it: readers are served a copy
+    /// (dest mode), no hook runs in it, no stale worktree is to be kept,
+    /// and this process made it (a restart looks at its files once,
+    /// sharing them); `changed` then says what to write again. A failure
+    /// leaves nothing half made, unless readers are in it
+    /// (`readers_in_it`).
     fn make_tree(
         &mut self,
         hash: Hash,
         worktree: &Path,
         recipe: &Recipe,
-        lender: Option<Hash>,
+        (lender, changed): (Option<Hash>, Option<&ChangedPaths>),
         readers_in_it: bool,
         cancel: &Cancel,
     ) -> Result<(), SyncError> {
+        let own_tree = self.own_tree.take();
         remove_any(worktree).map_err(|source| SyncError::Io {
             op: "remove",
             path: worktree.to_path_buf(),
@@ -529,7 +550,17 @@ impl Syncer {
                 && self.pre_publish.is_none()
                 && self.git.recipe_of(&c.to_string()).as_ref() == Some(&recipe.text)
         });
-        let made = self.materialise(hash, worktree, recipe, base, cancel);
+        let yours = changed.filter(|c| {
+            Some(c.from) == base
+                && own_tree == base
+                && !self.publisher.readers_use_worktree()
+                && self.cfg.ops.exechook.is_none()
+                && self.cfg.stale_worktree_timeout.is_zero()
+        });
+        let made = self.materialise(hash, worktree, recipe, (base, yours), cancel);
+        if made.is_ok() {
+            self.own_tree = Some(hash);
+        }
         // A half-made tree readers do not see only takes space (and a full
         // disk may be why it failed): drop it now.
         if made.is_err() && !readers_in_it {

@@ -836,6 +836,103 @@ fn dest_mode_updates_copy_only_what_each_commit_changed() {
     assert_eq!(as_checked_out(&dest), as_checked_out(src), "repaired");
 }
 
+/// The names in dest mode's private `.worktrees`.
+fn private_trees(f: &Fixture) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(f.tmp.path().join("state/.worktrees"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn dest_mode_moves_its_private_tree_forward_rather_than_making_another() {
+    // Readers are served a copy: the tree the copy is made from is the
+    // previous one advanced in place, its unchanged files left as they
+    // are (a one-file commit to a large site writes one file, not a link
+    // per file, and removes nothing but that file).
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new(Transport::File);
+    let src = &f.repo.dir;
+    let h1 = f.repo.commit(
+        &[
+            ("keep/k.txt", "k"),
+            ("site/a.txt", "a1"),
+            ("gone/deep/x.txt", "x"),
+            ("was_file", "f"),
+        ],
+        "c1",
+    );
+    let dest = f.dest();
+    let mut p = f.dest_daemon(&[]);
+    wait_updates(&mut p, 1);
+    assert_eq!(private_trees(&f), std::slice::from_ref(&h1));
+    let private = |h: &str| f.tmp.path().join("state/.worktrees").join(h);
+    let kept = fs::metadata(private(&h1).join("keep/k.txt")).unwrap().ino();
+
+    let mut head = h1;
+    let edits: [&dyn Fn(); 3] = [
+        &|| {
+            fs::write(src.join("site/a.txt"), "a2").unwrap();
+            fs::remove_dir_all(src.join("gone")).unwrap();
+        },
+        &|| {
+            fs::remove_file(src.join("was_file")).unwrap();
+            fs::create_dir(src.join("was_file")).unwrap();
+            fs::write(src.join("was_file/now.txt"), "d").unwrap();
+            fs::write(src.join("site/new.txt"), "n").unwrap();
+        },
+        &|| fs::remove_file(src.join("site/a.txt")).unwrap(),
+    ];
+    for (i, edit) in edits.iter().enumerate() {
+        edit();
+        f.repo.git(&["add", "-A"]);
+        f.repo.git(&["commit", "-q", "-m", &format!("edit {i}")]);
+        let h = f.repo.head();
+        wait_updates(&mut p, i + 2);
+        // At once, not once the old one's grace is over: it is this one.
+        assert_eq!(private_trees(&f), std::slice::from_ref(&h), "{}", p.log());
+        let meta = fs::metadata(private(&h).join("keep/k.txt")).unwrap();
+        assert_eq!((meta.ino(), meta.nlink()), (kept, 1), "moved, not linked");
+        assert_eq!(git(&private(&h), &["status", "--porcelain"]), "");
+        assert_eq!(git(&private(&h), &["rev-parse", "HEAD"]).trim(), h);
+        assert_eq!(as_checked_out(&private(&h)), as_checked_out(src));
+        assert_eq!(as_checked_out(&dest), as_checked_out(src));
+        assert_ne!(h, head);
+        head = h;
+    }
+}
+
+#[test]
+fn dest_mode_leaves_the_tree_an_exechook_is_in_as_it_is() {
+    // The hook of one commit may still run (here, wait) while the next is
+    // published: its tree is not the one moved forward.
+    let f = Fixture::new(Transport::File);
+    let h1 = f.repo.commit(&[("index.html", "v1")], "c1");
+    let (gate, record) = (f.tmp.path().join("gate"), f.tmp.path().join("record"));
+    let hook = f.tmp.path().join("hook");
+    script(
+        &hook,
+        &format!(
+            "i=0; while [ ! -e {gate} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\n\
+             echo \"$(cat index.html) $(basename \"$(pwd -P)\")\" >> {record}",
+            gate = gate.display(),
+            record = record.display()
+        ),
+    );
+    let mut p = f.dest_daemon(&[&format!("--exechook-command={}", hook.display())]);
+    wait_updates(&mut p, 1);
+    let h2 = f.repo.commit(&[("index.html", "v2")], "c2");
+    wait_updates(&mut p, 2);
+    fs::write(&gate, "").unwrap();
+    p.wait_for(Duration::from_secs(30), "both hooks", || {
+        fs::read_to_string(&record).is_ok_and(|r| r.lines().count() == 2)
+    });
+    let record = fs::read_to_string(&record).unwrap();
+    assert_eq!(record, format!("v1 {h1}\nv2 {h2}\n"));
+}
+
 #[test]
 fn dest_mode_publishes_what_a_pre_publish_hook_made() {
     // The hook may write files no commit tracks (a build step): every

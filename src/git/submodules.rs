@@ -319,7 +319,12 @@ impl GitRepo {
                 .zip(old_dir.as_deref())
                 .and_then(|((_, admin), dir)| {
                     let hash = store.worktree_head(admin)?;
-                    Some(Base { dir, admin, hash })
+                    Some(Base {
+                        dir,
+                        admin,
+                        hash,
+                        yours: None,
+                    })
                 });
             store.create_worktree(hash, &dir, parent.admin, None, old, cancel)?;
             self.mark_active(&sub.name)?;

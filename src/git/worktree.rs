@@ -22,6 +22,7 @@ use super::{Cancel, GitError, GitRepo, Hash};
 use crate::paths::relative_path;
 use crate::sparse::SparsePatterns;
 
+mod advance;
 mod attributes;
 mod plain;
 mod unchanged;
@@ -54,6 +55,14 @@ pub(super) fn index_entry(
         flags_extended: 0,
         path: path.to_vec(),
     }
+}
+
+/// A new worktree started from the previous one (its unchanged files
+/// shared, or it advanced in place): what is left to write, and the index
+/// made for the new tree (to write once they are, adding theirs).
+struct Started {
+    paths: Vec<Vec<u8>>,
+    index: git2::Index,
 }
 
 /// `GIT_INDEX_ENTRY_SKIP_WORKTREE` in an index entry's `flags_extended`
@@ -118,7 +127,9 @@ impl GitRepo {
     /// Check `hash` out into a new worktree at `path` (which must not exist),
     /// registered under `name`; with `sparse`, only the paths it selects.
     /// With `base`, a worktree made the same way, files unchanged since it
-    /// are shared with it rather than written again (see `unchanged.rs`).
+    /// are shared with it rather than written again (see `unchanged.rs`),
+    /// or when it is ours to take, it becomes the new worktree (see
+    /// `advance.rs`).
     /// `cancel` stops the sharing, and a tree written without libgit2,
     /// between two files.
     pub fn create_worktree(
@@ -207,12 +218,25 @@ impl GitRepo {
                     .find_commit(b.hash)
                     .is_ok_and(|c| attribute_files(&c, clean) == attributes)
         });
-        let unshared = match base {
-            Some(b) => self.share_unchanged(&commit, path, name, b, selected.as_deref(), cancel)?,
+        // A base that is ours to take is advanced in place, if it can be.
+        let advanced = match base.and_then(|b| b.yours.filter(|_| !names.gitlinks).map(|c| (b, c)))
+        {
+            Some(taken) => self.advance(&commit, path, name, taken, selected.as_deref(), cancel)?,
             None => None,
         };
-        // What libgit2 is to write: these paths, or every one (None).
-        let to_write = unshared.or(selected);
+        let unshared = match (advanced, base) {
+            (Some(made), _) => Some(made),
+            (None, Some(b)) => {
+                self.share_unchanged(&commit, path, name, b, selected.as_deref(), cancel)?
+            }
+            (None, None) => None,
+        };
+        // What is left to write: these paths, or every one (None); and the
+        // index made for them, if any (else the worktree's own).
+        let (to_write, made_index) = match unshared {
+            Some(Started { paths, index }) => (Some(paths), Some(index)),
+            None => (selected, None),
+        };
         // Large files are streamed from their pack instead (big_files.rs).
         let big = (!repo_filters && attributes.is_some())
             .then(|| BigFiles::find(&self.gitdir.join("objects/pack")))
@@ -226,8 +250,8 @@ impl GitRepo {
         if !filtered && names.all_plain {
             // What is on disk is the blob itself: no need for libgit2's
             // checkout (see plain.rs).
-            let written = wt
-                .index()
+            let written = made_index
+                .map_or_else(|| wt.index(), Ok)
                 .map_err(|e| GitError::local("open index", e))
                 .and_then(|mut index| {
                     let only = to_write.as_deref();
@@ -245,13 +269,21 @@ impl GitRepo {
                     },
                 })?;
             tracing::debug!(files = written, "written without libgit2's checkout");
-        } else if to_write.as_ref().map_or(true, |paths| !paths.is_empty()) {
-            // (An empty list would mean every path to libgit2.)
-            for p in to_write.into_iter().flatten() {
-                checkout.disable_pathspec_match(true).path(p);
+        } else {
+            // libgit2's checkout reads the index from disk.
+            if let Some(mut index) = made_index {
+                index
+                    .write()
+                    .map_err(|e| GitError::local("write index", e))?;
             }
-            wt.checkout_tree(commit.as_object(), Some(&mut checkout))
-                .map_err(|e| GitError::local(format!("checkout {hash}"), e))?;
+            // (An empty list would mean every path to libgit2.)
+            if to_write.as_ref().map_or(true, |paths| !paths.is_empty()) {
+                for p in to_write.into_iter().flatten() {
+                    checkout.disable_pathspec_match(true).path(p);
+                }
+                wt.checkout_tree(commit.as_object(), Some(&mut checkout))
+                    .map_err(|e| GitError::local(format!("checkout {hash}"), e))?;
+            }
         }
         if let Some(big) = &big {
             write_large_files(&wt, &commit, (big, streamed), filtered, path, cancel)?;

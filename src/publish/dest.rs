@@ -61,6 +61,10 @@ impl Publisher for DestPublisher {
         true
     }
 
+    fn readers_use_worktree(&self) -> bool {
+        false
+    }
+
     /// What the marker records, mirrored by this process or an earlier one.
     fn last_published(&self) -> Option<Hash> {
         fs::read_to_string(&self.marker).ok()?.trim().parse().ok()

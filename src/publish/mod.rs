@@ -58,6 +58,12 @@ pub trait Publisher {
     fn uses_changes(&self) -> bool {
         false
     }
+    /// Whether readers read the published worktree itself (through a link)
+    /// rather than a copy: only then must it stay as published until it
+    /// is retired.
+    fn readers_use_worktree(&self) -> bool {
+        true
+    }
     /// The name of the directory in `.worktrees` readers are sent to, when
     /// they read one (it may be a stand-in, see `Layout::stand_in`).
     fn served_name(&self) -> Option<String> {

@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::super::tree_path::make_dirs_within;
-use super::super::{Cancel, GitError, GitRepo, Hash};
-use super::{in_chunks, CANCEL_EVERY, SKIP_WORKTREE};
+use super::super::{Cancel, ChangedPaths, GitError, GitRepo, Hash};
+use super::{in_chunks, Started, CANCEL_EVERY, SKIP_WORKTREE};
 
 /// A complete worktree of ours at `hash`, made with the same recipe, whose
 /// files a new worktree may share: its directory, and the name its admin
@@ -46,6 +46,9 @@ pub struct Base<'a> {
     pub dir: &'a Path,
     pub admin: &'a str,
     pub hash: Hash,
+    /// Set when the base is the caller's to take (see `advance.rs`): what
+    /// changed from it to the new commit.
+    pub yours: Option<&'a ChangedPaths>,
 }
 
 /// Mode of a gitlink (a submodule's commit) in an index entry.
@@ -55,8 +58,9 @@ impl GitRepo {
     /// Give the new worktree `name` at `path` (its admin files written) an
     /// index for `commit`, and hard-link into it every file of `base` that
     /// is unchanged and vouched for (of those at `only`, when given: the
-    /// paths sparse patterns select). Returns the paths left to check out,
-    /// or `None` (nothing done) when sharing does not pay: `base` has no
+    /// paths sparse patterns select). Returns the paths left to check out
+    /// and the new index (to write once they are), or `None` (nothing
+    /// done) when sharing does not pay: `base` has no
     /// usable index, or most files changed. `cancel` stops it between two
     /// files (a stat, then a link, per file adds up for a large tree).
     pub(super) fn share_unchanged(
@@ -67,7 +71,7 @@ impl GitRepo {
         base: Base<'_>,
         only: Option<&[Vec<u8>]>,
         cancel: &Cancel,
-    ) -> Result<Option<Vec<Vec<u8>>>, GitError> {
+    ) -> Result<Option<Started>, GitError> {
         let check = |n: usize| {
             if n % CANCEL_EVERY == 0 && cancel.is_cancelled() {
                 Err(GitError::Cancelled)
@@ -85,7 +89,7 @@ impl GitRepo {
             .map_err(|e| GitError::io("stat", path, e))?
             .uid();
         let new_index = self.admin_dir(name).join("index");
-        let Some(mut index) = index_for(&old_index, &new_index, commit) else {
+        let Some(index) = index_for(&old_index, &new_index, commit) else {
             return Ok(None);
         };
 
@@ -169,15 +173,15 @@ impl GitRepo {
         for dir in gitlinks {
             make_dir(&dir)?;
         }
-        index
-            .write()
-            .map_err(|e| GitError::local("write index", e))?;
         tracing::debug!(
             shared = linked,
             to_check_out = write.len(),
             "sharing the unchanged files of the previous worktree"
         );
-        Ok(Some(write))
+        Ok(Some(Started {
+            paths: write,
+            index,
+        }))
     }
 }
 
@@ -381,6 +385,7 @@ mod tests {
             dir: &old_dir,
             admin: &old_name,
             hash: old,
+            yours: None,
         };
         let cancel = Cancel::new();
         cancel.cancel();
