@@ -286,11 +286,12 @@ impl Syncer {
                 .checkout_submodules(&parent, recursive, self.cfg.depth, cancel)?;
         }
         if self.cfg.checkout.group_write {
-            crate::user::add_group_write(worktree).map_err(|source| SyncError::Io {
+            let made = crate::user::add_group_write(worktree).map_err(|source| SyncError::Io {
                 op: "make group-writable",
                 path: worktree.to_path_buf(),
                 source,
             })?;
+            tracing::debug!(entries = made, "made group-writable");
         }
         check(cancel)?;
         self.git.record_recipe(&name, &recipe.text)?;

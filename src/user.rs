@@ -52,21 +52,28 @@ pub fn set_umask(group_write: bool) {
     }
 }
 
-/// Make everything under `dir` group-writable (checkout writes blobs 0644).
-pub fn add_group_write(dir: &Path) -> io::Result<()> {
+/// Make everything under `dir` group-writable (checkout writes blobs 0644);
+/// how many entries were not. One already so is left alone: most files of
+/// an update are shared with (or moved from) the tree before, made so
+/// then, and a chmod would cost a system call each and change their ctime.
+pub fn add_group_write(dir: &Path) -> io::Result<usize> {
     let meta = fs::symlink_metadata(dir)?;
     if meta.file_type().is_symlink() {
-        return Ok(());
+        return Ok(0);
     }
     let mut perm = meta.permissions();
-    perm.set_mode(perm.mode() | 0o020);
-    fs::set_permissions(dir, perm)?;
+    let mut changed = 0;
+    if perm.mode() & 0o020 == 0 {
+        perm.set_mode(perm.mode() | 0o020);
+        fs::set_permissions(dir, perm)?;
+        changed += 1;
+    }
     if meta.is_dir() {
         for e in fs::read_dir(dir)? {
-            add_group_write(&e?.path())?;
+            changed += add_group_write(&e?.path())?;
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 #[cfg(test)]
@@ -94,11 +101,14 @@ mod tests {
         fs::create_dir_all(t.path().join("a/b")).unwrap();
         fs::write(t.path().join("a/b/f"), "x").unwrap();
         fs::set_permissions(t.path().join("a/b/f"), fs::Permissions::from_mode(0o644)).unwrap();
-        add_group_write(t.path()).unwrap();
+        fs::set_permissions(t.path().join("a"), fs::Permissions::from_mode(0o775)).unwrap();
+        // The top, a/b and a/b/f lacked it; a had it.
+        assert_eq!(add_group_write(t.path()).unwrap(), 3);
         let mode = fs::metadata(t.path().join("a/b/f"))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o020, 0o020);
+        assert_eq!(add_group_write(t.path()).unwrap(), 0, "nothing to change");
     }
 }
