@@ -25,7 +25,7 @@ use std::path::Path;
 use git2::Oid;
 
 use super::pack_copy::{open_sources, read_stored, Source};
-use super::tree_path::{is_plainly_safe, make_dirs_within};
+use super::tree_path::{dirs_on_the_way, is_plainly_safe, make_dirs_within};
 use super::worktree::index_entry;
 use super::{Cancel, GitError};
 
@@ -93,12 +93,25 @@ impl BigFiles {
     /// Of the blobs of `tree` (only those at `only`, when given), the files
     /// to stream.
     pub fn in_tree(&self, tree: &git2::Tree<'_>, only: Option<&[Vec<u8>]>) -> Vec<BigFile> {
+        let on_the_way = only.map(dirs_on_the_way);
         let only: Option<HashSet<&[u8]>> = only.map(|o| o.iter().map(Vec::as_slice).collect());
         let mut files = Vec::new();
         if self.blobs.is_empty() {
             return files;
         }
         let _ = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if let Some(dirs) = &on_the_way {
+                let is_tree = entry.kind() == Some(git2::ObjectType::Tree);
+                if is_tree
+                    && !dirs.contains(
+                        [dir.as_bytes(), entry.name_bytes(), b"/"]
+                            .concat()
+                            .as_slice(),
+                    )
+                {
+                    return git2::TreeWalkResult::Skip;
+                }
+            }
             let mode = entry.filemode() as u32;
             let regular = matches!(mode, 0o100644 | 0o100755);
             if regular && self.blobs.contains_key(&entry.id()) {
@@ -231,7 +244,38 @@ impl Read for Range<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::git::test_util::{git, noise};
+    use crate::git::test_util::{git, noise, raw_tree};
+
+    #[test]
+    fn with_only_some_paths_only_the_trees_on_their_way_are_read() {
+        let t = tempfile::TempDir::new().unwrap();
+        let repo = t.path().join("repo");
+        fs::create_dir_all(repo.join("media")).unwrap();
+        git(&repo, &["init", "-q"]);
+        fs::write(
+            repo.join("media/big.bin"),
+            noise(STREAM_FROM as usize + 10, 3),
+        )
+        .unwrap();
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", "c"]);
+        git(&repo, &["repack", "-adq"]);
+        let big = BigFiles::find(&repo.join(".git/objects/pack"));
+        let r = git2::Repository::open(&repo).unwrap();
+        // Beside media/, a directory whose tree the store lacks: a walk
+        // that enters it stops there.
+        let tree = r.head().unwrap().peel_to_tree().unwrap();
+        let missing = Oid::from_str("1111111111111111111111111111111111111111").unwrap();
+        let lost = raw_tree(&r, &[("40000", "gone", missing)]);
+        let mut builder = r.treebuilder(Some(&tree)).unwrap();
+        builder.insert("lost", lost, 0o040000).unwrap();
+        let tree = r.find_tree(builder.write().unwrap()).unwrap();
+        assert!(big.in_tree(&tree, None).is_empty(), "stopped in lost/");
+        let only = [b"media/big.bin".to_vec()];
+        let files = big.in_tree(&tree, Some(&only));
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, b"media/big.bin");
+    }
 
     #[test]
     fn a_large_blob_stored_whole_is_streamed_and_its_id_checked() {

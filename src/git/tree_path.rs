@@ -62,6 +62,19 @@ fn may_be_git_file(name: &[u8]) -> bool {
         .any(|prefix| ascii.starts_with(prefix))
 }
 
+/// The directories on the way to `paths` (`/`-separated, from a tree),
+/// each ending in `/`: all a walk that looks for those paths enters (an
+/// update that writes a few files of a large tree reads a few trees).
+pub(super) fn dirs_on_the_way(paths: &[Vec<u8>]) -> HashSet<&[u8]> {
+    paths
+        .iter()
+        .flat_map(|p| {
+            let ends = p.iter().enumerate().filter(|&(_, &b)| b == b'/');
+            ends.map(|(i, _)| &p[..=i])
+        })
+        .collect()
+}
+
 /// What the names of a tree tell before it is written.
 pub(super) struct Survey {
     /// A path named twice in one directory (a symlink `a` beside a

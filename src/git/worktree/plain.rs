@@ -24,7 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use super::super::tree_path::make_dirs_within;
+use super::super::tree_path::{dirs_on_the_way, make_dirs_within};
 use super::super::{Cancel, GitError};
 use super::{index_entry, threads_for, CANCEL_EVERY};
 
@@ -52,18 +52,9 @@ pub(super) fn write_tree(
             .read_tree(tree)
             .map_err(|e| GitError::local("read tree into the index", e))?;
     }
+    // With `only`, no directory off the way to its paths is walked.
+    let on_the_way = only.map(dirs_on_the_way);
     let only: Option<HashSet<&[u8]>> = only.map(|o| o.iter().map(Vec::as_slice).collect());
-    // With `only`, the directories on the way to its paths (each ending in
-    // '/'): no other is walked, as an update that writes a few files of a
-    // large tree reads a few of its trees.
-    let on_the_way: Option<HashSet<&[u8]>> = only.as_ref().map(|o| {
-        o.iter()
-            .flat_map(|p| {
-                let ends = p.iter().enumerate().filter(|&(_, &b)| b == b'/');
-                ends.map(|(i, _)| &p[..=i])
-            })
-            .collect()
-    });
     // libgit2 makes symlinks unless told the file system has none.
     let symlinks = wt
         .config()
