@@ -23,6 +23,7 @@ pub mod layout;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
+pub mod parallel;
 pub mod paths;
 pub mod pid1;
 pub mod publish;

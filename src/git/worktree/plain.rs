@@ -26,7 +26,8 @@ use std::path::Path;
 
 use super::super::tree_path::{dirs_on_the_way, make_dirs_within};
 use super::super::{Cancel, GitError};
-use super::{index_entry, threads_for, CANCEL_EVERY};
+use super::{index_entry, CANCEL_EVERY};
+use crate::parallel::threads_for;
 
 /// Tree entry modes (git's, as libgit2 reports them).
 const TREE: u32 = 0o040000;
@@ -395,7 +396,7 @@ mod tests {
     #[test]
     fn a_large_tree_is_written_alike_on_several_threads() {
         let t = tempfile::tempdir().unwrap();
-        let files = super::super::PARALLEL_FROM + 100;
+        let files = crate::parallel::PARALLEL_FROM + 100;
         let (repo, tree, out) = tree_of(t.path(), files);
         let tree = repo.find_tree(tree).unwrap();
         let mut index = git2::Index::new().unwrap();
@@ -417,7 +418,7 @@ mod tests {
     #[test]
     fn a_writer_that_fails_stops_the_others_and_its_error_is_the_one_told() {
         let t = tempfile::tempdir().unwrap();
-        let files = super::super::PARALLEL_FROM + 100;
+        let files = crate::parallel::PARALLEL_FROM + 100;
         let (repo, tree, out) = tree_of(t.path(), files);
         let tree = repo.find_tree(tree).unwrap();
         // A file in the way of one of the tree's: it is not overwritten.

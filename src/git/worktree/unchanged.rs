@@ -35,7 +35,8 @@ use std::time::SystemTime;
 
 use super::super::tree_path::make_dirs_within;
 use super::super::{Cancel, ChangedPaths, GitError, GitRepo, Hash};
-use super::{in_chunks, Started, CANCEL_EVERY, SKIP_WORKTREE};
+use super::{Started, CANCEL_EVERY, SKIP_WORKTREE};
+use crate::parallel::in_chunks;
 
 /// A complete worktree of ours at `hash`, made with the same recipe, whose
 /// files a new worktree may share: its directory, and the name its admin
@@ -365,7 +366,7 @@ mod tests {
     #[test]
     fn a_cancelled_pass_stops_sharing_between_files() {
         // Few files are shared on this thread, many on several.
-        for files in [100, super::super::PARALLEL_FROM + 100] {
+        for files in [100, crate::parallel::PARALLEL_FROM + 100] {
             cancelled_then_shared(files);
         }
     }
