@@ -905,6 +905,43 @@ fn dest_mode_moves_its_private_tree_forward_rather_than_making_another() {
 }
 
 #[test]
+fn dest_mode_kill_9_while_moving_its_tree_forward_then_restart_converges() {
+    // Each round: a daemon catches up, a commit comes (every file changed,
+    // or one), and the daemon is killed at some moment of moving its
+    // private tree forward and copying into DEST. A last run repairs all.
+    let f = Fixture::new(Transport::File);
+    const N: usize = 2000;
+    commit_version(&f.repo, N, 0);
+    let dest = f.dest();
+    let src = &f.repo.dir;
+    let caught_up = || {
+        let read = |d: &Path| fs::read_to_string(d.join("version.txt")).ok();
+        read(&dest).is_some() && read(&dest) == read(src)
+    };
+    for (round, delay_ms) in [2u64, 5, 10, 20, 35, 50, 80, 120].into_iter().enumerate() {
+        let mut d = f.dest_daemon(&[]);
+        d.wait_for(LONG, "caught up", caught_up);
+        if round % 2 == 0 {
+            commit_version(&f.repo, N, round + 1);
+        } else {
+            let text = format!("tweak {round}\n");
+            f.repo
+                .commit(&[("d0/f0.txt", &text), ("version.txt", &text)], "tweak");
+        }
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        d.kill9();
+    }
+    let args = f.dest_args(&["--one-time"]);
+    let out = run_git_sync(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(as_checked_out(&dest), as_checked_out(src));
+    let trees = private_trees(&f);
+    assert_eq!(trees, [f.repo.head()], "one private tree, whole");
+    let private = f.tmp.path().join("state/.worktrees").join(&trees[0]);
+    assert_eq!(git(&private, &["status", "--porcelain"]), "");
+}
+
+#[test]
 fn dest_mode_leaves_the_tree_an_exechook_is_in_as_it_is() {
     // The hook of one commit may still run (here, wait) while the next is
     // published: its tree is not the one moved forward.
