@@ -195,6 +195,41 @@ fn git_protocol_to_an_ipv6_literal() {
     assert_eq!(f.read("index.html"), "over IPv6");
 }
 
+#[test]
+fn a_git_protocol_poll_of_a_repository_with_many_refs_asks_for_its_ref_only() {
+    // libgit2 sends git's daemon no protocol version: every poll would
+    // receive all 3,000 refs (about 200 KB). Once it saw them, the polls
+    // ask with protocol v2 for the ref they need.
+    use std::sync::atomic::Ordering::SeqCst;
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("index.html", "one")], "one");
+    f.repo.add_pull_refs(3_000);
+    let daemon = GitDaemon::start(&f.tmp.path().join("srv"));
+    let (port, received) = counting_proxy(daemon.port, |_, _| {});
+    let mut p = spawn(git_sync(&[
+        &format!("--repo=git://127.0.0.1:{port}/site"),
+        &format!("--root={}", f.root().display()),
+        "--period=100ms",
+        "-v=5",
+    ]));
+    let polls = |log: &str| log_lines_with(log, "no change");
+    p.wait_log(LONG, "polls", |l| polls(l) >= 3);
+    let (bytes, before) = (received.load(SeqCst), polls(&p.log()));
+    p.wait_log(LONG, "more polls", |l| polls(l) >= before + 5);
+    let (bytes2, after) = (received.load(SeqCst), polls(&p.log()));
+    let per_poll = (bytes2 - bytes) / (after - before);
+    let head = f.repo.commit(&[("index.html", "two")], "two");
+    p.wait_for(LONG, "the new commit published", || {
+        published(&f.link()).as_deref() == Some(head.as_str())
+    });
+    let log = p.log();
+    let v2 = log
+        .lines()
+        .any(|l| l.contains("\"refs listed\"") && l.contains("\"protocol\":2"));
+    assert!(v2, "{log}");
+    assert!(per_poll < 4_000, "{per_poll} bytes per poll");
+}
+
 fn first_sync(t: Transport) {
     let f = Fixture::new(t);
     let h = f

@@ -6,6 +6,7 @@ mod auth;
 mod big_files;
 mod client_cert;
 mod config_file;
+mod daemon_ls_refs;
 mod depth;
 mod gc;
 mod http_config;
@@ -30,6 +31,7 @@ mod tls;
 mod tree_diff;
 mod tree_path;
 mod urlmatch;
+mod v2_session;
 mod worktree;
 
 use std::path::{Path, PathBuf};
@@ -359,8 +361,8 @@ pub struct GitRepo {
     /// What the server of each HTTP(S) URL was found to want and speak
     /// (see `ls_refs`).
     http_servers: std::cell::RefCell<std::collections::HashMap<String, ls_refs::Known>>,
-    /// The same for each SSH URL (see `ssh_ls_refs`).
-    ssh_servers: std::cell::RefCell<std::collections::HashMap<String, ssh_ls_refs::Known>>,
+    /// The same for each SSH or git:// URL (see `v2_session`).
+    v2_servers: std::cell::RefCell<std::collections::HashMap<String, v2_session::Known>>,
 }
 
 impl GitRepo {
@@ -401,7 +403,7 @@ impl GitRepo {
             clean_trees: Default::default(),
             deep_enough: Default::default(),
             http_servers: Default::default(),
-            ssh_servers: Default::default(),
+            v2_servers: Default::default(),
         })
     }
 

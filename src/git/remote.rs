@@ -5,7 +5,7 @@ use git2::{AutotagOption, FetchOptions, ProxyOptions};
 use super::local::local_path;
 use super::ls_refs::{self, NoListing};
 use super::ssh_home::SshHome;
-use super::ssh_ls_refs;
+use super::{daemon_ls_refs, ssh_ls_refs, v2_session};
 use super::{http_config, proxy, ref_error, refs, stream, Cancel, GitError, GitRepo, Hash};
 use crate::redact::redact;
 use callbacks::{callbacks, confinement};
@@ -280,7 +280,7 @@ impl GitRepo {
         // name they do not resolve is looked up among all, below.
         let listed = self
             .list_refs_over_http(url, git_ref, cancel)
-            .or_else(|| self.list_refs_over_ssh(url, git_ref, cancel));
+            .or_else(|| self.list_refs_over_ssh_or_git(url, git_ref, cancel));
         if let Some(target) = listed.and_then(|heads| pick_target(&heads, git_ref, url).ok()) {
             let (decided, fetch) = decide(self, &target);
             if !fetch {
@@ -326,7 +326,7 @@ impl GitRepo {
             .iter()
             .map(|h| (h.name().to_string(), h.oid()))
             .collect();
-        self.note_ssh_refs(url, heads.len());
+        self.note_many_refs(url, heads.len());
         let target = pick_target(&heads, git_ref, url)?;
         let (decided, fetch) = decide(self, &target);
         if !fetch {
@@ -425,29 +425,30 @@ impl GitRepo {
         }
     }
 
-    /// The refs `git_ref` may name on an SSH remote that showed libgit2
-    /// many, listed with protocol v2 where the server speaks it (see
-    /// [`ssh_ls_refs`]); `None` leaves the listing to libgit2.
-    fn list_refs_over_ssh(
+    /// The refs `git_ref` may name on an SSH or git:// remote that showed
+    /// libgit2 many, listed with protocol v2 where the server speaks it
+    /// (see [`v2_session`]); `None` leaves the listing to libgit2.
+    fn list_refs_over_ssh_or_git(
         &self,
         url: &str,
         git_ref: &str,
         cancel: &Cancel,
     ) -> Option<Vec<(String, Hash)>> {
         let effective = self.url_settings(url).effective;
-        let known = self.ssh_servers.borrow().get(&effective).cloned();
+        let known = self.v2_servers.borrow().get(&effective).cloned();
         if !known.is_some_and(|k| k.worth_listing()) || cancel.is_cancelled() {
             return None;
         }
-        let place = ssh_ls_refs::SshPlace::parse(&effective)?;
-        let auth = self.credentials.ssh.as_ref()?;
-        let listed = ssh_ls_refs::list(
-            &place,
-            auth,
-            &ls_refs::prefixes(git_ref),
-            ls_refs::timeout(),
-        );
-        let mut servers = self.ssh_servers.borrow_mut();
+        let (prefixes, timeout) = (ls_refs::prefixes(git_ref), ls_refs::timeout());
+        let listed = match daemon_ls_refs::DaemonPlace::parse(&effective) {
+            Some(place) => daemon_ls_refs::list(&place, &prefixes, timeout),
+            None => {
+                let place = ssh_ls_refs::SshPlace::parse(&effective)?;
+                let auth = self.credentials.ssh.as_ref()?;
+                ssh_ls_refs::list(&place, auth, &prefixes, timeout)
+            }
+        };
+        let mut servers = self.v2_servers.borrow_mut();
         let known = servers.entry(effective).or_default();
         match listed {
             Ok(heads) => {
@@ -456,10 +457,10 @@ impl GitRepo {
             }
             Err(e) => {
                 let why = match e {
-                    ssh_ls_refs::NoListing::Version0 => {
+                    v2_session::NoListing::Version0 => {
                         "the server answers with protocol version 0".to_string()
                     }
-                    ssh_ls_refs::NoListing::Failed(why) => why,
+                    v2_session::NoListing::Failed(why) => why,
                 };
                 tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 for the next 10 minutes");
                 known.left_at = Some(std::time::Instant::now());
@@ -468,15 +469,18 @@ impl GitRepo {
         }
     }
 
-    /// After libgit2 listed `count` refs of `url`: over SSH, whether they
-    /// are many enough to be listed with protocol v2 from now on.
-    fn note_ssh_refs(&self, url: &str, count: usize) {
-        if count < ssh_ls_refs::MANY_REFS {
+    /// After libgit2 listed `count` refs of `url`: over SSH or git://,
+    /// whether they are many enough to be listed with protocol v2 from now
+    /// on.
+    fn note_many_refs(&self, url: &str, count: usize) {
+        if count < v2_session::MANY_REFS {
             return;
         }
         let effective = self.url_settings(url).effective;
-        if ssh_ls_refs::SshPlace::parse(&effective).is_some() {
-            let mut servers = self.ssh_servers.borrow_mut();
+        if ssh_ls_refs::SshPlace::parse(&effective).is_some()
+            || daemon_ls_refs::DaemonPlace::parse(&effective).is_some()
+        {
+            let mut servers = self.v2_servers.borrow_mut();
             servers.entry(effective).or_default().many_refs = true;
         }
     }

@@ -12,36 +12,11 @@
 //! checked against the known_hosts file before any key is offered; any
 //! failure here leaves the pass to libgit2, which reports it as before.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::ls_refs::{ls_refs_request, v2_refs};
-use super::pkt_line::{self, Pkt, PktLines};
+use super::v2_session::{connect, ls_refs, NoListing};
 use super::{known_hosts, ssh_key, Hash, SshAuth};
-
-/// Refs libgit2 must have listed for an SSH server before its refs are
-/// listed here: a version 0 advertisement of this many is 60 KB a poll,
-/// where the handshake this listing adds to an update costs a few ms.
-pub(super) const MANY_REFS: usize = 1000;
-
-/// What an SSH server was found to be, for the next polls.
-#[derive(Debug, Default, Clone)]
-pub(super) struct Known {
-    /// It showed libgit2 [`MANY_REFS`] refs or more.
-    pub many_refs: bool,
-    /// When a listing here failed or met version 0: libgit2 lists its
-    /// refs for `ls_refs::ASK_AGAIN_AFTER`.
-    pub left_at: Option<std::time::Instant>,
-}
-
-impl Known {
-    /// Whether its refs are to be listed here this time.
-    pub fn worth_listing(&self) -> bool {
-        self.many_refs && !self.left_at.is_some_and(super::ls_refs::still_left)
-    }
-}
 
 /// Where an SSH URL leads: `ssh://[user@]host[:port]/path` (also
 /// `git+ssh://`, `ssh+git://`) or scp-like `[user@]host:path`.
@@ -66,7 +41,7 @@ impl SshPlace {
                     .strip_prefix('/')
                     .filter(|p| p.starts_with('~'))
                     .unwrap_or(path);
-                let (user_host, port) = split_port(authority)?;
+                let (user_host, port) = split_port(authority, 22)?;
                 (user_host, port, path)
             }
             None => {
@@ -91,12 +66,13 @@ impl SshPlace {
     }
 }
 
-/// `[user@]host[:port]` (the host maybe `[an IPv6 address]`).
-fn split_port(authority: &str) -> Option<(&str, u16)> {
+/// `[user@]host[:port]` (the host maybe `[an IPv6 address]`), the port
+/// `default` when not given.
+pub(super) fn split_port(authority: &str, default: u16) -> Option<(&str, u16)> {
     let after_host = authority.rfind(']').unwrap_or(0);
     match authority.rfind(':').filter(|&c| c > after_host) {
         Some(c) => Some((&authority[..c], authority[c + 1..].parse().ok()?)),
-        None => Some((authority, 22)),
+        None => Some((authority, default)),
     }
 }
 
@@ -130,20 +106,6 @@ fn host_key_methods(types: &[String]) -> String {
     methods.join(",")
 }
 
-/// Why the listing was left to libgit2.
-#[derive(Debug)]
-pub(super) enum NoListing {
-    /// The server answered with version 0: libgit2 lists as well.
-    Version0,
-    Failed(String),
-}
-
-impl<E: std::fmt::Display> From<E> for NoListing {
-    fn from(e: E) -> Self {
-        NoListing::Failed(e.to_string())
-    }
-}
-
 /// The refs of the repository at `place` whose names start with one of
 /// `prefixes`, over protocol v2.
 pub(super) fn list(
@@ -152,11 +114,7 @@ pub(super) fn list(
     prefixes: &[String],
     timeout: Duration,
 ) -> Result<Vec<(String, Hash)>, NoListing> {
-    let addr = (place.host.as_str(), place.port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or("no address")?;
-    let tcp = TcpStream::connect_timeout(&addr, timeout)?;
+    let tcp = connect(&place.host, place.port, timeout)?;
     let mut session = ssh2::Session::new()?;
     session.set_tcp_stream(tcp);
     session.set_timeout(timeout.as_millis().try_into().unwrap_or(u32::MAX));
@@ -186,63 +144,15 @@ pub(super) fn list(
     // A server that does not pass the variable on answers with version 0.
     let _ = channel.setenv("GIT_PROTOCOL", "version=2");
     channel.exec(&format!("git-upload-pack {}", shell_quote(&place.path)))?;
-    // A version 0 server starts with every ref it has: not read further.
-    let first = read_packet(&mut channel, 0)?;
-    if PktLines::new(&first).next() != Some(Pkt::Data(b"version 2")) {
-        return Err(NoListing::Version0);
-    }
-    let capabilities = read_until_flush(&mut channel)?;
-    let mut lines = PktLines::new(&capabilities);
-    if !lines.any(|l| {
-        l.data()
-            .is_some_and(|d| d == b"ls-refs" || d.starts_with(b"ls-refs="))
-    }) {
-        return Err(NoListing::Failed("the server has no ls-refs".into()));
-    }
-    channel.write_all(&ls_refs_request(prefixes))?;
-    channel.flush()?;
-    let answer = read_until_flush(&mut channel)?;
-    // A flush after a command ends the session.
-    let _ = channel.write_all(b"0000");
+    let heads = ls_refs(&mut channel, prefixes);
     let _ = channel.send_eof();
     let _ = session.disconnect(None, "", None);
-    v2_refs(&answer).map_err(|e| NoListing::Failed(format!("{e:?}")))
+    heads
 }
 
 /// The key files that are there and usable, in order.
 fn usable_keys(files: &[PathBuf]) -> impl Iterator<Item = PathBuf> + '_ {
     files.iter().filter(|k| ssh_key::check(k).is_ok()).cloned()
-}
-
-/// The largest answer read: refs asked for by name are a few lines.
-const MAX_ANSWER: usize = 16 << 20;
-
-/// Packets up to and with the first flush, as received.
-fn read_until_flush(r: &mut impl Read) -> Result<Vec<u8>, NoListing> {
-    let mut out = Vec::new();
-    loop {
-        let packet = read_packet(r, out.len())?;
-        out.extend_from_slice(&packet);
-        if packet == b"0000" {
-            return Ok(out);
-        }
-    }
-}
-
-/// One packet, as received, after `so_far` bytes of an answer.
-fn read_packet(r: &mut impl Read, so_far: usize) -> Result<Vec<u8>, NoListing> {
-    let mut packet = vec![0u8; 4];
-    r.read_exact(&mut packet)?;
-    match pkt_line::length(&packet).ok_or("malformed packet")? {
-        0..=2 => Ok(packet),
-        3 => Err("malformed packet".into()),
-        n if so_far + n > MAX_ANSWER => Err("answer too large".into()),
-        n => {
-            packet.resize(n, 0);
-            r.read_exact(&mut packet[4..])?;
-            Ok(packet)
-        }
-    }
 }
 
 #[cfg(test)]
@@ -287,21 +197,6 @@ mod tests {
         assert_eq!(
             host_key_methods(&types),
             "rsa-sha2-512,rsa-sha2-256,ssh-rsa,ssh-ed25519"
-        );
-    }
-
-    #[test]
-    fn packets_are_read_up_to_the_flush() {
-        let mut input: &[u8] = b"000eversion 2\n0000rest";
-        let got = read_until_flush(&mut input).unwrap();
-        assert_eq!(got, b"000eversion 2\n0000");
-        assert_eq!(input, b"rest");
-        let mut bad: &[u8] = b"00zz";
-        assert!(read_until_flush(&mut bad).is_err());
-        let mut delimited: &[u8] = b"0001000aabcdef0000";
-        assert_eq!(
-            read_until_flush(&mut delimited).unwrap(),
-            b"0001000aabcdef0000"
         );
     }
 }

@@ -181,7 +181,7 @@ impl GitRepo {
             clean_trees: Default::default(),
             deep_enough: Default::default(),
             http_servers: Default::default(),
-            ssh_servers: Default::default(),
+            v2_servers: Default::default(),
         };
         // Proxies and other http.* settings apply to submodules as well.
         store.apply_config(&self.applied_config)?;
