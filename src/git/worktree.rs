@@ -199,7 +199,9 @@ impl GitRepo {
         let big = (!repo_filters && attributes.is_some())
             .then(|| BigFiles::find(&self.gitdir.join("objects/pack")))
             .filter(|b| !b.is_empty());
-        let tree = commit.tree().map_err(|e| GitError::local("read tree", e))?;
+        // (The tree as our repository reads it, not the worktree's handle:
+        // the survey just cached its subtrees there, and a large tree's
+        // take megabytes.)
         let streamed = big
             .as_ref()
             .map(|b| b.in_tree(&tree, to_write.as_deref()))
@@ -213,7 +215,7 @@ impl GitRepo {
                 .map_err(|e| GitError::local("open index", e))
                 .and_then(|mut index| {
                     let only = to_write.as_deref();
-                    let n = plain::write_tree(&wt, &tree, path, only, &mut index, cancel)?;
+                    let n = plain::write_tree(&self.repo, &tree, path, only, &mut index, cancel)?;
                     index
                         .write()
                         .map_err(|e| GitError::local("write index", e))?;

@@ -34,14 +34,15 @@ const TREE: u32 = 0o040000;
 const SYMLINK: u32 = 0o120000;
 const GITLINK: u32 = 0o160000;
 
-/// Write into the worktree `wt` at `dir` the files of `tree` at `only`
-/// (every file when `None`), and their entries into `index`. The tree's
+/// Write into the worktree at `dir` the files of `tree` at `only` (every
+/// file when `None`), read through `repo` (a handle on its object store and
+/// config), and their entries into `index`. The tree's
 /// names must all be plainly safe; `dir` holds nothing of the tree yet,
 /// but for what the sharing of unchanged files put there (or the previous
 /// worktree, advanced in place, left: see `advance.rs`). With `only`, only
 /// the trees on the way to its paths are read.
 pub(super) fn write_tree(
-    wt: &git2::Repository,
+    repo: &git2::Repository,
     tree: &git2::Tree<'_>,
     dir: &Path,
     only: Option<&[Vec<u8>]>,
@@ -57,7 +58,7 @@ pub(super) fn write_tree(
     let on_the_way = only.map(dirs_on_the_way);
     let only: Option<HashSet<&[u8]>> = only.map(|o| o.iter().map(Vec::as_slice).collect());
     // libgit2 makes symlinks unless told the file system has none.
-    let symlinks = wt
+    let symlinks = repo
         .config()
         .and_then(|c| c.get_bool("core.symlinks"))
         .unwrap_or(true);
@@ -80,7 +81,7 @@ pub(super) fn write_tree(
                 {
                     continue;
                 }
-                let sub = wt
+                let sub = repo
                     .find_tree(entry.id())
                     .map_err(|e| GitError::local(format!("read tree {}", entry.id()), e))?;
                 pending.push((path, sub));
@@ -109,14 +110,14 @@ pub(super) fn write_tree(
     let threads = threads_for(files.items.len());
     if threads < 2 {
         let writer = Writer {
-            repo: wt,
+            repo,
             top: dir,
             symlinks,
             files,
         };
         return writer.write_all(&files.items, &[cancel], |batch| add(index, batch).map(drop));
     }
-    let store = wt.commondir().to_path_buf();
+    let store = repo.commondir().to_path_buf();
     // Set by the first writer that fails: the others stop too.
     let failed = Cancel::new();
     let (results, index_error) = std::thread::scope(|s| {
