@@ -601,10 +601,13 @@ impl Syncer {
         cancel: &Cancel,
         in_use: &[Hash],
     ) -> Result<Option<Duration>, SyncError> {
-        let keep_for = self
-            .cfg
-            .stale_worktree_timeout
-            .max(self.cfg.stale_worktree_grace);
+        // The grace is for readers that resolved the link just before a
+        // swap: in dest mode none read our trees (hooks in them are in use).
+        let grace = match self.publisher.readers_use_worktree() {
+            true => self.cfg.stale_worktree_grace,
+            false => Duration::ZERO,
+        };
+        let keep_for = self.cfg.stale_worktree_timeout.max(grace);
         let current = self.publisher.current();
         let served = self.publisher.served_name();
         let (kept, next_due) =

@@ -905,6 +905,7 @@ fn dest_mode_moves_its_private_tree_forward_rather_than_making_another() {
     assert_eq!(private_trees(&f), std::slice::from_ref(&h1));
     let private = |h: &str| f.tmp.path().join("state/.worktrees").join(h);
     let kept = fs::metadata(private(&h1).join("keep/k.txt")).unwrap().ino();
+    let tree_dir = fs::metadata(private(&h1)).unwrap().ino();
 
     let mut head = h1;
     let edits: [&dyn Fn(); 3] = [
@@ -926,10 +927,11 @@ fn dest_mode_moves_its_private_tree_forward_rather_than_making_another() {
         f.repo.git(&["commit", "-q", "-m", &format!("edit {i}")]);
         let h = f.repo.head();
         wait_updates(&mut p, i + 2);
-        // At once, not once the old one's grace is over: it is this one.
         assert_eq!(private_trees(&f), std::slice::from_ref(&h), "{}", p.log());
+        // The same directory, renamed; its unchanged file left as it was.
+        let dir = fs::metadata(private(&h)).unwrap().ino();
         let meta = fs::metadata(private(&h).join("keep/k.txt")).unwrap();
-        assert_eq!((meta.ino(), meta.nlink()), (kept, 1), "moved, not linked");
+        assert_eq!((dir, meta.ino(), meta.nlink()), (tree_dir, kept, 1));
         assert_eq!(git(&private(&h), &["status", "--porcelain"]), "");
         assert_eq!(git(&private(&h), &["rev-parse", "HEAD"]).trim(), h);
         assert_eq!(as_checked_out(&private(&h)), as_checked_out(src));
@@ -974,6 +976,22 @@ fn dest_mode_kill_9_while_moving_its_tree_forward_then_restart_converges() {
     assert_eq!(trees, [f.repo.head()], "one private tree, whole");
     let private = f.tmp.path().join("state/.worktrees").join(&trees[0]);
     assert_eq!(git(&private, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn dest_mode_removes_a_previous_private_tree_without_a_grace() {
+    // Link mode keeps a retired tree --stale-worktree-grace (5s) for
+    // readers that resolved the link just before the swap; dest mode's
+    // readers read a copy. (A pre-publish hook: the tree is made anew.)
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("index.html", "v1")], "c1");
+    let mut p = f.dest_daemon(&["--pre-publish-exechook-command=true"]);
+    wait_updates(&mut p, 1);
+    let h2 = f.repo.commit(&[("index.html", "v2")], "c2");
+    wait_updates(&mut p, 2);
+    p.wait_for(Duration::from_secs(2), "the old tree removed", || {
+        private_trees(&f) == std::slice::from_ref(&h2)
+    });
 }
 
 #[test]
