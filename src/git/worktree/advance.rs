@@ -409,45 +409,53 @@ mod tests {
 
     #[test]
     fn a_sparse_tree_taken_over_keeps_to_its_patterns() {
-        let s = Setup::new();
         let patterns = "/keep/\n/new/\n/edit.txt\n";
-        let (a, b) = (
-            commit(&s.git.repo, &before()),
-            commit(&s.git.repo, &after()),
-        );
-        s.fresh(a, &a.to_string(), Some(patterns));
-        let changes = s.git.changed_paths(a, b).unwrap();
-        s.made_from(a, b, Some(patterns), &changes);
-        assert!(!s.dir(a).exists());
-        let fresh = s.fresh(b, "fresh", Some(patterns));
-        assert_eq!(snapshot(&s.dir(b)), snapshot(&fresh));
-        assert!(s.dir(b).join("new/deep/b.txt").is_file());
-        assert!(!s.dir(b).join("was_file").exists());
-        assert_eq!(status(&s.dir(b)), "");
-        assert!(s.git.worktree_unchanged(&s.dir(b), &b.to_string()));
+        // Two changed paths, one of them left out (unindexed one by one);
+        // and many (at once).
+        let mut few = before();
+        few.retain(|(p, ..)| *p != "edit.txt" && *p != "was_file");
+        few.extend([("edit.txt", FILE, "4"), ("was_file", FILE, "g")]);
+        for new in [few, after()] {
+            let s = Setup::new();
+            let (a, b) = (commit(&s.git.repo, &before()), commit(&s.git.repo, &new));
+            s.fresh(a, &a.to_string(), Some(patterns));
+            let changes = s.git.changed_paths(a, b).unwrap();
+            s.made_from(a, b, Some(patterns), &changes);
+            assert!(!s.dir(a).exists());
+            let fresh = s.fresh(b, "fresh", Some(patterns));
+            assert_eq!(snapshot(&s.dir(b)), snapshot(&fresh));
+            assert!(!s.dir(b).join("was_file").exists());
+            assert_eq!(status(&s.dir(b)), "");
+            assert!(s.git.worktree_unchanged(&s.dir(b), &b.to_string()));
+        }
     }
 
     #[test]
     fn a_tree_that_filters_is_taken_over_through_libgit2s_checkout() {
-        let s = Setup::new();
         let attrs = ("keep/.gitattributes", FILE, "*.txt text eol=crlf\n");
-        let mut files = before();
-        files.extend([attrs, ("keep/b.txt", FILE, "one\ntwo\n")]);
-        let a = commit(&s.git.repo, &files);
-        let mut files = after();
-        files.extend([attrs, ("keep/b.txt", FILE, "one\nthree\n")]);
-        let b = commit(&s.git.repo, &files);
-        s.fresh(a, &a.to_string(), None);
-        let changes = s.git.changed_paths(a, b).unwrap();
-        s.made_from(a, b, None, &changes);
-        assert!(!s.dir(a).exists());
-        assert_eq!(
-            fs::read(s.dir(b).join("keep/b.txt")).unwrap(),
-            b"one\r\nthree\r\n"
-        );
-        let fresh = s.fresh(b, "fresh", None);
-        assert_eq!(snapshot(&s.dir(b)), snapshot(&fresh));
-        assert_eq!(status(&s.dir(b)), "");
+        let mut old = before();
+        old.extend([attrs, ("keep/b.txt", FILE, "one\ntwo\n")]);
+        // One changed path (unindexed one by one), and many (at once).
+        let mut one = old.clone();
+        one.retain(|(p, ..)| *p != "keep/b.txt");
+        one.push(("keep/b.txt", FILE, "one\nthree\n"));
+        let mut many = after();
+        many.extend([attrs, ("keep/b.txt", FILE, "one\nthree\n")]);
+        for new in [one, many] {
+            let s = Setup::new();
+            let (a, b) = (commit(&s.git.repo, &old), commit(&s.git.repo, &new));
+            s.fresh(a, &a.to_string(), None);
+            let changes = s.git.changed_paths(a, b).unwrap();
+            s.made_from(a, b, None, &changes);
+            assert!(!s.dir(a).exists());
+            assert_eq!(
+                fs::read(s.dir(b).join("keep/b.txt")).unwrap(),
+                b"one\r\nthree\r\n"
+            );
+            let fresh = s.fresh(b, "fresh", None);
+            assert_eq!(snapshot(&s.dir(b)), snapshot(&fresh));
+            assert_eq!(status(&s.dir(b)), "");
+        }
     }
 
     #[test]
