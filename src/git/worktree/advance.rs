@@ -22,13 +22,13 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::super::tree_path::is_plainly_safe;
 use super::super::{Cancel, ChangedPaths, GitError, GitRepo};
 use super::{gitfile, Base, Started, CANCEL_EVERY};
+use crate::layout::remove_any;
 
 /// Up to how many changed paths have their index entries removed one by
 /// one (see [`GitRepo::advance`]).
@@ -98,7 +98,7 @@ impl GitRepo {
                 return Err(GitError::Cancelled);
             }
             let on_disk = path.join(rel);
-            remove(&on_disk).map_err(|e| GitError::io("remove", &on_disk, e))?;
+            remove_any(&on_disk).map_err(|e| GitError::io("remove", &on_disk, e))?;
             // Its entries too: the files written in their place add theirs
             // (and those sparse patterns leave out are marked again).
             if one_by_one {
@@ -127,19 +127,6 @@ impl GitRepo {
             paths: write,
             index,
         }))
-    }
-}
-
-/// Remove the file or directory at `path`, if there is one.
-fn remove(path: &Path) -> io::Result<()> {
-    let removed = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) => Err(e),
-    };
-    match removed {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
     }
 }
 
