@@ -1355,9 +1355,10 @@ fn ref_changes_to_another_branch_on_restart() {
 
 /// A push lands between the question (ls-remote) and the fetch, as it
 /// will on a busy repository: here it replaces the commit asked about
-/// (amended, force-pushed; then an annotated tag moved), so that the
-/// server refuses it and a fetch of the ref at depth 1 brings another
-/// commit. That one is published: failing the pass instead ended the
+/// (amended, force-pushed; then an annotated tag moved) and the server
+/// drops it (a gc), so that it cannot send it and a fetch of the ref at
+/// depth 1 brings another commit. (A commit still there is sent, as
+/// listed.) That one is published: failing the pass instead ended the
 /// process at the default --max-failures=0. Over HTTP, where the listing
 /// and the fetch are separate requests (over SSH and git:// they share
 /// one session, in which the commit listed is the one fetched).
@@ -1369,8 +1370,8 @@ fn a_ref_that_moves_between_ls_remote_and_fetch_publishes_where_it_moved() {
         .git(&["config", "--unset", "uploadpack.allowAnySHA1InWant"]);
     let asked = f.repo.commit(&[("f", "asked")], "asked");
     let dir = f.repo.dir.clone();
-    // What the next fetch request (a POST, not the v2 listing's, which
-    // carries Git-Protocol) is preceded by: 1 an amend, 2 an amend with
+    // What the next fetch request (libgit2's POST, without Git-Protocol,
+    // or a v2 fetch command) is preceded by: 1 an amend, 2 an amend with
     // the annotated tag moved to the new commit.
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
     let stage = next.clone();
@@ -1378,10 +1379,9 @@ fn a_ref_that_moves_between_ls_remote_and_fetch_publishes_where_it_moved() {
         f.server.as_ref().unwrap().port,
         Duration::ZERO,
         move |_, bytes| {
-            let listing = String::from_utf8_lossy(bytes)
-                .to_ascii_lowercase()
-                .contains("git-protocol: version=2");
-            if !bytes.starts_with(b"POST ") || listing {
+            let text = String::from_utf8_lossy(bytes).to_ascii_lowercase();
+            let v0_fetch = bytes.starts_with(b"POST ") && !text.contains("git-protocol: version=2");
+            if !v0_fetch && !text.contains("command=fetch") {
                 return;
             }
             match stage.swap(0, std::sync::atomic::Ordering::SeqCst) {
@@ -1390,8 +1390,10 @@ fn a_ref_that_moves_between_ls_remote_and_fetch_publishes_where_it_moved() {
                     git(&dir, &["commit", "-q", "--amend", "-m", "retagged"]);
                     git(&dir, &["tag", "-f", "-a", "v1", "-m", "again"]);
                 }
-                _ => {}
+                _ => return,
             }
+            git(&dir, &["reflog", "expire", "--expire=now", "--all"]);
+            git(&dir, &["gc", "-q", "--prune=now"]);
         },
     );
     let run = |git_ref: &str, root: &std::path::Path| {
@@ -1444,10 +1446,11 @@ fn recording_proxy(
 }
 
 /// Over HTTP a poll asks the server for the refs `--ref` may name, not for
-/// every ref it has, as upstream's `git ls-remote` does (protocol v2); from
-/// a server that speaks only v0, which sends them all, once a poll.
+/// every ref it has, as upstream's `git ls-remote` does (protocol v2), and
+/// an update asks for the commit alone; from a server that speaks only v0,
+/// which sends them all, once a poll and once more for a fetch.
 #[test]
-fn an_http_poll_receives_the_refs_it_asks_for_not_every_ref() {
+fn an_http_poll_or_update_receives_the_refs_it_asks_for_not_every_ref() {
     let (tmp, srv, repo) = temp_source("site");
     repo.commit(&[("f", "1")], "one");
     repo.add_pull_refs(3_000);
@@ -1509,8 +1512,17 @@ fn an_http_poll_receives_the_refs_it_asks_for_not_every_ref() {
         );
         // An update, then a name only a look at every ref resolves.
         let h2 = repo.commit(&[("f", "2")], &format!("two {version}"));
-        sync("main");
+        let before = received.load(std::sync::atomic::Ordering::SeqCst);
+        let update = sync("main") - before;
         assert_eq!(published(&root.join("site")), Some(h2.clone()), "{version}");
+        match version {
+            "v2" => assert!(update < 10_000, "v2: an update received {update} bytes"),
+            _ => assert!(
+                update >= advertisement.len() * 2,
+                "v0: an update received {update} bytes, the advertisement is {}",
+                advertisement.len()
+            ),
+        }
         repo.git(&["update-ref", "refs/pull/7/head", "HEAD~1"]);
         sync("pull/7/head");
         assert_eq!(
@@ -1519,6 +1531,54 @@ fn an_http_poll_receives_the_refs_it_asks_for_not_every_ref() {
             "{version}"
         );
     }
+}
+
+/// A protocol v2 fetch the server breaks off leaves nothing behind in the
+/// store: libgit2 fetches the commit again, and the sync goes on.
+#[test]
+fn an_http_fetch_cut_short_is_made_again_and_leaves_no_partial_pack() {
+    let (tmp, srv, repo) = temp_source("site");
+    // Text that hardly compresses: a pack far larger than the cut.
+    let noise: String = (0..8_000u64)
+        .map(|i| format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+        .collect();
+    let h = repo.commit(&[("noise.txt", &noise)], "noise");
+    let backend = tmp.path().join("cutting-backend");
+    script(
+        &backend,
+        r#"body=$(cat; echo x); body=${body%x}
+case "$body" in
+  *command=fetch*) printf '%s' "$body" | /usr/lib/git-core/git-http-backend | head -c 2000 ;;
+  *) printf '%s' "$body" | exec /usr/lib/git-core/git-http-backend ;;
+esac"#,
+    );
+    let location = git_location(&srv, Path::new("{sock}")).replace(
+        "/usr/lib/git-core/git-http-backend",
+        &backend.display().to_string(),
+    );
+    let server = Nginx::start(&location, "root root");
+    let root = tmp.path().join("root");
+    let out = run_git_sync(&[
+        &format!("--repo=http://127.0.0.1:{}/site", server.port),
+        &format!("--root={}", root.display()),
+        "--one-time",
+        "-v=5",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_eq!(published(&root.join("site")), Some(h), "{log}");
+    assert!(log.contains("fetching with libgit2"), "{log}");
+    let packs: Vec<String> = fs::read_dir(root.join(".git/objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        packs
+            .iter()
+            .all(|name| name.ends_with(".pack") || name.ends_with(".idx")),
+        "{packs:?}"
+    );
+    assert_eq!(packs.len(), 2, "{packs:?}");
 }
 
 /// A repository its server redirects (renamed on GitHub, say) is asked for

@@ -19,6 +19,10 @@
 //! the server, as for a renamed repository, is followed as git follows it),
 //! a refusal, credentials that do not work, a page that is not git's, a
 //! name only a look at every ref resolves (`pull/1/head`).
+//!
+//! The same client, with the same headers and credentials, sends a server
+//! that answered with v2 the `fetch` command (see [`command`] and
+//! `fetch_v2.rs`).
 
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -163,23 +167,7 @@ pub(super) fn list(
     cancel: &Cancel,
 ) -> Result<Listing, NoListing> {
     let agent = agent().ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
-    if req.url.split("://").nth(1).is_some_and(|rest| {
-        rest.split('/')
-            .next()
-            .is_some_and(|authority| authority.contains('@'))
-    }) {
-        return Err(NoListing::Unsupported("credentials in the URL".into()));
-    }
-    let mut exchange = Exchange {
-        agent: &agent,
-        req,
-        base: req.url.trim_end_matches('/').to_string(),
-        moved: false,
-        authorization: req
-            .basic
-            .filter(|_| req.basic_first)
-            .map(|(user, password)| basic(user, password)),
-    };
+    let mut exchange = Exchange::new(&agent, req)?;
     // A server known to speak v2 is asked at once: one round trip a poll,
     // as v0's listing (a stateless server needs no capabilities first).
     if req.known_v2 {
@@ -237,6 +225,24 @@ pub(super) fn list(
     Ok(exchange.listing(heads, 2))
 }
 
+/// Send `body`, a protocol v2 command, to the upload-pack of the
+/// repository `req.url`, whose server answered with v2 before; its answer
+/// to `read`, as it arrives.
+pub(super) fn command<T>(
+    req: &Request<'_>,
+    body: &[u8],
+    cancel: &Cancel,
+    read: impl FnOnce(&mut dyn std::io::Read) -> T,
+) -> Result<T, NoListing> {
+    let agent = agent().ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
+    let answer = Exchange::new(&agent, req)?.command(body, cancel)?;
+    let answer = accepted(answer, RESULT)?;
+    Ok(read(&mut answer.into_body().into_reader()))
+}
+
+/// The content type of a command's answer.
+const RESULT: &str = "application/x-git-upload-pack-result";
+
 /// The requests of one listing, with the headers they all carry.
 struct Exchange<'a> {
     agent: &'a ureq::Agent,
@@ -251,7 +257,27 @@ struct Exchange<'a> {
 
 type Answer = Result<ureq::http::Response<ureq::Body>, ureq::Error>;
 
-impl Exchange<'_> {
+impl<'a> Exchange<'a> {
+    fn new(agent: &'a ureq::Agent, req: &'a Request<'a>) -> Result<Self, NoListing> {
+        if req.url.split("://").nth(1).is_some_and(|rest| {
+            rest.split('/')
+                .next()
+                .is_some_and(|authority| authority.contains('@'))
+        }) {
+            return Err(NoListing::Unsupported("credentials in the URL".into()));
+        }
+        Ok(Exchange {
+            agent,
+            req,
+            base: req.url.trim_end_matches('/').to_string(),
+            moved: false,
+            authorization: req
+                .basic
+                .filter(|_| req.basic_first)
+                .map(|(user, password)| basic(user, password)),
+        })
+    }
+
     /// Make a request (`make` on a client that adds our headers), once
     /// more if a kept connection turned out closed (not after a time-out:
     /// the pass has had its time), and with credentials if the server asks
@@ -286,16 +312,20 @@ impl Exchange<'_> {
         prefixes: &[String],
         cancel: &Cancel,
     ) -> Result<Vec<(String, Hash)>, NoListing> {
+        let answer = self.command(&ls_refs_request(prefixes), cancel)?;
+        v2_refs(&read(answer, RESULT)?)
+    }
+
+    /// Send `body`, a protocol v2 command, to the repository's upload-pack.
+    fn command(&mut self, body: &[u8], cancel: &Cancel) -> Result<Answer, NoListing> {
         let url = format!("{}/git-upload-pack", self.base);
-        let body = ls_refs_request(prefixes);
-        let answer = self.send(cancel, |agent| {
+        self.send(cancel, |agent| {
             agent
                 .post(&url)
                 .header("Content-Type", "application/x-git-upload-pack-request")
-                .header("Accept", "application/x-git-upload-pack-result")
-                .send(&body[..])
-        })?;
-        v2_refs(&read(answer, "application/x-git-upload-pack-result")?)
+                .header("Accept", RESULT)
+                .send(body)
+        })
     }
 
     fn listing(&self, heads: Vec<(String, Hash)>, version: u8) -> Listing {
@@ -385,7 +415,20 @@ fn header_pairs(headers: &[String]) -> impl Iterator<Item = (&str, &str)> {
 
 /// The body of a `200` answer of `content_type`, or why not.
 fn read(answer: Answer, content_type: &str) -> Result<Vec<u8>, NoListing> {
-    let mut answer = answer.map_err(|e| match e {
+    accepted(answer, content_type)?
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER)
+        .read_to_vec()
+        .map_err(|e| NoListing::Skipped(e.to_string()))
+}
+
+/// A `200` answer of `content_type`, or why not.
+fn accepted(
+    answer: Answer,
+    content_type: &str,
+) -> Result<ureq::http::Response<ureq::Body>, NoListing> {
+    let answer = answer.map_err(|e| match e {
         ureq::Error::Tls(_) => NoListing::Unsupported(format!("TLS: {e}")),
         e => NoListing::Skipped(e.to_string()),
     })?;
@@ -407,12 +450,7 @@ fn read(answer: Answer, content_type: &str) -> Result<Vec<u8>, NoListing> {
     if got.split(';').next().map(str::trim) != Some(content_type) {
         return Err(NoListing::Unsupported(format!("content type {got:?}")));
     }
-    answer
-        .body_mut()
-        .with_config()
-        .limit(MAX_ANSWER)
-        .read_to_vec()
-        .map_err(|e| NoListing::Skipped(e.to_string()))
+    Ok(answer)
 }
 
 /// The `ls-refs` command: peeled tags and symbolic refs shown, only the

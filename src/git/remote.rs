@@ -3,7 +3,7 @@
 use git2::{AutotagOption, FetchOptions, ProxyOptions};
 
 use super::local::local_path;
-use super::ls_refs::{self, NoListing};
+use super::ls_refs;
 use super::ssh_home::SshHome;
 use super::{daemon_ls_refs, ssh_ls_refs, v2_session};
 use super::{http_config, proxy, ref_error, refs, stream, Cancel, GitError, GitRepo, Hash};
@@ -11,6 +11,7 @@ use crate::redact::redact;
 use callbacks::{callbacks, confinement};
 
 mod callbacks;
+mod over_http_v2;
 
 /// Temporary ref a fetch writes to; deleted right after.
 const FETCH_REF: &str = "refs/git-sync/fetch";
@@ -352,79 +353,6 @@ impl GitRepo {
         Ok((target, decided, Some(got)))
     }
 
-    /// The refs `git_ref` may name on an HTTP(S) remote, listed with
-    /// protocol v2 where the server speaks it (see [`ls_refs`]); `None`
-    /// leaves the listing to libgit2.
-    fn list_refs_over_http(
-        &self,
-        url: &str,
-        git_ref: &str,
-        cancel: &Cancel,
-    ) -> Option<Vec<(String, Hash)>> {
-        let UrlSettings {
-            effective,
-            proxy,
-            extra_headers: mut headers,
-        } = self.url_settings(url);
-        let effective = effective.as_str();
-        let http = effective.starts_with("https://") || effective.starts_with("http://");
-        let known = self
-            .http_servers
-            .borrow()
-            .get(effective)
-            .cloned()
-            .unwrap_or_default();
-        if !http || proxy.is_some() || known.left_to_libgit2() {
-            return None;
-        }
-        // A CA file or client certificate rotated since the last poll is
-        // loaded now, and the listing's client made again with it (a
-        // certificate that cannot be used is for libgit2 to report).
-        super::tls::before_connecting(effective, None).ok()?;
-        headers.extend(self.credentials.cookies.header_for(effective));
-        // An Authorization header of the config's is the one sent.
-        let own_authorization = http_config::any_named(&headers, &["authorization"]);
-        let basic = self
-            .credentials
-            .for_url(effective)
-            .filter(|_| !own_authorization)
-            .map(|c| (c.username.as_str(), c.password.as_str()));
-        let request = ls_refs::Request {
-            url: known.moved_to.as_deref().unwrap_or(effective),
-            headers: &headers,
-            basic,
-            basic_first: known.wants_credentials,
-            known_v2: known.speaks_v2,
-        };
-        let listed = ls_refs::list(&request, &ls_refs::prefixes(git_ref), cancel);
-        let mut servers = self.http_servers.borrow_mut();
-        let known = servers.entry(effective.to_string()).or_default();
-        match listed {
-            Ok(listing) => {
-                known.wants_credentials |= listing.authenticated;
-                known.speaks_v2 = listing.version == 2;
-                known.left_at = None;
-                if listing.moved_to.is_some() {
-                    known.moved_to = listing.moved_to;
-                }
-                tracing::debug!(url = %redact(url), protocol = listing.version, refs = listing.heads.len(), "refs listed");
-                Some(listing.heads)
-            }
-            Err(NoListing::Unsupported(why)) => {
-                tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 for the next 10 minutes");
-                known.left_at = Some((std::time::Instant::now(), super::tls::generation()));
-                known.moved_to = None;
-                None
-            }
-            Err(NoListing::Skipped(why)) => {
-                // (Asked where it moved last time, the URL itself next.)
-                known.moved_to = None;
-                tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 this time");
-                None
-            }
-        }
-    }
-
     /// The refs `git_ref` may name on an SSH or git:// remote that showed
     /// libgit2 many, listed with protocol v2 where the server speaks it
     /// (see [`v2_session`]); `None` leaves the listing to libgit2.
@@ -595,7 +523,10 @@ impl GitRepo {
             return Ok(target.hash);
         }
         let refspecs = fetch_refspecs_for(target);
-        let result = self.fetch_refspecs(url, &refspecs, depth, cancel);
+        let result = match self.fetch_over_http_v2(url, target, depth, cancel) {
+            Some(result) => result,
+            None => self.fetch_refspecs(url, &refspecs, depth, cancel),
+        };
         let mut exact = true;
         let result = match result {
             // Servers speaking protocol v0 without uploadpack.allowAnySHA1InWant
