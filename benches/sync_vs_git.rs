@@ -381,6 +381,43 @@ fn bytes_per_poll(port: u16, name: &str, root: &std::path::Path) -> (usize, usiz
     (ours, received.load(SeqCst) - before)
 }
 
+/// Updates of the repository `name` (many refs) on the HTTP server on
+/// `port`, through a proxy that counts what the server sends: git-sync's
+/// and upstream's (`upstream_update`), the medians of RUNS, and the bytes
+/// received for the last of them.
+fn many_refs_updates(
+    bin: &str,
+    port: u16,
+    repo: &SourceRepo,
+    tmp: &std::path::Path,
+) -> (Usage, Usage, usize, usize) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (proxied, received) = counting_proxy(port, |_, _| {});
+    let url = format!("http://127.0.0.1:{proxied}/many-refs");
+    let (root, clone) = (tmp.join("many-refs-root"), tmp.join("many-refs-clone"));
+    sync_once(bin, &url, &root, &[]);
+    clone_depth_1(&url, &clone);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut ours_bytes, mut theirs_bytes) = (0, 0);
+    for run in 0..RUNS {
+        repo.commit(&[("f", &format!("update {run}"))], "update");
+        let before = received.load(SeqCst);
+        ours.push(sync_once(bin, &url, &root, &["--stale-worktree-grace=0s"]));
+        ours_bytes = received.load(SeqCst) - before;
+        let before = received.load(SeqCst);
+        let (wt, old) = (
+            tmp.join(format!("many-refs-wt{run}")),
+            tmp.join(format!("many-refs-wt{}", run.wrapping_sub(1))),
+        );
+        theirs.push(upstream_update(&clone, &wt, Some(&old)));
+        theirs_bytes = received.load(SeqCst) - before;
+        let body = format!("update {run}");
+        assert_eq!(fs::read_to_string(root.join("many-refs/f")).unwrap(), body);
+        assert_eq!(fs::read_to_string(wt.join("f")).unwrap(), body);
+    }
+    (median(ours), median(theirs), ours_bytes, theirs_bytes)
+}
+
 /// CPU per update of `hist` at `--depth=0`: a running git-sync (what its
 /// process used from before the commit until its gc is logged), and the
 /// median of upstream's commands for the same update on a full clone.
@@ -627,6 +664,8 @@ fn main() {
     let many_ssh_ls = ls_remote(&many_ssh_url, &["-c", &ssh_command]);
     let (many_bytes, many_ls_bytes) =
         bytes_per_poll(server.port, "many-refs", &tmp.path().join("many-bytes"));
+    let (refs_up_ours, refs_up_theirs, refs_up_bytes, refs_up_git_bytes) =
+        many_refs_updates(bin, server.port, &many, tmp.path());
 
     // --- one big file: memory follows the largest blob ----------------------
     let big = SourceRepo::new(&srv, "big");
@@ -852,12 +891,24 @@ fn main() {
         many_ssh_idle.per_poll,
         many_ssh_ls.cpu,
     );
-    println!(
-        "{:<38} {:>14} {:>14} {:>7.3}x",
+    let bytes_row = |name: &str, ours: usize, theirs: usize| {
+        println!(
+            "{name:<38} {:>14} {:>14} {:>7.3}x",
+            format!("{:.1} KB", ours as f64 / 1000.0),
+            format!("{:.1} KB", theirs as f64 / 1000.0),
+            ours as f64 / theirs as f64
+        );
+    };
+    bytes_row(
         "idle poll, bytes received, 50,000 refs",
-        format!("{:.1} KB", many_bytes as f64 / 1000.0),
-        format!("{:.1} KB", many_ls_bytes as f64 / 1000.0),
-        many_bytes as f64 / many_ls_bytes as f64
+        many_bytes,
+        many_ls_bytes,
+    );
+    wall_cpu_rss("update, 50,000 refs (vs git)", refs_up_ours, refs_up_theirs);
+    bytes_row(
+        "update, bytes received, 50,000 refs",
+        refs_up_bytes,
+        refs_up_git_bytes,
     );
     row(
         "idle local daemon CPU/s (vs ls-remote/60s)",
