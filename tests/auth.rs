@@ -1341,9 +1341,10 @@ fn no_secret_in_logs_error_files_or_metrics() {
 
 /// Over SSH too, once libgit2's first listing has shown a repository with
 /// many refs (GitHub's pull requests), a poll asks for the ref it syncs
-/// only (protocol v2), where the server passes `GIT_PROTOCOL` on; a stock
-/// OpenSSH server, which does not, keeps being listed by libgit2. Either
-/// way commits are published.
+/// only (protocol v2), where the server passes `GIT_PROTOCOL` on, and an
+/// update fetches the commit on that session; a stock OpenSSH server,
+/// which does not, keeps being listed by libgit2. Either way commits are
+/// published.
 #[test]
 fn an_ssh_poll_of_a_repository_with_many_refs_asks_for_its_ref_only() {
     let per_poll = |passes_env: bool| {
@@ -1392,9 +1393,12 @@ fn an_ssh_poll_of_a_repository_with_many_refs_asks_for_its_ref_only() {
             polls(&p.log()),
         );
         let head = repo.commit(&[("f", "2")], "two");
+        let bytes3 = received.load(std::sync::atomic::Ordering::SeqCst);
         p.wait_for(LONG, "the new commit published", || {
             published(&root.join("site")).as_deref() == Some(head.as_str())
         });
+        // (Polls of no change may come before it, a few KB each.)
+        let update = received.load(std::sync::atomic::Ordering::SeqCst) - bytes3;
         let log = p.log();
         let v2 = log
             .lines()
@@ -1403,11 +1407,20 @@ fn an_ssh_poll_of_a_repository_with_many_refs_asks_for_its_ref_only() {
         if !passes_env {
             assert!(log.contains("protocol version 0"), "{log}");
         }
-        (bytes2 - bytes) / (after - before)
+        ((bytes2 - bytes) / (after - before), update)
     };
-    let (v2, v0) = (per_poll(true), per_poll(false));
+    let ((v2, v2_update), (v0, v0_update)) = (per_poll(true), per_poll(false));
     // Each poll is an SSH session (a handshake, a few KB); version 0 adds
-    // 3,000 refs of some 60 bytes.
+    // 3,000 refs of some 60 bytes. An update fetches on the listing's
+    // session with v2, where libgit2 connects again and lists them all.
     assert!(v2 < 30_000, "{v2} bytes a poll with protocol v2");
     assert!(v0 > 150_000, "{v0} bytes a poll with protocol version 0");
+    assert!(
+        v2_update < 60_000,
+        "{v2_update} bytes an update with protocol v2"
+    );
+    assert!(
+        v0_update > 150_000,
+        "{v0_update} bytes an update with protocol version 0"
+    );
 }

@@ -196,38 +196,56 @@ fn git_protocol_to_an_ipv6_literal() {
 }
 
 #[test]
-fn a_git_protocol_poll_of_a_repository_with_many_refs_asks_for_its_ref_only() {
-    // libgit2 sends git's daemon no protocol version: every poll would
-    // receive all 3,000 refs (about 200 KB). Once it saw them, the polls
-    // ask with protocol v2 for the ref they need.
+fn a_git_protocol_poll_or_update_of_a_repository_with_many_refs_asks_for_what_it_needs() {
+    // libgit2 sends git's daemon no protocol version: every poll, and
+    // every fetch, would receive all 3,000 refs (about 200 KB). Once it
+    // saw them, a poll asks with protocol v2 for the ref it needs, and an
+    // update fetches the commit on that same connection.
     use std::sync::atomic::Ordering::SeqCst;
     let f = Fixture::new(Transport::File);
     f.repo.commit(&[("index.html", "one")], "one");
     f.repo.add_pull_refs(3_000);
     let daemon = GitDaemon::start(&f.tmp.path().join("srv"));
-    let (port, received) = counting_proxy(daemon.port, |_, _| {});
+    let connections = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let seen = connections.clone();
+    let (port, received) = counting_proxy(daemon.port, move |n, _| {
+        seen.lock().unwrap().insert(n);
+    });
     let mut p = spawn(git_sync(&[
         &format!("--repo=git://127.0.0.1:{port}/site"),
         &format!("--root={}", f.root().display()),
-        "--period=100ms",
+        "--period=1h",
+        "--sync-on-signal=SIGHUP",
         "-v=5",
     ]));
+    p.wait_for(LONG, "the first sync", || published(&f.link()).is_some());
+    // One pass, started by the signal: the bytes and connections it took.
+    let pass = |p: &mut Proc, done: &dyn Fn(&str) -> bool| {
+        let (bytes, conns) = (received.load(SeqCst), connections.lock().unwrap().len());
+        signal(&p.child, libc::SIGHUP);
+        p.wait_log(LONG, "the pass", done);
+        // (The proxy counts what it has passed on, right after.)
+        std::thread::sleep(Duration::from_millis(100));
+        let conns_now = connections.lock().unwrap().len();
+        (received.load(SeqCst) - bytes, conns_now - conns)
+    };
     let polls = |log: &str| log_lines_with(log, "no change");
-    p.wait_log(LONG, "polls", |l| polls(l) >= 3);
-    let (bytes, before) = (received.load(SeqCst), polls(&p.log()));
-    p.wait_log(LONG, "more polls", |l| polls(l) >= before + 5);
-    let (bytes2, after) = (received.load(SeqCst), polls(&p.log()));
-    let per_poll = (bytes2 - bytes) / (after - before);
+    pass(&mut p, &|l| polls(l) >= 1);
+    let (poll_bytes, poll_connections) = pass(&mut p, &|l| polls(l) >= 2);
     let head = f.repo.commit(&[("index.html", "two")], "two");
-    p.wait_for(LONG, "the new commit published", || {
-        published(&f.link()).as_deref() == Some(head.as_str())
-    });
+    let published_head = format!("\"remote\":\"{head}\"");
+    let (update_bytes, update_connections) = pass(&mut p, &|l| l.contains(&published_head));
+    assert_eq!(published(&f.link()).as_deref(), Some(head.as_str()));
+    assert_eq!(f.read("index.html"), "two");
     let log = p.log();
     let v2 = log
         .lines()
         .any(|l| l.contains("\"refs listed\"") && l.contains("\"protocol\":2"));
     assert!(v2, "{log}");
-    assert!(per_poll < 4_000, "{per_poll} bytes per poll");
+    assert!(poll_bytes < 4_000, "{poll_bytes} bytes for a poll");
+    assert_eq!(poll_connections, 1);
+    assert!(update_bytes < 8_000, "{update_bytes} bytes for an update");
+    assert_eq!(update_connections, 1, "{log}");
 }
 
 fn first_sync(t: Transport) {

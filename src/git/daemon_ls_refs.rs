@@ -1,14 +1,15 @@
-//! Listing the refs of a git:// remote with protocol v2 (see
-//! `v2_session.rs`): git's daemon hands the `version=2` parameter of the
-//! request line on to `git-upload-pack`, as git sends it (since 2.18).
-//! libgit2 sends none, so its polls receive every ref the repository has.
+//! Listing the refs of a git:// remote with protocol v2, and fetching on
+//! that session (see `v2_session.rs`): git's daemon hands the `version=2`
+//! parameter of the request line on to `git-upload-pack`, as git sends it
+//! (since 2.18). libgit2 sends none, so its polls receive every ref the
+//! repository has.
 
 use std::io::Write;
 use std::time::Duration;
 
 use super::pkt_line;
 use super::ssh_ls_refs::split_port;
-use super::v2_session::{connect, ls_refs, NoListing};
+use super::v2_session::{connect, ls_refs, NoListing, Session};
 use super::Hash;
 
 /// The port of git's daemon when a URL names none.
@@ -60,18 +61,18 @@ fn request(place: &DaemonPlace) -> Vec<u8> {
 }
 
 /// The refs of the repository at `place` whose names start with one of
-/// `prefixes`, over protocol v2.
+/// `prefixes`, over protocol v2, and the session, open for a fetch.
 pub(super) fn list(
     place: &DaemonPlace,
     prefixes: &[String],
     timeout: Duration,
-) -> Result<Vec<(String, Hash)>, NoListing> {
+) -> Result<(Vec<(String, Hash)>, Session), NoListing> {
     let mut tcp = connect(&place.host, place.port, timeout)?;
     tcp.set_read_timeout(Some(timeout))?;
     tcp.set_write_timeout(Some(timeout))?;
     tcp.set_nodelay(true)?;
     tcp.write_all(&request(place))?;
-    ls_refs(&mut tcp, prefixes)
+    ls_refs(Box::new(tcp), prefixes)
 }
 
 #[cfg(test)]

@@ -94,13 +94,17 @@ pub(super) enum FetchError {
     Server(String),
     #[error("{0} in the fetch's answer")]
     Protocol(&'static str),
+    /// The request or its answer failed on the way (HTTP status, TLS, a
+    /// pack that could not be stored).
+    #[error("{0}")]
+    Transport(String),
 }
 
 /// Read the answer from `r`: its pack goes to `pack`, what it says of
 /// shallow commits is returned. `cancel` is looked at between packets.
 pub(super) fn read_answer(
     r: &mut impl Read,
-    pack: &mut impl Write,
+    pack: &mut dyn Write,
     cancel: &Cancel,
 ) -> Result<ShallowInfo, FetchError> {
     let mut packets = Packets {
@@ -156,7 +160,7 @@ pub(super) fn read_answer(
 /// The `packfile` section: side-band packets, up to the flush.
 fn read_pack(
     packets: &mut Packets<'_, impl Read>,
-    pack: &mut impl Write,
+    pack: &mut dyn Write,
     cancel: &Cancel,
 ) -> Result<(), FetchError> {
     loop {

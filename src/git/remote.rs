@@ -12,6 +12,7 @@ use callbacks::{callbacks, confinement};
 
 mod callbacks;
 mod over_http_v2;
+mod v2_fetch;
 
 /// Temporary ref a fetch writes to; deleted right after.
 const FETCH_REF: &str = "refs/git-sync/fetch";
@@ -279,21 +280,32 @@ impl GitRepo {
         }
         // Over HTTP(S), the refs asked for only, when the server can; a
         // name they do not resolve is looked up among all, below.
-        let listed = self
-            .list_refs_over_http(url, git_ref, cancel)
-            .or_else(|| self.list_refs_over_ssh_or_git(url, git_ref, cancel));
-        if let Some(target) = listed.and_then(|heads| pick_target(&heads, git_ref, url).ok()) {
+        // Over SSH and git://, a session of our own that stays open for
+        // the fetch.
+        let listed = match self.list_refs_over_http(url, git_ref, cancel) {
+            Some(heads) => Some((heads, None)),
+            None => self
+                .list_refs_over_ssh_or_git(url, git_ref, cancel)
+                .map(|(heads, session)| (heads, Some(session))),
+        };
+        let picked = listed.and_then(|(heads, session)| {
+            pick_target(&heads, git_ref, url)
+                .ok()
+                .map(|target| (target, session))
+        });
+        if let Some((target, mut session)) = picked {
             let (decided, fetch) = decide(self, &target);
             if !fetch {
                 return Ok((target, decided, None));
             }
-            // The fetch lists the refs again and asks for what they point
-            // at: a push in between (a force-push) makes the server refuse
-            // it. Again, then (twice: on a busy repository it happens
-            // twice in a row): the new listing shows where it moved.
+            // A fetch over HTTP is a request of its own: a push in between
+            // (a force-push, the server's gc after it) may leave the
+            // commit listed gone. Again, then (twice: on a busy repository
+            // it happens twice in a row), by libgit2, whose listing shows
+            // where the ref moved.
             let mut attempt = 1;
             let got = loop {
-                match self.fetch(url, &target, depth, cancel) {
+                match self.fetch_listed(url, &target, depth, cancel, session.take()) {
                     Err(e) if attempt < 3 && !cancel.is_cancelled() => {
                         tracing::debug!(url = %redact(url), error = %e, attempt, "fetch failed; fetching again");
                         attempt += 1;
@@ -355,13 +367,14 @@ impl GitRepo {
 
     /// The refs `git_ref` may name on an SSH or git:// remote that showed
     /// libgit2 many, listed with protocol v2 where the server speaks it
-    /// (see [`v2_session`]); `None` leaves the listing to libgit2.
+    /// (see [`v2_session`]), and the session, open for a fetch; `None`
+    /// leaves the listing to libgit2.
     fn list_refs_over_ssh_or_git(
         &self,
         url: &str,
         git_ref: &str,
         cancel: &Cancel,
-    ) -> Option<Vec<(String, Hash)>> {
+    ) -> Option<(Vec<(String, Hash)>, v2_session::Session)> {
         let effective = self.url_settings(url).effective;
         let known = self.v2_servers.borrow().get(&effective).cloned();
         if !known.is_some_and(|k| k.worth_listing()) || cancel.is_cancelled() {
@@ -379,9 +392,9 @@ impl GitRepo {
         let mut servers = self.v2_servers.borrow_mut();
         let known = servers.entry(effective).or_default();
         match listed {
-            Ok(heads) => {
+            Ok((heads, session)) => {
                 tracing::debug!(url = %redact(url), protocol = 2, refs = heads.len(), "refs listed");
-                Some(heads)
+                Some((heads, session))
             }
             Err(e) => {
                 let why = match e {
@@ -513,6 +526,19 @@ impl GitRepo {
         depth: u32,
         cancel: &Cancel,
     ) -> Result<Hash, GitError> {
+        self.fetch_listed(url, target, depth, cancel, None)
+    }
+
+    /// [`GitRepo::fetch`], on the SSH or git:// `session` that listed the
+    /// refs when there is one.
+    fn fetch_listed(
+        &mut self,
+        url: &str,
+        target: &Target,
+        depth: u32,
+        cancel: &Cancel,
+        session: Option<v2_session::Session>,
+    ) -> Result<Hash, GitError> {
         let before = self.before_fetch();
         if let Some(path) = local_path(&self.effective_url(url)) {
             let known = std::mem::take(&mut self.known);
@@ -523,7 +549,11 @@ impl GitRepo {
             return Ok(target.hash);
         }
         let refspecs = fetch_refspecs_for(target);
-        let result = match self.fetch_over_http_v2(url, target, depth, cancel) {
+        let over_v2 = match session {
+            Some(session) => self.fetch_on_session(url, target, depth, cancel, session),
+            None => self.fetch_over_http_v2(url, target, depth, cancel),
+        };
+        let result = match over_v2 {
             Some(result) => result,
             None => self.fetch_refspecs(url, &refspecs, depth, cancel),
         };

@@ -6,16 +6,17 @@
 //! where the server first sends every ref it has: on a repository with
 //! 100,000 pull-request refs, megabytes every poll.
 //!
-//! Our own connection costs a handshake of its own when the listing shows
-//! a commit to fetch (libgit2 then connects again), so `remote.rs` uses it
-//! only for a server that advertised many refs to libgit2. The host key is
-//! checked against the known_hosts file before any key is offered; any
-//! failure here leaves the pass to libgit2, which reports it as before.
+//! A commit the listing shows is fetched on the same session (see
+//! `v2_session.rs`). `remote.rs` uses it for a server that advertised many
+//! refs to libgit2. The host key is checked against the known_hosts file
+//! before any key is offered; any failure here leaves the pass to libgit2,
+//! which reports it as before.
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::v2_session::{connect, ls_refs, NoListing};
+use super::v2_session::{connect, ls_refs, NoListing, Session};
 use super::{known_hosts, ssh_key, Hash, SshAuth};
 
 /// Where an SSH URL leads: `ssh://[user@]host[:port]/path` (also
@@ -107,13 +108,13 @@ fn host_key_methods(types: &[String]) -> String {
 }
 
 /// The refs of the repository at `place` whose names start with one of
-/// `prefixes`, over protocol v2.
+/// `prefixes`, over protocol v2, and the session, open for a fetch.
 pub(super) fn list(
     place: &SshPlace,
     auth: &SshAuth,
     prefixes: &[String],
     timeout: Duration,
-) -> Result<Vec<(String, Hash)>, NoListing> {
+) -> Result<(Vec<(String, Hash)>, Session), NoListing> {
     let tcp = connect(&place.host, place.port, timeout)?;
     let mut session = ssh2::Session::new()?;
     session.set_tcp_stream(tcp);
@@ -144,10 +145,36 @@ pub(super) fn list(
     // A server that does not pass the variable on answers with version 0.
     let _ = channel.setenv("GIT_PROTOCOL", "version=2");
     channel.exec(&format!("git-upload-pack {}", shell_quote(&place.path)))?;
-    let heads = ls_refs(&mut channel, prefixes);
-    let _ = channel.send_eof();
-    let _ = session.disconnect(None, "", None);
-    heads
+    ls_refs(Box::new(Channel { channel, session }), prefixes)
+}
+
+/// An SSH channel to `git-upload-pack`, and its session, closed together.
+struct Channel {
+    channel: ssh2::Channel,
+    session: ssh2::Session,
+}
+
+impl Read for Channel {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.channel.read(buf)
+    }
+}
+
+impl Write for Channel {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.channel.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.channel.flush()
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        let _ = self.channel.send_eof();
+        let _ = self.session.disconnect(None, "", None);
+    }
 }
 
 /// The key files that are there and usable, in order.

@@ -1,21 +1,22 @@
 //! A protocol v2 session with `git-upload-pack` over a stream of our own
 //! (an SSH channel, a git:// connection: `ssh_ls_refs.rs`,
-//! `daemon_ls_refs.rs`), for one `ls-refs` of the names `--ref` may mean.
-//! libgit2 speaks only version 0 on those transports, where the server
-//! first sends every ref it has: on a repository with 100,000 pull-request
-//! refs, megabytes every poll. Our own connection costs one of its own when
-//! the listing shows a commit to fetch (libgit2 then connects again), so
-//! `remote.rs` uses it only for a server that advertised many refs to
-//! libgit2; any failure here leaves the pass to libgit2, which reports it
-//! as before.
+//! `daemon_ls_refs.rs`): one `ls-refs` of the names `--ref` may mean, then,
+//! when that shows a commit to fetch, v2's `fetch` of it on the same
+//! session (`fetch_v2.rs`). libgit2 speaks only version 0 on those
+//! transports, where the server first sends every ref it has: on a
+//! repository with 100,000 pull-request refs, megabytes every poll, and
+//! again for every fetch. `remote.rs` uses it for a server that
+//! advertised many refs to libgit2; any failure here before the store
+//! changed leaves the pass to libgit2, which reports it as before.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use super::fetch_v2::{self, FetchError, ShallowInfo};
 use super::ls_refs::{ls_refs_request, v2_refs};
 use super::pkt_line::{self, Pkt, PktLines};
-use super::Hash;
+use super::{Cancel, Hash};
 
 /// Refs libgit2 must have listed for an SSH or git:// server before its
 /// refs are listed here: a version 0 advertisement of this many is 60 KB a poll,
@@ -60,32 +61,77 @@ pub(super) fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStr
     Ok(TcpStream::connect_timeout(&addr, timeout)?)
 }
 
+/// A stream to `git-upload-pack`: what a session speaks over.
+pub(super) trait Stream: Read + Write {}
+
+impl<T: Read + Write> Stream for T {}
+
+/// A session after its listing, still open for a fetch; ended when
+/// dropped.
+pub(super) struct Session {
+    stream: Box<dyn Stream>,
+    /// Whether the server offers the `fetch` command.
+    fetches: bool,
+}
+
+impl Session {
+    /// Send v2's `fetch` command, `request` (see [`fetch_v2::request`]):
+    /// the pack it answers with goes to `pack`.
+    pub fn fetch(
+        mut self,
+        request: &[u8],
+        pack: &mut dyn Write,
+        cancel: &Cancel,
+    ) -> Result<ShallowInfo, FetchError> {
+        if !self.fetches {
+            return Err(FetchError::Protocol("no fetch command"));
+        }
+        self.stream.write_all(request)?;
+        self.stream.flush()?;
+        let mut answer = std::io::BufReader::with_capacity(64 << 10, &mut self.stream);
+        fetch_v2::read_answer(&mut answer, pack, cancel)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // A flush where a command would start ends the session.
+        let _ = self.stream.write_all(b"0000");
+        let _ = self.stream.flush();
+    }
+}
+
 /// Speak protocol v2 on `stream`, whose server was just asked for it: the
-/// refs whose names start with one of `prefixes`. The session is ended.
+/// refs whose names start with one of `prefixes`, and the session, open
+/// for a fetch.
 pub(super) fn ls_refs(
-    stream: &mut (impl Read + Write),
+    mut stream: Box<dyn Stream>,
     prefixes: &[String],
-) -> Result<Vec<(String, Hash)>, NoListing> {
+) -> Result<(Vec<(String, Hash)>, Session), NoListing> {
     // A version 0 server starts with every ref it has: not read further.
-    let first = read_packet(stream, 0)?;
+    let first = read_packet(&mut stream, 0)?;
     if PktLines::new(&first).next() != Some(Pkt::Data(b"version 2")) {
         return Err(NoListing::Version0);
     }
-    let capabilities = read_until_flush(stream)?;
-    let mut lines = PktLines::new(&capabilities);
-    if !lines.any(|l| {
-        l.data()
-            .is_some_and(|d| d == b"ls-refs" || d.starts_with(b"ls-refs="))
-    }) {
+    let capabilities = read_until_flush(&mut stream)?;
+    let offers = |command: &[u8]| {
+        PktLines::new(&capabilities).any(|l| {
+            l.data().is_some_and(|d| {
+                d.strip_prefix(command)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"="))
+            })
+        })
+    };
+    if !offers(b"ls-refs") {
         return Err(NoListing::Failed("the server has no ls-refs".into()));
     }
-    stream.write_all(&ls_refs_request(prefixes))?;
-    stream.flush()?;
-    let answer = read_until_flush(stream)?;
-    // A flush after a command ends the session.
-    let _ = stream.write_all(b"0000");
-    let _ = stream.flush();
-    v2_refs(&answer).map_err(|e| NoListing::Failed(format!("{e:?}")))
+    let fetches = offers(b"fetch");
+    let mut session = Session { stream, fetches };
+    session.stream.write_all(&ls_refs_request(prefixes))?;
+    session.stream.flush()?;
+    let answer = read_until_flush(&mut session.stream)?;
+    let heads = v2_refs(&answer).map_err(|e| NoListing::Failed(format!("{e:?}")))?;
+    Ok((heads, session))
 }
 
 /// The largest answer read: refs asked for by name are a few lines.

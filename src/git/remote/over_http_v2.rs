@@ -3,29 +3,29 @@
 //! with v2, the commit fetched (`fetch`, see [`fetch_v2`]). Whatever this
 //! does not handle is left to libgit2, which speaks v0.
 
-use std::collections::BTreeSet;
-
+use super::super::fetch_v2::{self, FetchError};
 use super::super::ls_refs::{self, NoListing};
-use super::super::{depth, fetch_v2, http_config, Cancel, GitError, GitRepo, Hash};
+use super::super::{http_config, Cancel, GitError, GitRepo, Hash};
 use super::{Target, UrlSettings};
 use crate::redact::redact;
 
 /// What every request to one repository's server carries.
-struct Place<'a> {
+struct Place {
     /// The URL after `insteadOf`.
     effective: String,
     known: ls_refs::Known,
     /// `http.extraHeader` values and cookies.
     headers: Vec<String>,
-    basic: Option<(&'a str, &'a str)>,
+    /// Username and password.
+    basic: Option<(String, String)>,
 }
 
-impl Place<'_> {
+impl Place {
     fn request(&self) -> ls_refs::Request<'_> {
         ls_refs::Request {
             url: self.known.moved_to.as_deref().unwrap_or(&self.effective),
             headers: &self.headers,
-            basic: self.basic,
+            basic: self.basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
             basic_first: self.known.wants_credentials,
             known_v2: self.known.speaks_v2,
         }
@@ -35,7 +35,7 @@ impl Place<'_> {
 impl GitRepo {
     /// Where `url` is an HTTP(S) repository our client may ask (not
     /// through a proxy, not left to libgit2 for now), what it needs.
-    fn http_place(&self, url: &str) -> Option<Place<'_>> {
+    fn http_place(&self, url: &str) -> Option<Place> {
         let UrlSettings {
             effective,
             proxy,
@@ -62,7 +62,7 @@ impl GitRepo {
             .credentials
             .for_url(&effective)
             .filter(|_| !own_authorization)
-            .map(|c| (c.username.as_str(), c.password.as_str()));
+            .map(|c| (c.username.clone(), c.password.clone()));
         Some(Place {
             effective,
             known,
@@ -113,9 +113,7 @@ impl GitRepo {
     /// Fetch `target.hash`, `depth` commits deep, from an HTTP(S) server
     /// that answered our listing with protocol v2: one request, which the
     /// server answers with the pack, where libgit2 would have every ref
-    /// listed first. What the fetch brought (`target.hash`), or `None`
-    /// when it was not made or failed before the store changed: libgit2
-    /// fetches then, and reports what is wrong in its words.
+    /// listed first (see [`GitRepo::fetch_with_v2`]).
     pub(super) fn fetch_over_http_v2(
         &mut self,
         url: &str,
@@ -123,55 +121,17 @@ impl GitRepo {
         depth: u32,
         cancel: &Cancel,
     ) -> Option<Result<Vec<Hash>, GitError>> {
-        let shallow = depth::read_shallow(self);
-        let haves = self.tips_held();
-        let body = fetch_v2::request(&fetch_v2::Want {
-            commit: target.hash,
-            depth,
-            shallow: &shallow,
-            haves: &haves,
-        });
-        let info = {
-            let place = self.http_place(url).filter(|p| p.known.speaks_v2)?;
-            let odb = self.repo.odb().ok()?;
-            let mut pack = odb.packwriter().ok()?;
-            let answer = ls_refs::command(&place.request(), &body, cancel, |reader| {
+        let place = self.http_place(url).filter(|p| p.known.speaks_v2)?;
+        self.fetch_with_v2(url, target, depth, |body, pack| {
+            let read = |reader: &mut dyn std::io::Read| {
                 let mut reader = std::io::BufReader::with_capacity(64 << 10, reader);
-                fetch_v2::read_answer(&mut reader, &mut pack, cancel)
-            });
-            let why = match answer {
-                Ok(Ok(info)) => match pack.commit() {
-                    Ok(_) => Ok(info),
-                    Err(e) => Err(e.message().to_string()),
-                },
-                Ok(Err(fetch_v2::FetchError::Cancelled)) => return Some(Err(GitError::Cancelled)),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(NoListing::Unsupported(why) | NoListing::Skipped(why)) => Err(why),
+                fetch_v2::read_answer(&mut reader, pack, cancel)
             };
-            // (A pack not committed is removed as its writer is dropped.)
-            match why {
-                Ok(info) => info,
-                Err(why) => {
-                    tracing::debug!(url = %redact(url), reason = %redact(&why), "fetching with libgit2");
-                    return None;
-                }
-            }
-        };
-        tracing::debug!(url = %redact(url), protocol = 2, "fetched");
-        let written =
-            depth::write_shallow(self, &info.apply(&shallow)).and_then(|()| self.reopen());
-        Some(written.map(|()| vec![target.hash]))
-    }
-
-    /// The commits the store's refs point at: what the server need not
-    /// send again.
-    fn tips_held(&self) -> Vec<Hash> {
-        let mut tips = BTreeSet::new();
-        if let Ok(refs) = self.repo.references() {
-            for r in refs.flatten() {
-                tips.extend(r.peel_to_commit().ok().map(|c| c.id()));
-            }
-        }
-        tips.into_iter().collect()
+            ls_refs::command(&place.request(), body, cancel, read).unwrap_or_else(
+                |(NoListing::Unsupported(why) | NoListing::Skipped(why))| {
+                    Err(FetchError::Transport(why))
+                },
+            )
+        })
     }
 }

@@ -1,0 +1,88 @@
+//! One commit fetched into the store with protocol v2's `fetch` command
+//! (`fetch_v2.rs`), over whichever transport carries it: our HTTP(S)
+//! client (`over_http_v2.rs`), or the SSH or git:// session that listed
+//! the refs (`v2_session.rs`).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use super::super::fetch_v2::{self, FetchError, ShallowInfo};
+use super::super::v2_session::Session;
+use super::super::{depth, Cancel, GitError, GitRepo, Hash};
+use super::Target;
+use crate::redact::redact;
+
+impl GitRepo {
+    /// Fetch `target.hash`, `depth` commits deep (0: all history), by v2's
+    /// `fetch`: `send` sends the request it is given and reads the answer,
+    /// its pack into the writer it is given (libgit2's, which completes a
+    /// thin pack from the store). What the fetch brought (`target.hash`),
+    /// or `None` when it failed before the store changed: libgit2 fetches
+    /// then, and reports what is wrong in its words.
+    pub(super) fn fetch_with_v2(
+        &mut self,
+        url: &str,
+        target: &Target,
+        depth: u32,
+        send: impl FnOnce(&[u8], &mut dyn Write) -> Result<ShallowInfo, FetchError>,
+    ) -> Option<Result<Vec<Hash>, GitError>> {
+        let shallow = depth::read_shallow(self);
+        let haves = self.tips_held();
+        let request = fetch_v2::request(&fetch_v2::Want {
+            commit: target.hash,
+            depth,
+            shallow: &shallow,
+            haves: &haves,
+        });
+        let info = {
+            let odb = self.repo.odb().ok()?;
+            let mut pack = odb.packwriter().ok()?;
+            let received = send(&request, &mut pack).and_then(|info| {
+                pack.commit()
+                    .map(|_| info)
+                    .map_err(|e| FetchError::Transport(e.message().to_string()))
+            });
+            // (A pack not committed is removed as its writer is dropped.)
+            match received {
+                Ok(info) => info,
+                Err(FetchError::Cancelled) => return Some(Err(GitError::Cancelled)),
+                Err(e) => {
+                    let why = e.to_string();
+                    tracing::debug!(url = %redact(url), reason = %redact(&why), "fetching with libgit2");
+                    return None;
+                }
+            }
+        };
+        tracing::debug!(url = %redact(url), protocol = 2, "fetched");
+        let written =
+            depth::write_shallow(self, &info.apply(&shallow)).and_then(|()| self.reopen());
+        Some(written.map(|()| vec![target.hash]))
+    }
+
+    /// [`GitRepo::fetch_with_v2`] on the SSH or git:// `session` that
+    /// listed the refs.
+    pub(super) fn fetch_on_session(
+        &mut self,
+        url: &str,
+        target: &Target,
+        depth: u32,
+        cancel: &Cancel,
+        session: Session,
+    ) -> Option<Result<Vec<Hash>, GitError>> {
+        self.fetch_with_v2(url, target, depth, |request, pack| {
+            session.fetch(request, pack, cancel)
+        })
+    }
+
+    /// The commits the store's refs point at: what the server need not
+    /// send again.
+    fn tips_held(&self) -> Vec<Hash> {
+        let mut tips = BTreeSet::new();
+        if let Ok(refs) = self.repo.references() {
+            for r in refs.flatten() {
+                tips.extend(r.peel_to_commit().ok().map(|c| c.id()));
+            }
+        }
+        tips.into_iter().collect()
+    }
+}
