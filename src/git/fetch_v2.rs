@@ -101,16 +101,45 @@ pub(super) enum FetchError {
 }
 
 /// Read the answer from `r`: its pack goes to `pack`, what it says of
-/// shallow commits is returned. `cancel` is looked at between packets.
+/// shallow commits is returned. `cancel` is looked at before every read
+/// from `r` (a slow server's packet may take many).
 pub(super) fn read_answer(
-    r: &mut impl Read,
+    r: &mut dyn Read,
     pack: &mut dyn Write,
     cancel: &Cancel,
 ) -> Result<ShallowInfo, FetchError> {
+    let mut r = std::io::BufReader::with_capacity(64 << 10, Cancellable { r, cancel });
     let mut packets = Packets {
-        r,
+        r: &mut r,
         buf: Vec::with_capacity(MAX_PACKET),
     };
+    read_sections(&mut packets, pack, cancel).map_err(|e| match e {
+        FetchError::Io(_) if cancel.is_cancelled() => FetchError::Cancelled,
+        e => e,
+    })
+}
+
+/// A reader that fails once `cancel` is set.
+struct Cancellable<'a, R: ?Sized> {
+    r: &'a mut R,
+    cancel: &'a Cancel,
+}
+
+impl<R: Read + ?Sized> Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(std::io::Error::other("cancelled"));
+        }
+        self.r.read(buf)
+    }
+}
+
+/// The answer's sections, up to and with the pack.
+fn read_sections(
+    packets: &mut Packets<'_, impl Read>,
+    pack: &mut dyn Write,
+    cancel: &Cancel,
+) -> Result<ShallowInfo, FetchError> {
     let mut info = ShallowInfo::default();
     loop {
         let section = match packets.next()? {
@@ -119,7 +148,7 @@ pub(super) fn read_answer(
         };
         match &section[..] {
             b"packfile" => {
-                read_pack(&mut packets, pack, cancel)?;
+                read_pack(packets, pack, cancel)?;
                 return Ok(info);
             }
             b"shallow-info" => {
@@ -362,6 +391,42 @@ mod tests {
             let err = read_answer(&mut &body[..], &mut Vec::new(), &Cancel::new()).unwrap_err();
             assert!(err.to_string().contains(expected), "{err} for {body:?}");
         }
+    }
+
+    /// A slow server: one byte a read; `cancel` set at the 20th.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        reads: usize,
+        cancel: &'a Cancel,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.reads += 1;
+            if self.reads == 20 {
+                self.cancel.cancel();
+            }
+            let n = buf.len().min(self.data.len()).min(1);
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_fetch_cancelled_within_a_packet_stops_there() {
+        let mut big = b"\x01".to_vec();
+        big.resize(1000, b'x');
+        let body = answer(&[&pkt(b"packfile\n"), &pkt(&big), b"0000"]);
+        let cancel = Cancel::new();
+        let mut slow = Trickle {
+            data: &body,
+            reads: 0,
+            cancel: &cancel,
+        };
+        let err = read_answer(&mut slow, &mut Vec::new(), &cancel).unwrap_err();
+        assert!(matches!(err, FetchError::Cancelled), "{err}");
+        assert_eq!(slow.reads, 20);
     }
 
     #[test]

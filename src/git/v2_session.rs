@@ -88,8 +88,7 @@ impl Session {
         }
         self.stream.write_all(request)?;
         self.stream.flush()?;
-        let mut answer = std::io::BufReader::with_capacity(64 << 10, &mut self.stream);
-        fetch_v2::read_answer(&mut answer, pack, cancel)
+        fetch_v2::read_answer(&mut self.stream, pack, cancel)
     }
 }
 

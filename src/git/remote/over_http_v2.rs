@@ -123,10 +123,7 @@ impl GitRepo {
     ) -> Option<Result<Vec<Hash>, GitError>> {
         let place = self.http_place(url).filter(|p| p.known.speaks_v2)?;
         self.fetch_with_v2(url, target, depth, |body, pack| {
-            let read = |reader: &mut dyn std::io::Read| {
-                let mut reader = std::io::BufReader::with_capacity(64 << 10, reader);
-                fetch_v2::read_answer(&mut reader, pack, cancel)
-            };
+            let read = |reader: &mut dyn std::io::Read| fetch_v2::read_answer(reader, pack, cancel);
             ls_refs::command(&place.request(), body, cancel, read).unwrap_or_else(
                 |(NoListing::Unsupported(why) | NoListing::Skipped(why))| {
                     Err(FetchError::Transport(why))
