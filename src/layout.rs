@@ -366,7 +366,7 @@ impl Layout {
     /// of worktrees that are gone. Returns
     /// the hashes still kept (current first) and the earliest time a kept
     /// one becomes removable, or an entry that could not be removed is
-    /// tried again ([`RETRY_REMOVAL`]; it is logged, not an error).
+    /// tried again (`RETRY_REMOVAL`; it is logged, not an error).
     pub fn clean_worktrees(
         &self,
         repo: &GitRepo,

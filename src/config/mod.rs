@@ -125,11 +125,11 @@ pub struct Config {
     pub git_binary_ignored: Option<String>,
     /// One setting given under two names with different values, and which
     /// one is used (a v3 name over its v4 name, see
-    /// [`Sources::old_name_won`]; `GITSYNC_` over `GIT_SYNC_`): warnings for
+    /// `Sources::old_name_won`; `GITSYNC_` over `GIT_SYNC_`): warnings for
     /// the start of the log.
     pub names_overridden: Vec<String>,
     /// Deprecated names in use, with what replaces each (see
-    /// [`Sources::deprecated_in_use`]): said once at start.
+    /// `Sources::deprecated_in_use`): said once at start.
     pub deprecated_names: Vec<String>,
 }
 

@@ -49,7 +49,7 @@ fn read_answer(
 }
 
 /// A blocking HTTP client with a time limit, TLS through OpenSSL trusting
-/// what git does (see [`client_tls`]): for token endpoints, askpass URLs
+/// what git does (see `client_tls`): for token endpoints, askpass URLs
 /// and webhooks.
 pub fn http_agent(timeout: Duration, tls: &Tls) -> ureq::Agent {
     agent_config(timeout, tls).build().new_agent()

@@ -454,7 +454,7 @@ impl GitRepo {
     }
 
     /// Add config entries (`--git-config` and the like) to those this
-    /// repository runs with; they live in [`config_file::FILE`], written
+    /// repository runs with; they live in `config_file::FILE`, written
     /// whole, so keys given at an earlier start and not now are gone. Keys
     /// libgit2 does not use are stored all the same (harmless, and visible
     /// to a git binary in hooks).
