@@ -391,21 +391,36 @@ impl GitRepo {
                 message: "HEAD is not on the git-sync branch".into(),
             });
         }
-        let known = gc::Known::load(&gitdir);
-        Ok(GitRepo {
+        Ok(GitRepo::assemble(
             repo,
             gitdir,
-            credentials: CredentialSet::default(),
+            CredentialSet::default(),
+            store_defaults(),
+        ))
+    }
+
+    /// A `GitRepo` of the store `repo` at `gitdir`, with what is known of
+    /// its objects loaded and nothing yet learned of its remotes.
+    fn assemble(
+        repo: git2::Repository,
+        gitdir: PathBuf,
+        credentials: CredentialSet,
+        applied_config: Vec<(String, String)>,
+    ) -> GitRepo {
+        GitRepo {
+            repo,
+            known: gc::Known::load(&gitdir),
+            gitdir,
+            credentials,
             hostkey_error: std::cell::RefCell::new(None),
-            applied_config: store_defaults(),
-            known,
+            applied_config,
             per_url: Default::default(),
             top_level: Default::default(),
             clean_trees: Default::default(),
             deep_enough: Default::default(),
             http_servers: Default::default(),
             v2_servers: Default::default(),
-        })
+        }
     }
 
     /// Create a new repository at `root/.git`, HEAD on the git-sync branch.

@@ -169,20 +169,7 @@ impl GitRepo {
             )
             .map_err(|e| GitError::local(format!("init {}", path.display()), e))?,
         };
-        let mut store = GitRepo {
-            repo,
-            known: super::gc::Known::load(&path),
-            gitdir: path,
-            credentials: self.credentials.clone(),
-            hostkey_error: std::cell::RefCell::new(None),
-            applied_config: Vec::new(),
-            per_url: Default::default(),
-            top_level: Default::default(),
-            clean_trees: Default::default(),
-            deep_enough: Default::default(),
-            http_servers: Default::default(),
-            v2_servers: Default::default(),
-        };
+        let mut store = GitRepo::assemble(repo, path, self.credentials.clone(), Vec::new());
         // Proxies and other http.* settings apply to submodules as well.
         store.apply_config(&self.applied_config)?;
         Ok(store)
