@@ -1551,6 +1551,42 @@ fn an_http_poll_or_update_receives_the_refs_it_asks_for_not_every_ref() {
     }
 }
 
+/// `protocol.version` 0 or 1 in the git config keeps to version 0, as git
+/// does: no request asks for v2, libgit2 lists and fetches.
+#[test]
+fn protocol_version_0_in_the_git_config_keeps_to_version_0() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let (tmp, srv, repo) = temp_source("site");
+    let h = repo.commit(&[("f", "1")], "one");
+    let server = HttpServer::start(&srv);
+    let asked_v2 = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = asked_v2.clone();
+    let port = proxy(server.port, Duration::ZERO, move |_, bytes| {
+        let text = String::from_utf8_lossy(bytes).to_ascii_lowercase();
+        if text.contains("git-protocol: version=2") {
+            count.fetch_add(1, SeqCst);
+        }
+    });
+    for (n, config, v2) in [
+        (0, "--git-config=http.lowSpeedTime:60", true),
+        (1, "--git-config=protocol.version:0", false),
+        (2, "--git-config=protocol.version:1", false),
+    ] {
+        asked_v2.store(0, SeqCst);
+        let root = tmp.path().join(format!("root{n}"));
+        let out = run_git_sync(&[
+            &format!("--repo=http://127.0.0.1:{port}/site"),
+            &format!("--root={}", root.display()),
+            config,
+            "--one-time",
+        ]);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{config}: {log}");
+        assert_eq!(published(&root.join("site")), Some(h.clone()), "{config}");
+        assert_eq!(asked_v2.load(SeqCst) > 0, v2, "{config}: {log}");
+    }
+}
+
 /// A protocol v2 fetch the server breaks off leaves nothing behind in the
 /// store: libgit2 fetches the commit again, and the sync goes on.
 #[test]

@@ -133,7 +133,12 @@ fn has_effect(key: &str) -> bool {
                 | "followredirects"
         ),
         "url" => scoped && name == "insteadof",
-        "protocol" => sub.as_deref() == Some("file") && name == "allow",
+        "protocol" => match sub.as_deref() {
+            Some("file") => name == "allow",
+            // 0 or 1: our own v2 requests are not made.
+            None => name == "version",
+            Some(_) => false,
+        },
         // libgit2's pack writer (our gc) reads these three.
         "pack" => matches!(name, "windowmemory" | "deltacachesize" | "deltacachelimit"),
         // libgit2 reads most of core (line endings, symlinks, file modes);
@@ -306,6 +311,7 @@ mod tests {
             ("http.https://h/.sslVerify", "false"),
             ("core.sshCommand", "ssh -v"),
             ("protocol.allow", "always"),
+            ("protocol.version", "0"),
         ]);
         assert_eq!(
             without_effect(&e),

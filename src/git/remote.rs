@@ -39,6 +39,9 @@ pub(crate) struct UrlSettings {
     proxy: Option<proxy::Proxy>,
     /// `http.extraHeader` values (see [`http_config::extra_headers`]).
     extra_headers: Vec<String>,
+    /// Whether git would speak protocol v2 to it: unless `protocol.version`
+    /// says 0 or 1, which leaves listings and fetches to libgit2 (v0).
+    v2: bool,
 }
 
 /// The port an SSH URL connects to (22 unless `ssh://host:port/`).
@@ -185,7 +188,7 @@ impl GitRepo {
     fn decide_url_settings(&self, url: &str) -> UrlSettings {
         let mut entries = Vec::new();
         if let Ok(cfg) = self.repo.config() {
-            let keys = r"^(http\.(.+\.)?(proxy|extraheader)|url\..+\.insteadof)$";
+            let keys = r"^(http\.(.+\.)?(proxy|extraheader)|url\..+\.insteadof|protocol\.version)$";
             if let Ok(mut it) = cfg.entries(Some(keys)) {
                 while let Some(Ok(e)) = it.next() {
                     if let (Ok(k), Ok(v)) = (e.name(), e.value()) {
@@ -198,12 +201,22 @@ impl GitRepo {
         if effective != url {
             tracing::debug!(url = %redact(url), effective = %redact(&effective), "rewritten by url.<base>.insteadOf");
         }
+        // (The last value given wins, as in git.)
+        let v2 = !entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "protocol.version")
+            .is_some_and(|(_, v)| v.trim() == "0" || v.trim() == "1");
+        if !v2 {
+            tracing::debug!(url = %redact(&effective), "protocol.version asks for version 0: libgit2 lists and fetches");
+        }
         let url = effective.as_str();
         let Some((scheme, host, port)) = proxy::http_origin(url) else {
             return UrlSettings {
                 effective,
                 proxy: None,
                 extra_headers: Vec::new(),
+                v2,
             };
         };
         // The proxy as git would pick it (see [`super::proxy`]), with the
@@ -222,6 +235,7 @@ impl GitRepo {
             extra_headers: http_config::extra_headers(url, &entries),
             proxy: chosen,
             effective,
+            v2,
         }
     }
 
@@ -375,9 +389,9 @@ impl GitRepo {
         git_ref: &str,
         cancel: &Cancel,
     ) -> Option<(Vec<(String, Hash)>, v2_session::Session)> {
-        let effective = self.url_settings(url).effective;
+        let UrlSettings { effective, v2, .. } = self.url_settings(url);
         let known = self.v2_servers.borrow().get(&effective).cloned();
-        if !known.is_some_and(|k| k.worth_listing()) || cancel.is_cancelled() {
+        if !v2 || !known.is_some_and(|k| k.worth_listing()) || cancel.is_cancelled() {
             return None;
         }
         let (prefixes, timeout) = (ls_refs::prefixes(git_ref), ls_refs::timeout());

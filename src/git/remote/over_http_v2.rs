@@ -34,12 +34,14 @@ impl Place {
 
 impl GitRepo {
     /// Where `url` is an HTTP(S) repository our client may ask (not
-    /// through a proxy, not left to libgit2 for now), what it needs.
+    /// through a proxy, not left to libgit2 for now, nor by
+    /// `protocol.version`), what it needs.
     fn http_place(&self, url: &str) -> Option<Place> {
         let UrlSettings {
             effective,
             proxy,
             extra_headers: mut headers,
+            v2,
         } = self.url_settings(url);
         let http = effective.starts_with("https://") || effective.starts_with("http://");
         let known = self
@@ -48,7 +50,7 @@ impl GitRepo {
             .get(&effective)
             .cloned()
             .unwrap_or_default();
-        if !http || proxy.is_some() || known.left_to_libgit2() {
+        if !http || !v2 || proxy.is_some() || known.left_to_libgit2() {
             return None;
         }
         // A CA file or client certificate rotated since the last request
