@@ -1588,7 +1588,8 @@ fn protocol_version_0_in_the_git_config_keeps_to_version_0() {
 }
 
 /// A protocol v2 fetch the server breaks off leaves nothing behind in the
-/// store: libgit2 fetches the commit again, and the sync goes on.
+/// store: libgit2 fetches the commit again, and the sync goes on; the
+/// next updates are fetched by libgit2 at once, for a while.
 #[test]
 fn an_http_fetch_cut_short_is_made_again_and_leaves_no_partial_pack() {
     let (tmp, srv, repo) = temp_source("site");
@@ -1598,14 +1599,20 @@ fn an_http_fetch_cut_short_is_made_again_and_leaves_no_partial_pack() {
         .collect();
     let h = repo.commit(&[("noise.txt", &noise)], "noise");
     let backend = tmp.path().join("cutting-backend");
+    let fetches = tmp.path().join("v2-fetches");
     script(
         &backend,
-        r#"body=$(cat; echo x); body=${body%x}
+        &format!(
+            r#"body=$(cat; echo x); body=${{body%x}}
 case "$body" in
-  *command=fetch*) printf '%s' "$body" | /usr/lib/git-core/git-http-backend | head -c 2000 ;;
+  *command=fetch*) echo >> {}
+    printf '%s' "$body" | /usr/lib/git-core/git-http-backend | head -c 2000 ;;
   *) printf '%s' "$body" | exec /usr/lib/git-core/git-http-backend ;;
 esac"#,
+            fetches.display()
+        ),
     );
+    let v2_fetches = || fs::read_to_string(&fetches).unwrap_or_default().len();
     let location = git_location(&srv, Path::new("{sock}")).replace(
         "/usr/lib/git-core/git-http-backend",
         &backend.display().to_string(),
@@ -1633,6 +1640,22 @@ esac"#,
         "{packs:?}"
     );
     assert_eq!(packs.len(), 2, "{packs:?}");
+    assert_eq!(v2_fetches(), 1);
+
+    let root = tmp.path().join("daemon-root");
+    let mut daemon = spawn(git_sync(&[
+        &format!("--repo=http://127.0.0.1:{}/site", server.port),
+        &format!("--root={}", root.display()),
+        "--period=50ms",
+    ]));
+    daemon.wait_for(LONG, "the first sync", || {
+        published(&root.join("site")).as_deref() == Some(repo.head().as_str())
+    });
+    let h2 = repo.commit(&[("f", "2")], "two");
+    daemon.wait_for(LONG, "the update", || {
+        published(&root.join("site")).as_deref() == Some(h2.as_str())
+    });
+    assert_eq!(v2_fetches(), 2, "{}", daemon.log());
 }
 
 /// A repository its server redirects (renamed on GitHub, say) is asked for

@@ -101,6 +101,9 @@ pub(super) struct Known {
     /// [`ASK_AGAIN_AFTER`] (a server is reconfigured), or until a CA file
     /// or client certificate changes (its certificate was not trusted).
     pub left_at: Option<(std::time::Instant, u64)>,
+    /// When a v2 fetch from it broke off or came back malformed: libgit2
+    /// fetches for [`ASK_AGAIN_AFTER`] (listings stay ours).
+    pub fetch_left_at: Option<std::time::Instant>,
 }
 
 /// How long a server that answered in a way not handled here is left to
@@ -118,6 +121,11 @@ impl Known {
         self.left_at.is_some_and(|(since, generation)| {
             still_left(since) && generation == super::tls::generation()
         })
+    }
+
+    /// Whether a commit is fetched from it with v2 now.
+    pub fn fetches_v2(&self) -> bool {
+        self.speaks_v2 && !self.fetch_left_at.is_some_and(still_left)
     }
 }
 

@@ -115,7 +115,9 @@ impl GitRepo {
     /// Fetch `target.hash`, `depth` commits deep, from an HTTP(S) server
     /// that answered our listing with protocol v2: one request, which the
     /// server answers with the pack, where libgit2 would have every ref
-    /// listed first (see [`GitRepo::fetch_with_v2`]).
+    /// listed first (see [`GitRepo::fetch_with_v2`]). A server whose
+    /// answer broke off or made no sense (not one that refused the commit)
+    /// is left to libgit2's fetch for a while.
     pub(super) fn fetch_over_http_v2(
         &mut self,
         url: &str,
@@ -123,14 +125,26 @@ impl GitRepo {
         depth: u32,
         cancel: &Cancel,
     ) -> Option<Result<Vec<Hash>, GitError>> {
-        let place = self.http_place(url).filter(|p| p.known.speaks_v2)?;
-        self.fetch_with_v2(url, target, depth, |body, pack| {
+        let place = self.http_place(url).filter(|p| p.known.fetches_v2())?;
+        let mut broken = false;
+        let fetched = self.fetch_with_v2(url, target, depth, |body, pack| {
             let read = |reader: &mut dyn std::io::Read| fetch_v2::read_answer(reader, pack, cancel);
-            ls_refs::command(&place.request(), body, cancel, read).unwrap_or_else(
+            let answer = ls_refs::command(&place.request(), body, cancel, read).unwrap_or_else(
                 |(NoListing::Unsupported(why) | NoListing::Skipped(why))| {
                     Err(FetchError::Transport(why))
                 },
-            )
-        })
+            );
+            broken = matches!(
+                answer,
+                Err(FetchError::Io(_) | FetchError::Protocol(_) | FetchError::Transport(_))
+            );
+            answer
+        });
+        if broken {
+            let mut servers = self.http_servers.borrow_mut();
+            let known = servers.entry(place.effective).or_default();
+            known.fetch_left_at = Some(std::time::Instant::now());
+        }
+        fetched
     }
 }
