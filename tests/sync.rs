@@ -1551,6 +1551,32 @@ fn an_http_poll_or_update_receives_the_refs_it_asks_for_not_every_ref() {
     }
 }
 
+/// A commit named by its hash (no listing before its fetch) is fetched
+/// with protocol v2 too: the server's first answer shows it speaks v2, and
+/// the fetch asks for that commit alone, where libgit2's would have every
+/// ref listed.
+#[test]
+fn an_http_fetch_of_a_commit_named_by_its_hash_lists_no_refs() {
+    let (tmp, srv, repo) = temp_source("site");
+    let h = repo.commit(&[("f", "1")], "one");
+    repo.add_pull_refs(3_000);
+    let server = HttpServer::start(&srv);
+    let (proxied, received, _) = recording_proxy(server.port);
+    let root = tmp.path().join("root");
+    let out = run_git_sync(&[
+        &format!("--repo=http://127.0.0.1:{proxied}/site"),
+        &format!("--root={}", root.display()),
+        &format!("--ref={h}"),
+        "--one-time",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_eq!(published(&root.join("site")), Some(h));
+    let got = received.load(std::sync::atomic::Ordering::SeqCst);
+    // (The 3,000 refs are some 190 KB.)
+    assert!(got < 20_000, "{got} bytes received");
+}
+
 /// `protocol.version` 0 or 1 in the git config keeps to version 0, as git
 /// does: no request asks for v2, libgit2 lists and fetches.
 #[test]
@@ -2845,6 +2871,10 @@ fn help_version_and_man() {
     }
 }
 
+/// A server speaking protocol v0 (as libgit2 does; here by
+/// `protocol.version`) refuses a hash no ref points at unless configured
+/// to allow it: all branches and tags are fetched instead. Over v2, which
+/// has no such check, the commit is fetched at once.
 #[test]
 fn hash_ref_from_a_server_that_refuses_unadvertised_wants() {
     let f = Fixture::new(Transport::Http);
@@ -2852,7 +2882,8 @@ fn hash_ref_from_a_server_that_refuses_unadvertised_wants() {
         .git(&["config", "uploadpack.allowAnySHA1InWant", "false"]);
     let c1 = f.repo.commit(&[("f", "1")], "c1");
     f.repo.commit(&[("f", "2")], "c2");
-    let log = f.sync_once(&[&format!("--ref={c1}")]);
+    let v0 = "--git-config=protocol.version:0";
+    let log = f.sync_once(&[&format!("--ref={c1}"), v0]);
     assert!(
         log.contains("refused a fetch by hash"),
         "fallback not taken:\n{log}"
@@ -2871,6 +2902,19 @@ fn hash_ref_from_a_server_that_refuses_unadvertised_wants() {
         log_lines_with(log, "no change") >= 3
     });
     assert_eq!(log_lines_with(&d.log(), pinned), 1, "{}", d.log());
+    drop(d);
+
+    let root = f.tmp.path().join("v2-root");
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", root.display()),
+        &format!("--ref={c1}"),
+        "--one-time",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(!log.contains("refused a fetch by hash"), "{log}");
+    assert_eq!(published(&root.join("site")), Some(c1));
 }
 
 // ---- crash safety and disk use ------------------------------------------

@@ -168,7 +168,9 @@ pub(super) enum NoListing {
     Skipped(String),
 }
 
-/// List the refs under `prefixes` of the repository `req.url`.
+/// List the refs under `prefixes` of the repository `req.url`. With no
+/// prefixes, only what the server speaks is found out: a v2 server lists
+/// nothing (v0's listing of every ref comes with its first answer).
 pub(super) fn list(
     req: &Request<'_>,
     prefixes: &[String],
@@ -176,6 +178,9 @@ pub(super) fn list(
 ) -> Result<Listing, NoListing> {
     let agent = agent().ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
     let mut exchange = Exchange::new(&agent, req)?;
+    if prefixes.is_empty() && req.known_v2 {
+        return Ok(exchange.listing(Vec::new(), 2));
+    }
     // A server known to speak v2 is asked at once: one round trip a poll,
     // as v0's listing (a stateless server needs no capabilities first).
     if req.known_v2 {
@@ -228,6 +233,9 @@ pub(super) fn list(
     }
     if cancel.is_cancelled() {
         return Err(NoListing::Skipped("cancelled".into()));
+    }
+    if prefixes.is_empty() {
+        return Ok(exchange.listing(Vec::new(), 2));
     }
     let heads = exchange.ls_refs(prefixes, cancel)?;
     Ok(exchange.listing(heads, 2))

@@ -82,8 +82,20 @@ impl GitRepo {
         git_ref: &str,
         cancel: &Cancel,
     ) -> Option<Vec<(String, Hash)>> {
+        self.ask_http(url, &ls_refs::prefixes(git_ref), cancel)
+    }
+
+    /// [`GitRepo::list_refs_over_http`] of the refs under `prefixes`
+    /// (none: whether the server speaks v2 is found out), and what the
+    /// server was found to be noted for the next requests.
+    fn ask_http(
+        &self,
+        url: &str,
+        prefixes: &[String],
+        cancel: &Cancel,
+    ) -> Option<Vec<(String, Hash)>> {
         let place = self.http_place(url)?;
-        let listed = ls_refs::list(&place.request(), &ls_refs::prefixes(git_ref), cancel);
+        let listed = ls_refs::list(&place.request(), prefixes, cancel);
         let mut servers = self.http_servers.borrow_mut();
         let known = servers.entry(place.effective).or_default();
         match listed {
@@ -125,7 +137,15 @@ impl GitRepo {
         depth: u32,
         cancel: &Cancel,
     ) -> Option<Result<Vec<Hash>, GitError>> {
-        let place = self.http_place(url).filter(|p| p.known.fetches_v2())?;
+        let mut place = self.http_place(url)?;
+        if !self.http_servers.borrow().contains_key(&place.effective) {
+            // Never asked (a commit named by its hash, a submodule's): what
+            // it speaks is found out first, a small answer from a v2
+            // server, where libgit2's v0 fetch has every ref listed.
+            self.ask_http(url, &[], cancel);
+            place = self.http_place(url)?;
+        }
+        let place = Some(place).filter(|p| p.known.fetches_v2())?;
         let mut broken = false;
         let fetched = self.fetch_with_v2(url, target, depth, |body, pack| {
             let read = |reader: &mut dyn std::io::Read| fetch_v2::read_answer(reader, pack, cancel);
