@@ -1551,6 +1551,43 @@ fn an_http_poll_or_update_receives_the_refs_it_asks_for_not_every_ref() {
     }
 }
 
+/// The connection kept between polls carries the fetches too: an update
+/// opens none of its own.
+#[test]
+fn an_http_update_keeps_the_polls_connection() {
+    let (tmp, srv, repo) = temp_source("site");
+    let h1 = repo.commit(&[("f", "1")], "one");
+    let server = HttpServer::start(&srv);
+    let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = connections.clone();
+    let (port, _) = counting_proxy(server.port, move |n, bytes| {
+        if bytes.starts_with(b"POST ") || bytes.starts_with(b"GET ") {
+            seen.lock().unwrap().push(n);
+        }
+    });
+    let root = tmp.path().join("root");
+    let mut p = spawn(git_sync(&[
+        &format!("--repo=http://127.0.0.1:{port}/site"),
+        &format!("--root={}", root.display()),
+        "--period=20ms",
+        "-v=5",
+    ]));
+    let published_is = |h: &str| published(&root.join("site")).as_deref() == Some(h);
+    p.wait_for(LONG, "the first sync", || published_is(&h1));
+    let requests = || connections.lock().unwrap().len();
+    let from = requests() + 2;
+    p.wait_for(LONG, "polls", || requests() >= from + 3);
+    let h2 = repo.commit(&[("f", "2")], "two");
+    p.wait_for(LONG, "the update", || published_is(&h2));
+    let to = requests() + 3;
+    p.wait_for(LONG, "polls after it", || requests() >= to + 3);
+    let used: std::collections::BTreeSet<usize> = connections.lock().unwrap()[from..]
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(used.len(), 1, "connections {used:?}: {}", p.log());
+}
+
 /// A commit named by its hash (no listing before its fetch) is fetched
 /// with protocol v2 too: the server's first answer shows it speaks v2, and
 /// the fetch asks for that commit alone, where libgit2's would have every

@@ -244,16 +244,23 @@ pub(super) fn list(
 /// Send `body`, a protocol v2 command, to the upload-pack of the
 /// repository `req.url`, whose server answered with v2 before; its answer
 /// to `read`, as it arrives.
-pub(super) fn command<T>(
+pub(super) fn command<T, E>(
     req: &Request<'_>,
     body: &[u8],
     cancel: &Cancel,
-    read: impl FnOnce(&mut dyn std::io::Read) -> T,
-) -> Result<T, NoListing> {
+    read: impl FnOnce(&mut dyn std::io::Read) -> Result<T, E>,
+) -> Result<Result<T, E>, NoListing> {
     let agent = agent().ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
     let answer = Exchange::new(&agent, req)?.command(body, cancel)?;
-    let answer = accepted(answer, RESULT)?;
-    Ok(read(&mut answer.into_body().into_reader()))
+    let mut reader = accepted(answer, RESULT)?.into_body().into_reader();
+    let result = read(&mut reader);
+    if result.is_ok() {
+        // What follows a whole answer (a response-end packet) is read too:
+        // a body read to its end returns the connection to the pool.
+        let mut rest = std::io::Read::take(&mut reader, 4 << 10);
+        let _ = std::io::copy(&mut rest, &mut std::io::sink());
+    }
+    Ok(result)
 }
 
 /// The content type of a command's answer.
