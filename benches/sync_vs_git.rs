@@ -418,6 +418,68 @@ fn many_refs_updates(
     (median(ours), median(theirs), ours_bytes, theirs_bytes)
 }
 
+/// CPU per update of the repository `repo` (many refs) over SSH at `url`:
+/// a running git-sync's (each pass started by a signal, from the commit
+/// until the gc after it is logged; its refs listed with protocol v2 once
+/// its first listing showed them), and the median of upstream's commands
+/// for the same update (`upstream_update`, git speaking v2 over OpenSSH).
+fn ssh_many_refs_updates(
+    repo: &SourceRepo,
+    url: &str,
+    flags: &[&str],
+    ssh_command: &str,
+    tmp: &std::path::Path,
+) -> (Duration, Usage) {
+    let root = tmp.join("ssh-refs-daemon");
+    let mut cmd = git_sync(&[
+        &format!("--repo={url}"),
+        &format!("--root={}", root.display()),
+        "--period=1h",
+        "--sync-on-signal=SIGHUP",
+        "--stale-worktree-grace=0s",
+        "-v=1",
+    ]);
+    cmd.args(flags);
+    cmd.stdout(std::process::Stdio::null());
+    let mut daemon = spawn(cmd);
+    let link = root.join("many-refs");
+    daemon.wait_for(Duration::from_secs(60), "first sync", || link.exists());
+    let gcs = |log: &str| log.matches("\"msg\":\"git gc").count();
+    let clone = tmp.join("ssh-refs-clone");
+    run_ok(Command::new("git").args([
+        "-c",
+        ssh_command,
+        "clone",
+        "-q",
+        "--depth",
+        "1",
+        url,
+        clone.to_str().unwrap(),
+    ]));
+    let (key, value) = ssh_command.split_once('=').unwrap();
+    git(&clone, &["config", key, value]);
+    let mut cpu = Duration::ZERO;
+    let mut theirs = Vec::new();
+    for run in 0..RUNS {
+        let before = gcs(&daemon.log());
+        let head = repo.commit(&[("f", &format!("ssh update {run}"))], "update");
+        let cpu0 = proc_cpu(daemon.child.id());
+        signal(&daemon.child, libc::SIGHUP);
+        daemon.wait_for(Duration::from_secs(60), "update published", || {
+            published(&link).as_deref() == Some(&head)
+        });
+        daemon.wait_log(Duration::from_secs(60), "its gc", |log| gcs(log) > before);
+        cpu += proc_cpu(daemon.child.id()) - cpu0;
+        let (wt, old) = (
+            tmp.join(format!("ssh-refs-wt{run}")),
+            tmp.join(format!("ssh-refs-wt{}", run.wrapping_sub(1))),
+        );
+        theirs.push(upstream_update(&clone, &wt, Some(&old)));
+    }
+    daemon.kill9();
+    (cpu / RUNS as u32, median(theirs))
+}
+
 /// CPU per update of `hist` at `--depth=0`: a running git-sync (what its
 /// process used from before the commit until its gc is logged), and the
 /// median of upstream's commands for the same update on a full clone.
@@ -666,6 +728,8 @@ fn main() {
         bytes_per_poll(server.port, "many-refs", &tmp.path().join("many-bytes"));
     let (refs_up_ours, refs_up_theirs, refs_up_bytes, refs_up_git_bytes) =
         many_refs_updates(bin, server.port, &many, tmp.path());
+    let (ssh_refs_up_ours, ssh_refs_up_theirs) =
+        ssh_many_refs_updates(&many, &many_ssh_url, &ssh_flags, &ssh_command, tmp.path());
 
     // --- one big file: memory follows the largest blob ----------------------
     let big = SourceRepo::new(&srv, "big");
@@ -909,6 +973,11 @@ fn main() {
         "update, bytes received, 50,000 refs",
         refs_up_bytes,
         refs_up_git_bytes,
+    );
+    row(
+        "update over SSH, 50,000 refs, CPU",
+        ssh_refs_up_ours,
+        ssh_refs_up_theirs.cpu,
     );
     row(
         "idle local daemon CPU/s (vs ls-remote/60s)",
