@@ -19,8 +19,10 @@ use super::pkt_line::{self, Pkt, PktLines};
 use super::{Cancel, Hash};
 
 /// Refs libgit2 must have listed for an SSH or git:// server before its
-/// refs are listed here: a version 0 advertisement of this many is 60 KB a poll,
-/// where the handshake this listing adds to an update costs a few ms.
+/// refs are listed here: a version 0 advertisement of this many is 60 KB a
+/// poll. With fewer, v0's listing is about as small as v2's, and a server
+/// that does not speak v2 (a stock OpenSSH, which drops `GIT_PROTOCOL`)
+/// would cost a session of ours every 10 minutes for nothing.
 pub(super) const MANY_REFS: usize = 1000;
 
 /// What an SSH or git:// server was found to be, for the next polls.
