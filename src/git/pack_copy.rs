@@ -18,7 +18,6 @@
 //! back. Pack and index go to temporary names and are renamed into place,
 //! the index last, so a reader never finds a pack half written.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -339,6 +338,8 @@ enum State {
 /// One object to write, and where it is copied from.
 struct Wanted {
     id: Oid,
+    /// Its place among the wanted ids, sorted (fewer than `u32::MAX`).
+    rank: u32,
     from: Option<(usize, usize)>,
 }
 
@@ -367,8 +368,10 @@ pub fn write_pack(
     let objects_dirs: Vec<&Path> = pack_dirs.iter().filter_map(|d| d.parent()).collect();
     let mut todo: Vec<Wanted> = ids
         .iter()
-        .map(|&id| Wanted {
+        .zip(0..count)
+        .map(|(&id, rank)| Wanted {
             id,
+            rank,
             from: sources
                 .iter()
                 .enumerate()
@@ -382,7 +385,14 @@ pub fn write_pack(
             (s, sources[s].index.offset(pos))
         })
     });
-    let number: HashMap<Oid, usize> = todo.iter().enumerate().map(|(n, w)| (w.id, n)).collect();
+    // Where each object of `ids` (sorted) went in `todo`: a base is found
+    // by a binary search of `ids`, where a map of ids would take 70 bytes
+    // an object (3.5 MB of a first sync's 20 MB peak, 50,000 files).
+    let mut number = vec![0u32; ids.len()];
+    for (w, n) in todo.iter().zip(0..count) {
+        number[w.rank as usize] = n;
+    }
+    let number_of = |id: &Oid| ids.binary_search(id).ok().map(|i| number[i] as usize);
 
     let stamp = format!(
         "{}_{}",
@@ -431,7 +441,7 @@ pub fn write_pack(
                     Base::At(at) => src.index.id(src.index.at_offset(*at)?),
                     Base::Id(id) => *id,
                 };
-                number.get(&id).copied()
+                number_of(&id)
             });
             if let Some(b) = base {
                 if state[b] == State::Todo && state[n] == State::Todo {
