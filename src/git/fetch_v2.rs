@@ -113,7 +113,7 @@ pub(super) fn read_answer(
         r: &mut r,
         buf: Vec::with_capacity(MAX_PACKET),
     };
-    read_sections(&mut packets, pack, cancel).map_err(|e| match e {
+    read_sections(&mut packets, pack).map_err(|e| match e {
         FetchError::Io(_) if cancel.is_cancelled() => FetchError::Cancelled,
         e => e,
     })
@@ -138,7 +138,6 @@ impl<R: Read + ?Sized> Read for Cancellable<'_, R> {
 fn read_sections(
     packets: &mut Packets<'_, impl Read>,
     pack: &mut dyn Write,
-    cancel: &Cancel,
 ) -> Result<ShallowInfo, FetchError> {
     let mut info = ShallowInfo::default();
     loop {
@@ -148,7 +147,7 @@ fn read_sections(
         };
         match &section[..] {
             b"packfile" => {
-                read_pack(packets, pack, cancel)?;
+                read_pack(packets, pack)?;
                 return Ok(info);
             }
             b"shallow-info" => {
@@ -186,16 +185,10 @@ fn read_sections(
     }
 }
 
-/// The `packfile` section: side-band packets, up to the flush.
-fn read_pack(
-    packets: &mut Packets<'_, impl Read>,
-    pack: &mut dyn Write,
-    cancel: &Cancel,
-) -> Result<(), FetchError> {
+/// The `packfile` section: side-band packets, up to the flush. (A
+/// cancelled pass fails the next read, see [`Cancellable`].)
+fn read_pack(packets: &mut Packets<'_, impl Read>, pack: &mut dyn Write) -> Result<(), FetchError> {
     loop {
-        if cancel.is_cancelled() {
-            return Err(FetchError::Cancelled);
-        }
         let data = match packets.next()? {
             Packet::Data(data) => data,
             Packet::Flush => return Ok(()),
