@@ -119,7 +119,14 @@ fn log_config(cfg: &Config) {
         tracing::info!(git = %g, "--git is ignored: all git work is done in process, no git binary is used");
     }
     if let Some(filter) = &cfg.checkout.filter {
-        tracing::info!(%filter, "--filter: libgit2 cannot make partial clones; fetching whole objects, limited by --depth only");
+        let sparse = cfg.checkout.sparse_checkout_file.is_some();
+        if !sparse {
+            tracing::info!(%filter, "--filter without --sparse-checkout-file: every file's content is checked out, so whole objects are fetched, in one request");
+        } else if crate::git::filter_applies(filter) {
+            tracing::info!(%filter, "--filter: the commit and its trees are fetched with the filter, then the contents the sparse checkout writes; whole objects from servers without uploadpack.allowFilter, and over a proxy or protocol v0");
+        } else {
+            tracing::info!(%filter, "--filter: only blob:none and blob:limit=<n> are applied; fetching whole objects, limited by --depth only");
+        }
     }
     if let Some(file) = &cfg.auth.cookie_file {
         tracing::info!(file = %file.display(), "cookies from this file go with matching HTTP requests");

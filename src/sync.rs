@@ -159,6 +159,9 @@ fn open_repository(
     if cfg.checkout.sparse_checkout_file.is_some() {
         // Tells a git binary (in hooks) that worktrees are sparse.
         git.apply_config(&[("core.sparseCheckout".into(), "true".into())])?;
+        // Without sparse patterns every file's content is checked out:
+        // a filter would only split the fetch in two.
+        git.set_filter(cfg.checkout.filter.clone());
     }
     Ok(git)
 }
@@ -270,6 +273,9 @@ impl Syncer {
             hash,
             yours,
         });
+        // (In a partial clone, the contents the checkout reads first.)
+        self.git
+            .fill_partial(&self.cfg.repo, hash, patterns.as_ref(), cancel)?;
         self.git
             .create_worktree(hash, worktree, &name, sparse, base, cancel)?;
         if self.cfg.checkout.submodules != Submodules::Off {

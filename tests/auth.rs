@@ -4,6 +4,7 @@
 mod support;
 
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 use support::*;
@@ -1339,6 +1340,29 @@ fn no_secret_in_logs_error_files_or_metrics() {
     }
 }
 
+/// The flags that sync `repo` from `sshd` reached through a proxy on
+/// `port` of 127.0.0.1 (`--repo`, the key, a known_hosts file made in
+/// `dir` for that address).
+fn ssh_flags_through(sshd: &Sshd, repo: &SourceRepo, port: u16, dir: &Path) -> Vec<String> {
+    let known = dir.join("known_hosts");
+    let direct = format!("[{}]:{}", sshd.addr, sshd.port);
+    let lines: Vec<String> = sshd
+        .known_hosts_by_type
+        .iter()
+        .map(|l| l.replace(&direct, &format!("[127.0.0.1]:{port}")))
+        .collect();
+    fs::write(&known, lines.join("\n") + "\n").unwrap();
+    vec![
+        format!(
+            "--repo=ssh://{}@127.0.0.1:{port}{}",
+            sshd.user,
+            repo.dir.display()
+        ),
+        format!("--ssh-key-file={}", sshd.client_key.display()),
+        format!("--ssh-known-hosts-file={}", known.display()),
+    ]
+}
+
 /// Over SSH too, once libgit2's first listing has shown a repository with
 /// many refs (GitHub's pull requests), a poll asks for the ref it syncs
 /// only (protocol v2), where the server passes `GIT_PROTOCOL` on, and an
@@ -1359,28 +1383,17 @@ fn an_ssh_poll_of_a_repository_with_many_refs_asks_for_its_ref_only() {
         };
         // Through a TCP proxy counting what the server sends.
         let (port, received) = counting_proxy(sshd.port, |_, _| {});
-        let known = tmp.path().join("known_hosts");
-        let direct = format!("[{}]:{}", sshd.addr, sshd.port);
-        let lines: Vec<String> = sshd
-            .known_hosts_by_type
-            .iter()
-            .map(|l| l.replace(&direct, &format!("[127.0.0.1]:{port}")))
-            .collect();
-        fs::write(&known, lines.join("\n") + "\n").unwrap();
         let root = tmp.path().join("root");
-        let mut p = spawn(git_sync(&[
-            &format!(
-                "--repo=ssh://{}@127.0.0.1:{port}{}",
-                sshd.user,
-                repo.dir.display()
-            ),
-            &format!("--root={}", root.display()),
-            &format!("--ssh-key-file={}", sshd.client_key.display()),
-            &format!("--ssh-known-hosts-file={}", known.display()),
-            "--link=site",
-            "--period=100ms",
-            "-v=5",
-        ]));
+        let mut args = ssh_flags_through(&sshd, &repo, port, tmp.path());
+        args.extend([
+            format!("--root={}", root.display()),
+            "--link=site".into(),
+            "--period=100ms".into(),
+            "-v=5".into(),
+        ]);
+        let mut p = spawn(git_sync(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        ));
         let polls = |log: &str| log_lines_with(log, "no change");
         p.wait_log(LONG, "polls", |l| polls(l) >= 3);
         let (bytes, before) = (
@@ -1423,4 +1436,48 @@ fn an_ssh_poll_of_a_repository_with_many_refs_asks_for_its_ref_only() {
         v0_update > 150_000,
         "{v0_update} bytes an update with protocol version 0"
     );
+}
+
+/// A partial clone over SSH (`--filter` with a sparse checkout): the
+/// listing and the filtered fetch on a session of ours (libgit2 has no
+/// filters), the selected contents fetched on another; the large files
+/// outside the patterns never come.
+#[test]
+fn a_filtered_sparse_sync_over_ssh_fetches_only_the_selected_contents() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    repo.git(&["config", "uploadpack.allowFilter", "true"]);
+    let big = noise(1, 1 << 20);
+    repo.commit(&[("docs/a.md", "a1"), ("assets/0.bin", &big)], "one");
+    let sshd = Sshd::start();
+    let (port, received) = counting_proxy(sshd.port, |_, _| {});
+    let root = tmp.path().join("root");
+    let patterns = tmp.path().join("sparse");
+    let mut args = ssh_flags_through(&sshd, &repo, port, tmp.path());
+    args.extend([
+        format!("--root={}", root.display()),
+        format!("--sparse-checkout-file={}", patterns.display()),
+        "--filter=blob:limit=1k".into(),
+        "--one-time".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sync = || {
+        let before = received.load(std::sync::atomic::Ordering::SeqCst);
+        let out = run_git_sync(&args);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        received.load(std::sync::atomic::Ordering::SeqCst) - before
+    };
+    let link = root.join(repo.dir.file_name().unwrap());
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let first = sync();
+    assert_eq!(fs::read_to_string(link.join("docs/a.md")).unwrap(), "a1");
+    assert!(!link.join("assets").exists());
+    // (The file outside is some 860 KB compressed; a session's
+    // handshake a few KB.)
+    assert!(first < 60_000, "first sync: {first} bytes");
+    fs::write(&patterns, "/assets/\n").unwrap();
+    sync();
+    assert_eq!(fs::read_to_string(link.join("assets/0.bin")).unwrap(), big);
+    assert!(!link.join("docs").exists());
 }

@@ -3815,6 +3815,97 @@ fn a_sparse_tree_shares_its_unchanged_files_and_still_leaves_the_rest_out() {
     assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
 }
 
+/// `--filter=blob:none` with a sparse checkout (a partial clone, as
+/// upstream's git makes one): from a server that takes filters, the
+/// commit and its trees come first, then only the contents the sparse
+/// patterns select (and the `.gitattributes` the checkout reads). The
+/// megabytes outside never come: not for the first sync, not for an
+/// update, not for a repack; patterns edited later fetch what they add.
+#[test]
+fn a_filtered_sparse_sync_fetches_only_the_selected_contents() {
+    let (tmp, srv, repo) = temp_source("site");
+    repo.git(&["config", "uploadpack.allowFilter", "true"]);
+    let big: Vec<String> = (0..3).map(|i| noise(i, 1 << 20)).collect();
+    repo.commit(
+        &[
+            ("docs/a.md", "a1"),
+            ("docs/.gitattributes", "*.md text\n"),
+            ("assets/0.bin", &big[0]),
+            ("assets/1.bin", &big[1]),
+            ("assets/2.bin", &big[2]),
+        ],
+        "one",
+    );
+    let server = HttpServer::start(&srv);
+    let (port, received, _) = recording_proxy(server.port);
+    let root = tmp.path().join("root");
+    let patterns = tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let sync = |gc: &str| {
+        let before = received.load(std::sync::atomic::Ordering::SeqCst);
+        let out = run_git_sync(&[
+            &format!("--repo=http://127.0.0.1:{port}/site"),
+            &format!("--root={}", root.display()),
+            &format!("--sparse-checkout-file={}", patterns.display()),
+            "--filter=blob:none",
+            &format!("--git-gc={gc}"),
+            "--one-time",
+        ]);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        assert!(!log.contains("cleanup failed"), "{log}");
+        received.load(std::sync::atomic::Ordering::SeqCst) - before
+    };
+    let link = root.join("site");
+    let read = |p: &str| fs::read_to_string(link.join(p)).unwrap();
+
+    let first = sync("auto");
+    assert_eq!(read("docs/a.md"), "a1");
+    assert!(!link.join("assets").exists());
+    // (The three files outside are some 2.5 MB compressed.)
+    assert!(first < 20_000, "first sync: {first} bytes");
+    assert_eq!(git(&link, &["status", "--porcelain"]), "");
+
+    let h2 = repo.commit(
+        &[("docs/a.md", "a2"), ("assets/0.bin", &noise(9, 1 << 20))],
+        "two",
+    );
+    let update = sync("aggressive");
+    assert_eq!(published(&link), Some(h2));
+    assert_eq!(read("docs/a.md"), "a2");
+    assert!(update < 20_000, "update: {update} bytes");
+
+    // Patterns that select one of the large files: its content alone.
+    fs::write(&patterns, "/docs/\n/assets/1.bin\n").unwrap();
+    let widened = sync("always");
+    assert_eq!(read("assets/1.bin"), big[1]);
+    assert!(!link.join("assets/2.bin").exists());
+    assert!(widened < (1 << 20), "widened: {widened} bytes");
+    assert_eq!(git(&link, &["status", "--porcelain"]), "");
+}
+
+/// A server without `uploadpack.allowFilter` does not offer filters: it
+/// is asked for whole objects, with protocol v2 all the same (a filter it
+/// refused would leave the fetch to libgit2).
+#[test]
+fn a_filter_is_not_sent_to_a_server_that_does_not_take_one() {
+    let f = Fixture::new(Transport::Http);
+    f.repo
+        .commit(&[("docs/a.md", "a"), ("src/b.rs", "b")], "one");
+    let patterns = f.tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let log = f.sync_once(&[
+        &format!("--sparse-checkout-file={}", patterns.display()),
+        "--filter=blob:none",
+        "-v=5",
+    ]);
+    assert_eq!(f.read("docs/a.md"), "a");
+    assert!(!f.link().join("src").exists());
+    assert!(log.contains("\"fetched\""), "{log}");
+    assert!(!log.contains("fetching with libgit2"), "{log}");
+    assert!(!f.root().join(".git/git-sync-partial").exists());
+}
+
 #[test]
 fn changed_checkout_settings_reshape_the_published_commit() {
     // The commit stays the same; how it is checked out changes: the

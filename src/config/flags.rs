@@ -604,8 +604,9 @@ pub const FLAGS: &[Flag] = &[
         Text,
         "",
         "SPEC",
-        "Partial clone filter (e.g. blob:none). libgit2 cannot do partial clones: accepted, \
-         logged, and a normal fetch is made.",
+        "Partial clone filter: blob:none or blob:limit=<n>[kmg]. With --sparse-checkout-file, \
+         only the contents the patterns select are fetched (from servers that allow \
+         filters, over protocol v2); otherwise whole objects are.",
     ),
     flag(
         "git",

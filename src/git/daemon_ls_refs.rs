@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use super::pkt_line;
 use super::ssh_ls_refs::split_port;
-use super::v2_session::{connect, ls_refs, NoListing, Session};
-use super::Hash;
+use super::v2_session::{connect, ls_refs, Listed};
 
 /// The port of git's daemon when a URL names none.
 const DAEMON_PORT: u16 = 9418;
@@ -62,11 +61,7 @@ fn request(place: &DaemonPlace) -> Vec<u8> {
 
 /// The refs of the repository at `place` whose names start with one of
 /// `prefixes`, over protocol v2, and the session, open for a fetch.
-pub(super) fn list(
-    place: &DaemonPlace,
-    prefixes: &[String],
-    timeout: Duration,
-) -> Result<(Vec<(String, Hash)>, Session), NoListing> {
+pub(super) fn list(place: &DaemonPlace, prefixes: &[String], timeout: Duration) -> Listed {
     let mut tcp = connect(&place.host, place.port, timeout)?;
     tcp.set_read_timeout(Some(timeout))?;
     tcp.set_write_timeout(Some(timeout))?;

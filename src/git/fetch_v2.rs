@@ -22,13 +22,17 @@ const MAX_PACKET: usize = 65520;
 
 /// What one fetch asks for.
 pub(super) struct Want<'a> {
-    pub commit: Hash,
+    /// The commit (or, to fill a partial store, the blobs) wanted.
+    pub objects: &'a [Hash],
     /// Commits deep (0: all history).
     pub depth: u32,
     /// The store's shallow commits (`.git/shallow`), whose parents it lacks.
     pub shallow: &'a BTreeSet<Hash>,
     /// Commits the store holds: what they reach is not sent again.
     pub haves: &'a [Hash],
+    /// A partial clone's filter (`blob:none`): the objects it leaves out
+    /// are not sent.
+    pub filter: Option<&'a str>,
 }
 
 /// The request's body. The pack may be thin (deltas on objects we have:
@@ -42,7 +46,9 @@ pub(super) fn request(want: &Want<'_>) -> Vec<u8> {
     for arg in ["thin-pack", "ofs-delta", "no-progress"] {
         pkt_line::write(&mut body, format!("{arg}\n").as_bytes());
     }
-    pkt_line::write(&mut body, format!("want {}\n", want.commit).as_bytes());
+    for object in want.objects {
+        pkt_line::write(&mut body, format!("want {object}\n").as_bytes());
+    }
     for commit in want.shallow {
         pkt_line::write(&mut body, format!("shallow {commit}\n").as_bytes());
     }
@@ -54,12 +60,24 @@ pub(super) fn request(want: &Want<'_>) -> Vec<u8> {
     if let Some(depth) = deepen {
         pkt_line::write(&mut body, format!("deepen {depth}\n").as_bytes());
     }
+    if let Some(filter) = want.filter {
+        pkt_line::write(&mut body, format!("filter {filter}\n").as_bytes());
+    }
     for have in want.haves {
         pkt_line::write(&mut body, format!("have {have}\n").as_bytes());
     }
     pkt_line::write(&mut body, b"done\n");
     body.extend_from_slice(b"0000");
     body
+}
+
+/// Whether `capability`, one line of a v2 server's capability
+/// advertisement, says its `fetch` takes a `filter` (`fetch=shallow
+/// filter`: the server has `uploadpack.allowFilter`).
+pub(super) fn offers_filter(capability: &[u8]) -> bool {
+    capability
+        .strip_prefix(b"fetch=")
+        .is_some_and(|features| features.split(|b| *b == b' ').any(|f| f == b"filter"))
 }
 
 /// How the store's shallow commits change with the pack.
@@ -297,10 +315,11 @@ mod tests {
     fn a_request_wants_the_commit_at_the_depth_with_the_store_shallow_and_its_haves() {
         let shallow = BTreeSet::from([h(B)]);
         let body = request(&Want {
-            commit: h(A),
+            objects: &[h(A)],
             depth: 1,
             shallow: &shallow,
             haves: &[h(B)],
+            filter: None,
         });
         let expected = [
             "command=fetch",
@@ -321,17 +340,62 @@ mod tests {
     #[test]
     fn all_history_deepens_a_shallow_store_only() {
         let none = BTreeSet::new();
+        let wanted = [h(A)];
         let want = |shallow| Want {
-            commit: h(A),
+            objects: &wanted,
             depth: 0,
             shallow,
             haves: &[],
+            filter: None,
         };
         assert!(!lines(&request(&want(&none)))
             .iter()
             .any(|l| l.starts_with("deepen")));
         let shallow = BTreeSet::from([h(B)]);
         assert!(lines(&request(&want(&shallow))).contains(&"deepen 2147483647".to_string()));
+    }
+
+    #[test]
+    fn a_filtered_fetch_says_its_filter_and_blobs_are_wanted_alone() {
+        let none = BTreeSet::new();
+        let filtered = lines(&request(&Want {
+            objects: &[h(A)],
+            depth: 1,
+            shallow: &none,
+            haves: &[],
+            filter: Some("blob:none"),
+        }));
+        assert!(filtered.contains(&"filter blob:none".to_string()));
+        let blobs = lines(&request(&Want {
+            objects: &[h(A), h(B)],
+            depth: 0,
+            shallow: &none,
+            haves: &[],
+            filter: None,
+        }));
+        let asked: Vec<_> = blobs.iter().filter(|l| !l.starts_with("want")).collect();
+        assert_eq!(
+            asked,
+            [
+                "command=fetch",
+                "Delim",
+                "thin-pack",
+                "ofs-delta",
+                "no-progress",
+                "done",
+                "Flush"
+            ]
+        );
+        assert!(blobs.contains(&format!("want {A}")) && blobs.contains(&format!("want {B}")));
+    }
+
+    #[test]
+    fn a_server_offers_filters_in_its_fetch_capability() {
+        assert!(offers_filter(b"fetch=shallow wait-for-done filter"));
+        assert!(offers_filter(b"fetch=filter"));
+        assert!(!offers_filter(b"fetch=shallow wait-for-done"));
+        assert!(!offers_filter(b"ls-refs=filter"));
+        assert!(!offers_filter(b"fetch=shallow filters"));
     }
 
     fn answer(parts: &[&[u8]]) -> Vec<u8> {

@@ -27,8 +27,8 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use super::http_config;
 use super::pkt_line::{self, Pkt, PktLines};
+use super::{fetch_v2, http_config};
 use super::{Cancel, Hash};
 use crate::config::gitconfig::Tls;
 
@@ -96,6 +96,8 @@ pub(super) struct Known {
     /// It answered with protocol v2: its capabilities are not asked for
     /// again.
     pub speaks_v2: bool,
+    /// Its v2 `fetch` takes a `filter` (`uploadpack.allowFilter`).
+    pub filters: bool,
     /// When it answered in a way not handled here, and the count of CA
     /// changes then (`tls::generation`): libgit2 lists its refs for
     /// [`ASK_AGAIN_AFTER`] (a server is reconfigured), or until a CA file
@@ -156,6 +158,9 @@ pub(super) struct Listing {
     pub authenticated: bool,
     /// Where the server redirected the repository's URL to, if it did.
     pub moved_to: Option<String>,
+    /// Whether its `fetch` takes a `filter` (partial clone), when its
+    /// capabilities were read this time.
+    pub filters: Option<bool>,
 }
 
 /// Why there is no listing: `Unsupported` when this URL is better left to
@@ -215,12 +220,13 @@ pub(super) fn list(
         let heads = v0_refs(first, lines)?;
         return Ok(exchange.listing(heads, 0));
     }
-    let mut ls_refs = false;
+    let (mut ls_refs, mut filters) = (false, false);
     for pkt in lines.by_ref() {
         match pkt {
             Pkt::Flush => break,
             Pkt::Data(cap) => {
                 ls_refs |= cap == b"ls-refs" || cap.starts_with(b"ls-refs=");
+                filters |= fetch_v2::offers_filter(cap);
                 if cap.starts_with(b"object-format=") && cap != b"object-format=sha1" {
                     return Err(unsupported("a repository of another hash than SHA-1"));
                 }
@@ -234,11 +240,14 @@ pub(super) fn list(
     if cancel.is_cancelled() {
         return Err(NoListing::Skipped("cancelled".into()));
     }
-    if prefixes.is_empty() {
-        return Ok(exchange.listing(Vec::new(), 2));
-    }
-    let heads = exchange.ls_refs(prefixes, cancel)?;
-    Ok(exchange.listing(heads, 2))
+    let heads = match prefixes.is_empty() {
+        true => Vec::new(),
+        false => exchange.ls_refs(prefixes, cancel)?,
+    };
+    Ok(Listing {
+        filters: Some(filters),
+        ..exchange.listing(heads, 2)
+    })
 }
 
 /// Send `body`, a protocol v2 command, to the upload-pack of the
@@ -357,6 +366,7 @@ impl<'a> Exchange<'a> {
             version,
             authenticated: self.authorization.is_some(),
             moved_to: self.moved.then(|| self.base.clone()),
+            filters: None,
         }
     }
 }

@@ -16,6 +16,7 @@ mod local;
 mod ls_refs;
 mod pack_copy;
 mod pack_index;
+mod partial;
 mod pkt_line;
 mod proxy;
 mod refs;
@@ -44,6 +45,7 @@ use crate::config::gitconfig::Tls;
 pub use auth::{Auth, CredentialSet, Credentials, Password, SshAuth};
 pub use gc::GcStats;
 pub use local::local_path;
+pub use partial::applies as filter_applies;
 pub use remote::Target;
 pub use submodules::Superproject;
 pub use tree_diff::ChangedPaths;
@@ -219,6 +221,11 @@ pub fn init_globals(network_timeout_ms: i32, tls: &Tls) {
         // each one, our pack copies check CRCs, zlib its own sums). That
         // was 6% of a first sync's CPU, spent on the checkout alone.
         git2::opts::strict_hash_verification(false);
+        // Nor does an index entry need its blob in the store: a partial
+        // clone's sparse checkout records the files it leaves out, whose
+        // contents were never fetched (as git records them). We create no
+        // objects, and the entries we add come from trees.
+        git2::opts::strict_object_creation(false);
         tls::configure(cas, tls);
         ls_refs::init(timeout, tls);
         skip_unreadable_user_config();
@@ -364,6 +371,8 @@ pub struct GitRepo {
     http_servers: std::cell::RefCell<std::collections::HashMap<String, ls_refs::Known>>,
     /// The same for each SSH or git:// URL (see `v2_session`).
     v2_servers: std::cell::RefCell<std::collections::HashMap<String, v2_session::Known>>,
+    /// `--filter`, when it applies (see `partial`).
+    filter: Option<String>,
 }
 
 impl GitRepo {
@@ -420,6 +429,7 @@ impl GitRepo {
             deep_enough: Default::default(),
             http_servers: Default::default(),
             v2_servers: Default::default(),
+            filter: None,
         }
     }
 

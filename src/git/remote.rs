@@ -380,9 +380,9 @@ impl GitRepo {
     }
 
     /// The refs `git_ref` may name on an SSH or git:// remote that showed
-    /// libgit2 many, listed with protocol v2 where the server speaks it
-    /// (see [`v2_session`]), and the session, open for a fetch; `None`
-    /// leaves the listing to libgit2.
+    /// libgit2 many (or, with `--filter`, any), listed with protocol v2
+    /// where the server speaks it (see [`v2_session`]), and the session,
+    /// open for a fetch; `None` leaves the listing to libgit2.
     fn list_refs_over_ssh_or_git(
         &self,
         url: &str,
@@ -391,18 +391,14 @@ impl GitRepo {
     ) -> Option<(Vec<(String, Hash)>, v2_session::Session)> {
         let UrlSettings { effective, v2, .. } = self.url_settings(url);
         let known = self.v2_servers.borrow().get(&effective).cloned();
-        if !v2 || !known.is_some_and(|k| k.worth_listing()) || cancel.is_cancelled() {
+        // Only our fetch takes a partial clone's filter.
+        let wanted = known.as_ref().map_or(self.filter.is_some(), |k| {
+            k.worth_listing() || (self.filter.is_some() && !k.left())
+        });
+        if !v2 || !wanted || cancel.is_cancelled() {
             return None;
         }
-        let (prefixes, timeout) = (ls_refs::prefixes(git_ref), ls_refs::timeout());
-        let listed = match daemon_ls_refs::DaemonPlace::parse(&effective) {
-            Some(place) => daemon_ls_refs::list(&place, &prefixes, timeout),
-            None => {
-                let place = ssh_ls_refs::SshPlace::parse(&effective)?;
-                let auth = self.credentials.ssh.as_ref()?;
-                ssh_ls_refs::list(&place, auth, &prefixes, timeout)
-            }
-        };
+        let listed = self.open_session(&effective, &ls_refs::prefixes(git_ref))?;
         let mut servers = self.v2_servers.borrow_mut();
         let known = servers.entry(effective).or_default();
         match listed {
@@ -422,6 +418,43 @@ impl GitRepo {
                 None
             }
         }
+    }
+
+    /// A protocol v2 session of ours with the SSH or git:// server of
+    /// `effective` (a URL after `insteadOf`), listing the refs under
+    /// `prefixes`; `None` for another kind of URL, or SSH without
+    /// credentials of ours.
+    fn open_session(&self, effective: &str, prefixes: &[String]) -> Option<v2_session::Listed> {
+        let timeout = ls_refs::timeout();
+        Some(match daemon_ls_refs::DaemonPlace::parse(effective) {
+            Some(place) => daemon_ls_refs::list(&place, prefixes, timeout),
+            None => {
+                let place = ssh_ls_refs::SshPlace::parse(effective)?;
+                let auth = self.credentials.ssh.as_ref()?;
+                ssh_ls_refs::list(&place, auth, prefixes, timeout)
+            }
+        })
+    }
+
+    /// Fetch `objects` alone (see [`GitRepo::fetch_objects_with_v2`]) on
+    /// a session of ours with `url`'s SSH or git:// server; `None` if
+    /// there can be none.
+    pub(super) fn fetch_objects_over_session(
+        &self,
+        url: &str,
+        objects: &[Hash],
+        cancel: &Cancel,
+    ) -> Option<Result<(), GitError>> {
+        let UrlSettings { effective, v2, .. } = self.url_settings(url);
+        if !v2 {
+            return None;
+        }
+        // A prefix no ref has: the listing is empty.
+        let none = ["refs/git-sync/none/".to_string()];
+        let (_, session) = self.open_session(&effective, &none)?.ok()?;
+        Some(self.fetch_objects_with_v2(url, objects, |request, pack| {
+            session.fetch(request, pack, cancel)
+        }))
     }
 
     /// After libgit2 listed `count` refs of `url`: over SSH or git://,

@@ -16,8 +16,8 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::v2_session::{connect, ls_refs, NoListing, Session};
-use super::{known_hosts, ssh_key, Hash, SshAuth};
+use super::v2_session::{connect, ls_refs, Listed, NoListing};
+use super::{known_hosts, ssh_key, SshAuth};
 
 /// Where an SSH URL leads: `ssh://[user@]host[:port]/path` (also
 /// `git+ssh://`, `ssh+git://`) or scp-like `[user@]host:path`.
@@ -114,7 +114,7 @@ pub(super) fn list(
     auth: &SshAuth,
     prefixes: &[String],
     timeout: Duration,
-) -> Result<(Vec<(String, Hash)>, Session), NoListing> {
+) -> Listed {
     let tcp = connect(&place.host, place.port, timeout)?;
     let mut session = ssh2::Session::new()?;
     session.set_tcp_stream(tcp);

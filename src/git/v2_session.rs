@@ -38,9 +38,17 @@ pub(super) struct Known {
 impl Known {
     /// Whether its refs are to be listed here this time.
     pub fn worth_listing(&self) -> bool {
-        self.many_refs && !self.left_at.is_some_and(super::ls_refs::still_left)
+        self.many_refs && !self.left()
+    }
+
+    /// Whether libgit2 lists its refs for now (a listing here failed).
+    pub fn left(&self) -> bool {
+        self.left_at.is_some_and(super::ls_refs::still_left)
     }
 }
+
+/// A listing's refs and the session, open for a fetch; or why there is none.
+pub(super) type Listed = Result<(Vec<(String, Hash)>, Session), NoListing>;
 
 /// Why the listing was left to libgit2.
 #[derive(Debug)]
@@ -74,6 +82,8 @@ pub(super) struct Session {
     stream: Box<dyn Stream>,
     /// Whether the server offers the `fetch` command.
     fetches: bool,
+    /// Whether its `fetch` takes a `filter`.
+    pub filters: bool,
 }
 
 impl Session {
@@ -105,10 +115,7 @@ impl Drop for Session {
 /// Speak protocol v2 on `stream`, whose server was just asked for it: the
 /// refs whose names start with one of `prefixes`, and the session, open
 /// for a fetch.
-pub(super) fn ls_refs(
-    mut stream: Box<dyn Stream>,
-    prefixes: &[String],
-) -> Result<(Vec<(String, Hash)>, Session), NoListing> {
+pub(super) fn ls_refs(mut stream: Box<dyn Stream>, prefixes: &[String]) -> Listed {
     // A version 0 server starts with every ref it has: not read further.
     let first = read_packet(&mut stream, 0)?;
     if PktLines::new(&first).next() != Some(Pkt::Data(b"version 2")) {
@@ -127,7 +134,13 @@ pub(super) fn ls_refs(
         return Err(NoListing::Failed("the server has no ls-refs".into()));
     }
     let fetches = offers(b"fetch");
-    let mut session = Session { stream, fetches };
+    let filters =
+        PktLines::new(&capabilities).any(|l| l.data().is_some_and(fetch_v2::offers_filter));
+    let mut session = Session {
+        stream,
+        fetches,
+        filters,
+    };
     session.stream.write_all(&ls_refs_request(prefixes))?;
     session.stream.flush()?;
     let answer = read_until_flush(&mut session.stream)?;

@@ -381,22 +381,22 @@ fn gitfile(path: &Path, admin: &Path) -> String {
 }
 
 /// A file of a tree.
-struct TreeFile {
-    path: String,
-    id: git2::Oid,
+pub(super) struct TreeFile {
+    pub(super) path: String,
+    pub(super) id: git2::Oid,
     mode: u32,
 }
 
 impl TreeFile {
     /// A submodule's commit rather than a file.
-    fn is_gitlink(&self) -> bool {
+    pub(super) fn is_gitlink(&self) -> bool {
         self.mode == u32::from(git2::FileMode::Commit)
     }
 }
 
 /// Every blob (file or symlink) and gitlink (submodule) of the commit's
 /// tree.
-fn tree_files(commit: &git2::Commit<'_>) -> Result<Vec<TreeFile>, GitError> {
+pub(super) fn tree_files(commit: &git2::Commit<'_>) -> Result<Vec<TreeFile>, GitError> {
     let tree = commit.tree().map_err(|e| GitError::local("read tree", e))?;
     let mut files = Vec::new();
     tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {

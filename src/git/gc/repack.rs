@@ -106,8 +106,11 @@ impl GitRepo {
         Ok((commits, boundary))
     }
 
-    /// Every object of `commits`: themselves, their trees and blobs.
+    /// Every object of `commits`: themselves, their trees and blobs (in
+    /// a partial store, those it has).
     pub(super) fn live_objects(&self, commits: &[Hash]) -> Result<HashSet<git2::Oid>, git2::Error> {
+        let odb = self.repo.odb()?;
+        let partial = self.is_partial();
         let mut live: HashSet<git2::Oid> = HashSet::new();
         for hash in commits {
             live.insert(*hash);
@@ -121,7 +124,7 @@ impl GitRepo {
                 for entry in tree.iter() {
                     match entry.kind() {
                         Some(git2::ObjectType::Tree) => trees.push(entry.id()),
-                        Some(git2::ObjectType::Blob) => {
+                        Some(git2::ObjectType::Blob) if !partial || odb.exists(entry.id()) => {
                             live.insert(entry.id());
                         }
                         // Submodule commits live in their own stores.
@@ -152,9 +155,20 @@ impl GitRepo {
                 GitError::local(op, e)
             }
         };
-        for hash in commits {
-            pb.insert_commit(*hash)
-                .map_err(|e| stopped(format!("gc: pack commit {hash}"), e))?;
+        if self.is_partial() {
+            // (libgit2 would look for the blobs a partial store lacks.)
+            let live = self
+                .live_objects(commits)
+                .map_err(|e| GitError::local("gc: list objects", e))?;
+            for id in live {
+                pb.insert_object(id, None)
+                    .map_err(|e| stopped(format!("gc: pack object {id}"), e))?;
+            }
+        } else {
+            for hash in commits {
+                pb.insert_commit(*hash)
+                    .map_err(|e| stopped(format!("gc: pack commit {hash}"), e))?;
+            }
         }
         pb.write(pack_dir, 0)
             .map_err(|e| stopped("gc: write pack".into(), e))?;

@@ -102,6 +102,7 @@ impl GitRepo {
             Ok(listing) => {
                 known.wants_credentials |= listing.authenticated;
                 known.speaks_v2 = listing.version == 2;
+                known.filters = listing.filters.unwrap_or(known.filters && known.speaks_v2);
                 known.left_at = None;
                 if listing.moved_to.is_some() {
                     known.moved_to = listing.moved_to;
@@ -124,6 +125,22 @@ impl GitRepo {
         }
     }
 
+    /// Where `url`'s HTTP(S) server is to be fetched from with protocol
+    /// v2 (it answered our listing with v2), if it is.
+    fn v2_fetch_place(&self, url: &str, cancel: &Cancel) -> Option<Place> {
+        let place = self.http_place(url)?;
+        let place = if self.http_servers.borrow().contains_key(&place.effective) {
+            place
+        } else {
+            // Never asked (a commit named by its hash, a submodule's): what
+            // it speaks is found out first, a small answer from a v2
+            // server, where libgit2's v0 fetch has every ref listed.
+            self.ask_http(url, &[], cancel);
+            self.http_place(url)?
+        };
+        Some(place).filter(|p| p.known.fetches_v2())
+    }
+
     /// Fetch `target.hash`, `depth` commits deep, from an HTTP(S) server
     /// that answered our listing with protocol v2: one request, which the
     /// server answers with the pack, where libgit2 would have every ref
@@ -137,23 +154,11 @@ impl GitRepo {
         depth: u32,
         cancel: &Cancel,
     ) -> Option<Result<Vec<Hash>, GitError>> {
-        let mut place = self.http_place(url)?;
-        if !self.http_servers.borrow().contains_key(&place.effective) {
-            // Never asked (a commit named by its hash, a submodule's): what
-            // it speaks is found out first, a small answer from a v2
-            // server, where libgit2's v0 fetch has every ref listed.
-            self.ask_http(url, &[], cancel);
-            place = self.http_place(url)?;
-        }
-        let place = Some(place).filter(|p| p.known.fetches_v2())?;
+        let place = self.v2_fetch_place(url, cancel)?;
         let mut broken = false;
-        let fetched = self.fetch_with_v2(url, target, depth, |body, pack| {
-            let read = |reader: &mut dyn std::io::Read| fetch_v2::read_answer(reader, pack, cancel);
-            let answer = ls_refs::command(&place.request(), body, cancel, read).unwrap_or_else(
-                |(NoListing::Unsupported(why) | NoListing::Skipped(why))| {
-                    Err(FetchError::Transport(why))
-                },
-            );
+        let filters = place.known.filters;
+        let fetched = self.fetch_with_v2(url, target, depth, filters, |body, pack| {
+            let answer = send_fetch(&place, body, pack, cancel);
             broken = matches!(
                 answer,
                 Err(FetchError::Io(_) | FetchError::Protocol(_) | FetchError::Transport(_))
@@ -167,4 +172,32 @@ impl GitRepo {
         }
         fetched
     }
+
+    /// Fetch `objects` alone (see [`GitRepo::fetch_objects_with_v2`]) from
+    /// an HTTP(S) server that speaks protocol v2; `None` if it is not one.
+    pub(in crate::git) fn fetch_objects_over_http_v2(
+        &self,
+        url: &str,
+        objects: &[Hash],
+        cancel: &Cancel,
+    ) -> Option<Result<(), GitError>> {
+        let place = self.v2_fetch_place(url, cancel)?;
+        Some(self.fetch_objects_with_v2(url, objects, |body, pack| {
+            send_fetch(&place, body, pack, cancel)
+        }))
+    }
+}
+
+/// Send `body`, a v2 `fetch`, to the server at `place`, and read its
+/// answer, the pack into `pack`.
+fn send_fetch(
+    place: &Place,
+    body: &[u8],
+    pack: &mut dyn std::io::Write,
+    cancel: &Cancel,
+) -> Result<fetch_v2::ShallowInfo, FetchError> {
+    let read = |reader: &mut dyn std::io::Read| fetch_v2::read_answer(reader, pack, cancel);
+    ls_refs::command(&place.request(), body, cancel, read).unwrap_or_else(
+        |(NoListing::Unsupported(why) | NoListing::Skipped(why))| Err(FetchError::Transport(why)),
+    )
 }

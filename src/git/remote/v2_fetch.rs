@@ -24,39 +24,68 @@ impl GitRepo {
         url: &str,
         target: &Target,
         depth: u32,
+        filters: bool,
         send: impl FnOnce(&[u8], &mut dyn Write) -> Result<ShallowInfo, FetchError>,
     ) -> Option<Result<Vec<Hash>, GitError>> {
         let shallow = depth::read_shallow(self);
         let haves = self.tips_held();
         let request = fetch_v2::request(&fetch_v2::Want {
-            commit: target.hash,
+            objects: &[target.hash],
             depth,
             shallow: &shallow,
             haves: &haves,
+            filter: self.filter_for(filters),
         });
-        let info = {
-            let odb = self.repo.odb().ok()?;
-            let mut pack = odb.packwriter().ok()?;
-            let received = send(&request, &mut pack).and_then(|info| {
-                pack.commit()
-                    .map(|_| info)
-                    .map_err(|e| FetchError::Transport(e.message().to_string()))
-            });
-            // (A pack not committed is removed as its writer is dropped.)
-            match received {
-                Ok(info) => info,
-                Err(FetchError::Cancelled) => return Some(Err(GitError::Cancelled)),
-                Err(e) => {
-                    let why = e.to_string();
-                    tracing::debug!(url = %redact(url), reason = %redact(&why), "fetching with libgit2");
-                    return None;
-                }
+        let info = match self.receive(&request, send) {
+            Ok(info) => info,
+            Err(FetchError::Cancelled) => return Some(Err(GitError::Cancelled)),
+            Err(e) => {
+                let why = e.to_string();
+                tracing::debug!(url = %redact(url), reason = %redact(&why), "fetching with libgit2");
+                return None;
             }
         };
         tracing::debug!(url = %redact(url), protocol = 2, "fetched");
         let written =
             depth::write_shallow(self, &info.apply(&shallow)).and_then(|()| self.reopen());
         Some(written.map(|()| vec![target.hash]))
+    }
+
+    /// Send `request` with `send`, the pack it answers with into the
+    /// store (through libgit2's pack writer, which completes a thin pack
+    /// from the store); what the answer says of shallow commits. A pack
+    /// not received whole is not kept.
+    fn receive(
+        &self,
+        request: &[u8],
+        send: impl FnOnce(&[u8], &mut dyn Write) -> Result<ShallowInfo, FetchError>,
+    ) -> Result<ShallowInfo, FetchError> {
+        let writer = |e: git2::Error| FetchError::Transport(e.message().to_string());
+        let odb = self.repo.odb().map_err(writer)?;
+        let mut pack = odb.packwriter().map_err(writer)?;
+        let info = send(request, &mut pack)?;
+        // (A pack not committed is removed as its writer is dropped.)
+        pack.commit().map_err(writer)?;
+        Ok(info)
+    }
+
+    /// Fetch `objects` (a partial clone's missing blobs) alone, over a v2
+    /// `send`.
+    pub(super) fn fetch_objects_with_v2(
+        &self,
+        url: &str,
+        objects: &[Hash],
+        send: impl FnOnce(&[u8], &mut dyn Write) -> Result<ShallowInfo, FetchError>,
+    ) -> Result<(), GitError> {
+        match self.receive(&GitRepo::objects_request(objects), send) {
+            Ok(_) => Ok(()),
+            Err(FetchError::Cancelled) => Err(GitError::Cancelled),
+            Err(e) => Err(GitError::Remote {
+                op: "fetch",
+                url: redact(url),
+                message: redact(&e.to_string()),
+            }),
+        }
     }
 
     /// [`GitRepo::fetch_with_v2`] on the SSH or git:// `session` that
@@ -69,7 +98,8 @@ impl GitRepo {
         cancel: &Cancel,
         session: Session,
     ) -> Option<Result<Vec<Hash>, GitError>> {
-        self.fetch_with_v2(url, target, depth, |request, pack| {
+        let filters = session.filters;
+        self.fetch_with_v2(url, target, depth, filters, |request, pack| {
             session.fetch(request, pack, cancel)
         })
     }

@@ -1,0 +1,163 @@
+//! Partial clones: `--filter` (`blob:none`, `blob:limit=<n>`) with a
+//! sparse checkout. The commit and its trees are fetched with the filter,
+//! which leaves out the files' contents; before a checkout, the contents
+//! it writes (the files the sparse patterns select, and every
+//! `.gitattributes` and `.gitmodules`, which the checkout reads) are
+//! fetched by their hashes if the store lacks them, as git fetches a
+//! partial clone's missing objects. A monorepo's one directory costs
+//! that directory's files, not the whole tree's.
+//!
+//! Only our own protocol v2 fetch speaks filters (libgit2 has none), over
+//! HTTP(S) and, through a session of ours, SSH and git://; and only a
+//! server with `uploadpack.allowFilter` takes one. Otherwise whole objects
+//! come, as before. A store that was ever fetched with a filter is marked
+//! ([`MARKER`]) for good: a checkout may need to fill it (after a restart
+//! with other patterns, or without `--filter`), and garbage collection
+//! keeps only what it has.
+
+use std::fs;
+
+use super::{Cancel, GitError, GitRepo, Hash};
+use crate::redact::redact;
+use crate::sparse::SparsePatterns;
+
+/// In our git directory: the store may lack objects (git marks this with
+/// `.promisor` packs and `extensions.partialClone`, which libgit2 does not
+/// know).
+const MARKER: &str = "git-sync-partial";
+
+/// The filters applied: those that leave out blobs only. A commit's trees
+/// are what a sparse checkout is decided from, so they always come.
+pub fn applies(filter: &str) -> bool {
+    filter == "blob:none"
+        || filter.strip_prefix("blob:limit=").is_some_and(|n| {
+            let digits = n.strip_suffix(['k', 'm', 'g', 'K', 'M', 'G']).unwrap_or(n);
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+impl GitRepo {
+    /// Ask for `filter` (one that [`applies`]) in fetches from now on, of
+    /// servers that take it.
+    pub fn set_filter(&mut self, filter: Option<String>) {
+        self.filter = filter.filter(|f| applies(f));
+    }
+
+    /// The filter to send a server whose fetch takes one (`filters`);
+    /// the store is marked partial first.
+    pub(super) fn filter_for(&self, filters: bool) -> Option<&str> {
+        let filter = self.filter.as_deref().filter(|_| filters)?;
+        if !self.is_partial() {
+            let marker = self.gitdir.join(MARKER);
+            let note = "the object store may lack objects: fetched with --filter\n";
+            if let Err(e) = fs::write(&marker, note) {
+                tracing::warn!(error = %e, "cannot mark the store as partial; fetching whole objects");
+                return None;
+            }
+        }
+        Some(filter)
+    }
+
+    /// Whether the store was ever fetched with a filter.
+    pub(super) fn is_partial(&self) -> bool {
+        self.gitdir.join(MARKER).is_file()
+    }
+
+    /// The contents a checkout of `hash` with `sparse` reads that the
+    /// store lacks.
+    fn missing_blobs(
+        &self,
+        hash: Hash,
+        sparse: Option<&SparsePatterns>,
+    ) -> Result<Vec<Hash>, GitError> {
+        let commit = self
+            .repo
+            .find_commit(hash)
+            .map_err(|e| GitError::local(format!("read commit {hash}"), e))?;
+        let odb = self
+            .repo
+            .odb()
+            .map_err(|e| GitError::local("open object database", e))?;
+        let read = |path: &str| {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            name == ".gitattributes"
+                || path == ".gitmodules"
+                || sparse.map_or(true, |p| p.includes_entry(path, false))
+        };
+        let mut missing: Vec<Hash> = super::worktree::tree_files(&commit)?
+            .into_iter()
+            .filter(|f| !f.is_gitlink() && read(&f.path) && !odb.exists(f.id))
+            .map(|f| f.id)
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        Ok(missing)
+    }
+
+    /// Before a checkout of `hash` with `sparse`: in a partial store, fetch
+    /// from `url` the contents it will read that the store lacks. How many
+    /// were fetched.
+    pub fn fill_partial(
+        &mut self,
+        url: &str,
+        hash: Hash,
+        sparse: Option<&SparsePatterns>,
+        cancel: &Cancel,
+    ) -> Result<usize, GitError> {
+        if !self.is_partial() {
+            return Ok(0);
+        }
+        let missing = self.missing_blobs(hash, sparse)?;
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let t = std::time::Instant::now();
+        let fetched = match self.fetch_objects_over_http_v2(url, &missing, cancel) {
+            Some(fetched) => Some(fetched),
+            None => self.fetch_objects_over_session(url, &missing, cancel),
+        };
+        match fetched {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(e),
+            None => {
+                return Err(GitError::Remote {
+                    op: "fetch",
+                    url: redact(url),
+                    message: format!(
+                        "the store lacks the contents of {} files of {hash} (it was fetched \
+                         with --filter) and the server cannot send them by hash here \
+                         (protocol v2 over HTTP(S), SSH or git:// is needed)",
+                        missing.len()
+                    ),
+                })
+            }
+        }
+        self.reopen()?;
+        let still = self.missing_blobs(hash, sparse)?;
+        if !still.is_empty() {
+            return Err(GitError::Remote {
+                op: "fetch",
+                url: redact(url),
+                message: format!(
+                    "{} of the files' contents asked for were not received",
+                    still.len()
+                ),
+            });
+        }
+        tracing::debug!(%hash, blobs = missing.len(), ms = t.elapsed().as_millis() as u64, "fetched the contents a partial clone lacks");
+        Ok(missing.len())
+    }
+
+    /// The request that fetches `objects` alone: no history, no haves,
+    /// no filter.
+    pub(super) fn objects_request(objects: &[Hash]) -> Vec<u8> {
+        let none = Default::default();
+        super::fetch_v2::request(&super::fetch_v2::Want {
+            objects,
+            depth: 0,
+            shallow: &none,
+            haves: &[],
+            filter: None,
+        })
+    }
+}
