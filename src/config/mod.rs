@@ -409,6 +409,22 @@ fn check_scheme(repo: &str, git_config: &gitconfig::Entries) -> Result<(), Confi
     ))
 }
 
+/// `protocol.version` (its last value, the one git reads) must be 0, 1 or
+/// 2: git stops at any other, which would otherwise pass here for 2.
+fn check_protocol_version(git_config: &gitconfig::Entries) -> Result<(), ConfigError> {
+    let last = git_config
+        .iter()
+        .rev()
+        .find(|(k, _)| k.eq_ignore_ascii_case("protocol.version"));
+    match last {
+        Some((_, v)) if !matches!(v.trim(), "0" | "1" | "2") => Err(invalid(
+            "git-config",
+            format!("protocol.version {v:?} is not 0, 1 or 2"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The table's entry for a flag this module reads by name. The names are
 /// literals of this module, each in the table (`flags::FLAGS`): one that
 /// is not would panic the first test whose configuration reaches it.
@@ -519,6 +535,7 @@ pub fn parse(
     git_config.extend(gitconfig::from_env(&env).map_err(ConfigError::Usage)?);
     let tls = gitconfig::Tls::new(&git_config, &env);
     check_scheme(&repo, &git_config)?;
+    check_protocol_version(&git_config)?;
 
     let mut auth = auth::parse(&src)?;
     // As with git, `http.cookieFile` names the cookie file (and turns it on).
@@ -784,6 +801,17 @@ mod tests {
         assert!(e.to_string().contains("--period"), "{e}");
         let e = run(&["--repo=x", "--root=/r"], &[("GITSYNC_DEPTH", "-2")]).unwrap_err();
         assert!(e.to_string().contains("--depth"), "{e}");
+        let e = err(
+            &["--repo=x", "--root=/r", "--git-config=protocol.version:3"],
+            &[],
+        );
+        assert!(e.contains("--git-config") && e.contains("\"3\""), "{e}");
+        let later = [
+            "--repo=x",
+            "--root=/r",
+            "--git-config-add=Protocol.Version:2",
+        ];
+        assert!(run(&later, &[("GITSYNC_GIT_CONFIG", "protocol.version:v2")]).is_ok());
         let e = run(&["--repo=htps://h/x.git", "--root=/r"], &[]).unwrap_err();
         assert!(
             e.to_string().contains("--repo") && e.to_string().contains("\"htps\""),

@@ -205,7 +205,7 @@ impl GitRepo {
         let v2 = !entries
             .iter()
             .rev()
-            .find(|(k, _)| k == "protocol.version")
+            .find(|(k, _)| k.eq_ignore_ascii_case("protocol.version"))
             .is_some_and(|(_, v)| v.trim() == "0" || v.trim() == "1");
         if !v2 {
             tracing::debug!(url = %redact(&effective), "protocol.version asks for version 0: libgit2 lists and fetches");
