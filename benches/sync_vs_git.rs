@@ -34,6 +34,12 @@
 //!   file watcher triggers the pass), vs upstream's commands for an update
 //!   (`git fetch`, `git worktree add`, the old worktree removed, `git gc`),
 //!   and the daemon's heap while idle after them;
+//! - a sparse checkout of one directory (200 small files) of a repository
+//!   that also holds 50 incompressible files of 1 MB, over HTTP from a
+//!   server that allows filters: git-sync with `--sparse-checkout-file`
+//!   and `--filter=blob:none` (vs `git clone --depth 1 --filter=blob:none
+//!   --sparse` then `git sparse-checkout set`), and git-sync without the
+//!   filter: wall, CPU, peak RSS, bytes received;
 //! - CPU per second of an idle daemon on the local repository (its file
 //!   watcher on, a 60 s period), vs polling it with `git ls-remote` every
 //!   minute.
@@ -64,6 +70,7 @@ const MANY_FILES: usize = 50_000;
 const HISTORY_COMMITS: usize = 20_000;
 const HISTORY_FILES: usize = 2_000;
 const HISTORY_UPDATES: usize = 5;
+const SPARSE_FILES: usize = 200;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Usage {
@@ -141,6 +148,44 @@ fn generate(repo: &SourceRepo) {
     generate_files(repo, FILES);
 }
 
+/// A first sync of `src/` alone from `mono` (see `main`) through a proxy
+/// counting what the server sends: git-sync with `flags` (into
+/// `<tmp>/<prefix>root`), and, with `git_too`, git's partial sparse
+/// clone (into `<prefix>clone`); their usage and bytes received.
+fn sparse_first_sync(
+    bin: &str,
+    port: u16,
+    tmp: &std::path::Path,
+    (prefix, flags): (&str, &[&str]),
+    git_too: bool,
+) -> ((Usage, usize), Option<(Usage, usize)>) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (proxied, received) = counting_proxy(port, |_, _| {});
+    let url = format!("http://127.0.0.1:{proxied}/mono");
+    let patterns = tmp.join("sparse-src");
+    fs::write(&patterns, "/src/\n").unwrap();
+    let sparse = format!("--sparse-checkout-file={}", patterns.display());
+    let mut ours_flags = vec![sparse.as_str()];
+    ours_flags.extend_from_slice(flags);
+    let root = tmp.join(format!("{prefix}root"));
+    let ours = sync_once(bin, &url, &root, &ours_flags);
+    assert_eq!(count_files(&root.join("mono")), SPARSE_FILES);
+    let ours_bytes = received.load(SeqCst);
+    if !git_too {
+        return ((ours, ours_bytes), None);
+    }
+    let clone = tmp.join(format!("{prefix}clone"));
+    let script = format!(
+        "git clone -q --depth 1 --no-tags --filter=blob:none --sparse {url} {c} && \
+         git -C {c} sparse-checkout set src",
+        c = clone.display()
+    );
+    let theirs = measure(&["sh", "-c", &script]);
+    assert!(clone.join("src/0.txt").is_file() && !clone.join("assets").exists());
+    let theirs_bytes = received.load(SeqCst) - ours_bytes;
+    ((ours, ours_bytes), Some((theirs, theirs_bytes)))
+}
+
 /// `count` small HTML files in 350 directories, committed and packed.
 fn generate_files(repo: &SourceRepo, count: usize) {
     // No automatic gc in the background after the commit (over 6,700 loose
@@ -172,7 +217,9 @@ fn random_file(repo: &SourceRepo, name: &str, mb: usize, seed: u64) {
         x ^= x << 17;
         data.extend_from_slice(&x.to_le_bytes());
     }
-    fs::write(repo.dir.join(name), data).unwrap();
+    let path = repo.dir.join(name);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, data).unwrap();
 }
 
 /// `git-sync --repo=<url> --root=<root> --one-time <extra>`, measured.
@@ -800,6 +847,20 @@ fn main() {
     // --- updates of that history, by a running daemon and by git ----------
     let (hist_up_ours, hist_up_theirs, hist_idle_anon_kb) = history_updates(&hist, tmp.path());
 
+    // --- one directory of a repository with large files: a partial clone --
+    let mono = SourceRepo::new(&srv, "mono");
+    mono.git(&["config", "uploadpack.allowFilter", "true"]);
+    for i in 0..BINARY_FILES {
+        random_file(&mono, &format!("assets/b{i}.bin"), 1, i as u64 + 100);
+    }
+    mono.commit_numbered("src", SPARSE_FILES, &[], "a directory beside binaries");
+    let filtered = ("sparse-", &["--filter=blob:none"][..]);
+    let ((sparse_ours, sparse_bytes), git_sparse) =
+        sparse_first_sync(bin, server.port, tmp.path(), filtered, true);
+    let (sparse_theirs, sparse_git_bytes) = git_sparse.unwrap();
+    let ((sparse_whole, sparse_whole_bytes), _) =
+        sparse_first_sync(bin, server.port, tmp.path(), ("sparse-whole-", &[]), false);
+
     // --- idle local daemon: the file watcher, polling every minute --------
     let local_url = format!("file://{}", repo.dir.display());
     let mut cmd = git_sync(&[
@@ -924,6 +985,17 @@ fn main() {
         mb(hist_idle_anon_kb),
         "-"
     );
+    wall_cpu_rss(
+        &format!("sparse {SPARSE_FILES} of +{BINARY_FILES} MB, --filter"),
+        sparse_ours,
+        sparse_theirs,
+    );
+    println!(
+        "{:<38} {:>14} {:>14}",
+        "  same without --filter, wall / RSS",
+        ms(sparse_whole.wall),
+        mb(sparse_whole.max_rss_kb)
+    );
     row(
         "idle poll CPU (vs one git ls-remote)",
         idle.per_poll,
@@ -967,6 +1039,16 @@ fn main() {
         "idle poll, bytes received, 50,000 refs",
         many_bytes,
         many_ls_bytes,
+    );
+    bytes_row(
+        "sparse, --filter, bytes received",
+        sparse_bytes,
+        sparse_git_bytes,
+    );
+    println!(
+        "{:<38} {:>14}",
+        "  same without --filter",
+        format!("{:.1} KB", sparse_whole_bytes as f64 / 1000.0)
     );
     wall_cpu_rss("update, 50,000 refs (vs git)", refs_up_ours, refs_up_theirs);
     bytes_row(
