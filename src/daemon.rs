@@ -123,7 +123,7 @@ fn log_config(cfg: &Config) {
         if !sparse {
             tracing::info!(%filter, "--filter without --sparse-checkout-file: every file's content is checked out, so whole objects are fetched, in one request");
         } else if crate::git::filter_applies(filter) {
-            tracing::info!(%filter, "--filter: the commit and its trees are fetched with the filter, then the contents the sparse checkout writes; whole objects from a local repository, from servers without uploadpack.allowFilter, and over a proxy or protocol v0");
+            tracing::info!(%filter, "--filter: the commit and its trees are fetched with the filter, then the contents the sparse checkout writes; from a local repository, the commit, its trees and the contents the checkout writes are copied; whole objects from servers without uploadpack.allowFilter, and over a proxy or protocol v0");
         } else {
             tracing::info!(%filter, "--filter: only blob:none and blob:limit=<n> are applied; fetching whole objects, limited by --depth only");
         }

@@ -3884,6 +3884,47 @@ fn a_filtered_sparse_sync_fetches_only_the_selected_contents() {
     assert_eq!(git(&link, &["status", "--porcelain"]), "");
 }
 
+/// From a local repository, `--filter` with a sparse checkout copies the
+/// commit and its trees, then only the contents the patterns select: the
+/// store of a monorepo's one directory holds that directory's files.
+#[test]
+fn a_filtered_sparse_sync_from_a_local_path_copies_only_the_selected_contents() {
+    let f = Fixture::new(Transport::File);
+    let big: Vec<String> = (0..3).map(|i| noise(i + 20, 1 << 20)).collect();
+    f.repo.commit(
+        &[
+            ("docs/a.md", "a1"),
+            ("assets/0.bin", &big[0]),
+            ("assets/1.bin", &big[1]),
+            ("assets/2.bin", &big[2]),
+        ],
+        "one",
+    );
+    let patterns = f.tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let flags = [
+        format!("--sparse-checkout-file={}", patterns.display()),
+        "--filter=blob:none".to_string(),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let objects = f.root().join(".git/objects");
+    f.sync_once(&flags);
+    assert_eq!(f.read("docs/a.md"), "a1");
+    assert!(!f.link().join("assets").exists());
+    // (The three files outside are 3 MB, some 2.5 MB packed.)
+    let stored = disk_usage(&objects);
+    assert!(stored < 200_000, "{stored} bytes stored");
+    let h2 = f.repo.commit(&[("docs/a.md", "a2")], "two");
+    f.sync_once(&flags);
+    assert_published(&f, &h2);
+    assert_eq!(f.read("docs/a.md"), "a2");
+    fs::write(&patterns, "/docs/\n/assets/1.bin\n").unwrap();
+    f.sync_once(&flags);
+    assert_eq!(f.read("assets/1.bin"), big[1]);
+    assert!(!f.link().join("assets/0.bin").exists());
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+}
+
 /// A server without `uploadpack.allowFilter` does not offer filters: it
 /// is asked for whole objects, with protocol v2 all the same (a filter it
 /// refused would leave the fetch to libgit2).

@@ -605,8 +605,8 @@ pub const FLAGS: &[Flag] = &[
         "",
         "SPEC",
         "Partial clone filter: blob:none or blob:limit=<n>[kmg]. With --sparse-checkout-file, \
-         only the contents the patterns select are fetched (from servers that allow \
-         filters, over protocol v2); otherwise whole objects are.",
+         only the contents the patterns select are fetched (from local paths, and from \
+         servers that allow filters, over protocol v2); otherwise whole objects are.",
     ),
     flag(
         "git",

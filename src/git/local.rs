@@ -198,6 +198,9 @@ impl GitRepo {
         // it holds is complete; in a shallow one it may be cut further down
         // (all history asked for, after a smaller --depth): walk on.
         let complete_below_ours = shallow.is_empty();
+        // A partial clone's filter leaves every blob to `fill_partial`,
+        // which copies those a checkout reads.
+        let blobs = self.filter_for(true).is_none();
 
         let mut wanted: Vec<Oid> = Vec::new();
         let mut seen: HashSet<Oid> = HashSet::new();
@@ -215,7 +218,12 @@ impl GitRepo {
                 .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
             if !have {
                 wanted.push(id);
-                collect_tree(&src, &ours, commit.tree_id(), &mut wanted, &mut seen)
+                let mut into = Collected {
+                    wanted: &mut wanted,
+                    seen: &mut seen,
+                    blobs,
+                };
+                collect_tree(&src, &ours, commit.tree_id(), &mut into)
                     .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
             }
             let parents: Vec<Oid> = commit.parent_ids().collect();
@@ -230,13 +238,42 @@ impl GitRepo {
         }
 
         drop(ours);
+        self.copy_objects(url, (&src, &gitdir), &wanted, cancel)?;
+        super::depth::write_shallow(self, &shallow)?;
+        self.reopen()
+    }
+
+    /// Copy `objects` (a partial clone's missing blobs) from the local
+    /// repository at `path`.
+    pub(super) fn fetch_objects_local(
+        &mut self,
+        url: &str,
+        path: &std::path::Path,
+        objects: &[Hash],
+        cancel: &Cancel,
+    ) -> Result<(), GitError> {
+        let Source {
+            repo: src, gitdir, ..
+        } = open_source(url, path)?;
+        self.copy_objects(url, (&src, &gitdir), objects, cancel)
+    }
+
+    /// Copy `objects` from the local repository `src` (whose git
+    /// directory is `gitdir`) into a new pack of ours, as it stores them.
+    fn copy_objects(
+        &self,
+        url: &str,
+        (src, gitdir): (&Repository, &Path),
+        objects: &[Oid],
+        cancel: &Cancel,
+    ) -> Result<(), GitError> {
         let src_odb = src
             .odb()
             .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
         pack_copy::write_pack(
             &src_odb,
-            &source_pack_dirs(&gitdir),
-            &wanted,
+            &source_pack_dirs(gitdir),
+            objects,
             &self.gitdir.join("objects/pack"),
             cancel,
         )
@@ -247,8 +284,7 @@ impl GitRepo {
                 message: redact(&message),
             })
         })?;
-        super::depth::write_shallow(self, &shallow)?;
-        self.reopen()
+        Ok(())
     }
 }
 
@@ -320,24 +356,34 @@ fn source_pack_dirs(gitdir: &std::path::Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Add the objects of `tree` that `ours` lacks. A tree we have is complete.
+/// The objects a walk collects to copy.
+struct Collected<'a> {
+    wanted: &'a mut Vec<Oid>,
+    seen: &'a mut HashSet<Oid>,
+    /// Whether blobs are copied (not for a partial clone).
+    blobs: bool,
+}
+
+/// Add the objects of `tree` that `ours` lacks. A tree we have is complete
+/// (but for the blobs a partial clone leaves out).
 fn collect_tree(
     src: &Repository,
     ours: &Store<'_>,
     tree_id: Oid,
-    wanted: &mut Vec<Oid>,
-    seen: &mut HashSet<Oid>,
+    into: &mut Collected<'_>,
 ) -> Result<(), git2::Error> {
-    if !seen.insert(tree_id) || ours.has(tree_id) {
+    if !into.seen.insert(tree_id) || ours.has(tree_id) {
         return Ok(());
     }
-    wanted.push(tree_id);
+    into.wanted.push(tree_id);
     let tree = src.find_tree(tree_id)?;
     for entry in tree.iter() {
         match entry.kind() {
-            Some(ObjectType::Tree) => collect_tree(src, ours, entry.id(), wanted, seen)?,
-            Some(ObjectType::Blob) if seen.insert(entry.id()) && !ours.has(entry.id()) => {
-                wanted.push(entry.id());
+            Some(ObjectType::Tree) => collect_tree(src, ours, entry.id(), into)?,
+            Some(ObjectType::Blob)
+                if into.blobs && into.seen.insert(entry.id()) && !ours.has(entry.id()) =>
+            {
+                into.wanted.push(entry.id());
             }
             // Submodule commits live in other repositories.
             _ => {}

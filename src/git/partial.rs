@@ -10,7 +10,8 @@
 //! Only our own protocol v2 fetch speaks filters (libgit2 has none), over
 //! HTTP(S) and, through a session of ours, SSH and git://; and only a
 //! server with `uploadpack.allowFilter` takes one. Otherwise whole objects
-//! come, as before. A store that was ever fetched with a filter is marked
+//! come, as before. From a local repository, our copy (`local.rs`) leaves
+//! every blob to the filling. A store that was ever fetched with a filter is marked
 //! ([`MARKER`]) for good: a checkout may need to fill it (after a restart
 //! with other patterns, or without `--filter`), and garbage collection
 //! keeps only what it has.
@@ -112,9 +113,12 @@ impl GitRepo {
             return Ok(0);
         }
         let t = std::time::Instant::now();
-        let fetched = match self.fetch_objects_over_http_v2(url, &missing, cancel) {
-            Some(fetched) => Some(fetched),
-            None => self.fetch_objects_over_session(url, &missing, cancel),
+        let fetched = match super::local_path(&self.effective_url(url)) {
+            Some(path) => Some(self.fetch_objects_local(url, &path, &missing, cancel)),
+            None => match self.fetch_objects_over_http_v2(url, &missing, cancel) {
+                Some(fetched) => Some(fetched),
+                None => self.fetch_objects_over_session(url, &missing, cancel),
+            },
         };
         match fetched {
             Some(Ok(())) => {}
