@@ -11,10 +11,10 @@
 //! HTTP(S) and, through a session of ours, SSH and git://; and only a
 //! server with `uploadpack.allowFilter` takes one. Otherwise whole objects
 //! come, as before. From a local repository, our copy (`local.rs`) leaves
-//! every blob to the filling. A store that was ever fetched with a filter is marked
-//! ([`MARKER`]) for good: a checkout may need to fill it (after a restart
-//! with other patterns, or without `--filter`), and garbage collection
-//! keeps only what it has.
+//! every blob to the filling. A store that was ever fetched with a filter
+//! is marked ([`MARKER`]) for good: a checkout may need to fill it (after
+//! a restart with other patterns, or without `--filter`), and garbage
+//! collection keeps only what it has.
 
 use std::fs;
 

@@ -451,10 +451,23 @@ impl GitRepo {
         }
         // A prefix no ref has: the listing is empty.
         let none = ["refs/git-sync/none/".to_string()];
-        let (_, session) = self.open_session(&effective, &none)?.ok()?;
-        Some(self.fetch_objects_with_v2(url, objects, |request, pack| {
-            session.fetch(request, pack, cancel)
-        }))
+        Some(match self.open_session(&effective, &none)? {
+            Ok((_, session)) => self.fetch_objects_with_v2(url, objects, |request, pack| {
+                session.fetch(request, pack, cancel)
+            }),
+            Err(e) => Err(GitError::Remote {
+                op: "fetch",
+                url: redact(url),
+                message: match e {
+                    v2_session::NoListing::Version0 => {
+                        "the server answers with protocol version 0, which cannot send a \
+                         partial clone's missing contents"
+                            .into()
+                    }
+                    v2_session::NoListing::Failed(why) => redact(&why),
+                },
+            }),
+        })
     }
 
     /// After libgit2 listed `count` refs of `url`: over SSH or git://,
