@@ -3884,6 +3884,53 @@ fn a_filtered_sparse_sync_fetches_only_the_selected_contents() {
     assert_eq!(git(&link, &["status", "--porcelain"]), "");
 }
 
+/// A running daemon keeps what the server's capabilities said (polls skip
+/// them): its updates are fetched filtered too, each a few KB, while the
+/// large files outside the patterns change under it.
+#[test]
+fn a_filtering_daemon_fetches_every_update_filtered() {
+    let (tmp, srv, repo) = temp_source("site");
+    repo.git(&["config", "uploadpack.allowFilter", "true"]);
+    repo.commit(
+        &[("docs/a.md", "0"), ("assets/big.bin", &noise(0, 1 << 20))],
+        "0",
+    );
+    let server = HttpServer::start(&srv);
+    let (port, received, _) = recording_proxy(server.port);
+    let root = tmp.path().join("root");
+    let patterns = tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let mut p = spawn(git_sync(&[
+        &format!("--repo=http://127.0.0.1:{port}/site"),
+        &format!("--root={}", root.display()),
+        &format!("--sparse-checkout-file={}", patterns.display()),
+        "--filter=blob:none",
+        "--period=50ms",
+        "--git-gc=always",
+    ]));
+    let link = root.join("site");
+    let shows = |n: usize| fs::read_to_string(link.join("docs/a.md")).ok() == Some(n.to_string());
+    p.wait_for(LONG, "the first sync", || shows(0));
+    for n in 1..=3u64 {
+        let before = received.load(std::sync::atomic::Ordering::SeqCst);
+        let big = noise(n, 1 << 20);
+        repo.commit(
+            &[("docs/a.md", &n.to_string()), ("assets/big.bin", &big)],
+            "next",
+        );
+        p.wait_for(LONG, "the update", || shows(n as usize));
+        let got = received.load(std::sync::atomic::Ordering::SeqCst) - before;
+        // (Polls in between are a few hundred bytes each.)
+        assert!(got < 100_000, "update {n}: {got} bytes");
+    }
+    assert!(!link.join("assets").exists());
+    let log = p.log();
+    assert!(
+        !log.contains("cleanup failed") && failed_passes(&log) == 0,
+        "{log}"
+    );
+}
+
 /// From a local repository, `--filter` with a sparse checkout copies the
 /// commit and its trees, then only the contents the patterns select: the
 /// store of a monorepo's one directory holds that directory's files.
