@@ -3931,6 +3931,50 @@ fn a_filtering_daemon_fetches_every_update_filtered() {
     );
 }
 
+/// A server may allow filters but not the kind asked for
+/// (`uploadpackfilter.<kind>.allow`): the refused fetch is made again
+/// whole, and the server is not asked with the filter again.
+#[test]
+fn a_server_that_refuses_the_filter_kind_is_fetched_from_whole() {
+    let (tmp, srv, repo) = temp_source("site");
+    repo.git(&["config", "uploadpack.allowFilter", "true"]);
+    repo.git(&["config", "uploadpackfilter.blob:none.allow", "false"]);
+    repo.commit(&[("docs/a.md", "0"), ("src/b.rs", "b")], "0");
+    let server = HttpServer::start(&srv);
+    let root = tmp.path().join("root");
+    let patterns = tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={}", server.url("site")),
+        &format!("--root={}", root.display()),
+        &format!("--sparse-checkout-file={}", patterns.display()),
+        "--filter=blob:none",
+        "--period=50ms",
+        "-v=5",
+    ]));
+    let link = root.join("site");
+    let shows = |n: usize| fs::read_to_string(link.join("docs/a.md")).ok() == Some(n.to_string());
+    p.wait_for(LONG, "the first sync", || shows(0));
+    for n in 1..=2 {
+        repo.commit(&[("docs/a.md", &n.to_string())], "next");
+        p.wait_for(LONG, "the update", || shows(n));
+    }
+    let log = p.log();
+    assert_eq!(
+        log_lines_with(
+            &log,
+            "the server refused --filter; fetching whole objects from it"
+        ),
+        1,
+        "{log}"
+    );
+    assert_eq!(log_lines_with(&log, "fetching with libgit2"), 1, "{log}");
+    assert!(
+        failed_passes(&log) == 0 && !link.join("src").exists(),
+        "{log}"
+    );
+}
+
 /// From a local repository, `--filter` with a sparse checkout copies the
 /// commit and its trees, then only the contents the patterns select: the
 /// store of a monorepo's one directory holds that directory's files.

@@ -200,7 +200,7 @@ impl GitRepo {
         let complete_below_ours = shallow.is_empty();
         // A partial clone's filter leaves every blob to `fill_partial`,
         // which copies those a checkout reads.
-        let blobs = self.filter_for(true).is_none();
+        let blobs = self.filter_for(url, true).is_none();
 
         let mut wanted: Vec<Oid> = Vec::new();
         let mut seen: HashSet<Oid> = HashSet::new();

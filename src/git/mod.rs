@@ -373,6 +373,8 @@ pub struct GitRepo {
     v2_servers: std::cell::RefCell<std::collections::HashMap<String, v2_session::Known>>,
     /// `--filter`, when it applies (see `partial`).
     filter: Option<String>,
+    /// The URLs whose servers refused it, though they offer filters.
+    filter_refused: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 impl GitRepo {
@@ -430,6 +432,7 @@ impl GitRepo {
             http_servers: Default::default(),
             v2_servers: Default::default(),
             filter: None,
+            filter_refused: Default::default(),
         }
     }
 

@@ -44,10 +44,12 @@ impl GitRepo {
         self.filter = filter.filter(|f| applies(f));
     }
 
-    /// The filter to send a server whose fetch takes one (`filters`);
-    /// the store is marked partial first.
-    pub(super) fn filter_for(&self, filters: bool) -> Option<&str> {
-        let filter = self.filter.as_deref().filter(|_| filters)?;
+    /// The filter to send `url`'s server, whose fetch takes one
+    /// (`filters`), unless it refused ours; the store is marked partial
+    /// first.
+    pub(super) fn filter_for(&self, url: &str, filters: bool) -> Option<&str> {
+        let refused = || self.filter_refused.borrow().contains(url);
+        let filter = self.filter.as_deref().filter(|_| filters && !refused())?;
         if !self.is_partial() {
             let marker = self.gitdir.join(MARKER);
             let note = "the object store may lack objects: fetched with --filter\n";
@@ -57,6 +59,16 @@ impl GitRepo {
             }
         }
         Some(filter)
+    }
+
+    /// After `url`'s server answered a filtered fetch with `error`: if
+    /// it refused the filter (a server may allow some kinds only,
+    /// `uploadpackfilter.<kind>.allow`), it is not sent one again.
+    pub(super) fn note_filter_refused(&self, url: &str, error: &str) {
+        if self.filter.is_some() && error.contains("filter") {
+            tracing::info!(url = %redact(url), error = %redact(error), "the server refused --filter; fetching whole objects from it");
+            self.filter_refused.borrow_mut().insert(url.to_string());
+        }
     }
 
     /// Whether the store was ever fetched with a filter.

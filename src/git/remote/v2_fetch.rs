@@ -34,13 +34,16 @@ impl GitRepo {
             depth,
             shallow: &shallow,
             haves: &haves,
-            filter: self.filter_for(filters),
+            filter: self.filter_for(url, filters),
         });
         let info = match self.receive(&request, send) {
             Ok(info) => info,
             Err(FetchError::Cancelled) => return Some(Err(GitError::Cancelled)),
             Err(e) => {
                 let why = e.to_string();
+                if let FetchError::Server(said) = &e {
+                    self.note_filter_refused(url, said);
+                }
                 tracing::debug!(url = %redact(url), reason = %redact(&why), "fetching with libgit2");
                 return None;
             }
