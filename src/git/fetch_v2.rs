@@ -71,6 +71,18 @@ pub(super) fn request(want: &Want<'_>) -> Vec<u8> {
     body
 }
 
+/// The request that fetches `objects` alone (a partial clone's missing
+/// blobs): no history, no haves, no filter.
+pub(super) fn objects_request(objects: &[Hash]) -> Vec<u8> {
+    request(&Want {
+        objects,
+        depth: 0,
+        shallow: &BTreeSet::new(),
+        haves: &[],
+        filter: None,
+    })
+}
+
 /// Whether `capability`, one line of a v2 server's capability
 /// advertisement, says its `fetch` takes a `filter` (`fetch=shallow
 /// filter`: the server has `uploadpack.allowFilter`).

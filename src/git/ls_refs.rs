@@ -240,9 +240,10 @@ pub(super) fn list(
     if cancel.is_cancelled() {
         return Err(NoListing::Skipped("cancelled".into()));
     }
-    let heads = match prefixes.is_empty() {
-        true => Vec::new(),
-        false => exchange.ls_refs(prefixes, cancel)?,
+    let heads = if prefixes.is_empty() {
+        Vec::new()
+    } else {
+        exchange.ls_refs(prefixes, cancel)?
     };
     Ok(Listing {
         filters: Some(filters),

@@ -149,31 +149,19 @@ impl GitRepo {
             }
         }
         self.reopen()?;
-        let still = self.missing_blobs(hash, sparse)?;
-        if !still.is_empty() {
+        let odb = self
+            .repo
+            .odb()
+            .map_err(|e| GitError::local("open object database", e))?;
+        let still = missing.iter().filter(|id| !odb.exists(**id)).count();
+        if still > 0 {
             return Err(GitError::Remote {
                 op: "fetch",
                 url: redact(url),
-                message: format!(
-                    "{} of the files' contents asked for were not received",
-                    still.len()
-                ),
+                message: format!("{still} of the files' contents asked for were not received"),
             });
         }
         tracing::debug!(%hash, blobs = missing.len(), ms = t.elapsed().as_millis() as u64, "fetched the contents a partial clone lacks");
         Ok(missing.len())
-    }
-
-    /// The request that fetches `objects` alone: no history, no haves,
-    /// no filter.
-    pub(super) fn objects_request(objects: &[Hash]) -> Vec<u8> {
-        let none = Default::default();
-        super::fetch_v2::request(&super::fetch_v2::Want {
-            objects,
-            depth: 0,
-            shallow: &none,
-            haves: &[],
-            filter: None,
-        })
     }
 }

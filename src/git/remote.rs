@@ -407,12 +407,7 @@ impl GitRepo {
                 Some((heads, session))
             }
             Err(e) => {
-                let why = match e {
-                    v2_session::NoListing::Version0 => {
-                        "the server answers with protocol version 0".to_string()
-                    }
-                    v2_session::NoListing::Failed(why) => why,
-                };
+                let why = e.reason();
                 tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 for the next 10 minutes");
                 known.left_at = Some(std::time::Instant::now());
                 None
@@ -458,14 +453,7 @@ impl GitRepo {
             Err(e) => Err(GitError::Remote {
                 op: "fetch",
                 url: redact(url),
-                message: match e {
-                    v2_session::NoListing::Version0 => {
-                        "the server answers with protocol version 0, which cannot send a \
-                         partial clone's missing contents"
-                            .into()
-                    }
-                    v2_session::NoListing::Failed(why) => redact(&why),
-                },
+                message: redact(&e.reason()),
             }),
         })
     }

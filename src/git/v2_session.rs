@@ -58,6 +58,16 @@ pub(super) enum NoListing {
     Failed(String),
 }
 
+impl NoListing {
+    /// Why, in words (no `Display`: the blanket `From` below forbids it).
+    pub fn reason(self) -> String {
+        match self {
+            NoListing::Version0 => "the server answers with protocol version 0".into(),
+            NoListing::Failed(why) => why,
+        }
+    }
+}
+
 impl<E: std::fmt::Display> From<E> for NoListing {
     fn from(e: E) -> Self {
         NoListing::Failed(e.to_string())

@@ -80,7 +80,7 @@ impl GitRepo {
         objects: &[Hash],
         send: impl FnOnce(&[u8], &mut dyn Write) -> Result<ShallowInfo, FetchError>,
     ) -> Result<(), GitError> {
-        match self.receive(&GitRepo::objects_request(objects), send) {
+        match self.receive(&fetch_v2::objects_request(objects), send) {
             Ok(_) => Ok(()),
             Err(FetchError::Cancelled) => Err(GitError::Cancelled),
             Err(e) => Err(GitError::Remote {
