@@ -1438,6 +1438,51 @@ fn an_ssh_poll_of_a_repository_with_many_refs_asks_for_its_ref_only() {
     );
 }
 
+/// What an SSH server was found to be outlives the process: a run after
+/// one that met many refs (a sidecar after its init container's
+/// `--one-time` sync, the next run of a `--one-time` job) lists them with
+/// protocol v2 from its first poll and fetches on that session, where
+/// libgit2 would receive all 3,000 again (measured: 3.8 KB a run instead
+/// of 199 KB).
+#[test]
+fn a_restart_remembers_that_an_ssh_repository_has_many_refs() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    repo.commit(&[("f", "1")], "one");
+    repo.add_pull_refs(3_000);
+    let sshd = Sshd::start();
+    let (port, received) = counting_proxy(sshd.port, |_, _| {});
+    let root = tmp.path().join("root");
+    let mut args = ssh_flags_through(&sshd, &repo, port, tmp.path());
+    args.extend([
+        format!("--root={}", root.display()),
+        "--link=site".into(),
+        "--one-time".into(),
+        "-v=5".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let received = || received.load(std::sync::atomic::Ordering::SeqCst);
+    let run = |head: &str| {
+        let before = received();
+        let out = run_git_sync(&args);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        assert_eq!(published(&root.join("site")).as_deref(), Some(head));
+        let v2 = log
+            .lines()
+            .any(|l| l.contains("\"refs listed\"") && l.contains("\"protocol\":2"));
+        (received() - before, v2)
+    };
+    let (first, first_v2) = run(&repo.head());
+    assert!(!first_v2 && first > 150_000, "first run: {first} bytes");
+    let (second, second_v2) = run(&repo.commit(&[("f", "2")], "two"));
+    assert!(
+        second_v2,
+        "the second run ({second} bytes) listed with protocol v2"
+    );
+    assert!(second < 60_000, "{second} bytes the second run");
+}
+
 /// A partial clone over SSH (`--filter` with a sparse checkout): the
 /// listing and the filtered fetch on a session of ours (libgit2 has no
 /// filters), the selected contents fetched on another; the large files

@@ -369,8 +369,9 @@ pub struct GitRepo {
     /// What the server of each HTTP(S) URL was found to want and speak
     /// (see `ls_refs`).
     http_servers: std::cell::RefCell<std::collections::HashMap<String, ls_refs::Known>>,
-    /// The same for each SSH or git:// URL (see `v2_session`).
-    v2_servers: std::cell::RefCell<std::collections::HashMap<String, v2_session::Known>>,
+    /// The same for each SSH or git:// server, by its URL's key, also
+    /// what earlier processes found (see `v2_session::saved`).
+    v2_servers: std::cell::RefCell<v2_session::saved::Servers>,
     /// `--filter`, when it applies (see `partial`).
     filter: Option<String>,
     /// The URLs whose servers refused it, though they offer filters.
@@ -421,6 +422,7 @@ impl GitRepo {
         GitRepo {
             repo,
             known: gc::Known::load(&gitdir),
+            v2_servers: std::cell::RefCell::new(v2_session::saved::load(&gitdir)),
             gitdir,
             credentials,
             hostkey_error: std::cell::RefCell::new(None),
@@ -430,7 +432,6 @@ impl GitRepo {
             clean_trees: Default::default(),
             deep_enough: Default::default(),
             http_servers: Default::default(),
-            v2_servers: Default::default(),
             filter: None,
             filter_refused: Default::default(),
         }

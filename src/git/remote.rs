@@ -390,7 +390,8 @@ impl GitRepo {
         cancel: &Cancel,
     ) -> Option<(Vec<(String, Hash)>, v2_session::Session)> {
         let UrlSettings { effective, v2, .. } = self.url_settings(url);
-        let known = self.v2_servers.borrow().get(&effective).cloned();
+        let key = v2_session::saved::key(&effective);
+        let known = self.v2_servers.borrow().get(&key).cloned();
         // Only our fetch takes a partial clone's filter.
         let wanted = known.as_ref().map_or(self.filter.is_some(), |k| {
             k.worth_listing() || (self.filter.is_some() && !k.left())
@@ -399,8 +400,6 @@ impl GitRepo {
             return None;
         }
         let listed = self.open_session(&effective, &ls_refs::prefixes(git_ref))?;
-        let mut servers = self.v2_servers.borrow_mut();
-        let known = servers.entry(effective).or_default();
         match listed {
             Ok((heads, session)) => {
                 tracing::debug!(url = %redact(url), protocol = 2, refs = heads.len(), "refs listed");
@@ -409,7 +408,9 @@ impl GitRepo {
             Err(e) => {
                 let why = e.reason();
                 tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 for the next 10 minutes");
-                known.left_at = Some(std::time::Instant::now());
+                let mut servers = self.v2_servers.borrow_mut();
+                servers.entry(key).or_default().left_at = Some(std::time::Instant::now());
+                v2_session::saved::save(&self.gitdir, &servers);
                 None
             }
         }
@@ -470,7 +471,13 @@ impl GitRepo {
             || daemon_ls_refs::DaemonPlace::parse(&effective).is_some()
         {
             let mut servers = self.v2_servers.borrow_mut();
-            servers.entry(effective).or_default().many_refs = true;
+            let known = servers
+                .entry(v2_session::saved::key(&effective))
+                .or_default();
+            if !known.many_refs {
+                known.many_refs = true;
+                v2_session::saved::save(&self.gitdir, &servers);
+            }
         }
     }
 

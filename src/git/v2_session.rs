@@ -18,6 +18,8 @@ use super::ls_refs::{ls_refs_request, v2_refs};
 use super::pkt_line::{self, Pkt, PktLines};
 use super::{Cancel, Hash};
 
+pub(super) mod saved;
+
 /// Refs libgit2 must have listed for an SSH or git:// server before its
 /// refs are listed here: a version 0 advertisement of this many is 60 KB a
 /// poll. With fewer, v0's listing is about as small as v2's, and a server
