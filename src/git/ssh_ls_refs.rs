@@ -156,7 +156,20 @@ struct Channel {
 
 impl Read for Channel {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.channel.read(buf)
+        let read = self.channel.read(buf)?;
+        if read == 0 && !buf.is_empty() {
+            // The command ended: what it said on stderr tells why (git's
+            // "fatal: '/x' does not appear to be a git repository").
+            let mut said = String::new();
+            let _ = self.channel.stderr().take(4096).read_to_string(&mut said);
+            if let Some(line) = said.lines().rev().find(|l| !l.trim().is_empty()) {
+                return Err(std::io::Error::other(format!(
+                    "the server says: {}",
+                    line.trim()
+                )));
+            }
+        }
+        Ok(read)
     }
 }
 

@@ -130,8 +130,17 @@ impl Drop for Session {
 pub(super) fn ls_refs(mut stream: Box<dyn Stream>, prefixes: &[String]) -> Listed {
     // A version 0 server starts with every ref it has: not read further.
     let first = read_packet(&mut stream, 0)?;
-    if PktLines::new(&first).next() != Some(Pkt::Data(b"version 2")) {
-        return Err(NoListing::Version0);
+    match PktLines::new(&first).next() {
+        Some(Pkt::Data(b"version 2")) => {}
+        // (git's daemon, for a repository it does not serve.)
+        Some(Pkt::Data(line)) if line.starts_with(b"ERR ") => {
+            let said = String::from_utf8_lossy(&line[4..]);
+            return Err(NoListing::Failed(format!(
+                "the server says: {}",
+                said.trim_end()
+            )));
+        }
+        _ => return Err(NoListing::Version0),
     }
     let capabilities = read_until_flush(&mut stream)?;
     let offers = |command: &[u8]| {
@@ -194,6 +203,23 @@ fn read_packet(r: &mut impl Read, so_far: usize) -> Result<Vec<u8>, NoListing> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_error_is_told_as_the_server_words_it() {
+        let mut answer = Vec::new();
+        pkt_line::write(
+            &mut answer,
+            b"ERR access denied or repository not exported: /x\n",
+        );
+        let listed = ls_refs(Box::new(std::io::Cursor::new(answer)), &[]);
+        let Err(why) = listed else { panic!("listed") };
+        assert_eq!(
+            why.reason(),
+            "the server says: access denied or repository not exported: /x"
+        );
+        let v0 = ls_refs(Box::new(std::io::Cursor::new(b"0008abcd".to_vec())), &[]);
+        assert!(matches!(v0, Err(NoListing::Version0)));
+    }
 
     #[test]
     fn packets_are_read_up_to_the_flush() {
