@@ -273,9 +273,6 @@ impl Syncer {
             hash,
             yours,
         });
-        // (In a partial clone, the contents the checkout reads first.)
-        self.git
-            .fill_partial(&self.cfg.repo, hash, patterns.as_ref(), cancel)?;
         self.git
             .create_worktree(hash, worktree, &name, sparse, base, cancel)?;
         if self.cfg.checkout.submodules != Submodules::Off {
@@ -489,6 +486,12 @@ impl Syncer {
             self.own_tree = Some(hash);
             None
         } else {
+            // In a partial clone, the contents the checkout reads, before
+            // anything readers see is touched: a server that cannot send
+            // them fails the pass here.
+            let patterns = recipe.sparse.as_deref().map(SparsePatterns::parse);
+            self.git
+                .fill_partial(&self.cfg.repo, hash, patterns.as_ref(), cancel)?;
             let stand_in = (readers_in_it && worktree.is_dir())
                 .then(|| self.send_readers_to_stand_in(hash, &worktree))
                 .flatten();

@@ -1526,3 +1526,60 @@ fn a_filtered_sparse_sync_over_ssh_fetches_only_the_selected_contents() {
     assert_eq!(fs::read_to_string(link.join("assets/0.bin")).unwrap(), big);
     assert!(!link.join("docs").exists());
 }
+
+/// A pinned hash needs no listing: over SSH it is fetched filtered on a
+/// session of ours that lists nothing. Contents a later checkout needs
+/// that the server can no longer send fail the pass with what the server
+/// said, and leave the published tree as it was.
+#[test]
+fn a_pinned_hash_over_ssh_is_fetched_filtered_and_a_failed_fill_says_why() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    repo.git(&["config", "uploadpack.allowFilter", "true"]);
+    let big = noise(2, 1 << 20);
+    let hash = repo.commit(&[("docs/a.md", "a"), ("assets/0.bin", &big)], "one");
+    let sshd = Sshd::start();
+    let (port, received) = counting_proxy(sshd.port, |_, _| {});
+    let root = tmp.path().join("root");
+    let patterns = tmp.path().join("sparse");
+    let mut args = ssh_flags_through(&sshd, &repo, port, tmp.path());
+    args.extend([
+        format!("--root={}", root.display()),
+        format!("--ref={hash}"),
+        format!("--sparse-checkout-file={}", patterns.display()),
+        "--filter=blob:none".into(),
+        "--one-time".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sync = || {
+        let out = run_git_sync(&args);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), log)
+    };
+    let link = root.join("site");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let (code, log) = sync();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(fs::read_to_string(link.join("docs/a.md")).unwrap(), "a");
+    let first = received.load(std::sync::atomic::Ordering::SeqCst);
+    // (The file outside is some 860 KB compressed.)
+    assert!(first < 60_000, "first sync: {first} bytes");
+    let published_dir = fs::read_link(&link).unwrap();
+
+    fs::rename(&repo.dir, tmp.path().join("away")).unwrap();
+    fs::write(&patterns, "/docs/\n/assets/\n").unwrap();
+    let (code, log) = sync();
+    assert_eq!(code, Some(1), "{log}");
+    let errors = error_lines(&log).join("\n");
+    assert!(
+        errors.contains("the server says: fatal: ") && errors.contains("site"),
+        "{errors}"
+    );
+    assert_eq!(fs::read_link(&link).unwrap(), published_dir);
+    assert!(!link.join("assets").exists());
+
+    fs::rename(tmp.path().join("away"), &repo.dir).unwrap();
+    let (code, log) = sync();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(fs::read_to_string(link.join("assets/0.bin")).unwrap(), big);
+}

@@ -4038,6 +4038,70 @@ fn a_filter_is_not_sent_to_a_server_that_does_not_take_one() {
     assert!(!f.root().join(".git/git-sync-partial").exists());
 }
 
+/// Contents a partial store lacks are fetched when a checkout needs them
+/// (here patterns widened under a pinned hash, which needs no listing).
+/// When that fetch fails, the pass fails as any other, saying why, and
+/// the published tree stays as it was; once the server answers again, the
+/// next pass publishes the whole selection.
+#[test]
+fn a_partial_store_that_cannot_be_filled_leaves_the_published_tree_alone() {
+    let tmp = TempDir::new().unwrap();
+    let srv = tmp.path().join("srv");
+    let repo = SourceRepo::new(&srv, "site");
+    repo.git(&["config", "uploadpack.allowFilter", "true"]);
+    let hash = repo.commit(
+        &[("docs/a.md", "a"), ("assets/b.bin", &noise(1, 1 << 16))],
+        "one",
+    );
+    let daemon = GitDaemon::start(&srv);
+    let root = tmp.path().join("root");
+    let patterns = tmp.path().join("sparse");
+    let sync = || {
+        let out = run_git_sync(&[
+            &format!("--repo={}", daemon.url("site")),
+            &format!("--ref={hash}"),
+            &format!("--root={}", root.display()),
+            &format!("--sparse-checkout-file={}", patterns.display()),
+            "--filter=blob:none",
+            "--one-time",
+        ]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let link = root.join("site");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let (code, log) = sync();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(root.join(".git/git-sync-partial").exists());
+    let first = fs::read_link(&link).unwrap();
+
+    // The repository gone from the server: the fill cannot be made.
+    fs::rename(srv.join("site"), srv.join("away")).unwrap();
+    fs::write(&patterns, "/docs/\n/assets/\n").unwrap();
+    let (code, log) = sync();
+    assert_eq!(code, Some(1), "{log}");
+    let errors = error_lines(&log).join("\n");
+    assert!(
+        errors.contains("the server says: ") && errors.contains("/site"),
+        "{errors}"
+    );
+    assert_eq!(fs::read_link(&link).unwrap(), first);
+    assert_eq!(fs::read_to_string(link.join("docs/a.md")).unwrap(), "a");
+    assert!(!link.join("assets").exists());
+
+    fs::rename(srv.join("away"), srv.join("site")).unwrap();
+    let (code, log) = sync();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(published(&link).as_deref(), Some(hash.as_str()));
+    assert_eq!(
+        fs::read_to_string(link.join("assets/b.bin")).unwrap().len(),
+        1 << 16
+    );
+    assert_eq!(git(&link, &["status", "--porcelain"]), "");
+}
+
 #[test]
 fn changed_checkout_settings_reshape_the_published_commit() {
     // The commit stays the same; how it is checked out changes: the

@@ -379,14 +379,27 @@ impl GitRepo {
         Ok((target, decided, Some(got)))
     }
 
-    /// The refs `git_ref` may name on an SSH or git:// remote that showed
-    /// libgit2 many (or, with `--filter`, any), listed with protocol v2
-    /// where the server speaks it (see [`v2_session`]), and the session,
-    /// open for a fetch; `None` leaves the listing to libgit2.
+    /// The refs `git_ref` may name on an SSH or git:// remote, and the
+    /// session that listed them, open for a fetch (see
+    /// [`GitRepo::v2_session_with`]).
     fn list_refs_over_ssh_or_git(
         &self,
         url: &str,
         git_ref: &str,
+        cancel: &Cancel,
+    ) -> Option<(Vec<(String, Hash)>, v2_session::Session)> {
+        self.v2_session_with(url, &ls_refs::prefixes(git_ref), cancel)
+    }
+
+    /// A protocol v2 session of ours with the SSH or git:// server of
+    /// `url`, when it showed libgit2 many refs (or, with `--filter`, any)
+    /// and speaks v2 (see [`v2_session`]): the refs under `prefixes`, and
+    /// the session, open for a fetch. `None` leaves the listing and the
+    /// fetch to libgit2.
+    fn v2_session_with(
+        &self,
+        url: &str,
+        prefixes: &[String],
         cancel: &Cancel,
     ) -> Option<(Vec<(String, Hash)>, v2_session::Session)> {
         let UrlSettings { effective, v2, .. } = self.url_settings(url);
@@ -399,7 +412,7 @@ impl GitRepo {
         if !v2 || !wanted || cancel.is_cancelled() {
             return None;
         }
-        let listed = self.open_session(&effective, &ls_refs::prefixes(git_ref))?;
+        let listed = self.open_session(&effective, prefixes)?;
         match listed {
             Ok((heads, session)) => {
                 tracing::debug!(url = %redact(url), protocol = 2, refs = heads.len(), "refs listed");
@@ -445,9 +458,7 @@ impl GitRepo {
         if !v2 {
             return None;
         }
-        // A prefix no ref has: the listing is empty.
-        let none = ["refs/git-sync/none/".to_string()];
-        Some(match self.open_session(&effective, &none)? {
+        Some(match self.open_session(&effective, &no_refs())? {
             Ok((_, session)) => self.fetch_objects_with_v2(url, objects, |request, pack| {
                 session.fetch(request, pack, cancel)
             }),
@@ -581,7 +592,12 @@ impl GitRepo {
         depth: u32,
         cancel: &Cancel,
     ) -> Result<Hash, GitError> {
-        self.fetch_listed(url, target, depth, cancel, None)
+        // Over SSH or git://, on a session of ours where one is worth it
+        // (`--filter`, many refs): with nothing to list, it lists nothing.
+        let session = self
+            .v2_session_with(url, &no_refs(), cancel)
+            .map(|(_, session)| session);
+        self.fetch_listed(url, target, depth, cancel, session)
     }
 
     /// [`GitRepo::fetch`], on the SSH or git:// `session` that listed the
@@ -681,6 +697,11 @@ impl GitRepo {
 struct BeforeFetch {
     was_empty: bool,
     shallow: std::collections::BTreeSet<git2::Oid>,
+}
+
+/// The prefixes of a listing that lists nothing: no ref has it.
+fn no_refs() -> [String; 1] {
+    ["refs/git-sync/none/".to_string()]
 }
 
 /// The refspec that fetches `target` into our temporary ref: its ref by
