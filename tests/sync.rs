@@ -2315,6 +2315,67 @@ fn root_left_by_an_earlier_run_is_reused() {
     assert_published(&f, &h2);
 }
 
+/// Replacing upstream v4 on a volume it synced (a persistent volume, a
+/// container restarted with our image, a laptop's root): its root, made
+/// here by the git commands upstream runs, is taken over as it is. The
+/// link goes from its worktree to ours in one rename, and its worktree
+/// and git's record of it are removed once stale.
+#[test]
+fn a_root_upstream_v4_made_is_taken_over_as_it_is() {
+    let f = Fixture::new(Transport::Http);
+    let h1 = f.repo.commit(&[("index.html", "one")], "one");
+    let root = f.root();
+    fs::create_dir_all(&root).unwrap();
+    git(&root, &["init", "-q", "-b", "git-sync"]);
+    git(&root, &["remote", "add", "origin", &f.url()]);
+    git(
+        &root,
+        &[
+            "fetch",
+            "-q",
+            "origin",
+            "HEAD",
+            "--no-auto-gc",
+            "--depth",
+            "1",
+        ],
+    );
+    let theirs = format!(".worktrees/{h1}");
+    git(
+        &root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--force",
+            "--detach",
+            &theirs,
+            &h1,
+            "--no-checkout",
+        ],
+    );
+    git(&root.join(&theirs), &["reset", "-q", "--hard", &h1]);
+    git(&root, &["reset", "-q", "--soft", &h1]);
+    std::os::unix::fs::symlink(&theirs, f.link()).unwrap();
+    assert_eq!(f.read("index.html"), "one");
+
+    let h2 = f.repo.commit(&[("index.html", "two")], "two");
+    let log = f.sync_once(&[]);
+    assert_published(&f, &h2);
+    assert_eq!(f.read("index.html"), "two");
+    assert!(!log.contains("emptied it"), "{log}");
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+    f.sync_once(&["--stale-worktree-grace=0s"]);
+    assert!(!root.join(&theirs).exists());
+    assert!(!root.join(".git/worktrees").join(&h1).exists());
+    assert_eq!(
+        git(&root, &["worktree", "list", "--porcelain"])
+            .matches("worktree ")
+            .count(),
+        2
+    );
+}
+
 #[test]
 fn a_root_that_is_a_file_is_said_to_be_one_and_left_alone() {
     let f = Fixture::new(Transport::File);
