@@ -3,15 +3,16 @@
 use git2::{AutotagOption, FetchOptions, ProxyOptions};
 
 use super::local::local_path;
-use super::ls_refs;
 use super::ssh_home::SshHome;
-use super::{daemon_ls_refs, ssh_ls_refs, v2_session};
+use super::v2_session;
 use super::{http_config, proxy, ref_error, refs, stream, Cancel, GitError, GitRepo, Hash};
 use crate::redact::redact;
 use callbacks::{callbacks, confinement};
+use over_session::no_refs;
 
 mod callbacks;
 mod over_http_v2;
+mod over_session;
 mod v2_fetch;
 
 /// Temporary ref a fetch writes to; deleted right after.
@@ -379,119 +380,6 @@ impl GitRepo {
         Ok((target, decided, Some(got)))
     }
 
-    /// The refs `git_ref` may name on an SSH or git:// remote, and the
-    /// session that listed them, open for a fetch (see
-    /// [`GitRepo::v2_session_with`]).
-    fn list_refs_over_ssh_or_git(
-        &self,
-        url: &str,
-        git_ref: &str,
-        cancel: &Cancel,
-    ) -> Option<(Vec<(String, Hash)>, v2_session::Session)> {
-        self.v2_session_with(url, &ls_refs::prefixes(git_ref), cancel)
-    }
-
-    /// A protocol v2 session of ours with the SSH or git:// server of
-    /// `url`, when it showed libgit2 many refs (or, with `--filter`, any)
-    /// and speaks v2 (see [`v2_session`]): the refs under `prefixes`, and
-    /// the session, open for a fetch. `None` leaves the listing and the
-    /// fetch to libgit2.
-    fn v2_session_with(
-        &self,
-        url: &str,
-        prefixes: &[String],
-        cancel: &Cancel,
-    ) -> Option<(Vec<(String, Hash)>, v2_session::Session)> {
-        let UrlSettings { effective, v2, .. } = self.url_settings(url);
-        let key = v2_session::saved::key(&effective);
-        let known = self.v2_servers.borrow().get(&key).cloned();
-        // Only our fetch takes a partial clone's filter.
-        let wanted = known.as_ref().map_or(self.filter.is_some(), |k| {
-            k.worth_listing() || (self.filter.is_some() && !k.left())
-        });
-        if !v2 || !wanted || cancel.is_cancelled() {
-            return None;
-        }
-        let listed = self.open_session(&effective, prefixes)?;
-        match listed {
-            Ok((heads, session)) => {
-                tracing::debug!(url = %redact(url), protocol = 2, refs = heads.len(), "refs listed");
-                Some((heads, session))
-            }
-            Err(e) => {
-                let why = e.reason();
-                tracing::debug!(url = %redact(url), reason = %redact(&why), "refs listed by libgit2 for the next 10 minutes");
-                let mut servers = self.v2_servers.borrow_mut();
-                servers.entry(key).or_default().left_at = Some(std::time::Instant::now());
-                v2_session::saved::save(&self.gitdir, &servers);
-                None
-            }
-        }
-    }
-
-    /// A protocol v2 session of ours with the SSH or git:// server of
-    /// `effective` (a URL after `insteadOf`), listing the refs under
-    /// `prefixes`; `None` for another kind of URL, or SSH without
-    /// credentials of ours.
-    fn open_session(&self, effective: &str, prefixes: &[String]) -> Option<v2_session::Listed> {
-        let timeout = ls_refs::timeout();
-        Some(match daemon_ls_refs::DaemonPlace::parse(effective) {
-            Some(place) => daemon_ls_refs::list(&place, prefixes, timeout),
-            None => {
-                let place = ssh_ls_refs::SshPlace::parse(effective)?;
-                let auth = self.credentials.ssh.as_ref()?;
-                ssh_ls_refs::list(&place, auth, prefixes, timeout)
-            }
-        })
-    }
-
-    /// Fetch `objects` alone (see [`GitRepo::fetch_objects_with_v2`]) on
-    /// a session of ours with `url`'s SSH or git:// server; `None` if
-    /// there can be none.
-    pub(super) fn fetch_objects_over_session(
-        &self,
-        url: &str,
-        objects: &[Hash],
-        cancel: &Cancel,
-    ) -> Option<Result<(), GitError>> {
-        let UrlSettings { effective, v2, .. } = self.url_settings(url);
-        if !v2 {
-            return None;
-        }
-        Some(match self.open_session(&effective, &no_refs())? {
-            Ok((_, session)) => self.fetch_objects_with_v2(url, objects, |request, pack| {
-                session.fetch(request, pack, cancel)
-            }),
-            Err(e) => Err(GitError::Remote {
-                op: "fetch",
-                url: redact(url),
-                message: redact(&e.reason()),
-            }),
-        })
-    }
-
-    /// After libgit2 listed `count` refs of `url`: over SSH or git://,
-    /// whether they are many enough to be listed with protocol v2 from now
-    /// on.
-    fn note_many_refs(&self, url: &str, count: usize) {
-        if count < v2_session::MANY_REFS {
-            return;
-        }
-        let effective = self.url_settings(url).effective;
-        if ssh_ls_refs::SshPlace::parse(&effective).is_some()
-            || daemon_ls_refs::DaemonPlace::parse(&effective).is_some()
-        {
-            let mut servers = self.v2_servers.borrow_mut();
-            let known = servers
-                .entry(v2_session::saved::key(&effective))
-                .or_default();
-            if !known.many_refs {
-                known.many_refs = true;
-                v2_session::saved::save(&self.gitdir, &servers);
-            }
-        }
-    }
-
     /// [`GitRepo::fetch`] of a target known without asking the remote (a
     /// pinned hash, a local repository's ref), if `decide` says so; what
     /// it said, and what the fetch brought.
@@ -697,11 +585,6 @@ impl GitRepo {
 struct BeforeFetch {
     was_empty: bool,
     shallow: std::collections::BTreeSet<git2::Oid>,
-}
-
-/// The prefixes of a listing that lists nothing: no ref has it.
-fn no_refs() -> [String; 1] {
-    ["refs/git-sync/none/".to_string()]
 }
 
 /// The refspec that fetches `target` into our temporary ref: its ref by
