@@ -7,8 +7,8 @@
 //! 100,000 pull-request refs, megabytes every poll.
 //!
 //! A commit the listing shows is fetched on the same session (see
-//! `v2_session.rs`). `remote.rs` uses it for a server that advertised many
-//! refs to libgit2. The host key is checked against the known_hosts file
+//! `v2_session.rs`). `remote/over_session.rs` uses it for a server that
+//! advertised many refs to libgit2 (or any, with `--filter`). The host key is checked against the known_hosts file
 //! before any key is offered; any failure here leaves the pass to libgit2,
 //! which reports it as before.
 

@@ -5,8 +5,8 @@
 //! session (`fetch_v2.rs`). libgit2 speaks only version 0 on those
 //! transports, where the server first sends every ref it has: on a
 //! repository with 100,000 pull-request refs, megabytes every poll, and
-//! again for every fetch. `remote.rs` uses it for a server that
-//! advertised many refs to libgit2; any failure here before the store
+//! again for every fetch. `remote/over_session.rs` uses it for a server
+//! that advertised many refs to libgit2 (or any, with `--filter`); any failure here before the store
 //! changed leaves the pass to libgit2, which reports it as before.
 
 use std::io::{Read, Write};
