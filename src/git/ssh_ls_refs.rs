@@ -8,9 +8,9 @@
 //!
 //! A commit the listing shows is fetched on the same session (see
 //! `v2_session.rs`). `remote/over_session.rs` uses it for a server that
-//! advertised many refs to libgit2 (or any, with `--filter`). The host key is checked against the known_hosts file
-//! before any key is offered; any failure here leaves the pass to libgit2,
-//! which reports it as before.
+//! advertised many refs to libgit2 (or any, with `--filter`). The host key
+//! is checked against the known_hosts file before any key is offered; any
+//! failure here leaves the pass to libgit2, which reports it as before.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;

@@ -6,8 +6,9 @@
 //! transports, where the server first sends every ref it has: on a
 //! repository with 100,000 pull-request refs, megabytes every poll, and
 //! again for every fetch. `remote/over_session.rs` uses it for a server
-//! that advertised many refs to libgit2 (or any, with `--filter`); any failure here before the store
-//! changed leaves the pass to libgit2, which reports it as before.
+//! that advertised many refs to libgit2 (or any, with `--filter`); any
+//! failure here before the store changed leaves the pass to libgit2, which
+//! reports it as before.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
