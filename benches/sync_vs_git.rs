@@ -40,6 +40,10 @@
 //!   and `--filter=blob:none` (vs `git clone --depth 1 --filter=blob:none
 //!   --sparse` then `git sparse-checkout set`), and git-sync without the
 //!   filter: wall, CPU, peak RSS, bytes received;
+//! - with 50,000 refs, an update by a running daemon over HTTP (wall, CPU,
+//!   bytes) and over SSH (CPU), and `--one-time` runs on that SSH root
+//!   after the daemon (what it found of the server is remembered), vs
+//!   upstream's commands for an update;
 //! - CPU per second of an idle daemon on the local repository (its file
 //!   watcher on, a 60 s period), vs polling it with `git ls-remote` every
 //!   minute.
@@ -470,13 +474,16 @@ fn many_refs_updates(
 /// until the gc after it is logged; its refs listed with protocol v2 once
 /// its first listing showed them), and the median of upstream's commands
 /// for the same update (`upstream_update`, git speaking v2 over OpenSSH).
+/// Then the median of `--one-time` runs on that root, each with a new
+/// commit (an init container's, a CronJob's): what the daemon found of the
+/// server outlives it.
 fn ssh_many_refs_updates(
     repo: &SourceRepo,
     url: &str,
     flags: &[&str],
     ssh_command: &str,
     tmp: &std::path::Path,
-) -> (Duration, Usage) {
+) -> (Duration, Usage, Usage) {
     let root = tmp.join("ssh-refs-daemon");
     let mut cmd = git_sync(&[
         &format!("--repo={url}"),
@@ -524,7 +531,14 @@ fn ssh_many_refs_updates(
         theirs.push(upstream_update(&clone, &wt, Some(&old)));
     }
     daemon.kill9();
-    (cpu / RUNS as u32, median(theirs))
+    let bin = bin();
+    let once: Vec<Usage> = (0..RUNS)
+        .map(|run| {
+            repo.commit(&[("f", &format!("ssh one-time {run}"))], "update");
+            sync_once(bin.to_str().unwrap(), url, &root, flags)
+        })
+        .collect();
+    (cpu / RUNS as u32, median(theirs), median(once))
 }
 
 /// CPU per update of `hist` at `--depth=0`: a running git-sync (what its
@@ -775,7 +789,7 @@ fn main() {
         bytes_per_poll(server.port, "many-refs", &tmp.path().join("many-bytes"));
     let (refs_up_ours, refs_up_theirs, refs_up_bytes, refs_up_git_bytes) =
         many_refs_updates(bin, server.port, &many, tmp.path());
-    let (ssh_refs_up_ours, ssh_refs_up_theirs) =
+    let (ssh_refs_up_ours, ssh_refs_up_theirs, ssh_refs_once) =
         ssh_many_refs_updates(&many, &many_ssh_url, &ssh_flags, &ssh_command, tmp.path());
 
     // --- one big file: memory follows the largest blob ----------------------
@@ -1060,6 +1074,11 @@ fn main() {
         "update over SSH, 50,000 refs, CPU",
         ssh_refs_up_ours,
         ssh_refs_up_theirs.cpu,
+    );
+    wall_cpu_rss(
+        "--one-time update, SSH, 50,000 refs",
+        ssh_refs_once,
+        ssh_refs_up_theirs,
     );
     row(
         "idle local daemon CPU/s (vs ls-remote/60s)",
