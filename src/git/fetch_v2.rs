@@ -52,12 +52,7 @@ pub(super) fn request(want: &Want<'_>) -> Vec<u8> {
     for commit in want.shallow {
         pkt_line::write(&mut body, format!("shallow {commit}\n").as_bytes());
     }
-    let deepen = match want.depth {
-        0 if want.shallow.is_empty() => None,
-        0 => Some(ALL_HISTORY),
-        depth => Some(depth),
-    };
-    if let Some(depth) = deepen {
+    if let Some(depth) = deepen(want) {
         pkt_line::write(&mut body, format!("deepen {depth}\n").as_bytes());
     }
     if let Some(filter) = want.filter {
@@ -71,16 +66,29 @@ pub(super) fn request(want: &Want<'_>) -> Vec<u8> {
     body
 }
 
-/// The request that fetches `objects` alone (a partial clone's missing
-/// blobs): no history, no haves, no filter.
-pub(super) fn objects_request(objects: &[Hash]) -> Vec<u8> {
-    request(&Want {
+/// The depth to ask for (`deepen`), if any: `depth`, or all history to
+/// make a shallow store whole.
+pub(super) fn deepen(want: &Want<'_>) -> Option<u32> {
+    match want.depth {
+        0 if want.shallow.is_empty() => None,
+        0 => Some(ALL_HISTORY),
+        depth => Some(depth),
+    }
+}
+
+/// No shallow commits.
+static NO_SHALLOW: BTreeSet<Hash> = BTreeSet::new();
+
+/// What fetches `objects` alone (a partial clone's missing blobs): no
+/// history, no haves, no filter.
+pub(super) fn objects_want(objects: &[Hash]) -> Want<'_> {
+    Want {
         objects,
         depth: 0,
-        shallow: &BTreeSet::new(),
+        shallow: &NO_SHALLOW,
         haves: &[],
         filter: None,
-    })
+    }
 }
 
 /// Whether `capability`, one line of a v2 server's capability
@@ -102,6 +110,20 @@ pub(super) struct ShallowInfo {
 }
 
 impl ShallowInfo {
+    /// Note `line`, a `shallow <hash>` or `unshallow <hash>` line of the
+    /// answer (v2's `shallow-info`, v0's shallow update).
+    pub fn note(&mut self, line: &[u8]) -> Result<(), FetchError> {
+        let (list, hex) = if let Some(hex) = line.strip_prefix(b"shallow ") {
+            (&mut self.shallow, hex)
+        } else if let Some(hex) = line.strip_prefix(b"unshallow ") {
+            (&mut self.unshallow, hex)
+        } else {
+            return Err(FetchError::Protocol("an unknown shallow-info line"));
+        };
+        list.push(hash(hex)?);
+        Ok(())
+    }
+
     /// The store's shallow commits after the pack, from `before`.
     pub fn apply(&self, before: &BTreeSet<Hash>) -> BTreeSet<Hash> {
         let mut after = before.clone();
@@ -138,12 +160,29 @@ pub(super) fn read_answer(
     pack: &mut dyn Write,
     cancel: &Cancel,
 ) -> Result<ShallowInfo, FetchError> {
+    read_with(r, pack, cancel, |packets, pack| {
+        read_sections(packets, pack)
+    })
+}
+
+/// Read an answer from `r` with `read`, given its packets as they come
+/// (buffered; failing once `cancel` is set) and `pack`.
+pub(super) fn read_with(
+    r: &mut dyn Read,
+    pack: &mut dyn Write,
+    cancel: &Cancel,
+    read: impl FnOnce(
+        &mut Packets<'_, &mut dyn Read>,
+        &mut dyn Write,
+    ) -> Result<ShallowInfo, FetchError>,
+) -> Result<ShallowInfo, FetchError> {
     let mut r = std::io::BufReader::with_capacity(64 << 10, Cancellable { r, cancel });
+    let mut r: &mut dyn Read = &mut r;
     let mut packets = Packets {
         r: &mut r,
         buf: Vec::with_capacity(MAX_PACKET),
     };
-    read_sections(&mut packets, pack).map_err(|e| match e {
+    read(&mut packets, pack).map_err(|e| match e {
         FetchError::Io(_) if cancel.is_cancelled() => FetchError::Cancelled,
         e => e,
     })
@@ -181,18 +220,7 @@ fn read_sections(
                 return Ok(info);
             }
             b"shallow-info" => {
-                let end = packets.lines(|line| {
-                    let line = trim(line);
-                    let (list, hex) = if let Some(hex) = line.strip_prefix(b"shallow ") {
-                        (&mut info.shallow, hex)
-                    } else if let Some(hex) = line.strip_prefix(b"unshallow ") {
-                        (&mut info.unshallow, hex)
-                    } else {
-                        return Err(FetchError::Protocol("an unknown shallow-info line"));
-                    };
-                    list.push(hash(hex)?);
-                    Ok(())
-                })?;
+                let end = packets.lines(|line| info.note(trim(line)))?;
                 if end == End::Flush {
                     return Err(FetchError::Protocol("no pack"));
                 }
@@ -224,38 +252,43 @@ fn read_pack(packets: &mut Packets<'_, impl Read>, pack: &mut dyn Write) -> Resu
             Packet::Flush => return Ok(()),
             Packet::Delim => return Err(FetchError::Protocol("a section after the pack")),
         };
-        match data.split_first() {
-            Some((1, bytes)) => pack.write_all(bytes)?,
-            Some((2, _)) => {} // progress
-            Some((3, message)) => {
-                let message = String::from_utf8_lossy(trim(message)).into_owned();
-                return Err(FetchError::Server(message));
-            }
-            _ => return Err(FetchError::Protocol("an unknown side band")),
+        side_band(data, pack)?;
+    }
+}
+
+/// One packet of a side-band pack: its data to `pack`.
+pub(super) fn side_band(data: &[u8], pack: &mut dyn Write) -> Result<(), FetchError> {
+    match data.split_first() {
+        Some((1, bytes)) => Ok(pack.write_all(bytes)?),
+        Some((2, _)) => Ok(()), // progress
+        Some((3, message)) => {
+            let message = String::from_utf8_lossy(trim(message)).into_owned();
+            Err(FetchError::Server(message))
         }
+        _ => Err(FetchError::Protocol("an unknown side band")),
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
+pub(super) enum End {
     Delim,
     Flush,
 }
 
-enum Packet<'b> {
+pub(super) enum Packet<'b> {
     Data(&'b [u8]),
     Flush,
     Delim,
 }
 
 /// pkt-lines read one at a time from a stream.
-struct Packets<'r, R> {
+pub(super) struct Packets<'r, R> {
     r: &'r mut R,
     buf: Vec<u8>,
 }
 
 impl<R: Read> Packets<'_, R> {
-    fn next(&mut self) -> Result<Packet<'_>, FetchError> {
+    pub(super) fn next(&mut self) -> Result<Packet<'_>, FetchError> {
         let mut len = [0u8; 4];
         self.r.read_exact(&mut len)?;
         match pkt_line::length(&len) {
@@ -271,7 +304,7 @@ impl<R: Read> Packets<'_, R> {
     }
 
     /// The data lines of a section, each to `each`, and how it ended.
-    fn lines(
+    pub(super) fn lines(
         &mut self,
         mut each: impl FnMut(&[u8]) -> Result<(), FetchError>,
     ) -> Result<End, FetchError> {
@@ -285,7 +318,7 @@ impl<R: Read> Packets<'_, R> {
     }
 }
 
-fn trim(line: &[u8]) -> &[u8] {
+pub(super) fn trim(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\n").unwrap_or(line)
 }
 
@@ -298,13 +331,13 @@ fn hash(hex: &[u8]) -> Result<Hash, FetchError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const A: &str = "1111111111111111111111111111111111111111";
-    const B: &str = "2222222222222222222222222222222222222222";
+    pub const A: &str = "1111111111111111111111111111111111111111";
+    pub const B: &str = "2222222222222222222222222222222222222222";
 
-    fn h(hex: &str) -> Hash {
+    pub fn h(hex: &str) -> Hash {
         hex.parse().unwrap()
     }
 
@@ -314,7 +347,8 @@ mod tests {
         out
     }
 
-    fn lines(body: &[u8]) -> Vec<String> {
+    /// A body's packets, as text (a flush as `0000`).
+    pub fn lines(body: &[u8]) -> Vec<String> {
         pkt_line::PktLines::new(body)
             .map(|p| match p {
                 pkt_line::Pkt::Data(d) => String::from_utf8(d.to_vec()).unwrap(),

@@ -504,7 +504,10 @@ pub(super) fn ls_refs_request(prefixes: &[String]) -> Vec<u8> {
 
 /// The refs of a v0 advertisement, `first` its first line (`<hash>
 /// <name>\0<capabilities>`, or `capabilities^{}` for an empty repository).
-fn v0_refs(first: Pkt<'_>, rest: PktLines<'_>) -> Result<Vec<(String, Hash)>, NoListing> {
+pub(super) fn v0_refs(
+    first: Pkt<'_>,
+    rest: PktLines<'_>,
+) -> Result<Vec<(String, Hash)>, NoListing> {
     let mut heads = Vec::new();
     for pkt in std::iter::once(first).chain(rest) {
         let line = match pkt {

@@ -8,6 +8,7 @@ mod client_cert;
 mod config_file;
 mod daemon_ls_refs;
 mod depth;
+mod fetch_v0;
 mod fetch_v2;
 mod gc;
 mod http_config;

@@ -14,8 +14,9 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use super::fetch_v2::{self, FetchError, ShallowInfo};
-use super::ls_refs::{ls_refs_request, v2_refs};
+use super::fetch_v0;
+use super::fetch_v2::{self, FetchError, ShallowInfo, Want};
+use super::ls_refs::{ls_refs_request, v0_refs, v2_refs};
 use super::pkt_line::{self, Pkt, PktLines};
 use super::{Cancel, Hash};
 
@@ -56,8 +57,6 @@ pub(super) type Listed = Result<(Vec<(String, Hash)>, Session), NoListing>;
 /// Why the listing was left to libgit2.
 #[derive(Debug)]
 pub(super) enum NoListing {
-    /// The server answered with version 0: libgit2 lists as well.
-    Version0,
     Failed(String),
 }
 
@@ -65,7 +64,6 @@ impl NoListing {
     /// Why, in words (no `Display`: the blanket `From` below forbids it).
     pub fn reason(self) -> String {
         match self {
-            NoListing::Version0 => "the server answers with protocol version 0".into(),
             NoListing::Failed(why) => why,
         }
     }
@@ -93,27 +91,51 @@ impl<T: Read + Write> Stream for T {}
 /// dropped.
 pub(super) struct Session {
     stream: Box<dyn Stream>,
-    /// Whether the server offers the `fetch` command.
-    fetches: bool,
-    /// Whether its `fetch` takes a `filter`.
+    protocol: Protocol,
+    /// Whether its fetch takes a `filter` (see
+    /// [`fetch_v0::Capabilities::filters`] for version 0).
     pub filters: bool,
 }
 
+/// What the server of a session answered with.
+enum Protocol {
+    /// Version 2; whether it offers the `fetch` command.
+    V2 { fetches: bool },
+    /// Version 0 (or 1), with the capabilities it advertised.
+    V0(fetch_v0::Capabilities),
+}
+
 impl Session {
-    /// Send v2's `fetch` command, `request` (see [`fetch_v2::request`]):
-    /// the pack it answers with goes to `pack`.
+    /// The protocol version the server speaks: 2, or 0.
+    pub fn version(&self) -> u8 {
+        match self.protocol {
+            Protocol::V2 { .. } => 2,
+            Protocol::V0(_) => 0,
+        }
+    }
+
+    /// Fetch what `want` asks for, in the session's protocol: the pack the
+    /// server answers with goes to `pack`.
     pub fn fetch(
         mut self,
-        request: &[u8],
+        want: &Want<'_>,
         pack: &mut dyn Write,
         cancel: &Cancel,
     ) -> Result<ShallowInfo, FetchError> {
-        if !self.fetches {
-            return Err(FetchError::Protocol("no fetch command"));
+        match &self.protocol {
+            Protocol::V2 { fetches: false } => Err(FetchError::Protocol("no fetch command")),
+            Protocol::V2 { fetches: true } => {
+                self.stream.write_all(&fetch_v2::request(want))?;
+                self.stream.flush()?;
+                fetch_v2::read_answer(&mut self.stream, pack, cancel)
+            }
+            Protocol::V0(caps) => {
+                let request = fetch_v0::request(want, caps)?;
+                self.stream.write_all(&request)?;
+                self.stream.flush()?;
+                fetch_v0::read_answer(&mut self.stream, pack, want, cancel)
+            }
         }
-        self.stream.write_all(request)?;
-        self.stream.flush()?;
-        fetch_v2::read_answer(&mut self.stream, pack, cancel)
     }
 }
 
@@ -127,10 +149,13 @@ impl Drop for Session {
 
 /// Speak protocol v2 on `stream`, whose server was just asked for it: the
 /// refs whose names start with one of `prefixes`, and the session, open
-/// for a fetch.
+/// for a fetch. A server that answers with version 0 lists every ref it
+/// has: all of them, and the session, open for a v0 fetch.
 pub(super) fn ls_refs(mut stream: Box<dyn Stream>, prefixes: &[String]) -> Listed {
-    // A version 0 server starts with every ref it has: not read further.
-    let first = read_packet(&mut stream, 0)?;
+    let mut first = read_packet(&mut stream, 0)?;
+    if PktLines::new(&first).next() == Some(Pkt::Data(b"version 1")) {
+        first = read_packet(&mut stream, 0)?;
+    }
     match PktLines::new(&first).next() {
         Some(Pkt::Data(b"version 2")) => {}
         // (git's daemon, for a repository it does not serve.)
@@ -141,7 +166,7 @@ pub(super) fn ls_refs(mut stream: Box<dyn Stream>, prefixes: &[String]) -> Liste
                 said.trim_end()
             )));
         }
-        _ => return Err(NoListing::Version0),
+        _ => return version_0(stream, first),
     }
     let capabilities = read_until_flush(&mut stream)?;
     let offers = |command: &[u8]| {
@@ -160,7 +185,7 @@ pub(super) fn ls_refs(mut stream: Box<dyn Stream>, prefixes: &[String]) -> Liste
         PktLines::new(&capabilities).any(|l| l.data().is_some_and(fetch_v2::offers_filter));
     let mut session = Session {
         stream,
-        fetches,
+        protocol: Protocol::V2 { fetches },
         filters,
     };
     session.stream.write_all(&ls_refs_request(prefixes))?;
@@ -170,7 +195,36 @@ pub(super) fn ls_refs(mut stream: Box<dyn Stream>, prefixes: &[String]) -> Liste
     Ok((heads, session))
 }
 
-/// The largest answer read: refs asked for by name are a few lines.
+/// The rest of a version 0 advertisement that began with `advertised`:
+/// every ref, and the session, open for a v0 fetch.
+fn version_0(mut stream: Box<dyn Stream>, mut advertised: Vec<u8>) -> Listed {
+    if advertised != b"0000" {
+        advertised.extend(read_until_flush(&mut stream)?);
+    }
+    let mut lines = PktLines::new(&advertised);
+    let (heads, caps) = match lines.next() {
+        // (An empty repository, to an old server.)
+        Some(Pkt::Flush) | None => (Vec::new(), fetch_v0::Capabilities::default()),
+        Some(first) => {
+            let caps = first.data().map(fetch_v0::Capabilities::of_first_line);
+            let heads = v0_refs(first, lines).map_err(|e| NoListing::Failed(format!("{e:?}")))?;
+            (heads, caps.unwrap_or_default())
+        }
+    };
+    let filters = caps.filters();
+    let protocol = Protocol::V0(caps);
+    Ok((
+        heads,
+        Session {
+            stream,
+            protocol,
+            filters,
+        },
+    ))
+}
+
+/// The largest answer read: refs asked for by name are a few lines; a v0
+/// advertisement of every ref, some 3 MB for 50,000.
 const MAX_ANSWER: usize = 16 << 20;
 
 /// Packets up to and with the first flush, as received.
@@ -218,8 +272,28 @@ mod tests {
             why.reason(),
             "the server says: access denied or repository not exported: /x"
         );
-        let v0 = ls_refs(Box::new(std::io::Cursor::new(b"0008abcd".to_vec())), &[]);
-        assert!(matches!(v0, Err(NoListing::Version0)));
+    }
+
+    #[test]
+    fn a_version_0_server_lists_every_ref_and_fetches_in_version_0() {
+        let a = "1111111111111111111111111111111111111111";
+        let b = "2222222222222222222222222222222222222222";
+        let mut answer = Vec::new();
+        let first = format!("{a} HEAD\0side-band-64k filter allow-reachable-sha1-in-want\n");
+        pkt_line::write(&mut answer, first.as_bytes());
+        pkt_line::write(&mut answer, format!("{a} refs/heads/main\n").as_bytes());
+        pkt_line::write(&mut answer, format!("{b} refs/pull/1/head\n").as_bytes());
+        answer.extend_from_slice(b"0000");
+        let Ok((heads, session)) = ls_refs(Box::new(std::io::Cursor::new(answer)), &[]) else {
+            panic!("not listed")
+        };
+        let names: Vec<&str> = heads.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["HEAD", "refs/heads/main", "refs/pull/1/head"]);
+        assert_eq!(session.version(), 0);
+        assert!(session.filters);
+        // An old server's empty repository: nothing listed.
+        let empty = ls_refs(Box::new(std::io::Cursor::new(b"0000".to_vec())), &[]);
+        assert!(matches!(empty, Ok((heads, _)) if heads.is_empty()));
     }
 
     #[test]

@@ -157,8 +157,8 @@ impl GitRepo {
         let place = self.v2_fetch_place(url, cancel)?;
         let mut broken = false;
         let filters = place.known.filters;
-        let fetched = self.fetch_with_v2(url, target, depth, filters, |body, pack| {
-            let answer = send_fetch(&place, body, pack, cancel);
+        let fetched = self.fetch_with_v2(url, target, depth, (filters, 2), |want, pack| {
+            let answer = send_fetch(&place, want, pack, cancel);
             broken = matches!(
                 answer,
                 Err(FetchError::Io(_) | FetchError::Protocol(_) | FetchError::Transport(_))
@@ -182,22 +182,23 @@ impl GitRepo {
         cancel: &Cancel,
     ) -> Option<Result<(), GitError>> {
         let place = self.v2_fetch_place(url, cancel)?;
-        Some(self.fetch_objects_with_v2(url, objects, |body, pack| {
-            send_fetch(&place, body, pack, cancel)
+        Some(self.fetch_objects_with_v2(url, objects, |want, pack| {
+            send_fetch(&place, want, pack, cancel)
         }))
     }
 }
 
-/// Send `body`, a v2 `fetch`, to the server at `place`, and read its
+/// Send v2's `fetch` of `want` to the server at `place`, and read its
 /// answer, the pack into `pack`.
 fn send_fetch(
     place: &Place,
-    body: &[u8],
+    want: &fetch_v2::Want<'_>,
     pack: &mut dyn std::io::Write,
     cancel: &Cancel,
 ) -> Result<fetch_v2::ShallowInfo, FetchError> {
     let read = |reader: &mut dyn std::io::Read| fetch_v2::read_answer(reader, pack, cancel);
-    ls_refs::command(&place.request(), body, cancel, read).unwrap_or_else(
+    let body = fetch_v2::request(want);
+    ls_refs::command(&place.request(), &body, cancel, read).unwrap_or_else(
         |(NoListing::Unsupported(why) | NoListing::Skipped(why))| Err(FetchError::Transport(why)),
     )
 }

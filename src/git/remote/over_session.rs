@@ -22,11 +22,12 @@ impl GitRepo {
         self.v2_session_with(url, &ls_refs::prefixes(git_ref), cancel)
     }
 
-    /// A protocol v2 session of ours with the SSH or git:// server of
-    /// `url`, when it showed libgit2 many refs (or, with `--filter`, any)
-    /// and speaks v2 (see [`v2_session`]): the refs under `prefixes`, and
-    /// the session, open for a fetch. `None` leaves the listing and the
-    /// fetch to libgit2.
+    /// A session of ours with the SSH or git:// server of `url`, when it
+    /// showed libgit2 many refs (or, with `--filter`, any; see
+    /// [`v2_session`]): with protocol v2 the refs under `prefixes`, with
+    /// version 0 (a server that does not pass `GIT_PROTOCOL` on) every
+    /// ref; and the session, open for a fetch. `None` leaves the listing
+    /// and the fetch to libgit2.
     pub(super) fn v2_session_with(
         &self,
         url: &str,
@@ -46,7 +47,8 @@ impl GitRepo {
         let listed = self.open_session(&effective, prefixes)?;
         match listed {
             Ok((heads, session)) => {
-                tracing::debug!(url = %redact(url), protocol = 2, refs = heads.len(), "refs listed");
+                let protocol = session.version();
+                tracing::debug!(url = %redact(url), protocol, refs = heads.len(), "refs listed");
                 Some((heads, session))
             }
             Err(e) => {
@@ -90,8 +92,8 @@ impl GitRepo {
             return None;
         }
         Some(match self.open_session(&effective, &no_refs())? {
-            Ok((_, session)) => self.fetch_objects_with_v2(url, objects, |request, pack| {
-                session.fetch(request, pack, cancel)
+            Ok((_, session)) => self.fetch_objects_with_v2(url, objects, |want, pack| {
+                session.fetch(want, pack, cancel)
             }),
             Err(e) => Err(GitError::Remote {
                 op: "fetch",

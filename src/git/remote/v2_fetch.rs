@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use super::super::fetch_v2::{self, FetchError, ShallowInfo};
+use super::super::fetch_v2::{self, FetchError, ShallowInfo, Want};
 use super::super::v2_session::Session;
 use super::super::{depth, Cancel, GitError, GitRepo, Hash};
 use super::Target;
@@ -14,7 +14,9 @@ use crate::redact::redact;
 
 impl GitRepo {
     /// Fetch `target.hash`, `depth` commits deep (0: all history), by v2's
-    /// `fetch`: `send` sends the request it is given and reads the answer,
+    /// `fetch` (or, on a session whose server speaks version 0, v0's),
+    /// from a server whose fetch takes a filter or not and speaks
+    /// `protocol`: `send` sends the request for what it is given and reads the answer,
     /// its pack into the writer it is given (libgit2's, which completes a
     /// thin pack from the store). What the fetch brought (`target.hash`),
     /// or `None` when it failed before the store changed: libgit2 fetches
@@ -24,19 +26,19 @@ impl GitRepo {
         url: &str,
         target: &Target,
         depth: u32,
-        filters: bool,
-        send: impl FnOnce(&[u8], &mut dyn Write) -> Result<ShallowInfo, FetchError>,
+        (filters, protocol): (bool, u8),
+        send: impl FnOnce(&Want<'_>, &mut dyn Write) -> Result<ShallowInfo, FetchError>,
     ) -> Option<Result<Vec<Hash>, GitError>> {
         let shallow = depth::read_shallow(self);
         let haves = self.tips_held();
-        let request = fetch_v2::request(&fetch_v2::Want {
+        let want = Want {
             objects: &[target.hash],
             depth,
             shallow: &shallow,
             haves: &haves,
             filter: self.filter_for(url, filters),
-        });
-        let info = match self.receive(&request, send) {
+        };
+        let info = match self.receive(&want, send) {
             Ok(info) => info,
             Err(FetchError::Cancelled) => return Some(Err(GitError::Cancelled)),
             Err(e) => {
@@ -48,7 +50,7 @@ impl GitRepo {
                 return None;
             }
         };
-        tracing::debug!(url = %redact(url), protocol = 2, "fetched");
+        tracing::debug!(url = %redact(url), protocol, "fetched");
         let written =
             depth::write_shallow(self, &info.apply(&shallow)).and_then(|()| self.reopen());
         Some(written.map(|()| vec![target.hash]))
@@ -60,13 +62,13 @@ impl GitRepo {
     /// not received whole is not kept.
     fn receive(
         &self,
-        request: &[u8],
-        send: impl FnOnce(&[u8], &mut dyn Write) -> Result<ShallowInfo, FetchError>,
+        want: &Want<'_>,
+        send: impl FnOnce(&Want<'_>, &mut dyn Write) -> Result<ShallowInfo, FetchError>,
     ) -> Result<ShallowInfo, FetchError> {
         let writer = |e: git2::Error| FetchError::Transport(e.message().to_string());
         let odb = self.repo.odb().map_err(writer)?;
         let mut pack = odb.packwriter().map_err(writer)?;
-        let info = send(request, &mut pack)?;
+        let info = send(want, &mut pack)?;
         // (A pack not committed is removed as its writer is dropped.)
         pack.commit().map_err(writer)?;
         Ok(info)
@@ -78,9 +80,9 @@ impl GitRepo {
         &self,
         url: &str,
         objects: &[Hash],
-        send: impl FnOnce(&[u8], &mut dyn Write) -> Result<ShallowInfo, FetchError>,
+        send: impl FnOnce(&Want<'_>, &mut dyn Write) -> Result<ShallowInfo, FetchError>,
     ) -> Result<(), GitError> {
-        match self.receive(&fetch_v2::objects_request(objects), send) {
+        match self.receive(&fetch_v2::objects_want(objects), send) {
             Ok(_) => Ok(()),
             Err(FetchError::Cancelled) => Err(GitError::Cancelled),
             Err(e) => Err(GitError::Remote {
@@ -101,9 +103,9 @@ impl GitRepo {
         cancel: &Cancel,
         session: Session,
     ) -> Option<Result<Vec<Hash>, GitError>> {
-        let filters = session.filters;
-        self.fetch_with_v2(url, target, depth, filters, |request, pack| {
-            session.fetch(request, pack, cancel)
+        let speaks = (session.filters, session.version());
+        self.fetch_with_v2(url, target, depth, speaks, |want, pack| {
+            session.fetch(want, pack, cancel)
         })
     }
 
