@@ -1540,7 +1540,8 @@ fn a_filtered_sparse_sync_over_ssh_fetches_only_the_selected_contents() {
 /// on (a stock OpenSSH): our session's fetch speaks version 0, which takes
 /// the filter too, where the server also lets objects no ref points at be
 /// fetched (`uploadpack.allowReachableSHA1InWant` or `allowAnySHA1InWant`),
-/// as the contents the patterns select are fetched later. A server that does not gets whole
+/// as the contents the patterns select are fetched later; an update too
+/// (v0's shallow update and haves). A server that does not gets whole
 /// objects, and the sync works as without `--filter`.
 #[test]
 fn a_filtered_sparse_sync_over_ssh_in_protocol_version_0() {
@@ -1567,20 +1568,35 @@ fn a_filtered_sparse_sync_over_ssh_in_protocol_version_0() {
             "--one-time".into(),
             "-v=5".into(),
         ]);
-        let out = run_git_sync(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        let log = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(0), "{log}");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let link = root.join("site");
-        assert_eq!(fs::read_to_string(link.join("docs/a.md")).unwrap(), "a1");
-        assert!(!link.join("assets").exists());
-        assert!(log.contains("\"protocol\":0"), "{log}");
-        received.load(std::sync::atomic::Ordering::SeqCst)
+        let once = |text: &str| {
+            let before = received.load(std::sync::atomic::Ordering::SeqCst);
+            let out = run_git_sync(&args);
+            let log = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(out.status.code(), Some(0), "{log}");
+            assert_eq!(fs::read_to_string(link.join("docs/a.md")).unwrap(), text);
+            assert!(!link.join("assets").exists());
+            assert!(log.contains("\"protocol\":0"), "{log}");
+            received.load(std::sync::atomic::Ordering::SeqCst) - before
+        };
+        let first = once("a1");
+        // An update: the shallow store's commit as a have, the new large
+        // file left out again.
+        let changes = [("docs/a.md", "a2"), ("assets/0.bin", &noise(4, 1 << 20))];
+        repo.commit(&changes, "two");
+        (first, once("a2"))
     };
-    let filtered = sync(true);
+    let (first, update) = sync(true);
     // (The file outside is some 860 KB compressed.)
-    assert!(filtered < 60_000, "{filtered} bytes with the filter");
-    let whole = sync(false);
+    assert!(first < 60_000, "{first} bytes with the filter");
+    assert!(
+        update < 60_000,
+        "{update} bytes for an update with the filter"
+    );
+    let (whole, whole_update) = sync(false);
     assert!(whole > 800_000, "{whole} bytes without reachable wants");
+    assert!(whole_update > 800_000, "{whole_update} bytes");
 }
 
 /// A pinned hash needs no listing: over SSH it is fetched filtered on a
