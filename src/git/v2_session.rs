@@ -5,10 +5,13 @@
 //! session (`fetch_v2.rs`). libgit2 speaks only version 0 on those
 //! transports, where the server first sends every ref it has: on a
 //! repository with 100,000 pull-request refs, megabytes every poll, and
-//! again for every fetch. `remote/over_session.rs` uses it for a server
-//! that advertised many refs to libgit2 (or any, with `--filter`); any
-//! failure here before the store changed leaves the pass to libgit2, which
-//! reports it as before.
+//! again for every fetch. A server that answers with version 0 (one that
+//! does not pass `GIT_PROTOCOL` on) is listed and fetched from in version
+//! 0 on the session (`fetch_v0.rs`), which unlike libgit2 takes a partial
+//! clone's filter. `remote/over_session.rs` uses it for a server that
+//! advertised many refs to libgit2 (or any, with `--filter`); any failure
+//! here before the store changed leaves the pass to libgit2, which reports
+//! it as before.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

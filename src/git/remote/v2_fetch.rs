@@ -14,13 +14,13 @@ use crate::redact::redact;
 
 impl GitRepo {
     /// Fetch `target.hash`, `depth` commits deep (0: all history), by v2's
-    /// `fetch` (or, on a session whose server speaks version 0, v0's),
-    /// from a server whose fetch takes a filter or not and speaks
-    /// `protocol`: `send` sends the request for what it is given and reads the answer,
-    /// its pack into the writer it is given (libgit2's, which completes a
-    /// thin pack from the store). What the fetch brought (`target.hash`),
-    /// or `None` when it failed before the store changed: libgit2 fetches
-    /// then, and reports what is wrong in its words.
+    /// `fetch` (or, on a session whose server speaks version 0, v0's), from
+    /// a server whose fetch takes a filter or not (`filters`) and speaks
+    /// `protocol`: `send` sends the request for what it is given and reads
+    /// the answer, its pack into the writer it is given (libgit2's, which
+    /// completes a thin pack from the store). What the fetch brought
+    /// (`target.hash`), or `None` when it failed before the store changed:
+    /// libgit2 fetches then, and reports what is wrong in its words.
     pub(super) fn fetch_with_v2(
         &mut self,
         url: &str,
