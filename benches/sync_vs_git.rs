@@ -6,7 +6,8 @@
 //! - CPU time per idle poll of a running git-sync (vs one `git ls-remote`
 //!   process), over HTTP, HTTPS and SSH, and the daemon's peak RSS; with
 //!   50,000 refs on the server, also the bytes it sends for one poll
-//!   (and over SSH, the CPU per poll);
+//!   (and over SSH, the CPU per poll, also from a stock OpenSSH server,
+//!   where both speak protocol version 0);
 //! - the same first sync over SSH from a local OpenSSH server (git runs
 //!   the `ssh` client, git-sync speaks SSH in process): wall and CPU time;
 //! - an update changing one file, as git-sync does it (one process: poll,
@@ -785,6 +786,24 @@ fn main() {
     let many_ssh_url = sshd.url(&many.dir);
     let many_ssh_idle = idle_polls(&many_ssh_url, &tmp.path().join("many-ssh"), &ssh_flags);
     let many_ssh_ls = ls_remote(&many_ssh_url, &["-c", &ssh_command]);
+    // From a stock OpenSSH server, which passes no GIT_PROTOCOL on: both
+    // receive every ref with protocol version 0.
+    let sshd_v0 = Sshd::start_passing_no_env();
+    let known_v0 = tmp.path().join("known_hosts_v0");
+    fs::write(&known_v0, format!("{}\n", sshd_v0.known_hosts_line)).unwrap();
+    let v0_flags = [
+        format!("--ssh-key-file={}", sshd_v0.client_key.display()),
+        format!("--ssh-known-hosts-file={}", known_v0.display()),
+    ];
+    let v0_flags: Vec<&str> = v0_flags.iter().map(String::as_str).collect();
+    let v0_command = format!(
+        "core.sshCommand=ssh -i {} -o UserKnownHostsFile={} -o IdentitiesOnly=yes -o BatchMode=yes",
+        sshd_v0.client_key.display(),
+        known_v0.display()
+    );
+    let many_v0_url = sshd_v0.url(&many.dir);
+    let many_v0_idle = idle_polls(&many_v0_url, &tmp.path().join("many-v0"), &v0_flags);
+    let many_v0_ls = ls_remote(&many_v0_url, &["-c", &v0_command]);
     let (many_bytes, many_ls_bytes) =
         bytes_per_poll(server.port, "many-refs", &tmp.path().join("many-bytes"));
     let (refs_up_ours, refs_up_theirs, refs_up_bytes, refs_up_git_bytes) =
@@ -1040,6 +1059,11 @@ fn main() {
         "idle poll CPU, SSH, 50,000 refs (vs ls-remote)",
         many_ssh_idle.per_poll,
         many_ssh_ls.cpu,
+    );
+    row(
+        "  the same, SSH in version 0 (stock sshd)",
+        many_v0_idle.per_poll,
+        many_v0_ls.cpu,
     );
     let bytes_row = |name: &str, ours: usize, theirs: usize| {
         println!(
