@@ -293,6 +293,22 @@ fn upstream_update(
     measure(&["sh", "-c", &script])
 }
 
+/// How both clients reach `sshd`, whose host key is written to `known`:
+/// git-sync's flags, and git's `core.sshCommand` setting.
+fn ssh_client(sshd: &Sshd, known: &std::path::Path) -> ([String; 2], String) {
+    fs::write(known, format!("{}\n", sshd.known_hosts_line)).unwrap();
+    let flags = [
+        format!("--ssh-key-file={}", sshd.client_key.display()),
+        format!("--ssh-known-hosts-file={}", known.display()),
+    ];
+    let command = format!(
+        "core.sshCommand=ssh -i {} -o UserKnownHostsFile={} -o IdentitiesOnly=yes -o BatchMode=yes",
+        sshd.client_key.display(),
+        known.display()
+    );
+    (flags, command)
+}
+
 /// `git clone -q --depth 1 <url> <dest>`, measured.
 fn clone_depth_1(url: &str, dest: &std::path::Path) -> Usage {
     measure(&[
@@ -748,19 +764,9 @@ fn main() {
     // Over SSH: git runs OpenSSH's client (its CPU counted), git-sync
     // speaks SSH in process; a handshake and a key exchange each poll.
     let sshd = Sshd::start();
-    let known = tmp.path().join("known_hosts");
-    fs::write(&known, format!("{}\n", sshd.known_hosts_line)).unwrap();
     let ssh_url = sshd.url(&repo.dir);
-    let ssh_flags = [
-        format!("--ssh-key-file={}", sshd.client_key.display()),
-        format!("--ssh-known-hosts-file={}", known.display()),
-    ];
+    let (ssh_flags, ssh_command) = ssh_client(&sshd, &tmp.path().join("known_hosts"));
     let ssh_flags: Vec<&str> = ssh_flags.iter().map(String::as_str).collect();
-    let ssh_command = format!(
-        "core.sshCommand=ssh -i {} -o UserKnownHostsFile={} -o IdentitiesOnly=yes -o BatchMode=yes",
-        sshd.client_key.display(),
-        known.display()
-    );
     let (o_ssh, t_ssh) = first_syncs(
         bin,
         &ssh_url,
@@ -789,18 +795,8 @@ fn main() {
     // From a stock OpenSSH server, which passes no GIT_PROTOCOL on: both
     // receive every ref with protocol version 0.
     let sshd_v0 = Sshd::start_passing_no_env();
-    let known_v0 = tmp.path().join("known_hosts_v0");
-    fs::write(&known_v0, format!("{}\n", sshd_v0.known_hosts_line)).unwrap();
-    let v0_flags = [
-        format!("--ssh-key-file={}", sshd_v0.client_key.display()),
-        format!("--ssh-known-hosts-file={}", known_v0.display()),
-    ];
+    let (v0_flags, v0_command) = ssh_client(&sshd_v0, &tmp.path().join("known_hosts_v0"));
     let v0_flags: Vec<&str> = v0_flags.iter().map(String::as_str).collect();
-    let v0_command = format!(
-        "core.sshCommand=ssh -i {} -o UserKnownHostsFile={} -o IdentitiesOnly=yes -o BatchMode=yes",
-        sshd_v0.client_key.display(),
-        known_v0.display()
-    );
     let many_v0_url = sshd_v0.url(&many.dir);
     let many_v0_idle = idle_polls(&many_v0_url, &tmp.path().join("many-v0"), &v0_flags);
     let many_v0_ls = ls_remote(&many_v0_url, &["-c", &v0_command]);
