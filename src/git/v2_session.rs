@@ -27,9 +27,9 @@ pub(super) mod saved;
 
 /// Refs libgit2 must have listed for an SSH or git:// server before its
 /// refs are listed here: a version 0 advertisement of this many is 60 KB a
-/// poll. With fewer, v0's listing is about as small as v2's, and a server
-/// that does not speak v2 (a stock OpenSSH, which drops `GIT_PROTOCOL`)
-/// would cost a session of ours every 10 minutes for nothing.
+/// poll. With fewer, v0's listing is about as small as v2's, and libgit2
+/// lists them (a server that does not speak v2, a stock OpenSSH, which
+/// drops `GIT_PROTOCOL`, answers a session of ours with version 0 anyway).
 pub(super) const MANY_REFS: usize = 1000;
 
 /// What an SSH or git:// server was found to be, for the next polls.
@@ -37,8 +37,8 @@ pub(super) const MANY_REFS: usize = 1000;
 pub(super) struct Known {
     /// It showed libgit2 [`MANY_REFS`] refs or more.
     pub many_refs: bool,
-    /// When a listing here failed or met version 0: libgit2 lists its
-    /// refs for `ls_refs::ASK_AGAIN_AFTER`.
+    /// When a listing here failed: libgit2 lists its refs for
+    /// `ls_refs::ASK_AGAIN_AFTER`.
     pub left_at: Option<std::time::Instant>,
 }
 
