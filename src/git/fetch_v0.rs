@@ -113,11 +113,10 @@ pub(super) fn read_answer(
         loop {
             match packets.next()? {
                 Packet::Data(line) if !started && is_ack_or_nak(line) => {}
-                Packet::Data(line) if line.starts_with(b"ERR ") => {
-                    let said = String::from_utf8_lossy(fetch_v2::trim(&line[4..]));
-                    return Err(FetchError::Server(said.into_owned()));
-                }
                 Packet::Data(data) => {
+                    if let Some(said) = pkt_line::error_message(data) {
+                        return Err(FetchError::Server(said));
+                    }
                     fetch_v2::side_band(data, pack)?;
                     started = true;
                 }
@@ -138,11 +137,10 @@ fn shallow_update(packets: &mut Packets<'_, impl Read>) -> Result<ShallowInfo, F
     loop {
         match packets.next()? {
             Packet::Flush => return Ok(info),
-            Packet::Data(line) if line.starts_with(b"ERR ") => {
-                let said = String::from_utf8_lossy(fetch_v2::trim(&line[4..]));
-                return Err(FetchError::Server(said.into_owned()));
-            }
-            Packet::Data(line) => info.note(fetch_v2::trim(line))?,
+            Packet::Data(line) => match pkt_line::error_message(line) {
+                Some(said) => return Err(FetchError::Server(said)),
+                None => info.note(fetch_v2::trim(line))?,
+            },
             Packet::Delim => return Err(FetchError::Protocol("a malformed shallow update")),
         }
     }
@@ -212,12 +210,10 @@ mod tests {
 
     #[test]
     fn the_answer_gives_the_shallow_commits_and_the_pack() {
+        let objects = [h(A)];
         let want = Want {
-            objects: &[h(A)],
             depth: 1,
-            shallow: &BTreeSet::new(),
-            haves: &[],
-            filter: None,
+            ..fetch_v2::objects_want(&objects)
         };
         let mut answer = Vec::new();
         packet(&mut answer, format!("shallow {A}\n").as_bytes());
@@ -245,13 +241,8 @@ mod tests {
 
     #[test]
     fn a_refusal_is_the_servers_error() {
-        let want = Want {
-            objects: &[h(A)],
-            depth: 0,
-            shallow: &BTreeSet::new(),
-            haves: &[],
-            filter: None,
-        };
+        let objects = [h(A)];
+        let want = fetch_v2::objects_want(&objects);
         let mut answer = Vec::new();
         packet(
             &mut answer,

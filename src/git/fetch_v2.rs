@@ -233,9 +233,8 @@ fn read_sections(
                 }
             }
             line => {
-                let text = String::from_utf8_lossy(line);
-                return Err(match text.strip_prefix("ERR ") {
-                    Some(message) => FetchError::Server(message.to_string()),
+                return Err(match pkt_line::error_message(line) {
+                    Some(message) => FetchError::Server(message),
                     None => FetchError::Protocol("an unknown section"),
                 });
             }

@@ -15,6 +15,13 @@ pub(super) fn length(bytes: &[u8]) -> Option<usize> {
     usize::from_str_radix(digits, 16).ok()
 }
 
+/// What a server says in an `ERR <message>` packet, whose data is `line`.
+pub(super) fn error_message(line: &[u8]) -> Option<String> {
+    let message = line.strip_prefix(b"ERR ")?;
+    let message = message.strip_suffix(b"\n").unwrap_or(message);
+    Some(String::from_utf8_lossy(message).into_owned())
+}
+
 /// One pkt-line: data (its newline taken off), or a special packet.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub(super) enum Pkt<'a> {

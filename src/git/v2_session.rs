@@ -114,20 +114,27 @@ impl Write for Buffered {
 pub(super) struct Session {
     stream: Box<dyn Stream>,
     protocol: Protocol,
-    /// Whether its fetch takes a `filter` (see
-    /// [`fetch_v0::Capabilities::filters`] for version 0).
-    pub filters: bool,
 }
 
 /// What the server of a session answered with.
 enum Protocol {
-    /// Version 2; whether it offers the `fetch` command.
-    V2 { fetches: bool },
+    /// Version 2; whether it offers the `fetch` command, and whether that
+    /// takes a `filter`.
+    V2 { fetches: bool, filters: bool },
     /// Version 0 (or 1), with the capabilities it advertised.
     V0(fetch_v0::Capabilities),
 }
 
 impl Session {
+    /// Whether its fetch takes a partial clone's filter (see
+    /// [`fetch_v0::Capabilities::filters`] for version 0).
+    pub fn filters(&self) -> bool {
+        match &self.protocol {
+            Protocol::V2 { filters, .. } => *filters,
+            Protocol::V0(caps) => caps.filters(),
+        }
+    }
+
     /// The protocol version the server speaks: 2, or 0.
     pub fn version(&self) -> u8 {
         match self.protocol {
@@ -145,8 +152,8 @@ impl Session {
         cancel: &Cancel,
     ) -> Result<ShallowInfo, FetchError> {
         match &self.protocol {
-            Protocol::V2 { fetches: false } => Err(FetchError::Protocol("no fetch command")),
-            Protocol::V2 { fetches: true } => {
+            Protocol::V2 { fetches: false, .. } => Err(FetchError::Protocol("no fetch command")),
+            Protocol::V2 { fetches: true, .. } => {
                 self.stream.write_all(&fetch_v2::request(want))?;
                 self.stream.flush()?;
                 fetch_v2::read_answer(&mut self.stream, pack, cancel)
@@ -190,11 +197,8 @@ pub(super) fn ls_refs(stream: Box<dyn Stream>, prefixes: &[String]) -> Listed {
         Some(Pkt::Data(b"version 2")) => {}
         // (git's daemon, for a repository it does not serve.)
         Some(Pkt::Data(line)) if line.starts_with(b"ERR ") => {
-            let said = String::from_utf8_lossy(&line[4..]);
-            return Err(NoListing::Failed(format!(
-                "the server says: {}",
-                said.trim_end()
-            )));
+            let said = pkt_line::error_message(line).unwrap_or_default();
+            return Err(NoListing::Failed(format!("the server says: {said}")));
         }
         _ => return version_0(stream, first),
     }
@@ -215,8 +219,7 @@ pub(super) fn ls_refs(stream: Box<dyn Stream>, prefixes: &[String]) -> Listed {
         PktLines::new(&capabilities).any(|l| l.data().is_some_and(fetch_v2::offers_filter));
     let mut session = Session {
         stream,
-        protocol: Protocol::V2 { fetches },
-        filters,
+        protocol: Protocol::V2 { fetches, filters },
     };
     session.stream.write_all(&ls_refs_request(prefixes))?;
     session.stream.flush()?;
@@ -241,16 +244,8 @@ fn version_0(mut stream: Box<dyn Stream>, mut advertised: Vec<u8>) -> Listed {
             (heads, caps.unwrap_or_default())
         }
     };
-    let filters = caps.filters();
     let protocol = Protocol::V0(caps);
-    Ok((
-        heads,
-        Session {
-            stream,
-            protocol,
-            filters,
-        },
-    ))
+    Ok((heads, Session { stream, protocol }))
 }
 
 /// The largest answer read: refs asked for by name are a few lines; a v0
@@ -320,7 +315,7 @@ mod tests {
         let names: Vec<&str> = heads.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["HEAD", "refs/heads/main", "refs/pull/1/head"]);
         assert_eq!(session.version(), 0);
-        assert!(session.filters);
+        assert!(session.filters());
         // An old server's empty repository: nothing listed.
         let empty = ls_refs(Box::new(std::io::Cursor::new(b"0000".to_vec())), &[]);
         assert!(matches!(empty, Ok((heads, _)) if heads.is_empty()));

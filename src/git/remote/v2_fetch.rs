@@ -103,7 +103,7 @@ impl GitRepo {
         cancel: &Cancel,
         session: Session,
     ) -> Option<Result<Vec<Hash>, GitError>> {
-        let speaks = (session.filters, session.version());
+        let speaks = (session.filters(), session.version());
         self.fetch_with_v2(url, target, depth, speaks, |want, pack| {
             session.fetch(want, pack, cancel)
         })
