@@ -1340,10 +1340,15 @@ fn no_secret_in_logs_error_files_or_metrics() {
     }
 }
 
-/// The flags that sync `repo` from `sshd` reached through a proxy on
-/// `port` of 127.0.0.1 (`--repo`, the key, a known_hosts file made in
-/// `dir` for that address).
-fn ssh_flags_through(sshd: &Sshd, repo: &SourceRepo, port: u16, dir: &Path) -> Vec<String> {
+/// `repo` over SSH from `sshd`, through a TCP proxy on 127.0.0.1 that
+/// counts what the server sends: git-sync's flags (its known_hosts names
+/// the proxy's address; `--root` is `<dir>/root`) and that count.
+fn ssh_through_counting_proxy(
+    sshd: &Sshd,
+    repo: &SourceRepo,
+    dir: &Path,
+) -> (Vec<String>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let (port, received) = counting_proxy(sshd.port, |_, _| {});
     let known = dir.join("known_hosts");
     let direct = format!("[{}]:{}", sshd.addr, sshd.port);
     let lines: Vec<String> = sshd
@@ -1352,7 +1357,7 @@ fn ssh_flags_through(sshd: &Sshd, repo: &SourceRepo, port: u16, dir: &Path) -> V
         .map(|l| l.replace(&direct, &format!("[127.0.0.1]:{port}")))
         .collect();
     fs::write(&known, lines.join("\n") + "\n").unwrap();
-    vec![
+    let flags = vec![
         format!(
             "--repo=ssh://{}@127.0.0.1:{port}{}",
             sshd.user,
@@ -1360,7 +1365,9 @@ fn ssh_flags_through(sshd: &Sshd, repo: &SourceRepo, port: u16, dir: &Path) -> V
         ),
         format!("--ssh-key-file={}", sshd.client_key.display()),
         format!("--ssh-known-hosts-file={}", known.display()),
-    ]
+        format!("--root={}", dir.join("root").display()),
+    ];
+    (flags, received)
 }
 
 /// Over SSH too, once libgit2's first listing has shown a repository with
@@ -1382,16 +1389,9 @@ fn an_ssh_poll_of_a_repository_with_many_refs_asks_for_its_ref_only() {
         } else {
             Sshd::start_passing_no_env()
         };
-        // Through a TCP proxy counting what the server sends.
-        let (port, received) = counting_proxy(sshd.port, |_, _| {});
         let root = tmp.path().join("root");
-        let mut args = ssh_flags_through(&sshd, &repo, port, tmp.path());
-        args.extend([
-            format!("--root={}", root.display()),
-            "--link=site".into(),
-            "--period=100ms".into(),
-            "-v=5".into(),
-        ]);
+        let (mut args, received) = ssh_through_counting_proxy(&sshd, &repo, tmp.path());
+        args.extend(["--link=site".into(), "--period=100ms".into(), "-v=5".into()]);
         let mut p = spawn(git_sync(
             &args.iter().map(String::as_str).collect::<Vec<_>>(),
         ));
@@ -1460,15 +1460,9 @@ fn a_restart_remembers_that_an_ssh_repository_has_many_refs() {
     repo.commit(&[("f", "1")], "one");
     repo.add_pull_refs(3_000);
     let sshd = Sshd::start();
-    let (port, received) = counting_proxy(sshd.port, |_, _| {});
     let root = tmp.path().join("root");
-    let mut args = ssh_flags_through(&sshd, &repo, port, tmp.path());
-    args.extend([
-        format!("--root={}", root.display()),
-        "--link=site".into(),
-        "--one-time".into(),
-        "-v=5".into(),
-    ]);
+    let (mut args, received) = ssh_through_counting_proxy(&sshd, &repo, tmp.path());
+    args.extend(["--link=site".into(), "--one-time".into(), "-v=5".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let received = || received.load(std::sync::atomic::Ordering::SeqCst);
     let run = |head: &str| {
@@ -1504,12 +1498,10 @@ fn a_filtered_sparse_sync_over_ssh_fetches_only_the_selected_contents() {
     let big = noise(1, 1 << 20);
     repo.commit(&[("docs/a.md", "a1"), ("assets/0.bin", &big)], "one");
     let sshd = Sshd::start();
-    let (port, received) = counting_proxy(sshd.port, |_, _| {});
     let root = tmp.path().join("root");
     let patterns = tmp.path().join("sparse");
-    let mut args = ssh_flags_through(&sshd, &repo, port, tmp.path());
+    let (mut args, received) = ssh_through_counting_proxy(&sshd, &repo, tmp.path());
     args.extend([
-        format!("--root={}", root.display()),
         format!("--sparse-checkout-file={}", patterns.display()),
         "--filter=blob:limit=1k".into(),
         "--one-time".into(),
@@ -1556,13 +1548,11 @@ fn a_filtered_sparse_sync_over_ssh_in_protocol_version_0() {
         let big = noise(3, 1 << 20);
         repo.commit(&[("docs/a.md", "a1"), ("assets/0.bin", &big)], "one");
         let sshd = Sshd::start_passing_no_env();
-        let (port, received) = counting_proxy(sshd.port, |_, _| {});
         let root = tmp.path().join("root");
         let patterns = tmp.path().join("sparse");
         fs::write(&patterns, "/docs/\n").unwrap();
-        let mut args = ssh_flags_through(&sshd, &repo, port, tmp.path());
+        let (mut args, received) = ssh_through_counting_proxy(&sshd, &repo, tmp.path());
         args.extend([
-            format!("--root={}", root.display()),
             format!("--sparse-checkout-file={}", patterns.display()),
             "--filter=blob:none".into(),
             "--one-time".into(),
@@ -1611,12 +1601,10 @@ fn a_pinned_hash_over_ssh_is_fetched_filtered_and_a_failed_fill_says_why() {
     let big = noise(2, 1 << 20);
     let hash = repo.commit(&[("docs/a.md", "a"), ("assets/0.bin", &big)], "one");
     let sshd = Sshd::start();
-    let (port, received) = counting_proxy(sshd.port, |_, _| {});
     let root = tmp.path().join("root");
     let patterns = tmp.path().join("sparse");
-    let mut args = ssh_flags_through(&sshd, &repo, port, tmp.path());
+    let (mut args, received) = ssh_through_counting_proxy(&sshd, &repo, tmp.path());
     args.extend([
-        format!("--root={}", root.display()),
         format!("--ref={hash}"),
         format!("--sparse-checkout-file={}", patterns.display()),
         "--filter=blob:none".into(),
