@@ -158,6 +158,46 @@ fn credentials_in_the_repo_url_are_used_and_never_logged() {
     assert_no_secret("the error file", &err);
 }
 
+/// Credentials in the URL go with git-sync's own requests (protocol v2:
+/// one small listing per poll, the commit alone fetched), not only with
+/// libgit2's; decoded as git decodes them, and sent as the server asks.
+#[test]
+fn credentials_in_the_repo_url_go_with_git_syncs_own_requests() {
+    let f = Fixture::new("p@ss-S3CRET");
+    let url = f
+        .server
+        .url("private")
+        .replace("http://", "http://bot:p%40ss-S3CRET@");
+    let root = f.tmp.path().join("root");
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={url}"),
+        &format!("--root={}", root.display()),
+        "--period=50ms",
+        "-v=5",
+    ]));
+    let link = root.join("private");
+    p.wait_for(LONG, "the first sync", || {
+        published(&link).as_deref() == Some(f.repo.head().as_str())
+    });
+    let h2 = f.repo.commit(&[("f", "2")], "two");
+    p.wait_for(LONG, "the update", || {
+        published(&link).as_deref() == Some(h2.as_str())
+    });
+    let log = p.log();
+    let listed_v2 = log
+        .lines()
+        .filter(|l| l.contains("\"msg\":\"refs listed\"") && l.contains("\"protocol\":2"))
+        .count();
+    assert!(listed_v2 >= 2, "{log}");
+    assert_eq!(
+        log_lines_with(&log, "refs listed by libgit2 for the next 10 minutes"),
+        0,
+        "{log}"
+    );
+    assert_eq!(log_lines_with(&log, "fetching with libgit2"), 0, "{log}");
+    assert_secret_absent(&log, "S3CRET");
+}
+
 #[test]
 fn rotated_password_file_is_picked_up_without_restart() {
     let f = Fixture::new("first-S3CRET");

@@ -92,11 +92,7 @@ fn percent_normalized(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match escaped {
+        match escaped_byte(bytes, i) {
             Some(b) if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => {
                 out.push(char::from(b));
                 i += 3;
@@ -113,6 +109,33 @@ fn percent_normalized(text: &str) -> String {
         }
     }
     out
+}
+
+/// `text` with its `%XX` escapes decoded, as git decodes a URL's user
+/// and password (bytes that are not UTF-8 are replaced).
+pub(super) fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match escaped_byte(bytes, i) {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The byte a `%XX` escape at `i` of `bytes` stands for, if one is there.
+fn escaped_byte(bytes: &[u8], i: usize) -> Option<u8> {
+    let hex = bytes.get(i + 1..i + 3).filter(|_| bytes[i] == b'%')?;
+    u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
 }
 
 /// The same labels, a `*` label of `pattern` matching any one label.

@@ -5,14 +5,17 @@
 
 use super::super::fetch_v2::{self, FetchError};
 use super::super::ls_refs::{self, NoListing};
+use super::super::urlmatch::percent_decoded;
 use super::super::{http_config, Cancel, GitError, GitRepo, Hash};
 use super::{Target, UrlSettings};
 use crate::redact::redact;
 
 /// What every request to one repository's server carries.
 struct Place {
-    /// The URL after `insteadOf`.
+    /// The URL after `insteadOf`: what the server is known by.
     effective: String,
+    /// The same without the credentials it may hold: what is asked.
+    bare: String,
     known: ls_refs::Known,
     /// `http.extraHeader` values and cookies.
     headers: Vec<String>,
@@ -23,7 +26,7 @@ struct Place {
 impl Place {
     fn request(&self) -> ls_refs::Request<'_> {
         ls_refs::Request {
-            url: self.known.moved_to.as_deref().unwrap_or(&self.effective),
+            url: self.known.moved_to.as_deref().unwrap_or(&self.bare),
             headers: &self.headers,
             basic: self.basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
             basic_first: self.known.wants_credentials,
@@ -56,17 +59,24 @@ impl GitRepo {
         // A CA file or client certificate rotated since the last request
         // is loaded now, and the client made again with it (a certificate
         // that cannot be used is for libgit2 to report).
-        super::super::tls::before_connecting(&effective, None).ok()?;
-        headers.extend(self.credentials.cookies.header_for(&effective));
-        // An Authorization header of the config's is the one sent.
+        let (bare, in_url) = match split_credentials(&effective) {
+            Some((bare, user, password)) => (bare, Some((user, password))),
+            None => (effective.clone(), None),
+        };
+        super::super::tls::before_connecting(&bare, None).ok()?;
+        headers.extend(self.credentials.cookies.header_for(&bare));
+        // An Authorization header of the config's is the one sent; else,
+        // as git, the URL's credentials before any configured.
         let own_authorization = http_config::any_named(&headers, &["authorization"]);
-        let basic = self
-            .credentials
-            .for_url(&effective)
-            .filter(|_| !own_authorization)
-            .map(|c| (c.username.clone(), c.password.clone()));
+        let basic = in_url
+            .or_else(|| {
+                let c = self.credentials.for_url(&bare)?;
+                Some((c.username.clone(), c.password.clone()))
+            })
+            .filter(|_| !own_authorization);
         Some(Place {
             effective,
+            bare,
             known,
             headers,
             basic,
@@ -188,6 +198,19 @@ impl GitRepo {
     }
 }
 
+/// `scheme://user:password@host/path` as the URL without its credentials,
+/// and the user and password, decoded as git decodes them (`%40` is `@`).
+/// `None` for a URL without a password: a user alone is left to libgit2,
+/// which asks the credential callback for the rest.
+fn split_credentials(url: &str) -> Option<(String, String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (userinfo, host) = rest[..authority_end].rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    let bare = format!("{scheme}://{host}{}", &rest[authority_end..]);
+    Some((bare, percent_decoded(user), percent_decoded(password)))
+}
+
 /// Send v2's `fetch` of `want` to the server at `place`, and read its
 /// answer, the pack into `pack`.
 fn send_fetch(
@@ -201,4 +224,29 @@ fn send_fetch(
     ls_refs::command(&place.request(), &body, cancel, read).unwrap_or_else(
         |(NoListing::Unsupported(why) | NoListing::Skipped(why))| Err(FetchError::Transport(why)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_credentials;
+
+    #[test]
+    fn credentials_in_a_url_are_taken_out_and_decoded() {
+        let split = |url: &str| split_credentials(url);
+        assert_eq!(
+            split("https://bot:p%40ss%2Fw@h:8443/o/r.git?x=1"),
+            Some((
+                "https://h:8443/o/r.git?x=1".into(),
+                "bot".into(),
+                "p@ss/w".into()
+            ))
+        );
+        assert_eq!(
+            split("http://u%20x:@h/r"),
+            Some(("http://h/r".into(), "u x".into(), String::new()))
+        );
+        assert_eq!(split("https://token@h/r"), None);
+        assert_eq!(split("https://h/a@b:c"), None);
+        assert_eq!(split("https://h/r"), None);
+    }
 }
