@@ -15,22 +15,12 @@ pub fn redact(text: &str) -> String {
             .next()
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let ssh = matches!(scheme.as_str(), "ssh" | "git+ssh" | "ssh+git");
+        let ssh = is_ssh(&scheme);
         out.push_str(head);
-        // The user information ends at the last '@' before the query: a
-        // password or token pasted unencoded may hold '/' or '@' (a URL
-        // with an '@' in its path loses some of it here, never a secret).
         let url_end = tail
             .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
             .unwrap_or(tail.len());
-        let before_query = tail[..url_end].find(['?', '#']).unwrap_or(url_end);
-        let authority = tail[..url_end].find('/').unwrap_or(url_end);
-        let last_at = |end: usize| tail[..end].rfind('@');
-        // (Not in a local path: `file:///srv/a@b` has no user.)
-        let host_at = match last_at(before_query)
-            .filter(|_| authority > 0)
-            .max(last_at(authority))
-        {
+        let host_at = match userinfo_end(&tail[..url_end]) {
             Some(at) => {
                 let userinfo = &tail[..at];
                 match userinfo.split_once(':') {
@@ -60,6 +50,45 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+fn is_ssh(scheme: &str) -> bool {
+    matches!(scheme, "ssh" | "git+ssh" | "ssh+git")
+}
+
+/// Where the user information of a URL ends (its `@`), given what follows
+/// its `://`: at the last '@' before the query, since a password or token
+/// pasted unencoded may hold '/' or '@' (a URL with an '@' in its path
+/// loses some of it, never a secret). Not in a local path: `file:///srv/a@b`
+/// has no user.
+fn userinfo_end(tail: &str) -> Option<usize> {
+    let before_query = tail.find(['?', '#']).unwrap_or(tail.len());
+    let authority = tail.find('/').unwrap_or(tail.len());
+    let last_at = |end: usize| tail[..end].rfind('@');
+    last_at(before_query)
+        .filter(|_| authority > 0)
+        .max(last_at(authority))
+}
+
+/// The repository URL `url` as it may be written to disk: without a
+/// password, without a bare user but over SSH (a token often stands as the
+/// user over HTTPS), without a query (whose values may be keys). A git
+/// binary reading it brings its own credentials.
+pub fn without_credentials(url: &str) -> String {
+    let Some(i) = url.find("://") else {
+        // A path, or SSH's `user@host:path`, which holds no password.
+        return url.to_string();
+    };
+    let (head, tail) = url.split_at(i + 3);
+    let tail = &tail[..tail.find(['?', '#']).unwrap_or(tail.len())];
+    let Some(at) = userinfo_end(tail) else {
+        return format!("{head}{tail}");
+    };
+    let user = tail[..at].split(':').next().unwrap_or_default();
+    match is_ssh(&head[..i].to_ascii_lowercase()) {
+        true => format!("{head}{user}@{}", &tail[at + 1..]),
+        false => format!("{head}{}", &tail[at + 1..]),
+    }
+}
+
 /// `path?k=v&k2=v2#frag` as `path?k=***&k2=***#frag`.
 fn without_query_values(path: &str) -> String {
     let Some((before, query)) = path.split_once('?') else {
@@ -87,7 +116,25 @@ fn without_query_values(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, without_credentials};
+
+    #[test]
+    fn urls_written_to_disk_carry_no_credentials() {
+        for (url, kept) in [
+            ("https://bob:s3cret@host/r.git", "https://host/r.git"),
+            ("https://tok@host/x", "https://host/x"),
+            ("https://u:pa/ss@host/r", "https://host/r"),
+            ("https://host/r?token=abc", "https://host/r"),
+            ("SSH://git:pw@host:2222/r", "SSH://git@host:2222/r"),
+            ("ssh://git@host/a@b", "ssh://git@host/a@b"),
+            ("git@host:o/r.git", "git@host:o/r.git"),
+            ("file:///srv/@org/a@b", "file:///srv/@org/a@b"),
+            ("/srv/repo", "/srv/repo"),
+            ("git://h/r", "git://h/r"),
+        ] {
+            assert_eq!(without_credentials(url), kept, "{url}");
+        }
+    }
 
     #[test]
     fn passwords_are_hidden() {

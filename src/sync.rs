@@ -163,6 +163,7 @@ fn open_repository(
         // a filter would only split the fetch in two.
         git.set_filter(cfg.checkout.filter.clone());
     }
+    git.name_promisor(&cfg.repo)?;
     Ok(git)
 }
 

@@ -4036,6 +4036,74 @@ fn a_server_that_refuses_the_filter_kind_is_fetched_from_whole() {
     );
 }
 
+/// A hook's git reads a filtered store as it reads a partial clone it
+/// made: the contents the store lacks are fetched when a command needs
+/// them, from the repository's URL, which is written to disk without its
+/// credentials. `git fsck` finds nothing missing that was not promised,
+/// and the syncs go on.
+#[test]
+fn a_hooks_git_fetches_what_a_filtered_store_lacks() {
+    let (tmp, srv, repo) = temp_source("site");
+    repo.git(&["config", "uploadpack.allowFilter", "true"]);
+    // (No command reads `assets/`: it stays out of the store.)
+    repo.commit(
+        &[("docs/a.md", "a1"), ("src/b.rs", "b1"), ("assets/c", "c")],
+        "one",
+    );
+    let server = HttpServer::start(&srv);
+    let root = tmp.path().join("root");
+    let patterns = tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let shown = tmp.path().join("shown");
+    let hook = tmp.path().join("hook");
+    script(
+        &hook,
+        &format!(
+            "git show HEAD:src/b.rs > {0}.tmp && mv {0}.tmp {0}",
+            shown.display()
+        ),
+    );
+    let url = format!("http://reader:hunter2@127.0.0.1:{}/site", server.port);
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={url}"),
+        &format!("--root={}", root.display()),
+        &format!("--sparse-checkout-file={}", patterns.display()),
+        "--filter=blob:none",
+        &format!("--exechook-command={}", hook.display()),
+        "--period=50ms",
+        "--git-gc=always",
+    ]));
+    let link = root.join("site");
+    let shows = |what: &str| fs::read_to_string(&shown).ok().as_deref() == Some(what);
+    p.wait_for(LONG, "the hook to show a file outside the patterns", || {
+        shows("b1")
+    });
+    assert!(!link.join("src").exists());
+    repo.commit(&[("docs/a.md", "a2"), ("src/b.rs", "b2")], "two");
+    p.wait_for(LONG, "the hook to show the update", || shows("b2"));
+    assert_eq!(fs::read_to_string(link.join("docs/a.md")).unwrap(), "a2");
+    assert!(!link.join("src").exists());
+    git(&root, &["fsck", "--no-progress"]);
+    let mut leaks = Vec::new();
+    let mut dirs = vec![root.join(".git")];
+    while let Some(dir) = dirs.pop() {
+        for e in fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
+            if e.is_dir() {
+                dirs.push(e);
+            } else if String::from_utf8_lossy(&fs::read(&e).unwrap()).contains("hunter2") {
+                leaks.push(e);
+            }
+        }
+    }
+    assert_eq!(
+        leaks,
+        Vec::<std::path::PathBuf>::new(),
+        "the password written to disk"
+    );
+    let log = p.log();
+    assert_eq!(failed_passes(&log), 0, "{log}");
+}
+
 /// From a local repository, `--filter` with a sparse checkout copies the
 /// commit and its trees, then only the contents the patterns select: the
 /// store of a monorepo's one directory holds that directory's files.

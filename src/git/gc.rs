@@ -38,6 +38,11 @@ pub(super) use known::Known;
 use known::MinimalStore;
 use repack::garbage;
 
+/// How old a temporary file in `objects/pack` is before it is taken for a
+/// leftover of a fetch that died: a younger one may be another process's
+/// fetch under way (a hook's git filling a partial store).
+const TEMP_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Pack files beyond which `--git-gc=auto` repacks.
 const AUTO_MAX_PACKS: usize = 16;
 /// Loose objects beyond which `--git-gc=auto` repacks.
@@ -116,6 +121,7 @@ impl GitRepo {
     ) -> Result<Option<GcStats>, GitError> {
         let result = self.collect(mode, keep, depth, cancel);
         self.save_tips();
+        self.mark_promisor_packs();
         result
     }
 
@@ -131,7 +137,13 @@ impl GitRepo {
         let (packs, temps) = list_packs(&pack_dir);
         let (loose, loose_count) = loose_dirs(&objects);
         for t in temps {
-            let _ = fs::remove_file(pack_dir.join(t));
+            let path = pack_dir.join(t);
+            let age = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map(|t| t.elapsed());
+            if age.is_ok_and(|a| a.map_or(true, |a| a >= TEMP_GRACE)) {
+                let _ = fs::remove_file(path);
+            }
         }
         let due = match mode {
             GcMode::Off => false,

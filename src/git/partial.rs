@@ -19,13 +19,17 @@
 use std::fs;
 
 use super::{Cancel, GitError, GitRepo, Hash};
-use crate::redact::redact;
+use crate::redact::{redact, without_credentials};
 use crate::sparse::SparsePatterns;
 
 /// In our git directory: the store may lack objects (git marks this with
 /// `.promisor` packs and `extensions.partialClone`, which libgit2 does not
 /// know).
 const MARKER: &str = "git-sync-partial";
+
+/// The config key naming the remote a git binary fetches missing objects
+/// from.
+const PROMISOR_KEY: &str = "extensions.partialClone";
 
 /// The filters applied: those that leave out blobs only. A commit's trees
 /// are what a sparse checkout is decided from, so they always come.
@@ -42,6 +46,74 @@ impl GitRepo {
     /// servers that take it.
     pub fn set_filter(&mut self, filter: Option<String>) {
         self.filter = filter.filter(|f| applies(f));
+    }
+
+    /// Let a git binary (a hook's) read a partial store as it reads a
+    /// partial clone of its own: `url` is its promisor remote, `origin`,
+    /// from which it fetches the contents the store lacks when a command
+    /// needs them (`git show`, `git diff`). The URL is written without
+    /// credentials (see [`without_credentials`]): for a private
+    /// repository, that git needs its own. For a store that may be
+    /// partial only (fetched, or to be fetched, with a filter).
+    pub fn name_promisor(&mut self, url: &str) -> Result<(), GitError> {
+        if self.filter.is_none() && !self.is_partial() {
+            return Ok(());
+        }
+        let url = match super::local_path(url) {
+            // Relative to our working directory, not to the hook's.
+            Some(path) if !url.starts_with("file://") => std::path::absolute(&path)
+                .map_or_else(|_| url.to_string(), |p| p.display().to_string()),
+            _ => without_credentials(url),
+        };
+        let filter = self.filter.clone().unwrap_or_else(|| "blob:none".into());
+        self.apply_config(&[
+            ("remote.origin.url".into(), url),
+            ("remote.origin.promisor".into(), "true".into()),
+            ("remote.origin.partialCloneFilter".into(), filter),
+        ])?;
+        // git reads a repository's extensions from its config file itself,
+        // not from the files it includes. At format version 0 git honours
+        // this one and libgit2 reads none (at 1 it refuses what it does
+        // not know).
+        let mut local = self
+            .repo
+            .config()
+            .and_then(|c| c.open_level(git2::ConfigLevel::Local))
+            .map_err(|e| GitError::local("open repository config", e))?;
+        let version = local.get_i32("core.repositoryformatversion").unwrap_or(0);
+        let set = local.get_string(PROMISOR_KEY).ok();
+        if version == 0 && set.as_deref() != Some("origin") {
+            local
+                .set_str(PROMISOR_KEY, "origin")
+                .map_err(|e| GitError::local("name the promisor remote", e))?;
+            self.reopen()?;
+        }
+        Ok(())
+    }
+
+    /// In a partial store, mark every pack as one from the promisor remote
+    /// (`<pack>.promisor`, empty, as git writes one): git then knows the
+    /// objects they name but lack are to be fetched, not lost (`git fsck`,
+    /// its gc and repack). Run after each pass's fetches and gc.
+    pub(super) fn mark_promisor_packs(&self) {
+        if !self.is_partial() {
+            return;
+        }
+        let dir = self.gitdir.join("objects/pack");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return;
+        };
+        for name in entries.flatten().map(|e| e.file_name()) {
+            let Some(base) = name.to_str().and_then(|n| n.strip_suffix(".pack")) else {
+                continue;
+            };
+            let marker = dir.join(format!("{base}.promisor"));
+            if !marker.exists() {
+                if let Err(e) = fs::write(&marker, "") {
+                    tracing::debug!(error = %e, pack = base, "pack not marked as a promisor pack");
+                }
+            }
+        }
     }
 
     /// The filter to send `url`'s server, whose fetch takes one
