@@ -27,10 +27,6 @@ use crate::sparse::SparsePatterns;
 /// know).
 const MARKER: &str = "git-sync-partial";
 
-/// The config key naming the remote a git binary fetches missing objects
-/// from.
-const PROMISOR_KEY: &str = "extensions.partialClone";
-
 /// The filters applied: those that leave out blobs only. A commit's trees
 /// are what a sparse checkout is decided from, so they always come.
 pub fn applies(filter: &str) -> bool {
@@ -66,26 +62,35 @@ impl GitRepo {
             _ => without_credentials(url),
         };
         let filter = self.filter.clone().unwrap_or_else(|| "blob:none".into());
-        self.apply_config(&[
-            ("remote.origin.url".into(), url),
-            ("remote.origin.promisor".into(), "true".into()),
-            ("remote.origin.partialCloneFilter".into(), filter),
-        ])?;
-        // git reads a repository's extensions from its config file itself,
-        // not from the files it includes. At format version 0 git honours
-        // this one and libgit2 reads none (at 1 it refuses what it does
-        // not know).
+        // In the config file itself, not in `config_file::FILE`, which
+        // submodules' stores are given too: git reads a repository's
+        // extensions from there, not from the files it includes. At format
+        // version 0, git honours this one and libgit2 reads none (at 1, it
+        // refuses those it does not know).
         let mut local = self
             .repo
             .config()
             .and_then(|c| c.open_level(git2::ConfigLevel::Local))
             .map_err(|e| GitError::local("open repository config", e))?;
-        let version = local.get_i32("core.repositoryformatversion").unwrap_or(0);
-        let set = local.get_string(PROMISOR_KEY).ok();
-        if version == 0 && set.as_deref() != Some("origin") {
-            local
-                .set_str(PROMISOR_KEY, "origin")
-                .map_err(|e| GitError::local("name the promisor remote", e))?;
+        if local.get_i32("core.repositoryformatversion").unwrap_or(0) != 0 {
+            tracing::debug!("repository format version above 0: no promisor remote named");
+            return Ok(());
+        }
+        let mut changed = false;
+        for (key, value) in [
+            ("remote.origin.url", url.as_str()),
+            ("remote.origin.promisor", "true"),
+            ("remote.origin.partialCloneFilter", &filter),
+            ("extensions.partialClone", "origin"),
+        ] {
+            if local.get_string(key).ok().as_deref() != Some(value) {
+                local
+                    .set_str(key, value)
+                    .map_err(|e| GitError::local("name the promisor remote", e))?;
+                changed = true;
+            }
+        }
+        if changed {
             self.reopen()?;
         }
         Ok(())
