@@ -143,7 +143,8 @@ fn start_hooks(cfg: &Config) -> Vec<HookRunner> {
         let layout = Layout::new(&cfg.root);
         let hook = ExecHook::new("exechook", &h.command, h.timeout, move |hash| {
             layout.worktree_named(hash)
-        });
+        })
+        .with_git_ssh(&cfg.auth.ssh);
         hooks.push(HookRunner::start(Arc::new(hook), h.backoff, cfg.one_time));
     }
     if let Some(w) = &cfg.ops.webhook {

@@ -189,6 +189,7 @@ impl Syncer {
             ExecHook::new("pre-publish-exechook", &h.command, h.timeout, move |hash| {
                 l.worktree_named(hash)
             })
+            .with_git_ssh(&cfg.auth.ssh)
         });
         Ok(Syncer {
             pre_publish,

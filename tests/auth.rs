@@ -946,6 +946,41 @@ fn ssh_with_known_hosts_match_mismatch_and_absent() {
     assert_eq!(code, 0, "{log}");
 }
 
+/// A hook's git reaches the SSH server with git-sync's key and host
+/// checks, as upstream's hooks do (they inherit its `GIT_SSH_COMMAND`).
+#[test]
+fn a_hooks_git_uses_the_ssh_key_and_known_hosts_of_git_sync() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    let h = repo.commit(&[("f", "over ssh")], "one");
+    let sshd = Sshd::start();
+    let known = tmp.path().join("known hosts");
+    fs::write(&known, format!("{}\n", sshd.known_hosts_line)).unwrap();
+    let listed = tmp.path().join("listed");
+    let hook = tmp.path().join("hook");
+    script(
+        &hook,
+        &format!(
+            "git ls-remote '{}' HEAD > '{}' 2>&1",
+            sshd.url(&repo.dir),
+            listed.display()
+        ),
+    );
+    let (code, log) = one_time(
+        &[
+            format!("--repo={}", sshd.url(&repo.dir)),
+            format!("--root={}", tmp.path().join("root").display()),
+            format!("--ssh-key-file={}", sshd.client_key.display()),
+            format!("--ssh-known-hosts-file={}", known.display()),
+            format!("--exechook-command={}", hook.display()),
+        ],
+        &[],
+    );
+    let said = fs::read_to_string(&listed).unwrap_or_default();
+    assert_eq!(code, 0, "{said}\n{log}");
+    assert!(said.starts_with(&format!("{h}\tHEAD")), "{said}");
+}
+
 #[test]
 fn an_ssh_key_file_that_cannot_be_used_says_why_and_the_next_one_is_tried() {
     let tmp = TempDir::new().unwrap();

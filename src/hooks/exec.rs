@@ -1,6 +1,7 @@
 //! The exec hook: a program (no arguments, no shell, as upstream) run in the
 //! worktree of the published hash, with `GITSYNC_HASH` set and the rest of
-//! the environment inherited.
+//! the environment inherited, and `GIT_SSH_COMMAND` set as upstream's
+//! hooks inherit it (see [`git_ssh_command`]).
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Hook;
+use crate::config::auth::SshConfig;
 
 /// Runs `command` with a time limit.
 pub struct ExecHook {
@@ -18,6 +20,49 @@ pub struct ExecHook {
     timeout: Duration,
     /// Where to run it for a given hash.
     workdir: Box<dyn Fn(&str) -> PathBuf + Send + Sync>,
+    /// Variables set for it, beyond those it inherits.
+    env: Vec<(String, String)>,
+}
+
+/// The `GIT_SSH_COMMAND` a git binary in a hook is given, as upstream sets
+/// it in its own environment, which its hooks inherit: the command already
+/// set (or `ssh`), with `ssh`'s own options for the keys and host checks of
+/// git-sync's SSH (`--ssh-key-file`, `--ssh-known-hosts`,
+/// `--ssh-known-hosts-file`). A `git fetch` or `git push` over SSH in a
+/// hook then goes as git-sync's own fetches do.
+pub fn git_ssh_command(ssh: &SshConfig, inherited: Option<&str>) -> String {
+    let mut cmd = inherited
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or("ssh")
+        .to_string();
+    for key in &ssh.key_files {
+        cmd.push_str(&format!(" -i {}", shell_quoted(&key.to_string_lossy())));
+    }
+    if ssh.known_hosts {
+        // ssh splits this option's value at blanks (it takes a list):
+        // a path with one goes in double quotes, which ssh reads.
+        let file = ssh.known_hosts_file.to_string_lossy();
+        let file = match file.contains(char::is_whitespace) {
+            true => format!("\"{file}\""),
+            false => file.into_owned(),
+        };
+        let option = shell_quoted(&format!("UserKnownHostsFile={file}"));
+        cmd.push_str(&format!(" -o StrictHostKeyChecking=yes -o {option}"));
+    } else {
+        cmd.push_str(" -o StrictHostKeyChecking=no");
+    }
+    cmd
+}
+
+/// `word` as a POSIX shell reads it back (git runs `GIT_SSH_COMMAND`
+/// through the shell): as is when plain, else in single quotes.
+fn shell_quoted(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:@,%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 impl ExecHook {
@@ -32,7 +77,17 @@ impl ExecHook {
             command: command.to_string(),
             timeout,
             workdir: Box::new(workdir),
+            env: Vec::new(),
         }
+    }
+
+    /// Set `GIT_SSH_COMMAND` for the hook from git-sync's SSH settings
+    /// (see [`git_ssh_command`]).
+    pub fn with_git_ssh(mut self, ssh: &SshConfig) -> Self {
+        let inherited = std::env::var("GIT_SSH_COMMAND").ok();
+        let cmd = git_ssh_command(ssh, inherited.as_deref());
+        self.env.push(("GIT_SSH_COMMAND".into(), cmd));
+        self
     }
 
     /// Run for the worktree of `worktree_hash`, telling it `env_hash`.
@@ -40,6 +95,7 @@ impl ExecHook {
         let dir = (self.workdir)(worktree_hash);
         let mut child = Command::new(&self.command)
             .current_dir(&dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("GITSYNC_HASH", env_hash)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -216,5 +272,43 @@ impl Hook for ExecHook {
 
     fn works_in_tree(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hooks_get_upstreams_ssh_command_quoted_for_the_shell() {
+        let mut ssh = SshConfig {
+            key_files: vec!["/etc/git-secret/ssh".into(), "/keys/it's mine".into()],
+            known_hosts: true,
+            known_hosts_file: "/etc/git-secret/known_hosts".into(),
+        };
+        assert_eq!(
+            git_ssh_command(&ssh, None),
+            "ssh -i /etc/git-secret/ssh -i '/keys/it'\\''s mine' \
+             -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/git-secret/known_hosts"
+        );
+        ssh.known_hosts_file = "/etc/known hosts".into();
+        assert!(git_ssh_command(&ssh, None).ends_with(
+            " -o StrictHostKeyChecking=yes -o 'UserKnownHostsFile=\"/etc/known hosts\"'"
+        ));
+        ssh.known_hosts = false;
+        ssh.key_files.truncate(1);
+        assert_eq!(
+            git_ssh_command(&ssh, Some("ssh -4")),
+            "ssh -4 -i /etc/git-secret/ssh -o StrictHostKeyChecking=no"
+        );
+        // What the shell reads back is the path.
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                &format!("printf %s {}", shell_quoted("/a b/it's $HOME")),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "/a b/it's $HOME");
     }
 }
