@@ -4104,6 +4104,51 @@ fn a_hooks_git_fetches_what_a_filtered_store_lacks() {
     assert_eq!(failed_passes(&log), 0, "{log}");
 }
 
+/// Naming the promisor remote is for a hook's git only: a store config
+/// that cannot be written (here immutable) is said in the log, and the
+/// sync goes on.
+#[test]
+fn a_store_config_that_cannot_take_the_promisor_remote_does_not_stop_the_sync() {
+    let f = Fixture::new(Transport::File);
+    f.repo
+        .commit(&[("docs/a.md", "a1"), ("src/b.rs", "b")], "one");
+    let patterns = f.tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let flags = [
+        format!("--sparse-checkout-file={}", patterns.display()),
+        "--filter=blob:none".to_string(),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    f.sync_once(&flags);
+    let config = f.root().join(".git/config");
+    git(&f.root(), &["config", "--unset", "remote.origin.promisor"]);
+    let immutable = |on: bool| {
+        std::process::Command::new("chattr")
+            .arg(if on { "+i" } else { "-i" })
+            .arg(&config)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !immutable(true) {
+        eprintln!("skipped: chattr +i is not available here");
+        return;
+    }
+    let h2 = f.repo.commit(&[("docs/a.md", "a2")], "two");
+    let (code, log) = f.run_once(&flags);
+    assert!(immutable(false));
+    assert_eq!(code, Some(0), "{log}");
+    assert_published(&f, &h2);
+    assert_eq!(f.read("docs/a.md"), "a2");
+    assert_eq!(
+        log_lines_with(
+            &log,
+            "cannot name the promisor remote: a git in a hook will not fetch what the partial store lacks"
+        ),
+        1,
+        "{log}"
+    );
+}
+
 /// From a local repository, `--filter` with a sparse checkout copies the
 /// commit and its trees, then only the contents the patterns select: the
 /// store of a monorepo's one directory holds that directory's files.
