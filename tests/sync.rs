@@ -48,6 +48,13 @@ impl Fixture {
         self.root().join("site")
     }
 
+    /// Write `patterns` to a sparse-checkout file: the flag naming it.
+    fn sparse_flag(&self, patterns: &str) -> String {
+        let file = self.tmp.path().join("sparse");
+        fs::write(&file, patterns).unwrap();
+        format!("--sparse-checkout-file={}", file.display())
+    }
+
     /// `--one-time` sync with extra args; asserts exit status 0.
     fn sync_once(&self, extra: &[&str]) -> String {
         let (code, log) = self.run_once(extra);
@@ -3859,9 +3866,7 @@ fn a_sparse_tree_shares_its_unchanged_files_and_still_leaves_the_rest_out() {
     let f = Fixture::new(Transport::File);
     f.repo
         .commit_numbered("docs", 10, &[("src/main.rs", "m")], "c1");
-    let patterns = f.tmp.path().join("sparse");
-    fs::write(&patterns, "/docs/\n").unwrap();
-    let flag = format!("--sparse-checkout-file={}", patterns.display());
+    let flag = f.sparse_flag("/docs/\n");
     f.sync_once(&[&flag]);
     let ino = |p: &str| fs::metadata(f.link().join(p)).unwrap().ino();
     let shared = ino("docs/0.txt");
@@ -4112,13 +4117,8 @@ fn a_store_config_that_cannot_take_the_promisor_remote_does_not_stop_the_sync() 
     let f = Fixture::new(Transport::File);
     f.repo
         .commit(&[("docs/a.md", "a1"), ("src/b.rs", "b")], "one");
-    let patterns = f.tmp.path().join("sparse");
-    fs::write(&patterns, "/docs/\n").unwrap();
-    let flags = [
-        format!("--sparse-checkout-file={}", patterns.display()),
-        "--filter=blob:none".to_string(),
-    ];
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let sparse = f.sparse_flag("/docs/\n");
+    let flags = [sparse.as_str(), "--filter=blob:none"];
     f.sync_once(&flags);
     let config = f.root().join(".git/config");
     git(&f.root(), &["config", "--unset", "remote.origin.promisor"]);
@@ -4198,13 +4198,7 @@ fn a_filter_is_not_sent_to_a_server_that_does_not_take_one() {
     let f = Fixture::new(Transport::Http);
     f.repo
         .commit(&[("docs/a.md", "a"), ("src/b.rs", "b")], "one");
-    let patterns = f.tmp.path().join("sparse");
-    fs::write(&patterns, "/docs/\n").unwrap();
-    let log = f.sync_once(&[
-        &format!("--sparse-checkout-file={}", patterns.display()),
-        "--filter=blob:none",
-        "-v=5",
-    ]);
+    let log = f.sync_once(&[&f.sparse_flag("/docs/\n"), "--filter=blob:none", "-v=5"]);
     assert_eq!(f.read("docs/a.md"), "a");
     assert!(!f.link().join("src").exists());
     assert!(log.contains("\"fetched\""), "{log}");
