@@ -48,6 +48,17 @@ impl Fixture {
         self.root().join("site")
     }
 
+    /// The pack files of the store, sorted.
+    fn packs(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.root().join(".git/objects/pack"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".pack"))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Write `patterns` to a sparse-checkout file: the flag naming it.
     fn sparse_flag(&self, patterns: &str) -> String {
         let file = self.tmp.path().join("sparse");
@@ -3268,16 +3279,7 @@ fn at_depth_0_small_packs_are_rolled_up_and_the_large_one_left_alone() {
     // packs the updates brought are, into one.
     let f = Fixture::new(Transport::File);
     f.repo.commit(&[("big", &noise(9, 400_000))], "c1");
-    let pack_dir = f.root().join(".git/objects/pack");
-    let packs = || -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(&pack_dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".pack"))
-            .collect();
-        names.sort();
-        names
-    };
+    let packs = || f.packs();
     let mut d = f.daemon(&["-v=1", "--depth=0", "--stale-worktree-grace=0s"]);
     d.wait_for(LONG, "first publish", || f.link().exists());
     let first = packs();
@@ -4107,6 +4109,32 @@ fn a_hooks_git_fetches_what_a_filtered_store_lacks() {
     );
     let log = p.log();
     assert_eq!(failed_passes(&log), 0, "{log}");
+}
+
+/// The store is collected by git-sync alone: a git binary in a hook (its
+/// `git fetch`, the lazy fetch of a partial store) does not start a gc of
+/// its own there, whatever its thresholds.
+#[test]
+fn a_hooks_git_starts_no_gc_in_the_store() {
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("a", "1")], "one");
+    f.sync_once(&["--git-gc=off"]);
+    let h2 = f.repo.commit(&[("a", "2")], "two");
+    f.sync_once(&["--git-gc=off"]);
+    assert_published(&f, &h2);
+    let before = f.packs();
+    assert!(before.len() >= 2, "{before:?}");
+    // (In the foreground, so that what it would do is done here.)
+    let eager = ["-c", "gc.autoPackLimit=1", "-c", "gc.autoDetach=false"];
+    git(
+        &f.link(),
+        &[&eager[..], &["gc", "--auto", "--quiet"]].concat(),
+    );
+    git(
+        &f.link(),
+        &[&eager[..], &["maintenance", "run", "--auto", "--quiet"]].concat(),
+    );
+    assert_eq!(f.packs(), before);
 }
 
 /// Naming the promisor remote is for a hook's git only: a store config

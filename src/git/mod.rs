@@ -80,8 +80,15 @@ fn not_found_hint(git_ref: &str) -> &'static str {
 /// delta (other repacks copy them, see `pack_copy`); a 2 MiB window leaves
 /// small files all 10 candidates and gives a large one one or two (a
 /// repack of 300 MB of 1 MB binaries: 55 s of CPU before, 15 s after).
+/// `gc.auto`, `maintenance.auto`: the store is collected by git-sync
+/// (`--git-gc`); a git binary in a hook (a `git fetch`, the lazy fetch of a
+/// partial store) would otherwise start a gc of its own in it, beside ours.
 fn store_defaults() -> Vec<(String, String)> {
-    vec![("pack.windowMemory".into(), "2m".into())]
+    vec![
+        ("pack.windowMemory".into(), "2m".into()),
+        ("gc.auto".into(), "0".into()),
+        ("maintenance.auto".into(), "false".into()),
+    ]
 }
 
 /// Errors of the git layer. URLs in messages are redacted.
