@@ -82,7 +82,7 @@ impl ExecHook {
     }
 
     /// Set `GIT_SSH_COMMAND` for the hook from git-sync's SSH settings
-    /// (see [`git_ssh_command`]).
+    /// (see `git_ssh_command`).
     pub fn with_git_ssh(mut self, ssh: &SshConfig) -> Self {
         let inherited = std::env::var("GIT_SSH_COMMAND").ok();
         let cmd = git_ssh_command(ssh, inherited.as_deref());
