@@ -144,7 +144,7 @@ fn start_hooks(cfg: &Config) -> Vec<HookRunner> {
         let hook = ExecHook::new("exechook", &h.command, h.timeout, move |hash| {
             layout.worktree_named(hash)
         })
-        .with_git_ssh(&cfg.auth.ssh);
+        .with_git_env(&cfg.auth.ssh);
         hooks.push(HookRunner::start(Arc::new(hook), h.backoff, cfg.one_time));
     }
     if let Some(w) = &cfg.ops.webhook {

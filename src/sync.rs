@@ -192,7 +192,7 @@ impl Syncer {
             ExecHook::new("pre-publish-exechook", &h.command, h.timeout, move |hash| {
                 l.worktree_named(hash)
             })
-            .with_git_ssh(&cfg.auth.ssh)
+            .with_git_env(&cfg.auth.ssh)
         });
         Ok(Syncer {
             pre_publish,

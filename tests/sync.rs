@@ -4618,12 +4618,27 @@ fn the_published_tree_is_readable_by_others_whatever_the_inherited_umask() {
     assert_eq!(mode(&fs::canonicalize(&link).unwrap()), 0o755);
 }
 
+/// As a Pod's volume with fsGroup: `f`'s root made, owned by root and
+/// `group`, group-writable and setgid; the test's directory opened up. A
+/// copy of the binary other users may run (it may sit where they cannot
+/// reach, a clone under /root).
+fn group_writable_root(f: &Fixture, group: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    open_up(f.tmp.path());
+    let bin_copy = f.tmp.path().join("git-sync");
+    copy_executable(&bin(), &bin_copy);
+    let root = f.root();
+    fs::create_dir(&root).unwrap();
+    std::os::unix::fs::chown(&root, Some(0), Some(group)).unwrap();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o2775)).unwrap();
+    bin_copy
+}
+
 #[test]
 fn arbitrary_uids_share_a_group_writable_root() {
     // As in a Pod with runAsUser and fsGroup: the volume belongs to root and
     // a shared group, the repository to someone else, and a restarted
     // container may run as another UID of the same group.
-    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     if !is_root() {
@@ -4635,14 +4650,8 @@ fn arbitrary_uids_share_a_group_writable_root() {
     let h1 = f
         .repo
         .commit(&[("index.html", "one"), ("sub/page", "p")], "one");
-    open_up(f.tmp.path());
-    // The binary may sit where other users cannot reach (a clone under /root).
-    let bin_copy = f.tmp.path().join("git-sync");
-    copy_executable(&bin(), &bin_copy);
+    let bin_copy = group_writable_root(&f, group);
     let root = f.root();
-    fs::create_dir(&root).unwrap();
-    std::os::unix::fs::chown(&root, Some(0), Some(group)).unwrap();
-    fs::set_permissions(&root, fs::Permissions::from_mode(0o2775)).unwrap();
 
     let run_as = |uid: u32, extra: &[&str]| {
         let mut as_user = Command::new(&bin_copy);
@@ -4709,6 +4718,56 @@ fn arbitrary_uids_share_a_group_writable_root() {
         fs::read_to_string(f.link().join("index.html")).unwrap(),
         "three"
     );
+}
+
+/// After a restart as another UID of the volume's group, with nothing
+/// new, the exec hook runs again in the tree the first UID published: a
+/// git binary there works (upstream's hooks inherit `safe.directory=*`
+/// from its global config; git refuses a tree another user owns).
+#[test]
+fn a_hooks_git_works_in_a_tree_another_uid_made() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        eprintln!("skipped: switching UIDs needs root");
+        return;
+    }
+    let (uid_a, uid_b, group) = (65532, 65533, 4242);
+    let f = Fixture::new(Transport::File);
+    let h1 = f.repo.commit(&[("index.html", "one")], "one");
+    let bin_copy = group_writable_root(&f, group);
+    let root = f.root();
+    let said = f.tmp.path().join("said");
+    fs::create_dir(&said).unwrap();
+    fs::set_permissions(&said, fs::Permissions::from_mode(0o777)).unwrap();
+    let hook = f.tmp.path().join("hook");
+    script(
+        &hook,
+        &format!("git log -1 --format=%H > {0}/$(id -u) 2>&1", said.display()),
+    );
+    let run_as = |uid: u32| {
+        let out = std::process::Command::new(&bin_copy)
+            .arg(format!("--repo={}", f.repo.dir.display()))
+            .arg(format!("--root={}", root.display()))
+            .arg(format!("--exechook-command={}", hook.display()))
+            .args(["--group-write", "--one-time"])
+            .env_clear()
+            .env("HOME", "/nonexistent")
+            .env("PATH", "/usr/bin:/bin")
+            .uid(uid)
+            .gid(group)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        let hook_said = fs::read_to_string(said.join(uid.to_string())).unwrap_or_default();
+        (out.status.code(), hook_said, log)
+    };
+    let (code, hook_said, log) = run_as(uid_a);
+    assert_eq!(code, Some(0), "{hook_said}\n{log}");
+    assert_eq!(hook_said.trim(), h1);
+    let (code, hook_said, log) = run_as(uid_b);
+    assert_eq!(code, Some(0), "{hook_said}\n{log}");
+    assert_eq!(hook_said.trim(), h1);
 }
 
 #[test]

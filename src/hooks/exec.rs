@@ -1,7 +1,8 @@
 //! The exec hook: a program (no arguments, no shell, as upstream) run in the
 //! worktree of the published hash, with `GITSYNC_HASH` set and the rest of
-//! the environment inherited, and `GIT_SSH_COMMAND` set as upstream's
-//! hooks inherit it (see [`git_ssh_command`]).
+//! the environment inherited, and what upstream's hooks inherit for a git
+//! binary: `GIT_SSH_COMMAND` (see [`git_ssh_command`]) and
+//! `safe.directory=*`.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -81,12 +82,27 @@ impl ExecHook {
         }
     }
 
-    /// Set `GIT_SSH_COMMAND` for the hook from git-sync's SSH settings
-    /// (see `git_ssh_command`).
-    pub fn with_git_ssh(mut self, ssh: &SshConfig) -> Self {
+    /// Give a git binary in the hook what upstream's hooks inherit from
+    /// its environment and global git config: `GIT_SSH_COMMAND` from
+    /// git-sync's SSH settings (see `git_ssh_command`), and
+    /// `safe.directory=*`, without which git refuses a tree another UID
+    /// made (a container restarted as another user of the volume's group
+    /// runs the hook again in the tree the first one published). The
+    /// latter goes as git's `GIT_CONFIG_COUNT` entries, after any already
+    /// set: git reads that key from no repository's config.
+    pub fn with_git_env(mut self, ssh: &SshConfig) -> Self {
         let inherited = std::env::var("GIT_SSH_COMMAND").ok();
         let cmd = git_ssh_command(ssh, inherited.as_deref());
         self.env.push(("GIT_SSH_COMMAND".into(), cmd));
+        let count = std::env::var("GIT_CONFIG_COUNT")
+            .ok()
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        self.env.extend([
+            (format!("GIT_CONFIG_KEY_{count}"), "safe.directory".into()),
+            (format!("GIT_CONFIG_VALUE_{count}"), "*".into()),
+            ("GIT_CONFIG_COUNT".into(), (count + 1).to_string()),
+        ]);
         self
     }
 
