@@ -255,7 +255,9 @@ pub const FLAGS: &[Flag] = &[
         "PATH",
         "A command (no arguments, no shell) run after each new commit is published, in \
          its worktree, with GITSYNC_HASH set. Asynchronous: retried every \
-         --exechook-backoff until it succeeds; a newer hash replaces a pending one.",
+         --exechook-backoff until it succeeds; a newer hash replaces a pending one. \
+         For a git binary in it, as upstream: GIT_SSH_COMMAND with the SSH keys and \
+         host checks of git-sync, and safe.directory=*.",
     ),
     flag(
         "exechook-timeout",
