@@ -1603,6 +1603,45 @@ fn a_filtered_sparse_sync_over_ssh_fetches_only_the_selected_contents() {
     assert!(!link.join("docs").exists());
 }
 
+/// A hook's git fills a partial store over SSH as git-sync does: from the
+/// promisor remote (the repository's URL), with git-sync's key and host
+/// checks (`GIT_SSH_COMMAND`).
+#[test]
+fn a_hooks_git_fetches_what_a_filtered_store_lacks_over_ssh() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    repo.git(&["config", "uploadpack.allowFilter", "true"]);
+    repo.commit(&[("docs/a.md", "a1"), ("assets/b.txt", "outside")], "one");
+    let sshd = Sshd::start();
+    let known = tmp.path().join("known_hosts");
+    fs::write(&known, format!("{}\n", sshd.known_hosts_line)).unwrap();
+    let patterns = tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let said = tmp.path().join("said");
+    let hook = tmp.path().join("hook");
+    script(
+        &hook,
+        &format!("git show HEAD:assets/b.txt > '{0}' 2>&1", said.display()),
+    );
+    let root = tmp.path().join("root");
+    let (code, log) = one_time(
+        &[
+            format!("--repo={}", sshd.url(&repo.dir)),
+            format!("--root={}", root.display()),
+            format!("--ssh-key-file={}", sshd.client_key.display()),
+            format!("--ssh-known-hosts-file={}", known.display()),
+            format!("--sparse-checkout-file={}", patterns.display()),
+            "--filter=blob:none".into(),
+            format!("--exechook-command={}", hook.display()),
+        ],
+        &[],
+    );
+    let said = fs::read_to_string(&said).unwrap_or_default();
+    assert_eq!(code, 0, "{said}\n{log}");
+    assert_eq!(said, "outside");
+    assert!(!root.join("site/assets").exists());
+}
+
 /// A partial clone from an SSH server that does not pass `GIT_PROTOCOL`
 /// on (a stock OpenSSH): our session's fetch speaks version 0, which takes
 /// the filter too, where the server also lets objects no ref points at be
