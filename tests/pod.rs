@@ -576,6 +576,46 @@ fn the_image_runs_as_upstreams_user() {
     );
 }
 
+/// The image `--target with-git` builds, for exec hooks that are shell
+/// scripts running git (as upstream's image allows), is the final image
+/// plus Debian's git, OpenSSH client and shell: the same binary, user,
+/// volume and environment, and a passwd entry for the user (OpenSSH's
+/// `ssh` needs one).
+#[test]
+fn the_with_git_image_is_the_final_one_with_git_ssh_and_a_shell() {
+    let dockerfile =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
+    let stages: Vec<&str> = dockerfile.split("\nFROM ").skip(1).collect();
+    let with_git = stages
+        .iter()
+        .find(|s| {
+            s.lines()
+                .next()
+                .is_some_and(|l| l.ends_with(" AS with-git"))
+        })
+        .expect("a with-git stage");
+    let last = stages.last().unwrap();
+    assert_ne!(with_git, last, "the default image must stay the last stage");
+    // Its instructions, without comments and continuation lines.
+    let kept = |stage: &str, from: &[&str]| -> Vec<String> {
+        stage
+            .lines()
+            .filter(|l| from.iter().any(|i| l.starts_with(&format!("{i} "))))
+            .map(str::to_string)
+            .collect()
+    };
+    let same = ["COPY", "ENV", "USER", "ENTRYPOINT"];
+    assert_eq!(kept(with_git, &same), kept(last, &same));
+    let run = with_git.replace("\\\n", " ");
+    for needed in [
+        "apt-get install -y --no-install-recommends ca-certificates git openssh-client",
+        "groupadd -g 65533 git-sync",
+        &format!("useradd -u {IMAGE_UID} -g 65533"),
+    ] {
+        assert!(run.contains(needed), "{needed:?} not in {with_git}");
+    }
+}
+
 /// The environment the Dockerfile's final stage sets (its `ENV` lines).
 fn image_env() -> Vec<(String, String)> {
     let dockerfile =
