@@ -101,7 +101,8 @@ pub fn unsupported_consequences(
     if has("core", "sshcommand") || env("GIT_SSH_COMMAND").is_some() || env("GIT_SSH").is_some() {
         said.push(
             "core.sshCommand/GIT_SSH_COMMAND: SSH runs in process (libssh2) and no command is run; \
-             keys and host checks come from --ssh-key-file and --ssh-known-hosts-file",
+             keys and host checks come from --ssh-key-file and --ssh-known-hosts-file (a git in \
+             an exec hook gets GIT_SSH_COMMAND with those added)",
         );
     }
     if has("credential", "helper") {
