@@ -163,9 +163,9 @@ fn open_repository(
         // a filter would only split the fetch in two.
         git.set_filter(cfg.checkout.filter.clone());
     }
-    if let Err(e) = git.name_promisor(&cfg.repo) {
+    if let Err(e) = git.name_origin(&cfg.repo) {
         // Only a git binary in a hook needs it, not the sync.
-        tracing::warn!(error = %e, "cannot name the promisor remote: a git in a hook will not fetch what the partial store lacks");
+        tracing::warn!(error = %e, "cannot name the origin remote: a git in a hook will not find it");
     }
     Ok(git)
 }

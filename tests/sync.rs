@@ -1786,17 +1786,11 @@ fn the_listing_and_the_fetch_share_one_connection() {
         seen.lock().unwrap().insert(n);
     });
     let sync = || {
-        let out = run_git_sync(&[
+        git_sync_ok(&[
             &format!("--repo=git://127.0.0.1:{port}/site"),
             &format!("--root={}", f.root().display()),
             "--one-time",
         ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         connections.lock().unwrap().len()
     };
     assert_eq!(sync(), 1, "a first sync");
@@ -4111,6 +4105,33 @@ fn a_hooks_git_fetches_what_a_filtered_store_lacks() {
     assert_eq!(failed_passes(&log), 0, "{log}");
 }
 
+/// As upstream's, the store names the repository `origin` (a hook's git
+/// asks for it: `git remote get-url origin`, relative submodule URLs),
+/// and names it again when `--repo` changes; a whole store is no partial
+/// clone to git.
+#[test]
+fn the_store_names_the_repository_origin() {
+    let f = Fixture::new(Transport::File);
+    let h1 = f.repo.commit(&[("a", "1")], "one");
+    let path = f.repo.dir.display().to_string();
+    let run = |repo: &str| {
+        git_sync_ok(&[
+            &format!("--repo={repo}"),
+            &format!("--root={}", f.root().display()),
+            "--link=site",
+            "--one-time",
+        ]);
+        git(&f.link(), &["remote", "get-url", "origin"])
+    };
+    assert_eq!(run(&path).trim(), path);
+    let url = format!("file://{path}");
+    assert_eq!(run(&url).trim(), url);
+    assert_published(&f, &h1);
+    let config = fs::read_to_string(f.root().join(".git/config")).unwrap();
+    assert!(!config.contains("partialClone"), "{config}");
+    assert!(!config.contains("promisor"), "{config}");
+}
+
 /// The store is collected by git-sync alone: a git binary in a hook (its
 /// `git fetch`, the lazy fetch of a partial store) does not start a gc of
 /// its own there, whatever its thresholds.
@@ -4137,7 +4158,7 @@ fn a_hooks_git_starts_no_gc_in_the_store() {
     assert_eq!(f.packs(), before);
 }
 
-/// Naming the promisor remote is for a hook's git only: a store config
+/// Naming the (promisor) remote is for a hook's git only: a store config
 /// that cannot be written (here immutable) is said in the log, and the
 /// sync goes on.
 #[test]
@@ -4170,7 +4191,7 @@ fn a_store_config_that_cannot_take_the_promisor_remote_does_not_stop_the_sync() 
     assert_eq!(
         log_lines_with(
             &log,
-            "cannot name the promisor remote: a git in a hook will not fetch what the partial store lacks"
+            "cannot name the origin remote: a git in a hook will not find it"
         ),
         1,
         "{log}"

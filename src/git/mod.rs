@@ -15,6 +15,7 @@ mod http_config;
 mod known_hosts;
 mod local;
 mod ls_refs;
+mod origin;
 mod pack_copy;
 mod pack_index;
 mod partial;

@@ -19,7 +19,7 @@
 use std::fs;
 
 use super::{Cancel, GitError, GitRepo, Hash};
-use crate::redact::{redact, without_credentials};
+use crate::redact::redact;
 use crate::sparse::SparsePatterns;
 
 /// In our git directory: the store may lack objects (git marks this with
@@ -44,56 +44,21 @@ impl GitRepo {
         self.filter = filter.filter(|f| applies(f));
     }
 
-    /// Let a git binary (a hook's) read a partial store as it reads a
-    /// partial clone of its own: `url` is its promisor remote, `origin`,
-    /// from which it fetches the contents the store lacks when a command
-    /// needs them (`git show`, `git diff`). The URL is written without
-    /// credentials (see [`without_credentials`]): for a private
-    /// repository, that git needs its own. For a store that may be
-    /// partial only (fetched, or to be fetched, with a filter).
-    pub fn name_promisor(&mut self, url: &str) -> Result<(), GitError> {
+    /// The config keys that make `origin` the promisor remote of a store
+    /// that may be partial (fetched, or to be fetched, with a filter): a
+    /// git binary (a hook's) then reads it as a partial clone of its own,
+    /// fetching the contents the store lacks when a command needs them
+    /// (`git show`, `git diff`). `None` for a whole store.
+    pub(super) fn promisor_keys(&self) -> Option<[(&'static str, String); 3]> {
         if self.filter.is_none() && !self.is_partial() {
-            return Ok(());
+            return None;
         }
-        let url = match super::local_path(url) {
-            // Relative to our working directory, not to the hook's.
-            Some(path) if !url.starts_with("file://") => std::path::absolute(&path)
-                .map_or_else(|_| url.to_string(), |p| p.display().to_string()),
-            _ => without_credentials(url),
-        };
         let filter = self.filter.clone().unwrap_or_else(|| "blob:none".into());
-        // In the config file itself, not in `config_file::FILE`, which
-        // submodules' stores are given too: git reads a repository's
-        // extensions from there, not from the files it includes. At format
-        // version 0, git honours this one and libgit2 reads none (at 1, it
-        // refuses those it does not know).
-        let mut local = self
-            .repo
-            .config()
-            .and_then(|c| c.open_level(git2::ConfigLevel::Local))
-            .map_err(|e| GitError::local("open repository config", e))?;
-        if local.get_i32("core.repositoryformatversion").unwrap_or(0) != 0 {
-            tracing::debug!("repository format version above 0: no promisor remote named");
-            return Ok(());
-        }
-        let mut changed = false;
-        for (key, value) in [
-            ("remote.origin.url", url.as_str()),
-            ("remote.origin.promisor", "true"),
-            ("remote.origin.partialCloneFilter", &filter),
-            ("extensions.partialClone", "origin"),
-        ] {
-            if local.get_string(key).ok().as_deref() != Some(value) {
-                local
-                    .set_str(key, value)
-                    .map_err(|e| GitError::local("name the promisor remote", e))?;
-                changed = true;
-            }
-        }
-        if changed {
-            self.reopen()?;
-        }
-        Ok(())
+        Some([
+            ("remote.origin.promisor", "true".into()),
+            ("remote.origin.partialCloneFilter", filter),
+            ("extensions.partialClone", "origin".into()),
+        ])
     }
 
     /// In a partial store, mark every pack as one from the promisor remote

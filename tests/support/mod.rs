@@ -312,6 +312,15 @@ pub fn git_sync(args: &[&str]) -> Command {
 }
 
 /// Run git-sync to completion (with a deadline).
+/// Run git-sync to its end (a `--one-time` run), which must succeed; its
+/// log.
+pub fn git_sync_ok(args: &[&str]) -> String {
+    let out = run_git_sync(args);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    log
+}
+
 pub fn run_git_sync(args: &[&str]) -> Output {
     let mut p = spawn(git_sync(args));
     let code = p.wait_exit(Duration::from_secs(120));
