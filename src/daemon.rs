@@ -12,7 +12,7 @@ use tokio::time::{sleep_until, timeout};
 use crate::config::{gitconfig, Config};
 use crate::credentials::Resolver;
 use crate::git::{self, Cancel};
-use crate::hooks::{ExecHook, HookRunner, Webhook};
+use crate::hooks::{credential_helper, ExecHook, HookRunner, Webhook};
 use crate::http::{self, HttpState};
 use crate::layout::{Layout, LayoutError};
 use crate::lock;
@@ -136,6 +136,48 @@ fn log_config(cfg: &Config) {
     }
 }
 
+/// The credentials of the last pass, for the exec hooks' git.
+type HookCredentials = Arc<Mutex<Option<git::CredentialSet>>>;
+
+/// Where an exec hook is configured: serve its git the HTTP credentials
+/// git-sync would send a URL (see `credential_helper`), those in `--repo`
+/// first, then those of the last pass (`credentials`). The socket lives
+/// as long as what is returned.
+fn serve_hook_credentials(
+    cfg: &Config,
+    credentials: &HookCredentials,
+) -> Option<credential_helper::HelperSocket> {
+    cfg.ops
+        .exechook
+        .as_ref()
+        .or(cfg.ops.pre_publish_hook.as_ref())?;
+    let in_url = git::credentials_in_url(&cfg.repo).map(|(bare, c)| git::CredentialSet {
+        default: Some(c),
+        default_for: Some(bare),
+        ..Default::default()
+    });
+    let last_pass = credentials.clone();
+    let lookup = move |url: &str| {
+        let found = |set: &git::CredentialSet| {
+            let c = set.for_url(url)?;
+            Some((c.username.clone(), c.password.clone()))
+        };
+        in_url
+            .as_ref()
+            .and_then(found)
+            .or_else(|| lock(&last_pass).as_ref().and_then(found))
+    };
+    match credential_helper::HelperSocket::serve(Arc::new(lookup)) {
+        Ok(socket) => Some(socket),
+        Err(e) => {
+            // (A read-only /tmp, say: hooks that run no git lose nothing.)
+            let dir = std::env::temp_dir();
+            tracing::info!(error = %e, dir = %dir.display(), "a git in the exec hooks gets no HTTP credentials from git-sync: cannot serve them from this directory");
+            None
+        }
+    }
+}
+
 /// The post-publish hooks.
 fn start_hooks(cfg: &Config) -> Vec<HookRunner> {
     let mut hooks = Vec::new();
@@ -194,6 +236,9 @@ pub async fn run(cfg: Config) -> i32 {
             }
         },
     };
+    // Before the syncer, whose pre-publish hook is told of the socket.
+    let hook_credentials: HookCredentials = Arc::default();
+    let _credential_socket = serve_hook_credentials(&cfg, &hook_credentials);
     let mut failures: i64 = 0;
     let syncer = match set_up(&cfg, &metrics, &mut shutdown, &sync_now, &mut failures).await {
         Ok(s) => s,
@@ -222,6 +267,7 @@ pub async fn run(cfg: Config) -> i32 {
         let result = match run_pass(
             &syncer,
             &resolver,
+            &hook_credentials,
             &metrics,
             cfg.sync_timeout,
             &mut shutdown,
@@ -436,21 +482,24 @@ fn exceeds(failures: i64, limit: i64) -> bool {
 async fn run_pass(
     syncer: &Arc<Mutex<Syncer>>,
     resolver: &Arc<Mutex<Resolver>>,
+    hook_credentials: &HookCredentials,
     metrics: &Arc<Metrics>,
     limit: Duration,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Result<Outcome, String>> {
     let cancel = Cancel::new();
-    let (s, c, r, m) = (
+    let (s, c, r, m, h) = (
         syncer.clone(),
         cancel.clone(),
         resolver.clone(),
         metrics.clone(),
+        hook_credentials.clone(),
     );
     let mut task = tokio::task::spawn_blocking(move || {
         let creds = lock(&r).resolve(&m);
         let mut s = lock(&s);
         s.set_credentials(creds.map_err(PassError::Credentials)?);
+        *lock(&h) = Some(s.credentials().clone());
         s.pass(&c).map_err(PassError::Sync)
     });
     let joined = tokio::select! {

@@ -3,8 +3,14 @@
 use std::process::ExitCode;
 
 use gitsync::config::{self, Action};
+use gitsync::hooks::credential_helper;
 
 fn main() -> ExitCode {
+    // Run by a git in an exec hook as its credential helper.
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some(credential_helper::FLAG) {
+        return ExitCode::from(credential_helper::run_helper(args.next().as_deref()));
+    }
     gitsync::memory::tune_allocator();
     if gitsync::pid1::is_pid1() {
         match gitsync::pid1::run_as_init() {

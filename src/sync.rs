@@ -219,6 +219,12 @@ impl Syncer {
         self.git.set_credentials(credentials);
     }
 
+    /// The credentials in use (the repository's own go to its server
+    /// only).
+    pub fn credentials(&self) -> &crate::git::CredentialSet {
+        self.git.credentials()
+    }
+
     /// The hash readers currently see.
     pub fn published(&self) -> Option<Hash> {
         self.publisher.current()

@@ -198,6 +198,78 @@ fn credentials_in_the_repo_url_go_with_git_syncs_own_requests() {
     assert_secret_absent(&log, "S3CRET");
 }
 
+/// A git in an exec hook reaches the private repository, `origin`, with
+/// the credentials git-sync has (upstream's hooks find them in git's
+/// credential cache): from `--username` and the password, and from the
+/// URL, which the store's config does not hold. The password is in no
+/// file under the root, and no variable git-sync adds holds it.
+#[test]
+fn a_hooks_git_gets_the_repositorys_http_credentials() {
+    let f = Fixture::new("right-S3CRET");
+    let said = f.tmp.path().join("said");
+    let env = f.tmp.path().join("env");
+    let hook = f.tmp.path().join("hook");
+    script(
+        &hook,
+        &format!(
+            "env > '{}'\nGIT_TERMINAL_PROMPT=0 git ls-remote origin HEAD > '{}' 2>&1",
+            env.display(),
+            said.display()
+        ),
+    );
+    let root = f.tmp.path().join("root");
+    let with_url = f
+        .server
+        .url("private")
+        .replace("http://", "http://bot:right-S3CRET@");
+    for (n, (repo, password)) in [
+        (f.server.url("private"), Some("right-S3CRET")),
+        (with_url, None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let _ = fs::remove_file(&said);
+        let mut args = vec![
+            format!("--repo={repo}"),
+            format!("--root={}", root.display()),
+            format!("--exechook-command={}", hook.display()),
+            format!("--link=run{n}"),
+        ];
+        let mut vars = Vec::new();
+        if let Some(p) = password {
+            args.push("--username=bot".into());
+            vars.push(("GITSYNC_PASSWORD", p));
+        }
+        let (code, log) = one_time(&args, &vars);
+        let said = fs::read_to_string(&said).unwrap_or_default();
+        assert_eq!(code, 0, "{said}\n{log}");
+        assert!(
+            said.starts_with(&format!("{}\tHEAD", f.repo.head())),
+            "{said}"
+        );
+        // (Hooks inherit git-sync's environment, as upstream's: a
+        // GITSYNC_PASSWORD given there is theirs too.)
+        let env = fs::read_to_string(&env).unwrap();
+        let added: Vec<&str> = env
+            .lines()
+            .filter(|l| !l.starts_with("GITSYNC_PASSWORD="))
+            .collect();
+        assert_secret_absent(&added.join("\n"), "S3CRET");
+    }
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for e in fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
+            if e.is_dir() && !e.is_symlink() {
+                dirs.push(e);
+            } else if e.is_file() {
+                let text = String::from_utf8_lossy(&fs::read(&e).unwrap()).into_owned();
+                assert!(!text.contains("S3CRET"), "the password in {e:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn rotated_password_file_is_picked_up_without_restart() {
     let f = Fixture::new("first-S3CRET");

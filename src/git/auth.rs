@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::proxy::http_origin;
+use super::urlmatch::percent_decoded;
 use crate::credentials::cookies::CookieJar;
 
 /// Where the password comes from.
@@ -92,6 +93,23 @@ pub struct CredentialSet {
     pub cookies: CookieJar,
 }
 
+/// `scheme://user:password@host/path` as the URL without its credentials,
+/// and those, decoded as git decodes them (`%40` is `@`). `None` for a URL
+/// without a password: a user alone is left to libgit2, which asks the
+/// credential callback for the rest.
+pub fn credentials_in_url(url: &str) -> Option<(String, Credentials)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (userinfo, host) = rest[..authority_end].rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    let bare = format!("{scheme}://{host}{}", &rest[authority_end..]);
+    let credentials = Credentials {
+        username: percent_decoded(user),
+        password: percent_decoded(password),
+    };
+    Some((bare, credentials))
+}
+
 impl CredentialSet {
     /// The username/password for `url`.
     pub fn for_url(&self, url: &str) -> Option<&Credentials> {
@@ -159,6 +177,28 @@ fn without_user(url: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn credentials_in_a_url_are_taken_out_and_decoded() {
+        let split =
+            |url: &str| credentials_in_url(url).map(|(bare, c)| (bare, c.username, c.password));
+        assert_eq!(
+            split("https://bot:p%40ss%2Fw@h:8443/o/r.git?x=1"),
+            Some((
+                "https://h:8443/o/r.git?x=1".into(),
+                "bot".into(),
+                "p@ss/w".into()
+            ))
+        );
+        assert_eq!(
+            split("http://u%20x:@h/r"),
+            Some(("http://h/r".into(), "u x".into(), String::new()))
+        );
+        assert_eq!(split("https://token@h/r"), None);
+        assert_eq!(split("https://h/a@b:c"), None);
+        assert_eq!(split("https://h/r"), None);
+    }
+
     use super::*;
 
     #[test]

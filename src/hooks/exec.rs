@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Hook;
+use super::{credential_helper, Hook};
 use crate::config::auth::SshConfig;
 
 /// Runs `command` with a time limit.
@@ -90,19 +90,39 @@ impl ExecHook {
     /// runs the hook again in the tree the first one published). The
     /// latter goes as git's `GIT_CONFIG_COUNT` entries, after any already
     /// set: git reads that key from no repository's config.
+    ///
+    /// Where this process serves HTTP credentials to its hooks (see
+    /// `credential_helper`), git is also given this binary as a
+    /// credential helper, and the socket it asks.
     pub fn with_git_env(mut self, ssh: &SshConfig) -> Self {
         let inherited = std::env::var("GIT_SSH_COMMAND").ok();
         let cmd = git_ssh_command(ssh, inherited.as_deref());
         self.env.push(("GIT_SSH_COMMAND".into(), cmd));
-        let count = std::env::var("GIT_CONFIG_COUNT")
+        let mut config = vec![("safe.directory".to_string(), "*".to_string())];
+        let helper = credential_helper::socket_path().zip(std::env::current_exe().ok());
+        if let Some((socket, exe)) = helper {
+            let exe = shell_quoted(&exe.to_string_lossy());
+            let helper = format!("!{exe} {}", credential_helper::FLAG);
+            config.push(("credential.helper".into(), helper));
+            let socket = socket.to_string_lossy().into_owned();
+            self.env
+                .push((credential_helper::SOCKET_ENV.into(), socket));
+        }
+        let first = std::env::var("GIT_CONFIG_COUNT")
             .ok()
             .and_then(|n| n.trim().parse::<usize>().ok())
             .unwrap_or(0);
-        self.env.extend([
-            (format!("GIT_CONFIG_KEY_{count}"), "safe.directory".into()),
-            (format!("GIT_CONFIG_VALUE_{count}"), "*".into()),
-            ("GIT_CONFIG_COUNT".into(), (count + 1).to_string()),
-        ]);
+        for (n, (key, value)) in (first..).zip(config) {
+            self.env.push((format!("GIT_CONFIG_KEY_{n}"), key));
+            self.env.push((format!("GIT_CONFIG_VALUE_{n}"), value));
+        }
+        let count = self
+            .env
+            .iter()
+            .filter(|(k, _)| k.starts_with("GIT_CONFIG_KEY_"))
+            .count();
+        self.env
+            .push(("GIT_CONFIG_COUNT".into(), (first + count).to_string()));
         self
     }
 

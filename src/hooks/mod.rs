@@ -4,6 +4,7 @@
 //! `--one-time` mode each hook runs exactly once and its result decides the
 //! exit status.
 
+pub mod credential_helper;
 mod exec;
 mod webhook;
 

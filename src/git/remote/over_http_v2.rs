@@ -5,7 +5,6 @@
 
 use super::super::fetch_v2::{self, FetchError};
 use super::super::ls_refs::{self, NoListing};
-use super::super::urlmatch::percent_decoded;
 use super::super::{http_config, Cancel, GitError, GitRepo, Hash};
 use super::{Target, UrlSettings};
 use crate::redact::redact;
@@ -59,8 +58,8 @@ impl GitRepo {
         // A CA file or client certificate rotated since the last request
         // is loaded now, and the client made again with it (a certificate
         // that cannot be used is for libgit2 to report).
-        let (bare, in_url) = match split_credentials(&effective) {
-            Some((bare, user, password)) => (bare, Some((user, password))),
+        let (bare, in_url) = match super::super::auth::credentials_in_url(&effective) {
+            Some((bare, c)) => (bare, Some((c.username, c.password))),
             None => (effective.clone(), None),
         };
         super::super::tls::before_connecting(&bare, None).ok()?;
@@ -198,19 +197,6 @@ impl GitRepo {
     }
 }
 
-/// `scheme://user:password@host/path` as the URL without its credentials,
-/// and the user and password, decoded as git decodes them (`%40` is `@`).
-/// `None` for a URL without a password: a user alone is left to libgit2,
-/// which asks the credential callback for the rest.
-fn split_credentials(url: &str) -> Option<(String, String, String)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (userinfo, host) = rest[..authority_end].rsplit_once('@')?;
-    let (user, password) = userinfo.split_once(':')?;
-    let bare = format!("{scheme}://{host}{}", &rest[authority_end..]);
-    Some((bare, percent_decoded(user), percent_decoded(password)))
-}
-
 /// Send v2's `fetch` of `want` to the server at `place`, and read its
 /// answer, the pack into `pack`.
 fn send_fetch(
@@ -224,29 +210,4 @@ fn send_fetch(
     ls_refs::command(&place.request(), &body, cancel, read).unwrap_or_else(
         |(NoListing::Unsupported(why) | NoListing::Skipped(why))| Err(FetchError::Transport(why)),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_credentials;
-
-    #[test]
-    fn credentials_in_a_url_are_taken_out_and_decoded() {
-        let split = |url: &str| split_credentials(url);
-        assert_eq!(
-            split("https://bot:p%40ss%2Fw@h:8443/o/r.git?x=1"),
-            Some((
-                "https://h:8443/o/r.git?x=1".into(),
-                "bot".into(),
-                "p@ss/w".into()
-            ))
-        );
-        assert_eq!(
-            split("http://u%20x:@h/r"),
-            Some(("http://h/r".into(), "u x".into(), String::new()))
-        );
-        assert_eq!(split("https://token@h/r"), None);
-        assert_eq!(split("https://h/a@b:c"), None);
-        assert_eq!(split("https://h/r"), None);
-    }
 }
