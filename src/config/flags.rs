@@ -257,7 +257,8 @@ pub const FLAGS: &[Flag] = &[
          its worktree, with GITSYNC_HASH set. Asynchronous: retried every \
          --exechook-backoff until it succeeds; a newer hash replaces a pending one. \
          For a git binary in it, as upstream: GIT_SSH_COMMAND with the SSH keys and \
-         host checks of git-sync, and safe.directory=*.",
+         host checks of git-sync, safe.directory=*, and the HTTP credentials, from \
+         git-sync through a credential helper.",
     ),
     flag(
         "exechook-timeout",
