@@ -148,8 +148,13 @@ fn answer(stream: UnixStream, lookup: &Lookup) -> io::Result<()> {
     let Some((username, password)) = lookup(&url) else {
         return Ok(());
     };
-    // A URL naming another user wants that user's password.
-    if field("username").is_some_and(|u| u != username) {
+    // A URL naming another user wants that user's password; and git's
+    // protocol has no room for a line break in a value.
+    let unsayable = |v: &str| v.contains(['\n', '\0']);
+    if field("username").is_some_and(|u| u != username)
+        || unsayable(&username)
+        || unsayable(&password)
+    {
         return Ok(());
     }
     let mut out = &stream;
@@ -206,9 +211,14 @@ mod tests {
 
     #[test]
     fn the_socket_answers_for_the_urls_the_lookup_knows_only() {
-        let lookup: Arc<Lookup> = Arc::new(|url: &str| {
-            url.starts_with("https://git.example.com/")
-                .then(|| ("bot".to_string(), "s3cret".to_string()))
+        let lookup: Arc<Lookup> = Arc::new(|url: &str| match url {
+            u if u.starts_with("https://git.example.com/") => {
+                Some(("bot".to_string(), "s3cret".to_string()))
+            }
+            u if u.starts_with("https://broken/") => {
+                Some(("bot".to_string(), "s3cret\nusername=eve".to_string()))
+            }
+            _ => None,
         });
         let socket = HelperSocket::serve(lookup).unwrap();
         let mode = std::fs::metadata(socket.dir.clone()).unwrap();
@@ -225,6 +235,7 @@ mod tests {
         let other_user = "protocol=https\nhost=git.example.com\nusername=eve\n";
         assert_eq!(ask(socket.path(), other_user), "");
         assert_eq!(ask(socket.path(), "nonsense"), "");
+        assert_eq!(ask(socket.path(), "protocol=https\nhost=broken\n"), "");
         let dir = socket.dir.clone();
         drop(socket);
         assert!(!dir.exists());
