@@ -4415,6 +4415,10 @@ fn submodules_share_their_unchanged_files_with_the_previous_tree_too() {
     add_submodule(&f.repo, "../sub", "libs/sub");
     let recursive = ["--submodules=recursive"];
     f.sync_once(&recursive);
+    // As in git's own submodule clone, its origin is its URL.
+    let origin = git(&f.link().join("libs/sub"), &["remote", "get-url", "origin"]);
+    let sub_url = f.url().replace("/site", "/sub");
+    assert_eq!(origin.trim(), sub_url);
     let ino = |p: &str| fs::metadata(f.link().join(p)).unwrap().ino();
     let shared = ino("libs/sub/0.txt");
     let clean = |f: &Fixture| {

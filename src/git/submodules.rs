@@ -282,6 +282,10 @@ impl GitRepo {
                 };
                 store.fetch(&sub_url, &target, depth, cancel)?;
             }
+            // As git's own submodule clone: for a git in a hook.
+            if let Err(e) = store.name_origin(&sub_url) {
+                tracing::debug!(submodule = %sub.name, error = %e, "submodule's origin not named");
+            }
             // A linked worktree of the store, registered under the name of
             // the top-level worktree, so that git (where one exists) sees a
             // submodule checked out at its recorded commit. Its path must
