@@ -36,7 +36,7 @@ impl GitRepo {
         }
         let mut changed = false;
         for (key, value) in keys {
-            if local.get_string(key).ok() != Some(value.clone()) {
+            if local.get_string(key).ok().as_deref() != Some(value.as_str()) {
                 local
                     .set_str(key, &value)
                     .map_err(|e| GitError::local("name the origin remote", e))?;

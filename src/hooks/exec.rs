@@ -112,17 +112,13 @@ impl ExecHook {
             .ok()
             .and_then(|n| n.trim().parse::<usize>().ok())
             .unwrap_or(0);
+        let count = first + config.len();
         for (n, (key, value)) in (first..).zip(config) {
             self.env.push((format!("GIT_CONFIG_KEY_{n}"), key));
             self.env.push((format!("GIT_CONFIG_VALUE_{n}"), value));
         }
-        let count = self
-            .env
-            .iter()
-            .filter(|(k, _)| k.starts_with("GIT_CONFIG_KEY_"))
-            .count();
         self.env
-            .push(("GIT_CONFIG_COUNT".into(), (first + count).to_string()));
+            .push(("GIT_CONFIG_COUNT".into(), count.to_string()));
         self
     }
 
