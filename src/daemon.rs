@@ -238,7 +238,9 @@ pub async fn run(cfg: Config) -> i32 {
     };
     // Before the syncer, whose pre-publish hook is told of the socket.
     let hook_credentials: HookCredentials = Arc::default();
-    let _credential_socket = serve_hook_credentials(&cfg, &hook_credentials);
+    let credential_socket = serve_hook_credentials(&cfg, &hook_credentials);
+    // Kept up to date by each pass only when a socket serves them.
+    let hook_credentials = credential_socket.as_ref().map(|_| hook_credentials);
     let mut failures: i64 = 0;
     let syncer = match set_up(&cfg, &metrics, &mut shutdown, &sync_now, &mut failures).await {
         Ok(s) => s,
@@ -482,7 +484,7 @@ fn exceeds(failures: i64, limit: i64) -> bool {
 async fn run_pass(
     syncer: &Arc<Mutex<Syncer>>,
     resolver: &Arc<Mutex<Resolver>>,
-    hook_credentials: &HookCredentials,
+    hook_credentials: &Option<HookCredentials>,
     metrics: &Arc<Metrics>,
     limit: Duration,
     shutdown: &mut watch::Receiver<bool>,
@@ -499,7 +501,9 @@ async fn run_pass(
         let creds = lock(&r).resolve(&m);
         let mut s = lock(&s);
         s.set_credentials(creds.map_err(PassError::Credentials)?);
-        *lock(&h) = Some(s.credentials().clone());
+        if let Some(h) = &h {
+            *lock(h) = Some(s.credentials().clone());
+        }
         s.pass(&c).map_err(PassError::Sync)
     });
     let joined = tokio::select! {
