@@ -4085,17 +4085,7 @@ fn a_hooks_git_fetches_what_a_filtered_store_lacks() {
     assert_eq!(fs::read_to_string(link.join("docs/a.md")).unwrap(), "a2");
     assert!(!link.join("src").exists());
     git(&root, &["fsck", "--no-progress"]);
-    let mut leaks = Vec::new();
-    let mut dirs = vec![root.join(".git")];
-    while let Some(dir) = dirs.pop() {
-        for e in fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
-            if e.is_dir() {
-                dirs.push(e);
-            } else if String::from_utf8_lossy(&fs::read(&e).unwrap()).contains("hunter2") {
-                leaks.push(e);
-            }
-        }
-    }
+    let leaks = files_holding(&root.join(".git"), "hunter2");
     assert_eq!(
         leaks,
         Vec::<std::path::PathBuf>::new(),

@@ -666,6 +666,22 @@ pub fn disk_usage(dir: &Path) -> u64 {
     n
 }
 
+/// The files under `dir` (symlinks not followed) whose bytes hold `text`.
+pub fn files_holding(dir: &Path, text: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            found.extend(files_holding(&e.path(), text));
+        } else if ft.is_file()
+            && String::from_utf8_lossy(&fs::read(e.path()).unwrap()).contains(text)
+        {
+            found.push(e.path());
+        }
+    }
+    found
+}
+
 /// Lines of a JSON log whose message is `msg`.
 pub fn log_lines_with(log: &str, msg: &str) -> usize {
     let needle = format!("\"msg\":\"{msg}\"");
