@@ -450,7 +450,11 @@ mod tests {
         std::fs::write(&list, "0x000000000001-0x000000000009-gone.ref\n").unwrap();
         let writer = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(20));
-            std::fs::write(&list, good).unwrap();
+            // Renamed, as git writes it: written in place, a reader may
+            // find it empty (no tables) between truncation and write.
+            let next = list.with_extension("lock");
+            std::fs::write(&next, good).unwrap();
+            std::fs::rename(&next, &list).unwrap();
         });
         let table = RefTable::read(&dir.join(".git")).unwrap();
         writer.join().unwrap();
