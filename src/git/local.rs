@@ -85,7 +85,7 @@ fn open_source(url: &str, path: &std::path::Path) -> Result<Source, GitError> {
         git2::RepositoryOpenFlags::NO_SEARCH,
         std::iter::empty::<&std::ffi::OsStr>(),
     )
-    .map_err(|e| remote_error(format!("{}{}", e.message(), missing_path_hint(url, path))))?;
+    .map_err(|e| remote_error(open_failure(url, path, &e)))?;
     Ok(Source {
         gitdir: repo.commondir().to_path_buf(),
         repo,
@@ -121,6 +121,19 @@ impl Source {
 
 /// For a local path that is not there but reads like a host name and a
 /// path (`github.com/org/site.git`): a network URL without its scheme.
+/// Why a local repository could not be opened, in plain words where the
+/// path itself is the problem (libgit2 says "failed to resolve path" or
+/// "could not find repository").
+fn open_failure(url: &str, path: &std::path::Path, error: &git2::Error) -> String {
+    let why = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such directory".to_string(),
+        Ok(meta) if !meta.is_dir() => "not a directory".to_string(),
+        Ok(_) if error.code() == git2::ErrorCode::NotFound => "not a git repository".to_string(),
+        _ => error.message().to_string(),
+    };
+    format!("{why}{}", missing_path_hint(url, path))
+}
+
 fn missing_path_hint(url: &str, path: &std::path::Path) -> String {
     let first = url.split('/').next().unwrap_or_default();
     let hostlike = url.contains('/')
@@ -131,7 +144,7 @@ fn missing_path_hint(url: &str, path: &std::path::Path) -> String {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c));
     if hostlike && !path.exists() {
-        format!(" (no such local path; a remote repository needs its scheme: https://{url})")
+        format!(" (a remote repository needs its scheme: https://{url})")
     } else {
         String::new()
     }
@@ -435,6 +448,37 @@ mod tests {
         let mixed = store(&objects, &ours);
         assert!(matches!(mixed, Store::Odb(_)));
         assert!(mixed.has(loose) && mixed.has(hash));
+    }
+
+    #[test]
+    fn a_path_that_is_no_repository_is_said_to_be_missing_a_file_or_no_repository() {
+        use super::open_source;
+        let t = tempfile::TempDir::new().unwrap();
+        let file = t.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let why = |path: &std::path::Path| {
+            let url = path.display().to_string();
+            match open_source(&url, path) {
+                Ok(_) => panic!("{url} opened"),
+                Err(e) => e.to_string(),
+            }
+        };
+        let missing = t.path().join("missing");
+        assert!(
+            why(&missing).ends_with("failed: no such directory"),
+            "{}",
+            why(&missing)
+        );
+        assert!(
+            why(&file).ends_with("failed: not a directory"),
+            "{}",
+            why(&file)
+        );
+        assert!(
+            why(t.path()).ends_with("failed: not a git repository"),
+            "{}",
+            why(t.path())
+        );
     }
 
     #[test]
