@@ -3,7 +3,9 @@
 # Keeps ~/www/site pointing at the newest commit of a repository on this
 # machine (any URL works the same way). A local repository is watched: a
 # commit is published within milliseconds; the 5-second poll is the safety
-# net (and the only trigger for a remote URL).
+# net (and the only trigger for a remote URL). For a private remote over
+# SSH, add --ssh-known-hosts-file="$HOME/.ssh/known_hosts": the keys of
+# your ssh-agent (SSH_AUTH_SOCK) are offered, no key file is needed.
 # Serve ~/www/site with any web server; it always sees one whole commit.
 exec git-sync \
     --repo="file://$HOME/src/site" \

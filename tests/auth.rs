@@ -1044,6 +1044,88 @@ fn a_hooks_git_uses_the_ssh_key_and_known_hosts_of_git_sync() {
     assert!(said.starts_with(&format!("{h}\tHEAD")), "{said}");
 }
 
+/// After the key files, the keys of the ssh-agent at `SSH_AUTH_SOCK`
+/// are offered, each in turn, as OpenSSH offers them to upstream's git:
+/// a daemon on a laptop needs no copy of the developer's key. Both ways
+/// of connecting are used: libgit2's first listing, and the session of
+/// our own for a repository with many refs.
+#[test]
+fn the_keys_of_an_ssh_agent_are_offered_after_the_key_files() {
+    use std::process::{Command, Stdio};
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    let first = repo.commit(&[("f", "1")], "one");
+    repo.add_pull_refs(1_000);
+    let sshd = Sshd::start();
+    let known = tmp.path().join("known_hosts");
+    fs::write(&known, format!("{}\n", sshd.known_hosts_line)).unwrap();
+    let socket = tmp.path().join("agent.sock");
+    let _agent = spawn({
+        let mut c = Command::new("ssh-agent");
+        c.arg("-D").arg("-a").arg(&socket);
+        c.stdout(Stdio::null()).stderr(Stdio::piped());
+        c
+    });
+    wait_until(LONG, "the agent's socket", || socket.exists());
+    let add = |key: &Path| {
+        run_ok(
+            Command::new("ssh-add")
+                .arg("-q")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &socket),
+        )
+    };
+    // A key the server does not know comes first.
+    let other = tmp.path().join("other_key");
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&other),
+    );
+    add(&other);
+    let args = |root: &str| {
+        vec![
+            format!("--repo={}", sshd.url(&repo.dir)),
+            format!("--root={}", tmp.path().join(root).display()),
+            format!("--ssh-key-file={}", tmp.path().join("absent").display()),
+            format!("--ssh-known-hosts-file={}", known.display()),
+            "--link=site".into(),
+        ]
+    };
+    let agent_env = [("SSH_AUTH_SOCK", socket.to_str().unwrap())];
+    let (code, log) = one_time(&args("no-agent"), &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("no SSH key file found"), "{log}");
+    assert!(!log.contains("ssh-agent"), "{log}");
+    let (code, log) = one_time(&args("unknown-key"), &agent_env);
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("the ssh-agent at SSH_AUTH_SOCK had no key the server accepted"),
+        "{log}"
+    );
+
+    add(&sshd.client_key);
+    let root = tmp.path().join("root");
+    let mut p = spawn({
+        let argv = args("root");
+        let mut c = git_sync(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+        c.args(["--period=100ms", "-v=5"]).envs(agent_env);
+        c
+    });
+    p.wait_for(LONG, "the first commit published", || {
+        published(&root.join("site")).as_deref() == Some(first.as_str())
+    });
+    // Polls on a session of our own, which the agent's key opened too.
+    p.wait_log(LONG, "a listing of our own", |l| {
+        l.lines()
+            .any(|l| l.contains("\"refs listed\"") && l.contains("\"protocol\":2"))
+    });
+    let second = repo.commit(&[("f", "2")], "two");
+    p.wait_for(LONG, "the second commit published", || {
+        published(&root.join("site")).as_deref() == Some(second.as_str())
+    });
+}
+
 #[test]
 fn an_ssh_key_file_that_cannot_be_used_says_why_and_the_next_one_is_tried() {
     let tmp = TempDir::new().unwrap();

@@ -47,6 +47,9 @@ pub struct SshConfig {
     pub key_files: Vec<PathBuf>,
     pub known_hosts: bool,
     pub known_hosts_file: PathBuf,
+    /// `SSH_AUTH_SOCK` is set: the keys of that ssh-agent are offered
+    /// after the key files, as OpenSSH (upstream's `ssh`) offers them.
+    pub agent: bool,
 }
 
 /// Every way of authenticating.
@@ -337,6 +340,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
                 src.text("ssh-known-hosts-file")?
                     .unwrap_or_else(|| "/etc/git-secret/known_hosts".into()),
             ),
+            agent: src.env("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty()),
         },
         cookie_file: src
             .bool("cookie-file")?

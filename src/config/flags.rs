@@ -536,7 +536,7 @@ pub const FLAGS: &[Flag] = &[
             List,
             "/etc/git-secret/ssh",
             "PATH",
-            "SSH private key(s) to try, in order; may be repeated (env: colon-separated).",
+            "SSH private key(s) to try, in order; may be repeated (env: colon-separated). Then the keys of the ssh-agent at SSH_AUTH_SOCK, if set.",
         )
     },
     Flag {

@@ -141,6 +141,7 @@ impl Resolver {
             ssh: Some(SshAuth {
                 key_files: ssh.key_files.clone(),
                 known_hosts: ssh.known_hosts.then(|| ssh.known_hosts_file.clone()),
+                agent: ssh.agent,
             }),
         })
     }

@@ -74,6 +74,8 @@ pub struct SshAuth {
     pub key_files: Vec<PathBuf>,
     /// `None`: do not verify host keys.
     pub known_hosts: Option<PathBuf>,
+    /// Offer the keys of the ssh-agent at `SSH_AUTH_SOCK` after the files.
+    pub agent: bool,
 }
 
 /// Everything a remote operation may need, resolved for one pass.

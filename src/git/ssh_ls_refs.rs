@@ -138,6 +138,9 @@ pub(super) fn list(
             break;
         }
     }
+    if !session.authenticated() && auth.agent {
+        offer_agent_keys(&session, &place.user);
+    }
     if !session.authenticated() {
         return Err(NoListing::Failed("no SSH key was accepted".into()));
     }
@@ -188,6 +191,28 @@ impl Drop for Channel {
         let _ = self.channel.send_eof();
         let _ = self.session.disconnect(None, "", None);
     }
+}
+
+/// Offer each key of the ssh-agent at `SSH_AUTH_SOCK` until one is
+/// accepted (ssh2's `userauth_agent` offers the first one only).
+fn offer_agent_keys(session: &ssh2::Session, user: &str) {
+    let Ok(mut agent) = session.agent() else {
+        return;
+    };
+    if agent
+        .connect()
+        .and_then(|()| agent.list_identities())
+        .is_err()
+    {
+        tracing::debug!("the ssh-agent at SSH_AUTH_SOCK cannot be reached");
+        return;
+    }
+    for key in agent.identities().unwrap_or_default() {
+        if agent.userauth(user, &key).is_ok() {
+            break;
+        }
+    }
+    let _ = agent.disconnect();
 }
 
 /// The key files that are there and usable, in order.

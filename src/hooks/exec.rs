@@ -317,6 +317,7 @@ mod tests {
             key_files: vec!["/etc/git-secret/ssh".into(), "/keys/it's mine".into()],
             known_hosts: true,
             known_hosts_file: "/etc/git-secret/known_hosts".into(),
+            agent: false,
         };
         assert_eq!(
             git_ssh_command(&ssh, None),

@@ -301,6 +301,8 @@ pub fn git_sync(args: &[&str]) -> Command {
         "GIT_SSL_CERT",
         "GIT_SSL_KEY",
         "GIT_CONFIG_COUNT",
+        // A developer's ssh-agent must not authenticate the tests.
+        "SSH_AUTH_SOCK",
         "AZURE_CLIENT_ID",
         "AZURE_TENANT_ID",
         "AZURE_FEDERATED_TOKEN_FILE",

@@ -38,10 +38,25 @@ pub(super) fn confinement(
     })
 }
 
-/// Why SSH authentication failed once every key file was tried: the
-/// problems of the files that could not be offered come first, as they
-/// are the likely fix.
+/// Why SSH authentication failed once every key file (and the ssh-agent,
+/// when `agent`) was tried: the problems of the files that could not be
+/// offered come first, as they are the likely fix.
 fn no_ssh_key_left(
+    user: &str,
+    keys: &[std::path::PathBuf],
+    offered: usize,
+    unusable: &[String],
+    agent: bool,
+) -> String {
+    let files = no_ssh_key_file_left(user, keys, offered, unusable);
+    if agent {
+        format!("{files}; the ssh-agent at SSH_AUTH_SOCK had no key the server accepted")
+    } else {
+        files
+    }
+}
+
+fn no_ssh_key_file_left(
     user: &str,
     keys: &[std::path::PathBuf],
     offered: usize,
@@ -77,12 +92,14 @@ pub(super) fn callbacks<'a>(
     // what, credentials failed.
     let mut asked_password = false;
     let mut next_key = 0usize;
+    let mut asked_agent = false;
     let mut offered = 0usize;
     let mut unusable: Vec<String> = Vec::new();
     cb.credentials(move |request_url, user_from_url, allowed| {
         let user = user_from_url.unwrap_or("git");
         if allowed.contains(git2::CredentialType::SSH_KEY) {
             let keys = creds.ssh.as_ref().map(|s| s.key_files.as_slice()).unwrap_or_default();
+            let agent = creds.ssh.as_ref().is_some_and(|s| s.agent);
             while let Some(key) = keys.get(next_key) {
                 next_key += 1;
                 // Only a file that is not there is skipped quietly: one in a
@@ -102,7 +119,12 @@ pub(super) fn callbacks<'a>(
                     }
                 }
             }
-            return Err(git2::Error::from_str(&no_ssh_key_left(user, keys, offered, &unusable)));
+            if agent && !asked_agent {
+                asked_agent = true;
+                tracing::debug!("offering the keys of the ssh-agent at SSH_AUTH_SOCK");
+                return git2::Cred::ssh_key_from_agent(user);
+            }
+            return Err(git2::Error::from_str(&no_ssh_key_left(user, keys, offered, &unusable, agent)));
         }
         if allowed.contains(git2::CredentialType::USERNAME) {
             return git2::Cred::username(user);
