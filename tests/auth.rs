@@ -261,6 +261,57 @@ fn a_hooks_git_gets_the_repositorys_http_credentials() {
     assert!(leaks.is_empty(), "the password in {leaks:?}");
 }
 
+/// A `.netrc` (`$NETRC`, else `$HOME/.netrc`) logs in where git-sync is
+/// given no credentials, as curl under upstream's git reads one; those
+/// git-sync is given come first.
+#[test]
+fn a_netrc_logs_in_where_no_credential_is_given() {
+    let f = Fixture::new("right-S3CRET");
+    let home = f.tmp.path().join("home");
+    fs::create_dir(&home).unwrap();
+    let netrc = home.join(".netrc");
+    let root = |name: &str| f.tmp.path().join(name);
+    let args = |name: &str| {
+        vec![
+            format!("--repo={}", f.server.url("private")),
+            format!("--root={}", root(name).display()),
+            "--error-file=error.json".to_string(),
+        ]
+    };
+    let home_env = ("HOME", home.to_str().unwrap());
+    fs::write(
+        &netrc,
+        "machine elsewhere.example login x password y\n\
+         machine 127.0.0.1\n  login bot\n  password right-S3CRET\n",
+    )
+    .unwrap();
+    let (code, log) = one_time(&args("r1"), &[home_env]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        published(&root("r1/private")).as_deref(),
+        Some(f.repo.head().as_str())
+    );
+
+    // $NETRC names another file, whose `default` entry fits any host.
+    let other = f.tmp.path().join("other-netrc");
+    fs::write(&other, "default login bot password wrong-S3CRET\n").unwrap();
+    let netrc_env = ("NETRC", other.to_str().unwrap());
+    let (code, log) = one_time(&args("r2"), &[home_env, netrc_env]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("rejected"), "{log}");
+    let err = fs::read_to_string(root("r2/error.json")).unwrap();
+    assert_no_secret("the error file", &err);
+
+    // A password git-sync is given wins over the .netrc's.
+    let mut given = args("r3");
+    given.push("--username=bot".into());
+    let (code, log) = one_time(&given, &[home_env, ("GITSYNC_PASSWORD", "wrong-S3CRET")]);
+    assert_eq!(code, 1, "{log}");
+    let (code, log) = one_time(&args("r4"), &[("HOME", "/nonexistent")]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("none is configured"), "{log}");
+}
+
 #[test]
 fn rotated_password_file_is_picked_up_without_restart() {
     let f = Fixture::new("first-S3CRET");

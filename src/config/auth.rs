@@ -2,7 +2,7 @@
 //! GitHub App, Azure workload identity, SSH) and of what is checked out (submodules, sparse
 //! checkout, permissions).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{invalid, ConfigError, Sources};
 use crate::git::{Auth, Password};
@@ -64,6 +64,9 @@ pub struct AuthConfig {
     /// A Netscape cookie file whose matching cookies go with each HTTP
     /// request (`--cookie-file`, or `http.cookieFile` in --git-config).
     pub cookie_file: Option<PathBuf>,
+    /// The `.netrc` to read before each pass: `$NETRC`, else
+    /// `$HOME/.netrc`, as curl (under git) reads it.
+    pub netrc: Option<PathBuf>,
 }
 
 /// Submodule handling.
@@ -310,6 +313,13 @@ fn azure(src: &Sources<'_>) -> Result<Option<AzureIdentity>, ConfigError> {
     }))
 }
 
+fn netrc_path(src: &Sources<'_>) -> Option<PathBuf> {
+    let set = |name: &str| src.env(name).filter(|v| !v.is_empty());
+    set("NETRC")
+        .map(PathBuf::from)
+        .or_else(|| set("HOME").map(|home| Path::new(&home).join(".netrc")))
+}
+
 pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
     let mut credentials = Vec::new();
     for text in src.list("credential") {
@@ -345,6 +355,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
         cookie_file: src
             .bool("cookie-file")?
             .then(|| PathBuf::from(DEFAULT_COOKIE_FILE)),
+        netrc: netrc_path(src),
     })
 }
 

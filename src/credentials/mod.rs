@@ -1,14 +1,15 @@
 //! Resolving credentials before each pass: the password (or its file, read
 //! again every time), the askpass URL, per-URL `--credential` entries, a
 //! GitHub App installation token or an Azure workload identity token
-//! (either renewed before it expires), and the SSH settings. Nothing here
-//! logs a secret.
+//! (either renewed before it expires), the logins of a `.netrc`, and the
+//! SSH settings. Nothing here logs a secret.
 
 mod askpass;
 mod azure;
 mod client_tls;
 pub mod cookies;
 mod github_app;
+mod netrc;
 
 use std::time::{Duration, SystemTime};
 
@@ -130,9 +131,18 @@ impl Resolver {
             Some(file) => cookies::CookieJar::read(file)?,
             None => cookies::CookieJar::default(),
         };
+        // As curl under git: a file that cannot be read is no file.
+        let netrc = match &self.cfg.netrc {
+            Some(file) => netrc::read(file).unwrap_or_else(|e| {
+                tracing::debug!(error = %e, ".netrc not used");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
         let ssh = &self.cfg.ssh;
         Ok(CredentialSet {
             cookies,
+            netrc,
             default,
             // Set by the syncer, which knows the repository's URL as
             // rewritten by `insteadOf`.

@@ -93,6 +93,17 @@ pub struct CredentialSet {
     pub ssh: Option<SshAuth>,
     /// Cookies sent with HTTP requests they match.
     pub cookies: CookieJar,
+    /// The logins of a `.netrc`, for HTTP(S) servers none of the above
+    /// has credentials for (as curl, under git, uses them).
+    pub netrc: Vec<NetrcEntry>,
+}
+
+/// One entry of a `.netrc`.
+#[derive(Debug, Clone)]
+pub struct NetrcEntry {
+    /// Lowercase; `None` for its `default` entry, which fits any host.
+    pub host: Option<String>,
+    pub credentials: Credentials,
 }
 
 /// `scheme://user:password@host/path` as the URL without its credentials,
@@ -121,6 +132,27 @@ impl CredentialSet {
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, c)| c)
             .or(self.default.as_ref().filter(|_| self.default_goes_to(url)))
+            .or_else(|| self.netrc_login(url))
+    }
+
+    /// The `.netrc` login for `url`'s host (the first entry for it, else
+    /// the `default` one) whose login is the user in `url`, if it has one.
+    fn netrc_login(&self, url: &str) -> Option<&Credentials> {
+        let (_, host, _) = http_origin(url)?;
+        let user = user_in(url);
+        let fits = |e: &&NetrcEntry| {
+            user.as_deref()
+                .map_or(true, |u| e.credentials.username == u)
+        };
+        let for_host = |host: Option<&str>| {
+            self.netrc
+                .iter()
+                .filter(move |e| e.host.as_deref() == host)
+                .find(fits)
+        };
+        for_host(Some(&host))
+            .or_else(|| for_host(None))
+            .map(|e| &e.credentials)
     }
 
     /// The server [`CredentialSet::default`] is for, as `scheme://host:port`.
@@ -163,6 +195,15 @@ fn url_under(prefix: &str, url: &str) -> bool {
         .split_once("://")
         .is_some_and(|(_, after)| after.contains('/'));
     has_path || rest.is_empty() || rest.starts_with('/')
+}
+
+/// The user named in `url`'s authority, decoded.
+fn user_in(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let user = userinfo.split(':').next().unwrap_or_default();
+    Some(percent_decoded(user))
 }
 
 /// `url` without the `user[:password]@` of its authority.
@@ -243,6 +284,52 @@ mod tests {
         ));
         assert_eq!(set.for_url("https://b.example/x").unwrap().username, "b");
         assert!(creds(None).for_url("https://anywhere.example/").is_some());
+    }
+
+    #[test]
+    fn a_netrc_login_is_for_its_host_and_user_after_every_other_credential() {
+        let entry = |host: Option<&str>, user: &str| NetrcEntry {
+            host: host.map(str::to_string),
+            credentials: Credentials {
+                username: user.into(),
+                password: format!("{}-{user}", host.unwrap_or("any")),
+            },
+        };
+        let mut set = CredentialSet {
+            netrc: vec![
+                entry(Some("git.example.com"), "bot"),
+                entry(Some("git.example.com"), "other"),
+                entry(Some("b.example"), "b"),
+                entry(None, "anon"),
+            ],
+            ..CredentialSet::default()
+        };
+        let password =
+            |set: &CredentialSet, url: &str| set.for_url(url).map(|c| c.password.clone());
+        let p = |s: &str| Some(s.to_string());
+        assert_eq!(
+            password(&set, "https://Git.Example.com:8443/r"),
+            p("git.example.com-bot")
+        );
+        assert_eq!(
+            password(&set, "http://other@git.example.com/r"),
+            p("git.example.com-other")
+        );
+        assert_eq!(password(&set, "https://b.example/r"), p("b.example-b"));
+        assert_eq!(password(&set, "https://elsewhere.example/r"), p("any-anon"));
+        // A user in the URL with no entry of its own gets none but default's
+        // if that is theirs.
+        assert_eq!(password(&set, "https://nobody@b.example/r"), None);
+        assert_eq!(password(&set, "https://anon@b.example/r"), p("any-anon"));
+        assert_eq!(password(&set, "ssh://git.example.com/r"), None);
+        // git-sync's own credentials come first.
+        set.default = Some(Credentials {
+            username: "bot".into(),
+            password: "flag".into(),
+        });
+        set.default_for = Some("https://git.example.com/r".into());
+        assert_eq!(password(&set, "https://git.example.com/r"), p("flag"));
+        assert_eq!(password(&set, "https://b.example/r"), p("b.example-b"));
     }
 
     #[test]

@@ -44,7 +44,9 @@ use std::sync::{Arc, Once};
 
 use crate::config::gitconfig::Tls;
 
-pub use auth::{credentials_in_url, Auth, CredentialSet, Credentials, Password, SshAuth};
+pub use auth::{
+    credentials_in_url, Auth, CredentialSet, Credentials, NetrcEntry, Password, SshAuth,
+};
 pub use gc::GcStats;
 pub use local::local_path;
 pub use partial::applies as filter_applies;

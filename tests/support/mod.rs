@@ -301,8 +301,10 @@ pub fn git_sync(args: &[&str]) -> Command {
         "GIT_SSL_CERT",
         "GIT_SSL_KEY",
         "GIT_CONFIG_COUNT",
-        // A developer's ssh-agent must not authenticate the tests.
+        // A developer's ssh-agent or .netrc must not authenticate the
+        // tests (a test about a .netrc sets HOME).
         "SSH_AUTH_SOCK",
+        "NETRC",
         "AZURE_CLIENT_ID",
         "AZURE_TENANT_ID",
         "AZURE_FEDERATED_TOKEN_FILE",

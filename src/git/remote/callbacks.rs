@@ -138,7 +138,7 @@ pub(super) fn callbacks<'a>(
                 )));
             }
             return Err(git2::Error::from_str(
-                "the server requires authentication and none is configured (--username, --credential, --askpass-url)",
+                "the server requires authentication and none is configured (--username, --credential, --askpass-url, a .netrc)",
             ));
         };
         if asked_password {
