@@ -312,6 +312,49 @@ fn a_netrc_logs_in_where_no_credential_is_given() {
     assert!(log.contains("none is configured"), "{log}");
 }
 
+/// `credential.helper=store` in the git config: the files of git's store
+/// helper are read in process (its `--file`, else `~/.git-credentials`),
+/// before every pass, by server; no warning that helpers are not run.
+#[test]
+fn the_files_of_gits_store_credential_helper_are_read() {
+    let f = Fixture::new("right-S3CRET");
+    let home = f.tmp.path().join("home");
+    fs::create_dir(&home).unwrap();
+    let root = |name: &str| f.tmp.path().join(name);
+    let server = format!("127.0.0.1:{}", f.server.port);
+    let args = |name: &str, helper: &str| {
+        vec![
+            format!("--repo={}", f.server.url("private")),
+            format!("--root={}", root(name).display()),
+            format!("--git-config=credential.helper:{helper}"),
+        ]
+    };
+    let home_env = ("HOME", home.to_str().unwrap());
+    fs::write(
+        home.join(".git-credentials"),
+        format!("https://bot:wrong-S3CRET@{server}\nhttp://bot:right-S3CRET@{server}/other/path\n"),
+    )
+    .unwrap();
+    let (code, log) = one_time(&args("r1", "store"), &[home_env]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        published(&root("r1/private")).as_deref(),
+        Some(f.repo.head().as_str())
+    );
+    assert!(!log.contains("helpers are not run"), "{log}");
+
+    let file = f.tmp.path().join("git-credentials");
+    fs::write(&file, format!("http://bot:wrong-S3CRET@{server}\n")).unwrap();
+    let helper = format!("store --file={}", file.display());
+    let (code, log) = one_time(&args("r2", &helper), &[home_env]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("rejected"), "{log}");
+    // Another helper is said not to run.
+    let (code, log) = one_time(&args("r3", "cache"), &[home_env]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("helpers are not run"), "{log}");
+}
+
 #[test]
 fn rotated_password_file_is_picked_up_without_restart() {
     let f = Fixture::new("first-S3CRET");

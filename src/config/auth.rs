@@ -67,6 +67,9 @@ pub struct AuthConfig {
     /// The `.netrc` to read before each pass: `$NETRC`, else
     /// `$HOME/.netrc`, as curl (under git) reads it.
     pub netrc: Option<PathBuf>,
+    /// The files of git's `store` credential helper, when
+    /// `credential.helper` names it (set from the git config).
+    pub credential_stores: Vec<PathBuf>,
 }
 
 /// Submodule handling.
@@ -356,6 +359,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
             .bool("cookie-file")?
             .then(|| PathBuf::from(DEFAULT_COOKIE_FILE)),
         netrc: netrc_path(src),
+        credential_stores: Vec::new(),
     })
 }
 

@@ -2,6 +2,8 @@
 //! `--git-config-add` (add), then the git CLI's own environment
 //! (`GIT_CONFIG_COUNT`, `GIT_SSL_*`), which git gives the last word.
 
+use std::path::PathBuf;
+
 use super::values::check_config_key;
 
 /// The effective git config entries, in order: a later entry of a key
@@ -105,13 +107,77 @@ pub fn unsupported_consequences(
              an exec hook gets GIT_SSH_COMMAND with those added)",
         );
     }
-    if has("credential", "helper") {
+    let other_helper = entries.iter().any(|(k, v)| {
+        let key = Key::of(k);
+        key.section == "credential"
+            && key.name == "helper"
+            && (key.sub.is_some() || !(v.is_empty() || store_helper_file(v, env).is_some()))
+    });
+    if other_helper {
         said.push(
-            "credential.helper: helpers are not run; give credentials with --username and \
-             --password-file, --credential or --askpass-url",
+            "credential.helper: only git's store helper (credential.helper=store, for every \
+             server) is read, in process; other helpers are not run: give credentials with \
+             --username and --password-file, --credential or --askpass-url",
         );
     }
     said
+}
+
+/// The files git's `store` credential helper reads, in the order it reads
+/// them, for the `credential.helper` entries that are `store` (an empty
+/// value drops the helpers before it, as in git): its `--file`, else
+/// `~/.git-credentials` then `$XDG_CONFIG_HOME/git/credentials`.
+pub fn credential_store_files(
+    entries: &Entries,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for (_, value) in entries
+        .iter()
+        .filter(|(k, _)| same_key(k, "credential.helper"))
+    {
+        if value.is_empty() {
+            files.clear();
+        } else if let Some(file) = store_helper_file(value, env) {
+            files.extend(file);
+        }
+    }
+    files.dedup();
+    files
+}
+
+/// For a helper that is `store` (`store`, `store --file=<path>`,
+/// `store --file <path>`), the files it reads; `None` for another helper.
+fn store_helper_file(helper: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<Vec<PathBuf>> {
+    let mut words = helper.split_whitespace();
+    if words.next() != Some("store") {
+        return None;
+    }
+    let set = |name: &str| env(name).filter(|v| !v.is_empty());
+    let home = set("HOME").map(PathBuf::from);
+    let expand = |path: &str| match (path.strip_prefix("~/"), &home) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => PathBuf::from(path),
+    };
+    let mut file = None;
+    while let Some(word) = words.next() {
+        if let Some(path) = word.strip_prefix("--file=") {
+            file = Some(expand(path));
+        } else if word == "--file" {
+            file = Some(expand(words.next()?));
+        }
+    }
+    if let Some(file) = file {
+        return Some(vec![file]);
+    }
+    let xdg = set("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".config")));
+    let defaults = [
+        home.map(|h| h.join(".git-credentials")),
+        xdg.map(|x| x.join("git/credentials")),
+    ];
+    Some(defaults.into_iter().flatten().collect())
 }
 
 /// Whether git-sync or libgit2 reads `key`.
@@ -145,6 +211,8 @@ fn has_effect(key: &str) -> bool {
         // libgit2 reads most of core (line endings, symlinks, file modes);
         // its SSH is libssh2, not a command.
         "core" => name != "sshcommand",
+        // Read when it is git's store helper; warned about otherwise.
+        "credential" => !scoped && name == "helper",
         _ => false,
     }
 }
@@ -372,6 +440,48 @@ mod tests {
         assert_eq!(said.len(), 3, "{said:?}");
         let ssh_env = |k: &str| (k == "GIT_SSH_COMMAND").then(|| "ssh -v".to_string());
         assert_eq!(unsupported_consequences(&entries(&[]), &ssh_env).len(), 1);
+    }
+
+    #[test]
+    fn the_store_helper_names_its_files_and_only_other_helpers_are_warned_about() {
+        let home = env_of(&[("HOME", "/home/me")]);
+        let files = |helpers: &[&str], env: &dyn Fn(&str) -> Option<String>| {
+            let e: Vec<(&str, &str)> = helpers.iter().map(|h| ("credential.helper", *h)).collect();
+            credential_store_files(&pairs(&e), env)
+        };
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            files(&["store"], &home),
+            vec![
+                p("/home/me/.git-credentials"),
+                p("/home/me/.config/git/credentials")
+            ]
+        );
+        let xdg = env_of(&[("HOME", "/home/me"), ("XDG_CONFIG_HOME", "/xdg")]);
+        assert_eq!(files(&["store"], &xdg)[1], p("/xdg/git/credentials"));
+        assert_eq!(
+            files(
+                &["store --file=/a", "cache --timeout=60", "store --file ~/b"],
+                &home
+            ),
+            vec![p("/a"), p("/home/me/b")]
+        );
+        // An empty value drops the helpers before it, as in git.
+        assert_eq!(
+            files(&["store --file=/a", "", "store --file=/c"], &home),
+            vec![p("/c")]
+        );
+        assert!(files(&["storex", "/usr/bin/store", "!store"], &home).is_empty());
+
+        let warned =
+            |helpers: &[(&str, &str)]| !unsupported_consequences(&pairs(helpers), &home).is_empty();
+        assert!(!warned(&[
+            ("credential.helper", "store --file=/a"),
+            ("credential.helper", "")
+        ]));
+        assert!(warned(&[("credential.helper", "cache")]));
+        assert!(warned(&[("credential.https://h.helper", "store")]));
+        assert!(without_effect(&pairs(&[("credential.helper", "store")])).is_empty());
     }
 
     #[test]

@@ -546,6 +546,7 @@ pub fn parse(
     {
         auth.cookie_file = Some(PathBuf::from(path));
     }
+    auth.credential_stores = gitconfig::credential_store_files(&git_config, &env);
     let checkout = auth::parse_checkout(&src)?;
     let ops = ops::parse(&src)?;
     let git_binary_ignored = src

@@ -1,8 +1,9 @@
 //! Resolving credentials before each pass: the password (or its file, read
 //! again every time), the askpass URL, per-URL `--credential` entries, a
 //! GitHub App installation token or an Azure workload identity token
-//! (either renewed before it expires), the logins of a `.netrc`, and the
-//! SSH settings. Nothing here logs a secret.
+//! (either renewed before it expires), the logins of a `.netrc` and of
+//! git's credential store files, and the SSH settings. Nothing here logs
+//! a secret.
 
 mod askpass;
 mod azure;
@@ -11,17 +12,33 @@ pub mod cookies;
 mod github_app;
 mod netrc;
 
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::config::auth::AuthConfig;
 use crate::config::gitconfig::Tls;
-use crate::git::{CredentialSet, Credentials, SshAuth};
+use crate::git::{CredentialSet, Credentials, HostLogin, SshAuth};
 use crate::metrics::Metrics;
 
 /// A cached access token (GitHub App or Azure workload identity).
 struct Token {
     credentials: Credentials,
     refresh_at: SystemTime,
+}
+
+/// The logins of the file at `path`, as `parse` reads its text; none when
+/// it is missing or cannot be read, as curl takes a `.netrc` and git's
+/// store helper its files.
+fn logins_in(path: &Path, parse: impl Fn(&str) -> Vec<HostLogin>) -> Vec<HostLogin> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text),
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::debug!(file = %path.display(), error = %e, "credentials file not read");
+            }
+            Vec::new()
+        }
+    }
 }
 
 /// Resolves a [`CredentialSet`] for each pass.
@@ -131,18 +148,21 @@ impl Resolver {
             Some(file) => cookies::CookieJar::read(file)?,
             None => cookies::CookieJar::default(),
         };
-        // As curl under git: a file that cannot be read is no file.
-        let netrc = match &self.cfg.netrc {
-            Some(file) => netrc::read(file).unwrap_or_else(|e| {
-                tracing::debug!(error = %e, ".netrc not used");
-                Vec::new()
-            }),
+        let mut logins = match &self.cfg.netrc {
+            Some(file) => logins_in(file, netrc::parse),
             None => Vec::new(),
         };
+        for file in &self.cfg.credential_stores {
+            logins.extend(logins_in(file, |text| {
+                text.lines()
+                    .filter_map(HostLogin::from_store_line)
+                    .collect()
+            }));
+        }
         let ssh = &self.cfg.ssh;
         Ok(CredentialSet {
             cookies,
-            netrc,
+            logins,
             default,
             // Set by the syncer, which knows the repository's URL as
             // rewritten by `insteadOf`.

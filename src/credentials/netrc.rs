@@ -1,7 +1,6 @@
 //! A `.netrc` file (`$NETRC`, else `$HOME/.netrc`): the logins that git,
 //! through curl, sends to HTTP(S) servers for which it has no credentials
-//! of its own, so upstream's git-sync used them too. Read again before
-//! every pass, as the password file is.
+//! of its own, so upstream's git-sync used them too.
 //!
 //! The syntax is curl's: whitespace-separated tokens, `machine <host>` or
 //! `default` opening an entry, `login`, `password` (and `account`, not
@@ -9,27 +8,12 @@
 //! (skipped), `#` starting a comment to the end of its line, and
 //! double-quoted tokens with `\"`, `\\`, `\n`, `\r`, `\t` escapes.
 
-use std::path::Path;
-
-use crate::git::{Credentials, NetrcEntry};
-
-/// The entries of the file at `path`; none when there is no such file.
-/// Nothing of the file's content reaches the error.
-pub fn read(path: &Path) -> std::io::Result<Vec<NetrcEntry>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(parse(&text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(std::io::Error::new(
-            e.kind(),
-            format!("read {}: {e}", path.display()),
-        )),
-    }
-}
+use crate::git::{Credentials, HostLogin};
 
 /// The entries of `text`, in order; an entry without a password is kept
 /// (curl sends its login with an empty password).
-pub fn parse(text: &str) -> Vec<NetrcEntry> {
-    let mut entries: Vec<NetrcEntry> = Vec::new();
+pub fn parse(text: &str) -> Vec<HostLogin> {
+    let mut entries: Vec<HostLogin> = Vec::new();
     let mut tokens = Tokens { rest: text };
     while let Some(token) = tokens.next() {
         match token.as_str() {
@@ -56,9 +40,11 @@ pub fn parse(text: &str) -> Vec<NetrcEntry> {
     entries
 }
 
-fn entry(host: Option<String>) -> NetrcEntry {
-    NetrcEntry {
+fn entry(host: Option<String>) -> HostLogin {
+    HostLogin {
+        scheme: None,
         host,
+        port: None,
         credentials: Credentials {
             username: String::new(),
             password: String::new(),
@@ -174,18 +160,5 @@ mod tests {
             flat("machine h login u password \"open"),
             vec![e(Some("h"), "u", "open")]
         );
-    }
-
-    #[test]
-    fn a_missing_file_has_no_entries_and_an_unreadable_one_names_itself_only() {
-        let t = tempfile::TempDir::new().unwrap();
-        assert!(read(&t.path().join("absent")).unwrap().is_empty());
-        let err = read(t.path()).unwrap_err().to_string();
-        assert!(
-            err.starts_with(&format!("read {}", t.path().display())),
-            "{err}"
-        );
-        std::fs::write(t.path().join("n"), "machine h login u password p\n").unwrap();
-        assert_eq!(read(&t.path().join("n")).unwrap().len(), 1);
     }
 }

@@ -93,17 +93,48 @@ pub struct CredentialSet {
     pub ssh: Option<SshAuth>,
     /// Cookies sent with HTTP requests they match.
     pub cookies: CookieJar,
-    /// The logins of a `.netrc`, for HTTP(S) servers none of the above
-    /// has credentials for (as curl, under git, uses them).
-    pub netrc: Vec<NetrcEntry>,
+    /// Logins by server, for HTTP(S) servers none of the above has
+    /// credentials for: a `.netrc`'s (as curl under git uses them), then
+    /// those of git's `store` credential helper. The first that fits wins.
+    pub logins: Vec<HostLogin>,
 }
 
-/// One entry of a `.netrc`.
+/// A login for the servers it names: an entry of a `.netrc` (any scheme
+/// and port) or a line of a git credential store file.
 #[derive(Debug, Clone)]
-pub struct NetrcEntry {
-    /// Lowercase; `None` for its `default` entry, which fits any host.
+pub struct HostLogin {
+    /// `None`: any (a `.netrc`).
+    pub scheme: Option<String>,
+    /// Lowercase; `None` for a `.netrc`'s `default` entry, which fits any.
     pub host: Option<String>,
+    /// `None`: any (a `.netrc`).
+    pub port: Option<u16>,
     pub credentials: Credentials,
+}
+
+impl HostLogin {
+    /// A line of a git credential store file
+    /// (`https://user:password@host[:port][/path]`, percent-encoded as git
+    /// writes it); `None` for what is not one, as git passes it over.
+    pub fn from_store_line(line: &str) -> Option<HostLogin> {
+        let (bare, credentials) = credentials_in_url(line.trim())?;
+        let (scheme, host, port) = http_origin(&bare)?;
+        Some(HostLogin {
+            scheme: Some(scheme.to_string()),
+            host: Some(host),
+            port: Some(port),
+            credentials,
+        })
+    }
+
+    /// Whether this login is for `(scheme, host, port)` and `user`, the
+    /// user named in the URL if any.
+    fn fits(&self, (scheme, host, port): (&str, &str, u16), user: Option<&str>) -> bool {
+        self.scheme.as_deref().map_or(true, |s| s == scheme)
+            && self.host.as_deref().map_or(true, |h| h == host)
+            && self.port.map_or(true, |p| p == port)
+            && user.map_or(true, |u| self.credentials.username == u)
+    }
 }
 
 /// `scheme://user:password@host/path` as the URL without its credentials,
@@ -132,27 +163,18 @@ impl CredentialSet {
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, c)| c)
             .or(self.default.as_ref().filter(|_| self.default_goes_to(url)))
-            .or_else(|| self.netrc_login(url))
+            .or_else(|| self.login_for(url))
     }
 
-    /// The `.netrc` login for `url`'s host (the first entry for it, else
-    /// the `default` one) whose login is the user in `url`, if it has one.
-    fn netrc_login(&self, url: &str) -> Option<&Credentials> {
-        let (_, host, _) = http_origin(url)?;
+    /// The first of [`CredentialSet::logins`] for `url`'s server and the
+    /// user it names, if it names one.
+    fn login_for(&self, url: &str) -> Option<&Credentials> {
+        let (scheme, host, port) = http_origin(url)?;
         let user = user_in(url);
-        let fits = |e: &&NetrcEntry| {
-            user.as_deref()
-                .map_or(true, |u| e.credentials.username == u)
-        };
-        let for_host = |host: Option<&str>| {
-            self.netrc
-                .iter()
-                .filter(move |e| e.host.as_deref() == host)
-                .find(fits)
-        };
-        for_host(Some(&host))
-            .or_else(|| for_host(None))
-            .map(|e| &e.credentials)
+        self.logins
+            .iter()
+            .find(|l| l.fits((scheme, &host, port), user.as_deref()))
+            .map(|l| &l.credentials)
     }
 
     /// The server [`CredentialSet::default`] is for, as `scheme://host:port`.
@@ -287,49 +309,79 @@ mod tests {
     }
 
     #[test]
-    fn a_netrc_login_is_for_its_host_and_user_after_every_other_credential() {
-        let entry = |host: Option<&str>, user: &str| NetrcEntry {
+    fn a_login_is_for_its_server_and_user_after_every_other_credential() {
+        let entry = |host: Option<&str>, user: &str| HostLogin {
+            scheme: None,
             host: host.map(str::to_string),
+            port: None,
             credentials: Credentials {
                 username: user.into(),
                 password: format!("{}-{user}", host.unwrap_or("any")),
             },
         };
+        let stored =
+            HostLogin::from_store_line("https://st%40re:pw%2F1@Stored.Example:8443/some/path\n");
         let mut set = CredentialSet {
-            netrc: vec![
+            logins: vec![
                 entry(Some("git.example.com"), "bot"),
                 entry(Some("git.example.com"), "other"),
                 entry(Some("b.example"), "b"),
+                stored.clone().unwrap(),
                 entry(None, "anon"),
             ],
             ..CredentialSet::default()
         };
         let password =
             |set: &CredentialSet, url: &str| set.for_url(url).map(|c| c.password.clone());
-        let p = |s: &str| Some(s.to_string());
-        assert_eq!(
-            password(&set, "https://Git.Example.com:8443/r"),
-            p("git.example.com-bot")
-        );
-        assert_eq!(
-            password(&set, "http://other@git.example.com/r"),
-            p("git.example.com-other")
-        );
-        assert_eq!(password(&set, "https://b.example/r"), p("b.example-b"));
-        assert_eq!(password(&set, "https://elsewhere.example/r"), p("any-anon"));
-        // A user in the URL with no entry of its own gets none but default's
-        // if that is theirs.
-        assert_eq!(password(&set, "https://nobody@b.example/r"), None);
-        assert_eq!(password(&set, "https://anon@b.example/r"), p("any-anon"));
-        assert_eq!(password(&set, "ssh://git.example.com/r"), None);
+        for (url, want) in [
+            (
+                "https://Git.Example.com:8443/r",
+                Some("git.example.com-bot"),
+            ),
+            (
+                "http://other@git.example.com/r",
+                Some("git.example.com-other"),
+            ),
+            ("https://b.example/r", Some("b.example-b")),
+            ("https://elsewhere.example/r", Some("any-anon")),
+            // A user in the URL: only a login of theirs.
+            ("https://nobody@b.example/r", None),
+            ("https://anon@b.example/r", Some("any-anon")),
+            ("ssh://git.example.com/r", None),
+            // A stored line is for its scheme, host and port, any path.
+            ("https://stored.example:8443/other", Some("pw/1")),
+            ("https://stored.example/other", Some("any-anon")),
+            ("http://stored.example:8443/r", Some("any-anon")),
+        ] {
+            assert_eq!(password(&set, url).as_deref(), want, "{url}");
+        }
+        assert_eq!(stored.unwrap().credentials.username, "st@re");
+        for not_a_login in [
+            "",
+            "# comment",
+            "https://h/r",
+            "https://user@h/r",
+            "ssh://u:p@h/r",
+        ] {
+            assert!(
+                HostLogin::from_store_line(not_a_login).is_none(),
+                "{not_a_login}"
+            );
+        }
         // git-sync's own credentials come first.
         set.default = Some(Credentials {
             username: "bot".into(),
             password: "flag".into(),
         });
         set.default_for = Some("https://git.example.com/r".into());
-        assert_eq!(password(&set, "https://git.example.com/r"), p("flag"));
-        assert_eq!(password(&set, "https://b.example/r"), p("b.example-b"));
+        assert_eq!(
+            password(&set, "https://git.example.com/r").as_deref(),
+            Some("flag")
+        );
+        assert_eq!(
+            password(&set, "https://b.example/r").as_deref(),
+            Some("b.example-b")
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ use std::sync::{Arc, Once};
 use crate::config::gitconfig::Tls;
 
 pub use auth::{
-    credentials_in_url, Auth, CredentialSet, Credentials, NetrcEntry, Password, SshAuth,
+    credentials_in_url, Auth, CredentialSet, Credentials, HostLogin, Password, SshAuth,
 };
 pub use gc::GcStats;
 pub use local::local_path;
