@@ -1,0 +1,156 @@
+//! Configuration errors: one line, exit 1, nothing touched.
+
+use super::*;
+
+#[test]
+fn bad_flags_exit_1_with_one_line_naming_the_flag() {
+    for (args, needle) in [
+        (vec!["--no-such-flag"], "--no-such-flag"),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--period=ten"],
+            "--period",
+        ),
+        (vec!["--repo=x", "--root=/tmp/x", "--depth=-1"], "--depth"),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--one-time=maybe"],
+            "one-time",
+        ),
+        (vec!["--root=/tmp/x"], "--repo"),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--git-config=proxy:http://p"],
+            "--git-config",
+        ),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--http-bind=8080"],
+            "--http-bind",
+        ),
+        (
+            vec!["--repo=htps://git.example.com/x.git", "--root=/tmp/x"],
+            "unknown URL scheme",
+        ),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--ref=main~1"],
+            "revision expression",
+        ),
+        // A misspelt key, as upstream rejects it (its value never shown).
+        (
+            vec![
+                "--repo=x",
+                "--root=/tmp/x",
+                r#"--credential={"url":"https://h","username":"u","password":"S3CRET","password_file":"/f"}"#,
+            ],
+            "unknown field \"password_file\"",
+        ),
+        // A fault signal (SEGV: signal-hook aborts on it) or the C library's own.
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--sync-on-signal=11"],
+            "--sync-on-signal",
+        ),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--sync-on-signal=32"],
+            "--sync-on-signal",
+        ),
+    ] {
+        let out = git_sync(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("S3CRET"), "{args:?}: {err}");
+    }
+    // A repository URL from a Secret made with `echo ... | base64`: said at
+    // start (git refuses such a URL), its password not repeated.
+    let out = git_sync(&["--root=/tmp/x"])
+        .env("GITSYNC_REPO", "https://bot:S3CRET@git.example.com/x.git\n")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--repo (env GITSYNC_REPO): contains a newline at its end"),
+        "{err}"
+    );
+    assert!(!err.contains("S3CRET"), "{err}");
+    let out = git_sync(&["--repo=x", "--root=/tmp/x"])
+        .env("GITSYNC_SYNC_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("--sync-timeout") && err.contains("GITSYNC_SYNC_TIMEOUT"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_version_and_man() {
+    for flag in ["--help", "-h", "--version", "--man"] {
+        let out = git_sync(&[flag]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert!(!out.stdout.is_empty(), "{flag}");
+    }
+    // Upstream prints the bare version, as `git describe` names it.
+    let version = git_sync(&["--version"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        format!("v{}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let man = git_sync(&["--man"]).output().unwrap();
+    let man = String::from_utf8_lossy(&man.stdout);
+    for name in [
+        "--repo",
+        "--stale-worktree-timeout",
+        "GITSYNC_PERIOD",
+        "--git-gc",
+    ] {
+        assert!(man.contains(name), "manual lacks {name}");
+    }
+}
+
+/// A server speaking protocol v0 (as libgit2 does; here by
+/// `protocol.version`) refuses a hash no ref points at unless configured
+/// to allow it: all branches and tags are fetched instead. Over v2, which
+/// has no such check, the commit is fetched at once.
+#[test]
+fn hash_ref_from_a_server_that_refuses_unadvertised_wants() {
+    let f = Fixture::new(Transport::Http);
+    f.repo
+        .git(&["config", "uploadpack.allowAnySHA1InWant", "false"]);
+    let c1 = f.repo.commit(&[("f", "1")], "c1");
+    f.repo.commit(&[("f", "2")], "c2");
+    let v0 = "--git-config=protocol.version:0";
+    let log = f.sync_once(&[&format!("--ref={c1}"), v0]);
+    assert!(
+        log.contains("refused a fetch by hash"),
+        "fallback not taken:\n{log}"
+    );
+    assert_published(&f, &c1);
+    assert_eq!(f.read("f"), "1");
+    // Once synced, a pinned hash needs nothing from the remote at all.
+    let log = f.sync_once(&[&format!("--ref={c1}"), "-v=1"]);
+    assert_eq!(log_lines_with(&log, "no change"), 1, "{log}");
+    // Upstream's word for it, said once by a daemon (a one-time run just
+    // ends).
+    let pinned = "ref appears to be a git hash, no further sync needed";
+    assert_eq!(log_lines_with(&log, pinned), 0, "{log}");
+    let mut d = f.daemon(&[&format!("--ref={c1}"), "--period=20ms", "-v=1"]);
+    d.wait_log(LONG, "a few polls", |log| {
+        log_lines_with(log, "no change") >= 3
+    });
+    assert_eq!(log_lines_with(&d.log(), pinned), 1, "{}", d.log());
+    drop(d);
+
+    let root = f.tmp.path().join("v2-root");
+    let out = run_git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", root.display()),
+        &format!("--ref={c1}"),
+        "--one-time",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(!log.contains("refused a fetch by hash"), "{log}");
+    assert_eq!(published(&root.join("site")), Some(c1));
+}

@@ -1,0 +1,341 @@
+//! First syncs and every kind of `--ref` target.
+
+use super::*;
+
+#[test]
+fn git_protocol_first_sync_and_update() {
+    let f = Fixture::new(Transport::File);
+    let daemon = GitDaemon::start(&f.tmp.path().join("srv"));
+    let args = [
+        format!("--repo={}", daemon.url("site")),
+        format!("--root={}", f.root().display()),
+        "--one-time".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    for text in ["over git:// 1", "over git:// 2"] {
+        let h = f.repo.commit(&[("index.html", text)], text);
+        let out = run_git_sync(&args);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        assert_published(&f, &h);
+        assert_eq!(f.read("index.html"), text);
+    }
+}
+
+#[test]
+fn git_protocol_to_an_ipv6_literal() {
+    // libgit2 names the host in git://'s request as the URL up to its
+    // first colon, "[" here, which git daemon refuses.
+    let f = Fixture::new(Transport::File);
+    let daemon = GitDaemon::start_at(&f.tmp.path().join("srv"), "::1");
+    let h = f.repo.commit(&[("index.html", "over IPv6")], "v6");
+    let out = run_git_sync(&[
+        &format!("--repo={}", daemon.url("site")),
+        &format!("--root={}", f.root().display()),
+        "--one-time",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_published(&f, &h);
+    assert_eq!(f.read("index.html"), "over IPv6");
+}
+
+#[test]
+fn a_git_protocol_poll_or_update_of_a_repository_with_many_refs_asks_for_what_it_needs() {
+    // libgit2 sends git's daemon no protocol version: every poll, and
+    // every fetch, would receive all 3,000 refs (about 200 KB). Once it
+    // saw them, a poll asks with protocol v2 for the ref it needs, and an
+    // update fetches the commit on that same connection.
+    use std::sync::atomic::Ordering::SeqCst;
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("index.html", "one")], "one");
+    f.repo.add_pull_refs(3_000);
+    let daemon = GitDaemon::start(&f.tmp.path().join("srv"));
+    let connections = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let seen = connections.clone();
+    let (port, received) = counting_proxy(daemon.port, move |n, _| {
+        seen.lock().unwrap().insert(n);
+    });
+    let mut p = spawn(git_sync(&[
+        &format!("--repo=git://127.0.0.1:{port}/site"),
+        &format!("--root={}", f.root().display()),
+        "--period=1h",
+        "--sync-on-signal=SIGHUP",
+        "-v=5",
+    ]));
+    p.wait_for(LONG, "the first sync", || published(&f.link()).is_some());
+    // One pass, started by the signal: the bytes and connections it took.
+    let pass = |p: &mut Proc, done: &dyn Fn(&str) -> bool| {
+        let (bytes, conns) = (received.load(SeqCst), connections.lock().unwrap().len());
+        signal(&p.child, libc::SIGHUP);
+        p.wait_log(LONG, "the pass", done);
+        // (The proxy counts what it has passed on, right after.)
+        std::thread::sleep(Duration::from_millis(100));
+        let conns_now = connections.lock().unwrap().len();
+        (received.load(SeqCst) - bytes, conns_now - conns)
+    };
+    let polls = |log: &str| log_lines_with(log, "no change");
+    pass(&mut p, &|l| polls(l) >= 1);
+    let (poll_bytes, poll_connections) = pass(&mut p, &|l| polls(l) >= 2);
+    let head = f.repo.commit(&[("index.html", "two")], "two");
+    let published_head = format!("\"remote\":\"{head}\"");
+    let (update_bytes, update_connections) = pass(&mut p, &|l| l.contains(&published_head));
+    assert_eq!(published(&f.link()).as_deref(), Some(head.as_str()));
+    assert_eq!(f.read("index.html"), "two");
+    let log = p.log();
+    let v2 = log
+        .lines()
+        .any(|l| l.contains("\"refs listed\"") && l.contains("\"protocol\":2"));
+    assert!(v2, "{log}");
+    assert!(poll_bytes < 4_000, "{poll_bytes} bytes for a poll");
+    assert_eq!(poll_connections, 1);
+    assert!(update_bytes < 8_000, "{update_bytes} bytes for an update");
+    assert_eq!(update_connections, 1, "{log}");
+}
+
+fn first_sync(t: Transport) {
+    let f = Fixture::new(t);
+    let h = f
+        .repo
+        .commit(&[("index.html", "hello 1"), ("a/b/c.txt", "deep")], "one");
+    f.sync_once(&[]);
+    assert_published(&f, &h);
+    assert_eq!(f.read("index.html"), "hello 1");
+    assert_eq!(f.read("a/b/c.txt"), "deep");
+    // A real linked worktree: git works in it.
+    assert_eq!(git(&f.link(), &["rev-parse", "HEAD"]), h);
+    assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
+    assert_eq!(
+        git(&f.root(), &["rev-parse", "--abbrev-ref", "HEAD"]),
+        "git-sync"
+    );
+}
+
+#[test]
+fn first_sync_file() {
+    first_sync(Transport::File);
+}
+
+#[test]
+fn first_sync_http() {
+    first_sync(Transport::Http);
+}
+
+fn targets(t: Transport) {
+    let f = Fixture::new(t);
+    let c1 = f.repo.commit(&[("f", "1")], "c1");
+    f.repo.git(&["tag", "light"]);
+    f.repo
+        .git(&["tag", "-a", "annotated", "-m", "an annotated tag"]);
+    let c2 = f.repo.commit(&[("f", "2")], "c2");
+    f.repo.git(&["checkout", "-q", "-b", "other"]);
+    let c3 = f.repo.commit(&[("f", "3")], "c3");
+    f.repo.git(&["checkout", "-q", "main"]);
+    let c4 = f.repo.commit(&[("f", "4")], "c4");
+
+    f.sync_once(&["--ref=light"]);
+    assert_published(&f, &c1);
+    f.sync_once(&["--ref=annotated"]);
+    assert_published(&f, &c1);
+    f.sync_once(&["--ref=other"]);
+    assert_published(&f, &c3);
+    assert_eq!(f.read("f"), "3");
+    f.sync_once(&["--ref=HEAD"]);
+    assert_published(&f, &c4);
+    f.sync_once(&["--ref=refs/heads/main"]);
+    assert_published(&f, &c4);
+    f.sync_once(&[&format!("--ref={c2}")]);
+    assert_published(&f, &c2);
+    assert_eq!(f.read("f"), "2");
+    // Other refs by the end of their name, as `git ls-remote` matches
+    // them: GitHub's pull request heads, `heads/...`, `tags/...`.
+    f.repo.git(&["update-ref", "refs/pull/5/head", &c3]);
+    f.sync_once(&["--ref=pull/5/head"]);
+    assert_published(&f, &c3);
+    f.sync_once(&["--ref=heads/main"]);
+    assert_published(&f, &c4);
+    f.sync_once(&["--ref=tags/annotated"]);
+    assert_published(&f, &c1);
+    // The default ref is HEAD (the remote's default branch).
+    f.sync_once(&[]);
+    assert_published(&f, &c4);
+    // A tag may name a tree: refused, saying so, the published tree kept.
+    f.repo
+        .git(&["tag", "-a", "a-tree", "-m", "a tree", "HEAD^{tree}"]);
+    let log = f.fail_once(&["--ref=a-tree"]);
+    assert!(
+        log.contains("refs/tags/a-tree") && log.contains("is a tree, not a commit"),
+        "{log}"
+    );
+    assert_published(&f, &c4);
+}
+
+#[test]
+fn targets_file() {
+    targets(Transport::File);
+}
+
+#[test]
+fn targets_http() {
+    targets(Transport::Http);
+}
+
+#[test]
+fn a_url_rewritten_by_insteadof_is_synced_from_where_it_points() {
+    // A local repository behind a network URL: read in process like any
+    // local one (libgit2's local transport cannot fetch shallow).
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    let out = run_git_sync(&[
+        "--repo=https://git.example.invalid/site",
+        &format!("--root={}", f.root().display()),
+        "--link=site",
+        "--one-time",
+        &format!(
+            r#"--git-config="url.{}.insteadOf":https://git.example.invalid/site"#,
+            f.url()
+        ),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        published(&f.root().join("site")).as_deref(),
+        Some(h.as_str())
+    );
+}
+
+#[test]
+fn the_store_bounds_the_delta_window_unless_told_otherwise() {
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("f", "1")], "c1");
+    f.sync_once(&[]);
+    assert_eq!(
+        git(&f.root(), &["config", "pack.windowMemory"]).trim(),
+        "2m"
+    );
+    let log = f.sync_once(&["--git-config=pack.windowMemory:0"]);
+    assert_eq!(git(&f.root(), &["config", "pack.windowMemory"]).trim(), "0");
+    assert!(!log.contains("without effect"), "{log}");
+}
+
+#[test]
+fn git_config_for_the_git_cli_is_recorded_and_said_to_have_no_effect() {
+    // upstream's e2e passes these; a git binary in a hook reads them.
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("f", "1")], "c1");
+    let log = f.sync_once(&[
+        r#"--git-config=http.postBuffer:10485760,sect.k1:"a val",sect.k2:another val"#,
+        // One that changes how a remote is reached is warned about too.
+        r#"--git-config-add="http.https://git.example.com/.sslCert":/etc/git-secret/client.pem"#,
+    ]);
+    let warned = log
+        .lines()
+        .find(|l| l.contains("not supported here"))
+        .unwrap_or_else(|| panic!("no warning about http.<url>.sslCert: {log}"));
+    assert!(warned.contains("for some servers only is not"), "{warned}");
+    let said = log
+        .lines()
+        .find(|l| l.contains("without effect here"))
+        .unwrap_or_else(|| panic!("no line about keys without effect: {log}"));
+    for key in ["http.postBuffer", "sect.k1", "sect.k2"] {
+        assert!(said.contains(key), "{said}");
+    }
+    let root = f.root();
+    assert_eq!(git(&root, &["config", "sect.k1"]).trim(), "a val");
+    assert_eq!(git(&root, &["config", "sect.k2"]).trim(), "another val");
+    // A later start without them: gone (the file is written whole).
+    f.sync_once(&[]);
+    let all = git(&root, &["config", "--list"]);
+    assert!(!all.contains("sect.k1"), "{all}");
+}
+
+#[test]
+fn an_empty_repository_is_said_to_have_no_commits() {
+    for t in [Transport::File, Transport::Http] {
+        let f = Fixture::new(t);
+        let log = f.fail_once(&[]);
+        assert!(log.contains("no commits yet"), "{log}");
+        assert!(!f.link().exists());
+        // Its first commit is published by the next run.
+        let h = f.repo.commit(&[("f", "1")], "c1");
+        f.sync_once(&[]);
+        assert_published(&f, &h);
+    }
+}
+
+#[test]
+fn unknown_ref_fails_and_says_so() {
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(&[("f", "1")], "c1");
+    let fails_saying = |git_ref: &str, what: &str| {
+        let log = f.fail_once(&[&format!("--ref={git_ref}")]);
+        assert!(log.contains(git_ref) && log.contains(what), "{log}");
+        assert!(!f.link().exists());
+    };
+    fails_saying("nope", "not found");
+    // A name that ends several refs is not guessed at.
+    f.repo.git(&["update-ref", "refs/pull/1/head", &h]);
+    f.repo.git(&["update-ref", "refs/pull/2/head", &h]);
+    fails_saying(
+        "head",
+        "refs/pull/1/head, refs/pull/2/head; give the full name",
+    );
+    // An abbreviated hash: say what to give instead.
+    fails_saying(&h[..8], "give all 40 characters");
+    // A clone's remote-tracking name: likewise.
+    fails_saying("origin/main", "give the remote's own name");
+}
+
+#[test]
+fn http_servers_that_are_not_git_servers_are_told_apart() {
+    // One nginx: a bare repository served as plain files (git's "dumb"
+    // protocol, which libgit2 does not speak), a login page, nothing.
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    repo.commit(&[("f", "1")], "one");
+    let docroot = tmp.path().join("docroot");
+    fs::create_dir(&docroot).unwrap();
+    git(
+        tmp.path(),
+        &["clone", "-q", "--bare", &repo.url(), "docroot/site.git"],
+    );
+    git(&docroot.join("site.git"), &["update-server-info"]);
+    open_up(&docroot);
+    run_ok(
+        std::process::Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&docroot),
+    );
+    let nginx = Nginx::start(
+        &format!(
+            "root {};\n        location /login/ {{ default_type text/html; return 200 \"<html>sign in</html>\"; }}\n        \
+             location / {{ try_files $uri =404; }}",
+            docroot.display()
+        ),
+        "www-data www-data",
+    );
+    let cases = [
+        (
+            "site.git",
+            "is not supported; serve the repository with git http-backend",
+        ),
+        ("login/site.git", "answered with a web page, not git"),
+        ("absent.git", "no repository at this URL"),
+    ];
+    for (i, (path, why)) in cases.iter().enumerate() {
+        let root = tmp.path().join(format!("root{i}"));
+        let out = run_git_sync(&[
+            &format!("--repo=http://127.0.0.1:{}/{path}", nginx.port),
+            &format!("--root={}", root.display()),
+            "--one-time",
+        ]);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{log}");
+        assert!(log.contains(why), "{path}: {log}");
+        assert!(!root.join("site.git").exists(), "{path}");
+    }
+}
