@@ -563,6 +563,56 @@ fn https_with_a_private_ca_from_git_config_or_git_env() {
     assert_eq!(code, 1);
 }
 
+/// `http.<url>.sslVerify=false` turns certificate checks off for the
+/// URLs it names only, for git-sync's own requests and libgit2's alike.
+#[test]
+fn ssl_verify_off_for_one_url_leaves_the_others_checked() {
+    let (tmp, srv, repo) = temp_source("site");
+    let h = repo.commit(&[("f", "tls")], "one");
+    let (_ca, cert, key) = test_certificates(tmp.path());
+    let server = HttpServer::start_tls(&srv, "", Some((&cert, &key)));
+    let port = server.port;
+    let run = |name: &str, config: &str| {
+        let args = vec![
+            format!("--repo=https://127.0.0.1:{port}/site"),
+            format!("--root={}", tmp.path().join(name).display()),
+            format!("--git-config={config}"),
+            "-v=5".into(),
+        ];
+        one_time(&args, &[])
+    };
+    let listed_v2 = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("\"refs listed\"") && l.contains("\"protocol\":2"))
+    };
+    for (name, url) in [
+        ("server", format!("https://127.0.0.1:{port}/")),
+        ("path", format!("https://127.0.0.1:{port}/site")),
+    ] {
+        let off = format!("\"http.{url}.sslVerify\":false");
+        let (code, log) = run(name, &off);
+        assert_eq!(code, 0, "{log}");
+        assert_eq!(
+            published(&tmp.path().join(name).join("site")).as_deref(),
+            Some(h.as_str())
+        );
+        assert!(listed_v2(&log), "{log}");
+        assert!(log.contains("not verified for this URL"), "{log}");
+        // libgit2 lists and fetches (protocol version 0).
+        let (code, log) = run(&format!("{name}-v0"), &format!("{off},protocol.version:0"));
+        assert_eq!(code, 0, "{log}");
+        assert!(!listed_v2(&log), "{log}");
+    }
+    for (name, other) in [
+        ("other-port", format!("https://127.0.0.1:{}/", port + 1)),
+        ("other-path", format!("https://127.0.0.1:{port}/elsewhere")),
+    ] {
+        let (code, log) = run(name, &format!("\"http.{other}.sslVerify\":false"));
+        assert_eq!(code, 1, "{log}");
+        assert!(log.to_lowercase().contains("certificate"), "{log}");
+    }
+}
+
 #[test]
 fn a_server_that_asks_for_a_client_certificate_gets_the_configured_one() {
     let (tmp, srv, repo) = temp_source("site");

@@ -94,6 +94,12 @@ pub fn unsupported_consequences(
              presented; http.sslCert and http.sslKey (for every server that asks) are",
         );
     }
+    if scoped("http", "sslcainfo") || scoped("http", "sslcapath") {
+        said.push(
+            "http.<url>.sslCAInfo/sslCAPath: a CA for some servers only is not trusted; \
+             http.sslCAInfo and http.sslCAPath (trusted for every server) are",
+        );
+    }
     if has("http", "sslcertpasswordprotected") || env("GIT_SSL_CERT_PASSWORD_PROTECTED").is_some() {
         said.push(
             "http.sslCertPasswordProtected: a client key protected by a password cannot be \
@@ -186,7 +192,7 @@ fn has_effect(key: &str) -> bool {
     let scoped = sub.is_some();
     let name = name.as_str();
     match section.as_str() {
-        "http" if scoped => matches!(name, "proxy" | "extraheader"),
+        "http" if scoped => matches!(name, "proxy" | "extraheader" | "sslverify"),
         "http" => matches!(
             name,
             "proxy"
@@ -378,6 +384,7 @@ mod tests {
             ("safe.directory", "*"),
             ("http.postBuffer", "1048576"),
             ("http.https://h/.sslVerify", "false"),
+            ("http.https://h/.postBuffer", "1"),
             ("core.sshCommand", "ssh -v"),
             ("protocol.allow", "always"),
             ("protocol.version", "0"),
@@ -387,7 +394,7 @@ mod tests {
             [
                 "safe.directory",
                 "http.postBuffer",
-                "http.https://h/.sslVerify",
+                "http.https://h/.postBuffer",
                 "core.sshCommand",
                 "protocol.allow"
             ]
@@ -434,10 +441,11 @@ mod tests {
                 "http.https://h/.sslKey",
                 "core.sshCommand",
                 "credential.https://h.helper",
+                "http.https://h/.sslCAInfo",
             ]),
             &none,
         );
-        assert_eq!(said.len(), 3, "{said:?}");
+        assert_eq!(said.len(), 4, "{said:?}");
         let ssh_env = |k: &str| (k == "GIT_SSH_COMMAND").then(|| "ssh -v".to_string());
         assert_eq!(unsupported_consequences(&entries(&[]), &ssh_env).len(), 1);
     }

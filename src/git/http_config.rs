@@ -64,6 +64,36 @@ pub(crate) fn extra_headers(url: &str, entries: &[(String, String)]) -> Vec<Stri
     headers
 }
 
+/// Whether TLS certificates of `url` are checked, as git decides: the most
+/// specific of `http.sslVerify` and the `http.<url>.sslVerify` that match
+/// (see `urlmatch`; the last of equals), unless `GIT_SSL_NO_VERIFY` is set
+/// (`env` looks it up), which turns checks off everywhere.
+pub(crate) fn ssl_verify(
+    url: &str,
+    entries: &[(String, String)],
+    env: impl Fn(&str) -> Option<String>,
+) -> bool {
+    if env("GIT_SSL_NO_VERIFY").is_some() {
+        return false;
+    }
+    let mut best = None;
+    let mut verify = true;
+    for (key, value) in entries {
+        let Some(rank) = urlmatch::rank(key, "sslverify", url) else {
+            continue;
+        };
+        if best.is_some_and(|best| rank < best) {
+            continue;
+        }
+        best = Some(rank);
+        verify = !matches!(
+            value.trim().to_ascii_lowercase().as_str(),
+            "false" | "no" | "off" | "0" | ""
+        );
+    }
+    verify
+}
+
 /// A `Name: value` header's name and value, trimmed.
 pub(crate) fn split_header(header: &str) -> Option<(&str, &str)> {
     let (name, value) = header.split_once(':')?;
@@ -130,6 +160,49 @@ mod tests {
             "https://mirror/x/y"
         );
         assert_eq!(rewrite_url("git@host:r.git", &cfg), "git@host:r.git");
+    }
+
+    #[test]
+    fn ssl_verify_as_git_decides_it_for_a_url() {
+        let url = "https://git.corp:8443/org/repo.git";
+        let no_env = |_: &str| None;
+        let verify = |pairs: &[(&str, &str)]| ssl_verify(url, &entries(pairs), no_env);
+        assert!(verify(&[]));
+        assert!(!verify(&[("http.sslverify", "false")]));
+        assert!(!verify(&[(
+            "http.https://git.corp:8443/.sslverify",
+            "false"
+        )]));
+        assert!(!verify(&[(
+            "http.https://git.corp:8443/org/.sslverify",
+            "off"
+        )]));
+        // Another server, port or path: not this URL's.
+        for other in [
+            "https://git.corp/",
+            "https://other.corp:8443/",
+            "https://git.corp:8443/other/",
+        ] {
+            assert!(
+                verify(&[(&format!("http.{other}.sslverify"), "false")]),
+                "{other}"
+            );
+        }
+        // The more specific wins, whatever the order; of equals, the last.
+        assert!(verify(&[
+            ("http.https://git.corp:8443/org/.sslverify", "true"),
+            ("http.sslverify", "false"),
+        ]));
+        assert!(!verify(&[
+            ("http.sslverify", "true"),
+            ("http.sslverify", "no")
+        ]));
+        let env = |k: &str| (k == "GIT_SSL_NO_VERIFY").then(String::new);
+        assert!(!ssl_verify(
+            url,
+            &entries(&[("http.sslverify", "true")]),
+            env
+        ));
     }
 
     #[test]

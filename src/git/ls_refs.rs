@@ -38,7 +38,9 @@ static SETTINGS: OnceLock<(Duration, Tls)> = OnceLock::new();
 /// The client, and the count of CA changes it was made after (see
 /// `tls::generation`): one kept from poll to poll, with its connection,
 /// until a rotated CA file or client certificate needs a new one.
-static AGENT: Mutex<Option<(u64, ureq::Agent)>> = Mutex::new(None);
+/// One client checking TLS certificates, one not (for the URLs
+/// `http.<url>.sslVerify=false` names), each made when first needed.
+static AGENT: Mutex<[Option<(u64, ureq::Agent)>; 2]> = Mutex::new([None, None]);
 
 /// The largest answer read: a v0 advertisement beyond it is left to libgit2.
 const MAX_ANSWER: u64 = 64 << 20;
@@ -57,14 +59,19 @@ pub(super) fn timeout() -> Duration {
         .map_or(Duration::from_secs(120), |(timeout, _)| *timeout)
 }
 
-fn agent() -> Option<ureq::Agent> {
+fn agent(verify_tls: bool) -> Option<ureq::Agent> {
     let (timeout, tls) = SETTINGS.get()?;
     let generation = super::tls::generation();
-    let mut cached = crate::lock(&AGENT);
-    match &*cached {
+    let mut agents = crate::lock(&AGENT);
+    let cached = &mut agents[usize::from(verify_tls)];
+    match cached {
         Some((made_after, agent)) if *made_after == generation => Some(agent.clone()),
         _ => {
-            let agent = crate::credentials::git_http_agent(*timeout, tls, USER_AGENT);
+            let tls = Tls {
+                verify: verify_tls,
+                ..tls.clone()
+            };
+            let agent = crate::credentials::git_http_agent(*timeout, &tls, USER_AGENT);
             *cached = Some((generation, agent.clone()));
             Some(agent)
         }
@@ -144,6 +151,8 @@ pub(super) struct Request<'a> {
     /// Whether the server answered with protocol v2 before: its
     /// capabilities are not asked for again.
     pub known_v2: bool,
+    /// Whether the server's TLS certificate is checked (`http.sslVerify`).
+    pub verify_tls: bool,
 }
 
 /// What a listing found.
@@ -181,7 +190,7 @@ pub(super) fn list(
     prefixes: &[String],
     cancel: &Cancel,
 ) -> Result<Listing, NoListing> {
-    let agent = agent().ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
+    let agent = agent(req.verify_tls).ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
     let mut exchange = Exchange::new(&agent, req)?;
     if prefixes.is_empty() && req.known_v2 {
         return Ok(exchange.listing(Vec::new(), 2));
@@ -260,7 +269,7 @@ pub(super) fn command<T, E>(
     cancel: &Cancel,
     read: impl FnOnce(&mut dyn std::io::Read) -> Result<T, E>,
 ) -> Result<Result<T, E>, NoListing> {
-    let agent = agent().ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
+    let agent = agent(req.verify_tls).ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
     let answer = Exchange::new(&agent, req)?.command(body, cancel)?;
     let mut reader = accepted(answer, RESULT)?.into_body().into_reader();
     let result = read(&mut reader);

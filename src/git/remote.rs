@@ -43,6 +43,9 @@ pub(crate) struct UrlSettings {
     /// Whether git would speak protocol v2 to it: unless `protocol.version`
     /// says 0 or 1, which leaves listings and fetches to libgit2 (v0).
     v2: bool,
+    /// Whether its TLS certificate is checked (`http.sslVerify`, for
+    /// every server or this one's URL, see [`http_config::ssl_verify`]).
+    verify_tls: bool,
 }
 
 /// The port an SSH URL connects to (22 unless `ssh://host:port/`).
@@ -140,6 +143,7 @@ impl GitRepo {
             cancel,
             &self.credentials,
             ssh_port(&settings.effective),
+            settings.verify_tls,
             &self.hostkey_error,
         ))
         .download_tags(AutotagOption::None)
@@ -189,7 +193,7 @@ impl GitRepo {
     fn decide_url_settings(&self, url: &str) -> UrlSettings {
         let mut entries = Vec::new();
         if let Ok(cfg) = self.repo.config() {
-            let keys = r"^(http\.(.+\.)?(proxy|extraheader)|url\..+\.insteadof|protocol\.version)$";
+            let keys = r"^(http\.(.+\.)?(proxy|extraheader|sslverify)|url\..+\.insteadof|protocol\.version)$";
             if let Ok(mut it) = cfg.entries(Some(keys)) {
                 while let Some(Ok(e)) = it.next() {
                     if let (Ok(k), Ok(v)) = (e.name(), e.value()) {
@@ -212,14 +216,19 @@ impl GitRepo {
             tracing::debug!(url = %redact(&effective), "protocol.version asks for version 0: libgit2 lists and fetches");
         }
         let url = effective.as_str();
+        let verify_tls = http_config::ssl_verify(url, &entries, |k| std::env::var(k).ok());
         let Some((scheme, host, port)) = proxy::http_origin(url) else {
             return UrlSettings {
                 effective,
                 proxy: None,
                 extra_headers: Vec::new(),
                 v2,
+                verify_tls,
             };
         };
+        if !verify_tls && super::tls::verify() {
+            tracing::warn!(url = %redact(url), "TLS certificates are not verified for this URL (http.<url>.sslVerify=false)");
+        }
         // The proxy as git would pick it (see [`super::proxy`]), with the
         // stream routed through it for plain `http://`.
         let chosen = proxy::for_url(url, &entries, |k| std::env::var(k).ok());
@@ -237,6 +246,7 @@ impl GitRepo {
             proxy: chosen,
             effective,
             v2,
+            verify_tls,
         }
     }
 

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 
 use git2::RemoteCallbacks;
 
-use super::super::{http_config, known_hosts, proxy, ssh_key, stream, tls, Cancel, CredentialSet};
+use super::super::{http_config, known_hosts, proxy, ssh_key, stream, Cancel, CredentialSet};
 
 /// Where the connections to the remote `url` (through `proxied`) may go
 /// when `headers` hold an `Authorization` or `Cookie` header (see
@@ -82,6 +82,7 @@ pub(super) fn callbacks<'a>(
     cancel: &'a Cancel,
     creds: &'a CredentialSet,
     ssh_port: u16,
+    verify_tls: bool,
     hostkey_error: &'a RefCell<Option<String>>,
 ) -> RemoteCallbacks<'a> {
     let mut cb = RemoteCallbacks::new();
@@ -156,8 +157,8 @@ pub(super) fn callbacks<'a>(
         }
         let Some(hostkey) = cert.as_hostkey() else {
             // TLS: libgit2 verifies the certificate chain itself, unless
-            // http.sslVerify=false was configured.
-            return Ok(if tls::verify() {
+            // http.sslVerify=false was configured (for this URL).
+            return Ok(if verify_tls {
                 git2::CertificateCheckStatus::CertificatePassthrough
             } else {
                 git2::CertificateCheckStatus::CertificateOk

@@ -20,6 +20,8 @@ struct Place {
     headers: Vec<String>,
     /// Username and password.
     basic: Option<(String, String)>,
+    /// Whether its TLS certificate is checked (`http.sslVerify`).
+    verify_tls: bool,
 }
 
 impl Place {
@@ -30,6 +32,7 @@ impl Place {
             basic: self.basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
             basic_first: self.known.wants_credentials,
             known_v2: self.known.speaks_v2,
+            verify_tls: self.verify_tls,
         }
     }
 }
@@ -44,6 +47,7 @@ impl GitRepo {
             proxy,
             extra_headers: mut headers,
             v2,
+            verify_tls,
         } = self.url_settings(url);
         let http = effective.starts_with("https://") || effective.starts_with("http://");
         let known = self
@@ -79,6 +83,7 @@ impl GitRepo {
             known,
             headers,
             basic,
+            verify_tls,
         })
     }
 
