@@ -1151,6 +1151,30 @@ fn ssh_with_known_hosts_match_mismatch_and_absent() {
     // Verification off: the empty file does not matter.
     let (code, log) = run("", &["--ssh-known-hosts=false"], "r4");
     assert_eq!(code, 0, "{log}");
+
+    // Lines OpenSSH passes over (libssh2, which libgit2 has read the file
+    // for the key type to ask, refused the whole file for one of them),
+    // in the given file or in the user's own ~/.ssh/known_hosts, which is
+    // not read at all.
+    let garbled = format!(
+        "not a known_hosts line\nbroken.example ssh-ed25519 AAAA\n{}\n",
+        sshd.known_hosts_line
+    );
+    let (code, log) = run(&garbled, &[], "garbled");
+    assert_eq!(code, 0, "{log}");
+    let home = tmp.path().join("home");
+    fs::create_dir_all(home.join(".ssh")).unwrap();
+    fs::write(home.join(".ssh/known_hosts"), "not a known_hosts line\n").unwrap();
+    let (code, log) = one_time(
+        &[
+            format!("--repo={}", sshd.url(&repo.dir)),
+            format!("--root={}", tmp.path().join("r6").display()),
+            format!("--ssh-key-file={}", sshd.client_key.display()),
+            "--ssh-known-hosts=false".into(),
+        ],
+        &[("HOME", home.to_str().unwrap())],
+    );
+    assert_eq!(code, 0, "{log}");
 }
 
 /// A hook's git reaches the SSH server with git-sync's key and host

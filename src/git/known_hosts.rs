@@ -117,6 +117,58 @@ fn entries(text: &str) -> impl Iterator<Item = Entry<'_>> {
         })
 }
 
+/// The key types libssh2 reads in a known_hosts file.
+const LIBSSH2_KEY_TYPES: [&str; 6] = [
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+    "ssh-dss",
+];
+
+/// The lines of a known_hosts `text` libssh2 can read: unmarked entries
+/// of a key type it knows, whose key is such a key, in base64, and whose
+/// hashed name (if hashed) is base64 too. libssh2 refuses a whole file for
+/// one line it cannot parse, where OpenSSH passes over it.
+pub fn readable_by_libssh2(text: &str) -> String {
+    let mut kept = String::new();
+    for line in text.lines() {
+        let Some(e) = entries(line).next() else {
+            continue;
+        };
+        let (Some(kind), Some(key)) = (e.kind, e.key) else {
+            continue;
+        };
+        let hashed_ok = match e.hosts.strip_prefix("|1|") {
+            Some(rest) => rest.split('|').all(|part| decode_block(part).is_ok()),
+            None => true,
+        };
+        if e.marker.is_none()
+            && LIBSSH2_KEY_TYPES.contains(&kind)
+            && is_key_of_type(key, kind)
+            && hashed_ok
+        {
+            kept.push_str(line.trim());
+            kept.push('\n');
+        }
+    }
+    kept
+}
+
+/// Whether `base64` is an SSH public key blob of type `kind` (it starts
+/// with the type's name, length first).
+fn is_key_of_type(base64: &str, kind: &str) -> bool {
+    let Ok(blob) = decode_block(base64) else {
+        return false;
+    };
+    let Some((len, rest)) = blob.split_first_chunk::<4>() else {
+        return false;
+    };
+    let len = u32::from_be_bytes(*len) as usize;
+    rest.get(..len) == Some(kind.as_bytes())
+}
+
 /// The key types (`ssh-ed25519`, `ssh-rsa`...) `file` lists for
 /// `host:port`, in order; none when it cannot be read.
 pub fn key_types(file: &Path, host: &str, port: u16) -> Vec<String> {
@@ -217,6 +269,27 @@ mod tests {
     /// The blob of an Ed25519 public key, as the server sends it.
     const KEY: &[u8] =
         b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20abcdefghijklmnopqrstuvwxyz012345";
+
+    #[test]
+    fn only_lines_libssh2_can_parse_are_given_to_it() {
+        let key = openssl::base64::encode_block(KEY);
+        let text = format!(
+            "# comment\n\
+             h1 ssh-ed25519 {key}\n\
+             @cert-authority *.example ssh-ed25519 {key}\n\
+             h2 ssh-ed25519 AAAA\n\
+             not a line at all\n\
+             h3 sk-ssh-ed25519@openssh.com {key}\n\
+             |1|c2FsdA==|aGFzaA== ssh-ed25519 {key} a comment\n\
+             |1|not*base64|aGFzaA== ssh-ed25519 {key}\n\
+             h5 ssh-rsa {key}\n\
+             h4\n"
+        );
+        assert_eq!(
+            readable_by_libssh2(&text),
+            format!("h1 ssh-ed25519 {key}\n|1|c2FsdA==|aGFzaA== ssh-ed25519 {key} a comment\n")
+        );
+    }
 
     #[test]
     fn the_key_types_listed_for_a_host_in_order() {

@@ -4,12 +4,16 @@
 //! client prefers. OpenSSH prefers the types its known_hosts lists for the
 //! host, so a file holding only the server's RSA key works; libssh2 on its
 //! own prefers ed25519, and we would refuse a genuine server as an impostor.
-//! libgit2 does what OpenSSH does, but reads `~/.ssh/known_hosts` for it.
-//! So while we talk to an SSH remote, libgit2's home directory is one of
-//! ours whose `.ssh/known_hosts` is the `--ssh-known-hosts-file`; the host
-//! key is still checked against that file by our own callback.
+//! libgit2 does what OpenSSH does, but reads `~/.ssh/known_hosts` for it,
+//! and fails the connection if libssh2 cannot parse a line of that file
+//! (OpenSSH passes over such a line). So while we talk to an SSH remote,
+//! libgit2's home directory is one of ours whose `.ssh/known_hosts` holds
+//! the lines of `--ssh-known-hosts-file` libssh2 reads, or nothing when
+//! host keys are not checked (the user's own `~/.ssh/known_hosts` is never
+//! read); the host key is still checked against the whole file by our own
+//! callback.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::local::local_path;
 
@@ -28,16 +32,21 @@ pub struct SshHome {
 }
 
 impl SshHome {
-    /// For `url`, with host keys checked against `known_hosts`: make
-    /// `state/ssh-home/.ssh/known_hosts` a link to that file and point
-    /// libgit2 there. Best effort: without it the server's preferred key
-    /// type is asked for, as before.
+    /// For `url`, with host keys checked against `known_hosts` (if any):
+    /// write what libssh2 reads of that file to
+    /// `state/ssh-home/.ssh/known_hosts` and point libgit2 there. Best
+    /// effort: without it the server's preferred key type is asked for.
     pub fn enter(state: &Path, url: &str, known_hosts: Option<&Path>) -> SshHome {
-        let Some(file) = known_hosts.filter(|_| is_ssh(url)) else {
+        if !is_ssh(url) {
             return SshHome { active: false };
-        };
+        }
         let home = state.join("ssh-home");
-        match link_known_hosts(&home, file).and_then(|()| set_homedir(Some(&home))) {
+        // Read again each time: a rotated Secret is seen at once.
+        let text = known_hosts
+            .and_then(|file| std::fs::read_to_string(file).ok())
+            .unwrap_or_default();
+        let readable = super::known_hosts::readable_by_libssh2(&text);
+        match write_known_hosts(&home, &readable).and_then(|()| set_homedir(Some(&home))) {
             Ok(()) => SshHome { active: true },
             Err(e) => {
                 tracing::debug!(error = %e, "cannot order SSH host key types by the known_hosts file");
@@ -56,20 +65,21 @@ impl Drop for SshHome {
     }
 }
 
-/// Make `home/.ssh/known_hosts` a symlink to `file` (absolute, so that a
-/// rotated Secret is seen at once).
-fn link_known_hosts(home: &Path, file: &Path) -> std::io::Result<()> {
-    let target: PathBuf = std::path::absolute(file)?;
+/// Make `home/.ssh/known_hosts` hold `text` (replaced whole, and only
+/// when it differs: polls write nothing).
+fn write_known_hosts(home: &Path, text: &str) -> std::io::Result<()> {
     let ssh = home.join(".ssh");
-    let link = ssh.join("known_hosts");
-    if std::fs::read_link(&link).is_ok_and(|t| t == target) {
+    let file = ssh.join("known_hosts");
+    // (A symlink an earlier version made is read through, and replaced.)
+    if std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_file())
+        && std::fs::read_to_string(&file).is_ok_and(|t| t == text)
+    {
         return Ok(());
     }
     std::fs::create_dir_all(&ssh)?;
     let tmp = ssh.join(".known_hosts.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(&target, &tmp)?;
-    std::fs::rename(&tmp, &link)
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &file)
 }
 
 /// Set libgit2's home directory; `None` restores its default ($HOME).
