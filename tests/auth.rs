@@ -1294,6 +1294,94 @@ fn the_keys_of_an_ssh_agent_are_offered_after_the_key_files() {
     });
 }
 
+/// A `GIT_SSH_COMMAND` (or `core.sshCommand`) written for upstream, whose
+/// git runs it: its keys and host key options are used (they win over
+/// the flags, as OpenSSH keeps an option's first value), and what is not
+/// honoured is named in a warning.
+#[test]
+fn the_keys_and_host_checks_of_git_ssh_command_are_used() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    let h = repo.commit(&[("f", "over ssh")], "one");
+    let sshd = Sshd::start();
+    let key = sshd.client_key.display().to_string();
+    let listed = tmp.path().join("known-listed");
+    fs::write(&listed, format!("{}\n", sshd.known_hosts_line)).unwrap();
+    let other_key = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+    let wrong = tmp.path().join("known-wrong");
+    fs::write(
+        &wrong,
+        format!("[127.0.0.1]:{} ssh-ed25519 {other_key}\n", sshd.port),
+    )
+    .unwrap();
+    let unlisted = tmp.path().join("known-unlisted");
+    fs::write(&unlisted, "[other.example]:22 ssh-ed25519 AAAA\n").unwrap();
+    // The flags' defaults name files that are not there: only the
+    // command's keys and known_hosts can be what works.
+    let run = |root: &str, extra: &[String], env: &[(&str, &str)]| {
+        let mut args = vec![
+            format!("--repo={}", sshd.url(&repo.dir)),
+            format!("--root={}", tmp.path().join(root).display()),
+            format!("--ssh-key-file={}", tmp.path().join("absent-key").display()),
+            format!(
+                "--ssh-known-hosts-file={}",
+                tmp.path().join("absent").display()
+            ),
+            "--link=site".into(),
+        ];
+        args.extend(extra.iter().cloned());
+        one_time(&args, env)
+    };
+    let with_command = |root: &str, options: &str| {
+        let command = format!("ssh -i {key} {options}");
+        run(root, &[], &[("GIT_SSH_COMMAND", &command)])
+    };
+    let (code, log) = with_command("off", "-o StrictHostKeyChecking=no -o BatchMode=yes");
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        published(&tmp.path().join("off/site")).as_deref(),
+        Some(h.as_str())
+    );
+    assert!(!log.contains("not supported here"), "{log}");
+
+    let file_option = |file: &Path, checking: &str| {
+        format!(
+            "-o UserKnownHostsFile={} -o StrictHostKeyChecking={checking}",
+            file.display()
+        )
+    };
+    let (code, log) = with_command("listed", &file_option(&listed, "yes"));
+    assert_eq!(code, 0, "{log}");
+    let (code, log) = with_command("wrong", &file_option(&wrong, "yes"));
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("does not match"), "{log}");
+    // accept-new: a host not listed is accepted, a listed one must match.
+    let (code, log) = with_command("unlisted", &file_option(&unlisted, "accept-new"));
+    assert_eq!(code, 0, "{log}");
+    let (code, log) = with_command("wrong-new", &file_option(&wrong, "accept-new"));
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("does not match"), "{log}");
+    let (code, log) = with_command("strict", &file_option(&unlisted, "yes"));
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("not in the known_hosts"), "{log}");
+
+    // core.sshCommand from the git config, an option not honoured named.
+    let config = format!(
+        "--git-config=core.sshCommand:ssh -i {key} -o StrictHostKeyChecking=no -o ProxyJump=bastion"
+    );
+    let (code, log) = run("config", &[config], &[]);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("not -o ProxyJump=bastion"), "{log}");
+    // A wrapper script is not run: a warning says nothing of it is used.
+    let (code, log) = run(
+        "wrapper",
+        &[],
+        &[("GIT_SSH_COMMAND", "/usr/local/bin/my-ssh")],
+    );
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("no plain ssh command line"), "{log}");
+}
+
 #[test]
 fn an_ssh_key_file_that_cannot_be_used_says_why_and_the_next_one_is_tried() {
     let tmp = TempDir::new().unwrap();

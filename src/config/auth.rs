@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::ssh_command::{HostChecking, SshCommand};
 use super::{invalid, ConfigError, Sources};
 use crate::git::{Auth, Password};
 
@@ -50,6 +51,46 @@ pub struct SshConfig {
     /// `SSH_AUTH_SOCK` is set: the keys of that ssh-agent are offered
     /// after the key files, as OpenSSH (upstream's `ssh`) offers them.
     pub agent: bool,
+    /// What `GIT_SSH_COMMAND` or `core.sshCommand` says, which wins over
+    /// the flags (set from the git config and the environment).
+    pub command: Option<SshCommand>,
+}
+
+impl SshConfig {
+    /// The key files to try, in order: the command's, then the flags'.
+    pub fn effective_key_files(&self) -> Vec<PathBuf> {
+        let command = self.command.iter().flat_map(|c| c.key_files.iter());
+        command.chain(&self.key_files).cloned().collect()
+    }
+
+    /// How host keys are checked: the command's `StrictHostKeyChecking`,
+    /// else `--ssh-known-hosts`.
+    pub fn host_checking(&self) -> HostChecking {
+        let flag = match self.known_hosts {
+            true => HostChecking::Strict,
+            false => HostChecking::Off,
+        };
+        self.command
+            .as_ref()
+            .and_then(|c| c.host_checking)
+            .unwrap_or(flag)
+    }
+
+    /// The known_hosts file: the command's `UserKnownHostsFile`, else
+    /// `--ssh-known-hosts-file`.
+    pub fn effective_known_hosts_file(&self) -> PathBuf {
+        let command = self
+            .command
+            .as_ref()
+            .and_then(|c| c.known_hosts_file.clone());
+        command.unwrap_or_else(|| self.known_hosts_file.clone())
+    }
+
+    /// Whether an ssh-agent's keys are offered: one is there, and the
+    /// command does not say `IdentitiesOnly=yes`.
+    pub fn offers_agent_keys(&self) -> bool {
+        self.agent && !self.command.as_ref().is_some_and(|c| c.identities_only)
+    }
 }
 
 /// Every way of authenticating.
@@ -354,6 +395,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
                     .unwrap_or_else(|| "/etc/git-secret/known_hosts".into()),
             ),
             agent: src.env("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty()),
+            command: None,
         },
         cookie_file: src
             .bool("cookie-file")?

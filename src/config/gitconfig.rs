@@ -78,7 +78,7 @@ impl Key {
 pub fn unsupported_consequences(
     entries: &Entries,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Vec<&'static str> {
+) -> Vec<String> {
     let keys: Vec<Key> = entries.iter().map(|(k, _)| Key::of(k)).collect();
     // In any scope, or only in a subsection (`http.<url>.name`).
     let has =
@@ -91,27 +91,40 @@ pub fn unsupported_consequences(
     if scoped("http", "sslcert") || scoped("http", "sslkey") {
         said.push(
             "http.<url>.sslCert/sslKey: a client certificate for some servers only is not \
-             presented; http.sslCert and http.sslKey (for every server that asks) are",
+             presented; http.sslCert and http.sslKey (for every server that asks) are"
+                .into(),
         );
     }
     if scoped("http", "sslcainfo") || scoped("http", "sslcapath") {
         said.push(
             "http.<url>.sslCAInfo/sslCAPath: a CA for some servers only is not trusted; \
-             http.sslCAInfo and http.sslCAPath (trusted for every server) are",
+             http.sslCAInfo and http.sslCAPath (trusted for every server) are"
+                .into(),
         );
     }
     if has("http", "sslcertpasswordprotected") || env("GIT_SSL_CERT_PASSWORD_PROTECTED").is_some() {
         said.push(
             "http.sslCertPasswordProtected: a client key protected by a password cannot be \
-             used; give http.sslKey a key without one",
+             used; give http.sslKey a key without one"
+                .into(),
         );
     }
-    if has("core", "sshcommand") || env("GIT_SSH_COMMAND").is_some() || env("GIT_SSH").is_some() {
-        said.push(
-            "core.sshCommand/GIT_SSH_COMMAND: SSH runs in process (libssh2) and no command is run; \
-             keys and host checks come from --ssh-key-file and --ssh-known-hosts-file (a git in \
-             an exec hook gets GIT_SSH_COMMAND with those added)",
-        );
+    if let Some(command) = ssh_command(entries, env) {
+        match super::ssh_command::parse(&command) {
+            None => said.push(
+                "core.sshCommand/GIT_SSH_COMMAND: SSH runs in process (libssh2) and this command \
+                 is no plain ssh command line, so nothing of it is used; keys and host checks \
+                 come from --ssh-key-file and --ssh-known-hosts-file (a git in an exec hook \
+                 gets GIT_SSH_COMMAND with those added)"
+                    .into(),
+            ),
+            Some(c) if !c.unsupported.is_empty() => said.push(format!(
+                "core.sshCommand/GIT_SSH_COMMAND: SSH runs in process (libssh2); its keys and \
+                 host key options are used, not {}",
+                c.unsupported.join(", ")
+            )),
+            Some(_) => {}
+        }
     }
     let other_helper = entries.iter().any(|(k, v)| {
         let key = Key::of(k);
@@ -123,10 +136,26 @@ pub fn unsupported_consequences(
         said.push(
             "credential.helper: only git's store helper (credential.helper=store, for every \
              server) is read, in process; other helpers are not run: give credentials with \
-             --username and --password-file, --credential or --askpass-url",
+             --username and --password-file, --credential or --askpass-url"
+                .into(),
         );
     }
     said
+}
+
+/// The ssh command git would run, as git chooses it: `GIT_SSH_COMMAND`,
+/// else `core.sshCommand`, else the program `GIT_SSH` names.
+pub fn ssh_command(entries: &Entries, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    set("GIT_SSH_COMMAND")
+        .or_else(|| {
+            entries
+                .iter()
+                .rev()
+                .find(|(k, _)| same_key(k, "core.sshCommand"))
+                .map(|(_, v)| v.clone())
+        })
+        .or_else(|| set("GIT_SSH").map(|program| format!("'{}'", program.replace('\'', "'\\''"))))
 }
 
 /// The files git's `store` credential helper reads, in the order it reads
@@ -215,8 +244,8 @@ fn has_effect(key: &str) -> bool {
         // libgit2's pack writer (our gc) reads these three.
         "pack" => matches!(name, "windowmemory" | "deltacachesize" | "deltacachelimit"),
         // libgit2 reads most of core (line endings, symlinks, file modes);
-        // its SSH is libssh2, not a command.
-        "core" => name != "sshcommand",
+        // of core.sshCommand, git-sync reads the ssh options.
+        "core" => true,
         // Read when it is git's store helper; warned about otherwise.
         "credential" => !scoped && name == "helper",
         _ => false,
@@ -395,7 +424,6 @@ mod tests {
                 "safe.directory",
                 "http.postBuffer",
                 "http.https://h/.postBuffer",
-                "core.sshCommand",
                 "protocol.allow"
             ]
         );
@@ -446,8 +474,13 @@ mod tests {
             &none,
         );
         assert_eq!(said.len(), 4, "{said:?}");
-        let ssh_env = |k: &str| (k == "GIT_SSH_COMMAND").then(|| "ssh -v".to_string());
-        assert_eq!(unsupported_consequences(&entries(&[]), &ssh_env).len(), 1);
+        // A plain ssh command line is read; beyond its keys and host
+        // checks, or when it is not one, it is warned about.
+        for (command, warnings) in [("ssh -v -i k", 0), ("ssh -p 2222", 1), ("my-ssh", 1)] {
+            let ssh_env = |k: &str| (k == "GIT_SSH_COMMAND").then(|| command.to_string());
+            let said = unsupported_consequences(&entries(&[]), &ssh_env);
+            assert_eq!(said.len(), warnings, "{command}: {said:?}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod gitconfig;
 mod legacy;
 pub mod ops;
 mod placement;
+pub mod ssh_command;
 pub mod values;
 
 use std::path::{Path, PathBuf};
@@ -547,6 +548,8 @@ pub fn parse(
         auth.cookie_file = Some(PathBuf::from(path));
     }
     auth.credential_stores = gitconfig::credential_store_files(&git_config, &env);
+    auth.ssh.command =
+        gitconfig::ssh_command(&git_config, &env).and_then(|c| ssh_command::parse(&c));
     let checkout = auth::parse_checkout(&src)?;
     let ops = ops::parse(&src)?;
     let git_binary_ignored = src

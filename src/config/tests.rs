@@ -651,3 +651,42 @@ fn dest_with_root_is_the_link_dest_without_root_is_served() {
     let e = err(&["--repo=x", "--root=/git", "--link=/git"], &[]);
     assert!(e.contains("must not be --root"), "{e}");
 }
+
+#[test]
+fn an_ssh_command_wins_over_the_ssh_flags_as_openssh_keeps_first_values() {
+    use super::ssh_command::HostChecking;
+    let flags = [
+        "--repo=x",
+        "--root=/r",
+        "--ssh-key-file=/flag/key",
+        "--ssh-known-hosts-file=/flag/known",
+    ];
+    let c = run(&flags, &[]).unwrap();
+    assert_eq!(
+        c.auth.ssh.effective_key_files(),
+        [PathBuf::from("/flag/key")]
+    );
+    assert_eq!(c.auth.ssh.host_checking(), HostChecking::Strict);
+    let command = "ssh -i /cmd/key -o UserKnownHostsFile=/cmd/known -o StrictHostKeyChecking=accept-new -o IdentitiesOnly=yes";
+    let env = [("GIT_SSH_COMMAND", command), ("SSH_AUTH_SOCK", "/agent")];
+    let c = run(&flags, &env).unwrap();
+    let ssh = &c.auth.ssh;
+    assert_eq!(
+        ssh.effective_key_files(),
+        [PathBuf::from("/cmd/key"), PathBuf::from("/flag/key")]
+    );
+    assert_eq!(
+        ssh.effective_known_hosts_file(),
+        PathBuf::from("/cmd/known")
+    );
+    assert_eq!(ssh.host_checking(), HostChecking::AcceptNew);
+    assert!(ssh.agent && !ssh.offers_agent_keys());
+    // From the git config when the environment has none; the environment
+    // first, as in git.
+    let mut with_config = flags.to_vec();
+    with_config.push("--git-config=core.sshCommand:ssh -o StrictHostKeyChecking=no");
+    let c = run(&with_config, &[]).unwrap();
+    assert_eq!(c.auth.ssh.host_checking(), HostChecking::Off);
+    let c = run(&with_config, &env).unwrap();
+    assert_eq!(c.auth.ssh.host_checking(), HostChecking::AcceptNew);
+}

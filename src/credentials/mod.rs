@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::auth::AuthConfig;
 use crate::config::gitconfig::Tls;
+use crate::config::ssh_command::HostChecking;
 use crate::git::{CredentialSet, Credentials, HostLogin, SshAuth};
 use crate::metrics::Metrics;
 
@@ -169,9 +170,11 @@ impl Resolver {
             default_for: None,
             by_url,
             ssh: Some(SshAuth {
-                key_files: ssh.key_files.clone(),
-                known_hosts: ssh.known_hosts.then(|| ssh.known_hosts_file.clone()),
-                agent: ssh.agent,
+                key_files: ssh.effective_key_files(),
+                known_hosts: (ssh.host_checking() != HostChecking::Off)
+                    .then(|| ssh.effective_known_hosts_file()),
+                accept_new_hosts: ssh.host_checking() == HostChecking::AcceptNew,
+                agent: ssh.offers_agent_keys(),
             }),
         })
     }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::known_hosts::HostKeyError;
 use super::proxy::http_origin;
 use super::urlmatch::percent_decoded;
 use crate::credentials::cookies::CookieJar;
@@ -74,8 +75,25 @@ pub struct SshAuth {
     pub key_files: Vec<PathBuf>,
     /// `None`: do not verify host keys.
     pub known_hosts: Option<PathBuf>,
+    /// A host the file does not list (or no file) is accepted, a listed
+    /// one's key must match (`StrictHostKeyChecking=accept-new`).
+    pub accept_new_hosts: bool,
     /// Offer the keys of the ssh-agent at `SSH_AUTH_SOCK` after the files.
     pub agent: bool,
+}
+
+impl SshAuth {
+    /// Whether `key` (an SSH public key blob) may be `host:port`'s.
+    pub fn check_host_key(&self, host: &str, port: u16, key: &[u8]) -> Result<(), HostKeyError> {
+        let Some(file) = &self.known_hosts else {
+            return Ok(());
+        };
+        match super::known_hosts::verify(file, host, port, key) {
+            Err(HostKeyError::Unknown(_)) if self.accept_new_hosts => Ok(()),
+            Err(HostKeyError::Unreadable(_)) if self.accept_new_hosts && !file.exists() => Ok(()),
+            checked => checked,
+        }
+    }
 }
 
 /// Everything a remote operation may need, resolved for one pass.

@@ -126,9 +126,9 @@ pub(super) fn list(
         }
     }
     session.handshake()?;
-    if let Some(file) = &auth.known_hosts {
+    if auth.known_hosts.is_some() {
         let (key, _) = session.host_key().ok_or("no host key")?;
-        known_hosts::verify(file, &place.host, place.port, key)?;
+        auth.check_host_key(&place.host, place.port, key)?;
     }
     for key in usable_keys(&auth.key_files) {
         if session

@@ -318,6 +318,7 @@ mod tests {
             known_hosts: true,
             known_hosts_file: "/etc/git-secret/known_hosts".into(),
             agent: false,
+            command: None,
         };
         assert_eq!(
             git_ssh_command(&ssh, None),

@@ -305,6 +305,8 @@ pub fn git_sync(args: &[&str]) -> Command {
         // tests (a test about a .netrc sets HOME).
         "SSH_AUTH_SOCK",
         "NETRC",
+        "GIT_SSH_COMMAND",
+        "GIT_SSH",
         "AZURE_CLIENT_ID",
         "AZURE_TENANT_ID",
         "AZURE_FEDERATED_TOKEN_FILE",

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 
 use git2::RemoteCallbacks;
 
-use super::super::{http_config, known_hosts, proxy, ssh_key, stream, Cancel, CredentialSet};
+use super::super::{http_config, proxy, ssh_key, stream, Cancel, CredentialSet};
 
 /// Where the connections to the remote `url` (through `proxied`) may go
 /// when `headers` hold an `Authorization` or `Cookie` header (see
@@ -164,7 +164,7 @@ pub(super) fn callbacks<'a>(
                 git2::CertificateCheckStatus::CertificateOk
             });
         };
-        let Some(file) = creds.ssh.as_ref().and_then(|s| s.known_hosts.as_ref()) else {
+        let Some(ssh) = creds.ssh.as_ref().filter(|s| s.known_hosts.is_some()) else {
             return Ok(git2::CertificateCheckStatus::CertificateOk);
         };
         let Some(key) = hostkey.hostkey() else {
@@ -172,7 +172,7 @@ pub(super) fn callbacks<'a>(
                 "the SSH server's host key is not available to check",
             ));
         };
-        known_hosts::verify(file, host, ssh_port, key)
+        ssh.check_host_key(host, ssh_port, key)
             .map(|()| git2::CertificateCheckStatus::CertificateOk)
             .map_err(|e| {
                 // libgit2 replaces this message by a generic one: keep ours.

@@ -1,0 +1,240 @@
+//! `GIT_SSH_COMMAND` (or `core.sshCommand`, or the program `GIT_SSH`
+//! names): upstream's git runs it, upstream's own `-i` and `-o` options
+//! after the user's. No ssh program runs here (SSH is in process), but
+//! what OpenSSH would take from such a command is taken: its keys (`-i`,
+//! `IdentityFile`), its host key checks (`StrictHostKeyChecking`,
+//! `UserKnownHostsFile`) and `IdentitiesOnly`. As OpenSSH keeps the first
+//! value of an option, these win over git-sync's flags, as with upstream.
+//! A `ssh -i /keys/id -o StrictHostKeyChecking=no` written for upstream
+//! (a common idiom in Deployments) keeps working.
+
+use std::path::PathBuf;
+
+/// How the server's host key is checked (`StrictHostKeyChecking`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostChecking {
+    /// `yes`/`ask`: it must be listed, with that key.
+    Strict,
+    /// `accept-new`: a host not listed is accepted; a listed host's key
+    /// must match.
+    AcceptNew,
+    /// `no`/`off`: not checked.
+    Off,
+}
+
+/// What an ssh command line says that git-sync honours.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshCommand {
+    /// `-i` and `IdentityFile`, in order: tried before `--ssh-key-file`.
+    pub key_files: Vec<PathBuf>,
+    pub host_checking: Option<HostChecking>,
+    pub known_hosts_file: Option<PathBuf>,
+    /// `IdentitiesOnly=yes`: no ssh-agent's keys.
+    pub identities_only: bool,
+    /// Options that would change how the server is reached and are not
+    /// honoured (`-p`, `ProxyCommand`, ...): named in a warning.
+    pub unsupported: Vec<String>,
+}
+
+/// Options that change nothing git-sync does (logging, timeouts, batch
+/// mode, connection sharing, keep-alives, agent forwarding, ...).
+const HARMLESS: &[&str] = &[
+    "addkeystoagent",
+    "batchmode",
+    "checkhostip",
+    "compression",
+    "connectionattempts",
+    "connecttimeout",
+    "controlmaster",
+    "controlpath",
+    "controlpersist",
+    "forwardagent",
+    "forwardx11",
+    "hashknownhosts",
+    "loglevel",
+    "passwordauthentication",
+    "kbdinteractiveauthentication",
+    "preferredauthentications",
+    "pubkeyauthentication",
+    "requesttty",
+    "sendenv",
+    "serveralivecountmax",
+    "serveraliveinterval",
+    "tcpkeepalive",
+    "updatehostkeys",
+    "visualhostkey",
+];
+
+/// Read `command` as OpenSSH would read its options; `None` when it is not
+/// a plain `ssh` command line (a wrapper script, shell syntax), which is
+/// then not honoured at all.
+pub fn parse(command: &str) -> Option<SshCommand> {
+    let words = shell_words(command)?;
+    let (program, args) = words.split_first()?;
+    if program.rsplit('/').next() != Some("ssh") {
+        return None;
+    }
+    let mut cmd = SshCommand::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let Some(flag) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
+            // A host or a command: git gives those itself.
+            cmd.unsupported.push(arg.clone());
+            continue;
+        };
+        let (letter, attached) = flag.split_at(1);
+        // `-ivalue` or `-i value`.
+        let mut value = || -> Option<String> {
+            match attached {
+                "" => args.next().cloned(),
+                _ => Some(attached.to_string()),
+            }
+        };
+        match letter {
+            "i" => cmd.key_files.push(PathBuf::from(value()?)),
+            "o" => cmd.option(&value()?),
+            // Verbosity, address family, no tty, compression, agent
+            // forwarding: nothing here.
+            "v" | "q" | "T" | "t" | "4" | "6" | "A" | "a" | "C" | "x" | "X" | "n" | "N" => {}
+            // A config file (OpenSSH's default config is not read here
+            // either), ciphers, MACs, a log file.
+            "F" | "c" | "m" | "E" => {
+                value()?;
+            }
+            _ => {
+                if "BbDeIJLlOpQRSWw".contains(letter) {
+                    value();
+                }
+                cmd.unsupported.push(format!("-{letter}"));
+            }
+        }
+    }
+    Some(cmd)
+}
+
+impl SshCommand {
+    /// One `-o` option: `Name=value` or `Name value`. The first value of
+    /// each wins, as in OpenSSH.
+    fn option(&mut self, option: &str) {
+        let option = option.trim();
+        let (name, value) = option
+            .split_once(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or((option, ""));
+        let name = name.to_ascii_lowercase();
+        let value = value.trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+        match name.as_str() {
+            "identityfile" => self.key_files.push(PathBuf::from(value)),
+            "stricthostkeychecking" if self.host_checking.is_none() => {
+                self.host_checking = match value.to_ascii_lowercase().as_str() {
+                    "no" | "off" => Some(HostChecking::Off),
+                    "accept-new" => Some(HostChecking::AcceptNew),
+                    _ => Some(HostChecking::Strict),
+                };
+            }
+            "userknownhostsfile" if self.known_hosts_file.is_none() => {
+                // A list of files: the first is the one read here.
+                let first = value.split_whitespace().next().unwrap_or_default();
+                self.known_hosts_file = Some(PathBuf::from(first.trim_matches('"')));
+            }
+            "identitiesonly" => {
+                self.identities_only =
+                    matches!(value.to_ascii_lowercase().as_str(), "yes" | "true");
+            }
+            "stricthostkeychecking" | "userknownhostsfile" => {}
+            name if HARMLESS.contains(&name) => {}
+            _ => self.unsupported.push(format!("-o {option}")),
+        }
+    }
+}
+
+/// `text` split into words as a POSIX shell would (quotes, backslashes);
+/// `None` if it uses more of the shell than that (variables, pipes, ...).
+fn shell_words(text: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => words.extend(word.take()),
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        c => w.push(c),
+                    }
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => match chars.next()? {
+                            c @ ('"' | '\\' | '$' | '`') => w.push(c),
+                            c => {
+                                w.push('\\');
+                                w.push(c);
+                            }
+                        },
+                        '$' | '`' => return None,
+                        c => w.push(c),
+                    }
+                }
+            }
+            '\\' => word.get_or_insert_with(String::new).push(chars.next()?),
+            '$' | '`' | ';' | '|' | '&' | '<' | '>' | '(' | ')' => return None,
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    Some(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idioms_of_deployments_written_for_upstream() {
+        let c = parse("ssh -i /keys/id -o StrictHostKeyChecking=no").unwrap();
+        assert_eq!(c.key_files, [PathBuf::from("/keys/id")]);
+        assert_eq!(c.host_checking, Some(HostChecking::Off));
+        assert!(c.unsupported.is_empty());
+
+        let c = parse(
+            "/usr/bin/ssh -i/ssh/id_ed25519 -o IdentitiesOnly=yes \
+             -o UserKnownHostsFile=/ssh/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes",
+        )
+        .unwrap();
+        assert_eq!(c.key_files, [PathBuf::from("/ssh/id_ed25519")]);
+        assert_eq!(c.known_hosts_file, Some(PathBuf::from("/ssh/known_hosts")));
+        assert_eq!(c.host_checking, Some(HostChecking::Strict));
+        assert!(c.identities_only && c.unsupported.is_empty());
+
+        // Quoted "Name value" options, accept-new, the first value winning.
+        let c = parse(
+            r#"ssh -o "StrictHostKeyChecking accept-new" -oStrictHostKeyChecking=no -o 'UserKnownHostsFile=/dev/null /other' -o IdentityFile="/a b/key""#,
+        )
+        .unwrap();
+        assert_eq!(c.host_checking, Some(HostChecking::AcceptNew));
+        assert_eq!(c.known_hosts_file, Some(PathBuf::from("/dev/null")));
+        assert_eq!(c.key_files, [PathBuf::from("/a b/key")]);
+    }
+
+    #[test]
+    fn what_is_not_honoured_is_named_and_what_is_not_ssh_is_left_alone() {
+        let c =
+            parse("ssh -p 2222 -v -o ProxyCommand=nc -F /dev/null -o ConnectTimeout=5").unwrap();
+        assert_eq!(c.unsupported, ["-p", "-o ProxyCommand=nc"]);
+        for not_ssh in [
+            "/usr/local/bin/my-ssh -i k",
+            "ssh -i $KEY",
+            "ssh -i k; rm x",
+            "ssh 'open",
+            "",
+        ] {
+            assert_eq!(parse(not_ssh), None, "{not_ssh}");
+        }
+    }
+}
