@@ -548,8 +548,9 @@ pub fn parse(
         auth.cookie_file = Some(PathBuf::from(path));
     }
     auth.credential_stores = gitconfig::credential_store_files(&git_config, &env);
-    auth.ssh.command =
-        gitconfig::ssh_command(&git_config, &env).and_then(|c| ssh_command::parse(&c));
+    auth.ssh.command = gitconfig::ssh_command(&git_config, &env)
+        .and_then(|c| ssh_command::parse(&c))
+        .map(|c| c.with_home(src.env("HOME").as_deref()));
     let checkout = auth::parse_checkout(&src)?;
     let ops = ops::parse(&src)?;
     let git_binary_ignored = src

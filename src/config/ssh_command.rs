@@ -8,7 +8,7 @@
 //! A `ssh -i /keys/id -o StrictHostKeyChecking=no` written for upstream
 //! (a common idiom in Deployments) keeps working.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How the server's host key is checked (`StrictHostKeyChecking`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,8 @@ pub fn parse(command: &str) -> Option<SshCommand> {
             cmd.unsupported.push(arg.clone());
             continue;
         };
-        let (letter, attached) = flag.split_at(1);
+        let first = flag.chars().next().map_or(0, char::len_utf8);
+        let (letter, attached) = flag.split_at(first);
         // `-ivalue` or `-i value`.
         let mut value = || -> Option<String> {
             match attached {
@@ -113,6 +114,22 @@ pub fn parse(command: &str) -> Option<SshCommand> {
 }
 
 impl SshCommand {
+    /// With `~/` at the start of its paths made `home`'s, as the shell
+    /// expands it in `-i ~/.ssh/id` and OpenSSH in its options.
+    pub fn with_home(mut self, home: Option<&str>) -> Self {
+        let Some(home) = home.filter(|h| !h.is_empty()) else {
+            return self;
+        };
+        let expand = |path: &mut PathBuf| {
+            if let Ok(rest) = path.strip_prefix("~") {
+                *path = Path::new(home).join(rest);
+            }
+        };
+        self.key_files.iter_mut().for_each(expand);
+        self.known_hosts_file.iter_mut().for_each(expand);
+        self
+    }
+
     /// One `-o` option: `Name=value` or `Name value`. The first value of
     /// each wins, as in OpenSSH.
     fn option(&mut self, option: &str) {
@@ -223,10 +240,25 @@ mod tests {
     }
 
     #[test]
+    fn a_tilde_is_the_home_directory() {
+        let c = parse("ssh -i ~/.ssh/id -o UserKnownHostsFile=~/.ssh/known_hosts -i ~other/k")
+            .unwrap()
+            .with_home(Some("/home/me"));
+        assert_eq!(
+            c.key_files,
+            [PathBuf::from("/home/me/.ssh/id"), PathBuf::from("~other/k")]
+        );
+        assert_eq!(
+            c.known_hosts_file,
+            Some(PathBuf::from("/home/me/.ssh/known_hosts"))
+        );
+    }
+
+    #[test]
     fn what_is_not_honoured_is_named_and_what_is_not_ssh_is_left_alone() {
         let c =
-            parse("ssh -p 2222 -v -o ProxyCommand=nc -F /dev/null -o ConnectTimeout=5").unwrap();
-        assert_eq!(c.unsupported, ["-p", "-o ProxyCommand=nc"]);
+            parse("ssh -p 2222 -v -o ProxyCommand=nc -F /dev/null -o ConnectTimeout=5 -é").unwrap();
+        assert_eq!(c.unsupported, ["-p", "-o ProxyCommand=nc", "-é"]);
         for not_ssh in [
             "/usr/local/bin/my-ssh -i k",
             "ssh -i $KEY",
