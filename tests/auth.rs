@@ -1364,6 +1364,14 @@ fn the_keys_and_host_checks_of_git_ssh_command_are_used() {
     let (code, log) = with_command("strict", &file_option(&unlisted, "yes"));
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("not in the known_hosts"), "{log}");
+    // The system's files (here named by GlobalKnownHostsFile, by default
+    // /etc/ssh/ssh_known_hosts) list the host: accepted, as by OpenSSH.
+    let global = format!("-o GlobalKnownHostsFile={}", listed.display());
+    let (code, log) = with_command(
+        "global",
+        &format!("{} {global}", file_option(&unlisted, "yes")),
+    );
+    assert_eq!(code, 0, "{log}");
 
     // core.sshCommand from the git config, an option not honoured named.
     let config = format!(

@@ -86,12 +86,26 @@ impl SshConfig {
         command.unwrap_or_else(|| self.known_hosts_file.clone())
     }
 
+    /// The system's known_hosts files, which OpenSSH reads besides the
+    /// user's: the command's `GlobalKnownHostsFile`, else OpenSSH's
+    /// defaults.
+    pub fn effective_global_known_hosts(&self) -> Vec<PathBuf> {
+        let command = self.command.as_ref();
+        match command.and_then(|c| c.global_known_hosts_files.clone()) {
+            Some(files) => files,
+            None => GLOBAL_KNOWN_HOSTS.iter().map(PathBuf::from).collect(),
+        }
+    }
+
     /// Whether an ssh-agent's keys are offered: one is there, and the
     /// command does not say `IdentitiesOnly=yes`.
     pub fn offers_agent_keys(&self) -> bool {
         self.agent && !self.command.as_ref().is_some_and(|c| c.identities_only)
     }
 }
+
+/// OpenSSH's `GlobalKnownHostsFile` by default.
+const GLOBAL_KNOWN_HOSTS: [&str; 2] = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
 
 /// Every way of authenticating.
 #[derive(Debug, Clone)]

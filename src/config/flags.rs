@@ -556,7 +556,7 @@ pub const FLAGS: &[Flag] = &[
             Text,
             "/etc/git-secret/known_hosts",
             "PATH",
-            "The known_hosts file (OpenSSH format; hashed host names are understood).",
+            "The known_hosts file (OpenSSH format; hashed host names are understood). /etc/ssh/ssh_known_hosts is read too, as by OpenSSH.",
         )
     },
     Flag {

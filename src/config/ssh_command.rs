@@ -3,7 +3,7 @@
 //! after the user's. No ssh program runs here (SSH is in process), but
 //! what OpenSSH would take from such a command is taken: its keys (`-i`,
 //! `IdentityFile`), its host key checks (`StrictHostKeyChecking`,
-//! `UserKnownHostsFile`) and `IdentitiesOnly`. As OpenSSH keeps the first
+//! `UserKnownHostsFile`, `GlobalKnownHostsFile`) and `IdentitiesOnly`. As OpenSSH keeps the first
 //! value of an option, these win over git-sync's flags, as with upstream.
 //! A `ssh -i /keys/id -o StrictHostKeyChecking=no` written for upstream
 //! (a common idiom in Deployments) keeps working.
@@ -29,6 +29,9 @@ pub struct SshCommand {
     pub key_files: Vec<PathBuf>,
     pub host_checking: Option<HostChecking>,
     pub known_hosts_file: Option<PathBuf>,
+    /// `GlobalKnownHostsFile`: the system's known_hosts files instead of
+    /// OpenSSH's defaults.
+    pub global_known_hosts_files: Option<Vec<PathBuf>>,
     /// `IdentitiesOnly=yes`: no ssh-agent's keys.
     pub identities_only: bool,
     /// Options that would change how the server is reached and are not
@@ -127,6 +130,10 @@ impl SshCommand {
         };
         self.key_files.iter_mut().for_each(expand);
         self.known_hosts_file.iter_mut().for_each(expand);
+        self.global_known_hosts_files
+            .iter_mut()
+            .flatten()
+            .for_each(expand);
         self
     }
 
@@ -153,11 +160,17 @@ impl SshCommand {
                 let first = value.split_whitespace().next().unwrap_or_default();
                 self.known_hosts_file = Some(PathBuf::from(first.trim_matches('"')));
             }
+            "globalknownhostsfile" if self.global_known_hosts_files.is_none() => {
+                let files = value
+                    .split_whitespace()
+                    .map(|f| PathBuf::from(f.trim_matches('"')));
+                self.global_known_hosts_files = Some(files.collect());
+            }
             "identitiesonly" => {
                 self.identities_only =
                     matches!(value.to_ascii_lowercase().as_str(), "yes" | "true");
             }
-            "stricthostkeychecking" | "userknownhostsfile" => {}
+            "stricthostkeychecking" | "userknownhostsfile" | "globalknownhostsfile" => {}
             name if HARMLESS.contains(&name) => {}
             _ => self.unsupported.push(format!("-o {option}")),
         }
@@ -237,6 +250,9 @@ mod tests {
         assert_eq!(c.host_checking, Some(HostChecking::AcceptNew));
         assert_eq!(c.known_hosts_file, Some(PathBuf::from("/dev/null")));
         assert_eq!(c.key_files, [PathBuf::from("/a b/key")]);
+        let c = parse("ssh -o 'GlobalKnownHostsFile /g1 /g2'").unwrap();
+        let globals = [PathBuf::from("/g1"), PathBuf::from("/g2")];
+        assert_eq!(c.global_known_hosts_files.as_deref(), Some(&globals[..]));
     }
 
     #[test]

@@ -174,6 +174,7 @@ impl Resolver {
                 known_hosts: (ssh.host_checking() != HostChecking::Off)
                     .then(|| ssh.effective_known_hosts_file()),
                 accept_new_hosts: ssh.host_checking() == HostChecking::AcceptNew,
+                global_known_hosts: ssh.effective_global_known_hosts(),
                 agent: ssh.offers_agent_keys(),
             }),
         })

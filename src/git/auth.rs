@@ -2,7 +2,7 @@
 //! credential callback. Secrets never reach a log line or an error message.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::known_hosts::HostKeyError;
 use super::proxy::http_origin;
@@ -78,21 +78,60 @@ pub struct SshAuth {
     /// A host the file does not list (or no file) is accepted, a listed
     /// one's key must match (`StrictHostKeyChecking=accept-new`).
     pub accept_new_hosts: bool,
+    /// The system's known_hosts files, read besides `known_hosts` (when
+    /// host keys are checked), as OpenSSH reads them.
+    pub global_known_hosts: Vec<PathBuf>,
     /// Offer the keys of the ssh-agent at `SSH_AUTH_SOCK` after the files.
     pub agent: bool,
 }
 
 impl SshAuth {
-    /// Whether `key` (an SSH public key blob) may be `host:port`'s.
+    /// Whether `key` (an SSH public key blob) may be `host:port`'s: as
+    /// OpenSSH decides, listed with that key in the known_hosts file or
+    /// one of the system's, and refused when one lists the host with
+    /// other keys only.
     pub fn check_host_key(&self, host: &str, port: u16, key: &[u8]) -> Result<(), HostKeyError> {
         let Some(file) = &self.known_hosts else {
             return Ok(());
         };
-        match super::known_hosts::verify(file, host, port, key) {
+        let verify = |file: &Path| super::known_hosts::verify(file, host, port, key);
+        let mut first_mismatch = None;
+        let ours = match verify(file) {
+            Ok(()) => return Ok(()),
+            Err(HostKeyError::Mismatch(m)) => {
+                first_mismatch = Some(m.clone());
+                Err(HostKeyError::Mismatch(m))
+            }
+            other => other,
+        };
+        // The system's files: one that is not there says nothing.
+        for global in self.global_known_hosts.iter().filter(|f| f.exists()) {
+            match verify(global) {
+                Ok(()) => return Ok(()),
+                Err(HostKeyError::Mismatch(m)) => {
+                    first_mismatch.get_or_insert(m);
+                }
+                Err(_) => {}
+            }
+        }
+        if let Some(m) = first_mismatch {
+            return Err(HostKeyError::Mismatch(m));
+        }
+        match ours {
             Err(HostKeyError::Unknown(_)) if self.accept_new_hosts => Ok(()),
             Err(HostKeyError::Unreadable(_)) if self.accept_new_hosts && !file.exists() => Ok(()),
             checked => checked,
         }
+    }
+
+    /// The known_hosts files read, the user's first; none when host keys
+    /// are not checked.
+    pub fn known_hosts_files(&self) -> Vec<&Path> {
+        let Some(file) = self.known_hosts.as_deref() else {
+            return Vec::new();
+        };
+        let globals = self.global_known_hosts.iter().map(PathBuf::as_path);
+        std::iter::once(file).chain(globals).collect()
     }
 }
 
@@ -400,6 +439,58 @@ mod tests {
             password(&set, "https://b.example/r").as_deref(),
             Some("b.example-b")
         );
+    }
+
+    #[test]
+    fn a_host_key_is_checked_against_the_users_file_and_the_systems_as_openssh_does() {
+        let blob = |fill: u8| {
+            let mut b = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20".to_vec();
+            b.extend([fill; 32]);
+            b
+        };
+        let (right, wrong) = (blob(1), blob(2));
+        let t = tempfile::TempDir::new().unwrap();
+        let file = |name: &str, key: Option<&[u8]>| {
+            let path = t.path().join(name);
+            let line = key.map(|k| {
+                format!(
+                    "[h]:2222 ssh-ed25519 {}\n",
+                    openssl::base64::encode_block(k)
+                )
+            });
+            std::fs::write(&path, line.unwrap_or_default()).unwrap();
+            path
+        };
+        let (listed, other, empty) = (
+            file("listed", Some(&right)),
+            file("other", Some(&wrong)),
+            file("empty", None),
+        );
+        let missing = t.path().join("missing");
+        let check = |user: &Path, globals: &[&Path], accept_new: bool| {
+            let auth = SshAuth {
+                key_files: Vec::new(),
+                known_hosts: Some(user.to_path_buf()),
+                accept_new_hosts: accept_new,
+                global_known_hosts: globals.iter().map(|g| g.to_path_buf()).collect(),
+                agent: false,
+            };
+            match auth.check_host_key("h", 2222, &right) {
+                Ok(()) => "ok",
+                Err(HostKeyError::Mismatch(_)) => "mismatch",
+                Err(HostKeyError::Unknown(_)) => "unknown",
+                Err(HostKeyError::Unreadable(_)) => "unreadable",
+            }
+        };
+        assert_eq!(check(&missing, &[&missing, &listed], false), "ok");
+        assert_eq!(check(&other, &[&listed], false), "ok");
+        assert_eq!(check(&other, &[&missing], false), "mismatch");
+        assert_eq!(check(&empty, &[&other], false), "mismatch");
+        assert_eq!(check(&empty, &[&other], true), "mismatch");
+        assert_eq!(check(&empty, &[&missing], false), "unknown");
+        assert_eq!(check(&empty, &[&missing], true), "ok");
+        assert_eq!(check(&missing, &[], false), "unreadable");
+        assert_eq!(check(&missing, &[], true), "ok");
     }
 
     #[test]

@@ -163,9 +163,11 @@ impl GitRepo {
     /// For the duration of an SSH exchange with `url`: libgit2 asks for
     /// the host key types our known_hosts file lists.
     fn ssh_home(&self, url: &str) -> SshHome {
-        let known_hosts = self.credentials.ssh.as_ref();
-        let known_hosts = known_hosts.and_then(|s| s.known_hosts.as_deref());
-        SshHome::enter(&self.gitdir, &self.effective_url(url), known_hosts)
+        let files = match &self.credentials.ssh {
+            Some(ssh) => ssh.known_hosts_files(),
+            None => Vec::new(),
+        };
+        SshHome::enter(&self.gitdir, &self.effective_url(url), &files)
     }
 
     /// `url` after the config's `url.<base>.insteadOf` rewrites.

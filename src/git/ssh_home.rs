@@ -32,19 +32,21 @@ pub struct SshHome {
 }
 
 impl SshHome {
-    /// For `url`, with host keys checked against `known_hosts` (if any):
-    /// write what libssh2 reads of that file to
+    /// For `url`, with host keys checked against the `known_hosts` files
+    /// (none when not checked): write what libssh2 reads of them to
     /// `state/ssh-home/.ssh/known_hosts` and point libgit2 there. Best
     /// effort: without it the server's preferred key type is asked for.
-    pub fn enter(state: &Path, url: &str, known_hosts: Option<&Path>) -> SshHome {
+    pub fn enter(state: &Path, url: &str, known_hosts: &[&Path]) -> SshHome {
         if !is_ssh(url) {
             return SshHome { active: false };
         }
         let home = state.join("ssh-home");
         // Read again each time: a rotated Secret is seen at once.
-        let text = known_hosts
-            .and_then(|file| std::fs::read_to_string(file).ok())
-            .unwrap_or_default();
+        let text: String = known_hosts
+            .iter()
+            .filter_map(|file| std::fs::read_to_string(file).ok())
+            .map(|text| text + "\n")
+            .collect();
         let readable = super::known_hosts::readable_by_libssh2(&text);
         match write_known_hosts(&home, &readable).and_then(|()| set_homedir(Some(&home))) {
             Ok(()) => SshHome { active: true },

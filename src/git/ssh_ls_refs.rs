@@ -119,8 +119,15 @@ pub(super) fn list(
     let mut session = ssh2::Session::new()?;
     session.set_tcp_stream(tcp);
     session.set_timeout(timeout.as_millis().try_into().unwrap_or(u32::MAX));
-    if let Some(file) = &auth.known_hosts {
-        let types = known_hosts::key_types(file, &place.host, place.port);
+    if auth.known_hosts.is_some() {
+        let mut types = Vec::new();
+        for file in auth.known_hosts_files() {
+            for kind in known_hosts::key_types(file, &place.host, place.port) {
+                if !types.contains(&kind) {
+                    types.push(kind);
+                }
+            }
+        }
         if !types.is_empty() {
             session.method_pref(ssh2::MethodType::HostKey, &host_key_methods(&types))?;
         }
