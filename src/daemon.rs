@@ -37,6 +37,31 @@ fn joined<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
     parts.join(",")
 }
 
+/// Where credentials and SSH settings come from besides the flags (as git
+/// and OpenSSH would find them), when anything does: the paths and the
+/// choices, never a secret.
+fn log_environment_credentials(cfg: &Config) {
+    let netrc = cfg.auth.netrc.as_ref().filter(|p| p.exists());
+    let ssh = &cfg.auth.ssh;
+    let stores = &cfg.auth.credential_stores;
+    if netrc.is_none() && stores.is_empty() && ssh.command.is_none() && !ssh.offers_agent_keys() {
+        return;
+    }
+    let paths = |files: &mut dyn Iterator<Item = &std::path::PathBuf>| {
+        joined(files.map(|p| p.display().to_string()))
+    };
+    let command = ssh.command.as_ref();
+    tracing::info!(
+        netrc = %paths(&mut netrc.into_iter()),
+        credential_store = %paths(&mut stores.iter()),
+        ssh_command_keys = %paths(&mut command.into_iter().flat_map(|c| c.key_files.iter())),
+        ssh_host_checking = ?ssh.host_checking(),
+        ssh_known_hosts = %ssh.effective_known_hosts_file().display(),
+        ssh_agent = ssh.offers_agent_keys(),
+        "credentials and SSH settings from the environment, read as git and OpenSSH read them"
+    );
+}
+
 fn log_config(cfg: &Config) {
     // Keys may hold URLs (`http.<url>.proxy`), and URLs credentials.
     let keys = joined(cfg.git_config.iter().map(|(k, _)| redact(k)));
@@ -71,6 +96,7 @@ fn log_config(cfg: &Config) {
         http_bind = %or_empty(cfg.ops.http.as_ref().map(|h| h.bind.clone())),
         "starting up"
     );
+    log_environment_credentials(cfg);
     for won in &cfg.names_overridden {
         tracing::warn!("{won}");
     }

@@ -291,6 +291,11 @@ fn a_netrc_logs_in_where_no_credential_is_given() {
         published(&root("r1/private")).as_deref(),
         Some(f.repo.head().as_str())
     );
+    // Where it came from is said at start.
+    assert!(
+        log.contains(&format!("\"netrc\":\"{}\"", netrc.display())),
+        "{log}"
+    );
 
     // $NETRC names another file, whose `default` entry fits any host.
     let other = f.tmp.path().join("other-netrc");
