@@ -94,33 +94,30 @@ impl SshAuth {
         let Some(file) = &self.known_hosts else {
             return Ok(());
         };
-        let verify = |file: &Path| super::known_hosts::verify(file, host, port, key);
-        let mut first_mismatch = None;
-        let ours = match verify(file) {
-            Ok(()) => return Ok(()),
-            Err(HostKeyError::Mismatch(m)) => {
-                first_mismatch = Some(m.clone());
-                Err(HostKeyError::Mismatch(m))
-            }
-            other => other,
-        };
-        // The system's files: one that is not there says nothing.
-        for global in self.global_known_hosts.iter().filter(|f| f.exists()) {
-            match verify(global) {
-                Ok(()) => return Ok(()),
-                Err(HostKeyError::Mismatch(m)) => {
-                    first_mismatch.get_or_insert(m);
-                }
-                Err(_) => {}
-            }
+        let verify = |f: &Path| super::known_hosts::verify(f, host, port, key);
+        let ours = verify(file);
+        // The system's files count where they are there.
+        let theirs: Vec<_> = self
+            .global_known_hosts
+            .iter()
+            .filter(|f| f.exists())
+            .map(|f| verify(f))
+            .collect();
+        if ours.is_ok() || theirs.iter().any(Result::is_ok) {
+            return Ok(());
         }
-        if let Some(m) = first_mismatch {
+        let mismatch = std::iter::once(&ours).chain(&theirs).find_map(|r| match r {
+            Err(HostKeyError::Mismatch(m)) => Some(m.clone()),
+            _ => None,
+        });
+        if let Some(m) = mismatch {
             return Err(HostKeyError::Mismatch(m));
         }
+        // Listed nowhere: what our file said (not there, or without it).
         match ours {
             Err(HostKeyError::Unknown(_)) if self.accept_new_hosts => Ok(()),
             Err(HostKeyError::Unreadable(_)) if self.accept_new_hosts && !file.exists() => Ok(()),
-            checked => checked,
+            ours => ours,
         }
     }
 
