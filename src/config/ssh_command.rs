@@ -34,6 +34,8 @@ pub struct SshCommand {
     pub global_known_hosts_files: Option<Vec<PathBuf>>,
     /// `IdentitiesOnly=yes`: no ssh-agent's keys.
     pub identities_only: bool,
+    /// Whether `IdentitiesOnly` was given (its first value counts).
+    identities_only_given: bool,
     /// Options that would change how the server is reached and are not
     /// honoured (`-p`, `ProxyCommand`, ...): named in a warning.
     pub unsupported: Vec<String>,
@@ -166,11 +168,15 @@ impl SshCommand {
                     .map(|f| PathBuf::from(f.trim_matches('"')));
                 self.global_known_hosts_files = Some(files.collect());
             }
-            "identitiesonly" => {
+            "identitiesonly" if !self.identities_only_given => {
+                self.identities_only_given = true;
                 self.identities_only =
                     matches!(value.to_ascii_lowercase().as_str(), "yes" | "true");
             }
-            "stricthostkeychecking" | "userknownhostsfile" | "globalknownhostsfile" => {}
+            "stricthostkeychecking"
+            | "userknownhostsfile"
+            | "globalknownhostsfile"
+            | "identitiesonly" => {}
             name if HARMLESS.contains(&name) => {}
             _ => self.unsupported.push(format!("-o {option}")),
         }
@@ -248,6 +254,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.host_checking, Some(HostChecking::AcceptNew));
+        assert!(
+            !parse("ssh -o IdentitiesOnly=no -o IdentitiesOnly=yes")
+                .unwrap()
+                .identities_only
+        );
         assert_eq!(c.known_hosts_file, Some(PathBuf::from("/dev/null")));
         assert_eq!(c.key_files, [PathBuf::from("/a b/key")]);
         let c = parse("ssh -o 'GlobalKnownHostsFile /g1 /g2'").unwrap();
