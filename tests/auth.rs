@@ -1170,16 +1170,35 @@ fn ssh_with_known_hosts_match_mismatch_and_absent() {
     let home = tmp.path().join("home");
     fs::create_dir_all(home.join(".ssh")).unwrap();
     fs::write(home.join(".ssh/known_hosts"), "not a known_hosts line\n").unwrap();
-    let (code, log) = one_time(
-        &[
-            format!("--repo={}", sshd.url(&repo.dir)),
-            format!("--root={}", tmp.path().join("r6").display()),
-            format!("--ssh-key-file={}", sshd.client_key.display()),
-            "--ssh-known-hosts=false".into(),
-        ],
-        &[("HOME", home.to_str().unwrap())],
-    );
+    let with_home = |root: &str| {
+        one_time(
+            &[
+                format!("--repo={}", sshd.url(&repo.dir)),
+                format!("--root={}", tmp.path().join(root).display()),
+                format!("--ssh-key-file={}", sshd.client_key.display()),
+                "--ssh-known-hosts=false".into(),
+            ],
+            &[("HOME", home.to_str().unwrap())],
+        )
+    };
+    let (code, log) = with_home("r6");
     assert_eq!(code, 0, "{log}");
+    // Nor is ~/.ssh/config, which OpenSSH would read: a Host block for
+    // the repository's host is said not to apply.
+    let not_read = "~/.ssh/config is not read";
+    assert!(!log.contains(not_read), "{log}");
+    fs::write(
+        home.join(".ssh/config"),
+        "Host *\n  ServerAliveInterval 5\nHost other.example\n  Port 1\n",
+    )
+    .unwrap();
+    let (code, log) = with_home("r7");
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains(not_read), "{log}");
+    fs::write(home.join(".ssh/config"), "Host 127.0.0.*\n  Port 1\n").unwrap();
+    let (code, log) = with_home("r8");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains(not_read), "{log}");
 }
 
 /// A hook's git reaches the SSH server with git-sync's key and host

@@ -75,7 +75,7 @@ fn host_matches(patterns: &str, name: &str) -> bool {
 }
 
 /// OpenSSH's wildcards: `*` any run of characters, `?` any one.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
+pub(super) fn glob(pattern: &[u8], text: &[u8]) -> bool {
     match pattern.split_first() {
         None => text.is_empty(),
         Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
