@@ -280,6 +280,10 @@ pub fn git_sync(args: &[&str]) -> Command {
         .arg("--log-format=json")
         .env_remove("GITSYNC_REPO")
         .env_remove("GITSYNC_ROOT")
+        // Nothing of the user running the tests (~/.gitconfig, ~/.netrc,
+        // ~/.ssh): an empty home, which tests about HOME replace.
+        .env("HOME", empty_home())
+        .env_remove("XDG_CONFIG_HOME")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -315,6 +319,14 @@ pub fn git_sync(args: &[&str]) -> Command {
         cmd.env_remove(var);
     }
     cmd
+}
+
+/// An empty directory, the same for every test of this build, that no
+/// test writes into.
+pub fn empty_home() -> PathBuf {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-home");
+    fs::create_dir_all(&home).unwrap();
+    home
 }
 
 /// Run git-sync to completion (with a deadline).
