@@ -44,15 +44,7 @@ const LIBGIT2_OWN: [&str; 6] = [
 /// the value is often a token, and libgit2's own error would quote it.
 pub(crate) fn extra_headers(url: &str, entries: &[(String, String)]) -> Vec<String> {
     let mut headers = Vec::new();
-    let mut best = None;
-    for (key, value) in entries {
-        let Some(rank) = urlmatch::rank(key, "extraheader", url) else {
-            continue;
-        };
-        if best.is_some_and(|best| rank < best) {
-            continue;
-        }
-        best = Some(rank);
+    for (key, value) in counting(entries, "extraheader", url) {
         if value.is_empty() {
             headers.clear();
         } else if sendable(value) {
@@ -76,22 +68,36 @@ pub(crate) fn ssl_verify(
     if env("GIT_SSL_NO_VERIFY").is_some() {
         return false;
     }
+    counting(entries, "sslverify", url)
+        .last()
+        .map_or(true, |(_, value)| {
+            !matches!(
+                value.trim().to_ascii_lowercase().as_str(),
+                "false" | "no" | "off" | "0" | ""
+            )
+        })
+}
+
+/// The entries of `http.<name>` and `http.<url>.<name>` (`name` in lower
+/// case) that count for `url`, in their order, as git reads them: those
+/// that match (see `urlmatch`), each one less specific than one before it
+/// left out.
+fn counting<'a>(
+    entries: &'a [(String, String)],
+    name: &'a str,
+    url: &'a str,
+) -> impl Iterator<Item = &'a (String, String)> + 'a {
     let mut best = None;
-    let mut verify = true;
-    for (key, value) in entries {
-        let Some(rank) = urlmatch::rank(key, "sslverify", url) else {
-            continue;
+    entries.iter().filter(move |(key, _)| {
+        let Some(rank) = urlmatch::rank(key, name, url) else {
+            return false;
         };
         if best.is_some_and(|best| rank < best) {
-            continue;
+            return false;
         }
         best = Some(rank);
-        verify = !matches!(
-            value.trim().to_ascii_lowercase().as_str(),
-            "false" | "no" | "off" | "0" | ""
-        );
-    }
-    verify
+        true
+    })
 }
 
 /// A `Name: value` header's name and value, trimmed.
