@@ -2,9 +2,9 @@
 //! `--git-config-add` (add), then the git CLI's own environment
 //! (`GIT_CONFIG_COUNT`, `GIT_SSL_*`), which git gives the last word.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::values::check_config_key;
+use super::values::{check_config_key, under_home};
 
 /// The effective git config entries, in order: a later entry of a key
 /// wins where the key takes one value; multi-valued keys
@@ -189,11 +189,9 @@ fn store_helper_file(helper: &str, env: &dyn Fn(&str) -> Option<String>) -> Opti
         return None;
     }
     let set = |name: &str| env(name).filter(|v| !v.is_empty());
-    let home = set("HOME").map(PathBuf::from);
-    let expand = |path: &str| match (path.strip_prefix("~/"), &home) {
-        (Some(rest), Some(home)) => home.join(rest),
-        _ => PathBuf::from(path),
-    };
+    let home_text = set("HOME");
+    let home = home_text.as_ref().map(PathBuf::from);
+    let expand = |path: &str| under_home(Path::new(path), home_text.as_deref());
     let mut file = None;
     while let Some(word) = words.next() {
         if let Some(path) = word.strip_prefix("--file=") {

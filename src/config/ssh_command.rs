@@ -8,7 +8,9 @@
 //! A `ssh -i /keys/id -o StrictHostKeyChecking=no` written for upstream
 //! (a common idiom in Deployments) keeps working.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use super::values::under_home;
 
 /// How the server's host key is checked (`StrictHostKeyChecking`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,14 +124,7 @@ impl SshCommand {
     /// With `~/` at the start of its paths made `home`'s, as the shell
     /// expands it in `-i ~/.ssh/id` and OpenSSH in its options.
     pub fn with_home(mut self, home: Option<&str>) -> Self {
-        let Some(home) = home.filter(|h| !h.is_empty()) else {
-            return self;
-        };
-        let expand = |path: &mut PathBuf| {
-            if let Ok(rest) = path.strip_prefix("~") {
-                *path = Path::new(home).join(rest);
-            }
-        };
+        let expand = |path: &mut PathBuf| *path = under_home(path, home);
         self.key_files.iter_mut().for_each(expand);
         self.known_hosts_file.iter_mut().for_each(expand);
         self.global_known_hosts_files

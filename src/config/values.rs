@@ -274,6 +274,15 @@ pub fn parse_git_config(s: &str) -> Result<Vec<(String, String)>, String> {
 /// A key as git accepts it: `section[.subsection].name`, the section and
 /// the name of letters, digits and `-` (the name starting with a letter),
 /// the subsection anything but a newline.
+/// `path` with a leading `~` (alone or before `/`) made `home`, as the
+/// shell and OpenSSH expand it; as it is without a home, or otherwise.
+pub(crate) fn under_home(path: &std::path::Path, home: Option<&str>) -> std::path::PathBuf {
+    match (path.strip_prefix("~"), home.filter(|h| !h.is_empty())) {
+        (Ok(rest), Some(home)) => std::path::Path::new(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
 pub(crate) fn check_config_key(key: &str) -> Result<(), String> {
     let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     let ok = match (key.split_once('.'), key.rsplit_once('.')) {
