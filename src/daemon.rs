@@ -37,27 +37,6 @@ fn joined<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
     parts.join(",")
 }
 
-/// A `Host` block of `~/.ssh/config` for the repository's host: OpenSSH
-/// (upstream's) would apply it, git-sync does not read the file.
-fn warn_of_ssh_config(cfg: &Config) {
-    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
-        return;
-    };
-    let file = std::path::Path::new(&home).join(".ssh/config");
-    let Ok(text) = std::fs::read_to_string(&file) else {
-        return;
-    };
-    if let Some(patterns) = git::ssh_config_host_entry(&cfg.repo, &text) {
-        tracing::warn!(
-            file = %file.display(),
-            host = %patterns,
-            "not supported here: ~/.ssh/config is not read (SSH runs in process), so its HostName, \
-             Port, User, IdentityFile... for this host do not apply: give the real host and port \
-             in --repo, and --ssh-key-file and --ssh-known-hosts-file (or GIT_SSH_COMMAND's -i and -o)"
-        );
-    }
-}
-
 /// Where credentials and SSH settings come from besides the flags (as git
 /// and OpenSSH would find them), when anything does: the paths and the
 /// choices, never a secret.
@@ -138,7 +117,6 @@ fn log_config(cfg: &Config) {
     for consequence in gitconfig::unsupported_consequences(&cfg.git_config, &env) {
         tracing::warn!("not supported here: {consequence}");
     }
-    warn_of_ssh_config(cfg);
     let configured_ca = cfg
         .git_config
         .iter()

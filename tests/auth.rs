@@ -1183,10 +1183,8 @@ fn ssh_with_known_hosts_match_mismatch_and_absent() {
     };
     let (code, log) = with_home("r6");
     assert_eq!(code, 0, "{log}");
-    // Nor is ~/.ssh/config, which OpenSSH would read: a Host block for
-    // the repository's host is said not to apply.
-    let not_read = "~/.ssh/config is not read";
-    assert!(!log.contains(not_read), "{log}");
+    // ~/.ssh/config is read as OpenSSH reads it: the port and user the
+    // URL names win over its Port and User, as git's `-p` and `user@` do.
     fs::write(
         home.join(".ssh/config"),
         "Host *\n  ServerAliveInterval 5\nHost other.example\n  Port 1\n",
@@ -1194,11 +1192,14 @@ fn ssh_with_known_hosts_match_mismatch_and_absent() {
     .unwrap();
     let (code, log) = with_home("r7");
     assert_eq!(code, 0, "{log}");
-    assert!(!log.contains(not_read), "{log}");
-    fs::write(home.join(".ssh/config"), "Host 127.0.0.*\n  Port 1\n").unwrap();
+    fs::write(
+        home.join(".ssh/config"),
+        "Host 127.0.0.*\n  Port 1\n  User nobody\n",
+    )
+    .unwrap();
     let (code, log) = with_home("r8");
     assert_eq!(code, 0, "{log}");
-    assert!(log.contains(not_read), "{log}");
+    assert!(!log.contains("SSH destination from"), "{log}");
 }
 
 /// A hook's git reaches the SSH server with git-sync's key and host
@@ -1412,6 +1413,101 @@ fn the_keys_and_host_checks_of_git_ssh_command_are_used() {
     );
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("no plain ssh command line"), "{log}");
+}
+
+/// OpenSSH's configuration, which upstream's `ssh` reads: a host alias
+/// of `~/.ssh/config` (from an `Include`d file) leads to its `HostName`,
+/// `Port` and `User` with its `IdentityFile`, on libgit2's connection and
+/// on a session of ours (a filtered sync); `-F` in `GIT_SSH_COMMAND`
+/// names another file (`none`: none), and what is not done here is named.
+#[test]
+fn the_openssh_configuration_of_the_repositorys_host_is_applied() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    repo.git(&["config", "uploadpack.allowFilter", "true"]);
+    let h = repo.commit(&[("docs/a.md", "via the alias"), ("b", "b")], "one");
+    let sshd = Sshd::start();
+    let home = tmp.path().join("home");
+    fs::create_dir_all(home.join(".ssh/config.d")).unwrap();
+    let key = home.join(".ssh/deploy");
+    fs::copy(&sshd.client_key, &key).unwrap();
+    fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    fs::write(
+        home.join(".ssh/config"),
+        "Include config.d/*\nHost *\n  IdentityFile ~/.ssh/absent\n",
+    )
+    .unwrap();
+    let destination = format!(
+        "  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile ~/.ssh/deploy\n",
+        sshd.port, sshd.user
+    );
+    fs::write(
+        home.join(".ssh/config.d/hosts"),
+        format!(
+            "Host mirror\n{destination}Host 127.0.0.1\n  Port {}\n  IdentityFile %d/.ssh/deploy\n",
+            sshd.port
+        ),
+    )
+    .unwrap();
+    let known = tmp.path().join("known_hosts");
+    fs::write(&known, format!("{}\n", sshd.known_hosts_line)).unwrap();
+    let path = repo.dir.display().to_string();
+    let home_env = home.display().to_string();
+    let run = |name: &str, repo_url: &str, extra: &[String], command: Option<&str>| {
+        let mut args = vec![
+            format!("--repo={repo_url}"),
+            format!("--root={}", tmp.path().join(name).display()),
+            "--link=site".into(),
+            format!("--ssh-key-file={}", tmp.path().join("absent-key").display()),
+            format!("--ssh-known-hosts-file={}", known.display()),
+            "-v=5".into(),
+        ];
+        args.extend(extra.iter().cloned());
+        let mut env = vec![("HOME", home_env.as_str())];
+        env.extend(command.map(|c| ("GIT_SSH_COMMAND", c)));
+        let (code, log) = one_time(&args, &env);
+        let published = published(&tmp.path().join(name).join("site"));
+        (code, log, published)
+    };
+    let alias = format!("mirror:{path}");
+    let (code, log, got) = run("alias", &alias, &[], None);
+    assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
+    assert!(
+        log.contains("SSH destination from the OpenSSH configuration"),
+        "{log}"
+    );
+    assert!(!log.contains("not supported here"), "{log}");
+
+    // A filtered sync lists and fetches on a session of ours.
+    let patterns = tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let filtered = [
+        format!("--sparse-checkout-file={}", patterns.display()),
+        "--filter=blob:none".into(),
+    ];
+    let (code, log, got) = run("filtered", &alias, &filtered, None);
+    assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
+    assert!(log.contains("\"refs listed\""), "{log}");
+
+    // The repository's own host has a block too: its Port applies, unless
+    // `-F none` says no file is read.
+    let direct = format!("{}@127.0.0.1:{path}", sshd.user);
+    let (code, log, _) = run("direct", &direct, &[], None);
+    assert_eq!(code, 0, "{log}");
+    let (code, log, _) = run("no-file", &direct, &[], Some("ssh -F none"));
+    assert_eq!(code, 1, "{log}");
+
+    // -F names the only file read; a ProxyJump there is named.
+    let other = tmp.path().join("other-config");
+    fs::write(
+        &other,
+        format!("Host mirror\n  ProxyJump bastion.example\n{destination}"),
+    )
+    .unwrap();
+    let command = format!("ssh -F {}", other.display());
+    let (code, log, got) = run("other", &alias, &[], Some(&command));
+    assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
+    assert!(log.contains("ProxyJump bastion.example"), "{log}");
 }
 
 #[test]

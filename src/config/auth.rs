@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::ssh_command::{HostChecking, SshCommand};
 use super::{invalid, ConfigError, Sources};
-use crate::git::{Auth, Password};
+use crate::git::{Auth, Password, SshClientConfig, SSH_SYSTEM_CONFIG};
 
 /// Where upstream (and so its Secrets) put the cookie file.
 pub const DEFAULT_COOKIE_FILE: &str = "/etc/git-secret/cookie_file";
@@ -54,6 +54,8 @@ pub struct SshConfig {
     /// What `GIT_SSH_COMMAND` or `core.sshCommand` says, which wins over
     /// the flags (set from the git config and the environment).
     pub command: Option<SshCommand>,
+    /// `$HOME`: where `~/.ssh/config` is.
+    pub home: Option<PathBuf>,
 }
 
 impl SshConfig {
@@ -94,6 +96,29 @@ impl SshConfig {
         match command.and_then(|c| c.global_known_hosts_files.clone()) {
             Some(files) => files,
             None => GLOBAL_KNOWN_HOSTS.iter().map(PathBuf::from).collect(),
+        }
+    }
+
+    /// OpenSSH's client configuration as upstream's `ssh` reads it: the
+    /// command's `-F` file alone (none for `-F none`), else
+    /// `~/.ssh/config` then the system's file.
+    pub fn client_config(&self) -> SshClientConfig {
+        let command = self.command.as_ref();
+        let files = match command.and_then(|c| c.config_file.clone()) {
+            Some(file) if file == Path::new("none") => Vec::new(),
+            Some(file) => vec![file],
+            None => {
+                let user = self.home.as_ref().map(|h| h.join(".ssh/config"));
+                user.into_iter()
+                    .chain([PathBuf::from(SSH_SYSTEM_CONFIG)])
+                    .collect()
+            }
+        };
+        SshClientConfig {
+            files,
+            home: self.home.clone(),
+            identities_only_given: command.is_some_and(|c| c.identities_only_given),
+            global_known_hosts_given: command.is_some_and(|c| c.global_known_hosts_files.is_some()),
         }
     }
 
@@ -410,6 +435,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
             ),
             agent: src.env("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty()),
             command: None,
+            home: src.env("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
         },
         cookie_file: src
             .bool("cookie-file")?

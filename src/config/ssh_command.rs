@@ -3,8 +3,10 @@
 //! after the user's. No ssh program runs here (SSH is in process), but
 //! what OpenSSH would take from such a command is taken: its keys (`-i`,
 //! `IdentityFile`), its host key checks (`StrictHostKeyChecking`,
-//! `UserKnownHostsFile`, `GlobalKnownHostsFile`) and `IdentitiesOnly`. As OpenSSH keeps the first
-//! value of an option, these win over git-sync's flags, as with upstream.
+//! `UserKnownHostsFile`, `GlobalKnownHostsFile`), `IdentitiesOnly` and the
+//! configuration file `-F` names. As OpenSSH keeps the first value of an
+//! option, these win over git-sync's flags and the configuration files, as
+//! with upstream.
 //! A `ssh -i /keys/id -o StrictHostKeyChecking=no` written for upstream
 //! (a common idiom in Deployments) keeps working.
 
@@ -37,7 +39,9 @@ pub struct SshCommand {
     /// `IdentitiesOnly=yes`: no ssh-agent's keys.
     pub identities_only: bool,
     /// Whether `IdentitiesOnly` was given (its first value counts).
-    identities_only_given: bool,
+    pub identities_only_given: bool,
+    /// `-F`: the only configuration file OpenSSH reads (`none`: none).
+    pub config_file: Option<PathBuf>,
     /// Options that would change how the server is reached and are not
     /// honoured (`-p`, `ProxyCommand`, ...): named in a warning.
     pub unsupported: Vec<String>,
@@ -104,9 +108,10 @@ pub fn parse(command: &str) -> Option<SshCommand> {
             // Verbosity, address family, no tty, compression, agent
             // forwarding: nothing here.
             "v" | "q" | "T" | "t" | "4" | "6" | "A" | "a" | "C" | "x" | "X" | "n" | "N" => {}
-            // A config file (OpenSSH's default config is not read here
-            // either), ciphers, MACs, a log file.
-            "F" | "c" | "m" | "E" => {
+            // The last -F counts, as in OpenSSH.
+            "F" => cmd.config_file = Some(PathBuf::from(value()?)),
+            // Ciphers, MACs, a log file.
+            "c" | "m" | "E" => {
                 value()?;
             }
             _ => {
@@ -127,6 +132,7 @@ impl SshCommand {
         let expand = |path: &mut PathBuf| *path = under_home(path, home);
         self.key_files.iter_mut().for_each(expand);
         self.known_hosts_file.iter_mut().for_each(expand);
+        self.config_file.iter_mut().for_each(expand);
         self.global_known_hosts_files
             .iter_mut()
             .flatten()
@@ -274,6 +280,15 @@ mod tests {
             c.known_hosts_file,
             Some(PathBuf::from("/home/me/.ssh/known_hosts"))
         );
+    }
+
+    #[test]
+    fn the_configuration_file_is_the_last_f_given() {
+        let c = parse("ssh -F /a -F ~/.ssh/b")
+            .unwrap()
+            .with_home(Some("/home/me"));
+        assert_eq!(c.config_file, Some(PathBuf::from("/home/me/.ssh/b")));
+        assert_eq!(parse("ssh -i k").unwrap().config_file, None);
     }
 
     #[test]

@@ -176,6 +176,7 @@ impl Resolver {
                 accept_new_hosts: ssh.host_checking() == HostChecking::AcceptNew,
                 global_known_hosts: ssh.effective_global_known_hosts(),
                 agent: ssh.offers_agent_keys(),
+                client_config: ssh.client_config(),
             }),
         })
     }

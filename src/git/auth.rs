@@ -83,9 +83,50 @@ pub struct SshAuth {
     pub global_known_hosts: Vec<PathBuf>,
     /// Offer the keys of the ssh-agent at `SSH_AUTH_SOCK` after the files.
     pub agent: bool,
+    /// OpenSSH's client configuration, read for each SSH URL's host.
+    pub client_config: SshClientConfig,
+}
+
+/// OpenSSH's client configuration files (see `ssh_config.rs`), and what
+/// the command line already decided, which they do not change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshClientConfig {
+    /// Read in order; none for `-F none`.
+    pub files: Vec<PathBuf>,
+    /// `~` and `%d` in them.
+    pub home: Option<PathBuf>,
+    /// `IdentitiesOnly` was given on the command line.
+    pub identities_only_given: bool,
+    /// `GlobalKnownHostsFile` was given on the command line.
+    pub global_known_hosts_given: bool,
 }
 
 impl SshAuth {
+    /// These settings for a connection to `destination` (what the
+    /// configuration files say of its host): its `IdentityFile`s tried
+    /// after the keys given, its `IdentitiesOnly` and `GlobalKnownHostsFile`
+    /// unless the command line gave them.
+    pub(crate) fn for_destination(&self, destination: &super::ssh_config::Destination) -> SshAuth {
+        let mut auth = self.clone();
+        for key in &destination.identity_files {
+            if !auth.key_files.contains(key) {
+                auth.key_files.push(key.clone());
+            }
+        }
+        let given = &self.client_config;
+        if !given.identities_only_given && destination.identities_only == Some(true) {
+            auth.agent = false;
+        }
+        if let Some(files) = destination
+            .global_known_hosts
+            .as_ref()
+            .filter(|_| !given.global_known_hosts_given)
+        {
+            auth.global_known_hosts = files.clone();
+        }
+        auth
+    }
+
     /// Whether `key` (an SSH public key blob) may be `host:port`'s: as
     /// OpenSSH decides, listed with that key in the known_hosts file or
     /// one of the system's, and refused when one lists the host with
@@ -471,6 +512,7 @@ mod tests {
                 accept_new_hosts: accept_new,
                 global_known_hosts: globals.iter().map(|g| g.to_path_buf()).collect(),
                 agent: false,
+                client_config: Default::default(),
             };
             match auth.check_host_key("h", 2222, &right) {
                 Ok(()) => "ok",

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::pkt_line;
-use super::ssh_ls_refs::split_port;
+use super::ssh_url::split_port;
 use super::v2_session::{connect, ls_refs, Listed};
 
 /// The port of git's daemon when a URL names none.
@@ -34,7 +34,8 @@ impl DaemonPlace {
             .strip_prefix('/')
             .filter(|p| p.starts_with('~'))
             .unwrap_or(path);
-        let (host, port) = split_port(authority, DAEMON_PORT)?;
+        let (host, port) = split_port(authority)?;
+        let port = port.unwrap_or(DAEMON_PORT);
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || host.contains('@') || path.len() < 2 {
             return None;

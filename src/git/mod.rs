@@ -28,6 +28,7 @@ mod ssh_config;
 mod ssh_home;
 mod ssh_key;
 mod ssh_ls_refs;
+mod ssh_url;
 mod stream;
 mod submodules;
 #[cfg(test)]
@@ -47,12 +48,13 @@ use crate::config::gitconfig::Tls;
 
 pub use auth::{
     credentials_in_url, Auth, CredentialSet, Credentials, HostLogin, Password, SshAuth,
+    SshClientConfig,
 };
 pub use gc::GcStats;
 pub use local::local_path;
 pub use partial::applies as filter_applies;
 pub use remote::Target;
-pub use ssh_config::host_entry as ssh_config_host_entry;
+pub use ssh_config::SYSTEM_FILE as SSH_SYSTEM_CONFIG;
 pub use submodules::Superproject;
 pub use tree_diff::ChangedPaths;
 pub use worktree::Base;
@@ -483,6 +485,12 @@ impl GitRepo {
 
     /// Use these credentials for the remote from now on.
     pub fn set_credentials(&mut self, credentials: CredentialSet) {
+        // The URLs' SSH destinations were decided with the OpenSSH
+        // configuration the credentials name (before the first, with none).
+        let client = |c: &CredentialSet| c.ssh.as_ref().map(|s| s.client_config.clone());
+        if client(&self.credentials) != client(&credentials) {
+            self.per_url.borrow_mut().clear();
+        }
         self.credentials = credentials;
     }
 

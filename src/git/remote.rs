@@ -5,7 +5,8 @@ use git2::{AutotagOption, FetchOptions, ProxyOptions};
 use super::local::local_path;
 use super::ssh_home::SshHome;
 use super::v2_session;
-use super::{http_config, proxy, ref_error, refs, stream, Cancel, GitError, GitRepo, Hash};
+use super::{http_config, proxy, ref_error, refs, ssh_config, stream};
+use super::{Cancel, GitError, GitRepo, Hash, SshAuth};
 use crate::redact::redact;
 use callbacks::{callbacks, confinement};
 use over_session::no_refs;
@@ -46,20 +47,14 @@ pub(crate) struct UrlSettings {
     /// Whether its TLS certificate is checked (`http.sslVerify`, for
     /// every server or this one's URL, see [`http_config::ssl_verify`]).
     verify_tls: bool,
+    /// For an SSH URL, what OpenSSH's configuration files say of its host
+    /// (see [`ssh_config`]); `effective` is its destination.
+    ssh: Option<ssh_config::Destination>,
 }
 
-/// The port an SSH URL connects to (22 unless `ssh://host:port/`).
+/// The port an SSH URL connects to (22 unless it names one).
 fn ssh_port(url: &str) -> u16 {
-    url.strip_prefix("ssh://")
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|authority| {
-            authority
-                .rsplit_once('@')
-                .map_or(Some(authority), |(_, h)| Some(h))
-        })
-        .and_then(|host| host.rsplit_once(':'))
-        .and_then(|(_, port)| port.parse().ok())
-        .unwrap_or(22)
+    super::ssh_ls_refs::SshPlace::parse(url).map_or(22, |p| p.port)
 }
 
 /// What to add to libgit2's terse words for the failures people meet
@@ -142,6 +137,7 @@ impl GitRepo {
         opts.remote_callbacks(callbacks(
             cancel,
             &self.credentials,
+            self.ssh_auth(&settings),
             ssh_port(&settings.effective),
             settings.verify_tls,
             &self.hostkey_error,
@@ -163,11 +159,34 @@ impl GitRepo {
     /// For the duration of an SSH exchange with `url`: libgit2 asks for
     /// the host key types our known_hosts file lists.
     fn ssh_home(&self, url: &str) -> SshHome {
-        let files = match &self.credentials.ssh {
+        let settings = self.url_settings(url);
+        let auth = self.ssh_auth(&settings);
+        let files = match &auth {
             Some(ssh) => ssh.known_hosts_files(),
             None => Vec::new(),
         };
-        SshHome::enter(&self.gitdir, &self.effective_url(url), &files)
+        SshHome::enter(&self.gitdir, &settings.effective, &files)
+    }
+
+    /// The SSH settings for connections to the URL of `settings`: the
+    /// configuration files' for its host added (see [`ssh_config`]).
+    fn ssh_auth(&self, settings: &UrlSettings) -> Option<SshAuth> {
+        let auth = self.credentials.ssh.as_ref()?;
+        Some(match &settings.ssh {
+            Some(destination) => auth.for_destination(destination),
+            None => auth.clone(),
+        })
+    }
+
+    /// The URL libgit2 is given for `url`: as is (libgit2 applies
+    /// `insteadOf` itself), unless OpenSSH's configuration leads it to
+    /// another host, port or user.
+    fn libgit2_url(&self, url: &str) -> String {
+        let settings = self.url_settings(url);
+        match settings.ssh.is_some_and(|d| d.url.is_some()) {
+            true => settings.effective,
+            false => url.to_string(),
+        }
     }
 
     /// `url` after the config's `url.<base>.insteadOf` rewrites.
@@ -204,9 +223,13 @@ impl GitRepo {
                 }
             }
         }
-        let effective = http_config::rewrite_url(url, &entries);
+        let mut effective = http_config::rewrite_url(url, &entries);
         if effective != url {
             tracing::debug!(url = %redact(url), effective = %redact(&effective), "rewritten by url.<base>.insteadOf");
+        }
+        let ssh = self.ssh_destination(&effective);
+        if let Some(to) = ssh.as_ref().and_then(|d| d.url.clone()) {
+            effective = to;
         }
         // (The last value given wins, as in git.)
         let v2 = !entries
@@ -226,6 +249,7 @@ impl GitRepo {
                 extra_headers: Vec::new(),
                 v2,
                 verify_tls,
+                ssh,
             };
         };
         if !verify_tls && super::tls::verify() {
@@ -249,7 +273,28 @@ impl GitRepo {
             effective,
             v2,
             verify_tls,
+            ssh: None,
         }
+    }
+
+    /// What OpenSSH's configuration files say of the host of `url`, an
+    /// SSH URL (`None` for another): said once, at info level when they
+    /// lead it elsewhere, in a warning for what is not done here.
+    fn ssh_destination(&self, url: &str) -> Option<ssh_config::Destination> {
+        let config = &self.credentials.ssh.as_ref()?.client_config;
+        let destination = ssh_config::destination(url, &config.files, config.home.as_deref())?;
+        if let Some(to) = &destination.url {
+            tracing::info!(url = %redact(url), to = %redact(to), "SSH destination from the OpenSSH configuration (HostName, Port, User)");
+        }
+        if !destination.not_applied.is_empty() {
+            tracing::warn!(
+                url = %redact(url),
+                options = %destination.not_applied.join("; "),
+                "not supported here: SSH runs in process, and these options of the OpenSSH configuration \
+                 for this host are not applied"
+            );
+        }
+        Some(destination)
     }
 
     pub(super) fn remote_error(
@@ -348,7 +393,7 @@ impl GitRepo {
         }
         let mut remote = self
             .repo
-            .remote_anonymous(url)
+            .remote_anonymous(&self.libgit2_url(url))
             .map_err(|e| self.remote_error("ls-remote", url, e, cancel))?;
         // A download of a ref no server has wants nothing: it connects,
         // lists the refs and stops, i.e. one `ls-remote` round trip, and
@@ -423,7 +468,7 @@ impl GitRepo {
     ) -> Result<Vec<Hash>, GitError> {
         let mut remote = self
             .repo
-            .remote_anonymous(url)
+            .remote_anonymous(&self.libgit2_url(url))
             .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
         let _home = self.ssh_home(url);
         self.fetch_on(&mut remote, url, refspecs, depth, cancel)

@@ -1,37 +1,352 @@
-//! The user's `~/.ssh/config`, which OpenSSH (upstream's `ssh`) reads for
-//! a host's `HostName`, `Port`, `User`, `IdentityFile`... and git-sync,
-//! whose SSH runs in process, does not: whether it has a `Host` block for
-//! the repository's host, so that a sync failing for want of those
-//! settings says why.
+//! OpenSSH's client configuration, which upstream's `ssh` reads for each
+//! connection: `~/.ssh/config`, then `/etc/ssh/ssh_config` (or only the
+//! file `-F` names in `GIT_SSH_COMMAND`). SSH runs in process here, so what
+//! they say of a repository's host is read here: `HostName`, `Port` and
+//! `User` (the URL is rewritten to that destination, the URL's own port and
+//! user winning as git's `-p` and `user@` win), `IdentityFile` (tried after
+//! the keys of the command line and of --ssh-key-file, as ssh orders them),
+//! `IdentitiesOnly` and `GlobalKnownHostsFile`. Upstream gives ssh
+//! `StrictHostKeyChecking` and `UserKnownHostsFile` on its command line,
+//! which wins over these files: their values change nothing there, nor
+//! here. What would change how the server is reached or proved and cannot
+//! be done in process (`ProxyJump`, `HostKeyAlias`, ...) is named.
+//!
+//! As OpenSSH reads them: `Host` patterns (`*`, `?`, `!`) match the host as
+//! the URL names it, the first value of an option wins (`IdentityFile`s add
+//! up), `Include` reads more files (relative ones under `~/.ssh`, or
+//! `/etc/ssh` from the system's file; `*` and `?` in the last component),
+//! and `Match` evaluates `all`, `host` and `originalhost`; a `Match` on
+//! anything else is taken as not matching, and named.
+
+use std::path::{Path, PathBuf};
 
 use super::known_hosts::glob;
-use super::ssh_ls_refs::SshPlace;
+use super::ssh_url::SshUrl;
 
-/// The patterns of the first `Host` line of `config` (an ssh_config text)
-/// that names the host of the SSH URL `url`; `Host *` (every host's
-/// defaults) is passed over. `None` for another URL or no such line.
-pub fn host_entry(url: &str, config: &str) -> Option<String> {
-    let host = SshPlace::parse(url)?.host.to_ascii_lowercase();
-    config.lines().find_map(|line| {
-        let line = line.trim();
-        let (keyword, rest) = line.split_once(|c: char| c == '=' || c.is_whitespace())?;
-        if !keyword.eq_ignore_ascii_case("host") {
-            return None;
+/// The system's file; `Include`s in it are relative to its directory.
+pub const SYSTEM_FILE: &str = "/etc/ssh/ssh_config";
+
+/// Nested `Include`s followed at most, as in OpenSSH.
+const MAX_DEPTH: usize = 16;
+
+/// Where an SSH URL leads once the configuration is applied, and what else
+/// it says of the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Destination {
+    /// The URL with the configuration's host, port and user; `None` when
+    /// it changes none of them.
+    pub url: Option<String>,
+    /// `~` and `%` tokens expanded, in order.
+    pub identity_files: Vec<PathBuf>,
+    pub identities_only: Option<bool>,
+    pub global_known_hosts: Option<Vec<PathBuf>>,
+    /// What applies to the host and is not done here, with its file:
+    /// `ProxyJump bastion (/home/me/.ssh/config)`.
+    pub not_applied: Vec<String>,
+}
+
+/// What `files` say of the host of `url` (an SSH URL; `None` for another);
+/// `home` is `~` and `%d`.
+pub fn destination(url: &str, files: &[PathBuf], home: Option<&Path>) -> Option<Destination> {
+    let given = SshUrl::parse(url)?;
+    let mut reading = Reading {
+        host: given.host.to_ascii_lowercase(),
+        home,
+        found: Found::default(),
+        noted: Vec::new(),
+    };
+    for file in files {
+        let base = match file == Path::new(SYSTEM_FILE) {
+            true => PathBuf::from("/etc/ssh"),
+            false => home.map(|h| h.join(".ssh")).unwrap_or_default(),
+        };
+        reading.file(file, &base, 0);
+    }
+    let Reading { found, host, .. } = reading;
+    let mut to = given.clone();
+    if let Some(name) = &found.host_name {
+        // `%h`: the host as given, lowercased as ssh does.
+        to.host = name.replace("%h", &host).replace("%%", "%");
+    }
+    to.port = given.port.or(found.port);
+    to.user = given.user.clone().or(found.user);
+    let mut not_applied = found.not_applied;
+    let mut expand = |keyword: &str, value: &str| {
+        let expanded = expand_tokens(value, &to, &given.host, home);
+        if let Err(token) = &expanded {
+            not_applied.push(format!(
+                "{keyword} {value} (its {token} is not expanded here)"
+            ));
         }
-        let patterns = rest.trim_start_matches(|c: char| c == '=' || c.is_whitespace());
-        let words: Vec<&str> = patterns.split_whitespace().collect();
-        let every_host = words.iter().all(|w| *w == "*");
-        (!every_host && names(&words, &host)).then(|| patterns.to_string())
+        expanded.ok()
+    };
+    let identity_files = found
+        .identity_files
+        .iter()
+        .filter_map(|v| expand("IdentityFile", v))
+        .collect();
+    let global_known_hosts = found.global_known_hosts.map(|values| {
+        values
+            .iter()
+            .filter_map(|v| expand("GlobalKnownHostsFile", v))
+            .collect()
+    });
+    Some(Destination {
+        url: (to.to_url() != given.to_url()).then(|| to.to_url()),
+        identity_files,
+        identities_only: found.identities_only,
+        global_known_hosts,
+        not_applied,
     })
 }
 
+/// The values found, unexpanded.
+#[derive(Default)]
+struct Found {
+    host_name: Option<String>,
+    port: Option<u16>,
+    user: Option<String>,
+    identity_files: Vec<String>,
+    identities_only: Option<bool>,
+    global_known_hosts: Option<Vec<String>>,
+    not_applied: Vec<String>,
+}
+
+struct Reading<'a> {
+    /// As the URL names it, in lower case.
+    host: String,
+    home: Option<&'a Path>,
+    found: Found,
+    /// The options not applied that were named: only their first value
+    /// counts.
+    noted: Vec<String>,
+}
+
+impl Reading<'_> {
+    /// The lines of `file`, active from its start (a top-level file, or
+    /// one included where the including file was active).
+    fn file(&mut self, file: &Path, base: &Path, depth: usize) {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            return;
+        };
+        let mut active = true;
+        for line in text.lines() {
+            let Some((keyword, args)) = split_line(line) else {
+                continue;
+            };
+            match keyword.to_ascii_lowercase().as_str() {
+                "host" => active = names(args.iter().map(String::as_str), &self.host),
+                "match" => active = self.matches(&args, file),
+                _ if !active => {}
+                "include" if depth < MAX_DEPTH => {
+                    for pattern in &args {
+                        for included in self.included(pattern, base) {
+                            self.file(&included, base, depth + 1);
+                        }
+                    }
+                }
+                lower => self.option(lower, &keyword, &args, file),
+            }
+        }
+    }
+
+    /// The files an `Include` pattern names, sorted as OpenSSH's glob
+    /// sorts them.
+    fn included(&self, pattern: &str, base: &Path) -> Vec<PathBuf> {
+        let path = match (pattern.strip_prefix("~/"), self.home) {
+            (Some(rest), Some(home)) => home.join(rest),
+            _ => base.join(pattern),
+        };
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Vec::new();
+        };
+        let name = name.to_string_lossy();
+        if !name.contains(['*', '?']) {
+            return vec![path.clone()];
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                !n.starts_with('.') && glob(name.as_bytes(), n.as_bytes())
+            })
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Whether a `Match` line's criteria all hold. `host` is matched
+    /// against the `HostName` found so far, as OpenSSH does.
+    fn matches(&mut self, args: &[String], file: &Path) -> bool {
+        let host_name = self.found.host_name.as_deref().map(str::to_ascii_lowercase);
+        let target = host_name.as_deref().unwrap_or(&self.host);
+        let mut unknown = false;
+        let mut words = args.iter();
+        while let Some(word) = words.next() {
+            let lower = word.to_ascii_lowercase();
+            let (negated, criterion) = match lower.strip_prefix('!') {
+                Some(c) => (true, c),
+                None => (false, lower.as_str()),
+            };
+            let holds = match criterion {
+                "all" => true,
+                "host" | "originalhost" => {
+                    let list = words.next().map(String::as_str).unwrap_or_default();
+                    let name = if criterion == "host" {
+                        target
+                    } else {
+                        self.host.as_str()
+                    };
+                    names(list.split(','), name)
+                }
+                _ => {
+                    unknown = true;
+                    if !matches!(criterion, "canonical" | "final") {
+                        words.next();
+                    }
+                    continue;
+                }
+            };
+            if holds == negated {
+                return false;
+            }
+        }
+        if unknown {
+            self.found.not_applied.push(format!(
+                "Match {} ({}; not evaluated)",
+                args.join(" "),
+                file.display()
+            ));
+        }
+        !unknown
+    }
+
+    /// An option of an active block; `keyword` as written.
+    fn option(&mut self, lower: &str, keyword: &str, args: &[String], file: &Path) {
+        let Some(value) = args.first() else {
+            return;
+        };
+        let found = &mut self.found;
+        match lower {
+            "hostname" => {
+                found.host_name.get_or_insert_with(|| value.clone());
+            }
+            "user" => {
+                found.user.get_or_insert_with(|| value.clone());
+            }
+            "port" if found.port.is_none() => match value.parse() {
+                Ok(port) => found.port = Some(port),
+                Err(_) => found.not_applied.push(format!(
+                    "{keyword} {value} ({}; not a port)",
+                    file.display()
+                )),
+            },
+            "identityfile" if !value.eq_ignore_ascii_case("none") => {
+                found.identity_files.push(value.clone());
+            }
+            "identitiesonly" => {
+                found.identities_only.get_or_insert_with(|| {
+                    matches!(value.to_ascii_lowercase().as_str(), "yes" | "true")
+                });
+            }
+            "globalknownhostsfile" => {
+                found
+                    .global_known_hosts
+                    .get_or_insert_with(|| args.to_vec());
+            }
+            _ => {
+                // ProxyJump and ProxyCommand: whichever comes first.
+                let slot = match lower {
+                    "proxycommand" => "proxyjump",
+                    other => other,
+                };
+                let not_done = match lower {
+                    "proxyjump"
+                    | "proxycommand"
+                    | "hostkeyalias"
+                    | "certificatefile"
+                    | "pkcs11provider"
+                    | "securitykeyprovider" => !value.eq_ignore_ascii_case("none"),
+                    "identityagent" => {
+                        !matches!(value.as_str(), "none" | "SSH_AUTH_SOCK" | "$SSH_AUTH_SOCK")
+                    }
+                    "canonicalizehostname" => {
+                        matches!(value.to_ascii_lowercase().as_str(), "yes" | "always")
+                    }
+                    _ => false,
+                };
+                if !self.noted.iter().any(|n| n == slot) {
+                    if not_done {
+                        found.not_applied.push(format!(
+                            "{keyword} {} ({})",
+                            args.join(" "),
+                            file.display()
+                        ));
+                    }
+                    if matches!(lower, "proxyjump" | "proxycommand") || not_done {
+                        self.noted.push(slot.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The keyword of a line and its arguments (quotes removed, a `#` word
+/// ending them); `None` for a blank line or a comment.
+fn split_line(line: &str) -> Option<(String, Vec<String>)> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let end = line
+        .find(|c: char| c == '=' || c.is_whitespace())
+        .unwrap_or(line.len());
+    let (keyword, rest) = line.split_at(end);
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix('=').unwrap_or(rest);
+    Some((keyword.to_string(), words(rest)))
+}
+
+/// OpenSSH's argument splitting: blanks separate, double or single quotes
+/// keep blanks, a backslash escapes, an unquoted word starting with `#`
+/// begins a comment.
+fn words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        match chars.peek() {
+            None | Some('#') => return words,
+            _ => {}
+        }
+        let mut word = String::new();
+        let mut quote = None;
+        while let Some(c) = chars.next() {
+            match (c, quote) {
+                ('\\', _) => word.extend(chars.next()),
+                (q, None) if q == '"' || q == '\'' => quote = Some(q),
+                (q, Some(open)) if q == open => quote = None,
+                (c, None) if c.is_whitespace() => break,
+                (c, _) => word.push(c),
+            }
+        }
+        words.push(word);
+    }
+}
+
 /// Whether `patterns` (OpenSSH's: `*`, `?`, and `!` excluding) name `host`.
-fn names(patterns: &[&str], host: &str) -> bool {
+fn names<'p>(patterns: impl Iterator<Item = &'p str>, host: &str) -> bool {
     let mut named = false;
     for p in patterns {
         let (negated, p) = match p.strip_prefix('!') {
             Some(rest) => (true, rest),
-            None => (false, *p),
+            None => (false, p),
         };
         if glob(p.to_ascii_lowercase().as_bytes(), host.as_bytes()) {
             if negated {
@@ -43,36 +358,173 @@ fn names(patterns: &[&str], host: &str) -> bool {
     named
 }
 
+/// A file name of the configuration with `~/` and OpenSSH's tokens
+/// expanded for the destination `to` (`%h` its host, `%p` its port, `%r`
+/// its user, `%n` the host as given, `%d` the home directory, `%i` the
+/// user ID, `%%`); the first other token when there is one.
+fn expand_tokens(
+    value: &str,
+    to: &SshUrl,
+    given_host: &str,
+    home: Option<&Path>,
+) -> Result<PathBuf, String> {
+    let home_text = home.map(|h| h.to_string_lossy().into_owned());
+    let mut out = String::new();
+    let mut rest = value;
+    if let (Some(after), Some(home)) = (value.strip_prefix('~'), &home_text) {
+        if after.is_empty() || after.starts_with('/') {
+            out.push_str(home);
+            rest = after;
+        }
+    }
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('h') => out.push_str(&to.host),
+            Some('n') => out.push_str(given_host),
+            Some('p') => out.push_str(&to.port.unwrap_or(22).to_string()),
+            Some('r') => out.push_str(to.user.as_deref().unwrap_or("git")),
+            Some('i') => out.push_str(&crate::user::effective_ids().0.to_string()),
+            Some('d') if home_text.is_some() => {
+                out.push_str(home_text.as_deref().unwrap_or_default())
+            }
+            other => return Err(format!("%{}", other.map(String::from).unwrap_or_default())),
+        }
+    }
+    Ok(PathBuf::from(out))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::host_entry;
+    use super::*;
+
+    /// `files` (name, text) written under a temporary home's `.ssh`.
+    fn home_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let home = tempfile::TempDir::new().unwrap();
+        for (name, text) in files {
+            let path = home.path().join(".ssh").join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        home
+    }
+
+    fn resolve(home: &Path, url: &str) -> Destination {
+        let files = [home.join(".ssh/config")];
+        destination(url, &files, Some(home)).unwrap()
+    }
 
     #[test]
-    fn a_host_block_for_the_repositorys_host_is_found() {
-        let config = "# mine\n\
-                      Host *\n  ServerAliveInterval 30\n\
-                      Host work-gh github.com !gist.github.com\n  IdentityFile ~/.ssh/work\n\
-                      Host=*.corp.example\n  Port 2222\n";
-        let entry = |url: &str| host_entry(url, config);
+    fn a_host_alias_becomes_its_destination_in_the_urls_own_form() {
+        let home = home_with(&[(
+            "config",
+            "# mine\n\
+             Host work-gh\n  HostName github.com\n  IdentityFile ~/.ssh/work\n\
+             Host mirror !gist.*\n  HostName=%h.internal\n  Port 2222\n  User deploy\n  IdentityFile \"%d/.ssh/id %r@%h:%p\"\n\
+             Host *\n  Port 22\n  IdentityFile ~/.ssh/id_ed25519\n  User nobody\n",
+        )]);
+        let home = home.path();
+        let d = resolve(home, "git@work-gh:org/site.git");
+        assert_eq!(d.url.as_deref(), Some("git@github.com:org/site.git"));
         assert_eq!(
-            entry("git@github.com:org/site.git").as_deref(),
-            Some("work-gh github.com !gist.github.com")
+            d.identity_files,
+            [home.join(".ssh/work"), home.join(".ssh/id_ed25519")]
+        );
+        let d = resolve(home, "mirror:org/site.git");
+        assert_eq!(
+            d.url.as_deref(),
+            Some("[deploy@mirror.internal:2222]:org/site.git")
         );
         assert_eq!(
-            entry("ssh://git@Work-GH/org/site.git").as_deref(),
-            Some("work-gh github.com !gist.github.com")
+            d.identity_files[0],
+            home.join(".ssh/id deploy@mirror.internal:2222")
+        );
+        // The URL's own port and user win, as git's -p and user@ do.
+        let d = resolve(home, "ssh://me@Mirror:2200/srv/site.git");
+        assert_eq!(
+            d.url.as_deref(),
+            Some("ssh://me@mirror.internal:2200/srv/site.git")
+        );
+        // Only `Host *` applies: its User is all it changes.
+        let d = resolve(home, "ssh://git@other.example/r.git");
+        assert_eq!(d.url, None);
+        assert_eq!(d.identity_files, [home.join(".ssh/id_ed25519")]);
+        assert!(d.not_applied.is_empty(), "{:?}", d.not_applied);
+        assert_eq!(destination("https://h/r", &[], None), None);
+    }
+
+    #[test]
+    fn includes_and_match_blocks_as_openssh_reads_them() {
+        let home = home_with(&[
+            (
+                "config",
+                "Include config.d/*\n\
+                 Match originalhost alias exec \"test -e /x\"\n  Port 1\n\
+                 Match host real.example\n  IdentitiesOnly yes\n  GlobalKnownHostsFile ~/g1 /g2\n\
+                 Host other\n  Include never\n",
+            ),
+            (
+                "config.d/10-alias",
+                "Host alias\n  HostName real.example\n  ProxyJump bastion\n",
+            ),
+            (
+                "config.d/20-late",
+                "Host alias\n  HostName late.example\n  ProxyCommand nc %h %p\n",
+            ),
+            ("config.d/.hidden", "Host *\n  HostName hidden.example\n"),
+            ("never", "HostName never.example\n"),
+        ]);
+        let home = home.path();
+        let d = resolve(home, "alias:r.git");
+        assert_eq!(d.url.as_deref(), Some("real.example:r.git"));
+        assert_eq!(d.identities_only, Some(true));
+        assert_eq!(
+            d.global_known_hosts,
+            Some(vec![home.join("g1"), PathBuf::from("/g2")])
+        );
+        let config = home.join(".ssh/config");
+        assert_eq!(
+            d.not_applied,
+            [
+                format!(
+                    "ProxyJump bastion ({})",
+                    home.join(".ssh/config.d/10-alias").display()
+                ),
+                format!(
+                    "Match originalhost alias exec test -e /x ({}; not evaluated)",
+                    config.display()
+                ),
+            ]
+        );
+        // A Match whose known criteria fail is not named.
+        let d = resolve(home, "elsewhere:r.git");
+        assert_eq!(d, Destination::default());
+    }
+
+    #[test]
+    fn lines_are_split_as_openssh_splits_them() {
+        assert_eq!(split_line("  # comment"), None);
+        assert_eq!(
+            split_line("IdentityFile = \"/a b/k\" 'c d' e\\ f # rest"),
+            Some((
+                "IdentityFile".into(),
+                vec!["/a b/k".into(), "c d".into(), "e f".into()]
+            ))
         );
         assert_eq!(
-            entry("ssh://git.corp.example:22/r.git").as_deref(),
-            Some("*.corp.example")
+            split_line("Port=2222"),
+            Some(("Port".into(), vec!["2222".into()]))
         );
-        for none in [
-            "git@gist.github.com:x.git",
-            "git@gitlab.com:org/site.git",
-            "https://github.com/org/site.git",
-            "/srv/site.git",
-        ] {
-            assert_eq!(entry(none), None, "{none}");
-        }
+        let to = SshUrl::parse("git@h:r").unwrap();
+        assert_eq!(
+            expand_tokens("~/k_%n_%%", &to, "alias", Some(Path::new("/home/me"))),
+            Ok(PathBuf::from("/home/me/k_alias_%"))
+        );
+        assert_eq!(expand_tokens("/k/%C", &to, "h", None), Err("%C".into()));
     }
 }

@@ -16,6 +16,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::ssh_url::SshUrl;
 use super::v2_session::{connect, ls_refs, Listed, NoListing};
 use super::{known_hosts, ssh_key, SshAuth};
 
@@ -31,60 +32,19 @@ pub(super) struct SshPlace {
 
 impl SshPlace {
     pub fn parse(url: &str) -> Option<SshPlace> {
-        let (user_host, port, path) = match url.split_once("://") {
-            Some((scheme, rest)) => {
-                if !matches!(scheme, "ssh" | "git+ssh" | "ssh+git") {
-                    return None;
-                }
-                let (authority, path) = rest.split_at(rest.find('/')?);
-                // `ssh://host/~user/repo` is `~user/repo`, as git reads it.
-                let path = path
-                    .strip_prefix('/')
-                    .filter(|p| p.starts_with('~'))
-                    .unwrap_or(path);
-                let (user_host, port) = split_port(authority, 22)?;
-                (user_host, port, path)
-            }
-            None => {
-                let (user_host, path) = scp_parts(url)?;
-                (user_host, 22, path)
-            }
+        let url = SshUrl::parse(url)?;
+        // `ssh://host/~user/repo` is `~user/repo`, as git reads it.
+        let path = match url.scheme {
+            Some(_) => url.path.strip_prefix('/').filter(|p| p.starts_with('~')),
+            None => None,
         };
-        let (user, host) = match user_host.rsplit_once('@') {
-            Some((user, host)) => (user, host),
-            None => ("git", user_host),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || path.is_empty() {
-            return None;
-        }
         Some(SshPlace {
-            user: user.to_string(),
-            host: host.to_string(),
-            port,
-            path: path.to_string(),
+            path: path.map_or_else(|| url.path.clone(), str::to_string),
+            user: url.user.unwrap_or_else(|| "git".to_string()),
+            host: url.host,
+            port: url.port.unwrap_or(22),
         })
     }
-}
-
-/// `[user@]host[:port]` (the host maybe `[an IPv6 address]`), the port
-/// `default` when not given.
-pub(super) fn split_port(authority: &str, default: u16) -> Option<(&str, u16)> {
-    let after_host = authority.rfind(']').unwrap_or(0);
-    match authority.rfind(':').filter(|&c| c > after_host) {
-        Some(c) => Some((&authority[..c], authority[c + 1..].parse().ok()?)),
-        None => Some((authority, default)),
-    }
-}
-
-/// scp-like `[user@]host:path`: a colon before any slash.
-fn scp_parts(url: &str) -> Option<(&str, &str)> {
-    if url.starts_with('[') {
-        let close = url.find("]:")?;
-        return Some((&url[..=close], &url[close + 2..]));
-    }
-    let colon = url.find(':')?;
-    (!url[..colon].contains('/')).then(|| (&url[..colon], &url[colon + 1..]))
 }
 
 /// `path` quoted for the remote shell, as git quotes it.

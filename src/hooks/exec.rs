@@ -319,6 +319,7 @@ mod tests {
             known_hosts_file: "/etc/git-secret/known_hosts".into(),
             agent: false,
             command: None,
+            home: None,
         };
         assert_eq!(
             git_ssh_command(&ssh, None),

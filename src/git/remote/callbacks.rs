@@ -6,7 +6,7 @@ use std::cell::RefCell;
 
 use git2::RemoteCallbacks;
 
-use super::super::{http_config, proxy, ssh_key, stream, Cancel, CredentialSet};
+use super::super::{http_config, proxy, ssh_key, stream, Cancel, CredentialSet, SshAuth};
 
 /// Where the connections to the remote `url` (through `proxied`) may go
 /// when `headers` hold an `Authorization` or `Cookie` header (see
@@ -75,12 +75,13 @@ fn no_ssh_key_file_left(
 }
 
 /// The callbacks of one remote operation: cancellation through progress,
-/// credentials from `creds`, SSH host keys checked against its
-/// known_hosts (`ssh_port` to look them up; why one was refused kept in
+/// credentials from `creds` (over SSH, `ssh`'s keys), SSH host keys
+/// checked against `ssh`'s known_hosts (`ssh_port` to look them up; why one was refused kept in
 /// `hostkey_error`, as libgit2 loses the message), TLS certificates.
 pub(super) fn callbacks<'a>(
     cancel: &'a Cancel,
     creds: &'a CredentialSet,
+    ssh: Option<SshAuth>,
     ssh_port: u16,
     verify_tls: bool,
     hostkey_error: &'a RefCell<Option<String>>,
@@ -96,11 +97,12 @@ pub(super) fn callbacks<'a>(
     let mut asked_agent = false;
     let mut offered = 0usize;
     let mut unusable: Vec<String> = Vec::new();
+    let host_check = ssh.clone();
     cb.credentials(move |request_url, user_from_url, allowed| {
         let user = user_from_url.unwrap_or("git");
         if allowed.contains(git2::CredentialType::SSH_KEY) {
-            let keys = creds.ssh.as_ref().map(|s| s.key_files.as_slice()).unwrap_or_default();
-            let agent = creds.ssh.as_ref().is_some_and(|s| s.agent);
+            let keys = ssh.as_ref().map(|s| s.key_files.as_slice()).unwrap_or_default();
+            let agent = ssh.as_ref().is_some_and(|s| s.agent);
             while let Some(key) = keys.get(next_key) {
                 next_key += 1;
                 // Only a file that is not there is skipped quietly: one in a
@@ -164,7 +166,7 @@ pub(super) fn callbacks<'a>(
                 git2::CertificateCheckStatus::CertificateOk
             });
         };
-        let Some(ssh) = creds.ssh.as_ref().filter(|s| s.known_hosts.is_some()) else {
+        let Some(ssh) = host_check.as_ref().filter(|s| s.known_hosts.is_some()) else {
             return Ok(git2::CertificateCheckStatus::CertificateOk);
         };
         let Some(key) = hostkey.hostkey() else {

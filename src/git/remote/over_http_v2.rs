@@ -48,6 +48,7 @@ impl GitRepo {
             extra_headers: mut headers,
             v2,
             verify_tls,
+            ..
         } = self.url_settings(url);
         let http = effective.starts_with("https://") || effective.starts_with("http://");
         let known = self

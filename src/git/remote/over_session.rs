@@ -34,17 +34,17 @@ impl GitRepo {
         prefixes: &[String],
         cancel: &Cancel,
     ) -> Option<(Vec<(String, Hash)>, v2_session::Session)> {
-        let UrlSettings { effective, v2, .. } = self.url_settings(url);
-        let key = v2_session::saved::key(&effective);
+        let settings = self.url_settings(url);
+        let key = v2_session::saved::key(&settings.effective);
         let known = self.v2_servers.borrow().get(&key).cloned();
         // Only our fetch takes a partial clone's filter.
         let wanted = known.as_ref().map_or(self.filter.is_some(), |k| {
             k.worth_listing() || (self.filter.is_some() && !k.left())
         });
-        if !v2 || !wanted || cancel.is_cancelled() {
+        if !settings.v2 || !wanted || cancel.is_cancelled() {
             return None;
         }
-        let listed = self.open_session(&effective, prefixes)?;
+        let listed = self.open_session(&settings, prefixes)?;
         match listed {
             Ok((heads, session)) => {
                 let protocol = session.version();
@@ -66,14 +66,19 @@ impl GitRepo {
     /// `effective` (a URL after `insteadOf`), listing the refs under
     /// `prefixes`; `None` for another kind of URL, or SSH without
     /// credentials of ours.
-    fn open_session(&self, effective: &str, prefixes: &[String]) -> Option<v2_session::Listed> {
+    fn open_session(
+        &self,
+        settings: &UrlSettings,
+        prefixes: &[String],
+    ) -> Option<v2_session::Listed> {
         let timeout = ls_refs::timeout();
+        let effective = &settings.effective;
         Some(match daemon_ls_refs::DaemonPlace::parse(effective) {
             Some(place) => daemon_ls_refs::list(&place, prefixes, timeout),
             None => {
                 let place = ssh_ls_refs::SshPlace::parse(effective)?;
-                let auth = self.credentials.ssh.as_ref()?;
-                ssh_ls_refs::list(&place, auth, prefixes, timeout)
+                let auth = self.ssh_auth(settings)?;
+                ssh_ls_refs::list(&place, &auth, prefixes, timeout)
             }
         })
     }
@@ -87,11 +92,11 @@ impl GitRepo {
         objects: &[Hash],
         cancel: &Cancel,
     ) -> Option<Result<(), GitError>> {
-        let UrlSettings { effective, v2, .. } = self.url_settings(url);
-        if !v2 {
+        let settings = self.url_settings(url);
+        if !settings.v2 {
             return None;
         }
-        Some(match self.open_session(&effective, &no_refs())? {
+        Some(match self.open_session(&settings, &no_refs())? {
             Ok((_, session)) => self.fetch_objects_with_v2(url, objects, |want, pack| {
                 session.fetch(want, pack, cancel)
             }),
