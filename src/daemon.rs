@@ -113,12 +113,24 @@ fn log_config(cfg: &Config) {
             "git config that only the git CLI reads: recorded, without effect here"
         );
     }
+    if !cfg.user_git_config.is_empty() {
+        tracing::info!(
+            keys = %joined(cfg.user_git_config.iter().map(|(k, _)| redact(k))),
+            "git config from the system's and the user's files (/etc/gitconfig, ~/.gitconfig...), read as git reads them"
+        );
+    }
+    // What git reads: those files, then the command line's.
+    let read: Vec<(String, String)> = cfg
+        .user_git_config
+        .iter()
+        .chain(&cfg.git_config)
+        .cloned()
+        .collect();
     let env = |name: &str| std::env::var(name).ok();
-    for consequence in gitconfig::unsupported_consequences(&cfg.git_config, &env) {
+    for consequence in gitconfig::unsupported_consequences(&read, &env) {
         tracing::warn!("not supported here: {consequence}");
     }
-    let configured_ca = cfg
-        .git_config
+    let configured_ca = read
         .iter()
         .rev()
         .find(|(k, _)| gitconfig::same_key(k, "http.sslCAInfo"));

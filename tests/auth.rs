@@ -568,6 +568,75 @@ fn https_with_a_private_ca_from_git_config_or_git_env() {
     assert_eq!(code, 1);
 }
 
+/// The system's and the user's git config files, which git reads before
+/// the command line: a laptop's `~/.gitconfig` naming a private CA and
+/// git's store helper serves a local daemon as it serves git;
+/// `GIT_CONFIG_GLOBAL` names another file, `--git-config` has the last
+/// word.
+#[test]
+fn the_users_git_config_file_gives_the_ca_and_the_credential_helper() {
+    let (tmp, srv, repo) = temp_source("site");
+    let h = repo.commit(&[("f", "tls")], "one");
+    let (ca, cert, key) = test_certificates(tmp.path());
+    let htpasswd = tmp.path().join("htpasswd");
+    fs::write(&htpasswd, "bot:{PLAIN}right-S3CRET\n").unwrap();
+    let auth = format!(
+        "auth_basic \"git\";\nauth_basic_user_file {};",
+        htpasswd.display()
+    );
+    let server = HttpServer::start_tls(&srv, &auth, Some((&cert, &key)));
+    let home = tmp.path().join("home");
+    fs::create_dir_all(home.join(".config/git")).unwrap();
+    fs::copy(&ca, home.join("ca.pem")).unwrap();
+    fs::write(
+        home.join(".config/git/config"),
+        "[http]\n\tsslCAInfo = ~/ca.pem\n",
+    )
+    .unwrap();
+    fs::write(
+        home.join(".gitconfig"),
+        "[user]\n\tname = Me\n[credential]\n\thelper = store\n",
+    )
+    .unwrap();
+    fs::write(
+        home.join(".git-credentials"),
+        format!("https://bot:right-S3CRET@127.0.0.1:{}\n", server.port),
+    )
+    .unwrap();
+    let home_env = home.display().to_string();
+    let run = |name: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec![
+            format!("--repo=https://127.0.0.1:{}/site", server.port),
+            format!("--root={}", tmp.path().join(name).display()),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let mut all = vec![("HOME", home_env.as_str())];
+        all.extend_from_slice(env);
+        let (code, log) = one_time(&args, &all);
+        (code, log, published(&tmp.path().join(name).join("site")))
+    };
+    let (code, log, got) = run("user", &[], &[]);
+    assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
+    assert!(log.contains("http.sslCAInfo,credential.helper"), "{log}");
+    // user.name is git's business only: not named.
+    assert!(!log.contains("user.name"), "{log}");
+
+    // GIT_CONFIG_GLOBAL: that file instead of the user's (none here).
+    let empty = tmp.path().join("empty-config");
+    fs::write(&empty, "").unwrap();
+    let (code, log, _) = run(
+        "global",
+        &[],
+        &[("GIT_CONFIG_GLOBAL", empty.to_str().unwrap())],
+    );
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("http.sslCAInfo"), "{log}");
+    // The command line's config over the files': no helper.
+    let (code, log, _) = run("no-helper", &["--git-config=credential.helper:\"\""], &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("none is configured"), "{log}");
+}
+
 /// `http.<url>.sslVerify=false` turns certificate checks off for the
 /// URLs it names only, for git-sync's own requests and libgit2's alike.
 #[test]

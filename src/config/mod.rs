@@ -8,6 +8,7 @@
 pub mod auth;
 mod cli;
 pub mod flags;
+mod git_files;
 pub mod gitconfig;
 mod legacy;
 pub mod ops;
@@ -112,6 +113,11 @@ pub struct Config {
     /// `--git-config`, `--git-config-add` and git's `GIT_CONFIG_COUNT`
     /// entries, in order (see [`gitconfig`]).
     pub git_config: gitconfig::Entries,
+    /// The keys git-sync acts on from the system's and the user's git
+    /// config files, read before `git_config` as git reads them (see
+    /// `git_files`); not written into the store's config, where a git in
+    /// a hook reads those files itself.
+    pub user_git_config: gitconfig::Entries,
     /// How TLS certificates are checked (config and `GIT_SSL_*`).
     pub tls: gitconfig::Tls,
     pub verbosity: u8,
@@ -521,34 +527,43 @@ pub fn parse(
         }
     };
 
-    let mut git_config = gitconfig::Entries::new();
-    gitconfig::set(
-        &mut git_config,
-        src.get("git-config", values::parse_git_config)?
-            .unwrap_or_default(),
-    );
+    let env = |name: &str| src.env(name);
+    let set_pairs = src
+        .get("git-config", values::parse_git_config)?
+        .unwrap_or_default();
+    let mut added = Vec::new();
     for s in src.list("git-config-add") {
-        git_config.extend(
+        added.extend(
             values::parse_git_config(&s).map_err(|e| src.out_of_range("git-config-add", e))?,
         );
     }
-    let env = |name: &str| src.env(name);
-    git_config.extend(gitconfig::from_env(&env).map_err(ConfigError::Usage)?);
-    let tls = gitconfig::Tls::new(&git_config, &env);
-    check_scheme(&repo, &git_config)?;
-    check_protocol_version(&git_config)?;
+    let from_env = gitconfig::from_env(&env).map_err(ConfigError::Usage)?;
+    let layered = |mut entries: gitconfig::Entries| {
+        gitconfig::set(&mut entries, set_pairs.clone());
+        entries.extend(added.iter().cloned());
+        entries.extend(from_env.iter().cloned());
+        entries
+    };
+    let git_config = layered(Vec::new());
+    // What git reads: the system's and the user's files first (upstream
+    // writes `--git-config` into its global file, over their values).
+    let user_git_config = git_files::entries(&git_files::files(&env), src.env("HOME").as_deref());
+    let read = layered(user_git_config.clone());
+    let tls = gitconfig::Tls::new(&read, &env);
+    check_scheme(&repo, &read)?;
+    check_protocol_version(&read)?;
 
     let mut auth = auth::parse(&src)?;
     // As with git, `http.cookieFile` names the cookie file (and turns it on).
-    if let Some((_, path)) = git_config
+    if let Some((_, path)) = read
         .iter()
         .rev()
         .find(|(k, _)| k.eq_ignore_ascii_case("http.cookiefile"))
     {
         auth.cookie_file = Some(PathBuf::from(path));
     }
-    auth.credential_stores = gitconfig::credential_store_files(&git_config, &env);
-    auth.ssh.command = gitconfig::ssh_command(&git_config, &env)
+    auth.credential_stores = gitconfig::credential_store_files(&read, &env);
+    auth.ssh.command = gitconfig::ssh_command(&read, &env)
         .and_then(|c| ssh_command::parse(&c))
         .map(|c| c.with_home(src.env("HOME").as_deref()));
     let checkout = auth::parse_checkout(&src)?;
@@ -586,6 +601,7 @@ pub fn parse(
             .unwrap_or(Duration::from_secs(5)),
         git_gc,
         git_config,
+        user_git_config,
         tls,
         verbosity,
         log_format,
