@@ -124,7 +124,8 @@ pub const FLAGS: &[Flag] = &[
         "PATH",
         "The path (absolute, or relative to --root) of the symlink that points at the \
          current checkout. Defaults to the last path element of --repo, as is (site.git \
-         for .../site.git, as upstream). Its name must not start with '.'.",
+         for .../site.git, as upstream; for a local path such as '.', the name of its \
+         directory). Its name must not start with '.'.",
     ),
     flag(
         "period",

@@ -39,6 +39,7 @@ pub(super) fn placement(
         (Some(l), None) => (l, "link"),
         (None, Some(d)) => (d, "dest"),
         (None, None) => default_link_name(repo)
+            .or_else(|| local_directory_name(repo, cwd))
             .map(|l| (l, "link"))
             .ok_or_else(|| {
                 invalid(
@@ -164,4 +165,15 @@ fn without_symlinks(path: &Path) -> PathBuf {
 pub(super) fn default_link_name(repo: &str) -> Option<String> {
     let last = repo.trim_matches('/').rsplit('/').next()?;
     (!last.is_empty() && !last.starts_with('.')).then(|| last.to_string())
+}
+
+/// For a local path that names no link itself (`.`, `..`, `../..`), the
+/// name of the directory it leads to: `git-sync --repo=.` in a clone of
+/// `site` links `site`, where upstream refuses to start.
+pub(super) fn local_directory_name(repo: &str, cwd: &Path) -> Option<String> {
+    if repo.contains("://") {
+        return None;
+    }
+    let dir = std::fs::canonicalize(absolute(cwd, Path::new(repo))).ok()?;
+    default_link_name(dir.file_name()?.to_str()?)
 }

@@ -1,6 +1,6 @@
 //! Tests of the whole parse: flags, env layering, v3 names, placement.
 
-use super::placement::default_link_name;
+use super::placement::{default_link_name, local_directory_name};
 use super::*;
 use std::collections::HashMap;
 
@@ -403,6 +403,19 @@ fn link_names() {
     );
     assert_eq!(default_link_name("https://h/org/.hidden"), None);
     assert_eq!(default_link_name("."), None);
+    // A local path that names none: its directory's name.
+    let tmp = tempfile::TempDir::new().unwrap();
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(site.join("sub")).unwrap();
+    for (repo, cwd) in [(".", &site), ("..", &site.join("sub")), ("./", &site)] {
+        assert_eq!(
+            local_directory_name(repo, cwd).as_deref(),
+            Some("site"),
+            "{repo}"
+        );
+    }
+    assert_eq!(local_directory_name("file://.", &site), None);
+    assert_eq!(local_directory_name("./absent/.", &site), None);
     for link in ["--link=.git", "--link=out/.site", "--dest=.worktrees"] {
         let e = err(&["--repo=x", "--root=/r", link], &[]);
         let flag = link.split('=').next().unwrap_or_default();
