@@ -1467,6 +1467,23 @@ fn the_keys_and_host_checks_of_git_ssh_command_are_used() {
     );
     assert_eq!(code, 0, "{log}");
 
+    // -p and -l: the port and user of an scp-like URL, which cannot name
+    // a port; they win over the URL's, as ssh keeps the first value.
+    let scp = format!("nobody@127.0.0.1:{}", repo.dir.display());
+    let command = format!(
+        "ssh -p {} -l {} -i {key} -o StrictHostKeyChecking=no",
+        sshd.port, sshd.user
+    );
+    let args = [
+        format!("--repo={scp}"),
+        format!("--root={}", tmp.path().join("port").display()),
+        "--link=site".into(),
+    ];
+    let (code, log) = one_time(&args, &[("GIT_SSH_COMMAND", &command)]);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("the ssh command line"), "{log}");
+    assert!(!log.contains("not supported here"), "{log}");
+
     // core.sshCommand from the git config, an option not honoured named.
     let config = format!(
         "--git-config=core.sshCommand:ssh -i {key} -o StrictHostKeyChecking=no -o ProxyJump=bastion"

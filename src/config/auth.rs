@@ -119,6 +119,9 @@ impl SshConfig {
             home: self.home.clone(),
             identities_only_given: command.is_some_and(|c| c.identities_only_given),
             global_known_hosts_given: command.is_some_and(|c| c.global_known_hosts_files.is_some()),
+            host_name: command.and_then(|c| c.host_name.clone()),
+            port: command.and_then(|c| c.port),
+            user: command.and_then(|c| c.user.clone()),
         }
     }
 

@@ -119,8 +119,8 @@ pub fn unsupported_consequences(
                     .into(),
             ),
             Some(c) if !c.unsupported.is_empty() => said.push(format!(
-                "core.sshCommand/GIT_SSH_COMMAND: SSH runs in process (libssh2); its keys and \
-                 host key options are used, not {}",
+                "core.sshCommand/GIT_SSH_COMMAND: SSH runs in process (libssh2); its keys, \
+                 host key and destination options are used, not {}",
                 c.unsupported.join(", ")
             )),
             Some(_) => {}
@@ -474,7 +474,11 @@ mod tests {
         assert_eq!(said.len(), 4, "{said:?}");
         // A plain ssh command line is read; beyond its keys and host
         // checks, or when it is not one, it is warned about.
-        for (command, warnings) in [("ssh -v -i k", 0), ("ssh -p 2222", 1), ("my-ssh", 1)] {
+        for (command, warnings) in [
+            ("ssh -v -i k -p 2222", 0),
+            ("ssh -J bastion", 1),
+            ("my-ssh", 1),
+        ] {
             let ssh_env = |k: &str| (k == "GIT_SSH_COMMAND").then(|| command.to_string());
             let said = unsupported_consequences(&entries(&[]), &ssh_env);
             assert_eq!(said.len(), warnings, "{command}: {said:?}");

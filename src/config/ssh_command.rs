@@ -3,7 +3,8 @@
 //! after the user's. No ssh program runs here (SSH is in process), but
 //! what OpenSSH would take from such a command is taken: its keys (`-i`,
 //! `IdentityFile`), its host key checks (`StrictHostKeyChecking`,
-//! `UserKnownHostsFile`, `GlobalKnownHostsFile`), `IdentitiesOnly` and the
+//! `UserKnownHostsFile`, `GlobalKnownHostsFile`), `IdentitiesOnly`, the
+//! destination (`-p`/`Port`, `-l`/`User`, `HostName`) and the
 //! configuration file `-F` names. As OpenSSH keeps the first value of an
 //! option, these win over git-sync's flags and the configuration files, as
 //! with upstream.
@@ -42,8 +43,15 @@ pub struct SshCommand {
     pub identities_only_given: bool,
     /// `-F`: the only configuration file OpenSSH reads (`none`: none).
     pub config_file: Option<PathBuf>,
+    /// `-p` or `Port`: wins over the URL's port (git's `-p` comes after)
+    /// and the configuration files'.
+    pub port: Option<u16>,
+    /// `-l` or `User`: wins over the URL's user and the files'.
+    pub user: Option<String>,
+    /// `HostName`: wins over the files'.
+    pub host_name: Option<String>,
     /// Options that would change how the server is reached and are not
-    /// honoured (`-p`, `ProxyCommand`, ...): named in a warning.
+    /// honoured (`ProxyCommand`, `-J`, ...): named in a warning.
     pub unsupported: Vec<String>,
 }
 
@@ -105,6 +113,11 @@ pub fn parse(command: &str) -> Option<SshCommand> {
         match letter {
             "i" => cmd.key_files.push(PathBuf::from(value()?)),
             "o" => cmd.option(&value()?),
+            "p" => cmd.port(&value()?, "-p"),
+            "l" => {
+                let user = value()?;
+                cmd.user.get_or_insert(user);
+            }
             // Verbosity, address family, no tty, compression, agent
             // forwarding: nothing here.
             "v" | "q" | "T" | "t" | "4" | "6" | "A" | "a" | "C" | "x" | "X" | "n" | "N" => {}
@@ -115,7 +128,7 @@ pub fn parse(command: &str) -> Option<SshCommand> {
                 value()?;
             }
             _ => {
-                if "BbDeIJLlOpQRSWw".contains(letter) {
+                if "BbDeIJLOQRSWw".contains(letter) {
                     value();
                 }
                 cmd.unsupported.push(format!("-{letter}"));
@@ -174,12 +187,32 @@ impl SshCommand {
                 self.identities_only =
                     matches!(value.to_ascii_lowercase().as_str(), "yes" | "true");
             }
+            "port" => self.port(value, "-o Port"),
+            "user" => {
+                self.user.get_or_insert_with(|| value.to_string());
+            }
+            "hostname" => {
+                self.host_name.get_or_insert_with(|| value.to_string());
+            }
             "stricthostkeychecking"
             | "userknownhostsfile"
             | "globalknownhostsfile"
             | "identitiesonly" => {}
             name if HARMLESS.contains(&name) => {}
             _ => self.unsupported.push(format!("-o {option}")),
+        }
+    }
+}
+
+impl SshCommand {
+    /// `-p` or `-o Port`: the first one given counts, as in OpenSSH; one
+    /// that is no port is named.
+    fn port(&mut self, value: &str, option: &str) {
+        match value.parse::<u16>() {
+            Ok(port) if port > 0 => {
+                self.port.get_or_insert(port);
+            }
+            _ => self.unsupported.push(format!("{option} {value}")),
         }
     }
 }
@@ -283,6 +316,17 @@ mod tests {
     }
 
     #[test]
+    fn the_destination_options_first_given_count() {
+        let c =
+            parse("ssh -p 2222 -o Port=1 -l deploy -o User=other -o HostName=h.example").unwrap();
+        assert_eq!(c.port, Some(2222));
+        assert_eq!(c.user.as_deref(), Some("deploy"));
+        assert_eq!(c.host_name.as_deref(), Some("h.example"));
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        assert_eq!(parse("ssh -o 'Port 2200' -p 1").unwrap().port, Some(2200));
+    }
+
+    #[test]
     fn the_configuration_file_is_the_last_f_given() {
         let c = parse("ssh -F /a -F ~/.ssh/b")
             .unwrap()
@@ -294,8 +338,8 @@ mod tests {
     #[test]
     fn what_is_not_honoured_is_named_and_what_is_not_ssh_is_left_alone() {
         let c =
-            parse("ssh -p 2222 -v -o ProxyCommand=nc -F /dev/null -o ConnectTimeout=5 -é").unwrap();
-        assert_eq!(c.unsupported, ["-p", "-o ProxyCommand=nc", "-é"]);
+            parse("ssh -p x -v -o ProxyCommand=nc -F /dev/null -o ConnectTimeout=5 -é").unwrap();
+        assert_eq!(c.unsupported, ["-p x", "-o ProxyCommand=nc", "-é"]);
         for not_ssh in [
             "/usr/local/bin/my-ssh -i k",
             "ssh -i $KEY",

@@ -99,6 +99,13 @@ pub struct SshClientConfig {
     pub identities_only_given: bool,
     /// `GlobalKnownHostsFile` was given on the command line.
     pub global_known_hosts_given: bool,
+    /// The command line's `HostName`, port (`-p`, `Port`) and user (`-l`,
+    /// `User`), which win over the files' (and the port and user over the
+    /// URL's: git's `-p` and `user@` come after the user's options, and
+    /// ssh keeps the first value).
+    pub host_name: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
 }
 
 impl SshAuth {

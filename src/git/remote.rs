@@ -282,9 +282,9 @@ impl GitRepo {
     /// lead it elsewhere, in a warning for what is not done here.
     fn ssh_destination(&self, url: &str) -> Option<ssh_config::Destination> {
         let config = &self.credentials.ssh.as_ref()?.client_config;
-        let destination = ssh_config::destination(url, &config.files, config.home.as_deref())?;
+        let destination = ssh_config::destination(url, config)?;
         if let Some(to) = &destination.url {
-            tracing::info!(url = %redact(url), to = %redact(to), "SSH destination from the OpenSSH configuration (HostName, Port, User)");
+            tracing::info!(url = %redact(url), to = %redact(to), "SSH destination from the OpenSSH configuration or the ssh command line (HostName, Port, User)");
         }
         if !destination.not_applied.is_empty() {
             tracing::warn!(

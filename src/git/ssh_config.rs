@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use super::known_hosts::glob;
 use super::ssh_url::SshUrl;
+use super::SshClientConfig;
 
 /// The system's file; `Include`s in it are relative to its directory.
 pub const SYSTEM_FILE: &str = "/etc/ssh/ssh_config";
@@ -45,9 +46,10 @@ pub struct Destination {
     pub not_applied: Vec<String>,
 }
 
-/// What `files` say of the host of `url` (an SSH URL; `None` for another);
-/// `home` is `~` and `%d`.
-pub fn destination(url: &str, files: &[PathBuf], home: Option<&Path>) -> Option<Destination> {
+/// What the configuration (`config`'s files, after its command line's
+/// options) says of the host of `url` (an SSH URL; `None` for another).
+pub fn destination(url: &str, config: &SshClientConfig) -> Option<Destination> {
+    let (files, home) = (&config.files, config.home.as_deref());
     let given = SshUrl::parse(url)?;
     let mut reading = Reading {
         host: given.host.to_ascii_lowercase(),
@@ -64,12 +66,12 @@ pub fn destination(url: &str, files: &[PathBuf], home: Option<&Path>) -> Option<
     }
     let Reading { found, host, .. } = reading;
     let mut to = given.clone();
-    if let Some(name) = &found.host_name {
+    if let Some(name) = config.host_name.as_ref().or(found.host_name.as_ref()) {
         // `%h`: the host as given, lowercased as ssh does.
         to.host = name.replace("%h", &host).replace("%%", "%");
     }
-    to.port = given.port.or(found.port);
-    to.user = given.user.clone().or(found.user);
+    to.port = config.port.or(given.port).or(found.port);
+    to.user = config.user.clone().or(given.user.clone()).or(found.user);
     let mut not_applied = found.not_applied;
     let mut expand = |keyword: &str, value: &str| {
         let expanded = expand_tokens(value, &to, &given.host, home);
@@ -415,8 +417,12 @@ mod tests {
     }
 
     fn resolve(home: &Path, url: &str) -> Destination {
-        let files = [home.join(".ssh/config")];
-        destination(url, &files, Some(home)).unwrap()
+        let config = SshClientConfig {
+            files: vec![home.join(".ssh/config")],
+            home: Some(home.to_path_buf()),
+            ..Default::default()
+        };
+        destination(url, &config).unwrap()
     }
 
     #[test]
@@ -455,7 +461,21 @@ mod tests {
         assert_eq!(d.url, None);
         assert_eq!(d.identity_files, [home.join(".ssh/id_ed25519")]);
         assert!(d.not_applied.is_empty(), "{:?}", d.not_applied);
-        assert_eq!(destination("https://h/r", &[], None), None);
+        assert_eq!(
+            destination("https://h/r", &SshClientConfig::default()),
+            None
+        );
+        // The command line's options win over the files', and its port
+        // and user over the URL's, as ssh keeps the first value.
+        let command = SshClientConfig {
+            files: vec![home.join(".ssh/config")],
+            host_name: Some("cmd.example".into()),
+            port: Some(2200),
+            user: Some("cmd".into()),
+            ..Default::default()
+        };
+        let d = destination("me@mirror:r.git", &command).unwrap();
+        assert_eq!(d.url.as_deref(), Some("[cmd@cmd.example:2200]:r.git"));
     }
 
     #[test]
