@@ -1545,9 +1545,14 @@ fn the_openssh_configuration_of_the_repositorys_host_is_applied() {
             format!("--root={}", tmp.path().join(name).display()),
             "--link=site".into(),
             format!("--ssh-key-file={}", tmp.path().join("absent-key").display()),
-            format!("--ssh-known-hosts-file={}", known.display()),
             "-v=5".into(),
         ];
+        if !extra
+            .iter()
+            .any(|a| a.starts_with("--ssh-known-hosts-file="))
+        {
+            args.push(format!("--ssh-known-hosts-file={}", known.display()));
+        }
         args.extend(extra.iter().cloned());
         let mut env = vec![("HOME", home_env.as_str())];
         env.extend(command.map(|c| ("GIT_SSH_COMMAND", c)));
@@ -1563,6 +1568,52 @@ fn the_openssh_configuration_of_the_repositorys_host_is_applied() {
         "{log}"
     );
     assert!(!log.contains("not supported here"), "{log}");
+
+    // HostKeyAlias: the host key is looked up under that name alone, on
+    // libgit2's connection and on ours.
+    let key_part = sshd.known_hosts_line.split_once(' ').unwrap().1;
+    let by_alias = tmp.path().join("known-by-alias");
+    fs::write(&by_alias, format!("mirror-key {key_part}\n")).unwrap();
+    fs::write(
+        home.join(".ssh/config.d/aliased"),
+        format!("Host aliased\n  HostKeyAlias mirror-key\n{destination}"),
+    )
+    .unwrap();
+    let aliased = format!("aliased:{path}");
+    let known_arg = format!("--ssh-known-hosts-file={}", by_alias.display());
+    for (name, filtered) in [("key-alias", false), ("key-alias-filtered", true)] {
+        let mut extra = vec![known_arg.clone()];
+        if filtered {
+            extra.push(format!(
+                "--sparse-checkout-file={}",
+                tmp.path().join("sparse").display()
+            ));
+            extra.push("--filter=blob:none".into());
+            fs::write(tmp.path().join("sparse"), "/docs/\n").unwrap();
+        }
+        let (code, log, got) = run(name, &aliased, &extra, None);
+        assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
+        assert_eq!(log.contains("\"refs listed\""), filtered, "{log}");
+    }
+    // The alias's RSA key only: libgit2 is made to ask the server for
+    // that type, not its preferred one.
+    let rsa = sshd
+        .known_hosts_by_type
+        .iter()
+        .find(|l| l.contains(" ssh-rsa "))
+        .unwrap();
+    let by_alias_rsa = tmp.path().join("known-rsa-by-alias");
+    fs::write(
+        &by_alias_rsa,
+        format!("mirror-key {}\n", rsa.split_once(' ').unwrap().1),
+    )
+    .unwrap();
+    let rsa_arg = format!("--ssh-known-hosts-file={}", by_alias_rsa.display());
+    let (code, log, got) = run("key-alias-rsa", &aliased, &[rsa_arg], None);
+    assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
+    // Without it, that file lists no key for 127.0.0.1.
+    let (code, log, _) = run("no-key-alias", &alias, &[known_arg], None);
+    assert_eq!(code, 1, "{log}");
 
     // A filtered sync lists and fetches on a session of ours.
     let patterns = tmp.path().join("sparse");

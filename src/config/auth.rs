@@ -122,6 +122,7 @@ impl SshConfig {
             host_name: command.and_then(|c| c.host_name.clone()),
             port: command.and_then(|c| c.port),
             user: command.and_then(|c| c.user.clone()),
+            host_key_alias: command.and_then(|c| c.host_key_alias.clone()),
         }
     }
 

@@ -50,6 +50,8 @@ pub struct SshCommand {
     pub user: Option<String>,
     /// `HostName`: wins over the files'.
     pub host_name: Option<String>,
+    /// `HostKeyAlias`: wins over the files'.
+    pub host_key_alias: Option<String>,
     /// Options that would change how the server is reached and are not
     /// honoured (`ProxyCommand`, `-J`, ...): named in a warning.
     pub unsupported: Vec<String>,
@@ -193,6 +195,9 @@ impl SshCommand {
             }
             "hostname" => {
                 self.host_name.get_or_insert_with(|| value.to_string());
+            }
+            "hostkeyalias" => {
+                self.host_key_alias.get_or_insert_with(|| value.to_string());
             }
             "stricthostkeychecking"
             | "userknownhostsfile"

@@ -177,6 +177,7 @@ impl Resolver {
                 global_known_hosts: ssh.effective_global_known_hosts(),
                 agent: ssh.offers_agent_keys(),
                 client_config: ssh.client_config(),
+                host_key_alias: None,
             }),
         })
     }

@@ -85,6 +85,9 @@ pub struct SshAuth {
     pub agent: bool,
     /// OpenSSH's client configuration, read for each SSH URL's host.
     pub client_config: SshClientConfig,
+    /// `HostKeyAlias`: the name host keys are looked up by, instead of
+    /// the host and port.
+    pub host_key_alias: Option<String>,
 }
 
 /// OpenSSH's client configuration files (see `ssh_config.rs`), and what
@@ -106,6 +109,8 @@ pub struct SshClientConfig {
     pub host_name: Option<String>,
     pub port: Option<u16>,
     pub user: Option<String>,
+    /// The command line's `HostKeyAlias`.
+    pub host_key_alias: Option<String>,
 }
 
 impl SshAuth {
@@ -131,7 +136,18 @@ impl SshAuth {
         {
             auth.global_known_hosts = files.clone();
         }
+        auth.host_key_alias = destination.host_key_alias.clone();
         auth
+    }
+
+    /// The name and port `host:port`'s keys are listed under in
+    /// known_hosts files: the `HostKeyAlias` alone when there is one, as
+    /// OpenSSH looks them up.
+    pub fn host_key_name<'a>(&'a self, host: &'a str, port: u16) -> (&'a str, u16) {
+        match &self.host_key_alias {
+            Some(alias) => (alias, 22),
+            None => (host, port),
+        }
     }
 
     /// Whether `key` (an SSH public key blob) may be `host:port`'s: as
@@ -142,6 +158,7 @@ impl SshAuth {
         let Some(file) = &self.known_hosts else {
             return Ok(());
         };
+        let (host, port) = self.host_key_name(host, port);
         let verify = |f: &Path| super::known_hosts::verify(f, host, port, key);
         let ours = verify(file);
         // The system's files count where they are there.
@@ -520,6 +537,7 @@ mod tests {
                 global_known_hosts: globals.iter().map(|g| g.to_path_buf()).collect(),
                 agent: false,
                 client_config: Default::default(),
+                host_key_alias: None,
             };
             match auth.check_host_key("h", 2222, &right) {
                 Ok(()) => "ok",

@@ -156,6 +156,22 @@ pub fn readable_by_libssh2(text: &str) -> String {
     kept
 }
 
+/// The entries of `text` (libssh2-readable ones, see
+/// [`readable_by_libssh2`]) listed under `alias` (a `HostKeyAlias`),
+/// listed again under `host:port`: libssh2 looks a host's key types up by
+/// the host it connects to, and would otherwise ask for another type than
+/// the ones listed. (The key itself is checked under the alias.)
+pub fn listed_again_for(text: &str, alias: &str, host: &str, port: u16) -> String {
+    let name = host_port_name(host, port);
+    let mut out = String::new();
+    for e in entries(text).filter(|e| e.marker.is_none() && host_matches(e.hosts, alias)) {
+        if let (Some(kind), Some(key)) = (e.kind, e.key) {
+            out.push_str(&format!("{name} {kind} {key}\n"));
+        }
+    }
+    out
+}
+
 /// Whether `base64` is an SSH public key blob of type `kind` (it starts
 /// with the type's name, length first).
 fn is_key_of_type(base64: &str, kind: &str) -> bool {
@@ -288,6 +304,15 @@ mod tests {
         assert_eq!(
             readable_by_libssh2(&text),
             format!("h1 ssh-ed25519 {key}\n|1|c2FsdA==|aGFzaA== ssh-ed25519 {key} a comment\n")
+        );
+    }
+
+    #[test]
+    fn an_aliass_keys_are_listed_again_for_the_host_connected_to() {
+        let text = "mirror-key ssh-rsa AAAA1\nother ssh-ed25519 AAAA2\nm* ssh-ed25519 AAAA3\n";
+        assert_eq!(
+            super::listed_again_for(text, "mirror-key", "git.example", 2222),
+            "[git.example]:2222 ssh-rsa AAAA1\n[git.example]:2222 ssh-ed25519 AAAA3\n"
         );
     }
 

@@ -165,7 +165,8 @@ impl GitRepo {
             Some(ssh) => ssh.known_hosts_files(),
             None => Vec::new(),
         };
-        SshHome::enter(&self.gitdir, &settings.effective, &files)
+        let alias = auth.as_ref().and_then(|a| a.host_key_alias.as_deref());
+        SshHome::enter(&self.gitdir, &settings.effective, &files, alias)
     }
 
     /// The SSH settings for connections to the URL of `settings`: the

@@ -5,11 +5,12 @@
 //! `User` (the URL is rewritten to that destination, the URL's own port and
 //! user winning as git's `-p` and `user@` win), `IdentityFile` (tried after
 //! the keys of the command line and of --ssh-key-file, as ssh orders them),
-//! `IdentitiesOnly` and `GlobalKnownHostsFile`. Upstream gives ssh
+//! `IdentitiesOnly`, `GlobalKnownHostsFile` and `HostKeyAlias` (the name
+//! host keys are looked up by). Upstream gives ssh
 //! `StrictHostKeyChecking` and `UserKnownHostsFile` on its command line,
 //! which wins over these files: their values change nothing there, nor
 //! here. What would change how the server is reached or proved and cannot
-//! be done in process (`ProxyJump`, `HostKeyAlias`, ...) is named.
+//! be done in process (`ProxyJump`, `CertificateFile`, ...) is named.
 //!
 //! As OpenSSH reads them: `Host` patterns (`*`, `?`, `!`) match the host as
 //! the URL names it, the first value of an option wins (`IdentityFile`s add
@@ -41,6 +42,8 @@ pub struct Destination {
     pub identity_files: Vec<PathBuf>,
     pub identities_only: Option<bool>,
     pub global_known_hosts: Option<Vec<PathBuf>>,
+    /// `HostKeyAlias`: host keys are looked up under this name alone.
+    pub host_key_alias: Option<String>,
     /// What applies to the host and is not done here, with its file:
     /// `ProxyJump bastion (/home/me/.ssh/config)`.
     pub not_applied: Vec<String>,
@@ -98,6 +101,7 @@ pub fn destination(url: &str, config: &SshClientConfig) -> Option<Destination> {
         identity_files,
         identities_only: found.identities_only,
         global_known_hosts,
+        host_key_alias: config.host_key_alias.clone().or(found.host_key_alias),
         not_applied,
     })
 }
@@ -111,6 +115,7 @@ struct Found {
     identity_files: Vec<String>,
     identities_only: Option<bool>,
     global_known_hosts: Option<Vec<String>>,
+    host_key_alias: Option<String>,
     not_applied: Vec<String>,
 }
 
@@ -261,6 +266,9 @@ impl Reading<'_> {
                     .global_known_hosts
                     .get_or_insert_with(|| args.to_vec());
             }
+            "hostkeyalias" => {
+                found.host_key_alias.get_or_insert_with(|| value.clone());
+            }
             _ => {
                 // ProxyJump and ProxyCommand: whichever comes first.
                 let slot = match lower {
@@ -270,7 +278,6 @@ impl Reading<'_> {
                 let not_done = match lower {
                     "proxyjump"
                     | "proxycommand"
-                    | "hostkeyalias"
                     | "certificatefile"
                     | "pkcs11provider"
                     | "securitykeyprovider" => !value.eq_ignore_ascii_case("none"),

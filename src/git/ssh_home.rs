@@ -33,10 +33,11 @@ pub struct SshHome {
 
 impl SshHome {
     /// For `url`, with host keys checked against the `known_hosts` files
-    /// (none when not checked): write what libssh2 reads of them to
+    /// (none when not checked; under `alias`, a `HostKeyAlias`, when
+    /// given): write what libssh2 reads of them to
     /// `state/ssh-home/.ssh/known_hosts` and point libgit2 there. Best
     /// effort: without it the server's preferred key type is asked for.
-    pub fn enter(state: &Path, url: &str, known_hosts: &[&Path]) -> SshHome {
+    pub fn enter(state: &Path, url: &str, known_hosts: &[&Path], alias: Option<&str>) -> SshHome {
         if !is_ssh(url) {
             return SshHome { active: false };
         }
@@ -47,7 +48,13 @@ impl SshHome {
             .filter_map(|file| std::fs::read_to_string(file).ok())
             .map(|text| text + "\n")
             .collect();
-        let readable = super::known_hosts::readable_by_libssh2(&text);
+        let mut readable = super::known_hosts::readable_by_libssh2(&text);
+        let place = super::ssh_ls_refs::SshPlace::parse(url);
+        if let (Some(alias), Some(place)) = (alias, place) {
+            let again =
+                super::known_hosts::listed_again_for(&readable, alias, &place.host, place.port);
+            readable.push_str(&again);
+        }
         match write_known_hosts(&home, &readable).and_then(|()| set_homedir(Some(&home))) {
             Ok(()) => SshHome { active: true },
             Err(e) => {

@@ -82,7 +82,8 @@ pub(super) fn list(
     if auth.known_hosts.is_some() {
         let mut types = Vec::new();
         for file in auth.known_hosts_files() {
-            for kind in known_hosts::key_types(file, &place.host, place.port) {
+            let (host, port) = auth.host_key_name(&place.host, place.port);
+            for kind in known_hosts::key_types(file, host, port) {
                 if !types.contains(&kind) {
                     types.push(kind);
                 }
