@@ -40,6 +40,10 @@ const PATHS: &[&str] = &[
 /// Nested `include.path`s followed at most, as in git.
 const MAX_DEPTH: usize = 10;
 
+/// Files read at most: files that include each other twice would
+/// otherwise be read 2^10 times.
+const MAX_FILES: usize = 64;
+
 /// The files, in the order git reads them.
 pub fn files(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
     let set = |name: &str| env(name).filter(|v| !v.is_empty());
@@ -67,13 +71,18 @@ pub fn files(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
 /// readable are passed over, as git passes over the ones not there).
 pub fn entries(files: &[PathBuf], home: Option<&str>) -> Entries {
     let mut out = Entries::new();
+    let mut budget = MAX_FILES;
     for file in files {
-        read(file, home, 0, &mut out);
+        read(file, home, 0, &mut budget, &mut out);
     }
     out
 }
 
-fn read(file: &Path, home: Option<&str>, depth: usize, out: &mut Entries) {
+fn read(file: &Path, home: Option<&str>, depth: usize, budget: &mut usize, out: &mut Entries) {
+    if *budget == 0 {
+        return;
+    }
+    *budget -= 1;
     let Ok(text) = std::fs::read_to_string(file) else {
         return;
     };
@@ -85,7 +94,7 @@ fn read(file: &Path, home: Option<&str>, depth: usize, out: &mut Entries) {
                 _ => path,
             };
             if depth < MAX_DEPTH {
-                read(&path, home, depth + 1, out);
+                read(&path, home, depth + 1, budget, out);
             }
         } else if let Some(kept) = KEPT.iter().find(|k| same_key(&key, k)) {
             let value = match PATHS.contains(kept) {
@@ -292,6 +301,15 @@ mod tests {
             "[credential]\n helper = store\n[include]\n path = more\n",
         )
         .unwrap();
+        // Files that include one another twice over stop at a bound
+        // (without it, 2^10 reads).
+        let twice = dir.path().join("twice");
+        std::fs::write(
+            &twice,
+            "[credential]\n helper = store\n[include]\n path = twice\n path = twice\n",
+        )
+        .unwrap();
+        assert_eq!(entries(std::slice::from_ref(&twice), None).len(), MAX_FILES);
         let got = entries(&[main, dir.path().join("absent")], Some("/home/me"));
         let store = ("credential.helper".to_string(), "store".to_string());
         assert_eq!(got.iter().filter(|e| **e == store).count(), MAX_DEPTH);

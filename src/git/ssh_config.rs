@@ -31,6 +31,11 @@ pub const SYSTEM_FILE: &str = "/etc/ssh/ssh_config";
 /// Nested `Include`s followed at most, as in OpenSSH.
 const MAX_DEPTH: usize = 16;
 
+/// Files read at most for one host: `Include`s that glob their own
+/// directory would otherwise read it to the depth above, the number of
+/// files to the 16th power.
+const MAX_FILES: usize = 256;
+
 /// Where an SSH URL leads once the configuration is applied, and what else
 /// it says of the host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,6 +64,7 @@ pub fn destination(url: &str, config: &SshClientConfig) -> Option<Destination> {
         home,
         found: Found::default(),
         noted: Vec::new(),
+        read: 0,
     };
     for file in files {
         let base = match file == Path::new(SYSTEM_FILE) {
@@ -127,12 +133,18 @@ struct Reading<'a> {
     /// The options not applied that were named: only their first value
     /// counts.
     noted: Vec<String>,
+    /// Files read so far (see [`MAX_FILES`]).
+    read: usize,
 }
 
 impl Reading<'_> {
     /// The lines of `file`, active from its start (a top-level file, or
     /// one included where the including file was active).
     fn file(&mut self, file: &Path, base: &Path, depth: usize) {
+        if self.read == MAX_FILES {
+            return;
+        }
+        self.read += 1;
         let Ok(text) = std::fs::read_to_string(file) else {
             return;
         };
@@ -531,6 +543,18 @@ mod tests {
         // A Match whose known criteria fail is not named.
         let d = resolve(home, "elsewhere:r.git");
         assert_eq!(d, Destination::default());
+    }
+
+    #[test]
+    fn includes_that_include_each_other_stop() {
+        let home = home_with(&[
+            ("config", "Include d/*\n"),
+            ("d/a", "Include d/*\nIdentityFile ~/a\n"),
+            ("d/b", "Include d/*\nIdentityFile ~/b\n"),
+        ]);
+        let d = resolve(home.path(), "h:r");
+        // (Without a bound, 2^16 files.)
+        assert_eq!(d.identity_files.len(), MAX_FILES - 1);
     }
 
     #[test]
