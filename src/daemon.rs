@@ -119,18 +119,12 @@ fn log_config(cfg: &Config) {
             "git config from the system's and the user's files (/etc/gitconfig, ~/.gitconfig...), read as git reads them"
         );
     }
-    // What git reads: those files, then the command line's.
-    let read: Vec<(String, String)> = cfg
-        .user_git_config
-        .iter()
-        .chain(&cfg.git_config)
-        .cloned()
-        .collect();
     let env = |name: &str| std::env::var(name).ok();
-    for consequence in gitconfig::unsupported_consequences(&read, &env) {
+    for consequence in gitconfig::unsupported_consequences(&cfg.git_config_read, &env) {
         tracing::warn!("not supported here: {consequence}");
     }
-    let configured_ca = read
+    let configured_ca = cfg
+        .git_config_read
         .iter()
         .rev()
         .find(|(k, _)| gitconfig::same_key(k, "http.sslCAInfo"));

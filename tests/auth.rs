@@ -595,7 +595,7 @@ fn the_users_git_config_file_gives_the_ca_and_the_credential_helper() {
     .unwrap();
     fs::write(
         home.join(".gitconfig"),
-        "[user]\n\tname = Me\n[credential]\n\thelper = store\n",
+        "[user]\n\tname = Me\n[credential]\n\thelper = cache\n\thelper = store\n",
     )
     .unwrap();
     fs::write(
@@ -618,8 +618,10 @@ fn the_users_git_config_file_gives_the_ca_and_the_credential_helper() {
     let (code, log, got) = run("user", &[], &[]);
     assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
     assert!(log.contains("http.sslCAInfo,credential.helper"), "{log}");
-    // user.name is git's business only: not named.
+    // user.name is git's business only: not named; the cache helper,
+    // which is not run, is.
     assert!(!log.contains("user.name"), "{log}");
+    assert!(log.contains("helpers are not run"), "{log}");
 
     // GIT_CONFIG_GLOBAL: that file instead of the user's (none here).
     let empty = tmp.path().join("empty-config");
@@ -635,6 +637,7 @@ fn the_users_git_config_file_gives_the_ca_and_the_credential_helper() {
     let (code, log, _) = run("no-helper", &["--git-config=credential.helper:\"\""], &[]);
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("none is configured"), "{log}");
+    assert!(!log.contains("helpers are not run"), "{log}");
 }
 
 /// `http.<url>.sslVerify=false` turns certificate checks off for the

@@ -118,6 +118,9 @@ pub struct Config {
     /// `git_files`); not written into the store's config, where a git in
     /// a hook reads those files itself.
     pub user_git_config: gitconfig::Entries,
+    /// What git reads: `user_git_config` with `git_config` over it (a
+    /// `--git-config` key replacing the files' values).
+    pub git_config_read: gitconfig::Entries,
     /// How TLS certificates are checked (config and `GIT_SSL_*`).
     pub tls: gitconfig::Tls,
     pub verbosity: u8,
@@ -602,6 +605,7 @@ pub fn parse(
         git_gc,
         git_config,
         user_git_config,
+        git_config_read: read,
         tls,
         verbosity,
         log_format,

@@ -207,9 +207,7 @@ impl SshCommand {
             _ => self.unsupported.push(format!("-o {option}")),
         }
     }
-}
 
-impl SshCommand {
     /// `-p` or `-o Port`: the first one given counts, as in OpenSSH; one
     /// that is no port is named.
     fn port(&mut self, value: &str, option: &str) {
