@@ -202,7 +202,11 @@ impl Reading<'_> {
     /// Whether a `Match` line's criteria all hold. `host` is matched
     /// against the `HostName` found so far, as OpenSSH does.
     fn matches(&mut self, args: &[String], file: &Path) -> bool {
-        let host_name = self.found.host_name.as_deref().map(str::to_ascii_lowercase);
+        let host_name = self.found.host_name.as_deref().map(|name| {
+            name.replace("%h", &self.host)
+                .replace("%%", "%")
+                .to_ascii_lowercase()
+        });
         let target = host_name.as_deref().unwrap_or(&self.host);
         let mut unknown = false;
         let mut words = args.iter();
@@ -505,11 +509,13 @@ mod tests {
                 "Include config.d/*\n\
                  Match originalhost alias exec \"test -e /x\"\n  Port 1\n\
                  Match host real.example\n  IdentitiesOnly yes\n  GlobalKnownHostsFile ~/g1 /g2\n\
-                 Host other\n  Include never\n",
+                 Host other\n  Include never\n\
+                 Match host pct.internal\n  User matched\n",
             ),
             (
                 "config.d/10-alias",
-                "Host alias\n  HostName real.example\n  ProxyJump bastion\n",
+                "Host alias\n  HostName real.example\n  ProxyJump bastion\n\
+                 Host pct\n  HostName %h.internal\n",
             ),
             (
                 "config.d/20-late",
@@ -540,6 +546,9 @@ mod tests {
                 ),
             ]
         );
+        // `Match host` sees the HostName found so far, `%h` expanded.
+        let d = resolve(home, "pct:r.git");
+        assert_eq!(d.url.as_deref(), Some("matched@pct.internal:r.git"));
         // A Match whose known criteria fail is not named.
         let d = resolve(home, "elsewhere:r.git");
         assert_eq!(d, Destination::default());
