@@ -287,7 +287,9 @@ pub async fn run(cfg: Config) -> i32 {
         w
     });
     let hooks = start_hooks(&cfg);
-    let resolver = Arc::new(Mutex::new(Resolver::new(cfg.auth.clone(), &cfg.tls)));
+    let resolver = Arc::new(Mutex::new(
+        Resolver::new(cfg.auth.clone(), &cfg.tls).for_repo(&cfg.repo),
+    ));
 
     let mut ever_succeeded = false;
     // Commits published by this process (upstream's syncCount).

@@ -319,7 +319,7 @@ fn a_netrc_logs_in_where_no_credential_is_given() {
 
 /// `credential.helper=store` in the git config: the files of git's store
 /// helper are read in process (its `--file`, else `~/.git-credentials`),
-/// before every pass, by server; no warning that helpers are not run.
+/// before every pass, by server.
 #[test]
 fn the_files_of_gits_store_credential_helper_are_read() {
     let f = Fixture::new("right-S3CRET");
@@ -346,7 +346,7 @@ fn the_files_of_gits_store_credential_helper_are_read() {
         published(&root("r1/private")).as_deref(),
         Some(f.repo.head().as_str())
     );
-    assert!(!log.contains("helpers are not run"), "{log}");
+    assert!(!log.contains("not supported"), "{log}");
 
     let file = f.tmp.path().join("git-credentials");
     fs::write(&file, format!("http://bot:wrong-S3CRET@{server}\n")).unwrap();
@@ -354,10 +354,66 @@ fn the_files_of_gits_store_credential_helper_are_read() {
     let (code, log) = one_time(&args("r2", &helper), &[home_env]);
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("rejected"), "{log}");
-    // Another helper is said not to run.
+    // Another helper is run as git runs it (`git-credential-cache get`,
+    // which has nothing here), with no warning.
     let (code, log) = one_time(&args("r3", "cache"), &[home_env]);
     assert_eq!(code, 1, "{log}");
-    assert!(log.contains("helpers are not run"), "{log}");
+    assert!(log.contains("none is configured"), "{log}");
+    assert!(!log.contains("not supported"), "{log}");
+}
+
+/// Another credential helper (`credential.helper=<name>`, a program, or a
+/// `!` shell snippet) is run as git runs it: `git-credential-<name> get`
+/// with git's request on its standard input; its answer logs in. One
+/// scoped to another server is not asked.
+#[test]
+fn a_credential_helper_program_is_asked_as_git_asks_it() {
+    let f = Fixture::new("right-S3CRET");
+    let bin = f.tmp.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let record = f.tmp.path().join("asked");
+    script(
+        &bin.join("git-credential-fake"),
+        &format!(
+            "cat >> {r}\necho \"args $*\" >> {r}\necho username=bot\necho password=right-S3CRET",
+            r = record.display()
+        ),
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let root = |name: &str| f.tmp.path().join(name);
+    let run = |name: &str, config: &[&str]| {
+        let mut args = vec![
+            format!("--repo={}", f.server.url("private")),
+            format!("--root={}", root(name).display()),
+        ];
+        args.extend(config.iter().map(|c| format!("--git-config-add={c}")));
+        one_time(&args, &[("PATH", path.as_str())])
+    };
+    let (code, log) = run("named", &["credential.helper:fake --flag"]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        published(&root("named/private")).as_deref(),
+        Some(f.repo.head().as_str())
+    );
+    let asked = fs::read_to_string(&record).unwrap();
+    assert_eq!(
+        asked,
+        format!(
+            "protocol=http\nhost=127.0.0.1:{}\n\nargs --flag get\n",
+            f.server.port
+        )
+    );
+    // A shell snippet; one scoped to another server is passed over.
+    let other = "\"credential.http://other.example.helper\":fake";
+    let snippet =
+        "credential.helper:\"!f() { echo username=bot; echo password=right-S3CRET; }; f\"";
+    let (code, log) = run("snippet", &[other, snippet]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(fs::read_to_string(&record).unwrap(), asked);
+    // A helper with nothing to say: no credentials.
+    let (code, log) = run("nothing", &["credential.helper:\"!true\""]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("none is configured"), "{log}");
 }
 
 #[test]
@@ -595,7 +651,7 @@ fn the_users_git_config_file_gives_the_ca_and_the_credential_helper() {
     .unwrap();
     fs::write(
         home.join(".gitconfig"),
-        "[user]\n\tname = Me\n[credential]\n\thelper = cache\n\thelper = store\n",
+        "[user]\n\tname = Me\n[credential]\n\thelper = store\n",
     )
     .unwrap();
     fs::write(
@@ -618,10 +674,8 @@ fn the_users_git_config_file_gives_the_ca_and_the_credential_helper() {
     let (code, log, got) = run("user", &[], &[]);
     assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
     assert!(log.contains("http.sslCAInfo,credential.helper"), "{log}");
-    // user.name is git's business only: not named; the cache helper,
-    // which is not run, is.
+    // user.name is git's business only: not named.
     assert!(!log.contains("user.name"), "{log}");
-    assert!(log.contains("helpers are not run"), "{log}");
 
     // GIT_CONFIG_GLOBAL: that file instead of the user's (none here).
     let empty = tmp.path().join("empty-config");
@@ -637,7 +691,6 @@ fn the_users_git_config_file_gives_the_ca_and_the_credential_helper() {
     let (code, log, _) = run("no-helper", &["--git-config=credential.helper:\"\""], &[]);
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("none is configured"), "{log}");
-    assert!(!log.contains("helpers are not run"), "{log}");
 }
 
 /// `http.<url>.sslVerify=false` turns certificate checks off for the

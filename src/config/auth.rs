@@ -154,6 +154,9 @@ pub struct AuthConfig {
     /// The files of git's `store` credential helper, when
     /// `credential.helper` names it (set from the git config).
     pub credential_stores: Vec<PathBuf>,
+    /// The other credential helpers git would run, in order (set from the
+    /// git config).
+    pub credential_helpers: Vec<super::gitconfig::CredentialHelper>,
 }
 
 /// Submodule handling.
@@ -446,6 +449,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
             .then(|| PathBuf::from(DEFAULT_COOKIE_FILE)),
         netrc: netrc_path(src),
         credential_stores: Vec::new(),
+        credential_helpers: Vec::new(),
     })
 }
 

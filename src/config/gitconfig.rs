@@ -126,20 +126,6 @@ pub fn unsupported_consequences(
             Some(_) => {}
         }
     }
-    let other_helper = entries.iter().any(|(k, v)| {
-        let key = Key::of(k);
-        key.section == "credential"
-            && key.name == "helper"
-            && (key.sub.is_some() || !(v.is_empty() || store_helper_file(v, env).is_some()))
-    });
-    if other_helper {
-        said.push(
-            "credential.helper: only git's store helper (credential.helper=store, for every \
-             server) is read, in process; other helpers are not run: give credentials with \
-             --username and --password-file, --credential or --askpass-url"
-                .into(),
-        );
-    }
     said
 }
 
@@ -179,6 +165,51 @@ pub fn credential_store_files(
     }
     files.dedup();
     files
+}
+
+/// A credential helper git would run: `credential.helper` (for every
+/// server), or `credential.<url>.helper` (for the URLs under `<url>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialHelper {
+    pub scope: Option<String>,
+    /// `name [args]` (`git-credential-<name>`), `/path/to/program
+    /// [args]`, or `!shell snippet`.
+    pub command: String,
+}
+
+/// The helpers to run, in order, as git would: all but `store` for every
+/// server, whose files are read in process (see
+/// [`credential_store_files`]); an empty value drops the helpers before it.
+pub fn credential_helpers(
+    entries: &Entries,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<CredentialHelper> {
+    let mut helpers = Vec::new();
+    for (k, value) in entries {
+        let key = Key::of(k);
+        if key.section != "credential" || key.name != "helper" {
+            continue;
+        }
+        if value.is_empty() {
+            helpers.clear();
+            continue;
+        }
+        // The subsection as written (a URL's path keeps its case).
+        let scope = key.sub.as_ref().map(|_| {
+            let (_, rest) = k.split_once('.').unwrap_or_default();
+            rest.rsplit_once('.')
+                .map_or(rest, |(sub, _)| sub)
+                .to_string()
+        });
+        if scope.is_none() && store_helper_file(value, env).is_some() {
+            continue;
+        }
+        helpers.push(CredentialHelper {
+            scope,
+            command: value.clone(),
+        });
+    }
+    helpers
 }
 
 /// For a helper that is `store` (`store`, `store --file=<path>`,
@@ -471,7 +502,8 @@ mod tests {
             ]),
             &none,
         );
-        assert_eq!(said.len(), 4, "{said:?}");
+        // (Credential helpers are run: no warning.)
+        assert_eq!(said.len(), 3, "{said:?}");
         // A plain ssh command line is read; beyond its keys and host
         // checks, or when it is not one, it is warned about.
         for (command, warnings) in [
@@ -516,14 +548,28 @@ mod tests {
         );
         assert!(files(&["storex", "/usr/bin/store", "!store"], &home).is_empty());
 
-        let warned =
-            |helpers: &[(&str, &str)]| !unsupported_consequences(&pairs(helpers), &home).is_empty();
-        assert!(!warned(&[
-            ("credential.helper", "store --file=/a"),
-            ("credential.helper", "")
-        ]));
-        assert!(warned(&[("credential.helper", "cache")]));
-        assert!(warned(&[("credential.https://h.helper", "store")]));
+        // The helpers that are run: all but `store` for every server.
+        let run = |helpers: &[(&str, &str)]| credential_helpers(&pairs(helpers), &home);
+        let helper = |scope: Option<&str>, command: &str| CredentialHelper {
+            scope: scope.map(str::to_string),
+            command: command.to_string(),
+        };
+        assert_eq!(
+            run(&[
+                ("credential.helper", "cache"),
+                ("credential.helper", ""),
+                ("credential.helper", "store --file=/a"),
+                ("credential.https://H/Path.helper", "store"),
+                ("credential.helper", "!f() { echo password=x; }; f"),
+            ]),
+            [
+                helper(Some("https://H/Path"), "store"),
+                helper(None, "!f() { echo password=x; }; f")
+            ]
+        );
+        assert!(
+            unsupported_consequences(&pairs(&[("credential.helper", "cache")]), &home).is_empty()
+        );
         assert!(without_effect(&pairs(&[("credential.helper", "store")])).is_empty());
     }
 

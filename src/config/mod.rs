@@ -566,6 +566,7 @@ pub fn parse(
         auth.cookie_file = Some(PathBuf::from(path));
     }
     auth.credential_stores = gitconfig::credential_store_files(&read, &env);
+    auth.credential_helpers = gitconfig::credential_helpers(&read, &env);
     auth.ssh.command = gitconfig::ssh_command(&read, &env)
         .and_then(|c| ssh_command::parse(&c))
         .map(|c| c.with_home(src.env("HOME").as_deref()));

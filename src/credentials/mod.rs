@@ -2,14 +2,16 @@
 //! again every time), the askpass URL, per-URL `--credential` entries, a
 //! GitHub App installation token or an Azure workload identity token
 //! (either renewed before it expires), the logins of a `.netrc` and of
-//! git's credential store files, and the SSH settings. Nothing here logs
-//! a secret.
+//! git's credential store files, what git's other credential helpers
+//! answer for the repository's server, and the SSH settings. Nothing here
+//! logs a secret.
 
 mod askpass;
 mod azure;
 mod client_tls;
 pub mod cookies;
 mod github_app;
+mod helper;
 mod netrc;
 
 use std::path::Path;
@@ -47,7 +49,15 @@ pub struct Resolver {
     cfg: AuthConfig,
     agent: ureq::Agent,
     token: Option<Token>,
+    /// The repository's URL, which credential helpers are asked about.
+    repo: Option<String>,
+    /// What a credential helper last answered, and when to ask again.
+    from_helper: Option<(Credentials, std::time::Instant)>,
 }
+
+/// How long a credential helper's answer is used before it is asked
+/// again (git asks at every fetch; a token it mints lasts longer).
+const HELPER_ANSWER_KEPT: Duration = Duration::from_secs(300);
 
 /// The User-Agent of git-sync's own requests to token endpoints.
 const USER_AGENT: &str = concat!("git-sync/", env!("CARGO_PKG_VERSION"));
@@ -104,7 +114,51 @@ impl Resolver {
             cfg,
             agent: http_agent(Duration::from_secs(30), tls),
             token: None,
+            repo: None,
+            from_helper: None,
         }
+    }
+
+    /// Credential helpers are asked about `repo`'s server.
+    pub fn for_repo(mut self, repo: &str) -> Self {
+        self.repo = Some(repo.to_string());
+        self
+    }
+
+    /// The credentials the configured helpers give for the repository's
+    /// server, asked when nothing else gives any (as git asks its
+    /// helpers when the server wants credentials) and kept a while.
+    fn helper_login(&mut self, set: &CredentialSet) -> Option<HostLogin> {
+        let repo = self
+            .repo
+            .as_deref()
+            .filter(|r| r.starts_with("https://") || r.starts_with("http://"))?;
+        if self.cfg.credential_helpers.is_empty() || set.for_url(repo).is_some() {
+            return None;
+        }
+        let kept = self
+            .from_helper
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < HELPER_ANSWER_KEPT);
+        let credentials = match kept {
+            Some((c, _)) => c.clone(),
+            None => {
+                let answer = self
+                    .cfg
+                    .credential_helpers
+                    .iter()
+                    .filter(|h| helper::applies(h, repo))
+                    .find_map(|h| {
+                        helper::get(h, repo).unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "credential helper failed");
+                            None
+                        })
+                    });
+                self.from_helper = answer.clone().map(|c| (c, std::time::Instant::now()));
+                answer?
+            }
+        };
+        HostLogin::for_server_of(repo, credentials)
     }
 
     /// The credentials for this pass.
@@ -161,7 +215,7 @@ impl Resolver {
             }));
         }
         let ssh = &self.cfg.ssh;
-        Ok(CredentialSet {
+        let mut set = CredentialSet {
             cookies,
             logins,
             default,
@@ -179,7 +233,9 @@ impl Resolver {
                 client_config: ssh.client_config(),
                 host_key_alias: None,
             }),
-        })
+        };
+        set.logins.extend(self.helper_login(&set));
+        Ok(set)
     }
 
     /// The cached token's credentials, or new ones from `exchange`,

@@ -246,6 +246,17 @@ impl HostLogin {
         })
     }
 
+    /// `credentials` for the server of `url` (an HTTP(S) URL).
+    pub fn for_server_of(url: &str, credentials: Credentials) -> Option<HostLogin> {
+        let (scheme, host, port) = http_origin(url)?;
+        Some(HostLogin {
+            scheme: Some(scheme.to_string()),
+            host: Some(host),
+            port: Some(port),
+            credentials,
+        })
+    }
+
     /// Whether this login is for `(scheme, host, port)` and `user`, the
     /// user named in the URL if any.
     fn fits(&self, (scheme, host, port): (&str, &str, u16), user: Option<&str>) -> bool {

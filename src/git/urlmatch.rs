@@ -113,7 +113,7 @@ fn percent_normalized(text: &str) -> String {
 
 /// `text` with its `%XX` escapes decoded, as git decodes a URL's user
 /// and password (bytes that are not UTF-8 are replaced).
-pub(super) fn percent_decoded(text: &str) -> String {
+pub(crate) fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -1,0 +1,180 @@
+//! git's credential helpers, run as git runs them: `credential.helper=
+//! <name> [args]` is `git-credential-<name> [args] get`, `/path [args]`
+//! that program, `!snippet` that shell snippet, each through `sh -c` with
+//! git's `key=value` lines on its standard input (`protocol`, `host`, the
+//! URL's `username`), answering `username=` and `password=` lines. (The
+//! `store` helper for every server is read in process instead, with no
+//! program: see `HostLogin::from_store_line`.) A laptop's `libsecret` or
+//! `osxkeychain` helper, or a token-minting one such as Google Cloud's
+//! `gcloud.sh`, serves git-sync as it serves git. No prompt: the helper
+//! gets no terminal, `GIT_TERMINAL_PROMPT=0` and `GCM_INTERACTIVE=never`.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::config::gitconfig::CredentialHelper;
+use crate::git::Credentials;
+
+/// How long a helper may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where git keeps its helper programs (`git --exec-path`), searched
+/// after `PATH`.
+const GIT_EXEC_DIRS: &str = "/usr/lib/git-core:/usr/libexec/git-core";
+
+/// Whether `helper` is one for `url`: every URL without a scope, else the
+/// URLs under it (same scheme and host; its path, if any, a prefix).
+pub fn applies(helper: &CredentialHelper, url: &str) -> bool {
+    let Some(scope) = &helper.scope else {
+        return true;
+    };
+    let scope = scope.trim_end_matches('/');
+    let (url, scope) = (url.to_ascii_lowercase(), scope.to_ascii_lowercase());
+    url == scope || url.starts_with(&format!("{scope}/"))
+}
+
+/// Ask `helper` for the credentials of `url` (`scheme://[user@]host[:port]
+/// /path`); `None` when it has none.
+pub fn get(helper: &CredentialHelper, url: &str) -> Result<Option<Credentials>, String> {
+    let input = request(url).ok_or_else(|| format!("no credential request for {url}"))?;
+    let command = shell_command(&helper.command);
+    let path = match std::env::var("PATH") {
+        Ok(path) if !path.is_empty() => format!("{path}:{GIT_EXEC_DIRS}"),
+        _ => GIT_EXEC_DIRS.to_string(),
+    };
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .env("PATH", path)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GCM_INTERACTIVE", "never")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("credential helper {:?}: {e}", helper_name(helper)))?;
+    // A helper that reads nothing may have exited already: a failed write
+    // is not an error of its own.
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let stdout = child.stdout.take().ok_or("no pipe")?;
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.take(64 * 1024).read_to_string(&mut out);
+        out
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "credential helper {:?} gave no answer within {}s",
+                    helper_name(helper),
+                    TIMEOUT.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("credential helper {:?}: {e}", helper_name(helper))),
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    if !status.success() {
+        // As git: a helper that fails is passed over.
+        tracing::debug!(helper = %helper_name(helper), %status, "credential helper failed");
+        return Ok(None);
+    }
+    Ok(parse(&out))
+}
+
+/// The helper's name, for messages: its first word (never its
+/// arguments, which may hold a secret).
+fn helper_name(helper: &CredentialHelper) -> &str {
+    match helper.command.strip_prefix('!') {
+        Some(_) => "!...",
+        None => helper.command.split_whitespace().next().unwrap_or_default(),
+    }
+}
+
+/// The shell command git runs for `helper`'s `get`.
+fn shell_command(helper: &str) -> String {
+    if let Some(snippet) = helper.strip_prefix('!') {
+        format!("{snippet} get")
+    } else if helper.starts_with('/') {
+        format!("{helper} get")
+    } else {
+        format!("git-credential-{helper} get")
+    }
+}
+
+/// git's request for `url`: its protocol, host (with a port it names) and
+/// user, then a blank line.
+fn request(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((user, host)) => (Some(user.split(':').next().unwrap_or(user)), host),
+        None => (None, authority),
+    };
+    let mut lines = format!("protocol={scheme}\nhost={host}\n");
+    if let Some(user) = user {
+        lines.push_str(&format!("username={}\n", crate::git::percent_decoded(user)));
+    }
+    lines.push('\n');
+    Some(lines)
+}
+
+/// The `username=` and `password=` of a helper's answer (`quit=1` or a
+/// lone username: none).
+fn parse(answer: &str) -> Option<Credentials> {
+    let value = |key: &str| {
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_string)
+    };
+    if value("quit").is_some_and(|q| q == "1" || q == "true") {
+        return None;
+    }
+    Some(Credentials {
+        username: value("username")?,
+        password: value("password")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_commands_and_answers_as_git_has_them() {
+        assert_eq!(
+            request("https://bot%40x@git.example:8443/org/r.git").as_deref(),
+            Some("protocol=https\nhost=git.example:8443\nusername=bot@x\n\n")
+        );
+        assert_eq!(
+            shell_command("cache --timeout=60"),
+            "git-credential-cache --timeout=60 get"
+        );
+        assert_eq!(shell_command("/opt/h --x"), "/opt/h --x get");
+        assert_eq!(shell_command("!f() { :; }; f"), "f() { :; }; f get");
+        let answer = parse("username=u\npassword=p=q\n").unwrap();
+        assert_eq!(
+            (answer.username.as_str(), answer.password.as_str()),
+            ("u", "p=q")
+        );
+        assert!(parse("username=u\n").is_none());
+        assert!(parse("quit=1\nusername=u\npassword=p\n").is_none());
+        let scoped = CredentialHelper {
+            scope: Some("https://Git.example/org/".into()),
+            command: "x".into(),
+        };
+        assert!(applies(&scoped, "https://git.example/org/r.git"));
+        assert!(!applies(&scoped, "https://git.example/orgx/r.git"));
+        assert!(!applies(&scoped, "http://git.example/org/r.git"));
+    }
+}
