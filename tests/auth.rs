@@ -410,6 +410,21 @@ fn a_credential_helper_program_is_asked_as_git_asks_it() {
     let (code, log) = run("snippet", &[other, snippet]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(fs::read_to_string(&record).unwrap(), asked);
+    // A helper that leaves a process holding its output open (a cache
+    // daemon) is read once it has exited.
+    let pid_file = f.tmp.path().join("daemon.pid");
+    script(
+        &bin.join("git-credential-spawns"),
+        &format!(
+            "sleep 120 &\necho $! > {}\necho username=bot\necho password=right-S3CRET",
+            pid_file.display()
+        ),
+    );
+    let (code, log) = run("spawns", &["credential.helper:spawns"]);
+    if let Ok(pid) = fs::read_to_string(&pid_file) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+    assert_eq!(code, 0, "{log}");
     // A helper with nothing to say: no credentials.
     let (code, log) = run("nothing", &["credential.helper:\"!true\""]);
     assert_eq!(code, 1, "{log}");

@@ -59,11 +59,18 @@ pub fn get(helper: &CredentialHelper, url: &str) -> Result<Option<Credentials>, 
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
     }
-    let stdout = child.stdout.take().ok_or("no pipe")?;
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stdout.take(64 * 1024).read_to_string(&mut out);
-        out
+    let mut stdout = child.stdout.take().ok_or("no pipe")?;
+    // Read on a thread of its own, sent back as it comes: a process the
+    // helper leaves running (a cache daemon) may hold the pipe open long
+    // after the helper has answered and exited.
+    let (sent, received) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            if sent.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
     });
     let deadline = Instant::now() + TIMEOUT;
     let status = loop {
@@ -82,7 +89,15 @@ pub fn get(helper: &CredentialHelper, url: &str) -> Result<Option<Credentials>, 
             Err(e) => return Err(format!("credential helper {:?}: {e}", helper_name(helper))),
         }
     };
-    let out = reader.join().unwrap_or_default();
+    // What it wrote: all of it once the pipe closes, else what came
+    // within a moment of its exit.
+    let mut out = Vec::new();
+    while let Ok(chunk) = received.recv_timeout(Duration::from_millis(200)) {
+        if out.len() < 64 * 1024 {
+            out.extend(chunk);
+        }
+    }
+    let out = String::from_utf8_lossy(&out);
     if !status.success() {
         // As git: a helper that fails is passed over.
         tracing::debug!(helper = %helper_name(helper), %status, "credential helper failed");
