@@ -403,6 +403,24 @@ fn a_credential_helper_program_is_asked_as_git_asks_it() {
             f.server.port
         )
     );
+    // With credential.useHttpPath, the path goes too.
+    let (code, log) = run(
+        "with-path",
+        &["credential.helper:fake", "credential.useHttpPath:true"],
+    );
+    assert_eq!(code, 0, "{log}");
+    let with_path = fs::read_to_string(&record).unwrap();
+    assert_eq!(
+        with_path.strip_prefix(&asked),
+        Some(
+            format!(
+                "protocol=http\nhost=127.0.0.1:{}\npath=private\n\nargs get\n",
+                f.server.port
+            )
+            .as_str()
+        )
+    );
+    let asked = with_path;
     // A shell snippet; one scoped to another server is passed over.
     let other = "\"credential.http://other.example.helper\":fake";
     let snippet =

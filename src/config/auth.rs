@@ -157,6 +157,9 @@ pub struct AuthConfig {
     /// The other credential helpers git would run, in order (set from the
     /// git config).
     pub credential_helpers: Vec<super::gitconfig::CredentialHelper>,
+    /// `credential.useHttpPath` for the repository: its path goes to the
+    /// helpers too.
+    pub credential_use_http_path: bool,
 }
 
 /// Submodule handling.
@@ -450,6 +453,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
         netrc: netrc_path(src),
         credential_stores: Vec::new(),
         credential_helpers: Vec::new(),
+        credential_use_http_path: false,
     })
 }
 

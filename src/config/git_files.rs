@@ -19,6 +19,7 @@ use super::values::parse_bool;
 const KEPT: &[&str] = &[
     "core.sshCommand",
     "credential.helper",
+    "credential.useHttpPath",
     "http.cookieFile",
     "http.sslCAInfo",
     "http.sslCAPath",
@@ -96,14 +97,27 @@ fn read(file: &Path, home: Option<&str>, depth: usize, budget: &mut usize, out: 
             if depth < MAX_DEPTH {
                 read(&path, home, depth + 1, budget, out);
             }
-        } else if let Some(kept) = KEPT.iter().find(|k| same_key(&key, k)) {
-            let value = match PATHS.contains(kept) {
+        } else if let Some(kept) = kept(&key) {
+            let value = match PATHS.iter().any(|p| same_key(&kept, p)) {
                 true => expand_home(&value, home).to_string_lossy().into_owned(),
                 false => value,
             };
-            out.push((kept.to_string(), value));
+            out.push((kept, value));
         }
     }
+}
+
+/// The name `key` is kept under: one of [`KEPT`], or a credential
+/// helper's key for some servers (`credential.<url>.helper`,
+/// `credential.<url>.useHttpPath`) as written.
+fn kept(key: &str) -> Option<String> {
+    if let Some(k) = KEPT.iter().find(|k| same_key(key, k)) {
+        return Some(k.to_string());
+    }
+    let lower = key.to_ascii_lowercase();
+    let scoped_credential = lower.starts_with("credential.")
+        && (lower.ends_with(".helper") || lower.ends_with(".usehttppath"));
+    scoped_credential.then(|| key.to_string())
 }
 
 fn expand_home(value: &str, home: Option<&str>) -> PathBuf {
@@ -293,7 +307,8 @@ mod tests {
         let main = dir.path().join("gitconfig");
         std::fs::write(
             &main,
-            "[user]\n name = Me\n[include]\n path = more\n[http]\n sslCAInfo = ~/ca.pem\n sslverify = false\n",
+            "[user]\n name = Me\n[include]\n path = more\n[http]\n sslCAInfo = ~/ca.pem\n sslverify = false\n\
+             [credential \"https://Src.example\"]\n helper = gcloud.sh\n useHttpPath\n",
         )
         .unwrap();
         std::fs::write(
@@ -318,6 +333,14 @@ mod tests {
             [
                 ("http.sslCAInfo".to_string(), "/home/me/ca.pem".to_string()),
                 ("http.sslVerify".to_string(), "false".to_string()),
+                (
+                    "credential.https://Src.example.helper".to_string(),
+                    "gcloud.sh".to_string()
+                ),
+                (
+                    "credential.https://Src.example.usehttppath".to_string(),
+                    "true".to_string()
+                ),
             ]
         );
     }

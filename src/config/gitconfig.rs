@@ -194,13 +194,7 @@ pub fn credential_helpers(
             helpers.clear();
             continue;
         }
-        // The subsection as written (a URL's path keeps its case).
-        let scope = key.sub.as_ref().map(|_| {
-            let (_, rest) = k.split_once('.').unwrap_or_default();
-            rest.rsplit_once('.')
-                .map_or(rest, |(sub, _)| sub)
-                .to_string()
-        });
+        let scope = subsection_as_written(k).map(str::to_string);
         if scope.is_none() && store_helper_file(value, env).is_some() {
             continue;
         }
@@ -210,6 +204,39 @@ pub fn credential_helpers(
         });
     }
     helpers
+}
+
+/// The subsection of `section.<subsection>.name` as written (a URL's path
+/// keeps its case); `None` for `section.name`.
+fn subsection_as_written(key: &str) -> Option<&str> {
+    let (_, rest) = key.split_once('.')?;
+    rest.rsplit_once('.').map(|(sub, _)| sub)
+}
+
+/// Whether `url` is one a credential setting scoped to `scope`
+/// (`credential.<scope>.*`) is for: same scheme and host (any case), and
+/// its path, if any, a prefix at a `/`.
+pub fn credential_scope_fits(scope: &str, url: &str) -> bool {
+    let scope = scope.trim_end_matches('/').to_ascii_lowercase();
+    let url = url.to_ascii_lowercase();
+    url == scope || url.starts_with(&format!("{scope}/"))
+}
+
+/// Whether git would send `url`'s path to credential helpers
+/// (`credential.useHttpPath`, or `credential.<url>.useHttpPath` for it;
+/// the last value wins).
+pub fn credential_use_http_path(entries: &Entries, url: &str) -> bool {
+    let mut use_path = false;
+    for (k, value) in entries {
+        let key = Key::of(k);
+        if key.section != "credential" || key.name != "usehttppath" {
+            continue;
+        }
+        if subsection_as_written(k).map_or(true, |scope| credential_scope_fits(scope, url)) {
+            use_path = super::values::parse_bool(value).unwrap_or(false);
+        }
+    }
+    use_path
 }
 
 /// For a helper that is `store` (`store`, `store --file=<path>`,
@@ -571,6 +598,16 @@ mod tests {
             unsupported_consequences(&pairs(&[("credential.helper", "cache")]), &home).is_empty()
         );
         assert!(without_effect(&pairs(&[("credential.helper", "store")])).is_empty());
+        // useHttpPath: the last value that applies to the URL.
+        let url = "https://git.example/org/r.git";
+        let use_path = |e: &[(&str, &str)]| credential_use_http_path(&pairs(e), url);
+        assert!(use_path(&[("credential.useHttpPath", "true")]));
+        assert!(!use_path(&[
+            ("credential.useHttpPath", "true"),
+            ("credential.https://GIT.example/org.useHttpPath", "false"),
+            ("credential.https://other.example.useHttpPath", "true"),
+        ]));
+        assert!(!use_path(&[]));
     }
 
     #[test]

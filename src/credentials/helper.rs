@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::config::gitconfig::CredentialHelper;
+use crate::config::gitconfig::{credential_scope_fits, CredentialHelper};
 use crate::git::Credentials;
 
 /// How long a helper may take.
@@ -26,18 +26,22 @@ const GIT_EXEC_DIRS: &str = "/usr/lib/git-core:/usr/libexec/git-core";
 /// Whether `helper` is one for `url`: every URL without a scope, else the
 /// URLs under it (same scheme and host; its path, if any, a prefix).
 pub fn applies(helper: &CredentialHelper, url: &str) -> bool {
-    let Some(scope) = &helper.scope else {
-        return true;
-    };
-    let scope = scope.trim_end_matches('/');
-    let (url, scope) = (url.to_ascii_lowercase(), scope.to_ascii_lowercase());
-    url == scope || url.starts_with(&format!("{scope}/"))
+    helper
+        .scope
+        .as_ref()
+        .map_or(true, |scope| credential_scope_fits(scope, url))
 }
 
 /// Ask `helper` for the credentials of `url` (`scheme://[user@]host[:port]
-/// /path`); `None` when it has none.
-pub fn get(helper: &CredentialHelper, url: &str) -> Result<Option<Credentials>, String> {
-    let input = request(url).ok_or_else(|| format!("no credential request for {url}"))?;
+/// /path`; its path too with `credential.useHttpPath`); `None` when it has
+/// none.
+pub fn get(
+    helper: &CredentialHelper,
+    url: &str,
+    with_path: bool,
+) -> Result<Option<Credentials>, String> {
+    let input =
+        request(url, with_path).ok_or_else(|| format!("no credential request for {url}"))?;
     let command = shell_command(&helper.command);
     let path = match std::env::var("PATH") {
         Ok(path) if !path.is_empty() => format!("{path}:{GIT_EXEC_DIRS}"),
@@ -126,16 +130,20 @@ fn shell_command(helper: &str) -> String {
     }
 }
 
-/// git's request for `url`: its protocol, host (with a port it names) and
-/// user, then a blank line.
-fn request(url: &str) -> Option<String> {
+/// git's request for `url`: its protocol, host (with a port it names),
+/// `with_path` its path, and user, then a blank line.
+fn request(url: &str, with_path: bool) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split('/').next()?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let (user, host) = match authority.rsplit_once('@') {
         Some((user, host)) => (Some(user.split(':').next().unwrap_or(user)), host),
         None => (None, authority),
     };
     let mut lines = format!("protocol={scheme}\nhost={host}\n");
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    if with_path && !path.is_empty() {
+        lines.push_str(&format!("path={path}\n"));
+    }
     if let Some(user) = user {
         lines.push_str(&format!("username={}\n", crate::git::percent_decoded(user)));
     }
@@ -168,8 +176,12 @@ mod tests {
     #[test]
     fn requests_commands_and_answers_as_git_has_them() {
         assert_eq!(
-            request("https://bot%40x@git.example:8443/org/r.git").as_deref(),
+            request("https://bot%40x@git.example:8443/org/r.git", false).as_deref(),
             Some("protocol=https\nhost=git.example:8443\nusername=bot@x\n\n")
+        );
+        assert_eq!(
+            request("https://git.example/org/r.git?x", true).as_deref(),
+            Some("protocol=https\nhost=git.example\npath=org/r.git\n\n")
         );
         assert_eq!(
             shell_command("cache --timeout=60"),

@@ -149,10 +149,12 @@ impl Resolver {
                     .iter()
                     .filter(|h| helper::applies(h, repo))
                     .find_map(|h| {
-                        helper::get(h, repo).unwrap_or_else(|e| {
-                            tracing::warn!(error = %e, "credential helper failed");
-                            None
-                        })
+                        helper::get(h, repo, self.cfg.credential_use_http_path).unwrap_or_else(
+                            |e| {
+                                tracing::warn!(error = %e, "credential helper failed");
+                                None
+                            },
+                        )
                     });
                 self.from_helper = answer.clone().map(|c| (c, std::time::Instant::now()));
                 answer?
