@@ -57,7 +57,7 @@ pub fn get(
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("credential helper {:?}: {e}", helper_name(helper)))?;
+        .map_err(|e| format!("credential helper {:?}: {e}", name(helper)))?;
     // A helper that reads nothing may have exited already: a failed write
     // is not an error of its own.
     if let Some(mut stdin) = child.stdin.take() {
@@ -86,11 +86,11 @@ pub fn get(
                 let _ = child.wait();
                 return Err(format!(
                     "credential helper {:?} gave no answer within {}s",
-                    helper_name(helper),
+                    name(helper),
                     TIMEOUT.as_secs()
                 ));
             }
-            Err(e) => return Err(format!("credential helper {:?}: {e}", helper_name(helper))),
+            Err(e) => return Err(format!("credential helper {:?}: {e}", name(helper))),
         }
     };
     // What it wrote: all of it once the pipe closes, else what came
@@ -104,7 +104,7 @@ pub fn get(
     let out = String::from_utf8_lossy(&out);
     if !status.success() {
         // As git: a helper that fails is passed over.
-        tracing::debug!(helper = %helper_name(helper), %status, "credential helper failed");
+        tracing::debug!(helper = %name(helper), %status, "credential helper failed");
         return Ok(None);
     }
     Ok(parse(&out))
@@ -112,7 +112,7 @@ pub fn get(
 
 /// The helper's name, for messages: its first word (never its
 /// arguments, which may hold a secret).
-fn helper_name(helper: &CredentialHelper) -> &str {
+pub fn name(helper: &CredentialHelper) -> &str {
     match helper.command.strip_prefix('!') {
         Some(_) => "!...",
         None => helper.command.split_whitespace().next().unwrap_or_default(),

@@ -125,42 +125,47 @@ impl Resolver {
         self
     }
 
-    /// The credentials the configured helpers give for the repository's
-    /// server, asked when nothing else gives any (as git asks its
-    /// helpers when the server wants credentials) and kept a while.
-    fn helper_login(&mut self, set: &CredentialSet) -> Option<HostLogin> {
-        let repo = self
+    /// Add the credentials the configured helpers give for the
+    /// repository's server to `set`'s logins, asking them when nothing
+    /// else gives any (as git asks its helpers when the server wants
+    /// credentials) and keeping their answer a while; or the names of the
+    /// helpers that had none.
+    fn add_helper_login(&mut self, set: &mut CredentialSet) {
+        let Some(repo) = self
             .repo
             .as_deref()
-            .filter(|r| r.starts_with("https://") || r.starts_with("http://"))?;
+            .filter(|r| r.starts_with("https://") || r.starts_with("http://"))
+        else {
+            return;
+        };
         if self.cfg.credential_helpers.is_empty() || set.for_url(repo).is_some() {
-            return None;
+            return;
         }
         let kept = self
             .from_helper
             .as_ref()
-            .filter(|(_, at)| at.elapsed() < HELPER_ANSWER_KEPT);
-        let credentials = match kept {
-            Some((c, _)) => c.clone(),
-            None => {
-                let answer = self
-                    .cfg
-                    .credential_helpers
-                    .iter()
-                    .filter(|h| helper::applies(h, repo))
-                    .find_map(|h| {
-                        helper::get(h, repo, self.cfg.credential_use_http_path).unwrap_or_else(
-                            |e| {
-                                tracing::warn!(error = %e, "credential helper failed");
-                                None
-                            },
-                        )
-                    });
-                self.from_helper = answer.clone().map(|c| (c, std::time::Instant::now()));
-                answer?
-            }
-        };
-        HostLogin::for_server_of(repo, credentials)
+            .filter(|(_, at)| at.elapsed() < HELPER_ANSWER_KEPT)
+            .map(|(c, _)| c.clone());
+        let credentials = kept.or_else(|| {
+            let mut silent = Vec::new();
+            let with_path = self.cfg.credential_use_http_path;
+            let helpers = self.cfg.credential_helpers.iter();
+            let answer = helpers.filter(|h| helper::applies(h, repo)).find_map(|h| {
+                let answer = helper::get(h, repo, with_path).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "credential helper failed");
+                    None
+                });
+                if answer.is_none() {
+                    silent.push(helper::name(h).to_string());
+                }
+                answer
+            });
+            set.silent_helpers = silent;
+            self.from_helper = answer.clone().map(|c| (c, std::time::Instant::now()));
+            answer
+        });
+        set.logins
+            .extend(credentials.and_then(|c| HostLogin::for_server_of(repo, c)));
     }
 
     /// The credentials for this pass.
@@ -225,6 +230,7 @@ impl Resolver {
             // rewritten by `insteadOf`.
             default_for: None,
             by_url,
+            silent_helpers: Vec::new(),
             ssh: Some(SshAuth {
                 key_files: ssh.effective_key_files(),
                 known_hosts: (ssh.host_checking() != HostChecking::Off)
@@ -236,7 +242,7 @@ impl Resolver {
                 host_key_alias: None,
             }),
         };
-        set.logins.extend(self.helper_login(&set));
+        self.add_helper_login(&mut set);
         Ok(set)
     }
 

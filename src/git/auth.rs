@@ -216,6 +216,10 @@ pub struct CredentialSet {
     /// credentials for: a `.netrc`'s (as curl under git uses them), then
     /// those of git's `store` credential helper. The first that fits wins.
     pub logins: Vec<HostLogin>,
+    /// The credential helpers asked about the repository's server that
+    /// had nothing for it (their names), for the error that says none
+    /// was found.
+    pub silent_helpers: Vec<String>,
 }
 
 /// A login for the servers it names: an entry of a `.netrc` (any scheme

@@ -140,9 +140,14 @@ pub(super) fn callbacks<'a>(
                     creds.default_server().unwrap_or_default()
                 )));
             }
-            return Err(git2::Error::from_str(
-                "the server requires authentication and none is configured (--username, --credential, --askpass-url, a .netrc)",
-            ));
+            let helpers = match creds.silent_helpers.as_slice() {
+                [] => String::new(),
+                names => format!("; the credential helpers asked ({}) had none for it", names.join(", ")),
+            };
+            return Err(git2::Error::from_str(&format!(
+                "the server requires authentication and none is configured (--username, --credential, \
+                 --askpass-url, a .netrc, a credential helper){helpers}"
+            )));
         };
         if asked_password {
             return Err(git2::Error::from_str(&format!("authentication as {:?} was rejected", c.username)));
