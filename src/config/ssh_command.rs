@@ -320,8 +320,12 @@ mod tests {
 
     #[test]
     fn the_destination_options_first_given_count() {
-        let c =
-            parse("ssh -p 2222 -o Port=1 -l deploy -o User=other -o HostName=h.example").unwrap();
+        let c = parse(
+            "ssh -p 2222 -o Port=1 -l deploy -o User=other -o HostName=h.example \
+             -o HostKeyAlias=k -o HostKeyAlias=other",
+        )
+        .unwrap();
+        assert_eq!(c.host_key_alias.as_deref(), Some("k"));
         assert_eq!(c.port, Some(2222));
         assert_eq!(c.user.as_deref(), Some("deploy"));
         assert_eq!(c.host_name.as_deref(), Some("h.example"));
