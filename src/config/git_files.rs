@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use super::gitconfig::{same_key, Entries};
-use super::values::parse_bool;
+use super::values::{parse_bool, under_home};
 
 /// The keys taken from these files.
 const KEPT: &[&str] = &[
@@ -89,7 +89,7 @@ fn read(file: &Path, home: Option<&str>, depth: usize, budget: &mut usize, out: 
     };
     for (key, value) in parse(&text) {
         if same_key(&key, "include.path") {
-            let path = expand_home(&value, home);
+            let path = under_home(Path::new(&value), home);
             let path = match file.parent() {
                 Some(dir) if path.is_relative() => dir.join(path),
                 _ => path,
@@ -99,7 +99,9 @@ fn read(file: &Path, home: Option<&str>, depth: usize, budget: &mut usize, out: 
             }
         } else if let Some(kept) = kept(&key) {
             let value = match PATHS.iter().any(|p| same_key(&kept, p)) {
-                true => expand_home(&value, home).to_string_lossy().into_owned(),
+                true => under_home(Path::new(&value), home)
+                    .to_string_lossy()
+                    .into_owned(),
                 false => value,
             };
             out.push((kept, value));
@@ -118,13 +120,6 @@ fn kept(key: &str) -> Option<String> {
     let scoped_credential = lower.starts_with("credential.")
         && (lower.ends_with(".helper") || lower.ends_with(".usehttppath"));
     scoped_credential.then(|| key.to_string())
-}
-
-fn expand_home(value: &str, home: Option<&str>) -> PathBuf {
-    match (value.strip_prefix("~/"), home) {
-        (Some(rest), Some(home)) => Path::new(home).join(rest),
-        _ => PathBuf::from(value),
-    }
 }
 
 /// The `section[.subsection].name` keys and values of a git config text:

@@ -214,12 +214,10 @@ fn subsection_as_written(key: &str) -> Option<&str> {
 }
 
 /// Whether `url` is one a credential setting scoped to `scope`
-/// (`credential.<scope>.*`) is for: same scheme and host (any case), and
-/// its path, if any, a prefix at a `/`.
+/// (`credential.<scope>.*`) is for, as git matches it (see
+/// [`crate::git::url_matches`]).
 pub fn credential_scope_fits(scope: &str, url: &str) -> bool {
-    let scope = scope.trim_end_matches('/').to_ascii_lowercase();
-    let url = url.to_ascii_lowercase();
-    url == scope || url.starts_with(&format!("{scope}/"))
+    crate::git::url_matches(scope, url)
 }
 
 /// Whether git would send `url`'s path to credential helpers

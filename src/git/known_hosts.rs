@@ -53,7 +53,7 @@ fn hashed_match(pattern: &str, name: &str) -> bool {
 /// `name`, as OpenSSH reads them: a hashed name, or a name whose `*` and
 /// `?` are wildcards (`*.example.com`, `[git.example.com]:*`), case aside;
 /// a matching `!pattern` excludes the host whatever else matches.
-fn host_matches(patterns: &str, name: &str) -> bool {
+pub(super) fn host_matches(patterns: &str, name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     let mut matched = false;
     for p in patterns.split(',') {

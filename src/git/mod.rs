@@ -57,7 +57,7 @@ pub use remote::Target;
 pub use ssh_config::SYSTEM_FILE as SSH_SYSTEM_CONFIG;
 pub use submodules::Superproject;
 pub use tree_diff::ChangedPaths;
-pub(crate) use urlmatch::percent_decoded;
+pub(crate) use urlmatch::{percent_decoded, url_matches};
 pub use worktree::Base;
 
 /// A commit hash.

@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::known_hosts::glob;
+use super::known_hosts::{glob, host_matches};
 use super::ssh_url::SshUrl;
 use super::SshClientConfig;
 
@@ -154,7 +154,8 @@ impl Reading<'_> {
                 continue;
             };
             match keyword.to_ascii_lowercase().as_str() {
-                "host" => active = names(args.iter().map(String::as_str), &self.host),
+                // OpenSSH's patterns, as in known_hosts files.
+                "host" => active = host_matches(&args.join(","), &self.host),
                 "match" => active = self.matches(&args, file),
                 _ if !active => {}
                 "include" if depth < MAX_DEPTH => {
@@ -225,7 +226,7 @@ impl Reading<'_> {
                     } else {
                         self.host.as_str()
                     };
-                    names(list.split(','), name)
+                    host_matches(list, name)
                 }
                 _ => {
                     unknown = true;
@@ -363,24 +364,6 @@ fn words(text: &str) -> Vec<String> {
         }
         words.push(word);
     }
-}
-
-/// Whether `patterns` (OpenSSH's: `*`, `?`, and `!` excluding) name `host`.
-fn names<'p>(patterns: impl Iterator<Item = &'p str>, host: &str) -> bool {
-    let mut named = false;
-    for p in patterns {
-        let (negated, p) = match p.strip_prefix('!') {
-            Some(rest) => (true, rest),
-            None => (false, p),
-        };
-        if glob(p.to_ascii_lowercase().as_bytes(), host.as_bytes()) {
-            if negated {
-                return false;
-            }
-            named = true;
-        }
-    }
-    named
 }
 
 /// A file name of the configuration with `~/` and OpenSSH's tokens

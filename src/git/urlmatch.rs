@@ -23,7 +23,18 @@ pub(crate) fn rank(key: &str, name: &str, url: &str) -> Option<Rank> {
     if rest == name {
         return Some((0, 0, false));
     }
-    let pattern = normalize(rest.strip_suffix(name)?.strip_suffix('.')?)?;
+    pattern_rank(rest.strip_suffix(name)?.strip_suffix('.')?, url)
+}
+
+/// Whether the URL `pattern` of a `<section>.<url>.<name>` key
+/// (`credential.<url>.helper` too, which git matches the same way) names
+/// `url`.
+pub(crate) fn url_matches(pattern: &str, url: &str) -> bool {
+    pattern_rank(pattern, url).is_some()
+}
+
+fn pattern_rank(pattern: &str, url: &str) -> Option<Rank> {
+    let pattern = normalize(pattern)?;
     let url = normalize(url)?;
     if pattern.scheme != url.scheme || pattern.port != url.port {
         return None;
