@@ -215,7 +215,7 @@ fn subsection_as_written(key: &str) -> Option<&str> {
 
 /// Whether `url` is one a credential setting scoped to `scope`
 /// (`credential.<scope>.*`) is for, as git matches it (see
-/// [`crate::git::url_matches`]).
+/// `git::url_matches`).
 pub fn credential_scope_fits(scope: &str, url: &str) -> bool {
     crate::git::url_matches(scope, url)
 }
