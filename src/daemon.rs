@@ -523,7 +523,10 @@ async fn run_pass(
     limit: Duration,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Result<Outcome, String>> {
-    let cancel = Cancel::new();
+    // The task sees the deadline itself: a wait it ends (a hung server's)
+    // is not followed by another before the timer below raises the flag.
+    let deadline = Instant::now() + limit;
+    let cancel = Cancel::until(deadline);
     let (s, c, r, m, h) = (
         syncer.clone(),
         cancel.clone(),
@@ -558,7 +561,10 @@ async fn run_pass(
     Some(match joined {
         Ok(Ok(o)) => Ok(o),
         Ok(Err(PassError::Sync(SyncError::Git(git::GitError::Cancelled))))
-        | Ok(Err(PassError::Sync(SyncError::Cancelled))) => Err("sync cancelled".into()),
+        | Ok(Err(PassError::Sync(SyncError::Cancelled))) => Err(match Instant::now() >= deadline {
+            true => format!("sync timed out after {limit:?}"),
+            false => "sync cancelled".into(),
+        }),
         Ok(Err(PassError::Sync(e))) => Err(e.to_string()),
         Ok(Err(PassError::Credentials(e))) => Err(format!("credentials: {e}")),
         Err(e) => Err(format!("sync panicked: {e}")),

@@ -173,20 +173,37 @@ fn not_a_commit(name: &str, url: &str, kind: Option<git2::ObjectType>) -> GitErr
     }
 }
 
-/// A flag that asks a running git operation to stop. Checked by libgit2's
-/// progress callbacks, so it also ends a transfer in flight.
+/// A flag that asks a running git operation to stop, raised by hand or,
+/// with a deadline, by the clock. Checked by libgit2's progress callbacks,
+/// so it also ends a transfer in flight.
 #[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel {
+    flag: Arc<AtomicBool>,
+    /// The operation's own end: what waited until then (a request to a
+    /// hung server) sees it is over without waiting for whoever raises
+    /// the flag, which may come a moment later on a busy machine.
+    deadline: Option<std::time::Instant>,
+}
 
 impl Cancel {
     pub fn new() -> Self {
         Self::default()
     }
+    /// Cancelled by hand, or once `deadline` has passed.
+    pub fn until(deadline: std::time::Instant) -> Self {
+        Cancel {
+            deadline: Some(deadline),
+            ..Self::default()
+        }
+    }
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.flag.store(true, Ordering::SeqCst);
     }
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.flag.load(Ordering::SeqCst)
+            || self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
     }
 }
 
