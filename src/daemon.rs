@@ -190,14 +190,11 @@ fn serve_hook_credentials(
     });
     let last_pass = credentials.clone();
     let lookup = move |url: &str| {
-        let found = |set: &git::CredentialSet| {
-            let c = set.for_url(url)?;
-            Some((c.username.clone(), c.password.clone()))
-        };
-        in_url
-            .as_ref()
-            .and_then(found)
-            .or_else(|| lock(&last_pass).as_ref().and_then(found))
+        let in_url = in_url.as_ref().and_then(|set| set.for_url(url)).cloned();
+        // (Out of the lock: a credential helper may be asked.)
+        let last_pass = || lock(&last_pass).clone()?.for_url_or_helpers(url).ok();
+        let c = in_url.or_else(last_pass)?;
+        Some((c.username, c.password))
     };
     match credential_helper::HelperSocket::serve(Arc::new(lookup)) {
         Ok(socket) => Some(socket),
@@ -287,9 +284,7 @@ pub async fn run(cfg: Config) -> i32 {
         w
     });
     let hooks = start_hooks(&cfg);
-    let resolver = Arc::new(Mutex::new(
-        Resolver::new(cfg.auth.clone(), &cfg.tls).for_repo(&cfg.repo),
-    ));
+    let resolver = Arc::new(Mutex::new(Resolver::new(cfg.auth.clone(), &cfg.tls)));
 
     let mut ever_succeeded = false;
     // Commits published by this process (upstream's syncCount).

@@ -455,6 +455,74 @@ fn a_credential_helper_program_is_asked_as_git_asks_it() {
     );
 }
 
+/// git asks its credential helpers when a server wants credentials, and
+/// only then: not for a public repository (its polls run no helper), but
+/// for its submodule on a private server. An answer is used again at the
+/// next polls; once the server refuses it, the helper is asked anew.
+#[test]
+fn credential_helpers_are_asked_when_a_server_wants_credentials() {
+    let f = Fixture::new("right-S3CRET");
+    let public = f.public_parent_of_the_private_repo("vendor");
+    let bin = f.tmp.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let (record, answer) = (f.tmp.path().join("asked"), f.tmp.path().join("answer"));
+    fs::write(&answer, "right-S3CRET").unwrap();
+    script(
+        &bin.join("git-credential-fake"),
+        &format!(
+            "cat >> {r}\necho username=bot\necho password=$(cat {a})",
+            r = record.display(),
+            a = answer.display()
+        ),
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let args = |repo: String, root: &str| {
+        vec![
+            format!("--repo={repo}"),
+            format!("--root={}", f.tmp.path().join(root).display()),
+            "--git-config=credential.helper:fake".to_string(),
+        ]
+    };
+    let (code, log) = one_time(&args(public.url("site"), "r1"), &[("PATH", &path)]);
+    assert_eq!(code, 0, "{log}");
+    let vendored = f.tmp.path().join("r1/site/vendor/f");
+    assert_eq!(fs::read_to_string(vendored).unwrap(), "1");
+    let private_server = format!("protocol=http\nhost=127.0.0.1:{}\n\n", f.server.port);
+    assert_eq!(fs::read_to_string(&record).unwrap(), private_server);
+
+    fs::remove_file(&record).unwrap();
+    let mut args = args(f.server.url("private"), "r2");
+    args.extend(["--period=50ms".into(), "--max-failures=-1".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = git_sync(&args);
+    cmd.env("PATH", &path);
+    let mut p = spawn(cmd);
+    let link = f.tmp.path().join("r2/private");
+    let h1 = f.repo.head();
+    p.wait_for(LONG, "first sync", || {
+        published(&link).as_deref() == Some(&h1)
+    });
+    let h2 = f.repo.commit(&[("f", "2")], "two");
+    p.wait_for(LONG, "an update", || {
+        published(&link).as_deref() == Some(&h2)
+    });
+    assert_eq!(fs::read_to_string(&record).unwrap(), private_server);
+    // The password changes, on the server and in the helper.
+    fs::write(&f.htpasswd, "bot:{PLAIN}second-S3CRET\n").unwrap();
+    fs::write(&answer, "second-S3CRET").unwrap();
+    let h3 = f.repo.commit(&[("f", "3")], "three");
+    p.wait_for(LONG, "an update with the new password", || {
+        published(&link).as_deref() == Some(&h3)
+    });
+    assert_eq!(
+        fs::read_to_string(&record).unwrap(),
+        private_server.repeat(2)
+    );
+    for s in ["right-S3CRET", "second-S3CRET"] {
+        assert_secret_absent(&p.log(), s);
+    }
+}
+
 #[test]
 fn rotated_password_file_is_picked_up_without_restart() {
     let f = Fixture::new("first-S3CRET");

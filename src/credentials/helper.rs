@@ -9,15 +9,94 @@
 //! `gcloud.sh`, serves git-sync as it serves git. No prompt: the helper
 //! gets no terminal, `GIT_TERMINAL_PROMPT=0` and `GCM_INTERACTIVE=never`.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::gitconfig::{credential_scope_fits, CredentialHelper};
-use crate::git::Credentials;
+use crate::git::{AskHelpers, Credentials};
 
 /// How long a helper may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a helper's answer is used before it is asked again (git asks
+/// at every fetch; a token it mints lasts longer).
+const ANSWER_KEPT: Duration = Duration::from_secs(300);
+
+/// What the helpers answered, by request (what they are told), and when.
+pub type Answers = Arc<Mutex<HashMap<String, (Credentials, Instant)>>>;
+
+/// The configured helpers of one pass, asked about a URL when its server
+/// wants credentials, as git asks them, never before: a public
+/// repository's polls run none. An answer is kept across passes for
+/// [`ANSWER_KEPT`], unless the server refuses it; "none" for the pass.
+pub struct Asker {
+    helpers: Vec<CredentialHelper>,
+    with_path: bool,
+    answers: Answers,
+    /// The requests no helper answered this pass, and the helpers asked.
+    unanswered: Mutex<HashMap<String, Vec<String>>>,
+}
+
+impl Asker {
+    /// `helpers` (`credential.useHttpPath` when `with_path`), their answers
+    /// kept in `answers`.
+    pub fn new(helpers: Vec<CredentialHelper>, with_path: bool, answers: Answers) -> Self {
+        Asker {
+            helpers,
+            with_path,
+            answers,
+            unanswered: Mutex::default(),
+        }
+    }
+}
+
+impl AskHelpers for Asker {
+    fn ask(&self, url: &str) -> Result<Credentials, Vec<String>> {
+        let http = url.starts_with("https://") || url.starts_with("http://");
+        let Some(key) = request(url, self.with_path).filter(|_| http) else {
+            return Err(Vec::new());
+        };
+        let answers = || self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((c, _)) = answers()
+            .get(&key)
+            .filter(|(_, at)| at.elapsed() < ANSWER_KEPT)
+        {
+            return Ok(c.clone());
+        }
+        let unanswered = || {
+            self.unanswered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(names) = unanswered().get(&key) {
+            return Err(names.clone());
+        }
+        let mut silent = Vec::new();
+        for h in self.helpers.iter().filter(|h| applies(h, url)) {
+            match get(h, url, self.with_path) {
+                Ok(Some(c)) => {
+                    answers().insert(key, (c.clone(), Instant::now()));
+                    return Ok(c);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "credential helper failed"),
+            }
+            silent.push(name(h).to_string());
+        }
+        unanswered().insert(key, silent.clone());
+        Err(silent)
+    }
+
+    fn rejected(&self, url: &str) {
+        if let Some(key) = request(url, self.with_path) {
+            let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+            answers.remove(&key);
+        }
+    }
+}
 
 /// Where git keeps its helper programs (`git --exec-path`), searched
 /// after `PATH`.
@@ -203,5 +282,37 @@ mod tests {
         assert!(applies(&scoped, "https://git.example/org/r.git"));
         assert!(!applies(&scoped, "https://git.example/orgx/r.git"));
         assert!(!applies(&scoped, "http://git.example/org/r.git"));
+    }
+
+    #[test]
+    fn helpers_are_asked_once_a_pass_and_an_answer_kept_till_refused() {
+        let t = tempfile::TempDir::new().unwrap();
+        let (asked, answer) = (t.path().join("asked"), t.path().join("answer"));
+        let helper = CredentialHelper {
+            scope: None,
+            command: format!(
+                "!f() {{ echo . >> {}; cat {} 2>/dev/null; }}; f",
+                asked.display(),
+                answer.display()
+            ),
+        };
+        let answers = Answers::default();
+        let pass = || Asker::new(vec![helper.clone()], false, answers.clone());
+        let times = || std::fs::read_to_string(&asked).unwrap_or_default().len() / 2;
+        let url = "https://git.example/r.git";
+        let first = pass();
+        assert_eq!(first.ask(url).err(), Some(vec!["!...".to_string()]));
+        assert!(first.ask(url).is_err());
+        assert_eq!(times(), 1);
+        assert!(first.ask("ssh://git.example/r.git").is_err());
+        assert_eq!(times(), 1);
+        std::fs::write(&answer, "username=u\npassword=p\n").unwrap();
+        let second = pass();
+        assert_eq!(second.ask(url).unwrap().password, "p");
+        assert_eq!(pass().ask(url).unwrap().password, "p");
+        assert_eq!(times(), 2);
+        second.rejected(url);
+        assert_eq!(pass().ask(url).unwrap().username, "u");
+        assert_eq!(times(), 3);
     }
 }

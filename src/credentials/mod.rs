@@ -2,8 +2,8 @@
 //! again every time), the askpass URL, per-URL `--credential` entries, a
 //! GitHub App installation token or an Azure workload identity token
 //! (either renewed before it expires), the logins of a `.netrc` and of
-//! git's credential store files, what git's other credential helpers
-//! answer for the repository's server, and the SSH settings. Nothing here
+//! git's credential store files, git's other credential helpers (asked
+//! when a server wants credentials), and the SSH settings. Nothing here
 //! logs a secret.
 
 mod askpass;
@@ -15,12 +15,13 @@ mod helper;
 mod netrc;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::auth::AuthConfig;
 use crate::config::gitconfig::Tls;
 use crate::config::ssh_command::HostChecking;
-use crate::git::{CredentialSet, Credentials, HostLogin, SshAuth};
+use crate::git::{CredentialSet, Credentials, HelperAsker, HostLogin, SshAuth};
 use crate::metrics::Metrics;
 
 /// A cached access token (GitHub App or Azure workload identity).
@@ -49,15 +50,9 @@ pub struct Resolver {
     cfg: AuthConfig,
     agent: ureq::Agent,
     token: Option<Token>,
-    /// The repository's URL, which credential helpers are asked about.
-    repo: Option<String>,
-    /// What a credential helper last answered, and when to ask again.
-    from_helper: Option<(Credentials, std::time::Instant)>,
+    /// What the credential helpers answered, kept between passes.
+    helper_answers: helper::Answers,
 }
-
-/// How long a credential helper's answer is used before it is asked
-/// again (git asks at every fetch; a token it mints lasts longer).
-const HELPER_ANSWER_KEPT: Duration = Duration::from_secs(300);
 
 /// The User-Agent of git-sync's own requests to token endpoints.
 const USER_AGENT: &str = concat!("git-sync/", env!("CARGO_PKG_VERSION"));
@@ -114,58 +109,8 @@ impl Resolver {
             cfg,
             agent: http_agent(Duration::from_secs(30), tls),
             token: None,
-            repo: None,
-            from_helper: None,
+            helper_answers: helper::Answers::default(),
         }
-    }
-
-    /// Credential helpers are asked about `repo`'s server.
-    pub fn for_repo(mut self, repo: &str) -> Self {
-        self.repo = Some(repo.to_string());
-        self
-    }
-
-    /// Add the credentials the configured helpers give for the
-    /// repository's server to `set`'s logins, asking them when nothing
-    /// else gives any (as git asks its helpers when the server wants
-    /// credentials) and keeping their answer a while; or the names of the
-    /// helpers that had none.
-    fn add_helper_login(&mut self, set: &mut CredentialSet) {
-        let Some(repo) = self
-            .repo
-            .as_deref()
-            .filter(|r| r.starts_with("https://") || r.starts_with("http://"))
-        else {
-            return;
-        };
-        if self.cfg.credential_helpers.is_empty() || set.for_url(repo).is_some() {
-            return;
-        }
-        let kept = self
-            .from_helper
-            .as_ref()
-            .filter(|(_, at)| at.elapsed() < HELPER_ANSWER_KEPT)
-            .map(|(c, _)| c.clone());
-        let credentials = kept.or_else(|| {
-            let mut silent = Vec::new();
-            let with_path = self.cfg.credential_use_http_path;
-            let helpers = self.cfg.credential_helpers.iter();
-            let answer = helpers.filter(|h| helper::applies(h, repo)).find_map(|h| {
-                let answer = helper::get(h, repo, with_path).unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "credential helper failed");
-                    None
-                });
-                if answer.is_none() {
-                    silent.push(helper::name(h).to_string());
-                }
-                answer
-            });
-            set.silent_helpers = silent;
-            self.from_helper = answer.clone().map(|c| (c, std::time::Instant::now()));
-            answer
-        });
-        set.logins
-            .extend(credentials.and_then(|c| HostLogin::for_server_of(repo, c)));
     }
 
     /// The credentials for this pass.
@@ -222,7 +167,7 @@ impl Resolver {
             }));
         }
         let ssh = &self.cfg.ssh;
-        let mut set = CredentialSet {
+        Ok(CredentialSet {
             cookies,
             logins,
             default,
@@ -230,7 +175,13 @@ impl Resolver {
             // rewritten by `insteadOf`.
             default_for: None,
             by_url,
-            silent_helpers: Vec::new(),
+            helpers: (!self.cfg.credential_helpers.is_empty()).then(|| {
+                HelperAsker(Arc::new(helper::Asker::new(
+                    self.cfg.credential_helpers.clone(),
+                    self.cfg.credential_use_http_path,
+                    self.helper_answers.clone(),
+                )))
+            }),
             ssh: Some(SshAuth {
                 key_files: ssh.effective_key_files(),
                 known_hosts: (ssh.host_checking() != HostChecking::Off)
@@ -241,9 +192,7 @@ impl Resolver {
                 client_config: ssh.client_config(),
                 host_key_alias: None,
             }),
-        };
-        self.add_helper_login(&mut set);
-        Ok(set)
+        })
     }
 
     /// The cached token's credentials, or new ones from `exchange`,

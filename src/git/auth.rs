@@ -216,10 +216,29 @@ pub struct CredentialSet {
     /// credentials for: a `.netrc`'s (as curl under git uses them), then
     /// those of git's `store` credential helper. The first that fits wins.
     pub logins: Vec<HostLogin>,
-    /// The credential helpers asked about the repository's server that
-    /// had nothing for it (their names), for the error that says none
-    /// was found.
-    pub silent_helpers: Vec<String>,
+    /// git's credential helpers, asked about a URL none of the above has
+    /// credentials for once its server wants some, as git asks them.
+    pub helpers: Option<HelperAsker>,
+}
+
+/// Asks git's credential helpers for the credentials of a URL.
+pub trait AskHelpers: Send + Sync {
+    /// The credentials the helpers give for `url`, or the names of those
+    /// asked, which had none.
+    fn ask(&self, url: &str) -> Result<Credentials, Vec<String>>;
+    /// The server refused what they gave for `url`: ask them again next
+    /// time.
+    fn rejected(&self, url: &str);
+}
+
+/// A handle on the [`AskHelpers`] of a pass, shared by its clones.
+#[derive(Clone)]
+pub struct HelperAsker(pub std::sync::Arc<dyn AskHelpers>);
+
+impl fmt::Debug for HelperAsker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HelperAsker")
+    }
 }
 
 /// A login for the servers it names: an entry of a `.netrc` (any scheme
@@ -298,6 +317,26 @@ impl CredentialSet {
             .map(|(_, c)| c)
             .or(self.default.as_ref().filter(|_| self.default_goes_to(url)))
             .or_else(|| self.login_for(url))
+    }
+
+    /// The credentials for `url` as [`CredentialSet::for_url`] finds
+    /// them, else what the credential helpers give for it (asked now, as
+    /// git asks them once a server wants credentials); or the names of the
+    /// helpers asked, which had none.
+    pub fn for_url_or_helpers(&self, url: &str) -> Result<Credentials, Vec<String>> {
+        match (self.for_url(url), &self.helpers) {
+            (Some(c), _) => Ok(c.clone()),
+            (None, Some(helpers)) => helpers.0.ask(url),
+            (None, None) => Err(Vec::new()),
+        }
+    }
+
+    /// The server refused the credentials given for `url`: a helper's
+    /// answer is not used again without asking.
+    pub fn rejected(&self, url: &str) {
+        if let Some(helpers) = &self.helpers {
+            helpers.0.rejected(url);
+        }
     }
 
     /// The first of [`CredentialSet::logins`] for `url`'s server and the

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use super::pkt_line::{self, Pkt, PktLines};
 use super::{fetch_v2, http_config};
-use super::{Cancel, Hash};
+use super::{Cancel, Hash, HelperAsker};
 use crate::config::gitconfig::Tls;
 
 /// What the client is made from, set once at start (the client itself is
@@ -148,6 +148,8 @@ pub(super) struct Request<'a> {
     pub basic: Option<(&'a str, &'a str)>,
     /// Whether to send them at once: the server asked for them before.
     pub basic_first: bool,
+    /// Asked when the server wants credentials and `basic` is `None`.
+    pub helpers: Option<&'a HelperAsker>,
     /// Whether the server answered with protocol v2 before: its
     /// capabilities are not asked for again.
     pub known_v2: bool,
@@ -339,10 +341,19 @@ impl<'a> Exchange<'a> {
             answer = make(&headers(self.authorization.as_ref()));
         }
         if answer.as_ref().is_ok_and(|a| a.status() == 401) && self.authorization.is_none() {
-            let Some((user, password)) = self.req.basic else {
-                return Err(NoListing::Skipped("the server wants credentials".into()));
+            let authorization = match (self.req.basic, self.req.helpers) {
+                (Some((user, password)), _) => basic(user, password),
+                (None, Some(helpers)) => match helpers.0.ask(&self.base) {
+                    Ok(c) => basic(&c.username, &c.password),
+                    Err(_) => {
+                        return Err(NoListing::Skipped("the server wants credentials".into()))
+                    }
+                },
+                (None, None) => {
+                    return Err(NoListing::Skipped("the server wants credentials".into()))
+                }
             };
-            self.authorization = Some(basic(user, password));
+            self.authorization = Some(authorization);
             answer = make(&headers(self.authorization.as_ref()));
         }
         Ok(answer)

@@ -47,8 +47,8 @@ use std::sync::{Arc, Once};
 use crate::config::gitconfig::Tls;
 
 pub use auth::{
-    credentials_in_url, Auth, CredentialSet, Credentials, HostLogin, Password, SshAuth,
-    SshClientConfig,
+    credentials_in_url, AskHelpers, Auth, CredentialSet, Credentials, HelperAsker, HostLogin,
+    Password, SshAuth, SshClientConfig,
 };
 pub use gc::GcStats;
 pub use local::local_path;

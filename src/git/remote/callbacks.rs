@@ -92,7 +92,7 @@ pub(super) fn callbacks<'a>(
     // libgit2 asks again after each rejection: answer each way once (each
     // SSH key once), then give up with a message that names which, never
     // what, credentials failed.
-    let mut asked_password = false;
+    let mut given_user: Option<String> = None;
     let mut next_key = 0usize;
     let mut asked_agent = false;
     let mut offered = 0usize;
@@ -132,27 +132,31 @@ pub(super) fn callbacks<'a>(
         if allowed.contains(git2::CredentialType::USERNAME) {
             return git2::Cred::username(user);
         }
-        let Some(c) = creds.for_url(request_url) else {
-            if creds.default.is_some() {
+        if let Some(given) = &given_user {
+            creds.rejected(request_url);
+            return Err(git2::Error::from_str(&format!("authentication as {given:?} was rejected")));
+        }
+        let c = match creds.for_url_or_helpers(request_url) {
+            Ok(c) => c,
+            Err(_) if creds.default.is_some() => {
                 return Err(git2::Error::from_str(&format!(
                     "the server requires authentication, and the repository's credentials are for {} only (as git's, \
                      which match by host): give --credential for this URL",
                     creds.default_server().unwrap_or_default()
                 )));
             }
-            let helpers = match creds.silent_helpers.as_slice() {
-                [] => String::new(),
-                names => format!("; the credential helpers asked ({}) had none for it", names.join(", ")),
-            };
-            return Err(git2::Error::from_str(&format!(
-                "the server requires authentication and none is configured (--username, --credential, \
-                 --askpass-url, a .netrc, a credential helper){helpers}"
-            )));
+            Err(silent) => {
+                let helpers = match silent.as_slice() {
+                    [] => String::new(),
+                    names => format!("; the credential helpers asked ({}) had none for it", names.join(", ")),
+                };
+                return Err(git2::Error::from_str(&format!(
+                    "the server requires authentication and none is configured (--username, --credential, \
+                     --askpass-url, a .netrc, a credential helper){helpers}"
+                )));
+            }
         };
-        if asked_password {
-            return Err(git2::Error::from_str(&format!("authentication as {:?} was rejected", c.username)));
-        }
-        asked_password = true;
+        given_user = Some(c.username.clone());
         if !allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
             return Err(git2::Error::from_str("the server does not accept username/password authentication"));
         }

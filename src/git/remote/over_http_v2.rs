@@ -5,7 +5,7 @@
 
 use super::super::fetch_v2::{self, FetchError};
 use super::super::ls_refs::{self, NoListing};
-use super::super::{http_config, Cancel, GitError, GitRepo, Hash};
+use super::super::{http_config, Cancel, GitError, GitRepo, Hash, HelperAsker};
 use super::{Target, UrlSettings};
 use crate::redact::redact;
 
@@ -20,6 +20,8 @@ struct Place {
     headers: Vec<String>,
     /// Username and password.
     basic: Option<(String, String)>,
+    /// The credential helpers, when `basic` is `None`.
+    helpers: Option<HelperAsker>,
     /// Whether its TLS certificate is checked (`http.sslVerify`).
     verify_tls: bool,
 }
@@ -31,6 +33,7 @@ impl Place {
             headers: &self.headers,
             basic: self.basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
             basic_first: self.known.wants_credentials,
+            helpers: self.helpers.as_ref(),
             known_v2: self.known.speaks_v2,
             verify_tls: self.verify_tls,
         }
@@ -72,18 +75,29 @@ impl GitRepo {
         // An Authorization header of the config's is the one sent; else,
         // as git, the URL's credentials before any configured.
         let own_authorization = http_config::any_named(&headers, &["authorization"]);
+        // A server that wanted credentials before gets them at once: a
+        // credential helper's among them (asked once, then kept).
         let basic = in_url
             .or_else(|| {
-                let c = self.credentials.for_url(&bare)?;
-                Some((c.username.clone(), c.password.clone()))
+                let c = match known.wants_credentials {
+                    true => self.credentials.for_url_or_helpers(&bare).ok()?,
+                    false => self.credentials.for_url(&bare)?.clone(),
+                };
+                Some((c.username, c.password))
             })
             .filter(|_| !own_authorization);
+        let helpers = self
+            .credentials
+            .helpers
+            .clone()
+            .filter(|_| basic.is_none() && !own_authorization);
         Some(Place {
             effective,
             bare,
             known,
             headers,
             basic,
+            helpers,
             verify_tls,
         })
     }
