@@ -1810,6 +1810,65 @@ fn the_openssh_configuration_of_the_repositorys_host_is_applied() {
     assert!(log.contains("ProxyJump bastion.example"), "{log}");
 }
 
+/// `ssh` reads its configuration at each connection: a daemon sees a
+/// change to `~/.ssh/config` (a file added where an `Include` pattern
+/// looks, a file edited) at its next poll, without a restart.
+#[test]
+fn a_changed_openssh_configuration_is_read_at_the_next_poll() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    let h = repo.commit(&[("a", "a")], "one");
+    let sshd = Sshd::start();
+    let home = tmp.path().join("home");
+    fs::create_dir_all(home.join(".ssh/config.d")).unwrap();
+    fs::write(home.join(".ssh/config"), "Include config.d/*\n").unwrap();
+    let known = tmp.path().join("known_hosts");
+    fs::write(&known, format!("{}\n", sshd.known_hosts_line)).unwrap();
+    let root = tmp.path().join("root");
+    let args = [
+        format!("--repo=later:{}", repo.dir.display()),
+        format!("--root={}", root.display()),
+        "--link=site".into(),
+        format!("--ssh-key-file={}", sshd.client_key.display()),
+        format!("--ssh-known-hosts-file={}", known.display()),
+        "--period=50ms".into(),
+        "--max-failures=-1".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = git_sync(&args);
+    cmd.env("HOME", &home);
+    let mut d = spawn(cmd);
+    let failed_with = |log: &str, what: &str| {
+        log.lines()
+            .filter(|l| is_failed_pass(l) && l.contains(what))
+            .count()
+    };
+    d.wait_log(LONG, "passes failing on an unknown host", |log| {
+        failed_with(log, "later") >= 2
+    });
+    // A closed port first, then the server's.
+    let closed = free_port();
+    let block = |port: u16| {
+        format!(
+            "Host later\n  HostName 127.0.0.1\n  Port {port}\n  User {}\n",
+            sshd.user
+        )
+    };
+    let file = home.join(".ssh/config.d/later");
+    fs::write(&file, block(closed)).unwrap();
+    d.wait_log(LONG, "passes failing on the closed port", |log| {
+        failed_with(log, "Connection refused") >= 2
+    });
+    fs::write(&file, block(sshd.port)).unwrap();
+    let link = root.join("site");
+    d.wait_for(LONG, "a publish through the edited file", || {
+        published(&link).as_deref() == Some(&h)
+    });
+    // Read again at the polls after each change; said once a change.
+    let said = "SSH destination from the OpenSSH configuration or the ssh command line (HostName, Port, User)";
+    assert_eq!(log_lines_with(&d.log(), said), 2, "{}", d.log());
+}
+
 #[test]
 fn an_ssh_key_file_that_cannot_be_used_says_why_and_the_next_one_is_tried() {
     let tmp = TempDir::new().unwrap();

@@ -203,16 +203,33 @@ impl GitRepo {
 
     /// The proxy and extra headers for `url`. Decided once per URL: the
     /// config was written at start and the environment is fixed, so polls
-    /// do not read them again.
+    /// do not read them again; but for the OpenSSH configuration, which
+    /// `ssh` reads at each connection: a change to its files is seen at
+    /// the next poll.
     fn url_settings(&self, url: &str) -> UrlSettings {
-        self.per_url
-            .borrow_mut()
+        let mut per_url = self.per_url.borrow_mut();
+        let before = per_url.get(url).and_then(|s| s.ssh.as_ref());
+        let outdated = before.filter(|d| d.sources.changed()).cloned();
+        if let Some(before) = outdated {
+            tracing::debug!(url = %redact(url), "the OpenSSH configuration changed (or may have): read again");
+            per_url.insert(
+                url.to_string(),
+                self.decide_url_settings(url, Some(&before)),
+            );
+        }
+        per_url
             .entry(url.to_string())
-            .or_insert_with(|| self.decide_url_settings(url))
+            .or_insert_with(|| self.decide_url_settings(url, None))
             .clone()
     }
 
-    fn decide_url_settings(&self, url: &str) -> UrlSettings {
+    /// `url`'s settings; `before`, what the OpenSSH configuration said of
+    /// its host when last read.
+    fn decide_url_settings(
+        &self,
+        url: &str,
+        before: Option<&ssh_config::Destination>,
+    ) -> UrlSettings {
         let mut entries = Vec::new();
         if let Ok(cfg) = self.repo.config() {
             let keys = r"^(http\.(.+\.)?(proxy|extraheader|sslverify)|url\..+\.insteadof|protocol\.version)$";
@@ -228,7 +245,7 @@ impl GitRepo {
         if effective != url {
             tracing::debug!(url = %redact(url), effective = %redact(&effective), "rewritten by url.<base>.insteadOf");
         }
-        let ssh = self.ssh_destination(&effective);
+        let ssh = self.ssh_destination(&effective, before);
         if let Some(to) = ssh.as_ref().and_then(|d| d.url.clone()) {
             effective = to;
         }
@@ -279,11 +296,19 @@ impl GitRepo {
     }
 
     /// What OpenSSH's configuration files say of the host of `url`, an
-    /// SSH URL (`None` for another): said once, at info level when they
-    /// lead it elsewhere, in a warning for what is not done here.
-    fn ssh_destination(&self, url: &str) -> Option<ssh_config::Destination> {
+    /// SSH URL (`None` for another): said once (and again when it differs
+    /// from what they said `before`), at info level when they lead it
+    /// elsewhere, in a warning for what is not done here.
+    fn ssh_destination(
+        &self,
+        url: &str,
+        before: Option<&ssh_config::Destination>,
+    ) -> Option<ssh_config::Destination> {
         let config = &self.credentials.ssh.as_ref()?.client_config;
         let destination = ssh_config::destination(url, config)?;
+        if before.is_some_and(|b| b.says_the_same_as(&destination)) {
+            return Some(destination);
+        }
         if let Some(to) = &destination.url {
             tracing::info!(url = %redact(url), to = %redact(to), "SSH destination from the OpenSSH configuration or the ssh command line (HostName, Port, User)");
         }

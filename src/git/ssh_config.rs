@@ -20,6 +20,7 @@
 //! anything else is taken as not matching, and named.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::known_hosts::{glob, host_matches};
 use super::ssh_url::SshUrl;
@@ -52,6 +53,65 @@ pub struct Destination {
     /// What applies to the host and is not done here, with its file:
     /// `ProxyJump bastion (/home/me/.ssh/config)`.
     pub not_applied: Vec<String>,
+    /// The files it was read from (or looked for), and the directories
+    /// `Include` patterns listed, as they were then.
+    pub sources: Sources,
+}
+
+impl Destination {
+    /// Whether `other` says the same of the host (read from files that
+    /// may have changed since).
+    pub fn says_the_same_as(&self, other: &Destination) -> bool {
+        let what = |d: &Destination| Destination {
+            sources: Sources::default(),
+            ..d.clone()
+        };
+        what(self) == what(other)
+    }
+}
+
+/// Paths as they were when read: what changed since is seen by a `stat`
+/// each, where `ssh` reads its configuration for each connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources(Vec<(PathBuf, Option<Stamp>)>);
+
+/// A file's identity, size and time of change (an editor that writes a new
+/// file and renames it over the old one changes the first), and whether
+/// that time was too recent to tell a change made right after (the
+/// kernel's clock for it ticks every few milliseconds; git calls such an
+/// index entry "racily clean").
+type Stamp = ((u64, u64, u64, i64, i64), bool);
+
+/// How recent a time of change is too recent.
+const RACY: Duration = Duration::from_secs(2);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    let racy = m
+        .modified()
+        .ok()
+        .and_then(|at| at.elapsed().ok())
+        .map_or(true, |age| age < RACY);
+    Some((
+        (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()),
+        racy,
+    ))
+}
+
+impl Sources {
+    fn of(paths: Vec<PathBuf>) -> Self {
+        Sources(paths.into_iter().map(|p| (p.clone(), stamp(&p))).collect())
+    }
+
+    /// Whether one of them changed, appeared or went away since (or was
+    /// changed too recently then to tell).
+    pub fn changed(&self) -> bool {
+        self.0.iter().any(|(path, then)| match then {
+            Some((_, true)) => true,
+            then => stamp(path).map(|(now, _)| now) != then.map(|(at, _)| at),
+        })
+    }
 }
 
 /// What the configuration (`config`'s files, after its command line's
@@ -65,6 +125,7 @@ pub fn destination(url: &str, config: &SshClientConfig) -> Option<Destination> {
         found: Found::default(),
         noted: Vec::new(),
         read: 0,
+        seen: Vec::new(),
     };
     for file in files {
         let base = match file == Path::new(SYSTEM_FILE) {
@@ -73,7 +134,9 @@ pub fn destination(url: &str, config: &SshClientConfig) -> Option<Destination> {
         };
         reading.file(file, &base, 0);
     }
-    let Reading { found, host, .. } = reading;
+    let Reading {
+        found, host, seen, ..
+    } = reading;
     let mut to = given.clone();
     if let Some(name) = config.host_name.as_ref().or(found.host_name.as_ref()) {
         // `%h`: the host as given, lowercased as ssh does.
@@ -109,6 +172,7 @@ pub fn destination(url: &str, config: &SshClientConfig) -> Option<Destination> {
         global_known_hosts,
         host_key_alias: config.host_key_alias.clone().or(found.host_key_alias),
         not_applied,
+        sources: Sources::of(seen),
     })
 }
 
@@ -135,6 +199,8 @@ struct Reading<'a> {
     noted: Vec<String>,
     /// Files read so far (see [`MAX_FILES`]).
     read: usize,
+    /// The files read or looked for, and the directories listed.
+    seen: Vec<PathBuf>,
 }
 
 impl Reading<'_> {
@@ -145,6 +211,7 @@ impl Reading<'_> {
             return;
         }
         self.read += 1;
+        self.seen.push(file.to_path_buf());
         let Ok(text) = std::fs::read_to_string(file) else {
             return;
         };
@@ -172,7 +239,7 @@ impl Reading<'_> {
 
     /// The files an `Include` pattern names, sorted as OpenSSH's glob
     /// sorts them.
-    fn included(&self, pattern: &str, base: &Path) -> Vec<PathBuf> {
+    fn included(&mut self, pattern: &str, base: &Path) -> Vec<PathBuf> {
         let path = match (pattern.strip_prefix("~/"), self.home) {
             (Some(rest), Some(home)) => home.join(rest),
             _ => base.join(pattern),
@@ -184,6 +251,7 @@ impl Reading<'_> {
         if !name.contains(['*', '?']) {
             return vec![path.clone()];
         }
+        self.seen.push(dir.to_path_buf());
         let Ok(entries) = std::fs::read_dir(dir) else {
             return Vec::new();
         };
@@ -534,7 +602,7 @@ mod tests {
         assert_eq!(d.url.as_deref(), Some("matched@pct.internal:r.git"));
         // A Match whose known criteria fail is not named.
         let d = resolve(home, "elsewhere:r.git");
-        assert_eq!(d, Destination::default());
+        assert!(d.says_the_same_as(&Destination::default()), "{d:?}");
     }
 
     #[test]
@@ -547,6 +615,39 @@ mod tests {
         let d = resolve(home.path(), "h:r");
         // (Without a bound, 2^16 files.)
         assert_eq!(d.identity_files.len(), MAX_FILES - 1);
+    }
+
+    #[test]
+    fn the_files_read_are_watched_for_a_change() {
+        let home = home_with(&[("config", "Include config.d/*\n")]);
+        let ssh = home.path().join(".ssh");
+        std::fs::create_dir(ssh.join("config.d")).unwrap();
+        // Changed a while ago, or it is too recent to tell.
+        let age = || {
+            let then = std::time::SystemTime::now() - Duration::from_secs(10);
+            for p in [".ssh/config", ".ssh/config.d", ".ssh/config.d/a"] {
+                if let Ok(f) = std::fs::File::open(home.path().join(p)) {
+                    f.set_modified(then).unwrap();
+                }
+            }
+        };
+        let read = || resolve(home.path(), "h:r.git").sources;
+        let racy = read();
+        assert!(racy.changed(), "written just now");
+        age();
+        let sources = read();
+        assert!(!sources.changed());
+        std::fs::write(ssh.join("config.d/a"), "Host h\n  Port 2\n").unwrap();
+        assert!(sources.changed(), "a file added where Include looks");
+        age();
+        let sources = read();
+        assert!(!sources.changed());
+        std::fs::write(ssh.join("config.d/a"), "Host h\n  Port 22\n").unwrap();
+        assert!(sources.changed(), "an edited file");
+        age();
+        let sources = read();
+        std::fs::remove_file(ssh.join("config")).unwrap();
+        assert!(sources.changed(), "a file gone");
     }
 
     #[test]
