@@ -1857,7 +1857,7 @@ fn a_changed_openssh_configuration_is_read_at_the_next_poll() {
     let file = home.join(".ssh/config.d/later");
     fs::write(&file, block(closed)).unwrap();
     d.wait_log(LONG, "passes failing on the closed port", |log| {
-        failed_with(log, "Connection refused") >= 2
+        failed_with(log, &format!("127.0.0.1:{closed}")) >= 2
     });
     fs::write(&file, block(sshd.port)).unwrap();
     let link = root.join("site");

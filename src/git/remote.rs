@@ -344,6 +344,12 @@ impl GitRepo {
         if let Some(hint) = hint(&e) {
             message.push_str(hint);
         }
+        // libgit2 names the host it could not reach, not the port nor
+        // where the URL was rewritten to.
+        let effective = self.url_settings(url).effective;
+        if effective != url {
+            message.push_str(&format!(" (the URL led to {})", redact(&effective)));
+        }
         GitError::Remote {
             op,
             url: redact(url),
