@@ -7,14 +7,14 @@
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use crate::config::ops::HttpConfig;
 use crate::metrics::Metrics;
@@ -90,8 +90,52 @@ fn ipv6_missing(e: &std::io::Error) -> bool {
 
 /// At most this many connections at once: probes and scrapes need a few,
 /// and a flood of idle ones must not take the file descriptors syncs need.
-/// Beyond it, connections wait in the kernel's backlog.
+/// Beyond it, a new connection closes the one quiet longest, so that a
+/// probe is answered at once even then (a kubelet gives it a second).
 const MAX_CONNECTIONS: usize = 64;
+
+/// The open connections: when each was accepted or last began a request,
+/// and what closes it.
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    open: std::collections::HashMap<u64, (Instant, Arc<Notify>)>,
+}
+
+impl Connections {
+    /// Take a new connection in, closing the one quiet longest when
+    /// [`MAX_CONNECTIONS`] are open: its number, and what closes it.
+    fn admit(&mut self) -> (u64, Arc<Notify>) {
+        if self.open.len() >= MAX_CONNECTIONS {
+            let quietest = self.open.iter().min_by_key(|(_, (at, _))| *at);
+            if let Some(id) = quietest.map(|(id, _)| *id) {
+                if let Some((_, close)) = self.open.remove(&id) {
+                    close.notify_one();
+                }
+            }
+        }
+        let id = self.next;
+        self.next += 1;
+        let close = Arc::new(Notify::new());
+        self.open.insert(id, (Instant::now(), close.clone()));
+        (id, close)
+    }
+
+    /// Connection `id` began a request.
+    fn active(&mut self, id: u64) {
+        if let Some((at, _)) = self.open.get_mut(&id) {
+            *at = Instant::now();
+        }
+    }
+
+    fn closed(&mut self, id: u64) {
+        self.open.remove(&id);
+    }
+}
+
+fn lock(connections: &Mutex<Connections>) -> MutexGuard<'_, Connections> {
+    connections.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// How long a client has to send a request's headers (also after an idle
 /// keep-alive) or its body, before its connection is closed.
@@ -99,12 +143,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serve until the process ends.
 pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Arc::new(Mutex::new(Connections::default()));
     let mut warned: Option<Instant> = None;
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -118,16 +159,24 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
                 continue;
             }
         };
-        let state = state.clone();
+        let (state, connections) = (state.clone(), connections.clone());
+        let (id, close) = lock(&connections).admit();
         tokio::spawn(async move {
-            let _permit = permit;
-            let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
+            let during = connections.clone();
+            let service = hyper::service::service_fn(move |req| {
+                lock(&during).active(id);
+                handle(req, state.clone())
+            });
             let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
+            let served = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(REQUEST_TIMEOUT)
-                .serve_connection(io, service)
-                .await;
+                .serve_connection(io, service);
+            tokio::select! {
+                _ = served => {}
+                _ = close.notified() => {}
+            }
+            lock(&connections).closed(id);
         });
     }
 }

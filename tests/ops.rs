@@ -611,7 +611,7 @@ fn cpu_time(pid: u32) -> Duration {
 }
 
 #[test]
-fn a_flood_of_idle_connections_neither_spins_nor_starves_the_syncs() {
+fn a_flood_of_idle_connections_neither_spins_nor_starves_the_syncs_nor_the_probes() {
     use std::os::unix::process::CommandExt;
     let f = Fixture::local();
     let port = free_port();
@@ -642,6 +642,15 @@ fn a_flood_of_idle_connections_neither_spins_nor_starves_the_syncs() {
     let idle: Vec<std::net::TcpStream> = (0..200)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
         .collect();
+    // A probe is answered at once all the same: the connection quiet
+    // longest makes room for it.
+    let asked = Instant::now();
+    assert_eq!(http_get(port, "/").0, 200);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
     let (cpu_before, wall) = (cpu_time(p.child.id()), Instant::now());
     // Syncs still have the file descriptors they need (the default
     // --max-failures=0 would end the process at the first failure).
@@ -653,17 +662,19 @@ fn a_flood_of_idle_connections_neither_spins_nor_starves_the_syncs() {
         cpu < wall / 2,
         "{cpu:?} of CPU in {wall:?}: spinning on accept?"
     );
-    // An idle connection is closed once its time to send a request is up.
-    let mut first = &idle[0];
-    first
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut buf = [0u8; 16];
-    match std::io::Read::read(&mut first, &mut buf) {
-        Ok(0) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        other => panic!("an idle connection stayed open or was answered: {other:?}"),
-    }
+    // The first made room at once; the last is closed once its time to
+    // send a request is up.
+    let closed = |mut c: &std::net::TcpStream, within: u64| {
+        c.set_read_timeout(Some(Duration::from_secs(within)))
+            .unwrap();
+        match std::io::Read::read(&mut c, &mut [0u8; 16]) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("an idle connection stayed open or was answered: {other:?}"),
+        }
+    };
+    closed(&idle[0], 1);
+    closed(&idle[199], 30);
     drop(idle);
     p.wait_for(LONG, "probes answered again", || {
         http_get(port, "/").0 == 200
