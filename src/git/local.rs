@@ -226,9 +226,14 @@ impl GitRepo {
             if have && complete_below_ours && depth == 0 {
                 continue; // complete history below it is already here
             }
-            let commit = src
-                .find_commit(id)
-                .map_err(|e| self.remote_error("fetch", url, e, cancel))?;
+            let commit = src.find_commit(id).map_err(|e| match id == hash {
+                true if e.code() == git2::ErrorCode::NotFound => GitError::Remote {
+                    op: "fetch",
+                    url: redact(url),
+                    message: super::no_such_commit(hash),
+                },
+                _ => self.remote_error("fetch", url, e, cancel),
+            })?;
             if !have {
                 wanted.push(id);
                 let mut into = Collected {

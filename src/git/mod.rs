@@ -99,6 +99,15 @@ fn store_defaults() -> Vec<(String, String)> {
     ]
 }
 
+/// Why a commit named by its full hash cannot be synced: the repository
+/// does not have it.
+fn no_such_commit(hash: Hash) -> String {
+    format!(
+        "commit {hash} is not in the repository (no branch or tag reaches it); \
+         --ref takes a commit the remote has, by its full hash"
+    )
+}
+
 /// Errors of the git layer. URLs in messages are redacted.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {

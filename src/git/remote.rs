@@ -661,7 +661,10 @@ impl GitRepo {
             got = moved_to.ok_or_else(|| GitError::Remote {
                 op: "fetch",
                 url: redact(url),
-                message: format!("commit {} was not received", target.hash),
+                message: match &target.remote_ref {
+                    Some(_) => format!("commit {} was not received", target.hash),
+                    None => super::no_such_commit(target.hash),
+                },
             })?;
         }
         let brought = exact.then_some(&tips[..]);

@@ -291,6 +291,19 @@ fn unknown_ref_fails_and_says_so() {
 }
 
 #[test]
+fn a_hash_the_repository_does_not_have_fails_and_says_so() {
+    for t in [Transport::File, Transport::Http] {
+        let f = Fixture::new(t);
+        f.repo.commit(&[("f", "1")], "c1");
+        let absent = "0123456789abcdef0123456789abcdef01234567";
+        let log = f.fail_once(&[&format!("--ref={absent}")]);
+        let said = format!("commit {absent} is not in the repository");
+        assert!(log.contains(&said), "{log}");
+        assert!(!f.link().exists());
+    }
+}
+
+#[test]
 fn http_servers_that_are_not_git_servers_are_told_apart() {
     // One nginx: a bare repository served as plain files (git's "dumb"
     // protocol, which libgit2 does not speak), a login page, nothing.
