@@ -157,9 +157,9 @@ pub struct AuthConfig {
     /// The other credential helpers git would run, in order (set from the
     /// git config).
     pub credential_helpers: Vec<super::gitconfig::CredentialHelper>,
-    /// `credential.useHttpPath` for the repository: its path goes to the
-    /// helpers too.
-    pub credential_use_http_path: bool,
+    /// `credential.useHttpPath` (and per URL): which URLs' paths go to
+    /// the helpers too.
+    pub credential_use_http_path: super::gitconfig::UseHttpPath,
 }
 
 /// Submodule handling.
@@ -453,7 +453,7 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
         netrc: netrc_path(src),
         credential_stores: Vec::new(),
         credential_helpers: Vec::new(),
-        credential_use_http_path: false,
+        credential_use_http_path: Default::default(),
     })
 }
 

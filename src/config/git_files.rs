@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use super::gitconfig::{same_key, Entries};
-use super::values::{parse_bool, under_home};
+use super::values::{parse_git_bool, under_home};
 
 /// The keys taken from these files.
 const KEPT: &[&str] = &[
@@ -49,7 +49,7 @@ const MAX_FILES: usize = 64;
 pub fn files(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
     let set = |name: &str| env(name).filter(|v| !v.is_empty());
     let mut files = Vec::new();
-    let no_system = set("GIT_CONFIG_NOSYSTEM").is_some_and(|v| parse_bool(&v).unwrap_or(false));
+    let no_system = set("GIT_CONFIG_NOSYSTEM").is_some_and(|v| parse_git_bool(&v).unwrap_or(false));
     if !no_system {
         files.push(PathBuf::from(
             set("GIT_CONFIG_SYSTEM").unwrap_or_else(|| "/etc/gitconfig".into()),

@@ -220,21 +220,35 @@ pub fn credential_scope_fits(scope: &str, url: &str) -> bool {
     crate::git::url_matches(scope, url)
 }
 
-/// Whether git would send `url`'s path to credential helpers
-/// (`credential.useHttpPath`, or `credential.<url>.useHttpPath` for it;
-/// the last value wins).
-pub fn credential_use_http_path(entries: &Entries, url: &str) -> bool {
-    let mut use_path = false;
-    for (k, value) in entries {
-        let key = Key::of(k);
-        if key.section != "credential" || key.name != "usehttppath" {
-            continue;
-        }
-        if subsection_as_written(k).map_or(true, |scope| credential_scope_fits(scope, url)) {
-            use_path = super::values::parse_bool(value).unwrap_or(false);
-        }
+/// `credential.useHttpPath` and `credential.<url>.useHttpPath`: (scope,
+/// value), in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UseHttpPath(Vec<(Option<String>, bool)>);
+
+impl UseHttpPath {
+    pub fn read(entries: &Entries) -> Self {
+        let settings = entries.iter().filter_map(|(k, value)| {
+            let key = Key::of(k);
+            let ours = key.section == "credential" && key.name == "usehttppath";
+            let value = super::values::parse_git_bool(value).unwrap_or(false);
+            ours.then(|| (subsection_as_written(k).map(str::to_string), value))
+        });
+        UseHttpPath(settings.collect())
     }
-    use_path
+
+    /// Whether git would send `url`'s path to credential helpers: the
+    /// last value that applies to it.
+    pub fn for_url(&self, url: &str) -> bool {
+        let applies = |scope: &Option<String>| {
+            scope
+                .as_deref()
+                .map_or(true, |scope| credential_scope_fits(scope, url))
+        };
+        let mut settings = self.0.iter().rev();
+        settings
+            .find(|(scope, _)| applies(scope))
+            .is_some_and(|(_, v)| *v)
+    }
 }
 
 /// For a helper that is `store` (`store`, `store --file=<path>`,
@@ -598,7 +612,7 @@ mod tests {
         assert!(without_effect(&pairs(&[("credential.helper", "store")])).is_empty());
         // useHttpPath: the last value that applies to the URL.
         let url = "https://git.example/org/r.git";
-        let use_path = |e: &[(&str, &str)]| credential_use_http_path(&pairs(e), url);
+        let use_path = |e: &[(&str, &str)]| UseHttpPath::read(&pairs(e)).for_url(url);
         assert!(use_path(&[("credential.useHttpPath", "true")]));
         assert!(!use_path(&[
             ("credential.useHttpPath", "true"),
@@ -606,6 +620,10 @@ mod tests {
             ("credential.https://other.example.useHttpPath", "true"),
         ]));
         assert!(!use_path(&[]));
+        assert!(use_path(&[
+            ("credential.https://other.example.useHttpPath", "false"),
+            ("credential.https://git.example.useHttpPath", "yes"),
+        ]));
     }
 
     #[test]

@@ -567,7 +567,7 @@ pub fn parse(
     }
     auth.credential_stores = gitconfig::credential_store_files(&read, &env);
     auth.credential_helpers = gitconfig::credential_helpers(&read, &env);
-    auth.credential_use_http_path = gitconfig::credential_use_http_path(&read, &repo);
+    auth.credential_use_http_path = gitconfig::UseHttpPath::read(&read);
     auth.ssh.command = gitconfig::ssh_command(&read, &env)
         .and_then(|c| ssh_command::parse(&c))
         .map(|c| c.with_home(src.env("HOME").as_deref()));

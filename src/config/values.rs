@@ -163,6 +163,17 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// A boolean as git reads one from its config or environment: `true`,
+/// `yes`, `on` or a non-zero number; `false`, `no`, `off`, `0` or nothing
+/// (any case); `None` for anything else.
+pub fn parse_git_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" => Some(true),
+        "false" | "no" | "off" | "" => Some(false),
+        n => n.parse::<i64>().ok().map(|n| n != 0),
+    }
+}
+
 /// Parse a signed integer as Go's `strconv.ParseInt(s, 0, 64)` does, which
 /// upstream uses for every integer flag and env var: an optional sign, then
 /// decimal, `0x` hex, `0o` or a bare leading `0` octal, or `0b` binary, with
@@ -424,6 +435,17 @@ mod tests {
         assert!(parse_bool("1").unwrap());
         assert!(!parse_bool("False").unwrap());
         assert!(parse_bool("yes").is_err());
+    }
+
+    #[test]
+    fn booleans_as_git_reads_them() {
+        for (text, value) in [("Yes", Some(true)), ("on", Some(true)), ("2", Some(true))] {
+            assert_eq!(parse_git_bool(text), value, "{text}");
+        }
+        for (text, value) in [("OFF", Some(false)), ("", Some(false)), ("0", Some(false))] {
+            assert_eq!(parse_git_bool(text), value, "{text}");
+        }
+        assert_eq!(parse_git_bool("maybe"), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::config::gitconfig::{credential_scope_fits, CredentialHelper};
+use crate::config::gitconfig::{credential_scope_fits, CredentialHelper, UseHttpPath};
 use crate::git::{AskHelpers, Credentials};
 
 /// How long a helper may take.
@@ -34,16 +34,16 @@ pub type Answers = Arc<Mutex<HashMap<String, (Credentials, Instant)>>>;
 /// [`ANSWER_KEPT`], unless the server refuses it; "none" for the pass.
 pub struct Asker {
     helpers: Vec<CredentialHelper>,
-    with_path: bool,
+    with_path: UseHttpPath,
     answers: Answers,
     /// The requests no helper answered this pass, and the helpers asked.
     unanswered: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Asker {
-    /// `helpers` (`credential.useHttpPath` when `with_path`), their answers
-    /// kept in `answers`.
-    pub fn new(helpers: Vec<CredentialHelper>, with_path: bool, answers: Answers) -> Self {
+    /// `helpers` (told the paths of the URLs `with_path` names), their
+    /// answers kept in `answers`.
+    pub fn new(helpers: Vec<CredentialHelper>, with_path: UseHttpPath, answers: Answers) -> Self {
         Asker {
             helpers,
             with_path,
@@ -56,7 +56,8 @@ impl Asker {
 impl AskHelpers for Asker {
     fn ask(&self, url: &str) -> Result<Credentials, Vec<String>> {
         let http = url.starts_with("https://") || url.starts_with("http://");
-        let Some(key) = request(url, self.with_path).filter(|_| http) else {
+        let with_path = self.with_path.for_url(url);
+        let Some(key) = request(url, with_path).filter(|_| http) else {
             return Err(Vec::new());
         };
         let answers = || self.answers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -76,7 +77,7 @@ impl AskHelpers for Asker {
         }
         let mut silent = Vec::new();
         for h in self.helpers.iter().filter(|h| applies(h, url)) {
-            match get(h, url, self.with_path) {
+            match get(h, url, with_path) {
                 Ok(Some(c)) => {
                     answers().insert(key, (c.clone(), Instant::now()));
                     return Ok(c);
@@ -91,7 +92,7 @@ impl AskHelpers for Asker {
     }
 
     fn rejected(&self, url: &str) {
-        if let Some(key) = request(url, self.with_path) {
+        if let Some(key) = request(url, self.with_path.for_url(url)) {
             let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
             answers.remove(&key);
         }
@@ -297,7 +298,7 @@ mod tests {
             ),
         };
         let answers = Answers::default();
-        let pass = || Asker::new(vec![helper.clone()], false, answers.clone());
+        let pass = || Asker::new(vec![helper.clone()], Default::default(), answers.clone());
         let times = || std::fs::read_to_string(&asked).unwrap_or_default().len() / 2;
         let url = "https://git.example/r.git";
         let first = pass();
@@ -314,5 +315,28 @@ mod tests {
         second.rejected(url);
         assert_eq!(pass().ask(url).unwrap().username, "u");
         assert_eq!(times(), 3);
+    }
+
+    #[test]
+    fn the_path_goes_to_the_helpers_for_the_urls_use_http_path_names() {
+        let t = tempfile::TempDir::new().unwrap();
+        let told = t.path().join("told");
+        let helper = CredentialHelper {
+            scope: None,
+            command: format!("!f() {{ cat >> {}; }}; f", told.display()),
+        };
+        let entries = vec![(
+            "credential.https://git.example/org.useHttpPath".to_string(),
+            "true".to_string(),
+        )];
+        let with_path = UseHttpPath::read(&entries);
+        let asker = Asker::new(vec![helper], with_path, Answers::default());
+        assert!(asker.ask("https://git.example/org/r.git").is_err());
+        assert!(asker.ask("https://other.example/org/r.git").is_err());
+        assert_eq!(
+            std::fs::read_to_string(&told).unwrap(),
+            "protocol=https\nhost=git.example\npath=org/r.git\n\n\
+             protocol=https\nhost=other.example\n\n"
+        );
     }
 }

@@ -178,7 +178,7 @@ impl Resolver {
             helpers: (!self.cfg.credential_helpers.is_empty()).then(|| {
                 HelperAsker(Arc::new(helper::Asker::new(
                     self.cfg.credential_helpers.clone(),
-                    self.cfg.credential_use_http_path,
+                    self.cfg.credential_use_http_path.clone(),
                     self.helper_answers.clone(),
                 )))
             }),
