@@ -59,8 +59,10 @@ pub(super) fn repository_filters(repo: &git2::Repository) -> bool {
         return true;
     }
     let Ok(cfg) = repo.config() else { return true };
+    // As libgit2 reads it: `input`, or a boolean in any of git's words.
     let autocrlf = cfg.get_string("core.autocrlf").unwrap_or_default();
-    matches!(autocrlf.as_str(), "true" | "input")
+    autocrlf.eq_ignore_ascii_case("input")
+        || crate::config::values::parse_git_bool(&autocrlf) == Some(true)
         || cfg.get_string("core.eol").is_ok()
         || cfg.get_path("core.attributesFile").is_ok()
 }
@@ -171,6 +173,22 @@ mod tests {
         ];
         for text in plain {
             assert!(!mentions_converting(text.as_bytes()), "{text}");
+        }
+    }
+
+    #[test]
+    fn core_autocrlf_converts_in_any_of_gits_words() {
+        let t = tempfile::TempDir::new().unwrap();
+        let repo = git2::Repository::init_bare(t.path()).unwrap();
+        let mut cfg = repo.config().unwrap();
+        for (value, converts) in [
+            ("yes", true),
+            ("On", true),
+            ("input", true),
+            ("false", false),
+        ] {
+            cfg.set_str("core.autocrlf", value).unwrap();
+            assert_eq!(repository_filters(&repo), converts, "{value}");
         }
     }
 }
