@@ -510,7 +510,8 @@ impl GitRepo {
         }
     }
 
-    /// Use these credentials for the remote from now on.
+    /// Use these credentials for the remote from now on (once a pass: the
+    /// OpenSSH configuration is read again where it changed).
     pub fn set_credentials(&mut self, credentials: CredentialSet) {
         // The URLs' SSH destinations were decided with the OpenSSH
         // configuration the credentials name (before the first, with none).
@@ -519,6 +520,7 @@ impl GitRepo {
             self.per_url.borrow_mut().clear();
         }
         self.credentials = credentials;
+        self.reread_changed_ssh_config();
     }
 
     /// The credentials in use.

@@ -203,24 +203,32 @@ impl GitRepo {
 
     /// The proxy and extra headers for `url`. Decided once per URL: the
     /// config was written at start and the environment is fixed, so polls
-    /// do not read them again; but for the OpenSSH configuration, which
-    /// `ssh` reads at each connection: a change to its files is seen at
-    /// the next poll.
+    /// do not read them again; the OpenSSH configuration, which `ssh` reads
+    /// at each connection, is looked at again once a pass (see
+    /// [`GitRepo::reread_changed_ssh_config`]).
     fn url_settings(&self, url: &str) -> UrlSettings {
-        let mut per_url = self.per_url.borrow_mut();
-        let before = per_url.get(url).and_then(|s| s.ssh.as_ref());
-        let outdated = before.filter(|d| d.sources.changed()).cloned();
-        if let Some(before) = outdated {
-            tracing::debug!(url = %redact(url), "the OpenSSH configuration changed (or may have): read again");
-            per_url.insert(
-                url.to_string(),
-                self.decide_url_settings(url, Some(&before)),
-            );
-        }
-        per_url
+        self.per_url
+            .borrow_mut()
             .entry(url.to_string())
             .or_insert_with(|| self.decide_url_settings(url, None))
             .clone()
+    }
+
+    /// Decide again the settings of the SSH URLs whose OpenSSH
+    /// configuration files changed (or may have) since they were read.
+    pub(super) fn reread_changed_ssh_config(&self) {
+        let outdated: Vec<(String, ssh_config::Destination)> = self
+            .per_url
+            .borrow()
+            .iter()
+            .filter_map(|(url, s)| Some((url.clone(), s.ssh.clone()?)))
+            .filter(|(_, d)| d.sources.changed())
+            .collect();
+        for (url, before) in outdated {
+            tracing::debug!(url = %redact(&url), "the OpenSSH configuration changed (or may have): read again");
+            let settings = self.decide_url_settings(&url, Some(&before));
+            self.per_url.borrow_mut().insert(url, settings);
+        }
     }
 
     /// `url`'s settings; `before`, what the OpenSSH configuration said of
