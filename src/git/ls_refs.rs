@@ -341,17 +341,16 @@ impl<'a> Exchange<'a> {
             answer = make(&headers(self.authorization.as_ref()));
         }
         if answer.as_ref().is_ok_and(|a| a.status() == 401) && self.authorization.is_none() {
-            let authorization = match (self.req.basic, self.req.helpers) {
-                (Some((user, password)), _) => basic(user, password),
-                (None, Some(helpers)) => match helpers.0.ask(&self.base) {
-                    Ok(c) => basic(&c.username, &c.password),
-                    Err(_) => {
-                        return Err(NoListing::Skipped("the server wants credentials".into()))
-                    }
-                },
-                (None, None) => {
-                    return Err(NoListing::Skipped("the server wants credentials".into()))
-                }
+            let authorization = match self.req.basic {
+                Some((user, password)) => Some(basic(user, password)),
+                None => self
+                    .req
+                    .helpers
+                    .and_then(|h| h.0.ask(&self.base).ok())
+                    .map(|c| basic(&c.username, &c.password)),
+            };
+            let Some(authorization) = authorization else {
+                return Err(NoListing::Skipped("the server wants credentials".into()));
             };
             self.authorization = Some(authorization);
             answer = make(&headers(self.authorization.as_ref()));
