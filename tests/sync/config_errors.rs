@@ -64,9 +64,7 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
         .env("GITSYNC_REPO", "https://bot:S3CRET@git.example.com/x.git\n")
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let err = one_line_error(&out);
     assert!(
         err.contains("--repo (env GITSYNC_REPO): contains a newline at its end"),
         "{err}"

@@ -179,6 +179,14 @@ fn give_to_nobody(dir: &Path) {
     }
 }
 
+/// The one line of a run refused at start (exit 1), asserted to be one.
+fn one_line_error(out: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    err
+}
+
 fn assert_published(f: &Fixture, hash: &str) {
     assert_eq!(published(&f.link()).as_deref(), Some(hash));
     let target = fs::read_link(f.link()).unwrap();
