@@ -247,9 +247,14 @@ impl Syncer {
             ),
         };
         let text = format!(
-            "submodules={:?}\ngroup-write={}\nsparse-checkout={}\n",
+            "submodules={:?}\ngroup-write={}\nlfs={}\nsparse-checkout={}\n",
             self.cfg.checkout.submodules,
             self.cfg.checkout.group_write,
+            if self.cfg.checkout.lfs {
+                "objects"
+            } else {
+                "pointers"
+            },
             sparse.as_deref().unwrap_or("(all)\n"),
         );
         Ok(Recipe { sparse, text })
@@ -286,6 +291,10 @@ impl Syncer {
         });
         self.git
             .create_worktree(hash, worktree, &name, sparse, base, cancel)?;
+        if self.cfg.checkout.lfs {
+            self.git
+                .fetch_lfs_files(hash, worktree, &self.cfg.repo, cancel)?;
+        }
         if self.cfg.checkout.submodules != Submodules::Off {
             let recursive = self.cfg.checkout.submodules == Submodules::Recursive;
             let parent = Superproject {

@@ -178,6 +178,9 @@ pub struct CheckoutConfig {
     pub group_write: bool,
     pub add_user: bool,
     pub filter: Option<String>,
+    /// Whether Git LFS files are published with their content (unless
+    /// `GIT_LFS_SKIP_SMUDGE`, git-lfs's own switch, says not to).
+    pub lfs: bool,
 }
 
 /// A username or password as git (upstream's engine) takes it: through the
@@ -458,6 +461,14 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
 }
 
 pub(super) fn parse_checkout(src: &Sources<'_>) -> Result<CheckoutConfig, ConfigError> {
+    let skip_lfs = match src.env("GIT_LFS_SKIP_SMUDGE").filter(|v| !v.is_empty()) {
+        None => false,
+        Some(v) => super::values::parse_git_bool(&v).ok_or_else(|| {
+            ConfigError::Usage(format!(
+                "invalid value for env GIT_LFS_SKIP_SMUDGE: {v:?} is not a boolean (1, true, 0, false...)"
+            ))
+        })?,
+    };
     let submodules = match src.text("submodules")?.as_deref() {
         None | Some("recursive") => Submodules::Recursive,
         Some("shallow") => Submodules::Shallow,
@@ -475,6 +486,7 @@ pub(super) fn parse_checkout(src: &Sources<'_>) -> Result<CheckoutConfig, Config
         group_write: src.bool("group-write")?,
         add_user: src.bool("add-user")?,
         filter: src.text("filter")?,
+        lfs: !skip_lfs,
     })
 }
 

@@ -93,6 +93,28 @@ pub fn git_http_agent(timeout: Duration, tls: &Tls, user_agent: &str) -> ureq::A
         .new_agent()
 }
 
+/// The client that downloads Git LFS objects (`git::lfs`): as
+/// [`git_http_agent`], through `proxy` if one is given, following a
+/// download's redirects (to a storage service: ureq sends no
+/// `Authorization` header after one).
+pub fn lfs_http_agent(
+    timeout: Duration,
+    tls: &Tls,
+    user_agent: &str,
+    proxy: Option<&str>,
+) -> Result<ureq::Agent, String> {
+    let proxy = match proxy {
+        Some(url) => Some(ureq::Proxy::new(url).map_err(|e| format!("proxy: {e}"))?),
+        None => None,
+    };
+    Ok(agent_config(timeout, tls)
+        .max_redirects(5)
+        .proxy(proxy)
+        .user_agent(user_agent)
+        .build()
+        .new_agent())
+}
+
 fn agent_config(
     timeout: Duration,
     tls: &Tls,

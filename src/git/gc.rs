@@ -119,6 +119,7 @@ impl GitRepo {
         depth: u32,
         cancel: &Cancel,
     ) -> Result<Option<GcStats>, GitError> {
+        self.prune_lfs_store();
         let result = self.collect(mode, keep, depth, cancel);
         self.save_tips();
         self.mark_promisor_packs();

@@ -52,6 +52,12 @@ pub(super) fn init(timeout: Duration, tls: &Tls) {
     let _ = SETTINGS.set((timeout, tls.clone()));
 }
 
+/// What the client is made from (the network timeout and TLS settings
+/// `init` was given), for other clients of git servers (`lfs.rs`).
+pub(super) fn settings() -> Option<&'static (Duration, Tls)> {
+    SETTINGS.get()
+}
+
 /// What bounds each request (the network timeout `init` was given).
 pub(super) fn timeout() -> Duration {
     SETTINGS

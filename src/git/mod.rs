@@ -13,6 +13,7 @@ mod fetch_v2;
 mod gc;
 mod http_config;
 mod known_hosts;
+mod lfs;
 mod local;
 mod ls_refs;
 mod origin;

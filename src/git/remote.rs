@@ -37,16 +37,16 @@ pub struct Target {
 pub(crate) struct UrlSettings {
     /// The URL after `url.<base>.insteadOf`: the one really reached, which
     /// the other settings, credentials and host checks are chosen for.
-    effective: String,
-    proxy: Option<proxy::Proxy>,
+    pub(super) effective: String,
+    pub(super) proxy: Option<proxy::Proxy>,
     /// `http.extraHeader` values (see [`http_config::extra_headers`]).
-    extra_headers: Vec<String>,
+    pub(super) extra_headers: Vec<String>,
     /// Whether git would speak protocol v2 to it: unless `protocol.version`
     /// says 0 or 1, which leaves listings and fetches to libgit2 (v0).
     v2: bool,
     /// Whether its TLS certificate is checked (`http.sslVerify`, for
     /// every server or this one's URL, see [`http_config::ssl_verify`]).
-    verify_tls: bool,
+    pub(super) verify_tls: bool,
     /// For an SSH URL, what OpenSSH's configuration files say of its host
     /// (see [`ssh_config`]); `effective` is its destination.
     ssh: Option<ssh_config::Destination>,
@@ -206,7 +206,7 @@ impl GitRepo {
     /// do not read them again; the OpenSSH configuration, which `ssh` reads
     /// at each connection, is looked at again once a pass (see
     /// [`GitRepo::reread_changed_ssh_config`]).
-    fn url_settings(&self, url: &str) -> UrlSettings {
+    pub(super) fn url_settings(&self, url: &str) -> UrlSettings {
         self.per_url
             .borrow_mut()
             .entry(url.to_string())

@@ -75,6 +75,57 @@ pub(super) fn list(
     prefixes: &[String],
     timeout: Duration,
 ) -> Listed {
+    let session = open(place, auth, timeout)?;
+    let mut channel = session.channel_session()?;
+    // A server that does not pass the variable on answers with version 0.
+    let _ = channel.setenv("GIT_PROTOCOL", "version=2");
+    channel.exec(&format!("git-upload-pack {}", shell_quote(&place.path)))?;
+    ls_refs(Box::new(Channel { channel, session }), prefixes)
+}
+
+/// What `git-lfs-authenticate <path> download` prints on the server of
+/// `place`: the JSON that tells git-lfs where the repository's LFS server
+/// is and the header that authorises it there (GitHub's and GitLab's
+/// servers have the command).
+pub(super) fn lfs_authenticate(
+    place: &SshPlace,
+    auth: &SshAuth,
+    timeout: Duration,
+) -> Result<String, String> {
+    let session = open(place, auth, timeout).map_err(NoListing::reason)?;
+    let run = || -> Result<String, Box<dyn std::error::Error>> {
+        let mut channel = session.channel_session()?;
+        let command = format!("git-lfs-authenticate {} download", shell_quote(&place.path));
+        channel.exec(&command)?;
+        let mut out = String::new();
+        (&mut channel).take(1 << 20).read_to_string(&mut out)?;
+        let mut said = String::new();
+        let _ = channel.stderr().take(4096).read_to_string(&mut said);
+        channel.wait_close()?;
+        match channel.exit_status()? {
+            0 => Ok(out),
+            status => {
+                let last = said
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                Err(format!(
+                    "git-lfs-authenticate ended with status {status}: {}",
+                    last.trim()
+                )
+                .into())
+            }
+        }
+    };
+    let said = run().map_err(|e| e.to_string());
+    let _ = session.disconnect(None, "", None);
+    said
+}
+
+/// An authenticated session with the server of `place`, its host key
+/// checked first.
+fn open(place: &SshPlace, auth: &SshAuth, timeout: Duration) -> Result<ssh2::Session, NoListing> {
     let tcp = connect(&place.host, place.port, timeout)?;
     let mut session = ssh2::Session::new()?;
     session.set_tcp_stream(tcp);
@@ -112,11 +163,7 @@ pub(super) fn list(
     if !session.authenticated() {
         return Err(NoListing::Failed("no SSH key was accepted".into()));
     }
-    let mut channel = session.channel_session()?;
-    // A server that does not pass the variable on answers with version 0.
-    let _ = channel.setenv("GIT_PROTOCOL", "version=2");
-    channel.exec(&format!("git-upload-pack {}", shell_quote(&place.path)))?;
-    ls_refs(Box::new(Channel { channel, session }), prefixes)
+    Ok(session)
 }
 
 /// An SSH channel to `git-upload-pack`, and its session, closed together.

@@ -26,8 +26,9 @@ mod advance;
 mod attributes;
 mod plain;
 mod unchanged;
+pub(super) use attributes::attribute_files;
 pub(crate) use attributes::find_global_files;
-use attributes::{asks_for_encoding, attribute_files, may_convert, may_filter, repository_filters};
+use attributes::{asks_for_encoding, may_convert, may_filter, repository_filters};
 pub use unchanged::Base;
 
 /// The index entry of the file at `path` in a tree (blob `id`, `mode`),
@@ -384,7 +385,7 @@ fn gitfile(path: &Path, admin: &Path) -> String {
 pub(super) struct TreeFile {
     pub(super) path: String,
     pub(super) id: git2::Oid,
-    mode: u32,
+    pub(super) mode: u32,
 }
 
 impl TreeFile {

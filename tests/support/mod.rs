@@ -305,6 +305,8 @@ pub fn git_sync(args: &[&str]) -> Command {
         "GIT_SSL_CERT",
         "GIT_SSL_KEY",
         "GIT_CONFIG_COUNT",
+        // git-lfs's switch to publish LFS pointers as they are.
+        "GIT_LFS_SKIP_SMUDGE",
         // A developer's ssh-agent or .netrc must not authenticate the
         // tests (a test about a .netrc sets HOME).
         "SSH_AUTH_SOCK",
@@ -1055,6 +1057,15 @@ impl Sshd {
         Self::start_at(
             || Some(("127.0.0.1".to_string(), free_port())),
             "AcceptEnv GIT_PROTOCOL\n",
+        )
+        .expect("sshd did not start")
+    }
+
+    /// As [`Sshd::start`], with `extra` lines of sshd_config.
+    pub fn start_with(extra: &str) -> Self {
+        Self::start_at(
+            || Some(("127.0.0.1".to_string(), free_port())),
+            &format!("AcceptEnv GIT_PROTOCOL\n{extra}"),
         )
         .expect("sshd did not start")
     }

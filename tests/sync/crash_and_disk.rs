@@ -494,13 +494,15 @@ fn gitattributes_filters_apply_as_git_would() {
         ],
         "attrs",
     );
+    store_lfs_object(&f.repo);
     f.sync_once(&[]);
     assert_eq!(f.read("sub/a.txt"), "one\r\ntwo\r\n");
     assert_eq!(f.read("plain.txt"), "one\ntwo\n");
     let blob = git(&f.repo.dir, &["rev-parse", "HEAD:v.id"]);
     assert_eq!(f.read("v.id"), format!("version $Id: {blob} $\n"));
-    // No git-lfs: the pointer is published as it is, as git without it does.
-    assert_eq!(f.read("big.bin"), LFS_POINTER);
+    // LFS content, as git with git-lfs writes it; the index vouches for it
+    // (a git without git-lfs sees it unchanged too).
+    assert_eq!(f.read("big.bin"), LFS_CONTENT);
     assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
 
     // Under the same attributes, an unchanged file is shared with the
@@ -573,6 +575,7 @@ fn attributes_that_convert_nothing_leave_each_file_its_blob() {
         ],
         "common attributes",
     );
+    store_lfs_object(&f.repo);
     let log = f.sync_once(&["-v=1"]);
     assert_published(&f, &h);
     assert!(log.contains("written without libgit2"), "{log}");
@@ -586,7 +589,10 @@ fn attributes_that_convert_nothing_leave_each_file_its_blob() {
         );
         as_checked_out(&dir)
     };
-    assert_eq!(as_checked_out(&f.link()), git_clone("git-clone"));
+    // (With git-lfs, whose content git leaves to it.)
+    let mut by_git = git_clone("git-clone");
+    by_git.insert(b"big.bin".to_vec(), ('f', false, LFS_CONTENT.into()));
+    assert_eq!(as_checked_out(&f.link()), by_git);
     assert_eq!(f.read("v.c"), "version $Id$\n");
     assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
 
@@ -621,9 +627,19 @@ fn attributes_that_convert_nothing_leave_each_file_its_blob() {
     assert_eq!(as_checked_out(&f.link()), git_clone("git-clone-again"));
 }
 
+/// The content of the LFS file these tests commit, and its pointer.
+const LFS_CONTENT: &str = "a large file\n";
 const LFS_POINTER: &str = "version https://git-lfs.github.com/spec/v1\n\
-    oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n\
-    size 12345\n";
+    oid sha256:bb9f8b6bfc1f21e9915abe2b08ddd222b3aaf691c70247316243566576ea7930\n\
+    size 13\n";
+
+/// Put the LFS file's object where git-lfs keeps it in `repo`.
+fn store_lfs_object(repo: &SourceRepo) {
+    let oid = "bb9f8b6bfc1f21e9915abe2b08ddd222b3aaf691c70247316243566576ea7930";
+    let dir = repo.dir.join(".git/lfs/objects/bb/9f");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(oid), LFS_CONTENT).unwrap();
+}
 
 /// A one-time git-sync with `--sync-timeout=<timeout>` and `extra`
 /// against a server that accepts connections and never answers, its root

@@ -8,6 +8,7 @@ mod config_errors;
 mod crash_and_disk;
 mod depth;
 mod failures;
+mod lfs;
 mod no_git;
 mod root;
 mod sparse;

@@ -83,6 +83,20 @@ impl GitRepo {
         })
     }
 
+    /// What `git-lfs-authenticate` says on the SSH server of `url` (see
+    /// [`ssh_ls_refs::lfs_authenticate`]); `None` for another kind of URL,
+    /// or without SSH credentials of ours.
+    pub(in crate::git) fn lfs_authenticate(&self, url: &str) -> Option<Result<String, String>> {
+        let settings = self.url_settings(url);
+        let place = ssh_ls_refs::SshPlace::parse(&settings.effective)?;
+        let auth = self.ssh_auth(&settings)?;
+        Some(ssh_ls_refs::lfs_authenticate(
+            &place,
+            &auth,
+            ls_refs::timeout(),
+        ))
+    }
+
     /// Fetch `objects` alone (see [`GitRepo::fetch_objects_with_v2`]) on
     /// a session of ours with `url`'s SSH or git:// server; `None` if
     /// there can be none.

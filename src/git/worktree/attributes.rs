@@ -71,7 +71,7 @@ pub(super) fn repository_filters(repo: &git2::Repository) -> bool {
 /// decide with [`repository_filters`] whether checkout may convert content.
 /// Trees in `clean` are not entered: a survey found none below them (see
 /// `tree_path.rs`). `None` when the tree cannot be read.
-pub(super) fn attribute_files(
+pub(in crate::git) fn attribute_files(
     commit: &git2::Commit<'_>,
     clean: &HashSet<git2::Oid>,
 ) -> Option<Vec<(String, git2::Oid)>> {

@@ -1,0 +1,470 @@
+//! Git LFS: the files a repository keeps on an LFS server, published
+//! with their content rather than as the pointers the commit holds.
+//!
+//! git does it with the git-lfs program as a filter (`filter=lfs` in
+//! `.gitattributes`), which upstream's image lacks, and this one has no
+//! git at all: here, once a worktree is checked out, each pointer file
+//! under `filter=lfs` is replaced by its object. Objects are kept in the
+//! repository's `lfs/objects` (git-lfs's layout) and hard-linked into the
+//! worktrees, so an update downloads only the objects it adds; one no
+//! worktree links to any more is removed at the next clean-up.
+//!
+//! Objects come from the LFS server of an HTTP(S) repository (or of an
+//! SSH one, reached over HTTPS as git-lfs does: see `batch.rs`), with the
+//! repository's credentials, or from the `lfs/objects` of a repository on
+//! this machine, as git-lfs copies them from a `file://` remote.
+//! `GIT_LFS_SKIP_SMUDGE=1`, as for git-lfs, publishes the pointers.
+
+mod batch;
+mod pointer;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::local::local_path;
+use super::worktree::index_entry;
+use super::{Cancel, GitError, GitRepo, Hash};
+use crate::redact::redact;
+use pointer::{Pointer, MAX_POINTER_SIZE};
+
+const USER_AGENT: &str = concat!("git-lfs/3.3.0 (git-sync v", env!("CARGO_PKG_VERSION"), ")");
+
+/// A pointer file of the worktree, to replace by its object.
+struct PointerFile {
+    path: Vec<u8>,
+    blob: git2::Oid,
+    mode: u32,
+    pointer: Pointer,
+}
+
+/// What a worktree's LFS files took.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LfsStats {
+    /// Pointer files replaced by their object.
+    pub files: usize,
+    /// Objects downloaded (or copied from a local repository).
+    pub fetched: usize,
+    pub fetched_bytes: u64,
+}
+
+impl GitRepo {
+    fn lfs_dir(&self) -> PathBuf {
+        self.gitdir.join("lfs")
+    }
+
+    /// Replace the LFS pointer files of `hash`'s worktree at `path` by
+    /// their objects, fetching those the store lacks from `repo_url`'s LFS
+    /// server; the worktree's index then vouches for the new files (so the
+    /// next worktree shares them). Nothing to do, and no cost but a look
+    /// at the `.gitattributes` files, unless they name `filter=lfs`.
+    pub fn fetch_lfs_files(
+        &self,
+        hash: Hash,
+        path: &Path,
+        repo_url: &str,
+        cancel: &Cancel,
+    ) -> Result<LfsStats, GitError> {
+        let wt = git2::Repository::open(path)
+            .map_err(|e| GitError::local(format!("open worktree {}", path.display()), e))?;
+        let commit = wt
+            .find_commit(hash)
+            .map_err(|e| GitError::local(format!("find commit {hash}"), e))?;
+        if !names_lfs(&wt, &commit) {
+            return Ok(LfsStats::default());
+        }
+        let files = pointer_files(&wt, &commit, path)?;
+        if files.is_empty() {
+            return Ok(LfsStats::default());
+        }
+        let objects = self.lfs_dir().join("objects");
+        let wanted: BTreeSet<&Pointer> = files.iter().map(|f| &f.pointer).collect();
+        let missing: Vec<Pointer> = wanted
+            .into_iter()
+            .filter(|p| {
+                fs::metadata(objects.join(p.store_path())).map_or(true, |m| m.len() != p.size)
+            })
+            .cloned()
+            .collect();
+        let mut stats = LfsStats {
+            files: files.len(),
+            fetched: missing.len(),
+            fetched_bytes: missing.iter().map(|p| p.size).sum(),
+        };
+        if !missing.is_empty() {
+            let t = std::time::Instant::now();
+            self.fetch_lfs_objects(&commit, repo_url, &missing, cancel)
+                .map_err(|message| match message.as_str() {
+                    "cancelled" => GitError::Cancelled,
+                    _ => GitError::Remote {
+                        op: "git-lfs download from",
+                        url: redact(repo_url),
+                        message,
+                    },
+                })?;
+            tracing::info!(
+                %hash,
+                objects = stats.fetched,
+                bytes = stats.fetched_bytes,
+                ms = t.elapsed().as_millis() as u64,
+                "git-lfs objects downloaded"
+            );
+        }
+        let mut index = wt.index().map_err(|e| GitError::local("open index", e))?;
+        for f in &files {
+            if cancel.is_cancelled() {
+                return Err(GitError::Cancelled);
+            }
+            let file = path.join(std::ffi::OsStr::from_bytes(&f.path));
+            let object = objects.join(f.pointer.store_path());
+            put_in_place(&object, &file)
+                .map_err(|e| GitError::io("put the git-lfs object at", &file, e))?;
+            let meta = fs::symlink_metadata(&file).map_err(|e| GitError::io("stat", &file, e))?;
+            index
+                .add(&index_entry(&f.path, f.blob, f.mode, &meta))
+                .map_err(|e| GitError::local("update index", e))?;
+        }
+        index
+            .write()
+            .map_err(|e| GitError::local("write index", e))?;
+        stats.files = files.len();
+        tracing::debug!(%hash, files = stats.files, "git-lfs files in place");
+        Ok(stats)
+    }
+
+    /// Get `missing` into the store from where `repo_url` keeps its LFS
+    /// objects; why not, in a message without credentials.
+    fn fetch_lfs_objects(
+        &self,
+        commit: &git2::Commit<'_>,
+        repo_url: &str,
+        missing: &[Pointer],
+        cancel: &Cancel,
+    ) -> Result<(), String> {
+        let configured = self.configured_lfs_url(commit);
+        if configured.is_none() {
+            if let Some(source) = local_path(repo_url) {
+                return self.copy_local_objects(&source, missing, cancel);
+            }
+        }
+        let effective = self.url_settings(repo_url).effective;
+        let (bare, in_url) = match super::auth::credentials_in_url(&effective) {
+            Some((bare, c)) => (bare, Some((c.username, c.password))),
+            None => (effective.clone(), None),
+        };
+        // Over SSH, the server says where its LFS server is, and with what
+        // credentials (as git-lfs asks it); one without the command is
+        // asked over HTTPS.
+        let told = match configured {
+            Some(_) => None,
+            None => match self.lfs_authenticate(&bare) {
+                Some(Ok(said)) => Some(batch::read_authenticate(&said)?),
+                Some(Err(why)) => {
+                    tracing::debug!(reason = %redact(&why), "no LFS server from git-lfs-authenticate: asking the URL's host over HTTPS");
+                    None
+                }
+                None => None,
+            },
+        };
+        let endpoint = match (&configured, &told) {
+            (Some(url), _) => url.trim_end_matches('/').to_string(),
+            (None, Some((href, _))) => href.clone(),
+            (None, None) => batch::endpoint_of(&bare)
+                .ok_or_else(|| "no LFS server is known for this URL (set lfs.url)".to_string())?,
+        };
+        let settings = self.url_settings(&endpoint);
+        let (timeout, tls) = super::ls_refs::settings().ok_or("no HTTP client")?;
+        let tls = crate::config::gitconfig::Tls {
+            verify: settings.verify_tls,
+            ..tls.clone()
+        };
+        let proxy = settings.proxy.as_ref().map(|p| p.url.as_str());
+        let agent = crate::credentials::lfs_http_agent(*timeout, &tls, USER_AGENT, proxy)?;
+        let mut headers = settings.extra_headers.clone();
+        headers.extend(self.credentials.cookies.header_for(&endpoint));
+        let told_authorization = told.as_ref().is_some_and(|(_, h)| {
+            headers.extend(h.iter().cloned());
+            super::http_config::any_named(h, &["authorization"])
+        });
+        // The repository's credentials for its own LFS server; a server
+        // named by lfs.url gets those configured for its URL.
+        let for_url = match configured {
+            Some(_) => endpoint.as_str(),
+            None => bare.as_str(),
+        };
+        let basic = in_url
+            .filter(|_| configured.is_none())
+            .or_else(|| {
+                self.credentials
+                    .for_url(for_url)
+                    .map(|c| (c.username.clone(), c.password.clone()))
+            })
+            .filter(|_| !told_authorization);
+        let mut server = batch::Server {
+            agent,
+            endpoint,
+            headers,
+            basic,
+            helpers: self.credentials.helpers.as_ref(),
+            authorization: None,
+        };
+        let downloads = server.locate(missing, cancel)?;
+        for d in &downloads {
+            self.store_object(&d.pointer, |out| server.download(d, out, cancel))?;
+        }
+        Ok(())
+    }
+
+    /// The LFS server named by `lfs.url` (or `remote.origin.lfsurl`) in
+    /// the git config, else in the commit's `.lfsconfig`, as git-lfs reads
+    /// them.
+    fn configured_lfs_url(&self, commit: &git2::Commit<'_>) -> Option<String> {
+        const KEYS: [&str; 2] = ["lfs.url", "remote.origin.lfsurl"];
+        let from_config = self
+            .repo
+            .config()
+            .ok()
+            .and_then(|cfg| KEYS.iter().find_map(|k| cfg.get_string(k).ok()));
+        from_config.or_else(|| {
+            let entry = commit
+                .tree()
+                .ok()?
+                .get_name(".lfsconfig")?
+                .to_object(&self.repo)
+                .ok()?;
+            let text = entry.as_blob()?.content().to_vec();
+            // Read through a file of its own: libgit2 parses config files.
+            let file = self.lfs_dir().join("tmp/lfsconfig");
+            fs::create_dir_all(file.parent()?).ok()?;
+            fs::write(&file, text).ok()?;
+            let cfg = git2::Config::open(&file).ok()?;
+            let url = KEYS.iter().find_map(|k| cfg.get_string(k).ok());
+            let _ = fs::remove_file(&file);
+            url
+        })
+    }
+
+    /// Copy `missing` from the LFS store of the repository at `source`.
+    fn copy_local_objects(
+        &self,
+        source: &Path,
+        missing: &[Pointer],
+        cancel: &Cancel,
+    ) -> Result<(), String> {
+        let repo = git2::Repository::open(source)
+            .map_err(|e| format!("open {}: {}", source.display(), e.message()))?;
+        let theirs = repo.commondir().join("lfs/objects");
+        for p in missing {
+            if cancel.is_cancelled() {
+                return Err("cancelled".into());
+            }
+            let from = theirs.join(p.store_path());
+            self.store_object(p, |out| {
+                let file = fs::File::open(&from).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => {
+                        format!("object {} is not in {}", p.oid, theirs.display())
+                    }
+                    _ => format!("read {}: {e}", from.display()),
+                })?;
+                copy_checked(file, out, p)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Put object `p` in the store, written by `write` under a temporary
+    /// name then renamed: the store never holds part of an object.
+    fn store_object(
+        &self,
+        p: &Pointer,
+        write: impl FnOnce(&mut dyn Write) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let (lfs, target) = (
+            self.lfs_dir(),
+            self.lfs_dir().join("objects").join(p.store_path()),
+        );
+        let tmp = lfs.join("tmp").join(format!("{}.part", p.oid));
+        let make = || -> Result<(), String> {
+            for dir in [tmp.parent(), target.parent()].into_iter().flatten() {
+                fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+            }
+            let _ = fs::remove_file(&tmp);
+            let mut out = std::io::BufWriter::with_capacity(
+                256 << 10,
+                fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?,
+            );
+            write(&mut out)?;
+            // Dated a little in the past: a file linked to it is then older
+            // than the index written after, which otherwise takes it for
+            // one changed in the same clock tick ("racily clean") and
+            // records no size for it; git would hash it (finding the
+            // content, not the pointer, changed) and the next tree could
+            // not share it.
+            let past = std::time::SystemTime::now() - std::time::Duration::from_secs(2);
+            out.into_inner()
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    f.set_modified(past)
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|e| format!("write {}: {e}", tmp.display()))?;
+            fs::rename(&tmp, &target).map_err(|e| format!("rename into {}: {e}", target.display()))
+        };
+        let made = make();
+        if made.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        made
+    }
+
+    /// Remove the stored LFS objects no worktree links to (and what an
+    /// interrupted download left); how many were removed.
+    pub(super) fn prune_lfs_store(&self) -> usize {
+        let lfs = self.lfs_dir();
+        let _ = fs::remove_dir_all(lfs.join("tmp"));
+        let mut removed = 0;
+        let Ok(first) = fs::read_dir(lfs.join("objects")) else {
+            return 0;
+        };
+        for a in first.flatten() {
+            for b in fs::read_dir(a.path()).into_iter().flatten().flatten() {
+                for object in fs::read_dir(b.path()).into_iter().flatten().flatten() {
+                    let alone = object.metadata().is_ok_and(|m| m.nlink() == 1);
+                    if alone && fs::remove_file(object.path()).is_ok() {
+                        removed += 1;
+                    }
+                }
+                let _ = fs::remove_dir(b.path());
+            }
+            let _ = fs::remove_dir(a.path());
+        }
+        if removed > 0 {
+            tracing::debug!(removed, "git-lfs objects no worktree uses removed");
+        }
+        removed
+    }
+}
+
+/// Whether an attribute file of the commit's tree, or the repository's
+/// own `info/attributes`, names `filter=lfs` (on doubt, yes).
+fn names_lfs(wt: &git2::Repository, commit: &git2::Commit<'_>) -> bool {
+    let mentions = |text: &[u8]| {
+        text.split(|b| b.is_ascii_whitespace())
+            .any(|t| t.eq_ignore_ascii_case(b"filter=lfs"))
+    };
+    let own = fs::read(wt.commondir().join("info/attributes")).is_ok_and(|t| mentions(&t));
+    own || super::worktree::attribute_files(commit, &Default::default()).map_or(true, |files| {
+        files
+            .iter()
+            .any(|(_, id)| wt.find_blob(*id).map_or(true, |b| mentions(b.content())))
+    })
+}
+
+/// The files of the commit, checked out at `dir`, that hold an LFS
+/// pointer under `filter=lfs` (not those the sparse patterns left out,
+/// nor those already replaced: shared from the previous worktree).
+fn pointer_files(
+    wt: &git2::Repository,
+    commit: &git2::Commit<'_>,
+    dir: &Path,
+) -> Result<Vec<PointerFile>, GitError> {
+    let odb = wt.odb().map_err(|e| GitError::local("open objects", e))?;
+    let mut found = Vec::new();
+    for f in super::worktree::tree_files(commit)? {
+        let regular = f.mode == u32::from(git2::FileMode::Blob)
+            || f.mode == u32::from(git2::FileMode::BlobExecutable);
+        if !regular
+            || odb
+                .read_header(f.id)
+                .map_or(true, |(size, _)| size > MAX_POINTER_SIZE)
+        {
+            continue;
+        }
+        let Ok(blob) = wt.find_blob(f.id) else {
+            continue;
+        };
+        let Some(pointer) = Pointer::parse(blob.content()) else {
+            continue;
+        };
+        let rel = Path::new(&f.path);
+        let lfs = wt
+            .get_attr(rel, "filter", git2::AttrCheckFlags::FILE_THEN_INDEX)
+            .ok()
+            .flatten()
+            == Some("lfs");
+        let on_disk = dir.join(rel);
+        let still_pointer = fs::symlink_metadata(&on_disk)
+            .is_ok_and(|m| m.is_file() && m.len() == blob.size() as u64)
+            && fs::read(&on_disk).is_ok_and(|c| c == blob.content());
+        if lfs && still_pointer {
+            found.push(PointerFile {
+                path: f.path.into_bytes(),
+                blob: f.id,
+                mode: f.mode,
+                pointer,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Replace `file` by the stored `object`: a hard link when it has the
+/// file's permissions, else a copy (another filesystem, another mode).
+fn put_in_place(object: &Path, file: &Path) -> std::io::Result<()> {
+    let mode = fs::metadata(file)?.permissions().mode() & 0o7777;
+    // (The executable bits decide: --group-write adds the group's to
+    // both, the object's first.)
+    let tmp = file.with_file_name(format!(
+        ".{}.lfs-tmp",
+        file.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let _ = fs::remove_file(&tmp);
+    let same_mode =
+        fs::metadata(object).is_ok_and(|m| m.permissions().mode() & 0o111 == mode & 0o111);
+    if !(same_mode && fs::hard_link(object, &tmp).is_ok()) {
+        fs::copy(object, &tmp)?;
+        let copy = fs::File::options().write(true).open(&tmp)?;
+        copy.set_permissions(fs::Permissions::from_mode(mode))?;
+        // (Dated as the object, for the same reason.)
+        copy.set_modified(fs::metadata(object)?.modified()?)?;
+    }
+    fs::rename(&tmp, file)
+}
+
+/// Copy `from` into `out`, checking it is the object `p` names.
+fn copy_checked(
+    mut from: impl std::io::Read,
+    out: &mut dyn Write,
+    p: &Pointer,
+) -> Result<(), String> {
+    let mut hasher = openssl::sha::Sha256::new();
+    let (mut got, mut buf) = (0u64, vec![0u8; 64 << 10]);
+    loop {
+        let n = from.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+    }
+    check_object(p, got, hasher)
+}
+
+/// Whether `got` bytes hashed by `hasher` are the object `p` names.
+fn check_object(p: &Pointer, got: u64, hasher: openssl::sha::Sha256) -> Result<(), String> {
+    let hash: String = hasher.finish().iter().map(|b| format!("{b:02x}")).collect();
+    if got != p.size || hash != p.oid {
+        return Err(format!(
+            "object {}: got {got} bytes hashing to {hash}, not its {} bytes",
+            p.oid, p.size
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,421 @@
+//! Git LFS: files under `filter=lfs` published with their content, from a
+//! local repository's LFS store (made by the real git-lfs client) and from
+//! an LFS server over HTTP (nginx running a small batch-API CGI beside git
+//! http-backend).
+
+use super::*;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The hex SHA-256 of `data`: an LFS object's id.
+fn oid(data: &str) -> String {
+    openssl::sha::sha256(data.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Have the real git-lfs client store `*.bin` in `repo` from now on.
+fn track_bin(repo: &SourceRepo) {
+    assert!(
+        Command::new("git-lfs")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "git-lfs is not installed (scripts/install-test-deps installs it)"
+    );
+    repo.git(&["lfs", "install", "--local"]);
+    repo.git(&["lfs", "track", "*.bin"]);
+}
+
+/// The objects in the LFS store under `root`, sorted.
+fn stored_objects(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let objects = root.join(".git/lfs/objects");
+    for a in fs::read_dir(objects).into_iter().flatten().flatten() {
+        for b in fs::read_dir(a.path()).into_iter().flatten().flatten() {
+            for o in fs::read_dir(b.path()).into_iter().flatten().flatten() {
+                found.push(o.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn lfs_files_of_a_local_repository_are_published_with_their_content() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new(Transport::File);
+    track_bin(&f.repo);
+    let (a1, b, tool) = (noise(1, 300_000), noise(2, 50_000), noise(3, 1_000));
+    f.repo.commit(
+        &[
+            ("img/a.bin", &a1),
+            ("b.bin", &b),
+            ("tool.bin", &tool),
+            ("index.html", "hi"),
+        ],
+        "one",
+    );
+    fs::set_permissions(
+        f.repo.dir.join("tool.bin"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    f.repo.git(&["add", "tool.bin"]);
+    f.repo.git(&["commit", "-q", "-m", "executable"]);
+    assert!(f
+        .repo
+        .git(&["cat-file", "-p", "HEAD:img/a.bin"])
+        .starts_with("version https://git-lfs"));
+
+    let mut d = f.daemon(&["--stale-worktree-grace=0s"]);
+    d.wait_for(LONG, "the LFS files' content", || {
+        fs::read_to_string(f.link().join("img/a.bin")).is_ok_and(|c| c == a1)
+    });
+    assert_eq!(f.read("b.bin"), b);
+    assert_eq!(f.read("index.html"), "hi");
+    let mode = fs::metadata(f.link().join("tool.bin")).unwrap().mode();
+    assert_eq!((f.read("tool.bin"), mode & 0o111), (tool.clone(), 0o111));
+    // As a git with git-lfs sees it: nothing changed.
+    assert_eq!(
+        git(
+            &f.link(),
+            &[
+                "-c",
+                "filter.lfs.clean=git-lfs clean -- %f",
+                "status",
+                "--porcelain"
+            ]
+        ),
+        ""
+    );
+
+    // An update downloads only what it adds: the unchanged LFS file is the
+    // previous tree's; the replaced object leaves the store.
+    let b_inode = fs::metadata(f.link().join("b.bin")).unwrap().ino();
+    let a2 = noise(4, 300_000);
+    let h2 = f.repo.commit(&[("img/a.bin", &a2)], "two");
+    d.wait_for(LONG, "the update", || {
+        published(&f.link()).as_deref() == Some(&h2[..])
+            && fs::read_to_string(f.link().join("img/a.bin")).is_ok_and(|c| c == a2)
+    });
+    assert_eq!(fs::metadata(f.link().join("b.bin")).unwrap().ino(), b_inode);
+    // (The executable file is a copy of its object, shared from tree to
+    // tree: the store keeps only what trees link to.)
+    let mut live = vec![oid(&a2), oid(&b)];
+    live.sort();
+    d.wait_for(LONG, "the replaced object removed", || {
+        stored_objects(&f.root()) == live
+    });
+    let log = d.log();
+    assert_eq!(
+        log_lines_with(&log, "git-lfs objects downloaded"),
+        2,
+        "{log}"
+    );
+    assert!(
+        log.contains("\"objects\":1") && log.contains("\"objects\":3"),
+        "{log}"
+    );
+    drop(d);
+
+    // Dest mode publishes the content too.
+    let out = run_git_sync(
+        &f.dest_args(&["--one-time"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(f.dest().join("img/a.bin")).unwrap(), a2);
+}
+
+#[test]
+fn git_lfs_skip_smudge_publishes_the_pointers() {
+    let f = Fixture::new(Transport::File);
+    track_bin(&f.repo);
+    f.repo.commit(&[("a.bin", &noise(5, 10_000))], "one");
+    let pointer = f.repo.git(&["cat-file", "-p", "HEAD:a.bin"]);
+    let url = f.url();
+    let root = f.root();
+    let args = [
+        &format!("--repo={url}")[..],
+        &format!("--root={}", root.display()),
+        "--one-time",
+    ];
+    let out = git_sync(&args)
+        .env("GIT_LFS_SKIP_SMUDGE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(f.read("a.bin").trim_end(), pointer);
+    assert!(stored_objects(&root).is_empty());
+
+    // A value that is no boolean: one line naming it, nothing touched.
+    let out = git_sync(&args)
+        .env("GIT_LFS_SKIP_SMUDGE", "perhaps")
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("GIT_LFS_SKIP_SMUDGE") && err.contains("perhaps"),
+        "{err}"
+    );
+    assert_eq!(f.read("a.bin").trim_end(), pointer);
+
+    // Without it, the same commit is checked out again with the content.
+    f.sync_once(&[]);
+    assert_eq!(f.read("a.bin").len(), 10_000);
+}
+
+/// The batch API and the downloads of an LFS server, as a CGI script:
+/// objects are files named by their id in `LFS_STORE`; each request is
+/// noted in `LFS_LOG`. A download must carry the header the batch answer
+/// gave for it.
+const LFS_CGI: &str = r#"#!/usr/bin/env python3
+import json, os, sys
+store, uri = os.environ["LFS_STORE"], os.environ.get("REQUEST_URI", "")
+with open(os.environ["LFS_LOG"], "a") as log:
+    log.write("%s %s auth=%s\n" % (os.environ.get("REQUEST_METHOD"), uri, "HTTP_AUTHORIZATION" in os.environ))
+out = sys.stdout.buffer
+token = os.environ.get("LFS_TOKEN")
+if token and os.environ.get("HTTP_AUTHORIZATION") != "Bearer " + token:
+    out.write(b"Status: 401\r\nContent-Type: application/vnd.git-lfs+json\r\n\r\n")
+    out.write(b'{"message": "no valid token"}')
+elif uri.endswith("/info/lfs/objects/batch"):
+    asked = json.loads(sys.stdin.buffer.read(int(os.environ.get("CONTENT_LENGTH") or 0)))
+    host, objects = "%s:%s" % (os.environ["SERVER_ADDR"], os.environ["SERVER_PORT"]), []
+    for o in asked["objects"]:
+        if os.path.exists(os.path.join(store, o["oid"])):
+            href = "http://%s/lfs-objects/%s" % (host, o["oid"])
+            o["actions"] = {"download": {"href": href, "header": {"X-Lfs-Ticket": "t-" + o["oid"][:8]}}}
+        else:
+            o["error"] = {"code": 404, "message": "Object does not exist"}
+        objects.append(o)
+    out.write(b"Content-Type: application/vnd.git-lfs+json\r\n\r\n")
+    out.write(json.dumps({"transfer": "basic", "objects": objects}).encode())
+else:
+    oid = uri.rsplit("/", 1)[1]
+    if os.environ.get("HTTP_X_LFS_TICKET") != "t-" + oid[:8]:
+        out.write(b"Status: 403\r\nContent-Type: text/plain\r\n\r\nno ticket\n")
+    else:
+        with open(os.path.join(store, oid), "rb") as f:
+            out.write(b"Content-Type: application/octet-stream\r\n\r\n" + f.read())
+"#;
+
+/// How an LFS server of [`lfs_server`] checks its clients.
+enum LfsAuth<'a> {
+    /// Basic auth for it and the git server (user `bot`).
+    Password(&'a str),
+    /// `Authorization: Bearer <token>` for it alone.
+    Token(&'a str),
+}
+
+/// A smart-HTTP server of `srv` with an LFS server beside it: (server,
+/// its object store, its request log).
+fn lfs_server(tmp: &Path, srv: &Path, auth: LfsAuth<'_>) -> (HttpServer, PathBuf, PathBuf) {
+    let (store, log, cgi) = (
+        tmp.join("lfs-store"),
+        tmp.join("lfs.log"),
+        tmp.join("lfs.cgi"),
+    );
+    fs::create_dir_all(&store).unwrap();
+    fs::write(&cgi, LFS_CGI).unwrap();
+    fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (basic, token) = match auth {
+        LfsAuth::Password(password) => {
+            let htpasswd = tmp.join("htpasswd");
+            fs::write(&htpasswd, format!("bot:{{PLAIN}}{password}\n")).unwrap();
+            let basic = format!(
+                "auth_basic \"git\";\n        auth_basic_user_file {};",
+                htpasswd.display()
+            );
+            (basic, String::new())
+        }
+        LfsAuth::Token(token) => (String::new(), token.to_string()),
+    };
+    let lfs = |pattern: &str| {
+        format!(
+            r#"location ~ {pattern} {{
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME {cgi};
+            fastcgi_param LFS_STORE {store};
+            fastcgi_param LFS_LOG {log};
+            fastcgi_param LFS_TOKEN "{token}";
+            fastcgi_pass unix:{{sock}};
+        }}"#,
+            cgi = cgi.display(),
+            store = store.display(),
+            log = log.display(),
+        )
+    };
+    let extra = format!(
+        "{basic}\n        {}\n        {}",
+        lfs("/info/lfs/objects/batch$"),
+        lfs("^/lfs-objects/"),
+    );
+    (HttpServer::start_with(srv, &extra), store, log)
+}
+
+/// Commit `files` as LFS pointers (written here as git-lfs writes them,
+/// `*.bin` under `filter=lfs`), and put their objects on the server's
+/// `store` unless `pushed` says not.
+fn commit_lfs(repo: &SourceRepo, store: &Path, files: &[(&str, &str)], pushed: bool) -> String {
+    let mut all = vec![(
+        ".gitattributes".to_string(),
+        "*.bin filter=lfs diff=lfs merge=lfs -text\n".to_string(),
+    )];
+    for (path, content) in files {
+        let pointer = format!(
+            "version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize {}\n",
+            oid(content),
+            content.len()
+        );
+        all.push((path.to_string(), pointer));
+        if pushed {
+            fs::write(store.join(oid(content)), content).unwrap();
+        }
+    }
+    let all: Vec<(&str, &str)> = all.iter().map(|(p, c)| (&p[..], &c[..])).collect();
+    repo.commit(&all, "lfs")
+}
+
+#[test]
+fn lfs_objects_come_from_the_lfs_server_with_the_repositorys_credentials() {
+    let password = "lfs-S3CRET-pw";
+    let (tmp, srv, repo) = temp_source("site");
+    let (server, store, requests) = lfs_server(tmp.path(), &srv, LfsAuth::Password(password));
+    let (a, b) = (noise(6, 200_000), noise(7, 3_000));
+    let h1 = commit_lfs(&repo, &store, &[("a.bin", &a), ("docs/b.bin", &b)], true);
+    let root = tmp.path().join("root");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            format!("--repo={}", server.url("site")),
+            format!("--root={}", root.display()),
+            "--username=bot".to_string(),
+            "--one-time".to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = git_sync(&args)
+            .env("GITSYNC_PASSWORD", password)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!log.contains(password), "{log}");
+        (out.status.code(), log)
+    };
+    let link = root.join("site");
+    let (code, log) = run(&[]);
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(published(&link).as_deref(), Some(&h1[..]));
+    assert_eq!(fs::read_to_string(link.join("a.bin")).unwrap(), a);
+    assert_eq!(fs::read_to_string(link.join("docs/b.bin")).unwrap(), b);
+    // One batch request for both, then a download each, all with credentials.
+    let asked = fs::read_to_string(&requests).unwrap();
+    assert_eq!(
+        asked
+            .lines()
+            .filter(|l| l.contains("/objects/batch auth=True"))
+            .count(),
+        1,
+        "{asked}"
+    );
+    assert_eq!(
+        asked
+            .lines()
+            .filter(|l| l.contains("/lfs-objects/") && l.ends_with("auth=True"))
+            .count(),
+        2,
+        "{asked}"
+    );
+
+    // An object the server lacks fails the pass, naming it; the tree
+    // published stays.
+    let missing = noise(8, 1_000);
+    commit_lfs(
+        &repo,
+        &store,
+        &[("a.bin", &a), ("docs/b.bin", &b), ("c.bin", &missing)],
+        false,
+    );
+    let (code, log) = run(&[]);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(&oid(&missing)) && log.contains("Object does not exist"),
+        "{log}"
+    );
+    assert_eq!(published(&link).as_deref(), Some(&h1[..]));
+
+    // An object that is not what its id says is refused.
+    fs::write(store.join(oid(&missing)), noise(9, 1_000)).unwrap();
+    let (code, log) = run(&[]);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("hashing to"), "{log}");
+    assert_eq!(published(&link).as_deref(), Some(&h1[..]));
+
+    // Pushed at last: published.
+    fs::write(store.join(oid(&missing)), &missing).unwrap();
+    let (code, log) = run(&[]);
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(fs::read_to_string(link.join("c.bin")).unwrap(), missing);
+}
+
+/// Over SSH, git-lfs asks the server where its LFS server is and for a
+/// token there (`git-lfs-authenticate`, which GitHub's and GitLab's SSH
+/// servers answer); so does git-sync, with its SSH key and known hosts.
+#[test]
+fn over_ssh_the_lfs_server_and_token_come_from_git_lfs_authenticate() {
+    let token = "lfs-T0KEN-from-ssh";
+    let (tmp, srv, repo) = temp_source("site");
+    let (server, store, requests) = lfs_server(tmp.path(), &srv, LfsAuth::Token(token));
+    let a = noise(10, 100_000);
+    let h = commit_lfs(&repo, &store, &[("a.bin", &a)], true);
+    let said = tmp.path().join("authenticate.log");
+    let dispatch = tmp.path().join("dispatch");
+    script(
+        &dispatch,
+        &format!(
+            r#"case "$SSH_ORIGINAL_COMMAND" in
+  "git-lfs-authenticate '{path}' download")
+    echo "$SSH_ORIGINAL_COMMAND" >> '{said}'
+    printf '{{"href":"%s","header":{{"Authorization":"Bearer {token}"}},"expires_in":3600}}' '{href}' ;;
+  *) exec /bin/sh -c "$SSH_ORIGINAL_COMMAND" ;;
+esac"#,
+            path = repo.dir.display(),
+            said = said.display(),
+            href = server.url("site.git/info/lfs"),
+        ),
+    );
+    let sshd = Sshd::start_with(&format!("ForceCommand {}\n", dispatch.display()));
+    let known = tmp.path().join("known_hosts");
+    fs::write(&known, format!("{}\n", sshd.known_hosts_line)).unwrap();
+    let root = tmp.path().join("root");
+    let out = git_sync(&[
+        &format!("--repo={}", sshd.url(&repo.dir)),
+        &format!("--root={}", root.display()),
+        &format!("--ssh-key-file={}", sshd.client_key.display()),
+        &format!("--ssh-known-hosts-file={}", known.display()),
+        "--one-time",
+    ])
+    .output()
+    .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains(token), "{log}");
+    assert_eq!(published(&root.join("site")).as_deref(), Some(&h[..]));
+    assert_eq!(fs::read_to_string(root.join("site/a.bin")).unwrap(), a);
+    assert_eq!(fs::read_to_string(&said).unwrap().lines().count(), 1);
+    let asked = fs::read_to_string(&requests).unwrap();
+    assert!(asked.lines().all(|l| l.ends_with("auth=True")), "{asked}");
+}
