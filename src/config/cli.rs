@@ -148,6 +148,17 @@ pub fn manual() -> String {
         };
         out.push_str(&format!("    --{}{env}: {}\n", f.name, f.doc));
     }
+    out.push_str(
+        "\nENVIRONMENT (beside the flags')\n    \
+         GIT_LFS_SKIP_SMUDGE=1\n        Publish Git LFS files as their pointers, not their \
+         content (git-lfs's switch).\n    \
+         http_proxy, https_proxy, all_proxy, no_proxy\n        Proxies, as git uses them \
+         (http.proxy in --git-config wins).\n    \
+         GIT_CONFIG_COUNT, GIT_CONFIG_KEY_<n>, GIT_CONFIG_VALUE_<n>, GIT_SSL_*\n        \
+         git config, as git reads it.\n    \
+         SSH_AUTH_SOCK\n        The keys of this ssh-agent are offered after those of \
+         --ssh-key-file.\n",
+    );
     out
 }
 

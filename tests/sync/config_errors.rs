@@ -102,6 +102,7 @@ fn help_version_and_man() {
         "--stale-worktree-timeout",
         "GITSYNC_PERIOD",
         "--git-gc",
+        "GIT_LFS_SKIP_SMUDGE",
     ] {
         assert!(man.contains(name), "manual lacks {name}");
     }
