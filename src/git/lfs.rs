@@ -33,6 +33,28 @@ use pointer::{Pointer, MAX_POINTER_SIZE};
 
 const USER_AGENT: &str = concat!("git-lfs/3.3.0 (git-sync v", env!("CARGO_PKG_VERSION"), ")");
 
+/// Why objects could not be had.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    #[error("cancelled")]
+    Cancelled,
+    /// Why, in words without credentials.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Self {
+        Failure::Failed(why)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(why: &str) -> Self {
+        Failure::Failed(why.to_string())
+    }
+}
+
 /// A pointer file of the worktree, to replace by its object.
 struct PointerFile {
     path: Vec<u8>,
@@ -89,7 +111,7 @@ impl GitRepo {
             })
             .cloned()
             .collect();
-        let mut stats = LfsStats {
+        let stats = LfsStats {
             files: files.len(),
             fetched: missing.len(),
             fetched_bytes: missing.iter().map(|p| p.size).sum(),
@@ -97,15 +119,15 @@ impl GitRepo {
         if !missing.is_empty() {
             let t = std::time::Instant::now();
             self.fetch_lfs_objects(&commit, repo_url, &missing, cancel)
-                .map_err(|message| match message.as_str() {
-                    "cancelled" => GitError::Cancelled,
-                    _ => GitError::Remote {
+                .map_err(|e| match e {
+                    Failure::Cancelled => GitError::Cancelled,
+                    Failure::Failed(message) => GitError::Remote {
                         op: "git-lfs download from",
                         url: redact(repo_url),
                         message,
                     },
                 })?;
-            tracing::info!(
+            tracing::debug!(
                 %hash,
                 objects = stats.fetched,
                 bytes = stats.fetched_bytes,
@@ -130,7 +152,6 @@ impl GitRepo {
         index
             .write()
             .map_err(|e| GitError::local("write index", e))?;
-        stats.files = files.len();
         tracing::debug!(%hash, files = stats.files, "git-lfs files in place");
         Ok(stats)
     }
@@ -143,7 +164,7 @@ impl GitRepo {
         repo_url: &str,
         missing: &[Pointer],
         cancel: &Cancel,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let configured = self.configured_lfs_url(commit);
         if configured.is_none() {
             if let Some(source) = local_path(repo_url) {
@@ -253,13 +274,13 @@ impl GitRepo {
         source: &Path,
         missing: &[Pointer],
         cancel: &Cancel,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let repo = git2::Repository::open(source)
             .map_err(|e| format!("open {}: {}", source.display(), e.message()))?;
         let theirs = repo.commondir().join("lfs/objects");
         for p in missing {
             if cancel.is_cancelled() {
-                return Err("cancelled".into());
+                return Err(Failure::Cancelled);
             }
             let from = theirs.join(p.store_path());
             self.store_object(p, |out| {
@@ -269,7 +290,7 @@ impl GitRepo {
                     }
                     _ => format!("read {}: {e}", from.display()),
                 })?;
-                copy_checked(file, out, p)
+                Ok(copy_checked(file, out, p)?)
             })?;
         }
         Ok(())
@@ -280,14 +301,14 @@ impl GitRepo {
     fn store_object(
         &self,
         p: &Pointer,
-        write: impl FnOnce(&mut dyn Write) -> Result<(), String>,
-    ) -> Result<(), String> {
+        write: impl FnOnce(&mut dyn Write) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
         let (lfs, target) = (
             self.lfs_dir(),
             self.lfs_dir().join("objects").join(p.store_path()),
         );
         let tmp = lfs.join("tmp").join(format!("{}.part", p.oid));
-        let make = || -> Result<(), String> {
+        let make = || -> Result<(), Failure> {
             for dir in [tmp.parent(), target.parent()].into_iter().flatten() {
                 fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
             }
@@ -312,7 +333,8 @@ impl GitRepo {
                         .map_err(|e| e.to_string())
                 })
                 .map_err(|e| format!("write {}: {e}", tmp.display()))?;
-            fs::rename(&tmp, &target).map_err(|e| format!("rename into {}: {e}", target.display()))
+            fs::rename(&tmp, &target)
+                .map_err(|e| format!("rename into {}: {e}", target.display()).into())
         };
         let made = make();
         if made.is_err() {

@@ -70,7 +70,7 @@ fn lfs_files_of_a_local_repository_are_published_with_their_content() {
         .git(&["cat-file", "-p", "HEAD:img/a.bin"])
         .starts_with("version https://git-lfs"));
 
-    let mut d = f.daemon(&["--stale-worktree-grace=0s"]);
+    let mut d = f.daemon(&["--stale-worktree-grace=0s", "-v=1"]);
     d.wait_for(LONG, "the LFS files' content", || {
         fs::read_to_string(f.link().join("img/a.bin")).is_ok_and(|c| c == a1)
     });

@@ -14,6 +14,7 @@ use super::super::http_config::split_header;
 use super::super::ssh_url::SshUrl;
 use super::super::{Cancel, HelperAsker};
 use super::pointer::Pointer;
+use super::Failure;
 use crate::redact::redact;
 
 /// How many objects one batch request asks about (git-lfs's default).
@@ -82,11 +83,11 @@ impl Server<'_> {
         &mut self,
         objects: &[Pointer],
         cancel: &Cancel,
-    ) -> Result<Vec<Download>, String> {
+    ) -> Result<Vec<Download>, Failure> {
         let mut found = Vec::with_capacity(objects.len());
         for batch in objects.chunks(BATCH_SIZE) {
             if cancel.is_cancelled() {
-                return Err("cancelled".into());
+                return Err(Failure::Cancelled);
             }
             found.extend(self.ask(batch)?);
         }
@@ -178,7 +179,7 @@ impl Server<'_> {
         d: &Download,
         out: &mut dyn Write,
         cancel: &Cancel,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         // Our headers and credentials go only where they went already: the
         // endpoint's own server. The answer's headers come first (a
         // storage service's signed URL carries its own credentials).
@@ -206,7 +207,7 @@ impl Server<'_> {
             .map_err(|e| format!("download from {shown}: {}", redact(&e.to_string())))?;
         let status = answer.status().as_u16();
         if status != 200 {
-            return Err(format!("download from {shown}: HTTP status {status}"));
+            return Err(format!("download from {shown}: HTTP status {status}").into());
         }
         let mut body = answer
             .body_mut()
@@ -217,7 +218,7 @@ impl Server<'_> {
         let (mut got, mut buf) = (0u64, vec![0u8; 64 << 10]);
         loop {
             if cancel.is_cancelled() {
-                return Err("cancelled".into());
+                return Err(Failure::Cancelled);
             }
             let n = body
                 .read(&mut buf)
@@ -234,7 +235,7 @@ impl Server<'_> {
                 .map_err(|e| format!("writing the object: {e}"))?;
         }
         super::check_object(&d.pointer, got, hasher)
-            .map_err(|e| format!("download from {shown}: {e}"))
+            .map_err(|e| format!("download from {shown}: {e}").into())
     }
 }
 
