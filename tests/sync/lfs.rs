@@ -121,19 +121,18 @@ fn lfs_files_of_a_local_repository_are_published_with_their_content() {
     );
     drop(d);
 
-    // Dest mode publishes the content too.
-    let out = run_git_sync(
-        &f.dest_args(&["--one-time"])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(fs::read_to_string(f.dest().join("img/a.bin")).unwrap(), a2);
+    // Dest mode publishes the content too, and its updates (its private
+    // tree moved forward in place).
+    let mut d = f.dest_daemon(&[]);
+    let in_dest = |p: &str| fs::read_to_string(f.dest().join(p)).unwrap_or_default();
+    d.wait_for(LONG, "the content in DEST", || in_dest("img/a.bin") == a2);
+    let a3 = noise(11, 300_000);
+    f.repo
+        .commit(&[("img/a.bin", &a3), ("index.html", "v3")], "three");
+    d.wait_for(LONG, "the update in DEST", || {
+        in_dest("index.html") == "v3" && in_dest("img/a.bin") == a3
+    });
+    assert_eq!((in_dest("b.bin"), in_dest("tool.bin")), (b, tool));
 }
 
 #[test]
