@@ -126,6 +126,7 @@ impl Server<'_> {
             )
         };
         let mut answer = send(self.authorization.as_deref()).map_err(failed)?;
+        let mut helped = false;
         if answer.status() == 401 && self.authorization.is_none() {
             let login = match &self.basic {
                 Some(login) => Some(login.clone()),
@@ -134,6 +135,7 @@ impl Server<'_> {
                     .and_then(|h| h.0.ask(&self.endpoint).ok())
                     .map(|c| (c.username, c.password)),
             };
+            helped = self.basic.is_none() && login.is_some();
             let Some((user, password)) = login else {
                 return Err(format!(
                     "{} wants credentials, and none are configured for it",
@@ -157,7 +159,14 @@ impl Server<'_> {
                 )
             })?;
         if status != 200 {
+            if helped && status == 401 {
+                // (A helper's answer is not used again without asking.)
+                if let Some(h) = self.helpers {
+                    h.0.rejected(&self.endpoint);
+                }
+            }
             let why = match status {
+                401 | 403 if self.authorization.is_none() => "refused without credentials",
                 401 | 403 => "the credentials were refused",
                 404 => "no LFS server there, or no such repository",
                 _ => "refused",
