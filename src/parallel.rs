@@ -44,3 +44,71 @@ pub fn in_chunks<T: Sync, R: Send, E: Send>(
     }
     Ok(out)
 }
+
+/// `f` on each of `items`, taken one after the other by `threads` threads
+/// (for work that waits rather than computes, such as downloads, where
+/// any item may be the slow one); no item is taken after the first error,
+/// which is returned.
+pub fn queued<T: Sync, E: Send>(
+    threads: usize,
+    items: &[T],
+    f: impl Fn(&T) -> Result<(), E> + Sync,
+) -> Result<(), E> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(None);
+    let work = || loop {
+        let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) else {
+            return;
+        };
+        if crate::lock(&failed).is_some() {
+            return;
+        }
+        if let Err(e) = f(item) {
+            crate::lock(&failed).get_or_insert(e);
+            return;
+        }
+    };
+    match threads.min(items.len()) {
+        0 | 1 => work(),
+        n => std::thread::scope(|s| {
+            for _ in 0..n {
+                s.spawn(work);
+            }
+        }),
+    }
+    let failed = failed.into_inner().unwrap_or_else(|p| p.into_inner());
+    failed.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_work_is_done_once_each_and_stops_at_an_error() {
+        let done = std::sync::Mutex::new(Vec::new());
+        let items: Vec<u32> = (0..100).collect();
+        queued(8, &items, |&i| {
+            crate::lock(&done).push(i);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        let mut done = done.into_inner().unwrap();
+        done.sort();
+        assert_eq!(done, items);
+        // One thread: nothing after the failing item is taken.
+        let taken = std::sync::atomic::AtomicUsize::new(0);
+        let failed = queued(1, &items, |&i| {
+            taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i == 10 {
+                Err(i)
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(failed, Err(10));
+        assert_eq!(taken.into_inner(), 11);
+        assert_eq!(queued(4, &[] as &[u32], |_| Err(())), Ok(()));
+    }
+}

@@ -233,10 +233,17 @@ impl GitRepo {
             authorization: None,
         };
         let downloads = server.locate(missing, cancel)?;
-        for d in &downloads {
-            self.store_object(&d.pointer, |out| server.download(d, out, cancel))?;
-        }
-        Ok(())
+        // Several at a time, as git-lfs (lfs.concurrenttransfers, 8 unless
+        // set): a server or storage service answers each after a while.
+        let concurrent = self
+            .repo
+            .config()
+            .and_then(|c| c.get_i32("lfs.concurrenttransfers"))
+            .map_or(8, |n| n.clamp(1, 64) as usize);
+        let lfs = self.lfs_dir();
+        crate::parallel::queued(concurrent, &downloads, |d| {
+            store_object(&lfs, &d.pointer, |out| server.download(d, out, cancel))
+        })
     }
 
     /// The LFS server named by `lfs.url` (or `remote.origin.lfsurl`) in
@@ -283,7 +290,7 @@ impl GitRepo {
                 return Err(Failure::Cancelled);
             }
             let from = theirs.join(p.store_path());
-            self.store_object(p, |out| {
+            store_object(&self.lfs_dir(), p, |out| {
                 let file = fs::File::open(&from).map_err(|e| match e.kind() {
                     std::io::ErrorKind::NotFound => {
                         format!("object {} is not in {}", p.oid, theirs.display())
@@ -294,53 +301,6 @@ impl GitRepo {
             })?;
         }
         Ok(())
-    }
-
-    /// Put object `p` in the store, written by `write` under a temporary
-    /// name then renamed: the store never holds part of an object.
-    fn store_object(
-        &self,
-        p: &Pointer,
-        write: impl FnOnce(&mut dyn Write) -> Result<(), Failure>,
-    ) -> Result<(), Failure> {
-        let (lfs, target) = (
-            self.lfs_dir(),
-            self.lfs_dir().join("objects").join(p.store_path()),
-        );
-        let tmp = lfs.join("tmp").join(format!("{}.part", p.oid));
-        let make = || -> Result<(), Failure> {
-            for dir in [tmp.parent(), target.parent()].into_iter().flatten() {
-                fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-            }
-            let _ = fs::remove_file(&tmp);
-            let mut out = std::io::BufWriter::with_capacity(
-                256 << 10,
-                fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?,
-            );
-            write(&mut out)?;
-            // Dated a little in the past: a file linked to it is then older
-            // than the index written after, which otherwise takes it for
-            // one changed in the same clock tick ("racily clean") and
-            // records no size for it; git would hash it (finding the
-            // content, not the pointer, changed) and the next tree could
-            // not share it.
-            let past = std::time::SystemTime::now() - std::time::Duration::from_secs(2);
-            out.into_inner()
-                .map_err(|e| e.to_string())
-                .and_then(|f| {
-                    f.set_modified(past)
-                        .and_then(|()| f.sync_all())
-                        .map_err(|e| e.to_string())
-                })
-                .map_err(|e| format!("write {}: {e}", tmp.display()))?;
-            fs::rename(&tmp, &target)
-                .map_err(|e| format!("rename into {}: {e}", target.display()).into())
-        };
-        let made = make();
-        if made.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        made
     }
 
     /// Remove the stored LFS objects no worktree links to (and what an
@@ -369,6 +329,50 @@ impl GitRepo {
         }
         removed
     }
+}
+
+/// Put object `p` in the store at `lfs`, written by `write` under a temporary
+/// name then renamed: the store never holds part of an object.
+fn store_object(
+    lfs: &Path,
+    p: &Pointer,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let target = lfs.join("objects").join(p.store_path());
+    let tmp = lfs.join("tmp").join(format!("{}.part", p.oid));
+    let make = || -> Result<(), Failure> {
+        for dir in [tmp.parent(), target.parent()].into_iter().flatten() {
+            fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        }
+        let _ = fs::remove_file(&tmp);
+        let mut out = std::io::BufWriter::with_capacity(
+            256 << 10,
+            fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?,
+        );
+        write(&mut out)?;
+        // Dated a little in the past: a file linked to it is then older
+        // than the index written after, which otherwise takes it for
+        // one changed in the same clock tick ("racily clean") and
+        // records no size for it; git would hash it (finding the
+        // content, not the pointer, changed) and the next tree could
+        // not share it.
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(2);
+        out.into_inner()
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                f.set_modified(past)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| format!("write {}: {e}", tmp.display()))?;
+        fs::rename(&tmp, &target)
+            .map_err(|e| format!("rename into {}: {e}", target.display()).into())
+    };
+    let made = make();
+    if made.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    made
 }
 
 /// Whether an attribute file of the commit's tree, or the repository's
