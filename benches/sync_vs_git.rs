@@ -22,6 +22,9 @@
 //!   for an update): wall, CPU, peak RSS;
 //! - first sync from a local path of 50 incompressible files of 1 MB
 //!   (vs `git clone --depth 1 file://`): wall, CPU, peak RSS;
+//! - first sync of a repository whose 50 files of 1 MB are Git LFS
+//!   objects on an LFS server beside the git server (vs `git clone
+//!   --depth 1` with git-lfs as its filter): wall, CPU, peak RSS;
 //! - first sync from a local path of 50,000 small files (vs `git clone
 //!   --depth 1 file://`), then an update of one of them (vs upstream's
 //!   commands for an update): wall, CPU, peak RSS;
@@ -844,6 +847,49 @@ fn main() {
     let bins_ours = sync_once(bin, &bins.url(), &tmp.path().join("bins-root"), &[]);
     let bins_theirs = clone_depth_1(&bins.url(), &tmp.path().join("bins-clone"));
 
+    // --- Git LFS: the same binaries as LFS objects, from an LFS server ----
+    // (a CGI script beside git http-backend, the same for both clients)
+    let lfs_dir = tmp.path().join("lfs");
+    let lfs_srv = lfs_dir.join("srv");
+    let lfs = SourceRepo::new(&lfs_srv, "lfs");
+    lfs.git(&["lfs", "install", "--local"]);
+    lfs.git(&["lfs", "track", "*.bin"]);
+    for i in 0..BINARY_FILES {
+        random_file(&lfs, &format!("b{i}.bin"), 1, i as u64 + 1);
+    }
+    commit_all(&lfs, "LFS files");
+    let (lfs_server, lfs_store, _) = lfs_server(&lfs_dir, &lfs_srv, LfsAuth::Open);
+    // Pushed: the client's objects on the server.
+    for a in fs::read_dir(lfs.dir.join(".git/lfs/objects")).unwrap() {
+        for b in fs::read_dir(a.unwrap().path()).unwrap() {
+            for o in fs::read_dir(b.unwrap().path()).unwrap() {
+                let o = o.unwrap();
+                fs::copy(o.path(), lfs_store.join(o.file_name())).unwrap();
+            }
+        }
+    }
+    let lfs_url = lfs_server.url("lfs");
+    let lfs_root = tmp.path().join("lfs-root");
+    let lfs_ours = sync_once(bin, &lfs_url, &lfs_root, &[]);
+    let lfs_clone = tmp.path().join("lfs-clone");
+    let lfs_theirs = measure(&[
+        "git",
+        "-c",
+        "filter.lfs.process=git-lfs filter-process",
+        "-c",
+        "filter.lfs.required=true",
+        "clone",
+        "-q",
+        "--depth",
+        "1",
+        &lfs_url,
+        lfs_clone.to_str().unwrap(),
+    ]);
+    for dir in [lfs_root.join("lfs"), lfs_clone] {
+        let len = fs::metadata(dir.join("b0.bin")).unwrap().len();
+        assert_eq!(len, 1 << 20, "{}", dir.display());
+    }
+
     // --- many small files from a local path: the checkout itself ---------
     let many = SourceRepo::new(&srv, "many");
     generate_files(&many, MANY_FILES);
@@ -977,6 +1023,11 @@ fn main() {
         &format!("local path, {BINARY_FILES} x 1 MB binaries"),
         bins_ours,
         bins_theirs,
+    );
+    wall_cpu_rss(
+        &format!("Git LFS, {BINARY_FILES} x 1 MB objects, HTTP"),
+        lfs_ours,
+        lfs_theirs,
     );
     wall_cpu_rss(
         &format!("local path, {MANY_FILES} small files"),

@@ -1432,3 +1432,95 @@ pub fn noise(seed: u64, len: usize) -> String {
         })
         .collect()
 }
+
+/// The batch API and the downloads of an LFS server, as a CGI script:
+/// objects are files named by their id in `LFS_STORE`; each request is
+/// noted in `LFS_LOG`. A download must carry the header the batch answer
+/// gave for it.
+const LFS_CGI: &str = r#"#!/usr/bin/env python3
+import json, os, sys
+store, uri = os.environ["LFS_STORE"], os.environ.get("REQUEST_URI", "")
+with open(os.environ["LFS_LOG"], "a") as log:
+    log.write("%s %s auth=%s\n" % (os.environ.get("REQUEST_METHOD"), uri, "HTTP_AUTHORIZATION" in os.environ))
+out = sys.stdout.buffer
+token = os.environ.get("LFS_TOKEN")
+if token and os.environ.get("HTTP_AUTHORIZATION") != "Bearer " + token:
+    out.write(b"Status: 401\r\nContent-Type: application/vnd.git-lfs+json\r\n\r\n")
+    out.write(b'{"message": "no valid token"}')
+elif uri.endswith("/info/lfs/objects/batch"):
+    asked = json.loads(sys.stdin.buffer.read(int(os.environ.get("CONTENT_LENGTH") or 0)))
+    host, objects = "%s:%s" % (os.environ["SERVER_ADDR"], os.environ["SERVER_PORT"]), []
+    for o in asked["objects"]:
+        if os.path.exists(os.path.join(store, o["oid"])):
+            href = "http://%s/lfs-objects/%s" % (host, o["oid"])
+            o["actions"] = {"download": {"href": href, "header": {"X-Lfs-Ticket": "t-" + o["oid"][:8]}}}
+        else:
+            o["error"] = {"code": 404, "message": "Object does not exist"}
+        objects.append(o)
+    out.write(b"Content-Type: application/vnd.git-lfs+json\r\n\r\n")
+    out.write(json.dumps({"transfer": "basic", "objects": objects}).encode())
+else:
+    oid = uri.rsplit("/", 1)[1]
+    if os.environ.get("HTTP_X_LFS_TICKET") != "t-" + oid[:8]:
+        out.write(b"Status: 403\r\nContent-Type: text/plain\r\n\r\nno ticket\n")
+    else:
+        with open(os.path.join(store, oid), "rb") as f:
+            out.write(b"Content-Type: application/octet-stream\r\n\r\n" + f.read())
+"#;
+
+/// How an LFS server of [`lfs_server`] checks its clients.
+pub enum LfsAuth<'a> {
+    /// None: anyone may download.
+    Open,
+    /// Basic auth for it and the git server (user `bot`).
+    Password(&'a str),
+    /// `Authorization: Bearer <token>` for it alone.
+    Token(&'a str),
+}
+
+/// A smart-HTTP server of `srv` with an LFS server beside it: (server,
+/// its object store, its request log).
+pub fn lfs_server(tmp: &Path, srv: &Path, auth: LfsAuth<'_>) -> (HttpServer, PathBuf, PathBuf) {
+    let (store, log, cgi) = (
+        tmp.join("lfs-store"),
+        tmp.join("lfs.log"),
+        tmp.join("lfs.cgi"),
+    );
+    fs::create_dir_all(&store).unwrap();
+    fs::write(&cgi, LFS_CGI).unwrap();
+    fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (basic, token) = match auth {
+        LfsAuth::Password(password) => {
+            let htpasswd = tmp.join("htpasswd");
+            fs::write(&htpasswd, format!("bot:{{PLAIN}}{password}\n")).unwrap();
+            let basic = format!(
+                "auth_basic \"git\";\n        auth_basic_user_file {};",
+                htpasswd.display()
+            );
+            (basic, String::new())
+        }
+        LfsAuth::Token(token) => (String::new(), token.to_string()),
+        LfsAuth::Open => (String::new(), String::new()),
+    };
+    let lfs = |pattern: &str| {
+        format!(
+            r#"location ~ {pattern} {{
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME {cgi};
+            fastcgi_param LFS_STORE {store};
+            fastcgi_param LFS_LOG {log};
+            fastcgi_param LFS_TOKEN "{token}";
+            fastcgi_pass unix:{{sock}};
+        }}"#,
+            cgi = cgi.display(),
+            store = store.display(),
+            log = log.display(),
+        )
+    };
+    let extra = format!(
+        "{basic}\n        {}\n        {}",
+        lfs("/info/lfs/objects/batch$"),
+        lfs("^/lfs-objects/"),
+    );
+    (HttpServer::start_with(srv, &extra), store, log)
+}
