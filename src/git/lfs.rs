@@ -95,7 +95,7 @@ impl GitRepo {
         let commit = wt
             .find_commit(hash)
             .map_err(|e| GitError::local(format!("find commit {hash}"), e))?;
-        if !names_lfs(&wt, &commit) {
+        if !names_lfs(&wt, &commit, &self.clean_trees.borrow()) {
             return Ok(LfsStats::default());
         }
         let files = pointer_files(&wt, &commit, path)?;
@@ -377,13 +377,19 @@ fn store_object(
 
 /// Whether an attribute file of the commit's tree, or the repository's
 /// own `info/attributes`, names `filter=lfs` (on doubt, yes).
-fn names_lfs(wt: &git2::Repository, commit: &git2::Commit<'_>) -> bool {
+/// Trees in `clean` hold no `.gitattributes` (the checkout's survey of
+/// this commit found so): they are not entered.
+fn names_lfs(
+    wt: &git2::Repository,
+    commit: &git2::Commit<'_>,
+    clean: &std::collections::HashSet<git2::Oid>,
+) -> bool {
     let mentions = |text: &[u8]| {
         text.split(|b| b.is_ascii_whitespace())
             .any(|t| t.eq_ignore_ascii_case(b"filter=lfs"))
     };
     let own = fs::read(wt.commondir().join("info/attributes")).is_ok_and(|t| mentions(&t));
-    own || super::worktree::attribute_files(commit, &Default::default()).map_or(true, |files| {
+    own || super::worktree::attribute_files(commit, clean).map_or(true, |files| {
         files
             .iter()
             .any(|(_, id)| wt.find_blob(*id).map_or(true, |b| mentions(b.content())))

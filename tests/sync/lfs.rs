@@ -135,6 +135,38 @@ fn lfs_files_of_a_local_repository_are_published_with_their_content() {
 }
 
 #[test]
+fn lfs_attributes_deep_in_the_tree_count_at_each_update() {
+    let f = Fixture::new(Transport::File);
+    track_bin(&f.repo);
+    // (No attributes at the top: git lfs track wrote them there.)
+    fs::remove_file(f.repo.dir.join(".gitattributes")).unwrap();
+    f.repo
+        .commit_numbered("docs", 20, &[("index.html", "v1")], "no LFS yet");
+    f.sync_once(&[]);
+    // LFS for one directory only, by its own attributes file.
+    let lfs_attrs = "*.bin filter=lfs diff=lfs merge=lfs -text\n";
+    let a = noise(12, 20_000);
+    f.repo.commit(
+        &[
+            ("assets/img/.gitattributes", lfs_attrs),
+            ("assets/img/a.bin", &a),
+        ],
+        "LFS in assets/img",
+    );
+    assert!(f
+        .repo
+        .git(&["cat-file", "-p", "HEAD:assets/img/a.bin"])
+        .starts_with("version "));
+    f.sync_once(&[]);
+    assert_eq!(f.read("assets/img/a.bin"), a);
+    // An update elsewhere: the directory's file stays content.
+    let h = f.repo.commit(&[("index.html", "v2")], "elsewhere");
+    f.sync_once(&[]);
+    assert_published(&f, &h);
+    assert_eq!(f.read("assets/img/a.bin"), a);
+}
+
+#[test]
 fn git_lfs_skip_smudge_publishes_the_pointers() {
     let f = Fixture::new(Transport::File);
     track_bin(&f.repo);
