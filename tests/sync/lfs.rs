@@ -360,3 +360,36 @@ esac"#,
     let asked = fs::read_to_string(&requests).unwrap();
     assert!(asked.lines().all(|l| l.ends_with("auth=True")), "{asked}");
 }
+
+/// A repository may name its LFS server in its `.lfsconfig` (`lfs.url`),
+/// as git-lfs reads it: here a local repository whose objects are on an
+/// HTTP server only.
+#[test]
+fn an_lfsconfig_names_the_lfs_server() {
+    let (tmp, srv, repo) = temp_source("site");
+    let (server, store, requests) = lfs_server(tmp.path(), &srv, LfsAuth::Open);
+    let a = noise(13, 5_000);
+    let lfsconfig = format!("[lfs]\n\turl = {}\n", server.url("elsewhere.git/info/lfs"));
+    repo.commit(&[(".lfsconfig", &lfsconfig)], "where the LFS server is");
+    let h = commit_lfs(&repo, &store, &[("a.bin", &a)], true);
+    let root = tmp.path().join("root");
+    let out = git_sync(&[
+        &format!("--repo={}", repo.url()),
+        &format!("--root={}", root.display()),
+        "--one-time",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(published(&root.join("site")).as_deref(), Some(&h[..]));
+    assert_eq!(fs::read_to_string(root.join("site/a.bin")).unwrap(), a);
+    let asked = fs::read_to_string(&requests).unwrap();
+    assert!(
+        asked.contains("POST /elsewhere.git/info/lfs/objects/batch"),
+        "{asked}"
+    );
+}
