@@ -179,15 +179,7 @@ fn git_lfs_skip_smudge_publishes_the_pointers() {
         &format!("--root={}", root.display()),
         "--one-time",
     ];
-    let out = git_sync(&args)
-        .env("GIT_LFS_SKIP_SMUDGE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(git_sync(&args).env("GIT_LFS_SKIP_SMUDGE", "1"));
     assert_eq!(f.read("a.bin").trim_end(), pointer);
     assert!(stored_objects(&root).is_empty());
 
@@ -373,18 +365,11 @@ fn an_lfsconfig_names_the_lfs_server() {
     repo.commit(&[(".lfsconfig", &lfsconfig)], "where the LFS server is");
     let h = commit_lfs(&repo, &store, &[("a.bin", &a)], true);
     let root = tmp.path().join("root");
-    let out = git_sync(&[
+    run_ok(&mut git_sync(&[
         &format!("--repo={}", repo.url()),
         &format!("--root={}", root.display()),
         "--one-time",
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ]));
     assert_eq!(published(&root.join("site")).as_deref(), Some(&h[..]));
     assert_eq!(fs::read_to_string(root.join("site/a.bin")).unwrap(), a);
     let asked = fs::read_to_string(&requests).unwrap();
