@@ -428,7 +428,7 @@ impl Syncer {
                 tracing::info!(%hash, "checking out again: no record that the published tree was made whole")
             }
             Published::RecipeChanged => {
-                tracing::info!(%hash, "checking out again: --submodules, --group-write or the sparse-checkout patterns changed")
+                tracing::info!(%hash, "checking out again: --submodules, --group-write, GIT_LFS_SKIP_SMUDGE or the sparse-checkout patterns changed, or an older git-sync made the tree")
             }
             Published::Damaged => {
                 tracing::warn!(%hash, "checking out again: the published tree was changed behind our back (files or its git files missing)")
