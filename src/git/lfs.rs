@@ -20,7 +20,7 @@ mod pointer;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -63,16 +63,6 @@ struct PointerFile {
     pointer: Pointer,
 }
 
-/// What a worktree's LFS files took.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct LfsStats {
-    /// Pointer files replaced by their object.
-    pub files: usize,
-    /// Objects downloaded (or copied from a local repository).
-    pub fetched: usize,
-    pub fetched_bytes: u64,
-}
-
 impl GitRepo {
     fn lfs_dir(&self) -> PathBuf {
         self.gitdir.join("lfs")
@@ -89,18 +79,18 @@ impl GitRepo {
         path: &Path,
         repo_url: &str,
         cancel: &Cancel,
-    ) -> Result<LfsStats, GitError> {
+    ) -> Result<(), GitError> {
         let wt = git2::Repository::open(path)
             .map_err(|e| GitError::local(format!("open worktree {}", path.display()), e))?;
         let commit = wt
             .find_commit(hash)
             .map_err(|e| GitError::local(format!("find commit {hash}"), e))?;
         if !names_lfs(&wt, &commit, &self.clean_trees.borrow()) {
-            return Ok(LfsStats::default());
+            return Ok(());
         }
         let files = pointer_files(&wt, &commit, path)?;
         if files.is_empty() {
-            return Ok(LfsStats::default());
+            return Ok(());
         }
         let objects = self.lfs_dir().join("objects");
         let wanted: BTreeSet<&Pointer> = files.iter().map(|f| &f.pointer).collect();
@@ -111,11 +101,6 @@ impl GitRepo {
             })
             .cloned()
             .collect();
-        let stats = LfsStats {
-            files: files.len(),
-            fetched: missing.len(),
-            fetched_bytes: missing.iter().map(|p| p.size).sum(),
-        };
         if !missing.is_empty() {
             let t = std::time::Instant::now();
             self.fetch_lfs_objects(&commit, repo_url, &missing, cancel)
@@ -129,8 +114,8 @@ impl GitRepo {
                 })?;
             tracing::debug!(
                 %hash,
-                objects = stats.fetched,
-                bytes = stats.fetched_bytes,
+                objects = missing.len(),
+                bytes = missing.iter().map(|p| p.size).sum::<u64>(),
                 ms = t.elapsed().as_millis() as u64,
                 "git-lfs objects downloaded"
             );
@@ -152,8 +137,8 @@ impl GitRepo {
         index
             .write()
             .map_err(|e| GitError::local("write index", e))?;
-        tracing::debug!(%hash, files = stats.files, "git-lfs files in place");
-        Ok(stats)
+        tracing::debug!(%hash, files = files.len(), "git-lfs files in place");
+        Ok(())
     }
 
     /// Get `missing` into the store from where `repo_url` keeps its LFS
@@ -297,7 +282,7 @@ impl GitRepo {
                     }
                     _ => format!("read {}: {e}", from.display()),
                 })?;
-                Ok(copy_checked(file, out, p)?)
+                copy_checked(file, out, p, cancel)
             })?;
         }
         Ok(())
@@ -384,10 +369,7 @@ fn names_lfs(
     commit: &git2::Commit<'_>,
     clean: &std::collections::HashSet<git2::Oid>,
 ) -> bool {
-    let mentions = |text: &[u8]| {
-        text.split(|b| b.is_ascii_whitespace())
-            .any(|t| t.eq_ignore_ascii_case(b"filter=lfs"))
-    };
+    use super::worktree::mentions_lfs as mentions;
     let own = fs::read(wt.commondir().join("info/attributes")).is_ok_and(|t| mentions(&t));
     own || super::worktree::attribute_files(commit, clean).map_or(true, |files| {
         files
@@ -469,34 +451,37 @@ fn put_in_place(object: &Path, file: &Path) -> std::io::Result<()> {
     fs::rename(&tmp, file)
 }
 
-/// Copy `from` into `out`, checking it is the object `p` names.
+/// Copy `from` into `out`, checking it is the object `p` names (no more
+/// is read than one byte beyond its size); `cancel` stops it.
 fn copy_checked(
-    mut from: impl std::io::Read,
+    from: impl std::io::Read,
     out: &mut dyn Write,
     p: &Pointer,
-) -> Result<(), String> {
+    cancel: &Cancel,
+) -> Result<(), Failure> {
+    let mut from = from.take(p.size + 1);
     let mut hasher = openssl::sha::Sha256::new();
     let (mut got, mut buf) = (0u64, vec![0u8; 64 << 10]);
     loop {
+        if cancel.is_cancelled() {
+            return Err(Failure::Cancelled);
+        }
         let n = from.read(&mut buf).map_err(|e| e.to_string())?;
         if n == 0 {
             break;
         }
         got += n as u64;
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+        out.write_all(&buf[..n])
+            .map_err(|e| format!("writing the object: {e}"))?;
     }
-    check_object(p, got, hasher)
-}
-
-/// Whether `got` bytes hashed by `hasher` are the object `p` names.
-fn check_object(p: &Pointer, got: u64, hasher: openssl::sha::Sha256) -> Result<(), String> {
     let hash: String = hasher.finish().iter().map(|b| format!("{b:02x}")).collect();
     if got != p.size || hash != p.oid {
         return Err(format!(
             "object {}: got {got} bytes hashing to {hash}, not its {} bytes",
             p.oid, p.size
-        ));
+        )
+        .into());
     }
     Ok(())
 }

@@ -461,7 +461,7 @@ fn unsupported(what: &str) -> NoListing {
     NoListing::Unsupported(format!("{what} where git's smart HTTP answer was expected"))
 }
 
-fn basic(user: &str, password: &str) -> String {
+pub(super) fn basic(user: &str, password: &str) -> String {
     let pair = format!("{user}:{password}");
     format!("Basic {}", openssl::base64::encode_block(pair.as_bytes()))
 }

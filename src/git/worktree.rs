@@ -26,9 +26,9 @@ mod advance;
 mod attributes;
 mod plain;
 mod unchanged;
-pub(super) use attributes::attribute_files;
 pub(crate) use attributes::find_global_files;
 use attributes::{asks_for_encoding, may_convert, may_filter, repository_filters};
+pub(super) use attributes::{attribute_files, mentions_lfs};
 pub use unchanged::Base;
 
 /// The index entry of the file at `path` in a tree (blob `id`, `mode`),

@@ -8,7 +8,7 @@
 //! `.lfsconfig`, else the repository's URL with `.git/info/lfs` after it,
 //! an SSH URL's host reached over HTTPS.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use super::super::http_config::split_header;
 use super::super::ssh_url::SshUrl;
@@ -142,7 +142,7 @@ impl Server<'_> {
                     redact(&url)
                 ));
             };
-            self.authorization = Some(basic(&user, &password));
+            self.authorization = Some(super::super::ls_refs::basic(&user, &password));
             answer = send(self.authorization.as_deref()).map_err(failed)?;
         }
         let status = answer.status().as_u16();
@@ -218,33 +218,16 @@ impl Server<'_> {
         if status != 200 {
             return Err(format!("download from {shown}: HTTP status {status}").into());
         }
-        let mut body = answer
+        // (ureq's default limit is 10 MB: the object's size is the limit.)
+        let body = answer
             .body_mut()
             .with_config()
             .limit(d.pointer.size + 1)
             .reader();
-        let mut hasher = openssl::sha::Sha256::new();
-        let (mut got, mut buf) = (0u64, vec![0u8; 64 << 10]);
-        loop {
-            if cancel.is_cancelled() {
-                return Err(Failure::Cancelled);
-            }
-            let n = body
-                .read(&mut buf)
-                .map_err(|e| format!("download from {shown}: {}", redact(&e.to_string())))?;
-            if n == 0 {
-                break;
-            }
-            got += n as u64;
-            if got > d.pointer.size {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .map_err(|e| format!("writing the object: {e}"))?;
-        }
-        super::check_object(&d.pointer, got, hasher)
-            .map_err(|e| format!("download from {shown}: {e}").into())
+        super::copy_checked(body, out, &d.pointer, cancel).map_err(|e| match e {
+            Failure::Failed(why) => format!("download from {shown}: {}", redact(&why)).into(),
+            cancelled => cancelled,
+        })
     }
 }
 
@@ -258,15 +241,10 @@ pub(crate) fn read_authenticate(text: &str) -> Result<(String, Vec<String>), Str
         .and_then(|h| h.as_str())
         .filter(|h| h.starts_with("https://") || h.starts_with("http://"))
         .ok_or("git-lfs-authenticate gave no HTTP(S) href")?;
-    let headers = said
-        .get("header")
-        .and_then(|h| h.as_object())
-        .map(|h| {
-            h.iter()
-                .filter_map(|(k, v)| Some(format!("{k}: {}", v.as_str()?)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = header_pairs(&said)
+        .into_iter()
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
     Ok((href.trim_end_matches('/').to_string(), headers))
 }
 
@@ -309,15 +287,7 @@ fn read_batch(text: &str, asked: &[Pointer]) -> Result<Vec<Download>, String> {
             .and_then(|h| h.as_str())
             .filter(|h| h.starts_with("https://") || h.starts_with("http://"))
             .ok_or_else(|| format!("no HTTP(S) href for object {}", pointer.oid))?;
-        let headers = download
-            .get("header")
-            .and_then(|h| h.as_object())
-            .map(|h| {
-                h.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = header_pairs(download);
         found.push(Download {
             pointer: pointer.clone(),
             href: href.to_string(),
@@ -325,6 +295,17 @@ fn read_batch(text: &str, asked: &[Pointer]) -> Result<Vec<Download>, String> {
         });
     }
     Ok(found)
+}
+
+/// The `"header"` object of an LFS answer's `value`, as (name, value).
+fn header_pairs(value: &serde_json::Value) -> Vec<(String, String)> {
+    let Some(header) = value.get("header").and_then(|h| h.as_object()) else {
+        return Vec::new();
+    };
+    header
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect()
 }
 
 /// The `message` of a JSON error answer, if it is one.
@@ -343,11 +324,6 @@ fn without_query(url: &str) -> String {
 fn same_origin(a: &str, b: &str) -> bool {
     let origin = |u: &str| super::super::proxy::http_origin(u);
     origin(a).is_some() && origin(a) == origin(b)
-}
-
-fn basic(user: &str, password: &str) -> String {
-    let pair = format!("{user}:{password}");
-    format!("Basic {}", openssl::base64::encode_block(pair.as_bytes()))
 }
 
 #[cfg(test)]

@@ -111,6 +111,12 @@ pub(super) fn asks_for_encoding(repo: &git2::Repository, files: &[(String, git2:
     })
 }
 
+/// Whether an attribute file's `text` may put some path under
+/// `filter=lfs` (a mention anywhere: on doubt, yes).
+pub(in crate::git) fn mentions_lfs(text: &[u8]) -> bool {
+    any_token(text, |t| t == b"filter=lfs")
+}
+
 fn mentions_converting(text: &[u8]) -> bool {
     any_token(text, |t| {
         t == b"eol=crlf" || t == b"ident" || t.starts_with(b"ident=")
