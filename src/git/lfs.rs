@@ -55,12 +55,17 @@ impl From<&str> for Failure {
     }
 }
 
-/// A pointer file of the worktree, to replace by its object.
+/// An LFS file of the worktree: a pointer to replace by its object, or
+/// one already replaced whose index entry is brought up to date.
 struct PointerFile {
     path: Vec<u8>,
     blob: git2::Oid,
     mode: u32,
     pointer: Pointer,
+    /// Already its content: shared with the previous worktree, whose
+    /// index entry (copied) holds the inode's change time from before the
+    /// link made it anew; git would hash the file and find it modified.
+    shared: bool,
 }
 
 impl GitRepo {
@@ -93,7 +98,11 @@ impl GitRepo {
             return Ok(());
         }
         let objects = self.lfs_dir().join("objects");
-        let wanted: BTreeSet<&Pointer> = files.iter().map(|f| &f.pointer).collect();
+        let wanted: BTreeSet<&Pointer> = files
+            .iter()
+            .filter(|f| !f.shared)
+            .map(|f| &f.pointer)
+            .collect();
         let missing: Vec<Pointer> = wanted
             .into_iter()
             .filter(|p| {
@@ -127,8 +136,10 @@ impl GitRepo {
             }
             let file = path.join(std::ffi::OsStr::from_bytes(&f.path));
             let object = objects.join(f.pointer.store_path());
-            put_in_place(&object, &file)
-                .map_err(|e| GitError::io("put the git-lfs object at", &file, e))?;
+            if !f.shared {
+                put_in_place(&object, &file)
+                    .map_err(|e| GitError::io("put the git-lfs object at", &file, e))?;
+            }
             let meta = fs::symlink_metadata(&file).map_err(|e| GitError::io("stat", &file, e))?;
             index
                 .add(&index_entry(&f.path, f.blob, f.mode, &meta))
@@ -378,9 +389,9 @@ fn names_lfs(
     })
 }
 
-/// The files of the commit, checked out at `dir`, that hold an LFS
-/// pointer under `filter=lfs` (not those the sparse patterns left out,
-/// nor those already replaced: shared from the previous worktree).
+/// The files of the commit, checked out at `dir`, whose blob is an LFS
+/// pointer under `filter=lfs` (not those the sparse patterns left out);
+/// those already replaced (shared from the previous worktree) marked so.
 fn pointer_files(
     wt: &git2::Repository,
     commit: &git2::Commit<'_>,
@@ -414,12 +425,13 @@ fn pointer_files(
         let still_pointer = fs::symlink_metadata(&on_disk)
             .is_ok_and(|m| m.is_file() && m.len() == blob.size() as u64)
             && fs::read(&on_disk).is_ok_and(|c| c == blob.content());
-        if lfs && still_pointer {
+        if lfs && (still_pointer || on_disk.is_file()) {
             found.push(PointerFile {
                 path: f.path.into_bytes(),
                 blob: f.id,
                 mode: f.mode,
                 pointer,
+                shared: !still_pointer,
             });
         }
     }
