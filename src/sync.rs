@@ -304,6 +304,7 @@ impl Syncer {
                 url: &self.cfg.repo,
                 sparse: sparse.map(|(patterns, _)| patterns),
                 base: base.map(|b| (b.dir, b.admin)),
+                lfs: self.cfg.checkout.lfs,
             };
             self.git
                 .checkout_submodules(&parent, recursive, self.cfg.depth, cancel)?;

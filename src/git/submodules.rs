@@ -28,7 +28,8 @@ struct Declared {
 /// patterns it was checked out with (a submodule they leave out is left
 /// out, as git does). `base`: the same superproject in the previous tree
 /// (its directory and admin name), whose submodules lend their unchanged
-/// files.
+/// files. `lfs`: whether Git LFS files get their content (as the
+/// superproject's do), each submodule's from its own LFS server.
 pub struct Superproject<'a> {
     pub dir: &'a Path,
     pub admin: &'a str,
@@ -36,6 +37,7 @@ pub struct Superproject<'a> {
     pub url: &'a str,
     pub sparse: Option<&'a SparsePatterns>,
     pub base: Option<(&'a Path, &'a str)>,
+    pub lfs: bool,
 }
 
 /// Parse `.gitmodules` with libgit2's git config parser (quotes, escapes,
@@ -318,6 +320,12 @@ impl GitRepo {
                     })
                 });
             store.create_worktree(hash, &dir, parent.admin, None, old, cancel)?;
+            // As git-lfs smudges in each submodule git checks out: the
+            // objects come from the submodule's own LFS server (or its
+            // .lfsconfig's) and live in its store, pruned by its gc.
+            if parent.lfs {
+                store.fetch_lfs_files(hash, &dir, &sub_url, cancel)?;
+            }
             self.mark_active(&sub.name)?;
             if recursive {
                 let child = Superproject {
@@ -327,6 +335,7 @@ impl GitRepo {
                     url: &sub_url,
                     sparse: None,
                     base: old.map(|b| (b.dir, b.admin)),
+                    lfs: parent.lfs,
                 };
                 store.checkout_submodules(&child, true, depth, cancel)?;
             }

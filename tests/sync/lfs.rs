@@ -29,8 +29,13 @@ fn track_bin(repo: &SourceRepo) {
 
 /// The objects in the LFS store under `root`, sorted.
 fn stored_objects(root: &Path) -> Vec<String> {
+    objects_in(&root.join(".git"))
+}
+
+/// The objects in the LFS store of the git directory `gitdir`, sorted.
+fn objects_in(gitdir: &Path) -> Vec<String> {
     let mut found = Vec::new();
-    let objects = root.join(".git/lfs/objects");
+    let objects = gitdir.join("lfs/objects");
     for a in fs::read_dir(objects).into_iter().flatten().flatten() {
         for b in fs::read_dir(a.path()).into_iter().flatten().flatten() {
             for o in fs::read_dir(b.path()).into_iter().flatten().flatten() {
@@ -167,27 +172,80 @@ fn lfs_attributes_deep_in_the_tree_count_at_each_update() {
 }
 
 #[test]
+fn lfs_files_of_submodules_are_published_with_their_content() {
+    let f = Fixture::new(Transport::File);
+    let srv = f.tmp.path().join("srv");
+    let sub = SourceRepo::new(&srv, "sub");
+    track_bin(&sub);
+    let (a1, b) = (noise(21, 40_000), noise(22, 30_000));
+    sub.commit(&[("a.bin", &a1), ("b.bin", &b)], "sub one");
+    f.repo.commit(&[("top.txt", "top")], "top");
+    add_submodule(&f.repo, "../sub", "lib");
+    let allow = "--git-config=protocol.file.allow:always";
+    f.sync_once(&[allow]);
+    assert_eq!((f.read("lib/a.bin"), f.read("lib/b.bin")), (a1, b.clone()));
+    // As a git with git-lfs sees it: nothing changed in the submodule.
+    let clean = ["-c", "filter.lfs.clean=git-lfs clean -- %f"];
+    let status = git(
+        &f.link().join("lib"),
+        &[&clean[..], &["status", "--porcelain"]].concat(),
+    );
+    assert_eq!(status, "");
+
+    // The submodule moves on: the replaced object leaves its store.
+    let a2 = noise(23, 40_000);
+    sub.commit(&[("a.bin", &a2)], "sub two");
+    let git_allow = ["-c", "protocol.file.allow=always"];
+    let update = ["submodule", "update", "-q", "--remote", "lib"];
+    f.repo.git(&[&git_allow[..], &update[..]].concat());
+    let h = f.repo.commit(&[], "bump lib");
+    f.sync_once(&[allow, "--stale-worktree-grace=0s"]);
+    assert_published(&f, &h);
+    assert_eq!(
+        (f.read("lib/a.bin"), f.read("lib/b.bin")),
+        (a2.clone(), b.clone())
+    );
+    let mut live = vec![oid(&a2), oid(&b)];
+    live.sort();
+    assert_eq!(objects_in(&f.root().join(".git/modules/lib")), live);
+    assert!(stored_objects(&f.root()).is_empty());
+
+    // GIT_LFS_SKIP_SMUDGE leaves the submodule's pointers too.
+    let pointer = sub.git(&["cat-file", "-p", "HEAD:a.bin"]);
+    let out = once_skipping_smudge(&f, &[allow], "1");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(f.read("lib/a.bin").trim_end(), pointer.trim_end());
+}
+
+/// A `--one-time` run of `f` with `extra` flags and `GIT_LFS_SKIP_SMUDGE`
+/// set to `skip`.
+fn once_skipping_smudge(f: &Fixture, extra: &[&str], skip: &str) -> std::process::Output {
+    let mut args = vec![
+        format!("--repo={}", f.url()),
+        format!("--root={}", f.root().display()),
+        "--one-time".to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    git_sync(&args)
+        .env("GIT_LFS_SKIP_SMUDGE", skip)
+        .output()
+        .unwrap()
+}
+
+#[test]
 fn git_lfs_skip_smudge_publishes_the_pointers() {
     let f = Fixture::new(Transport::File);
     track_bin(&f.repo);
     f.repo.commit(&[("a.bin", &noise(5, 10_000))], "one");
     let pointer = f.repo.git(&["cat-file", "-p", "HEAD:a.bin"]);
-    let url = f.url();
-    let root = f.root();
-    let args = [
-        &format!("--repo={url}")[..],
-        &format!("--root={}", root.display()),
-        "--one-time",
-    ];
-    run_ok(git_sync(&args).env("GIT_LFS_SKIP_SMUDGE", "1"));
+    let out = once_skipping_smudge(&f, &[], "1");
+    assert!(out.status.success(), "{out:?}");
     assert_eq!(f.read("a.bin").trim_end(), pointer);
-    assert!(stored_objects(&root).is_empty());
+    assert!(stored_objects(&f.root()).is_empty());
 
     // A value that is no boolean: one line naming it, nothing touched.
-    let out = git_sync(&args)
-        .env("GIT_LFS_SKIP_SMUDGE", "perhaps")
-        .output()
-        .unwrap();
+    let out = once_skipping_smudge(&f, &[], "perhaps");
     let err = one_line_error(&out);
     assert!(
         err.contains("GIT_LFS_SKIP_SMUDGE") && err.contains("perhaps"),
