@@ -1436,9 +1436,10 @@ pub fn noise(seed: u64, len: usize) -> String {
 /// The batch API and the downloads of an LFS server, as a CGI script:
 /// objects are files named by their id in `LFS_STORE`; each request is
 /// noted in `LFS_LOG`. A download must carry the header the batch answer
-/// gave for it.
+/// gave for it. While the store holds a file `SLOW`, downloads trickle
+/// (16 KiB every 50 ms).
 const LFS_CGI: &str = r#"#!/usr/bin/env python3
-import json, os, sys
+import json, os, sys, time
 store, uri = os.environ["LFS_STORE"], os.environ.get("REQUEST_URI", "")
 with open(os.environ["LFS_LOG"], "a") as log:
     log.write("%s %s auth=%s\n" % (os.environ.get("REQUEST_METHOD"), uri, "HTTP_AUTHORIZATION" in os.environ))
@@ -1465,7 +1466,14 @@ else:
         out.write(b"Status: 403\r\nContent-Type: text/plain\r\n\r\nno ticket\n")
     else:
         with open(os.path.join(store, oid), "rb") as f:
-            out.write(b"Content-Type: application/octet-stream\r\n\r\n" + f.read())
+            data = f.read()
+        out.write(b"Content-Type: application/octet-stream\r\n\r\n")
+        slow = os.path.exists(os.path.join(store, "SLOW"))
+        for i in range(0, len(data), 16384):
+            out.write(data[i:i + 16384])
+            if slow:
+                out.flush()
+                time.sleep(0.05)
 "#;
 
 /// How an LFS server of [`lfs_server`] checks its clients.

@@ -366,6 +366,47 @@ fn lfs_objects_come_from_the_lfs_server_with_the_repositorys_credentials() {
 /// token there (`git-lfs-authenticate`, which GitHub's and GitLab's SSH
 /// servers answer); so does git-sync, with its SSH key and known hosts.
 #[test]
+fn sigterm_during_an_lfs_download_exits_0_and_keeps_the_published_tree() {
+    let (tmp, srv, repo) = temp_source("site");
+    let (server, store, requests) = lfs_server(tmp.path(), &srv, LfsAuth::Open);
+    let small = noise(31, 1_000);
+    let h1 = commit_lfs(&repo, &store, &[("a.bin", &small)], true);
+    let root = tmp.path().join("root");
+    let link = root.join("site");
+    let repo_arg = format!("--repo={}", server.url("site"));
+    let root_arg = format!("--root={}", root.display());
+    let mut p = spawn(git_sync(&[&repo_arg, &root_arg, "--period=50ms", "-v=1"]));
+    p.wait_for(LONG, "the first commit", || {
+        published(&link).as_deref() == Some(&h1[..])
+    });
+
+    // A large object, sent slowly (some 6 s): stopped in the middle.
+    fs::write(store.join("SLOW"), "").unwrap();
+    let big = noise(32, 2_000_000);
+    let h2 = commit_lfs(&repo, &store, &[("a.bin", &big)], true);
+    let big_oid = oid(&big);
+    p.wait_for(LONG, "the download to start", || {
+        fs::read_to_string(&requests).is_ok_and(|r| r.contains(&format!("/lfs-objects/{big_oid}")))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = std::time::Instant::now();
+    signal(&p.child, libc::SIGTERM);
+    assert_eq!(p.wait_exit(Duration::from_secs(20)), 0, "{}", p.log());
+    let took = stopped.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}: {}", p.log());
+    assert_eq!(published(&link).as_deref(), Some(&h1[..]), "{}", p.log());
+    assert_eq!(fs::read_to_string(link.join("a.bin")).unwrap(), small);
+    // Nothing of the object in the store: no half of it passes for it.
+    assert_eq!(stored_objects(&root), vec![oid(&small)]);
+
+    // A restart converges.
+    fs::remove_file(store.join("SLOW")).unwrap();
+    run_ok(&mut git_sync(&[&repo_arg, &root_arg, "--one-time"]));
+    assert_eq!(published(&link).as_deref(), Some(&h2[..]));
+    assert_eq!(fs::read_to_string(link.join("a.bin")).unwrap(), big);
+}
+
+#[test]
 fn over_ssh_the_lfs_server_and_token_come_from_git_lfs_authenticate() {
     let token = "lfs-T0KEN-from-ssh";
     let (tmp, srv, repo) = temp_source("site");
