@@ -366,6 +366,31 @@ fn lfs_objects_come_from_the_lfs_server_with_the_repositorys_credentials() {
 /// token there (`git-lfs-authenticate`, which GitHub's and GitLab's SSH
 /// servers answer); so does git-sync, with its SSH key and known hosts.
 #[test]
+fn lfs_requests_go_through_the_proxy_git_uses() {
+    let (tmp, srv, repo) = temp_source("site");
+    let (server, store, _) = lfs_server(tmp.path(), &srv, LfsAuth::Open);
+    let a = noise(41, 5_000);
+    let h = commit_lfs(&repo, &store, &[("a.bin", &a)], true);
+    let (proxy, carried) = forward_proxy();
+    // The LFS server under another name, to tell its requests apart.
+    let lfs = format!("localhost:{}", server.port);
+    let root = tmp.path().join("root");
+    run_ok(&mut git_sync(&[
+        &format!("--repo={}", server.url("site")),
+        &format!("--root={}", root.display()),
+        &format!(
+            "--git-config=http.proxy:127.0.0.1:{proxy},lfs.url:http://{lfs}/site.git/info/lfs"
+        ),
+        "--one-time",
+    ]));
+    let link = root.join("site");
+    assert_eq!(published(&link).as_deref(), Some(&h[..]));
+    assert_eq!(fs::read_to_string(link.join("a.bin")).unwrap(), a);
+    let carried = carried.lock().unwrap().clone();
+    assert!(carried.contains(&lfs), "{carried:?}");
+}
+
+#[test]
 fn sigterm_during_an_lfs_download_exits_0_and_keeps_the_published_tree() {
     let (tmp, srv, repo) = temp_source("site");
     let (server, store, requests) = lfs_server(tmp.path(), &srv, LfsAuth::Open);
