@@ -366,6 +366,45 @@ fn lfs_objects_come_from_the_lfs_server_with_the_repositorys_credentials() {
 /// token there (`git-lfs-authenticate`, which GitHub's and GitLab's SSH
 /// servers answer); so does git-sync, with its SSH key and known hosts.
 #[test]
+fn a_credential_helpers_answer_serves_the_lfs_server_too() {
+    // As git-lfs asks git's helpers: the answer the fetch got is the LFS
+    // server's too (the same host), without asking again.
+    let password = "helper-S3CRET";
+    let (tmp, srv, repo) = temp_source("site");
+    let (server, store, requests) = lfs_server(tmp.path(), &srv, LfsAuth::Password(password));
+    let a = noise(42, 5_000);
+    let h = commit_lfs(&repo, &store, &[("a.bin", &a)], true);
+    let asked = tmp.path().join("asked");
+    let helper = format!(
+        "credential.helper:\"!f() {{ echo $1 >> {}; echo username=bot; echo password={password}; }}; f\"",
+        asked.display()
+    );
+    let root = tmp.path().join("root");
+    let out = git_sync(&[
+        &format!("--repo={}", server.url("site")),
+        &format!("--root={}", root.display()),
+        &format!("--git-config={helper}"),
+        "--one-time",
+    ])
+    .output()
+    .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains(password), "{log}");
+    let link = root.join("site");
+    assert_eq!(published(&link).as_deref(), Some(&h[..]));
+    assert_eq!(fs::read_to_string(link.join("a.bin")).unwrap(), a);
+    assert_eq!(fs::read_to_string(&asked).unwrap(), "get\n");
+    let requests = fs::read_to_string(&requests).unwrap();
+    assert!(
+        requests
+            .lines()
+            .any(|l| l.contains("/objects/batch auth=True")),
+        "{requests}"
+    );
+}
+
+#[test]
 fn lfs_requests_go_through_the_proxy_git_uses() {
     let (tmp, srv, repo) = temp_source("site");
     let (server, store, _) = lfs_server(tmp.path(), &srv, LfsAuth::Open);
