@@ -231,7 +231,8 @@ impl Syncer {
     }
 
     /// How this pass makes a worktree, beyond its commit: the submodule
-    /// mode, group-write and the sparse-checkout patterns (their file is
+    /// mode, group-write, LFS content (and the git config's fetch filter
+    /// for it) and the sparse-checkout patterns (their file is
     /// read again at every pass). A worktree made another way (before a
     /// restart with other settings, or an edit of the patterns) is made
     /// again; one whose making was cut short has no record at all.
@@ -247,13 +248,17 @@ impl Syncer {
             ),
         };
         let text = format!(
-            "submodules={:?}\ngroup-write={}\nlfs={}\nsparse-checkout={}\n",
+            "submodules={:?}\ngroup-write={}\nlfs={}\n{}sparse-checkout={}\n",
             self.cfg.checkout.submodules,
             self.cfg.checkout.group_write,
             if self.cfg.checkout.lfs {
                 "objects"
             } else {
                 "pointers"
+            },
+            match self.cfg.checkout.lfs {
+                true => self.git.lfs_fetch_filter(),
+                false => String::new(),
             },
             sparse.as_deref().unwrap_or("(all)\n"),
         );

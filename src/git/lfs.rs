@@ -17,6 +17,7 @@
 
 mod batch;
 mod pointer;
+mod settings;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -30,6 +31,7 @@ use super::worktree::index_entry;
 use super::{Cancel, GitError, GitRepo, Hash};
 use crate::redact::redact;
 use pointer::{Pointer, MAX_POINTER_SIZE};
+use settings::LfsSettings;
 
 const USER_AGENT: &str = concat!("git-lfs/3.3.0 (git-sync v", env!("CARGO_PKG_VERSION"), ")");
 
@@ -73,6 +75,12 @@ impl GitRepo {
         self.gitdir.join("lfs")
     }
 
+    /// The `lfs.fetchinclude`/`lfs.fetchexclude` our git config sets, as
+    /// a line of a worktree's recipe (empty when neither is set).
+    pub fn lfs_fetch_filter(&self) -> String {
+        settings::configured_filter(&self.repo)
+    }
+
     /// Replace the LFS pointer files of `hash`'s worktree at `path` by
     /// their objects, fetching those the store lacks from `repo_url`'s LFS
     /// server; the worktree's index then vouches for the new files (so the
@@ -93,9 +101,19 @@ impl GitRepo {
         if !names_lfs(&wt, &commit, &self.clean_trees.borrow()) {
             return Ok(());
         }
-        let files = pointer_files(&wt, &commit, path)?;
+        let settings =
+            LfsSettings::read(&self.repo, &commit, &self.lfs_dir().join("tmp/lfsconfig"));
+        let (files, left_out): (Vec<PointerFile>, Vec<PointerFile>) =
+            pointer_files(&wt, &commit, path)?
+                .into_iter()
+                .partition(|f| settings.fetches(&String::from_utf8_lossy(&f.path)));
+        let mut index = wt.index().map_err(|e| GitError::local("open index", e))?;
+        let restored = leave_pointers(&wt, &mut index, path, &left_out)?;
         if files.is_empty() {
-            return Ok(());
+            return match restored {
+                0 => Ok(()),
+                _ => index.write().map_err(|e| GitError::local("write index", e)),
+            };
         }
         let objects = self.lfs_dir().join("objects");
         let wanted: BTreeSet<&Pointer> = files
@@ -112,7 +130,7 @@ impl GitRepo {
             .collect();
         if !missing.is_empty() {
             let t = std::time::Instant::now();
-            self.fetch_lfs_objects(&commit, repo_url, &missing, cancel)
+            self.fetch_lfs_objects(settings.url.as_deref(), repo_url, &missing, cancel)
                 .map_err(|e| match e {
                     Failure::Cancelled => GitError::Cancelled,
                     Failure::Failed(message) => GitError::Remote {
@@ -129,7 +147,6 @@ impl GitRepo {
                 "git-lfs objects downloaded"
             );
         }
-        let mut index = wt.index().map_err(|e| GitError::local("open index", e))?;
         for f in &files {
             if cancel.is_cancelled() {
                 return Err(GitError::Cancelled);
@@ -140,10 +157,7 @@ impl GitRepo {
                 put_in_place(&object, &file)
                     .map_err(|e| GitError::io("put the git-lfs object at", &file, e))?;
             }
-            let meta = fs::symlink_metadata(&file).map_err(|e| GitError::io("stat", &file, e))?;
-            index
-                .add(&index_entry(&f.path, f.blob, f.mode, &meta))
-                .map_err(|e| GitError::local("update index", e))?;
+            record(&mut index, f, &file)?;
         }
         index
             .write()
@@ -153,15 +167,15 @@ impl GitRepo {
     }
 
     /// Get `missing` into the store from where `repo_url` keeps its LFS
-    /// objects; why not, in a message without credentials.
+    /// objects (or from the LFS server the settings name, `configured`);
+    /// why not, in a message without credentials.
     fn fetch_lfs_objects(
         &self,
-        commit: &git2::Commit<'_>,
+        configured: Option<&str>,
         repo_url: &str,
         missing: &[Pointer],
         cancel: &Cancel,
     ) -> Result<(), Failure> {
-        let configured = self.configured_lfs_url(commit);
         if configured.is_none() {
             if let Some(source) = local_path(repo_url) {
                 return self.copy_local_objects(&source, missing, cancel);
@@ -239,35 +253,6 @@ impl GitRepo {
         let lfs = self.lfs_dir();
         crate::parallel::queued(concurrent, &downloads, |d| {
             store_object(&lfs, &d.pointer, |out| server.download(d, out, cancel))
-        })
-    }
-
-    /// The LFS server named by `lfs.url` (or `remote.origin.lfsurl`) in
-    /// the git config, else in the commit's `.lfsconfig`, as git-lfs reads
-    /// them.
-    fn configured_lfs_url(&self, commit: &git2::Commit<'_>) -> Option<String> {
-        const KEYS: [&str; 2] = ["lfs.url", "remote.origin.lfsurl"];
-        let from_config = self
-            .repo
-            .config()
-            .ok()
-            .and_then(|cfg| KEYS.iter().find_map(|k| cfg.get_string(k).ok()));
-        from_config.or_else(|| {
-            let entry = commit
-                .tree()
-                .ok()?
-                .get_name(".lfsconfig")?
-                .to_object(&self.repo)
-                .ok()?;
-            let text = entry.as_blob()?.content().to_vec();
-            // Read through a file of its own: libgit2 parses config files.
-            let file = self.lfs_dir().join("tmp/lfsconfig");
-            fs::create_dir_all(file.parent()?).ok()?;
-            fs::write(&file, text).ok()?;
-            let cfg = git2::Config::open(&file).ok()?;
-            let url = KEYS.iter().find_map(|k| cfg.get_string(k).ok());
-            let _ = fs::remove_file(&file);
-            url
         })
     }
 
@@ -438,12 +423,42 @@ fn pointer_files(
     Ok(found)
 }
 
-/// Replace `file` by the stored `object`: a hard link when it has the
-/// file's permissions, else a copy (another filesystem, another mode).
-fn put_in_place(object: &Path, file: &Path) -> std::io::Result<()> {
-    let mode = fs::metadata(file)?.permissions().mode() & 0o7777;
-    // (The executable bits decide: --group-write adds the group's to
-    // both, the object's first.)
+/// Bring the index entry of `f` up to date with the file at `file`.
+fn record(index: &mut git2::Index, f: &PointerFile, file: &Path) -> Result<(), GitError> {
+    let meta = fs::symlink_metadata(file).map_err(|e| GitError::io("stat", file, e))?;
+    index
+        .add(&index_entry(&f.path, f.blob, f.mode, &meta))
+        .map_err(|e| GitError::local("update index", e))
+}
+
+/// Leave the LFS files `left_out` (by `lfs.fetchinclude`/`fetchexclude`)
+/// of the worktree at `dir` their pointers, putting back those that came
+/// as content from the previous tree; how many were put back.
+fn leave_pointers(
+    wt: &git2::Repository,
+    index: &mut git2::Index,
+    dir: &Path,
+    left_out: &[PointerFile],
+) -> Result<usize, GitError> {
+    let mut restored = 0;
+    for f in left_out.iter().filter(|f| f.shared) {
+        let file = dir.join(std::ffi::OsStr::from_bytes(&f.path));
+        restore_pointer(wt, f, &file)?;
+        record(index, f, &file)?;
+        restored += 1;
+    }
+    if !left_out.is_empty() {
+        tracing::debug!(
+            files = left_out.len(),
+            restored,
+            "git-lfs files left pointers by lfs.fetchinclude/lfs.fetchexclude"
+        );
+    }
+    Ok(restored)
+}
+
+/// A temporary name next to `file` (nothing there).
+fn beside(file: &Path) -> PathBuf {
     let tmp = file.with_file_name(format!(
         ".{}.lfs-tmp",
         file.file_name()
@@ -451,6 +466,33 @@ fn put_in_place(object: &Path, file: &Path) -> std::io::Result<()> {
             .unwrap_or_default()
     ));
     let _ = fs::remove_file(&tmp);
+    tmp
+}
+
+/// Put the pointer of `f` back at `file`, which holds its content (shared
+/// with a tree that fetched it): written aside with the file's
+/// permissions, then renamed over it.
+fn restore_pointer(wt: &git2::Repository, f: &PointerFile, file: &Path) -> Result<(), GitError> {
+    let blob = wt
+        .find_blob(f.blob)
+        .map_err(|e| GitError::local(format!("read blob {}", f.blob), e))?;
+    let tmp = beside(file);
+    let write = || -> std::io::Result<()> {
+        let mode = fs::metadata(file)?.permissions().mode() & 0o7777;
+        fs::write(&tmp, blob.content())?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
+        fs::rename(&tmp, file)
+    };
+    write().map_err(|e| GitError::io("put the git-lfs pointer back at", file, e))
+}
+
+/// Replace `file` by the stored `object`: a hard link when it has the
+/// file's permissions, else a copy (another filesystem, another mode).
+fn put_in_place(object: &Path, file: &Path) -> std::io::Result<()> {
+    let mode = fs::metadata(file)?.permissions().mode() & 0o7777;
+    // (The executable bits decide: --group-write adds the group's to
+    // both, the object's first.)
+    let tmp = beside(file);
     let same_mode =
         fs::metadata(object).is_ok_and(|m| m.permissions().mode() & 0o111 == mode & 0o111);
     if !(same_mode && fs::hard_link(object, &tmp).is_ok()) {

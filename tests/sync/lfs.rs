@@ -234,6 +234,49 @@ fn once_skipping_smudge(f: &Fixture, extra: &[&str], skip: &str) -> std::process
 }
 
 #[test]
+fn lfs_fetchinclude_and_fetchexclude_leave_files_pointers_as_git_lfs_does() {
+    let f = Fixture::new(Transport::File);
+    track_bin(&f.repo);
+    let (a, b) = (noise(51, 20_000), noise(52, 30_000));
+    f.repo
+        .commit(&[("keep/a.bin", &a), ("skip/b.bin", &b)], "two dirs");
+    let pointer = |p: &str| f.repo.git(&["cat-file", "-p", &format!("HEAD:{p}")]) + "\n";
+    let (a_pointer, b_pointer) = (pointer("keep/a.bin"), pointer("skip/b.bin"));
+    let grace = "--stale-worktree-grace=0s";
+
+    // From the git config: the excluded file stays its pointer, and its
+    // object is not fetched.
+    f.sync_once(&["--git-config=lfs.fetchexclude:skip", grace]);
+    assert_eq!(f.read("keep/a.bin"), a);
+    assert_eq!(f.read("skip/b.bin"), b_pointer);
+    assert_eq!(stored_objects(&f.root()), vec![oid(&a)]);
+
+    // Without it, the same commit is checked out again, whole.
+    f.sync_once(&[grace]);
+    assert_eq!((f.read("keep/a.bin"), f.read("skip/b.bin")), (a, b.clone()));
+
+    // From the commit's .lfsconfig: a file shared with the previous tree
+    // as content goes back to its pointer.
+    let h = f.repo.commit(
+        &[(".lfsconfig", "[lfs]\n\tfetchinclude = skip/, other\n")],
+        "lfsconfig",
+    );
+    f.sync_once(&[grace]);
+    assert_published(&f, &h);
+    assert_eq!(
+        (f.read("keep/a.bin"), f.read("skip/b.bin")),
+        (a_pointer, b.clone())
+    );
+    assert_eq!(stored_objects(&f.root()), vec![oid(&b)]);
+    let clean = ["-c", "filter.lfs.clean=git-lfs clean -- %f"];
+    let status = git(
+        &f.link(),
+        &[&clean[..], &["status", "--porcelain"]].concat(),
+    );
+    assert_eq!(status, "");
+}
+
+#[test]
 fn git_lfs_skip_smudge_publishes_the_pointers() {
     let f = Fixture::new(Transport::File);
     track_bin(&f.repo);
