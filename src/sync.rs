@@ -125,6 +125,9 @@ pub struct Syncer {
     own_tree: Option<Hash>,
     /// Held as long as this process syncs the root.
     root_lock: Option<RootLock>,
+    /// The git config's `lfs.fetchinclude`/`fetchexclude`, read once: a
+    /// line of the recipe, which every pass computes.
+    lfs_filter: String,
 }
 
 fn check(cancel: &Cancel) -> Result<(), SyncError> {
@@ -197,6 +200,7 @@ impl Syncer {
         Ok(Syncer {
             pre_publish,
             own_tree: None,
+            lfs_filter: git.lfs_fetch_filter(),
             pinned: parse_full_hash(&cfg.git_ref),
             cfg,
             layout,
@@ -257,8 +261,8 @@ impl Syncer {
                 "pointers"
             },
             match self.cfg.checkout.lfs {
-                true => self.git.lfs_fetch_filter(),
-                false => String::new(),
+                true => self.lfs_filter.as_str(),
+                false => "",
             },
             sparse.as_deref().unwrap_or("(all)\n"),
         );
