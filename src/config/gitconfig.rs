@@ -316,6 +316,15 @@ fn has_effect(key: &str) -> bool {
         "core" => true,
         // Read when it is git's store helper; warned about otherwise.
         "credential" => !scoped && name == "helper",
+        // git-lfs's, read by the built-in LFS client (src/git/lfs).
+        "lfs" => {
+            !scoped
+                && matches!(
+                    name,
+                    "url" | "fetchinclude" | "fetchexclude" | "concurrenttransfers"
+                )
+        }
+        "remote" => sub.as_deref() == Some("origin") && name == "lfsurl",
         _ => false,
     }
 }
@@ -485,6 +494,14 @@ mod tests {
             ("core.sshCommand", "ssh -v"),
             ("protocol.allow", "always"),
             ("protocol.version", "0"),
+            // git-lfs's, read by the built-in LFS client.
+            ("lfs.url", "https://lfs/"),
+            ("remote.origin.lfsurl", "https://lfs/"),
+            ("lfs.fetchInclude", "a"),
+            ("lfs.fetchexclude", "b"),
+            ("lfs.concurrenttransfers", "4"),
+            ("lfs.locksverify", "false"),
+            ("remote.origin.url", "https://h/r"),
         ]);
         assert_eq!(
             without_effect(&e),
@@ -492,7 +509,9 @@ mod tests {
                 "safe.directory",
                 "http.postBuffer",
                 "http.https://h/.postBuffer",
-                "protocol.allow"
+                "protocol.allow",
+                "lfs.locksverify",
+                "remote.origin.url"
             ]
         );
     }
