@@ -460,15 +460,21 @@ pub(super) fn parse(src: &Sources<'_>) -> Result<AuthConfig, ConfigError> {
     })
 }
 
-pub(super) fn parse_checkout(src: &Sources<'_>) -> Result<CheckoutConfig, ConfigError> {
-    let skip_lfs = match src.env("GIT_LFS_SKIP_SMUDGE").filter(|v| !v.is_empty()) {
-        None => false,
+/// A git-lfs switch set in the environment (`name`), as git-lfs reads
+/// it: unset or empty is false; a value that is no boolean, an error.
+pub(super) fn lfs_switch(src: &Sources<'_>, name: &str) -> Result<bool, ConfigError> {
+    match src.env(name).filter(|v| !v.is_empty()) {
+        None => Ok(false),
         Some(v) => super::values::parse_git_bool(&v).ok_or_else(|| {
             ConfigError::Usage(format!(
-                "invalid value for env GIT_LFS_SKIP_SMUDGE: {v:?} is not a boolean (1, true, 0, false...)"
+                "invalid value for env {name}: {v:?} is not a boolean (1, true, 0, false...)"
             ))
-        })?,
-    };
+        }),
+    }
+}
+
+pub(super) fn parse_checkout(src: &Sources<'_>) -> Result<CheckoutConfig, ConfigError> {
+    let skip_lfs = lfs_switch(src, "GIT_LFS_SKIP_SMUDGE")?;
     let submodules = match src.text("submodules")?.as_deref() {
         None | Some("recursive") => Submodules::Recursive,
         Some("shallow") => Submodules::Shallow,

@@ -152,6 +152,9 @@ pub fn manual() -> String {
         "\nENVIRONMENT (beside the flags')\n    \
          GIT_LFS_SKIP_SMUDGE=1\n        Publish Git LFS files as their pointers, not their \
          content (git-lfs's switch).\n    \
+         GIT_LFS_SKIP_DOWNLOAD_ERRORS=1\n        A Git LFS object that cannot be \
+         downloaded leaves its file a pointer, rather than failing the sync \
+         (lfs.skipdownloaderrors).\n    \
          http_proxy, https_proxy, all_proxy, no_proxy\n        Proxies, as git uses them \
          (http.proxy in --git-config wins).\n    \
          GIT_CONFIG_COUNT, GIT_CONFIG_KEY_<n>, GIT_CONFIG_VALUE_<n>, GIT_SSL_*\n        \

@@ -321,7 +321,11 @@ fn has_effect(key: &str) -> bool {
             !scoped
                 && matches!(
                     name,
-                    "url" | "fetchinclude" | "fetchexclude" | "concurrenttransfers"
+                    "url"
+                        | "fetchinclude"
+                        | "fetchexclude"
+                        | "concurrenttransfers"
+                        | "skipdownloaderrors"
                 )
         }
         "remote" => sub.as_deref() == Some("origin") && name == "lfsurl",
@@ -500,6 +504,7 @@ mod tests {
             ("lfs.fetchInclude", "a"),
             ("lfs.fetchexclude", "b"),
             ("lfs.concurrenttransfers", "4"),
+            ("lfs.skipDownloadErrors", "true"),
             ("lfs.locksverify", "false"),
             ("remote.origin.url", "https://h/r"),
         ]);

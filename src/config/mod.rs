@@ -540,7 +540,11 @@ pub fn parse(
             values::parse_git_config(&s).map_err(|e| src.out_of_range("git-config-add", e))?,
         );
     }
-    let from_env = gitconfig::from_env(&env).map_err(ConfigError::Usage)?;
+    let mut from_env = gitconfig::from_env(&env).map_err(ConfigError::Usage)?;
+    // git-lfs's switch, as the config key it stands for.
+    if auth::lfs_switch(&src, "GIT_LFS_SKIP_DOWNLOAD_ERRORS")? {
+        from_env.push(("lfs.skipdownloaderrors".into(), "true".into()));
+    }
     let layered = |mut entries: gitconfig::Entries| {
         gitconfig::set(&mut entries, set_pairs.clone());
         entries.extend(added.iter().cloned());

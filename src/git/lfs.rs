@@ -123,14 +123,12 @@ impl GitRepo {
             .collect();
         let missing: Vec<Pointer> = wanted
             .into_iter()
-            .filter(|p| {
-                fs::metadata(objects.join(p.store_path())).map_or(true, |m| m.len() != p.size)
-            })
+            .filter(|p| !stored(&objects, p))
             .cloned()
             .collect();
         if !missing.is_empty() {
             let t = std::time::Instant::now();
-            self.fetch_lfs_objects(settings.url.as_deref(), repo_url, &missing, cancel)
+            self.fetch_lfs_objects(&settings, repo_url, &missing, cancel)
                 .map_err(|e| match e {
                     Failure::Cancelled => GitError::Cancelled,
                     Failure::Failed(message) => GitError::Remote {
@@ -147,6 +145,13 @@ impl GitRepo {
                 "git-lfs objects downloaded"
             );
         }
+        let files = match settings.skip_download_errors {
+            true => files
+                .into_iter()
+                .filter(|f| f.shared || stored(&objects, &f.pointer))
+                .collect(),
+            false => files,
+        };
         for f in &files {
             if cancel.is_cancelled() {
                 return Err(GitError::Cancelled);
@@ -167,18 +172,21 @@ impl GitRepo {
     }
 
     /// Get `missing` into the store from where `repo_url` keeps its LFS
-    /// objects (or from the LFS server the settings name, `configured`);
-    /// why not, in a message without credentials.
+    /// objects (or from the LFS server the settings name); why not, in a
+    /// message without credentials. With `lfs.skipdownloaderrors`, an
+    /// object that cannot be had is said in the log and left out.
     fn fetch_lfs_objects(
         &self,
-        configured: Option<&str>,
+        settings: &LfsSettings,
         repo_url: &str,
         missing: &[Pointer],
         cancel: &Cancel,
     ) -> Result<(), Failure> {
+        let configured = settings.url.as_deref();
+        let skip = settings.skip_download_errors;
         if configured.is_none() {
             if let Some(source) = local_path(repo_url) {
-                return self.copy_local_objects(&source, missing, cancel);
+                return self.copy_local_objects(&source, missing, skip, cancel);
             }
         }
         let effective = self.url_settings(repo_url).effective;
@@ -242,7 +250,13 @@ impl GitRepo {
             helpers: self.credentials.helpers.as_ref(),
             authorization: None,
         };
-        let downloads = server.locate(missing, cancel)?;
+        let mut downloads = Vec::with_capacity(missing.len());
+        for located in server.locate(missing, cancel)? {
+            match located {
+                Ok(d) => downloads.push(d),
+                Err(why) => tolerate(skip, Err(why.into()))?,
+            }
+        }
         // Several at a time, as git-lfs (lfs.concurrenttransfers, 8 unless
         // set): a server or storage service answers each after a while.
         let concurrent = self
@@ -252,7 +266,8 @@ impl GitRepo {
             .map_or(8, |n| n.clamp(1, 64) as usize);
         let lfs = self.lfs_dir();
         crate::parallel::queued(concurrent, &downloads, |d| {
-            store_object(&lfs, &d.pointer, |out| server.download(d, out, cancel))
+            let stored = store_object(&lfs, &d.pointer, |out| server.download(d, out, cancel));
+            tolerate(skip, stored)
         })
     }
 
@@ -261,6 +276,7 @@ impl GitRepo {
         &self,
         source: &Path,
         missing: &[Pointer],
+        skip: bool,
         cancel: &Cancel,
     ) -> Result<(), Failure> {
         let repo = git2::Repository::open(source)
@@ -271,7 +287,7 @@ impl GitRepo {
                 return Err(Failure::Cancelled);
             }
             let from = theirs.join(p.store_path());
-            store_object(&self.lfs_dir(), p, |out| {
+            let stored = store_object(&self.lfs_dir(), p, |out| {
                 let file = fs::File::open(&from).map_err(|e| match e.kind() {
                     std::io::ErrorKind::NotFound => {
                         format!("object {} is not in {}", p.oid, theirs.display())
@@ -279,7 +295,8 @@ impl GitRepo {
                     _ => format!("read {}: {e}", from.display()),
                 })?;
                 copy_checked(file, out, p, cancel)
-            })?;
+            });
+            tolerate(skip, stored)?;
         }
         Ok(())
     }
@@ -423,6 +440,18 @@ fn pointer_files(
     Ok(found)
 }
 
+/// `result`, or, when `skip` (`lfs.skipdownloaderrors`) and it failed
+/// for one object, the failure said in the log and passed over.
+fn tolerate(skip: bool, result: Result<(), Failure>) -> Result<(), Failure> {
+    match result {
+        Err(Failure::Failed(why)) if skip => {
+            tracing::warn!(error = %why, "git-lfs object not downloaded: its file stays a pointer (lfs.skipdownloaderrors)");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// Bring the index entry of `f` up to date with the file at `file`.
 fn record(index: &mut git2::Index, f: &PointerFile, file: &Path) -> Result<(), GitError> {
     let meta = fs::symlink_metadata(file).map_err(|e| GitError::io("stat", file, e))?;
@@ -455,6 +484,11 @@ fn leave_pointers(
         );
     }
     Ok(restored)
+}
+
+/// Whether the store at `objects` holds `p`.
+fn stored(objects: &Path, p: &Pointer) -> bool {
+    fs::metadata(objects.join(p.store_path())).is_ok_and(|m| m.len() == p.size)
 }
 
 /// A temporary name next to `file` (nothing there).

@@ -212,14 +212,14 @@ fn lfs_files_of_submodules_are_published_with_their_content() {
 
     // GIT_LFS_SKIP_SMUDGE leaves the submodule's pointers too.
     let pointer = sub.git(&["cat-file", "-p", "HEAD:a.bin"]);
-    let out = once_skipping_smudge(&f, &[allow], "1");
+    let out = once_with_env(&f, &[allow], ("GIT_LFS_SKIP_SMUDGE", "1"));
     assert!(out.status.success(), "{out:?}");
     assert_eq!(f.read("lib/a.bin").trim_end(), pointer.trim_end());
 }
 
-/// A `--one-time` run of `f` with `extra` flags and `GIT_LFS_SKIP_SMUDGE`
-/// set to `skip`.
-fn once_skipping_smudge(f: &Fixture, extra: &[&str], skip: &str) -> std::process::Output {
+/// A `--one-time` run of `f` with `extra` flags and the environment
+/// variable `name` set to `value`.
+fn once_with_env(f: &Fixture, extra: &[&str], (name, value): (&str, &str)) -> std::process::Output {
     let mut args = vec![
         format!("--repo={}", f.url()),
         format!("--root={}", f.root().display()),
@@ -227,10 +227,7 @@ fn once_skipping_smudge(f: &Fixture, extra: &[&str], skip: &str) -> std::process
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    git_sync(&args)
-        .env("GIT_LFS_SKIP_SMUDGE", skip)
-        .output()
-        .unwrap()
+    git_sync(&args).env(name, value).output().unwrap()
 }
 
 #[test]
@@ -282,13 +279,13 @@ fn git_lfs_skip_smudge_publishes_the_pointers() {
     track_bin(&f.repo);
     f.repo.commit(&[("a.bin", &noise(5, 10_000))], "one");
     let pointer = f.repo.git(&["cat-file", "-p", "HEAD:a.bin"]);
-    let out = once_skipping_smudge(&f, &[], "1");
+    let out = once_with_env(&f, &[], ("GIT_LFS_SKIP_SMUDGE", "1"));
     assert!(out.status.success(), "{out:?}");
     assert_eq!(f.read("a.bin").trim_end(), pointer);
     assert!(stored_objects(&f.root()).is_empty());
 
     // A value that is no boolean: one line naming it, nothing touched.
-    let out = once_skipping_smudge(&f, &[], "perhaps");
+    let out = once_with_env(&f, &[], ("GIT_LFS_SKIP_SMUDGE", "perhaps"));
     let err = one_line_error(&out);
     assert!(
         err.contains("GIT_LFS_SKIP_SMUDGE") && err.contains("perhaps"),
@@ -405,9 +402,64 @@ fn lfs_objects_come_from_the_lfs_server_with_the_repositorys_credentials() {
     assert_eq!(fs::read_to_string(link.join("c.bin")).unwrap(), missing);
 }
 
-/// Over SSH, git-lfs asks the server where its LFS server is and for a
-/// token there (`git-lfs-authenticate`, which GitHub's and GitLab's SSH
-/// servers answer); so does git-sync, with its SSH key and known hosts.
+#[test]
+fn with_lfs_skipdownloaderrors_an_object_the_server_lacks_leaves_a_pointer() {
+    let (tmp, srv, repo) = temp_source("site");
+    let (server, store, _) = lfs_server(tmp.path(), &srv, LfsAuth::Open);
+    let (a, lost) = (noise(61, 3_000), noise(62, 2_000));
+    commit_lfs(&repo, &store, &[("a.bin", &a)], true);
+    let h = commit_lfs(&repo, &store, &[("a.bin", &a), ("lost.bin", &lost)], false);
+    let pointer = repo.git(&["cat-file", "-p", "HEAD:lost.bin"]) + "\n";
+    let root = tmp.path().join("root");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            format!("--repo={}", server.url("site")),
+            format!("--root={}", root.display()),
+            "--one-time".to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = git_sync(&args).output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), log)
+    };
+    let (code, log) = run(&[]);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(!root.join("site").exists());
+    // As git-lfs with it: the object said in the log, its file a pointer.
+    let (code, log) = run(&["--git-config=lfs.skipdownloaderrors:true"]);
+    assert_eq!(code, Some(0), "{log}");
+    let link = root.join("site");
+    assert_eq!(published(&link).as_deref(), Some(&h[..]));
+    assert_eq!(fs::read_to_string(link.join("a.bin")).unwrap(), a);
+    assert_eq!(fs::read_to_string(link.join("lost.bin")).unwrap(), pointer);
+    let warned = log
+        .lines()
+        .find(|l| l.contains("git-lfs object not downloaded"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(warned.contains(&oid(&lost)), "{warned}");
+}
+
+#[test]
+fn git_lfs_skip_download_errors_in_the_environment_does_the_same() {
+    let f = Fixture::new(Transport::File);
+    track_bin(&f.repo);
+    let (a, lost) = (noise(63, 3_000), noise(64, 2_000));
+    f.repo.commit(&[("a.bin", &a), ("lost.bin", &lost)], "two");
+    let pointer = f.repo.git(&["cat-file", "-p", "HEAD:lost.bin"]) + "\n";
+    let id = oid(&lost);
+    let object = format!(".git/lfs/objects/{}/{}/{id}", &id[..2], &id[2..4]);
+    fs::remove_file(f.repo.dir.join(object)).unwrap();
+    let skip = "GIT_LFS_SKIP_DOWNLOAD_ERRORS";
+    let out = once_with_env(&f, &[], (skip, "1"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!((f.read("a.bin"), f.read("lost.bin")), (a, pointer));
+    // A value that is no boolean: one line naming it.
+    let out = once_with_env(&f, &[], (skip, "sometimes"));
+    let err = one_line_error(&out);
+    assert!(err.contains(skip) && err.contains("sometimes"), "{err}");
+}
+
 #[test]
 fn a_credential_helpers_answer_serves_the_lfs_server_too() {
     // As git-lfs asks git's helpers: the answer the fetch got is the LFS
@@ -513,6 +565,9 @@ fn sigterm_during_an_lfs_download_exits_0_and_keeps_the_published_tree() {
     assert_eq!(fs::read_to_string(link.join("a.bin")).unwrap(), big);
 }
 
+/// Over SSH, git-lfs asks the server where its LFS server is and for a
+/// token there (`git-lfs-authenticate`, which GitHub's and GitLab's SSH
+/// servers answer); so does git-sync, with its SSH key and known hosts.
 #[test]
 fn over_ssh_the_lfs_server_and_token_come_from_git_lfs_authenticate() {
     let token = "lfs-T0KEN-from-ssh";

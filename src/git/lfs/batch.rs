@@ -77,13 +77,13 @@ pub(crate) struct Server<'a> {
 }
 
 impl Server<'_> {
-    /// Where to download `objects`, asked in batches; an object the
-    /// server does not have (or will not give) fails it all.
+    /// Where to download `objects`, asked in batches: for each, its
+    /// download, or why the server will not give it.
     pub fn locate(
         &mut self,
         objects: &[Pointer],
         cancel: &Cancel,
-    ) -> Result<Vec<Download>, Failure> {
+    ) -> Result<Vec<Result<Download, String>>, Failure> {
         let mut found = Vec::with_capacity(objects.len());
         for batch in objects.chunks(BATCH_SIZE) {
             if cancel.is_cancelled() {
@@ -95,7 +95,7 @@ impl Server<'_> {
     }
 
     /// One batch request: the download of each of `objects`.
-    fn ask(&mut self, objects: &[Pointer]) -> Result<Vec<Download>, String> {
+    fn ask(&mut self, objects: &[Pointer]) -> Result<Vec<Result<Download, String>>, String> {
         let url = format!("{}/objects/batch", self.endpoint);
         let body = serde_json::json!({
             "operation": "download",
@@ -179,7 +179,9 @@ impl Server<'_> {
                     .unwrap_or_default()
             ));
         }
-        read_batch(&text, objects).map_err(|e| format!("batch answer of {}: {e}", redact(&url)))
+        let context = |e: String| format!("batch answer of {}: {e}", redact(&url));
+        let found = read_batch(&text, objects).map_err(context)?;
+        Ok(found.into_iter().map(|d| d.map_err(context)).collect())
     }
 
     /// Download `d` into `out`, checking its size and hash as it comes.
@@ -249,7 +251,7 @@ pub(crate) fn read_authenticate(text: &str) -> Result<(String, Vec<String>), Str
 }
 
 /// The downloads a batch answer gives for `asked`, or why not.
-fn read_batch(text: &str, asked: &[Pointer]) -> Result<Vec<Download>, String> {
+fn read_batch(text: &str, asked: &[Pointer]) -> Result<Vec<Result<Download, String>>, String> {
     let answer: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
     if let Some(transfer) = answer.get("transfer").and_then(|t| t.as_str()) {
@@ -263,38 +265,39 @@ fn read_batch(text: &str, asked: &[Pointer]) -> Result<Vec<Download>, String> {
         .get("objects")
         .and_then(|o| o.as_array())
         .ok_or("no \"objects\" list")?;
-    let mut found = Vec::with_capacity(asked.len());
-    for pointer in asked {
-        let object = objects
-            .iter()
-            .find(|o| o.get("oid").and_then(|v| v.as_str()) == Some(pointer.oid.as_str()))
-            .ok_or_else(|| format!("nothing said of object {}", pointer.oid))?;
-        if let Some(error) = object.get("error") {
-            let code = error.get("code").and_then(|c| c.as_i64()).unwrap_or(0);
-            let message = error.get("message").and_then(|m| m.as_str()).unwrap_or("");
-            return Err(format!(
-                "object {}: error {code} {}",
-                pointer.oid,
-                redact(message)
-            ));
-        }
-        let download = object
-            .get("actions")
-            .and_then(|a| a.get("download"))
-            .ok_or_else(|| format!("no download for object {}", pointer.oid))?;
-        let href = download
-            .get("href")
-            .and_then(|h| h.as_str())
-            .filter(|h| h.starts_with("https://") || h.starts_with("http://"))
-            .ok_or_else(|| format!("no HTTP(S) href for object {}", pointer.oid))?;
-        let headers = header_pairs(download);
-        found.push(Download {
-            pointer: pointer.clone(),
-            href: href.to_string(),
-            headers,
-        });
+    Ok(asked.iter().map(|p| download_of(objects, p)).collect())
+}
+
+/// The download the batch answer's `objects` give for `pointer`, or why
+/// there is none.
+fn download_of(objects: &[serde_json::Value], pointer: &Pointer) -> Result<Download, String> {
+    let object = objects
+        .iter()
+        .find(|o| o.get("oid").and_then(|v| v.as_str()) == Some(pointer.oid.as_str()))
+        .ok_or_else(|| format!("nothing said of object {}", pointer.oid))?;
+    if let Some(error) = object.get("error") {
+        let code = error.get("code").and_then(|c| c.as_i64()).unwrap_or(0);
+        let message = error.get("message").and_then(|m| m.as_str()).unwrap_or("");
+        return Err(format!(
+            "object {}: error {code} {}",
+            pointer.oid,
+            redact(message)
+        ));
     }
-    Ok(found)
+    let download = object
+        .get("actions")
+        .and_then(|a| a.get("download"))
+        .ok_or_else(|| format!("no download for object {}", pointer.oid))?;
+    let href = download
+        .get("href")
+        .and_then(|h| h.as_str())
+        .filter(|h| h.starts_with("https://") || h.starts_with("http://"))
+        .ok_or_else(|| format!("no HTTP(S) href for object {}", pointer.oid))?;
+    Ok(Download {
+        pointer: pointer.clone(),
+        href: href.to_string(),
+        headers: header_pairs(download),
+    })
 }
 
 /// The `"header"` object of an LFS answer's `value`, as (name, value).
@@ -370,21 +373,26 @@ mod tests {
         let ok = format!(
             r#"{{"transfer":"basic","objects":[{{"oid":"{oid}","size":3,"actions":{{"download":{{"href":"https://s/o?sig=x","header":{{"X-A":"1"}}}}}}}}]}}"#
         );
-        let d = read_batch(&ok, &asked).unwrap();
-        assert_eq!(d[0].href, "https://s/o?sig=x");
-        assert_eq!(d[0].headers, [("X-A".to_string(), "1".to_string())]);
+        let d = read_batch(&ok, &asked).unwrap().remove(0).unwrap();
+        assert_eq!(d.href, "https://s/o?sig=x");
+        assert_eq!(d.headers, [("X-A".to_string(), "1".to_string())]);
+        // What is wrong with one object is said of it alone.
         let missing = format!(
             r#"{{"objects":[{{"oid":"{oid}","size":3,"error":{{"code":404,"message":"Object does not exist"}}}}]}}"#
         );
-        let e = read_batch(&missing, &asked).unwrap_err();
+        let e = read_batch(&missing, &asked).unwrap().remove(0).unwrap_err();
         assert!(e.contains("404 Object does not exist"), "{e}");
         for bad in [
-            "nonsense".to_string(),
             r#"{"objects":[]}"#.to_string(),
-            format!(r#"{{"transfer":"ssh","objects":[{{"oid":"{oid}","size":3}}]}}"#),
             format!(
                 r#"{{"objects":[{{"oid":"{oid}","size":3,"actions":{{"download":{{"href":"file:///etc/passwd"}}}}}}]}}"#
             ),
+        ] {
+            assert!(read_batch(&bad, &asked).unwrap()[0].is_err(), "{bad}");
+        }
+        for bad in [
+            "nonsense".to_string(),
+            format!(r#"{{"transfer":"ssh","objects":[{{"oid":"{oid}","size":3}}]}}"#),
         ] {
             assert!(read_batch(&bad, &asked).is_err(), "{bad}");
         }

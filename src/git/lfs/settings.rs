@@ -4,7 +4,10 @@
 //! `remote.origin.lfsurl`), and which LFS files get their content
 //! (`lfs.fetchinclude`, `lfs.fetchexclude`: comma-separated paths, matched
 //! as gitignore(5) patterns; a file left out stays its pointer, as
-//! git-lfs's smudge filter leaves it).
+//! git-lfs's smudge filter leaves it), and whether an object that cannot
+//! be downloaded leaves its file a pointer rather than failing the pass
+//! (`lfs.skipdownloaderrors`; git-sync's configuration turns git-lfs's
+//! `GIT_LFS_SKIP_DOWNLOAD_ERRORS` into it).
 
 use std::fs;
 use std::path::Path;
@@ -14,6 +17,7 @@ use crate::sparse::SparsePatterns;
 const URL_KEYS: [&str; 2] = ["lfs.url", "remote.origin.lfsurl"];
 const INCLUDE: &str = "lfs.fetchinclude";
 const EXCLUDE: &str = "lfs.fetchexclude";
+const SKIP_ERRORS: &str = "lfs.skipdownloaderrors";
 
 /// What git-lfs would read for one commit.
 pub(super) struct LfsSettings {
@@ -21,6 +25,8 @@ pub(super) struct LfsSettings {
     pub url: Option<String>,
     include: Option<SparsePatterns>,
     exclude: Option<SparsePatterns>,
+    /// A file whose object cannot be had stays its pointer.
+    pub skip_download_errors: bool,
 }
 
 impl LfsSettings {
@@ -36,10 +42,16 @@ impl LfsSettings {
                 .flatten()
                 .find_map(|cfg| keys.iter().find_map(|k| cfg.get_string(k).ok()))
         };
+        let skip_download_errors = [own.as_ref(), committed.as_ref()]
+            .into_iter()
+            .flatten()
+            .find_map(|cfg| cfg.get_bool(SKIP_ERRORS).ok())
+            .unwrap_or(false);
         LfsSettings {
             url: get(&URL_KEYS),
             include: get(&[INCLUDE]).and_then(|v| patterns(&v)),
             exclude: get(&[EXCLUDE]).and_then(|v| patterns(&v)),
+            skip_download_errors,
         }
     }
 
@@ -108,6 +120,7 @@ mod tests {
             url: None,
             include: include.and_then(patterns),
             exclude: exclude.and_then(patterns),
+            skip_download_errors: false,
         }
     }
 
