@@ -128,15 +128,15 @@ impl GitRepo {
             .collect();
         if !missing.is_empty() {
             let t = std::time::Instant::now();
-            self.fetch_lfs_objects(&settings, repo_url, &missing, cancel)
-                .map_err(|e| match e {
-                    Failure::Cancelled => GitError::Cancelled,
-                    Failure::Failed(message) => GitError::Remote {
-                        op: "git-lfs download from",
-                        url: redact(repo_url),
-                        message,
-                    },
-                })?;
+            let fetched = self.fetch_lfs_objects(&settings, repo_url, &missing, cancel);
+            tolerate(settings.skip_download_errors, fetched).map_err(|e| match e {
+                Failure::Cancelled => GitError::Cancelled,
+                Failure::Failed(message) => GitError::Remote {
+                    op: "git-lfs download from",
+                    url: redact(repo_url),
+                    message,
+                },
+            })?;
             tracing::debug!(
                 %hash,
                 objects = missing.len(),
@@ -174,7 +174,9 @@ impl GitRepo {
     /// Get `missing` into the store from where `repo_url` keeps its LFS
     /// objects (or from the LFS server the settings name); why not, in a
     /// message without credentials. With `lfs.skipdownloaderrors`, an
-    /// object that cannot be had is said in the log and left out.
+    /// object that cannot be had is said in the log and left out (and
+    /// the caller passes over a failure of them all, a server that cannot
+    /// be reached).
     fn fetch_lfs_objects(
         &self,
         settings: &LfsSettings,
@@ -441,11 +443,11 @@ fn pointer_files(
 }
 
 /// `result`, or, when `skip` (`lfs.skipdownloaderrors`) and it failed
-/// for one object, the failure said in the log and passed over.
+/// (for one object, or all), the failure said in the log and passed over.
 fn tolerate(skip: bool, result: Result<(), Failure>) -> Result<(), Failure> {
     match result {
         Err(Failure::Failed(why)) if skip => {
-            tracing::warn!(error = %why, "git-lfs object not downloaded: its file stays a pointer (lfs.skipdownloaderrors)");
+            tracing::warn!(error = %why, "git-lfs objects not downloaded: their files stay pointers (lfs.skipdownloaderrors)");
             Ok(())
         }
         other => other,

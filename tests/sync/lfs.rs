@@ -435,9 +435,25 @@ fn with_lfs_skipdownloaderrors_an_object_the_server_lacks_leaves_a_pointer() {
     assert_eq!(fs::read_to_string(link.join("lost.bin")).unwrap(), pointer);
     let warned = log
         .lines()
-        .find(|l| l.contains("git-lfs object not downloaded"))
+        .find(|l| l.contains("git-lfs objects not downloaded"))
         .unwrap_or_else(|| panic!("{log}"));
     assert!(warned.contains(&oid(&lost)), "{warned}");
+
+    // An LFS server that cannot be reached at all: pointers too.
+    let b = noise(65, 1_000);
+    let h = commit_lfs(&repo, &store, &[("a.bin", &a), ("b.bin", &b)], true);
+    let dead = format!("--git-config=lfs.url:http://127.0.0.1:{}/lfs", free_port());
+    let (code, log) = run(&[dead.as_str()]);
+    assert_eq!(code, Some(1), "{log}");
+    let (code, log) = run(&[
+        dead.as_str(),
+        "--git-config-add=lfs.skipdownloaderrors:true",
+    ]);
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(published(&link).as_deref(), Some(&h[..]));
+    let b_pointer = repo.git(&["cat-file", "-p", "HEAD:b.bin"]) + "\n";
+    assert_eq!(fs::read_to_string(link.join("b.bin")).unwrap(), b_pointer);
+    assert_eq!(fs::read_to_string(link.join("a.bin")).unwrap(), a);
 }
 
 #[test]
