@@ -219,15 +219,27 @@ fn lfs_files_of_submodules_are_published_with_their_content() {
 
 /// A `--one-time` run of `f` with `extra` flags and the environment
 /// variable `name` set to `value`.
-fn once_with_env(f: &Fixture, extra: &[&str], (name, value): (&str, &str)) -> std::process::Output {
+fn once_with_env(f: &Fixture, extra: &[&str], env: (&str, &str)) -> std::process::Output {
+    once_at(&f.url(), &f.root(), extra, &[env])
+}
+
+/// A `--one-time` sync of `url` into `root`, with `extra` flags and the
+/// environment variables `env`.
+fn once_at(url: &str, root: &Path, extra: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut args = vec![
-        format!("--repo={}", f.url()),
-        format!("--root={}", f.root().display()),
+        format!("--repo={url}"),
+        format!("--root={}", root.display()),
         "--one-time".to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    git_sync(&args).env(name, value).output().unwrap()
+    git_sync(&args).envs(env.iter().copied()).output().unwrap()
+}
+
+/// The exit status and the log of a run.
+fn code_and_log(out: &std::process::Output) -> (Option<i32>, String) {
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), log)
 }
 
 #[test]
@@ -330,21 +342,11 @@ fn lfs_objects_come_from_the_lfs_server_with_the_repositorys_credentials() {
     let h1 = commit_lfs(&repo, &store, &[("a.bin", &a), ("docs/b.bin", &b)], true);
     let root = tmp.path().join("root");
     let run = |extra: &[&str]| {
-        let mut args = vec![
-            format!("--repo={}", server.url("site")),
-            format!("--root={}", root.display()),
-            "--username=bot".to_string(),
-            "--one-time".to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = git_sync(&args)
-            .env("GITSYNC_PASSWORD", password)
-            .output()
-            .unwrap();
-        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        let extra = [&["--username=bot"], extra].concat();
+        let env = [("GITSYNC_PASSWORD", password)];
+        let (code, log) = code_and_log(&once_at(&server.url("site"), &root, &extra, &env));
         assert!(!log.contains(password), "{log}");
-        (out.status.code(), log)
+        (code, log)
     };
     let link = root.join("site");
     let (code, log) = run(&[]);
@@ -411,18 +413,7 @@ fn with_lfs_skipdownloaderrors_an_object_the_server_lacks_leaves_a_pointer() {
     let h = commit_lfs(&repo, &store, &[("a.bin", &a), ("lost.bin", &lost)], false);
     let pointer = repo.git(&["cat-file", "-p", "HEAD:lost.bin"]) + "\n";
     let root = tmp.path().join("root");
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            format!("--repo={}", server.url("site")),
-            format!("--root={}", root.display()),
-            "--one-time".to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = git_sync(&args).output().unwrap();
-        let log = String::from_utf8_lossy(&out.stderr).into_owned();
-        (out.status.code(), log)
-    };
+    let run = |extra: &[&str]| code_and_log(&once_at(&server.url("site"), &root, extra, &[]));
     let (code, log) = run(&[]);
     assert_eq!(code, Some(1), "{log}");
     assert!(!root.join("site").exists());
@@ -491,16 +482,9 @@ fn a_credential_helpers_answer_serves_the_lfs_server_too() {
         asked.display()
     );
     let root = tmp.path().join("root");
-    let out = git_sync(&[
-        &format!("--repo={}", server.url("site")),
-        &format!("--root={}", root.display()),
-        &format!("--git-config={helper}"),
-        "--one-time",
-    ])
-    .output()
-    .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    let config = format!("--git-config={helper}");
+    let (code, log) = code_and_log(&once_at(&server.url("site"), &root, &[&config], &[]));
+    assert_eq!(code, Some(0), "{log}");
     assert!(!log.contains(password), "{log}");
     let link = root.join("site");
     assert_eq!(published(&link).as_deref(), Some(&h[..]));
@@ -525,14 +509,10 @@ fn lfs_requests_go_through_the_proxy_git_uses() {
     // The LFS server under another name, to tell its requests apart.
     let lfs = format!("localhost:{}", server.port);
     let root = tmp.path().join("root");
-    run_ok(&mut git_sync(&[
-        &format!("--repo={}", server.url("site")),
-        &format!("--root={}", root.display()),
-        &format!(
-            "--git-config=http.proxy:127.0.0.1:{proxy},lfs.url:http://{lfs}/site.git/info/lfs"
-        ),
-        "--one-time",
-    ]));
+    let config =
+        format!("--git-config=http.proxy:127.0.0.1:{proxy},lfs.url:http://{lfs}/site.git/info/lfs");
+    let (code, log) = code_and_log(&once_at(&server.url("site"), &root, &[&config], &[]));
+    assert_eq!(code, Some(0), "{log}");
     let link = root.join("site");
     assert_eq!(published(&link).as_deref(), Some(&h[..]));
     assert_eq!(fs::read_to_string(link.join("a.bin")).unwrap(), a);
