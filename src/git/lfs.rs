@@ -109,11 +109,8 @@ impl GitRepo {
                 .partition(|f| settings.fetches(&String::from_utf8_lossy(&f.path)));
         let mut index = wt.index().map_err(|e| GitError::local("open index", e))?;
         let restored = leave_pointers(&wt, &mut index, path, &left_out)?;
-        if files.is_empty() {
-            return match restored {
-                0 => Ok(()),
-                _ => index.write().map_err(|e| GitError::local("write index", e)),
-            };
+        if files.is_empty() && restored == 0 {
+            return Ok(());
         }
         let objects = self.lfs_dir().join("objects");
         let wanted: BTreeSet<&Pointer> = files
