@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::config::auth::Submodules;
 use crate::config::Config;
 use crate::git::{
-    parse_full_hash, Base, Cancel, ChangedPaths, GitError, GitRepo, Hash, Superproject, Target,
+    parse_full_hash, Base, Cancel, ChangedPaths, GitError, GitRepo, Hash, Hold, Superproject,
+    Target,
 };
 use crate::hooks::ExecHook;
 use crate::layout::{remove_any, Layout, LayoutError};
@@ -136,6 +137,11 @@ fn check(cancel: &Cancel) -> Result<(), SyncError> {
     } else {
         Ok(())
     }
+}
+
+/// Enter a section a stop lets finish, unless the pass was left behind.
+fn hold(cancel: &Cancel) -> Result<Hold, SyncError> {
+    cancel.hold().ok_or(SyncError::Cancelled)
 }
 
 /// Prepare the root (create, adopt or reset it) and open our repository
@@ -511,6 +517,11 @@ impl Syncer {
             && worktree.is_dir()
             && self.git.recipe_of(&name).as_ref() == Some(&recipe.text)
             && self.git.worktree_unchanged(&worktree, &name);
+        // Readers see what follows, up to the publish: a stop lets it finish.
+        let _remaking_theirs = match readers_in_it {
+            true => Some(hold(cancel)?),
+            false => None,
+        };
         let stand_in = if reusable {
             tracing::debug!(%hash, "the tree made for this commit is intact: publishing it again");
             self.own_tree = Some(hash);
@@ -542,7 +553,8 @@ impl Syncer {
         }
         check(cancel)?;
 
-        // 5. Publish atomically, then tell the world.
+        // 5. Publish atomically, then tell the world. A stop lets it finish.
+        let _publishing = hold(cancel)?;
         self.publisher.publish(hash, &worktree, changed.as_ref())?;
         if let Some(copy) = &stand_in {
             self.layout.mark_retired(copy);
@@ -684,5 +696,55 @@ impl Syncer {
             .gc_submodules(self.cfg.git_gc, &kept, self.cfg.depth, cancel)?;
         self.git.release_caches();
         Ok(next_due)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, Action};
+    use crate::git::test_util::git;
+
+    /// A syncer of a new repository with one commit, in link mode or
+    /// (`dest`) dest mode; the published link's or directory's path.
+    fn syncer(tmp: &Path, dest: bool) -> (Syncer, PathBuf) {
+        let source = tmp.join("source");
+        std::fs::create_dir(&source).unwrap();
+        git(&source, &["init", "-q", "-b", "main"]);
+        std::fs::write(source.join("index.html"), "v1").unwrap();
+        git(&source, &["add", "index.html"]);
+        git(&source, &["commit", "-qm", "v1"]);
+        let published = tmp.join("published");
+        let place = match dest {
+            true => format!("--dest={}", published.display()),
+            false => format!("--link={}", published.display()),
+        };
+        let args = [
+            format!("--repo={}", source.display()),
+            format!("--root={}", tmp.join("root").display()),
+            place,
+        ];
+        let env = |_: &str| None;
+        let Ok(Action::Run(cfg)) = config::parse(&args, &env, tmp) else {
+            panic!("a configuration to run");
+        };
+        (Syncer::new(*cfg).unwrap(), published)
+    }
+
+    #[test]
+    fn a_pass_left_behind_by_a_stop_publishes_nothing() {
+        for dest in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let (mut s, published) = syncer(tmp.path(), dest);
+            let cancel = Cancel::new();
+            assert!(cancel.leave_behind());
+            let e = s.pass(&cancel).expect_err("a pass left behind");
+            assert!(matches!(e, SyncError::Cancelled), "{e}");
+            assert!(!published.exists(), "dest mode {dest}: published anyway");
+            assert_eq!(s.published(), None);
+            // The same pass, not left behind, publishes: the test can fail.
+            s.pass(&Cancel::new()).unwrap();
+            assert!(published.join("index.html").is_file());
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod big_files;
+mod cancel;
 mod client_cert;
 mod config_file;
 mod daemon_ls_refs;
@@ -42,10 +43,10 @@ mod v2_session;
 mod worktree;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Once;
 
 use crate::config::gitconfig::Tls;
+pub use cancel::{Cancel, Hold};
 
 pub use auth::{
     credentials_in_url, AskHelpers, Auth, CredentialSet, Credentials, HelperAsker, HostLogin,
@@ -180,40 +181,6 @@ fn not_a_commit(name: &str, url: &str, kind: Option<git2::ObjectType>) -> GitErr
         name: name.to_string(),
         url: crate::redact::redact(url),
         kind: kind.map_or("non-commit object", |k| k.str()).to_string(),
-    }
-}
-
-/// A flag that asks a running git operation to stop, raised by hand or,
-/// with a deadline, by the clock. Checked by libgit2's progress callbacks,
-/// so it also ends a transfer in flight.
-#[derive(Debug, Clone, Default)]
-pub struct Cancel {
-    flag: Arc<AtomicBool>,
-    /// The operation's own end: what waited until then (a request to a
-    /// hung server) sees it is over without waiting for whoever raises
-    /// the flag, which may come a moment later on a busy machine.
-    deadline: Option<std::time::Instant>,
-}
-
-impl Cancel {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Cancelled by hand, or once `deadline` has passed.
-    pub fn until(deadline: std::time::Instant) -> Self {
-        Cancel {
-            deadline: Some(deadline),
-            ..Self::default()
-        }
-    }
-    pub fn cancel(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-    }
-    pub fn is_cancelled(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
-            || self
-                .deadline
-                .is_some_and(|d| std::time::Instant::now() >= d)
     }
 }
 
