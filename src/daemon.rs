@@ -506,10 +506,17 @@ fn exceeds(failures: i64, limit: i64) -> bool {
     limit >= 0 && failures > limit
 }
 
-/// Run one pass on a blocking thread, bounded by `limit`. Past the limit,
-/// or on a stop signal, the pass is cancelled through libgit2's callbacks
-/// and awaited, so it never publishes after we gave up on it. `None` means
-/// stopped by a signal.
+/// How long a stop waits for the pass it cancelled before leaving it
+/// behind: time for a transfer or a checkout to see the flag. A read from
+/// a server that sends nothing would only end at --sync-timeout (two
+/// minutes by default, and Kubernetes kills after 30 s).
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Run one pass on a thread of its own, bounded by `limit`. Past the
+/// limit, the pass is cancelled through libgit2's callbacks and awaited,
+/// so it never publishes after we gave up on it. On a stop signal, it is
+/// cancelled and awaited for [`STOP_GRACE`], then left behind unless it
+/// is publishing (see [`wind_down`]). `None` means stopped by a signal.
 async fn run_pass(
     syncer: &Arc<Mutex<Syncer>>,
     resolver: &Arc<Mutex<Resolver>>,
@@ -529,15 +536,26 @@ async fn run_pass(
         metrics.clone(),
         hook_credentials.clone(),
     );
-    let mut task = tokio::task::spawn_blocking(move || {
-        let creds = lock(&r).resolve(&m);
-        let mut s = lock(&s);
-        s.set_credentials(creds.map_err(PassError::Credentials)?);
-        if let Some(h) = &h {
-            *lock(h) = Some(s.credentials().clone());
-        }
-        s.pass(&c).map_err(PassError::Sync)
-    });
+    // Not the runtime's blocking pool, which the runtime's end waits for:
+    // a pass left behind ends with the process.
+    let (done, mut task) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("sync-pass".into())
+        .spawn(move || {
+            let result = (|| {
+                let creds = lock(&r).resolve(&m);
+                let mut s = lock(&s);
+                s.set_credentials(creds.map_err(PassError::Credentials)?);
+                if let Some(h) = &h {
+                    *lock(h) = Some(s.credentials().clone());
+                }
+                s.pass(&c).map_err(PassError::Sync)
+            })();
+            let _ = done.send(result);
+        });
+    if let Err(e) = spawned {
+        return Some(Err(format!("cannot start a thread for the pass: {e}")));
+    }
     let joined = tokio::select! {
         j = timeout(limit, &mut task) => match j {
             Ok(j) => j,
@@ -549,7 +567,7 @@ async fn run_pass(
         },
         _ = shutdown.changed() => {
             cancel.cancel();
-            let _ = task.await;
+            wind_down(&mut task, &cancel).await;
             return None;
         }
     };
@@ -562,8 +580,29 @@ async fn run_pass(
         }),
         Ok(Err(PassError::Sync(e))) => Err(e.to_string()),
         Ok(Err(PassError::Credentials(e))) => Err(format!("credentials: {e}")),
-        Err(e) => Err(format!("sync panicked: {e}")),
+        Err(_) => Err("sync panicked".into()),
     })
+}
+
+/// After a stop cancelled the pass: wait for it to end, but past
+/// [`STOP_GRACE`] only while it publishes. Left behind, it waits on a
+/// server or a pre-publish hook (a transfer or a checkout sees the flag at
+/// once), publishes nothing more and ends with the process: as after a
+/// `kill -9`, which the next start recovers from, the published tree is
+/// whole.
+async fn wind_down<T>(task: &mut tokio::sync::oneshot::Receiver<T>, cancel: &Cancel) {
+    if timeout(STOP_GRACE, &mut *task).await.is_ok() {
+        return;
+    }
+    while !cancel.leave_behind() {
+        if timeout(Duration::from_millis(50), &mut *task).await.is_ok() {
+            return;
+        }
+    }
+    tracing::info!(
+        waited = ?STOP_GRACE,
+        "the pass in flight has not ended (it waits on a server, or a hook): stopping without it; the published tree is as it was"
+    );
 }
 
 /// Why a pass failed: before it started, or in it.

@@ -61,6 +61,17 @@ impl Fixture {
         spawn(cmd)
     }
 
+    /// [`Fixture::start`] through a proxy on `port` to the HTTP server,
+    /// with `sync_timeout`.
+    fn start_through(&self, port: u16, sync_timeout: &str, extra: &[&str]) -> Proc {
+        let mut cmd = git_sync(&[
+            &format!("--repo=http://127.0.0.1:{port}/site"),
+            &format!("--root={}", self.tmp.path().join("root").display()),
+        ]);
+        cmd.args(extra).env("GITSYNC_SYNC_TIMEOUT", sync_timeout);
+        spawn(cmd)
+    }
+
     fn published_is(&self, h: &str) -> bool {
         published(&self.link()).as_deref() == Some(h)
     }
@@ -705,16 +716,7 @@ fn a_go_style_colon_port_bind_answers_over_ipv4_and_ipv6() {
 fn sigterm_during_a_slow_fetch_exits_0_and_keeps_a_valid_link() {
     let f = Fixture::http();
     let port = slow_proxy(f.server.as_ref().unwrap().port, Duration::from_millis(5));
-    let url = format!("http://127.0.0.1:{port}/site");
-    let root = f.tmp.path().join("root");
-    let mut cmd = git_sync(&[
-        &format!("--repo={url}"),
-        &format!("--root={}", root.display()),
-        "--period=50ms",
-        "-v=1",
-    ]);
-    cmd.env("GITSYNC_SYNC_TIMEOUT", "5m");
-    let mut p = spawn(cmd);
+    let mut p = f.start_through(port, "5m", &["--period=50ms", "-v=1"]);
     let h1 = f.repo.head();
     p.wait_for(LONG, "h1", || f.published_is(&h1));
     // A big, incompressible commit: at ~200 KB/s its fetch takes seconds.
@@ -742,6 +744,55 @@ fn sigterm_during_a_slow_fetch_exits_0_and_keeps_a_valid_link() {
         "the link must still be on the old commit: {}",
         p.log()
     );
+    assert_eq!(
+        fs::read_to_string(f.link().join("index.html")).unwrap(),
+        "v1"
+    );
+}
+
+#[test]
+fn sigterm_while_the_server_sends_nothing_stops_at_once_and_keeps_a_valid_link() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    let f = Fixture::http();
+    // A proxy that, once told to, holds every request back: the server
+    // never hears of it, and the client waits for an answer.
+    let (hang, held) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let (h, n) = (hang.clone(), held.clone());
+    let port = proxy(
+        f.server.as_ref().unwrap().port,
+        Duration::ZERO,
+        move |_, _| {
+            if h.load(SeqCst) {
+                n.fetch_add(1, SeqCst);
+            }
+            while h.load(SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        },
+    );
+    // Upstream's default: a read would wait two minutes.
+    let mut p = f.start_through(port, "120s", &["--period=50ms"]);
+    let h1 = f.repo.head();
+    p.wait_for(LONG, "h1", || f.published_is(&h1));
+    hang.store(true, SeqCst);
+    wait_until(LONG, "a request held back", || held.load(SeqCst) > 0);
+    let stopped = Instant::now();
+    signal(&p.child, libc::SIGTERM);
+    let code = p.wait_exit(Duration::from_secs(60));
+    let took = stopped.elapsed();
+    hang.store(false, SeqCst);
+    assert_eq!(code, 0, "{}", p.log());
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped after {took:?}: {}",
+        p.log()
+    );
+    assert!(p.log().contains("stopping without it"), "{}", p.log());
+    assert!(f.published_is(&h1), "{}", p.log());
     assert_eq!(
         fs::read_to_string(f.link().join("index.html")).unwrap(),
         "v1"
