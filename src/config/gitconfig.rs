@@ -317,17 +317,18 @@ fn has_effect(key: &str) -> bool {
         // Read when it is git's store helper; warned about otherwise.
         "credential" => !scoped && name == "helper",
         // git-lfs's, read by the built-in LFS client (src/git/lfs).
-        "lfs" => {
-            !scoped
-                && matches!(
-                    name,
-                    "url"
-                        | "fetchinclude"
-                        | "fetchexclude"
-                        | "concurrenttransfers"
-                        | "skipdownloaderrors"
-                )
-        }
+        "lfs" => match sub.as_deref() {
+            None => matches!(
+                name,
+                "url"
+                    | "fetchinclude"
+                    | "fetchexclude"
+                    | "concurrenttransfers"
+                    | "skipdownloaderrors"
+            ),
+            Some("transfer") => matches!(name, "maxretries" | "maxretrydelay"),
+            Some(_) => false,
+        },
         "remote" => sub.as_deref() == Some("origin") && name == "lfsurl",
         _ => false,
     }
@@ -505,7 +506,10 @@ mod tests {
             ("lfs.fetchexclude", "b"),
             ("lfs.concurrenttransfers", "4"),
             ("lfs.skipDownloadErrors", "true"),
+            ("lfs.transfer.maxRetries", "2"),
+            ("lfs.transfer.maxretrydelay", "1"),
             ("lfs.locksverify", "false"),
+            ("lfs.transfer.enablehrefrewrite", "true"),
             ("remote.origin.url", "https://h/r"),
         ]);
         assert_eq!(
@@ -516,6 +520,7 @@ mod tests {
                 "http.https://h/.postBuffer",
                 "protocol.allow",
                 "lfs.locksverify",
+                "lfs.transfer.enablehrefrewrite",
                 "remote.origin.url"
             ]
         );

@@ -17,6 +17,7 @@
 
 mod batch;
 mod pointer;
+mod retry;
 mod settings;
 
 use std::collections::BTreeSet;
@@ -43,6 +44,20 @@ pub(crate) enum Failure {
     /// Why, in words without credentials.
     #[error("{0}")]
     Failed(String),
+    /// A failure that may pass (see [`retry`]): why, and when the server
+    /// asked to be asked again, if it did.
+    #[error("{why}")]
+    Passing {
+        why: String,
+        after: Option<std::time::Duration>,
+    },
+}
+
+impl Failure {
+    /// A failure that may pass, without a time to come back.
+    fn passing(why: String) -> Self {
+        Failure::Passing { why, after: None }
+    }
 }
 
 impl From<String> for Failure {
@@ -128,11 +143,13 @@ impl GitRepo {
             let fetched = self.fetch_lfs_objects(&settings, repo_url, &missing, cancel);
             tolerate(settings.skip_download_errors, fetched).map_err(|e| match e {
                 Failure::Cancelled => GitError::Cancelled,
-                Failure::Failed(message) => GitError::Remote {
-                    op: "git-lfs download from",
-                    url: redact(repo_url),
-                    message,
-                },
+                Failure::Failed(message) | Failure::Passing { why: message, .. } => {
+                    GitError::Remote {
+                        op: "git-lfs download from",
+                        url: redact(repo_url),
+                        message,
+                    }
+                }
             })?;
             tracing::debug!(
                 %hash,
@@ -248,6 +265,7 @@ impl GitRepo {
             basic,
             helpers: self.credentials.helpers.as_ref(),
             authorization: None,
+            retries: retry::Retries::from_config(self.repo.config().ok().as_ref()),
         };
         let mut downloads = Vec::with_capacity(missing.len());
         for located in server.locate(missing, cancel)? {
@@ -264,8 +282,11 @@ impl GitRepo {
             .and_then(|c| c.get_i32("lfs.concurrenttransfers"))
             .map_or(8, |n| n.clamp(1, 64) as usize);
         let lfs = self.lfs_dir();
+        let retries = server.retries;
         crate::parallel::queued(concurrent, &downloads, |d| {
-            let stored = store_object(&lfs, &d.pointer, |out| server.download(d, out, cancel));
+            let stored = retries.run("download", cancel, || {
+                store_object(&lfs, &d.pointer, |out| server.download(d, out, cancel))
+            });
             tolerate(skip, stored)
         })
     }
@@ -443,7 +464,7 @@ fn pointer_files(
 /// (for one object, or all), the failure said in the log and passed over.
 fn tolerate(skip: bool, result: Result<(), Failure>) -> Result<(), Failure> {
     match result {
-        Err(Failure::Failed(why)) if skip => {
+        Err(Failure::Failed(why) | Failure::Passing { why, .. }) if skip => {
             tracing::warn!(error = %why, "git-lfs objects not downloaded: their files stay pointers (lfs.skipdownloaderrors)");
             Ok(())
         }
@@ -553,7 +574,9 @@ fn copy_checked(
         if cancel.is_cancelled() {
             return Err(Failure::Cancelled);
         }
-        let n = from.read(&mut buf).map_err(|e| e.to_string())?;
+        let n = from
+            .read(&mut buf)
+            .map_err(|e| Failure::passing(e.to_string()))?;
         if n == 0 {
             break;
         }
@@ -563,6 +586,13 @@ fn copy_checked(
             .map_err(|e| format!("writing the object: {e}"))?;
     }
     let hash: String = hasher.finish().iter().map(|b| format!("{b:02x}")).collect();
+    if got < p.size {
+        // (The connection ended early.)
+        return Err(Failure::passing(format!(
+            "object {}: got {got} of its {} bytes",
+            p.oid, p.size
+        )));
+    }
     if got != p.size || hash != p.oid {
         return Err(format!(
             "object {}: got {got} bytes hashing to {hash}, not its {} bytes",

@@ -1435,17 +1435,38 @@ pub fn noise(seed: u64, len: usize) -> String {
 
 /// The batch API and the downloads of an LFS server, as a CGI script:
 /// objects are files named by their id in `LFS_STORE`; each request is
-/// noted in `LFS_LOG`. A download must carry the header the batch answer
+/// noted in `LFS_LOG` (`<seconds since 1970> <method> <path> auth=...`). A download must carry the header the batch answer
 /// gave for it. While the store holds a file `SLOW`, downloads trickle
-/// (16 KiB every 50 ms).
+/// (16 KiB every 50 ms). A file `FLAKY` holding `<how> <count> <which>`
+/// makes the next `count` requests (`which`: `batch`, `download` or
+/// `any`) fail: `how` is an HTTP status (429 says `Retry-After: 1`), or
+/// `CUT` (a download sends half the object, then ends).
 const LFS_CGI: &str = r#"#!/usr/bin/env python3
-import json, os, sys, time
+import fcntl, json, os, sys, time
 store, uri = os.environ["LFS_STORE"], os.environ.get("REQUEST_URI", "")
 with open(os.environ["LFS_LOG"], "a") as log:
-    log.write("%s %s auth=%s\n" % (os.environ.get("REQUEST_METHOD"), uri, "HTTP_AUTHORIZATION" in os.environ))
+    log.write("%.3f %s %s auth=%s\n" % (time.time(), os.environ.get("REQUEST_METHOD"), uri, "HTTP_AUTHORIZATION" in os.environ))
 out = sys.stdout.buffer
 token = os.environ.get("LFS_TOKEN")
-if token and os.environ.get("HTTP_AUTHORIZATION") != "Bearer " + token:
+def flaky(which):
+    try:
+        f = open(os.path.join(store, "FLAKY"), "r+")
+    except OSError:
+        return None
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        how, count, where = f.read().split()
+        if where not in (which, "any") or int(count) <= 0:
+            return None
+        f.seek(0)
+        f.truncate()
+        f.write("%s %d %s" % (how, int(count) - 1, where))
+        return how
+how = flaky("batch" if uri.endswith("/objects/batch") else "download")
+if how and how != "CUT":
+    retry = "Retry-After: 1\r\n" if how == "429" else ""
+    out.write(("Status: %s\r\n%sContent-Type: text/plain\r\n\r\nnot now\n" % (how, retry)).encode())
+elif token and os.environ.get("HTTP_AUTHORIZATION") != "Bearer " + token:
     out.write(b"Status: 401\r\nContent-Type: application/vnd.git-lfs+json\r\n\r\n")
     out.write(b'{"message": "no valid token"}')
 elif uri.endswith("/info/lfs/objects/batch"):
@@ -1468,6 +1489,8 @@ else:
         with open(os.path.join(store, oid), "rb") as f:
             data = f.read()
         out.write(b"Content-Type: application/octet-stream\r\n\r\n")
+        if how == "CUT":
+            data = data[:len(data) // 2]
         slow = os.path.exists(os.path.join(store, "SLOW"))
         for i in range(0, len(data), 16384):
             out.write(data[i:i + 16384])

@@ -430,10 +430,14 @@ fn with_lfs_skipdownloaderrors_an_object_the_server_lacks_leaves_a_pointer() {
         .unwrap_or_else(|| panic!("{log}"));
     assert!(warned.contains(&oid(&lost)), "{warned}");
 
-    // An LFS server that cannot be reached at all: pointers too.
+    // An LFS server that cannot be reached at all: pointers too (once
+    // the request was made again: once here, not 8 times over 36 s).
     let b = noise(65, 1_000);
     let h = commit_lfs(&repo, &store, &[("a.bin", &a), ("b.bin", &b)], true);
-    let dead = format!("--git-config=lfs.url:http://127.0.0.1:{}/lfs", free_port());
+    let dead = format!(
+        "--git-config=lfs.url:http://127.0.0.1:{}/lfs,lfs.transfer.maxretries:1",
+        free_port()
+    );
     let (code, log) = run(&[dead.as_str()]);
     assert_eq!(code, Some(1), "{log}");
     let (code, log) = run(&[
@@ -497,6 +501,85 @@ fn a_credential_helpers_answer_serves_the_lfs_server_too() {
             .any(|l| l.contains("/objects/batch auth=True")),
         "{requests}"
     );
+}
+
+#[test]
+fn lfs_requests_that_fail_for_a_moment_are_made_again_as_git_lfs_does() {
+    let (tmp, srv, repo) = temp_source("site");
+    let (server, store, requests) = lfs_server(tmp.path(), &srv, LfsAuth::Open);
+    let (a, b) = (noise(41, 100_000), noise(42, 5_000));
+    let h1 = commit_lfs(&repo, &store, &[("a.bin", &a), ("b.bin", &b)], true);
+    let requests_of = |what: &str| {
+        let all = fs::read_to_string(&requests).unwrap_or_default();
+        all.lines().filter(|l| l.contains(what)).count()
+    };
+    // Each case syncs into a root of its own, which has no object yet.
+    let sync = |case: &str, flaky: &str, extra: &[&str]| {
+        fs::write(store.join("FLAKY"), flaky).unwrap();
+        let root = tmp.path().join(case);
+        let (code, log) = code_and_log(&once_at(&server.url("site"), &root, extra, &[]));
+        (code, log, root.join("site"))
+    };
+    let whole = |link: &Path, log: &str| {
+        assert_eq!(published(link).as_deref(), Some(&h1[..]), "{log}");
+        assert_eq!(fs::read_to_string(link.join("a.bin")).unwrap(), a);
+        assert_eq!(fs::read_to_string(link.join("b.bin")).unwrap(), b);
+    };
+
+    // A server failing twice for a moment: the third batch request does.
+    let (code, log, link) = sync("503", "503 2 batch", &[]);
+    assert_eq!(code, Some(0), "{log}");
+    whole(&link, &log);
+    assert_eq!(requests_of("/objects/batch"), 3);
+
+    // A download cut short is made again, and nothing half is kept.
+    let (code, log, link) = sync("cut", "CUT 1 download", &[]);
+    assert_eq!(code, Some(0), "{log}");
+    whole(&link, &log);
+    assert_eq!(requests_of("/lfs-objects/"), 2 + 3);
+
+    // A busy server is asked again when it says (Retry-After: 1), not
+    // after the usual delay (250 ms).
+    let before = requests_of("/lfs-objects/");
+    let (code, log, link) = sync("429", "429 1 download", &[]);
+    assert_eq!(code, Some(0), "{log}");
+    whole(&link, &log);
+    let all = fs::read_to_string(&requests).unwrap();
+    let downloads: Vec<(f64, &str)> = all
+        .lines()
+        .filter(|l| l.contains("/lfs-objects/"))
+        .skip(before)
+        .map(|l| {
+            let (time, rest) = l.split_once(' ').unwrap();
+            (time.parse().unwrap(), rest)
+        })
+        .collect();
+    assert_eq!(downloads.len(), 3, "{all}");
+    let again = downloads.iter().find_map(|(t, r)| {
+        let first = downloads.iter().find(|(_, r2)| r2 == r)?.0;
+        (*t > first).then_some(t - first)
+    });
+    let again = again.expect("one download made twice");
+    assert!(again >= 0.95, "asked again after {again} s: {all}");
+
+    // Not forever: lfs.transfer.maxretries, and the tree published stays.
+    let (code, log, link) = sync(
+        "gives-up",
+        "503 9 any",
+        &["--git-config=lfs.transfer.maxretries:2,lfs.transfer.maxretrydelay:0"],
+    );
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("HTTP status 503") && log.contains("made again 2 times"),
+        "{log}"
+    );
+    assert!(published(&link).is_none(), "{log}");
+    assert!(!log.contains("without effect"), "{log}");
+    // What fails for good is not made again: a 404 at once.
+    let before = requests_of("/objects/batch");
+    let (code, log, _) = sync("404", "404 1 batch", &[]);
+    assert_eq!(code, Some(1), "{log}");
+    assert_eq!(requests_of("/objects/batch"), before + 1, "{log}");
 }
 
 #[test]

@@ -14,6 +14,7 @@ use super::super::http_config::split_header;
 use super::super::ssh_url::SshUrl;
 use super::super::{Cancel, HelperAsker};
 use super::pointer::Pointer;
+use super::retry::{error_may_pass, retry_after, status_may_pass, Retries};
 use super::Failure;
 use crate::redact::redact;
 
@@ -74,6 +75,8 @@ pub(crate) struct Server<'a> {
     pub helpers: Option<&'a HelperAsker>,
     /// The `Authorization` header sent, once it wanted one.
     pub authorization: Option<String>,
+    /// How a request that failed in a way that may pass is made again.
+    pub retries: Retries,
 }
 
 impl Server<'_> {
@@ -89,13 +92,14 @@ impl Server<'_> {
             if cancel.is_cancelled() {
                 return Err(Failure::Cancelled);
             }
-            found.extend(self.ask(batch)?);
+            let retries = self.retries;
+            found.extend(retries.run("batch", cancel, || self.ask(batch))?);
         }
         Ok(found)
     }
 
     /// One batch request: the download of each of `objects`.
-    fn ask(&mut self, objects: &[Pointer]) -> Result<Vec<Result<Download, String>>, String> {
+    fn ask(&mut self, objects: &[Pointer]) -> Result<Vec<Result<Download, String>>, Failure> {
         let url = format!("{}/objects/batch", self.endpoint);
         let body = serde_json::json!({
             "operation": "download",
@@ -119,11 +123,15 @@ impl Server<'_> {
             request.send(body.as_bytes())
         };
         let failed = |e: ureq::Error| {
-            format!(
+            let why = format!(
                 "batch request to {}: {}",
                 redact(&url),
                 redact(&e.to_string())
-            )
+            );
+            match error_may_pass(&e) {
+                true => Failure::passing(why),
+                false => Failure::Failed(why),
+            }
         };
         let mut answer = send(self.authorization.as_deref()).map_err(failed)?;
         let mut helped = false;
@@ -140,23 +148,25 @@ impl Server<'_> {
                 return Err(format!(
                     "{} wants credentials, and none are configured for it",
                     redact(&url)
-                ));
+                )
+                .into());
             };
             self.authorization = Some(super::super::ls_refs::basic(&user, &password));
             answer = send(self.authorization.as_deref()).map_err(failed)?;
         }
         let status = answer.status().as_u16();
+        let after = retry_after(answer.headers());
         let text = answer
             .body_mut()
             .with_config()
             .limit(MAX_ANSWER)
             .read_to_string()
             .map_err(|e| {
-                format!(
+                Failure::passing(format!(
                     "batch answer of {}: {}",
                     redact(&url),
                     redact(&e.to_string())
-                )
+                ))
             })?;
         if status != 200 {
             if helped && status == 401 {
@@ -169,18 +179,24 @@ impl Server<'_> {
                 401 | 403 if self.authorization.is_none() => "refused without credentials",
                 401 | 403 => "the credentials were refused",
                 404 => "no LFS server there, or no such repository",
+                429 => "too many requests",
+                s if status_may_pass(s) => "the server failed",
                 _ => "refused",
             };
-            return Err(format!(
+            let why = format!(
                 "batch request to {}: HTTP status {status}: {why}{}",
                 redact(&url),
                 server_message(&text)
                     .map(|m| format!(" ({m})"))
                     .unwrap_or_default()
-            ));
+            );
+            return Err(match status_may_pass(status) {
+                true => Failure::Passing { why, after },
+                false => Failure::Failed(why),
+            });
         }
         let context = |e: String| format!("batch answer of {}: {e}", redact(&url));
-        let found = read_batch(&text, objects).map_err(context)?;
+        let found = read_batch(&text, objects).map_err(|e| Failure::Failed(context(e)))?;
         Ok(found.into_iter().map(|d| d.map_err(context)).collect())
     }
 
@@ -213,12 +229,23 @@ impl Server<'_> {
             request = request.header(name, value);
         }
         let shown = without_query(&d.href);
-        let mut answer = request
-            .call()
-            .map_err(|e| format!("download from {shown}: {}", redact(&e.to_string())))?;
+        let mut answer = request.call().map_err(|e| {
+            let why = format!("download from {shown}: {}", redact(&e.to_string()));
+            match error_may_pass(&e) {
+                true => Failure::passing(why),
+                false => Failure::Failed(why),
+            }
+        })?;
         let status = answer.status().as_u16();
         if status != 200 {
-            return Err(format!("download from {shown}: HTTP status {status}").into());
+            let why = format!("download from {shown}: HTTP status {status}");
+            return Err(match status_may_pass(status) {
+                true => Failure::Passing {
+                    why,
+                    after: retry_after(answer.headers()),
+                },
+                false => Failure::Failed(why),
+            });
         }
         // (ureq's default limit is 10 MB: the object's size is the limit.)
         let body = answer
@@ -226,8 +253,13 @@ impl Server<'_> {
             .with_config()
             .limit(d.pointer.size + 1)
             .reader();
+        let context = |why: String| format!("download from {shown}: {}", redact(&why));
         super::copy_checked(body, out, &d.pointer, cancel).map_err(|e| match e {
-            Failure::Failed(why) => format!("download from {shown}: {}", redact(&why)).into(),
+            Failure::Failed(why) => Failure::Failed(context(why)),
+            Failure::Passing { why, after } => Failure::Passing {
+                why: context(why),
+                after,
+            },
             cancelled => cancelled,
         })
     }
