@@ -53,7 +53,8 @@ impl Cancel {
     pub fn hold(&self) -> Option<Hold> {
         self.holds
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n != LEFT).then_some(n + 1)
+                // (Lazily: `n + 1` overflows when left behind.)
+                (n != LEFT).then(|| n + 1)
             })
             .ok()
             .map(|_| Hold {
