@@ -14,7 +14,7 @@ use super::super::http_config::split_header;
 use super::super::ssh_url::SshUrl;
 use super::super::{Cancel, HelperAsker};
 use super::pointer::Pointer;
-use super::retry::{error_may_pass, retry_after, status_may_pass, Retries};
+use super::retry::{refused, status_may_pass, unanswered, Retries};
 use super::Failure;
 use crate::redact::redact;
 
@@ -128,10 +128,7 @@ impl Server<'_> {
                 redact(&url),
                 redact(&e.to_string())
             );
-            match error_may_pass(&e) {
-                true => Failure::passing(why),
-                false => Failure::Failed(why),
-            }
+            unanswered(why, &e)
         };
         let mut answer = send(self.authorization.as_deref()).map_err(failed)?;
         let mut helped = false;
@@ -155,7 +152,7 @@ impl Server<'_> {
             answer = send(self.authorization.as_deref()).map_err(failed)?;
         }
         let status = answer.status().as_u16();
-        let after = retry_after(answer.headers());
+        let headers = answer.headers().clone();
         let text = answer
             .body_mut()
             .with_config()
@@ -190,10 +187,7 @@ impl Server<'_> {
                     .map(|m| format!(" ({m})"))
                     .unwrap_or_default()
             );
-            return Err(match status_may_pass(status) {
-                true => Failure::Passing { why, after },
-                false => Failure::Failed(why),
-            });
+            return Err(refused(why, status, &headers));
         }
         let context = |e: String| format!("batch answer of {}: {e}", redact(&url));
         let found = read_batch(&text, objects).map_err(|e| Failure::Failed(context(e)))?;
@@ -231,21 +225,12 @@ impl Server<'_> {
         let shown = without_query(&d.href);
         let mut answer = request.call().map_err(|e| {
             let why = format!("download from {shown}: {}", redact(&e.to_string()));
-            match error_may_pass(&e) {
-                true => Failure::passing(why),
-                false => Failure::Failed(why),
-            }
+            unanswered(why, &e)
         })?;
         let status = answer.status().as_u16();
         if status != 200 {
             let why = format!("download from {shown}: HTTP status {status}");
-            return Err(match status_may_pass(status) {
-                true => Failure::Passing {
-                    why,
-                    after: retry_after(answer.headers()),
-                },
-                false => Failure::Failed(why),
-            });
+            return Err(refused(why, status, answer.headers()));
         }
         // (ureq's default limit is 10 MB: the object's size is the limit.)
         let body = answer

@@ -97,7 +97,7 @@ impl Retries {
             made += 1;
             tracing::debug!(request = what, error = %why, retry = made, wait = ?wait, "git-lfs request failed: making it again");
             pause(wait, cancel)?;
-            delay = (delay * 2).min(self.max_delay);
+            delay = delay.saturating_mul(2).min(self.max_delay);
         }
     }
 }
@@ -117,27 +117,38 @@ fn pause(wait: Duration, cancel: &Cancel) -> Result<(), Failure> {
     }
 }
 
-/// Whether an answer's HTTP status may pass: the server busy or failing
-/// for a moment.
+/// The failure of a request that got no answer, said as `why`: it may
+/// pass when the connection could not be made, or broke, or timed out.
+pub(crate) fn unanswered(why: String, e: &ureq::Error) -> Failure {
+    match e {
+        ureq::Error::Io(_)
+        | ureq::Error::Timeout(_)
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::HostNotFound => Failure::Passing { why, after: None },
+        _ => Failure::Failed(why),
+    }
+}
+
+/// The failure of an answer of HTTP `status` with `headers`, said as
+/// `why`: it may pass when the server is busy or failing for a moment.
+pub(crate) fn refused(why: String, status: u16, headers: &ureq::http::HeaderMap) -> Failure {
+    match status_may_pass(status) {
+        true => Failure::Passing {
+            why,
+            after: retry_after(headers),
+        },
+        false => Failure::Failed(why),
+    }
+}
+
+/// Whether an answer's HTTP status may pass.
 pub(crate) fn status_may_pass(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
-/// Whether a request's failure may pass: the connection could not be
-/// made, or broke, or timed out.
-pub(crate) fn error_may_pass(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_)
-            | ureq::Error::Timeout(_)
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::HostNotFound
-    )
-}
-
 /// What an answer's `Retry-After` header asks for, when it is a number
 /// of seconds (an HTTP date is left to the usual delay).
-pub(crate) fn retry_after(headers: &ureq::http::HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &ureq::http::HeaderMap) -> Option<Duration> {
     let value = headers.get("Retry-After")?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
