@@ -258,6 +258,8 @@ impl GitRepo {
                     .map(|c| (c.username.clone(), c.password.clone()))
             })
             .filter(|_| !told_authorization);
+        // (Our git config: how transfers go.)
+        let config = self.repo.config().ok();
         let mut server = batch::Server {
             agent,
             endpoint,
@@ -265,7 +267,7 @@ impl GitRepo {
             basic,
             helpers: self.credentials.helpers.as_ref(),
             authorization: None,
-            retries: retry::Retries::from_config(self.repo.config().ok().as_ref()),
+            retries: retry::Retries::from_config(config.as_ref()),
         };
         let mut downloads = Vec::with_capacity(missing.len());
         for located in server.locate(missing, cancel)? {
@@ -276,10 +278,8 @@ impl GitRepo {
         }
         // Several at a time, as git-lfs (lfs.concurrenttransfers, 8 unless
         // set): a server or storage service answers each after a while.
-        let concurrent = self
-            .repo
-            .config()
-            .and_then(|c| c.get_i32("lfs.concurrenttransfers"))
+        let concurrent = config
+            .and_then(|c| c.get_i32("lfs.concurrenttransfers").ok())
             .map_or(8, |n| n.clamp(1, 64) as usize);
         let lfs = self.lfs_dir();
         let retries = server.retries;
