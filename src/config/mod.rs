@@ -9,6 +9,7 @@ pub mod auth;
 mod cli;
 pub mod flags;
 mod git_files;
+mod git_values;
 pub mod gitconfig;
 mod legacy;
 pub mod ops;
@@ -419,20 +420,37 @@ fn check_scheme(repo: &str, git_config: &gitconfig::Entries) -> Result<(), Confi
     ))
 }
 
-/// `protocol.version` (its last value, the one git reads) must be 0, 1 or
-/// 2: git stops at any other, which would otherwise pass here for 2.
-fn check_protocol_version(git_config: &gitconfig::Entries) -> Result<(), ConfigError> {
-    let last = git_config
-        .iter()
-        .rev()
-        .find(|(k, _)| k.eq_ignore_ascii_case("protocol.version"));
-    match last {
-        Some((_, v)) if !matches!(v.trim(), "0" | "1" | "2") => Err(invalid(
-            "git-config",
-            format!("protocol.version {v:?} is not 0, 1 or 2"),
-        )),
-        _ => Ok(()),
-    }
+/// A value git would refuse for a key read here (`protocol.version=3`,
+/// `http.sslVerify=maybe`: see [`git_values`]), named with where it was
+/// given: the flag that set it, git's environment, or a git config file.
+fn check_git_config_values(
+    src: &Sources,
+    read: &gitconfig::Entries,
+    from_env: &gitconfig::Entries,
+) -> Result<(), ConfigError> {
+    let Some((at, why)) = git_values::first_refused(read) else {
+        return Ok(());
+    };
+    let entry = &read[at];
+    let given = |flag: &'static str| {
+        src.list(flag)
+            .iter()
+            .any(|s| values::parse_git_config(s).is_ok_and(|pairs| pairs.contains(entry)))
+    };
+    Err(if from_env.contains(entry) {
+        ConfigError::Usage(format!(
+            "invalid value in GIT_CONFIG_VALUE_<n> (env): {why}"
+        ))
+    } else if let Some(flag) = ["git-config-add", "git-config"]
+        .into_iter()
+        .find(|f| given(f))
+    {
+        src.out_of_range(flag, why)
+    } else {
+        ConfigError::Usage(format!(
+            "invalid value in the system's or the user's git config file: {why}"
+        ))
+    })
 }
 
 /// The table's entry for a flag this module reads by name. The names are
@@ -558,7 +576,7 @@ pub fn parse(
     let read = layered(user_git_config.clone());
     let tls = gitconfig::Tls::new(&read, &env);
     check_scheme(&repo, &read)?;
-    check_protocol_version(&read)?;
+    check_git_config_values(&src, &read, &from_env)?;
 
     let mut auth = auth::parse(&src)?;
     // As with git, `http.cookieFile` names the cookie file (and turns it on).

@@ -217,6 +217,47 @@ fn bad_values_name_the_flag() {
         "--git-config-add=Protocol.Version:2",
     ];
     assert!(run(&later, &[("GITSYNC_GIT_CONFIG", "protocol.version:v2")]).is_ok());
+}
+
+#[test]
+fn git_config_values_git_refuses_name_the_key_and_where_it_was_given() {
+    let args = [
+        "--repo=x",
+        "--root=/r",
+        "--git-config-add=core.symlinks:maybe",
+    ];
+    let e = err(&args, &[]);
+    assert!(
+        e.starts_with("invalid value for --git-config-add (flag): core.symlinks \"maybe\""),
+        "{e}"
+    );
+    let e = err(
+        &["--repo=x", "--root=/r"],
+        &[("GITSYNC_GIT_CONFIG", "pack.windowMemory:12q")],
+    );
+    assert!(e.contains("--git-config (env GITSYNC_GIT_CONFIG)"), "{e}");
+    let git_env = [
+        ("GIT_CONFIG_COUNT", "1"),
+        ("GIT_CONFIG_KEY_0", "http.followRedirects"),
+        ("GIT_CONFIG_VALUE_0", "sometimes"),
+    ];
+    let e = err(&["--repo=x", "--root=/r"], &git_env);
+    assert!(
+        e.contains("GIT_CONFIG_VALUE_<n> (env): http.followRedirects"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gitconfig");
+    std::fs::write(&file, "[http]\n\tsslVerify = nope\n").unwrap();
+    let global = [("GIT_CONFIG_GLOBAL", file.to_str().unwrap())];
+    let e = err(&["--repo=x", "--root=/r"], &global);
+    assert!(
+        e.contains("user's git config file: http.sslVerify \"nope\""),
+        "{e}"
+    );
+    // A flag's value, read last, is the one that counts.
+    let over = ["--repo=x", "--root=/r", "--git-config=http.sslVerify:false"];
+    assert!(run(&over, &global).is_ok());
     let e = run(&["--repo=htps://h/x.git", "--root=/r"], &[]).unwrap_err();
     assert!(
         e.to_string().contains("--repo") && e.to_string().contains("\"htps\""),
