@@ -276,11 +276,7 @@ impl GitRepo {
                 Err(why) => tolerate(skip, Err(why.into()))?,
             }
         }
-        // Several at a time, as git-lfs (lfs.concurrenttransfers, 8 unless
-        // set): a server or storage service answers each after a while.
-        let concurrent = config
-            .and_then(|c| c.get_i32("lfs.concurrenttransfers").ok())
-            .map_or(8, |n| n.clamp(1, 64) as usize);
+        let concurrent = concurrent_transfers(config.as_ref());
         let lfs = self.lfs_dir();
         let retries = server.retries;
         crate::parallel::queued(concurrent, &downloads, |d| {
@@ -460,6 +456,17 @@ fn pointer_files(
     Ok(found)
 }
 
+/// How many downloads run at a time: several, as git-lfs runs them
+/// (`lfs.concurrenttransfers`, 8 unless set to at least 1; at most 64
+/// here), for a server or storage service answers each after a while.
+fn concurrent_transfers(config: Option<&git2::Config>) -> usize {
+    config
+        .and_then(|c| c.get_i32("lfs.concurrenttransfers").ok())
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n >= 1)
+        .map_or(8, |n| n.min(64))
+}
+
 /// `result`, or, when `skip` (`lfs.skipdownloaderrors`) and it failed
 /// (for one object, or all), the failure said in the log and passed over.
 fn tolerate(skip: bool, result: Result<(), Failure>) -> Result<(), Failure> {
@@ -601,4 +608,25 @@ fn copy_checked(
         .into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_transfers_as_git_lfs_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        let read = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            concurrent_transfers(Some(&git2::Config::open(&path).unwrap()))
+        };
+        assert_eq!(concurrent_transfers(None), 8);
+        assert_eq!(read(""), 8);
+        for (set, runs) in [("3", 3), ("0", 8), ("-2", 8), ("x", 8), ("1000", 64)] {
+            let text = format!("[lfs]\n concurrenttransfers = {set}\n");
+            assert_eq!(read(&text), runs, "{set}");
+        }
+    }
 }
