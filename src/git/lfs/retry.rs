@@ -118,9 +118,17 @@ fn pause(wait: Duration, cancel: &Cancel) -> Result<(), Failure> {
 }
 
 /// The failure of a request that got no answer, said as `why`: it may
-/// pass when the connection could not be made, or broke, or timed out.
+/// pass when the connection could not be made, or broke, or timed out;
+/// not when it was refused for good (a SOCKS proxy that takes neither no
+/// login nor the URL's password, or cannot be asked what was asked).
 pub(crate) fn unanswered(why: String, e: &ureq::Error) -> Failure {
+    use std::io::ErrorKind::{InvalidInput, PermissionDenied, Unsupported};
     match e {
+        ureq::Error::Io(io)
+            if matches!(io.kind(), PermissionDenied | InvalidInput | Unsupported) =>
+        {
+            Failure::Failed(why)
+        }
         ureq::Error::Io(_)
         | ureq::Error::Timeout(_)
         | ureq::Error::ConnectionFailed
@@ -246,5 +254,10 @@ mod tests {
         assert_eq!(asked("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(retry_after(&ureq::http::HeaderMap::new()), None);
         assert!(status_may_pass(503) && !status_may_pass(501) && !status_may_pass(404));
+        let io = |kind| ureq::Error::Io(std::io::Error::new(kind, "x"));
+        let passes = |e: &ureq::Error| matches!(unanswered("x".into(), e), Failure::Passing { .. });
+        assert!(passes(&io(std::io::ErrorKind::ConnectionReset)));
+        assert!(passes(&ureq::Error::ConnectionFailed));
+        assert!(!passes(&io(std::io::ErrorKind::PermissionDenied)));
     }
 }
