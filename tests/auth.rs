@@ -2203,6 +2203,77 @@ fn proxy_credentials_from_the_proxy_url() {
 }
 
 #[test]
+fn through_a_socks_proxy_as_git_goes_through_one() {
+    // libgit2 knows no SOCKS proxy (it would connect straight to the
+    // server); git's curl speaks to one, and so does git-sync.
+    let servers = TwoServers::start();
+    let TwoServers { tmp, ca, plain, .. } = &servers;
+    let socks = SocksProxy::start(Some(("puser", "proxy-S3CRET")));
+    let proxy = |scheme: &str, pw: &str| format!("{scheme}://puser:{pw}@127.0.0.1:{}", socks.port);
+    let run = |repo_url: String, root: &str, env: &[(&str, &str)]| {
+        let args = vec![
+            format!("--repo={repo_url}"),
+            format!("--root={}", tmp.path().join(root).display()),
+            format!("--git-config=http.sslCAInfo:{}", ca.display()),
+            "--error-file=error.json".to_string(),
+        ];
+        let (code, log) = one_time(&args, env);
+        let error =
+            fs::read_to_string(tmp.path().join(root).join("error.json")).unwrap_or_default();
+        assert_no_secret("the error file", &error);
+        (code, log, error)
+    };
+    let synced = |root: &str| fs::read_to_string(tmp.path().join(root).join("site/f")).ok();
+
+    // HTTPS tunnelled, its name looked up here (socks5) or by the proxy
+    // (socks5h), from the environment as from the git config.
+    let right = proxy("socks5", "proxy-S3CRET");
+    let (code, log, _) = run(
+        servers.https_url(),
+        "r1",
+        &[("https_proxy", right.as_str())],
+    );
+    assert_eq!(
+        (code, synced("r1").as_deref()),
+        (0, Some("proxied")),
+        "{log}"
+    );
+    let by_name = plain.url("site").replace("127.0.0.1", "localhost");
+    let hostname = proxy("socks5h", "proxy-S3CRET");
+    let (code, log, _) = run(by_name, "r2", &[("ALL_PROXY", hostname.as_str())]);
+    assert_eq!(
+        (code, synced("r2").as_deref()),
+        (0, Some("proxied")),
+        "{log}"
+    );
+
+    // The proxy is really asked: a wrong password fails the sync and says
+    // why, a proxy that is down fails it too.
+    let wrong = proxy("socks5h", "wrong-S3CRET");
+    let (code, log, error) = run(plain.url("site"), "r3", &[("http_proxy", wrong.as_str())]);
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        error.contains("SOCKS5 proxy refused the user name and password"),
+        "{error}"
+    );
+    assert_eq!(synced("r3"), None);
+    let down = format!("socks5://127.0.0.1:{}", free_port());
+    let (code, log, error) = run(servers.https_url(), "r4", &[("https_proxy", down.as_str())]);
+    assert_eq!(code, 1, "{log}");
+    assert!(error.contains("failed to connect"), "{error}");
+
+    // A scheme git does not take fails the sync, naming it (from the
+    // environment: the flags' value is refused at start).
+    let (code, log, error) = run(
+        plain.url("site"),
+        "r5",
+        &[("http_proxy", "ftp://127.0.0.1:1")],
+    );
+    assert_eq!(code, 1, "{log}");
+    assert!(error.contains("proxy of scheme \\\"ftp\\\""), "{error}");
+}
+
+#[test]
 fn webhook_url_keys_stay_out_of_the_most_verbose_log() {
     // Webhook URLs carry keys in their login or their query.
     let tmp = TempDir::new().unwrap();

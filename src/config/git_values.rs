@@ -20,11 +20,15 @@ enum Kind {
     OneOf(&'static [&'static str]),
     /// An integer, with an optional `k`, `m` or `g` unit, in this range.
     Int(i64, i64),
+    /// A proxy URL as git's curl reads it, or nothing (no proxy); not
+    /// repeated in the message, as it may hold a password.
+    Proxy,
 }
 
 /// The typed keys read here: `section.name` (any subsection, as for
 /// `http.<url>.sslVerify`) and what each takes.
 const TYPED: &[(&str, Kind)] = &[
+    ("http.proxy", Kind::Proxy),
     ("http.sslverify", Kind::Bool),
     ("http.sslcertpasswordprotected", Kind::Bool),
     ("http.followredirects", Kind::BoolOr("initial")),
@@ -66,7 +70,13 @@ pub fn first_refused(entries: &Entries) -> Option<(usize, String)> {
         let last = entries[i + 1..].iter().all(|(k, _)| !same_key(k, key));
         let kind = kind_of(key).filter(|_| last)?;
         let why = refusal(kind, value)?;
-        Some((i, format!("{key} {value:?} {why}")))
+        Some((
+            i,
+            match kind {
+                Kind::Proxy => format!("{key} names {why}"),
+                _ => format!("{key} {value:?} {why}"),
+            },
+        ))
     })
 }
 
@@ -90,6 +100,7 @@ fn refusal(kind: Kind, value: &str) -> Option<String> {
         Kind::BoolOr(other) => word == other || parse_git_bool(&word).is_some(),
         Kind::OneOf(words) => words.contains(&word.as_str()),
         Kind::Int(min, max) => git_int(&word).is_some_and(|n| (min..=max).contains(&n)),
+        Kind::Proxy => return crate::git::proxy_refusal(value),
     };
     if fits {
         return None;
@@ -102,6 +113,8 @@ fn refusal(kind: Kind, value: &str) -> Option<String> {
             format!("is out of range ({min} to {max})")
         }
         Kind::Int(..) => "is not a number (an integer, with k, m or g for a size)".into(),
+        // (Said above.)
+        Kind::Proxy => return None,
     })
 }
 
@@ -161,7 +174,9 @@ mod tests {
             ("lfs.transfer.maxretries", "-3"),
             ("protocol.version", " 2"),
             ("protocol.file.allow", "always"),
-            ("http.proxy", "anything at all"),
+            ("http.proxy", "proxy.corp"),
+            ("http.https://h/.proxy", "socks5h://u:p@p:1"),
+            ("http.proxy", ""),
             ("gc.auto", "not read here"),
         ];
         for pair in fine {
@@ -192,6 +207,17 @@ mod tests {
                 "{key}={value}: {said}"
             );
         }
+    }
+
+    #[test]
+    fn a_proxy_git_would_not_take_is_said_without_its_url() {
+        let said = refused(&[("http.proxy", "ftp://u:pw-S3CRET@p")]).unwrap_or_default();
+        assert!(
+            said.starts_with("http.proxy names a proxy of scheme \"ftp\""),
+            "{said}"
+        );
+        assert!(!said.contains("S3CRET"), "{said}");
+        assert!(refused(&[("http.proxy", "http://p:port")]).is_some());
     }
 
     #[test]

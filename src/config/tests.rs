@@ -255,6 +255,20 @@ fn git_config_values_git_refuses_name_the_key_and_where_it_was_given() {
         e.contains("user's git config file: http.sslVerify \"nope\""),
         "{e}"
     );
+    // A proxy URL is not repeated: it may hold a password.
+    let e = err(
+        &[
+            "--repo=x",
+            "--root=/r",
+            "--git-config=http.proxy:ftp://u:S3CRET@p",
+        ],
+        &[],
+    );
+    assert!(
+        e.contains("--git-config (flag): http.proxy names a proxy of scheme \"ftp\"")
+            && !e.contains("S3CRET"),
+        "{e}"
+    );
     // A flag's value, read last, is the one that counts.
     let over = ["--repo=x", "--root=/r", "--git-config=http.sslVerify:false"];
     assert!(run(&over, &global).is_ok());

@@ -236,7 +236,10 @@ impl GitRepo {
             verify: settings.verify_tls,
             ..tls.clone()
         };
-        let proxy = settings.proxy.as_ref().map(|p| p.url.as_str());
+        if let Some(Err(why)) = &settings.proxy {
+            return Err(format!("the LFS server's proxy: {why}").into());
+        }
+        let proxy = settings.usable_proxy().map(|p| p.url.as_str());
         let agent = crate::credentials::lfs_http_agent(*timeout, &tls, USER_AGENT, proxy)?;
         let mut headers = settings.extra_headers.clone();
         headers.extend(self.credentials.cookies.header_for(&endpoint));

@@ -26,6 +26,7 @@ mod proxy;
 mod refs;
 mod reftable;
 mod remote;
+mod socks;
 mod ssh_config;
 mod ssh_home;
 mod ssh_key;
@@ -47,6 +48,15 @@ use std::sync::Once;
 
 use crate::config::gitconfig::Tls;
 pub use cancel::{Cancel, Hold};
+
+/// Why git would not take `value` as a proxy (`http.proxy`), if it would
+/// not; an empty value is no proxy. See `proxy.rs`.
+pub fn proxy_refusal(value: &str) -> Option<String> {
+    match value.trim() {
+        "" => None,
+        named => proxy::Proxy::parse(named).err(),
+    }
+}
 
 pub use auth::{
     credentials_in_url, AskHelpers, Auth, CredentialSet, Credentials, HelperAsker, HostLogin,

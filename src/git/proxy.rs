@@ -4,25 +4,161 @@
 //! case, then `all_proxy`), unless `no_proxy` names the host. An empty
 //! config value turns proxying off.
 //!
-//! We decide instead of letting libgit2 (`ProxyOptions::auto`) for two
+//! We decide instead of letting libgit2 (`ProxyOptions::auto`) for three
 //! reasons: libgit2 1.9 words a plain `http://` request for a proxy but
 //! connects to the origin server (so the stream has to be pointed at the
-//! proxy, see `stream::route`), and both must agree on the answer.
+//! proxy, see `stream::route`), it knows no SOCKS proxy (it connects
+//! straight to the server; our stream speaks SOCKS instead, `socks.rs`),
+//! and both must agree on the answer.
+//!
+//! The proxy's URL is read as git's curl reads it: `http://` when it names
+//! no scheme, `https://`, `socks4://` (or `socks://`), `socks4a://`,
+//! `socks5://` and `socks5h://` (the last two differ in who looks the
+//! server's name up: us, or the proxy), port 1080 unless it names one
+//! (443 for `https://`); any other scheme fails, as in git.
 
 use super::urlmatch;
+
+/// A proxy's kind, by the scheme of its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Http,
+    Https,
+    /// SOCKS4: the server's IPv4 address, looked up here.
+    Socks4,
+    /// SOCKS4a: the server's name, looked up by the proxy.
+    Socks4a,
+    /// SOCKS5: the server's address, looked up here.
+    Socks5,
+    /// SOCKS5 with the server's name, looked up by the proxy.
+    Socks5h,
+}
+
+impl Kind {
+    fn of(scheme: &str) -> Option<Kind> {
+        Some(match scheme {
+            "http" => Kind::Http,
+            "https" => Kind::Https,
+            "socks4" | "socks" => Kind::Socks4,
+            "socks4a" => Kind::Socks4a,
+            "socks5" => Kind::Socks5,
+            "socks5h" => Kind::Socks5h,
+            _ => return None,
+        })
+    }
+
+    fn scheme(self) -> &'static str {
+        match self {
+            Kind::Http => "http",
+            Kind::Https => "https",
+            Kind::Socks4 => "socks4",
+            Kind::Socks4a => "socks4a",
+            Kind::Socks5 => "socks5",
+            Kind::Socks5h => "socks5h",
+        }
+    }
+
+    /// Whether it is a SOCKS proxy, which our stream speaks to.
+    pub fn is_socks(self) -> bool {
+        !matches!(self, Kind::Http | Kind::Https)
+    }
+}
 
 /// A proxy for one remote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Proxy {
-    /// The proxy URL, with a scheme (`http://` when none was given).
+    /// The proxy URL as curl would read it: its scheme, any
+    /// `user:password@` as given, its host and port.
     pub url: String,
+    pub kind: Kind,
+    /// Host (lowercase, IPv6 without brackets) and port.
+    pub host: String,
+    pub port: u16,
+    /// The user name and password in the URL (percent-decoded), if any.
+    pub login: Option<(String, String)>,
 }
 
 impl Proxy {
+    /// The proxy a git config or environment value names, or why git
+    /// would not take it. The words never hold the value (it may hold a
+    /// password).
+    pub fn parse(value: &str) -> Result<Proxy, String> {
+        let value = value.trim();
+        let (scheme, rest) = match value.split_once("://") {
+            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+            None => ("http".to_string(), value),
+        };
+        let kind = Kind::of(&scheme).ok_or_else(|| {
+            format!(
+                "a proxy of scheme {:?}, which git does not take (http, https, socks4, socks4a, \
+                 socks5 or socks5h)",
+                scheme.chars().take(20).collect::<String>()
+            )
+        })?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let default_port = if kind == Kind::Https { 443 } else { 1080 };
+        let (host, port) = host_port(hostport, default_port)
+            .filter(|(h, _)| {
+                !h.contains(['[', ']'])
+                    && (!h.contains(':') || h.parse::<std::net::Ipv6Addr>().is_ok())
+            })
+            .ok_or("a proxy URL without a host, or with a malformed one or port")?;
+        let bracketed = match host.contains(':') {
+            true => format!("[{host}]"),
+            false => host.clone(),
+        };
+        let at = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
+        let login = userinfo.map(|u| {
+            let (user, password) = u.split_once(':').unwrap_or((u, ""));
+            (percent_decoded(user), percent_decoded(password))
+        });
+        Ok(Proxy {
+            url: format!("{}://{at}{bracketed}:{port}", kind.scheme()),
+            kind,
+            host,
+            port,
+            login,
+        })
+    }
+
     /// `host` and `port` of a plain `http://` proxy; `None` for other kinds.
     pub fn plain_http_address(&self) -> Option<(String, u16)> {
-        host_port(self.url.strip_prefix("http://")?, 80)
+        (self.kind == Kind::Http).then(|| (self.host.clone(), self.port))
     }
+
+    /// The URL libgit2 is told of: an HTTP(S) proxy's; `None` for SOCKS,
+    /// which our stream speaks to where libgit2 would not.
+    pub fn for_libgit2(&self) -> Option<&str> {
+        (!self.kind.is_socks()).then_some(self.url.as_str())
+    }
+}
+
+/// `%XX` escapes of a URL's user name or password decoded, as curl does.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The scheme, host and port of a URL (`None` for non-HTTP remotes).
@@ -55,13 +191,14 @@ fn host_port(rest: &str, default_port: u16) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
 }
 
-/// The proxy for `url`. `config` holds the git config's `http.proxy` and
-/// `http.<url>.proxy` entries, `env` looks up an environment variable.
+/// The proxy for `url`, or why git would not take the one named.
+/// `config` holds the git config's `http.proxy` and `http.<url>.proxy`
+/// entries, `env` looks up an environment variable.
 pub(crate) fn for_url(
     url: &str,
     config: &[(String, String)],
     env: impl Fn(&str) -> Option<String>,
-) -> Option<Proxy> {
+) -> Option<Result<Proxy, String>> {
     let (scheme, host, port) = http_origin(url)?;
     let chosen = match configured(url, config) {
         Some(value) => value,
@@ -87,12 +224,7 @@ pub(crate) fn for_url(
     if excluded(&no_proxy, &host, port) {
         return None;
     }
-    let url = if chosen.contains("://") {
-        chosen.to_string()
-    } else {
-        format!("http://{chosen}")
-    };
-    Some(Proxy { url })
+    Some(Proxy::parse(chosen))
 }
 
 /// The configured proxy for `url`: of `http.proxy` and the
@@ -177,7 +309,7 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         };
-        for_url(url, &config, env).map(|p| p.url)
+        for_url(url, &config, env).map(|p| p.map_or_else(|e| e, |p| p.url))
     }
 
     #[test]
@@ -272,13 +404,59 @@ mod tests {
             http_origin("https://[::1]:8443/x"),
             Some(("https", "::1".into(), 8443))
         );
-        let p = Proxy {
-            url: "http://user:pw@proxy:3128/".into(),
-        };
+        let p = Proxy::parse("http://user:pw@proxy:3128/").unwrap();
         assert_eq!(p.plain_http_address(), Some(("proxy".into(), 3128)));
-        let tls = Proxy {
-            url: "https://proxy:3128".into(),
-        };
+        let tls = Proxy::parse("https://proxy:3128").unwrap();
         assert_eq!(tls.plain_http_address(), None);
+    }
+
+    #[test]
+    fn proxy_urls_as_curl_reads_them() {
+        let read = |v: &str| Proxy::parse(v).map(|p| (p.url, p.kind, p.login));
+        let no_login = |url: &str, kind| Ok((url.to_string(), kind, None));
+        // Curl's default port is 1080, but for an HTTPS proxy.
+        assert_eq!(
+            read("proxy.corp"),
+            no_login("http://proxy.corp:1080", Kind::Http)
+        );
+        assert_eq!(
+            read("HTTP://Proxy:8080/"),
+            no_login("http://proxy:8080", Kind::Http)
+        );
+        assert_eq!(read("https://p"), no_login("https://p:443", Kind::Https));
+        assert_eq!(read("socks://p"), no_login("socks4://p:1080", Kind::Socks4));
+        assert_eq!(
+            read("socks4a://p:1"),
+            no_login("socks4a://p:1", Kind::Socks4a)
+        );
+        assert_eq!(
+            read("socks5://[::1]:9"),
+            no_login("socks5://[::1]:9", Kind::Socks5)
+        );
+        assert_eq!(
+            read("socks5h://a%40b:p%3Aw@p"),
+            Ok((
+                "socks5h://a%40b:p%3Aw@p:1080".into(),
+                Kind::Socks5h,
+                Some(("a@b".into(), "p:w".into()))
+            ))
+        );
+        for bad in [
+            "ftp://p:1",
+            "::::",
+            "http://",
+            "http://p:x",
+            "socks5://[::1:9",
+        ] {
+            let e = read(bad).unwrap_err();
+            assert!(!e.contains(bad), "the value is not repeated: {e}");
+        }
+        assert!(read("ftp://p").unwrap_err().contains("\"ftp\""));
+        let socks = Proxy::parse("socks5h://p").unwrap();
+        assert!(socks.kind.is_socks() && socks.for_libgit2().is_none());
+        assert_eq!(
+            Proxy::parse("p:1").unwrap().for_libgit2(),
+            Some("http://p:1")
+        );
     }
 }

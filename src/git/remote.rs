@@ -38,7 +38,9 @@ pub(crate) struct UrlSettings {
     /// The URL after `url.<base>.insteadOf`: the one really reached, which
     /// the other settings, credentials and host checks are chosen for.
     pub(super) effective: String,
-    pub(super) proxy: Option<proxy::Proxy>,
+    /// The proxy git would go through, or why git would not take the one
+    /// named (a scheme it does not know, a malformed URL).
+    pub(super) proxy: Option<Result<proxy::Proxy, String>>,
     /// `http.extraHeader` values (see [`http_config::extra_headers`]).
     pub(super) extra_headers: Vec<String>,
     /// Whether git would speak protocol v2 to it: unless `protocol.version`
@@ -50,6 +52,13 @@ pub(crate) struct UrlSettings {
     /// For an SSH URL, what OpenSSH's configuration files say of its host
     /// (see [`ssh_config`]); `effective` is its destination.
     ssh: Option<ssh_config::Destination>,
+}
+
+impl UrlSettings {
+    /// The proxy to go through, if one is named and usable.
+    pub(super) fn usable_proxy(&self) -> Option<&proxy::Proxy> {
+        self.proxy.as_ref()?.as_ref().ok()
+    }
 }
 
 /// The port an SSH URL connects to (22 unless it names one).
@@ -120,18 +129,22 @@ impl GitRepo {
         cancel: &'a Cancel,
     ) -> Result<FetchOptions<'a>, GitError> {
         let settings = self.url_settings(url);
-        super::tls::before_connecting(
-            &settings.effective,
-            settings.proxy.as_ref().map(|p| p.url.as_str()),
-        )
-        .map_err(|message| GitError::Remote {
+        let failed = |message| GitError::Remote {
             op,
             url: redact(url),
             message,
-        })?;
+        };
+        if let Some(Err(why)) = &settings.proxy {
+            return Err(failed(format!(
+                "http.proxy (or the environment's https_proxy, http_proxy, all_proxy) names {why}"
+            )));
+        }
+        let proxied = settings.usable_proxy();
+        super::tls::before_connecting(&settings.effective, proxied.map(|p| p.url.as_str()))
+            .map_err(failed)?;
         let mut proxy = ProxyOptions::new();
-        if let Some(p) = &settings.proxy {
-            proxy.url(&p.url);
+        if let Some(url) = proxied.and_then(|p| p.for_libgit2()) {
+            proxy.url(url);
         }
         let mut opts = FetchOptions::new();
         opts.remote_callbacks(callbacks(
@@ -145,9 +158,8 @@ impl GitRepo {
         .download_tags(AutotagOption::None)
         .update_fetchhead(false)
         .proxy_options(proxy);
-        let mut headers = settings.extra_headers;
+        let mut headers = settings.extra_headers.clone();
         headers.extend(self.credentials.cookies.header_for(&settings.effective));
-        let proxied = settings.proxy.as_ref();
         super::stream::confine(confinement(&settings.effective, proxied, &headers));
         if !headers.is_empty() {
             let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
@@ -282,15 +294,22 @@ impl GitRepo {
             tracing::warn!(url = %redact(url), "TLS certificates are not verified for this URL (http.<url>.sslVerify=false)");
         }
         // The proxy as git would pick it (see [`super::proxy`]), with the
-        // stream routed through it for plain `http://`.
+        // stream routed through it for plain `http://` and for SOCKS.
         let chosen = proxy::for_url(url, &entries, |k| std::env::var(k).ok());
-        if scheme == "http" {
-            stream::route(
-                (host, port),
-                chosen.as_ref().and_then(|p| p.plain_http_address()),
-            );
-        }
-        if let Some(p) = &chosen {
+        let usable = chosen.as_ref().and_then(|p| p.as_ref().ok());
+        let route = usable.and_then(|p| match p.kind.is_socks() {
+            true => Some(stream::Route::Socks(
+                (p.host.clone(), p.port),
+                super::socks::Socks {
+                    kind: p.kind,
+                    login: p.login.clone(),
+                },
+            )),
+            false if scheme == "http" => p.plain_http_address().map(stream::Route::HttpProxy),
+            false => None,
+        });
+        stream::route((host, port), route);
+        if let Some(p) = usable {
             tracing::debug!(url = %redact(url), proxy = %redact(&p.url), "through a proxy");
         }
         UrlSettings {

@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::socks::Socks;
+
 /// `GIT_STREAM_VERSION`.
 const STREAM_VERSION: c_int = 1;
 /// `GIT_STREAM_STANDARD`.
@@ -33,13 +35,24 @@ const GIT_TIMEOUT: isize = -37;
 /// Read/write/connect timeout in ms; 0 means none.
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(0);
 
-/// Plain-HTTP origins reached through a proxy, as `(origin, proxy)`
-/// host/port pairs. libgit2 1.9 words a proxied `http://` request for the
-/// proxy (absolute URL, `Proxy-Authorization`) but opens the connection to
-/// the origin server; [`connect`] opens it to the proxy instead.
-static ROUTES: Mutex<Vec<(HostPort, HostPort)>> = Mutex::new(Vec::new());
+/// Origins reached through a proxy libgit2 does not connect to itself,
+/// as `(origin, route)`. libgit2 1.9 words a proxied `http://` request for
+/// an HTTP proxy (absolute URL, `Proxy-Authorization`) but opens the
+/// connection to the origin server, and knows no SOCKS proxy; [`connect`]
+/// opens it to the proxy instead, and for SOCKS asks the proxy for the
+/// origin (see `socks.rs`).
+static ROUTES: Mutex<Vec<(HostPort, Route)>> = Mutex::new(Vec::new());
 
 type HostPort = (String, u16);
+
+/// How connections to an origin go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// To this HTTP proxy, which libgit2's requests are worded for.
+    HttpProxy(HostPort),
+    /// Through this SOCKS proxy.
+    Socks(HostPort, Socks),
+}
 
 /// The servers a remote operation's connections may reach when its
 /// requests carry headers meant for the remote's server alone (an
@@ -91,24 +104,24 @@ pub(crate) fn confinement() -> Option<Confinement> {
     CONFINED.with(|c| c.borrow().clone())
 }
 
-/// Send connections to the plain-HTTP `origin` through `proxy`, or
-/// straight to it again when `None`.
-pub(crate) fn route(origin: HostPort, proxy: Option<HostPort>) {
+/// Send connections to `origin` (host lowercase) by `route`, or straight
+/// to it again when `None`.
+pub(crate) fn route(origin: HostPort, route: Option<Route>) {
     let mut routes = crate::lock(&ROUTES);
     routes.retain(|(o, _)| *o != origin);
-    if let Some(p) = proxy {
-        routes.push((origin, p));
+    if let Some(r) = route {
+        routes.push((origin, r));
     }
 }
 
-/// Where a connection to `host:port` really goes.
-fn destination(host: String, port: u16) -> HostPort {
+/// How a connection to `host:port` goes, if not straight there.
+fn route_of(host: &str, port: u16) -> Option<Route> {
     let routes = crate::lock(&ROUTES);
     let key = (host.to_ascii_lowercase(), port);
     routes
         .iter()
         .find(|(o, _)| *o == key)
-        .map_or((host, port), |(_, p)| p.clone())
+        .map(|(_, r)| r.clone())
 }
 
 /// `git_stream` from `git2/sys/stream.h`.
@@ -202,14 +215,36 @@ unsafe extern "C" fn connect(stream: *mut RawStream) -> c_int {
             return -1;
         }
     }
-    let (host, port) = destination(host, port);
-    let addrs = match (host.as_str(), port).to_socket_addrs() {
-        Ok(a) => a,
+    let route = route_of(&host, port);
+    let (to, socks) = match route {
+        None => ((host.clone(), port), None),
+        Some(Route::HttpProxy(proxy)) => (proxy, None),
+        Some(Route::Socks(proxy, socks)) => (proxy, Some(socks)),
+    };
+    let mut tcp = match connect_tcp(&to.0, to.1) {
+        Ok(tcp) => tcp,
         Err(e) => {
-            set_error(&format!("failed to resolve address for {host}: {e}"));
+            set_error(&e);
             return -1;
         }
     };
+    if let Some(socks) = socks {
+        if let Err(e) = socks.connect(&mut tcp, &host, port) {
+            let proxy = &to.0;
+            set_error(&format!("through the SOCKS proxy {proxy}: {e}"));
+            return -1;
+        }
+    }
+    st.s = tcp.as_raw_fd();
+    st.tcp = Some(tcp);
+    0
+}
+
+/// A TCP connection to `host:port`, with no delay and our timeouts.
+fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, String> {
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("failed to resolve address for {host}: {e}"))?;
     let mut last = format!("failed to connect to {host}: no address");
     for addr in addrs {
         let attempt = match timeout() {
@@ -221,15 +256,12 @@ unsafe extern "C" fn connect(stream: *mut RawStream) -> c_int {
                 let _ = tcp.set_nodelay(true);
                 let _ = tcp.set_read_timeout(timeout());
                 let _ = tcp.set_write_timeout(timeout());
-                st.s = tcp.as_raw_fd();
-                st.tcp = Some(tcp);
-                return 0;
+                return Ok(tcp);
             }
             Err(e) => last = format!("failed to connect to {host}: {e}"),
         }
     }
-    set_error(&last);
-    -1
+    Err(last)
 }
 
 fn io_result(r: std::io::Result<usize>, what: &str) -> isize {

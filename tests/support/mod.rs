@@ -1036,6 +1036,31 @@ pub fn client_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 }
 
 /// An OpenSSH server on a loopback port, key-only, for the current user.
+/// A SOCKS5 proxy (Debian's microsocks) on 127.0.0.1, a free port,
+/// asking for `login` (user name, password) when given.
+pub struct SocksProxy {
+    pub port: u16,
+    _proc: Proc,
+}
+
+impl SocksProxy {
+    pub fn start(login: Option<(&str, &str)>) -> Self {
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut c = Command::new("microsocks");
+            c.args(["-i", "127.0.0.1", "-p", &port.to_string()]);
+            if let Some((user, password)) = login {
+                c.args(["-u", user, "-P", password]);
+            }
+            c.stdout(Stdio::null()).stderr(Stdio::piped());
+            if let Ok(proc) = spawn_listening_at(c, "127.0.0.1", port) {
+                return SocksProxy { port, _proc: proc };
+            }
+        }
+        panic!("microsocks did not start");
+    }
+}
+
 pub struct Sshd {
     pub addr: String,
     pub port: u16,

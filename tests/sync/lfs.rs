@@ -604,6 +604,38 @@ fn lfs_requests_go_through_the_proxy_git_uses() {
 }
 
 #[test]
+fn lfs_requests_go_through_a_socks_proxy_as_git_lfs_sends_them() {
+    let (tmp, srv, repo) = temp_source("site");
+    let (server, store, _) = lfs_server(tmp.path(), &srv, LfsAuth::Open);
+    let a = noise(43, 5_000);
+    let h = commit_lfs(&repo, &store, &[("a.bin", &a)], true);
+    let socks = SocksProxy::start(Some(("puser", "pw")));
+    // The LFS server under another name, which alone goes through the
+    // proxy: a wrong password there fails the LFS download only.
+    let lfs = format!("http://localhost:{}", server.port);
+    let through = |root: &str, password: &str| {
+        let proxy = format!("socks5h://puser:{password}@127.0.0.1:{}", socks.port);
+        let config =
+            format!(r#"--git-config=lfs.url:{lfs}/site.git/info/lfs,"http.{lfs}/.proxy":{proxy}"#);
+        let root = tmp.path().join(root);
+        let (code, log) = code_and_log(&once_at(&server.url("site"), &root, &[&config], &[]));
+        (code, log, root.join("site"))
+    };
+    let (code, log, _) = through("wrong", "nope");
+    assert_eq!(code, Some(1), "{log}");
+    // A refusal for good, not made again (as a cut connection would be).
+    assert!(
+        log.contains("git-lfs download") && log.contains("password"),
+        "{log}"
+    );
+    assert!(!log.contains("made again"), "{log}");
+    let (code, log, link) = through("right", "pw");
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(published(&link).as_deref(), Some(&h[..]));
+    assert_eq!(fs::read_to_string(link.join("a.bin")).unwrap(), a);
+}
+
+#[test]
 fn sigterm_during_an_lfs_download_exits_0_and_keeps_the_published_tree() {
     let (tmp, srv, repo) = temp_source("site");
     let (server, store, requests) = lfs_server(tmp.path(), &srv, LfsAuth::Open);

@@ -204,9 +204,7 @@ mod tests {
         let url = "http://Git.Example.com/org/site.git";
         assert!(confinement(url, None, &headers(&["X-Trace: 1"])).is_none());
         assert!(confinement("ssh://git@h/r", None, &headers(&["Cookie: a=b"])).is_none());
-        let proxy = proxy::Proxy {
-            url: "http://user:pw@proxy.local:3128".into(),
-        };
+        let proxy = proxy::Proxy::parse("http://user:pw@proxy.local:3128").unwrap();
         let c = confinement(url, Some(&proxy), &headers(&["cookie : a=b"])).unwrap();
         assert_eq!(c.origin, "http://git.example.com:80");
         assert_eq!(
