@@ -155,7 +155,7 @@ fn log_config(cfg: &Config) {
         if !sparse {
             tracing::info!(%filter, "--filter without --sparse-checkout-file: every file's content is checked out, so whole objects are fetched, in one request");
         } else if crate::git::filter_applies(filter) {
-            tracing::info!(%filter, "--filter: the commit and its trees are fetched with the filter, then the contents the sparse checkout writes; from a local repository, the commit, its trees and the contents the checkout writes are copied; whole objects from servers without uploadpack.allowFilter, over a proxy, with protocol.version=0, from HTTP servers without protocol v2, and from SSH servers that answer with version 0 unless they allow any wants (uploadpack.allowReachableSHA1InWant)");
+            tracing::info!(%filter, "--filter: the commit and its trees are fetched with the filter, then the contents the sparse checkout writes; from a local repository, the commit, its trees and the contents the checkout writes are copied; whole objects from servers without uploadpack.allowFilter, through an HTTP proxy to a plain http:// server or an HTTPS proxy, with protocol.version=0, from HTTP servers without protocol v2, and from SSH servers that answer with version 0 unless they allow any wants (uploadpack.allowReachableSHA1InWant)");
         } else {
             tracing::info!(%filter, "--filter: only blob:none and blob:limit=<n> are applied; fetching whole objects, limited by --depth only");
         }

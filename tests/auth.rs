@@ -2068,13 +2068,15 @@ fn through_a_proxy_from_git_config_or_env() {
             ca.display()
         ),
     ];
-    let (code, log) = one_time(&base, &[]);
+    let (code, log) = one_time(&base, &[("GITSYNC_VERBOSE", "1")]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(
         carried.lock().unwrap().len(),
         1,
         "ls-remote and fetch go through the proxy, in one tunnel"
     );
+    // By git-sync's own client, which asks for the refs with v2.
+    assert!(refs_listed_with_v2(&log), "{log}");
     let env_args = vec![
         format!("--repo=https://127.0.0.1:{}/site", server.port),
         format!("--root={}", tmp.path().join("r2").display()),
@@ -2202,6 +2204,12 @@ fn proxy_credentials_from_the_proxy_url() {
     }
 }
 
+/// Whether `log` (at `-v=1` or more) says refs were listed with v2.
+fn refs_listed_with_v2(log: &str) -> bool {
+    log.lines()
+        .any(|l| l.contains("\"msg\":\"refs listed\"") && l.contains("\"protocol\":2"))
+}
+
 #[test]
 fn through_a_socks_proxy_as_git_goes_through_one() {
     // libgit2 knows no SOCKS proxy (it would connect straight to the
@@ -2226,26 +2234,27 @@ fn through_a_socks_proxy_as_git_goes_through_one() {
     let synced = |root: &str| fs::read_to_string(tmp.path().join(root).join("site/f")).ok();
 
     // HTTPS tunnelled, its name looked up here (socks5) or by the proxy
-    // (socks5h), from the environment as from the git config.
+    // (socks5h), from the environment as from the git config; the refs
+    // asked for with protocol v2 by git-sync's own client there too.
     let right = proxy("socks5", "proxy-S3CRET");
-    let (code, log, _) = run(
-        servers.https_url(),
-        "r1",
-        &[("https_proxy", right.as_str())],
-    );
+    let env = [("https_proxy", right.as_str()), ("GITSYNC_VERBOSE", "1")];
+    let (code, log, _) = run(servers.https_url(), "r1", &env);
     assert_eq!(
         (code, synced("r1").as_deref()),
         (0, Some("proxied")),
         "{log}"
     );
+    assert!(refs_listed_with_v2(&log), "{log}");
     let by_name = plain.url("site").replace("127.0.0.1", "localhost");
     let hostname = proxy("socks5h", "proxy-S3CRET");
-    let (code, log, _) = run(by_name, "r2", &[("ALL_PROXY", hostname.as_str())]);
+    let env = [("ALL_PROXY", hostname.as_str()), ("GITSYNC_VERBOSE", "1")];
+    let (code, log, _) = run(by_name, "r2", &env);
     assert_eq!(
         (code, synced("r2").as_deref()),
         (0, Some("proxied")),
         "{log}"
     );
+    assert!(refs_listed_with_v2(&log), "{log}");
 
     // The proxy is really asked: a wrong password fails the sync and says
     // why, a proxy that is down fails it too.

@@ -82,15 +82,26 @@ pub fn http_agent(timeout: Duration, tls: &Tls) -> ureq::Agent {
 /// The client that asks git servers for their refs (`git::ls_refs`): as
 /// [`http_agent`], but following no redirect itself (credentials must not
 /// go where one leads; `ls_refs` follows one within the server) and
-/// through no proxy of ureq's choosing (a URL that has one is left to
-/// libgit2).
-pub fn git_http_agent(timeout: Duration, tls: &Tls, user_agent: &str) -> ureq::Agent {
-    agent_config(timeout, tls)
+/// through `proxy` if one is given, none of ureq's choosing.
+pub fn git_http_agent(
+    timeout: Duration,
+    tls: &Tls,
+    user_agent: &str,
+    proxy: Option<&str>,
+) -> Result<ureq::Agent, String> {
+    Ok(agent_config(timeout, tls)
         .max_redirects(0)
-        .proxy(None)
+        .proxy(ureq_proxy(proxy)?)
         .user_agent(user_agent)
         .build()
-        .new_agent()
+        .new_agent())
+}
+
+/// ureq's proxy for the URL `proxy` (normalised by `git::proxy`).
+fn ureq_proxy(proxy: Option<&str>) -> Result<Option<ureq::Proxy>, String> {
+    proxy
+        .map(|url| ureq::Proxy::new(url).map_err(|e| format!("proxy: {e}")))
+        .transpose()
 }
 
 /// The client that downloads Git LFS objects (`git::lfs`): as
@@ -103,13 +114,9 @@ pub fn lfs_http_agent(
     user_agent: &str,
     proxy: Option<&str>,
 ) -> Result<ureq::Agent, String> {
-    let proxy = match proxy {
-        Some(url) => Some(ureq::Proxy::new(url).map_err(|e| format!("proxy: {e}"))?),
-        None => None,
-    };
     Ok(agent_config(timeout, tls)
         .max_redirects(5)
-        .proxy(proxy)
+        .proxy(ureq_proxy(proxy)?)
         .user_agent(user_agent)
         .build()
         .new_agent())

@@ -35,12 +35,17 @@ use crate::config::gitconfig::Tls;
 /// What the client is made from, set once at start (the client itself is
 /// made at the first listing: a sync from a local path never needs it).
 static SETTINGS: OnceLock<(Duration, Tls)> = OnceLock::new();
-/// The client, and the count of CA changes it was made after (see
+/// The clients, each with the count of CA changes it was made after (see
 /// `tls::generation`): one kept from poll to poll, with its connection,
 /// until a rotated CA file or client certificate needs a new one.
-/// One client checking TLS certificates, one not (for the URLs
-/// `http.<url>.sslVerify=false` names), each made when first needed.
-static AGENT: Mutex<[Option<(u64, ureq::Agent)>; 2]> = Mutex::new([None, None]);
+/// One client per way of reaching servers: checking TLS certificates or
+/// not (for the URLs `http.<url>.sslVerify=false` names), through which
+/// proxy, if any; each made when first needed.
+static AGENTS: Mutex<Vec<(Reach, u64, ureq::Agent)>> = Mutex::new(Vec::new());
+
+/// How a client reaches servers: whether it checks their certificates,
+/// and the URL of the proxy it goes through.
+type Reach = (bool, Option<String>);
 
 /// The largest answer read: a v0 advertisement beyond it is left to libgit2.
 const MAX_ANSWER: u64 = 64 << 20;
@@ -65,23 +70,26 @@ pub(super) fn timeout() -> Duration {
         .map_or(Duration::from_secs(120), |(timeout, _)| *timeout)
 }
 
-fn agent(verify_tls: bool) -> Option<ureq::Agent> {
-    let (timeout, tls) = SETTINGS.get()?;
+/// The client for the requests of `req`, or why there is none.
+fn agent(req: &Request<'_>) -> Result<ureq::Agent, NoListing> {
+    let (timeout, tls) = SETTINGS
+        .get()
+        .ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
     let generation = super::tls::generation();
-    let mut agents = crate::lock(&AGENT);
-    let cached = &mut agents[usize::from(verify_tls)];
-    match cached {
-        Some((made_after, agent)) if *made_after == generation => Some(agent.clone()),
-        _ => {
-            let tls = Tls {
-                verify: verify_tls,
-                ..tls.clone()
-            };
-            let agent = crate::credentials::git_http_agent(*timeout, &tls, USER_AGENT);
-            *cached = Some((generation, agent.clone()));
-            Some(agent)
-        }
+    let reach = (req.verify_tls, req.proxy.map(str::to_string));
+    let mut agents = crate::lock(&AGENTS);
+    agents.retain(|(_, made_after, _)| *made_after == generation);
+    if let Some((_, _, agent)) = agents.iter().find(|(r, _, _)| *r == reach) {
+        return Ok(agent.clone());
     }
+    let tls = Tls {
+        verify: req.verify_tls,
+        ..tls.clone()
+    };
+    let agent = crate::credentials::git_http_agent(*timeout, &tls, USER_AGENT, req.proxy)
+        .map_err(NoListing::Skipped)?;
+    agents.push((reach, generation, agent.clone()));
+    Ok(agent)
 }
 
 /// The refs `git_ref` may name, as prefixes for `ls-refs` (see
@@ -161,6 +169,9 @@ pub(super) struct Request<'a> {
     pub known_v2: bool,
     /// Whether the server's TLS certificate is checked (`http.sslVerify`).
     pub verify_tls: bool,
+    /// The URL of the proxy to go through (SOCKS, or HTTP tunnelling
+    /// HTTPS), if any.
+    pub proxy: Option<&'a str>,
 }
 
 /// What a listing found.
@@ -198,7 +209,7 @@ pub(super) fn list(
     prefixes: &[String],
     cancel: &Cancel,
 ) -> Result<Listing, NoListing> {
-    let agent = agent(req.verify_tls).ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
+    let agent = agent(req)?;
     let mut exchange = Exchange::new(&agent, req)?;
     if prefixes.is_empty() && req.known_v2 {
         return Ok(exchange.listing(Vec::new(), 2));
@@ -277,7 +288,7 @@ pub(super) fn command<T, E>(
     cancel: &Cancel,
     read: impl FnOnce(&mut dyn std::io::Read) -> Result<T, E>,
 ) -> Result<Result<T, E>, NoListing> {
-    let agent = agent(req.verify_tls).ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
+    let agent = agent(req)?;
     let answer = Exchange::new(&agent, req)?.command(body, cancel)?;
     let mut reader = accepted(answer, RESULT)?.into_body().into_reader();
     let result = read(&mut reader);

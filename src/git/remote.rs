@@ -308,6 +308,13 @@ impl GitRepo {
             false if scheme == "http" => p.plain_http_address().map(stream::Route::HttpProxy),
             false => None,
         });
+        // A redirect from `http://` to HTTPS on the same host (which libgit2
+        // follows) goes through a SOCKS proxy too.
+        if let Some(socks @ stream::Route::Socks(..)) = &route {
+            if scheme == "http" && port != 443 {
+                stream::route((host.clone(), 443), Some(socks.clone()));
+            }
+        }
         stream::route((host, port), route);
         if let Some(p) = usable {
             tracing::debug!(url = %redact(url), proxy = %redact(&p.url), "through a proxy");

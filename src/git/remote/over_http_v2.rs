@@ -24,6 +24,8 @@ struct Place {
     helpers: Option<HelperAsker>,
     /// Whether its TLS certificate is checked (`http.sslVerify`).
     verify_tls: bool,
+    /// The URL of the proxy to go through, if any.
+    proxy: Option<String>,
 }
 
 impl Place {
@@ -36,23 +38,37 @@ impl Place {
             helpers: self.helpers.as_ref(),
             known_v2: self.known.speaks_v2,
             verify_tls: self.verify_tls,
+            proxy: self.proxy.as_deref(),
         }
     }
 }
 
 impl GitRepo {
-    /// Where `url` is an HTTP(S) repository our client may ask (not
-    /// through a proxy, not left to libgit2 for now, nor by
-    /// `protocol.version`), what it needs.
+    /// Where `url` is an HTTP(S) repository our client may ask (not left
+    /// to libgit2 for now, nor by `protocol.version`), what it needs. Our
+    /// client goes through a SOCKS proxy, and tunnels HTTPS through an
+    /// HTTP proxy as git does; it leaves plain `http://` through an HTTP
+    /// proxy (which git sends in absolute form, not tunnelled: a proxy may
+    /// allow tunnels to port 443 only) and HTTPS proxies to libgit2.
     fn http_place(&self, url: &str) -> Option<Place> {
+        let settings = self.url_settings(url);
+        let tunnelled = |p: &super::super::proxy::Proxy| {
+            p.kind.is_socks()
+                || (p.kind == super::super::proxy::Kind::Http
+                    && settings.effective.starts_with("https://"))
+        };
+        let proxy = match (&settings.proxy, settings.usable_proxy()) {
+            (None, _) => None,
+            (Some(_), Some(p)) if tunnelled(p) => Some(p.url.clone()),
+            (Some(_), _) => return None,
+        };
         let UrlSettings {
             effective,
-            proxy,
             extra_headers: mut headers,
             v2,
             verify_tls,
             ..
-        } = self.url_settings(url);
+        } = settings;
         let http = effective.starts_with("https://") || effective.starts_with("http://");
         let known = self
             .http_servers
@@ -60,7 +76,7 @@ impl GitRepo {
             .get(&effective)
             .cloned()
             .unwrap_or_default();
-        if !http || !v2 || proxy.is_some() || known.left_to_libgit2() {
+        if !http || !v2 || known.left_to_libgit2() {
             return None;
         }
         // A CA file or client certificate rotated since the last request
@@ -99,6 +115,7 @@ impl GitRepo {
             basic,
             helpers,
             verify_tls,
+            proxy,
         })
     }
 
