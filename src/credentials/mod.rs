@@ -89,19 +89,27 @@ pub fn git_http_agent(
     user_agent: &str,
     proxy: Option<&str>,
 ) -> Result<ureq::Agent, String> {
+    server_agent(timeout, tls, user_agent, proxy, 0)
+}
+
+/// A client of a git or LFS server, through `proxy`, following up to
+/// `redirects` redirects itself.
+fn server_agent(
+    timeout: Duration,
+    tls: &Tls,
+    user_agent: &str,
+    proxy: Option<&str>,
+    redirects: u32,
+) -> Result<ureq::Agent, String> {
+    let proxy = proxy
+        .map(|url| ureq::Proxy::new(url).map_err(|e| format!("proxy: {e}")))
+        .transpose()?;
     Ok(agent_config(timeout, tls)
-        .max_redirects(0)
-        .proxy(ureq_proxy(proxy)?)
+        .max_redirects(redirects)
+        .proxy(proxy)
         .user_agent(user_agent)
         .build()
         .new_agent())
-}
-
-/// ureq's proxy for the URL `proxy` (normalised by `git::proxy`).
-fn ureq_proxy(proxy: Option<&str>) -> Result<Option<ureq::Proxy>, String> {
-    proxy
-        .map(|url| ureq::Proxy::new(url).map_err(|e| format!("proxy: {e}")))
-        .transpose()
 }
 
 /// The client that downloads Git LFS objects (`git::lfs`): as
@@ -114,12 +122,7 @@ pub fn lfs_http_agent(
     user_agent: &str,
     proxy: Option<&str>,
 ) -> Result<ureq::Agent, String> {
-    Ok(agent_config(timeout, tls)
-        .max_redirects(5)
-        .proxy(ureq_proxy(proxy)?)
-        .user_agent(user_agent)
-        .build()
-        .new_agent())
+    server_agent(timeout, tls, user_agent, proxy, 5)
 }
 
 fn agent_config(
