@@ -65,7 +65,7 @@ impl Kind {
 }
 
 /// A proxy for one remote.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Proxy {
     /// The proxy URL as curl would read it: its scheme, any
     /// `user:password@` as given, its host and port.
@@ -76,6 +76,16 @@ pub(crate) struct Proxy {
     pub port: u16,
     /// The user name and password in the URL (percent-decoded), if any.
     pub login: Option<(String, String)>,
+}
+
+/// Without the URL's password: it never reaches a log line.
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("url", &crate::redact::redact(&self.url))
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Proxy {
@@ -452,6 +462,8 @@ mod tests {
             assert!(!e.contains(bad), "the value is not repeated: {e}");
         }
         assert!(read("ftp://p").unwrap_err().contains("\"ftp\""));
+        let shown = format!("{:?}", Proxy::parse("u:pw-S3CRET@p").unwrap());
+        assert!(!shown.contains("S3CRET"), "{shown}");
         let socks = Proxy::parse("socks5h://p").unwrap();
         assert!(socks.kind.is_socks() && socks.for_libgit2().is_none());
         assert_eq!(

@@ -12,11 +12,21 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use super::proxy::Kind;
 
 /// How to ask a SOCKS proxy for a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Socks {
     pub kind: Kind,
     /// The user name and password (SOCKS5), or user id (SOCKS4), if any.
     pub login: Option<(String, String)>,
+}
+
+/// Without the login: a password never reaches a log line.
+impl std::fmt::Debug for Socks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socks")
+            .field("kind", &self.kind)
+            .field("login", &self.login.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// The reasons a handshake fails, in words for the error message.
@@ -310,6 +320,15 @@ mod tests {
         // An answer cut short is an error, not a connection.
         let (r, _) = exchange(Kind::Socks5h, None, &[5, 0, 5, 0, 0, 1, 127], "h");
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn its_debug_form_holds_no_password() {
+        let socks = Socks {
+            kind: Kind::Socks5,
+            login: Some(("me".into(), "pw-S3CRET".into())),
+        };
+        assert!(!format!("{socks:?}").contains("S3CRET"));
     }
 
     #[test]
