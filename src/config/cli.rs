@@ -156,7 +156,8 @@ pub fn manual() -> String {
          downloaded leaves its file a pointer, rather than failing the sync \
          (lfs.skipdownloaderrors).\n    \
          http_proxy, https_proxy, all_proxy, no_proxy\n        Proxies, as git uses them \
-         (http.proxy in --git-config wins).\n    \
+         (http.proxy in --git-config wins): http://, https://, socks4://, socks4a://, \
+         socks5:// and socks5h:// URLs, port 1080 unless given.\n    \
          GIT_CONFIG_COUNT, GIT_CONFIG_KEY_<n>, GIT_CONFIG_VALUE_<n>, GIT_SSL_*\n        \
          git config, as git reads it.\n    \
          SSH_AUTH_SOCK\n        The keys of this ssh-agent are offered after those of \
