@@ -2154,6 +2154,15 @@ fn through_a_proxy_from_git_config_or_env() {
         carried.lock().unwrap().len() > before,
         "GIT_CONFIG_COUNT was ignored"
     );
+    // An HTTPS proxy for a plain http:// remote, which libgit2 would go
+    // around, fails the sync and says so.
+    let tls_proxy = format!("https://127.0.0.1:{proxy_port}");
+    let (code, log) = one_time(&plain_args("r8"), &[("http_proxy", tls_proxy.as_str())]);
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("an HTTPS proxy (https://) for a plain http:// remote"),
+        "{log}"
+    );
     // A proxy that is down fails the sync: the requests really go there.
     let dead = format!("http://127.0.0.1:{}", free_port());
     let (code, _) = one_time(&plain_args("r5"), &[("http_proxy", dead.as_str())]);

@@ -140,6 +140,18 @@ impl GitRepo {
             )));
         }
         let proxied = settings.usable_proxy();
+        // libgit2 sends a plain `http://` request to an HTTP proxy on a
+        // connection to the server, which our stream leads to the proxy; to
+        // an HTTPS proxy it cannot be led (TLS to the proxy is libgit2's):
+        // the request would go straight to the server, around the proxy.
+        let plain = proxy::http_origin(&settings.effective).is_some_and(|(s, _, _)| s == "http");
+        if plain && proxied.is_some_and(|p| p.kind == proxy::Kind::Https) {
+            return Err(failed(
+                "an HTTPS proxy (https://) for a plain http:// remote is not supported here: \
+                 give the proxy as http://, or the remote as https://"
+                    .into(),
+            ));
+        }
         super::tls::before_connecting(&settings.effective, proxied.map(|p| p.url.as_str()))
             .map_err(failed)?;
         let mut proxy = ProxyOptions::new();
