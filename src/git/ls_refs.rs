@@ -76,10 +76,12 @@ fn agent(req: &Request<'_>) -> Result<ureq::Agent, NoListing> {
         .get()
         .ok_or_else(|| NoListing::Skipped("no HTTP client".into()))?;
     let generation = super::tls::generation();
-    let reach = (req.verify_tls, req.proxy.map(str::to_string));
     let mut agents = crate::lock(&AGENTS);
     agents.retain(|(_, made_after, _)| *made_after == generation);
-    if let Some((_, _, agent)) = agents.iter().find(|(r, _, _)| *r == reach) {
+    let kept = agents
+        .iter()
+        .find(|((verify, proxy), _, _)| *verify == req.verify_tls && proxy.as_deref() == req.proxy);
+    if let Some((_, _, agent)) = kept {
         return Ok(agent.clone());
     }
     let tls = Tls {
@@ -88,6 +90,7 @@ fn agent(req: &Request<'_>) -> Result<ureq::Agent, NoListing> {
     };
     let agent = crate::credentials::git_http_agent(*timeout, &tls, USER_AGENT, req.proxy)
         .map_err(NoListing::Skipped)?;
+    let reach = (req.verify_tls, req.proxy.map(str::to_string));
     agents.push((reach, generation, agent.clone()));
     Ok(agent)
 }

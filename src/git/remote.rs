@@ -128,7 +128,9 @@ impl GitRepo {
         url: &'a str,
         cancel: &'a Cancel,
     ) -> Result<FetchOptions<'a>, GitError> {
-        let settings = self.url_settings(url);
+        let mut settings = self.url_settings(url);
+        // (Taken out, not copied: the rest borrows the settings.)
+        let mut headers = std::mem::take(&mut settings.extra_headers);
         let failed = |message| GitError::Remote {
             op,
             url: redact(url),
@@ -170,7 +172,6 @@ impl GitRepo {
         .download_tags(AutotagOption::None)
         .update_fetchhead(false)
         .proxy_options(proxy);
-        let mut headers = settings.extra_headers.clone();
         headers.extend(self.credentials.cookies.header_for(&settings.effective));
         super::stream::confine(confinement(&settings.effective, proxied, &headers));
         if !headers.is_empty() {
