@@ -7,7 +7,8 @@
 //! name sent. As git's curl speaks to the proxies its `http.proxy` names.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
 
 use super::proxy::Kind;
 
@@ -29,19 +30,54 @@ impl std::fmt::Debug for Socks {
     }
 }
 
-/// The reasons a handshake fails, in words for the error message.
+/// The reasons a handshake fails, in words for the error message, of a
+/// kind that says whether trying again may help (a client that tries
+/// again, as the LFS downloads do, looks at it): a connection the proxy
+/// could not make may be made later; a login it refuses, a protocol it
+/// does not speak or a name it cannot be sent will not change.
 fn refused(why: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionRefused, why.into())
 }
 
+/// A refusal of the proxy's login (or of its lack).
+fn denied(why: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, why.into())
+}
+
+/// Something of the handshake one side does not speak.
+fn unsupported(why: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, why.into())
+}
+
+/// Something the handshake cannot carry (a name too long, a NUL).
+fn invalid(why: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, why.into())
+}
+
 impl Socks {
+    /// A connection to `host:port` through the proxy at `proxy` (host,
+    /// port), `timeout` bounding each step; or why there is none, in words
+    /// that name the proxy's host, never its login.
+    pub fn open(
+        &self,
+        proxy: (&str, u16),
+        host: &str,
+        port: u16,
+        timeout: Option<Duration>,
+    ) -> Result<TcpStream, String> {
+        let mut tcp = super::stream::connect_tcp(proxy.0, proxy.1, timeout)?;
+        self.connect(&mut tcp, host, port)
+            .map_err(|e| format!("through the SOCKS proxy {}: {e}", proxy.0))?;
+        Ok(tcp)
+    }
+
     /// Ask the proxy at the other end of `conn` for a connection to
     /// `host:port`; on success `conn` leads to the server.
     pub fn connect<S: Read + Write>(&self, conn: &mut S, host: &str, port: u16) -> io::Result<()> {
         match self.kind {
             Kind::Socks4 | Kind::Socks4a => self.socks4(conn, host, port),
             Kind::Socks5 | Kind::Socks5h => self.socks5(conn, host, port),
-            Kind::Http | Kind::Https => Err(refused("not a SOCKS proxy")),
+            Kind::Http | Kind::Https => Err(unsupported("not a SOCKS proxy")),
         }
     }
 
@@ -84,7 +120,7 @@ impl Socks {
         match reply[1] {
             90 => Ok(()),
             91 => Err(refused("the SOCKS4 proxy refused the connection")),
-            92 | 93 => Err(refused(
+            92 | 93 => Err(denied(
                 "the SOCKS4 proxy refused the connection: it could not check the user id",
             )),
             other => Err(refused(format!(
@@ -103,7 +139,7 @@ impl Socks {
         let mut chosen = [0u8; 2];
         conn.read_exact(&mut chosen)?;
         if chosen[0] != 5 {
-            return Err(refused("the proxy does not speak SOCKS5"));
+            return Err(unsupported("the proxy does not speak SOCKS5"));
         }
         match (chosen[1], &self.login) {
             (0, _) => {}
@@ -115,18 +151,18 @@ impl Socks {
                 let mut status = [0u8; 2];
                 conn.read_exact(&mut status)?;
                 if status[1] != 0 {
-                    return Err(refused(
+                    return Err(denied(
                         "the SOCKS5 proxy refused the user name and password of its URL",
                     ));
                 }
             }
             (0xff, None) | (2, None) => {
-                return Err(refused(
+                return Err(denied(
                     "the SOCKS5 proxy wants a user name and password (give them in its URL)",
                 ))
             }
             _ => {
-                return Err(refused(
+                return Err(unsupported(
                     "the SOCKS5 proxy wants an authentication git-sync does not speak",
                 ))
             }
@@ -200,7 +236,7 @@ fn push_address(request: &mut Vec<u8>, ip: IpAddr) {
 /// `text` with its length in one byte before it (SOCKS5's strings).
 fn push_counted(out: &mut Vec<u8>, text: &str, what: &str) -> io::Result<()> {
     let len = u8::try_from(text.len()).map_err(|_| {
-        refused(format!(
+        invalid(format!(
             "a {what} longer than 255 bytes, which SOCKS5 cannot send"
         ))
     })?;
@@ -212,7 +248,7 @@ fn push_counted(out: &mut Vec<u8>, text: &str, what: &str) -> io::Result<()> {
 /// `text` then a NUL (SOCKS4's strings), which it must not hold.
 fn push_nul_terminated(out: &mut Vec<u8>, text: &str) -> io::Result<()> {
     if text.contains('\0') {
-        return Err(refused("a NUL in a SOCKS4 user id or host name"));
+        return Err(invalid("a NUL in a SOCKS4 user id or host name"));
     }
     out.extend_from_slice(text.as_bytes());
     out.push(0);
@@ -320,6 +356,35 @@ mod tests {
         // An answer cut short is an error, not a connection.
         let (r, _) = exchange(Kind::Socks5h, None, &[5, 0, 5, 0, 0, 1, 127], "h");
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn a_refusal_for_good_is_told_from_one_that_may_pass() {
+        // The LFS downloads try again after an error of the kind
+        // ConnectionRefused, not after the others.
+        let kind =
+            |kind, login, replies: &[u8]| exchange(kind, login, replies, "h").0.unwrap_err().kind();
+        use io::ErrorKind::*;
+        let login = Some(("me", "bad"));
+        assert_eq!(kind(Kind::Socks5h, login, &[5, 2, 1, 1]), PermissionDenied);
+        assert_eq!(kind(Kind::Socks5h, None, &[5, 0xff]), PermissionDenied);
+        assert_eq!(kind(Kind::Socks5h, None, &[5, 1]), Unsupported);
+        assert_eq!(
+            kind(Kind::Socks4a, None, &[0, 92, 0, 0, 0, 0, 0, 0]),
+            PermissionDenied
+        );
+        let name = "n".repeat(300);
+        let (r, _) = exchange(Kind::Socks5h, None, &[5, 0], &name);
+        assert_eq!(r.unwrap_err().kind(), InvalidInput);
+        // The proxy could not reach the server: it may later.
+        assert_eq!(
+            kind(Kind::Socks5h, None, &[5, 0, 5, 4, 0, 1]),
+            ConnectionRefused
+        );
+        assert_eq!(
+            kind(Kind::Socks4a, None, &[0, 91, 0, 0, 0, 0, 0, 0]),
+            ConnectionRefused
+        );
     }
 
     #[test]

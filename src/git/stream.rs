@@ -221,41 +221,43 @@ unsafe extern "C" fn connect(stream: *mut RawStream) -> c_int {
         Some(Route::HttpProxy(proxy)) => (proxy, None),
         Some(Route::Socks(proxy, socks)) => (proxy, Some(socks)),
     };
-    let mut tcp = match connect_tcp(&to.0, to.1) {
+    let opened = match socks {
+        None => connect_tcp(&to.0, to.1, timeout()),
+        Some(socks) => socks.open((&to.0, to.1), &host, port, timeout()),
+    };
+    let tcp = match opened {
         Ok(tcp) => tcp,
         Err(e) => {
             set_error(&e);
             return -1;
         }
     };
-    if let Some(socks) = socks {
-        if let Err(e) = socks.connect(&mut tcp, &host, port) {
-            let proxy = &to.0;
-            set_error(&format!("through the SOCKS proxy {proxy}: {e}"));
-            return -1;
-        }
-    }
     st.s = tcp.as_raw_fd();
     st.tcp = Some(tcp);
     0
 }
 
-/// A TCP connection to `host:port`, with no delay and our timeouts.
-fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, String> {
+/// A TCP connection to `host:port`, with no delay and `timeout` for
+/// connecting, reading and writing.
+pub(super) fn connect_tcp(
+    host: &str,
+    port: u16,
+    timeout: Option<Duration>,
+) -> Result<TcpStream, String> {
     let addrs = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("failed to resolve address for {host}: {e}"))?;
     let mut last = format!("failed to connect to {host}: no address");
     for addr in addrs {
-        let attempt = match timeout() {
+        let attempt = match timeout {
             Some(t) => TcpStream::connect_timeout(&addr, t),
             None => TcpStream::connect(addr),
         };
         match attempt {
             Ok(tcp) => {
                 let _ = tcp.set_nodelay(true);
-                let _ = tcp.set_read_timeout(timeout());
-                let _ = tcp.set_write_timeout(timeout());
+                let _ = tcp.set_read_timeout(timeout);
+                let _ = tcp.set_write_timeout(timeout);
                 return Ok(tcp);
             }
             Err(e) => last = format!("failed to connect to {host}: {e}"),
