@@ -2292,6 +2292,50 @@ fn through_a_socks_proxy_as_git_goes_through_one() {
 }
 
 #[test]
+fn through_a_socks4_proxy_the_name_looked_up_here_or_by_the_proxy() {
+    // git's curl speaks SOCKS4 (`socks4://`, `socks://`: the server's
+    // address looked up here) and SOCKS4a (`socks4a://`: its name sent for
+    // the proxy to look up), with the proxy URL's user as the user id.
+    let servers = TwoServers::start();
+    let TwoServers { tmp, ca, plain, .. } = &servers;
+    let (port, asked) = socks4_proxy();
+    let by_name = plain.url("site").replace("127.0.0.1", "localhost");
+    let cases = [
+        (
+            "socks4",
+            servers.https_url(),
+            format!("bot@127.0.0.1:{}", servers.tls.port),
+        ),
+        (
+            "socks",
+            by_name.clone(),
+            format!("bot@127.0.0.1:{}", plain.port),
+        ),
+        ("socks4a", by_name, format!("bot@localhost:{}", plain.port)),
+    ];
+    for (n, (scheme, url, want)) in cases.iter().enumerate() {
+        asked.lock().unwrap().clear();
+        let root = tmp.path().join(format!("r{n}"));
+        let proxy = format!("{scheme}://bot@127.0.0.1:{port}");
+        let args = vec![
+            format!("--repo={url}"),
+            format!("--root={}", root.display()),
+            format!("--git-config=http.sslCAInfo:{}", ca.display()),
+        ];
+        let env = [("ALL_PROXY", proxy.as_str()), ("GITSYNC_VERBOSE", "1")];
+        let (code, log) = one_time(&args, &env);
+        let synced = fs::read_to_string(root.join("site/f")).ok();
+        assert_eq!((code, synced.as_deref()), (0, Some("proxied")), "{log}");
+        assert!(refs_listed_with_v2(&log), "{scheme}: {log}");
+        let asked = asked.lock().unwrap().clone();
+        assert!(
+            !asked.is_empty() && asked.iter().all(|a| a == want),
+            "{scheme}: {asked:?}, not {want}"
+        );
+    }
+}
+
+#[test]
 fn webhook_url_keys_stay_out_of_the_most_verbose_log() {
     // Webhook URLs carry keys in their login or their query.
     let tmp = TempDir::new().unwrap();

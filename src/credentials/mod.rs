@@ -93,7 +93,9 @@ pub fn git_http_agent(
 }
 
 /// A client of a git or LFS server, through `proxy`, following up to
-/// `redirects` redirects itself.
+/// `redirects` redirects itself. A SOCKS proxy is spoken to as libgit2's
+/// connections speak to it (`git::through_socks`), an HTTP(S) proxy by
+/// ureq (CONNECT).
 fn server_agent(
     timeout: Duration,
     tls: &Tls,
@@ -101,15 +103,21 @@ fn server_agent(
     proxy: Option<&str>,
     redirects: u32,
 ) -> Result<ureq::Agent, String> {
-    let proxy = proxy
-        .map(|url| ureq::Proxy::new(url).map_err(|e| format!("proxy: {e}")))
-        .transpose()?;
-    Ok(agent_config(timeout, tls)
-        .max_redirects(redirects)
-        .proxy(proxy)
-        .user_agent(user_agent)
-        .build()
-        .new_agent())
+    // No proxy of ureq's choosing (it would read the environment's).
+    let config = || {
+        agent_config(timeout, tls)
+            .max_redirects(redirects)
+            .user_agent(user_agent)
+            .proxy(None)
+    };
+    let Some(url) = proxy else {
+        return Ok(config().build().new_agent());
+    };
+    if let Some(agent) = crate::git::through_socks(config().build(), url) {
+        return agent.map_err(|why| format!("proxy: {why}"));
+    }
+    let proxy = ureq::Proxy::new(url).map_err(|e| format!("proxy: {e}"))?;
+    Ok(config().proxy(Some(proxy)).build().new_agent())
 }
 
 /// The client that downloads Git LFS objects (`git::lfs`): as

@@ -1313,18 +1313,77 @@ pub fn forward_proxy_with_auth(login: Option<(&str, &str)>) -> (u16, Arc<Mutex<V
             } else {
                 let _ = server.write_all(&buf);
             }
-            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c2, &mut s2);
-                let _ = s2.shutdown(std::net::Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut server, &mut client);
-                let _ = client.shutdown(std::net::Shutdown::Both);
-            });
+            relay(client, server);
         }
     });
     (port, carried)
+}
+
+/// Copy bytes both ways between `client` and `server`, on two threads.
+fn relay(mut client: TcpStream, mut server: TcpStream) {
+    let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c2, &mut s2);
+        let _ = s2.shutdown(std::net::Shutdown::Write);
+    });
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut server, &mut client);
+        let _ = client.shutdown(std::net::Shutdown::Both);
+    });
+}
+
+/// A SOCKS4 and SOCKS4a proxy (the 1992 protocol and its extension by
+/// name), recording for each connection it carried `user@host:port` as it
+/// was asked: an IPv4 address (SOCKS4) or a name it looked up (SOCKS4a).
+/// Debian packages no SOCKS4 server that runs unprivileged on a port of
+/// the test's choosing without a config file; the protocol is 9 bytes.
+pub fn socks4_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    fn nul_terminated(conn: &mut TcpStream) -> Option<String> {
+        let mut out = Vec::new();
+        let mut b = [0u8; 1];
+        loop {
+            conn.read_exact(&mut b).ok()?;
+            match b[0] {
+                0 => return String::from_utf8(out).ok(),
+                c => out.push(c),
+            }
+        }
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let record = asked.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut client) = conn else { continue };
+            let mut head = [0u8; 8];
+            if client.read_exact(&mut head).is_err() || head[..2] != [4, 1] {
+                continue;
+            }
+            let port = u16::from_be_bytes([head[2], head[3]]);
+            let Some(user) = nul_terminated(&mut client) else {
+                continue;
+            };
+            let host = match [head[4], head[5], head[6], head[7]] {
+                [0, 0, 0, x] if x != 0 => match nul_terminated(&mut client) {
+                    Some(name) => name,
+                    None => continue,
+                },
+                ip => std::net::Ipv4Addr::from(ip).to_string(),
+            };
+            let target = format!("{host}:{port}");
+            record.lock().unwrap().push(format!("{user}@{target}"));
+            let Ok(server) = TcpStream::connect(&target) else {
+                let _ = client.write_all(&[0, 91, 0, 0, 0, 0, 0, 0]);
+                continue;
+            };
+            if client.write_all(&[0, 90, 0, 0, 0, 0, 0, 0]).is_ok() {
+                relay(client, server);
+            }
+        }
+    });
+    (port, asked)
 }
 
 /// Read an HTTP request head (through the blank line).
