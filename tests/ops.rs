@@ -422,6 +422,46 @@ fn one_time_webhook_failure_exits_1() {
 }
 
 #[test]
+fn a_webhook_goes_through_the_proxy_of_the_environment() {
+    // Behind a proxy, as upstream's Go client goes: an HTTP proxy, or a
+    // SOCKS one.
+    let f = Fixture::local();
+    let rx = WebhookReceiver::start();
+    let (http_port, carried) = forward_proxy();
+    let (socks_port, asked) = socks4_proxy();
+    let cases = [
+        (
+            "http_proxy",
+            format!("http://127.0.0.1:{http_port}"),
+            &carried,
+        ),
+        (
+            "ALL_PROXY",
+            format!("socks4://127.0.0.1:{socks_port}"),
+            &asked,
+        ),
+    ];
+    for (n, (var, proxy, seen)) in cases.iter().enumerate() {
+        let mut cmd = git_sync(&[
+            &format!("--repo={}", f.url()),
+            &format!("--root={}", f.tmp.path().join(format!("r{n}")).display()),
+            "--one-time",
+            &format!("--webhook-url=http://127.0.0.1:{}/hook", rx.port),
+        ]);
+        let out = cmd.env(var, proxy).output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{var}: {log}");
+        assert_eq!(rx.calls().len(), n + 1, "{var}: {log}");
+        let seen = seen.lock().unwrap().clone();
+        let receiver = format!("127.0.0.1:{}", rx.port);
+        assert!(
+            seen.iter().any(|s| s.ends_with(&receiver)),
+            "{var}: {seen:?}"
+        );
+    }
+}
+
+#[test]
 fn a_webhook_over_https_trusts_the_cas_git_trusts() {
     // Our own HTTP client (webhooks, askpass URLs, token endpoints such as
     // GitHub's API) trusts what the system trusts: SSL_CERT_FILE here, as

@@ -74,7 +74,9 @@ fn read_answer(
 
 /// A blocking HTTP client with a time limit, TLS through OpenSSL trusting
 /// what git does (see `client_tls`): for token endpoints, askpass URLs
-/// and webhooks.
+/// and webhooks. Through the environment's proxy, as ureq reads it (the
+/// first of `ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY` set, `NO_PROXY`),
+/// SOCKS ones by ureq's client (its `socks-proxy` feature).
 pub fn http_agent(timeout: Duration, tls: &Tls) -> ureq::Agent {
     agent_config(timeout, tls).build().new_agent()
 }
