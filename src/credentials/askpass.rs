@@ -6,8 +6,12 @@ use crate::redact::redact;
 
 pub fn query(agent: &ureq::Agent, url: &str) -> Result<Credentials, String> {
     let shown = redact(url);
+    let proxy = super::proxy_for(url).map_err(|e| format!("askpass {shown}: {e}"))?;
     let mut response = agent
         .get(url)
+        .config()
+        .proxy(proxy)
+        .build()
         .call()
         .map_err(|e| format!("askpass {shown}: {}", redact(&e.to_string())))?;
     if response.status() != 200 {

@@ -28,9 +28,14 @@ pub fn access_token(
         )
     })?;
     let url = token_url(id);
+    let proxy = super::proxy_for(&url)
+        .map_err(|e| format!("Entra token request to {}: {e}", redact(&url)))?;
     let sent = agent
         .post(&url)
         .header("User-Agent", super::USER_AGENT)
+        .config()
+        .proxy(proxy)
+        .build()
         .send_form([
             ("grant_type", "client_credentials"),
             ("client_id", id.client_id.as_str()),

@@ -87,11 +87,16 @@ pub fn installation_token(
         "{}app/installations/{}/access_tokens",
         app.base_url, app.installation_id
     );
+    let proxy = super::proxy_for(&url)
+        .map_err(|e| format!("GitHub App token request to {}: {e}", redact(&url)))?;
     let sent = agent
         .post(&url)
         .header("Authorization", &format!("Bearer {token}"))
         .header("Accept", "application/vnd.github+json")
         .header("User-Agent", super::USER_AGENT)
+        .config()
+        .proxy(proxy)
+        .build()
         .send_empty();
     let (status, body) = super::read_answer("GitHub App token request", &url, sent)?;
     if status != 201 && status != 200 {

@@ -74,11 +74,25 @@ fn read_answer(
 
 /// A blocking HTTP client with a time limit, TLS through OpenSSL trusting
 /// what git does (see `client_tls`): for token endpoints, askpass URLs
-/// and webhooks. Through the environment's proxy, as ureq reads it (the
-/// first of `ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY` set, `NO_PROXY`),
-/// SOCKS ones by ureq's client (its `socks-proxy` feature).
+/// and webhooks. No proxy of its own: each request is given the one
+/// [`proxy_for`] its URL.
 pub fn http_agent(timeout: Duration, tls: &Tls) -> ureq::Agent {
-    agent_config(timeout, tls).build().new_agent()
+    agent_config(timeout, tls).proxy(None).build().new_agent()
+}
+
+/// The proxy for a request of [`http_agent`]'s to `url`: the
+/// environment's, as upstream's Go client takes it
+/// (`git::go_client_proxy`), SOCKS ones spoken to by ureq (its
+/// `socks-proxy` feature); or why the one named cannot be taken.
+pub fn proxy_for(url: &str) -> Result<Option<ureq::Proxy>, String> {
+    let why = |e: &str| format!("the proxy of the environment: {}", crate::redact::redact(e));
+    match crate::git::go_client_proxy(url, |name| std::env::var(name).ok()) {
+        None => Ok(None),
+        Some(Err(e)) => Err(why(&e)),
+        Some(Ok(p)) => ureq::Proxy::new(&p.url)
+            .map(Some)
+            .map_err(|e| why(&e.to_string())),
+    }
 }
 
 /// The client that asks git servers for their refs (`git::ls_refs`): as

@@ -66,6 +66,7 @@ pub use auth::{
 pub use gc::GcStats;
 pub use local::local_path;
 pub use partial::applies as filter_applies;
+pub(crate) use proxy::for_go_client as go_client_proxy;
 pub use remote::Target;
 pub(crate) use socks_agent::through_socks;
 pub use ssh_config::SYSTEM_FILE as SSH_SYSTEM_CONFIG;

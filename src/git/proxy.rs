@@ -237,6 +237,40 @@ pub(crate) fn for_url(
     Some(Proxy::parse(chosen))
 }
 
+/// The proxy upstream's Go client (`http.ProxyFromEnvironment`) takes for
+/// `url`, for git-sync's requests that are not git's (webhooks, askpass
+/// URLs, token endpoints), or why the one named cannot be taken:
+/// `HTTPS_PROXY` or `HTTP_PROXY` by the URL's scheme (either case, upper
+/// first), never `ALL_PROXY`; none for `localhost` and loopback addresses,
+/// a sidecar of the Pod the proxy could not reach; `NO_PROXY` as above.
+pub(crate) fn for_go_client(
+    url: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<Result<Proxy, String>> {
+    let (scheme, host, port) = http_origin(url)?;
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return None;
+    }
+    let names = match scheme {
+        "https" => ["HTTPS_PROXY", "https_proxy"],
+        _ => ["HTTP_PROXY", "http_proxy"],
+    };
+    let chosen = names
+        .iter()
+        .find_map(|name| env(name).filter(|v| !v.trim().is_empty()))?;
+    let no_proxy = env("NO_PROXY")
+        .or_else(|| env("no_proxy"))
+        .unwrap_or_default();
+    if excluded(&no_proxy, &host, port) {
+        return None;
+    }
+    Some(Proxy::parse(&chosen))
+}
+
 /// The configured proxy for `url`: of `http.proxy` and the
 /// `http.<url>.proxy` keys that match it (`urlmatch.rs`), the most
 /// specific, the last of equals, as git reads them.
@@ -352,6 +386,48 @@ mod tests {
         );
         assert_eq!(decide("ssh://h/r", &[], &env), None);
         assert_eq!(decide("/local/path", &[], &env), None);
+    }
+
+    #[test]
+    fn requests_that_are_not_gits_take_the_proxy_as_go_takes_it() {
+        let env = [
+            ("HTTPS_PROXY", "http://secure:1"),
+            ("http_proxy", "socks5h://plain:2"),
+            ("ALL_PROXY", "http://all:3"),
+            ("NO_PROXY", ".corp"),
+        ];
+        let decide = |url: &str, env: &[(&str, &str)]| {
+            let env = |k: &str| {
+                env.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            };
+            for_go_client(url, env).map(|p| p.map_or_else(|e| e, |p| p.url))
+        };
+        assert_eq!(
+            decide("https://api.github.com/app", &env),
+            Some("http://secure:1".into())
+        );
+        assert_eq!(
+            decide("http://hooks.example/x", &env),
+            Some("socks5h://plain:2".into())
+        );
+        // A sidecar of the Pod, and NO_PROXY's hosts: straight there.
+        for direct in [
+            "http://localhost:9090/-/reload",
+            "http://127.0.0.1:8080/x",
+            "http://[::1]:8080/x",
+            "https://hooks.corp/x",
+        ] {
+            assert_eq!(decide(direct, &env), None, "{direct}");
+        }
+        // ALL_PROXY is git's, not Go's.
+        assert_eq!(
+            decide("https://h/x", &[("ALL_PROXY", "http://all:3")]),
+            None
+        );
+        let bad = decide("https://h/x", &[("HTTPS_PROXY", "ftp://u:S3CRET@p")]);
+        assert!(bad.is_some_and(|why| why.contains("ftp") && !why.contains("S3CRET")));
     }
 
     #[test]

@@ -30,6 +30,9 @@ impl Hook for Webhook {
             .header("Gitsync-Hash", hash)
             .body(())
             .map_err(|e| format!("webhook {url}: {e}"))?;
+        let proxy = crate::credentials::proxy_for(&self.cfg.url)
+            .map_err(|e| format!("webhook {url}: {e}"))?;
+        let request = self.agent.configure_request(request).proxy(proxy).build();
         // Not reaching the receiver is a failure (retried) whatever the
         // status setting, as upstream.
         let response = self

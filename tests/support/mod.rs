@@ -1304,7 +1304,7 @@ pub fn forward_proxy_with_auth(login: Option<(&str, &str)>) -> (u16, Arc<Mutex<V
                     .unwrap_or("")
                     .to_string()
             };
-            let Ok(mut server) = TcpStream::connect(&authority) else {
+            let Ok(mut server) = reach(&authority) else {
                 continue;
             };
             c.lock().unwrap().push(authority);
@@ -1317,6 +1317,18 @@ pub fn forward_proxy_with_auth(login: Option<(&str, &str)>) -> (u16, Arc<Mutex<V
         }
     });
     (port, carried)
+}
+
+/// A connection to `host:port` for the test proxies, which take names
+/// under the reserved `.test` domain (RFC 2606) to 127.0.0.1, as a
+/// company's proxy reaches hosts by names its clients cannot resolve.
+fn reach(authority: &str) -> std::io::Result<TcpStream> {
+    match authority.rsplit_once(':') {
+        Some((host, port)) if host.ends_with(".test") => {
+            TcpStream::connect(format!("127.0.0.1:{port}"))
+        }
+        _ => TcpStream::connect(authority),
+    }
 }
 
 /// Copy bytes both ways between `client` and `server`, on two threads.
@@ -1374,7 +1386,7 @@ pub fn socks4_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
             };
             let target = format!("{host}:{port}");
             record.lock().unwrap().push(format!("{user}@{target}"));
-            let Ok(server) = TcpStream::connect(&target) else {
+            let Ok(server) = reach(&target) else {
                 let _ = client.write_all(&[0, 91, 0, 0, 0, 0, 0, 0]);
                 continue;
             };
