@@ -83,17 +83,29 @@ pub const SYNC_BRANCH: &str = "git-sync";
 
 /// What to add when a ref was not found: an abbreviated hash cannot be
 /// asked for (a remote knows refs and full hashes only); a missing HEAD
-/// means an empty repository.
-fn not_found_hint(git_ref: &str) -> &'static str {
+/// means an empty repository, or one whose HEAD names no branch (`near`
+/// then holds some of its branches); a misspelt name, the names `near` it.
+fn not_found_hint(git_ref: &str, near: &[String]) -> String {
+    let quoted: Vec<String> = near.iter().map(|n| format!("{n:?}")).collect();
+    let listed = match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, others)) => format!("{} or {last}", others.join(", ")),
+        None => String::new(),
+    };
     if (4..40).contains(&git_ref.len()) && git_ref.bytes().all(|b| b.is_ascii_hexdigit()) {
-        " (an abbreviated hash cannot be looked up remotely: give all 40 characters)"
+        " (an abbreviated hash cannot be looked up remotely: give all 40 characters)".into()
+    } else if git_ref == "HEAD" && near.is_empty() {
+        " (the repository has no commits yet, or no default branch)".into()
     } else if git_ref == "HEAD" {
-        " (the repository has no commits yet, or no default branch)"
+        format!(" (its HEAD names no branch: give --ref one of its branches, such as {listed})")
     } else if git_ref.starts_with("origin/") || git_ref.starts_with("refs/remotes/") {
         " (remote-tracking names such as origin/main exist in a clone only: give the \
          remote's own name, main)"
+            .into()
+    } else if near.is_empty() {
+        String::new()
     } else {
-        ""
+        format!(" (did you mean {listed}?)")
     }
 }
 
@@ -132,8 +144,13 @@ pub enum GitError {
         url: String,
         message: String,
     },
-    #[error("ref {git_ref:?} not found in {url}{}", not_found_hint(.git_ref))]
-    RefNotFound { git_ref: String, url: String },
+    #[error("ref {git_ref:?} not found in {url}{}", not_found_hint(.git_ref, .near))]
+    RefNotFound {
+        git_ref: String,
+        url: String,
+        /// Names the remote has near it (see `refs::near`).
+        near: Vec<String>,
+    },
     #[error("ref {git_ref:?} is ambiguous in {url}: {candidates}; give the full name")]
     AmbiguousRef {
         git_ref: String,
@@ -179,7 +196,7 @@ impl GitError {
 fn ref_error(e: refs::NoRef, git_ref: &str, url: &str) -> GitError {
     let (git_ref, url) = (git_ref.to_string(), crate::redact::redact(url));
     match e {
-        refs::NoRef::Missing => GitError::RefNotFound { git_ref, url },
+        refs::NoRef::Missing(near) => GitError::RefNotFound { git_ref, url, near },
         refs::NoRef::Ambiguous(names) => GitError::AmbiguousRef {
             git_ref,
             url,

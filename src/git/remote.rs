@@ -747,7 +747,7 @@ fn pick_target(heads: &[(String, Hash)], git_ref: &str, url: &str) -> Result<Tar
     .map_err(|e| ref_error(e, git_ref, url))?;
     let hash = advertised(&format!("{name}^{{}}"))
         .or_else(|| advertised(&name))
-        .ok_or_else(|| ref_error(refs::NoRef::Missing, git_ref, url))?;
+        .ok_or_else(|| ref_error(refs::NoRef::Missing(Vec::new()), git_ref, url))?;
     Ok(Target {
         hash,
         remote_ref: Some(name),

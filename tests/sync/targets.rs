@@ -291,6 +291,39 @@ fn unknown_ref_fails_and_says_so() {
 }
 
 #[test]
+fn a_misspelt_ref_is_offered_the_names_the_remote_has_near_it() {
+    for t in [Transport::File, Transport::Http] {
+        let f = Fixture::new(t);
+        let h = f.repo.commit(&[("f", "1")], "c1");
+        f.repo.git(&["branch", "develop"]);
+        f.repo.git(&["tag", "v1.2.3"]);
+        for (given, offered) in [
+            ("mian", r#"(did you mean "main"?)"#),
+            ("master", r#"(did you mean "main"?)"#),
+            ("devlop", r#"(did you mean "develop"?)"#),
+            ("v1.2.4", r#"(did you mean "v1.2.3"?)"#),
+            ("refs/heads/mian", r#"(did you mean "refs/heads/main"?)"#),
+        ] {
+            // (The log is JSON: its quotes are escaped.)
+            let log = f
+                .fail_once(&[&format!("--ref={given}")])
+                .replace("\\\"", "\"");
+            let said = format!("ref {given:?} not found in {} {offered}", f.url());
+            assert!(log.contains(&said), "{given}: {log}");
+        }
+        assert!(!f.link().exists());
+        // A HEAD that names no branch: the branches there are.
+        f.repo.git(&["symbolic-ref", "HEAD", "refs/heads/gone"]);
+        let log = f.fail_once(&[]).replace("\\\"", "\"");
+        let said = r#"its HEAD names no branch: give --ref one of its branches, such as "develop" or "main""#;
+        assert!(log.contains(said), "{log}");
+        // Given one, it syncs.
+        f.sync_once(&["--ref=main"]);
+        assert_published(&f, &h);
+    }
+}
+
+#[test]
 fn a_hash_the_repository_does_not_have_fails_and_says_so() {
     for t in [Transport::File, Transport::Http] {
         let f = Fixture::new(t);
