@@ -1649,11 +1649,11 @@ fn the_keys_and_host_checks_of_git_ssh_command_are_used() {
 
     // core.sshCommand from the git config, an option not honoured named.
     let config = format!(
-        "--git-config=core.sshCommand:ssh -i {key} -o StrictHostKeyChecking=no -o ProxyJump=bastion"
+        "--git-config=core.sshCommand:ssh -i {key} -o StrictHostKeyChecking=no -o CertificateFile=/keys/cert"
     );
     let (code, log) = run("config", &[config], &[]);
     assert_eq!(code, 0, "{log}");
-    assert!(log.contains("not -o ProxyJump=bastion"), "{log}");
+    assert!(log.contains("not -o CertificateFile=/keys/cert"), "{log}");
     // A wrapper script is not run: a warning says nothing of it is used.
     let (code, log) = run(
         "wrapper",
@@ -1797,17 +1797,185 @@ fn the_openssh_configuration_of_the_repositorys_host_is_applied() {
     let (code, log, _) = run("no-file", &direct, &[], Some("ssh -F none"));
     assert_eq!(code, 1, "{log}");
 
-    // -F names the only file read; a ProxyJump there is named.
+    // -F names the only file read; what is not done there is named.
     let other = tmp.path().join("other-config");
     fs::write(
         &other,
-        format!("Host mirror\n  ProxyJump bastion.example\n{destination}"),
+        format!("Host mirror\n  CertificateFile ~/.ssh/cert\n{destination}"),
     )
     .unwrap();
     let command = format!("ssh -F {}", other.display());
     let (code, log, got) = run("other", &alias, &[], Some(&command));
     assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
-    assert!(log.contains("ProxyJump bastion.example"), "{log}");
+    assert!(log.contains("CertificateFile ~/.ssh/cert"), "{log}");
+}
+
+/// A `ProxyCommand` for the tests: writes the host and port it was
+/// asked for to a file, then carries bytes between its standard input and
+/// output and the server, which is on 127.0.0.1 whatever the host.
+const BRIDGE: &str = r#"
+import os, select, socket, sys
+host, port, asked = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(asked, "a") as f:
+    f.write(f"{host} {port}\n")
+server = socket.create_connection(("127.0.0.1", port))
+while True:
+    ready, _, _ = select.select([0, server], [], [])
+    if 0 in ready:
+        data = os.read(0, 65536)
+        if not data:
+            break
+        server.sendall(data)
+    if server in ready:
+        data = server.recv(65536)
+        if not data:
+            break
+        while data:
+            data = data[os.write(1, data):]
+"#;
+
+/// OpenSSH's `ProxyCommand` and `ProxyJump`, which upstream's `ssh` runs:
+/// the server is reached over the command's input and output, on
+/// libgit2's connection and on a session of ours (a filtered sync); a
+/// `ProxyJump` runs `ssh -W` through the jump host, the `-F` file of the
+/// ssh command passed on to it.
+#[test]
+fn the_server_is_reached_through_a_proxy_command_or_a_jump_host() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    repo.git(&["config", "uploadpack.allowFilter", "true"]);
+    let h = repo.commit(&[("docs/a.md", "a"), ("b", "b")], "one");
+    let sshd = Sshd::start();
+    let bridge = tmp.path().join("bridge.py");
+    fs::write(&bridge, BRIDGE).unwrap();
+    let asked = tmp.path().join("asked");
+    // The host names the server by a name that resolves nowhere: only the
+    // command reaches it. Its key is known under that name.
+    let key_part = sshd.known_hosts_line.split_once(' ').unwrap().1;
+    let known = tmp.path().join("known_hosts");
+    fs::write(
+        &known,
+        format!(
+            "[git.invalid]:{port} {key_part}\n{}\n",
+            sshd.known_hosts_line,
+            port = sshd.port
+        ),
+    )
+    .unwrap();
+    let config = tmp.path().join("ssh_config");
+    let destination = format!(
+        "  Port {}\n  User {}\n  IdentityFile {}\n",
+        sshd.port,
+        sshd.user,
+        sshd.client_key.display()
+    );
+    fs::write(
+        &config,
+        format!(
+            "Host hidden\n  HostName git.invalid\n{destination}  ProxyCommand python3 {} %h %p {}\n\
+             Host jumped\n  HostName 127.0.0.1\n{destination}  ProxyJump bastion\n\
+             Host bastion\n  HostName 127.0.0.1\n{destination}  UserKnownHostsFile {}\n  BatchMode yes\n",
+            bridge.display(),
+            asked.display(),
+            known.display(),
+        ),
+    )
+    .unwrap();
+    // The `ssh` a ProxyJump runs, which says how it was run.
+    let bin = tmp.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let ssh = bin.join("ssh");
+    fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\necho \"ssh $*\" >> {}\nexec /usr/bin/ssh \"$@\"\n",
+            asked.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path_env = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let command = format!("ssh -F {}", config.display());
+    let patterns = tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let run = |name: &str, alias: &str, filtered: bool| {
+        let _ = fs::remove_file(&asked);
+        let mut args = vec![
+            format!("--repo={alias}:{}", repo.dir.display()),
+            format!("--root={}", tmp.path().join(name).display()),
+            "--link=site".into(),
+            format!("--ssh-known-hosts-file={}", known.display()),
+            "-v=5".into(),
+        ];
+        if filtered {
+            args.push(format!("--sparse-checkout-file={}", patterns.display()));
+            args.push("--filter=blob:none".into());
+        }
+        let env = [
+            ("GIT_SSH_COMMAND", command.as_str()),
+            ("PATH", path_env.as_str()),
+        ];
+        let (code, log) = one_time(&args, &env);
+        let got = published(&tmp.path().join(name).join("site"));
+        assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
+        assert_eq!(log.contains("\"refs listed\""), filtered, "{log}");
+        assert!(!log.contains("not supported here"), "{log}");
+        fs::read_to_string(&asked).unwrap_or_default()
+    };
+    for (name, filtered) in [("command", false), ("command-filtered", true)] {
+        let asked = run(name, "hidden", filtered);
+        assert!(
+            asked.lines().count() >= 1
+                && asked
+                    .lines()
+                    .all(|l| l == format!("git.invalid {}", sshd.port)),
+            "{asked}"
+        );
+    }
+    for (name, filtered) in [("jump", false), ("jump-filtered", true)] {
+        let asked = run(name, "jumped", filtered);
+        let jump = format!(
+            "ssh -F {} -W [127.0.0.1]:{} bastion",
+            config.display(),
+            sshd.port
+        );
+        assert!(
+            asked.lines().count() >= 1 && asked.lines().all(|l| l == jump),
+            "{asked}"
+        );
+    }
+    let args = [
+        format!("--repo=hidden:{}", repo.dir.display()),
+        format!("--root={}", tmp.path().join("direct").display()),
+        format!("--ssh-known-hosts-file={}", known.display()),
+    ];
+    // A command that fails: what it said is logged, and the error points
+    // there.
+    fs::write(
+        &config,
+        format!(
+            "Host hidden\n  HostName git.invalid\n{destination}  \
+             ProxyCommand echo no route to %h >&2; exit 1\n"
+        ),
+    )
+    .unwrap();
+    let (code, log) = one_time(&args, &[("GIT_SSH_COMMAND", command.as_str())]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("no route to git.invalid"), "{log}");
+    assert!(
+        log.contains("through the proxy command echo no route to git.invalid"),
+        "{log}"
+    );
+    // Without the command, the name leads nowhere.
+    fs::write(
+        &config,
+        format!("Host hidden\n  HostName git.invalid\n{destination}"),
+    )
+    .unwrap();
+    let (code, log) = one_time(&args, &[("GIT_SSH_COMMAND", command.as_str())]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("git.invalid"), "{log}");
+    assert!(!log.contains("proxy command"), "{log}");
 }
 
 /// `ssh` reads its configuration at each connection: a daemon sees a

@@ -123,6 +123,8 @@ impl SshConfig {
             port: command.and_then(|c| c.port),
             user: command.and_then(|c| c.user.clone()),
             host_key_alias: command.and_then(|c| c.host_key_alias.clone()),
+            proxy: command.and_then(|c| c.proxy.clone()),
+            config_file: command.and_then(|c| c.config_file.clone()),
         }
     }
 

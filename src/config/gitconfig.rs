@@ -576,7 +576,8 @@ mod tests {
         // checks, or when it is not one, it is warned about.
         for (command, warnings) in [
             ("ssh -v -i k -p 2222", 0),
-            ("ssh -J bastion", 1),
+            ("ssh -J bastion", 0),
+            ("ssh -o CertificateFile=c", 1),
             ("my-ssh", 1),
         ] {
             let ssh_env = |k: &str| (k == "GIT_SSH_COMMAND").then(|| command.to_string());

@@ -4,7 +4,8 @@
 //! what OpenSSH would take from such a command is taken: its keys (`-i`,
 //! `IdentityFile`), its host key checks (`StrictHostKeyChecking`,
 //! `UserKnownHostsFile`, `GlobalKnownHostsFile`), `IdentitiesOnly`, the
-//! destination (`-p`/`Port`, `-l`/`User`, `HostName`) and the
+//! destination (`-p`/`Port`, `-l`/`User`, `HostName`), the way there
+//! (`ProxyCommand`, `ProxyJump`/`-J`: see `git::proxy_command`) and the
 //! configuration file `-F` names. As OpenSSH keeps the first value of an
 //! option, these win over git-sync's flags and the configuration files, as
 //! with upstream.
@@ -14,6 +15,7 @@
 use std::path::PathBuf;
 
 use super::values::under_home;
+use crate::git::SshProxy;
 
 /// How the server's host key is checked (`StrictHostKeyChecking`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +54,11 @@ pub struct SshCommand {
     pub host_name: Option<String>,
     /// `HostKeyAlias`: wins over the files'.
     pub host_key_alias: Option<String>,
+    /// `ProxyCommand`, `ProxyJump` or `-J` (the first of them): wins over
+    /// the files'. `Some(None)` for `none`.
+    pub proxy: Option<Option<SshProxy>>,
     /// Options that would change how the server is reached and are not
-    /// honoured (`ProxyCommand`, `-J`, ...): named in a warning.
+    /// honoured (`-o CertificateFile`, `-D`, ...): named in a warning.
     pub unsupported: Vec<String>,
 }
 
@@ -125,12 +130,17 @@ pub fn parse(command: &str) -> Option<SshCommand> {
             "v" | "q" | "T" | "t" | "4" | "6" | "A" | "a" | "C" | "x" | "X" | "n" | "N" => {}
             // The last -F counts, as in OpenSSH.
             "F" => cmd.config_file = Some(PathBuf::from(value()?)),
+            "J" => {
+                let jump = value()?;
+                cmd.proxy
+                    .get_or_insert(SshProxy::from_option("proxyjump", &jump)?);
+            }
             // Ciphers, MACs, a log file.
             "c" | "m" | "E" => {
                 value()?;
             }
             _ => {
-                if "BbDeIJLOQRSWw".contains(letter) {
+                if "BbDeILOQRSWw".contains(letter) {
                     value();
                 }
                 cmd.unsupported.push(format!("-{letter}"));
@@ -198,6 +208,11 @@ impl SshCommand {
             }
             "hostkeyalias" => {
                 self.host_key_alias.get_or_insert_with(|| value.to_string());
+            }
+            "proxycommand" | "proxyjump" => {
+                if let Some(proxy) = SshProxy::from_option(&name, value) {
+                    self.proxy.get_or_insert(proxy);
+                }
             }
             "stricthostkeychecking"
             | "userknownhostsfile"
@@ -344,9 +359,20 @@ mod tests {
 
     #[test]
     fn what_is_not_honoured_is_named_and_what_is_not_ssh_is_left_alone() {
-        let c =
-            parse("ssh -p x -v -o ProxyCommand=nc -F /dev/null -o ConnectTimeout=5 -é").unwrap();
-        assert_eq!(c.unsupported, ["-p x", "-o ProxyCommand=nc", "-é"]);
+        let c = parse(
+            "ssh -p x -v -o 'ProxyCommand=nc %h %p' -J b -F /dev/null -o ConnectTimeout=5 -é",
+        )
+        .unwrap();
+        assert_eq!(c.unsupported, ["-p x", "-é"]);
+        assert_eq!(
+            c.proxy,
+            Some(Some(SshProxy::Command("nc %h %p".into()))),
+            "the first wins"
+        );
+        let c = parse("ssh -J me@b -o ProxyCommand=none").unwrap();
+        assert_eq!(c.proxy, Some(Some(SshProxy::Jump("me@b".into()))));
+        let c = parse("ssh -o ProxyJump=none -J b").unwrap();
+        assert_eq!(c.proxy, Some(None), "none: the files' are not used either");
         for not_ssh in [
             "/usr/local/bin/my-ssh -i k",
             "ssh -i $KEY",

@@ -111,6 +111,11 @@ pub struct SshClientConfig {
     pub user: Option<String>,
     /// The command line's `HostKeyAlias`.
     pub host_key_alias: Option<String>,
+    /// The command line's `ProxyCommand` or `ProxyJump` (`-J`); `Some(None)`
+    /// for `none`, which says the files' are not to be used either.
+    pub proxy: Option<Option<super::SshProxy>>,
+    /// The command line's `-F`, passed on to the `ssh` a `ProxyJump` runs.
+    pub config_file: Option<PathBuf>,
 }
 
 impl SshAuth {

@@ -292,6 +292,17 @@ impl GitRepo {
             tracing::debug!(url = %redact(&effective), "protocol.version asks for version 0: libgit2 lists and fetches");
         }
         let url = effective.as_str();
+        // An SSH server's proxy command, for libgit2's connections and ours.
+        if let Some(destination) = &ssh {
+            if let Some(to) = super::ssh_url::SshUrl::parse(url) {
+                let command = destination.proxy_command.clone();
+                if let Some(command) = &command {
+                    tracing::debug!(url = %redact(url), command = %redact(command), "over a proxy command");
+                }
+                let origin = (to.host.to_ascii_lowercase(), to.port.unwrap_or(22));
+                stream::route(origin, command.map(stream::Route::Command));
+            }
+        }
         let verify_tls = http_config::ssl_verify(url, &entries, |k| std::env::var(k).ok());
         let Some((scheme, host, port)) = proxy::http_origin(url) else {
             return UrlSettings {
@@ -393,9 +404,18 @@ impl GitRepo {
         }
         // libgit2 names the host it could not reach, not the port nor
         // where the URL was rewritten to.
-        let effective = self.url_settings(url).effective;
+        let settings = self.url_settings(url);
+        let effective = settings.effective;
         if effective != url {
             message.push_str(&format!(" (the URL led to {})", redact(&effective)));
+        }
+        // The connection was a command's: it may have failed, and said why
+        // on its standard error, which is logged.
+        if let Some(command) = settings.ssh.and_then(|d| d.proxy_command) {
+            message.push_str(&format!(
+                " (through the proxy command {}: see what it said, logged above)",
+                redact(&command)
+            ));
         }
         GitError::Remote {
             op,

@@ -10,7 +10,8 @@
 //! `StrictHostKeyChecking` and `UserKnownHostsFile` on its command line,
 //! which wins over these files: their values change nothing there, nor
 //! here. What would change how the server is reached or proved and cannot
-//! be done in process (`ProxyJump`, `CertificateFile`, ...) is named.
+//! be done in process (`CertificateFile`, ...) is named. `ProxyCommand`
+//! and `ProxyJump` are run as OpenSSH runs them (see `proxy_command`).
 //!
 //! As OpenSSH reads them: `Host` patterns (`*`, `?`, `!`) match the host as
 //! the URL names it, the first value of an option wins (`IdentityFile`s add
@@ -25,6 +26,7 @@ use std::time::Duration;
 use super::known_hosts::{glob, host_matches};
 use super::ssh_url::SshUrl;
 use super::SshClientConfig;
+use super::SshProxy;
 
 /// The system's file; `Include`s in it are relative to its directory.
 pub const SYSTEM_FILE: &str = "/etc/ssh/ssh_config";
@@ -50,8 +52,11 @@ pub struct Destination {
     pub global_known_hosts: Option<Vec<PathBuf>>,
     /// `HostKeyAlias`: host keys are looked up under this name alone.
     pub host_key_alias: Option<String>,
+    /// The command the server is reached over (`ProxyCommand`, or the
+    /// `ssh -W` a `ProxyJump` makes), its tokens expanded.
+    pub proxy_command: Option<String>,
     /// What applies to the host and is not done here, with its file:
-    /// `ProxyJump bastion (/home/me/.ssh/config)`.
+    /// `CertificateFile ~/.ssh/id-cert.pub (/home/me/.ssh/config)`.
     pub not_applied: Vec<String>,
     /// The files it was read from (or looked for), and the directories
     /// `Include` patterns listed, as they were then.
@@ -165,8 +170,16 @@ pub fn destination(url: &str, config: &SshClientConfig) -> Option<Destination> {
             .filter_map(|v| expand("GlobalKnownHostsFile", v))
             .collect()
     });
+    // (The command line's, as ssh keeps the first value given.)
+    let proxy = config.proxy.clone().or(found.proxy).flatten();
+    let proxy_command = proxy.and_then(|p| {
+        let command = p.command(config.config_file.as_deref());
+        let expanded = expand("ProxyCommand", &command)?;
+        expanded.into_os_string().into_string().ok()
+    });
     Some(Destination {
         url: (to.to_url() != given.to_url()).then(|| to.to_url()),
+        proxy_command,
         identity_files,
         identities_only: found.identities_only,
         global_known_hosts,
@@ -186,6 +199,9 @@ struct Found {
     identities_only: Option<bool>,
     global_known_hosts: Option<Vec<String>>,
     host_key_alias: Option<String>,
+    /// `ProxyCommand` or `ProxyJump`, the first found; `Some(None)` for
+    /// `none`.
+    proxy: Option<Option<SshProxy>>,
     not_applied: Vec<String>,
 }
 
@@ -231,6 +247,17 @@ impl Reading<'_> {
                             self.file(&included, base, depth + 1);
                         }
                     }
+                }
+                // The rest of the line as written, as OpenSSH takes it.
+                "proxycommand" => {
+                    let rest = line.trim_start()[keyword.len()..]
+                        .trim_start_matches(|c: char| c == '=' || c.is_whitespace())
+                        .trim_end();
+                    self.proxy(SshProxy::from_option("proxycommand", rest));
+                }
+                "proxyjump" => {
+                    let value = args.first().map(String::as_str).unwrap_or_default();
+                    self.proxy(SshProxy::from_option("proxyjump", value));
                 }
                 lower => self.option(lower, &keyword, &args, file),
             }
@@ -318,6 +345,13 @@ impl Reading<'_> {
         !unknown
     }
 
+    /// `ProxyCommand` or `ProxyJump`: whichever comes first counts.
+    fn proxy(&mut self, proxy: Option<Option<SshProxy>>) {
+        if let Some(proxy) = proxy {
+            self.found.proxy.get_or_insert(proxy);
+        }
+    }
+
     /// An option of an active block; `keyword` as written.
     fn option(&mut self, lower: &str, keyword: &str, args: &[String], file: &Path) {
         let Some(value) = args.first() else {
@@ -355,17 +389,10 @@ impl Reading<'_> {
                 found.host_key_alias.get_or_insert_with(|| value.clone());
             }
             _ => {
-                // ProxyJump and ProxyCommand: whichever comes first.
-                let slot = match lower {
-                    "proxycommand" => "proxyjump",
-                    other => other,
-                };
                 let not_done = match lower {
-                    "proxyjump"
-                    | "proxycommand"
-                    | "certificatefile"
-                    | "pkcs11provider"
-                    | "securitykeyprovider" => !value.eq_ignore_ascii_case("none"),
+                    "certificatefile" | "pkcs11provider" | "securitykeyprovider" => {
+                        !value.eq_ignore_ascii_case("none")
+                    }
                     "identityagent" => {
                         !matches!(value.as_str(), "none" | "SSH_AUTH_SOCK" | "$SSH_AUTH_SOCK")
                     }
@@ -374,17 +401,13 @@ impl Reading<'_> {
                     }
                     _ => false,
                 };
-                if !self.noted.iter().any(|n| n == slot) {
-                    if not_done {
-                        found.not_applied.push(format!(
-                            "{keyword} {} ({})",
-                            args.join(" "),
-                            file.display()
-                        ));
-                    }
-                    if matches!(lower, "proxyjump" | "proxycommand") || not_done {
-                        self.noted.push(slot.to_string());
-                    }
+                if not_done && !self.noted.iter().any(|n| n == lower) {
+                    found.not_applied.push(format!(
+                        "{keyword} {} ({})",
+                        args.join(" "),
+                        file.display()
+                    ));
+                    self.noted.push(lower.to_string());
                 }
             }
         }
@@ -586,16 +609,16 @@ mod tests {
         let config = home.join(".ssh/config");
         assert_eq!(
             d.not_applied,
-            [
-                format!(
-                    "ProxyJump bastion ({})",
-                    home.join(".ssh/config.d/10-alias").display()
-                ),
-                format!(
-                    "Match originalhost alias exec test -e /x ({}; not evaluated)",
-                    config.display()
-                ),
-            ]
+            [format!(
+                "Match originalhost alias exec test -e /x ({}; not evaluated)",
+                config.display()
+            )]
+        );
+        // The first of ProxyJump and ProxyCommand, its tokens those of the
+        // destination.
+        assert_eq!(
+            d.proxy_command.as_deref(),
+            Some("ssh -W '[real.example]:22' bastion")
         );
         // `Match host` sees the HostName found so far, `%h` expanded.
         let d = resolve(home, "pct:r.git");
@@ -603,6 +626,38 @@ mod tests {
         // A Match whose known criteria fail is not named.
         let d = resolve(home, "elsewhere:r.git");
         assert!(d.says_the_same_as(&Destination::default()), "{d:?}");
+    }
+
+    #[test]
+    fn a_proxy_command_is_the_rest_of_its_line_with_the_destinations_tokens() {
+        let home = home_with(&[(
+            "config",
+            "Host direct.inner\n  ProxyCommand none\nHost *.inner\n  User me\n  Port 2222\n  \
+             ProxyCommand=sh -c \"nc %h %p\" # %r@%n, 100%%\n",
+        )]);
+        let d = resolve(home.path(), "git.inner:r.git");
+        assert_eq!(
+            d.proxy_command.as_deref(),
+            Some("sh -c \"nc git.inner 2222\" # me@git.inner, 100%")
+        );
+        assert_eq!(
+            resolve(home.path(), "direct.inner:r.git").proxy_command,
+            None
+        );
+        // The command line's comes first; its `none` says none.
+        let command = |proxy| SshClientConfig {
+            files: vec![home.path().join(".ssh/config")],
+            proxy,
+            ..Default::default()
+        };
+        let jump = Some(Some(SshProxy::Jump("b".into())));
+        let d = destination("git.inner:r.git", &command(jump)).unwrap();
+        assert_eq!(
+            d.proxy_command.as_deref(),
+            Some("ssh -W '[git.inner]:2222' b")
+        );
+        let d = destination("git.inner:r.git", &command(Some(None))).unwrap();
+        assert_eq!(d.proxy_command, None);
     }
 
     #[test]

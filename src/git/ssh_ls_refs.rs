@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ssh_url::SshUrl;
-use super::v2_session::{connect, ls_refs, Listed, NoListing};
+use super::v2_session::{ls_refs, Listed, NoListing};
 use super::{known_hosts, ssh_key, SshAuth};
 
 /// Where an SSH URL leads: `ssh://[user@]host[:port]/path` (also
@@ -126,9 +126,9 @@ pub(super) fn lfs_authenticate(
 /// An authenticated session with the server of `place`, its host key
 /// checked first.
 fn open(place: &SshPlace, auth: &SshAuth, timeout: Duration) -> Result<ssh2::Session, NoListing> {
-    let tcp = connect(&place.host, place.port, timeout)?;
+    let conn = super::stream::open_ssh(&place.host, place.port, Some(timeout))?;
     let mut session = ssh2::Session::new()?;
-    session.set_tcp_stream(tcp);
+    session.set_tcp_stream(conn);
     session.set_timeout(timeout.as_millis().try_into().unwrap_or(u32::MAX));
     if auth.known_hosts.is_some() {
         let mut types = Vec::new();

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::proxy_command::CommandStream;
 use super::socks::Socks;
 
 /// `GIT_STREAM_VERSION`.
@@ -52,6 +53,59 @@ pub(crate) enum Route {
     HttpProxy(HostPort),
     /// Through this SOCKS proxy.
     Socks(HostPort, Socks),
+    /// Over the standard input and output of this command (an SSH
+    /// server's `ProxyCommand`, tokens expanded).
+    Command(String),
+}
+
+/// A connection: a TCP socket, or a proxy command's socket.
+#[derive(Debug)]
+pub(crate) enum Conn {
+    Tcp(TcpStream),
+    Command(CommandStream),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.read(buf),
+            Conn::Command(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.write(buf),
+            Conn::Command(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.flush(),
+            Conn::Command(s) => s.flush(),
+        }
+    }
+}
+
+impl AsRawFd for Conn {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Conn::Tcp(s) => s.as_raw_fd(),
+            Conn::Command(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// A connection to an SSH server at `host:port`: over its proxy command
+/// if one is routed for it (see [`route`]), else straight over TCP.
+pub(crate) fn open_ssh(host: &str, port: u16, timeout: Option<Duration>) -> Result<Conn, String> {
+    match route_of(host, port) {
+        Some(Route::Command(command)) => CommandStream::spawn(&command, timeout).map(Conn::Command),
+        _ => connect_tcp(host, port, timeout).map(Conn::Tcp),
+    }
 }
 
 /// The servers a remote operation's connections may reach when its
@@ -161,7 +215,7 @@ struct NoDelayStream {
     host: *mut c_char,
     port: *mut c_char,
     s: c_int,
-    tcp: Option<TcpStream>,
+    conn: Option<Conn>,
     /// Whether anything was written yet: the first write of a git://
     /// connection is its request, see [`repaired_daemon_request`].
     wrote: bool,
@@ -216,24 +270,25 @@ unsafe extern "C" fn connect(stream: *mut RawStream) -> c_int {
         }
     }
     let route = route_of(&host, port);
-    let (to, socks) = match route {
-        None => ((host.clone(), port), None),
-        Some(Route::HttpProxy(proxy)) => (proxy, None),
-        Some(Route::Socks(proxy, socks)) => (proxy, Some(socks)),
+    let opened = match route {
+        None => connect_tcp(&host, port, timeout()).map(Conn::Tcp),
+        Some(Route::HttpProxy(proxy)) => connect_tcp(&proxy.0, proxy.1, timeout()).map(Conn::Tcp),
+        Some(Route::Socks(proxy, socks)) => socks
+            .open((&proxy.0, proxy.1), &host, port, timeout())
+            .map(Conn::Tcp),
+        Some(Route::Command(command)) => {
+            CommandStream::spawn(&command, timeout()).map(Conn::Command)
+        }
     };
-    let opened = match socks {
-        None => connect_tcp(&to.0, to.1, timeout()),
-        Some(socks) => socks.open((&to.0, to.1), &host, port, timeout()),
-    };
-    let tcp = match opened {
-        Ok(tcp) => tcp,
+    let conn = match opened {
+        Ok(conn) => conn,
         Err(e) => {
             set_error(&e);
             return -1;
         }
     };
-    st.s = tcp.as_raw_fd();
-    st.tcp = Some(tcp);
+    st.s = conn.as_raw_fd();
+    st.conn = Some(conn);
     0
 }
 
@@ -287,7 +342,7 @@ fn io_result(r: std::io::Result<usize>, what: &str) -> isize {
 
 unsafe extern "C" fn read(stream: *mut RawStream, data: *mut c_void, len: usize) -> isize {
     let st = ours(stream);
-    let Some(tcp) = st.tcp.as_mut() else {
+    let Some(tcp) = st.conn.as_mut() else {
         set_error("read from a closed socket");
         return -1;
     };
@@ -303,7 +358,7 @@ unsafe extern "C" fn write(
     _flags: c_int,
 ) -> isize {
     let st = ours(stream);
-    let Some(tcp) = st.tcp.as_mut() else {
+    let Some(tcp) = st.conn.as_mut() else {
         set_error("write to a closed socket");
         return -1;
     };
@@ -345,7 +400,8 @@ fn repaired_daemon_request(buf: &[u8], host: &str, port: &str) -> Option<Vec<u8>
 
 unsafe extern "C" fn close(stream: *mut RawStream) -> c_int {
     let st = ours(stream);
-    if let Some(tcp) = st.tcp.take() {
+    // (A proxy command's connection ends with the command.)
+    if let Some(Conn::Tcp(tcp)) = st.conn.take() {
         let _ = tcp.shutdown(std::net::Shutdown::Both);
     }
     st.s = -1;
@@ -389,7 +445,7 @@ unsafe extern "C" fn init(
         host: host.into_raw(),
         port: port.into_raw(),
         s: -1,
-        tcp: None,
+        conn: None,
         wrote: false,
     });
     *out = Box::into_raw(st) as *mut RawStream;
