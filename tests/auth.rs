@@ -1810,30 +1810,6 @@ fn the_openssh_configuration_of_the_repositorys_host_is_applied() {
     assert!(log.contains("CertificateFile ~/.ssh/cert"), "{log}");
 }
 
-/// A `ProxyCommand` for the tests: writes the host and port it was
-/// asked for to a file, then carries bytes between its standard input and
-/// output and the server, which is on 127.0.0.1 whatever the host.
-const BRIDGE: &str = r#"
-import os, select, socket, sys
-host, port, asked = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-with open(asked, "a") as f:
-    f.write(f"{host} {port}\n")
-server = socket.create_connection(("127.0.0.1", port))
-while True:
-    ready, _, _ = select.select([0, server], [], [])
-    if 0 in ready:
-        data = os.read(0, 65536)
-        if not data:
-            break
-        server.sendall(data)
-    if server in ready:
-        data = server.recv(65536)
-        if not data:
-            break
-        while data:
-            data = data[os.write(1, data):]
-"#;
-
 /// OpenSSH's `ProxyCommand` and `ProxyJump`, which upstream's `ssh` runs:
 /// the server is reached over the command's input and output, on
 /// libgit2's connection and on a session of ours (a filtered sync); a
@@ -1846,8 +1822,7 @@ fn the_server_is_reached_through_a_proxy_command_or_a_jump_host() {
     repo.git(&["config", "uploadpack.allowFilter", "true"]);
     let h = repo.commit(&[("docs/a.md", "a"), ("b", "b")], "one");
     let sshd = Sshd::start();
-    let bridge = tmp.path().join("bridge.py");
-    fs::write(&bridge, BRIDGE).unwrap();
+    let bridge = write_bridge(tmp.path());
     let asked = tmp.path().join("asked");
     // The host names the server by a name that resolves nowhere: only the
     // command reaches it. Its key is known under that name.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::pkt_line;
 use super::ssh_url::split_port;
-use super::v2_session::{connect, ls_refs, Listed};
+use super::v2_session::{ls_refs, Listed};
 
 /// The port of git's daemon when a URL names none.
 const DAEMON_PORT: u16 = 9418;
@@ -63,12 +63,11 @@ fn request(place: &DaemonPlace) -> Vec<u8> {
 /// The refs of the repository at `place` whose names start with one of
 /// `prefixes`, over protocol v2, and the session, open for a fetch.
 pub(super) fn list(place: &DaemonPlace, prefixes: &[String], timeout: Duration) -> Listed {
-    let mut tcp = connect(&place.host, place.port, timeout)?;
-    tcp.set_read_timeout(Some(timeout))?;
-    tcp.set_write_timeout(Some(timeout))?;
-    tcp.set_nodelay(true)?;
-    tcp.write_all(&request(place))?;
-    ls_refs(Box::new(tcp), prefixes)
+    // (Over TCP with no delay, reads and writes bounded by `timeout`;
+    // or over `core.gitProxy`'s program.)
+    let mut conn = super::stream::open(&place.host, place.port, Some(timeout))?;
+    conn.write_all(&request(place))?;
+    ls_refs(Box::new(conn), prefixes)
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
-//! OpenSSH's `ProxyCommand` and `ProxyJump`: the connection to an SSH
-//! server is a command's standard input and output rather than a TCP
-//! socket. As OpenSSH does, the command runs as `/bin/sh -c 'exec
+//! Connections that are a command's standard input and output rather
+//! than a TCP socket. OpenSSH's `ProxyCommand` and `ProxyJump` for an SSH
+//! server: as OpenSSH does, the command runs as `/bin/sh -c 'exec
 //! <command>'`, and a `ProxyJump` is the command `ssh -W '[%h]:%p'
 //! <jump host>` (which needs an `ssh` program, as it does under OpenSSH:
-//! the jump host's keys and configuration are its business).
+//! the jump host's keys and configuration are its business). git's
+//! `core.gitProxy` (or `GIT_PROXY_COMMAND`) for a `git://` server: as git
+//! does, the program runs as `<program> <host> <port>`, no shell.
 //!
 //! The command gets one end of a socket pair as its standard input and
 //! output; the other end is the connection, a socket as libssh2 wants
@@ -80,6 +82,35 @@ impl SshProxy {
     }
 }
 
+/// The program git connects to `host`'s daemon (`git://`) through:
+/// `GIT_PROXY_COMMAND` (`env`) for every host if set, else the first of
+/// the `core.gitProxy` values (in the order git reads them) that applies
+/// to it: `<program>` for all, `<program> for <domain>` for the host
+/// `<domain>` and those ending in `.<domain>`; `none` (or an empty value)
+/// says straight there.
+pub fn git_proxy<'a>(
+    host: &str,
+    env: Option<String>,
+    values: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    if let Some(program) = env {
+        return Some(program).filter(|p| !p.is_empty());
+    }
+    let chosen = values
+        .into_iter()
+        .find_map(|value| match value.find(" for ") {
+            None => Some(value),
+            Some(at) => {
+                let domain = &value[at + 5..];
+                let applies = host
+                    .strip_suffix(domain)
+                    .is_some_and(|before| before.is_empty() || before.ends_with('.'));
+                applies.then(|| &value[..at])
+            }
+        })?;
+    Some(chosen.to_string()).filter(|p| !p.is_empty() && p != "none")
+}
+
 /// `host:port`, `[v6]:port` or a bare host, split.
 fn split_port(text: &str) -> (&str, Option<&str>) {
     if let Some(rest) = text.strip_prefix('[') {
@@ -119,35 +150,61 @@ pub struct CommandStream {
 const LAST_WORDS: Duration = Duration::from_millis(500);
 
 impl CommandStream {
-    /// Run `command` (tokens expanded) for a connection; reads and writes
-    /// wait at most `timeout`.
+    /// Run `command` (an SSH `ProxyCommand`, tokens expanded) for a
+    /// connection; reads and writes wait at most `timeout`.
     pub fn spawn(command: &str, timeout: Option<Duration>) -> Result<CommandStream, String> {
-        let failed = |e: std::io::Error| format!("ProxyCommand {command}: {e}");
+        let mut shell = Command::new(SHELL);
+        shell.arg("-c").arg(format!("exec {command}"));
+        Self::start(shell, command, SHELL, timeout)
+    }
+
+    /// Run `program host port` (git's `core.gitProxy`) for a connection to
+    /// `host:port`.
+    pub fn spawn_git_proxy(
+        program: &str,
+        host: &str,
+        port: u16,
+        timeout: Option<Duration>,
+    ) -> Result<CommandStream, String> {
+        let mut run = Command::new(program);
+        run.arg(host).arg(port.to_string());
+        Self::start(run, &format!("{program} {host} {port}"), program, timeout)
+    }
+
+    /// Start `run` (`named` so in messages and logs, `runs` its program)
+    /// with one end of a new socket pair as its input and output.
+    fn start(
+        mut run: Command,
+        named: &str,
+        runs: &str,
+        timeout: Option<Duration>,
+    ) -> Result<CommandStream, String> {
+        let failed = |e: std::io::Error| format!("proxy command {named}: {e}");
         let (ours, theirs) = UnixStream::pair().map_err(failed)?;
         let theirs_out = theirs.try_clone().map_err(failed)?;
-        let mut child = Command::new(SHELL)
-            .arg("-c")
-            .arg(format!("exec {command}"))
+        let mut child = run
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::from(OwnedFd::from(theirs_out)))
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("ProxyCommand {command}: cannot run {SHELL}: {e}"))?;
+            .map_err(|e| format!("proxy command {named}: cannot run {runs}: {e}"))?;
         let mut said = None;
         if let Some(stderr) = child.stderr.take() {
-            let command = command.to_string();
+            let command = named.to_string();
             let (done, all_said) = std::sync::mpsc::channel::<()>();
             let logged = std::thread::Builder::new()
                 .name("proxy-command".into())
                 .spawn(move || {
                     let _done = done;
                     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                        tracing::warn!(command = %command, said = %crate::redact::redact(&line), "ProxyCommand");
+                        tracing::warn!(command = %command, said = %crate::redact::redact(&line), "proxy command");
                     }
                 });
             match logged {
                 Ok(_) => said = Some(all_said),
-                Err(e) => tracing::debug!(error = %e, "ProxyCommand's standard error is not read"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "the proxy command's standard error is not read")
+                }
             }
         }
         ours.set_read_timeout(timeout).map_err(failed)?;
@@ -233,6 +290,38 @@ mod tests {
             "none: straight there"
         );
         assert_eq!(SshProxy::from_option("port", "22"), None);
+    }
+
+    #[test]
+    fn git_proxy_is_chosen_as_git_chooses_it() {
+        let values = [
+            "none for intranet.example",
+            "tunnel-a for example",
+            "tunnel-b",
+        ];
+        let proxy = |host: &str| git_proxy(host, None, values);
+        assert_eq!(proxy("git.intranet.example"), None, "none");
+        assert_eq!(proxy("git.example").as_deref(), Some("tunnel-a"));
+        assert_eq!(proxy("example").as_deref(), Some("tunnel-a"));
+        assert_eq!(
+            proxy("notexample").as_deref(),
+            Some("tunnel-b"),
+            "a whole domain only"
+        );
+        assert_eq!(proxy("elsewhere.org").as_deref(), Some("tunnel-b"));
+        // The environment's applies to every host; empty, to none.
+        let env = |v: &str| git_proxy("git.intranet.example", Some(v.into()), values);
+        assert_eq!(env("mine").as_deref(), Some("mine"));
+        assert_eq!(env(""), None);
+        assert_eq!(git_proxy("h", None, []), None);
+    }
+
+    #[test]
+    fn a_git_proxy_is_given_the_host_and_port() {
+        let mut stream = CommandStream::spawn_git_proxy("echo", "h.example", 9418, None).unwrap();
+        let mut said = String::new();
+        stream.read_to_string(&mut said).unwrap();
+        assert_eq!(said, "h.example 9418\n");
     }
 
     #[test]

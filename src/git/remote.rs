@@ -5,7 +5,7 @@ use git2::{AutotagOption, FetchOptions, ProxyOptions};
 use super::local::local_path;
 use super::ssh_home::SshHome;
 use super::v2_session;
-use super::{http_config, proxy, ref_error, refs, ssh_config, stream};
+use super::{http_config, proxy, proxy_command, ref_error, refs, ssh_config, stream};
 use super::{Cancel, GitError, GitRepo, Hash, SshAuth};
 use crate::redact::redact;
 use callbacks::{callbacks, confinement};
@@ -265,7 +265,7 @@ impl GitRepo {
     ) -> UrlSettings {
         let mut entries = Vec::new();
         if let Ok(cfg) = self.repo.config() {
-            let keys = r"^(http\.(.+\.)?(proxy|extraheader|sslverify)|url\..+\.insteadof|protocol\.version)$";
+            let keys = r"^(http\.(.+\.)?(proxy|extraheader|sslverify)|url\..+\.insteadof|protocol\.version|core\.gitproxy)$";
             if let Ok(mut it) = cfg.entries(Some(keys)) {
                 while let Some(Ok(e)) = it.next() {
                     if let (Ok(k), Ok(v)) = (e.name(), e.value()) {
@@ -302,6 +302,23 @@ impl GitRepo {
                 let origin = (to.host.to_ascii_lowercase(), to.port.unwrap_or(22));
                 stream::route(origin, command.map(stream::Route::Command));
             }
+        }
+        // A git daemon's proxy program (`core.gitProxy`), likewise.
+        if let Some(place) = super::daemon_ls_refs::DaemonPlace::parse(url) {
+            let values = entries
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("core.gitproxy"))
+                .map(|(_, v)| v.as_str());
+            let program = proxy_command::git_proxy(
+                &place.host,
+                std::env::var("GIT_PROXY_COMMAND").ok(),
+                values,
+            );
+            if let Some(program) = &program {
+                tracing::debug!(url = %redact(url), program = %program, "through core.gitProxy");
+            }
+            let origin = (place.host.to_ascii_lowercase(), place.port);
+            stream::route(origin, program.map(stream::Route::GitProxy));
         }
         let verify_tls = http_config::ssl_verify(url, &entries, |k| std::env::var(k).ok());
         let Some((scheme, host, port)) = proxy::http_origin(url) else {

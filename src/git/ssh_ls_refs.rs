@@ -126,7 +126,7 @@ pub(super) fn lfs_authenticate(
 /// An authenticated session with the server of `place`, its host key
 /// checked first.
 fn open(place: &SshPlace, auth: &SshAuth, timeout: Duration) -> Result<ssh2::Session, NoListing> {
-    let conn = super::stream::open_ssh(&place.host, place.port, Some(timeout))?;
+    let conn = super::stream::open(&place.host, place.port, Some(timeout))?;
     let mut session = ssh2::Session::new()?;
     session.set_tcp_stream(conn);
     session.set_timeout(timeout.as_millis().try_into().unwrap_or(u32::MAX));

@@ -56,6 +56,9 @@ pub(crate) enum Route {
     /// Over the standard input and output of this command (an SSH
     /// server's `ProxyCommand`, tokens expanded).
     Command(String),
+    /// Over the standard input and output of this program, run with the
+    /// host and port (a `git://` server's `core.gitProxy`).
+    GitProxy(String),
 }
 
 /// A connection: a TCP socket, or a proxy command's socket.
@@ -99,11 +102,15 @@ impl AsRawFd for Conn {
     }
 }
 
-/// A connection to an SSH server at `host:port`: over its proxy command
-/// if one is routed for it (see [`route`]), else straight over TCP.
-pub(crate) fn open_ssh(host: &str, port: u16, timeout: Option<Duration>) -> Result<Conn, String> {
+/// A connection to an SSH or git daemon server at `host:port`: over its
+/// proxy command if one is routed for it (see [`route`]), else straight
+/// over TCP.
+pub(crate) fn open(host: &str, port: u16, timeout: Option<Duration>) -> Result<Conn, String> {
     match route_of(host, port) {
         Some(Route::Command(command)) => CommandStream::spawn(&command, timeout).map(Conn::Command),
+        Some(Route::GitProxy(program)) => {
+            CommandStream::spawn_git_proxy(&program, host, port, timeout).map(Conn::Command)
+        }
         _ => connect_tcp(host, port, timeout).map(Conn::Tcp),
     }
 }
@@ -269,16 +276,12 @@ unsafe extern "C" fn connect(stream: *mut RawStream) -> c_int {
             return -1;
         }
     }
-    let route = route_of(&host, port);
-    let opened = match route {
-        None => connect_tcp(&host, port, timeout()).map(Conn::Tcp),
+    let opened = match route_of(&host, port) {
         Some(Route::HttpProxy(proxy)) => connect_tcp(&proxy.0, proxy.1, timeout()).map(Conn::Tcp),
         Some(Route::Socks(proxy, socks)) => socks
             .open((&proxy.0, proxy.1), &host, port, timeout())
             .map(Conn::Tcp),
-        Some(Route::Command(command)) => {
-            CommandStream::spawn(&command, timeout()).map(Conn::Command)
-        }
+        None | Some(Route::Command(_) | Route::GitProxy(_)) => open(&host, port, timeout()),
     };
     let conn = match opened {
         Ok(conn) => conn,

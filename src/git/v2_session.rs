@@ -14,8 +14,6 @@
 //! it as before.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
 
 use super::fetch_v0;
 use super::fetch_v2::{self, FetchError, ShallowInfo, Want};
@@ -76,13 +74,6 @@ impl<E: std::fmt::Display> From<E> for NoListing {
     fn from(e: E) -> Self {
         NoListing::Failed(e.to_string())
     }
-}
-
-/// A TCP connection to `host` (a name or an address) and `port`, within
-/// `timeout`.
-pub(super) fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, NoListing> {
-    let addr = (host, port).to_socket_addrs()?.next().ok_or("no address")?;
-    Ok(TcpStream::connect_timeout(&addr, timeout)?)
 }
 
 /// A stream to `git-upload-pack`: what a session speaks over.

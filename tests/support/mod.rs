@@ -1651,3 +1651,35 @@ pub fn lfs_server(tmp: &Path, srv: &Path, auth: LfsAuth<'_>) -> (HttpServer, Pat
     );
     (HttpServer::start_with(srv, &extra), store, log)
 }
+
+/// A proxy command for the tests (`python3 bridge.py <host> <port>
+/// <file>`): writes the host and port it was
+/// asked for to a file, then carries bytes between its standard input and
+/// output and the server, which is on 127.0.0.1 whatever the host.
+const BRIDGE: &str = r#"
+import os, select, socket, sys
+host, port, asked = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(asked, "a") as f:
+    f.write(f"{host} {port}\n")
+server = socket.create_connection(("127.0.0.1", port))
+while True:
+    ready, _, _ = select.select([0, server], [], [])
+    if 0 in ready:
+        data = os.read(0, 65536)
+        if not data:
+            break
+        server.sendall(data)
+    if server in ready:
+        data = server.recv(65536)
+        if not data:
+            break
+        while data:
+            data = data[os.write(1, data):]
+"#;
+
+/// [`BRIDGE`] written to `dir`; its path.
+pub fn write_bridge(dir: &Path) -> PathBuf {
+    let path = dir.join("bridge.py");
+    fs::write(&path, BRIDGE).unwrap();
+    path
+}

@@ -23,6 +23,69 @@ fn git_protocol_first_sync_and_update() {
 }
 
 #[test]
+fn git_protocol_through_core_git_proxy_or_git_proxy_command() {
+    // git runs `<program> <host> <port>` and speaks over its input and
+    // output: here to a host name that resolves nowhere, on libgit2's
+    // connection and, once the repository showed many refs, on ours.
+    let f = Fixture::new(Transport::File);
+    let daemon = GitDaemon::start(&f.tmp.path().join("srv"));
+    let bridge = write_bridge(f.tmp.path());
+    let asked = f.tmp.path().join("asked");
+    let program = f.tmp.path().join("tunnel");
+    fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\nexec python3 {} \"$1\" \"$2\" {}\n",
+            bridge.display(),
+            asked.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let url = format!("--repo=git://git.invalid:{}/site", daemon.port);
+    let root = format!("--root={}", f.root().display());
+    let for_domain = format!(
+        "--git-config=core.gitProxy:none for example,core.gitProxy:{} for invalid",
+        program.display()
+    );
+    let env_program = program.display().to_string();
+    let sync = |text: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let _ = fs::remove_file(&asked);
+        let h = f.repo.commit(&[("index.html", text)], text);
+        let mut args = vec![url.as_str(), root.as_str(), "--one-time", "-v=5"];
+        args.extend(extra);
+        let mut cmd = git_sync(&args);
+        cmd.envs(env.iter().copied());
+        let mut p = spawn(cmd);
+        let code = p.wait_exit(Duration::from_secs(120));
+        let log = p.log();
+        assert_eq!(code, 0, "{log}");
+        assert_published(&f, &h);
+        let asked = fs::read_to_string(&asked).unwrap_or_default();
+        let want = format!("git.invalid {}", daemon.port);
+        assert!(
+            asked.lines().count() >= 1 && asked.lines().all(|l| l == want),
+            "{asked}"
+        );
+        log.contains("\"refs listed\"")
+    };
+    assert!(!sync("via core.gitProxy", &[&for_domain], &[]));
+    let env = [("GIT_PROXY_COMMAND", env_program.as_str())];
+    assert!(!sync("via GIT_PROXY_COMMAND", &[], &env));
+    // Many refs seen, then listed and fetched on a connection of ours.
+    f.repo.add_pull_refs(1_000);
+    sync("many refs", &[&for_domain], &[]);
+    assert!(sync("on our connection", &[&for_domain], &[]));
+    // Without one, the name leads nowhere.
+    let out = run_git_sync(&[&url, &root, "--one-time"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
 fn git_protocol_to_an_ipv6_literal() {
     // libgit2 names the host in git://'s request as the URL up to its
     // first colon, "[" here, which git daemon refuses.
