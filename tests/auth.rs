@@ -1953,6 +1953,79 @@ fn the_server_is_reached_through_a_proxy_command_or_a_jump_host() {
     assert!(!log.contains("proxy command"), "{log}");
 }
 
+/// The descriptors, threads and zombie children of process `pid`.
+fn held(pid: u32) -> (usize, usize, usize) {
+    let count = |dir: String| fs::read_dir(dir).map_or(0, |d| d.count());
+    let zombies = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // "pid (comm) state ppid ...": comm may hold blanks.
+            let after = stat.rsplit_once(") ").map_or("", |(_, a)| a);
+            let mut fields = after.split_whitespace();
+            let (state, ppid) = (fields.next(), fields.next());
+            state == Some("Z") && ppid == Some(&pid.to_string())
+        })
+        .count();
+    (
+        count(format!("/proc/{pid}/fd")),
+        count(format!("/proc/{pid}/task")),
+        zombies,
+    )
+}
+
+/// A daemon that polls through a `ProxyCommand` holds steady: each poll's
+/// command is ended and reaped, its connection and its standard error
+/// closed, its threads gone.
+#[test]
+fn a_daemon_polling_through_a_proxy_command_holds_steady() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    let h = repo.commit(&[("a", "a")], "one");
+    let sshd = Sshd::start();
+    let bridge = write_bridge(tmp.path());
+    let key_part = sshd.known_hosts_line.split_once(' ').unwrap().1;
+    let known = tmp.path().join("known_hosts");
+    fs::write(&known, format!("[git.invalid]:{} {key_part}\n", sshd.port)).unwrap();
+    let config = tmp.path().join("ssh_config");
+    fs::write(
+        &config,
+        format!(
+            "Host hidden\n  HostName git.invalid\n  Port {}\n  User {}\n  IdentityFile {}\n  \
+             ProxyCommand python3 {} %h %p {}\n",
+            sshd.port,
+            sshd.user,
+            sshd.client_key.display(),
+            bridge.display(),
+            tmp.path().join("asked").display(),
+        ),
+    )
+    .unwrap();
+    let root = tmp.path().join("root");
+    let mut cmd = git_sync(&[
+        &format!("--repo=hidden:{}", repo.dir.display()),
+        &format!("--root={}", root.display()),
+        "--link=site",
+        &format!("--ssh-known-hosts-file={}", known.display()),
+        "--period=20ms",
+        "-v=5",
+    ]);
+    cmd.env("GIT_SSH_COMMAND", format!("ssh -F {}", config.display()));
+    let mut p = spawn(cmd);
+    let pid = p.child.id();
+    let polls = |n: usize| move |log: &str| log_lines_with(log, "no change") >= n;
+    p.wait_log(Duration::from_secs(60), "10 polls", polls(10));
+    assert_eq!(published(&root.join("site")).as_deref(), Some(h.as_str()));
+    let (fds, threads, _) = held(pid);
+    p.wait_log(Duration::from_secs(120), "40 polls", polls(40));
+    // (A poll may be under way when sampled: then it holds a few more.)
+    p.wait_for(Duration::from_secs(30), "as many as after 10 polls", || {
+        let now = held(pid);
+        now.0 <= fds && now.1 <= threads && now.2 == 0
+    });
+}
+
 /// `ssh` reads its configuration at each connection: a daemon sees a
 /// change to `~/.ssh/config` (a file added where an `Include` pattern
 /// looks, a file edited) at its next poll, without a restart.
