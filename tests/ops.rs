@@ -552,6 +552,37 @@ fn a_webhook_over_https_trusts_the_cas_git_trusts() {
     assert_eq!(code, 0, "{log}");
 }
 
+/// A daemon polling a smart-HTTP server every 20 ms, with updates and
+/// their clean-ups between, and its HTTP endpoint scraped, holds steady:
+/// descriptors (no pack of a collected store left open, no connection
+/// left behind) and threads as after its first polls.
+#[test]
+fn a_long_running_daemon_holds_steady() {
+    let f = Fixture::http();
+    let port = free_port();
+    let mut p = f.start(&[
+        "--period=20ms",
+        "-v=5",
+        &format!("--http-bind=127.0.0.1:{port}"),
+    ]);
+    let pid = p.child.id();
+    let polls = |n: usize| move |log: &str| log_lines_with(log, "no change") >= n;
+    p.wait_log(LONG, "10 polls", polls(10));
+    assert_eq!(http_get(port, "/metrics").0, 200);
+    let (fds, threads, _) = held(pid);
+    for i in 0..5 {
+        let h = f.repo.commit(&[("index.html", &format!("v{i}"))], "next");
+        p.wait_for(LONG, "the update", || f.published_is(&h));
+        assert_eq!(http_get(port, "/metrics").0, 200);
+    }
+    p.wait_log(LONG, "50 polls", polls(50));
+    // (A poll may be under way when sampled: then it holds a few more.)
+    p.wait_for(LONG, "as many as after 10 polls", || {
+        let now = held(pid);
+        now.0 <= fds && now.1 <= threads && now.2 == 0
+    });
+}
+
 // ---- HTTP endpoint and metrics ------------------------------------------------
 
 fn metric(text: &str, name: &str) -> f64 {

@@ -1683,3 +1683,25 @@ pub fn write_bridge(dir: &Path) -> PathBuf {
     fs::write(&path, BRIDGE).unwrap();
     path
 }
+
+/// The descriptors, threads and zombie children of process `pid`.
+pub fn held(pid: u32) -> (usize, usize, usize) {
+    let count = |dir: String| fs::read_dir(dir).map_or(0, |d| d.count());
+    let zombies = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // "pid (comm) state ppid ...": comm may hold blanks.
+            let after = stat.rsplit_once(") ").map_or("", |(_, a)| a);
+            let mut fields = after.split_whitespace();
+            let (state, ppid) = (fields.next(), fields.next());
+            state == Some("Z") && ppid == Some(&pid.to_string())
+        })
+        .count();
+    (
+        count(format!("/proc/{pid}/fd")),
+        count(format!("/proc/{pid}/task")),
+        zombies,
+    )
+}
