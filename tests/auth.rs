@@ -1895,6 +1895,10 @@ fn the_server_is_reached_through_a_proxy_command_or_a_jump_host() {
         assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
         assert_eq!(log.contains("\"refs listed\""), filtered, "{log}");
         assert!(!log.contains("not supported here"), "{log}");
+        assert!(
+            log.contains("SSH connections through a proxy command"),
+            "{log}"
+        );
         fs::read_to_string(&asked).unwrap_or_default()
     };
     for (name, filtered) in [("command", false), ("command-filtered", true)] {

@@ -296,9 +296,6 @@ impl GitRepo {
         if let Some(destination) = &ssh {
             if let Some(to) = super::ssh_url::SshUrl::parse(url) {
                 let command = destination.proxy_command.clone();
-                if let Some(command) = &command {
-                    tracing::debug!(url = %redact(url), command = %redact(command), "over a proxy command");
-                }
                 let origin = (to.host.to_ascii_lowercase(), to.port.unwrap_or(22));
                 stream::route(origin, command.map(stream::Route::Command));
             }
@@ -315,7 +312,7 @@ impl GitRepo {
                 values,
             );
             if let Some(program) = &program {
-                tracing::debug!(url = %redact(url), program = %program, "through core.gitProxy");
+                tracing::debug!(url = %redact(url), program = %redact(program), "through core.gitProxy");
             }
             let origin = (place.host.to_ascii_lowercase(), place.port);
             stream::route(origin, program.map(stream::Route::GitProxy));
@@ -386,6 +383,9 @@ impl GitRepo {
         }
         if let Some(to) = &destination.url {
             tracing::info!(url = %redact(url), to = %redact(to), "SSH destination from the OpenSSH configuration or the ssh command line (HostName, Port, User)");
+        }
+        if let Some(command) = &destination.proxy_command {
+            tracing::info!(url = %redact(url), command = %redact(command), "SSH connections through a proxy command (ProxyCommand or ProxyJump of the OpenSSH configuration or the ssh command line)");
         }
         if !destination.not_applied.is_empty() {
             tracing::warn!(
