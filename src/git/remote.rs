@@ -428,7 +428,12 @@ impl GitRepo {
         }
         // The connection was a command's: it may have failed, and said why
         // on its standard error, which is logged.
-        if let Some(command) = settings.ssh.and_then(|d| d.proxy_command) {
+        let place = super::ssh_url::SshUrl::parse(&effective)
+            .map(|to| (to.host, to.port.unwrap_or(22)))
+            .or_else(|| {
+                super::daemon_ls_refs::DaemonPlace::parse(&effective).map(|d| (d.host, d.port))
+            });
+        if let Some(command) = place.and_then(|(host, port)| stream::command_of(&host, port)) {
             message.push_str(&format!(
                 " (through the proxy command {}: see what it said, logged above)",
                 redact(&command)

@@ -175,6 +175,16 @@ pub(crate) fn route(origin: HostPort, route: Option<Route>) {
     }
 }
 
+/// The proxy command connections to `host:port` go over, if any (an SSH
+/// `ProxyCommand`, or a `core.gitProxy` program), for messages.
+pub(crate) fn command_of(host: &str, port: u16) -> Option<String> {
+    match route_of(host, port)? {
+        Route::Command(command) => Some(command),
+        Route::GitProxy(program) => Some(format!("{program} {host} {port}")),
+        Route::HttpProxy(_) | Route::Socks(..) => None,
+    }
+}
+
 /// How a connection to `host:port` goes, if not straight there.
 fn route_of(host: &str, port: u16) -> Option<Route> {
     let routes = crate::lock(&ROUTES);

@@ -80,9 +80,22 @@ fn git_protocol_through_core_git_proxy_or_git_proxy_command() {
     f.repo.add_pull_refs(1_000);
     sync("many refs", &[&for_domain], &[]);
     assert!(sync("on our connection", &[&for_domain], &[]));
+    // A program that fails: what it said is logged, and the error points
+    // there.
+    let fails = f.tmp.path().join("fails");
+    fs::write(&fails, "#!/bin/sh\necho no route to $1 >&2\nexit 1\n").unwrap();
+    fs::set_permissions(&fails, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let fails = format!("--git-config=core.gitProxy:{}", fails.display());
+    let out = run_git_sync(&[&url, &root, "--one-time", &fails]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("no route to git.invalid"), "{log}");
+    assert!(log.contains("through the proxy command"), "{log}");
     // Without one, the name leads nowhere.
     let out = run_git_sync(&[&url, &root, "--one-time"]);
-    assert_eq!(out.status.code(), Some(1));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(!log.contains("through the proxy command"), "{log}");
 }
 
 #[test]
