@@ -61,7 +61,8 @@ pub fn pick_ref(
 const OFFERED: usize = 3;
 
 /// What to offer for a `git_ref` that names nothing in `all`: for `HEAD`
-/// (the remote's HEAD names no branch), its first branches; else the
+/// (the remote's HEAD names no branch), some of its branches (`main`,
+/// `master`, `trunk`, `develop` first); else the
 /// branches and tags whose names are a typo away from it (a letter
 /// missed, added, changed or two swapped, ignoring case; more letters in a
 /// longer name), nearest first, and `main` for `master` and the other way
@@ -77,7 +78,15 @@ pub fn near(git_ref: &str, all: &[String]) -> Vec<String> {
             .iter()
             .filter_map(|n| n.strip_prefix("refs/heads/").map(str::to_string))
             .collect();
-        branches.sort();
+        // The names default branches usually have first, then the others
+        // in order.
+        let usual = |b: &String| {
+            ["main", "master", "trunk", "develop"]
+                .iter()
+                .position(|u| u == b)
+                .unwrap_or(usize::MAX)
+        };
+        branches.sort_by(|a, b| usual(a).cmp(&usual(b)).then_with(|| a.cmp(b)));
         branches
     } else {
         let full = git_ref.starts_with("refs/");
@@ -258,7 +267,7 @@ mod tests {
         assert!(near("dev").is_empty(), "a short name takes one typo");
         assert!(near("pull/7/hed").is_empty(), "branches and tags only");
         // A HEAD that names no branch: the branches there are.
-        assert_eq!(near("HEAD"), ["Feature-X", "develop", "main"]);
+        assert_eq!(near("HEAD"), ["main", "develop", "Feature-X"]);
         // Nearest first, at most three.
         let many: Vec<String> = ["mister", "mastery", "master", "maste"]
             .map(|b| format!("refs/heads/{b}"))

@@ -391,7 +391,7 @@ fn a_misspelt_ref_is_offered_the_names_the_remote_has_near_it() {
         // A HEAD that names no branch: the branches there are.
         f.repo.git(&["symbolic-ref", "HEAD", "refs/heads/gone"]);
         let log = f.fail_once(&[]).replace("\\\"", "\"");
-        let said = r#"its HEAD names no branch: give --ref one of its branches, such as "develop" or "main""#;
+        let said = r#"its HEAD names no branch: give --ref one of its branches, such as "main" or "develop""#;
         assert!(log.contains(said), "{log}");
         // Given one, it syncs.
         f.sync_once(&["--ref=main"]);
