@@ -102,16 +102,20 @@ impl AsRawFd for Conn {
     }
 }
 
-/// A connection to an SSH or git daemon server at `host:port`: over its
-/// proxy command if one is routed for it (see [`route`]), else straight
-/// over TCP.
+/// A connection to `host:port` as it is routed (see [`route`]): over its
+/// proxy command (SSH and git daemon servers) or proxy, else straight
+/// over TCP. For our own sessions, and libgit2's connections.
 pub(crate) fn open(host: &str, port: u16, timeout: Option<Duration>) -> Result<Conn, String> {
     match route_of(host, port) {
+        None => connect_tcp(host, port, timeout).map(Conn::Tcp),
+        Some(Route::HttpProxy(proxy)) => connect_tcp(&proxy.0, proxy.1, timeout).map(Conn::Tcp),
+        Some(Route::Socks(proxy, socks)) => socks
+            .open((&proxy.0, proxy.1), host, port, timeout)
+            .map(Conn::Tcp),
         Some(Route::Command(command)) => CommandStream::spawn(&command, timeout).map(Conn::Command),
         Some(Route::GitProxy(program)) => {
             CommandStream::spawn_git_proxy(&program, host, port, timeout).map(Conn::Command)
         }
-        _ => connect_tcp(host, port, timeout).map(Conn::Tcp),
     }
 }
 
@@ -286,14 +290,7 @@ unsafe extern "C" fn connect(stream: *mut RawStream) -> c_int {
             return -1;
         }
     }
-    let opened = match route_of(&host, port) {
-        Some(Route::HttpProxy(proxy)) => connect_tcp(&proxy.0, proxy.1, timeout()).map(Conn::Tcp),
-        Some(Route::Socks(proxy, socks)) => socks
-            .open((&proxy.0, proxy.1), &host, port, timeout())
-            .map(Conn::Tcp),
-        None | Some(Route::Command(_) | Route::GitProxy(_)) => open(&host, port, timeout()),
-    };
-    let conn = match opened {
+    let conn = match open(&host, port, timeout()) {
         Ok(conn) => conn,
         Err(e) => {
             set_error(&e);
