@@ -4,7 +4,7 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::*;
@@ -850,25 +850,56 @@ fn ssl_verify_off_for_one_url_leaves_the_others_checked() {
     }
 }
 
+/// An HTTPS server of `srv` that wants a client certificate of the test
+/// CA, and what to reach it with or be refused.
+struct MutualTls {
+    server: HttpServer,
+    /// The CA of the server's certificate and of the clients it trusts.
+    ca: PathBuf,
+    /// A client certificate and key it trusts.
+    bot: (PathBuf, PathBuf),
+    /// Another CA, and a client certificate of it, which it does not trust.
+    other_ca: PathBuf,
+    stranger: (PathBuf, PathBuf),
+}
+
+impl MutualTls {
+    fn start(dir: &Path, srv: &Path) -> MutualTls {
+        let (ca, cert, key) = test_certificates(dir);
+        let bot = client_certificate(dir, "bot");
+        let other = dir.join("other");
+        fs::create_dir_all(&other).unwrap();
+        let (other_ca, _, _) = test_certificates_of(&other, "other CA");
+        let stranger = client_certificate(&other, "stranger");
+        let server = HttpServer::start_tls(
+            srv,
+            &format!(
+                "ssl_client_certificate {};\nssl_verify_client on;",
+                ca.display()
+            ),
+            Some((&cert, &key)),
+        );
+        MutualTls {
+            server,
+            ca,
+            bot,
+            other_ca,
+            stranger,
+        }
+    }
+}
+
 #[test]
 fn a_server_that_asks_for_a_client_certificate_gets_the_configured_one() {
     let (tmp, srv, repo) = temp_source("site");
     let h = repo.commit(&[("f", "mtls")], "one");
-    let (ca, cert, key) = test_certificates(tmp.path());
-    let (bot_crt, bot_key) = client_certificate(tmp.path(), "bot");
-    // Another CA's client certificate, which the server does not trust.
-    let other = tmp.path().join("other");
-    fs::create_dir_all(&other).unwrap();
-    test_certificates_of(&other, "other CA");
-    let (stranger_crt, stranger_key) = client_certificate(&other, "stranger");
-    let server = HttpServer::start_tls(
-        &srv,
-        &format!(
-            "ssl_client_certificate {};\nssl_verify_client on;",
-            ca.display()
-        ),
-        Some((&cert, &key)),
-    );
+    let MutualTls {
+        server,
+        ca,
+        bot: (bot_crt, bot_key),
+        stranger: (stranger_crt, stranger_key),
+        ..
+    } = MutualTls::start(tmp.path(), &srv);
     let url = format!("https://127.0.0.1:{}/site", server.port);
     let run = |n: &str, config: &[String], env: &[(&str, &str)]| {
         let mut args = vec![
@@ -946,12 +977,118 @@ fn a_server_that_asks_for_a_client_certificate_gets_the_configured_one() {
     );
 }
 
+/// `http.<url>.sslCAInfo`, `.sslCert` and `.sslKey`: a CA and a client
+/// certificate for the servers their URL matches only, over those for
+/// every server, for git-sync's own requests (protocol v2) and libgit2's
+/// (version 0) alike; a URL that does not match gives them nothing.
+#[test]
+fn a_ca_and_a_client_certificate_for_one_server_only() {
+    let (tmp, srv, repo) = temp_source("site");
+    let h = repo.commit(&[("f", "scoped")], "one");
+    let MutualTls {
+        server,
+        ca,
+        bot: (bot_crt, bot_key),
+        other_ca,
+        stranger: (stranger_crt, stranger_key),
+    } = MutualTls::start(tmp.path(), &srv);
+    let port = server.port;
+    let scoped = |url: &str, ca: &std::path::Path, crt: &std::path::Path, key: &std::path::Path| {
+        vec![
+            format!("\"http.{url}.sslCAInfo\":{}", ca.display()),
+            format!("\"http.{url}.sslCert\":{}", crt.display()),
+            format!("\"http.{url}.sslKey\":{}", key.display()),
+        ]
+    };
+    let run = |name: &str, config: &[String]| {
+        let mut args = vec![
+            format!("--repo=https://127.0.0.1:{port}/site"),
+            format!("--root={}", tmp.path().join(name).display()),
+            "-v=5".to_string(),
+        ];
+        args.extend(config.iter().map(|c| format!("--git-config-add={c}")));
+        let (code, log) = one_time(&args, &[]);
+        (code, log, published(&tmp.path().join(name).join("site")))
+    };
+    let listed_v2 = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("\"refs listed\"") && l.contains("\"protocol\":2"))
+    };
+    // For this server (or its path): trusted and presented, with a CA
+    // and a client certificate for every server that are not the right
+    // ones (the more specific settings win).
+    let mut everywhere = vec![
+        format!("http.sslCAInfo:{}", other_ca.display()),
+        format!("http.sslCert:{}", stranger_crt.display()),
+        format!("http.sslKey:{}", stranger_key.display()),
+    ];
+    everywhere.extend(scoped(
+        &format!("https://127.0.0.1:{port}/"),
+        &other_ca,
+        &stranger_crt,
+        &stranger_key,
+    ));
+    for (name, url) in [
+        ("server", format!("https://127.0.0.1:{port}")),
+        ("path", format!("https://127.0.0.1:{port}/site")),
+    ] {
+        let mut config = everywhere.clone();
+        config.extend(scoped(&url, &ca, &bot_crt, &bot_key));
+        let (code, log, got) = run(name, &config);
+        assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
+        assert!(listed_v2(&log), "{log}");
+        assert!(!log.contains("some servers only"), "{log}");
+        // libgit2 lists and fetches (protocol version 0).
+        config.push("protocol.version:0".into());
+        let (code, log, got) = run(&format!("{name}-v0"), &config);
+        assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
+        assert!(!listed_v2(&log), "{log}");
+    }
+    // For another server, or another path: neither, so refused, by
+    // either client.
+    for (name, url) in [
+        ("other-port", format!("https://127.0.0.1:{}/", port + 1)),
+        ("other-path", format!("https://127.0.0.1:{port}/elsewhere")),
+    ] {
+        for v0 in [false, true] {
+            let mut config = scoped(&url, &ca, &bot_crt, &bot_key);
+            if v0 {
+                config.push("protocol.version:0".into());
+            }
+            let (code, log, _) = run(&format!("{name}-{v0}"), &config);
+            assert_eq!(code, 1, "{log}");
+            assert!(log.to_lowercase().contains("certificate"), "{log}");
+        }
+    }
+    // The CA alone, for this server: trusted, but no client certificate.
+    let ca_only = vec![format!(
+        "\"http.https://127.0.0.1:{port}/.sslCAInfo\":{}",
+        ca.display()
+    )];
+    for v0 in [false, true] {
+        let mut config = ca_only.clone();
+        if v0 {
+            config.push("protocol.version:0".into());
+        }
+        let (code, log, _) = run(&format!("ca-only-{v0}"), &config);
+        assert_eq!(code, 1, "{log}");
+        assert!(log.contains("http.sslCert"), "{log}");
+    }
+}
+
 #[test]
 fn a_rotated_ca_file_is_trusted_without_a_restart() {
     // git reads http.sslCAInfo at every fetch; a daemon holding the CA it
     // read at start refused the server once its certificate came from the
     // new CA, until restarted. The file is swapped the way the kubelet
     // updates a mounted Secret: a new file renamed over the old.
+    rotate_the_ca_file(false);
+    // The same with a CA for this server only (`http.<url>.sslCAInfo`);
+    // the CA dropped from it is then no longer trusted.
+    rotate_the_ca_file(true);
+}
+
+fn rotate_the_ca_file(for_this_server_only: bool) {
     let (tmp, srv, repo) = temp_source("site");
     let h1 = repo.commit(&[("f", "1")], "one");
     let old = tmp.path().join("old");
@@ -965,10 +1102,14 @@ fn a_rotated_ca_file_is_trusted_without_a_restart() {
     let server = HttpServer::start_at(&srv, "", Some((&old_cert, &old_key)), None);
     let port = server.port;
     let root = tmp.path().join("root");
+    let key = match for_this_server_only {
+        true => format!("\"http.https://127.0.0.1:{port}/.sslCAInfo\""),
+        false => "http.sslCAInfo".to_string(),
+    };
     let mut d = spawn(git_sync(&[
         &format!("--repo=https://127.0.0.1:{port}/site"),
         &format!("--root={}", root.display()),
-        &format!("--git-config=http.sslCAInfo:{}", ca_file.display()),
+        &format!("--git-config={key}:{}", ca_file.display()),
         "--period=100ms",
         "--max-failures=-1",
         "-v=5",
@@ -999,6 +1140,17 @@ fn a_rotated_ca_file_is_trusted_without_a_restart() {
     d.wait_log(LONG, "protocol v2 polls over the new CA", |l| {
         v2_since_the_change(l) >= 3
     });
+    if for_this_server_only {
+        // Back to the old CA's certificate, which the file no longer holds.
+        drop(_server);
+        let _server = HttpServer::start_at(&srv, "", Some((&old_cert, &old_key)), Some(port));
+        let h3 = repo.commit(&[("f", "3")], "three");
+        d.wait_log(LONG, "a pass refused", |l| {
+            let after = &l[l.find("the CA file changed").unwrap_or(l.len())..];
+            after.lines().any(is_failed_pass)
+        });
+        assert_ne!(published(&root.join("site")), Some(h3));
+    }
 }
 
 #[test]

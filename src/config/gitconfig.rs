@@ -80,28 +80,10 @@ pub fn unsupported_consequences(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<String> {
     let keys: Vec<Key> = entries.iter().map(|(k, _)| Key::of(k)).collect();
-    // In any scope, or only in a subsection (`http.<url>.name`).
+    // In any scope (`http.name`, `http.<url>.name`).
     let has =
         |section: &str, name: &str| keys.iter().any(|k| k.section == section && k.name == name);
-    let scoped = |section: &str, name: &str| {
-        keys.iter()
-            .any(|k| k.section == section && k.name == name && k.sub.is_some())
-    };
     let mut said = Vec::new();
-    if scoped("http", "sslcert") || scoped("http", "sslkey") {
-        said.push(
-            "http.<url>.sslCert/sslKey: a client certificate for some servers only is not \
-             presented; http.sslCert and http.sslKey (for every server that asks) are"
-                .into(),
-        );
-    }
-    if scoped("http", "sslcainfo") || scoped("http", "sslcapath") {
-        said.push(
-            "http.<url>.sslCAInfo/sslCAPath: a CA for some servers only is not trusted; \
-             http.sslCAInfo and http.sslCAPath (trusted for every server) are"
-                .into(),
-        );
-    }
     if has("http", "sslcertpasswordprotected") || env("GIT_SSL_CERT_PASSWORD_PROTECTED").is_some() {
         said.push(
             "http.sslCertPasswordProtected: a client key protected by a password cannot be \
@@ -289,7 +271,16 @@ fn has_effect(key: &str) -> bool {
     let scoped = sub.is_some();
     let name = name.as_str();
     match section.as_str() {
-        "http" if scoped => matches!(name, "proxy" | "extraheader" | "sslverify"),
+        "http" if scoped => matches!(
+            name,
+            "proxy"
+                | "extraheader"
+                | "sslverify"
+                | "sslcainfo"
+                | "sslcapath"
+                | "sslcert"
+                | "sslkey"
+        ),
         "http" => matches!(
             name,
             "proxy"
@@ -372,6 +363,12 @@ pub struct Tls {
     /// `GIT_SSL_KEY`; as with git, the certificate's file when not given).
     pub client_cert: Option<String>,
     pub client_key: Option<String>,
+    /// The `http.<url>.sslCAInfo`, `.sslCAPath`, `.sslCert` and `.sslKey`
+    /// entries, in their order (as `http.<url>.<name>`, name in lower
+    /// case): settings for the servers they match only, over the ones
+    /// above (see `git::tls::for_url`). None of a name an environment
+    /// variable sets: that one counts for every server, as in git.
+    pub scoped: Vec<(String, String)>,
 }
 
 impl Tls {
@@ -398,7 +395,26 @@ impl Tls {
         let client_key = set_in_env("GIT_SSL_KEY")
             .or_else(|| last("http.sslKey"))
             .or_else(|| client_cert.clone());
+        let scoped = entries
+            .iter()
+            .filter_map(|(key, value)| {
+                let Key { section, sub, name } = Key::of(key);
+                let var = match name.as_str() {
+                    "sslcainfo" => "GIT_SSL_CAINFO",
+                    "sslcapath" => "GIT_SSL_CAPATH",
+                    "sslcert" => "GIT_SSL_CERT",
+                    "sslkey" => "GIT_SSL_KEY",
+                    _ => return None,
+                };
+                let sub = sub.filter(|_| section == "http" && set_in_env(var).is_none())?;
+                // (The URL as written: matched as git matches it.)
+                let url = &key[key.find('.')? + 1..key.rfind('.')?];
+                debug_assert_eq!(url.to_ascii_lowercase(), sub);
+                Some((format!("http.{url}.{name}"), value.clone()))
+            })
+            .collect();
         Tls {
+            scoped,
             ca_file: set_in_env("GIT_SSL_CAINFO").or_else(|| last("http.sslCAInfo")),
             ca_dir: set_in_env("GIT_SSL_CAPATH").or_else(|| last("http.sslCAPath")),
             verify,
@@ -570,8 +586,9 @@ mod tests {
             ]),
             &none,
         );
-        // (Credential helpers are run: no warning.)
-        assert_eq!(said.len(), 3, "{said:?}");
+        // (Credential helpers are run, and CAs and client certificates
+        // for some servers only used for them: no warning.)
+        assert_eq!(said.len(), 1, "{said:?}");
         // A plain ssh command line is read; beyond its keys and host
         // checks, or when it is not one, it is warned about.
         for (command, warnings) in [
@@ -668,5 +685,22 @@ mod tests {
         // A key alone presents nothing.
         let t = Tls::new(&pairs(&[("http.sslKey", "/k.pem")]), &env_of(&[]));
         assert_eq!((t.client_cert, t.client_key), (None, None));
+        // Settings for some servers only, as written (the URL's case too),
+        // but none of a name the environment sets for every server.
+        let cfg = pairs(&[
+            ("HTTP.https://H/Org.sslCAInfo", "/ca.pem"),
+            ("http.https://h.sslCert", "/h.crt"),
+            ("http.https://h.sslVerify", "false"),
+            ("http.sslCAInfo", "/all.pem"),
+        ]);
+        let t = Tls::new(&cfg, &env_of(&[("GIT_SSL_CERT", "/env.crt")]));
+        assert_eq!(
+            t.scoped,
+            [(
+                "http.https://H/Org.sslcainfo".to_string(),
+                "/ca.pem".to_string()
+            )]
+        );
+        assert_eq!(t.client_cert.as_deref(), Some("/env.crt"));
     }
 }

@@ -5,7 +5,8 @@
 //! all checked with `http.sslVerify=false`; and the client certificate of
 //! `http.sslCert`/`http.sslKey`, for servers that ask for one (a GitHub
 //! Enterprise behind mutual TLS). The files are read when the client is
-//! made, at start.
+//! made, at start. The clients of git servers (`git::ls_refs`, LFS) are
+//! made from each server's own settings (`git::tls::for_url`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -234,7 +234,7 @@ impl GitRepo {
         let (timeout, tls) = super::ls_refs::settings().ok_or("no HTTP client")?;
         let tls = crate::config::gitconfig::Tls {
             verify: settings.verify_tls,
-            ..tls.clone()
+            ..super::tls::for_url(tls, &endpoint)
         };
         if let Some(Err(why)) = &settings.proxy {
             return Err(format!("the LFS server's proxy: {why}").into());

@@ -39,13 +39,14 @@ static SETTINGS: OnceLock<(Duration, Tls)> = OnceLock::new();
 /// `tls::generation`): one kept from poll to poll, with its connection,
 /// until a rotated CA file or client certificate needs a new one.
 /// One client per way of reaching servers: checking TLS certificates or
-/// not (for the URLs `http.<url>.sslVerify=false` names), through which
+/// not (for the URLs `http.<url>.sslVerify=false` names), with which CAs
+/// and client certificate (`http.<url>.sslCAInfo`...), through which
 /// proxy, if any; each made when first needed.
 static AGENTS: Mutex<Vec<(Reach, u64, ureq::Agent)>> = Mutex::new(Vec::new());
 
-/// How a client reaches servers: whether it checks their certificates,
-/// and the URL of the proxy it goes through.
-type Reach = (bool, Option<String>);
+/// How a client reaches servers: its TLS settings, and the URL of the
+/// proxy it goes through.
+type Reach = (Tls, Option<String>);
 
 /// The largest answer read: a v0 advertisement beyond it is left to libgit2.
 const MAX_ANSWER: u64 = 64 << 20;
@@ -78,19 +79,19 @@ fn agent(req: &Request<'_>) -> Result<ureq::Agent, NoListing> {
     let generation = super::tls::generation();
     let mut agents = crate::lock(&AGENTS);
     agents.retain(|(_, made_after, _)| *made_after == generation);
+    let tls = Tls {
+        verify: req.verify_tls,
+        ..super::tls::for_url(tls, req.url)
+    };
     let kept = agents
         .iter()
-        .find(|((verify, proxy), _, _)| *verify == req.verify_tls && proxy.as_deref() == req.proxy);
+        .find(|((t, proxy), _, _)| *t == tls && proxy.as_deref() == req.proxy);
     if let Some((_, _, agent)) = kept {
         return Ok(agent.clone());
     }
-    let tls = Tls {
-        verify: req.verify_tls,
-        ..tls.clone()
-    };
     let agent = crate::credentials::git_http_agent(*timeout, &tls, USER_AGENT, req.proxy)
         .map_err(NoListing::Skipped)?;
-    let reach = (req.verify_tls, req.proxy.map(str::to_string));
+    let reach = (tls, req.proxy.map(str::to_string));
     agents.push((reach, generation, agent.clone()));
     Ok(agent)
 }

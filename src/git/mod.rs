@@ -39,6 +39,7 @@ mod submodules;
 #[cfg(test)]
 pub(crate) mod test_util;
 mod tls;
+mod tls_context;
 mod tree_diff;
 mod tree_path;
 mod urlmatch;

@@ -7,11 +7,22 @@
 //! system's CA bundle is looked for where distributions and distroless
 //! images keep it (`/etc/ssl/certs/ca-certificates.crt`, ...), and added
 //! when the environment did not already provide one.
+//!
+//! The CAs and the client certificate of a server's own settings
+//! (`http.<url>.sslCAInfo`, `.sslCert`...) are handed to libgit2's
+//! connections to it through `tls_context.rs`; [`for_url`] says which.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use openssl::ssl::SslFiletype;
+use openssl::x509::store::{X509Lookup, X509Store, X509StoreBuilder};
+use openssl::x509::{X509PurposeId, X509};
+
+use super::client_cert::{self, Identity};
+use super::tls_context::{self, ForServer};
+use super::urlmatch;
 use crate::config::gitconfig::Tls;
 
 static VERIFY: AtomicBool = AtomicBool::new(true);
@@ -98,20 +109,20 @@ pub(super) fn configure(found: Found, tls: &Tls) {
     };
     dirs.extend(tls.ca_dir.as_deref().map(PathBuf::from));
     let none_found = watched.is_empty() && dirs.is_empty() && env_dir.is_none();
-    let client = tls.client_cert.as_ref().map(|cert| {
-        let key = tls.client_key.as_ref().unwrap_or(cert);
-        let unloaded = |p: &String| Watched {
-            path: PathBuf::from(p),
-            stamp: None,
-        };
-        (unloaded(cert), unloaded(key))
-    });
+    if let Err(e) = tls_context::install() {
+        tracing::warn!(
+            error = %e,
+            "client certificates and CAs for some servers only cannot be used"
+        );
+    }
     *lock_cas() = Cas {
         first: true,
         files: watched,
         dirs,
         none_found,
-        client,
+        settings: tls.clone(),
+        scoped: Vec::new(),
+        identities: Vec::new(),
     };
     if !tls.verify {
         tracing::warn!(
@@ -167,8 +178,28 @@ struct Cas {
     dirs: Vec<PathBuf>,
     /// Not even the environment names any: said when it matters.
     none_found: bool,
-    /// The client certificate and key files (`http.sslCert`, `http.sslKey`).
-    client: Option<(Watched, Watched)>,
+    /// The settings, for every server and for some (see [`for_url`]).
+    settings: Tls,
+    /// The CAs trusted for some servers only, as last read.
+    scoped: Vec<ScopedCas>,
+    /// The client certificates read, with their keys.
+    identities: Vec<Presented>,
+}
+
+/// A store of the CAs of `http.<url>.sslCAInfo` and `.sslCAPath`.
+struct ScopedCas {
+    file: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    /// The version of the file in the store.
+    stamp: Option<Stamp>,
+    store: Option<Arc<X509Store>>,
+}
+
+/// A client certificate and key, and the versions of their files read.
+struct Presented {
+    cert: Watched,
+    key: Watched,
+    identity: Arc<Identity>,
 }
 
 static CAS: Mutex<Cas> = Mutex::new(Cas {
@@ -176,7 +207,16 @@ static CAS: Mutex<Cas> = Mutex::new(Cas {
     files: Vec::new(),
     dirs: Vec::new(),
     none_found: false,
-    client: None,
+    settings: Tls {
+        ca_file: None,
+        ca_dir: None,
+        verify: true,
+        client_cert: None,
+        client_key: None,
+        scoped: Vec::new(),
+    },
+    scoped: Vec::new(),
+    identities: Vec::new(),
 });
 
 fn lock_cas() -> std::sync::MutexGuard<'static, Cas> {
@@ -188,9 +228,9 @@ fn lock_cas() -> std::sync::MutexGuard<'static, Cas> {
 /// `url` (through `proxy`), if that may speak TLS: HTTPS, or HTTP, which
 /// may redirect to HTTPS; then only files that changed since. Every
 /// connection libgit2 makes passes here first (see
-/// `remote::fetch_options`), and the lock makes a concurrent one wait. A
-/// client certificate that cannot be used fails the connection here, with
-/// why, rather than in the TLS handshake.
+/// `remote::fetch_options`), on the thread that makes it, and the lock
+/// makes a concurrent one wait. A client certificate that cannot be used
+/// fails the connection here, with why, rather than in the TLS handshake.
 pub(super) fn before_connecting(url: &str, proxy: Option<&str>) -> Result<(), String> {
     let may_use_tls = |u: &str| u.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("http"));
     if !may_use_tls(url) && !proxy.is_some_and(may_use_tls) {
@@ -233,21 +273,235 @@ pub(super) fn before_connecting(url: &str, proxy: Option<&str>) -> Result<(), St
             tracing::warn!(file = %file.path.display(), error = %e.message(), "cannot use the CA file");
         }
     }
-    if let Some((cert, key)) = &mut cas.client {
-        let (cert_now, key_now) = (Stamp::of(&cert.path), Stamp::of(&key.path));
-        if cert_now != cert.stamp || key_now != key.stamp || cert_now.is_none() {
-            if cert.stamp.is_some() {
-                GENERATION.fetch_add(1, Ordering::SeqCst);
-                tracing::info!(cert = %cert.path.display(), "the client certificate changed: presenting the new one");
-            }
-            super::client_cert::present(&cert.path, &key.path)?;
-            // Only once it is in use: a failed load is tried again.
-            (cert.stamp, key.stamp) = (cert_now, key_now);
-        }
-    }
+    // What this server is given beyond what every server is: the
+    // connections libgit2 makes next on this thread are its.
+    tls_context::set_for_this_thread(ForServer::default());
+    let tls = for_url(&cas.settings, url);
+    let own_cas = (&tls.ca_file, &tls.ca_dir) != (&cas.settings.ca_file, &cas.settings.ca_dir);
+    let also_trusted = own_cas.then(|| cas.scoped_store(&tls)).flatten();
+    let identity = match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => Some(cas.identity(Path::new(cert), Path::new(key))?),
+        _ => None,
+    };
+    tls_context::set_for_this_thread(ForServer {
+        also_trusted,
+        identity,
+    });
     Ok(())
+}
+
+impl Cas {
+    /// The store of `tls`'s CAs (those of a server's own settings), read
+    /// again when its file changed: unlike the CAs of every server's, a
+    /// certificate removed from it is no longer trusted.
+    fn scoped_store(&mut self, tls: &Tls) -> Option<Arc<X509Store>> {
+        let file = tls.ca_file.as_ref().map(PathBuf::from);
+        let dir = tls.ca_dir.as_ref().map(PathBuf::from);
+        let stamp = file.as_deref().and_then(Stamp::of);
+        let kept = self
+            .scoped
+            .iter()
+            .position(|s| s.file == file && s.dir == dir);
+        if let Some(kept) = kept.map(|i| &self.scoped[i]) {
+            if kept.stamp == stamp {
+                return kept.store.clone();
+            }
+            GENERATION.fetch_add(1, Ordering::SeqCst);
+            if let Some(file) = &file {
+                tracing::info!(file = %file.display(), "the CA file changed: trusting what it holds now");
+            }
+        }
+        let store = store_of(file.as_deref(), dir.as_deref()).map(Arc::new);
+        let entry = ScopedCas {
+            file,
+            dir,
+            stamp,
+            store: store.clone(),
+        };
+        match kept {
+            Some(i) => self.scoped[i] = entry,
+            None => self.scoped.push(entry),
+        }
+        store
+    }
+
+    /// The client certificate of `cert` and `key`, read again when either
+    /// file changed. One that cannot be used fails the connection here,
+    /// with why, rather than in the TLS handshake.
+    fn identity(&mut self, cert: &Path, key: &Path) -> Result<Arc<Identity>, String> {
+        let (cert_now, key_now) = (Stamp::of(cert), Stamp::of(key));
+        let kept = self
+            .identities
+            .iter()
+            .position(|p| p.cert.path == cert && p.key.path == key);
+        if let Some(kept) = kept.map(|i| &self.identities[i]) {
+            if cert_now.is_some() && (cert_now, key_now) == (kept.cert.stamp, kept.key.stamp) {
+                return Ok(kept.identity.clone());
+            }
+            GENERATION.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(cert = %cert.display(), "the client certificate changed: presenting the new one");
+        }
+        let identity = Arc::new(client_cert::load(cert, key)?);
+        // Only once it is in use: a failed load is tried again.
+        let entry = Presented {
+            cert: Watched {
+                path: cert.to_path_buf(),
+                stamp: cert_now,
+            },
+            key: Watched {
+                path: key.to_path_buf(),
+                stamp: key_now,
+            },
+            identity: identity.clone(),
+        };
+        match kept {
+            Some(i) => self.identities[i] = entry,
+            None => self.identities.push(entry),
+        }
+        Ok(identity)
+    }
+}
+
+/// A store of the certificates of `file` and those `dir` holds, for a
+/// TLS server's chain; what cannot be read is said and left out.
+fn store_of(file: Option<&Path>, dir: Option<&Path>) -> Option<X509Store> {
+    let built = || -> Result<X509Store, openssl::error::ErrorStack> {
+        let mut builder = X509StoreBuilder::new()?;
+        builder.set_purpose(X509PurposeId::SSL_SERVER)?;
+        if let Some(file) = file {
+            let certs = std::fs::read(file)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| X509::stack_from_pem(&pem).map_err(|e| e.to_string()));
+            match certs {
+                Ok(certs) => {
+                    for cert in certs {
+                        builder.add_cert(cert)?;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot use the CA file")
+                }
+            }
+        }
+        if let Some(dir) = dir {
+            let lookup = builder.add_lookup(X509Lookup::hash_dir())?;
+            if let Some(name) = dir.to_str() {
+                lookup.add_dir(name, SslFiletype::PEM)?;
+            }
+        }
+        Ok(builder.build())
+    };
+    built()
+        .map_err(
+            |e| tracing::warn!(error = %e, "cannot make a store of the CAs of some servers only"),
+        )
+        .ok()
+}
+
+/// The settings for connections to `url`: of each of `http.sslCAInfo`,
+/// `sslCAPath`, `sslCert` and `sslKey`, the most specific `http.<url>.`
+/// form that matches it (see `urlmatch`; the last of equals), else the
+/// one for every server. As in git, a key not given is the certificate's
+/// file.
+pub(crate) fn for_url(tls: &Tls, url: &str) -> Tls {
+    if tls.scoped.is_empty() {
+        return tls.clone();
+    }
+    let best = |name: &str| {
+        let mut best: Option<(urlmatch::Rank, &String)> = None;
+        for (key, value) in &tls.scoped {
+            match urlmatch::rank(key, name, url) {
+                Some(rank) if best.map_or(true, |(b, _)| rank >= b) => best = Some((rank, value)),
+                _ => {}
+            }
+        }
+        best.map(|(_, value)| value.clone())
+    };
+    let client_cert = best("sslcert").or_else(|| tls.client_cert.clone());
+    // (A key for every server, given as such: not the certificate's file.)
+    let given_key = tls
+        .client_key
+        .clone()
+        .filter(|key| Some(key) != tls.client_cert.as_ref());
+    let client_key = client_cert
+        .as_ref()
+        .map(|cert| best("sslkey").or(given_key).unwrap_or_else(|| cert.clone()));
+    Tls {
+        ca_file: best("sslcainfo").or_else(|| tls.ca_file.clone()),
+        ca_dir: best("sslcapath").or_else(|| tls.ca_dir.clone()),
+        verify: tls.verify,
+        client_cert,
+        client_key,
+        scoped: Vec::new(),
+    }
 }
 
 fn canonical(path: &Path) -> PathBuf {
     path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls(global: &[(&str, &str)], scoped: &[(&str, &str)]) -> Tls {
+        let value = |name: &str| {
+            global
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        Tls {
+            ca_file: value("ca"),
+            ca_dir: None,
+            verify: true,
+            client_key: value("key").or_else(|| value("cert")),
+            client_cert: value("cert"),
+            scoped: scoped
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_servers_own_settings_are_the_most_specific_that_match_its_url() {
+        let url = "https://git.example/org/repo.git";
+        let t = tls(
+            &[("ca", "/all.pem"), ("cert", "/all.crt")],
+            &[
+                ("http.https://git.example/org.sslcainfo", "/org.pem"),
+                ("http.https://git.example.sslcainfo", "/host.pem"),
+                ("http.https://git.example/org/.sslcert", "/org.crt"),
+                ("http.https://other.example.sslcapath", "/other"),
+                ("http.https://git.example/organisation.sslkey", "/no.key"),
+            ],
+        );
+        let got = for_url(&t, url);
+        assert_eq!(got.ca_file.as_deref(), Some("/org.pem"));
+        assert_eq!(got.ca_dir, None);
+        assert_eq!(got.client_cert.as_deref(), Some("/org.crt"));
+        // No key given: the certificate's file, not the one for every
+        // server's certificate.
+        assert_eq!(got.client_key.as_deref(), Some("/org.crt"));
+        // Another server: the settings for every server.
+        let elsewhere = for_url(&t, "https://git.example:8443/org/repo.git");
+        assert_eq!(elsewhere.ca_file.as_deref(), Some("/all.pem"));
+        assert_eq!(elsewhere.client_key.as_deref(), Some("/all.crt"));
+        // A key given for every server goes with a server's certificate
+        // (as in git); of equally specific keys, the last.
+        let t = tls(
+            &[("key", "/all.key")],
+            &[
+                ("http.https://git.example.sslcert", "/first.crt"),
+                ("http.https://git.example.sslcert", "/last.crt"),
+            ],
+        );
+        let got = for_url(&t, url);
+        assert_eq!(got.client_cert.as_deref(), Some("/last.crt"));
+        assert_eq!(got.client_key.as_deref(), Some("/all.key"));
+        // Nothing scoped: as given.
+        let plain = tls(&[("ca", "/all.pem")], &[]);
+        assert_eq!(for_url(&plain, url), plain);
+    }
 }

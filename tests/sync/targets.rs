@@ -306,13 +306,16 @@ fn git_config_for_the_git_cli_is_recorded_and_said_to_have_no_effect() {
     let log = f.sync_once(&[
         r#"--git-config=http.postBuffer:10485760,sect.k1:"a val",sect.k2:another val"#,
         // One that changes how a remote is reached is warned about too.
+        "--git-config-add=http.sslCertPasswordProtected:true",
+        // One read here, for some servers only: neither.
         r#"--git-config-add="http.https://git.example.com/.sslCert":/etc/git-secret/client.pem"#,
     ]);
     let warned = log
         .lines()
         .find(|l| l.contains("not supported here"))
-        .unwrap_or_else(|| panic!("no warning about http.<url>.sslCert: {log}"));
-    assert!(warned.contains("for some servers only is not"), "{warned}");
+        .unwrap_or_else(|| panic!("no warning about http.sslCertPasswordProtected: {log}"));
+    assert!(warned.contains("protected by a password"), "{warned}");
+    assert!(!warned.contains(".sslCert/"), "{warned}");
     let said = log
         .lines()
         .find(|l| l.contains("without effect here"))
@@ -320,6 +323,7 @@ fn git_config_for_the_git_cli_is_recorded_and_said_to_have_no_effect() {
     for key in ["http.postBuffer", "sect.k1", "sect.k2"] {
         assert!(said.contains(key), "{said}");
     }
+    assert!(!said.contains("git.example.com"), "{said}");
     let root = f.root();
     assert_eq!(git(&root, &["config", "sect.k1"]).trim(), "a val");
     assert_eq!(git(&root, &["config", "sect.k2"]).trim(), "another val");
