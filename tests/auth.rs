@@ -798,6 +798,19 @@ fn the_users_git_config_file_gives_the_ca_and_the_credential_helper() {
     let (code, log, _) = run("no-helper", &["--git-config=credential.helper:\"\""], &[]);
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("none is configured"), "{log}");
+
+    // A CA for this server only (its path written in another case than
+    // the scheme and host: git matches those in any case), then for
+    // another port only.
+    for (port, code) in [(server.port, 0), (server.port + 1, 1)] {
+        fs::write(
+            home.join(".config/git/config"),
+            format!("[http \"HTTPS://127.0.0.1:{port}/\"]\n\tsslCAInfo = ~/ca.pem\n"),
+        )
+        .unwrap();
+        let (got, log, _) = run(&format!("scoped-{port}"), &[], &[]);
+        assert_eq!(got, code, "{log}");
+    }
 }
 
 /// `http.<url>.sslVerify=false` turns certificate checks off for the

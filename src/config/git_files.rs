@@ -98,7 +98,7 @@ fn read(file: &Path, home: Option<&str>, depth: usize, budget: &mut usize, out: 
                 read(&path, home, depth + 1, budget, out);
             }
         } else if let Some(kept) = kept(&key) {
-            let value = match PATHS.iter().any(|p| same_key(&kept, p)) {
+            let value = match PATHS.iter().any(|p| same_key(&kept, p)) || tls_for_some(&kept) {
                 true => under_home(Path::new(&value), home)
                     .to_string_lossy()
                     .into_owned(),
@@ -109,9 +109,9 @@ fn read(file: &Path, home: Option<&str>, depth: usize, budget: &mut usize, out: 
     }
 }
 
-/// The name `key` is kept under: one of [`KEPT`], or a credential
-/// helper's key for some servers (`credential.<url>.helper`,
-/// `credential.<url>.useHttpPath`) as written.
+/// The name `key` is kept under: one of [`KEPT`], or, as written, a
+/// credential helper's key for some servers (`credential.<url>.helper`,
+/// `credential.<url>.useHttpPath`) or a TLS file's (see [`tls_for_some`]).
 fn kept(key: &str) -> Option<String> {
     if let Some(k) = KEPT.iter().find(|k| same_key(key, k)) {
         return Some(k.to_string());
@@ -119,7 +119,17 @@ fn kept(key: &str) -> Option<String> {
     let lower = key.to_ascii_lowercase();
     let scoped_credential = lower.starts_with("credential.")
         && (lower.ends_with(".helper") || lower.ends_with(".usehttppath"));
-    scoped_credential.then(|| key.to_string())
+    (scoped_credential || tls_for_some(key)).then(|| key.to_string())
+}
+
+/// Whether `key` names a CA or client certificate file for some servers
+/// (`http.<url>.sslCAInfo`, `.sslCAPath`, `.sslCert`, `.sslKey`).
+fn tls_for_some(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    let Some((_, name)) = lower.strip_prefix("http.").and_then(|r| r.rsplit_once('.')) else {
+        return false;
+    };
+    matches!(name, "sslcainfo" | "sslcapath" | "sslcert" | "sslkey")
 }
 
 /// The `section[.subsection].name` keys and values of a git config text:
@@ -303,7 +313,8 @@ mod tests {
         std::fs::write(
             &main,
             "[user]\n name = Me\n[include]\n path = more\n[http]\n sslCAInfo = ~/ca.pem\n sslverify = false\n\
-             [credential \"https://Src.example\"]\n helper = gcloud.sh\n useHttpPath\n",
+             [credential \"https://Src.example\"]\n helper = gcloud.sh\n useHttpPath\n\
+             [http \"https://Git.example/Org\"]\n sslCert = ~/org.crt\n postBuffer = 1\n",
         )
         .unwrap();
         std::fs::write(
@@ -335,6 +346,10 @@ mod tests {
                 (
                     "credential.https://Src.example.usehttppath".to_string(),
                     "true".to_string()
+                ),
+                (
+                    "http.https://Git.example/Org.sslcert".to_string(),
+                    "/home/me/org.crt".to_string()
                 ),
             ]
         );
