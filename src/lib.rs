@@ -12,10 +12,12 @@
 //! - [`sync`]: one sync pass
 //! - [`daemon`]: the loop and its failure policy
 //! - [`pid1`]: a minimal init, when we are a container's first process
+//! - [`file_stamp`]: telling a renewed file from the one read before
 
 pub mod config;
 pub mod credentials;
 pub mod daemon;
+pub mod file_stamp;
 pub mod git;
 pub mod hooks;
 pub mod http;

@@ -522,15 +522,7 @@ fn a_webhook_over_https_trusts_the_cas_git_trusts() {
 
     // A receiver that wants a client certificate gets git's.
     let (client_crt, client_key) = client_certificate(f.tmp.path(), "hook-client");
-    let strict = Nginx::start_tls(
-        &format!(
-            "ssl_client_certificate {};\n        ssl_verify_client on;\n        \
-             location / {{ return 200 \"ok\\n\"; }}",
-            ca.display()
-        ),
-        "www-data www-data",
-        Some((&cert, &key)),
-    );
+    let strict = mutual_tls_receiver(&ca, &cert, &key);
     let hook = |config: &str| {
         let mut p = spawn(git_sync(&[
             &format!("--repo={}", f.url()),
@@ -550,6 +542,70 @@ fn a_webhook_over_https_trusts_the_cas_git_trusts() {
         client_key.display()
     ));
     assert_eq!(code, 0, "{log}");
+}
+
+/// A webhook receiver over HTTPS (`cert`, `key`) that wants a client
+/// certificate of `ca`.
+fn mutual_tls_receiver(
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Nginx {
+    Nginx::start_tls(
+        &format!(
+            "ssl_client_certificate {};\n        ssl_verify_client on;\n        \
+             location / {{ return 200 \"ok\\n\"; }}",
+            ca.display()
+        ),
+        "www-data www-data",
+        Some((cert, key)),
+    )
+}
+
+/// A client certificate renewed in its Secret (as cert-manager renews it,
+/// a new file renamed over the old) is presented by the next webhook
+/// request of a running daemon, as by git's next fetch: a client made at
+/// start went on presenting the old one until it expired.
+#[test]
+fn a_webhook_presents_a_renewed_client_certificate_without_a_restart() {
+    let f = Fixture::local();
+    let (ca, cert, key) = test_certificates(f.tmp.path());
+    let (renewed_crt, renewed_key) = client_certificate(f.tmp.path(), "hook-client");
+    // The first one is of a CA the receiver does not trust (as good as
+    // expired).
+    let other = f.tmp.path().join("other");
+    fs::create_dir_all(&other).unwrap();
+    test_certificates_of(&other, "other CA");
+    let (old_crt, old_key) = client_certificate(&other, "old-client");
+    let receiver = mutual_tls_receiver(&ca, &cert, &key);
+    let (live_crt, live_key) = (f.tmp.path().join("tls.crt"), f.tmp.path().join("tls.key"));
+    fs::copy(&old_crt, &live_crt).unwrap();
+    fs::copy(&old_key, &live_key).unwrap();
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", f.tmp.path().join("root").display()),
+        &format!("--webhook-url=https://127.0.0.1:{}/hook", receiver.port),
+        "--webhook-backoff=1s",
+        &format!(
+            "--git-config=http.sslCAInfo:{},http.sslCert:{},http.sslKey:{}",
+            ca.display(),
+            live_crt.display(),
+            live_key.display()
+        ),
+    ]));
+    p.wait_log(LONG, "the webhook refused", |l| {
+        log_lines_with(l, "hook failed") >= 2
+    });
+    for (from, to) in [(&renewed_key, &live_key), (&renewed_crt, &live_crt)] {
+        let staged = to.with_extension("new");
+        fs::copy(from, &staged).unwrap();
+        fs::rename(&staged, to).unwrap();
+    }
+    p.wait_log(LONG, "the webhook delivered", |l| {
+        l.lines()
+            .any(|l| l.contains("\"hook succeeded\"") && l.contains("\"webhook\""))
+    });
+    assert!(p.log().contains("HTTP requests use it now"), "{}", p.log());
 }
 
 /// A daemon polling a smart-HTTP server every 20 ms, with updates and

@@ -5,15 +5,69 @@
 //! all checked with `http.sslVerify=false`; and the client certificate of
 //! `http.sslCert`/`http.sslKey`, for servers that ask for one (a GitHub
 //! Enterprise behind mutual TLS). The files are read when the client is
-//! made, at start. The clients of git servers (`git::ls_refs`, LFS) are
-//! made from each server's own settings (`git::tls::for_url`).
+//! made, and it is made again once one of them changed (see
+//! [`RenewingAgent`]). The clients of git servers (`git::ls_refs`, LFS)
+//! are made from each server's own settings (`git::tls::for_url`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
 
 use crate::config::gitconfig::Tls;
+use crate::file_stamp::FileStamp;
+
+/// An HTTP client of `credentials::http_agent`'s (webhooks, askpass URLs,
+/// token endpoints), made again before a request once a file of its TLS
+/// settings changed: a CA bundle or a client certificate renewed in its
+/// Secret (cert-manager renews them long before they expire) is used from
+/// the next request on, where a client made at start went on presenting
+/// the old certificate until it expired, and failed from then on.
+pub struct RenewingAgent {
+    timeout: Duration,
+    tls: Tls,
+    /// The client, and the versions of the files it was made from.
+    made: Mutex<(Vec<Option<FileStamp>>, ureq::Agent)>,
+}
+
+impl RenewingAgent {
+    pub fn new(timeout: Duration, tls: &Tls) -> Self {
+        RenewingAgent {
+            timeout,
+            tls: tls.clone(),
+            made: Mutex::new((stamps(tls), super::http_agent(timeout, tls))),
+        }
+    }
+
+    /// The client, made again first if a file changed (a `stat` each).
+    pub fn get(&self) -> ureq::Agent {
+        let now = stamps(&self.tls);
+        let mut made = crate::lock(&self.made);
+        if made.0 != now {
+            tracing::info!(
+                "a CA or client certificate file changed: git-sync's own HTTP requests use it now"
+            );
+            *made = (now, super::http_agent(self.timeout, &self.tls));
+        }
+        made.1.clone()
+    }
+}
+
+/// The versions of the files a client of `tls` is made from.
+fn stamps(tls: &Tls) -> Vec<Option<FileStamp>> {
+    let system = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    [
+        system.as_deref(),
+        tls.ca_file.as_deref().map(Path::new),
+        tls.ca_dir.as_deref().map(Path::new),
+        tls.client_cert.as_deref().map(Path::new),
+        tls.client_key.as_deref().map(Path::new),
+    ]
+    .into_iter()
+    .map(|path| path.and_then(FileStamp::of))
+    .collect()
+}
 
 pub fn client_tls(tls: &Tls) -> TlsConfig {
     let builder = TlsConfig::builder()

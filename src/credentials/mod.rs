@@ -14,6 +14,8 @@ mod github_app;
 mod helper;
 mod netrc;
 
+pub use client_tls::RenewingAgent;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -48,7 +50,7 @@ fn logins_in(path: &Path, parse: impl Fn(&str) -> Vec<HostLogin>) -> Vec<HostLog
 /// Resolves a [`CredentialSet`] for each pass.
 pub struct Resolver {
     cfg: AuthConfig,
-    agent: ureq::Agent,
+    agent: client_tls::RenewingAgent,
     token: Option<Token>,
     /// What the credential helpers answered, kept between passes.
     helper_answers: helper::Answers,
@@ -163,7 +165,7 @@ impl Resolver {
     pub fn new(cfg: AuthConfig, tls: &Tls) -> Self {
         Resolver {
             cfg,
-            agent: http_agent(Duration::from_secs(30), tls),
+            agent: client_tls::RenewingAgent::new(Duration::from_secs(30), tls),
             token: None,
             helper_answers: helper::Answers::default(),
         }
@@ -191,7 +193,7 @@ impl Resolver {
                 Ok((credentials("git-sync", token), expires_at))
             })?)
         } else if let Some(url) = &self.cfg.askpass_url {
-            let result = askpass::query(&self.agent, url);
+            let result = askpass::query(&self.agent.get(), url);
             metrics.askpass(result.is_ok());
             Some(result?)
         } else if let Some(basic) = &self.cfg.basic {
@@ -264,7 +266,7 @@ impl Resolver {
         {
             return Ok(t.credentials.clone());
         }
-        let (credentials, expires_at) = exchange(&self.agent)?;
+        let (credentials, expires_at) = exchange(&self.agent.get())?;
         let refresh_at = expires_at
             .checked_sub(Duration::from_secs(300))
             .unwrap_or_else(SystemTime::now);

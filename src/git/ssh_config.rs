@@ -27,6 +27,7 @@ use super::known_hosts::{glob, host_matches};
 use super::ssh_url::SshUrl;
 use super::SshClientConfig;
 use super::SshProxy;
+use crate::file_stamp::FileStamp;
 
 /// The system's file; `Include`s in it are relative to its directory.
 pub const SYSTEM_FILE: &str = "/etc/ssh/ssh_config";
@@ -85,23 +86,19 @@ pub struct Sources(Vec<(PathBuf, Option<Stamp>)>);
 /// that time was too recent to tell a change made right after (the
 /// kernel's clock for it ticks every few milliseconds; git calls such an
 /// index entry "racily clean").
-type Stamp = ((u64, u64, u64, i64, i64), bool);
+type Stamp = (FileStamp, bool);
 
 /// How recent a time of change is too recent.
 const RACY: Duration = Duration::from_secs(2);
 
 fn stamp(path: &Path) -> Option<Stamp> {
-    use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
     let racy = m
         .modified()
         .ok()
         .and_then(|at| at.elapsed().ok())
         .map_or(true, |age| age < RACY);
-    Some((
-        (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()),
-        racy,
-    ))
+    Some((FileStamp::from(&m), racy))
 }
 
 impl Sources {

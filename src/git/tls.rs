@@ -24,6 +24,7 @@ use super::client_cert::{self, Identity};
 use super::tls_context::{self, ForServer};
 use super::urlmatch;
 use crate::config::gitconfig::Tls;
+use crate::file_stamp::FileStamp;
 
 static VERIFY: AtomicBool = AtomicBool::new(true);
 
@@ -79,7 +80,7 @@ pub(super) fn configure(found: Found, tls: &Tls) {
     // The bundle libgit2 loaded from SSL_CERT_FILE as it initialised (then
     // only watched for changes), else the system's; then the configured one.
     let loaded = env_file.map(|path| Watched {
-        stamp: Stamp::of(&path),
+        stamp: FileStamp::of(&path),
         path,
     });
     let system_file = if loaded.is_none() {
@@ -132,36 +133,10 @@ pub(super) fn configure(found: Found, tls: &Tls) {
     }
 }
 
-/// Which version of a file was loaded: a file rewritten, or swapped
-/// through a symlink as the kubelet updates a mounted Secret or ConfigMap,
-/// has another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-    len: u64,
-}
-
-impl Stamp {
-    fn of(path: &Path) -> Option<Stamp> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        Some(Stamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-            len: m.len(),
-        })
-    }
-}
-
 /// A CA file, and the version of it OpenSSL holds (`None`: not loaded).
 struct Watched {
     path: PathBuf,
-    stamp: Option<Stamp>,
+    stamp: Option<FileStamp>,
 }
 
 /// The CA locations. Parsing a bundle of 140 certificates is most of the
@@ -191,7 +166,7 @@ struct ScopedCas {
     file: Option<PathBuf>,
     dir: Option<PathBuf>,
     /// The version of the file in the store.
-    stamp: Option<Stamp>,
+    stamp: Option<FileStamp>,
     store: Option<Arc<X509Store>>,
 }
 
@@ -256,7 +231,7 @@ pub(super) fn before_connecting(url: &str, proxy: Option<&str>) -> Result<(), St
         }
     }
     for file in &mut cas.files {
-        let now = Stamp::of(&file.path);
+        let now = FileStamp::of(&file.path);
         if now.is_none() || now == file.stamp {
             continue;
         }
@@ -297,7 +272,7 @@ impl Cas {
     fn scoped_store(&mut self, tls: &Tls) -> Option<Arc<X509Store>> {
         let file = tls.ca_file.as_ref().map(PathBuf::from);
         let dir = tls.ca_dir.as_ref().map(PathBuf::from);
-        let stamp = file.as_deref().and_then(Stamp::of);
+        let stamp = file.as_deref().and_then(FileStamp::of);
         let kept = self
             .scoped
             .iter()
@@ -329,7 +304,7 @@ impl Cas {
     /// file changed. One that cannot be used fails the connection here,
     /// with why, rather than in the TLS handshake.
     fn identity(&mut self, cert: &Path, key: &Path) -> Result<Arc<Identity>, String> {
-        let (cert_now, key_now) = (Stamp::of(cert), Stamp::of(key));
+        let (cert_now, key_now) = (FileStamp::of(cert), FileStamp::of(key));
         let kept = self
             .identities
             .iter()

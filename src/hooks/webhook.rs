@@ -3,16 +3,17 @@
 use super::Hook;
 use crate::config::gitconfig::Tls;
 use crate::config::ops::WebhookConfig;
+use crate::credentials::RenewingAgent;
 use crate::redact::redact;
 
 pub struct Webhook {
     cfg: WebhookConfig,
-    agent: ureq::Agent,
+    agent: RenewingAgent,
 }
 
 impl Webhook {
     pub fn new(cfg: WebhookConfig, tls: &Tls) -> Self {
-        let agent = crate::credentials::http_agent(cfg.timeout, tls);
+        let agent = RenewingAgent::new(cfg.timeout, tls);
         Webhook { cfg, agent }
     }
 }
@@ -32,11 +33,11 @@ impl Hook for Webhook {
             .map_err(|e| format!("webhook {url}: {e}"))?;
         let proxy = crate::credentials::proxy_for(&self.cfg.url)
             .map_err(|e| format!("webhook {url}: {e}"))?;
-        let request = self.agent.configure_request(request).proxy(proxy).build();
+        let agent = self.agent.get();
+        let request = agent.configure_request(request).proxy(proxy).build();
         // Not reaching the receiver is a failure (retried) whatever the
         // status setting, as upstream.
-        let response = self
-            .agent
+        let response = agent
             .run(request)
             .map_err(|e| format!("webhook {url}: {}", redact(&e.to_string())))?;
         let Some(want) = self.cfg.success_status else {
