@@ -2088,6 +2088,54 @@ fn the_server_is_reached_through_a_proxy_command_or_a_jump_host() {
             "{asked}"
         );
     }
+    // No ssh program to run the ProxyJump (as in the default image): a
+    // channel from the jump host, opened in process, logged in to as the
+    // file says of it; with the jump host down, nothing goes around it.
+    let no_ssh = tmp.path().join("no-ssh");
+    fs::create_dir(&no_ssh).unwrap();
+    let down = tmp.path().join("ssh_config_down");
+    fs::write(
+        &down,
+        fs::read_to_string(&config).unwrap().replace(
+            "Host bastion\n  HostName 127.0.0.1\n  Port",
+            "Host bastion\n  HostName 127.0.0.1\n  Port 1\n  Port",
+        ),
+    )
+    .unwrap();
+    for (name, file, filtered) in [
+        ("in-process", &config, false),
+        ("in-process-filtered", &config, true),
+        ("in-process-down", &down, false),
+    ] {
+        let _ = fs::remove_file(&asked);
+        let root = tmp.path().join(name);
+        let mut args = vec![
+            format!("--repo=jumped:{}", repo.dir.display()),
+            format!("--root={}", root.display()),
+            "--link=site".into(),
+            format!("--ssh-known-hosts-file={}", known.display()),
+        ];
+        if filtered {
+            args.push(format!("--sparse-checkout-file={}", patterns.display()));
+            args.push("--filter=blob:none".into());
+        }
+        let command = format!("ssh -F {}", file.display());
+        let env = [
+            ("GIT_SSH_COMMAND", command.as_str()),
+            ("PATH", no_ssh.to_str().unwrap()),
+        ];
+        let (code, log) = one_time(&args, &env);
+        assert!(log.contains("through the jump host, in process"), "{log}");
+        assert!(!asked.exists(), "{log}");
+        if name.ends_with("down") {
+            assert_eq!(code, 1, "{log}");
+            assert!(log.contains("jump host"), "{log}");
+            assert!(published(&root.join("site")).is_none(), "{log}");
+        } else {
+            let got = published(&root.join("site"));
+            assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
+        }
+    }
     let args = [
         format!("--repo=hidden:{}", repo.dir.display()),
         format!("--root={}", tmp.path().join("direct").display()),
@@ -2124,41 +2172,65 @@ fn the_server_is_reached_through_a_proxy_command_or_a_jump_host() {
 
 /// A daemon that polls through a `ProxyCommand` holds steady: each poll's
 /// command is ended and reaped, its connection and its standard error
-/// closed, its threads gone.
+/// closed, its threads gone; so does one through a `ProxyJump` made in
+/// process.
 #[test]
 fn a_daemon_polling_through_a_proxy_command_holds_steady() {
     let tmp = TempDir::new().unwrap();
-    let repo = SourceRepo::new(tmp.path(), "site");
-    let h = repo.commit(&[("a", "a")], "one");
     let sshd = Sshd::start();
     let bridge = write_bridge(tmp.path());
     let key_part = sshd.known_hosts_line.split_once(' ').unwrap().1;
-    let known = tmp.path().join("known_hosts");
-    fs::write(&known, format!("[git.invalid]:{} {key_part}\n", sshd.port)).unwrap();
-    let config = tmp.path().join("ssh_config");
-    fs::write(
-        &config,
-        format!(
-            "Host hidden\n  HostName git.invalid\n  Port {}\n  User {}\n  IdentityFile {}\n  \
-             ProxyCommand python3 {} %h %p {}\n",
-            sshd.port,
-            sshd.user,
-            sshd.client_key.display(),
-            bridge.display(),
-            tmp.path().join("asked").display(),
-        ),
-    )
-    .unwrap();
-    let root = tmp.path().join("root");
+    let login = format!(
+        "  Port {}\n  User {}\n  IdentityFile {}\n",
+        sshd.port,
+        sshd.user,
+        sshd.client_key.display()
+    );
+    let command = format!(
+        "Host hidden\n  HostName git.invalid\n{login}  ProxyCommand python3 {} %h %p {}\n",
+        bridge.display(),
+        tmp.path().join("asked").display(),
+    );
+    let known = format!("[git.invalid]:{} {key_part}\n", sshd.port);
+    poll_steadily(&tmp.path().join("command"), &command, &known, None);
+    // A ProxyJump made in process (no ssh program): its thread and
+    // channel end with each connection.
+    let jump = format!(
+        "Host hidden\n  HostName 127.0.0.1\n{login}  ProxyJump bastion\n\
+         Host bastion\n  HostName 127.0.0.1\n{login}"
+    );
+    let no_ssh = tmp.path().join("no-ssh");
+    fs::create_dir_all(&no_ssh).unwrap();
+    let known = format!("{}\n", sshd.known_hosts_line);
+    poll_steadily(&tmp.path().join("jump"), &jump, &known, Some(&no_ssh));
+}
+
+/// A daemon polling `hidden:<repo>` every 20 ms with the OpenSSH
+/// configuration `config` and known hosts `known` (and `PATH` when
+/// given) holds as many descriptors and threads after 40 polls as after
+/// 10, and no zombie.
+fn poll_steadily(dir: &Path, config: &str, known: &str, path: Option<&Path>) {
+    let repo = SourceRepo::new(dir, "site");
+    let h = repo.commit(&[("a", "a")], "one");
+    let (config_file, known_file) = (dir.join("ssh_config"), dir.join("known_hosts"));
+    fs::write(&config_file, config).unwrap();
+    fs::write(&known_file, known).unwrap();
+    let root = dir.join("root");
     let mut cmd = git_sync(&[
         &format!("--repo=hidden:{}", repo.dir.display()),
         &format!("--root={}", root.display()),
         "--link=site",
-        &format!("--ssh-known-hosts-file={}", known.display()),
+        &format!("--ssh-known-hosts-file={}", known_file.display()),
         "--period=20ms",
         "-v=5",
     ]);
-    cmd.env("GIT_SSH_COMMAND", format!("ssh -F {}", config.display()));
+    cmd.env(
+        "GIT_SSH_COMMAND",
+        format!("ssh -F {}", config_file.display()),
+    );
+    if let Some(path) = path {
+        cmd.env("PATH", path);
+    }
     let mut p = spawn(cmd);
     let pid = p.child.id();
     let polls = |n: usize| move |log: &str| log_lines_with(log, "no change") >= n;

@@ -31,6 +31,7 @@ mod socks;
 mod socks_agent;
 mod ssh_config;
 mod ssh_home;
+mod ssh_jump;
 mod ssh_key;
 mod ssh_ls_refs;
 mod ssh_url;

@@ -3,7 +3,8 @@
 //! server: as OpenSSH does, the command runs as `/bin/sh -c 'exec
 //! <command>'`, and a `ProxyJump` is the command `ssh -W '[%h]:%p'
 //! <jump host>` (which needs an `ssh` program, as it does under OpenSSH:
-//! the jump host's keys and configuration are its business). git's
+//! the jump host's keys and configuration are its business; without one,
+//! a single hop is made in process, see `ssh_jump.rs`). git's
 //! `core.gitProxy` (or `GIT_PROXY_COMMAND`) for a `git://` server: as git
 //! does, the program runs as `<program> <host> <port>`, no shell.
 //!

@@ -5,7 +5,7 @@ use git2::{AutotagOption, FetchOptions, ProxyOptions};
 use super::local::local_path;
 use super::ssh_home::SshHome;
 use super::v2_session;
-use super::{http_config, proxy, proxy_command, ref_error, refs, ssh_config, stream};
+use super::{http_config, proxy, proxy_command, ref_error, refs, ssh_config, ssh_jump, stream};
 use super::{Cancel, GitError, GitRepo, Hash, SshAuth};
 use crate::redact::redact;
 use callbacks::{callbacks, confinement};
@@ -292,12 +292,21 @@ impl GitRepo {
             tracing::debug!(url = %redact(&effective), "protocol.version asks for version 0: libgit2 lists and fetches");
         }
         let url = effective.as_str();
-        // An SSH server's proxy command, for libgit2's connections and ours.
+        // An SSH server's proxy command, for libgit2's connections and
+        // ours; a jump host's channel when there is no ssh to run one.
         if let Some(destination) = &ssh {
             if let Some(to) = super::ssh_url::SshUrl::parse(url) {
-                let command = destination.proxy_command.clone();
+                let route = match &destination.jump {
+                    Some(hop) if !ssh_jump::ssh_program_found() => self
+                        .jump_host(url, hop)
+                        .map(|j| stream::Route::Jump(Box::new(j))),
+                    _ => destination
+                        .proxy_command
+                        .clone()
+                        .map(stream::Route::Command),
+                };
                 let origin = (to.host.to_ascii_lowercase(), to.port.unwrap_or(22));
-                stream::route(origin, command.map(stream::Route::Command));
+                stream::route(origin, route);
             }
         }
         // A git daemon's proxy program (`core.gitProxy`), likewise.
@@ -384,7 +393,9 @@ impl GitRepo {
         if let Some(to) = &destination.url {
             tracing::info!(url = %redact(url), to = %redact(to), "SSH destination from the OpenSSH configuration or the ssh command line (HostName, Port, User)");
         }
-        if let Some(command) = &destination.proxy_command {
+        // (A jump made in process is said as its route is set.)
+        let in_process = destination.jump.is_some() && !ssh_jump::ssh_program_found();
+        if let Some(command) = destination.proxy_command.as_ref().filter(|_| !in_process) {
             tracing::info!(url = %redact(url), command = %redact(command), "SSH connections through a proxy command (ProxyCommand or ProxyJump of the OpenSSH configuration or the ssh command line)");
         }
         if !destination.not_applied.is_empty() {
@@ -396,6 +407,25 @@ impl GitRepo {
             );
         }
         Some(destination)
+    }
+
+    /// The jump host `hop` (a `ProxyJump`'s `[user@]host[:port]` or
+    /// `ssh://` URI) of the server of `url`, logged in to as the OpenSSH
+    /// configuration says of it, with git-sync's keys and host key checks.
+    fn jump_host(&self, url: &str, hop: &str) -> Option<ssh_jump::JumpHost> {
+        let auth = self.credentials.ssh.as_ref()?;
+        let bare = hop.strip_prefix("ssh://").unwrap_or(hop);
+        let hop_url = format!("ssh://{}/", bare.trim_end_matches('/'));
+        let destination = ssh_config::destination(&hop_url, &auth.client_config);
+        let place_url = destination.as_ref().and_then(|d| d.url.clone());
+        let place = super::ssh_ls_refs::SshPlace::parse(place_url.as_deref().unwrap_or(&hop_url))?;
+        let auth = match &destination {
+            Some(d) => auth.for_destination(d),
+            None => auth.clone(),
+        };
+        let jump = ssh_jump::JumpHost { place, auth };
+        tracing::info!(url = %redact(url), jump_host = %jump, "SSH connections through the jump host, in process (ProxyJump; no ssh program to run it with)");
+        Some(jump)
     }
 
     pub(super) fn remote_error(

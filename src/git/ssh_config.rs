@@ -56,6 +56,10 @@ pub struct Destination {
     /// The command the server is reached over (`ProxyCommand`, or the
     /// `ssh -W` a `ProxyJump` makes), its tokens expanded.
     pub proxy_command: Option<String>,
+    /// A `ProxyJump` of one hop (`[user@]host[:port]` or an `ssh://`
+    /// URI), which is also made in process when no `ssh` program is there
+    /// to run the command above (see `ssh_jump`).
+    pub jump: Option<String>,
     /// What applies to the host and is not done here, with its file:
     /// `CertificateFile ~/.ssh/id-cert.pub (/home/me/.ssh/config)`.
     pub not_applied: Vec<String>,
@@ -169,6 +173,10 @@ pub fn destination(url: &str, config: &SshClientConfig) -> Option<Destination> {
     });
     // (The command line's, as ssh keeps the first value given.)
     let proxy = config.proxy.clone().or(found.proxy).flatten();
+    let jump = match &proxy {
+        Some(SshProxy::Jump(hops)) if !hops.contains(',') => Some(hops.clone()),
+        _ => None,
+    };
     let proxy_command = proxy.and_then(|p| {
         let command = p.command(config.config_file.as_deref());
         let expanded = expand("ProxyCommand", &command)?;
@@ -177,6 +185,7 @@ pub fn destination(url: &str, config: &SshClientConfig) -> Option<Destination> {
     Some(Destination {
         url: (to.to_url() != given.to_url()).then(|| to.to_url()),
         proxy_command,
+        jump,
         identity_files,
         identities_only: found.identities_only,
         global_known_hosts,

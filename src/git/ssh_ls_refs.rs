@@ -22,7 +22,7 @@ use super::{known_hosts, ssh_key, SshAuth};
 
 /// Where an SSH URL leads: `ssh://[user@]host[:port]/path` (also
 /// `git+ssh://`, `ssh+git://`) or scp-like `[user@]host:path`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct SshPlace {
     pub user: String,
     pub host: String,
@@ -127,6 +127,16 @@ pub(super) fn lfs_authenticate(
 /// checked first.
 fn open(place: &SshPlace, auth: &SshAuth, timeout: Duration) -> Result<ssh2::Session, NoListing> {
     let conn = super::stream::open(&place.host, place.port, Some(timeout))?;
+    open_over(conn, place, auth, timeout)
+}
+
+/// [`open`] over `conn`, a connection to `place`'s host.
+pub(super) fn open_over(
+    conn: super::stream::Conn,
+    place: &SshPlace,
+    auth: &SshAuth,
+    timeout: Duration,
+) -> Result<ssh2::Session, NoListing> {
     let mut session = ssh2::Session::new()?;
     session.set_tcp_stream(conn);
     session.set_timeout(timeout.as_millis().try_into().unwrap_or(u32::MAX));

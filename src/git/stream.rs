@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use super::proxy_command::CommandStream;
 use super::socks::Socks;
+use super::ssh_jump::{JumpHost, JumpStream};
 
 /// `GIT_STREAM_VERSION`.
 const STREAM_VERSION: c_int = 1;
@@ -59,13 +60,18 @@ pub(crate) enum Route {
     /// Over the standard input and output of this program, run with the
     /// host and port (a `git://` server's `core.gitProxy`).
     GitProxy(String),
+    /// Over a channel from this SSH server (a `ProxyJump` made in
+    /// process).
+    Jump(Box<JumpHost>),
 }
 
-/// A connection: a TCP socket, or a proxy command's socket.
+/// A connection: a TCP socket, a proxy command's socket, or one of a
+/// channel through a jump host.
 #[derive(Debug)]
 pub(crate) enum Conn {
     Tcp(TcpStream),
     Command(CommandStream),
+    Jump(JumpStream),
 }
 
 impl Read for Conn {
@@ -73,6 +79,7 @@ impl Read for Conn {
         match self {
             Conn::Tcp(s) => s.read(buf),
             Conn::Command(s) => s.read(buf),
+            Conn::Jump(s) => s.read(buf),
         }
     }
 }
@@ -82,6 +89,7 @@ impl Write for Conn {
         match self {
             Conn::Tcp(s) => s.write(buf),
             Conn::Command(s) => s.write(buf),
+            Conn::Jump(s) => s.write(buf),
         }
     }
 
@@ -89,6 +97,7 @@ impl Write for Conn {
         match self {
             Conn::Tcp(s) => s.flush(),
             Conn::Command(s) => s.flush(),
+            Conn::Jump(s) => s.flush(),
         }
     }
 }
@@ -98,6 +107,7 @@ impl AsRawFd for Conn {
         match self {
             Conn::Tcp(s) => s.as_raw_fd(),
             Conn::Command(s) => s.as_raw_fd(),
+            Conn::Jump(s) => s.as_raw_fd(),
         }
     }
 }
@@ -116,6 +126,7 @@ pub(crate) fn open(host: &str, port: u16, timeout: Option<Duration>) -> Result<C
         Some(Route::GitProxy(program)) => {
             CommandStream::spawn_git_proxy(&program, host, port, timeout).map(Conn::Command)
         }
+        Some(Route::Jump(jump)) => JumpStream::open(&jump, host, port, timeout).map(Conn::Jump),
     }
 }
 
@@ -185,7 +196,7 @@ pub(crate) fn command_of(host: &str, port: u16) -> Option<String> {
     match route_of(host, port)? {
         Route::Command(command) => Some(command),
         Route::GitProxy(program) => Some(format!("{program} {host} {port}")),
-        Route::HttpProxy(_) | Route::Socks(..) => None,
+        Route::HttpProxy(_) | Route::Socks(..) | Route::Jump(_) => None,
     }
 }
 
