@@ -519,6 +519,17 @@ fn a_webhook_over_https_trusts_the_cas_git_trusts() {
     assert_eq!(code, 0, "{log}");
     let (code, log) = run(None, "--git-config=http.sslVerify:false");
     assert_eq!(code, 0, "{log}");
+    // A CA for the receiver's URL only, as for a git remote (GitHub
+    // Enterprise's API on the git server's host); for another URL only,
+    // not trusted.
+    for (url, want) in [
+        (format!("https://127.0.0.1:{}/", receiver.port), 0),
+        (format!("https://127.0.0.1:{}/other/", receiver.port), 1),
+    ] {
+        let scoped = format!("--git-config=\"http.{url}.sslCAInfo\":{}", ca.display());
+        let (code, log) = run(None, &scoped);
+        assert_eq!(code, want, "{url}: {log}");
+    }
 
     // A receiver that wants a client certificate gets git's.
     let (client_crt, client_key) = client_certificate(f.tmp.path(), "hook-client");

@@ -18,39 +18,55 @@ use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsPr
 use crate::config::gitconfig::Tls;
 use crate::file_stamp::FileStamp;
 
-/// An HTTP client of `credentials::http_agent`'s (webhooks, askpass URLs,
-/// token endpoints), made again before a request once a file of its TLS
-/// settings changed: a CA bundle or a client certificate renewed in its
-/// Secret (cert-manager renews them long before they expire) is used from
-/// the next request on, where a client made at start went on presenting
-/// the old certificate until it expired, and failed from then on.
+/// The HTTP clients of `credentials::http_agent`'s (webhooks, askpass
+/// URLs, token endpoints): one for the TLS settings of each URL asked for
+/// (`http.<url>.sslCAInfo` and the like, as for git remotes), made again
+/// before a request once a file of those settings changed: a CA bundle or
+/// a client certificate renewed in its Secret (cert-manager renews them
+/// long before they expire) is used from the next request on, where a
+/// client made at start went on presenting the old certificate until it
+/// expired, and failed from then on.
 pub struct RenewingAgent {
     timeout: Duration,
     tls: Tls,
-    /// The client, and the versions of the files it was made from.
-    made: Mutex<(Vec<Option<FileStamp>>, ureq::Agent)>,
+    made: Mutex<Vec<Made>>,
 }
+
+/// A client made, with its settings and the versions of the files it
+/// was made from.
+type Made = (Tls, Vec<Option<FileStamp>>, ureq::Agent);
 
 impl RenewingAgent {
     pub fn new(timeout: Duration, tls: &Tls) -> Self {
         RenewingAgent {
             timeout,
             tls: tls.clone(),
-            made: Mutex::new((stamps(tls), super::http_agent(timeout, tls))),
+            made: Mutex::new(Vec::new()),
         }
     }
 
-    /// The client, made again first if a file changed (a `stat` each).
-    pub fn get(&self) -> ureq::Agent {
-        let now = stamps(&self.tls);
+    /// The client for requests to `url`, made again first if a file of
+    /// its settings changed (a `stat` each).
+    pub fn get(&self, url: &str) -> ureq::Agent {
+        let tls = crate::git::tls_for_url(&self.tls, url);
+        let now = stamps(&tls);
         let mut made = crate::lock(&self.made);
-        if made.0 != now {
-            tracing::info!(
-                "a CA or client certificate file changed: git-sync's own HTTP requests use it now"
-            );
-            *made = (now, super::http_agent(self.timeout, &self.tls));
+        match made.iter_mut().find(|(t, _, _)| *t == tls) {
+            Some((_, then, agent)) => {
+                if *then != now {
+                    tracing::info!(
+                        "a CA or client certificate file changed: git-sync's own HTTP requests use it now"
+                    );
+                    (*then, *agent) = (now, super::http_agent(self.timeout, &tls));
+                }
+                agent.clone()
+            }
+            None => {
+                let agent = super::http_agent(self.timeout, &tls);
+                made.push((tls, now, agent.clone()));
+                agent
+            }
         }
-        made.1.clone()
     }
 }
 

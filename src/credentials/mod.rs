@@ -174,7 +174,7 @@ impl Resolver {
     /// The credentials for this pass.
     pub fn resolve(&mut self, metrics: &Metrics) -> Result<CredentialSet, String> {
         let default = if let Some(app) = self.cfg.github_app.clone() {
-            Some(self.cached_token(|agent| {
+            Some(self.cached_token(&app.base_url, |agent| {
                 let exchanged = github_app::installation_token(agent, &app);
                 metrics.github_token(exchanged.is_ok());
                 let (token, expires_at) = exchanged?;
@@ -185,7 +185,7 @@ impl Resolver {
                 Ok((credentials("x-access-token", token), expires_at))
             })?)
         } else if let Some(id) = self.cfg.azure.clone() {
-            Some(self.cached_token(|agent| {
+            Some(self.cached_token(&id.authority_host, |agent| {
                 let (token, expires_at) = azure::access_token(agent, &id)?;
                 tracing::info!(client_id = %id.client_id, "got a Microsoft Entra access token (Azure workload identity)");
                 // Azure DevOps reads the token from the password; any
@@ -193,7 +193,7 @@ impl Resolver {
                 Ok((credentials("git-sync", token), expires_at))
             })?)
         } else if let Some(url) = &self.cfg.askpass_url {
-            let result = askpass::query(&self.agent.get(), url);
+            let result = askpass::query(&self.agent.get(url), url);
             metrics.askpass(result.is_ok());
             Some(result?)
         } else if let Some(basic) = &self.cfg.basic {
@@ -253,10 +253,12 @@ impl Resolver {
         })
     }
 
-    /// The cached token's credentials, or new ones from `exchange`,
-    /// renewed five minutes before they expire (tokens last an hour).
+    /// The cached token's credentials, or new ones from `exchange` (its
+    /// requests to `url`), renewed five minutes before they expire
+    /// (tokens last an hour).
     fn cached_token(
         &mut self,
+        url: &str,
         exchange: impl FnOnce(&ureq::Agent) -> Result<(Credentials, SystemTime), String>,
     ) -> Result<Credentials, String> {
         if let Some(t) = self
@@ -266,7 +268,7 @@ impl Resolver {
         {
             return Ok(t.credentials.clone());
         }
-        let (credentials, expires_at) = exchange(&self.agent.get())?;
+        let (credentials, expires_at) = exchange(&self.agent.get(url))?;
         let refresh_at = expires_at
             .checked_sub(Duration::from_secs(300))
             .unwrap_or_else(SystemTime::now);

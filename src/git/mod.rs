@@ -75,6 +75,7 @@ pub use remote::Target;
 pub(crate) use socks_agent::through_socks;
 pub use ssh_config::SYSTEM_FILE as SSH_SYSTEM_CONFIG;
 pub use submodules::Superproject;
+pub(crate) use tls::for_url as tls_for_url;
 pub use tree_diff::ChangedPaths;
 pub(crate) use urlmatch::{percent_decoded, url_matches};
 pub use worktree::Base;

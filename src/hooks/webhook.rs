@@ -33,7 +33,7 @@ impl Hook for Webhook {
             .map_err(|e| format!("webhook {url}: {e}"))?;
         let proxy = crate::credentials::proxy_for(&self.cfg.url)
             .map_err(|e| format!("webhook {url}: {e}"))?;
-        let agent = self.agent.get();
+        let agent = self.agent.get(&self.cfg.url);
         let request = agent.configure_request(request).proxy(proxy).build();
         // Not reaching the receiver is a failure (retried) whatever the
         // status setting, as upstream.
