@@ -131,10 +131,7 @@ pub fn client_tls(tls: &Tls) -> TlsConfig {
 
 /// The DER of each PEM certificate in `file`; none if it cannot be read.
 fn certificates_in(file: &Path) -> Vec<Vec<u8>> {
-    let parsed = std::fs::read(file)
-        .map_err(|e| e.to_string())
-        .and_then(|pem| openssl::x509::X509::stack_from_pem(&pem).map_err(|e| e.to_string()));
-    match parsed {
+    match crate::git::certificates_in_pem(file) {
         Ok(certs) => certs.iter().filter_map(|c| c.to_der().ok()).collect(),
         Err(e) => {
             tracing::warn!(file = %file.display(), error = %e, "cannot read CA certificates from");

@@ -14,6 +14,13 @@ pub(super) struct Identity {
     pub key: PKey<Private>,
 }
 
+/// The PEM certificates in `file`, in order (other PEM blocks, such as
+/// a key, passed over), or why it cannot be read.
+pub(crate) fn certificates(file: &Path) -> Result<Vec<X509>, String> {
+    let pem = std::fs::read(file).map_err(|e| e.to_string())?;
+    X509::stack_from_pem(&pem).map_err(|e| e.to_string())
+}
+
 /// The chain of `cert` with the key of `key`. Errors name the setting and
 /// the file, never the key's contents.
 pub(super) fn load(cert: &Path, key: &Path) -> Result<Identity, String> {
@@ -33,8 +40,7 @@ pub(super) fn load(cert: &Path, key: &Path) -> Result<Identity, String> {
             cert.display()
         )
     };
-    let pem = std::fs::read(cert).map_err(|e| unusable(e.to_string()))?;
-    let chain = X509::stack_from_pem(&pem).map_err(|e| unusable(e.to_string()))?;
+    let chain = certificates(cert).map_err(unusable)?;
     let first = chain
         .first()
         .ok_or_else(|| unusable("no certificate in it".into()))?;

@@ -52,6 +52,7 @@ use std::sync::Once;
 
 use crate::config::gitconfig::Tls;
 pub use cancel::{Cancel, Hold};
+pub(crate) use client_cert::certificates as certificates_in_pem;
 
 /// Why git would not take `value` as a proxy (`http.proxy`), if it would
 /// not; an empty value is no proxy. See `proxy.rs`.

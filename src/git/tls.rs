@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use openssl::ssl::SslFiletype;
 use openssl::x509::store::{X509Lookup, X509Store, X509StoreBuilder};
-use openssl::x509::{X509PurposeId, X509};
+use openssl::x509::X509PurposeId;
 
 use super::client_cert::{self, Identity};
 use super::tls_context::{self, ForServer};
@@ -344,10 +344,7 @@ fn store_of(file: Option<&Path>, dir: Option<&Path>) -> Option<X509Store> {
         let mut builder = X509StoreBuilder::new()?;
         builder.set_purpose(X509PurposeId::SSL_SERVER)?;
         if let Some(file) = file {
-            let certs = std::fs::read(file)
-                .map_err(|e| e.to_string())
-                .and_then(|pem| X509::stack_from_pem(&pem).map_err(|e| e.to_string()));
-            match certs {
+            match client_cert::certificates(file) {
                 Ok(certs) => {
                     for cert in certs {
                         builder.add_cert(cert)?;
