@@ -2170,10 +2170,139 @@ fn the_server_is_reached_through_a_proxy_command_or_a_jump_host() {
     assert!(!log.contains("proxy command"), "{log}");
 }
 
+/// Without an `ssh` program, a `ProxyJump` of several hops is made in
+/// process too, as OpenSSH makes it: the hops in the order listed, or the
+/// first hop's own `ProxyJump` first; each jump host logged in to as the
+/// file says of it (as the local user when it names none). Each jump
+/// host's sshd may only open a channel to the next one, so the connection
+/// passes them all; with the first down, the pass fails naming it.
+#[test]
+fn a_proxy_jump_of_several_hops_is_made_in_process() {
+    let tmp = TempDir::new().unwrap();
+    let repo = SourceRepo::new(tmp.path(), "site");
+    repo.git(&["config", "uploadpack.allowFilter", "true"]);
+    let h = repo.commit(&[("docs/a.md", "a"), ("b", "b")], "one");
+    let server = Sshd::start();
+    let second = Sshd::start_with(&format!("PermitOpen 127.0.0.1:{}\n", server.port));
+    let first = Sshd::start_with(&format!("PermitOpen 127.0.0.1:{}\n", second.port));
+    let known = tmp.path().join("known_hosts");
+    let mut lines: Vec<String> = [&server, &second, &first]
+        .iter()
+        .map(|d| d.known_hosts_line.clone())
+        .collect();
+    // The first jump host under a name only its proxy command reaches.
+    let key_part = first.known_hosts_line.split_once(' ').unwrap().1;
+    lines.push(format!("[first.invalid]:{} {key_part}", first.port));
+    fs::write(&known, lines.join("\n") + "\n").unwrap();
+    let bridge = write_bridge(tmp.path());
+    let asked = tmp.path().join("asked");
+    let at = |d: &Sshd| {
+        format!(
+            "  HostName 127.0.0.1\n  Port {}\n  IdentityFile {}\n",
+            d.port,
+            d.client_key.display()
+        )
+    };
+    let user = format!("  User {}\n", server.user);
+    let config = |first_port: u16| {
+        format!(
+            "Host listed\n{server}{user}  ProxyJump hop-a,hop-b\n\
+             Host chained\n{server}{user}  ProxyJump hop-b\n\
+             Host bridged\n{server}{user}  ProxyJump hop-c,hop-b\n\
+             Host broken\n{server}{user}  ProxyJump hop-a,,hop-b\n\
+             Host hop-b\n{second}{user}  ProxyJump hop-a\n\
+             Host hop-a\n{first}\
+             Host hop-c\n{bridged}  ProxyCommand /usr/bin/python3 {} %h %p {}\n",
+            bridge.display(),
+            asked.display(),
+            server = at(&server),
+            second = at(&second),
+            first = at(&first).replace(
+                &format!("Port {}", first.port),
+                &format!("Port {first_port}")
+            ),
+            bridged = at(&first).replace("127.0.0.1", "first.invalid"),
+        )
+    };
+    let (up, down) = (
+        tmp.path().join("ssh_config"),
+        tmp.path().join("ssh_config_down"),
+    );
+    fs::write(&up, config(first.port)).unwrap();
+    fs::write(&down, config(1)).unwrap();
+    let patterns = tmp.path().join("sparse");
+    fs::write(&patterns, "/docs/\n").unwrap();
+    let no_ssh = tmp.path().join("no-ssh");
+    fs::create_dir(&no_ssh).unwrap();
+    let (a, c) = (
+        format!("127.0.0.1:{}", first.port),
+        format!("first.invalid:{}", first.port),
+    );
+    for (name, alias, file, filtered, first_hop) in [
+        ("listed", "listed", &up, false, a.as_str()),
+        ("chained", "chained", &up, true, &a),
+        ("bridged", "bridged", &up, false, &c),
+        ("listed-down", "listed", &down, false, "127.0.0.1:1"),
+        ("chained-down", "chained", &down, false, "127.0.0.1:1"),
+        ("broken", "broken", &up, false, ""),
+    ] {
+        let _ = fs::remove_file(&asked);
+        let root = tmp.path().join(name);
+        let mut args = vec![
+            format!("--repo={alias}:{}", repo.dir.display()),
+            format!("--root={}", root.display()),
+            "--link=site".into(),
+            format!("--ssh-known-hosts-file={}", known.display()),
+            "-v=5".into(),
+        ];
+        if filtered {
+            args.push(format!("--sparse-checkout-file={}", patterns.display()));
+            args.push("--filter=blob:none".into());
+        }
+        let command = format!("ssh -F {}", file.display());
+        let env = [
+            ("GIT_SSH_COMMAND", command.as_str()),
+            ("PATH", no_ssh.to_str().unwrap()),
+        ];
+        let (code, log) = one_time(&args, &env);
+        if name == "broken" {
+            // Not made, and nothing goes around it.
+            assert_eq!((code, published(&root.join("site"))), (1, None), "{log}");
+            assert!(
+                log.contains("ProxyJump: \\\"\\\" is not a jump host"),
+                "{log}"
+            );
+            continue;
+        }
+        assert!(log.contains("through the jump host, in process"), "{log}");
+        let hops = format!(
+            "\"jump_host\":\"{u}@{first_hop},{u}@127.0.0.1:{}\"",
+            second.port,
+            u = server.user
+        );
+        assert!(log.contains(&hops), "{hops} in {log}");
+        let bridged = fs::read_to_string(&asked).unwrap_or_default();
+        assert_eq!(
+            bridged.contains(&c.replace(':', " ")),
+            name == "bridged",
+            "{log}"
+        );
+        let got = published(&root.join("site"));
+        if name.ends_with("down") {
+            assert_eq!((code, got), (1, None), "{log}");
+            assert!(log.contains("jump host"), "{log}");
+            assert!(log.contains(":1:"), "{log}");
+        } else {
+            assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
+            assert_eq!(log.contains("\"refs listed\""), filtered, "{log}");
+        }
+    }
+}
+
 /// A daemon that polls through a `ProxyCommand` holds steady: each poll's
 /// command is ended and reaped, its connection and its standard error
-/// closed, its threads gone; so does one through a `ProxyJump` made in
-/// process.
+/// closed, its threads gone; so does one through a `ProxyJump` of two
+/// hops made in process.
 #[test]
 fn a_daemon_polling_through_a_proxy_command_holds_steady() {
     let tmp = TempDir::new().unwrap();
@@ -2193,11 +2322,11 @@ fn a_daemon_polling_through_a_proxy_command_holds_steady() {
     );
     let known = format!("[git.invalid]:{} {key_part}\n", sshd.port);
     poll_steadily(&tmp.path().join("command"), &command, &known, None);
-    // A ProxyJump made in process (no ssh program): its thread and
-    // channel end with each connection.
+    // A ProxyJump of two hops made in process (no ssh program): their
+    // threads and channels end with each connection.
     let jump = format!(
-        "Host hidden\n  HostName 127.0.0.1\n{login}  ProxyJump bastion\n\
-         Host bastion\n  HostName 127.0.0.1\n{login}"
+        "Host hidden\n  HostName 127.0.0.1\n{login}  ProxyJump bastion,bastion2\n\
+         Host bastion bastion2\n  HostName 127.0.0.1\n{login}"
     );
     let no_ssh = tmp.path().join("no-ssh");
     fs::create_dir_all(&no_ssh).unwrap();

@@ -4,7 +4,7 @@
 //! <command>'`, and a `ProxyJump` is the command `ssh -W '[%h]:%p'
 //! <jump host>` (which needs an `ssh` program, as it does under OpenSSH:
 //! the jump host's keys and configuration are its business; without one,
-//! a single hop is made in process, see `ssh_jump.rs`). git's
+//! the hops are made in process, see `ssh_jump.rs`). git's
 //! `core.gitProxy` (or `GIT_PROXY_COMMAND`) for a `git://` server: as git
 //! does, the program runs as `<program> <host> <port>`, no shell.
 //!

@@ -297,9 +297,9 @@ impl GitRepo {
         if let Some(destination) = &ssh {
             if let Some(to) = super::ssh_url::SshUrl::parse(url) {
                 let route = match &destination.jump {
-                    Some(hop) if !ssh_jump::ssh_program_found() => self
-                        .jump_host(url, hop)
-                        .map(|j| stream::Route::Jump(Box::new(j))),
+                    Some(hops) if !ssh_jump::ssh_program_found() => {
+                        Some(self.jump_route(url, hops))
+                    }
                     _ => destination
                         .proxy_command
                         .clone()
@@ -409,23 +409,26 @@ impl GitRepo {
         Some(destination)
     }
 
-    /// The jump host `hop` (a `ProxyJump`'s `[user@]host[:port]` or
-    /// `ssh://` URI) of the server of `url`, logged in to as the OpenSSH
-    /// configuration says of it, with git-sync's keys and host key checks.
-    fn jump_host(&self, url: &str, hop: &str) -> Option<ssh_jump::JumpHost> {
-        let auth = self.credentials.ssh.as_ref()?;
-        let bare = hop.strip_prefix("ssh://").unwrap_or(hop);
-        let hop_url = format!("ssh://{}/", bare.trim_end_matches('/'));
-        let destination = ssh_config::destination(&hop_url, &auth.client_config);
-        let place_url = destination.as_ref().and_then(|d| d.url.clone());
-        let place = super::ssh_ls_refs::SshPlace::parse(place_url.as_deref().unwrap_or(&hop_url))?;
-        let auth = match &destination {
-            Some(d) => auth.for_destination(d),
-            None => auth.clone(),
+    /// How connections to the server of `url` go through the jump hosts
+    /// `hops` (a `ProxyJump`'s), made in process: each one logged in to
+    /// as the OpenSSH configuration says of it, with git-sync's keys and
+    /// host key checks; said once. A `ProxyJump` that cannot be made
+    /// refuses the connections, saying why: nothing goes around it.
+    fn jump_route(&self, url: &str, hops: &str) -> stream::Route {
+        let Some(auth) = self.credentials.ssh.as_ref() else {
+            return stream::Route::Refused("ProxyJump: no SSH settings".into());
         };
-        let jump = ssh_jump::JumpHost { place, auth };
-        tracing::info!(url = %redact(url), jump_host = %jump, "SSH connections through the jump host, in process (ProxyJump; no ssh program to run it with)");
-        Some(jump)
+        match ssh_jump::jump_hosts(hops, auth) {
+            Ok(hosts) => {
+                let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+                tracing::info!(url = %redact(url), jump_host = %names.join(","), "SSH connections through the jump host, in process (ProxyJump; no ssh program to run it with)");
+                stream::Route::Jump(hosts)
+            }
+            Err(why) => {
+                tracing::error!(url = %redact(url), proxy_jump = %redact(hops), "{why}");
+                stream::Route::Refused(why)
+            }
+        }
     }
 
     pub(super) fn remote_error(

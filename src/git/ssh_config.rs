@@ -56,9 +56,9 @@ pub struct Destination {
     /// The command the server is reached over (`ProxyCommand`, or the
     /// `ssh -W` a `ProxyJump` makes), its tokens expanded.
     pub proxy_command: Option<String>,
-    /// A `ProxyJump` of one hop (`[user@]host[:port]` or an `ssh://`
-    /// URI), which is also made in process when no `ssh` program is there
-    /// to run the command above (see `ssh_jump`).
+    /// A `ProxyJump`'s hops (`[user@]host[:port]` or `ssh://` URIs,
+    /// comma-separated), which are also made in process when no `ssh`
+    /// program is there to run the command above (see `ssh_jump`).
     pub jump: Option<String>,
     /// What applies to the host and is not done here, with its file:
     /// `CertificateFile ~/.ssh/id-cert.pub (/home/me/.ssh/config)`.
@@ -174,7 +174,7 @@ pub fn destination(url: &str, config: &SshClientConfig) -> Option<Destination> {
     // (The command line's, as ssh keeps the first value given.)
     let proxy = config.proxy.clone().or(found.proxy).flatten();
     let jump = match &proxy {
-        Some(SshProxy::Jump(hops)) if !hops.contains(',') => Some(hops.clone()),
+        Some(SshProxy::Jump(hops)) => Some(hops.clone()),
         _ => None,
     };
     let proxy_command = proxy.and_then(|p| {

@@ -60,9 +60,12 @@ pub(crate) enum Route {
     /// Over the standard input and output of this program, run with the
     /// host and port (a `git://` server's `core.gitProxy`).
     GitProxy(String),
-    /// Over a channel from this SSH server (a `ProxyJump` made in
-    /// process).
-    Jump(Box<JumpHost>),
+    /// Over a channel from the last of these SSH servers, each reached
+    /// over a channel from the one before (a `ProxyJump` made in process).
+    Jump(Vec<JumpHost>),
+    /// Nowhere: connections fail, saying why (a `ProxyJump` that cannot be
+    /// made, which nothing may go around).
+    Refused(String),
 }
 
 /// A connection: a TCP socket, a proxy command's socket, or one of a
@@ -126,7 +129,8 @@ pub(crate) fn open(host: &str, port: u16, timeout: Option<Duration>) -> Result<C
         Some(Route::GitProxy(program)) => {
             CommandStream::spawn_git_proxy(&program, host, port, timeout).map(Conn::Command)
         }
-        Some(Route::Jump(jump)) => JumpStream::open(&jump, host, port, timeout).map(Conn::Jump),
+        Some(Route::Jump(hops)) => JumpStream::open(&hops, host, port, timeout).map(Conn::Jump),
+        Some(Route::Refused(why)) => Err(why),
     }
 }
 
@@ -196,7 +200,7 @@ pub(crate) fn command_of(host: &str, port: u16) -> Option<String> {
     match route_of(host, port)? {
         Route::Command(command) => Some(command),
         Route::GitProxy(program) => Some(format!("{program} {host} {port}")),
-        Route::HttpProxy(_) | Route::Socks(..) | Route::Jump(_) => None,
+        Route::HttpProxy(_) | Route::Socks(..) | Route::Jump(_) | Route::Refused(_) => None,
     }
 }
 
