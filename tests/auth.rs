@@ -158,6 +158,62 @@ fn credentials_in_the_repo_url_are_used_and_never_logged() {
     assert_no_secret("the error file", &err);
 }
 
+/// A URL that names the user alone (`https://org@dev.azure.com/...`, as
+/// Azure DevOps and Bitbucket give them) is asked with protocol v2 by
+/// git-sync's own client too, the password given for that user sent when
+/// the server asks; a wrong one is rejected, saying so.
+#[test]
+fn a_url_naming_the_user_alone_is_listed_with_v2() {
+    let f = Fixture::new("right-S3CRET");
+    let url = f.server.url("private").replace("http://", "http://bot@");
+    let root = f.tmp.path().join("root");
+    let server = f.server.url("");
+    let run = |password: &str| {
+        let credential =
+            format!(r#"{{"url":"{server}","username":"bot","password":"{password}"}}"#);
+        let args = [
+            format!("--repo={url}"),
+            format!("--root={}", root.display()),
+            format!("--credential={credential}"),
+            "-v=5".into(),
+        ];
+        one_time(&args, &[])
+    };
+    let (code, log) = run("right-S3CRET");
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        published(&root.join("private")).as_deref(),
+        Some(f.repo.head().as_str())
+    );
+    assert!(refs_listed_with_v2(&log), "{log}");
+    assert!(!log.contains("refs listed by libgit2"), "{log}");
+    assert_secret_absent(&log, "right-S3CRET");
+    let (code, log) = run("wrong-S3CRET");
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("rejected"), "{log}");
+    assert_secret_absent(&log, "wrong-S3CRET");
+    // A .netrc's login for that user, not the first one for the host, as
+    // curl under git picks it.
+    let home = f.tmp.path().join("home");
+    fs::create_dir(&home).unwrap();
+    fs::write(
+        home.join(".netrc"),
+        "machine 127.0.0.1 login other password wrong-S3CRET
+         machine 127.0.0.1 login bot password right-S3CRET
+",
+    )
+    .unwrap();
+    let netrc_root = f.tmp.path().join("netrc");
+    let args = [
+        format!("--repo={url}"),
+        format!("--root={}", netrc_root.display()),
+        "-v=5".into(),
+    ];
+    let (code, log) = one_time(&args, &[("HOME", home.to_str().unwrap())]);
+    assert_eq!(code, 0, "{log}");
+    assert!(refs_listed_with_v2(&log), "{log}");
+}
+
 /// Credentials in the URL go with git-sync's own requests (protocol v2:
 /// one small listing per poll, the commit alone fetched), not only with
 /// libgit2's; decoded as git decodes them, and sent as the server asks.

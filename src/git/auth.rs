@@ -407,7 +407,7 @@ fn user_in(url: &str) -> Option<String> {
 }
 
 /// `url` without the `user[:password]@` of its authority.
-fn without_user(url: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn without_user(url: &str) -> std::borrow::Cow<'_, str> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.into();
     };

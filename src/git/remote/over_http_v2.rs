@@ -79,13 +79,19 @@ impl GitRepo {
         if !http || !v2 || known.left_to_libgit2() {
             return None;
         }
+        // A user alone (`https://org@dev.azure.com/...`, as Azure DevOps and
+        // Bitbucket give them) is not sent: the credentials found for the
+        // URL with that user are, as libgit2's callback would find them.
+        let (bare, in_url) = match super::super::auth::credentials_in_url(&effective) {
+            Some((bare, c)) => (bare, Some((c.username, c.password))),
+            None => (
+                super::super::auth::without_user(&effective).into_owned(),
+                None,
+            ),
+        };
         // A CA file or client certificate rotated since the last request
         // is loaded now, and the client made again with it (a certificate
         // that cannot be used is for libgit2 to report).
-        let (bare, in_url) = match super::super::auth::credentials_in_url(&effective) {
-            Some((bare, c)) => (bare, Some((c.username, c.password))),
-            None => (effective.clone(), None),
-        };
         super::super::tls::before_connecting(&bare, None).ok()?;
         headers.extend(self.credentials.cookies.header_for(&bare));
         // An Authorization header of the config's is the one sent; else,
@@ -96,8 +102,8 @@ impl GitRepo {
         let basic = in_url
             .or_else(|| {
                 let c = match known.wants_credentials {
-                    true => self.credentials.for_url_or_helpers(&bare).ok()?,
-                    false => self.credentials.for_url(&bare)?.clone(),
+                    true => self.credentials.for_url_or_helpers(&effective).ok()?,
+                    false => self.credentials.for_url(&effective)?.clone(),
                 };
                 Some((c.username, c.password))
             })
