@@ -1069,9 +1069,9 @@ fn a_ca_and_a_client_certificate_for_one_server_only() {
             format!("\"http.{url}.sslKey\":{}", key.display()),
         ]
     };
-    let run = |name: &str, config: &[String]| {
+    let run_as = |user: &str, name: &str, config: &[String]| {
         let mut args = vec![
-            format!("--repo=https://127.0.0.1:{port}/site"),
+            format!("--repo=https://{user}127.0.0.1:{port}/site"),
             format!("--root={}", tmp.path().join(name).display()),
             "-v=5".to_string(),
         ];
@@ -1079,6 +1079,7 @@ fn a_ca_and_a_client_certificate_for_one_server_only() {
         let (code, log) = one_time(&args, &[]);
         (code, log, published(&tmp.path().join(name).join("site")))
     };
+    let run = |name: &str, config: &[String]| run_as("", name, config);
     let listed_v2 = |log: &str| {
         log.lines()
             .any(|l| l.contains("\"refs listed\"") && l.contains("\"protocol\":2"))
@@ -1142,6 +1143,24 @@ fn a_ca_and_a_client_certificate_for_one_server_only() {
         let (code, log, _) = run(&format!("ca-only-{v0}"), &config);
         assert_eq!(code, 1, "{log}");
         assert!(log.contains("http.sslCert"), "{log}");
+    }
+    // For the user the URL names (as git matches `http.<url>.` keys): by
+    // both clients, and not for another user.
+    for (user, goes) in [("bot", true), ("other", false)] {
+        let url = format!("https://{user}@127.0.0.1:{port}/");
+        for v0 in [false, true] {
+            let mut config = scoped(&url, &ca, &bot_crt, &bot_key);
+            if v0 {
+                config.push("protocol.version:0".into());
+            }
+            let (code, log, got) = run_as("bot@", &format!("{user}-{v0}"), &config);
+            if goes {
+                assert_eq!((code, got.as_deref()), (0, Some(h.as_str())), "{log}");
+                assert_eq!(listed_v2(&log), !v0, "{log}");
+            } else {
+                assert_eq!(code, 1, "{log}");
+            }
+        }
     }
 }
 

@@ -81,7 +81,7 @@ fn agent(req: &Request<'_>) -> Result<ureq::Agent, NoListing> {
     agents.retain(|(_, made_after, _)| *made_after == generation);
     let tls = Tls {
         verify: req.verify_tls,
-        ..super::tls::for_url(tls, req.url)
+        ..super::tls::for_url(tls, req.settings_url)
     };
     let kept = agents
         .iter()
@@ -160,6 +160,10 @@ impl Known {
 pub(super) struct Request<'a> {
     /// The repository's URL (after `insteadOf`), without credentials.
     pub url: &'a str,
+    /// The URL whose `http.<url>.ssl*` settings apply: the repository's
+    /// (after `insteadOf`) with the user it names, which git matches
+    /// them by (also after a redirect, as git reads them once).
+    pub settings_url: &'a str,
     /// `Name: value` headers for this URL (`http.extraHeader`, cookies).
     pub headers: &'a [String],
     /// The username and password the repository's server gets, if any.

@@ -32,6 +32,7 @@ impl Place {
     fn request(&self) -> ls_refs::Request<'_> {
         ls_refs::Request {
             url: self.known.moved_to.as_deref().unwrap_or(&self.bare),
+            settings_url: &self.effective,
             headers: &self.headers,
             basic: self.basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
             basic_first: self.known.wants_credentials,
