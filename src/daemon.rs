@@ -100,6 +100,16 @@ fn log_config(cfg: &Config) {
     for won in &cfg.names_overridden {
         tracing::warn!("{won}");
     }
+    let env_names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    let unknown = crate::config::env_names::unknown(&env_names);
+    if !unknown.is_empty() {
+        tracing::warn!(
+            names = %unknown.join(", "),
+            "environment variables named like git-sync's that no flag reads: ignored (a typo?)"
+        );
+    }
     if !cfg.deprecated_names.is_empty() {
         tracing::info!(
             names = %cfg.deprecated_names.join("; "),

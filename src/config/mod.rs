@@ -7,6 +7,7 @@
 
 pub mod auth;
 mod cli;
+pub mod env_names;
 pub mod flags;
 mod git_files;
 mod git_values;

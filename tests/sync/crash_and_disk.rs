@@ -768,6 +768,8 @@ fn a_chart_setting_v3_and_v4_names_together_syncs_as_upstream() {
         Some(main.as_str())
     );
     assert!(!warned(&log), "{log}");
+    // Every name the chart sets is read.
+    assert!(!log.contains("no flag reads"), "{log}");
 
     // A branch set where the chart has a ref too: the branch, as upstream.
     let log = run("dev", "dags");
@@ -784,6 +786,41 @@ fn a_chart_setting_v3_and_v4_names_together_syncs_as_upstream() {
         log.contains(
             r#"--dest (env GIT_SYNC_DEST) \"dags\" is used, not --link (env GITSYNC_LINK) \"repo\""#
         ),
+        "{log}"
+    );
+}
+
+/// A misspelt variable (`GITSYNC_REFF`) sets nothing, as with upstream,
+/// but is named at start with the name meant; a Kubernetes Service's own
+/// variables (a Service named git-sync) are not.
+#[test]
+fn a_misspelt_environment_variable_is_named_with_the_one_meant() {
+    let f = Fixture::new(Transport::File);
+    let head = f.repo.commit(&[("a", "1")], "one");
+    let mut cmd = git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", f.root().display()),
+        "--one-time",
+    ]);
+    for (k, v) in [
+        ("GITSYNC_REFF", "no-such-branch"),
+        ("GIT_SYNC_SERVICE_HOST", "10.0.0.1"),
+        ("GIT_SYNC_PORT", "tcp://10.0.0.1:80"),
+        ("GIT_SYNC_PORT_80_TCP_ADDR", "10.0.0.1"),
+    ] {
+        cmd.env(k, v);
+    }
+    let mut p = spawn(cmd);
+    assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
+    assert_eq!(published(&f.link()).as_deref(), Some(head.as_str()));
+    let log = p.log();
+    let warning: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("no flag reads"))
+        .collect();
+    assert_eq!(warning.len(), 1, "{log}");
+    assert!(
+        warning[0].contains(r#""names":"GITSYNC_REFF (GITSYNC_REF?)""#),
         "{log}"
     );
 }
