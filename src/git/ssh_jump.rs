@@ -128,11 +128,13 @@ fn add_hops(
 /// no name for it.
 fn local_user() -> String {
     let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: a zeroed `passwd` is a valid output buffer for
-    // getpwuid_r, which fills it with pointers into `buf` (alive until
-    // the name is copied below) or sets `result` to null.
+    // SAFETY: `passwd` is plain data (integers and pointers), for which
+    // all zeroes is a valid value.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result = std::ptr::null_mut();
+    // SAFETY: every pointer is to a live local, `buf.len()` is the size of
+    // `buf`; getpwuid_r fills `pwd` with pointers into `buf` (alive until
+    // the name is copied below) or leaves `result` null.
     let rc = unsafe {
         libc::getpwuid_r(
             libc::getuid(),
