@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use clap::error::{ContextKind, ContextValue};
 use clap::{Arg, ArgAction, Command};
 
 use super::flags::{Flag, Kind, FLAGS};
@@ -86,7 +87,11 @@ pub fn parse(args: &[String]) -> Result<RawArgs, String> {
     let matches = command().try_get_matches_from(rest).map_err(|e| {
         let text = e.render().to_string();
         let first = text.lines().next().unwrap_or("invalid arguments").trim();
-        first.strip_prefix("error: ").unwrap_or(first).to_string()
+        let line = first.strip_prefix("error: ").unwrap_or(first);
+        match e.get(ContextKind::InvalidArg).and_then(flag_meant) {
+            Some(meant) => format!("{line} (--{meant}?)"),
+            None => line.to_string(),
+        }
     })?;
     for f in FLAGS {
         if matches.value_source(f.name) == Some(clap::parser::ValueSource::CommandLine) {
@@ -98,6 +103,22 @@ pub fn parse(args: &[String]) -> Result<RawArgs, String> {
         }
     }
     Ok(raw)
+}
+
+/// The flag most likely meant by the unknown argument `given`
+/// (`--reff=main`: `ref`), if one is close.
+fn flag_meant(given: &ContextValue) -> Option<String> {
+    let ContextValue::String(given) = given else {
+        return None;
+    };
+    let name = given.trim_start_matches('-');
+    let name = name.split_once('=').map_or(name, |(n, _)| n);
+    let known: Vec<&str> = FLAGS
+        .iter()
+        .filter(|f| f.deprecated.is_none())
+        .map(|f| f.name)
+        .collect();
+    super::spelling::closest(name, name, &known).map(str::to_string)
 }
 
 /// The full manual, generated from the flag table.
@@ -220,6 +241,16 @@ mod tests {
         let e = p(&["--no-such-flag"]).unwrap_err();
         assert!(e.contains("--no-such-flag"), "{e}");
         assert!(!e.contains('\n'));
+        assert!(!e.contains('?'), "{e}");
+        // With the flag meant, when one is close.
+        for (given, meant) in [
+            ("--reff=main", "(--ref?)"),
+            ("--perid", "(--period?)"),
+            ("--sync-timout=1s", "(--sync-timeout?)"),
+        ] {
+            let e = p(&[given]).unwrap_err();
+            assert!(e.ends_with(meant) && !e.contains('\n'), "{given}: {e}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! them.
 
 use super::flags::{self, FLAGS};
+use super::spelling;
 
 /// Prefixes of the variables a flag may be set by.
 const PREFIXES: [&str; 2] = ["GITSYNC_", "GIT_SYNC_"];
@@ -36,13 +37,21 @@ pub fn unknown(names: &[String]) -> Vec<String> {
         .filter(|n| PREFIXES.iter().any(|p| n.starts_with(p)))
         .filter(|n| !known.contains(n) && !SET_FOR_HOOKS.contains(&n.as_str()))
         .filter(|n| !of_a_service(n))
-        .map(|n| match closest(n, &known) {
+        .map(|n| match spelling::closest(n, without_prefix(n), &known) {
             Some(meant) => format!("{n} ({meant}?)"),
             None => n.clone(),
         })
         .collect();
     out.sort();
     out
+}
+
+/// `name` after git-sync's prefix: what a slip is measured against.
+fn without_prefix(name: &str) -> &str {
+    PREFIXES
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name)
 }
 
 /// Every variable name a flag may be set by.
@@ -55,41 +64,6 @@ fn known_names() -> Vec<String> {
         known.extend(flag.extra_env.iter().map(|n| n.to_string()));
     }
     known
-}
-
-/// The known name closest to `name`, if close enough to be a slip: at
-/// most a third of its letters after the prefix wrong, and at most 3.
-fn closest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
-    let rest = |n: &str| {
-        PREFIXES
-            .iter()
-            .find_map(|p| n.strip_prefix(p))
-            .unwrap_or(n)
-            .len()
-    };
-    let limit = (rest(name) / 3).clamp(1, 3);
-    known
-        .iter()
-        .map(|k| (edits(name, k), k))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, k)| (*d, k.len()))
-        .map(|(_, k)| k.as_str())
-}
-
-/// Levenshtein distance: insertions, deletions and substitutions.
-fn edits(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substituted = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -141,13 +115,5 @@ mod tests {
         ]);
         // (No Service named gitsync: that one is a slip.)
         assert_eq!(unknown(&env), ["GITSYNC_PORT"]);
-    }
-
-    #[test]
-    fn edits_count_insertions_deletions_and_substitutions() {
-        assert_eq!(edits("kitten", "sitting"), 3);
-        assert_eq!(edits("REF", "REFF"), 1);
-        assert_eq!(edits("", "ab"), 2);
-        assert_eq!(edits("same", "same"), 0);
     }
 }

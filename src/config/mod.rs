@@ -15,6 +15,7 @@ pub mod gitconfig;
 mod legacy;
 pub mod ops;
 mod placement;
+mod spelling;
 pub mod ssh_command;
 pub mod values;
 

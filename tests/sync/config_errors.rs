@@ -6,6 +6,11 @@ use super::*;
 fn bad_flags_exit_1_with_one_line_naming_the_flag() {
     for (args, needle) in [
         (vec!["--no-such-flag"], "--no-such-flag"),
+        // A slip: the flag meant is named.
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--perid=5s"],
+            "'--perid' found (--period?)",
+        ),
         (
             vec!["--repo=x", "--root=/tmp/x", "--period=ten"],
             "--period",
