@@ -265,3 +265,37 @@ fn the_readme_gives_the_defaults_the_parser_uses() {
         "too few defaults found to check: {checked:?}"
     );
 }
+
+/// Every `GITSYNC_*` and `GIT_SYNC_*` variable the examples and the
+/// README set is one a flag reads: a misspelt one would set nothing.
+#[test]
+fn the_examples_and_the_readme_set_only_variables_git_sync_reads() {
+    let mut texts: Vec<(String, String)> = examples()
+        .iter()
+        .map(|p| (p.display().to_string(), fs::read_to_string(p).unwrap()))
+        .collect();
+    texts.push(("README.md".into(), readme()));
+    let mut checked = 0;
+    for (file, text) in &texts {
+        // A name, then what sets it (`=` or a manifest's `value`), as
+        // opposed to one named in prose.
+        let set: Vec<String> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|name| {
+                ["GITSYNC_", "GIT_SYNC_"]
+                    .iter()
+                    .any(|p| name.len() > p.len() && name.starts_with(p))
+            })
+            .map(str::to_string)
+            .filter(|name| {
+                text.contains(&format!("{name}="))
+                    || text.contains(&format!("name: {name}"))
+                    || text.contains(&format!("{{name: {name}"))
+            })
+            .collect();
+        checked += set.len();
+        let unknown = gitsync::config::env_names::unknown(&set);
+        assert!(unknown.is_empty(), "{file} sets {unknown:?}");
+    }
+    assert!(checked >= 20, "too few variables found: {checked}");
+}
