@@ -2184,22 +2184,9 @@ fn the_server_is_reached_through_a_proxy_command_or_a_jump_host() {
     ] {
         let _ = fs::remove_file(&asked);
         let root = tmp.path().join(name);
-        let mut args = vec![
-            format!("--repo=jumped:{}", repo.dir.display()),
-            format!("--root={}", root.display()),
-            "--link=site".into(),
-            format!("--ssh-known-hosts-file={}", known.display()),
-        ];
-        if filtered {
-            args.push(format!("--sparse-checkout-file={}", patterns.display()));
-            args.push("--filter=blob:none".into());
-        }
-        let command = format!("ssh -F {}", file.display());
-        let env = [
-            ("GIT_SSH_COMMAND", command.as_str()),
-            ("PATH", no_ssh.to_str().unwrap()),
-        ];
-        let (code, log) = one_time(&args, &env);
+        let sparse = filtered.then_some(patterns.as_path());
+        let repo = format!("jumped:{}", repo.dir.display());
+        let (code, log) = sync_without_ssh(&repo, &root, &known, file, &no_ssh, sparse);
         assert!(log.contains("through the jump host, in process"), "{log}");
         assert!(!asked.exists(), "{log}");
         if name.ends_with("down") {
@@ -2323,23 +2310,9 @@ fn a_proxy_jump_of_several_hops_is_made_in_process() {
     ] {
         let _ = fs::remove_file(&asked);
         let root = tmp.path().join(name);
-        let mut args = vec![
-            format!("--repo={alias}:{}", repo.dir.display()),
-            format!("--root={}", root.display()),
-            "--link=site".into(),
-            format!("--ssh-known-hosts-file={}", known.display()),
-            "-v=5".into(),
-        ];
-        if filtered {
-            args.push(format!("--sparse-checkout-file={}", patterns.display()));
-            args.push("--filter=blob:none".into());
-        }
-        let command = format!("ssh -F {}", file.display());
-        let env = [
-            ("GIT_SSH_COMMAND", command.as_str()),
-            ("PATH", no_ssh.to_str().unwrap()),
-        ];
-        let (code, log) = one_time(&args, &env);
+        let sparse = filtered.then_some(patterns.as_path());
+        let repo = format!("{alias}:{}", repo.dir.display());
+        let (code, log) = sync_without_ssh(&repo, &root, &known, file, &no_ssh, sparse);
         if name == "broken" {
             // Not made, and nothing goes around it.
             assert_eq!((code, published(&root.join("site"))), (1, None), "{log}");
@@ -2372,6 +2345,37 @@ fn a_proxy_jump_of_several_hops_is_made_in_process() {
             assert_eq!(log.contains("\"refs listed\""), filtered, "{log}");
         }
     }
+}
+
+/// One sync (`-v=5`) of `--repo=<repo>` into `root` (link `site`) with
+/// the OpenSSH configuration `config` (`ssh -F`) and known hosts `known`,
+/// no `ssh` program on `PATH` (only `no_ssh`); a sparse checkout of the
+/// `sparse` patterns without blobs when given. Its exit code and log.
+fn sync_without_ssh(
+    repo: &str,
+    root: &Path,
+    known: &Path,
+    config: &Path,
+    no_ssh: &Path,
+    sparse: Option<&Path>,
+) -> (i32, String) {
+    let mut args = vec![
+        format!("--repo={repo}"),
+        format!("--root={}", root.display()),
+        "--link=site".into(),
+        format!("--ssh-known-hosts-file={}", known.display()),
+        "-v=5".into(),
+    ];
+    if let Some(patterns) = sparse {
+        args.push(format!("--sparse-checkout-file={}", patterns.display()));
+        args.push("--filter=blob:none".into());
+    }
+    let command = format!("ssh -F {}", config.display());
+    let env = [
+        ("GIT_SSH_COMMAND", command.as_str()),
+        ("PATH", no_ssh.to_str().unwrap()),
+    ];
+    one_time(&args, &env)
 }
 
 /// A daemon that polls through a `ProxyCommand` holds steady: each poll's
