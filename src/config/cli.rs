@@ -25,7 +25,7 @@ pub struct RawArgs {
 fn arg_for(flag: &Flag) -> Arg {
     let mut arg = Arg::new(flag.name)
         .long(flag.name)
-        .help(flag.doc)
+        .help(help_text(flag))
         .hide(flag.deprecated.is_some());
     if let Some(c) = flag.short {
         arg = arg.short(c);
@@ -50,10 +50,33 @@ fn arg_for(flag: &Flag) -> Arg {
     }
 }
 
+/// A flag's line in `--help`: its doc, then its default and its variable
+/// as upstream's (pflag) help shows the default and clap shows both. A
+/// boolean's `false` goes unsaid, as in pflag. Clap's own `default_value`
+/// and `env` are not used: they would make an unset flag look given.
+fn help_text(flag: &Flag) -> String {
+    let mut text = flag.doc.to_string();
+    let unsaid = flag.default.is_empty() || (flag.kind == Kind::Bool && flag.default == "false");
+    if !unsaid {
+        text.push_str(&format!(" [default: {}]", flag.default));
+    }
+    if flag.env && flag.deprecated.is_none() {
+        text.push_str(&format!(
+            " [env: {}]",
+            super::flags::env_name("GITSYNC_", flag.name)
+        ));
+    }
+    text
+}
+
 /// The clap command, built from the flag table.
 pub fn command() -> Command {
     let mut cmd = Command::new("git-sync")
         .about("Keep a directory in sync with a git repository, publishing each commit atomically.")
+        .after_help(
+            "A variable is read when its flag is not given; the deprecated GIT_SYNC_<NAME> too. \
+             The full manual, with the v3 names: git-sync --man",
+        )
         .disable_help_flag(true)
         .disable_version_flag(true)
         .disable_help_subcommand(true)
@@ -251,6 +274,45 @@ mod tests {
             let e = p(&[given]).unwrap_err();
             assert!(e.ends_with(meant) && !e.contains('\n'), "{given}: {e}");
         }
+    }
+
+    #[test]
+    fn help_shows_each_flags_default_and_variable() {
+        let help = command().render_help().to_string();
+        // A flag's entry: its line and the doc lines under it, which are
+        // indented deeper than any flag line.
+        let entry = |name: &str| {
+            let is_head = |l: &&str| {
+                let l = l.trim_start();
+                let long = l.strip_prefix("-").and_then(|l| l.get(3..)); // "-h, --help"
+                let l = long.filter(|l| l.starts_with("--")).unwrap_or(l);
+                l.strip_prefix(&format!("--{name}"))
+                    .is_some_and(|rest| rest.starts_with([' ', '[']))
+            };
+            let mut lines = help.lines().skip_while(|l| !is_head(l));
+            let head = lines.next().unwrap().to_string();
+            let doc = lines.take_while(|l| l.starts_with("          "));
+            std::iter::once(head)
+                .chain(doc.map(str::to_string))
+                .collect::<Vec<_>>()
+                .join(" ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let period = entry("period");
+        assert!(
+            period.ends_with("[default: 10s] [env: GITSYNC_PERIOD]"),
+            "{period}"
+        );
+        let repo = entry("repo");
+        assert!(!repo.contains("[default"), "{repo}");
+        assert!(repo.ends_with("[env: GITSYNC_REPO]"), "{repo}");
+        // A boolean off by default says no default; one on by default does.
+        assert!(!entry("one-time").contains("[default"));
+        assert!(entry("ssh-known-hosts").contains("[default: true]"));
+        assert!(!entry("help").contains("[env"));
+        assert!(help.trim_end().ends_with("git-sync --man"), "{help}");
     }
 
     #[test]
