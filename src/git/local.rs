@@ -119,21 +119,25 @@ impl Source {
     }
 }
 
-/// For a local path that is not there but reads like a host name and a
-/// path (`github.com/org/site.git`): a network URL without its scheme.
 /// Why a local repository could not be opened, in plain words where the
 /// path itself is the problem (libgit2 says "failed to resolve path" or
-/// "could not find repository").
+/// "could not find repository") or its object format is.
 fn open_failure(url: &str, path: &std::path::Path, error: &git2::Error) -> String {
     let why = match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such directory".to_string(),
         Ok(meta) if !meta.is_dir() => "not a directory".to_string(),
         Ok(_) if error.code() == git2::ErrorCode::NotFound => "not a git repository".to_string(),
-        _ => error.message().to_string(),
+        _ => format!(
+            "{}{}",
+            error.message(),
+            super::object_format_hint(error.message())
+        ),
     };
     format!("{why}{}", missing_path_hint(url, path))
 }
 
+/// For a local path that is not there but reads like a host name and a
+/// path (`github.com/org/site.git`): a network URL without its scheme.
 fn missing_path_hint(url: &str, path: &std::path::Path) -> String {
     let first = url.split('/').next().unwrap_or_default();
     let hostlike = url.contains('/')

@@ -71,6 +71,10 @@ fn ssh_port(url: &str) -> u16 {
 /// plain file server where a git server was expected.
 fn hint(e: &git2::Error) -> Option<&'static str> {
     let message = e.message();
+    let format = super::object_format_hint(message);
+    if !format.is_empty() {
+        return Some(format);
+    }
     let tls_refused = e.code() == git2::ErrorCode::Certificate
         || (e.class() == git2::ErrorClass::Ssl && message.contains("certificate is invalid"));
     if tls_refused {

@@ -262,3 +262,38 @@ fn a_root_that_cannot_be_made_yet_is_retried_like_a_failed_sync() {
     ]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A repository of SHA-256 object names (`git init --object-format=sha256`)
+/// cannot be synced: libgit2, as built, knows SHA-1 only. Every transport
+/// says so, in words a user can act on, and nothing is published.
+#[test]
+fn a_sha256_repository_is_refused_saying_why() {
+    let (tmp, srv, _) = temp_source("site");
+    let dir = srv.join("sha256");
+    fs::create_dir_all(&dir).unwrap();
+    git(
+        &dir,
+        &["init", "-q", "-b", "main", "--object-format=sha256"],
+    );
+    fs::write(dir.join("f"), "1").unwrap();
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "c1"]);
+    let server = HttpServer::start(&srv);
+    for (n, url) in [format!("file://{}", dir.display()), server.url("sha256")]
+        .iter()
+        .enumerate()
+    {
+        let root = tmp.path().join(format!("root{n}"));
+        let out = run_git_sync(&[
+            &format!("--repo={url}"),
+            &format!("--root={}", root.display()),
+            "--link=site",
+            "--one-time",
+        ]);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{log}");
+        let errors = error_lines(&log).join("\n");
+        assert!(errors.contains("SHA-256 repository"), "{url}: {log}");
+        assert!(published(&root.join("site")).is_none());
+    }
+}
