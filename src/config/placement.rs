@@ -167,13 +167,22 @@ pub(super) fn default_link_name(repo: &str) -> Option<String> {
     (!last.is_empty() && !last.starts_with('.')).then(|| last.to_string())
 }
 
-/// For a local path that names no link itself (`.`, `..`, `../..`), the
-/// name of the directory it leads to: `git-sync --repo=.` in a clone of
-/// `site` links `site`, where upstream refuses to start.
+/// For a local repository that names no link itself (`.`, `..`, `../..`,
+/// `file:///src/site/.git`), the name of the directory it leads to, or of
+/// the working tree whose `.git` it is: `git-sync --repo=.` in a clone of
+/// `site` links `site`, where upstream refuses to start (and upstream's
+/// link `.git` for a repository's `.git` would be its own store).
 pub(super) fn local_directory_name(repo: &str, cwd: &Path) -> Option<String> {
-    if repo.contains("://") {
-        return None;
-    }
-    let dir = std::fs::canonicalize(absolute(cwd, Path::new(repo))).ok()?;
+    let path = match repo.strip_prefix("file://") {
+        Some(path) if path.starts_with('/') => path,
+        Some(_) => return None,
+        None if repo.contains("://") => return None,
+        None => repo,
+    };
+    let dir = std::fs::canonicalize(absolute(cwd, Path::new(path))).ok()?;
+    let dir = match dir.file_name()? {
+        name if name == ".git" => dir.parent()?,
+        _ => &dir,
+    };
     default_link_name(dir.file_name()?.to_str()?)
 }

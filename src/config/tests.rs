@@ -470,6 +470,27 @@ fn link_names() {
         );
     }
     assert_eq!(local_directory_name("file://.", &site), None);
+    // A working tree's `.git`: the tree's name.
+    std::fs::create_dir_all(site.join(".git")).unwrap();
+    let dot_git = site.join(".git").display().to_string();
+    for repo in [
+        format!("file://{dot_git}"),
+        format!("file://{dot_git}/"),
+        dot_git.clone(),
+        ".git".into(),
+        "../.git".into(),
+    ] {
+        let cwd = if repo.starts_with("..") {
+            site.join("sub")
+        } else {
+            site.clone()
+        };
+        assert_eq!(
+            local_directory_name(&repo, &cwd).as_deref(),
+            Some("site"),
+            "{repo}"
+        );
+    }
     assert_eq!(local_directory_name("./absent/.", &site), None);
     for link in ["--link=.git", "--link=out/.site", "--dest=.worktrees"] {
         let e = err(&["--repo=x", "--root=/r", link], &[]);
