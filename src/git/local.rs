@@ -130,7 +130,7 @@ fn open_failure(url: &str, path: &std::path::Path, error: &git2::Error) -> Strin
         _ => format!(
             "{}{}",
             error.message(),
-            super::object_format_hint(error.message())
+            super::object_format_hint(error.message()).unwrap_or_default()
         ),
     };
     format!("{why}{}", missing_path_hint(url, path))

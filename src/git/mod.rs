@@ -90,13 +90,11 @@ pub const SYNC_BRANCH: &str = "git-sync";
 /// What to add to libgit2's word for a repository of SHA-256 object names
 /// ("unknown object format 'sha256'", "unknown remote object format
 /// 'sha256'"): the libgit2 git-sync is built with knows SHA-1 only.
-fn object_format_hint(message: &str) -> &'static str {
-    if message.contains("object format 'sha256'") {
+fn object_format_hint(message: &str) -> Option<&'static str> {
+    message.contains("object format 'sha256'").then_some(
         " (a SHA-256 repository, made by git init --object-format=sha256: git-sync \
-         syncs SHA-1 repositories only, as libgit2 does)"
-    } else {
-        ""
-    }
+         syncs SHA-1 repositories only, as libgit2 does)",
+    )
 }
 
 /// What to add when a ref was not found: an abbreviated hash cannot be

@@ -71,8 +71,7 @@ fn ssh_port(url: &str) -> u16 {
 /// plain file server where a git server was expected.
 fn hint(e: &git2::Error) -> Option<&'static str> {
     let message = e.message();
-    let format = super::object_format_hint(message);
-    if !format.is_empty() {
+    if let Some(format) = super::object_format_hint(message) {
         return Some(format);
     }
     let tls_refused = e.code() == git2::ErrorCode::Certificate
