@@ -125,7 +125,8 @@ pub const FLAGS: &[Flag] = &[
         "The path (absolute, or relative to --root) of the symlink that points at the \
          current checkout. Defaults to the last path element of --repo, as is (site.git \
          for .../site.git, as upstream; for a local path such as '.', the name of its \
-         directory, and for a working tree's .git, the tree's). Its name must not start with '.'.",
+         directory, and for a working tree's .git, the tree's). Its name must not \
+         start with '.'.",
     ),
     flag(
         "period",

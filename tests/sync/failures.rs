@@ -264,8 +264,9 @@ fn a_root_that_cannot_be_made_yet_is_retried_like_a_failed_sync() {
 }
 
 /// A repository of SHA-256 object names (`git init --object-format=sha256`)
-/// cannot be synced: libgit2, as built, knows SHA-1 only. Every transport
-/// says so, in words a user can act on, and nothing is published.
+/// cannot be synced: libgit2, as built, knows SHA-1 only. From a path and
+/// over HTTP the error says so, in words a user can act on, and nothing is
+/// published.
 #[test]
 fn a_sha256_repository_is_refused_saying_why() {
     let (tmp, srv, _) = temp_source("site");
@@ -275,9 +276,7 @@ fn a_sha256_repository_is_refused_saying_why() {
         &dir,
         &["init", "-q", "-b", "main", "--object-format=sha256"],
     );
-    fs::write(dir.join("f"), "1").unwrap();
-    git(&dir, &["add", "-A"]);
-    git(&dir, &["commit", "-q", "-m", "c1"]);
+    SourceRepo { dir: dir.clone() }.commit(&[("f", "1")], "c1");
     let server = HttpServer::start(&srv);
     for (n, url) in [format!("file://{}", dir.display()), server.url("sha256")]
         .iter()
