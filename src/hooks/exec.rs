@@ -6,7 +6,7 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -135,7 +135,7 @@ impl ExecHook {
             // Its own process group: a timeout stops what it started too.
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.command))?;
+            .map_err(|e| spawn_failure(&self.command, &dir, &e))?;
         let running = Running::register(&child);
         let out = drain(
             child
@@ -187,6 +187,61 @@ impl ExecHook {
             Err(format!("{} exited with {status}: {tail}", self.command))
         }
     }
+}
+
+/// Why `command` did not start, with what a user most often got wrong:
+/// a command line where one program is run (upstream's hooks take no
+/// arguments and no shell), a script in the repository named without
+/// `./`, a script not executable (in git: its mode) or without a `#!`
+/// line (exec runs no shell for it, as Go's does not), or whose `#!` line
+/// names an interpreter the image lacks (the default image has no shell).
+fn spawn_failure(command: &str, dir: &Path, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let missing = match command.contains('/') {
+        true => missing_interpreter(&dir.join(command)),
+        false => None,
+    };
+    let hint = match (e.kind(), missing) {
+        (ErrorKind::NotFound, Some(interpreter)) => format!(
+            " (the file is there; {interpreter} is not, the interpreter its \
+             #! line names: the default image has no shell)"
+        ),
+        (ErrorKind::NotFound, None) if command.trim().contains(char::is_whitespace) => {
+            " (a hook is one program, run without arguments or a shell: \
+             put the command line in a script)"
+                .into()
+        }
+        (ErrorKind::NotFound, None) if !command.contains('/') => {
+            " (a name without a / is looked up in PATH; a program in the \
+             repository is named from the worktree's top, as ./path)"
+                .into()
+        }
+        (ErrorKind::PermissionDenied, _) => {
+            " (is it an executable file? a script in the repository needs \
+             its executable bit in git: git update-index --chmod=+x)"
+                .into()
+        }
+        _ if e.raw_os_error() == Some(libc::ENOEXEC) => {
+            " (a script needs a #! line naming its interpreter)".into()
+        }
+        _ => String::new(),
+    };
+    format!("cannot run {command}: {e}{hint}")
+}
+
+/// The interpreter the `#!` line of `script` names, when it is not there.
+fn missing_interpreter(script: &Path) -> Option<String> {
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(script).ok()?.read(&mut head).ok()?;
+    let line = head[..n]
+        .strip_prefix(b"#!")?
+        .split(|b| *b == b'\n')
+        .next()?;
+    let interpreter = String::from_utf8_lossy(line)
+        .split_whitespace()
+        .next()?
+        .to_string();
+    (!Path::new(&interpreter).exists()).then_some(interpreter)
 }
 
 /// The process groups of the exec hooks running now.
@@ -310,6 +365,46 @@ impl Hook for ExecHook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hook_that_does_not_start_says_what_is_usually_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = |name: &str, body: &str, mode: u32| {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.path().join(name);
+            std::fs::write(&path, body).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        script("no-shebang.sh", "echo hi\n", 0o755);
+        script("not-executable.sh", "#!/bin/sh\necho hi\n", 0o644);
+        script("no-shell.sh", "#!/nonexistent/sh -e\necho hi\n", 0o755);
+        let top = dir.path().to_path_buf();
+        let run = |command: &str| {
+            let top = top.clone();
+            let hook = ExecHook::new("exechook", command, Duration::from_secs(5), move |_| {
+                top.clone()
+            });
+            hook.run("0123").unwrap_err()
+        };
+        for (command, says) in [
+            ("sh -c 'make deploy'", "put the command line in a script"),
+            ("deploy.sh", "named from the worktree's top, as ./path"),
+            ("./not-executable.sh", "git update-index --chmod=+x"),
+            ("./no-shebang.sh", "a #! line naming its interpreter"),
+            (
+                "./no-shell.sh",
+                "/nonexistent/sh is not, the interpreter its #! line names: \
+                 the default image has no shell",
+            ),
+        ] {
+            let e = run(command);
+            assert!(e.starts_with(&format!("cannot run {command}: ")), "{e}");
+            assert!(e.ends_with(&format!("{says})")), "{command}: {e}");
+        }
+        // A program that starts and fails is told as before, without a hint.
+        let e = run("false");
+        assert!(e.starts_with("false exited with "), "{e}");
+    }
 
     #[test]
     fn hooks_get_upstreams_ssh_command_quoted_for_the_shell() {
