@@ -129,7 +129,14 @@ pub struct Syncer {
     /// The git config's `lfs.fetchinclude`/`fetchexclude`, read once: a
     /// line of the recipe, which every pass computes.
     lfs_filter: String,
+    /// When the store was last made afresh (see [`Syncer::remake_store`]).
+    remade_at: Option<std::time::Instant>,
 }
+
+/// How seldom the store is made afresh: a fresh store that fails again
+/// soon is not the disk's fault but what it holds or how it is read, and
+/// making it again would fetch everything at every pass.
+const REMAKE_AT_MOST_EVERY: Duration = Duration::from_secs(3600);
 
 fn check(cancel: &Cancel) -> Result<(), SyncError> {
     if cancel.is_cancelled() {
@@ -213,6 +220,7 @@ impl Syncer {
             git,
             publisher,
             root_lock,
+            remade_at: None,
         })
     }
 
@@ -346,6 +354,11 @@ impl Syncer {
             return Ok(());
         }
         tracing::warn!(root = %self.cfg.root.display(), "our repository is gone from the root; setting it up again");
+        self.set_up_again()
+    }
+
+    /// Set the root up as at start, our repository being gone.
+    fn set_up_again(&mut self) -> Result<(), SyncError> {
         // The root itself removed and made again: lock the new one before
         // touching it, so that a git-sync started on it meanwhile keeps it
         // (this one fails, as it would have at start).
@@ -362,8 +375,43 @@ impl Syncer {
         Ok(())
     }
 
-    /// One pass: make the published tree the commit `--ref` names.
+    /// Whether the store may be made afresh now (see
+    /// [`REMAKE_AT_MOST_EVERY`]).
+    fn may_remake_store(&self) -> bool {
+        self.remade_at
+            .map_or(true, |at| at.elapsed() >= REMAKE_AT_MOST_EVERY)
+    }
+
+    /// Our object store could not give what it holds (see
+    /// [`GitError::Store`]): remove it, and set the root up again as at
+    /// start. The published tree stays; the next fetch is a first one.
+    fn remake_store(&mut self, why: &GitError) -> Result<(), SyncError> {
+        self.remade_at = Some(std::time::Instant::now());
+        let gitdir = self.git.gitdir().to_path_buf();
+        tracing::warn!(store = %gitdir.display(), error = %why, "our repository store is damaged; making it afresh (the published tree stays)");
+        remove_any(&gitdir).map_err(|source| SyncError::Io {
+            op: "remove the damaged store",
+            path: gitdir,
+            source,
+        })?;
+        self.set_up_again()
+    }
+
+    /// One pass: make the published tree the commit `--ref` names. A store
+    /// found damaged on the way is made afresh and the pass tried again,
+    /// once: a restart would find it as damaged, and at the default
+    /// --max-failures=0 the container would never come up again.
     pub fn pass(&mut self, cancel: &Cancel) -> Result<Outcome, SyncError> {
+        match self.pass_once(cancel) {
+            Err(SyncError::Git(e @ GitError::Store { .. })) if self.may_remake_store() => {
+                self.remake_store(&e)?;
+                self.pass_once(cancel)
+            }
+            result => result,
+        }
+    }
+
+    fn pass_once(&mut self, cancel: &Cancel) -> Result<Outcome, SyncError> {
         self.repair_if_gone()?;
         let current = self.publisher.current();
         let recipe = self.recipe()?;
@@ -665,10 +713,17 @@ impl Syncer {
             self.layout
                 .clean_worktrees(&self.git, current, served.as_deref(), in_use, keep_for)?;
         let started = std::time::Instant::now();
-        if let Some(stats) = self
-            .git
-            .gc(self.cfg.git_gc, &kept, self.cfg.depth, cancel)?
-        {
+        let gc = match self.git.gc(self.cfg.git_gc, &kept, self.cfg.depth, cancel) {
+            // What the store lacks now, the next pass fetches (the
+            // published tree's git files going with it, that tree is made
+            // again then, readers kept on a copy meanwhile).
+            Err(e @ GitError::Store { .. }) if self.may_remake_store() => {
+                self.remake_store(&e)?;
+                return Ok(next_due);
+            }
+            gc => gc?,
+        };
+        if let Some(stats) = gc {
             let duration_ms = started.elapsed().as_millis() as u64;
             let (objects, packs, loose) =
                 (stats.objects_kept, stats.packs_removed, stats.loose_removed);
@@ -745,6 +800,61 @@ mod tests {
             // The same pass, not left behind, publishes: the test can fail.
             s.pass(&Cancel::new()).unwrap();
             assert!(published.join("index.html").is_file());
+        }
+    }
+
+    #[test]
+    fn a_damaged_store_is_made_afresh_at_most_once_an_hour() {
+        for dest in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let (mut s, published) = syncer(tmp.path(), dest);
+            s.pass(&Cancel::new()).unwrap();
+            // Packs truncated, and the trees gone: the next tree is made
+            // from the store alone.
+            let damage = |s: &Syncer| {
+                let packs = s.git.gitdir().join("objects/pack");
+                for pack in std::fs::read_dir(packs).unwrap() {
+                    let pack = pack.unwrap().path();
+                    if pack.extension() == Some("pack".as_ref()) {
+                        let file = std::fs::OpenOptions::new().write(true).open(&pack);
+                        file.unwrap().set_len(40).unwrap();
+                    }
+                }
+                std::fs::remove_dir_all(s.layout.worktree(s.published().unwrap())).unwrap();
+            };
+            let commit = |n: &str| {
+                let source = tmp.path().join("source");
+                std::fs::write(source.join("other.html"), n).unwrap();
+                git(&source, &["add", "other.html"]);
+                git(&source, &["commit", "-qm", n]);
+            };
+            damage(&s);
+            commit("1");
+            s.pass(&Cancel::new()).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(published.join("index.html")).unwrap(),
+                "v1"
+            );
+            // Soon after, the store is not made again: the pass fails.
+            let before = s.published();
+            damage(&s);
+            commit("2");
+            let e = s
+                .pass(&Cancel::new())
+                .expect_err("no second remake within the hour");
+            assert!(matches!(e, SyncError::Git(GitError::Store { .. })), "{e}");
+            assert_eq!(s.published(), before);
+            // An hour later it is.
+            s.remade_at = s.remade_at.map(|at| at - REMAKE_AT_MOST_EVERY);
+            s.pass(&Cancel::new()).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(published.join("other.html")).unwrap(),
+                "2"
+            );
+            assert_eq!(
+                std::fs::read_to_string(published.join("index.html")).unwrap(),
+                "v1"
+            );
         }
     }
 }

@@ -181,6 +181,11 @@ pub enum GitError {
     },
     #[error("{op} failed: {message}")]
     Local { op: String, message: String },
+    /// Our object store could not give what it should hold: a pack or an
+    /// object damaged or gone (a disk's fault, a hand's). Nothing the
+    /// remote did; a store made afresh mends it.
+    #[error("{op} failed: {message}")]
+    Store { op: String, message: String },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -194,9 +199,24 @@ pub enum GitError {
 
 impl GitError {
     fn local(op: impl Into<String>, e: git2::Error) -> Self {
-        GitError::Local {
-            op: op.into(),
-            message: crate::redact::redact(e.message()),
+        let (op, message) = (op.into(), crate::redact::redact(e.message()));
+        match e.class() {
+            git2::ErrorClass::Odb | git2::ErrorClass::Zlib => GitError::Store { op, message },
+            _ => GitError::Local { op, message },
+        }
+    }
+    /// This error as a step of `op`, of the same kind (a cancel stays one).
+    fn within(self, op: String) -> Self {
+        match self {
+            GitError::Cancelled => self,
+            GitError::Store { .. } => GitError::Store {
+                op,
+                message: self.to_string(),
+            },
+            _ => GitError::Local {
+                op,
+                message: self.to_string(),
+            },
         }
     }
     fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {

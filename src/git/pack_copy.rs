@@ -48,6 +48,18 @@ pub enum CopyError {
 }
 
 impl CopyError {
+    /// The packs read could not give what their index says they hold: a
+    /// damaged file, not a failure to write.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            CopyError::Git(e) => {
+                matches!(e.class(), git2::ErrorClass::Odb | git2::ErrorClass::Zlib)
+            }
+            CopyError::Io(e) => e.kind() == io::ErrorKind::InvalidData,
+            CopyError::Cancelled => false,
+        }
+    }
+
     /// Our error for a failed copy: `Cancelled` stays itself, the rest is
     /// described by `describe` from the message.
     pub fn into_git(self, describe: impl FnOnce(String) -> super::GitError) -> super::GitError {

@@ -222,13 +222,7 @@ impl GitRepo {
                         .map_err(|e| GitError::local("write index", e))?;
                     Ok(n)
                 })
-                .map_err(|e| match e {
-                    GitError::Cancelled => e,
-                    e => GitError::Local {
-                        op: format!("checkout {hash}"),
-                        message: e.to_string(),
-                    },
-                })?;
+                .map_err(|e| e.within(format!("checkout {hash}")))?;
             tracing::debug!(files = written, "written without libgit2's checkout");
         } else {
             // libgit2's checkout reads the index from disk.

@@ -824,3 +824,123 @@ fn a_misspelt_environment_variable_is_named_with_the_one_meant() {
         "{log}"
     );
 }
+
+/// Do `damage` to each pack of our store.
+fn each_pack(f: &Fixture, damage: fn(&Path)) {
+    for pack in fs::read_dir(f.root().join(".git/objects/pack")).unwrap() {
+        let pack = pack.unwrap().path();
+        if pack.extension() == Some("pack".as_ref()) {
+            damage(&pack);
+        }
+    }
+}
+
+/// 32 bytes in the middle of `file` overwritten, as a disk's fault would.
+fn overwrite_middle(file: &Path) {
+    let mut bytes = fs::read(file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle - 16..middle + 16].fill(0x55);
+    fs::write(file, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_store_is_made_afresh_and_the_sync_goes_on() {
+    // Packs truncated, or with bytes overwritten in their middle (a
+    // disk's fault): the pass that needs them finds the store damaged,
+    // remakes it and syncs; at the default --max-failures=0 a failure
+    // would end the process, and each restart would find the same store.
+    // A pack gone is an object store that lacks the old commit: the fetch
+    // brings all the new one needs.
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage, usize); 3] = [
+        (
+            "truncated",
+            |p| {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .unwrap()
+                    .set_len(100)
+                    .unwrap()
+            },
+            1,
+        ),
+        ("removed", |p| fs::remove_file(p).unwrap(), 0),
+        ("overwritten", overwrite_middle, 1),
+    ];
+    for t in [Transport::File, Transport::Http] {
+        for (how, damage, warned) in damages {
+            let f = Fixture::new(t);
+            f.repo
+                .commit(&[("big.txt", &noise(7, 50_000)), ("f", "1")], "c1");
+            f.sync_once(&[]);
+            each_pack(&f, damage);
+            // The published tree goes too (the same disk): the next one is
+            // made from the store alone, not from files it shares.
+            fs::remove_dir_all(fs::canonicalize(f.link()).unwrap()).unwrap();
+            let h2 = f.repo.commit(&[("f", "2")], "c2");
+            // (The old commit's tree goes at once: in a store a hand took
+            // its pack from, git's fsck would miss its commit.)
+            let log = f.sync_once(&["--stale-worktree-grace=0s"]);
+            let said = log_lines_with(
+                &log,
+                "our repository store is damaged; making it afresh (the published tree stays)",
+            );
+            // Over HTTP a fetch at --depth=1 brings the new commit whole:
+            // the damaged pack may not be read at all. Locally, what the
+            // store has is not copied again.
+            match t {
+                Transport::File => assert_eq!(said, warned, "{how}: {log}"),
+                Transport::Http => assert!(said <= warned, "{how}: {log}"),
+            }
+            assert_published(&f, &h2);
+            assert_eq!(
+                fs::read(f.link().join("big.txt")).unwrap(),
+                noise(7, 50_000).as_bytes(),
+                "{t:?} {how}"
+            );
+            // (A damaged pack no pass needed may stay, as git keeps one.)
+            let h3 = f.repo.commit(&[("f", "3")], "c3");
+            f.sync_once(&[]);
+            assert_published(&f, &h3);
+        }
+    }
+}
+
+#[test]
+fn a_store_the_cleanup_finds_damaged_is_made_afresh() {
+    // An update that needs nothing from the damaged pack (its one file is
+    // new; the big one is shared with the published tree), then a repack
+    // that reads every object kept: the cleanup remakes the store rather
+    // than fail after every update; the next pass fetches again and makes
+    // the published tree again, its git files gone with the store.
+    let f = Fixture::new(Transport::File);
+    f.repo
+        .commit(&[("big.txt", &noise(7, 50_000)), ("f", "1")], "c1");
+    f.sync_once(&[]);
+    each_pack(&f, overwrite_middle);
+    let h2 = f.repo.commit(&[("f", "2")], "c2");
+    let gc = ["--git-gc=aggressive", "--stale-worktree-grace=0s"];
+    let log = f.sync_once(&gc);
+    let warned = |log: &str| {
+        log_lines_with(
+            log,
+            "our repository store is damaged; making it afresh (the published tree stays)",
+        )
+    };
+    assert_eq!(warned(&log), 1, "{log}");
+    assert_eq!(
+        log_lines_with(&log, "cleanup failed; will retry after the next update"),
+        0,
+        "{log}"
+    );
+    assert_published(&f, &h2);
+    let log = f.sync_once(&gc);
+    assert_eq!(warned(&log), 0, "{log}");
+    assert_published(&f, &h2);
+    assert_eq!(
+        fs::read(f.link().join("big.txt")).unwrap(),
+        noise(7, 50_000).as_bytes()
+    );
+    assert_eq!(git(&f.link(), &["fsck"]), "");
+}

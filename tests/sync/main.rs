@@ -26,6 +26,7 @@ use support::*;
 const LONG: Duration = Duration::from_secs(60);
 
 /// The two transports every target test runs over.
+#[derive(Debug, Clone, Copy)]
 enum Transport {
     File,
     Http,
