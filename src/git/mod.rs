@@ -479,6 +479,14 @@ impl GitRepo {
                 message: "HEAD is not on the git-sync branch".into(),
             });
         }
+        // The branch's file damaged (by a disk, a hand) fails every pass
+        // that moves it: as unusable as a damaged HEAD. (Unborn is fine.)
+        match repo.find_reference(&expected) {
+            Err(e) if e.code() != git2::ErrorCode::NotFound => {
+                return Err(GitError::local(format!("open {}", gitdir.display()), e));
+            }
+            _ => {}
+        }
         Ok(GitRepo::assemble(
             repo,
             gitdir,

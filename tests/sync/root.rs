@@ -487,6 +487,15 @@ fn corrupt_root_is_reset() {
     f.sync_once(&[]);
     assert_published(&f, &h);
     assert_eq!(f.read("f"), "1");
+    // The same for the branch HEAD is on, damaged, as the next commit
+    // comes (writing it would fail at every pass).
+    fs::write(f.root().join(".git/refs/heads/git-sync"), "garbage").unwrap();
+    let h2 = f.repo.commit(&[("f", "2")], "c2");
+    let log = f.sync_once(&[]);
+    assert!(log.contains("unusable"), "{log}");
+    assert_published(&f, &h2);
+    let h = f.repo.commit(&[("f", "1")], "c3");
+    f.sync_once(&[]);
 
     // Reset while the remote is away: the published tree is still served.
     fs::write(f.root().join(".git/HEAD"), "garbage").unwrap();
