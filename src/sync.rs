@@ -224,9 +224,10 @@ impl Syncer {
         })
     }
 
-    /// The refs directory of the source repository when it is on this
-    /// machine (also behind an `insteadOf` rewrite): what to watch.
-    pub fn local_source_refs(&self) -> Option<PathBuf> {
+    /// The git directories holding the refs of the source repository when
+    /// it is on this machine (also behind an `insteadOf` rewrite): what to
+    /// watch.
+    pub fn local_source_refs(&self) -> Option<Vec<PathBuf>> {
         self.git.local_source_refs(&self.cfg.repo)
     }
 

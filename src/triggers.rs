@@ -68,26 +68,33 @@ fn is_ref_change(gitdir: &Path, path: &Path) -> bool {
     )
 }
 
-/// Watch `gitdir` (a local source repository's git directory) and wake a
-/// sync whenever its refs change. The watcher lives as long as the value.
-fn watch_refs(gitdir: &Path, sync_now: Arc<Notify>) -> notify::Result<notify::RecommendedWatcher> {
-    let root = gitdir.to_path_buf();
+/// Watch `gitdirs` (a local source repository's git directory, and a
+/// linked worktree's own) and wake a sync whenever their refs change. The
+/// watcher lives as long as the value.
+fn watch_refs(
+    gitdirs: &[PathBuf],
+    sync_now: Arc<Notify>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    let roots = gitdirs.to_vec();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
-            if is_write(&event.kind) && event.paths.iter().any(|p| is_ref_change(&root, p)) {
+            let about_refs = |p: &PathBuf| roots.iter().any(|root| is_ref_change(root, p));
+            if is_write(&event.kind) && event.paths.iter().any(about_refs) {
                 sync_now.notify_one();
             }
         }
     })?;
-    watcher.watch(gitdir, RecursiveMode::NonRecursive)?;
-    let refs = gitdir.join("refs");
-    if refs.is_dir() {
-        watcher.watch(&refs, RecursiveMode::Recursive)?;
-    }
-    // Refs kept in reftables: a new `tables.list` for every update.
-    let reftable = gitdir.join("reftable");
-    if reftable.is_dir() {
-        watcher.watch(&reftable, RecursiveMode::NonRecursive)?;
+    for gitdir in gitdirs {
+        watcher.watch(gitdir, RecursiveMode::NonRecursive)?;
+        let refs = gitdir.join("refs");
+        if refs.is_dir() {
+            watcher.watch(&refs, RecursiveMode::Recursive)?;
+        }
+        // Refs kept in reftables: a new `tables.list` for every update.
+        let reftable = gitdir.join("reftable");
+        if reftable.is_dir() {
+            watcher.watch(&reftable, RecursiveMode::NonRecursive)?;
+        }
     }
     Ok(watcher)
 }
@@ -105,7 +112,8 @@ fn identity(dir: &Path) -> Option<(u64, u64)> {
 /// repository removed and cloned again (or restored) at the same place
 /// would otherwise be left to polling.
 pub struct LocalWatch {
-    gitdir: Option<PathBuf>,
+    /// The git directories watched, the repository's first.
+    gitdirs: Option<Vec<PathBuf>>,
     identity: Option<(u64, u64)>,
     watcher: Option<notify::RecommendedWatcher>,
     sync_now: Arc<Notify>,
@@ -114,32 +122,33 @@ pub struct LocalWatch {
 impl LocalWatch {
     pub fn new(sync_now: Arc<Notify>) -> Self {
         LocalWatch {
-            gitdir: None,
+            gitdirs: None,
             identity: None,
             watcher: None,
             sync_now,
         }
     }
 
-    /// Watch the repository whose git directory `find` names (`None`:
+    /// Watch the repository whose git directories `find` names (`None`:
     /// there is none at the moment), unless the one looked at last is
     /// still there: then only a `stat`, and `find` (which opens the
     /// repository) is not called. A watch that failed is not tried again
     /// until the repository changes.
-    pub fn follow(&mut self, find: impl FnOnce() -> Option<PathBuf>) {
-        if let Some(dir) = &self.gitdir {
+    pub fn follow(&mut self, find: impl FnOnce() -> Option<Vec<PathBuf>>) {
+        if let Some(dir) = self.gitdirs.as_ref().and_then(|d| d.first()) {
             if identity(dir) == self.identity {
                 return;
             }
         }
-        let replaced = self.gitdir.is_some();
+        let replaced = self.gitdirs.is_some();
         self.watcher = None;
-        self.gitdir = find();
-        let Some(dir) = &self.gitdir else {
+        self.gitdirs = find().filter(|d| !d.is_empty());
+        let Some(dirs) = &self.gitdirs else {
             return;
         };
+        let dir = &dirs[0]; // (not empty: filtered above)
         self.identity = identity(dir);
-        match watch_refs(dir, self.sync_now.clone()) {
+        match watch_refs(dirs, self.sync_now.clone()) {
             Ok(w) => {
                 if replaced {
                     tracing::info!(refs = %dir.display(), "the local repository was replaced: watching the new one");

@@ -1371,6 +1371,56 @@ fn local_watcher_publishes_a_commit_in_well_under_the_period() {
 }
 
 #[test]
+fn a_linked_worktree_whose_head_moves_is_watched_too() {
+    // `git worktree add --detach`: its HEAD is in a git directory of its
+    // own (.git/worktrees/<name>), not with the repository's refs; also
+    // in reftables, each worktree keeping its HEAD in tables of its own.
+    for reftables in [false, true] {
+        let f = Fixture::local();
+        if reftables {
+            fs::remove_dir_all(f.repo.dir.join(".git/logs")).unwrap();
+            f.repo.git(&["refs", "migrate", "--ref-format=reftable"]);
+        }
+        let tree = f.path("linked");
+        f.repo.git(&[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            &tree.display().to_string(),
+        ]);
+        let root = f.path("root");
+        let mut p = spawn(git_sync(&[
+            &format!("--repo={}", tree.display()),
+            &format!("--root={}", root.display()),
+            "--link=site",
+            "--period=60s",
+        ]));
+        let link = root.join("site");
+        let head = || git(&tree, &["rev-parse", "HEAD"]);
+        let h1 = head();
+        p.wait_for(LONG, "h1", || {
+            published(&link).as_deref() == Some(h1.as_str())
+        });
+        p.wait_log(LONG, "watching", |l| {
+            l.contains("watching the local repository")
+        });
+        fs::write(tree.join("index.html"), "linked").unwrap();
+        git(&tree, &["commit", "-qam", "in the linked worktree"]);
+        let h2 = head();
+        let committed = Instant::now();
+        p.wait_for(Duration::from_secs(5), "h2", || {
+            published(&link).as_deref() == Some(h2.as_str())
+        });
+        let took = committed.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "reftables {reftables}: took {took:?} with a 60s period"
+        );
+    }
+}
+
+#[test]
 fn a_local_repository_behind_an_insteadof_url_is_watched_too() {
     let f = Fixture::local();
     let root = f.tmp.path().join("root");

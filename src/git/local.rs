@@ -34,12 +34,14 @@ pub fn local_path(url: &str) -> Option<PathBuf> {
     }
 }
 
-/// The git directory holding the refs of a local repository URL, for
-/// watching; `None` for network URLs or what is not a repository.
-pub fn local_refs_dir(url: &str) -> Option<PathBuf> {
+/// The git directories holding the refs of a local repository URL, for
+/// watching: the repository's, then, for a linked worktree (`git worktree
+/// add`), its own, which holds its HEAD; `None` for network URLs or what is
+/// not a repository.
+pub fn local_refs_dirs(url: &str) -> Option<Vec<PathBuf>> {
     let path = local_path(url)?;
     if let Some(tables) = Reftables::find(&path) {
-        return Some(tables.gitdir);
+        return Some(tables.dirs());
     }
     let repo = Repository::open_ext(
         &path,
@@ -47,7 +49,11 @@ pub fn local_refs_dir(url: &str) -> Option<PathBuf> {
         std::iter::empty::<&std::ffi::OsStr>(),
     )
     .ok()?;
-    Some(repo.commondir().to_path_buf())
+    let mut dirs = vec![repo.commondir().to_path_buf()];
+    if repo.is_worktree() {
+        dirs.push(repo.path().to_path_buf());
+    }
+    Some(dirs)
 }
 
 /// A local repository to fetch from: its objects through libgit2, its

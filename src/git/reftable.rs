@@ -80,6 +80,12 @@ impl Reftables {
         })
     }
 
+    /// The directories holding the tables: the repository's, then a
+    /// linked worktree's own (its HEAD).
+    pub fn dirs(self) -> Vec<PathBuf> {
+        std::iter::once(self.gitdir).chain(self.worktree).collect()
+    }
+
     /// The refs as the repository (or linked worktree) at the path sees
     /// them: its own per-worktree refs over the shared ones.
     pub fn read(&self) -> Result<RefTable, ReftableError> {

@@ -223,10 +223,11 @@ impl GitRepo {
         self.url_settings(url).effective
     }
 
-    /// The git directory holding the refs of the repository `url` names,
-    /// after `insteadOf` rewrites, when it is on this machine (to watch).
-    pub fn local_source_refs(&self, url: &str) -> Option<std::path::PathBuf> {
-        super::local::local_refs_dir(&self.effective_url(url))
+    /// The git directories holding the refs of the repository `url` names,
+    /// after `insteadOf` rewrites, when it is on this machine (to watch;
+    /// see `local::local_refs_dirs`).
+    pub fn local_source_refs(&self, url: &str) -> Option<Vec<std::path::PathBuf>> {
+        super::local::local_refs_dirs(&self.effective_url(url))
     }
 
     /// The proxy and extra headers for `url`. Decided once per URL: the
