@@ -33,13 +33,18 @@ pub fn pick_ref(
             Err(NoRef::Missing(near(git_ref, &all())))
         };
     }
-    for name in [
+    let (tag, branch) = (
         format!("refs/tags/{git_ref}"),
         format!("refs/heads/{git_ref}"),
-    ] {
-        if exists(&name) {
-            return Ok(name);
+    );
+    if exists(&tag) {
+        if exists(&branch) {
+            warn_tag_over_branch_once(git_ref);
         }
+        return Ok(tag);
+    }
+    if exists(&branch) {
+        return Ok(branch);
     }
     let all = all();
     let suffix = format!("/{git_ref}");
@@ -54,6 +59,22 @@ pub fn pick_ref(
         0 => Err(NoRef::Missing(near(git_ref, &all))),
         1 => Ok(found.remove(0)),
         _ => Err(NoRef::Ambiguous(found)),
+    }
+}
+
+/// Says, once a process, that `git_ref` names both a tag and a branch and
+/// the tag is synced (as `git` and upstream pick it; `git` warns too): a
+/// tag made later with a branch's name would otherwise change silently
+/// what a daemon publishes.
+fn warn_tag_over_branch_once(git_ref: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            git_ref,
+            tag = %format!("refs/tags/{git_ref}"),
+            branch = %format!("refs/heads/{git_ref}"),
+            "--ref names both a tag and a branch: syncing the tag, as git does; give the full name (refs/heads/...) to sync the branch"
+        );
     }
 }
 

@@ -244,6 +244,20 @@ fn targets(t: Transport) {
         "{log}"
     );
     assert_published(&f, &c4);
+    // A tag with a branch's name wins, as in git and upstream; said once
+    // a process, with the way to the branch.
+    f.repo.git(&["tag", "other", &c1]);
+    const BOTH: &str = "--ref names both a tag and a branch: syncing the tag, as git does; give the full name (refs/heads/...) to sync the branch";
+    let mut p = f.daemon(&["--ref=other", "-v=1"]);
+    p.wait_log(Duration::from_secs(20), "three polls", |l| {
+        log_lines_with(l, "no change") >= 3
+    });
+    assert_published(&f, &c1);
+    assert_eq!(log_lines_with(&p.log(), BOTH), 1, "{}", p.log());
+    drop(p);
+    let log = f.sync_once(&["--ref=refs/heads/other"]);
+    assert_published(&f, &c3);
+    assert_eq!(log_lines_with(&log, BOTH), 0, "{log}");
 }
 
 #[test]
