@@ -265,7 +265,11 @@ pub async fn run(cfg: Config) -> i32 {
         Some(h) => match http::bind(&h.bind).await {
             Ok(listener) => {
                 let state = Arc::new(HttpState::new(h, metrics.clone(), sync_now.clone()));
-                tracing::info!(bind = %h.bind, metrics = h.metrics, trigger = h.trigger_secret_file.is_some(), "serving HTTP");
+                // Where it listens: the port the system chose for a ":0".
+                let address = listener
+                    .local_addr()
+                    .map_or_else(|_| h.bind.clone(), |a| a.to_string());
+                tracing::info!(bind = %h.bind, %address, metrics = h.metrics, trigger = h.trigger_secret_file.is_some(), "serving HTTP");
                 tokio::spawn(http::serve(listener, state.clone()));
                 Some(state)
             }

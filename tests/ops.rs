@@ -659,6 +659,28 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 #[test]
+fn an_endpoint_on_port_0_says_which_port_it_got() {
+    let f = Fixture::local();
+    let h = f.repo.commit(&[("index.html", "v1")], "one");
+    let mut p = f.start(&["--http-bind=127.0.0.1:0", "--period=60s"]);
+    p.wait_log(LONG, "serving HTTP", |l| l.contains("\"serving HTTP\""));
+    let log = p.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"serving HTTP\""))
+        .unwrap();
+    let address = line
+        .split("\"address\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no address in {line}"));
+    let port: u16 = address.strip_prefix("127.0.0.1:").unwrap().parse().unwrap();
+    assert_ne!(port, 0);
+    p.wait_for(LONG, "published", || f.published_is(&h));
+    assert_eq!(http_get(port, "/").0, 200);
+}
+
+#[test]
 fn probes_and_metrics() {
     let f = Fixture::http();
     // The repository is missing at first: / is 503 until the first success.
