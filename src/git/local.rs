@@ -265,7 +265,9 @@ impl GitRepo {
             queue.extend(parents.into_iter().map(|p| (p, level + 1)));
         }
 
-        drop(ours);
+        // What the walk kept (a set of every object met: some MB for a
+        // large tree) is freed before the copy, which needs its own.
+        drop((ours, seen, queue));
         self.copy_objects(url, (&src, &gitdir), &wanted, cancel)?;
         super::depth::write_shallow(self, &shallow)?;
         self.reopen()
