@@ -197,12 +197,18 @@ pub enum GitError {
     Cancelled,
 }
 
+/// Whether libgit2's `e` says an object store could not give what it
+/// holds (a pack or an object damaged or gone): see [`GitError::Store`].
+fn is_store_damage(e: &git2::Error) -> bool {
+    matches!(e.class(), git2::ErrorClass::Odb | git2::ErrorClass::Zlib)
+}
+
 impl GitError {
     fn local(op: impl Into<String>, e: git2::Error) -> Self {
         let (op, message) = (op.into(), crate::redact::redact(e.message()));
-        match e.class() {
-            git2::ErrorClass::Odb | git2::ErrorClass::Zlib => GitError::Store { op, message },
-            _ => GitError::Local { op, message },
+        match is_store_damage(&e) {
+            true => GitError::Store { op, message },
+            false => GitError::Local { op, message },
         }
     }
     /// This error as a step of `op`, of the same kind (a cancel stays one).

@@ -52,9 +52,7 @@ impl CopyError {
     /// damaged file, not a failure to write.
     pub fn is_damage(&self) -> bool {
         match self {
-            CopyError::Git(e) => {
-                matches!(e.class(), git2::ErrorClass::Odb | git2::ErrorClass::Zlib)
-            }
+            CopyError::Git(e) => super::is_store_damage(e),
             CopyError::Io(e) => e.kind() == io::ErrorKind::InvalidData,
             CopyError::Cancelled => false,
         }

@@ -23,11 +23,11 @@ impl GitRepo {
             .map_err(|e| GitError::local("gc: open object database", e))?;
         pack_copy::write_pack(&odb, &[pack_dir.to_path_buf()], wanted, pack_dir, cancel)
             .map_err(|e| {
-                let op = "gc: write pack".into();
-                match e.is_damage() {
-                    true => e.into_git(|message| GitError::Store { op, message }),
-                    false => e.into_git(|message| GitError::Local { op, message }),
-                }
+                let (op, damaged) = ("gc: write pack".into(), e.is_damage());
+                e.into_git(|message| match damaged {
+                    true => GitError::Store { op, message },
+                    false => GitError::Local { op, message },
+                })
             })?
             .ok_or_else(|| GitError::Local {
                 op: "gc: write pack".into(),
