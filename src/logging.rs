@@ -18,9 +18,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
@@ -44,9 +47,18 @@ pub fn init(verbosity: u8, format: Option<LogFormat>) {
         .with_target(false)
         // Colour only for a person at a terminal, not in files or journald.
         .with_ansi(tty && std::env::var_os("NO_COLOR").is_none());
+    // The file watcher's own notes (a watch on a removed directory that
+    // cannot be removed) say nothing to an operator.
+    let quiet = Targets::new()
+        .with_default(level)
+        .with_target("notify", LevelFilter::ERROR);
     let result = match format {
-        LogFormat::Json => builder.event_format(UpstreamJson).try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .event_format(UpstreamJson)
+            .finish()
+            .with(quiet)
+            .try_init(),
+        LogFormat::Text => builder.finish().with(quiet).try_init(),
     };
     // A subscriber already installed (tests) is fine.
     let _ = result;
