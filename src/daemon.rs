@@ -292,11 +292,10 @@ pub async fn run(cfg: Config) -> i32 {
     // A one-time run ends after one pass: nothing would use the watcher.
     // The source is known once our config (and its insteadOf) is in place,
     // and looked at again after every pass (it may have been replaced).
-    let mut watch = (cfg.ops.watch_local && !cfg.one_time).then(|| {
-        let mut w = triggers::LocalWatch::new(sync_now.clone());
-        w.follow(|| lock(&syncer).local_source_refs());
-        w
-    });
+    let watch = (cfg.ops.watch_local && !cfg.one_time)
+        .then(|| lock(&syncer).local_source())
+        .flatten()
+        .and_then(|url| triggers::LocalWatch::start(url, sync_now.clone()));
     let hooks = start_hooks(&cfg);
     let resolver = Arc::new(Mutex::new(Resolver::new(cfg.auth.clone(), &cfg.tls)));
 
@@ -425,8 +424,8 @@ pub async fn run(cfg: Config) -> i32 {
                 }
             }
         }
-        if let Some(w) = &mut watch {
-            w.follow(|| lock(&syncer).local_source_refs());
+        if let Some(w) = &watch {
+            w.follow();
         }
         if clean_due.is_some_and(|t| t <= Instant::now()) {
             clean_due = run_clean(&syncer, &hooks, &mut shutdown).await;

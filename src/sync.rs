@@ -224,11 +224,11 @@ impl Syncer {
         })
     }
 
-    /// The git directories holding the refs of the source repository when
-    /// it is on this machine (also behind an `insteadOf` rewrite): what to
-    /// watch.
-    pub fn local_source_refs(&self) -> Option<Vec<PathBuf>> {
-        self.git.local_source_refs(&self.cfg.repo)
+    /// The source repository's URL after `insteadOf` rewrites (fixed
+    /// from the start), when it is on this machine: what to watch.
+    pub fn local_source(&self) -> Option<String> {
+        let url = self.git.effective_url(&self.cfg.repo);
+        crate::git::local_path(&url).map(|_| url)
     }
 
     /// Use these credentials from the next remote operation on; the

@@ -3,7 +3,8 @@
 //! source repository's refs. Triggers coalesce: a burst starts one sync.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
@@ -79,7 +80,10 @@ fn watch_refs(
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
             let about_refs = |p: &PathBuf| roots.iter().any(|root| is_ref_change(root, p));
-            if is_write(&event.kind) && event.paths.iter().any(about_refs) {
+            // Removals alone are no ref written (git deletes a ref under a
+            // lock file it makes): a repository being removed wakes nothing.
+            let written = is_write(&event.kind) && !matches!(event.kind, EventKind::Remove(_));
+            if written && event.paths.iter().any(about_refs) {
                 sync_now.notify_one();
             }
         }
@@ -99,66 +103,190 @@ fn watch_refs(
     Ok(watcher)
 }
 
-/// Which directory a path names now (device, inode): a repository cloned
-/// again at the same path is another one.
-fn identity(dir: &Path) -> Option<(u64, u64)> {
+/// Which directories a repository's path names now (device, inode): the
+/// path itself, through a symlink if it is one, and its `.git`. A
+/// repository cloned again at the same path, or a symlink pointed at
+/// another, is another one.
+type Identity = [Option<(u64, u64)>; 2];
+
+fn identity(path: &Path) -> Identity {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(dir).ok()?;
-    Some((m.dev(), m.ino()))
+    let of = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    [of(path), of(&path.join(".git"))]
 }
+
+/// How long a repository gone from its path is looked for again, after its
+/// parent directory saw it go (a clone in place, a restore), and how often.
+const LOOK_AGAIN_FOR: Duration = Duration::from_secs(10);
+const LOOK_AGAIN_EVERY: Duration = Duration::from_millis(100);
 
 /// The watcher on a local source repository, kept pointed at whatever
 /// repository is at its path: inotify follows directories, not paths, so a
-/// repository removed and cloned again (or restored) at the same place
-/// would otherwise be left to polling.
+/// repository removed and cloned again (or restored, or a symlink pointed
+/// elsewhere) at the same place would otherwise be left to polling. The
+/// directory holding the path is watched for it: a repository put in its
+/// place is watched at once, and synced once its HEAD names a commit.
 pub struct LocalWatch {
+    followed: Arc<Mutex<Followed>>,
+    /// The watch on the path's parent directory.
+    _parent: Option<notify::RecommendedWatcher>,
+}
+
+struct Followed {
+    /// The source's URL (a path or `file://`) and its path, absolute but
+    /// not resolved: a symlink may be pointed at another repository.
+    url: String,
+    path: PathBuf,
     /// The git directories watched, the repository's first.
     gitdirs: Option<Vec<PathBuf>>,
-    identity: Option<(u64, u64)>,
+    identity: Identity,
     watcher: Option<notify::RecommendedWatcher>,
+    /// Where a symlinked path leads, watched in its parent as the path is.
+    resolved: Option<notify::RecommendedWatcher>,
+    /// Whether a repository was watched before: another one found is new.
+    watched_before: bool,
+    /// Whether the first look, made before the first pass, is done.
+    started: bool,
     sync_now: Arc<Notify>,
+    /// Tells the thread that looks again.
+    look_again: mpsc::Sender<()>,
+}
+
+#[derive(PartialEq, Eq)]
+enum Look {
+    /// The repository watched is still at the path.
+    Same,
+    /// A repository is at the path (and watched, unless that failed).
+    Found,
+    /// No repository is at the path.
+    Missing,
 }
 
 impl LocalWatch {
-    pub fn new(sync_now: Arc<Notify>) -> Self {
-        LocalWatch {
+    /// Watch the local repository `url` names (`None` for a network URL).
+    pub fn start(url: String, sync_now: Arc<Notify>) -> Option<Self> {
+        let path = std::path::absolute(crate::git::local_path(&url)?).ok()?;
+        let (tx, rx) = mpsc::channel();
+        let mut followed = Followed {
+            url,
+            path: path.clone(),
             gitdirs: None,
-            identity: None,
+            identity: [None, None],
             watcher: None,
+            resolved: None,
+            watched_before: false,
+            started: false,
             sync_now,
+            look_again: tx.clone(),
+        };
+        followed.look();
+        followed.started = true;
+        let followed = Arc::new(Mutex::new(followed));
+        // The thread holds no strong reference: the end of the watch drops
+        // every sender, which ends it.
+        let weak = Arc::downgrade(&followed);
+        let spawned = std::thread::Builder::new()
+            .name("local-watch".into())
+            .spawn(move || look_again_when_told(&weak, &rx));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot watch where the local repository is");
         }
+        let parent = watch_name(&path, tx);
+        Some(LocalWatch {
+            followed,
+            _parent: parent,
+        })
     }
 
-    /// Watch the repository whose git directories `find` names (`None`:
-    /// there is none at the moment), unless the one looked at last is
-    /// still there: then only a `stat`, and `find` (which opens the
-    /// repository) is not called. A watch that failed is not tried again
-    /// until the repository changes.
-    pub fn follow(&mut self, find: impl FnOnce() -> Option<Vec<PathBuf>>) {
-        if let Some(dir) = self.gitdirs.as_ref().and_then(|d| d.first()) {
-            if identity(dir) == self.identity {
-                return;
-            }
+    /// Look whether the repository watched is still at its path (a
+    /// `stat`), and watch the one there if not.
+    pub fn follow(&self) {
+        lock(&self.followed).look();
+    }
+}
+
+fn lock(f: &Mutex<Followed>) -> std::sync::MutexGuard<'_, Followed> {
+    // A panic in `look` leaves nothing half-made that matters here.
+    f.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Followed {
+    fn look(&mut self) -> Look {
+        let now = identity(&self.path);
+        if self.gitdirs.is_some() && now == self.identity {
+            return Look::Same;
         }
-        let replaced = self.gitdirs.is_some();
         self.watcher = None;
-        self.gitdirs = find().filter(|d| !d.is_empty());
+        self.resolved = std::fs::canonicalize(&self.path)
+            .ok()
+            .filter(|r| *r != self.path)
+            .and_then(|r| watch_name(&r, self.look_again.clone()));
+        self.identity = now;
+        self.gitdirs = crate::git::local_refs_dirs(&self.url).filter(|d| !d.is_empty());
         let Some(dirs) = &self.gitdirs else {
-            return;
+            return Look::Missing;
         };
         let dir = &dirs[0]; // (not empty: filtered above)
-        self.identity = identity(dir);
         match watch_refs(dirs, self.sync_now.clone()) {
             Ok(w) => {
-                if replaced {
-                    tracing::info!(refs = %dir.display(), "the local repository was replaced: watching the new one");
-                } else {
-                    tracing::info!(refs = %dir.display(), "watching the local repository for changes");
-                }
                 self.watcher = Some(w);
+                if !self.watched_before {
+                    tracing::info!(refs = %dir.display(), "watching the local repository for changes");
+                } else {
+                    tracing::info!(refs = %dir.display(), "the local repository was replaced: watching the new one");
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch the local repository; polling only");
+            }
+        }
+        // Its refs may differ from what was synced (or it was missing, and
+        // passes failed): a sync, once they name a commit (a clone in place
+        // writes them last, which the watch just made sees).
+        if self.started && crate::git::local_head_resolves(&self.url) {
+            self.sync_now.notify_one();
+        }
+        self.watched_before = true;
+        Look::Found
+    }
+}
+
+/// Watch the directory holding `path` for entries of its name made,
+/// removed or renamed, and tell `tx`.
+fn watch_name(path: &Path, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    let parent = path.parent()?;
+    let name = path.file_name()?.to_os_string();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            let about_it = |p: &PathBuf| p.file_name() == Some(name.as_os_str());
+            if is_write(&event.kind) && event.paths.iter().any(about_it) {
+                let _ = tx.send(());
+            }
+        }
+    })
+    .ok()?;
+    watcher.watch(parent, RecursiveMode::NonRecursive).ok()?;
+    Some(watcher)
+}
+
+/// At each word from the parent's watch, once a burst of them has settled,
+/// look at the path again, and while no repository is there, again every
+/// [`LOOK_AGAIN_EVERY`] for [`LOOK_AGAIN_FOR`] (a clone in place makes its
+/// directory before its `.git`). Ends with the watch.
+fn look_again_when_told(followed: &std::sync::Weak<Mutex<Followed>>, rx: &mpsc::Receiver<()>) {
+    while rx.recv().is_ok() {
+        let give_up = Instant::now() + LOOK_AGAIN_FOR;
+        loop {
+            match rx.recv_timeout(LOOK_AGAIN_EVERY) {
+                Ok(()) => continue,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            let Some(followed) = followed.upgrade() else {
+                return;
+            };
+            if lock(&followed).look() != Look::Missing || Instant::now() >= give_up {
+                break;
             }
         }
     }

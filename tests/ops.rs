@@ -1313,26 +1313,106 @@ fn a_new_commit_lands_in_well_under_a_second(f: &Fixture, p: &mut Proc, content:
     );
 }
 
-#[test]
-fn a_local_repository_cloned_again_at_its_path_is_watched_again() {
-    let f = Fixture::local();
-    let mut p = f.start(&["--period=60s", "--sync-on-signal=SIGHUP", "-v=1"]);
-    a_commit_lands_in_well_under_a_second(&f, &mut p);
-    // Replaced by a fresh clone of itself, as a restore or a new clone
-    // would: the old directory, which the watch was on, is gone.
-    let fresh = f.path("fresh");
+/// A fresh clone of `f`'s repository, at `name`, with a commit of its own.
+fn a_fresh_clone(f: &Fixture, name: &str, content: &str) -> (PathBuf, String) {
+    let fresh = f.path(name);
     git(
         f.tmp.path(),
         &["clone", "-q", &f.repo.url(), &fresh.display().to_string()],
     );
+    let clone = SourceRepo { dir: fresh.clone() };
+    let head = clone.commit(&[("index.html", content)], content);
+    (fresh, head)
+}
+
+/// Let the passes a commit's ref events started end: the event that
+/// follows the one a pass woke to may wake another (which reads the ref
+/// the commit wrote last), and a repository taken away under a pass fails
+/// it, as under a poll.
+fn let_the_passes_settle() {
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+/// `f`'s published tree reaches `h` in under a second after `since`.
+fn published_in_well_under_a_second(f: &Fixture, p: &mut Proc, h: &str, since: Instant) {
+    p.wait_for(Duration::from_secs(5), h, || f.published_is(h));
+    let took = since.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "{h} took {took:?} with a 60s period"
+    );
+}
+
+#[test]
+fn a_local_repository_replaced_at_its_path_is_synced_and_watched_at_once() {
+    let f = Fixture::local();
+    let mut p = f.start(&["--period=60s", "-v=1"]);
+    a_commit_lands_in_well_under_a_second(&f, &mut p);
+    // Replaced by a fresh clone moved into its place, as a restore would
+    // be: the old directory, which the watch was on, is gone. No pass
+    // and no poll is due: the directory holding it saw it come.
+    let (fresh, h3) = a_fresh_clone(&f, "fresh", "v3");
+    let_the_passes_settle();
     fs::rename(&f.repo.dir, f.path("old")).unwrap();
+    let moved = Instant::now();
     fs::rename(&fresh, &f.repo.dir).unwrap();
-    // The next pass notices (a poll; sooner here, by signal).
-    signal(&p.child, libc::SIGHUP);
-    p.wait_log(LONG, "the new repository watched", |l| {
-        l.contains("the local repository was replaced")
-    });
-    a_new_commit_lands_in_well_under_a_second(&f, &mut p, "v3");
+    published_in_well_under_a_second(&f, &mut p, &h3, moved);
+    assert!(p.log().contains("the local repository was replaced"));
+    a_new_commit_lands_in_well_under_a_second(&f, &mut p, "v4");
+
+    // Removed, then cloned again in place a while later: the removal
+    // starts no pass (which would fail, and end the process at the
+    // default --max-failures=0), the clone is synced once it is whole.
+    let_the_passes_settle();
+    fs::remove_dir_all(&f.repo.dir).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let old = SourceRepo { dir: f.path("old") };
+    let h5 = old.commit(&[("index.html", "v5")], "v5");
+    let cloned = Instant::now();
+    git(
+        f.tmp.path(),
+        &["clone", "-q", &old.url(), &f.repo.dir.display().to_string()],
+    );
+    published_in_well_under_a_second(&f, &mut p, &h5, cloned);
+    a_new_commit_lands_in_well_under_a_second(&f, &mut p, "v6");
+    assert!(p.child.try_wait().unwrap().is_none(), "{}", p.log());
+    assert!(!p.log().contains("failCount"), "{}", p.log());
+    // The watch on the removed repository ended without the file
+    // watcher's notes about it.
+    assert!(!p.log().contains("inotify"), "{}", p.log());
+}
+
+#[test]
+fn a_local_repository_behind_a_symlink_pointed_elsewhere_is_followed() {
+    // Releases side by side, the current one named by a symlink that a
+    // deploy points at the next: the repository synced is the one the
+    // link names now, and the one watched.
+    let f = Fixture::local();
+    let current = f.path("current");
+    std::os::unix::fs::symlink(&f.repo.dir, &current).unwrap();
+    let root = f.path("root");
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={}", current.display()),
+        &format!("--root={}", root.display()),
+        "--link=site",
+        "--period=60s",
+    ]));
+    a_commit_lands_in_well_under_a_second(&f, &mut p);
+    let (next, h3) = a_fresh_clone(&f, "next", "v3");
+    // As `ln -sfn` does it: a new link renamed over the old.
+    let tmp_link = f.path("current.new");
+    std::os::unix::fs::symlink(&next, &tmp_link).unwrap();
+    let flipped = Instant::now();
+    fs::rename(&tmp_link, &current).unwrap();
+    published_in_well_under_a_second(&f, &mut p, &h3, flipped);
+    // Commits to the release the link names now are watched.
+    let next = SourceRepo { dir: next };
+    let h4 = next.commit(&[("index.html", "v4")], "v4");
+    published_in_well_under_a_second(&f, &mut p, &h4, Instant::now());
+    // The old release is not.
+    f.repo.commit(&[("index.html", "v5")], "v5");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(f.published_is(&h4), "{}", p.log());
 }
 
 #[test]

@@ -56,6 +56,24 @@ pub fn local_refs_dirs(url: &str) -> Option<Vec<PathBuf>> {
     Some(dirs)
 }
 
+/// Whether the local repository at `url` names a commit in its HEAD: one
+/// being cloned in place names none until its objects are all there.
+pub fn local_head_resolves(url: &str) -> bool {
+    let Some(path) = local_path(url) else {
+        return false;
+    };
+    if let Some(tables) = Reftables::find(&path) {
+        return tables.read().is_ok_and(|t| t.resolve("HEAD").is_some());
+    }
+    Repository::open_ext(
+        &path,
+        git2::RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&std::ffi::OsStr>(),
+    )
+    .and_then(|repo| repo.head()?.peel_to_commit().map(|_| ()))
+    .is_ok()
+}
+
 /// A local repository to fetch from: its objects through libgit2, its
 /// refs through libgit2 too, or read from its reftables (which libgit2
 /// cannot open as a repository; see `reftable.rs`).

@@ -68,7 +68,7 @@ pub use auth::{
     Password, SshAuth, SshClientConfig,
 };
 pub use gc::GcStats;
-pub use local::local_path;
+pub use local::{local_head_resolves, local_path, local_refs_dirs};
 pub use partial::applies as filter_applies;
 pub(crate) use proxy::for_go_client as go_client_proxy;
 pub use proxy_command::SshProxy;

@@ -223,13 +223,6 @@ impl GitRepo {
         self.url_settings(url).effective
     }
 
-    /// The git directories holding the refs of the repository `url` names,
-    /// after `insteadOf` rewrites, when it is on this machine (to watch;
-    /// see `local::local_refs_dirs`).
-    pub fn local_source_refs(&self, url: &str) -> Option<Vec<std::path::PathBuf>> {
-        super::local::local_refs_dirs(&self.effective_url(url))
-    }
-
     /// The proxy and extra headers for `url`. Decided once per URL: the
     /// config was written at start and the environment is fixed, so polls
     /// do not read them again; the OpenSSH configuration, which `ssh` reads
