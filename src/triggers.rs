@@ -256,17 +256,26 @@ impl Followed {
 fn watch_name(path: &Path, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
     let parent = path.parent()?;
     let name = path.file_name()?.to_os_string();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
             let about_it = |p: &PathBuf| p.file_name() == Some(name.as_os_str());
             if is_write(&event.kind) && event.paths.iter().any(about_it) {
                 let _ = tx.send(());
             }
         }
-    })
-    .ok()?;
-    watcher.watch(parent, RecursiveMode::NonRecursive).ok()?;
-    Some(watcher)
+    });
+    let watched = watcher.and_then(|mut w| {
+        w.watch(parent, RecursiveMode::NonRecursive)?;
+        Ok(w)
+    });
+    match watched {
+        Ok(w) => Some(w),
+        Err(e) => {
+            // (Polls still find a repository put in its place.)
+            tracing::info!(dir = %parent.display(), error = %e, "cannot watch where the local repository is; a repository replaced there is found by the next poll");
+            None
+        }
+    }
 }
 
 /// At each word from the parent's watch, once a burst of them has settled,
