@@ -15,6 +15,7 @@ use crate::git::{self, Cancel};
 use crate::hooks::{credential_helper, ExecHook, HookRunner, Webhook};
 use crate::http::{self, HttpState};
 use crate::layout::{Layout, LayoutError};
+use crate::local_watch::LocalWatch;
 use crate::lock;
 use crate::metrics::{Metrics, SyncStatus};
 use crate::redact::redact;
@@ -295,7 +296,7 @@ pub async fn run(cfg: Config) -> i32 {
     let watch = (cfg.ops.watch_local && !cfg.one_time)
         .then(|| lock(&syncer).local_source())
         .flatten()
-        .and_then(|url| triggers::LocalWatch::start(url, sync_now.clone()));
+        .and_then(|url| LocalWatch::start(url, sync_now.clone()));
     let hooks = start_hooks(&cfg);
     let resolver = Arc::new(Mutex::new(Resolver::new(cfg.auth.clone(), &cfg.tls)));
 

@@ -11,6 +11,8 @@
 //! - [`paths`]: relative paths within the volume
 //! - [`sync`]: one sync pass
 //! - [`daemon`]: the loop and its failure policy
+//! - [`triggers`], [`local_watch`]: signals, and the watcher on a local
+//!   source, which start a pass at once
 //! - [`pid1`]: a minimal init, when we are a container's first process
 //! - [`file_stamp`]: telling a renewed file from the one read before
 
@@ -22,6 +24,7 @@ pub mod git;
 pub mod hooks;
 pub mod http;
 pub mod layout;
+pub mod local_watch;
 pub mod logging;
 pub mod memory;
 pub mod metrics;

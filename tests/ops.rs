@@ -1413,6 +1413,14 @@ fn a_local_repository_behind_a_symlink_pointed_elsewhere_is_followed() {
     f.repo.commit(&[("index.html", "v5")], "v5");
     std::thread::sleep(Duration::from_millis(500));
     assert!(f.published_is(&h4), "{}", p.log());
+    // The refs, the path's directory and the link's target's directory
+    // are watched by one inotify instance (128 a user, by default).
+    let inotify = fs::read_dir(format!("/proc/{}/fd", p.child.id()))
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().contains("inotify"))
+        .count();
+    assert_eq!(inotify, 1);
 }
 
 #[test]
