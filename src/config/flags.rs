@@ -384,7 +384,9 @@ pub const FLAGS: &[Flag] = &[
         "true",
         "",
         "For a local repository (file:// or a path), watch its refs and sync within \
-         milliseconds of a change; polling stays as the safety net. (Not in upstream.)",
+         milliseconds of a change, and the directory holding it, so that a repository \
+         put in its place (or a symlink pointed elsewhere) is synced at once; polling \
+         stays as the safety net. (Not in upstream.)",
     ),
     flag(
         "username",
