@@ -1396,6 +1396,7 @@ fn a_local_repository_behind_a_symlink_pointed_elsewhere_is_followed() {
         &format!("--root={}", root.display()),
         "--link=site",
         "--period=60s",
+        "-v=1",
     ]));
     a_commit_lands_in_well_under_a_second(&f, &mut p);
     let (next, h3) = a_fresh_clone(&f, "next", "v3");
@@ -1409,9 +1410,12 @@ fn a_local_repository_behind_a_symlink_pointed_elsewhere_is_followed() {
     let next = SourceRepo { dir: next };
     let h4 = next.commit(&[("index.html", "v4")], "v4");
     published_in_well_under_a_second(&f, &mut p, &h4, Instant::now());
-    // The old release is not.
+    // The old release is not: a commit there wakes no pass.
+    let_the_passes_settle();
+    let woken = log_lines_with(&p.log(), "sync triggered");
     f.repo.commit(&[("index.html", "v5")], "v5");
     std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(log_lines_with(&p.log(), "sync triggered"), woken);
     assert!(f.published_is(&h4), "{}", p.log());
     // The refs, the path's directory and the link's target's directory
     // are watched by one inotify instance (128 a user, by default).
