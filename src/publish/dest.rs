@@ -25,7 +25,7 @@ mod mirror;
 
 use super::{err, PublishError, Publisher};
 use crate::git::{ChangedPaths, Hash};
-use mirror::mirror;
+use mirror::{mirror, MirrorStats};
 
 /// Suffix of the temporary names files are written under.
 const TMP_SUFFIX: &str = ".git-sync-tmp";
@@ -35,8 +35,11 @@ const TMP_SUFFIX: &str = ".git-sync-tmp";
 pub struct DestPublisher {
     dest: PathBuf,
     marker: PathBuf,
-    /// Whether `dest` was reconciled by this process.
+    /// Whether `dest` was reconciled by this process, and holds what it
+    /// left there.
     verified: bool,
+    /// Whether this process mirrored a commit into `dest` once.
+    mirrored_once: bool,
 }
 
 impl DestPublisher {
@@ -46,6 +49,7 @@ impl DestPublisher {
             dest: dest.to_path_buf(),
             marker: state_dir.join("dest-published"),
             verified: false,
+            mirrored_once: false,
         }
     }
 }
@@ -86,6 +90,9 @@ impl Publisher for DestPublisher {
         self.verified = false;
         fs::create_dir_all(&self.dest).map_err(err(&self.dest))?;
         let stats = mirror(worktree, &self.dest, scope.as_ref())?;
+        if !self.mirrored_once {
+            self.say_what_the_first_mirror_found(hash, &stats);
+        }
         tracing::debug!(
             written = stats.written,
             removed = stats.removed,
@@ -97,7 +104,31 @@ impl Publisher for DestPublisher {
         fs::write(&tmp, format!("{hash}\n")).map_err(err(&tmp))?;
         fs::rename(&tmp, &self.marker).map_err(err(&self.marker))?;
         self.verified = true;
+        self.mirrored_once = true;
         Ok(())
+    }
+}
+
+impl DestPublisher {
+    /// After this process first mirrored `hash` (every file compared), say
+    /// what it found that no commit explains: the directory changed by
+    /// hand since `hash` was mirrored into it, or entries no commit
+    /// mirrored by git-sync's private state holds (put there by hand, or
+    /// left by a container whose private state is gone). Removals
+    /// between two known commits are the commit's, and not worth a line.
+    fn say_what_the_first_mirror_found(&self, hash: Hash, stats: &MirrorStats) {
+        let dest = self.dest.display();
+        match self.last_published() {
+            Some(left) if left == hash && stats.written + stats.removed > 0 => {
+                tracing::warn!(%dest, %hash, written = stats.written, removed = stats.removed,
+                    "the dest directory had changed since this commit was mirrored into it: repaired");
+            }
+            None if stats.removed > 0 => {
+                tracing::info!(%dest, removed = stats.removed,
+                    "removed from the dest directory what the commit does not hold (an earlier commit's files, or files put there by hand)");
+            }
+            _ => {}
+        }
     }
 }
 

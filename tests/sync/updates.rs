@@ -263,6 +263,7 @@ fn dest_mode_after_a_restart_publishes_the_tree_it_made_before() {
     let run = || {
         let out = run_git_sync(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let private_ino = || {
         let trees = state.join(".worktrees");
@@ -274,10 +275,24 @@ fn dest_mode_after_a_restart_publishes_the_tree_it_made_before() {
             .path();
         fs::metadata(tree.join("0.txt")).unwrap().ino()
     };
-    run();
+    let log = run();
+    assert!(
+        !log.contains("repaired") && !log.contains("removed from"),
+        "{log}"
+    );
     let made = private_ino();
     fs::remove_file(dest.join("1.txt")).unwrap();
-    run();
+    let log = run();
+    // Said once, with what was done.
+    assert_eq!(
+        log_lines_with(
+            &log,
+            "the dest directory had changed since this commit was mirrored into it: repaired"
+        ),
+        1,
+        "{log}"
+    );
+    assert!(log.contains(r#""written":1,"removed":0"#), "{log}");
     assert_eq!(private_ino(), made, "not checked out again");
     assert_eq!(
         fs::read_to_string(dest.join("1.txt")).unwrap(),
@@ -287,10 +302,37 @@ fn dest_mode_after_a_restart_publishes_the_tree_it_made_before() {
     // The next commit's tree, made by the next start, shares the files it
     // did not change with that one, as in link mode.
     let h2 = f.repo.commit(&[("1.txt", "changed")], "c2");
-    run();
+    let log = run();
+    assert!(
+        !log.contains("repaired") && !log.contains("removed from"),
+        "{log}"
+    );
     let shared = fs::metadata(state.join(".worktrees").join(h2).join("0.txt")).unwrap();
     assert_eq!(shared.nlink(), 2, "0.txt written again");
     assert_eq!(fs::read_to_string(dest.join("1.txt")).unwrap(), "changed");
+}
+
+#[test]
+fn dest_mode_says_what_it_removed_that_no_commit_it_mirrored_holds() {
+    let f = Fixture::new(Transport::File);
+    f.repo.commit_numbered("", 2, &[], "c1");
+    let dest = f.dest();
+    fs::create_dir_all(dest.join("old/deeper")).unwrap();
+    fs::write(dest.join("left-by-hand.html"), "x").unwrap();
+    fs::write(dest.join("old/deeper/page.html"), "x").unwrap();
+    let args = f.dest_args(&["--one-time"]);
+    let out = run_git_sync(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(!dest.join("left-by-hand.html").exists() && !dest.join("old").exists());
+    assert_eq!(fs::read_to_string(dest.join("1.txt")).unwrap(), "1");
+    // Two entries at the top: the file, and the directory with all in it.
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("removed from the dest"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log}");
+    assert!(said[0].contains(r#""removed":2"#), "{log}");
 }
 
 /// Wait until `p` has logged `n` published updates (the log line comes
