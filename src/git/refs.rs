@@ -73,7 +73,7 @@ fn warn_tag_over_branch_once(git_ref: &str) {
             git_ref,
             tag = %format!("refs/tags/{git_ref}"),
             branch = %format!("refs/heads/{git_ref}"),
-            "--ref names both a tag and a branch: syncing the tag, as git does; give the full name (refs/heads/...) to sync the branch"
+            "the ref names both a tag and a branch: syncing the tag, as git does; give the full name (refs/heads/...) to sync the branch"
         );
     }
 }

@@ -247,7 +247,7 @@ fn targets(t: Transport) {
     // A tag with a branch's name wins, as in git and upstream; said once
     // a process, with the way to the branch.
     f.repo.git(&["tag", "other", &c1]);
-    const BOTH: &str = "--ref names both a tag and a branch: syncing the tag, as git does; give the full name (refs/heads/...) to sync the branch";
+    const BOTH: &str = "the ref names both a tag and a branch: syncing the tag, as git does; give the full name (refs/heads/...) to sync the branch";
     let mut p = f.daemon(&["--ref=other", "-v=1"]);
     p.wait_log(Duration::from_secs(20), "three polls", |l| {
         log_lines_with(l, "no change") >= 3
