@@ -91,6 +91,28 @@ fn identity(path: &Path) -> Identity {
     [of(path), of(&path.join(".git"))]
 }
 
+/// Where `path` leads through symlinks; for a symlink whose target is
+/// missing (a release removed, to be made again), where that target
+/// would be: the directory it would come into is watched.
+fn leads_to(path: &Path) -> Option<PathBuf> {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return Some(real);
+    }
+    let mut at = path.to_path_buf();
+    // (As many links as the kernel follows; a loop of them ends here.)
+    for _ in 0..40 {
+        let target = std::fs::read_link(&at).ok()?;
+        let next = at.parent()?.join(target);
+        at = std::fs::canonicalize(next.parent()?)
+            .ok()?
+            .join(next.file_name()?);
+        if std::fs::symlink_metadata(&at).is_err() {
+            return Some(at);
+        }
+    }
+    None
+}
+
 /// The watcher on a local source repository, kept pointed at whatever
 /// repository is at its path (see the module's doc).
 pub struct LocalWatch {
@@ -211,9 +233,7 @@ impl Followed {
         }
         self.identity = now;
         self.gitdirs = crate::git::local_refs_dirs(&self.url).filter(|d| !d.is_empty());
-        let resolved = std::fs::canonicalize(&self.path)
-            .ok()
-            .filter(|r| *r != self.path);
+        let resolved = leads_to(&self.path).filter(|r| *r != self.path);
         {
             // Not held across the watcher's calls below: they wait for its
             // thread, which takes it to read an event.
@@ -315,7 +335,7 @@ fn look_again_when_told(followed: &Weak<Mutex<Followed>>, rx: &mpsc::Receiver<()
 
 #[cfg(test)]
 mod tests {
-    use super::{is_ref_change, is_write};
+    use super::{is_ref_change, is_write, leads_to};
     use notify::event::{
         AccessKind, AccessMode, CreateKind, DataChange, EventKind, MetadataKind, ModifyKind,
         RenameMode,
@@ -340,6 +360,24 @@ mod tests {
         ] {
             assert!(!is_write(&kind), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_dangling_symlink_leads_where_its_target_would_be() {
+        let t = tempfile::TempDir::new().unwrap();
+        let dir = std::fs::canonicalize(t.path()).unwrap();
+        std::fs::create_dir(dir.join("releases")).unwrap();
+        let link = |name: &str, to: &str| std::os::unix::fs::symlink(to, dir.join(name)).unwrap();
+        link("current", "releases/app");
+        link("via", "current");
+        link("loop", "loop");
+        let app = dir.join("releases/app");
+        assert_eq!(leads_to(&dir.join("current")), Some(app.clone()));
+        assert_eq!(leads_to(&dir.join("via")), Some(app.clone()));
+        assert_eq!(leads_to(&dir.join("loop")), None);
+        assert_eq!(leads_to(&dir.join("none")), None);
+        std::fs::create_dir(&app).unwrap();
+        assert_eq!(leads_to(&dir.join("via")), Some(app));
     }
 
     #[test]

@@ -1422,6 +1422,37 @@ fn a_local_repository_behind_a_symlink_pointed_elsewhere_is_followed() {
 }
 
 #[test]
+fn a_release_a_symlink_names_taken_away_and_put_back_much_later_is_synced_at_once() {
+    // The release the link names is removed, and made again at the same
+    // place long after (a restore, a slow rebuild): the directory it is
+    // in stays watched however long the link dangles.
+    let f = Fixture::local();
+    fs::create_dir_all(f.path("releases")).unwrap();
+    let (release, h2) = a_fresh_clone(&f, "releases/app", "v2");
+    let current = f.path("current");
+    std::os::unix::fs::symlink(&release, &current).unwrap();
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={}", current.display()),
+        &format!("--root={}", f.path("root").display()),
+        "--link=site",
+        "--period=60s",
+    ]));
+    p.wait_for(LONG, "v2", || f.published_is(&h2));
+    p.wait_log(LONG, "watching", |l| {
+        l.contains("watching the local repository")
+    });
+    let_the_passes_settle();
+    fs::rename(&release, f.path("away")).unwrap();
+    // Longer than the path is looked at again after its directory saw it
+    // go (10 s): from then on only an event can tell it is back.
+    std::thread::sleep(Duration::from_millis(10_500));
+    let (rebuilt, h3) = a_fresh_clone(&f, "rebuilt", "v3");
+    let back = Instant::now();
+    fs::rename(&rebuilt, &release).unwrap();
+    published_in_well_under_a_second(&f, &mut p, &h3, back);
+}
+
+#[test]
 fn a_local_repository_keeping_its_refs_in_reftables_is_synced_and_watched() {
     // git 2.45 and later can keep refs in reftables (git 3's default),
     // which libgit2 cannot open: git-sync reads them itself.
