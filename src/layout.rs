@@ -328,7 +328,10 @@ impl Layout {
         }
         let mut removed = 0;
         empty(&self.root, &self.root, keep, &mut removed)?;
-        if removed > 0 {
+        if removed > 0 && keep.is_empty() {
+            tracing::warn!(root = %self.root.display(), entries = removed,
+                "root is not ours or its repository is unusable: emptied it");
+        } else if removed > 0 {
             tracing::warn!(root = %self.root.display(), entries = removed,
                 "root is not ours or its repository is unusable: emptied it, keeping the published tree");
         }

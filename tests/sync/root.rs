@@ -11,10 +11,27 @@ fn non_empty_root_not_ours_is_emptied() {
     fs::create_dir_all(f.root().join("junk/dir")).unwrap();
     fs::write(f.root().join("junk/dir/file"), "x").unwrap();
     fs::write(f.root().join("stray.txt"), "x").unwrap();
-    f.sync_once(&[]);
+    let log = f.sync_once(&[]);
     assert_published(&f, &h);
     assert!(!f.root().join("junk").exists());
     assert!(!f.root().join("stray.txt").exists());
+    // Said, with nothing kept to speak of.
+    let said = |log: &str, msg: &str| {
+        log_lines_with(
+            log,
+            &format!("root is not ours or its repository is unusable: {msg}"),
+        )
+    };
+    assert_eq!(said(&log, "emptied it"), 1, "{log}");
+    // A published tree found is kept, and said to be.
+    fs::write(f.root().join(".git/HEAD"), "garbage").unwrap();
+    let log = f.sync_once(&[]);
+    assert_eq!(
+        said(&log, "emptied it, keeping the published tree"),
+        1,
+        "{log}"
+    );
+    assert_published(&f, &h);
 }
 
 /// Unmounts on drop, so that a failed assertion leaves no mount behind.
