@@ -222,7 +222,8 @@ fn serve_hook_credentials(
 fn start_hooks(cfg: &Config) -> Vec<HookRunner> {
     let mut hooks = Vec::new();
     if let Some(h) = &cfg.ops.exechook {
-        let layout = Layout::new(&cfg.root);
+        // (Only for where worktrees are.)
+        let layout = Layout::new(&cfg.root, "--root");
         let hook = ExecHook::new("exechook", &h.command, h.timeout, move |hash| {
             layout.worktree_named(hash)
         })

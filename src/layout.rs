@@ -46,9 +46,10 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Lay
     }
 }
 
-/// Why this process may not create files in `dir`, if it may not: said
-/// before any work, rather than as git's "failed to make directory".
-fn cannot_write_in(dir: &Path) -> Option<io::Error> {
+/// Why this process may not create files in `dir`, named by `flag`, if it
+/// may not: said before any work, rather than as git's "failed to make
+/// directory".
+fn cannot_write_in(dir: &Path, flag: &'static str) -> Option<io::Error> {
     let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
     let flags = libc::AT_EACCESS;
     // SAFETY: faccessat only reads the NUL-terminated path it is given.
@@ -63,23 +64,30 @@ fn cannot_write_in(dir: &Path) -> Option<io::Error> {
     if ok == 0 {
         return None;
     }
-    let e = io::Error::last_os_error();
-    Some(match e.raw_os_error() {
-        Some(libc::EROFS) => io::Error::other(
-            "the file system is read-only (a volume mounted readOnly?): --root must be writable",
-        ),
-        Some(libc::EACCES) => not_ours_to_write(),
-        _ => e,
-    })
+    Some(unwritable(io::Error::last_os_error(), flag))
 }
 
-/// Why --root cannot be used by this process, with the usual fix.
-fn not_ours_to_write() -> io::Error {
-    let (uid, gid) = crate::user::effective_ids();
-    io::Error::other(format!(
-        "permission denied to uid {uid} gid {gid}: make --root writable for them (in \
-         Kubernetes, the Pod's securityContext.fsGroup gives the volume to that group)"
-    ))
+/// `e`, from making or writing in the directory `flag` names, with the
+/// usual fix when it is one of those a user meets.
+fn unwritable(e: io::Error, flag: &'static str) -> io::Error {
+    match e.raw_os_error() {
+        Some(libc::EROFS) if flag == "--state-dir" => io::Error::other(
+            "the file system is read-only: --state-dir must be writable (by default it is \
+             under $TMPDIR or /tmp: with a read-only root file system, mount an emptyDir \
+             there or give --state-dir one)",
+        ),
+        Some(libc::EROFS) => io::Error::other(format!(
+            "the file system is read-only (a volume mounted readOnly?): {flag} must be writable"
+        )),
+        Some(libc::EACCES) => {
+            let (uid, gid) = crate::user::effective_ids();
+            io::Error::other(format!(
+                "permission denied to uid {uid} gid {gid}: make {flag} writable for them (in \
+                 Kubernetes, the Pod's securityContext.fsGroup gives the volume to that group)"
+            ))
+        }
+        _ => e,
+    }
 }
 
 /// Paths under the root.
@@ -87,6 +95,8 @@ fn not_ours_to_write() -> io::Error {
 pub struct Layout {
     pub root: PathBuf,
     pub worktrees: PathBuf,
+    /// How the user names the root: `--root`, or `--state-dir` (dest mode).
+    flag: &'static str,
 }
 
 /// How a stand-in's name ends (see [`Layout::stand_in`]).
@@ -193,10 +203,12 @@ fn remove_stale_locks(dir: &Path) {
 }
 
 impl Layout {
-    pub fn new(root: &Path) -> Self {
+    /// The layout under `root`, which the user names by `flag`.
+    pub fn new(root: &Path, flag: &'static str) -> Self {
         Layout {
             root: root.to_path_buf(),
             worktrees: root.join(".worktrees"),
+            flag,
         }
     }
 
@@ -229,15 +241,15 @@ impl Layout {
         fs::create_dir_all(&self.root).map_err(|e| {
             // EEXIST from mkdir: something that is not a directory is there.
             let e = match e.kind() {
-                io::ErrorKind::AlreadyExists => {
-                    io::Error::other("a file is there, not a directory: --root must be a directory")
-                }
-                io::ErrorKind::PermissionDenied => not_ours_to_write(),
-                _ => e,
+                io::ErrorKind::AlreadyExists => io::Error::other(format!(
+                    "a file is there, not a directory: {} must be a directory",
+                    self.flag
+                )),
+                _ => unwritable(e, self.flag),
             };
             io_err("create", &self.root)(e)
         })?;
-        if let Some(e) = cannot_write_in(&self.root) {
+        if let Some(e) = cannot_write_in(&self.root, self.flag) {
             return Err(io_err("write in", &self.root)(e));
         }
         Ok(())
@@ -245,13 +257,8 @@ impl Layout {
 
     /// Make the root ready to sync `repo` and open our repository in it.
     /// `keep` are paths under the root that must survive emptying (the
-    /// link, the error file); `flag` is how the user named the root.
-    pub fn prepare(
-        &self,
-        keep: &[PathBuf],
-        repo: &str,
-        flag: &'static str,
-    ) -> Result<GitRepo, LayoutError> {
+    /// link, the error file).
+    pub fn prepare(&self, keep: &[PathBuf], repo: &str) -> Result<GitRepo, LayoutError> {
         self.create_root()?;
         // A git config libgit2 cannot read makes every repository look
         // broken: fail here, before anything is judged unusable and removed.
@@ -272,7 +279,7 @@ impl Layout {
                 Err(e) => unusable = Some(e),
             }
         }
-        self.empty_root(keep, repo, flag, unusable)?;
+        self.empty_root(keep, repo, unusable)?;
         let repo = GitRepo::init(&self.root)?;
         fs::create_dir_all(&self.worktrees).map_err(io_err("create", &self.worktrees))?;
         Ok(repo)
@@ -287,7 +294,6 @@ impl Layout {
         &self,
         keep: &[PathBuf],
         repo: &str,
-        flag: &'static str,
         unusable: Option<GitError>,
     ) -> Result<(), LayoutError> {
         fn empty(
@@ -320,7 +326,7 @@ impl Layout {
             .flatten()
             .any(|e| !keep.contains(&e.path()) && !safe_to_empty::is_lost_and_found(&e.path()));
         if anything_to_remove {
-            safe_to_empty::check(&self.root, flag, repo, false)?;
+            safe_to_empty::check(&self.root, self.flag, repo, false)?;
         }
         if let Some(e) = unusable {
             tracing::warn!(root = %self.root.display(), error = %e,

@@ -164,13 +164,7 @@ fn open_repository(
         Some(name) => vec![layout.worktree_named(&name), cfg.link.clone()],
         None => Vec::new(),
     };
-    // In dest mode the root is the private state directory.
-    let flag = if cfg.dest.is_some() {
-        "--state-dir"
-    } else {
-        "--root"
-    };
-    let mut git = layout.prepare(&keep, &cfg.repo, flag)?;
+    let mut git = layout.prepare(&keep, &cfg.repo)?;
     git.apply_config(&cfg.git_config)?;
     if cfg.checkout.sparse_checkout_file.is_some() {
         // Tells a git binary (in hooks) that worktrees are sparse.
@@ -189,7 +183,13 @@ fn open_repository(
 impl Syncer {
     /// Prepare the root (create, adopt or reset it) and open the repository.
     pub fn new(cfg: Config) -> Result<Self, SyncError> {
-        let layout = Layout::new(&cfg.root);
+        // In dest mode the root is the private state directory.
+        let flag = if cfg.dest.is_some() {
+            "--state-dir"
+        } else {
+            "--root"
+        };
+        let layout = Layout::new(&cfg.root, flag);
         let publisher: Box<dyn Publisher + Send> = match &cfg.dest {
             Some(dest) => Box::new(DestPublisher::new(dest, &cfg.root)),
             None => Box::new(LinkPublisher::new(&cfg.link)),

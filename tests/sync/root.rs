@@ -39,9 +39,13 @@ struct Mounted(std::path::PathBuf);
 
 impl Mounted {
     fn tmpfs(at: &Path) -> Option<Self> {
+        Self::tmpfs_with(at, "size=1m")
+    }
+
+    fn tmpfs_with(at: &Path, options: &str) -> Option<Self> {
         fs::create_dir_all(at).unwrap();
         let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(at)
             .stderr(std::process::Stdio::null())
             .status()
@@ -351,6 +355,48 @@ fn a_root_that_is_a_file_is_said_to_be_one_and_left_alone() {
     let log = f.fail_once(&[]);
     assert!(log.contains("--root must be a directory"), "{log}");
     assert_eq!(fs::read_to_string(f.root()).unwrap(), "not a directory");
+}
+
+#[test]
+fn a_root_or_state_dir_on_a_read_only_file_system_says_which_and_how_to_fix_it() {
+    let f = Fixture::new(Transport::File);
+    f.repo.commit(&[("index.html", "v1")], "one");
+    let ro = f.tmp.path().join("ro");
+    let Some(_mount) = Mounted::tmpfs_with(&ro, "size=1m,ro") else {
+        eprintln!("skipped: mounting a file system needs root");
+        return;
+    };
+    let fails = |flag: &str, dir: &Path, tmpdir: &Path| {
+        let out = git_sync(&[
+            &format!("--repo={}", f.url()),
+            &format!("--{flag}={}", dir.display()),
+            "--one-time",
+        ])
+        .env("TMPDIR", tmpdir)
+        .output()
+        .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{log}");
+        log
+    };
+    // The root on it, or in a directory to be made there.
+    for root in [ro.clone(), ro.join("root")] {
+        let log = fails("root", &root, f.tmp.path());
+        assert!(
+            log.contains("the file system is read-only (a volume mounted readOnly?): --root must be writable"),
+            "{log}"
+        );
+    }
+    // Dest mode's private state, by default under the temp dir: a Pod with
+    // a read-only root file system.
+    let dest = f.tmp.path().join("dest");
+    let log = fails("dest", &dest, &ro);
+    assert!(
+        log.contains("--state-dir must be writable (by default it is under $TMPDIR or /tmp"),
+        "{log}"
+    );
+    assert!(!log.contains("--root"), "{log}");
+    assert!(!dest.exists() || fs::read_dir(&dest).unwrap().next().is_none());
 }
 
 #[test]
