@@ -111,8 +111,10 @@ impl Publisher for DestPublisher {
 
 impl DestPublisher {
     /// After this process first mirrored `hash` (every file compared), say
-    /// what it found that no commit explains: the directory changed by
-    /// hand since `hash` was mirrored into it, or entries no commit
+    /// what it found that no commit explains: the directory other than
+    /// `hash`'s tree although `hash` was mirrored into it (changed by hand,
+    /// or the tree made again another way: other sparse patterns, a
+    /// pre-publish hook writing other bytes), or entries no commit
     /// mirrored by git-sync's private state holds (put there by hand, or
     /// left by a container whose private state is gone). Removals
     /// between two known commits are the commit's, and not worth a line.
@@ -120,8 +122,8 @@ impl DestPublisher {
         let dest = self.dest.display();
         match self.last_published() {
             Some(left) if left == hash && stats.written + stats.removed > 0 => {
-                tracing::warn!(%dest, %hash, written = stats.written, removed = stats.removed,
-                    "the dest directory had changed since this commit was mirrored into it: repaired");
+                tracing::info!(%dest, %hash, written = stats.written, removed = stats.removed,
+                    "the dest directory differed from this commit's tree (changed by hand, or the tree made again another way): brought in line");
             }
             None if stats.removed > 0 => {
                 tracing::info!(%dest, removed = stats.removed,

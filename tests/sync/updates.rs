@@ -277,7 +277,7 @@ fn dest_mode_after_a_restart_publishes_the_tree_it_made_before() {
     };
     let log = run();
     assert!(
-        !log.contains("repaired") && !log.contains("removed from"),
+        !log.contains("brought in line") && !log.contains("removed from"),
         "{log}"
     );
     let made = private_ino();
@@ -287,7 +287,7 @@ fn dest_mode_after_a_restart_publishes_the_tree_it_made_before() {
     assert_eq!(
         log_lines_with(
             &log,
-            "the dest directory had changed since this commit was mirrored into it: repaired"
+            "the dest directory differed from this commit's tree (changed by hand, or the tree made again another way): brought in line"
         ),
         1,
         "{log}"
@@ -304,7 +304,7 @@ fn dest_mode_after_a_restart_publishes_the_tree_it_made_before() {
     let h2 = f.repo.commit(&[("1.txt", "changed")], "c2");
     let log = run();
     assert!(
-        !log.contains("repaired") && !log.contains("removed from"),
+        !log.contains("brought in line") && !log.contains("removed from"),
         "{log}"
     );
     let shared = fs::metadata(state.join(".worktrees").join(h2).join("0.txt")).unwrap();
@@ -571,6 +571,25 @@ fn dest_mode_publishes_what_a_pre_publish_hook_made() {
     f.repo.commit(&[("index.html", "v2")], "c2");
     wait_updates(&mut p, 2);
     assert_eq!(fs::read_to_string(dest.join("built.txt")).unwrap(), "v2");
+    drop(p);
+    // A restart runs the hook again, which may write other bytes (a build
+    // stamp): DEST is brought to them, and the log says why it may differ.
+    script(&hook, "cat index.html > built.txt; date +%N > stamp.txt");
+    let args = f.dest_args(&[
+        "--one-time",
+        &format!("--pre-publish-exechook-command={}", hook.display()),
+    ]);
+    let out = run_git_sync(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(dest.join("stamp.txt").is_file(), "{log}");
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("brought in line"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log}");
+    // (The stamp only.)
+    assert!(said[0].contains(r#""written":1,"removed":0"#), "{log}");
 }
 
 #[test]
