@@ -65,10 +65,26 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 }
 
 /// The repository, URL or path, kept as given; a control character in it
-/// (most often the newline ending a value read from a file or a Secret)
-/// is said at start, as git refuses such URLs, rather than failing every
-/// pass. The reason never repeats the value: it may hold a password.
+/// (most often the newline ending a value read from a file or a Secret),
+/// or a space at either end (a value pasted into a manifest) where no
+/// such path exists, is said at start rather than failing every pass with
+/// an error in which it hardly shows. The reason never repeats the value:
+/// it may hold a password.
 pub fn parse_repo(s: &str) -> Result<String, String> {
+    let spaced = |at: &str| {
+        format!(
+            "{at} with a space (a URL never does; quote the value whole, without the \
+             space, in the manifest or the command)"
+        )
+    };
+    if !std::path::Path::new(s).exists() {
+        if s.starts_with(' ') {
+            return Err(spaced("starts"));
+        }
+        if s.ends_with(' ') {
+            return Err(spaced("ends"));
+        }
+    }
     match s.char_indices().find(|(_, c)| c.is_control()) {
         None if password_with_slash(s) => Err("holds a password with an unencoded '/' \
             (before the '@': percent-encode it as %2F, so that git reads the host \
@@ -427,6 +443,30 @@ mod tests {
         ] {
             assert_eq!(parse_repo(fine).as_deref(), Ok(fine));
         }
+    }
+
+    #[test]
+    fn a_space_at_either_end_is_said_unless_such_a_path_exists() {
+        for (spaced, said) in [
+            (
+                " https://bot:S3CRET@git.corp/org/repo",
+                "starts with a space",
+            ),
+            ("https://bot:S3CRET@git.corp/org/repo ", "ends with a space"),
+            (" /srv/git/site", "starts with a space"),
+        ] {
+            let e = parse_repo(spaced).unwrap_err();
+            assert!(e.contains(said) && !e.contains("S3CRET"), "{e}");
+        }
+        let t = tempfile::TempDir::new().unwrap();
+        let odd = t.path().join("site ");
+        std::fs::create_dir(&odd).unwrap();
+        let odd = odd.to_str().unwrap();
+        assert_eq!(parse_repo(odd).as_deref(), Ok(odd));
+        assert_eq!(
+            parse_repo("https://git.corp/my repo").as_deref(),
+            Ok("https://git.corp/my repo")
+        );
     }
 
     #[test]

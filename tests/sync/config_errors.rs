@@ -75,6 +75,17 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
         "{err}"
     );
     assert!(!err.contains("S3CRET"), "{err}");
+    // One pasted into a manifest with a space before it.
+    let out = git_sync(&["--root=/tmp/x"])
+        .env("GITSYNC_REPO", " https://bot:S3CRET@git.example.com/x.git")
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("--repo (env GITSYNC_REPO): starts with a space"),
+        "{err}"
+    );
+    assert!(!err.contains("S3CRET"), "{err}");
     let out = git_sync(&["--repo=x", "--root=/tmp/x"])
         .env("GITSYNC_SYNC_TIMEOUT", "1")
         .output()
