@@ -63,29 +63,30 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("S3CRET"), "{args:?}: {err}");
     }
-    // A repository URL from a Secret made with `echo ... | base64`: said at
-    // start (git refuses such a URL), its password not repeated.
-    let out = git_sync(&["--root=/tmp/x"])
-        .env("GITSYNC_REPO", "https://bot:S3CRET@git.example.com/x.git\n")
-        .output()
-        .unwrap();
-    let err = one_line_error(&out);
-    assert!(
-        err.contains("--repo (env GITSYNC_REPO): contains a newline at its end"),
-        "{err}"
-    );
-    assert!(!err.contains("S3CRET"), "{err}");
-    // One pasted into a manifest with a space before it.
-    let out = git_sync(&["--root=/tmp/x"])
-        .env("GITSYNC_REPO", " https://bot:S3CRET@git.example.com/x.git")
-        .output()
-        .unwrap();
-    let err = one_line_error(&out);
-    assert!(
-        err.contains("--repo (env GITSYNC_REPO): starts with a space"),
-        "{err}"
-    );
-    assert!(!err.contains("S3CRET"), "{err}");
+    // A repository URL from a Secret made with `echo ... | base64`, or
+    // pasted into a manifest with a space before it: said at start (git
+    // refuses such a URL), its password not repeated.
+    for (repo, said) in [
+        (
+            "https://bot:S3CRET@git.example.com/x.git\n",
+            "contains a newline at its end",
+        ),
+        (
+            " https://bot:S3CRET@git.example.com/x.git",
+            "starts with a space",
+        ),
+    ] {
+        let out = git_sync(&["--root=/tmp/x"])
+            .env("GITSYNC_REPO", repo)
+            .output()
+            .unwrap();
+        let err = one_line_error(&out);
+        assert!(
+            err.contains(&format!("--repo (env GITSYNC_REPO): {said}")),
+            "{err}"
+        );
+        assert!(!err.contains("S3CRET"), "{err}");
+    }
     let out = git_sync(&["--repo=x", "--root=/tmp/x"])
         .env("GITSYNC_SYNC_TIMEOUT", "1")
         .output()
