@@ -52,6 +52,29 @@ impl DestPublisher {
             mirrored_once: false,
         }
     }
+
+    /// After this process first mirrored `hash` (every file compared), say
+    /// what it found that no commit explains: the directory other than
+    /// `hash`'s tree although `hash` was mirrored into it (changed by hand,
+    /// or the tree made again another way: other sparse patterns, a
+    /// pre-publish hook writing other bytes), or entries no commit
+    /// mirrored by git-sync's private state holds (put there by hand, or
+    /// left by a container whose private state is gone). Removals
+    /// between two known commits are the commit's, and not worth a line.
+    fn say_what_the_first_mirror_found(&self, hash: Hash, stats: &MirrorStats) {
+        let dest = self.dest.display();
+        match self.last_published() {
+            Some(left) if left == hash && stats.written + stats.removed > 0 => {
+                tracing::info!(%dest, %hash, written = stats.written, removed = stats.removed,
+                    "the dest directory differed from this commit's tree (changed by hand, or the tree made again another way): brought in line");
+            }
+            None if stats.removed > 0 => {
+                tracing::info!(%dest, removed = stats.removed,
+                    "removed from the dest directory what the commit does not hold (an earlier commit's files, or files put there by hand)");
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Publisher for DestPublisher {
@@ -106,31 +129,6 @@ impl Publisher for DestPublisher {
         self.verified = true;
         self.mirrored_once = true;
         Ok(())
-    }
-}
-
-impl DestPublisher {
-    /// After this process first mirrored `hash` (every file compared), say
-    /// what it found that no commit explains: the directory other than
-    /// `hash`'s tree although `hash` was mirrored into it (changed by hand,
-    /// or the tree made again another way: other sparse patterns, a
-    /// pre-publish hook writing other bytes), or entries no commit
-    /// mirrored by git-sync's private state holds (put there by hand, or
-    /// left by a container whose private state is gone). Removals
-    /// between two known commits are the commit's, and not worth a line.
-    fn say_what_the_first_mirror_found(&self, hash: Hash, stats: &MirrorStats) {
-        let dest = self.dest.display();
-        match self.last_published() {
-            Some(left) if left == hash && stats.written + stats.removed > 0 => {
-                tracing::info!(%dest, %hash, written = stats.written, removed = stats.removed,
-                    "the dest directory differed from this commit's tree (changed by hand, or the tree made again another way): brought in line");
-            }
-            None if stats.removed > 0 => {
-                tracing::info!(%dest, removed = stats.removed,
-                    "removed from the dest directory what the commit does not hold (an earlier commit's files, or files put there by hand)");
-            }
-            _ => {}
-        }
     }
 }
 
