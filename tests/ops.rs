@@ -61,6 +61,20 @@ impl Fixture {
         spawn(cmd)
     }
 
+    /// git-sync watching the local repository at `repo` (not `f`'s own
+    /// path: a symlink, a worktree), publishing at [`Fixture::link`], with a
+    /// 60s period and `extra`.
+    fn watch_path(&self, repo: &std::path::Path, extra: &[&str]) -> Proc {
+        let mut cmd = git_sync(&[
+            &format!("--repo={}", repo.display()),
+            &format!("--root={}", self.tmp.path().join("root").display()),
+            "--link=site",
+            "--period=60s",
+        ]);
+        cmd.args(extra);
+        spawn(cmd)
+    }
+
     /// [`Fixture::start`] through a proxy on `port` to the HTTP server,
     /// with `sync_timeout`.
     fn start_through(&self, port: u16, sync_timeout: &str, extra: &[&str]) -> Proc {
@@ -1384,14 +1398,7 @@ fn a_local_repository_behind_a_symlink_pointed_elsewhere_is_followed() {
     let f = Fixture::local();
     let current = f.path("current");
     std::os::unix::fs::symlink(&f.repo.dir, &current).unwrap();
-    let root = f.path("root");
-    let mut p = spawn(git_sync(&[
-        &format!("--repo={}", current.display()),
-        &format!("--root={}", root.display()),
-        "--link=site",
-        "--period=60s",
-        "-v=1",
-    ]));
+    let mut p = f.watch_path(&current, &["-v=1"]);
     a_commit_lands_in_well_under_a_second(&f, &mut p);
     let (next, h3) = a_fresh_clone(&f, "next", "v3");
     // As `ln -sfn` does it: a new link renamed over the old.
@@ -1431,12 +1438,7 @@ fn a_release_a_symlink_names_taken_away_and_put_back_much_later_is_synced_at_onc
     let (release, h2) = a_fresh_clone(&f, "releases/app", "v2");
     let current = f.path("current");
     std::os::unix::fs::symlink(&release, &current).unwrap();
-    let mut p = spawn(git_sync(&[
-        &format!("--repo={}", current.display()),
-        &format!("--root={}", f.path("root").display()),
-        "--link=site",
-        "--period=60s",
-    ]));
+    let mut p = f.watch_path(&current, &[]);
     p.wait_for(LONG, "v2", || f.published_is(&h2));
     p.wait_log(LONG, "watching", |l| {
         l.contains("watching the local repository")
@@ -1529,14 +1531,8 @@ fn a_linked_worktree_whose_head_moves_is_watched_too() {
             "--detach",
             &tree.display().to_string(),
         ]);
-        let root = f.path("root");
-        let mut p = spawn(git_sync(&[
-            &format!("--repo={}", tree.display()),
-            &format!("--root={}", root.display()),
-            "--link=site",
-            "--period=60s",
-        ]));
-        let link = root.join("site");
+        let mut p = f.watch_path(&tree, &[]);
+        let link = f.link();
         let head = || git(&tree, &["rev-parse", "HEAD"]);
         let h1 = head();
         p.wait_for(LONG, "h1", || {
