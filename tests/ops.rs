@@ -1214,7 +1214,6 @@ fn hmac_hex(key: &[u8], body: &[u8]) -> String {
 fn trigger_endpoint_needs_a_valid_secret() {
     let f = Fixture::http();
     let secret_file = f.path("trigger-secret");
-    fs::write(&secret_file, "tr1gger-S3CRET\n").unwrap();
     let port = free_port();
     let mut p = f.start(&[
         "--period=60s",
@@ -1224,6 +1223,15 @@ fn trigger_endpoint_needs_a_valid_secret() {
     ]);
     let h1 = f.repo.head();
     p.wait_for(LONG, "h1", || f.published_is(&h1));
+    // A secret not there yet: said at start, not at the first webhook
+    // (days later, maybe), and no request proves anything until it is.
+    p.wait_log(LONG, "the missing secret said at start", |l| {
+        l.contains("the sync trigger's secret: POST /sync is refused until it is mended")
+            && l.contains("cannot read")
+    });
+    let bearer = [("Authorization", "Bearer tr1gger-S3CRET")];
+    assert_eq!(http_request(port, "POST", "/sync", &bearer, b"").0, 500);
+    fs::write(&secret_file, "tr1gger-S3CRET\n").unwrap();
     let h2 = f.repo.commit(&[("index.html", "v2")], "two");
     let body = br#"{"ref":"refs/heads/main"}"#;
     let sha1_sig = format!("sha1={}", "0".repeat(40));
@@ -1240,6 +1248,25 @@ fn trigger_endpoint_needs_a_valid_secret() {
     }
     std::thread::sleep(Duration::from_millis(500));
     assert!(f.published_is(&h1), "an unauthorized request must not sync");
+    // Each refusal says why; one is a warning, the others in the minute
+    // after it -v detail, so that knocking does not flood the log.
+    let log = p.log();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"msg\":\"sync trigger refused\""))
+        .collect();
+    assert_eq!(refusals.len(), 5, "{log}");
+    let warnings = refusals.iter().filter(|l| l.contains("\"level\":0"));
+    assert_eq!(warnings.count(), 1, "{log}");
+    for (refusal, why) in refusals.iter().zip([
+        "no signature nor token",
+        "Authorization: does not match the secret",
+        "X-Gitlab-Token: does not match the secret",
+        "X-Hub-Signature-256: does not match the secret",
+        "a SHA-1 signature only",
+    ]) {
+        assert!(refusal.contains(why), "{why}: {refusal}");
+    }
 
     let hex = hmac_hex(b"tr1gger-S3CRET", body);
     let sig = format!("sha256={hex}");

@@ -30,6 +30,10 @@ pub struct HttpState {
     pub serve_metrics: bool,
     pub serve_pprof: bool,
     pub trigger_secret_file: Option<PathBuf>,
+    /// Triggers refused for want of a proof, and for want of a secret to
+    /// check it against: a flood of them must not flood the log.
+    unproven: Mutex<Hush>,
+    no_secret: Mutex<Hush>,
 }
 
 impl HttpState {
@@ -41,7 +45,44 @@ impl HttpState {
             serve_metrics: cfg.metrics,
             serve_pprof: cfg.pprof,
             trigger_secret_file: cfg.trigger_secret_file.clone(),
+            unproven: Mutex::default(),
+            no_secret: Mutex::default(),
         }
+    }
+}
+
+/// At most one warning a minute about one thing: the first says it, the
+/// next a minute later says it again with how many went unsaid between.
+#[derive(Default)]
+struct Hush {
+    said: Option<Instant>,
+    unsaid: u64,
+}
+
+impl Hush {
+    const QUIET: Duration = Duration::from_secs(60);
+
+    /// Whether to say it now: if so, how many times it went unsaid since
+    /// it was last said.
+    fn speak(&mut self) -> Option<u64> {
+        self.speak_at(Instant::now())
+    }
+
+    /// [`Hush::speak`], for one shared between requests.
+    fn speak_shared(hush: &Mutex<Hush>) -> Option<u64> {
+        hush.lock().unwrap_or_else(PoisonError::into_inner).speak()
+    }
+
+    fn speak_at(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .said
+            .is_some_and(|said| now.saturating_duration_since(said) < Self::QUIET)
+        {
+            self.unsaid += 1;
+            return None;
+        }
+        self.said = Some(now);
+        Some(std::mem::take(&mut self.unsaid))
     }
 }
 
@@ -143,16 +184,21 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serve until the process ends.
 pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
     let connections = Arc::new(Mutex::new(Connections::default()));
-    let mut warned: Option<Instant> = None;
+    if let Some(path) = &state.trigger_secret_file {
+        // Said at start, not at the first webhook, which may be days away.
+        if let Err(e) = trigger::read_secret(path).await {
+            tracing::warn!(error = %e, "the sync trigger's secret: POST /sync is refused until it is mended");
+        }
+    }
+    let mut failing = Hush::default();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of file descriptors (EMFILE), say: the error comes
                 // back at once, and retrying at once would spin a core.
-                if warned.map_or(true, |t| t.elapsed() >= Duration::from_secs(60)) {
-                    tracing::warn!(error = %e, "the HTTP endpoint cannot accept connections");
-                    warned = Some(Instant::now());
+                if let Some(unsaid) = failing.speak() {
+                    tracing::warn!(error = %e, unlogged = unsaid, "the HTTP endpoint cannot accept connections");
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -250,5 +296,23 @@ fn health(query: Option<&str>, state: &HttpState) -> Response<Full<Bytes>> {
             let why = format!("last successful sync: {age}, longer ago than max-age={asked}\n");
             reply(StatusCode::SERVICE_UNAVAILABLE, why)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hush_says_a_thing_once_a_minute_and_counts_the_rest() {
+        let mut hush = Hush::default();
+        let t0 = Instant::now();
+        assert_eq!(hush.speak_at(t0), Some(0));
+        assert_eq!(hush.speak_at(t0 + Duration::from_secs(1)), None);
+        assert_eq!(hush.speak_at(t0 + Duration::from_secs(59)), None);
+        assert_eq!(hush.speak_at(t0 + Duration::from_secs(60)), Some(2));
+        assert_eq!(hush.speak_at(t0 + Duration::from_secs(61)), None);
+        assert_eq!(hush.speak_at(t0 + Duration::from_secs(200)), Some(1));
+        assert_eq!(hush.speak_at(t0 + Duration::from_secs(300)), Some(0));
     }
 }

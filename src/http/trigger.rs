@@ -2,11 +2,13 @@
 //! secret, the way GitHub, GitLab, Bitbucket, Gitea and Forgejo sign their
 //! webhooks, or with a bearer token.
 
+use std::path::Path;
+
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response, StatusCode};
+use hyper::{HeaderMap, Request, Response, StatusCode};
 
-use super::{reply, HttpState, REQUEST_TIMEOUT};
+use super::{reply, HttpState, Hush, REQUEST_TIMEOUT};
 
 /// Largest request body read (webhook payloads are small).
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -16,10 +18,12 @@ pub(super) async fn trigger(req: Request<Incoming>, state: &HttpState) -> Respon
         return reply(StatusCode::NOT_FOUND, "not found\n");
     };
     // Read per request: a rotated secret needs no restart.
-    let secret = match tokio::fs::read(secret_file).await {
-        Ok(s) => trim_newline(s),
+    let secret = match read_secret(secret_file).await {
+        Ok(s) => s,
         Err(e) => {
-            tracing::error!(path = %secret_file.display(), error = %e, "cannot read the sync trigger secret");
+            if let Some(unsaid) = Hush::speak_shared(&state.no_secret) {
+                tracing::error!(error = %e, unlogged = unsaid, "sync trigger refused: its secret is unusable");
+            }
             return reply(StatusCode::INTERNAL_SERVER_ERROR, "secret unavailable\n");
         }
     };
@@ -30,31 +34,103 @@ pub(super) async fn trigger(req: Request<Incoming>, state: &HttpState) -> Respon
         Ok(Err(_)) => return reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
         Err(_) => return reply(StatusCode::REQUEST_TIMEOUT, "body too slow\n"),
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    // An empty secret proves nothing.
-    let signed = |name: &str, prefix: &str| {
-        header(name)
-            .and_then(|sig| sig.strip_prefix(prefix))
-            .is_some_and(|hex| hmac_hex_ok(&secret, &body, hex))
-    };
-    let proven = !secret.is_empty()
-        && (signed("x-hub-signature-256", "sha256=")
-            // Bitbucket Cloud and Data Center: GitHub's old header name,
-            // with SHA-256 (GitHub's own is SHA-1 there: not accepted).
-            || signed("x-hub-signature", "sha256=")
-            || signed("x-gitea-signature", "")
-            || signed("x-forgejo-signature", "")
-            || header("x-gitlab-token").is_some_and(|t| constant_eq(t.as_bytes(), &secret))
-            || header("authorization")
-                .and_then(|a| a.strip_prefix("Bearer "))
-                .is_some_and(|t| constant_eq(t.trim().as_bytes(), &secret)));
-    if !proven {
-        tracing::warn!("sync trigger refused: no valid secret");
+    if let Err(why) = proves(&headers, &body, &secret) {
+        // A sender set up wrong retries, and anyone may knock: at most one
+        // warning a minute, every refusal at -v.
+        match Hush::speak_shared(&state.unproven) {
+            Some(unsaid) => {
+                tracing::warn!(reason = %why, unlogged = unsaid, "sync trigger refused")
+            }
+            None => tracing::debug!(reason = %why, "sync trigger refused"),
+        }
         return reply(StatusCode::UNAUTHORIZED, "unauthorized\n");
     }
     tracing::info!("sync triggered over HTTP");
     state.sync_now.notify_one();
     reply(StatusCode::ACCEPTED, "sync triggered\n")
+}
+
+/// Why the secret could not be read, or is no secret.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SecretError {
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is empty: no request can prove it")]
+    Empty { path: String },
+}
+
+/// The secret in `path`, without the newline an editor or `echo` leaves.
+pub(super) async fn read_secret(path: &Path) -> Result<Vec<u8>, SecretError> {
+    let shown = || path.display().to_string();
+    let secret = tokio::fs::read(path)
+        .await
+        .map_err(|source| SecretError::Unreadable {
+            path: shown(),
+            source,
+        })?;
+    let secret = trim_newline(secret);
+    if secret.is_empty() {
+        return Err(SecretError::Empty { path: shown() });
+    }
+    Ok(secret)
+}
+
+/// The headers that carry a proof, as senders spell them.
+const PROOF_HEADERS: [&str; 6] = [
+    "X-Hub-Signature-256",
+    "X-Hub-Signature",
+    "X-Gitea-Signature",
+    "X-Forgejo-Signature",
+    "X-Gitlab-Token",
+    "Authorization",
+];
+
+/// Whether the request proves `secret` (not empty): by a signature of the
+/// body or by the secret itself. If not, why not, for the log: what it
+/// offered, and what would do.
+fn proves(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> Result<(), String> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = |name: &str, prefix: &str| {
+        header(name)
+            .and_then(|sig| sig.strip_prefix(prefix))
+            .is_some_and(|hex| hmac_hex_ok(secret, body, hex))
+    };
+    let proven = signed("x-hub-signature-256", "sha256=")
+        // Bitbucket Cloud and Data Center: GitHub's old header name,
+        // with SHA-256 (GitHub's own is SHA-1 there: not accepted).
+        || signed("x-hub-signature", "sha256=")
+        || signed("x-gitea-signature", "")
+        || signed("x-forgejo-signature", "")
+        || header("x-gitlab-token").is_some_and(|t| constant_eq(t.as_bytes(), secret))
+        || header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .is_some_and(|t| constant_eq(t.trim().as_bytes(), secret));
+    if proven {
+        return Ok(());
+    }
+    let offered: Vec<&str> = PROOF_HEADERS
+        .into_iter()
+        .filter(|name| headers.contains_key(*name))
+        .collect();
+    Err(match offered[..] {
+        [] => format!(
+            "no signature nor token: the sender needs the secret, to send one of {}",
+            PROOF_HEADERS.join(", ")
+        ),
+        ["X-Hub-Signature"]
+            if header("x-hub-signature").is_some_and(|s| s.starts_with("sha1=")) =>
+        {
+            "a SHA-1 signature only (X-Hub-Signature): SHA-256 is needed, in X-Hub-Signature-256"
+                .into()
+        }
+        ["Authorization"] if !header("authorization").is_some_and(|a| a.starts_with("Bearer ")) => {
+            "an Authorization header that is not \"Bearer <secret>\"".into()
+        }
+        _ => format!("{}: does not match the secret", offered.join(", ")),
+    })
 }
 
 fn trim_newline(mut s: Vec<u8>) -> Vec<u8> {
