@@ -131,6 +131,11 @@ pub struct Syncer {
     lfs_filter: String,
     /// When the store was last made afresh (see [`Syncer::remake_store`]).
     remade_at: Option<std::time::Instant>,
+    /// The commit readers were left seeing by this process's last pass
+    /// (None while a publish is under way or after it failed): when the
+    /// publisher no longer vouches for it at the next, someone changed
+    /// what readers see.
+    shown: Option<Hash>,
 }
 
 /// How seldom the store is made afresh: a fresh store that fails again
@@ -221,6 +226,7 @@ impl Syncer {
             publisher,
             root_lock,
             remade_at: None,
+            shown: None,
         })
     }
 
@@ -415,6 +421,10 @@ impl Syncer {
     fn pass_once(&mut self, cancel: &Cancel) -> Result<Outcome, SyncError> {
         self.repair_if_gone()?;
         let current = self.publisher.current();
+        if let Some(shown) = self.shown.take().filter(|s| current != Some(*s)) {
+            tracing::warn!(place = %self.publisher.place().display(), hash = %shown,
+                "what readers see was changed behind our back (the link removed or pointed elsewhere, files at the top of the dest directory removed): publishing again");
+        }
         let recipe = self.recipe()?;
         let depth = self.cfg.depth;
         // 1. What should be published? (A full hash needs no question.)
@@ -503,6 +513,7 @@ impl Syncer {
                     tracing::warn!(%hash, depth, "the remote sent less history than --depth asks for; going on with it");
                     self.git.settle_depth(hash, depth);
                 }
+                self.shown = Some(hash);
                 return Ok(Outcome::Unchanged { hash });
             }
         }
@@ -605,6 +616,7 @@ impl Syncer {
         // 5. Publish atomically, then tell the world. A stop lets it finish.
         let _publishing = hold(cancel)?;
         self.publisher.publish(hash, &worktree, changed.as_ref())?;
+        self.shown = Some(hash);
         if let Some(copy) = &stand_in {
             self.layout.mark_retired(copy);
         }

@@ -15,9 +15,13 @@
 //! repairs whatever happened to it meanwhile. From then on an update looks
 //! at the paths the commit changed only (when the caller knows them): a
 //! one-file commit to a 50,000-file site copies one file rather than
-//! reading 100,000.
+//! reading 100,000. Every pass checks that the names at the top of the
+//! tree mirrored last are all still there, as link mode checks its tree:
+//! if not (files removed by hand, the directory emptied), the directory
+//! is no longer trusted, and every file is compared again.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +29,7 @@ mod mirror;
 
 use super::{err, PublishError, Publisher};
 use crate::git::{ChangedPaths, Hash};
-use mirror::{mirror, MirrorStats};
+use mirror::{mirror, top_names, MirrorStats};
 
 /// Suffix of the temporary names files are written under.
 const TMP_SUFFIX: &str = ".git-sync-tmp";
@@ -40,6 +44,8 @@ pub struct DestPublisher {
     verified: bool,
     /// Whether this process mirrored a commit into `dest` once.
     mirrored_once: bool,
+    /// The names at the top of the tree mirrored last.
+    top: Vec<OsString>,
 }
 
 impl DestPublisher {
@@ -50,7 +56,18 @@ impl DestPublisher {
             marker: state_dir.join("dest-published"),
             verified: false,
             mirrored_once: false,
+            top: Vec::new(),
         }
+    }
+
+    /// Whether every name at the top of the tree mirrored last is in
+    /// `dest` (one directory read, as link mode's check of its tree).
+    fn holds_the_top(&self) -> bool {
+        let Ok(entries) = fs::read_dir(&self.dest) else {
+            return false;
+        };
+        let there: HashSet<OsString> = entries.filter_map(|e| Some(e.ok()?.file_name())).collect();
+        self.top.iter().all(|name| there.contains(name))
     }
 
     /// After this process first mirrored `hash` (every file compared), say
@@ -78,8 +95,14 @@ impl DestPublisher {
 }
 
 impl Publisher for DestPublisher {
+    fn place(&self) -> &Path {
+        &self.dest
+    }
+
     fn current(&self) -> Option<Hash> {
-        self.verified.then(|| self.last_published()).flatten()
+        (self.verified && self.holds_the_top())
+            .then(|| self.last_published())
+            .flatten()
     }
 
     fn uses_changes(&self) -> bool {
@@ -113,6 +136,7 @@ impl Publisher for DestPublisher {
         self.verified = false;
         fs::create_dir_all(&self.dest).map_err(err(&self.dest))?;
         let stats = mirror(worktree, &self.dest, scope.as_ref())?;
+        self.top = top_names(worktree)?;
         if !self.mirrored_once {
             self.say_what_the_first_mirror_found(hash, &stats);
         }

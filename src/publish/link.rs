@@ -64,6 +64,10 @@ impl LinkPublisher {
 }
 
 impl Publisher for LinkPublisher {
+    fn place(&self) -> &Path {
+        &self.link
+    }
+
     fn current(&self) -> Option<Hash> {
         let name = self.served_name()?;
         is_hash_name(&name).then(|| name.parse().ok()).flatten()

@@ -34,6 +34,8 @@ fn err(path: &Path) -> impl FnOnce(io::Error) -> PublishError + '_ {
 
 /// Something that makes a checked-out commit visible to readers.
 pub trait Publisher {
+    /// Where readers look: the link, or the dest directory.
+    fn place(&self) -> &Path;
     /// The hash readers currently see, if known.
     fn current(&self) -> Option<Hash>;
     /// The hash whose tree a new one may share its unchanged files with:

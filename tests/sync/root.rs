@@ -702,6 +702,22 @@ fn a_published_tree_emptied_behind_our_back_is_checked_out_again() {
     assert_published(&f, &h);
     assert_eq!(f.read("index.html"), "1");
     assert!(p.log().contains("changed behind our back"), "{}", p.log());
+    // The link itself removed, then pointed elsewhere: put back as well,
+    // and said.
+    let said = |log: &str| {
+        log_lines_with(log, "what readers see was changed behind our back (the link removed or pointed elsewhere, files at the top of the dest directory removed): publishing again")
+    };
+    fs::remove_file(f.link()).unwrap();
+    p.wait_log(LONG, "the link back", updates(5));
+    assert_published(&f, &h);
+    let elsewhere = f.tmp.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let tmp_link = f.root().join("by-hand");
+    std::os::unix::fs::symlink(&elsewhere, &tmp_link).unwrap();
+    fs::rename(&tmp_link, f.link()).unwrap();
+    p.wait_log(LONG, "the link pointed back", updates(6));
+    assert_published(&f, &h);
+    assert_eq!(said(&p.log()), 2, "{}", p.log());
     assert_eq!(failed_passes(&p.log()), 0, "{}", p.log());
 }
 

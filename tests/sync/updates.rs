@@ -401,6 +401,48 @@ fn dest_mode_updates_copy_only_what_each_commit_changed() {
     assert_eq!(as_checked_out(&dest), as_checked_out(src), "repaired");
 }
 
+#[test]
+fn dest_mode_puts_back_what_was_removed_at_the_top_of_its_directory() {
+    // `rm -rf /usr/share/nginx/html/*` in the other container, or a
+    // volume that lost its files: the next poll puts the commit's tree
+    // back, every file compared, without waiting for another commit.
+    let f = Fixture::new(Transport::File);
+    let h = f.repo.commit(
+        &[
+            ("index.html", "1"),
+            ("site/a.txt", "a"),
+            ("site/b/c.txt", "c"),
+        ],
+        "c1",
+    );
+    let dest = f.dest();
+    let mut p = f.dest_daemon(&["--watch-local=false"]);
+    wait_updates(&mut p, 1);
+    let src = &f.repo.dir;
+    assert_eq!(as_checked_out(&dest), as_checked_out(src), "{h}");
+    fs::remove_dir_all(dest.join("site")).unwrap();
+    wait_updates(&mut p, 2);
+    assert_eq!(as_checked_out(&dest), as_checked_out(src));
+    // Every file compared: one removed deeper down (which alone goes
+    // unnoticed) comes back with it.
+    fs::remove_file(dest.join("site/b/c.txt")).unwrap();
+    fs::remove_file(dest.join("index.html")).unwrap();
+    wait_updates(&mut p, 3);
+    assert_eq!(as_checked_out(&dest), as_checked_out(src));
+    // The directory itself gone.
+    fs::remove_dir_all(&dest).unwrap();
+    wait_updates(&mut p, 4);
+    assert_eq!(as_checked_out(&dest), as_checked_out(src));
+    let log = p.log();
+    assert_eq!(
+        log.matches("what readers see was changed behind our back")
+            .count(),
+        3,
+        "{log}"
+    );
+    assert!(!log.contains("failCount"), "{log}");
+}
+
 /// The names in dest mode's private `.worktrees`.
 fn private_trees(f: &Fixture) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(f.tmp.path().join("state/.worktrees"))

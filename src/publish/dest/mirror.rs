@@ -78,6 +78,11 @@ fn entries(dir: &Path) -> Result<Vec<fs::DirEntry>, PublishError> {
     Ok(v)
 }
 
+/// The names [`mirror`] makes at the top of `dst` from `src`.
+pub fn top_names(src: &Path) -> Result<Vec<OsString>, PublishError> {
+    Ok(entries(src)?.iter().map(fs::DirEntry::file_name).collect())
+}
+
 fn tmp_name(dir: &Path, name: &OsString) -> PathBuf {
     let mut n = OsString::from(".");
     n.push(name);
