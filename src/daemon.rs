@@ -21,6 +21,7 @@ use crate::metrics::{Metrics, SyncStatus};
 use crate::redact::redact;
 use crate::status_files;
 use crate::sync::{Outcome, SyncError, Syncer};
+use crate::systemd;
 use crate::triggers;
 
 /// A random fraction in [0, 1), from std's randomly keyed hasher.
@@ -301,6 +302,12 @@ pub async fn run(cfg: Config) -> i32 {
     let hooks = start_hooks(&cfg);
     let resolver = Arc::new(Mutex::new(Resolver::new(cfg.auth.clone(), &cfg.tls)));
 
+    // For systemd, ready is having a tree to serve: the one an earlier run
+    // published will do (a machine that boots offline is not held up).
+    let served_before = lock(&syncer).published();
+    if let Some(hash) = served_before {
+        systemd::ready(&format!("serving {hash}, published before this start"));
+    }
     let mut ever_succeeded = false;
     // Commits published by this process (upstream's syncCount).
     let mut updates: u64 = 0;
@@ -329,6 +336,7 @@ pub async fn run(cfg: Config) -> i32 {
         let took = started.elapsed();
         match result {
             Ok(outcome) => {
+                let recovered = failures > 0;
                 failures = 0;
                 let first = !ever_succeeded;
                 ever_succeeded = true;
@@ -367,6 +375,12 @@ pub async fn run(cfg: Config) -> i32 {
                         (hash, false, None)
                     }
                 };
+                let shown = format!("published {hash} ({})", cfg.git_ref);
+                if first && served_before.is_none() {
+                    systemd::ready(&shown);
+                } else if updated || recovered || first {
+                    systemd::status(&shown);
+                }
                 if first && !cfg.one_time && git::parse_full_hash(&cfg.git_ref).is_some() {
                     // Upstream's words; polls go on, asking the remote nothing.
                     tracing::info!(r#ref = %cfg.git_ref, "ref appears to be a git hash, no further sync needed");
@@ -421,6 +435,10 @@ pub async fn run(cfg: Config) -> i32 {
                     Ending::Retry
                 };
                 report_failure(&cfg, &e, failures, true, end);
+                systemd::status(&format!(
+                    "sync failing ({failures} in a row): {}",
+                    redact(&e)
+                ));
                 if last {
                     return 1;
                 }

@@ -14,6 +14,7 @@
 //! - [`triggers`], [`local_watch`]: signals, and the watcher on a local
 //!   source, which start a pass at once
 //! - [`pid1`]: a minimal init, when we are a container's first process
+//! - [`systemd`]: telling systemd when git-sync is ready (`Type=notify`)
 //! - [`file_stamp`]: telling a renewed file from the one read before
 
 pub mod config;
@@ -38,6 +39,7 @@ pub mod safe_to_empty;
 pub mod sparse;
 pub mod status_files;
 pub mod sync;
+pub mod systemd;
 pub mod triggers;
 pub mod user;
 

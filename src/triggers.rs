@@ -27,6 +27,7 @@ pub fn install_signals(
                         std::process::exit(1);
                     }
                     tracing::info!(signal = sig, "stop signal: finishing");
+                    crate::systemd::stopping();
                     let _ = tx.send(true);
                 } else {
                     tracing::info!(signal = sig, "sync signal received");

@@ -117,6 +117,12 @@ fn the_systemd_unit_verifies_and_its_environment_syncs() {
     cmd.envs(env.iter().copied());
     cmd.env("GITSYNC_REPO", repo.url())
         .env("GITSYNC_ROOT", tmp.path().join("state"));
+    // Type=notify: systemd hears that it is ready.
+    assert!(unit.contains("\nType=notify\n"), "{unit}");
+    let socket_path = tmp.path().join("notify");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    systemd.set_nonblocking(true).unwrap();
+    cmd.env("NOTIFY_SOCKET", &socket_path);
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -127,6 +133,9 @@ fn the_systemd_unit_verifies_and_its_environment_syncs() {
         published(&tmp.path().join("state/site")).as_deref(),
         Some(h.as_str())
     );
+    let mut buf = [0u8; 4096];
+    let len = systemd.recv(&mut buf).expect("READY=1 sent before exiting");
+    assert!(buf[..len].starts_with(b"READY=1\n"));
 }
 
 #[test]

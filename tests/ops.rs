@@ -1093,6 +1093,69 @@ fn sync_on_signal_syncs_at_once() {
     });
 }
 
+#[test]
+fn systemd_hears_ready_after_the_first_publish_then_each_update_and_the_stop() {
+    // As a Type=notify service: systemd listens on $NOTIFY_SOCKET.
+    let f = Fixture::local();
+    let socket_path = f.path("notify");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    systemd.set_read_timeout(Some(LONG)).unwrap();
+    let hears = || {
+        let mut buf = [0u8; 4096];
+        let len = systemd.recv(&mut buf).expect("a notification in time");
+        String::from_utf8(buf[..len].to_vec()).unwrap()
+    };
+    let start = || {
+        let mut cmd = git_sync(&[
+            &format!("--repo={}", f.repo.dir.display()),
+            &format!("--root={}", f.tmp.path().join("root").display()),
+            "--period=100ms",
+            "--max-failures=-1",
+        ]);
+        cmd.env("NOTIFY_SOCKET", &socket_path);
+        spawn(cmd)
+    };
+    // The repository not there yet: failing passes are no readiness.
+    let away = f.path("away");
+    fs::rename(&f.repo.dir, &away).unwrap();
+    let mut p = start();
+    let failing = hears();
+    assert!(
+        failing.starts_with("STATUS=sync failing (1 in a row): "),
+        "{failing}"
+    );
+    fs::rename(&away, &f.repo.dir).unwrap();
+    let h1 = f.repo.head();
+    // (Passes may fail on until the repository is back.)
+    let hears_past_failures = || loop {
+        let said = hears();
+        if !said.starts_with("STATUS=sync failing") {
+            break said;
+        }
+    };
+    let ready = hears_past_failures();
+    assert_eq!(ready, format!("READY=1\nSTATUS=published {h1} (HEAD)"));
+    assert!(f.published_is(&h1));
+    // Polls that find nothing new say nothing; an update says so.
+    let h2 = f.repo.commit(&[("index.html", "v2")], "two");
+    assert_eq!(hears(), format!("STATUS=published {h2} (HEAD)"));
+    signal(&p.child, libc::SIGTERM);
+    assert_eq!(hears(), "STOPPING=1");
+    assert_eq!(p.wait_exit(LONG), 0, "{}", p.log());
+
+    // Restarted where the repository cannot be reached (a machine booting
+    // offline): the tree published before is served, which is readiness.
+    fs::rename(&f.repo.dir, &away).unwrap();
+    let mut p = start();
+    let ready = format!("READY=1\nSTATUS=serving {h2}, published before this start");
+    assert_eq!(hears(), ready);
+    assert!(hears().starts_with("STATUS=sync failing (1 in a row): "));
+    fs::rename(&away, &f.repo.dir).unwrap();
+    let back = hears_past_failures();
+    assert_eq!(back, format!("STATUS=published {h2} (HEAD)"));
+    p.kill9();
+}
+
 /// Processes whose parent is `pid` and that have ended, unreaped.
 fn zombies_of(pid: u32) -> Vec<String> {
     let mut found = Vec::new();

@@ -280,6 +280,8 @@ pub fn git_sync(args: &[&str]) -> Command {
         .arg("--log-format=json")
         .env_remove("GITSYNC_REPO")
         .env_remove("GITSYNC_ROOT")
+        // Tests run from a systemd unit: git-sync is not that unit.
+        .env_remove("NOTIFY_SOCKET")
         // Nothing of the user running the tests (~/.gitconfig, ~/.netrc,
         // ~/.ssh): an empty home, which tests about HOME replace.
         .env("HOME", empty_home())
