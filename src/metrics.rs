@@ -69,6 +69,8 @@ pub struct Metrics {
     fetch_count: AtomicU64,
     askpass: Outcomes,
     github_token: Outcomes,
+    /// `POST /sync` requests, accepted or refused.
+    triggers: Outcomes,
     started: Mutex<Option<SystemTime>>,
     freshness: Mutex<Freshness>,
 }
@@ -149,6 +151,11 @@ impl Metrics {
         self.github_token.record(ok);
     }
 
+    /// A `POST /sync` was accepted (`ok`) or refused.
+    pub fn trigger(&self, ok: bool) {
+        self.triggers.record(ok);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -200,6 +207,11 @@ impl Metrics {
             &mut out,
             "git_sync_refresh_github_app_token_count",
             "How many times the GitHub app token was refreshed, partitioned by state (success, error)",
+        );
+        self.triggers.render(
+            &mut out,
+            "git_sync_trigger_requests_total",
+            "How many POST /sync requests came, partitioned by state (success: a sync started, error: refused)",
         );
         self.render_freshness(&mut out);
         self.render_process(&mut out);

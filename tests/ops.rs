@@ -1281,6 +1281,7 @@ fn trigger_endpoint_needs_a_valid_secret() {
     let mut p = f.start(&[
         "--period=60s",
         "-v=1",
+        "--http-metrics",
         &format!("--http-bind=127.0.0.1:{port}"),
         &format!("--sync-trigger-secret-file={}", secret_file.display()),
     ]);
@@ -1393,6 +1394,17 @@ fn trigger_endpoint_needs_a_valid_secret() {
         "{passes} passes for a burst of 20"
     );
     assert!(!p.log().contains("tr1gger-S3CRET"));
+    // Counted: refused without the secret file and without a proof, and
+    // accepted, each one.
+    let (_, page) = http_request(port, "GET", "/metrics", &[], b"");
+    let requests = |status: &str| {
+        metric(
+            &page,
+            &format!("git_sync_trigger_requests_total{{status=\"{status}\"}}"),
+        )
+    };
+    assert_eq!(requests("error"), 6.0, "{page}");
+    assert_eq!(requests("success"), (proofs_count + 20) as f64, "{page}");
 }
 
 /// Once the first commit is published and the watcher is on, a new commit

@@ -13,7 +13,16 @@ use super::{reply, HttpState, Hush, REQUEST_TIMEOUT};
 /// Largest request body read (webhook payloads are small).
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
+/// Answer a `POST /sync`, counted in `git_sync_trigger_requests_total`.
 pub(super) async fn trigger(req: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
+    let answer = answer(req, state).await;
+    state
+        .metrics
+        .trigger(answer.status() == StatusCode::ACCEPTED);
+    answer
+}
+
+async fn answer(req: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
     let Some(secret_file) = &state.trigger_secret_file else {
         return reply(StatusCode::NOT_FOUND, "not found\n");
     };
