@@ -90,7 +90,12 @@ pub fn parse_repo(s: &str) -> Result<String, String> {
             (before the '@': percent-encode it as %2F, so that git reads the host \
             right and no part of the password is taken for one)"
             .into()),
-        None => Ok(s.to_string()),
+        // (After the check above: what it reads as a port is then no
+        // part of a password, which only comes before an '@'.)
+        None => match port_not_a_number(s).or_else(|| slashes_missing(s)) {
+            Some(e) => Err(e),
+            None => Ok(s.to_string()),
+        },
         Some((i, c)) => {
             let what = match c {
                 '\n' => "a newline",
@@ -126,6 +131,67 @@ fn password_with_slash(url: &str) -> bool {
     !authority.contains(['@', '['])
         && path.contains('@')
         && !port.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// For `scheme://[user@]host:port/...` whose port is no number, most often
+/// an scp-like address written after `ssh://`
+/// (`ssh://git@github.com:org/repo.git`), which git cannot connect to
+/// either: how to write it.
+fn port_not_a_number(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme == "file" {
+        return None;
+    }
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (user, host_port) = match authority.rsplit_once('@') {
+        Some((user, host_port)) => (user, host_port),
+        None => ("", authority),
+    };
+    if host_port.starts_with('[') {
+        return None;
+    }
+    let (host, port) = host_port.split_once(':')?;
+    if port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // A user without its password, if one was given.
+    let user = match user {
+        "" => String::new(),
+        u => format!("{}@", u.split(':').next().unwrap_or_default()),
+    };
+    let path = [port, path].join("/");
+    let path = path.trim_end_matches('/');
+    let scp_like = match scheme {
+        "ssh" | "git+ssh" | "ssh+git" => {
+            format!("; or, scp-like without ssh://, {user}{host}:{path}")
+        }
+        _ => String::new(),
+    };
+    Some(format!(
+        "the port after {host}: is no number (\"{port}\"): the path follows the host \
+         after a '/': {scheme}://{user}{host}/{path}{scp_like}"
+    ))
+}
+
+/// For `https:/host/...` or `https:host/...`, which git reads as an
+/// scp-like SSH address on a host named `https`: how to write it.
+fn slashes_missing(url: &str) -> Option<String> {
+    let (scheme, rest) = ["https", "http"]
+        .into_iter()
+        .find_map(|scheme| Some((scheme, url.strip_prefix(scheme)?.strip_prefix(':')?)))?;
+    if rest.starts_with("//") {
+        return None;
+    }
+    // (Not repeated when it may hold a password.)
+    let fix = match rest.contains('@') {
+        false => format!(": {scheme}://{}", rest.trim_start_matches('/')),
+        true => String::new(),
+    };
+    Some(format!(
+        "\"{scheme}:\" without \"//\" (git would take \"{scheme}\" for the name of an SSH \
+         host){fix}"
+    ))
 }
 
 /// An `http://` or `https://` URL with a host (webhook, askpass and token
@@ -440,6 +506,48 @@ mod tests {
             "https://[::1]:8443/r@x",
             "https://h/hook?to=a:b/c@d",
             "/srv/git/site",
+        ] {
+            assert_eq!(parse_repo(fine).as_deref(), Ok(fine));
+        }
+    }
+
+    #[test]
+    fn a_port_that_is_no_number_says_how_to_write_the_url() {
+        for (url, fix) in [
+            (
+                "ssh://git@github.com:org/repo.git",
+                "ssh://git@github.com/org/repo.git; or, scp-like without ssh://, git@github.com:org/repo.git",
+            ),
+            (
+                "https://github.com:org/repo.git",
+                "https://github.com/org/repo.git",
+            ),
+            ("git://git.corp:repo", "git://git.corp/repo"),
+            (
+                "https://bot:S3CRET@git.corp:org/repo",
+                "https://bot@git.corp/org/repo",
+            ),
+        ] {
+            let e = parse_repo(url).unwrap_err();
+            assert!(e.ends_with(fix) && !e.contains("S3CRET"), "{url}: {e}");
+        }
+        for (url, said) in [
+            ("http:/git.corp/site.git", ": http://git.corp/site.git"),
+            ("https:git.corp/site.git", ": https://git.corp/site.git"),
+            (
+                "https:/bot:S3CRET@git.corp/site.git",
+                "for the name of an SSH host)",
+            ),
+        ] {
+            let e = parse_repo(url).unwrap_err();
+            assert!(e.ends_with(said) && !e.contains("S3CRET"), "{url}: {e}");
+        }
+        for fine in [
+            "ssh://git@git.corp:2222/org/repo",
+            "https://git.corp:/org/repo",
+            "https://[::1]:8443/repo",
+            "file:///srv/a:b/repo",
+            "git@git.corp:org/repo.git",
         ] {
             assert_eq!(parse_repo(fine).as_deref(), Ok(fine));
         }

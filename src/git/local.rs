@@ -160,21 +160,46 @@ fn open_failure(url: &str, path: &std::path::Path, error: &git2::Error) -> Strin
     format!("{why}{}", missing_path_hint(url, path))
 }
 
-/// For a local path that is not there but reads like a host name and a
-/// path (`github.com/org/site.git`): a network URL without its scheme.
+/// For a local path that is not there but reads like a remote one
+/// mistyped: a host name and a path without a scheme
+/// (`github.com/org/site.git`), an SSH address with a '/' for its ':'
+/// (`git@github.com/org/site.git`), a scheme without its ':'
+/// (`https//github.com/...`).
 fn missing_path_hint(url: &str, path: &std::path::Path) -> String {
-    let first = url.split('/').next().unwrap_or_default();
-    let hostlike = url.contains('/')
-        && !url.starts_with(['/', '.', '~'])
-        && !url.starts_with("file://")
-        && first.contains('.')
-        && first
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c));
-    if hostlike && !path.exists() {
-        format!(" (a remote repository needs its scheme: https://{url})")
-    } else {
-        String::new()
+    if path.exists() || url.starts_with(['/', '.', '~']) || url.starts_with("file://") {
+        return String::new();
+    }
+    let hostlike = |s: &str| {
+        s.contains('.')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c))
+    };
+    for scheme in ["https", "http", "ssh", "git"] {
+        let Some(rest) = url.strip_prefix(scheme) else {
+            continue;
+        };
+        if rest.starts_with("//") {
+            // (The URL not repeated when it may hold a password.)
+            return match url.contains('@') {
+                false => format!(
+                    " (a URL's scheme ends with \"://\": {scheme}://{})",
+                    rest.trim_start_matches([':', '/'])
+                ),
+                true => " (a URL's scheme ends with \"://\")".into(),
+            };
+        }
+    }
+    let Some((first, rest)) = url.split_once('/') else {
+        return String::new();
+    };
+    match first.split_once('@') {
+        Some((user, host)) if hostlike(host) && !user.contains(':') => {
+            format!(" (an SSH address without a scheme has a ':' after the host: {first}:{rest})")
+        }
+        None if hostlike(first) => {
+            format!(" (a remote repository needs its scheme: https://{url})")
+        }
+        _ => String::new(),
     }
 }
 
@@ -521,7 +546,22 @@ mod tests {
         use super::missing_path_hint;
         let hint = |u: &str| missing_path_hint(u, std::path::Path::new(u));
         assert!(hint("github.com/org/site.git").contains("https://github.com/org/site.git"));
-        for not_a_host in ["/srv/site.git", "./site.git", "site.git", "file:///x/y.git"] {
+        assert!(hint("git@github.com/org/site.git")
+            .ends_with("a ':' after the host: git@github.com:org/site.git)"));
+        assert!(hint("https//github.com/org/site.git")
+            .ends_with("ends with \"://\": https://github.com/org/site.git)"));
+        let hidden = hint("https//bot:S3CRET@git.corp/site.git");
+        assert!(
+            hidden.contains("://") && !hidden.contains("S3CRET"),
+            "{hidden}"
+        );
+        for not_a_host in [
+            "/srv/site.git",
+            "./site.git",
+            "site.git",
+            "file:///x/y.git",
+            "bot:pw@git.corp/site.git",
+        ] {
             assert_eq!(hint(not_a_host), "", "{not_a_host}");
         }
     }

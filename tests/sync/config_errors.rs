@@ -33,6 +33,14 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
             vec!["--repo=htps://git.example.com/x.git", "--root=/tmp/x"],
             "unknown URL scheme",
         ),
+        // An scp-like address after ssh://: how to write it.
+        (
+            vec![
+                "--repo=ssh://git@git.example.com:org/x.git",
+                "--root=/tmp/x",
+            ],
+            "--repo (flag): the port after git.example.com: is no number",
+        ),
         (
             vec!["--repo=x", "--root=/tmp/x", "--ref=main~1"],
             "revision expression",
