@@ -304,7 +304,7 @@ pub async fn run(cfg: Config) -> i32 {
 
     // For systemd, ready is having a tree to serve: the one an earlier run
     // published will do (a machine that boots offline is not held up).
-    let served_before = lock(&syncer).published();
+    let served_before = lock(&syncer).served_from_before();
     if let Some(hash) = served_before {
         systemd::ready(&format!("serving {hash}, published before this start"));
     }

@@ -255,6 +255,11 @@ impl Syncer {
         self.publisher.current()
     }
 
+    /// The hash readers see at start, published by an earlier run.
+    pub fn served_from_before(&self) -> Option<Hash> {
+        self.publisher.served_from_before()
+    }
+
     /// How this pass makes a worktree, beyond its commit: the submodule
     /// mode, group-write, LFS content (and the git config's fetch filter
     /// for it) and the sparse-checkout patterns (their file is

@@ -113,6 +113,13 @@ impl Publisher for DestPublisher {
         false
     }
 
+    /// The commit an earlier run mirrored, if the directory holds anything
+    /// (it is compared file by file at the first pass).
+    fn served_from_before(&self) -> Option<Hash> {
+        let holds_anything = fs::read_dir(&self.dest).is_ok_and(|mut d| d.next().is_some());
+        self.last_published().filter(|_| holds_anything)
+    }
+
     /// What the marker records, mirrored by this process or an earlier one.
     fn last_published(&self) -> Option<Hash> {
         fs::read_to_string(&self.marker).ok()?.trim().parse().ok()
@@ -222,6 +229,10 @@ mod tests {
         assert_eq!(fs::read_to_string(dest.join("page.html")).unwrap(), "B");
         fs::remove_dir_all(&marker).unwrap();
         fs::write(&marker, format!("{a}\n")).unwrap();
+        // What a restart would find served: the marker's commit, while
+        // the directory holds anything.
+        let restarted = DestPublisher::new(&dest, &state);
+        assert_eq!(restarted.served_from_before(), Some(a));
 
         // C holds what A holds: nothing changed from A, but the directory
         // is not A's.
@@ -232,5 +243,11 @@ mod tests {
         p.publish(c, &tree("c", "A"), Some(&a_to_c)).unwrap();
         assert_eq!(fs::read_to_string(dest.join("page.html")).unwrap(), "A");
         assert_eq!(p.current(), Some(c));
+        fs::remove_file(dest.join("page.html")).unwrap();
+        assert_eq!(
+            p.served_from_before(),
+            None,
+            "an empty directory serves nothing"
+        );
     }
 }

@@ -45,6 +45,11 @@ pub trait Publisher {
     fn last_published(&self) -> Option<Hash> {
         self.current()
     }
+    /// What readers see at start, before this process published anything:
+    /// the commit an earlier run left them, if any.
+    fn served_from_before(&self) -> Option<Hash> {
+        self.current()
+    }
     /// Make the worktree at `worktree` (holding `hash`) the visible one.
     /// `changed`, when the caller knows it: what differs from the commit
     /// it names to `hash` (see [`Publisher::uses_changes`]).
