@@ -90,6 +90,11 @@ pub fn parse_repo(s: &str) -> Result<String, String> {
             (before the '@': percent-encode it as %2F, so that git reads the host \
             right and no part of the password is taken for one)"
             .into()),
+        None if login_without_scheme(s) => Err("reads as user:password@host without a \
+            scheme, which git takes for an SSH address on a host named as the user, \
+            the password shown in every error: write https://user:password@host/path \
+            (or, for SSH, user@host:path with a key)"
+            .into()),
         // (After the check above: what it reads as a port is then no
         // part of a password, which only comes before an '@'.)
         None => match port_not_a_number(s).or_else(|| slashes_missing(s)) {
@@ -131,6 +136,34 @@ fn password_with_slash(url: &str) -> bool {
     !authority.contains(['@', '['])
         && path.contains('@')
         && !port.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `url` reads as `user:password@host/...` without a scheme, as
+/// `https://` left out: git reads it as the scp-like address
+/// `host:path` with the user for the host and `password@host/...` for
+/// the path, and shows that path in its errors. (An scp-like address has
+/// its '@', if any, before the ':'; a local path with a ':' has a '/'
+/// before it, and one that exists is taken as it is.)
+fn login_without_scheme(url: &str) -> bool {
+    let Some((before, after)) = url.split_once(':') else {
+        return false;
+    };
+    let login_then_host = after
+        .split('/')
+        .next()
+        .and_then(|s| s.rsplit_once('@'))
+        .is_some_and(|(password, host)| {
+            !password.is_empty()
+                && !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        });
+    !url.contains("://")
+        && !before.is_empty()
+        && !before.contains(['@', '/'])
+        && login_then_host
+        && !std::path::Path::new(url).exists()
 }
 
 /// For `scheme://[user@]host:port/...` whose port is no number, most often
@@ -506,6 +539,31 @@ mod tests {
             "https://[::1]:8443/r@x",
             "https://h/hook?to=a:b/c@d",
             "/srv/git/site",
+        ] {
+            assert_eq!(parse_repo(fine).as_deref(), Ok(fine));
+        }
+    }
+
+    #[test]
+    fn a_login_without_a_scheme_is_said_without_repeating_it() {
+        for url in [
+            "bot:S3CRET@git.corp/org/repo",
+            "bot:S3CRET@git.corp:org/repo",
+        ] {
+            let e = parse_repo(url).unwrap_err();
+            assert!(
+                e.contains("without a scheme") && !e.contains("S3CRET"),
+                "{e}"
+            );
+        }
+        for fine in [
+            "git@git.corp:org/repo@v2",
+            "git.corp:org/repo",
+            "git.corp:~bot/repo",
+            "git.corp:@scope/repo",
+            "git.corp:v1@/repo",
+            "./a:b@c",
+            "https://bot:S3CRET@git.corp/org/repo",
         ] {
             assert_eq!(parse_repo(fine).as_deref(), Ok(fine));
         }

@@ -33,6 +33,12 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
             vec!["--repo=htps://git.example.com/x.git", "--root=/tmp/x"],
             "unknown URL scheme",
         ),
+        // https:// left out of a URL with a login: git would show the
+        // password in its errors (not repeated here: the loop checks).
+        (
+            vec!["--repo=bot:S3CRET@git.example.com/x.git", "--root=/tmp/x"],
+            "reads as user:password@host without a scheme",
+        ),
         // An scp-like address after ssh://: how to write it.
         (
             vec![
