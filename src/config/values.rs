@@ -207,23 +207,34 @@ fn port_not_a_number(url: &str) -> Option<String> {
     ))
 }
 
-/// For `https:/host/...` or `https:host/...`, which git reads as an
-/// scp-like SSH address on a host named `https`: how to write it.
+/// For a scheme whose "://" lost a part: `https:/host/...` or
+/// `https:host/...`, which git reads as an scp-like SSH address on a host
+/// named `https`, or `https//host/...`, a local path (whose error would
+/// show a password in it): how to write it.
 fn slashes_missing(url: &str) -> Option<String> {
-    let (scheme, rest) = ["https", "http"]
+    let (scheme, taken_for) = ["https", "http", "ssh", "git"]
         .into_iter()
-        .find_map(|scheme| Some((scheme, url.strip_prefix(scheme)?.strip_prefix(':')?)))?;
-    if rest.starts_with("//") {
+        .find_map(|scheme| {
+            let rest = url.strip_prefix(scheme)?;
+            match rest.strip_prefix(':') {
+                Some(r) if !r.starts_with("//") && scheme.starts_with("http") => {
+                    Some((scheme, format!("the name of an SSH host, \"{scheme}\"")))
+                }
+                None if rest.starts_with("//") => Some((scheme, "a local path".into())),
+                _ => None,
+            }
+        })?;
+    if std::path::Path::new(url).exists() {
         return None;
     }
+    let rest = url[scheme.len()..].trim_start_matches([':', '/']);
     // (Not repeated when it may hold a password.)
     let fix = match rest.contains('@') {
-        false => format!(": {scheme}://{}", rest.trim_start_matches('/')),
+        false => format!(": {scheme}://{rest}"),
         true => String::new(),
     };
     Some(format!(
-        "\"{scheme}:\" without \"//\" (git would take \"{scheme}\" for the name of an SSH \
-         host){fix}"
+        "\"{scheme}\" without \"://\" (git would take it for {taken_for}){fix}"
     ))
 }
 
@@ -594,8 +605,11 @@ mod tests {
             ("https:git.corp/site.git", ": https://git.corp/site.git"),
             (
                 "https:/bot:S3CRET@git.corp/site.git",
-                "for the name of an SSH host)",
+                "for the name of an SSH host, \"https\")",
             ),
+            ("https//git.corp/site.git", ": https://git.corp/site.git"),
+            ("ssh//git@git.corp/site.git", "for a local path)"),
+            ("https//bot:S3CRET@git.corp/site.git", "for a local path)"),
         ] {
             let e = parse_repo(url).unwrap_err();
             assert!(e.ends_with(said) && !e.contains("S3CRET"), "{url}: {e}");

@@ -39,6 +39,15 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
             vec!["--repo=bot:S3CRET@git.example.com/x.git", "--root=/tmp/x"],
             "reads as user:password@host without a scheme",
         ),
+        // "://" without its ':', a local path to git, which would show
+        // the password in every error.
+        (
+            vec![
+                "--repo=https//bot:S3CRET@git.example.com/x.git",
+                "--root=/tmp/x",
+            ],
+            "\"https\" without \"://\" (git would take it for a local path)",
+        ),
         // An scp-like address after ssh://: how to write it.
         (
             vec![
