@@ -2,7 +2,6 @@
 //! ask the remote, skip if already published, fetch, materialise, publish,
 //! then (separately) clean up.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -202,8 +201,7 @@ impl Syncer {
         let root_lock = layout.lock()?;
         if let Some(dest) = &cfg.dest {
             // Dest mode makes the directory hold exactly the commit.
-            let holds_anything = fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some());
-            if holds_anything {
+            if crate::paths::holds_anything(dest) {
                 safe_to_empty::check(dest, "--dest", &cfg.repo, true).map_err(LayoutError::from)?;
             }
         }

@@ -298,16 +298,9 @@ impl GitRepo {
         if cache.as_ref().map(|(h, _)| *h) != Some(hash) {
             *cache = self.top_level_names(hash).map(|names| (hash, names));
         }
-        // One directory read, not a stat per name.
-        let Ok(on_disk) = fs::read_dir(path) else {
-            return false;
-        };
-        let on_disk: std::collections::HashSet<_> = on_disk
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
         cache
             .as_ref()
-            .is_some_and(|(_, names)| names.iter().all(|name| on_disk.contains(name)))
+            .is_some_and(|(_, names)| crate::paths::holds_all(path, names))
     }
 
     /// The names at the top of `hash`'s tree, gitlinks left out.

@@ -29,6 +29,7 @@ mod mirror;
 
 use super::{err, PublishError, Publisher};
 use crate::git::{ChangedPaths, Hash};
+use crate::paths::{holds_all, holds_anything};
 use mirror::{mirror, top_names, MirrorStats};
 
 /// Suffix of the temporary names files are written under.
@@ -58,16 +59,6 @@ impl DestPublisher {
             mirrored_once: false,
             top: Vec::new(),
         }
-    }
-
-    /// Whether every name at the top of the tree mirrored last is in
-    /// `dest` (one directory read, as link mode's check of its tree).
-    fn holds_the_top(&self) -> bool {
-        let Ok(entries) = fs::read_dir(&self.dest) else {
-            return false;
-        };
-        let there: HashSet<OsString> = entries.filter_map(|e| Some(e.ok()?.file_name())).collect();
-        self.top.iter().all(|name| there.contains(name))
     }
 
     /// After this process first mirrored `hash` (every file compared), say
@@ -100,7 +91,8 @@ impl Publisher for DestPublisher {
     }
 
     fn current(&self) -> Option<Hash> {
-        (self.verified && self.holds_the_top())
+        // (As link mode's check of its tree: the top, one directory read.)
+        (self.verified && holds_all(&self.dest, &self.top))
             .then(|| self.last_published())
             .flatten()
     }
@@ -116,8 +108,7 @@ impl Publisher for DestPublisher {
     /// The commit an earlier run mirrored, if the directory holds anything
     /// (it is compared file by file at the first pass).
     fn served_from_before(&self) -> Option<Hash> {
-        let holds_anything = fs::read_dir(&self.dest).is_ok_and(|mut d| d.next().is_some());
-        self.last_published().filter(|_| holds_anything)
+        self.last_published().filter(|_| holds_anything(&self.dest))
     }
 
     /// What the marker records, mirrored by this process or an earlier one.
