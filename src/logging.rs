@@ -4,7 +4,7 @@
 //! it up), so that log pipelines and alerts written for upstream parse them:
 //!
 //! ```text
-//! {"logger":"","ts":"2026-01-02 03:04:05.000006","caller":{"file":"daemon.rs","line":12},"level":0,"msg":"updated successfully","ref":"main",...}
+//! {"logger":"","ts":"2026-01-02 03:04:05.000006","caller":{"file":"daemon/mod.rs","line":12},"level":0,"msg":"updated successfully","ref":"main",...}
 //! {"logger":"","ts":"...","caller":{...},"msg":"error syncing repo, will retry","error":"...","failCount":1}
 //! ```
 //!
@@ -166,8 +166,7 @@ fn json_line(meta: &tracing::Metadata<'_>, now: SystemTime, fields: Fields) -> S
     // lines (`exechook`, `webhook`); a dependency's record is named after
     // its target (`ureq::run`).
     let logger = serde_json::Value::from(log_target.or(hook).unwrap_or_default());
-    let file = log_file.as_deref().or(meta.file()).unwrap_or_default();
-    let file = file.rsplit('/').next().unwrap_or(file);
+    let file = short_file(log_file.as_deref().or(meta.file()).unwrap_or_default());
     let line_number = log_line.or(meta.line().map(u64::from)).unwrap_or(0);
     let caller = serde_json::json!({ "file": file, "line": line_number });
     let mut line = format!(
@@ -196,6 +195,17 @@ fn json_line(meta: &tracing::Metadata<'_>, now: SystemTime, fields: Fields) -> S
 }
 
 /// `2006-01-02 15:04:05.000000` in UTC, funcr's default timestamp format.
+/// A source file as upstream's lines name theirs, by its name; a `mod.rs`
+/// (there are many) with its directory's: `daemon/mod.rs`.
+fn short_file(path: &str) -> &str {
+    let mut slashes = path.rmatch_indices('/').map(|(i, _)| i + 1);
+    let name_at = slashes.next().unwrap_or(0);
+    if &path[name_at..] != "mod.rs" {
+        return &path[name_at..];
+    }
+    &path[slashes.next().unwrap_or(0)..]
+}
+
 fn utc(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
@@ -244,6 +254,8 @@ mod tests {
             );
             tracing::warn!(hash = "abc", "ours");
             tracing::info!(hook = "webhook", hash = "abc", "hook succeeded");
+            tracing::info!(log.file = "src/daemon/mod.rs", log.line = 7u64, "a mod.rs");
+            tracing::info!(log.file = "mod.rs", log.line = 8u64, "a bare mod.rs");
         });
         let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
         let v: Vec<serde_json::Value> = text
@@ -260,6 +272,9 @@ mod tests {
         assert_eq!(v[1]["hash"], "abc", "{text}");
         assert_eq!(v[2]["logger"], "webhook", "{text}");
         assert_eq!(v[2]["hook"], "webhook", "{text}");
+        // Of the many mod.rs, the one in daemon/.
+        assert_eq!(v[3]["caller"]["file"], "daemon/mod.rs", "{text}");
+        assert_eq!(v[4]["caller"]["file"], "mod.rs", "{text}");
     }
 
     /// A writer into a shared buffer.
