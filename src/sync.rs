@@ -82,6 +82,34 @@ struct Found {
     got: Option<Hash>,
 }
 
+/// What step 4 made, for step 5.
+struct Made {
+    /// The paths that changed from the published tree, for a publisher
+    /// that copies files, when known.
+    changed: Option<ChangedPaths>,
+    /// Where readers of a tree made again were sent meanwhile.
+    stand_in: Option<PathBuf>,
+    /// Held while readers see the tree being made again: a stop lets the
+    /// pass reach the publish.
+    _remaking_theirs: Option<Hold>,
+}
+
+/// Say why the published commit's tree is made again, if it is.
+fn say_why_made_again(state: Published, hash: Hash) {
+    match state {
+        Published::Not | Published::Current => {}
+        Published::NoRecord => {
+            tracing::info!(%hash, "checking out again: no record that the published tree was made whole")
+        }
+        Published::RecipeChanged => {
+            tracing::info!(%hash, "checking out again: --submodules, --group-write, GIT_LFS_SKIP_SMUDGE or the sparse-checkout patterns changed, or an older git-sync made the tree")
+        }
+        Published::Damaged => {
+            tracing::warn!(%hash, "checking out again: the published tree was changed behind our back (files or its git files missing)")
+        }
+    }
+}
+
 /// How the published tree (`current`) stands to `hash` and `recipe`.
 fn published_state(
     git: &GitRepo,
@@ -500,26 +528,15 @@ impl Syncer {
 
         // 2. Already published, intact and made as asked: nothing to do
         // (but the history fetched below it).
-        match state {
-            Published::Not => {}
-            Published::NoRecord => {
-                tracing::info!(%hash, "checking out again: no record that the published tree was made whole")
+        if state == Published::Current {
+            if got.is_some() && self.git.history_short_of(hash, depth) {
+                tracing::warn!(%hash, depth, "the remote sent less history than --depth asks for; going on with it");
+                self.git.settle_depth(hash, depth);
             }
-            Published::RecipeChanged => {
-                tracing::info!(%hash, "checking out again: --submodules, --group-write, GIT_LFS_SKIP_SMUDGE or the sparse-checkout patterns changed, or an older git-sync made the tree")
-            }
-            Published::Damaged => {
-                tracing::warn!(%hash, "checking out again: the published tree was changed behind our back (files or its git files missing)")
-            }
-            Published::Current => {
-                if got.is_some() && self.git.history_short_of(hash, depth) {
-                    tracing::warn!(%hash, depth, "the remote sent less history than --depth asks for; going on with it");
-                    self.git.settle_depth(hash, depth);
-                }
-                self.shown = Some(hash);
-                return Ok(Outcome::Unchanged { hash });
-            }
+            self.shown = Some(hash);
+            return Ok(Outcome::Unchanged { hash });
         }
+        say_why_made_again(state, hash);
         check(cancel)?;
 
         // 3. The fetch is done. If a push landed since step 1, it brought
@@ -552,13 +569,55 @@ impl Syncer {
         let fetched = got.is_some() || moved;
         check(cancel)?;
 
-        // 4. Materialise into a fresh directory, unless a tree made for this
-        // commit the same way is there exactly as made (kept since it was
-        // current, or made before a restart: dest mode's private tree): it
-        // is published again as it is. Anything else there is broken or not
-        // what readers see: start it again. If readers do see it (its
-        // repository was rebuilt), they are sent to a hard-linked stand-in
-        // first, so the tree never disappears under them.
+        // 4. Materialise into a fresh directory.
+        let made = self.make_tree_to_publish(hash, &worktree, current, recipe, cancel)?;
+
+        // The pre-publish hook runs in the new tree, told the hash published
+        // until now. As upstream, its failure does not stop the publish.
+        let pre_publish_error = self.pre_publish.as_ref().and_then(|hook| {
+            let previous = current.map(|h| h.to_string()).unwrap_or_default();
+            hook.run_in(&hash.to_string(), &previous).err()
+        });
+        if let Some(e) = &pre_publish_error {
+            tracing::error!(hook = "pre-publish-exechook", %hash, error = %e, "hook failed");
+        }
+        check(cancel)?;
+
+        // 5. Publish atomically, then tell the world. A stop lets it finish.
+        let _publishing = hold(cancel)?;
+        self.publisher
+            .publish(hash, &worktree, made.changed.as_ref())?;
+        self.shown = Some(hash);
+        if let Some(copy) = &made.stand_in {
+            self.layout.mark_retired(copy);
+        }
+        if let Some(prev) = current.filter(|p| *p != hash) {
+            self.layout.mark_retired(&self.layout.worktree(prev));
+        }
+        self.git.set_sync_branch(hash)?;
+        Ok(Outcome::Updated {
+            hash,
+            previous: current,
+            fetched,
+            pre_publish_error,
+        })
+    }
+
+    /// Step 4: make the tree of `hash` in `worktree`, a fresh directory,
+    /// unless a tree made for this commit the same way is there exactly as
+    /// made (kept since it was current, or made before a restart: dest
+    /// mode's private tree): it is published again as it is. Anything else
+    /// there is broken or not what readers see: start it again. If readers
+    /// do see it (its repository was rebuilt), they are sent to a
+    /// hard-linked stand-in first, so the tree never disappears under them.
+    fn make_tree_to_publish(
+        &mut self,
+        hash: Hash,
+        worktree: &Path,
+        current: Option<Hash>,
+        recipe: &Recipe,
+        cancel: &Cancel,
+    ) -> Result<Made, SyncError> {
         let readers_in_it = self.publisher.served_name() == Some(hash.to_string());
         // A publisher that copies files is told which paths changed, if the
         // tree published is another commit's, made the same way (the same
@@ -579,9 +638,9 @@ impl Syncer {
             && self.pre_publish.is_none()
             && worktree.is_dir()
             && self.git.recipe_of(&name).as_ref() == Some(&recipe.text)
-            && self.git.worktree_unchanged(&worktree, &name);
+            && self.git.worktree_unchanged(worktree, &name);
         // Readers see what follows, up to the publish: a stop lets it finish.
-        let _remaking_theirs = match readers_in_it {
+        let remaking_theirs = match readers_in_it {
             true => Some(hold(cancel)?),
             false => None,
         };
@@ -597,41 +656,17 @@ impl Syncer {
             self.git
                 .fill_partial(&self.cfg.repo, hash, patterns.as_ref(), cancel)?;
             let stand_in = (readers_in_it && worktree.is_dir())
-                .then(|| self.send_readers_to_stand_in(hash, &worktree))
+                .then(|| self.send_readers_to_stand_in(hash, worktree))
                 .flatten();
             let lender = self.publisher.last_published();
             let from = (lender, changed.as_ref());
-            self.make_tree(hash, &worktree, recipe, from, readers_in_it, cancel)?;
+            self.make_tree(hash, worktree, recipe, from, readers_in_it, cancel)?;
             stand_in
         };
-
-        // The pre-publish hook runs in the new tree, told the hash published
-        // until now. As upstream, its failure does not stop the publish.
-        let pre_publish_error = self.pre_publish.as_ref().and_then(|hook| {
-            let previous = current.map(|h| h.to_string()).unwrap_or_default();
-            hook.run_in(&hash.to_string(), &previous).err()
-        });
-        if let Some(e) = &pre_publish_error {
-            tracing::error!(hook = "pre-publish-exechook", %hash, error = %e, "hook failed");
-        }
-        check(cancel)?;
-
-        // 5. Publish atomically, then tell the world. A stop lets it finish.
-        let _publishing = hold(cancel)?;
-        self.publisher.publish(hash, &worktree, changed.as_ref())?;
-        self.shown = Some(hash);
-        if let Some(copy) = &stand_in {
-            self.layout.mark_retired(copy);
-        }
-        if let Some(prev) = current.filter(|p| *p != hash) {
-            self.layout.mark_retired(&self.layout.worktree(prev));
-        }
-        self.git.set_sync_branch(hash)?;
-        Ok(Outcome::Updated {
-            hash,
-            previous: current,
-            fetched,
-            pre_publish_error,
+        Ok(Made {
+            changed,
+            stand_in,
+            _remaking_theirs: remaking_theirs,
         })
     }
 
