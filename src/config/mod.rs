@@ -470,6 +470,98 @@ fn invalid(flag: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// `--git-gc`.
+fn gc_mode(src: &Sources) -> Result<GcMode, ConfigError> {
+    match src.text("git-gc")?.as_deref() {
+        Some("auto") => Ok(GcMode::Auto),
+        None | Some("always") => Ok(GcMode::Always),
+        Some("aggressive") => Ok(GcMode::Aggressive),
+        Some("off") => Ok(GcMode::Off),
+        Some(other) => Err(src.out_of_range(
+            "git-gc",
+            format!("{other:?} is not one of auto, always, aggressive, off"),
+        )),
+    }
+}
+
+/// `--log-format`, if given.
+fn log_format(src: &Sources) -> Result<Option<LogFormat>, ConfigError> {
+    match src.text("log-format")?.as_deref() {
+        None => Ok(None),
+        Some("json") => Ok(Some(LogFormat::Json)),
+        Some("text") => Ok(Some(LogFormat::Text)),
+        Some(other) => {
+            Err(src.out_of_range("log-format", format!("{other:?} is not json or text")))
+        }
+    }
+}
+
+/// The git config, in its layers.
+struct GitConfigs {
+    /// What the flags and git's env variables give.
+    given: gitconfig::Entries,
+    /// What the system's and the user's git config files hold.
+    user: gitconfig::Entries,
+    /// What git reads: the files' entries, then those given (upstream
+    /// writes `--git-config` into its global file, over their values).
+    read: gitconfig::Entries,
+}
+
+/// The git config from `--git-config`, `--git-config-add`, git's env
+/// variables and the system's and user's files. Fails for a `repo`
+/// whose scheme nothing here speaks, and for values git refuses.
+fn git_configs(src: &Sources, repo: &str) -> Result<GitConfigs, ConfigError> {
+    let env = |name: &str| src.env(name);
+    let set_pairs = src
+        .get("git-config", values::parse_git_config)?
+        .unwrap_or_default();
+    let mut added = Vec::new();
+    for s in src.list("git-config-add") {
+        added.extend(
+            values::parse_git_config(&s).map_err(|e| src.out_of_range("git-config-add", e))?,
+        );
+    }
+    let mut from_env = gitconfig::from_env(&env).map_err(ConfigError::Usage)?;
+    // git-lfs's switch, as the config key it stands for.
+    if auth::lfs_switch(src, "GIT_LFS_SKIP_DOWNLOAD_ERRORS")? {
+        from_env.push(("lfs.skipdownloaderrors".into(), "true".into()));
+    }
+    let layered = |mut entries: gitconfig::Entries| {
+        gitconfig::set(&mut entries, set_pairs.clone());
+        entries.extend(added.iter().cloned());
+        entries.extend(from_env.iter().cloned());
+        entries
+    };
+    let user = git_files::entries(&git_files::files(&env), src.env("HOME").as_deref());
+    let read = layered(user.clone());
+    check_scheme(repo, &read)?;
+    check_git_config_values(src, &read, &from_env)?;
+    Ok(GitConfigs {
+        given: layered(Vec::new()),
+        user,
+        read,
+    })
+}
+
+/// What the git config `read` says of credentials and SSH, into `auth`.
+fn auth_from_git_config(auth: &mut auth::AuthConfig, src: &Sources, read: &gitconfig::Entries) {
+    let env = |name: &str| src.env(name);
+    // As with git, `http.cookieFile` names the cookie file (and turns it on).
+    if let Some((_, path)) = read
+        .iter()
+        .rev()
+        .find(|(k, _)| k.eq_ignore_ascii_case("http.cookiefile"))
+    {
+        auth.cookie_file = Some(PathBuf::from(path));
+    }
+    auth.credential_stores = gitconfig::credential_store_files(read, &env);
+    auth.credential_helpers = gitconfig::credential_helpers(read, &env);
+    auth.credential_use_http_path = gitconfig::UseHttpPath::read(read);
+    auth.ssh.command = gitconfig::ssh_command(read, &env)
+        .and_then(|c| ssh_command::parse(&c))
+        .map(|c| c.with_home(src.env("HOME").as_deref()));
+}
+
 /// Parse the process's arguments and environment.
 pub fn from_env_and_args(args: &[String]) -> Result<Action, ConfigError> {
     let env = |name: &str| std::env::var(name).ok();
@@ -529,72 +621,17 @@ pub fn parse(
     let verbosity = u8::try_from(verbosity.min(255))
         .map_err(|_| src.out_of_range("verbose", "must be 0 or more"))?;
 
-    let git_gc = match src.text("git-gc")?.as_deref() {
-        Some("auto") => GcMode::Auto,
-        None | Some("always") => GcMode::Always,
-        Some("aggressive") => GcMode::Aggressive,
-        Some("off") => GcMode::Off,
-        Some(other) => {
-            return Err(src.out_of_range(
-                "git-gc",
-                format!("{other:?} is not one of auto, always, aggressive, off"),
-            ))
-        }
-    };
-    let log_format = match src.text("log-format")?.as_deref() {
-        None => None,
-        Some("json") => Some(LogFormat::Json),
-        Some("text") => Some(LogFormat::Text),
-        Some(other) => {
-            return Err(src.out_of_range("log-format", format!("{other:?} is not json or text")))
-        }
-    };
+    let git_gc = gc_mode(&src)?;
+    let log_format = log_format(&src)?;
 
-    let env = |name: &str| src.env(name);
-    let set_pairs = src
-        .get("git-config", values::parse_git_config)?
-        .unwrap_or_default();
-    let mut added = Vec::new();
-    for s in src.list("git-config-add") {
-        added.extend(
-            values::parse_git_config(&s).map_err(|e| src.out_of_range("git-config-add", e))?,
-        );
-    }
-    let mut from_env = gitconfig::from_env(&env).map_err(ConfigError::Usage)?;
-    // git-lfs's switch, as the config key it stands for.
-    if auth::lfs_switch(&src, "GIT_LFS_SKIP_DOWNLOAD_ERRORS")? {
-        from_env.push(("lfs.skipdownloaderrors".into(), "true".into()));
-    }
-    let layered = |mut entries: gitconfig::Entries| {
-        gitconfig::set(&mut entries, set_pairs.clone());
-        entries.extend(added.iter().cloned());
-        entries.extend(from_env.iter().cloned());
-        entries
-    };
-    let git_config = layered(Vec::new());
-    // What git reads: the system's and the user's files first (upstream
-    // writes `--git-config` into its global file, over their values).
-    let user_git_config = git_files::entries(&git_files::files(&env), src.env("HOME").as_deref());
-    let read = layered(user_git_config.clone());
-    let tls = gitconfig::Tls::new(&read, &env);
-    check_scheme(&repo, &read)?;
-    check_git_config_values(&src, &read, &from_env)?;
-
+    let GitConfigs {
+        given: git_config,
+        user: user_git_config,
+        read,
+    } = git_configs(&src, &repo)?;
+    let tls = gitconfig::Tls::new(&read, &|name| src.env(name));
     let mut auth = auth::parse(&src)?;
-    // As with git, `http.cookieFile` names the cookie file (and turns it on).
-    if let Some((_, path)) = read
-        .iter()
-        .rev()
-        .find(|(k, _)| k.eq_ignore_ascii_case("http.cookiefile"))
-    {
-        auth.cookie_file = Some(PathBuf::from(path));
-    }
-    auth.credential_stores = gitconfig::credential_store_files(&read, &env);
-    auth.credential_helpers = gitconfig::credential_helpers(&read, &env);
-    auth.credential_use_http_path = gitconfig::UseHttpPath::read(&read);
-    auth.ssh.command = gitconfig::ssh_command(&read, &env)
-        .and_then(|c| ssh_command::parse(&c))
-        .map(|c| c.with_home(src.env("HOME").as_deref()));
+    auth_from_git_config(&mut auth, &src, &read);
     let checkout = auth::parse_checkout(&src)?;
     let ops = ops::parse(&src)?;
     let git_binary_ignored = src
