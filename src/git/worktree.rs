@@ -136,34 +136,18 @@ impl GitRepo {
         if !filtered {
             checkout.disable_filters(true);
         }
-        static ENCODING_SAID: std::sync::Once = std::sync::Once::new();
         if attributes
             .as_ref()
             .is_some_and(|files| asks_for_encoding(&wt, files))
         {
-            ENCODING_SAID.call_once(|| {
-                tracing::warn!(
-                    %hash,
-                    "the repository's .gitattributes set working-tree-encoding, which libgit2 \
-                     does not apply: those files are published as stored (UTF-8), not \
-                     converted as git would"
-                )
-            });
+            say_encoding_not_applied(hash);
         }
         // With sparse patterns: the paths they select, and the files they
         // leave out (marked skip-worktree in the index).
         let (selected, skipped) = match sparse {
             None => (None, Vec::new()),
-            Some((patterns, text)) => {
-                let info = admin.join("info");
-                fs::create_dir_all(&info).map_err(|e| GitError::io("create", &info, e))?;
-                let file = info.join("sparse-checkout");
-                fs::write(&file, text).map_err(|e| GitError::io("write", &file, e))?;
-                let (selected, skipped): (Vec<_>, Vec<_>) = tree_files(&commit)?
-                    .into_iter()
-                    .partition(|f| patterns.includes_entry(&f.path, f.is_gitlink()));
-                let selected: Vec<Vec<u8>> =
-                    selected.into_iter().map(|f| f.path.into_bytes()).collect();
+            Some(sparse) => {
+                let (selected, skipped) = sparse_selection(&admin, &commit, sparse)?;
                 (Some(selected), skipped)
             }
         };
@@ -208,37 +192,15 @@ impl GitRepo {
             .map(|b| b.in_tree(&tree, to_write.as_deref()))
             .unwrap_or_default();
         let to_write = without(to_write, &streamed, &commit)?;
+        let files = Files {
+            to_write,
+            made_index,
+        };
         if !filtered && names.all_plain {
-            // What is on disk is the blob itself: no need for libgit2's
-            // checkout (see plain.rs).
-            let written = made_index
-                .map_or_else(|| wt.index(), Ok)
-                .map_err(|e| GitError::local("open index", e))
-                .and_then(|mut index| {
-                    let only = to_write.as_deref();
-                    let n = plain::write_tree(&self.repo, &tree, path, only, &mut index, cancel)?;
-                    index
-                        .write()
-                        .map_err(|e| GitError::local("write index", e))?;
-                    Ok(n)
-                })
+            self.write_plain(&wt, &tree, path, files, cancel)
                 .map_err(|e| e.within(format!("checkout {hash}")))?;
-            tracing::debug!(files = written, "written without libgit2's checkout");
         } else {
-            // libgit2's checkout reads the index from disk.
-            if let Some(mut index) = made_index {
-                index
-                    .write()
-                    .map_err(|e| GitError::local("write index", e))?;
-            }
-            // (An empty list would mean every path to libgit2.)
-            if to_write.as_ref().map_or(true, |paths| !paths.is_empty()) {
-                for p in to_write.into_iter().flatten() {
-                    checkout.disable_pathspec_match(true).path(p);
-                }
-                wt.checkout_tree(commit.as_object(), Some(&mut checkout))
-                    .map_err(|e| GitError::local(format!("checkout {hash}"), e))?;
-            }
+            check_out_files(&wt, &commit, checkout, files)?;
         }
         if let Some(big) = &big {
             write_large_files(&wt, &commit, (big, streamed), filtered, path, cancel)?;
@@ -249,6 +211,29 @@ impl GitRepo {
         wt.set_head_detached(hash)
             .map_err(|e| GitError::local(format!("set HEAD of worktree to {hash}"), e))?;
         *self.clean_trees.borrow_mut() = names.clean;
+        Ok(())
+    }
+
+    /// Write `files` into `path` as the blobs they are, without libgit2's
+    /// checkout (see plain.rs): no filter applies.
+    fn write_plain(
+        &self,
+        wt: &git2::Repository,
+        tree: &git2::Tree<'_>,
+        path: &Path,
+        files: Files,
+        cancel: &Cancel,
+    ) -> Result<(), GitError> {
+        let mut index = files
+            .made_index
+            .map_or_else(|| wt.index(), Ok)
+            .map_err(|e| GitError::local("open index", e))?;
+        let only = files.to_write.as_deref();
+        let written = plain::write_tree(&self.repo, tree, path, only, &mut index, cancel)?;
+        index
+            .write()
+            .map_err(|e| GitError::local("write index", e))?;
+        tracing::debug!(files = written, "written without libgit2's checkout");
         Ok(())
     }
 
@@ -380,6 +365,74 @@ impl TreeFile {
     pub(super) fn is_gitlink(&self) -> bool {
         self.mode == u32::from(git2::FileMode::Commit)
     }
+}
+
+/// What is left to write in a new worktree: these paths, or every one
+/// (`None`); and the index made for them, if any (else the worktree's own).
+struct Files {
+    to_write: Option<Vec<Vec<u8>>>,
+    made_index: Option<git2::Index>,
+}
+
+/// Check `files` of `commit` out into the worktree `wt` with libgit2's
+/// checkout, which applies the filters.
+fn check_out_files(
+    wt: &git2::Repository,
+    commit: &git2::Commit<'_>,
+    mut checkout: CheckoutBuilder<'_>,
+    files: Files,
+) -> Result<(), GitError> {
+    // libgit2's checkout reads the index from disk.
+    if let Some(mut index) = files.made_index {
+        index
+            .write()
+            .map_err(|e| GitError::local("write index", e))?;
+    }
+    // (An empty list would mean every path to libgit2.)
+    if files
+        .to_write
+        .as_ref()
+        .is_some_and(|paths| paths.is_empty())
+    {
+        return Ok(());
+    }
+    for p in files.to_write.into_iter().flatten() {
+        checkout.disable_pathspec_match(true).path(p);
+    }
+    wt.checkout_tree(commit.as_object(), Some(&mut checkout))
+        .map_err(|e| GitError::local(format!("checkout {}", commit.id()), e))
+}
+
+/// With sparse-checkout patterns (and their text, recorded in the
+/// worktree's `admin` directory as git does): the paths of `commit` they
+/// select, and the files they leave out.
+fn sparse_selection(
+    admin: &Path,
+    commit: &git2::Commit<'_>,
+    (patterns, text): (&SparsePatterns, &str),
+) -> Result<(Vec<Vec<u8>>, Vec<TreeFile>), GitError> {
+    let info = admin.join("info");
+    fs::create_dir_all(&info).map_err(|e| GitError::io("create", &info, e))?;
+    let file = info.join("sparse-checkout");
+    fs::write(&file, text).map_err(|e| GitError::io("write", &file, e))?;
+    let (selected, skipped): (Vec<_>, Vec<_>) = tree_files(commit)?
+        .into_iter()
+        .partition(|f| patterns.includes_entry(&f.path, f.is_gitlink()));
+    let selected = selected.into_iter().map(|f| f.path.into_bytes()).collect();
+    Ok((selected, skipped))
+}
+
+/// Say once that libgit2 does not apply `working-tree-encoding`.
+fn say_encoding_not_applied(hash: Hash) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        tracing::warn!(
+            %hash,
+            "the repository's .gitattributes set working-tree-encoding, which libgit2 \
+             does not apply: those files are published as stored (UTF-8), not \
+             converted as git would"
+        )
+    });
 }
 
 /// Every blob (file or symlink) and gitlink (submodule) of the commit's
