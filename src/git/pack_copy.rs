@@ -466,28 +466,11 @@ pub fn write_pack(
                 (Some((src, pos, st)), based)
                     if st.base.is_none() || matches!(based, Some(State::Written(_))) =>
                 {
-                    let mut check = flate2::Crc::new();
-                    let mut head = vec![0u8; (st.data - st.start) as usize];
-                    src.file.read_exact_at(&mut head, st.start)?;
-                    check.update(&head);
-                    if let Some(State::Written(base_at)) = based {
-                        let mut h = entry_header(OFS_DELTA, st.size);
-                        h.extend(back_offset(start - base_at));
-                        out.write_all(&h)?;
-                    } else {
-                        out.write_all(&head)?;
-                    }
-                    let mut at = st.data;
-                    while at < st.end {
-                        let len = usize::try_from(st.end - at).map_or(CHUNK, |n| n.min(CHUNK));
-                        src.file.read_exact_at(&mut buf[..len], at)?;
-                        check.update(&buf[..len]);
-                        out.write_all(&buf[..len])?;
-                        at += len as u64;
-                    }
-                    if check.sum() != src.index.crc(pos) {
-                        return Err(corrupt(src, st.start, "CRC32 does not match the index").into());
-                    }
+                    let base_at = match based {
+                        Some(State::Written(at)) => Some(at),
+                        _ => None,
+                    };
+                    copy_stored((src, pos, &st), base_at, &mut out, &mut buf)?;
                 }
                 _ => {
                     let (id, zlibs) = (todo[n].id, (&mut zlib, &mut store_only));
@@ -507,23 +490,72 @@ pub fn write_pack(
         }
     }
 
+    let name = finish(out, &mut index, (&tmp_pack, &tmp_idx), out_dir)?;
+    temps.0.clear();
+    Ok(Some(name))
+}
+
+/// Copy the entry `st` of the pack `src` (at `pos` in its index) into
+/// `out` as stored, checking its CRC32 on the way; a delta whose base
+/// was written at `base_at` is pointed at it there.
+fn copy_stored(
+    (src, pos, st): (&Source, usize, &Stored),
+    base_at: Option<u64>,
+    out: &mut Out,
+    buf: &mut [u8],
+) -> Result<(), CopyError> {
+    let start = out.at;
+    let mut check = flate2::Crc::new();
+    let mut head = vec![0u8; (st.data - st.start) as usize];
+    src.file.read_exact_at(&mut head, st.start)?;
+    check.update(&head);
+    if let Some(base_at) = base_at {
+        let mut h = entry_header(OFS_DELTA, st.size);
+        h.extend(back_offset(start - base_at));
+        out.write_all(&h)?;
+    } else {
+        out.write_all(&head)?;
+    }
+    let mut at = st.data;
+    while at < st.end {
+        let len = usize::try_from(st.end - at).map_or(CHUNK, |n| n.min(CHUNK));
+        src.file.read_exact_at(&mut buf[..len], at)?;
+        check.update(&buf[..len]);
+        out.write_all(&buf[..len])?;
+        at += len as u64;
+    }
+    if check.sum() != src.index.crc(pos) {
+        return Err(corrupt(src, st.start, "CRC32 does not match the index").into());
+    }
+    Ok(())
+}
+
+/// End the pack written to `out` with its checksum, write its index
+/// (`index`'s entries), both synced to disk, and give them their names
+/// in `out_dir`, from the temporary ones (`tmp_pack`, `tmp_idx`).
+/// Returns the pack's base name.
+fn finish(
+    out: Out,
+    index: &mut [IndexEntry],
+    (tmp_pack, tmp_idx): (&Path, &Path),
+    out_dir: &Path,
+) -> Result<String, CopyError> {
     let Out { mut file, sha, .. } = out;
     let sum = sha.finish();
     file.write_all(&sum)?;
     let file = file.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     drop(file);
-    let mut idx = BufWriter::new(File::create(&tmp_idx)?);
-    pack_index::write(&mut idx, &mut index, &sum)?;
+    let mut idx = BufWriter::new(File::create(tmp_idx)?);
+    pack_index::write(&mut idx, index, &sum)?;
     let idx = idx.into_inner().map_err(|e| e.into_error())?;
     idx.sync_all()?;
     drop(idx);
 
     let name = format!("pack-{}", Oid::from_bytes(&sum)?);
-    fs::rename(&tmp_pack, out_dir.join(format!("{name}.pack")))?;
-    fs::rename(&tmp_idx, out_dir.join(format!("{name}.idx")))?;
-    temps.0.clear();
-    Ok(Some(name))
+    fs::rename(tmp_pack, out_dir.join(format!("{name}.pack")))?;
+    fs::rename(tmp_idx, out_dir.join(format!("{name}.idx")))?;
+    Ok(name)
 }
 
 /// Write object `id`, read whole through libgit2, as a pack entry, its data
