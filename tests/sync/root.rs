@@ -694,12 +694,15 @@ fn a_published_tree_emptied_behind_our_back_is_checked_out_again() {
         .repo
         .commit(&[("index.html", "1"), ("a/b.txt", "b")], "c1");
     let mut p = f.daemon(&["--watch-local=false"]);
+    // Each put back is an update; a poll that lands while `rm -rf` is at
+    // work may make one more, so each wait also looks for what it needs.
     let updates = |n: usize| move |log: &str| log_lines_with(log, "updated successfully") >= n;
     p.wait_log(LONG, "published", updates(1));
     let wt = f.root().join(".worktrees").join(&h);
     for (n, entry) in [(2, "index.html"), (3, "a"), (4, ".git")] {
         remove_any_under_a_daemon(&wt.join(entry));
         p.wait_log(LONG, &format!("{entry} back"), updates(n));
+        p.wait_for(LONG, &format!("{entry} there"), || wt.join(entry).exists());
     }
     assert_eq!(git(&f.link(), &["status", "--porcelain"]), "");
     assert_published(&f, &h);
@@ -710,8 +713,10 @@ fn a_published_tree_emptied_behind_our_back_is_checked_out_again() {
     let said = |log: &str| {
         log_lines_with(log, "what readers see was changed behind our back (the link removed or pointed elsewhere, files at the top of the dest directory removed): publishing again")
     };
+    let is_back = || published(&f.link()).as_deref() == Some(h.as_str());
     fs::remove_file(f.link()).unwrap();
     p.wait_log(LONG, "the link back", updates(5));
+    p.wait_for(LONG, "the link there", is_back);
     assert_published(&f, &h);
     let elsewhere = f.tmp.path().join("elsewhere");
     fs::create_dir(&elsewhere).unwrap();
@@ -719,6 +724,7 @@ fn a_published_tree_emptied_behind_our_back_is_checked_out_again() {
     std::os::unix::fs::symlink(&elsewhere, &tmp_link).unwrap();
     fs::rename(&tmp_link, f.link()).unwrap();
     p.wait_log(LONG, "the link pointed back", updates(6));
+    p.wait_for(LONG, "the link pointing back", is_back);
     assert_published(&f, &h);
     assert_eq!(said(&p.log()), 2, "{}", p.log());
     assert_eq!(failed_passes(&p.log()), 0, "{}", p.log());
