@@ -65,6 +65,20 @@ fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Remove the temporary files `temps` in `pack_dir` that are older than
+/// [`TEMP_GRACE`]: leftovers of a fetch that died.
+fn remove_stale_temps(pack_dir: &Path, temps: Vec<String>) {
+    for t in temps {
+        let path = pack_dir.join(t);
+        let age = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .map(|t| t.elapsed());
+        if age.is_ok_and(|a| a.map_or(true, |a| a >= TEMP_GRACE)) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
 /// Pack base names (`pack-<hash>`) in `pack_dir`, and stray temporary files.
 fn list_packs(pack_dir: &Path) -> (Vec<String>, Vec<String>) {
     let mut packs = BTreeSet::new();
@@ -137,15 +151,7 @@ impl GitRepo {
         let pack_dir = objects.join("pack");
         let (packs, temps) = list_packs(&pack_dir);
         let (loose, loose_count) = loose_dirs(&objects);
-        for t in temps {
-            let path = pack_dir.join(t);
-            let age = fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .map(|t| t.elapsed());
-            if age.is_ok_and(|a| a.map_or(true, |a| a >= TEMP_GRACE)) {
-                let _ = fs::remove_file(path);
-            }
-        }
+        remove_stale_temps(&pack_dir, temps);
         let due = match mode {
             GcMode::Off => false,
             GcMode::Always | GcMode::Aggressive => packs.len() + loose_count > 0,
@@ -192,25 +198,12 @@ impl GitRepo {
             let live = self
                 .live_objects(&commits)
                 .map_err(|e| GitError::local("gc: list objects", e))?;
-            if mode == GcMode::Always && loose_count == 0 && packs.len() <= ALWAYS_MAX_PACKS {
-                match garbage(&pack_dir, &packs, &live) {
-                    Ok(g) if (g.unreachable + g.copies) * GARBAGE_SHARE < g.total => {
-                        tracing::debug!(
-                            garbage_bytes = g.unreachable + g.copies,
-                            pack_bytes = g.total,
-                            packs = packs.len(),
-                            "git gc: too little garbage to be worth a repack yet"
-                        );
-                        if g.unreachable == 0 && depth == 0 {
-                            self.known.tips = Some(keep.iter().copied().collect());
-                        }
-                        return Ok(None);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::debug!(error = %e, "git gc: garbage not measured; repacking")
-                    }
-                }
+            let few_packs = loose_count == 0 && packs.len() <= ALWAYS_MAX_PACKS;
+            if mode == GcMode::Always
+                && few_packs
+                && !self.worth_repacking(&store, &live, keep, depth)
+            {
+                return Ok(None);
             }
             tracing::debug!(
                 commits = commits.len(),
@@ -231,6 +224,38 @@ impl GitRepo {
             self.known.tips = Some(keep.iter().copied().collect());
         }
         Ok(Some(stats))
+    }
+
+    /// Whether the packs of `store` hold enough garbage (objects not in
+    /// `live`, and copies) to be worth a repack now. When they hold none
+    /// unreachable and the whole history is kept (`depth` 0), the store's
+    /// tips are `keep`.
+    fn worth_repacking(
+        &mut self,
+        store: &Store<'_>,
+        live: &HashSet<git2::Oid>,
+        keep: &[Hash],
+        depth: u32,
+    ) -> bool {
+        match garbage(store.dir, store.packs, live) {
+            Ok(g) if (g.unreachable + g.copies) * GARBAGE_SHARE < g.total => {
+                tracing::debug!(
+                    garbage_bytes = g.unreachable + g.copies,
+                    pack_bytes = g.total,
+                    packs = store.packs.len(),
+                    "git gc: too little garbage to be worth a repack yet"
+                );
+                if g.unreachable == 0 && depth == 0 {
+                    self.known.tips = Some(keep.iter().copied().collect());
+                }
+                false
+            }
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "git gc: garbage not measured; repacking");
+                true
+            }
+        }
     }
 
     /// Whether every object in the store is reachable from `keep`'s full
