@@ -40,6 +40,24 @@ pub struct Superproject<'a> {
     pub lfs: bool,
 }
 
+/// Where the submodule `sub` goes in the tree at `parent_dir`, its
+/// directories made. Its path must stay in the tree: a hostile one may
+/// lead through a symlink of the superproject (git refuses those too).
+fn submodule_dir(parent_dir: &Path, sub: &Declared) -> Result<PathBuf, GitError> {
+    let stays_in = is_plainly_safe(sub.path.as_bytes())
+        && make_dirs_within(parent_dir, Path::new(&sub.path)).is_ok();
+    if !stays_in {
+        return Err(GitError::Local {
+            op: format!("checkout of submodule {:?}", sub.name),
+            message: format!(
+                "invalid path '{}': it leaves the tree or leads through a symlink",
+                sub.path
+            ),
+        });
+    }
+    Ok(parent_dir.join(&sub.path))
+}
+
 /// Parse `.gitmodules` with libgit2's git config parser (quotes, escapes,
 /// comments, keys in any case, continued lines), which reads files only:
 /// `text` is written to `scratch` for it, and removed after. Submodules
@@ -251,28 +269,7 @@ impl GitRepo {
             if sub.skipped || sparse_out {
                 continue;
             }
-            if sub.url.is_empty() {
-                return Err(GitError::Local {
-                    op: format!("fetch of submodule {:?}", sub.name),
-                    message: format!(
-                        "no url found for submodule path {:?} in .gitmodules",
-                        sub.path
-                    ),
-                });
-            }
-            let sub_url = resolve_url(parent.url, &sub.url);
-            if local_path(&self.effective_url(&sub_url)).is_some() && !self.file_protocol_allowed()
-            {
-                return Err(GitError::Local {
-                    op: format!("fetch of submodule {:?}", sub.name),
-                    message: format!(
-                        "{} is on this machine, and git refuses such submodules by default \
-                         (a repository could copy another local repository into the published \
-                         tree); allow it with --git-config=protocol.file.allow:always",
-                        redact(&sub_url)
-                    ),
-                });
-            }
+            let sub_url = self.submodule_url(&sub, parent.url)?;
             let mut store = self.submodule_store(&store_name(&sub.name))?;
             // Also for a commit it holds with less history than --depth
             // asks (a restart with a larger one).
@@ -290,21 +287,8 @@ impl GitRepo {
             }
             // A linked worktree of the store, registered under the name of
             // the top-level worktree, so that git (where one exists) sees a
-            // submodule checked out at its recorded commit. Its path must
-            // stay in the tree: a hostile one may lead through a symlink of
-            // the superproject (git refuses those too).
-            let stays_in = is_plainly_safe(sub.path.as_bytes())
-                && make_dirs_within(parent.dir, Path::new(&sub.path)).is_ok();
-            if !stays_in {
-                return Err(GitError::Local {
-                    op: format!("checkout of submodule {:?}", sub.name),
-                    message: format!(
-                        "invalid path '{}': it leaves the tree or leads through a symlink",
-                        sub.path
-                    ),
-                });
-            }
-            let dir: PathBuf = parent.dir.join(&sub.path);
+            // submodule checked out at its recorded commit.
+            let dir = submodule_dir(parent.dir, &sub)?;
             // The submodule as the previous tree has it, at whatever commit.
             let old_dir = parent.base.map(|(dir, _)| dir.join(&sub.path));
             let old = parent
@@ -341,6 +325,35 @@ impl GitRepo {
             }
         }
         Ok(())
+    }
+
+    /// The URL to fetch the submodule `sub` of the repository at
+    /// `parent_url` from (a relative one resolved against it). Fails for
+    /// a submodule without one, and for one on this machine unless
+    /// `protocol.file.allow` allows it, as git does.
+    fn submodule_url(&self, sub: &Declared, parent_url: &str) -> Result<String, GitError> {
+        if sub.url.is_empty() {
+            return Err(GitError::Local {
+                op: format!("fetch of submodule {:?}", sub.name),
+                message: format!(
+                    "no url found for submodule path {:?} in .gitmodules",
+                    sub.path
+                ),
+            });
+        }
+        let sub_url = resolve_url(parent_url, &sub.url);
+        if local_path(&self.effective_url(&sub_url)).is_some() && !self.file_protocol_allowed() {
+            return Err(GitError::Local {
+                op: format!("fetch of submodule {:?}", sub.name),
+                message: format!(
+                    "{} is on this machine, and git refuses such submodules by default \
+                     (a repository could copy another local repository into the published \
+                     tree); allow it with --git-config=protocol.file.allow:always",
+                    redact(&sub_url)
+                ),
+            });
+        }
+        Ok(sub_url)
     }
 
     /// Forget the submodule worktrees registered under a name for which
@@ -412,6 +425,42 @@ impl GitRepo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_submodule_path_must_stay_in_the_tree() {
+        let t = tempfile::TempDir::new().unwrap();
+        let (tree, outside) = (t.path().join("tree"), t.path().join("outside"));
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("link")).unwrap();
+        let at = |path: &str| {
+            let sub = Declared {
+                name: "s".into(),
+                path: path.into(),
+                url: "https://h/s".into(),
+                skipped: false,
+            };
+            submodule_dir(&tree, &sub)
+        };
+        assert_eq!(at("vendor/lib").unwrap(), tree.join("vendor/lib"));
+        assert!(tree.join("vendor").is_dir());
+        for hostile in [
+            "link/sub",
+            "../outside/sub",
+            ".git/hooks",
+            "a/.GIT./x",
+            "",
+            "a//b",
+        ] {
+            let err = at(hostile).unwrap_err().to_string();
+            assert!(
+                err.contains("leaves the tree or leads through a symlink"),
+                "{hostile}: {err}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        assert!(!tree.join(".git").exists() && !tree.join("a").exists());
+    }
 
     #[test]
     fn gitmodules_and_relative_urls() {
