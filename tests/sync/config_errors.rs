@@ -69,6 +69,43 @@ fn bad_flags_exit_1_with_one_line_naming_the_flag() {
             ],
             "unknown field \"password_file\"",
         ),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--webhook-url=ftp://h/x"],
+            "--webhook-url (flag): must start with http:// or https://",
+        ),
+        // A password without a user name (not repeated: the loop checks).
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--password=S3CRET"],
+            "--username: must be set when a password is given",
+        ),
+        (
+            vec![
+                "--repo=x",
+                "--root=/tmp/x",
+                "--username=u",
+                "--password=S3CRET",
+                "--password-file=/f",
+            ],
+            "only one of --password (GITSYNC_PASSWORD) and --password-file may be set",
+        ),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--ref="],
+            "--ref: must not be empty (HEAD is the remote's default branch)",
+        ),
+        (
+            vec!["--repo=x", "--root=/tmp/x", "--timeout=-5"],
+            "--timeout (flag): must be a positive number of seconds",
+        ),
+        // Dest mode's private state inside the served directory, or
+        // around it: readers would see it, or it would hold what they see.
+        (
+            vec!["--repo=x", "--dest=/tmp/d", "--state-dir=/tmp/d/state"],
+            "--state-dir: must be outside the served --dest directory",
+        ),
+        (
+            vec!["--repo=x", "--dest=/tmp/d", "--state-dir=/tmp"],
+            "--state-dir: must be outside the served --dest directory",
+        ),
         // A fault signal (SEGV: signal-hook aborts on it) or the C library's own.
         (
             vec!["--repo=x", "--root=/tmp/x", "--sync-on-signal=11"],
