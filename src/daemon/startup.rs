@@ -49,6 +49,8 @@ fn log_environment_credentials(cfg: &Config) {
     );
 }
 
+/// Log the configuration in effect at start ("starting up", upstream's
+/// first line), then what else the user should know of it.
 pub(super) fn log_config(cfg: &Config) {
     // Keys may hold URLs (`http.<url>.proxy`), and URLs credentials.
     let keys = joined(cfg.git_config.iter().map(|(k, _)| redact(k)));
@@ -84,6 +86,14 @@ pub(super) fn log_config(cfg: &Config) {
         "starting up"
     );
     log_environment_credentials(cfg);
+    log_names(cfg);
+    log_git_config(cfg);
+    log_mode_notes(cfg);
+}
+
+/// Names that lost to others, look like ours but are no flag's, or are
+/// deprecated.
+fn log_names(cfg: &Config) {
     for won in &cfg.names_overridden {
         tracing::warn!("{won}");
     }
@@ -103,6 +113,12 @@ pub(super) fn log_config(cfg: &Config) {
             "deprecated names in use: they keep working; the newer names are given"
         );
     }
+}
+
+/// The git config that has no effect here, that came from the system's
+/// and the user's files, that is not supported, and a CA file that
+/// another one overrides.
+fn log_git_config(cfg: &Config) {
     let idle = gitconfig::without_effect(&cfg.git_config);
     if !idle.is_empty() {
         tracing::info!(
@@ -128,10 +144,15 @@ pub(super) fn log_config(cfg: &Config) {
     if let Some((_, file)) = configured_ca.filter(|(_, f)| cfg.tls.ca_file.as_ref() != Some(f)) {
         tracing::warn!(
             ignored = %file,
-            used = %or_empty(cfg.tls.ca_file.clone()),
+            used = %cfg.tls.ca_file.clone().unwrap_or_default(),
             "GIT_SSL_CAINFO overrides http.sslCAInfo, as in git"
         );
     }
+}
+
+/// What the mode and the options chosen mean here: dest mode's updates,
+/// --git, --filter, cookies, --http-pprof.
+fn log_mode_notes(cfg: &Config) {
     if let Some(dest) = &cfg.dest {
         tracing::info!(
             dest = %dest.display(),
