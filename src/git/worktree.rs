@@ -78,6 +78,16 @@ const RECIPE_FILE: &str = "git-sync-recipe";
 /// `--sync-timeout` stop it.
 const CANCEL_EVERY: usize = 64;
 
+/// Whether to go on at the `n`th item of a long walk: a cancellation is
+/// looked at every [`CANCEL_EVERY`] items.
+fn checked(n: usize, cancel: &Cancel) -> Result<(), GitError> {
+    if n % CANCEL_EVERY == 0 && cancel.is_cancelled() {
+        Err(GitError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
 impl GitRepo {
     fn admin_dir(&self, name: &str) -> PathBuf {
         self.gitdir.join("worktrees").join(name)

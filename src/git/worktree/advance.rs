@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use super::super::tree_path::is_plainly_safe;
 use super::super::{Cancel, ChangedPaths, GitError, GitRepo};
-use super::{gitfile, Base, Started, CANCEL_EVERY};
+use super::{checked, gitfile, Base, Started};
 use crate::layout::remove_any;
 
 /// Up to how many changed paths have their index entries removed one by
@@ -94,9 +94,7 @@ impl GitRepo {
         let one_by_one = changes.paths.len() <= UNINDEX_ONE_BY_ONE;
         let mut write = Vec::new();
         for (n, rel) in changes.paths.iter().enumerate() {
-            if n % CANCEL_EVERY == 0 && cancel.is_cancelled() {
-                return Err(GitError::Cancelled);
-            }
+            checked(n, cancel)?;
             let on_disk = path.join(rel);
             remove_any(&on_disk).map_err(|e| GitError::io("remove", &on_disk, e))?;
             // Its entries too: the files written in their place add theirs

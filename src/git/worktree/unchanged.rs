@@ -35,7 +35,7 @@ use std::time::SystemTime;
 
 use super::super::tree_path::make_dirs_within;
 use super::super::{Cancel, ChangedPaths, GitError, GitRepo, Hash};
-use super::{Started, CANCEL_EVERY, SKIP_WORKTREE};
+use super::{checked, Started, SKIP_WORKTREE};
 use crate::parallel::in_chunks;
 
 /// A complete worktree of ours at `hash`, made with the same recipe, whose
@@ -73,13 +73,7 @@ impl GitRepo {
         only: Option<&[Vec<u8>]>,
         cancel: &Cancel,
     ) -> Result<Option<Started>, GitError> {
-        let check = |n: usize| {
-            if n % CANCEL_EVERY == 0 && cancel.is_cancelled() {
-                Err(GitError::Cancelled)
-            } else {
-                Ok(())
-            }
-        };
+        let check = |n: usize| checked(n, cancel);
         let only: Option<HashSet<&[u8]>> = only.map(|o| o.iter().map(Vec::as_slice).collect());
         let old_index = self.admin_dir(base.admin).join("index");
         let Ok(index_written) = fs::metadata(&old_index).and_then(|m| m.modified()) else {
@@ -147,26 +141,7 @@ impl GitRepo {
                 make_dir(parent)?;
             }
         }
-        let not_linked = in_chunks(&share, |chunk| -> Result<Vec<Vec<u8>>, GitError> {
-            let mut left = Vec::new();
-            let mut linking = true;
-            for (n, rel) in chunk.iter().enumerate() {
-                check(n)?;
-                if linking {
-                    match fs::hard_link(base.dir.join(rel), path.join(rel)) {
-                        Ok(()) => continue,
-                        // An inode at the file system's limit of links.
-                        Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {}
-                        Err(e) => {
-                            tracing::debug!(error = %e, "no hard links here: checking out every file");
-                            linking = false;
-                        }
-                    }
-                }
-                left.push(rel.clone().into_os_string().into_encoded_bytes());
-            }
-            Ok(left)
-        })?;
+        let not_linked = hard_link_all(&share, base.dir, path, cancel)?;
         let linked = share.len() - not_linked.len();
         write.extend(not_linked);
         // libgit2 makes a submodule's directory as it checks out its
@@ -293,8 +268,40 @@ fn holds_blob(file: &Path, meta: &fs::Metadata, id: git2::Oid) -> bool {
     hashed.is_ok_and(|h| h == id)
 }
 
+/// Hard-link each of `files` (relative paths, their directories made)
+/// from the tree at `from` into the tree at `to`. Returns those left to
+/// write: an inode at the file system's limit of links, or every one from
+/// the first failure on (a file system without hard links).
+fn hard_link_all(
+    files: &[PathBuf],
+    from: &Path,
+    to: &Path,
+    cancel: &Cancel,
+) -> Result<Vec<Vec<u8>>, GitError> {
+    in_chunks(files, |chunk| -> Result<Vec<Vec<u8>>, GitError> {
+        let mut left = Vec::new();
+        let mut linking = true;
+        for (n, rel) in chunk.iter().enumerate() {
+            checked(n, cancel)?;
+            if linking {
+                match fs::hard_link(from.join(rel), to.join(rel)) {
+                    Ok(()) => continue,
+                    Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no hard links here: checking out every file");
+                        linking = false;
+                    }
+                }
+            }
+            left.push(rel.clone().into_os_string().into_encoded_bytes());
+        }
+        Ok(left)
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::CANCEL_EVERY;
     use super::*;
     use std::time::Duration;
 
