@@ -271,6 +271,20 @@ impl GitRepo {
         if cancel.is_cancelled() {
             return Err(GitError::Cancelled);
         }
+        self.resolve_then_fetch_by_libgit2(url, git_ref, depth, cancel, decide)
+    }
+
+    /// [`GitRepo::resolve_then_fetch`] where our own listing could not be
+    /// made or did not name the ref: libgit2 lists the refs (v0), then
+    /// fetches on the same connection, or on a new one if that fails.
+    fn resolve_then_fetch_by_libgit2<D>(
+        &mut self,
+        url: &str,
+        git_ref: &str,
+        depth: u32,
+        cancel: &Cancel,
+        decide: impl FnOnce(&GitRepo, &Target) -> (D, bool),
+    ) -> Result<(Target, D, Option<Hash>), GitError> {
         let mut remote = self
             .repo
             .remote_anonymous(&self.libgit2_url(url))
