@@ -386,12 +386,23 @@ impl Syncer {
 
     /// Our repository was removed behind our back (the root wiped while
     /// we run): set the root up again as at start, so this pass succeeds
-    /// instead of failing until a restart.
+    /// instead of failing until a restart. A root removed and made again
+    /// is set up again too, whatever it holds: a `.git/HEAD` there may be
+    /// the last writes of a pass cut short by the removal, over a store
+    /// that is gone, and the new root is not locked.
     fn repair_if_gone(&mut self) -> Result<(), SyncError> {
-        if self.git.gitdir().join("HEAD").is_file() {
+        let replaced = self
+            .root_lock
+            .as_ref()
+            .is_some_and(|l| !l.is_of(&self.cfg.root));
+        if !replaced && self.git.gitdir().join("HEAD").is_file() {
             return Ok(());
         }
-        tracing::warn!(root = %self.cfg.root.display(), "our repository is gone from the root; setting it up again");
+        let said = match replaced {
+            true => "the root was removed and made again; setting it up again",
+            false => "our repository is gone from the root; setting it up again",
+        };
+        tracing::warn!(root = %self.cfg.root.display(), "{said}");
         self.set_up_again()
     }
 

@@ -639,6 +639,47 @@ fn worktrees_kept_from_before_a_reset_do_not_stop_the_cleanup() {
 }
 
 #[test]
+fn a_root_removed_and_made_again_is_set_up_again_and_locked_whatever_it_holds() {
+    // The root wiped while a pass ends: its last writes may make the root
+    // again with a `.git/HEAD` in it, over no store. That root is set up
+    // again and locked, not taken for our repository (every pass would
+    // fail, and another git-sync could take the root). Passes come only
+    // from the signal, so nothing runs between the removal and the HEAD.
+    let f = Fixture::new(Transport::File);
+    let h1 = f.repo.commit(&[("f", "1")], "c1");
+    let mut p = spawn(git_sync(&[
+        &format!("--repo={}", f.url()),
+        &format!("--root={}", f.root().display()),
+        "--period=1h",
+        "--watch-local=false",
+        "--sync-on-signal=SIGHUP",
+        "--max-failures=-1",
+    ]));
+    let is_published = |h: &str| published(&f.link()).as_deref() == Some(h);
+    p.wait_for(LONG, "h1 published", || is_published(&h1));
+    p.wait_log(LONG, "the first pass ended", |log| {
+        log_lines_with(log, "updated successfully") == 1
+    });
+    remove_under_a_daemon(&f.root());
+    fs::create_dir_all(f.root().join(".git")).unwrap();
+    fs::write(f.root().join(".git/HEAD"), "ref: refs/heads/git-sync\n").unwrap();
+    let h2 = f.repo.commit(&[("f", "2")], "c2");
+    signal(&p.child, libc::SIGHUP);
+    p.wait_for(LONG, "h2 in the root made again", || is_published(&h2));
+    assert_published(&f, &h2);
+    assert_eq!(f.read("f"), "2");
+    let log = p.log();
+    assert_eq!(failed_passes(&log), 0, "{log}");
+    assert!(log.contains("the root was removed and made again"), "{log}");
+    let refused = f.fail_once(&[]);
+    assert!(
+        refused.contains(&format!("another git-sync (pid {})", p.child.id())),
+        "{refused}"
+    );
+    assert_published(&f, &h2);
+}
+
+#[test]
 fn a_repository_removed_while_running_is_set_up_again() {
     // Someone cleans the directory of a running daemon between passes: the
     // next pass sets the root up again instead of failing until a restart
